@@ -1,0 +1,814 @@
+//! The graph IR: typed ops, named nodes, shape inference.
+//!
+//! Shapes are **per example** (the batch dimension is added by executors) and NHWC: an image
+//! is `[H, W, C]`, a feature vector `[K]`, a token sequence `[S]`, a sequence of embeddings
+//! `[S, D]`. A graph is validated when it is built ([`Graph::new`] or deserialisation), so every
+//! `Graph` value has consistent shapes.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+
+/// A per-example shape (no batch dimension).
+pub type Shape = Vec<usize>;
+
+/// Format a shape as `[a, b, c]`.
+pub fn fmt_shape(s: &[usize]) -> String {
+    let parts: Vec<String> = s.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// Spatial padding of a convolution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    /// TensorFlow "same": out = ceil(in / s), total pad = max((out-1)*s + k - in, 0), the odd
+    /// pixel at the bottom / right.
+    Same,
+    /// No padding.
+    #[default]
+    Valid,
+    /// Explicit, possibly asymmetric, padding.
+    Explicit {
+        top: usize,
+        bottom: usize,
+        left: usize,
+        right: usize,
+    },
+}
+
+fn one2() -> [usize; 2] {
+    [1, 1]
+}
+fn one() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn eps_default() -> f32 {
+    1e-3
+}
+fn ln_eps_default() -> f32 {
+    1e-5
+}
+
+/// An operation. Weights are not part of the op; they come from [`crate::Weights`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    /// 2-D convolution over `[H, W, Cin]`, weights HWIO `[kh, kw, Cin/groups, filters]`.
+    /// `groups == Cin == filters` is a depthwise convolution.
+    Conv2d {
+        filters: usize,
+        kernel: [usize; 2],
+        #[serde(default = "one2")]
+        stride: [usize; 2],
+        #[serde(default)]
+        padding: Padding,
+        #[serde(default = "one")]
+        groups: usize,
+        #[serde(default = "yes")]
+        bias: bool,
+    },
+    /// Dense (fully connected) layer over the last axis, weights `[K, units]`.
+    Dense {
+        units: usize,
+        #[serde(default = "yes")]
+        bias: bool,
+    },
+    /// Batch norm in inference mode over the last axis (gamma, beta, mean, var).
+    BatchNorm {
+        #[serde(default = "eps_default")]
+        eps: f32,
+    },
+    /// max(x, 0).
+    Relu,
+    /// GELU, tanh approximation.
+    Gelu,
+    /// Softmax over the last axis.
+    Softmax,
+    /// Layer norm over the last axis with affine gamma, beta.
+    LayerNorm {
+        #[serde(default = "ln_eps_default")]
+        eps: f32,
+    },
+    /// Max pooling, valid padding, over `[H, W, C]`.
+    MaxPool {
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    },
+    /// Average pooling, valid padding, over `[H, W, C]`.
+    AvgPool {
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    },
+    /// Mean over every axis but the last: `[H, W, C] -> [C]`, `[S, D] -> [D]`.
+    GlobalAvgPool,
+    /// Flatten to one axis.
+    Flatten,
+    /// Elementwise sum of two inputs of the same shape (residual connection).
+    Add,
+    /// Token embedding `[vocab, dim]` of a `[S]` token sequence, plus (if `positions`) a
+    /// learned position embedding `[S, dim]`.
+    Embedding {
+        vocab: usize,
+        dim: usize,
+        #[serde(default = "yes")]
+        positions: bool,
+    },
+    /// Scaled dot-product multi-head self-attention core over a fused QKV input
+    /// `[S, 3*heads*head_dim]` laid out as `[Q | K | V]`, each head-major; output
+    /// `[S, heads*head_dim]`. Projections are separate dense nodes.
+    Attention { heads: usize, head_dim: usize },
+}
+
+impl Op {
+    /// Short human name used in tables.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Conv2d { .. } => "conv2d",
+            Op::Dense { .. } => "dense",
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::Relu => "relu",
+            Op::Gelu => "gelu",
+            Op::Softmax => "softmax",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::MaxPool { .. } => "max_pool",
+            Op::AvgPool { .. } => "avg_pool",
+            Op::GlobalAvgPool => "global_avg_pool",
+            Op::Flatten => "flatten",
+            Op::Add => "add",
+            Op::Embedding { .. } => "embedding",
+            Op::Attention { .. } => "attention",
+        }
+    }
+
+    /// Number of inputs the op takes.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::Add => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// What the graph's input holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// Per-example shape.
+    pub shape: Shape,
+    /// If set, the input holds token ids in `0..token_vocab` (stored as f32, exact below 2^24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_vocab: Option<usize>,
+}
+
+/// A named node. `inputs` name earlier nodes or `"input"`; empty means "the previous node".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    pub name: String,
+    pub op: Op,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
+    /// Ops folded into this node by a graph pass (e.g. `["batch_norm"]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folded: Vec<String>,
+}
+
+impl Node {
+    /// A node fed by the previous node.
+    pub fn new(name: impl Into<String>, op: Op) -> Self {
+        Node {
+            name: name.into(),
+            op,
+            inputs: vec![],
+            folded: vec![],
+        }
+    }
+    /// A node with named inputs.
+    pub fn with_inputs(name: impl Into<String>, op: Op, inputs: &[&str]) -> Self {
+        Node {
+            name: name.into(),
+            op,
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            folded: vec![],
+        }
+    }
+}
+
+/// An inconsistent graph. Every variant names the node.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum GraphError {
+    #[error("node `{node}` ({op}): {what}: got shape {got}, expected {expected}")]
+    Shape {
+        node: String,
+        op: &'static str,
+        what: String,
+        got: String,
+        expected: String,
+    },
+    #[error("node `{node}`: input `{input}` is not an earlier node (or `input`)")]
+    UnknownInput { node: String, input: String },
+    #[error("node `{node}`: {op} takes {expected} input(s), got {got}")]
+    Arity {
+        node: String,
+        op: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("node name `{0}` is used twice (or is the reserved name `input`)")]
+    DuplicateName(String),
+    #[error("node `{node}` ({op}): {message}")]
+    Invalid {
+        node: String,
+        op: &'static str,
+        message: String,
+    },
+    #[error("graph `{0}` has no nodes")]
+    Empty(String),
+}
+
+/// Resolved geometry of a convolution node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub h: usize,
+    pub w: usize,
+    pub cin: usize,
+    pub ho: usize,
+    pub wo: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub pad_top: usize,
+    pub pad_bottom: usize,
+    pub pad_left: usize,
+    pub pad_right: usize,
+    pub groups: usize,
+}
+
+impl ConvGeom {
+    /// True for a depthwise convolution (groups == Cin == Cout).
+    pub fn is_depthwise(&self) -> bool {
+        self.groups == self.cin && self.cout == self.cin && self.groups > 1
+    }
+    /// True for a 1x1, stride 1, unpadded, ungrouped convolution (a plain GEMM).
+    pub fn is_pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.sh == 1
+            && self.sw == 1
+            && self.groups == 1
+            && self.pad_top + self.pad_bottom + self.pad_left + self.pad_right == 0
+    }
+}
+
+/// Resolved geometry of a pooling node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeom {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub ho: usize,
+    pub wo: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+}
+
+/// The serialised form of a graph.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphDesc {
+    pub name: String,
+    pub input: InputSpec,
+    pub nodes: Vec<Node>,
+}
+
+/// A validated model graph: nodes in topological order with inferred shapes.
+///
+/// Values are numbered: 0 is the graph input, `i + 1` the output of node `i`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "GraphDesc", into = "GraphDesc")]
+pub struct Graph {
+    pub name: String,
+    pub input: InputSpec,
+    pub nodes: Vec<Node>,
+    srcs: Vec<Vec<usize>>,
+    shapes: Vec<Shape>,
+}
+
+impl TryFrom<GraphDesc> for Graph {
+    type Error = GraphError;
+    fn try_from(d: GraphDesc) -> Result<Self, GraphError> {
+        Graph::new(d.name, d.input, d.nodes)
+    }
+}
+
+impl From<Graph> for GraphDesc {
+    fn from(g: Graph) -> Self {
+        GraphDesc {
+            name: g.name,
+            input: g.input,
+            nodes: g.nodes,
+        }
+    }
+}
+
+/// TensorFlow "same" padding along one axis: (out, before, after).
+pub fn same_padding(input: usize, k: usize, s: usize) -> (usize, usize, usize) {
+    let out = input.div_ceil(s);
+    let total = ((out - 1) * s + k).saturating_sub(input);
+    (out, total / 2, total - total / 2)
+}
+
+impl Graph {
+    /// Build and validate a graph.
+    pub fn new(
+        name: impl Into<String>,
+        input: InputSpec,
+        nodes: Vec<Node>,
+    ) -> Result<Graph, GraphError> {
+        let name = name.into();
+        if nodes.is_empty() {
+            return Err(GraphError::Empty(name));
+        }
+        let mut ids: HashMap<&str, usize> = HashMap::new();
+        ids.insert("input", 0);
+        let mut srcs = Vec::with_capacity(nodes.len());
+        let mut shapes = vec![input.shape.clone()];
+        if input.shape.is_empty() || input.shape.contains(&0) {
+            return Err(GraphError::Invalid {
+                node: "input".into(),
+                op: "input",
+                message: format!("input shape {} must be non-empty", fmt_shape(&input.shape)),
+            });
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            let src: Vec<usize> = if node.inputs.is_empty() {
+                vec![i]
+            } else {
+                node.inputs
+                    .iter()
+                    .map(|n| {
+                        ids.get(n.as_str())
+                            .copied()
+                            .ok_or_else(|| GraphError::UnknownInput {
+                                node: node.name.clone(),
+                                input: n.clone(),
+                            })
+                    })
+                    .collect::<Result<_, _>>()?
+            };
+            let arity = node.op.arity();
+            // A two-input op fed implicitly has only one input: report that.
+            if src.len() != arity {
+                return Err(GraphError::Arity {
+                    node: node.name.clone(),
+                    op: node.op.kind(),
+                    expected: arity,
+                    got: src.len(),
+                });
+            }
+            let in_shapes: Vec<&Shape> = src.iter().map(|&s| &shapes[s]).collect();
+            let out = infer(node, &in_shapes, &input)?;
+            if ids.insert(node.name.as_str(), i + 1).is_some() {
+                return Err(GraphError::DuplicateName(node.name.clone()));
+            }
+            srcs.push(src);
+            shapes.push(out);
+        }
+        Ok(Graph {
+            name,
+            input,
+            nodes,
+            srcs,
+            shapes,
+        })
+    }
+
+    /// Per-example shape of value `v` (0 = graph input, i + 1 = node i).
+    pub fn value_shape(&self, v: usize) -> &Shape {
+        &self.shapes[v]
+    }
+    /// Per-example output shape of node `i`.
+    pub fn out_shape(&self, i: usize) -> &Shape {
+        &self.shapes[i + 1]
+    }
+    /// Per-example shape of the graph output (the last node).
+    pub fn output_shape(&self) -> &Shape {
+        self.shapes.last().expect("graph has nodes")
+    }
+    /// Value ids feeding node `i`.
+    pub fn node_inputs(&self, i: usize) -> &[usize] {
+        &self.srcs[i]
+    }
+    /// Per-example input element count.
+    pub fn input_len(&self) -> usize {
+        self.input.shape.iter().product()
+    }
+    /// Per-example output element count.
+    pub fn output_len(&self) -> usize {
+        self.output_shape().iter().product()
+    }
+    /// Number of nodes that consume value `v`.
+    pub fn consumers(&self, v: usize) -> usize {
+        self.srcs.iter().flatten().filter(|&&s| s == v).count()
+    }
+
+    /// Geometry of conv node `i`. Panics if node `i` is not a conv2d.
+    pub fn conv_geom(&self, i: usize) -> ConvGeom {
+        conv_geom(&self.nodes[i].op, &self.shapes[self.srcs[i][0]]).expect("validated conv")
+    }
+    /// Geometry of pooling node `i`. Panics if node `i` is not a max/avg pool.
+    pub fn pool_geom(&self, i: usize) -> PoolGeom {
+        pool_geom(&self.nodes[i].op, &self.shapes[self.srcs[i][0]]).expect("validated pool")
+    }
+
+    /// Parse a graph from its JSON description.
+    pub fn from_json(text: &str) -> Result<Graph, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+    /// The graph's JSON description.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("graph serialises")
+    }
+}
+
+fn conv_geom(op: &Op, x: &[usize]) -> Option<ConvGeom> {
+    let Op::Conv2d {
+        filters,
+        kernel,
+        stride,
+        padding,
+        groups,
+        ..
+    } = op
+    else {
+        return None;
+    };
+    let [h, w, cin] = *x else { return None };
+    let [kh, kw] = *kernel;
+    let [sh, sw] = *stride;
+    let (ho, pt, pb, wo, pl, pr) = match padding {
+        Padding::Same => {
+            let (ho, pt, pb) = same_padding(h, kh, sh);
+            let (wo, pl, pr) = same_padding(w, kw, sw);
+            (ho, pt, pb, wo, pl, pr)
+        }
+        Padding::Valid | Padding::Explicit { .. } => {
+            let (pt, pb, pl, pr) = match padding {
+                Padding::Explicit {
+                    top,
+                    bottom,
+                    left,
+                    right,
+                } => (*top, *bottom, *left, *right),
+                _ => (0, 0, 0, 0),
+            };
+            let hp = h + pt + pb;
+            let wp = w + pl + pr;
+            if hp < kh || wp < kw || sh == 0 || sw == 0 {
+                return None;
+            }
+            ((hp - kh) / sh + 1, pt, pb, (wp - kw) / sw + 1, pl, pr)
+        }
+    };
+    Some(ConvGeom {
+        h,
+        w,
+        cin,
+        ho,
+        wo,
+        cout: *filters,
+        kh,
+        kw,
+        sh,
+        sw,
+        pad_top: pt,
+        pad_bottom: pb,
+        pad_left: pl,
+        pad_right: pr,
+        groups: *groups,
+    })
+}
+
+fn pool_geom(op: &Op, x: &[usize]) -> Option<PoolGeom> {
+    let (Op::MaxPool { kernel, stride } | Op::AvgPool { kernel, stride }) = op else {
+        return None;
+    };
+    let [h, w, c] = *x else { return None };
+    let [kh, kw] = *kernel;
+    let [sh, sw] = *stride;
+    if h < kh || w < kw || sh == 0 || sw == 0 || kh == 0 || kw == 0 {
+        return None;
+    }
+    Some(PoolGeom {
+        h,
+        w,
+        c,
+        ho: (h - kh) / sh + 1,
+        wo: (w - kw) / sw + 1,
+        kh,
+        kw,
+        sh,
+        sw,
+    })
+}
+
+/// Shape inference for one node.
+fn infer(node: &Node, ins: &[&Shape], input: &InputSpec) -> Result<Shape, GraphError> {
+    let op = &node.op;
+    let x = ins[0];
+    let shape_err = |what: &str, expected: String| GraphError::Shape {
+        node: node.name.clone(),
+        op: op.kind(),
+        what: what.to_string(),
+        got: fmt_shape(x),
+        expected,
+    };
+    let invalid = |message: String| GraphError::Invalid {
+        node: node.name.clone(),
+        op: op.kind(),
+        message,
+    };
+    match op {
+        Op::Conv2d {
+            filters,
+            kernel,
+            stride,
+            groups,
+            ..
+        } => {
+            if x.len() != 3 {
+                return Err(shape_err("input must be an image", "[H, W, C]".into()));
+            }
+            if *filters == 0 || kernel.contains(&0) || stride.contains(&0) || *groups == 0 {
+                return Err(invalid(
+                    "filters, kernel, stride and groups must be positive".into(),
+                ));
+            }
+            if x[2] % groups != 0 || filters % groups != 0 {
+                return Err(shape_err(
+                    &format!("channels not divisible by groups = {groups}"),
+                    format!("[H, W, C] with C and filters ({filters}) divisible by {groups}"),
+                ));
+            }
+            let g = conv_geom(op, x).ok_or_else(|| {
+                shape_err(
+                    &format!("kernel {kernel:?} does not fit the (padded) input"),
+                    format!("[H >= {}, W >= {}, C]", kernel[0], kernel[1]),
+                )
+            })?;
+            Ok(vec![g.ho, g.wo, g.cout])
+        }
+        Op::Dense { units, .. } => {
+            if *units == 0 {
+                return Err(invalid("units must be positive".into()));
+            }
+            let mut out = x.clone();
+            *out.last_mut().expect("non-empty") = *units;
+            Ok(out)
+        }
+        Op::BatchNorm { .. } | Op::Relu | Op::Gelu | Op::Softmax | Op::LayerNorm { .. } => {
+            Ok(x.clone())
+        }
+        Op::MaxPool { .. } | Op::AvgPool { .. } => {
+            if x.len() != 3 {
+                return Err(shape_err("input must be an image", "[H, W, C]".into()));
+            }
+            let g = pool_geom(op, x).ok_or_else(|| {
+                shape_err(
+                    "pool window does not fit the input (or is zero)",
+                    "[H >= kh, W >= kw, C]".into(),
+                )
+            })?;
+            Ok(vec![g.ho, g.wo, g.c])
+        }
+        Op::GlobalAvgPool => {
+            if x.len() < 2 {
+                return Err(shape_err(
+                    "needs at least two axes",
+                    "[H, W, C] or [S, D]".into(),
+                ));
+            }
+            Ok(vec![*x.last().expect("non-empty")])
+        }
+        Op::Flatten => Ok(vec![x.iter().product()]),
+        Op::Add => {
+            if ins[0] != ins[1] {
+                return Err(GraphError::Shape {
+                    node: node.name.clone(),
+                    op: op.kind(),
+                    what: "the two inputs differ".into(),
+                    got: fmt_shape(ins[1]),
+                    expected: fmt_shape(ins[0]),
+                });
+            }
+            Ok(x.clone())
+        }
+        Op::Embedding { vocab, dim, .. } => {
+            if x.len() != 1 {
+                return Err(shape_err("input must be a token sequence", "[S]".into()));
+            }
+            if *vocab == 0 || *dim == 0 {
+                return Err(invalid("vocab and dim must be positive".into()));
+            }
+            match input.token_vocab {
+                Some(v) if v <= *vocab => {}
+                _ => {
+                    return Err(invalid(format!(
+                        "the graph input must declare token_vocab <= {vocab}"
+                    )));
+                }
+            }
+            Ok(vec![x[0], *dim])
+        }
+        Op::Attention { heads, head_dim } => {
+            let qkv = 3 * heads * head_dim;
+            if x.len() != 2 || x[1] != qkv {
+                return Err(shape_err(
+                    "input must be fused QKV",
+                    format!("[S, {qkv}] (3 x {heads} heads x {head_dim})"),
+                ));
+            }
+            Ok(vec![x[0], heads * head_dim])
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Conv2d {
+                filters,
+                kernel,
+                stride,
+                groups,
+                ..
+            } => {
+                let dw = if *groups > 1 && *groups == *filters {
+                    "depthwise "
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "{dw}conv {}x{}/{}, {filters}",
+                    kernel[0], kernel[1], stride[0]
+                )
+            }
+            Op::Dense { units, .. } => write!(f, "dense {units}"),
+            Op::MaxPool { kernel, stride } => {
+                write!(f, "max pool {}x{}/{}", kernel[0], kernel[1], stride[0])
+            }
+            Op::AvgPool { kernel, stride } => {
+                write!(f, "avg pool {}x{}/{}", kernel[0], kernel[1], stride[0])
+            }
+            Op::Attention { heads, head_dim } => write!(f, "attention {heads}x{head_dim}"),
+            Op::Embedding { vocab, dim, .. } => write!(f, "embedding {vocab}x{dim}"),
+            other => f.write_str(other.kind()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn img(h: usize, w: usize, c: usize) -> InputSpec {
+        InputSpec {
+            shape: vec![h, w, c],
+            token_vocab: None,
+        }
+    }
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        // 49 rows, k = 10, s = 2: out 25, total pad (24*2+10-49) = 9 -> 4 top, 5 bottom.
+        assert_eq!(same_padding(49, 10, 2), (25, 4, 5));
+        // 96, k 3, s 2: out 48, total 1 -> 0 before, 1 after (odd pixel bottom/right).
+        assert_eq!(same_padding(96, 3, 2), (48, 0, 1));
+        assert_eq!(same_padding(32, 3, 1), (32, 1, 1));
+        assert_eq!(same_padding(10, 4, 2), (5, 1, 1));
+    }
+
+    #[test]
+    fn add_mismatch_names_node_and_both_shapes() {
+        let nodes = vec![
+            Node::new(
+                "c1",
+                Op::Conv2d {
+                    filters: 8,
+                    kernel: [3, 3],
+                    stride: [2, 2],
+                    padding: Padding::Same,
+                    groups: 1,
+                    bias: true,
+                },
+            ),
+            Node::with_inputs("sum", Op::Add, &["c1", "input"]),
+        ];
+        let err = Graph::new("bad", img(8, 8, 3), nodes).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("`sum`"), "{msg}");
+        assert!(msg.contains("[8, 8, 3]"), "{msg}");
+        assert!(msg.contains("[4, 4, 8]"), "{msg}");
+    }
+
+    #[test]
+    fn dense_on_image_after_flatten_only() {
+        let nodes = vec![Node::new(
+            "att",
+            Op::Attention {
+                heads: 2,
+                head_dim: 4,
+            },
+        )];
+        let err = Graph::new(
+            "bad",
+            InputSpec {
+                shape: vec![5, 20],
+                token_vocab: None,
+            },
+            nodes,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("[5, 20]"));
+        assert!(err.to_string().contains("[S, 24]"));
+    }
+
+    #[test]
+    fn unknown_input_and_duplicates() {
+        let e = Graph::new(
+            "g",
+            img(4, 4, 1),
+            vec![Node::with_inputs("r", Op::Relu, &["nope"])],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            GraphError::UnknownInput {
+                node: "r".into(),
+                input: "nope".into()
+            }
+        );
+        let e = Graph::new(
+            "g",
+            img(4, 4, 1),
+            vec![Node::new("r", Op::Relu), Node::new("r", Op::Relu)],
+        )
+        .unwrap_err();
+        assert_eq!(e, GraphError::DuplicateName("r".into()));
+    }
+
+    #[test]
+    fn json_round_trip_and_field_errors() {
+        let g = Graph::new(
+            "tiny",
+            img(6, 6, 2),
+            vec![
+                Node::new(
+                    "c",
+                    Op::Conv2d {
+                        filters: 4,
+                        kernel: [3, 3],
+                        stride: [1, 1],
+                        padding: Padding::Explicit {
+                            top: 0,
+                            bottom: 1,
+                            left: 1,
+                            right: 0,
+                        },
+                        groups: 2,
+                        bias: true,
+                    },
+                ),
+                Node::new("r", Op::Relu),
+            ],
+        )
+        .unwrap();
+        let back = Graph::from_json(&g.to_json()).unwrap();
+        assert_eq!(back, g);
+        assert_eq!(back.output_shape(), &vec![5, 5, 4]);
+
+        let bad = r#"{"name":"x","input":{"shape":[4]},"nodes":[{"name":"d","op":{"type":"dense","unitz":3}}]}"#;
+        let msg = Graph::from_json(bad).unwrap_err().to_string();
+        assert!(msg.contains("unitz"), "{msg}");
+        let bad =
+            r#"{"name":"x","input":{"shape":[4]},"nodes":[{"name":"d","op":{"type":"dense"}}]}"#;
+        let msg = Graph::from_json(bad).unwrap_err().to_string();
+        assert!(msg.contains("units"), "{msg}");
+        let bad = r#"{"name":"x","input":{"shape":[4]},"nodes":[{"name":"d","op":{"type":"densse","units":2}}]}"#;
+        let msg = Graph::from_json(bad).unwrap_err().to_string();
+        assert!(msg.contains("densse"), "{msg}");
+        // Shape errors surface through serde too, naming the node.
+        let bad = r#"{"name":"x","input":{"shape":[4]},"nodes":[{"name":"p","op":{"type":"max_pool","kernel":[2,2],"stride":[2,2]}}]}"#;
+        let msg = Graph::from_json(bad).unwrap_err().to_string();
+        assert!(msg.contains("`p`") && msg.contains("[4]"), "{msg}");
+    }
+}

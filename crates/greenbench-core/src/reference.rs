@@ -1,0 +1,236 @@
+//! A plain-loop reference interpreter: one example at a time, the textbook loop of every op,
+//! f64 accumulation. Slow on purpose and obviously right; the fast backends are tested
+//! against it (property tests of every kernel, parity tests of every model).
+
+use crate::graph::{Graph, Op};
+use crate::weights::Weights;
+
+/// Run `g` on `batch` examples (`input` batch-major, flattened). Returns the flattened output.
+pub fn run_reference(g: &Graph, w: &Weights, input: &[f32], batch: usize) -> Vec<f32> {
+    assert_eq!(input.len(), batch * g.input_len(), "input length");
+    let mut out = Vec::with_capacity(batch * g.output_len());
+    for b in 0..batch {
+        let x = &input[b * g.input_len()..(b + 1) * g.input_len()];
+        out.extend(run_one(g, w, x));
+    }
+    out
+}
+
+fn run_one(g: &Graph, w: &Weights, x: &[f32]) -> Vec<f32> {
+    let mut vals: Vec<Vec<f32>> = vec![x.to_vec()];
+    for i in 0..g.nodes.len() {
+        let ins = g.node_inputs(i);
+        let a = &vals[ins[0]];
+        let in_shape = g.value_shape(ins[0]);
+        let last = *in_shape.last().expect("non-empty");
+        let t = w.node(i);
+        let y: Vec<f32> = match &g.nodes[i].op {
+            Op::Conv2d { .. } => {
+                let c = g.conv_geom(i);
+                let k = t[0].as_slice().expect("standard layout");
+                let cin_g = c.cin / c.groups;
+                let cout_g = c.cout / c.groups;
+                let mut y = vec![0f32; c.ho * c.wo * c.cout];
+                for oy in 0..c.ho {
+                    for ox in 0..c.wo {
+                        for co in 0..c.cout {
+                            let grp = co / cout_g;
+                            let mut acc = t.get(1).map_or(0.0, |b| b[co] as f64);
+                            for ky in 0..c.kh {
+                                for kx in 0..c.kw {
+                                    let iy = (oy * c.sh + ky) as isize - c.pad_top as isize;
+                                    let ix = (ox * c.sw + kx) as isize - c.pad_left as isize;
+                                    if iy < 0 || ix < 0 || iy >= c.h as isize || ix >= c.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    for ci in 0..cin_g {
+                                        let xv = a[(iy as usize * c.w + ix as usize) * c.cin
+                                            + grp * cin_g
+                                            + ci];
+                                        let wv = k[((ky * c.kw + kx) * cin_g + ci) * c.cout + co];
+                                        acc += xv as f64 * wv as f64;
+                                    }
+                                }
+                            }
+                            y[(oy * c.wo + ox) * c.cout + co] = acc as f32;
+                        }
+                    }
+                }
+                y
+            }
+            Op::Dense { units, .. } => {
+                let k = t[0].as_slice().expect("standard layout");
+                let rows = a.len() / last;
+                let mut y = vec![0f32; rows * units];
+                for r in 0..rows {
+                    for u in 0..*units {
+                        let mut acc = t.get(1).map_or(0.0, |b| b[u] as f64);
+                        for j in 0..last {
+                            acc += a[r * last + j] as f64 * k[j * units + u] as f64;
+                        }
+                        y[r * units + u] = acc as f32;
+                    }
+                }
+                y
+            }
+            Op::BatchNorm { eps } => a
+                .iter()
+                .enumerate()
+                .map(|(j, &v)| {
+                    let c = j % last;
+                    (v - t[2][c]) / (t[3][c] + eps).sqrt() * t[0][c] + t[1][c]
+                })
+                .collect(),
+            Op::Relu => a.iter().map(|&v| v.max(0.0)).collect(),
+            Op::Gelu => a.iter().map(|&v| gelu(v as f64) as f32).collect(),
+            Op::Softmax => {
+                let mut y = a.clone();
+                for row in y.chunks_mut(last) {
+                    let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+                    let s: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
+                    for v in row.iter_mut() {
+                        *v = ((*v as f64 - m).exp() / s) as f32;
+                    }
+                }
+                y
+            }
+            Op::LayerNorm { eps } => {
+                let mut y = a.clone();
+                for row in y.chunks_mut(last) {
+                    let n = last as f64;
+                    let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n;
+                    let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+                    let inv = 1.0 / (var + *eps as f64).sqrt();
+                    for (c, v) in row.iter_mut().enumerate() {
+                        *v = ((*v as f64 - mean) * inv * t[0][c] as f64 + t[1][c] as f64) as f32;
+                    }
+                }
+                y
+            }
+            op @ (Op::MaxPool { .. } | Op::AvgPool { .. }) => {
+                let p = g.pool_geom(i);
+                let is_max = matches!(op, Op::MaxPool { .. });
+                let mut y = vec![0f32; p.ho * p.wo * p.c];
+                for oy in 0..p.ho {
+                    for ox in 0..p.wo {
+                        for c in 0..p.c {
+                            let mut m = f64::NEG_INFINITY;
+                            let mut s = 0f64;
+                            for ky in 0..p.kh {
+                                for kx in 0..p.kw {
+                                    let v = a[((oy * p.sh + ky) * p.w + ox * p.sw + kx) * p.c + c]
+                                        as f64;
+                                    m = m.max(v);
+                                    s += v;
+                                }
+                            }
+                            y[(oy * p.wo + ox) * p.c + c] = if is_max {
+                                m as f32
+                            } else {
+                                (s / (p.kh * p.kw) as f64) as f32
+                            };
+                        }
+                    }
+                }
+                y
+            }
+            Op::GlobalAvgPool => {
+                let rows = a.len() / last;
+                (0..last)
+                    .map(|c| {
+                        ((0..rows).map(|r| a[r * last + c] as f64).sum::<f64>() / rows as f64)
+                            as f32
+                    })
+                    .collect()
+            }
+            Op::Flatten => a.clone(),
+            Op::Add => a.iter().zip(&vals[ins[1]]).map(|(p, q)| p + q).collect(),
+            Op::Embedding { dim, .. } => {
+                let mut y = Vec::with_capacity(a.len() * dim);
+                for (s, &tok) in a.iter().enumerate() {
+                    for d in 0..*dim {
+                        let mut v = t[0][[tok as usize, d]];
+                        if let Some(pos) = t.get(1) {
+                            v += pos[[s, d]];
+                        }
+                        y.push(v);
+                    }
+                }
+                y
+            }
+            Op::Attention { heads, head_dim } => {
+                let (h, d) = (*heads, *head_dim);
+                let s = in_shape[0];
+                let stride = 3 * h * d;
+                let scale = 1.0 / (d as f64).sqrt();
+                let mut y = vec![0f32; s * h * d];
+                for hh in 0..h {
+                    let q = |r: usize, j: usize| a[r * stride + hh * d + j] as f64;
+                    let k = |r: usize, j: usize| a[r * stride + h * d + hh * d + j] as f64;
+                    let v = |r: usize, j: usize| a[r * stride + 2 * h * d + hh * d + j] as f64;
+                    for r in 0..s {
+                        let scores: Vec<f64> = (0..s)
+                            .map(|c| (0..d).map(|j| q(r, j) * k(c, j)).sum::<f64>() * scale)
+                            .collect();
+                        let m = scores.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+                        let e: Vec<f64> = scores.iter().map(|&v| (v - m).exp()).collect();
+                        let z: f64 = e.iter().sum();
+                        for j in 0..d {
+                            let acc: f64 = (0..s).map(|c| e[c] * v(c, j)).sum();
+                            y[r * h * d + hh * d + j] = (acc / z) as f32;
+                        }
+                    }
+                }
+                y
+            }
+        };
+        vals.push(y);
+    }
+    vals.pop().expect("graph has nodes")
+}
+
+/// GELU, tanh approximation.
+pub fn gelu(x: f64) -> f64 {
+    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fold::fold_batch_norm;
+    use crate::weights::{generate_inputs, generate_weights};
+    use crate::zoo::{MODEL_NAMES, zoo_model};
+
+    #[test]
+    fn folding_preserves_outputs() {
+        for name in MODEL_NAMES {
+            let g = zoo_model(name).unwrap();
+            let w = generate_weights(&g, 7);
+            let (fg, fw) = fold_batch_norm(&g, &w).unwrap();
+            let x = generate_inputs(&g, 2, 7, 0);
+            let a = run_reference(&g, &w, &x, 2);
+            let b = run_reference(&fg, &fw, &x, 2);
+            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+            for (p, q) in a.iter().zip(&b) {
+                assert!((p - q).abs() <= 1e-4 * scale, "{name}: {p} vs {q}");
+            }
+            assert!(a.iter().all(|v| v.is_finite()), "{name}");
+        }
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one() {
+        let g = zoo_model("lenet5").unwrap();
+        let w = generate_weights(&g, 1);
+        let x = generate_inputs(&g, 3, 1, 0);
+        let y = run_reference(&g, &w, &x, 3);
+        for row in y.chunks(10) {
+            let s: f32 = row.iter().sum();
+            assert!((s - 1.0).abs() < 1e-5);
+            // Random weights should not saturate the classifier completely.
+            assert!(row.iter().all(|&p| p < 0.9999));
+        }
+    }
+}
