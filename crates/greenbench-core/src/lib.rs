@@ -9,6 +9,7 @@
 //! It knows nothing of ndarray-based execution speed, GPUs, energy or tables: backends
 //! (greenbench-cpu, greenbench-gpu) execute a [`Graph`], the harness measures them.
 
+pub mod backend;
 pub mod cost;
 pub mod fold;
 pub mod graph;
@@ -16,6 +17,7 @@ pub mod reference;
 pub mod weights;
 pub mod zoo;
 
+pub use backend::{Backend, BackendError, DeviceInfo, DeviceKind, Prepared};
 pub use cost::{Cost, GraphCost, NodeCost};
 pub use graph::{Graph, GraphError, InputSpec, Node, Op, Padding, Shape};
 pub use weights::{Weights, generate_inputs, generate_weights};

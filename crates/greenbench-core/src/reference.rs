@@ -234,3 +234,38 @@ mod tests {
         }
     }
 }
+
+/// How far two outputs are apart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Diff {
+    /// Largest absolute difference.
+    pub max_abs: f32,
+    /// Largest absolute difference divided by the reference's largest magnitude: the error
+    /// relative to the tensor's scale, which stays meaningful for outputs near zero.
+    pub max_rel: f32,
+}
+
+/// Compare `got` against the reference `want` (same length).
+pub fn diff(got: &[f32], want: &[f32]) -> Diff {
+    assert_eq!(got.len(), want.len(), "outputs differ in length");
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let max_abs = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| {
+            if a.is_nan() || b.is_nan() {
+                f32::INFINITY
+            } else {
+                (a - b).abs()
+            }
+        })
+        .fold(0f32, f32::max);
+    Diff {
+        max_abs,
+        max_rel: if scale > 0.0 {
+            max_abs / scale
+        } else {
+            max_abs
+        },
+    }
+}

@@ -1,1 +1,598 @@
+//! greenbench-cpu: executes a greenbench-core [`Graph`] on the CPU.
+//!
+//! It owns the CPU execution plan and kernels: weights are taken from the model's ndarray
+//! tensors and packed once in `prepare`; convolutions run as im2col + GEMM (1x1 stride-1
+//! convolutions and dense layers as a plain GEMM, no im2col), depthwise convolution as its own
+//! vectorised kernel; bias and a following ReLU are fused into the producing kernel's
+//! epilogue; every activation buffer is allocated in `prepare`, none in `run`. Threads: one
+//! rayon pool of the requested size runs everything (GEMMs split inside, other kernels across
+//! rows), so there is no oversubscription.
+//!
+//! It knows nothing of timing protocols, energy or tables: that is the harness's job.
 
+pub mod kernels;
+
+use greenbench_core::backend::{Backend, BackendError, DeviceInfo, DeviceKind, Prepared};
+use greenbench_core::graph::{ConvGeom, Graph, Op, PoolGeom};
+use greenbench_core::weights::{Weights, check_weights};
+use kernels::{Mat, Threads};
+use std::sync::Arc;
+
+/// The CPU backend.
+pub struct CpuBackend {
+    threads: usize,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+impl CpuBackend {
+    /// A backend with `threads` worker threads (0 = all available cores).
+    pub fn new(threads: usize) -> Result<Self, BackendError> {
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("greenbench-cpu-{i}"))
+            .build()
+            .map_err(|e| BackendError::Failed {
+                backend: "cpu".into(),
+                message: format!("cannot start {threads} threads: {e}"),
+            })?;
+        Ok(CpuBackend {
+            threads,
+            pool: Arc::new(pool),
+        })
+    }
+
+    /// Worker threads in use.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+}
+
+/// The CPU's model name (from /proc/cpuinfo on Linux).
+pub fn cpu_model_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name") || l.starts_with("Model"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// Which GEMM kernels the `gemm` crate dispatches to on this CPU.
+pub fn gemm_kernel_family() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "gemm 0.19, AVX-512 kernels";
+        }
+        if std::arch::is_x86_feature_detected!("fma") {
+            return "gemm 0.19, AVX2/FMA kernels";
+        }
+        "gemm 0.19, SSE kernels"
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        "gemm 0.19, NEON kernels"
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        "gemm 0.19, scalar kernels"
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &str {
+        "cpu"
+    }
+
+    fn device(&self) -> DeviceInfo {
+        DeviceInfo {
+            name: cpu_model_name(),
+            kind: DeviceKind::Cpu,
+            threads: Some(self.threads),
+            driver: Some(gemm_kernel_family().to_string()),
+        }
+    }
+
+    fn prepare(
+        &self,
+        graph: &Graph,
+        weights: &Weights,
+        batch: usize,
+    ) -> Result<Box<dyn Prepared>, BackendError> {
+        Ok(Box::new(CpuPrepared::new(
+            graph,
+            weights,
+            batch,
+            self.threads,
+            self.pool.clone(),
+        )?))
+    }
+
+    fn prepare_matmul(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<Box<dyn Prepared>, BackendError> {
+        // Seeded right-hand side; values do not matter for speed but stay deterministic.
+        let b: Vec<f32> = (0..k * n).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
+        let steps = vec![Step::Gemm {
+            src: 0,
+            dst: 1,
+            rows: m,
+            k,
+            n,
+            w: b,
+            bias: None,
+            relu: false,
+        }];
+        Ok(Box::new(CpuPrepared {
+            steps,
+            bufs: vec![vec![0.0; m * k], vec![0.0; m * n]],
+            scratch: vec![],
+            input_buf: 0,
+            output_buf: 1,
+            input_len: m * k,
+            output_len: m * n,
+            token_vocab: None,
+            threads: self.threads,
+            pool: self.pool.clone(),
+        }))
+    }
+}
+
+/// One step of the execution plan; `src`/`dst` are buffer indices.
+enum Step {
+    /// `dst[rows, n] = src[rows, k] . w[k, n]` (+ bias, ReLU): dense and 1x1 convolutions.
+    Gemm {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        k: usize,
+        n: usize,
+        w: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        relu: bool,
+    },
+    /// im2col + GEMM per group.
+    Conv {
+        src: usize,
+        dst: usize,
+        geom: ConvGeom,
+        w: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        relu: bool,
+    },
+    Depthwise {
+        src: usize,
+        dst: usize,
+        geom: ConvGeom,
+        w: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        relu: bool,
+    },
+    Relu {
+        src: usize,
+        dst: usize,
+    },
+    Gelu {
+        src: usize,
+        dst: usize,
+    },
+    Softmax {
+        src: usize,
+        dst: usize,
+        n: usize,
+    },
+    LayerNorm {
+        src: usize,
+        dst: usize,
+        n: usize,
+        gamma: Vec<f32>,
+        beta: Vec<f32>,
+        eps: f32,
+    },
+    ScaleShift {
+        src: usize,
+        dst: usize,
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+    },
+    Pool {
+        src: usize,
+        dst: usize,
+        geom: PoolGeom,
+        max: bool,
+    },
+    GlobalAvgPool {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        c: usize,
+    },
+    Add {
+        a: usize,
+        b: usize,
+        dst: usize,
+    },
+    Embedding {
+        src: usize,
+        dst: usize,
+        seq: usize,
+        dim: usize,
+        table: Vec<f32>,
+        pos: Option<Vec<f32>>,
+    },
+    Attention {
+        src: usize,
+        dst: usize,
+        s: usize,
+        h: usize,
+        d: usize,
+    },
+}
+
+/// A graph planned for the CPU at a fixed batch.
+pub struct CpuPrepared {
+    steps: Vec<Step>,
+    bufs: Vec<Vec<f32>>,
+    scratch: Vec<f32>,
+    input_buf: usize,
+    output_buf: usize,
+    input_len: usize,
+    output_len: usize,
+    token_vocab: Option<usize>,
+    threads: usize,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+fn flat(t: &ndarray::ArrayD<f32>) -> Vec<f32> {
+    t.iter().copied().collect()
+}
+
+impl CpuPrepared {
+    fn new(
+        g: &Graph,
+        w: &Weights,
+        batch: usize,
+        threads: usize,
+        pool: Arc<rayon::ThreadPool>,
+    ) -> Result<Self, BackendError> {
+        if batch == 0 {
+            return Err(BackendError::Invalid("batch must be at least 1".into()));
+        }
+        check_weights(g, w).map_err(BackendError::Invalid)?;
+        let nvals = g.nodes.len() + 1;
+        // value id -> buffer id; flatten and fused ReLUs alias their source.
+        let mut buf_of: Vec<usize> = vec![usize::MAX; nvals];
+        let mut sizes: Vec<usize> = vec![batch * g.input_len()];
+        buf_of[0] = 0;
+        let new_buf = |sizes: &mut Vec<usize>, len: usize| {
+            sizes.push(len);
+            sizes.len() - 1
+        };
+        let mut steps = Vec::new();
+        let mut scratch_len = 0usize;
+        let mut skip_next = false;
+        for i in 0..g.nodes.len() {
+            let v = i + 1;
+            if skip_next {
+                skip_next = false;
+                continue;
+            }
+            let ins = g.node_inputs(i);
+            let src = buf_of[ins[0]];
+            let in_shape = g.value_shape(ins[0]);
+            let last = *in_shape.last().expect("non-empty");
+            let out_len = batch * g.out_shape(i).iter().product::<usize>();
+            let t = w.node(i);
+            let op = &g.nodes[i].op;
+            if let Op::Flatten = op {
+                buf_of[v] = src;
+                continue;
+            }
+            // Fuse a following ReLU that is this node's only consumer.
+            let fuse_relu = matches!(op, Op::Conv2d { .. } | Op::Dense { .. })
+                && g.nodes.get(i + 1).is_some_and(|n| matches!(n.op, Op::Relu))
+                && g.node_inputs(i + 1) == [v]
+                && g.consumers(v) == 1;
+            let dst = new_buf(&mut sizes, out_len);
+            buf_of[v] = dst;
+            if fuse_relu {
+                buf_of[v + 1] = dst;
+                skip_next = true;
+            }
+            let bias = t.get(1).map(flat);
+            let step = match op {
+                Op::Dense { units, .. } => Step::Gemm {
+                    src,
+                    dst,
+                    rows: out_len / units,
+                    k: last,
+                    n: *units,
+                    w: flat(&t[0]),
+                    bias,
+                    relu: fuse_relu,
+                },
+                Op::Conv2d { .. } => {
+                    let geom = g.conv_geom(i);
+                    if geom.is_pointwise() {
+                        Step::Gemm {
+                            src,
+                            dst,
+                            rows: batch * geom.ho * geom.wo,
+                            k: geom.cin,
+                            n: geom.cout,
+                            w: flat(&t[0]),
+                            bias,
+                            relu: fuse_relu,
+                        }
+                    } else if geom.is_depthwise() {
+                        Step::Depthwise {
+                            src,
+                            dst,
+                            geom,
+                            w: flat(&t[0]),
+                            bias,
+                            relu: fuse_relu,
+                        }
+                    } else {
+                        let rows = batch * geom.ho * geom.wo;
+                        scratch_len =
+                            scratch_len.max(rows * geom.kh * geom.kw * geom.cin / geom.groups);
+                        Step::Conv {
+                            src,
+                            dst,
+                            geom,
+                            w: flat(&t[0]),
+                            bias,
+                            relu: fuse_relu,
+                        }
+                    }
+                }
+                Op::BatchNorm { eps } => {
+                    let scale: Vec<f32> = t[0]
+                        .iter()
+                        .zip(t[3].iter())
+                        .map(|(g, v)| g / (v + eps).sqrt())
+                        .collect();
+                    let shift = (0..last).map(|c| t[1][c] - t[2][c] * scale[c]).collect();
+                    Step::ScaleShift {
+                        src,
+                        dst,
+                        scale,
+                        shift,
+                    }
+                }
+                Op::Relu => Step::Relu { src, dst },
+                Op::Gelu => Step::Gelu { src, dst },
+                Op::Softmax => Step::Softmax { src, dst, n: last },
+                Op::LayerNorm { eps } => Step::LayerNorm {
+                    src,
+                    dst,
+                    n: last,
+                    gamma: flat(&t[0]),
+                    beta: flat(&t[1]),
+                    eps: *eps,
+                },
+                Op::MaxPool { .. } | Op::AvgPool { .. } => Step::Pool {
+                    src,
+                    dst,
+                    geom: g.pool_geom(i),
+                    max: matches!(op, Op::MaxPool { .. }),
+                },
+                Op::GlobalAvgPool => Step::GlobalAvgPool {
+                    src,
+                    dst,
+                    rows: in_shape.iter().product::<usize>() / last,
+                    c: last,
+                },
+                Op::Add => Step::Add {
+                    a: src,
+                    b: buf_of[ins[1]],
+                    dst,
+                },
+                Op::Embedding { dim, .. } => Step::Embedding {
+                    src,
+                    dst,
+                    seq: in_shape[0],
+                    dim: *dim,
+                    table: flat(&t[0]),
+                    pos: t.get(1).map(flat),
+                },
+                Op::Attention { heads, head_dim } => {
+                    scratch_len = scratch_len.max(batch * heads * in_shape[0] * in_shape[0]);
+                    Step::Attention {
+                        src,
+                        dst,
+                        s: in_shape[0],
+                        h: *heads,
+                        d: *head_dim,
+                    }
+                }
+                Op::Flatten => unreachable!("handled above"),
+            };
+            steps.push(step);
+        }
+        let output_buf = buf_of[nvals - 1];
+        Ok(CpuPrepared {
+            steps,
+            bufs: sizes.iter().map(|&n| vec![0.0; n]).collect(),
+            scratch: vec![0.0; scratch_len],
+            input_buf: 0,
+            output_buf,
+            input_len: batch * g.input_len(),
+            output_len: batch * g.output_len(),
+            token_vocab: g.input.token_vocab,
+            threads,
+            pool,
+        })
+    }
+
+    fn execute(&mut self) {
+        let gemm_threads = Threads::Pool(self.threads);
+        for step in &self.steps {
+            let dst_id = match step {
+                Step::Gemm { dst, .. }
+                | Step::Conv { dst, .. }
+                | Step::Depthwise { dst, .. }
+                | Step::Relu { dst, .. }
+                | Step::Gelu { dst, .. }
+                | Step::Softmax { dst, .. }
+                | Step::LayerNorm { dst, .. }
+                | Step::ScaleShift { dst, .. }
+                | Step::Pool { dst, .. }
+                | Step::GlobalAvgPool { dst, .. }
+                | Step::Add { dst, .. }
+                | Step::Embedding { dst, .. }
+                | Step::Attention { dst, .. } => *dst,
+            };
+            // Move the destination out so sources can be borrowed alongside (no allocation).
+            let mut out = std::mem::take(&mut self.bufs[dst_id]);
+            let bufs = &self.bufs;
+            match step {
+                Step::Gemm {
+                    src,
+                    rows,
+                    k,
+                    n,
+                    w,
+                    bias,
+                    relu,
+                    ..
+                } => {
+                    kernels::sgemm(
+                        *rows,
+                        *n,
+                        *k,
+                        Mat::rows(&bufs[*src], *k),
+                        Mat::rows(w, *n),
+                        &mut out,
+                        *n,
+                        gemm_threads,
+                    );
+                    kernels::bias_act(&mut out, *rows, *n, *n, bias.as_deref(), *relu);
+                }
+                Step::Conv {
+                    src,
+                    geom,
+                    w,
+                    bias,
+                    relu,
+                    ..
+                } => {
+                    let batch = out.len() / (geom.ho * geom.wo * geom.cout);
+                    let rows = batch * geom.ho * geom.wo;
+                    let cin_g = geom.cin / geom.groups;
+                    let cout_g = geom.cout / geom.groups;
+                    let kk = geom.kh * geom.kw * cin_g;
+                    for grp in 0..geom.groups {
+                        kernels::im2col(&bufs[*src], batch, geom, grp, &mut self.scratch);
+                        kernels::sgemm(
+                            rows,
+                            cout_g,
+                            kk,
+                            Mat::rows(&self.scratch, kk),
+                            Mat {
+                                data: &w[grp * cout_g..],
+                                rs: geom.cout,
+                                cs: 1,
+                            },
+                            &mut out[grp * cout_g..],
+                            geom.cout,
+                            gemm_threads,
+                        );
+                    }
+                    kernels::bias_act(&mut out, rows, geom.cout, geom.cout, bias.as_deref(), *relu);
+                }
+                Step::Depthwise {
+                    src,
+                    geom,
+                    w,
+                    bias,
+                    relu,
+                    ..
+                } => {
+                    let batch = out.len() / (geom.ho * geom.wo * geom.cout);
+                    kernels::depthwise(
+                        &bufs[*src],
+                        batch,
+                        geom,
+                        w,
+                        bias.as_deref(),
+                        *relu,
+                        &mut out,
+                    );
+                }
+                Step::Relu { src, .. } => kernels::relu(&bufs[*src], &mut out),
+                Step::Gelu { src, .. } => kernels::gelu(&bufs[*src], &mut out),
+                Step::Softmax { src, n, .. } => kernels::softmax_rows(&bufs[*src], *n, &mut out),
+                Step::LayerNorm {
+                    src,
+                    n,
+                    gamma,
+                    beta,
+                    eps,
+                    ..
+                } => kernels::layer_norm_rows(&bufs[*src], *n, gamma, beta, *eps, &mut out),
+                Step::ScaleShift {
+                    src, scale, shift, ..
+                } => kernels::scale_shift(&bufs[*src], scale.len(), scale, shift, &mut out),
+                Step::Pool { src, geom, max, .. } => {
+                    let batch = out.len() / (geom.ho * geom.wo * geom.c);
+                    kernels::pool(&bufs[*src], batch, geom, *max, &mut out);
+                }
+                Step::GlobalAvgPool { src, rows, c, .. } => {
+                    kernels::global_avg_pool(&bufs[*src], out.len() / c, *rows, *c, &mut out)
+                }
+                Step::Add { a, b, .. } => kernels::add(&bufs[*a], &bufs[*b], &mut out),
+                Step::Embedding {
+                    src,
+                    seq,
+                    dim,
+                    table,
+                    pos,
+                    ..
+                } => kernels::embedding(&bufs[*src], *seq, table, pos.as_deref(), *dim, &mut out),
+                Step::Attention { src, s, h, d, .. } => {
+                    let batch = out.len() / (s * h * d);
+                    kernels::attention(&bufs[*src], batch, *s, *h, *d, &mut self.scratch, &mut out);
+                }
+            }
+            self.bufs[dst_id] = out;
+        }
+    }
+}
+
+impl Prepared for CpuPrepared {
+    fn run(&mut self, input: &[f32]) -> Result<&[f32], BackendError> {
+        if input.len() != self.input_len {
+            return Err(BackendError::Invalid(format!(
+                "input has {} values, the prepared model takes {}",
+                input.len(),
+                self.input_len
+            )));
+        }
+        if let Some(v) = self.token_vocab
+            && let Some(bad) = input
+                .iter()
+                .find(|&&t| !(t >= 0.0 && (t as usize) < v && t.fract() == 0.0))
+        {
+            return Err(BackendError::Invalid(format!(
+                "token id {bad} is outside the vocabulary 0..{v}"
+            )));
+        }
+        self.bufs[self.input_buf].copy_from_slice(input);
+        let pool = self.pool.clone();
+        pool.install(|| self.execute());
+        Ok(&self.bufs[self.output_buf][..self.output_len])
+    }
+}

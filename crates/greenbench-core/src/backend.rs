@@ -1,0 +1,84 @@
+//! The backend contract that the harness drives (DESIGN.md, "The backend contract").
+//!
+//! `prepare` does every one-off cost (weight packing or upload, pipeline compilation, buffer
+//! allocation); [`Prepared::run`] does one batch and returns only when the work is complete.
+//! Backends know nothing of timing protocols, energy or tables.
+
+use crate::graph::Graph;
+use crate::weights::Weights;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// What kind of device executes a backend's work. A `Software` device (a CPU emulating a
+/// GPU API, e.g. Mesa's lavapipe / llvmpipe) is never to be presented as GPU speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    Cpu,
+    Gpu,
+    Software,
+}
+
+/// The device a backend runs on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// Human name, e.g. the CPU model or the GPU adapter name.
+    pub name: String,
+    pub kind: DeviceKind,
+    /// Worker threads used (CPU backends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+    /// Driver / implementation details (GEMM kernel, graphics driver...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+}
+
+/// A backend failure. The message says what failed and, where possible, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{backend} does not support node `{node}` ({op}): {why}")]
+    Unsupported {
+        backend: String,
+        node: String,
+        op: String,
+        why: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{backend} failed: {message}")]
+    Failed { backend: String, message: String },
+}
+
+/// A model (or kernel) ready to run at a fixed batch size.
+pub trait Prepared {
+    /// Run one batch. `input` is batch-major, flattened, `batch * input_len` values. Returns
+    /// the flattened output once the work is complete.
+    fn run(&mut self, input: &[f32]) -> Result<&[f32], BackendError>;
+    /// Device-only time of the last `run`, where the device can tell (GPU timestamp queries).
+    fn device_time(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// An executor of model graphs.
+pub trait Backend {
+    /// Short name used in tables and result files, e.g. `cpu`.
+    fn name(&self) -> &str;
+    /// The device it runs on.
+    fn device(&self) -> DeviceInfo;
+    /// Prepare `graph` (already folded) with `weights` at `batch`.
+    fn prepare(
+        &self,
+        graph: &Graph,
+        weights: &Weights,
+        batch: usize,
+    ) -> Result<Box<dyn Prepared>, BackendError>;
+    /// Prepare a plain `[m, k] x [k, n]` fp32 matrix product with fixed, seeded right-hand
+    /// side (used to measure the backend's attainable peak). Input is the `[m, k]` matrix.
+    fn prepare_matmul(
+        &self,
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Result<Box<dyn Prepared>, BackendError>;
+}

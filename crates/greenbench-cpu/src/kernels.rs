@@ -1,0 +1,433 @@
+//! CPU kernels over flat, batch-major NHWC slices. Each is tested against the plain-loop
+//! reference of greenbench-core (see `tests/kernels.rs`). Parallel kernels use rayon and
+//! must be called inside the backend's thread pool (`ThreadPool::install`), so the thread
+//! count is the one the user asked for.
+
+use greenbench_core::graph::{ConvGeom, PoolGeom};
+use rayon::prelude::*;
+
+/// Minimum elements per parallel task, so tiny tensors are not split across threads.
+const PAR_GRAIN: usize = 16 * 1024;
+
+/// How a GEMM may use threads.
+#[derive(Clone, Copy, Debug)]
+pub enum Threads {
+    /// Single-threaded (the caller is already parallel).
+    One,
+    /// Split across the current rayon pool's `n` threads.
+    Pool(usize),
+}
+
+/// A matrix operand: a slice with row and column strides (in elements).
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// Row-major, contiguous rows of length `cols` (row stride `cols`).
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        Mat {
+            data,
+            rs: cols,
+            cs: 1,
+        }
+    }
+    fn fits(&self, r: usize, c: usize) -> bool {
+        r == 0 || c == 0 || (r - 1) * self.rs + (c - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `c[m, n] = a[m, k] . b[k, n]`, `c` row-major with row stride `c_rs`.
+///
+/// The GEMM is the `gemm` crate (0.19, feature `x86-v4`): it dispatches at run time to
+/// AVX-512, AVX2/FMA or NEON kernels. Chosen by measurement on the project's machine
+/// (shared/PERFORMANCE.md, sgemm 1024^3, 1 thread): 227 GFLOP/s against 98 for ndarray's
+/// built-in `dot` (matrixmultiply, AVX2 only), and it takes arbitrary strides, so grouped
+/// convolutions and attention heads need no copies.
+pub fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    c: &mut [f32],
+    c_rs: usize,
+    threads: Threads,
+) {
+    assert!(a.fits(m, k), "gemm: lhs slice too short");
+    assert!(b.fits(k, n), "gemm: rhs slice too short");
+    assert!(
+        m == 0 || n == 0 || (m - 1) * c_rs + n <= c.len(),
+        "gemm: dst too short"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let par = match threads {
+        Threads::Pool(t) if t > 1 => gemm::Parallelism::Rayon(t),
+        _ => gemm::Parallelism::None,
+    };
+    // SAFETY: the asserts above keep every strided access of the three operands inside
+    // their slices; `c` is borrowed mutably, `a` and `b` immutably, so they do not alias.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            c_rs as isize,
+            false,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// Epilogue over `rows` rows of `n` values at row stride `rs`: add `bias`, then ReLU.
+pub fn bias_act(c: &mut [f32], rows: usize, n: usize, rs: usize, bias: Option<&[f32]>, relu: bool) {
+    if bias.is_none() && !relu {
+        return;
+    }
+    let per_task = (PAR_GRAIN / rs.max(1)).max(1);
+    c[..(rows - 1) * rs + n]
+        .par_chunks_mut(rs * per_task)
+        .for_each(|chunk| {
+            for row in chunk.chunks_mut(rs) {
+                let len = n.min(row.len());
+                let row = &mut row[..len];
+                match (bias, relu) {
+                    (Some(b), true) => row
+                        .iter_mut()
+                        .zip(b)
+                        .for_each(|(v, b)| *v = (*v + b).max(0.0)),
+                    (Some(b), false) => row.iter_mut().zip(b).for_each(|(v, b)| *v += b),
+                    (None, _) => row.iter_mut().for_each(|v| *v = v.max(0.0)),
+                }
+            }
+        });
+}
+
+/// im2col for group `group` of a convolution: `cols` gets `batch * ho * wo` rows of
+/// `kh * kw * cin_g` values (taps in (ky, kx, ci) order, matching HWIO weights), with zeros
+/// where a tap falls in the padding.
+pub fn im2col(x: &[f32], batch: usize, g: &ConvGeom, group: usize, cols: &mut [f32]) {
+    let cin_g = g.cin / g.groups;
+    let kk = g.kh * g.kw * cin_g;
+    let rows = batch * g.ho * g.wo;
+    let cols = &mut cols[..rows * kk];
+    let per_task = (PAR_GRAIN / kk.max(1)).max(1);
+    cols.par_chunks_mut(kk * per_task)
+        .enumerate()
+        .for_each(|(t, chunk)| {
+            for (j, row) in chunk.chunks_mut(kk).enumerate() {
+                let r = t * per_task + j;
+                let (n, rem) = (r / (g.ho * g.wo), r % (g.ho * g.wo));
+                let (oy, ox) = (rem / g.wo, rem % g.wo);
+                let img = &x[n * g.h * g.w * g.cin..(n + 1) * g.h * g.w * g.cin];
+                for ky in 0..g.kh {
+                    let iy = (oy * g.sh + ky) as isize - g.pad_top as isize;
+                    for kx in 0..g.kw {
+                        let ix = (ox * g.sw + kx) as isize - g.pad_left as isize;
+                        let dst = &mut row[(ky * g.kw + kx) * cin_g..(ky * g.kw + kx + 1) * cin_g];
+                        if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
+                            dst.fill(0.0);
+                        } else {
+                            let off = (iy as usize * g.w + ix as usize) * g.cin + group * cin_g;
+                            dst.copy_from_slice(&img[off..off + cin_g]);
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// Depthwise convolution (groups == Cin == Cout), weights `[kh * kw, C]`, with fused bias
+/// and ReLU. Memory-bound: the inner loop runs over contiguous channels and vectorises.
+pub fn depthwise(
+    x: &[f32],
+    batch: usize,
+    g: &ConvGeom,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) {
+    let c = g.cin;
+    let row_len = g.wo * c;
+    y[..batch * g.ho * row_len]
+        .par_chunks_mut(row_len)
+        .enumerate()
+        .for_each(|(r, out_row)| {
+            let (n, oy) = (r / g.ho, r % g.ho);
+            let img = &x[n * g.h * g.w * c..(n + 1) * g.h * g.w * c];
+            for ox in 0..g.wo {
+                let acc = &mut out_row[ox * c..(ox + 1) * c];
+                match bias {
+                    Some(b) => acc.copy_from_slice(b),
+                    None => acc.fill(0.0),
+                }
+                for ky in 0..g.kh {
+                    let iy = (oy * g.sh + ky) as isize - g.pad_top as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    for kx in 0..g.kw {
+                        let ix = (ox * g.sw + kx) as isize - g.pad_left as isize;
+                        if ix < 0 || ix >= g.w as isize {
+                            continue;
+                        }
+                        let off = (iy as usize * g.w + ix as usize) * c;
+                        let src = &img[off..off + c];
+                        let wk = &w[(ky * g.kw + kx) * c..(ky * g.kw + kx + 1) * c];
+                        for ((a, s), k) in acc.iter_mut().zip(src).zip(wk) {
+                            *a += s * k;
+                        }
+                    }
+                }
+                if relu {
+                    acc.iter_mut().for_each(|v| *v = v.max(0.0));
+                }
+            }
+        });
+}
+
+/// Max or average pooling, valid padding.
+pub fn pool(x: &[f32], batch: usize, p: &PoolGeom, max: bool, y: &mut [f32]) {
+    let row_len = p.wo * p.c;
+    let inv = 1.0 / (p.kh * p.kw) as f32;
+    y[..batch * p.ho * row_len]
+        .par_chunks_mut(row_len)
+        .enumerate()
+        .for_each(|(r, out_row)| {
+            let (n, oy) = (r / p.ho, r % p.ho);
+            let img = &x[n * p.h * p.w * p.c..(n + 1) * p.h * p.w * p.c];
+            for ox in 0..p.wo {
+                let acc = &mut out_row[ox * p.c..(ox + 1) * p.c];
+                acc.fill(if max { f32::NEG_INFINITY } else { 0.0 });
+                for ky in 0..p.kh {
+                    for kx in 0..p.kw {
+                        let off = ((oy * p.sh + ky) * p.w + ox * p.sw + kx) * p.c;
+                        let src = &img[off..off + p.c];
+                        if max {
+                            acc.iter_mut().zip(src).for_each(|(a, s)| *a = a.max(*s));
+                        } else {
+                            acc.iter_mut().zip(src).for_each(|(a, s)| *a += s);
+                        }
+                    }
+                }
+                if !max {
+                    acc.iter_mut().for_each(|a| *a *= inv);
+                }
+            }
+        });
+}
+
+/// Mean over `rows` rows of `c` channels, per example.
+pub fn global_avg_pool(x: &[f32], batch: usize, rows: usize, c: usize, y: &mut [f32]) {
+    let inv = 1.0 / rows as f32;
+    y[..batch * c]
+        .par_chunks_mut(c)
+        .enumerate()
+        .for_each(|(n, out)| {
+            out.fill(0.0);
+            for row in x[n * rows * c..(n + 1) * rows * c].chunks(c) {
+                out.iter_mut().zip(row).for_each(|(a, s)| *a += s);
+            }
+            out.iter_mut().for_each(|a| *a *= inv);
+        });
+}
+
+/// Elementwise map in parallel chunks.
+fn map(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    y[..x.len()]
+        .par_chunks_mut(PAR_GRAIN)
+        .zip(x.par_chunks(PAR_GRAIN))
+        .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, i)| *o = f(*i)));
+}
+
+/// max(x, 0).
+pub fn relu(x: &[f32], y: &mut [f32]) {
+    map(x, y, |v| v.max(0.0));
+}
+
+/// GELU, tanh approximation.
+pub fn gelu(x: &[f32], y: &mut [f32]) {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    map(x, y, |v| {
+        0.5 * v * (1.0 + (SQRT_2_OVER_PI * (v + 0.044_715 * v * v * v)).tanh())
+    });
+}
+
+/// a + b.
+pub fn add(a: &[f32], b: &[f32], y: &mut [f32]) {
+    y[..a.len()]
+        .par_chunks_mut(PAR_GRAIN)
+        .zip(a.par_chunks(PAR_GRAIN).zip(b.par_chunks(PAR_GRAIN)))
+        .for_each(|(o, (p, q))| {
+            o.iter_mut()
+                .zip(p.iter().zip(q))
+                .for_each(|(o, (p, q))| *o = p + q)
+        });
+}
+
+/// Unfolded inference batch norm as `x * scale + shift` over the last axis of length `c`.
+pub fn scale_shift(x: &[f32], c: usize, scale: &[f32], shift: &[f32], y: &mut [f32]) {
+    y[..x.len()]
+        .par_chunks_mut(c)
+        .zip(x.par_chunks(c))
+        .for_each(|(o, i)| {
+            for j in 0..c {
+                o[j] = i[j] * scale[j] + shift[j];
+            }
+        });
+}
+
+/// Softmax of each row of length `n`.
+pub fn softmax_rows(x: &[f32], n: usize, y: &mut [f32]) {
+    y[..x.len()]
+        .par_chunks_mut(n)
+        .zip(x.par_chunks(n))
+        .for_each(|(o, i)| softmax_row(i, o));
+}
+
+fn softmax_row(i: &[f32], o: &mut [f32]) {
+    let m = i.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut s = 0.0;
+    for (o, &v) in o.iter_mut().zip(i) {
+        *o = (v - m).exp();
+        s += *o;
+    }
+    let inv = 1.0 / s;
+    o.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// Layer norm of each row of length `n`, with affine `gamma`, `beta`.
+pub fn layer_norm_rows(x: &[f32], n: usize, gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32]) {
+    y[..x.len()]
+        .par_chunks_mut(n)
+        .zip(x.par_chunks(n))
+        .for_each(|(o, i)| {
+            let mean = i.iter().sum::<f32>() / n as f32;
+            let var = i.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for j in 0..n {
+                o[j] = (i[j] - mean) * inv * gamma[j] + beta[j];
+            }
+        });
+}
+
+/// Token embedding plus optional positions: `tokens` holds `batch * seq` ids.
+pub fn embedding(
+    tokens: &[f32],
+    seq: usize,
+    table: &[f32],
+    pos: Option<&[f32]>,
+    dim: usize,
+    y: &mut [f32],
+) {
+    y[..tokens.len() * dim]
+        .par_chunks_mut(dim)
+        .zip(tokens.par_iter())
+        .enumerate()
+        .for_each(|(r, (o, &t))| {
+            let row = &table[t as usize * dim..(t as usize + 1) * dim];
+            match pos {
+                Some(p) => {
+                    let s = r % seq;
+                    let pr = &p[s * dim..(s + 1) * dim];
+                    o.iter_mut()
+                        .zip(row.iter().zip(pr))
+                        .for_each(|(o, (a, b))| *o = a + b);
+                }
+                None => o.copy_from_slice(row),
+            }
+        });
+}
+
+/// Multi-head self-attention core over fused QKV `[batch * s, 3 * h * d]` into
+/// `[batch * s, h * d]`. `scratch` holds `batch * h * s * s` scores. Each (example, head)
+/// is one task: two GEMMs with strided operands (no copies) and a row softmax between.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    qkv: &[f32],
+    batch: usize,
+    s: usize,
+    h: usize,
+    d: usize,
+    scratch: &mut [f32],
+    y: &mut [f32],
+) {
+    let stride = 3 * h * d;
+    let scale = 1.0 / (d as f32).sqrt();
+    let yp = SendPtr(y.as_mut_ptr());
+    let y_len = y.len();
+    scratch[..batch * h * s * s]
+        .par_chunks_mut(s * s)
+        .enumerate()
+        .for_each(|(t, scores)| {
+            let (n, hh) = (t / h, t % h);
+            let base = n * s * stride;
+            let q = Mat {
+                data: &qkv[base + hh * d..],
+                rs: stride,
+                cs: 1,
+            };
+            // K^T as a [d, s] operand: element (j, c) = K[c, j].
+            let kt = Mat {
+                data: &qkv[base + h * d + hh * d..],
+                rs: 1,
+                cs: stride,
+            };
+            sgemm(s, s, d, q, kt, scores, s, Threads::One);
+            for row in scores.chunks_mut(s) {
+                row.iter_mut().for_each(|v| *v *= scale);
+                let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let mut z = 0.0;
+                row.iter_mut().for_each(|v| {
+                    *v = (*v - m).exp();
+                    z += *v;
+                });
+                let inv = 1.0 / z;
+                row.iter_mut().for_each(|v| *v *= inv);
+            }
+            let v = Mat {
+                data: &qkv[base + 2 * h * d + hh * d..],
+                rs: stride,
+                cs: 1,
+            };
+            let off = n * s * h * d + hh * d;
+            let len = (s - 1) * h * d + d;
+            assert!(off + len <= y_len);
+            // SAFETY: task (n, hh) writes only rows n*s..(n+1)*s, columns hh*d..(hh+1)*d of
+            // `y`; tasks write disjoint elements, and the range is checked above.
+            let out = unsafe { std::slice::from_raw_parts_mut(yp.get().add(off), len) };
+            sgemm(s, d, s, Mat::rows(scores, s), v, out, h * d, Threads::One);
+        });
+}
+
+/// A raw pointer that may cross threads; users guarantee disjoint writes.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: only used for disjoint writes, see `attention`.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}

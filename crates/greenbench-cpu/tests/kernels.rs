@@ -1,0 +1,199 @@
+//! Property tests: every CPU kernel against the plain-loop reference of greenbench-core,
+//! over random shapes, strides, paddings and groups; and every zoo model at batch 1 and 32.
+
+use greenbench_core::graph::{Graph, InputSpec, Node, Op, Padding};
+use greenbench_core::reference::{diff, run_reference};
+use greenbench_core::zoo::{MODEL_NAMES, zoo_model};
+use greenbench_core::{Backend, fold::fold_batch_norm, generate_inputs, generate_weights};
+use greenbench_cpu::CpuBackend;
+use proptest::prelude::*;
+
+/// Largest |cpu - reference| relative to max(1, |reference|).
+fn max_rel_err(g: &Graph, batch: usize, seed: u64, threads: usize) -> f32 {
+    let w = generate_weights(g, seed);
+    let x = generate_inputs(g, batch, seed, 0);
+    let want = run_reference(g, &w, &x, batch);
+    let cpu = CpuBackend::new(threads).unwrap();
+    let mut p = cpu.prepare(g, &w, batch).unwrap();
+    let got = p.run(&x).unwrap().to_vec();
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+        .fold(0.0, f32::max)
+}
+
+fn single(input: Vec<usize>, ops: Vec<Op>) -> Option<Graph> {
+    let nodes = ops
+        .into_iter()
+        .enumerate()
+        .map(|(i, op)| Node::new(format!("n{i}"), op))
+        .collect();
+    Graph::new(
+        "prop",
+        InputSpec {
+            shape: input,
+            token_vocab: None,
+        },
+        nodes,
+    )
+    .ok()
+}
+
+fn padding() -> impl Strategy<Value = Padding> {
+    prop_oneof![
+        Just(Padding::Same),
+        Just(Padding::Valid),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3).prop_map(|(top, bottom, left, right)| {
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            }
+        }),
+    ]
+}
+
+const TOL: f32 = 2e-5;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn conv2d_matches_reference(
+        h in 1usize..12, w in 1usize..12, gdiv in 1usize..4, cin_g in 1usize..5,
+        cout_g in 1usize..6, kh in 1usize..6, kw in 1usize..6, sh in 1usize..4, sw in 1usize..4,
+        pad in padding(), relu in any::<bool>(), batch in 1usize..4, threads in 1usize..3,
+    ) {
+        let groups = gdiv;
+        let op = Op::Conv2d { filters: cout_g * groups, kernel: [kh, kw], stride: [sh, sw],
+            padding: pad, groups, bias: true };
+        let mut ops = vec![op];
+        if relu { ops.push(Op::Relu); }
+        let g = single(vec![h, w, cin_g * groups], ops);
+        prop_assume!(g.is_some());
+        let err = max_rel_err(&g.unwrap(), batch, 3, threads);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
+    #[test]
+    fn depthwise_matches_reference(
+        h in 1usize..14, w in 1usize..14, c in 2usize..20, k in 1usize..5, s in 1usize..3,
+        pad in padding(), relu in any::<bool>(), batch in 1usize..4,
+    ) {
+        let mut ops = vec![Op::Conv2d { filters: c, kernel: [k, k], stride: [s, s], padding: pad,
+            groups: c, bias: true }];
+        if relu { ops.push(Op::Relu); }
+        let g = single(vec![h, w, c], ops);
+        prop_assume!(g.is_some());
+        let err = max_rel_err(&g.unwrap(), batch, 5, 2);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
+    #[test]
+    fn dense_and_pointwise_match_reference(
+        lead in 1usize..6, k in 1usize..70, units in 1usize..70, bias in any::<bool>(),
+        relu in any::<bool>(), batch in 1usize..5, image in any::<bool>(),
+    ) {
+        let (shape, op) = if image {
+            (vec![lead, 3, k], Op::Conv2d { filters: units, kernel: [1, 1], stride: [1, 1],
+                padding: Padding::Valid, groups: 1, bias })
+        } else {
+            (vec![lead, k], Op::Dense { units, bias })
+        };
+        let mut ops = vec![op];
+        if relu { ops.push(Op::Relu); }
+        let err = max_rel_err(&single(shape, ops).unwrap(), batch, 7, 2);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
+    #[test]
+    fn pools_match_reference(
+        h in 1usize..16, w in 1usize..16, c in 1usize..9, k in 1usize..5, s in 1usize..4,
+        max in any::<bool>(), batch in 1usize..4,
+    ) {
+        let op = if max { Op::MaxPool { kernel: [k, k], stride: [s, s] } }
+            else { Op::AvgPool { kernel: [k, k], stride: [s, s] } };
+        let g = single(vec![h, w, c], vec![op]);
+        prop_assume!(g.is_some());
+        let err = max_rel_err(&g.unwrap(), batch, 9, 2);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
+    #[test]
+    fn rowwise_ops_match_reference(
+        rows in 1usize..9, n in 1usize..80, which in 0usize..6, batch in 1usize..4,
+    ) {
+        let op = match which {
+            0 => Op::Softmax,
+            1 => Op::LayerNorm { eps: 1e-5 },
+            2 => Op::Gelu,
+            3 => Op::Relu,
+            4 => Op::BatchNorm { eps: 1e-3 },
+            _ => Op::GlobalAvgPool,
+        };
+        let shape = if which == 5 { vec![rows.max(1), 2, n] } else { vec![rows, n] };
+        let err = max_rel_err(&single(shape, vec![op]).unwrap(), batch, 11, 2);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
+    #[test]
+    fn attention_matches_reference(
+        s in 1usize..20, heads in 1usize..5, d in 1usize..9, batch in 1usize..4,
+    ) {
+        let g = single(vec![s, 3 * heads * d], vec![Op::Attention { heads, head_dim: d }]);
+        let err = max_rel_err(&g.unwrap(), batch, 13, 2);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
+    #[test]
+    fn embedding_and_residual_match_reference(
+        s in 1usize..20, vocab in 1usize..50, dim in 1usize..20, positions in any::<bool>(),
+        batch in 1usize..4,
+    ) {
+        let nodes = vec![
+            Node::new("e", Op::Embedding { vocab, dim, positions }),
+            Node::new("d", Op::Dense { units: dim, bias: true }),
+            Node::with_inputs("r", Op::Add, &["e", "d"]),
+        ];
+        let g = Graph::new("emb", InputSpec { shape: vec![s], token_vocab: Some(vocab) }, nodes)
+            .unwrap();
+        let err = max_rel_err(&g, batch, 17, 2);
+        prop_assert!(err < TOL, "err {err}");
+    }
+}
+
+/// Every zoo model (BN folded, as the harness runs it) at batch 1 and 32.
+#[test]
+fn zoo_models_match_reference_at_batch_1_and_32() {
+    for name in MODEL_NAMES {
+        let g = zoo_model(name).unwrap();
+        let w = generate_weights(&g, 42);
+        let (fg, fw) = fold_batch_norm(&g, &w).unwrap();
+        for batch in [1, 32] {
+            let x = generate_inputs(&fg, batch, 42, 1);
+            let want = run_reference(&fg, &fw, &x, batch);
+            let cpu = CpuBackend::new(2).unwrap();
+            let mut p = cpu.prepare(&fg, &fw, batch).unwrap();
+            let got = p.run(&x).unwrap();
+            let d = diff(got, &want);
+            // 1e-4 of the output's scale: the tolerance `greenbench verify` uses.
+            assert!(d.max_rel < 1e-4, "{name} batch {batch}: {d:?}");
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors_not_panics() {
+    let g = zoo_model("tiny-transformer").unwrap();
+    let w = generate_weights(&g, 0);
+    let cpu = CpuBackend::new(1).unwrap();
+    let mut p = cpu.prepare(&g, &w, 1).unwrap();
+    let err = p.run(&[0.0; 3]).unwrap_err().to_string();
+    assert!(err.contains("64"), "{err}");
+    let mut x = vec![1.0; 64];
+    x[5] = 1000.0;
+    let err = p.run(&x).unwrap_err().to_string();
+    assert!(err.contains("1000") && err.contains("vocabulary"), "{err}");
+}
