@@ -1,1 +1,492 @@
-fn main() {}
+//! The `greenbench` command line. With no arguments it runs the quick suite (every zoo model
+//! at batch 1 and 32 on the CPU) and prints the table.
+
+mod table;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use greenbench_core::{Backend, MODEL_NAMES, Model};
+use greenbench_cpu::CpuBackend;
+use greenbench_harness::env::{fingerprint, hostname, now_utc};
+use greenbench_harness::record::{Cell, CellStatus, Peak, ResultFile, check_writable};
+use greenbench_harness::runner::{Observer, RunConfig, measure_peak, run_suite};
+use greenbench_harness::{Profile, record::RunStatus};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use table::{Align, Table, duration, si, thousands};
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Parser)]
+#[command(
+    name = "greenbench",
+    version,
+    about = "Puts a price tag on small ML models: time, FPO and energy per example.",
+    long_about = "Puts a price tag on small ML models: time, FPO and energy per example, \
+                  measured on each backend, following the Green AI proposal \
+                  (Schwartz et al., 2019). With no subcommand, runs the quick suite."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the models with input shape, parameters, MACs, FPO and transcendentals per example.
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Per-layer breakdown of one model: op, output shape, params, MACs, FPO, share.
+    Inspect {
+        /// Zoo model name, or a path to a JSON model description.
+        model: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Measure models on backends and write a result file.
+    Run(RunArgs),
+    /// Measure each backend's attainable peak with a large fp32 matmul.
+    Peak {
+        #[arg(long, default_value = "cpu", value_delimiter = ',')]
+        backends: Vec<String>,
+        /// Matrix size n of the n x n x n product.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+        #[arg(long, default_value = "quick")]
+        profile: String,
+        /// CPU worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// Models to run (zoo names or JSON files), comma-separated. Default: the whole zoo.
+    #[arg(long, value_delimiter = ',')]
+    models: Vec<String>,
+    /// Backends, comma-separated.
+    #[arg(long, default_value = "cpu", value_delimiter = ',')]
+    backends: Vec<String>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, default_value = "1,32", value_delimiter = ',')]
+    batch: Vec<usize>,
+    /// Measuring profile: quick (minutes for the zoo) or full (committed baselines).
+    #[arg(long, default_value = "quick")]
+    profile: String,
+    /// CPU worker threads (default: all cores). Recorded in the results.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Result file. Default: results/runs/<host>-<UTC timestamp>.json
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seed of weights and inputs.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        RunArgs {
+            models: vec![],
+            backends: vec!["cpu".into()],
+            batch: vec![1, 32],
+            profile: "quick".into(),
+            threads: None,
+            out: None,
+            seed: 0,
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => cmd_run(RunArgs::default()),
+        Some(Command::List { format }) => cmd_list(format),
+        Some(Command::Inspect { model, format }) => cmd_inspect(&model, format),
+        Some(Command::Run(args)) => cmd_run(args),
+        Some(Command::Peak {
+            backends,
+            size,
+            profile,
+            threads,
+        }) => cmd_peak(&backends, size, &profile, threads),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn cmd_list(format: Format) -> Result<i32> {
+    let models: Vec<Model> = MODEL_NAMES
+        .iter()
+        .map(|n| Model::load(n, 0))
+        .collect::<Result<_, _>>()?;
+    match format {
+        Format::Json => {
+            let v: Vec<serde_json::Value> = models
+                .iter()
+                .map(|m| {
+                    let c = m.cost.total;
+                    serde_json::json!({
+                        "name": m.name,
+                        "input_shape": m.graph.input.shape,
+                        "params": c.params,
+                        "macs": c.macs,
+                        "fpo": c.fpo(),
+                        "transcendentals": c.transcendentals,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Format::Table => {
+            let mut t = Table::new(&[
+                ("model", Align::Left),
+                ("input", Align::Left),
+                ("params", Align::Right),
+                ("MACs/example", Align::Right),
+                ("FPO/example", Align::Right),
+                ("transcendentals", Align::Right),
+            ]);
+            for m in &models {
+                let c = m.cost.total;
+                t.row(vec![
+                    m.name.clone(),
+                    shape(&m.graph.input.shape, m.graph.input.token_vocab),
+                    thousands(c.params),
+                    thousands(c.macs),
+                    thousands(c.fpo()),
+                    thousands(c.transcendentals),
+                ]);
+            }
+            print!("{}", t.render());
+            println!(
+                "FPO = 2 x MACs + other FPO (bias, activations, pooling, softmax, norms); \
+                 transcendentals (exp, tanh, rsqrt) counted apart. Batch norm folded."
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn shape(s: &[usize], vocab: Option<usize>) -> String {
+    let dims: Vec<String> = s.iter().map(|d| d.to_string()).collect();
+    match vocab {
+        Some(v) => format!("{} tokens < {v}", dims.join("x")),
+        None => dims.join("x"),
+    }
+}
+
+fn cmd_inspect(name: &str, format: Format) -> Result<i32> {
+    let m = Model::load(name, 0)?;
+    if let Format::Json = format {
+        println!("{}", serde_json::to_string_pretty(&m.cost)?);
+        return Ok(0);
+    }
+    let total = m.cost.total;
+    let mut t = Table::new(&[
+        ("layer", Align::Left),
+        ("op", Align::Left),
+        ("output", Align::Left),
+        ("params", Align::Right),
+        ("MACs", Align::Right),
+        ("FPO", Align::Right),
+        ("share of FPO", Align::Right),
+    ]);
+    for n in &m.cost.nodes {
+        t.row(vec![
+            n.name.clone(),
+            n.label.clone(),
+            shape(&n.output_shape, None),
+            thousands(n.cost.params),
+            thousands(n.cost.macs),
+            thousands(n.cost.fpo()),
+            format!("{:.1} %", 100.0 * n.cost.fpo() as f64 / total.fpo() as f64),
+        ]);
+    }
+    t.row(vec![
+        "total".into(),
+        String::new(),
+        shape(m.graph.output_shape(), None),
+        thousands(total.params),
+        thousands(total.macs),
+        thousands(total.fpo()),
+        "100.0 %".into(),
+    ]);
+    println!(
+        "{} — input {}, per example; FPO = 2 x MACs + other FPO",
+        m.name,
+        shape(&m.graph.input.shape, m.graph.input.token_vocab)
+    );
+    print!("{}", t.render());
+    println!(
+        "transcendentals per example: {}",
+        thousands(total.transcendentals)
+    );
+    Ok(0)
+}
+
+fn make_backends(names: &[String], threads: Option<usize>) -> Result<Vec<Box<dyn Backend>>> {
+    let mut out: Vec<Box<dyn Backend>> = Vec::new();
+    for n in names {
+        match n.as_str() {
+            "cpu" => out.push(Box::new(CpuBackend::new(threads.unwrap_or(0))?)),
+            other => bail!("unknown backend `{other}`. Available backends: cpu"),
+        }
+    }
+    if out.is_empty() {
+        bail!("no backend given; use --backends cpu");
+    }
+    Ok(out)
+}
+
+fn profile(name: &str) -> Result<Profile> {
+    Profile::by_name(name).with_context(|| format!("unknown profile `{name}`; use quick or full"))
+}
+
+/// Progress bars on stderr (hidden when stderr is not a terminal).
+struct Bars {
+    bar: std::sync::Mutex<Option<ProgressBar>>,
+}
+
+impl Observer for Bars {
+    fn started(&self, label: &str, windows: usize) {
+        let pb = ProgressBar::new(windows as u64);
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {msg:<36} [{bar:20}] {pos}/{len} windows")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        pb.set_message(label.to_string());
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        *self.bar.lock().expect("lock") = Some(pb);
+    }
+    fn window(&self, done: usize) {
+        if let Some(pb) = self.bar.lock().expect("lock").as_ref() {
+            pb.set_position(done as u64);
+        }
+    }
+    fn finished(&self, summary: &str) {
+        if let Some(pb) = self.bar.lock().expect("lock").take() {
+            pb.finish_and_clear();
+        }
+        eprintln!("  {summary}");
+    }
+    fn note(&self, msg: &str) {
+        eprintln!("{msg}");
+    }
+}
+
+fn cmd_run(args: RunArgs) -> Result<i32> {
+    let profile = profile(&args.profile)?;
+    if args.batch.is_empty() || args.batch.contains(&0) {
+        bail!("--batch needs positive batch sizes, e.g. --batch 1,32");
+    }
+    let names: Vec<String> = if args.models.is_empty() {
+        MODEL_NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.models.clone()
+    };
+    let models: Vec<Model> = names
+        .iter()
+        .map(|n| Model::load(n, args.seed))
+        .collect::<Result<_, _>>()?;
+    let backends = make_backends(&args.backends, args.threads)?;
+    let (out, default_out) = match &args.out {
+        Some(p) => (p.clone(), false),
+        None => (
+            PathBuf::from("results/runs").join(format!(
+                "{}-{}.json",
+                hostname(),
+                now_utc().replace(':', "")
+            )),
+            true,
+        ),
+    };
+    // Fail before measuring anything if the result cannot be written.
+    check_writable(&out, default_out)
+        .with_context(|| format!("cannot write the result file {}", out.display()))?;
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        ctrlc::set_handler(move || {
+            if cancel.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\ninterrupt: finishing up, keeping the cells already measured (Ctrl-C again to quit now)");
+        })
+        .context("cannot install the Ctrl-C handler")?;
+    }
+    let cfg = RunConfig {
+        profile,
+        seed: args.seed,
+        batches: args.batch.clone(),
+        out: out.clone(),
+        command: std::env::args().collect(),
+        machine: fingerprint(VERSION),
+        peak_size: 1024,
+    };
+    eprintln!(
+        "greenbench {VERSION}: {} model(s) x {} batch size(s) x {} backend(s), {} profile -> {}",
+        models.len(),
+        cfg.batches.len(),
+        backends.len(),
+        cfg.profile.name,
+        out.display()
+    );
+    let obs = Bars {
+        bar: std::sync::Mutex::new(None),
+    };
+    let file = run_suite(&backends, &models, &cfg, &cancel, &obs)?;
+    print_run_table(&file);
+    println!("results: {}", out.display());
+    let failed = file
+        .cells
+        .iter()
+        .filter(|c| c.status == CellStatus::Failed)
+        .count();
+    Ok(match file.status {
+        RunStatus::Interrupted => 130,
+        _ if failed > 0 => {
+            eprintln!("{failed} cell(s) failed; see their `error` in the result file");
+            1
+        }
+        _ => 0,
+    })
+}
+
+fn print_run_table(file: &ResultFile) {
+    let env = &file.environment;
+    println!(
+        "{} — {} ({} logical cores), {} profile: {} windows of {} s after {} s warm-up",
+        env.machine.hostname,
+        env.machine.cpu_model,
+        env.machine.cpu_logical_cores,
+        env.profile.name,
+        env.profile.windows,
+        env.profile.window_s,
+        env.profile.warmup_s
+    );
+    for p in &env.peaks {
+        println!("{}", peak_line(p));
+    }
+    let mut t = Table::new(&[
+        ("model", Align::Left),
+        ("backend", Align::Left),
+        ("device", Align::Left),
+        ("batch", Align::Right),
+        ("MACs/ex", Align::Right),
+        ("FPO/ex", Align::Right),
+        ("time/ex (median)", Align::Right),
+        ("95% interval", Align::Right),
+        ("ex/s", Align::Right),
+        ("GFPO/s", Align::Right),
+        ("% peak", Align::Right),
+        ("energy/ex", Align::Right),
+    ]);
+    for c in &file.cells {
+        t.row(cell_row(c));
+    }
+    print!("{}", t.render());
+}
+
+fn peak_line(p: &Peak) -> String {
+    format!(
+        "peak {} ({}{}): {:.1} GFPO/s [{:.1}, {:.1}] on a {}x{}x{} fp32 matmul",
+        p.backend,
+        p.device.name,
+        p.device
+            .threads
+            .map(|t| format!(", {t} threads"))
+            .unwrap_or_default(),
+        p.gflops,
+        p.gflops_ci95_low,
+        p.gflops_ci95_high,
+        p.m,
+        p.k,
+        p.n
+    )
+}
+
+fn device_label(c: &Cell) -> String {
+    let kind = match c.device_kind {
+        greenbench_core::DeviceKind::Cpu => "cpu",
+        greenbench_core::DeviceKind::Gpu => "gpu",
+        greenbench_core::DeviceKind::Software => "software",
+    };
+    match c.threads {
+        Some(t) => format!("{kind}, {t} thr"),
+        None => kind.to_string(),
+    }
+}
+
+fn cell_row(c: &Cell) -> Vec<String> {
+    let head = vec![
+        c.model.clone(),
+        c.backend.clone(),
+        device_label(c),
+        c.batch.to_string(),
+        si(c.macs_per_example as f64),
+        si(c.fpo_per_example as f64),
+    ];
+    let tail = match &c.time_per_example_s {
+        Some(t) => vec![
+            duration(t.median),
+            format!("{} – {}", duration(t.ci95_low), duration(t.ci95_high)),
+            si(c.examples_per_s.unwrap_or(0.0)),
+            format!("{:.1}", c.gflops.unwrap_or(0.0)),
+            c.pct_of_peak.map_or("n/a".into(), |p| format!("{p:.0} %")),
+            c.energy_per_example_j
+                .map_or("n/a".into(), |j| format!("{j:.3e} J")),
+        ],
+        None => vec![
+            "FAILED".into(),
+            c.error.clone().unwrap_or_default(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ],
+    };
+    head.into_iter().chain(tail).collect()
+}
+
+fn cmd_peak(
+    names: &[String],
+    size: usize,
+    profile_name: &str,
+    threads: Option<usize>,
+) -> Result<i32> {
+    if size == 0 {
+        bail!("--size must be positive");
+    }
+    let profile = profile(profile_name)?;
+    let backends = make_backends(names, threads)?;
+    let obs = Bars {
+        bar: std::sync::Mutex::new(None),
+    };
+    let cancel = AtomicBool::new(false);
+    for b in &backends {
+        let p = measure_peak(b.as_ref(), size, &profile, &cancel, &obs)
+            .map_err(|e| anyhow::anyhow!("peak of {}: {e}", b.name()))?;
+        println!("{}", peak_line(&p));
+    }
+    Ok(0)
+}

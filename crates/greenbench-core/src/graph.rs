@@ -552,7 +552,7 @@ fn infer(node: &Node, ins: &[&Shape], input: &InputSpec) -> Result<Shape, GraphE
                     "filters, kernel, stride and groups must be positive".into(),
                 ));
             }
-            if x[2] % groups != 0 || filters % groups != 0 {
+            if !x[2].is_multiple_of(*groups) || !filters.is_multiple_of(*groups) {
                 return Err(shape_err(
                     &format!("channels not divisible by groups = {groups}"),
                     format!("[H, W, C] with C and filters ({filters}) divisible by {groups}"),

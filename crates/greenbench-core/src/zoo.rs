@@ -28,6 +28,11 @@ pub enum ModelError {
         path: String,
         source: std::io::Error,
     },
+    #[error("model `{name}` cannot be folded: {source}")]
+    Invalid {
+        name: String,
+        source: Box<crate::GraphError>,
+    },
     #[error("model file {path}: {source}")]
     Json {
         path: String,

@@ -47,6 +47,7 @@ impl<'a> Mat<'a> {
 /// (shared/PERFORMANCE.md, sgemm 1024^3, 1 thread): 227 GFLOP/s against 98 for ndarray's
 /// built-in `dot` (matrixmultiply, AVX2 only), and it takes arbitrary strides, so grouped
 /// convolutions and attention heads need no copies.
+#[allow(clippy::too_many_arguments)]
 pub fn sgemm(
     m: usize,
     n: usize,

@@ -1,1 +1,19 @@
+//! greenbench-harness: how greenbench measures, and what it writes down.
+//!
+//! It owns the measuring protocol of DESIGN.md ([`protocol`]: warm-up by duration, K >= 5
+//! windows, several distinct input buffers), its statistics ([`stats`]: median, a
+//! distribution-free 95 % interval, coefficient of variation), the environment fingerprint
+//! ([`env`]), the versioned result schema with atomic, incremental saving ([`record`]), and
+//! the suite runner that ties them together ([`runner`]).
+//!
+//! It drives backends only through `greenbench_core::Backend`: it knows nothing of ndarray,
+//! wgpu, or how a table is drawn.
 
+pub mod env;
+pub mod protocol;
+pub mod record;
+pub mod runner;
+pub mod stats;
+
+pub use protocol::Profile;
+pub use record::{Cell, Environment, ResultFile, SCHEMA_VERSION};

@@ -1,0 +1,41 @@
+//! A model ready to hand to a backend: the folded graph, its seeded weights, its counts.
+
+use crate::cost::{GraphCost, graph_cost};
+use crate::fold::fold_batch_norm;
+use crate::graph::Graph;
+use crate::weights::{Weights, generate_weights};
+use crate::zoo::{ModelError, load_model};
+
+/// A loaded, batch-norm-folded model with deterministic weights.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// Zoo name or the user's graph name.
+    pub name: String,
+    /// The folded graph every backend runs.
+    pub graph: Graph,
+    pub weights: Weights,
+    pub seed: u64,
+    /// Per-example counts of the folded graph.
+    pub cost: GraphCost,
+}
+
+impl Model {
+    /// Load a zoo model by name (or a `.json` description), generate weights from `seed`,
+    /// fold batch norm.
+    pub fn load(name_or_path: &str, seed: u64) -> Result<Model, ModelError> {
+        let g = load_model(name_or_path)?;
+        let w = generate_weights(&g, seed);
+        let (graph, weights) = fold_batch_norm(&g, &w).map_err(|e| ModelError::Invalid {
+            name: name_or_path.to_string(),
+            source: Box::new(e),
+        })?;
+        let cost = graph_cost(&graph);
+        Ok(Model {
+            name: graph.name.clone(),
+            graph,
+            weights,
+            seed,
+            cost,
+        })
+    }
+}

@@ -1,0 +1,216 @@
+//! The measuring protocol (DESIGN.md; MLPerf Tiny's median of windows, burn-bench's
+//! warm-up by duration and cycled inputs).
+//!
+//! Per cell: run for `warmup`, then `windows` windows of at least `window` each (and at
+//! least one batch); a window's value is its wall time / (batches * batch size). Inputs cycle
+//! through `input_sets` distinct buffers so caches do not flatter.
+
+use greenbench_core::{BackendError, Prepared};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Durations of a run. `quick` and `full` differ only in durations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub name: String,
+    pub warmup_s: f64,
+    pub windows: usize,
+    pub window_s: f64,
+    pub input_sets: usize,
+}
+
+impl Profile {
+    /// Minutes for the whole zoo on a laptop. Windows are too short for energy counters
+    /// that update slowly; use `full` for committed baselines.
+    pub fn quick() -> Self {
+        Profile {
+            name: "quick".into(),
+            warmup_s: 0.25,
+            windows: 5,
+            window_s: 0.3,
+            input_sets: 4,
+        }
+    }
+    /// Committed baselines: windows of seconds, so energy counters resolve.
+    pub fn full() -> Self {
+        Profile {
+            name: "full".into(),
+            warmup_s: 2.0,
+            windows: 10,
+            window_s: 2.0,
+            input_sets: 8,
+        }
+    }
+    /// A profile by name.
+    pub fn by_name(name: &str) -> Option<Self> {
+        match name {
+            "quick" => Some(Self::quick()),
+            "full" => Some(Self::full()),
+            _ => None,
+        }
+    }
+}
+
+/// Raw outcome of measuring one cell.
+#[derive(Clone, Debug)]
+pub struct Measurement {
+    /// Seconds per example, one per window.
+    pub per_example_s: Vec<f64>,
+    /// Batches run in each window.
+    pub batches: Vec<u64>,
+    /// Device-only seconds per example per window, if the backend reported device time for
+    /// every batch.
+    pub device_per_example_s: Option<Vec<f64>>,
+    /// Warm-up batches run.
+    pub warmup_batches: u64,
+}
+
+/// Why a measurement stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    #[error("interrupted")]
+    Interrupted,
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Measure `p` by the protocol. `on_window` is called after each window (for progress).
+pub fn measure(
+    p: &mut dyn Prepared,
+    inputs: &[Vec<f32>],
+    batch: usize,
+    profile: &Profile,
+    cancel: &AtomicBool,
+    on_window: &mut dyn FnMut(usize),
+) -> Result<Measurement, MeasureError> {
+    assert!(!inputs.is_empty(), "at least one input buffer");
+    let mut next = 0usize;
+    let mut step = |p: &mut dyn Prepared| -> Result<Option<Duration>, BackendError> {
+        let x = &inputs[next % inputs.len()];
+        next += 1;
+        p.run(x)?;
+        Ok(p.device_time())
+    };
+    let warm = Duration::from_secs_f64(profile.warmup_s);
+    let start = Instant::now();
+    let mut warmup_batches = 0;
+    while warmup_batches == 0 || start.elapsed() < warm {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(MeasureError::Interrupted);
+        }
+        step(p)?;
+        warmup_batches += 1;
+    }
+    let window = Duration::from_secs_f64(profile.window_s);
+    let mut per_example_s = Vec::with_capacity(profile.windows);
+    let mut batches = Vec::with_capacity(profile.windows);
+    let mut device: Option<Vec<f64>> = Some(Vec::new());
+    for w in 0..profile.windows {
+        let mut n = 0u64;
+        let mut dev = Some(Duration::ZERO);
+        let t0 = Instant::now();
+        loop {
+            let d = step(p)?;
+            n += 1;
+            dev = match (dev, d) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            };
+            if t0.elapsed() >= window {
+                break;
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return Err(MeasureError::Interrupted);
+            }
+        }
+        let elapsed = t0.elapsed().as_secs_f64();
+        let examples = (n as usize * batch) as f64;
+        per_example_s.push(elapsed / examples);
+        batches.push(n);
+        device = match (device, dev) {
+            (Some(mut v), Some(d)) => {
+                v.push(d.as_secs_f64() / examples);
+                Some(v)
+            }
+            _ => None,
+        };
+        on_window(w + 1);
+    }
+    Ok(Measurement {
+        per_example_s,
+        batches,
+        device_per_example_s: device,
+        warmup_batches,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake backend whose batch takes a known time and which records the inputs it saw.
+    struct Sleepy {
+        seen: Vec<f32>,
+        out: Vec<f32>,
+    }
+    impl Prepared for Sleepy {
+        fn run(&mut self, input: &[f32]) -> Result<&[f32], BackendError> {
+            self.seen.push(input[0]);
+            std::thread::sleep(Duration::from_millis(2));
+            Ok(&self.out)
+        }
+    }
+
+    #[test]
+    fn windows_cycle_inputs_and_time_per_example() {
+        let profile = Profile {
+            name: "t".into(),
+            warmup_s: 0.01,
+            windows: 5,
+            window_s: 0.02,
+            input_sets: 3,
+        };
+        let inputs: Vec<Vec<f32>> = (0..3).map(|i| vec![i as f32]).collect();
+        let mut p = Sleepy {
+            seen: vec![],
+            out: vec![0.0],
+        };
+        let mut calls = 0;
+        let m = measure(
+            &mut p,
+            &inputs,
+            4,
+            &profile,
+            &AtomicBool::new(false),
+            &mut |_| calls += 1,
+        )
+        .unwrap();
+        assert_eq!(calls, 5);
+        assert_eq!(m.per_example_s.len(), 5);
+        // Each batch sleeps >= 2 ms for 4 examples: >= 0.5 ms per example.
+        assert!(m.per_example_s.iter().all(|&t| t >= 0.0005), "{m:?}");
+        assert!(m.device_per_example_s.is_none());
+        // Inputs cycle 0, 1, 2, 0, ...
+        for (i, v) in p.seen.iter().enumerate() {
+            assert_eq!(*v, (i % 3) as f32);
+        }
+    }
+
+    #[test]
+    fn cancel_stops_measuring() {
+        let mut p = Sleepy {
+            seen: vec![],
+            out: vec![0.0],
+        };
+        let r = measure(
+            &mut p,
+            &[vec![0.0]],
+            1,
+            &Profile::quick(),
+            &AtomicBool::new(true),
+            &mut |_| {},
+        );
+        assert!(matches!(r, Err(MeasureError::Interrupted)));
+    }
+}

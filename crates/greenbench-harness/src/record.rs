@@ -1,0 +1,230 @@
+//! The versioned result schema, and how it is written: atomically (temp file + fsync +
+//! rename in the same directory) and after every finished cell, so an interrupted run keeps
+//! the cells it finished.
+
+use crate::env::Fingerprint;
+use crate::protocol::Profile;
+use crate::stats::Summary;
+use greenbench_core::{DeviceInfo, DeviceKind};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The schema this build writes. Readers accept [`READABLE_VERSIONS`].
+pub const SCHEMA_VERSION: u32 = 1;
+/// Schema versions this build reads.
+pub const READABLE_VERSIONS: &[u32] = &[1];
+
+/// Whether the run that wrote a file finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Still running (or killed without a chance to say so): the cells present are final.
+    Running,
+    Complete,
+    /// Stopped by the user (Ctrl-C); the cells present are final.
+    Interrupted,
+}
+
+/// A backend's attainable peak, measured with a large fp32 matmul.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Peak {
+    pub backend: String,
+    pub device: DeviceInfo,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    /// Median GFPO/s (2 m k n FPO per product).
+    pub gflops: f64,
+    pub gflops_ci95_low: f64,
+    pub gflops_ci95_high: f64,
+    /// Seconds per product, per window.
+    pub time_s: Summary,
+}
+
+/// What a result file describes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub machine: Fingerprint,
+    pub started_utc: String,
+    pub finished_utc: Option<String>,
+    pub profile: Profile,
+    /// Seed of the weights and inputs.
+    pub seed: u64,
+    /// The command line that produced the file.
+    pub command: Vec<String>,
+    /// Peaks of the backends used, measured in this run.
+    pub peaks: Vec<Peak>,
+}
+
+/// Outcome of a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellStatus {
+    Ok,
+    Failed,
+}
+
+/// One measured combination of model x backend x device x batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub model: String,
+    pub backend: String,
+    /// Device name (CPU model or GPU adapter).
+    pub device: String,
+    pub device_kind: DeviceKind,
+    pub threads: Option<usize>,
+    pub batch: usize,
+    pub status: CellStatus,
+    /// Why the cell failed, when it did.
+    pub error: Option<String>,
+    pub params: u64,
+    pub macs_per_example: u64,
+    pub fpo_per_example: u64,
+    pub transcendentals_per_example: u64,
+    /// End-to-end (host input -> host output) seconds per example.
+    pub time_per_example_s: Option<Summary>,
+    /// Device-only seconds per example, where the device reports it.
+    pub device_time_per_example_s: Option<Summary>,
+    /// Why there is no device time, when there is none.
+    pub device_time_note: Option<String>,
+    pub examples_per_s: Option<f64>,
+    /// Achieved GFPO/s (FPO per example / median time per example).
+    pub gflops: Option<f64>,
+    /// `gflops` as a percentage of this backend's measured matmul peak in the same run.
+    pub pct_of_peak: Option<f64>,
+    /// Joules per example; null when not measured.
+    pub energy_per_example_j: Option<f64>,
+    /// Where the energy figure comes from (or why there is none).
+    pub energy_source: String,
+    /// Peak resident memory of the process while this cell was prepared and measured.
+    pub peak_rss_bytes: Option<u64>,
+    pub weights_seed: u64,
+    /// FNV-1a 64 of the weights, hex: equal fingerprints mean identical weights.
+    pub weights_fingerprint: String,
+    pub warmup_batches: u64,
+    /// Batches run in each measurement window.
+    pub window_batches: Vec<u64>,
+}
+
+/// A whole result file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResultFile {
+    pub schema_version: u32,
+    pub status: RunStatus,
+    pub environment: Environment,
+    pub cells: Vec<Cell>,
+}
+
+/// A result file that could not be read. Always names the path.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a greenbench result file: {message}")]
+    Malformed { path: PathBuf, message: String },
+    #[error(
+        "{path} has schema_version {found}; this greenbench reads versions {readable:?}. Use a matching greenbench release."
+    )]
+    Version {
+        path: PathBuf,
+        found: u64,
+        readable: &'static [u32],
+    },
+}
+
+impl ResultFile {
+    /// Read and validate a result file.
+    pub fn load(path: &Path) -> Result<ResultFile, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let malformed = |message: String| LoadError::Malformed {
+            path: path.to_path_buf(),
+            message,
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| malformed(e.to_string()))?;
+        let found = v
+            .get("schema_version")
+            .and_then(|s| s.as_u64())
+            .ok_or_else(|| malformed("missing or non-integer field `schema_version`".into()))?;
+        if !READABLE_VERSIONS.iter().any(|&r| r as u64 == found) {
+            return Err(LoadError::Version {
+                path: path.to_path_buf(),
+                found,
+                readable: READABLE_VERSIONS,
+            });
+        }
+        serde_path_error(&text).map_err(malformed)
+    }
+
+    /// Write atomically to `path`.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let mut text = serde_json::to_string_pretty(self).expect("result serialises");
+        text.push('\n');
+        write_atomic(path, text.as_bytes())
+    }
+}
+
+/// Deserialize with the offending field's path in the message (e.g. `cells[3].batch`).
+fn serde_path_error(text: &str) -> Result<ResultFile, String> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        format!("field `{path}`: {}", e.into_inner())
+    })
+}
+
+/// Write `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
+/// A reader sees the old file or the new one, never a torn one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Fail early (before any measuring) if `path` cannot be written: its directory must exist
+/// (or be creatable when `create_dirs`), and a file must be creatable there.
+pub fn check_writable(path: &Path, create_dirs: bool) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Err(std::io::Error::other(format!(
+            "{} is a directory; give a file path such as {}/run.json",
+            path.display(),
+            path.display()
+        )));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if create_dirs {
+        std::fs::create_dir_all(&dir)?;
+    }
+    let probe = dir.join(format!(".greenbench-probe-{}", std::process::id()));
+    std::fs::File::create(&probe)?;
+    std::fs::remove_file(&probe)
+}
