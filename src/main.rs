@@ -93,6 +93,9 @@ struct RunArgs {
     /// Seed of weights and inputs.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Skip measuring each backend's matmul peak (the % peak column is then n/a).
+    #[arg(long)]
+    no_peak: bool,
 }
 
 impl Default for RunArgs {
@@ -105,6 +108,7 @@ impl Default for RunArgs {
             threads: None,
             out: None,
             seed: 0,
+            no_peak: false,
         }
     }
 }
@@ -246,7 +250,7 @@ fn make_backends(names: &[String], threads: Option<usize>) -> Result<Vec<Box<dyn
     let mut out: Vec<Box<dyn Backend>> = Vec::new();
     for n in names {
         match n.as_str() {
-            "cpu" => out.push(Box::new(CpuBackend::new(threads.unwrap_or(0))?)),
+            "cpu" => out.push(Box::new(CpuBackend::on_this_thread(threads.unwrap_or(0))?)),
             other => bail!("unknown backend `{other}`. Available backends: cpu"),
         }
     }
@@ -341,7 +345,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
         out: out.clone(),
         command: std::env::args().collect(),
         machine: fingerprint(VERSION),
-        peak_size: 1024,
+        peak_size: if args.no_peak { 0 } else { 1024 },
     };
     eprintln!(
         "greenbench {VERSION}: {} model(s) x {} batch size(s) x {} backend(s), {} profile -> {}",

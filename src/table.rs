@@ -136,6 +136,6 @@ mod tests {
     fn aligns() {
         let mut t = Table::new(&[("a", Align::Left), ("bb", Align::Right)]);
         t.row(vec!["xyz".into(), "1".into()]);
-        assert_eq!(t.render(), "a     bb\n---  --\nxyz   1\n");
+        assert_eq!(t.render(), "a    bb\n---  --\nxyz   1\n");
     }
 }

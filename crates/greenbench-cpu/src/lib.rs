@@ -22,28 +22,62 @@ use std::sync::Arc;
 pub struct CpuBackend {
     threads: usize,
     pool: Arc<rayon::ThreadPool>,
+    /// Set when the calling thread is worker 0 of the pool: runs must come from it.
+    owner: Option<std::thread::ThreadId>,
+}
+
+fn resolve_threads(threads: usize) -> usize {
+    if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    }
+}
+
+fn pool_error(threads: usize, e: rayon::ThreadPoolBuildError) -> BackendError {
+    BackendError::Failed {
+        backend: "cpu".into(),
+        message: format!("cannot start {threads} threads: {e}"),
+    }
 }
 
 impl CpuBackend {
-    /// A backend with `threads` worker threads (0 = all available cores).
+    /// A backend with `threads` worker threads (0 = all available cores), usable from any
+    /// thread. Each run is handed to the pool and waited for, which costs a thread wake-up
+    /// (tens of microseconds on a VM); measuring tools should prefer [`Self::on_this_thread`].
     pub fn new(threads: usize) -> Result<Self, BackendError> {
-        let threads = if threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            threads
-        };
+        let threads = resolve_threads(threads);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("greenbench-cpu-{i}"))
             .build()
-            .map_err(|e| BackendError::Failed {
-                backend: "cpu".into(),
-                message: format!("cannot start {threads} threads: {e}"),
-            })?;
+            .map_err(|e| pool_error(threads, e))?;
         Ok(CpuBackend {
             threads,
             pool: Arc::new(pool),
+            owner: None,
         })
+    }
+
+    /// A backend whose pool includes the calling thread as worker 0, so a run starts at
+    /// once on this thread and only `threads - 1` helpers are woken (none for one thread).
+    /// Runs must then come from this thread (others get an error). Falls back to [`Self::new`]
+    /// if this thread already belongs to a pool. The pool lives until the process ends.
+    pub fn on_this_thread(threads: usize) -> Result<Self, BackendError> {
+        let threads = resolve_threads(threads);
+        match rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .use_current_thread()
+            .thread_name(|i| format!("greenbench-cpu-{i}"))
+            .build()
+        {
+            Ok(pool) => Ok(CpuBackend {
+                threads,
+                pool: Arc::new(pool),
+                owner: Some(std::thread::current().id()),
+            }),
+            Err(_) => Self::new(threads),
+        }
     }
 
     /// Worker threads in use.
@@ -107,13 +141,9 @@ impl Backend for CpuBackend {
         weights: &Weights,
         batch: usize,
     ) -> Result<Box<dyn Prepared>, BackendError> {
-        Ok(Box::new(CpuPrepared::new(
-            graph,
-            weights,
-            batch,
-            self.threads,
-            self.pool.clone(),
-        )?))
+        let mut p = CpuPrepared::new(graph, weights, batch, self.threads, self.pool.clone())?;
+        p.owner = self.owner;
+        Ok(Box::new(p))
     }
 
     fn prepare_matmul(
@@ -135,6 +165,7 @@ impl Backend for CpuBackend {
             relu: false,
         }];
         Ok(Box::new(CpuPrepared {
+            par: vec![self.threads > 1],
             steps,
             bufs: vec![vec![0.0; m * k], vec![0.0; m * n]],
             scratch: vec![],
@@ -145,6 +176,7 @@ impl Backend for CpuBackend {
             token_vocab: None,
             threads: self.threads,
             pool: self.pool.clone(),
+            owner: self.owner,
         }))
     }
 }
@@ -176,6 +208,7 @@ enum Step {
         dst: usize,
         geom: ConvGeom,
         w: Vec<f32>,
+        w_tiled: Option<Vec<f32>>,
         bias: Option<Vec<f32>>,
         relu: bool,
     },
@@ -243,6 +276,8 @@ enum Step {
 /// A graph planned for the CPU at a fixed batch.
 pub struct CpuPrepared {
     steps: Vec<Step>,
+    /// Per step: whether its work is large enough to split across threads.
+    par: Vec<bool>,
     bufs: Vec<Vec<f32>>,
     scratch: Vec<f32>,
     input_buf: usize,
@@ -252,7 +287,14 @@ pub struct CpuPrepared {
     token_vocab: Option<usize>,
     threads: usize,
     pool: Arc<rayon::ThreadPool>,
+    owner: Option<std::thread::ThreadId>,
 }
+
+/// Steps with less work than this (FPO, or 4 per output element for memory-bound ops,
+/// whole batch) run on one thread. Waking a helper costs 20-40 us on the 2-core dev VM
+/// (measured: mlp at batch 1 took 35 us on 1 thread, 77 us with every step split in two);
+/// 4 MFPO is about that long on one core.
+const PAR_MIN_WORK: u64 = 4_000_000;
 
 fn flat(t: &ndarray::ArrayD<f32>) -> Vec<f32> {
     t.iter().copied().collect()
@@ -280,6 +322,7 @@ impl CpuPrepared {
             sizes.len() - 1
         };
         let mut steps = Vec::new();
+        let mut par = Vec::new();
         let mut scratch_len = 0usize;
         let mut skip_next = false;
         for i in 0..g.nodes.len() {
@@ -336,11 +379,14 @@ impl CpuPrepared {
                             relu: fuse_relu,
                         }
                     } else if geom.is_depthwise() {
+                        let w = flat(&t[0]);
                         Step::Depthwise {
                             src,
                             dst,
                             geom,
-                            w: flat(&t[0]),
+                            w_tiled: (geom.sw == 1)
+                                .then(|| kernels::tile_depthwise_weights(&geom, &w)),
+                            w,
                             bias,
                             relu: fuse_relu,
                         }
@@ -421,10 +467,16 @@ impl CpuPrepared {
                 Op::Flatten => unreachable!("handled above"),
             };
             steps.push(step);
+            let c = greenbench_core::cost::node_cost(g, i);
+            let work = batch as u64
+                * c.fpo()
+                    .max(4 * g.out_shape(i).iter().product::<usize>() as u64);
+            par.push(threads > 1 && work >= PAR_MIN_WORK);
         }
         let output_buf = buf_of[nvals - 1];
         Ok(CpuPrepared {
             steps,
+            par,
             bufs: sizes.iter().map(|&n| vec![0.0; n]).collect(),
             scratch: vec![0.0; scratch_len],
             input_buf: 0,
@@ -434,12 +486,18 @@ impl CpuPrepared {
             token_vocab: g.input.token_vocab,
             threads,
             pool,
+            owner: None,
         })
     }
 
     fn execute(&mut self) {
-        let gemm_threads = Threads::Pool(self.threads);
-        for step in &self.steps {
+        for (step, &par) in self.steps.iter().zip(&self.par) {
+            let gemm_threads = if par {
+                Threads::Pool(self.threads)
+            } else {
+                Threads::One
+            };
+            let was_serial = kernels::set_serial(!par);
             let dst_id = match step {
                 Step::Gemm { dst, .. }
                 | Step::Conv { dst, .. }
@@ -517,6 +575,7 @@ impl CpuPrepared {
                     src,
                     geom,
                     w,
+                    w_tiled,
                     bias,
                     relu,
                     ..
@@ -527,6 +586,7 @@ impl CpuPrepared {
                         batch,
                         geom,
                         w,
+                        w_tiled.as_deref(),
                         bias.as_deref(),
                         *relu,
                         &mut out,
@@ -568,6 +628,7 @@ impl CpuPrepared {
                 }
             }
             self.bufs[dst_id] = out;
+            kernels::set_serial(was_serial);
         }
     }
 }
@@ -589,6 +650,13 @@ impl Prepared for CpuPrepared {
             return Err(BackendError::Invalid(format!(
                 "token id {bad} is outside the vocabulary 0..{v}"
             )));
+        }
+        if let Some(owner) = self.owner
+            && owner != std::thread::current().id()
+        {
+            return Err(BackendError::Invalid(
+                "this CPU backend was built with on_this_thread; run it from that thread".into(),
+            ));
         }
         self.bufs[self.input_buf].copy_from_slice(input);
         let pool = self.pool.clone();

@@ -38,7 +38,7 @@ pub struct RunConfig {
     pub out: PathBuf,
     pub command: Vec<String>,
     pub machine: Fingerprint,
-    /// Square matmul size for each backend's peak.
+    /// Square matmul size for each backend's peak; 0 skips the peak.
     pub peak_size: usize,
 }
 
@@ -234,27 +234,34 @@ pub fn run_suite(
     };
     save(&file)?;
     'outer: for backend in backends {
-        let peak = match measure_peak(backend.as_ref(), cfg.peak_size, &cfg.profile, cancel, obs) {
-            Ok(p) => p,
-            Err(MeasureError::Interrupted) => break 'outer,
-            Err(MeasureError::Backend(source)) => {
-                return Err(RunError::Peak {
-                    backend: backend.name().to_string(),
-                    source,
-                });
+        let peak = if cfg.peak_size == 0 {
+            None
+        } else {
+            match measure_peak(backend.as_ref(), cfg.peak_size, &cfg.profile, cancel, obs) {
+                Ok(p) => Some(p),
+                Err(MeasureError::Interrupted) => break 'outer,
+                Err(MeasureError::Backend(source)) => {
+                    return Err(RunError::Peak {
+                        backend: backend.name().to_string(),
+                        source,
+                    });
+                }
             }
         };
-        let peak_gflops = peak.gflops;
-        file.environment.peaks.push(peak);
+        let peak_gflops = peak.as_ref().map(|p| p.gflops);
+        file.environment.peaks.extend(peak);
         save(&file)?;
         for model in models {
             for &batch in &cfg.batches {
+                if cancel.load(Ordering::Relaxed) {
+                    break 'outer;
+                }
                 match measure_cell(
                     backend.as_ref(),
                     model,
                     batch,
                     &cfg.profile,
-                    Some(peak_gflops),
+                    peak_gflops,
                     cancel,
                     obs,
                 ) {

@@ -1,0 +1,211 @@
+//! The runner against fake backends: incremental, atomic saving; interrupted runs keep
+//! finished cells; a failing cell does not stop the run; result files are validated.
+
+use greenbench_core::{
+    Backend, BackendError, DeviceInfo, DeviceKind, Graph, Model, Prepared, Weights,
+};
+use greenbench_harness::Profile;
+use greenbench_harness::env::fingerprint;
+use greenbench_harness::record::{CellStatus, LoadError, ResultFile, RunStatus};
+use greenbench_harness::runner::{Observer, RunConfig, Silent, run_suite};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Returns zeros; fails `prepare` for models named in `fail`; counts prepares.
+struct Fake {
+    fail: Vec<String>,
+    prepares: Arc<AtomicUsize>,
+}
+
+struct FakePrepared {
+    out: Vec<f32>,
+}
+
+impl Prepared for FakePrepared {
+    fn run(&mut self, _input: &[f32]) -> Result<&[f32], BackendError> {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+        Ok(&self.out)
+    }
+}
+
+impl Backend for Fake {
+    fn name(&self) -> &str {
+        "fake"
+    }
+    fn device(&self) -> DeviceInfo {
+        DeviceInfo {
+            name: "test device".into(),
+            kind: DeviceKind::Cpu,
+            threads: Some(1),
+            driver: None,
+        }
+    }
+    fn prepare(
+        &self,
+        g: &Graph,
+        _w: &Weights,
+        batch: usize,
+    ) -> Result<Box<dyn Prepared>, BackendError> {
+        self.prepares.fetch_add(1, Ordering::SeqCst);
+        if self.fail.contains(&g.name) {
+            return Err(BackendError::Failed {
+                backend: "fake".into(),
+                message: "shader exploded".into(),
+            });
+        }
+        Ok(Box::new(FakePrepared {
+            out: vec![0.0; batch * g.output_len()],
+        }))
+    }
+    fn prepare_matmul(
+        &self,
+        m: usize,
+        _k: usize,
+        n: usize,
+    ) -> Result<Box<dyn Prepared>, BackendError> {
+        Ok(Box::new(FakePrepared {
+            out: vec![0.0; m * n],
+        }))
+    }
+}
+
+fn config(out: std::path::PathBuf) -> RunConfig {
+    RunConfig {
+        profile: Profile {
+            name: "test".into(),
+            warmup_s: 0.005,
+            windows: 5,
+            window_s: 0.005,
+            input_sets: 2,
+        },
+        seed: 3,
+        batches: vec![1, 4],
+        out,
+        command: vec!["test".into()],
+        machine: fingerprint("test"),
+        peak_size: 16,
+    }
+}
+
+/// Raises the cancel flag after `after` finished measurements (the peak counts as one).
+struct CancelAfter {
+    after: usize,
+    seen: AtomicUsize,
+    cancel: Arc<AtomicBool>,
+}
+impl Observer for CancelAfter {
+    fn finished(&self, _s: &str) {
+        if self.seen.fetch_add(1, Ordering::SeqCst) + 1 >= self.after {
+            self.cancel.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn fake(fail: &[&str], prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> {
+    vec![Box::new(Fake {
+        fail: fail.iter().map(|s| s.to_string()).collect(),
+        prepares,
+    })]
+}
+
+#[test]
+fn full_run_writes_every_cell_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let models = vec![
+        Model::load("mlp", 3).unwrap(),
+        Model::load("lenet5", 3).unwrap(),
+    ];
+    let backends = fake(&["lenet5"], Arc::default());
+    let cancel = AtomicBool::new(false);
+    let file = run_suite(&backends, &models, &config(out.clone()), &cancel, &Silent).unwrap();
+    assert_eq!(file.status, RunStatus::Complete);
+    assert_eq!(file.cells.len(), 4);
+    let back = ResultFile::load(&out).unwrap();
+    assert_eq!(back, file);
+    let mlp1 = &back.cells[0];
+    assert_eq!(
+        (mlp1.model.as_str(), mlp1.batch, mlp1.status),
+        ("mlp", 1, CellStatus::Ok)
+    );
+    let t = mlp1.time_per_example_s.as_ref().unwrap();
+    assert_eq!(t.samples.len(), 5);
+    // >= 200 us of sleep per batch of 1.
+    assert!(t.median >= 2e-4, "{t:?}");
+    assert_eq!(mlp1.fpo_per_example, 538_672);
+    assert!(mlp1.energy_per_example_j.is_none());
+    assert!(mlp1.pct_of_peak.is_some());
+    // A failing backend marks its cells failed with the reason; the run goes on.
+    let lenet = &back.cells[2];
+    assert_eq!(lenet.status, CellStatus::Failed);
+    assert!(lenet.error.as_deref().unwrap().contains("shader exploded"));
+    assert_eq!(back.environment.peaks.len(), 1);
+    // No temp files left beside the result.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}
+
+#[test]
+fn interrupted_run_keeps_finished_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let models = vec![
+        Model::load("mlp", 3).unwrap(),
+        Model::load("autoencoder", 3).unwrap(),
+    ];
+    let prepares = Arc::new(AtomicUsize::new(0));
+    let backends = fake(&[], prepares.clone());
+    let cancel = Arc::new(AtomicBool::new(false));
+    // Peak + 2 cells finish, then the flag is raised: the third cell is abandoned.
+    let obs = CancelAfter {
+        after: 3,
+        seen: AtomicUsize::new(0),
+        cancel: cancel.clone(),
+    };
+    let file = run_suite(&backends, &models, &config(out.clone()), &cancel, &obs).unwrap();
+    assert_eq!(file.status, RunStatus::Interrupted);
+    let back = ResultFile::load(&out).unwrap();
+    assert_eq!(back.status, RunStatus::Interrupted);
+    assert_eq!(back.cells.len(), 2);
+    assert!(back.cells.iter().all(|c| c.model == "mlp"));
+    assert_eq!(
+        prepares.load(Ordering::SeqCst),
+        2,
+        "nothing measured after the interrupt"
+    );
+}
+
+#[test]
+fn bad_result_files_name_path_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.json");
+    std::fs::write(&p, "{\"schema_version\": 99}").unwrap();
+    let e = ResultFile::load(&p).unwrap_err();
+    assert!(matches!(e, LoadError::Version { found: 99, .. }));
+    assert!(
+        e.to_string().contains("bad.json") && e.to_string().contains("[1]"),
+        "{e}"
+    );
+
+    // Truncated.
+    std::fs::write(&p, "{\"schema_version\": 1, \"status\": \"complete\"").unwrap();
+    let e = ResultFile::load(&p).unwrap_err().to_string();
+    assert!(e.contains("bad.json"), "{e}");
+
+    // A valid file with one field broken: the message names that field's path.
+    let out = dir.path().join("ok.json");
+    let models = vec![Model::load("mlp", 1).unwrap()];
+    let backends = fake(&[], Arc::default());
+    let cfg = config(out.clone());
+    run_suite(&backends, &models, &cfg, &AtomicBool::new(false), &Silent).unwrap();
+    let text =
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .replacen("\"batch\": 4", "\"batch\": \"four\"", 1);
+    std::fs::write(&p, text).unwrap();
+    let e = ResultFile::load(&p).unwrap_err().to_string();
+    assert!(e.contains("cells[1].batch"), "{e}");
+}

@@ -1,0 +1,145 @@
+//! The command line as users meet it: stable JSON names, clear errors on bad input, and a
+//! real (small) run that writes a valid result file.
+
+use greenbench_harness::record::{CellStatus, ResultFile, RunStatus};
+use std::process::Command;
+
+fn greenbench(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_greenbench"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn list_json_has_stable_names() {
+    let (code, out, _) = greenbench(&["list", "--format", "json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let arr = v.as_array().unwrap();
+    assert_eq!(arr.len(), 7);
+    let resnet = arr.iter().find(|m| m["name"] == "resnet8").unwrap();
+    assert_eq!(resnet["macs"], 12_501_632);
+    assert_eq!(resnet["params"], 77_706);
+    assert_eq!(resnet["input_shape"], serde_json::json!([32, 32, 3]));
+    for key in ["fpo", "transcendentals"] {
+        assert!(resnet[key].is_u64(), "{key}");
+    }
+}
+
+#[test]
+fn unknown_model_lists_valid_ones() {
+    let (code, _, err) = greenbench(&["inspect", "resnet9"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown model `resnet9`"), "{err}");
+    assert!(
+        err.contains("mobilenet-v1-0.25") && err.contains("tiny-transformer"),
+        "{err}"
+    );
+    let (code, _, err) = greenbench(&["run", "--models", "mlp,nope", "--out", "/tmp/x.json"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`nope`"), "{err}");
+}
+
+#[test]
+fn malformed_model_json_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.json");
+    std::fs::write(
+        &p,
+        r#"{"name":"m","input":{"shape":[8]},"nodes":[{"name":"fc","op":{"type":"dense","unit":4}}]}"#,
+    )
+    .unwrap();
+    let (code, _, err) = greenbench(&["inspect", p.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("m.json") && err.contains("unit"), "{err}");
+}
+
+#[test]
+fn unwritable_out_fails_before_measuring() {
+    let t = std::time::Instant::now();
+    let (code, out, err) =
+        greenbench(&["run", "--models", "mlp", "--out", "/nonexistent-dir/r.json"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent-dir/r.json"), "{err}");
+    assert!(!err.contains("peak"), "measured before failing: {err}");
+    assert!(out.is_empty());
+    assert!(t.elapsed().as_secs() < 5);
+    let (code, _, err) = greenbench(&["run", "--backends", "tpu", "--out", "/tmp/x.json"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown backend `tpu`") && err.contains("cpu"),
+        "{err}"
+    );
+}
+
+#[test]
+fn user_model_runs_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.json");
+    std::fs::write(
+        &model,
+        r#"{"name":"tiny-cnn","input":{"shape":[12,12,2]},"nodes":[
+            {"name":"c1","op":{"type":"conv2d","filters":4,"kernel":[3,3],"stride":[2,2],"padding":"same"}},
+            {"name":"r1","op":{"type":"relu"}},
+            {"name":"gap","op":{"type":"global_avg_pool"}},
+            {"name":"fc","op":{"type":"dense","units":3}},
+            {"name":"sm","op":{"type":"softmax"}}]}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("r.json");
+    let (code, stdout, err) = greenbench(&[
+        "run",
+        "--models",
+        model.to_str().unwrap(),
+        "--batch",
+        "1,3",
+        "--threads",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("tiny-cnn"), "{stdout}");
+    let f = ResultFile::load(&out).unwrap();
+    assert_eq!(f.status, RunStatus::Complete);
+    assert_eq!(f.cells.len(), 2);
+    for c in &f.cells {
+        assert_eq!(c.status, CellStatus::Ok);
+        assert_eq!(c.threads, Some(1));
+        // conv: 6*6*4*(2*9) MACs; dense: 4*3.
+        assert_eq!(c.macs_per_example, 2_592 + 12);
+        let t = c.time_per_example_s.as_ref().unwrap();
+        assert!(t.samples.len() >= 5 && t.median > 0.0);
+        assert!(c.energy_per_example_j.is_none());
+    }
+    // The stable names of the result schema, as scripts read them.
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    for key in ["schema_version", "environment", "cells"] {
+        assert!(raw.get(key).is_some(), "{key}");
+    }
+    let cell = &raw["cells"][0];
+    for key in [
+        "model",
+        "backend",
+        "device",
+        "batch",
+        "macs_per_example",
+        "fpo_per_example",
+        "examples_per_s",
+        "gflops",
+        "energy_per_example_j",
+        "energy_source",
+    ] {
+        assert!(cell.get(key).is_some(), "{key}");
+    }
+    for key in ["median", "ci95_low", "ci95_high", "cv", "samples"] {
+        assert!(cell["time_per_example_s"].get(key).is_some(), "{key}");
+    }
+}
