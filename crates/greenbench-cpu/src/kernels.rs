@@ -91,10 +91,6 @@ pub fn sgemm(
     if m == 0 || n == 0 {
         return;
     }
-    if m <= SMALL_M && b.cs == 1 && k * n >= 4096 {
-        small_m_gemm(m, n, k, a, b, c, c_rs, threads);
-        return;
-    }
     let par = match threads {
         Threads::Pool(t) if t > 1 => gemm::Parallelism::Rayon(t),
         _ => gemm::Parallelism::None,
@@ -124,53 +120,6 @@ pub fn sgemm(
             par,
         );
     }
-}
-
-/// Up to this many rows, [`sgemm`] streams the right-hand side instead of packing it.
-const SMALL_M: usize = 4;
-
-/// `c = a . b` for a few rows of `a` (batch-1 dense layers): each row is a sum of rows of
-/// `b` scaled by `a`'s entries, so `b` (the weights) is read once, contiguously, and never
-/// packed. Measured on the 2-core dev machine, mlp at batch 1: the packing GEMM spent most
-/// of its time copying the 784 x 256 weights on every call. Columns split across threads.
-#[allow(clippy::too_many_arguments)]
-fn small_m_gemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Mat<'_>,
-    b: Mat<'_>,
-    c: &mut [f32],
-    c_rs: usize,
-    threads: Threads,
-) {
-    let parts = match threads {
-        Threads::Pool(t) if n >= 64 => t.min(n / 32).max(1),
-        _ => 1,
-    };
-    let cols = n.div_ceil(parts);
-    let cp = SendPtr(c.as_mut_ptr());
-    (0..parts).into_par_iter().for_each(|p| {
-        let j0 = p * cols;
-        let j1 = (j0 + cols).min(n);
-        if j0 >= j1 {
-            return;
-        }
-        for i in 0..m {
-            // SAFETY: part p writes only columns j0..j1 of row i; parts are disjoint and
-            // the row lies inside `c` (checked by `sgemm`'s asserts).
-            let row =
-                unsafe { std::slice::from_raw_parts_mut(cp.get().add(i * c_rs + j0), j1 - j0) };
-            row.fill(0.0);
-            for kk in 0..k {
-                let av = a.data[i * a.rs + kk * a.cs];
-                let brow = &b.data[kk * b.rs + j0..kk * b.rs + j1];
-                for (d, w) in row.iter_mut().zip(brow) {
-                    *d += av * w;
-                }
-            }
-        }
-    });
 }
 
 /// Epilogue over `rows` rows of `n` values at row stride `rs`: add `bias`, then ReLU.
