@@ -429,6 +429,28 @@ impl Graph {
         pool_geom(&self.nodes[i].op, &self.shapes[self.srcs[i][0]]).expect("validated pool")
     }
 
+    /// Check a flattened batch-major input for `batch` examples: its length, and for token
+    /// inputs that every id is an integer inside the vocabulary (an out-of-range id would
+    /// index outside the embedding table).
+    pub fn check_input(&self, input: &[f32], batch: usize) -> Result<(), String> {
+        let want = batch * self.input_len();
+        if input.len() != want {
+            return Err(format!(
+                "input has {} values, the prepared model takes {want} ({batch} x {})",
+                input.len(),
+                fmt_shape(&self.input.shape)
+            ));
+        }
+        if let Some(v) = self.input.token_vocab
+            && let Some(bad) = input
+                .iter()
+                .find(|&&t| !(t >= 0.0 && (t as usize) < v && t.fract() == 0.0))
+        {
+            return Err(format!("token id {bad} is outside the vocabulary 0..{v}"));
+        }
+        Ok(())
+    }
+
     /// Parse a graph from its JSON description.
     pub fn from_json(text: &str) -> Result<Graph, serde_json::Error> {
         serde_json::from_str(text)

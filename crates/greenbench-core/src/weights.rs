@@ -13,6 +13,9 @@ use ndarray_rand::rand_distr::Uniform;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// A weight tensor (ndarray, dynamic rank).
+pub type Tensor = ArrayD<f32>;
+
 /// The weights of a graph: for each node, its tensors in a fixed order.
 ///
 /// * conv2d: kernel `[kh, kw, Cin/groups, Cout]` (HWIO), bias `[Cout]` if any

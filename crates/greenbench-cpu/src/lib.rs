@@ -171,9 +171,9 @@ impl Backend for CpuBackend {
             scratch: vec![],
             input_buf: 0,
             output_buf: 1,
-            input_len: m * k,
+            graph: None,
+            batch: m,
             output_len: m * n,
-            token_vocab: None,
             threads: self.threads,
             pool: self.pool.clone(),
             owner: self.owner,
@@ -282,9 +282,10 @@ pub struct CpuPrepared {
     scratch: Vec<f32>,
     input_buf: usize,
     output_buf: usize,
-    input_len: usize,
+    /// The graph (for input checks); `None` for a bare matmul.
+    graph: Option<Graph>,
+    batch: usize,
     output_len: usize,
-    token_vocab: Option<usize>,
     threads: usize,
     pool: Arc<rayon::ThreadPool>,
     owner: Option<std::thread::ThreadId>,
@@ -481,9 +482,9 @@ impl CpuPrepared {
             scratch: vec![0.0; scratch_len],
             input_buf: 0,
             output_buf,
-            input_len: batch * g.input_len(),
+            graph: Some(g.clone()),
+            batch,
             output_len: batch * g.output_len(),
-            token_vocab: g.input.token_vocab,
             threads,
             pool,
             owner: None,
@@ -635,22 +636,16 @@ impl CpuPrepared {
 
 impl Prepared for CpuPrepared {
     fn run(&mut self, input: &[f32]) -> Result<&[f32], BackendError> {
-        if input.len() != self.input_len {
-            return Err(BackendError::Invalid(format!(
-                "input has {} values, the prepared model takes {}",
-                input.len(),
-                self.input_len
-            )));
+        let want = self.bufs[self.input_buf].len();
+        match &self.graph {
+            Some(g) => g.check_input(input, self.batch),
+            None if input.len() != want => Err(format!(
+                "input has {} values, the prepared matmul takes {want}",
+                input.len()
+            )),
+            None => Ok(()),
         }
-        if let Some(v) = self.token_vocab
-            && let Some(bad) = input
-                .iter()
-                .find(|&&t| !(t >= 0.0 && (t as usize) < v && t.fract() == 0.0))
-        {
-            return Err(BackendError::Invalid(format!(
-                "token id {bad} is outside the vocabulary 0..{v}"
-            )));
-        }
+        .map_err(BackendError::Invalid)?;
         if let Some(owner) = self.owner
             && owner != std::thread::current().id()
         {

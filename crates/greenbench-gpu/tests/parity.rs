@@ -1,0 +1,185 @@
+//! The GPU backend against the plain-loop reference: every kernel family over random shapes
+//! (property tests), and every zoo model at batch 1 and 32 within 1e-4 of the output's scale.
+//!
+//! Without an adapter these tests skip with a message, unless GREENBENCH_REQUIRE_GPU=1 (CI,
+//! which installs Mesa's lavapipe), where a missing adapter fails them.
+
+use greenbench_core::graph::{Graph, InputSpec, Node, Op, Padding};
+use greenbench_core::reference::{diff, run_reference};
+use greenbench_core::zoo::MODEL_NAMES;
+use greenbench_core::{Backend, Model, generate_inputs, generate_weights};
+use greenbench_gpu::GpuBackend;
+use proptest::prelude::*;
+use std::sync::OnceLock;
+
+fn gpu() -> Option<&'static GpuBackend> {
+    static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
+    GPU.get_or_init(|| match GpuBackend::new(None) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            if std::env::var("GREENBENCH_REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("GREENBENCH_REQUIRE_GPU=1 but no GPU backend: {e}");
+            }
+            eprintln!("skipping GPU tests: {e}");
+            None
+        }
+    })
+    .as_ref()
+}
+
+fn max_rel(g: &Graph, batch: usize, seed: u64) -> f32 {
+    let Some(gpu) = gpu() else { return 0.0 };
+    let w = generate_weights(g, seed);
+    let x = generate_inputs(g, batch, seed, 0);
+    let want = run_reference(g, &w, &x, batch);
+    let mut p = gpu.prepare(g, &w, batch).unwrap();
+    let got = p.run(&x).unwrap();
+    diff(got, &want).max_rel
+}
+
+fn single(input: Vec<usize>, ops: Vec<Op>) -> Option<Graph> {
+    let nodes = ops
+        .into_iter()
+        .enumerate()
+        .map(|(i, op)| Node::new(format!("n{i}"), op))
+        .collect();
+    Graph::new(
+        "prop",
+        InputSpec {
+            shape: input,
+            token_vocab: None,
+        },
+        nodes,
+    )
+    .ok()
+}
+
+fn padding() -> impl Strategy<Value = Padding> {
+    prop_oneof![
+        Just(Padding::Same),
+        Just(Padding::Valid),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3).prop_map(|(top, bottom, left, right)| {
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            }
+        }),
+    ]
+}
+
+const TOL: f32 = 1e-5;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn conv2d_matches_reference(
+        h in 1usize..10, w in 1usize..10, groups in 1usize..4, cin_g in 1usize..4,
+        cout_g in 1usize..5, kh in 1usize..5, kw in 1usize..5, sh in 1usize..3, sw in 1usize..3,
+        pad in padding(), relu in any::<bool>(), batch in 1usize..3,
+    ) {
+        let mut ops = vec![Op::Conv2d { filters: cout_g * groups, kernel: [kh, kw],
+            stride: [sh, sw], padding: pad, groups, bias: true }];
+        if relu { ops.push(Op::Relu); }
+        let g = single(vec![h, w, cin_g * groups], ops);
+        prop_assume!(g.is_some());
+        let e = max_rel(&g.unwrap(), batch, 3);
+        prop_assert!(e < TOL, "err {e}");
+    }
+
+    #[test]
+    fn matmul_matches_reference(
+        lead in 1usize..5, k in 1usize..100, units in 1usize..100, bias in any::<bool>(),
+        batch in 1usize..4,
+    ) {
+        let g = single(vec![lead, k], vec![Op::Dense { units, bias }]).unwrap();
+        let e = max_rel(&g, batch, 5);
+        prop_assert!(e < TOL, "err {e}");
+    }
+
+    #[test]
+    fn pools_and_rows_match_reference(
+        h in 2usize..12, w in 2usize..12, c in 1usize..9, k in 1usize..4, s in 1usize..3,
+        which in 0usize..8, batch in 1usize..3,
+    ) {
+        let (shape, op) = match which {
+            0 => (vec![h, w, c], Op::MaxPool { kernel: [k, k], stride: [s, s] }),
+            1 => (vec![h, w, c], Op::AvgPool { kernel: [k, k], stride: [s, s] }),
+            2 => (vec![h, w, c], Op::GlobalAvgPool),
+            3 => (vec![h, w * c], Op::Softmax),
+            4 => (vec![h, w * c], Op::LayerNorm { eps: 1e-5 }),
+            5 => (vec![h, w * c], Op::Gelu),
+            6 => (vec![h, w * c], Op::BatchNorm { eps: 1e-3 }),
+            _ => (vec![h, w * c], Op::Relu),
+        };
+        let g = single(shape, vec![op]);
+        prop_assume!(g.is_some());
+        let e = max_rel(&g.unwrap(), batch, 7);
+        prop_assert!(e < TOL, "err {e}");
+    }
+
+    #[test]
+    fn attention_and_embedding_match_reference(
+        s in 1usize..17, heads in 1usize..4, d in 1usize..17, vocab in 1usize..30,
+        batch in 1usize..3,
+    ) {
+        let dim = heads * d;
+        let nodes = vec![
+            Node::new("e", Op::Embedding { vocab, dim, positions: true }),
+            Node::new("qkv", Op::Dense { units: 3 * dim, bias: true }),
+            Node::new("a", Op::Attention { heads, head_dim: d }),
+            Node::with_inputs("r", Op::Add, &["e", "a"]),
+        ];
+        let g = Graph::new("att", InputSpec { shape: vec![s], token_vocab: Some(vocab) }, nodes)
+            .unwrap();
+        let e = max_rel(&g, batch, 11);
+        prop_assert!(e < TOL, "err {e}");
+    }
+}
+
+/// Every zoo model, BN folded, as `greenbench verify` runs it, at batch 1 and 32.
+#[test]
+fn zoo_parity_at_batch_1_and_32() {
+    let Some(gpu) = gpu() else { return };
+    for name in MODEL_NAMES {
+        let m = Model::load(name, 42).unwrap();
+        for batch in [1, 32] {
+            let x = generate_inputs(&m.graph, batch, 42, 1);
+            let want = run_reference(&m.graph, &m.weights, &x, batch);
+            let mut p = gpu.prepare(&m.graph, &m.weights, batch).unwrap();
+            let d = diff(p.run(&x).unwrap(), &want);
+            assert!(d.max_rel < 1e-4, "{name} batch {batch}: {d:?}");
+            // Twice from the same prepared state: no state leaks between runs.
+            let again = p.run(&x).unwrap().to_vec();
+            assert_eq!(
+                diff(&again, &want),
+                d,
+                "{name} batch {batch} not repeatable"
+            );
+        }
+    }
+}
+
+#[test]
+fn software_adapters_are_labelled_software() {
+    let Some(gpu) = gpu() else { return };
+    let dev = gpu.device();
+    assert_eq!(
+        dev.kind == greenbench_core::DeviceKind::Software,
+        gpu.adapter().software,
+        "{dev:?}"
+    );
+}
+
+#[test]
+fn bad_input_is_an_error() {
+    let Some(gpu) = gpu() else { return };
+    let m = Model::load("tiny-transformer", 0).unwrap();
+    let mut p = gpu.prepare(&m.graph, &m.weights, 1).unwrap();
+    assert!(p.run(&[0.0; 5]).is_err());
+    let mut x = vec![0.0; 64];
+    x[3] = 5000.0;
+    assert!(p.run(&x).unwrap_err().to_string().contains("vocabulary"));
+}
