@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use greenbench_core::{Backend, MODEL_NAMES, Model};
 use greenbench_cpu::CpuBackend;
+use greenbench_gpu::{GpuBackend, NO_ADAPTER_HELP, adapters};
 use greenbench_harness::env::{fingerprint, hostname, now_utc};
 use greenbench_harness::record::{Cell, CellStatus, Peak, ResultFile, check_writable};
 use greenbench_harness::runner::{Observer, RunConfig, measure_peak, run_suite};
@@ -55,6 +56,31 @@ enum Command {
     },
     /// Measure models on backends and write a result file.
     Run(RunArgs),
+    /// List the GPU adapters wgpu can see (name, backend, device type, driver).
+    Devices {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Run models on every available backend from the same inputs and compare each output
+    /// with the CPU backend's (and the CPU's with the plain-loop reference). Exits 1 on a
+    /// mismatch beyond tolerance.
+    Verify {
+        /// Models (zoo names or JSON files). Default: the whole zoo.
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        #[arg(long, default_value = "1,32", value_delimiter = ',')]
+        batch: Vec<usize>,
+        /// Backends to check. Default: cpu, plus gpu when any adapter (software included) exists.
+        #[arg(long, value_delimiter = ',')]
+        backends: Vec<String>,
+        /// Largest accepted difference, relative to the output's largest magnitude.
+        #[arg(long, default_value_t = 1e-4)]
+        tolerance: f32,
+        #[arg(long)]
+        gpu_adapter: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Measure each backend's attainable peak with a large fp32 matmul.
     Peak {
         #[arg(long, default_value = "cpu", value_delimiter = ',')]
@@ -67,6 +93,9 @@ enum Command {
         /// CPU worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// GPU adapter: index or part of the name (see `greenbench devices`).
+        #[arg(long)]
+        gpu_adapter: Option<String>,
     },
 }
 
@@ -75,9 +104,13 @@ struct RunArgs {
     /// Models to run (zoo names or JSON files), comma-separated. Default: the whole zoo.
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
-    /// Backends, comma-separated.
-    #[arg(long, default_value = "cpu", value_delimiter = ',')]
+    /// Backends, comma-separated (cpu, gpu). Default: cpu, plus gpu when a hardware GPU
+    /// adapter exists (a software adapter only when asked for by name).
+    #[arg(long, value_delimiter = ',')]
     backends: Vec<String>,
+    /// GPU adapter: index or part of the name (see `greenbench devices`).
+    #[arg(long)]
+    gpu_adapter: Option<String>,
     /// Batch sizes, comma-separated.
     #[arg(long, default_value = "1,32", value_delimiter = ',')]
     batch: Vec<usize>,
@@ -102,7 +135,8 @@ impl Default for RunArgs {
     fn default() -> Self {
         RunArgs {
             models: vec![],
-            backends: vec!["cpu".into()],
+            backends: vec![],
+            gpu_adapter: None,
             batch: vec![1, 32],
             profile: "quick".into(),
             threads: None,
@@ -120,12 +154,29 @@ fn main() {
         Some(Command::List { format }) => cmd_list(format),
         Some(Command::Inspect { model, format }) => cmd_inspect(&model, format),
         Some(Command::Run(args)) => cmd_run(args),
+        Some(Command::Devices { format }) => cmd_devices(format),
+        Some(Command::Verify {
+            models,
+            batch,
+            backends,
+            tolerance,
+            gpu_adapter,
+            seed,
+        }) => cmd_verify(
+            &models,
+            &batch,
+            &backends,
+            tolerance,
+            gpu_adapter.as_deref(),
+            seed,
+        ),
         Some(Command::Peak {
             backends,
             size,
             profile,
             threads,
-        }) => cmd_peak(&backends, size, &profile, threads),
+            gpu_adapter,
+        }) => cmd_peak(&backends, size, &profile, threads, gpu_adapter.as_deref()),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -246,18 +297,192 @@ fn cmd_inspect(name: &str, format: Format) -> Result<i32> {
     Ok(0)
 }
 
-fn make_backends(names: &[String], threads: Option<usize>) -> Result<Vec<Box<dyn Backend>>> {
+/// Resolve backend names. An empty list means: cpu, plus gpu if a hardware adapter exists
+/// (said in one line when there is none); `software_ok` also accepts a software adapter
+/// for the default (verify does, to check drivers).
+fn make_backends(
+    names: &[String],
+    threads: Option<usize>,
+    gpu_adapter: Option<&str>,
+    software_ok: bool,
+) -> Result<Vec<Box<dyn Backend>>> {
     let mut out: Vec<Box<dyn Backend>> = Vec::new();
+    if names.is_empty() {
+        out.push(Box::new(CpuBackend::on_this_thread(threads.unwrap_or(0))?));
+        let found = adapters();
+        let usable = gpu_adapter.is_some() || found.iter().any(|a| software_ok || !a.software);
+        if usable {
+            out.push(Box::new(GpuBackend::new(gpu_adapter)?));
+        } else if found.is_empty() {
+            eprintln!(
+                "no GPU adapter found; running on the CPU only (`greenbench devices` says why)"
+            );
+        } else {
+            let names: Vec<String> = found.iter().map(|a| a.name.clone()).collect();
+            eprintln!(
+                "only software GPU adapters ({}); running on the CPU only. Add --backends cpu,gpu to measure them (labelled software)",
+                names.join(", ")
+            );
+        }
+        return Ok(out);
+    }
     for n in names {
         match n.as_str() {
             "cpu" => out.push(Box::new(CpuBackend::on_this_thread(threads.unwrap_or(0))?)),
-            other => bail!("unknown backend `{other}`. Available backends: cpu"),
+            "gpu" => out.push(Box::new(
+                GpuBackend::new(gpu_adapter).context("the gpu backend is not available")?,
+            )),
+            other => bail!("unknown backend `{other}`. Available backends: cpu, gpu"),
         }
     }
-    if out.is_empty() {
-        bail!("no backend given; use --backends cpu");
-    }
     Ok(out)
+}
+
+fn cmd_devices(format: Format) -> Result<i32> {
+    let list = adapters();
+    if let Format::Json = format {
+        let v: Vec<serde_json::Value> = list
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "index": a.index, "name": a.name, "backend": a.backend,
+                    "device_type": a.device_type, "driver": a.driver,
+                    "software": a.software, "timestamp_queries": a.timestamps,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    if list.is_empty() {
+        println!("{NO_ADAPTER_HELP}");
+        return Ok(0);
+    }
+    let mut t = Table::new(&[
+        ("index", Align::Right),
+        ("name", Align::Left),
+        ("backend", Align::Left),
+        ("type", Align::Left),
+        ("driver", Align::Left),
+        ("device time", Align::Left),
+    ]);
+    for a in &list {
+        t.row(vec![
+            a.index.to_string(),
+            a.name.clone(),
+            a.backend.clone(),
+            if a.software {
+                format!("{} (software)", a.device_type)
+            } else {
+                a.device_type.clone()
+            },
+            a.driver.clone(),
+            if a.timestamps {
+                "timestamp queries"
+            } else {
+                "none"
+            }
+            .into(),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(0)
+}
+
+fn cmd_verify(
+    models: &[String],
+    batches: &[usize],
+    backends: &[String],
+    tolerance: f32,
+    gpu_adapter: Option<&str>,
+    seed: u64,
+) -> Result<i32> {
+    use greenbench_core::reference::{diff, run_reference};
+    if batches.is_empty() || batches.contains(&0) {
+        bail!("--batch needs positive batch sizes, e.g. --batch 1,32");
+    }
+    let names: Vec<String> = if models.is_empty() {
+        MODEL_NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        models.to_vec()
+    };
+    let models: Vec<Model> = names
+        .iter()
+        .map(|n| Model::load(n, seed))
+        .collect::<Result<_, _>>()?;
+    let mut backends = make_backends(backends, None, gpu_adapter, true)?;
+    // The CPU backend is the baseline every other backend is compared with.
+    if !backends.iter().any(|b| b.name() == "cpu") {
+        backends.insert(0, Box::new(CpuBackend::on_this_thread(0)?));
+    }
+    for b in &backends {
+        let d = b.device();
+        eprintln!("{}: {} ({:?})", b.name(), d.name, d.kind);
+    }
+    let mut t = Table::new(&[
+        ("model", Align::Left),
+        ("batch", Align::Right),
+        ("backend", Align::Left),
+        ("compared with", Align::Left),
+        ("max abs diff", Align::Right),
+        ("max rel diff", Align::Right),
+        ("verdict", Align::Left),
+    ]);
+    let mut bad = 0;
+    for m in &models {
+        for &batch in batches {
+            let x = greenbench_core::generate_inputs(&m.graph, batch, seed, 0);
+            let reference = run_reference(&m.graph, &m.weights, &x, batch);
+            let mut cpu_out: Option<Vec<f32>> = None;
+            for b in &backends {
+                let out = b
+                    .prepare(&m.graph, &m.weights, batch)
+                    .and_then(|mut p| p.run(&x).map(|o| o.to_vec()));
+                let (against, base) = match &cpu_out {
+                    Some(c) if b.name() != "cpu" => ("cpu", c.as_slice()),
+                    _ => ("reference", reference.as_slice()),
+                };
+                let row = |d: String, r: String, v: String| {
+                    vec![
+                        m.name.clone(),
+                        batch.to_string(),
+                        b.name().to_string(),
+                        against.to_string(),
+                        d,
+                        r,
+                        v,
+                    ]
+                };
+                match out {
+                    Ok(o) => {
+                        let d = diff(&o, base);
+                        let ok = d.max_rel <= tolerance;
+                        if !ok {
+                            bad += 1;
+                        }
+                        t.row(row(
+                            format!("{:.2e}", d.max_abs),
+                            format!("{:.2e}", d.max_rel),
+                            if ok { "ok" } else { "MISMATCH" }.into(),
+                        ));
+                        if b.name() == "cpu" {
+                            cpu_out = Some(o);
+                        }
+                    }
+                    Err(e) => {
+                        bad += 1;
+                        t.row(row("-".into(), "-".into(), format!("FAILED: {e}")));
+                    }
+                }
+            }
+        }
+    }
+    print!("{}", t.render());
+    println!(
+        "tolerance: {tolerance:e} of the output's largest magnitude; {} check(s) failed",
+        bad
+    );
+    Ok(if bad > 0 { 1 } else { 0 })
 }
 
 fn profile(name: &str) -> Result<Profile> {
@@ -311,7 +536,12 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
         .iter()
         .map(|n| Model::load(n, args.seed))
         .collect::<Result<_, _>>()?;
-    let backends = make_backends(&args.backends, args.threads)?;
+    let backends = make_backends(
+        &args.backends,
+        args.threads,
+        args.gpu_adapter.as_deref(),
+        false,
+    )?;
     let (out, default_out) = match &args.out {
         Some(p) => (p.clone(), false),
         None => (
@@ -400,6 +630,7 @@ fn print_run_table(file: &ResultFile) {
         ("FPO/ex", Align::Right),
         ("time/ex (median)", Align::Right),
         ("95% interval", Align::Right),
+        ("device time/ex", Align::Right),
         ("ex/s", Align::Right),
         ("GFPO/s", Align::Right),
         ("% peak", Align::Right),
@@ -413,7 +644,7 @@ fn print_run_table(file: &ResultFile) {
 
 fn peak_line(p: &Peak) -> String {
     format!(
-        "peak {} ({}{}): {:.1} GFPO/s [{:.1}, {:.1}] on a {}x{}x{} fp32 matmul",
+        "peak {} ({}{}): {:.1} GFPO/s [{:.1}, {:.1}] on a {}x{}x{} fp32 matmul, {} time{}",
         p.backend,
         p.device.name,
         p.device
@@ -425,7 +656,13 @@ fn peak_line(p: &Peak) -> String {
         p.gflops_ci95_high,
         p.m,
         p.k,
-        p.n
+        p.n,
+        p.time_basis.replace('_', "-"),
+        if p.device.kind == greenbench_core::DeviceKind::Software {
+            " (software adapter: a CPU emulating a GPU, not GPU speed)"
+        } else {
+            ""
+        }
     )
 }
 
@@ -454,6 +691,9 @@ fn cell_row(c: &Cell) -> Vec<String> {
         Some(t) => vec![
             duration(t.median),
             format!("{} – {}", duration(t.ci95_low), duration(t.ci95_high)),
+            c.device_time_per_example_s
+                .as_ref()
+                .map_or("-".into(), |d| duration(d.median)),
             si(c.examples_per_s.unwrap_or(0.0)),
             format!("{:.1}", c.gflops.unwrap_or(0.0)),
             c.pct_of_peak.map_or("n/a".into(), |p| format!("{p:.0} %")),
@@ -463,6 +703,7 @@ fn cell_row(c: &Cell) -> Vec<String> {
         None => vec![
             "FAILED".into(),
             c.error.clone().unwrap_or_default(),
+            String::new(),
             String::new(),
             String::new(),
             String::new(),
@@ -477,12 +718,13 @@ fn cmd_peak(
     size: usize,
     profile_name: &str,
     threads: Option<usize>,
+    gpu_adapter: Option<&str>,
 ) -> Result<i32> {
     if size == 0 {
         bail!("--size must be positive");
     }
     let profile = profile(profile_name)?;
-    let backends = make_backends(names, threads)?;
+    let backends = make_backends(names, threads, gpu_adapter, false)?;
     let obs = Bars {
         bar: std::sync::Mutex::new(None),
     };

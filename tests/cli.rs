@@ -143,3 +143,87 @@ fn user_model_runs_end_to_end() {
         assert!(cell["time_per_example_s"].get(key).is_some(), "{key}");
     }
 }
+
+fn greenbench_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_greenbench"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// WGPU_BACKEND names a backend this platform lacks (Metal on Linux), so no adapter exists.
+#[cfg(target_os = "linux")]
+#[test]
+fn no_gpu_adapter_is_explained() {
+    let hide = [("WGPU_BACKEND", "metal")];
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let out = out.to_str().unwrap();
+    let (code, _, err) = greenbench_env(&["run", "--backends", "gpu", "--out", out], &hide);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no GPU adapter") && err.contains("mesa-vulkan-drivers"),
+        "{err}"
+    );
+    // The default backends carry on with the CPU after one line.
+    let (code, stdout, err) = greenbench_env(
+        &[
+            "run",
+            "--models",
+            "mlp",
+            "--batch",
+            "1",
+            "--no-peak",
+            "--out",
+            out,
+        ],
+        &hide,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("no GPU adapter found; running on the CPU only"),
+        "{err}"
+    );
+    assert!(
+        stdout.contains("mlp") && !stdout.contains(" gpu "),
+        "{stdout}"
+    );
+    let (code, stdout, _) = greenbench_env(&["devices"], &hide);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("no GPU adapter"), "{stdout}");
+}
+
+#[test]
+fn verify_passes_on_every_available_backend() {
+    let (code, stdout, err) = greenbench(&[
+        "verify",
+        "--models",
+        "resnet8,tiny-transformer",
+        "--batch",
+        "1,2",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    assert!(stdout.contains("0 check(s) failed"), "{stdout}");
+    assert!(
+        stdout.lines().filter(|l| l.contains(" ok")).count() >= 4,
+        "{stdout}"
+    );
+    // A tolerance no float computation meets turns agreement into a reported mismatch.
+    let (code, stdout, _) = greenbench(&[
+        "verify",
+        "--models",
+        "resnet8",
+        "--batch",
+        "1",
+        "--tolerance",
+        "0",
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("MISMATCH"), "{stdout}");
+}

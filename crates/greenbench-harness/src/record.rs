@@ -40,6 +40,9 @@ pub struct Peak {
     pub gflops_ci95_high: f64,
     /// Seconds per product, per window.
     pub time_s: Summary,
+    /// `device` when the backend reported device-only time (GPU timestamp queries: the
+    /// upload of the left-hand matrix is excluded), else `end_to_end`.
+    pub time_basis: String,
 }
 
 /// What a result file describes.

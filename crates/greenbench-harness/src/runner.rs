@@ -65,7 +65,10 @@ pub fn measure_peak(
     let m = measure(p.as_mut(), &inputs, 1, profile, cancel, &mut |w| {
         obs.window(w)
     })?;
-    let t = summarize(&m.per_example_s);
+    let (t, time_basis) = match &m.device_per_example_s {
+        Some(d) => (summarize(d), "device"),
+        None => (summarize(&m.per_example_s), "end_to_end"),
+    };
     let fpo = 2.0 * (n as f64).powi(3);
     let peak = Peak {
         backend: backend.name().to_string(),
@@ -77,6 +80,7 @@ pub fn measure_peak(
         gflops_ci95_low: fpo / t.ci95_high / 1e9,
         gflops_ci95_high: fpo / t.ci95_low / 1e9,
         time_s: t,
+        time_basis: time_basis.to_string(),
     };
     obs.finished(&format!(
         "peak {}: {:.1} GFPO/s ({n}^3 fp32 matmul)",
