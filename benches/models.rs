@@ -1,0 +1,52 @@
+//! Every zoo model x available backend x batch 1 and 32. Ids are `model/backend/batch`, so
+//! `cargo bench --bench models -- resnet8/gpu` filters as expected; throughput is examples/s.
+
+mod common;
+
+use criterion::{BenchmarkId, Throughput};
+use greenbench_core::{MODEL_NAMES, Model, generate_inputs};
+use std::time::Instant;
+
+fn main() {
+    let mut c = common::criterion();
+    let backends = common::backends();
+    for name in MODEL_NAMES {
+        let model = Model::load(name, 0).expect("zoo model");
+        let mut group = c.benchmark_group(name);
+        for backend in &backends {
+            for batch in [1usize, 32] {
+                // Four distinct inputs, cycled, as the harness does.
+                let inputs: Vec<Vec<f32>> = (0..4)
+                    .map(|s| generate_inputs(&model.graph, batch, 0, s))
+                    .collect();
+                let mut prepared = match backend.prepare(&model.graph, &model.weights, batch) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!(
+                            "{name}/{}/{batch}: skipped, prepare failed: {e}",
+                            backend.name()
+                        );
+                        continue;
+                    }
+                };
+                group.throughput(Throughput::Elements(batch as u64));
+                group.bench_function(BenchmarkId::new(backend.name(), batch), |b| {
+                    // `run` returns only when the output is back on the host (GPU: submitted,
+                    // finished and read back), so the timed region is work done, not queued.
+                    b.iter_custom(|iters| {
+                        let start = Instant::now();
+                        for i in 0..iters {
+                            let out = prepared
+                                .run(&inputs[i as usize % inputs.len()])
+                                .expect("run");
+                            std::hint::black_box(out);
+                        }
+                        start.elapsed()
+                    })
+                });
+            }
+        }
+        group.finish();
+    }
+    c.final_summary();
+}
