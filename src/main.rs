@@ -7,7 +7,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use greenbench_core::{Backend, MODEL_NAMES, Model};
 use greenbench_cpu::CpuBackend;
+use greenbench_energy::{CpuEstimate, MeterStatus, RealFs, SysFs, discover};
 use greenbench_gpu::{GpuBackend, NO_ADAPTER_HELP, adapters};
+use greenbench_harness::energy::{Energy, Prices};
 use greenbench_harness::env::{fingerprint, hostname, now_utc};
 use greenbench_harness::record::{Cell, CellStatus, Peak, ResultFile, check_writable};
 use greenbench_harness::runner::{Observer, RunConfig, measure_peak, run_suite};
@@ -56,6 +58,13 @@ enum Command {
     },
     /// Measure models on backends and write a result file.
     Run(RunArgs),
+    /// List the energy meters: each one available or not, why, and how to enable it.
+    Meters {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        #[command(flatten)]
+        energy: EnergyArgs,
+    },
     /// List the GPU adapters wgpu can see (name, backend, device type, driver).
     Devices {
         #[arg(long, value_enum, default_value = "table")]
@@ -129,6 +138,31 @@ struct RunArgs {
     /// Skip measuring each backend's matmul peak (the % peak column is then n/a).
     #[arg(long)]
     no_peak: bool,
+    #[command(flatten)]
+    energy: EnergyArgs,
+}
+
+/// Where energy comes from, and what it costs.
+#[derive(clap::Args, Clone, Default)]
+struct EnergyArgs {
+    /// Root of the sysfs tree the meters read (also GREENBENCH_SYSFS_ROOT); default /.
+    #[arg(long)]
+    sysfs_root: Option<PathBuf>,
+    /// CPU TDP in watts for the energy estimate (used only when no counter is readable).
+    #[arg(long)]
+    cpu_tdp_w: Option<f64>,
+    /// Grid carbon intensity, g CO2e per kWh. Default: world average 2023, 480 (Ember).
+    #[arg(long)]
+    grid_g_per_kwh: Option<f64>,
+    /// Electricity price, US dollars per kWh. Default: US residential average 2023, 0.16 (EIA).
+    #[arg(long)]
+    price_usd_per_kwh: Option<f64>,
+    /// Seconds of idle-power measurement before the run (default: the profile's).
+    #[arg(long)]
+    idle_s: Option<f64>,
+    /// Do not read NVIDIA's NVML.
+    #[arg(long)]
+    no_nvml: bool,
 }
 
 impl Default for RunArgs {
@@ -143,6 +177,7 @@ impl Default for RunArgs {
             out: None,
             seed: 0,
             no_peak: false,
+            energy: EnergyArgs::default(),
         }
     }
 }
@@ -155,6 +190,7 @@ fn main() {
         Some(Command::Inspect { model, format }) => cmd_inspect(&model, format),
         Some(Command::Run(args)) => cmd_run(args),
         Some(Command::Devices { format }) => cmd_devices(format),
+        Some(Command::Meters { format, energy }) => cmd_meters(format, &energy),
         Some(Command::Verify {
             models,
             batch,
@@ -336,6 +372,80 @@ fn make_backends(
         }
     }
     Ok(out)
+}
+
+fn make_energy(args: &EnergyArgs) -> Result<(Energy, Vec<MeterStatus>)> {
+    for (name, v) in [
+        ("--cpu-tdp-w", args.cpu_tdp_w),
+        ("--grid-g-per-kwh", args.grid_g_per_kwh),
+        ("--price-usd-per-kwh", args.price_usd_per_kwh),
+        ("--idle-s", args.idle_s),
+    ] {
+        if let Some(x) = v
+            && !(x.is_finite() && x >= 0.0)
+        {
+            bail!("{name} must be a non-negative number, got {x}");
+        }
+    }
+    let fs: Arc<dyn SysFs> = Arc::new(RealFs::new(args.sysfs_root.clone()));
+    let (meters, status) = discover(fs, !args.no_nvml);
+    let machine = fingerprint(VERSION);
+    let estimate = CpuEstimate::for_cpu(
+        &machine.cpu_model,
+        machine.cpu_logical_cores,
+        args.cpu_tdp_w,
+    );
+    let mut prices = Prices::default();
+    if let Some(g) = args.grid_g_per_kwh {
+        prices.grid_g_co2e_per_kwh = g;
+        prices.grid_source = "--grid-g-per-kwh".into();
+    }
+    if let Some(p) = args.price_usd_per_kwh {
+        prices.usd_per_kwh = p;
+        prices.price_source = "--price-usd-per-kwh".into();
+    }
+    Ok((Energy::new(meters, estimate, prices), status))
+}
+
+fn cmd_meters(format: Format, args: &EnergyArgs) -> Result<i32> {
+    let (energy, status) = make_energy(args)?;
+    if let Format::Json = format {
+        let v = serde_json::json!({
+            "meters": status,
+            "in_use": if energy.measured() { "measured" } else { "estimated" },
+            "source": energy.source(),
+            "estimate": energy.estimate,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    let mut t = Table::new(&[
+        ("meter", Align::Left),
+        ("available", Align::Left),
+        ("detail", Align::Left),
+    ]);
+    for s in &status {
+        t.row(vec![
+            s.name.clone(),
+            if s.available { "yes" } else { "no" }.into(),
+            s.detail.clone(),
+        ]);
+    }
+    print!("{}", t.render());
+    for s in status.iter().filter(|s| !s.available) {
+        if let Some(h) = &s.how_to_enable {
+            println!("to enable {}: {h}", s.name);
+        }
+    }
+    if energy.measured() {
+        println!("energy figures will be measured: {}", energy.source());
+    } else {
+        println!(
+            "no counter is readable, so energy figures will be {}",
+            energy.source()
+        );
+    }
+    Ok(0)
 }
 
 fn cmd_devices(format: Format) -> Result<i32> {
@@ -568,6 +678,10 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
         })
         .context("cannot install the Ctrl-C handler")?;
     }
+    let mut profile = profile;
+    if let Some(s) = args.energy.idle_s {
+        profile.idle_s = s;
+    }
     let cfg = RunConfig {
         profile,
         seed: args.seed,
@@ -588,7 +702,9 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
     let obs = Bars {
         bar: std::sync::Mutex::new(None),
     };
-    let file = run_suite(&backends, &models, &cfg, &cancel, &obs)?;
+    let (mut energy, _) = make_energy(&args.energy)?;
+    eprintln!("energy: {}", energy.source());
+    let file = run_suite(&backends, &models, &cfg, Some(&mut energy), &cancel, &obs)?;
     print_run_table(&file);
     println!("results: {}", out.display());
     let failed = file
@@ -640,6 +756,32 @@ fn print_run_table(file: &ResultFile) {
         t.row(cell_row(c));
     }
     print!("{}", t.render());
+    if let Some(e) = &env.energy {
+        println!("energy/ex: {}", e.source);
+    }
+    let warned: Vec<String> = file
+        .cells
+        .iter()
+        .flat_map(|c| {
+            c.warnings
+                .iter()
+                .map(move |w| format!("{} {} b{}: {w}", c.model, c.backend, c.batch))
+        })
+        .collect();
+    for w in warned {
+        println!("warning: {w}");
+    }
+}
+
+/// Joules with a readable unit.
+fn joules(j: f64) -> String {
+    if j >= 1.0 {
+        format!("{j:.2} J")
+    } else if j >= 1e-3 {
+        format!("{:.2} mJ", j * 1e3)
+    } else {
+        format!("{:.2} uJ", j * 1e6)
+    }
 }
 
 fn peak_line(p: &Peak) -> String {
@@ -697,8 +839,11 @@ fn cell_row(c: &Cell) -> Vec<String> {
             si(c.examples_per_s.unwrap_or(0.0)),
             format!("{:.1}", c.gflops.unwrap_or(0.0)),
             c.pct_of_peak.map_or("n/a".into(), |p| format!("{p:.0} %")),
-            c.energy_per_example_j
-                .map_or("n/a".into(), |j| format!("{j:.3e} J")),
+            match (c.energy_per_example_j, c.energy_kind.as_deref()) {
+                (Some(j), Some("estimated")) => format!("{} (est.)", joules(j)),
+                (Some(j), _) => joules(j),
+                (None, _) => "n/a".into(),
+            },
         ],
         None => vec![
             "FAILED".into(),

@@ -116,7 +116,13 @@ fn user_model_runs_end_to_end() {
         assert_eq!(c.macs_per_example, 2_592 + 12);
         let t = c.time_per_example_s.as_ref().unwrap();
         assert!(t.samples.len() >= 5 && t.median > 0.0);
-        assert!(c.energy_per_example_j.is_none());
+        // Measured where a counter is readable, else the labelled estimate: never unlabelled.
+        assert!(c.energy_per_example_j.unwrap() > 0.0);
+        match c.energy_kind.as_deref() {
+            Some("estimated") => assert!(c.energy_source.starts_with("estimated:")),
+            Some("measured") => assert!(c.energy_source.starts_with("measured:")),
+            other => panic!("energy kind {other:?}"),
+        }
     }
     // The stable names of the result schema, as scripts read them.
     let raw: serde_json::Value =
@@ -226,4 +232,43 @@ fn verify_passes_on_every_available_backend() {
     ]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("MISMATCH"), "{stdout}");
+}
+
+#[test]
+fn meters_read_the_configured_sysfs_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = dir.path().join("sys/class/powercap/intel-rapl:0");
+    std::fs::create_dir_all(&zone).unwrap();
+    std::fs::write(zone.join("name"), "package-0\n").unwrap();
+    std::fs::write(zone.join("energy_uj"), "123456\n").unwrap();
+    std::fs::write(zone.join("max_energy_range_uj"), "262143328850\n").unwrap();
+    let root = dir.path().to_str().unwrap();
+    let (code, out, err) = greenbench(&[
+        "meters",
+        "--no-nvml",
+        "--sysfs-root",
+        root,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["in_use"], "measured");
+    assert!(v["source"].as_str().unwrap().contains("package-0"));
+    // Without counters: the estimate, labelled, and why nothing is measured.
+    let empty = tempfile::tempdir().unwrap();
+    let (code, out, _) = greenbench(&[
+        "meters",
+        "--no-nvml",
+        "--sysfs-root",
+        empty.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("no powercap tree") && out.contains("estimated:"),
+        "{out}"
+    );
+    let (code, _, err) = greenbench(&["meters", "--cpu-tdp-w=-5"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--cpu-tdp-w"), "{err}");
 }

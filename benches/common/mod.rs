@@ -41,7 +41,12 @@ pub fn criterion() -> Criterion {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
     let samples = if secs > 1.0 { 50 } else { 10 };
+    // Plots are off (`cargo bench` spends seconds per benchmark drawing them; criterion's
+    // JSON estimates under target/criterion are kept), and 10k bootstrap resamples are plenty
+    // for 10-50 samples.
     Criterion::default()
+        .without_plots()
+        .nresamples(10_000)
         .sample_size(samples)
         .warm_up_time(Duration::from_secs_f64((secs / 2.0).max(0.3)))
         .measurement_time(Duration::from_secs_f64(secs))

@@ -5,6 +5,7 @@
 //! least one batch); a window's value is its wall time / (batches * batch size). Inputs cycle
 //! through `input_sets` distinct buffers so caches do not flatter.
 
+use crate::energy::{Energy, Reading};
 use greenbench_core::{BackendError, Prepared};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +19,9 @@ pub struct Profile {
     pub windows: usize,
     pub window_s: f64,
     pub input_sets: usize,
+    /// Seconds of idle-power measurement before the run (measured meters only).
+    #[serde(default)]
+    pub idle_s: f64,
 }
 
 impl Profile {
@@ -30,6 +34,7 @@ impl Profile {
             windows: 5,
             window_s: 0.3,
             input_sets: 4,
+            idle_s: 1.0,
         }
     }
     /// Committed baselines: windows of seconds, so energy counters resolve.
@@ -40,6 +45,7 @@ impl Profile {
             windows: 10,
             window_s: 2.0,
             input_sets: 8,
+            idle_s: 5.0,
         }
     }
     /// A profile by name.
@@ -64,6 +70,11 @@ pub struct Measurement {
     pub device_per_example_s: Option<Vec<f64>>,
     /// Warm-up batches run.
     pub warmup_batches: u64,
+    /// Energy readings at each window's start and end, with the window's seconds (empty
+    /// without an energy source).
+    pub energy: Vec<(Reading, Reading, f64)>,
+    /// Why energy readings stopped, if they failed.
+    pub energy_error: Option<String>,
 }
 
 /// Why a measurement stopped.
@@ -76,11 +87,13 @@ pub enum MeasureError {
 }
 
 /// Measure `p` by the protocol. `on_window` is called after each window (for progress).
+#[allow(clippy::too_many_arguments)]
 pub fn measure(
     p: &mut dyn Prepared,
     inputs: &[Vec<f32>],
     batch: usize,
     profile: &Profile,
+    energy: Option<&Energy>,
     cancel: &AtomicBool,
     on_window: &mut dyn FnMut(usize),
 ) -> Result<Measurement, MeasureError> {
@@ -106,9 +119,23 @@ pub fn measure(
     let mut per_example_s = Vec::with_capacity(profile.windows);
     let mut batches = Vec::with_capacity(profile.windows);
     let mut device: Option<Vec<f64>> = Some(Vec::new());
+    let mut readings = Vec::new();
+    let mut energy_error = None;
+    let read = |energy_error: &mut Option<String>| match energy {
+        Some(e) if energy_error.is_none() => match e.read() {
+            Ok(r) => Some(r),
+            Err(msg) => {
+                *energy_error = Some(msg);
+                None
+            }
+        },
+        _ => None,
+    };
     for w in 0..profile.windows {
         let mut n = 0u64;
         let mut dev = Some(Duration::ZERO);
+        // Readings sit outside the timed region.
+        let r0 = read(&mut energy_error);
         let t0 = Instant::now();
         loop {
             let d = step(p)?;
@@ -125,6 +152,9 @@ pub fn measure(
             }
         }
         let elapsed = t0.elapsed().as_secs_f64();
+        if let (Some(a), Some(b)) = (r0, read(&mut energy_error)) {
+            readings.push((a, b, elapsed));
+        }
         let examples = (n as usize * batch) as f64;
         per_example_s.push(elapsed / examples);
         batches.push(n);
@@ -142,6 +172,8 @@ pub fn measure(
         batches,
         device_per_example_s: device,
         warmup_batches,
+        energy: readings,
+        energy_error,
     })
 }
 
@@ -170,6 +202,7 @@ mod tests {
             windows: 5,
             window_s: 0.02,
             input_sets: 3,
+            idle_s: 0.0,
         };
         let inputs: Vec<Vec<f32>> = (0..3).map(|i| vec![i as f32]).collect();
         let mut p = Sleepy {
@@ -182,6 +215,7 @@ mod tests {
             &inputs,
             4,
             &profile,
+            None,
             &AtomicBool::new(false),
             &mut |_| calls += 1,
         )
@@ -208,6 +242,7 @@ mod tests {
             &[vec![0.0]],
             1,
             &Profile::quick(),
+            None,
             &AtomicBool::new(true),
             &mut |_| {},
         );

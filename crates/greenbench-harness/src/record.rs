@@ -58,6 +58,23 @@ pub struct Environment {
     pub command: Vec<String>,
     /// Peaks of the backends used, measured in this run.
     pub peaks: Vec<Peak>,
+    /// Energy sources and constants of the run.
+    pub energy: Option<EnergyEnv>,
+}
+
+/// The energy side of a run's environment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnergyEnv {
+    /// `measured` or `estimated`.
+    pub kind: String,
+    /// Where every cell's energy figure comes from.
+    pub source: String,
+    /// Measured meters in use (empty when estimated).
+    pub meters: Vec<String>,
+    /// Idle power measured before the run (measured meters only), watts.
+    pub idle_power_w: Option<f64>,
+    pub idle_s: f64,
+    pub prices: crate::energy::Prices,
 }
 
 /// Outcome of a cell.
@@ -96,10 +113,31 @@ pub struct Cell {
     pub gflops: Option<f64>,
     /// `gflops` as a percentage of this backend's measured matmul peak in the same run.
     pub pct_of_peak: Option<f64>,
-    /// Joules per example; null when not measured.
+    /// Joules per example: net of idle power when a counter was read and idle measured,
+    /// else gross; the estimate where no counter is readable; null when neither works.
     pub energy_per_example_j: Option<f64>,
-    /// Where the energy figure comes from (or why there is none).
+    /// Where the energy figure comes from (or why there is none), with its model if estimated.
     pub energy_source: String,
+    /// `measured` or `estimated` (null when there is no figure).
+    pub energy_kind: Option<String>,
+    /// Median over windows of gross joules per example (everything the meters saw).
+    pub energy_gross_per_example_j: Option<f64>,
+    /// Median over windows of (gross - idle power x window time) per example.
+    pub energy_net_per_example_j: Option<f64>,
+    /// Per-window joules per example behind `energy_per_example_j`.
+    pub energy_samples_j: Vec<f64>,
+    /// Average power during the windows (gross, or the estimate's), watts.
+    pub avg_power_w: Option<f64>,
+    /// FPO per joule (of `energy_per_example_j`).
+    pub fpo_per_joule: Option<f64>,
+    /// grams CO2e per million examples at the run's grid intensity.
+    pub co2e_g_per_million: Option<f64>,
+    /// US dollars per million examples at the run's electricity price.
+    pub cost_usd_per_million: Option<f64>,
+    /// Average CPU cores other processes kept busy during the windows.
+    pub other_cpu_cores: Option<f64>,
+    /// Notes on the measurement's validity (a busy machine, a clamped net figure...).
+    pub warnings: Vec<String>,
     /// Peak resident memory of the process while this cell was prepared and measured.
     pub peak_rss_bytes: Option<u64>,
     pub weights_seed: u64,

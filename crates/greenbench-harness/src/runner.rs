@@ -1,17 +1,20 @@
 //! The suite runner: peaks, then every model x batch on every backend, saving the result
 //! file atomically after each finished cell.
 
+use crate::energy::Energy;
 use crate::env::{Fingerprint, now_utc, peak_rss_bytes, reset_peak_rss};
 use crate::protocol::{MeasureError, Profile, measure};
-use crate::record::{Cell, CellStatus, Environment, Peak, ResultFile, RunStatus};
+use crate::record::{Cell, CellStatus, EnergyEnv, Environment, Peak, ResultFile, RunStatus};
 use crate::stats::summarize;
 use greenbench_core::{Backend, BackendError, Model, generate_inputs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Why there is no energy figure: no meter exists in this build yet. Never an estimate
-/// in disguise.
-pub const NO_ENERGY_METER: &str = "none: this build has no energy meter";
+/// Why there is no energy figure when the run has no energy source at all.
+pub const NO_ENERGY_METER: &str = "none: no energy source configured for this run";
+
+/// Other processes keeping more than this many cores busy make a window not quiet.
+const QUIET_OTHER_CORES: f64 = 0.1;
 
 /// Progress callbacks (the CLI draws bars from them; tests ignore them).
 pub trait Observer {
@@ -62,7 +65,7 @@ pub fn measure_peak(
         &format!("peak {}: {n}^3 matmul", backend.name()),
         profile.windows,
     );
-    let m = measure(p.as_mut(), &inputs, 1, profile, cancel, &mut |w| {
+    let m = measure(p.as_mut(), &inputs, 1, profile, None, cancel, &mut |w| {
         obs.window(w)
     })?;
     let (t, time_basis) = match &m.device_per_example_s {
@@ -90,12 +93,14 @@ pub fn measure_peak(
 }
 
 /// Prepare and measure one cell. Backend failures become a failed cell, not an error.
+#[allow(clippy::too_many_arguments)]
 pub fn measure_cell(
     backend: &dyn Backend,
     model: &Model,
     batch: usize,
     profile: &Profile,
     peak_gflops: Option<f64>,
+    energy: Option<&Energy>,
     cancel: &AtomicBool,
     obs: &dyn Observer,
 ) -> Result<Cell, MeasureError> {
@@ -122,6 +127,16 @@ pub fn measure_cell(
         pct_of_peak: None,
         energy_per_example_j: None,
         energy_source: NO_ENERGY_METER.to_string(),
+        energy_kind: None,
+        energy_gross_per_example_j: None,
+        energy_net_per_example_j: None,
+        energy_samples_j: vec![],
+        avg_power_w: None,
+        fpo_per_joule: None,
+        co2e_g_per_million: None,
+        cost_usd_per_million: None,
+        other_cpu_cores: None,
+        warnings: vec![],
         peak_rss_bytes: None,
         weights_seed: model.seed,
         weights_fingerprint: format!("{:016x}", model.weights.fingerprint()),
@@ -140,9 +155,15 @@ pub fn measure_cell(
         .prepare(&model.graph, &model.weights, batch)
         .map_err(MeasureError::from)
         .and_then(|mut p| {
-            measure(p.as_mut(), &inputs, batch, profile, cancel, &mut |w| {
-                obs.window(w)
-            })
+            measure(
+                p.as_mut(),
+                &inputs,
+                batch,
+                profile,
+                energy,
+                cancel,
+                &mut |w| obs.window(w),
+            )
         });
     match outcome {
         Ok(m) => {
@@ -152,8 +173,8 @@ pub fn measure_cell(
             cell.gflops = Some(gflops);
             cell.pct_of_peak = peak_gflops.map(|p| 100.0 * gflops / p);
             cell.time_per_example_s = Some(t);
-            match m.device_per_example_s {
-                Some(d) => cell.device_time_per_example_s = Some(summarize(&d)),
+            match &m.device_per_example_s {
+                Some(d) => cell.device_time_per_example_s = Some(summarize(d)),
                 None => {
                     cell.device_time_note = Some(format!(
                         "{} reports no device-only time; end-to-end time only",
@@ -162,6 +183,9 @@ pub fn measure_cell(
                 }
             }
             cell.warmup_batches = m.warmup_batches;
+            if let Some(e) = energy {
+                fill_energy(&mut cell, e, &m, batch);
+            }
             cell.window_batches = m.batches;
         }
         Err(MeasureError::Interrupted) => return Err(MeasureError::Interrupted),
@@ -173,6 +197,93 @@ pub fn measure_cell(
     cell.peak_rss_bytes = peak_rss_bytes();
     obs.finished(&cell_line(&cell));
     Ok(cell)
+}
+
+/// Per-window energy -> the cell's energy fields.
+fn fill_energy(cell: &mut Cell, e: &Energy, m: &crate::protocol::Measurement, batch: usize) {
+    use crate::stats::median;
+    if let Some(err) = &m.energy_error {
+        cell.energy_source = format!("none: energy reading failed: {err}");
+        return;
+    }
+    let mut gross = Vec::new();
+    let mut net = Vec::new();
+    let mut power = Vec::new();
+    let mut others = Vec::new();
+    let mut clamped = false;
+    for ((a, b, secs), &n) in m.energy.iter().zip(&m.batches) {
+        let examples = (n as usize * batch) as f64;
+        let cpu = match (a.process_cpu_s, b.process_cpu_s) {
+            (Some(x), Some(y)) => Some(y - x),
+            _ => None,
+        };
+        if let (Some(x), Some(y), Some(c)) = (a.machine_busy_s, b.machine_busy_s, cpu) {
+            others.push(((y - x - c) / secs).max(0.0));
+        }
+        let j = match (a.measured_j, b.measured_j) {
+            (Some(x), Some(y)) => y - x,
+            _ => match cpu {
+                Some(c) => e.estimate.joules(c),
+                None => continue,
+            },
+        };
+        power.push(j / secs);
+        gross.push(j / examples);
+        let n_j = match e.idle_w {
+            Some(w) if e.measured() => {
+                let v = j - w * secs;
+                if v < 0.0 {
+                    clamped = true;
+                }
+                v.max(0.0)
+            }
+            _ => j,
+        };
+        net.push(n_j / examples);
+    }
+    if gross.is_empty() {
+        cell.energy_source = "none: no energy reading (process CPU time unreadable)".into();
+        return;
+    }
+    let per_example = median(&net);
+    cell.energy_kind = Some(
+        if e.measured() {
+            "measured"
+        } else {
+            "estimated"
+        }
+        .into(),
+    );
+    cell.energy_source = e.source();
+    cell.energy_gross_per_example_j = Some(median(&gross));
+    cell.energy_net_per_example_j = Some(per_example);
+    cell.energy_per_example_j = Some(per_example);
+    cell.energy_samples_j = net;
+    cell.avg_power_w = Some(median(&power));
+    if per_example > 0.0 {
+        cell.fpo_per_joule = Some(cell.fpo_per_example as f64 / per_example);
+    }
+    let (g, usd) = greenbench_energy::co2e_and_cost(
+        per_example * 1e6,
+        e.prices.grid_g_co2e_per_kwh,
+        e.prices.usd_per_kwh,
+    );
+    cell.co2e_g_per_million = Some(g);
+    cell.cost_usd_per_million = Some(usd);
+    if !others.is_empty() {
+        let o = median(&others);
+        cell.other_cpu_cores = Some(o);
+        if o > QUIET_OTHER_CORES {
+            cell.warnings.push(format!(
+                "machine not quiet: other processes kept {o:.2} cores busy during the windows"
+            ));
+        }
+    }
+    if clamped {
+        cell.warnings.push(
+            "some windows used less than the idle power; their net energy is reported as 0".into(),
+        );
+    }
 }
 
 /// A one-line summary of a cell for logs.
@@ -213,6 +324,7 @@ pub fn run_suite(
     backends: &[Box<dyn Backend>],
     models: &[Model],
     cfg: &RunConfig,
+    mut energy: Option<&mut Energy>,
     cancel: &AtomicBool,
     obs: &dyn Observer,
 ) -> Result<ResultFile, RunError> {
@@ -227,6 +339,7 @@ pub fn run_suite(
             seed: cfg.seed,
             command: cfg.command.clone(),
             peaks: vec![],
+            energy: None,
         },
         cells: vec![],
     };
@@ -236,6 +349,33 @@ pub fn run_suite(
             source,
         })
     };
+    if let Some(e) = energy.as_deref_mut() {
+        if e.measured() && cfg.profile.idle_s > 0.0 {
+            obs.note(&format!(
+                "measuring idle power for {} s...",
+                cfg.profile.idle_s
+            ));
+            if let Err(msg) = e.measure_idle(cfg.profile.idle_s) {
+                obs.note(&format!(
+                    "idle power unreadable ({msg}); reporting gross energy"
+                ));
+            }
+        }
+        file.environment.energy = Some(EnergyEnv {
+            kind: if e.measured() {
+                "measured"
+            } else {
+                "estimated"
+            }
+            .into(),
+            source: e.source(),
+            meters: e.measured_names.clone(),
+            idle_power_w: e.idle_w,
+            idle_s: cfg.profile.idle_s,
+            prices: e.prices.clone(),
+        });
+    }
+    let energy = energy.as_deref();
     save(&file)?;
     'outer: for backend in backends {
         let peak = if cfg.peak_size == 0 {
@@ -266,6 +406,7 @@ pub fn run_suite(
                     batch,
                     &cfg.profile,
                     peak_gflops,
+                    energy,
                     cancel,
                     obs,
                 ) {

@@ -77,6 +77,7 @@ fn config(out: std::path::PathBuf) -> RunConfig {
             windows: 5,
             window_s: 0.005,
             input_sets: 2,
+            idle_s: 0.0,
         },
         seed: 3,
         batches: vec![1, 4],
@@ -118,7 +119,15 @@ fn full_run_writes_every_cell_and_reloads() {
     ];
     let backends = fake(&["lenet5"], Arc::default());
     let cancel = AtomicBool::new(false);
-    let file = run_suite(&backends, &models, &config(out.clone()), &cancel, &Silent).unwrap();
+    let file = run_suite(
+        &backends,
+        &models,
+        &config(out.clone()),
+        None,
+        &cancel,
+        &Silent,
+    )
+    .unwrap();
     assert_eq!(file.status, RunStatus::Complete);
     assert_eq!(file.cells.len(), 4);
     let back = ResultFile::load(&out).unwrap();
@@ -165,7 +174,15 @@ fn interrupted_run_keeps_finished_cells() {
         seen: AtomicUsize::new(0),
         cancel: cancel.clone(),
     };
-    let file = run_suite(&backends, &models, &config(out.clone()), &cancel, &obs).unwrap();
+    let file = run_suite(
+        &backends,
+        &models,
+        &config(out.clone()),
+        None,
+        &cancel,
+        &obs,
+    )
+    .unwrap();
     assert_eq!(file.status, RunStatus::Interrupted);
     let back = ResultFile::load(&out).unwrap();
     assert_eq!(back.status, RunStatus::Interrupted);
@@ -200,7 +217,15 @@ fn bad_result_files_name_path_and_field() {
     let models = vec![Model::load("mlp", 1).unwrap()];
     let backends = fake(&[], Arc::default());
     let cfg = config(out.clone());
-    run_suite(&backends, &models, &cfg, &AtomicBool::new(false), &Silent).unwrap();
+    run_suite(
+        &backends,
+        &models,
+        &cfg,
+        None,
+        &AtomicBool::new(false),
+        &Silent,
+    )
+    .unwrap();
     let text =
         std::fs::read_to_string(&out)
             .unwrap()
@@ -208,4 +233,156 @@ fn bad_result_files_name_path_and_field() {
     std::fs::write(&p, text).unwrap();
     let e = ResultFile::load(&p).unwrap_err().to_string();
     assert!(e.contains("cells[1].batch"), "{e}");
+}
+
+/// A meter that draws a constant power, or fails after `fail_after` samples.
+struct ConstPower {
+    watts: f64,
+    born: std::time::Instant,
+    seen: f64,
+    samples: usize,
+    fail_after: Option<usize>,
+}
+
+impl greenbench_energy::Meter for ConstPower {
+    fn name(&self) -> &str {
+        "test meter"
+    }
+    fn kind(&self) -> greenbench_energy::EnergyKind {
+        greenbench_energy::EnergyKind::Measured
+    }
+    fn sample(&mut self) -> Result<(), greenbench_energy::MeterError> {
+        self.samples += 1;
+        if self.fail_after.is_some_and(|n| self.samples > n) {
+            return Err(greenbench_energy::MeterError {
+                meter: "test meter".into(),
+                message: "permission denied".into(),
+            });
+        }
+        self.seen = self.watts * self.born.elapsed().as_secs_f64();
+        Ok(())
+    }
+    fn joules(&self) -> f64 {
+        self.seen
+    }
+}
+
+fn energy_with(watts: f64, fail_after: Option<usize>) -> greenbench_harness::energy::Energy {
+    let m = ConstPower {
+        watts,
+        born: std::time::Instant::now(),
+        seen: 0.0,
+        samples: 0,
+        fail_after,
+    };
+    greenbench_harness::energy::Energy::new(
+        vec![Box::new(m)],
+        greenbench_energy::CpuEstimate::for_cpu("test", 1, Some(10.0)),
+        Default::default(),
+    )
+}
+
+#[test]
+fn measured_energy_gross_net_and_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let models = vec![Model::load("mlp", 3).unwrap()];
+    let backends = fake(&[], Arc::default());
+    let mut cfg = config(out.clone());
+    cfg.profile.idle_s = 0.05;
+    cfg.profile.window_s = 0.05;
+    let mut energy = energy_with(20.0, None);
+    let file = run_suite(
+        &backends,
+        &models,
+        &cfg,
+        Some(&mut energy),
+        &AtomicBool::new(false),
+        &Silent,
+    )
+    .unwrap();
+    let env = file.environment.energy.as_ref().unwrap();
+    assert_eq!(env.kind, "measured");
+    let idle = env.idle_power_w.unwrap();
+    assert!((idle - 20.0).abs() < 1.0, "idle {idle}");
+    for c in &file.cells {
+        assert_eq!(c.energy_kind.as_deref(), Some("measured"));
+        assert!(c.energy_source.contains("test meter") && c.energy_source.contains("idle"));
+        let t = c.time_per_example_s.as_ref().unwrap().median;
+        let gross = c.energy_gross_per_example_j.unwrap();
+        // 20 W for t seconds per example.
+        assert!(
+            (gross / (20.0 * t) - 1.0).abs() < 0.2,
+            "gross {gross} vs {}",
+            20.0 * t
+        );
+        // The whole draw is idle power: net is (about) nothing, never negative.
+        let net = c.energy_net_per_example_j.unwrap();
+        assert!(net >= 0.0 && net < 0.2 * gross, "net {net}");
+        assert_eq!(c.energy_per_example_j, Some(net));
+        assert!(c.avg_power_w.unwrap() > 15.0);
+        assert_eq!(c.energy_samples_j.len(), 5);
+    }
+}
+
+#[test]
+fn failing_meter_gives_no_number_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let models = vec![Model::load("mlp", 3).unwrap()];
+    let backends = fake(&[], Arc::default());
+    let mut energy = energy_with(20.0, Some(3));
+    let file = run_suite(
+        &backends,
+        &models,
+        &config(out),
+        Some(&mut energy),
+        &AtomicBool::new(false),
+        &Silent,
+    )
+    .unwrap();
+    let c = file.cells.last().unwrap();
+    assert_eq!(c.status, CellStatus::Ok, "timing still counts");
+    assert!(c.energy_per_example_j.is_none());
+    assert!(
+        c.energy_source.contains("permission denied"),
+        "{}",
+        c.energy_source
+    );
+}
+
+#[test]
+fn estimate_is_labelled_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let models = vec![Model::load("mlp", 3).unwrap()];
+    let backends = fake(&[], Arc::default());
+    let mut energy = greenbench_harness::energy::Energy::new(
+        vec![],
+        greenbench_energy::CpuEstimate::for_cpu("test", 2, Some(30.0)),
+        Default::default(),
+    );
+    let file = run_suite(
+        &backends,
+        &models,
+        &config(out),
+        Some(&mut energy),
+        &AtomicBool::new(false),
+        &Silent,
+    )
+    .unwrap();
+    assert_eq!(file.environment.energy.as_ref().unwrap().kind, "estimated");
+    for c in &file.cells {
+        assert_eq!(c.energy_kind.as_deref(), Some("estimated"));
+        assert!(
+            c.energy_source.starts_with("estimated:"),
+            "{}",
+            c.energy_source
+        );
+        assert!(c.energy_source.contains("TDP 30 W"));
+        // The fake backend sleeps: little CPU time, so a small but non-negative estimate.
+        let j = c.energy_per_example_j.unwrap();
+        assert!(j >= 0.0 && j < 15.0 * c.time_per_example_s.as_ref().unwrap().median * 2.0 + 1e-3);
+        assert!(c.co2e_g_per_million.is_some() && c.cost_usd_per_million.is_some());
+    }
 }

@@ -1,0 +1,207 @@
+//! The energy **estimate**, for machines where no counter is readable.
+//!
+//! Model (Green Algorithms, Lannelongue, Grealey, Inouye, Adv. Sci. 2021): energy = power per
+//! core x core-seconds used. greenbench takes the power per core as the CPU's TDP divided by
+//! its cores, and the core-seconds as this process's CPU time (user + system, all threads,
+//! from getrusage), so the figure is the energy attributable to the benchmark, not the
+//! machine's. TDP comes from `datasets/cpu-tdp.csv` (vendor specifications), from
+//! `--cpu-tdp-w`, or, for a CPU not in the table, the table's median TDP per core.
+//! It is an estimate: it ignores memory, idle and uncore power and turbo above TDP, and every
+//! figure it produces is labelled `estimated` with this model.
+
+use serde::Serialize;
+
+const TABLE: &str = include_str!("../../../datasets/cpu-tdp.csv");
+
+/// One row of the TDP table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TdpRow {
+    pub pattern: String,
+    pub cores: u32,
+    pub tdp_w: f64,
+    pub source: String,
+}
+
+/// The shipped CPU -> TDP table.
+#[derive(Clone, Debug)]
+pub struct TdpTable {
+    pub rows: Vec<TdpRow>,
+}
+
+impl TdpTable {
+    /// The table shipped in `datasets/cpu-tdp.csv`.
+    pub fn shipped() -> Self {
+        Self::parse(TABLE).expect("the shipped table parses (tested)")
+    }
+
+    /// Parse `pattern,cores,tdp_w,source` lines; `#` lines are comments; the header is skipped.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut rows = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with("pattern,") {
+                continue;
+            }
+            let f: Vec<&str> = line.splitn(4, ',').collect();
+            let bad = || format!("cpu-tdp.csv line {}: `{line}`", n + 1);
+            if f.len() != 4 {
+                return Err(bad());
+            }
+            rows.push(TdpRow {
+                pattern: f[0].trim().to_string(),
+                cores: f[1].trim().parse().map_err(|_| bad())?,
+                tdp_w: f[2].trim().parse().map_err(|_| bad())?,
+                source: f[3].trim().to_string(),
+            });
+        }
+        if rows.is_empty() {
+            return Err("cpu-tdp.csv has no rows".into());
+        }
+        Ok(TdpTable { rows })
+    }
+
+    /// The row whose pattern occurs in `cpu_model` (case-insensitive).
+    pub fn find(&self, cpu_model: &str) -> Option<&TdpRow> {
+        let m = cpu_model.to_lowercase();
+        self.rows
+            .iter()
+            .find(|r| m.contains(&r.pattern.to_lowercase()))
+    }
+
+    /// Median TDP per core over the table.
+    pub fn median_w_per_core(&self) -> f64 {
+        let mut v: Vec<f64> = self.rows.iter().map(|r| r.tdp_w / r.cores as f64).collect();
+        v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    }
+}
+
+/// A CPU power model: watts per busy core, and where that number comes from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CpuEstimate {
+    pub w_per_core: f64,
+    /// How the figure was chosen, for every table and result that shows it.
+    pub basis: String,
+}
+
+impl CpuEstimate {
+    /// Choose the model for `cpu_model` with `cores` cores: `tdp_override_w` (the user's
+    /// `--cpu-tdp-w`) first, then the table, then the table's median per core.
+    pub fn for_cpu(cpu_model: &str, cores: usize, tdp_override_w: Option<f64>) -> Self {
+        let table = TdpTable::shipped();
+        let cores = cores.max(1);
+        if let Some(w) = tdp_override_w {
+            return CpuEstimate {
+                w_per_core: w / cores as f64,
+                basis: format!("TDP {w} W (--cpu-tdp-w) / {cores} cores"),
+            };
+        }
+        if let Some(r) = table.find(cpu_model) {
+            return CpuEstimate {
+                w_per_core: r.tdp_w / r.cores as f64,
+                basis: format!(
+                    "TDP {} W / {} cores ({}; datasets/cpu-tdp.csv)",
+                    r.tdp_w, r.cores, r.source
+                ),
+            };
+        }
+        let w = table.median_w_per_core();
+        CpuEstimate {
+            w_per_core: w,
+            basis: format!(
+                "CPU `{cpu_model}` not in datasets/cpu-tdp.csv: the table's median {w:.2} W per core; set --cpu-tdp-w for a better estimate"
+            ),
+        }
+    }
+
+    /// Joules for `cpu_seconds` of process CPU time.
+    pub fn joules(&self, cpu_seconds: f64) -> f64 {
+        self.w_per_core * cpu_seconds
+    }
+
+    /// The label every estimated figure carries.
+    pub fn label(&self) -> String {
+        format!(
+            "estimated: {:.2} W per busy core x process CPU time (Green Algorithms model); {}",
+            self.w_per_core, self.basis
+        )
+    }
+}
+
+/// This process's CPU time so far (user + system, all threads), in seconds.
+pub fn process_cpu_seconds() -> Option<f64> {
+    // SAFETY: getrusage writes into the zeroed struct we own; RUSAGE_SELF is always valid.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut u) != 0 {
+            return None;
+        }
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
+        Some(t(u.ru_utime) + t(u.ru_stime))
+    }
+}
+
+/// CPU seconds all processes of the machine have been busy (from /proc/stat), if readable.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...; USER_HZ is 100 on Linux.
+    if v.len() < 8 {
+        return None;
+    }
+    let busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    Some(busy as f64 / 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_table_parses_and_matches() {
+        let t = TdpTable::shipped();
+        assert!(t.rows.len() >= 10);
+        let r = t
+            .find("AMD EPYC 7763 64-Core Processor")
+            .expect("EPYC 7763 is in the table");
+        assert_eq!((r.cores, r.tdp_w), (64, 280.0));
+        assert!(t.rows.iter().all(|r| !r.source.is_empty()));
+        let m = t.median_w_per_core();
+        assert!(m > 2.0 && m < 20.0, "{m}");
+    }
+
+    #[test]
+    fn estimate_choice_and_label() {
+        let e = CpuEstimate::for_cpu("Intel(R) Core(TM) i7-8700K CPU @ 3.70GHz", 12, None);
+        assert!((e.w_per_core - 95.0 / 6.0).abs() < 1e-9);
+        assert!(e.label().starts_with("estimated:") && e.label().contains("Intel ARK"));
+        let e = CpuEstimate::for_cpu("Mystery CPU", 2, Some(30.0));
+        assert_eq!(e.w_per_core, 15.0);
+        assert!((e.joules(2.0) - 30.0).abs() < 1e-12);
+        let e = CpuEstimate::for_cpu("Mystery CPU", 2, None);
+        assert!(e.basis.contains("not in datasets/cpu-tdp.csv"));
+        assert!(TdpTable::parse("pattern,cores,tdp_w,source\nx,zero,1,s").is_err());
+    }
+
+    #[test]
+    fn cpu_time_advances_with_work() {
+        let a = process_cpu_seconds().unwrap();
+        let mut x = 0u64;
+        let t = std::time::Instant::now();
+        while t.elapsed().as_millis() < 50 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let b = process_cpu_seconds().unwrap();
+        assert!(b - a > 0.01, "{a} -> {b}");
+    }
+}

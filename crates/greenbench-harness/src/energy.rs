@@ -1,0 +1,181 @@
+//! Energy in the protocol: counters sampled in the background, read at window boundaries;
+//! idle power measured before the run; the estimate where nothing is readable.
+
+use greenbench_energy::estimate::{machine_busy_seconds, process_cpu_seconds};
+use greenbench_energy::{CpuEstimate, Meter};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Background sampling period: far below RAPL's shortest wrap time (minutes at laptop
+/// power, tens of seconds on big servers) and dense enough to integrate power readings.
+const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+
+/// What an energy reading at a window boundary holds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reading {
+    /// Cumulative joules of all measured meters, if any.
+    pub measured_j: Option<f64>,
+    /// This process's CPU seconds.
+    pub process_cpu_s: Option<f64>,
+    /// All processes' busy CPU seconds.
+    pub machine_busy_s: Option<f64>,
+}
+
+/// Measured meters sampled by a background thread.
+struct Monitor {
+    meters: Arc<Mutex<Vec<Box<dyn Meter>>>>,
+    fault: Arc<Mutex<Option<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Monitor {
+    fn new(meters: Vec<Box<dyn Meter>>) -> Self {
+        let meters = Arc::new(Mutex::new(meters));
+        let fault: Arc<Mutex<Option<String>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (meters, fault, stop) = (meters.clone(), fault.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("greenbench-energy".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        sample_all(&meters, &fault);
+                        std::thread::sleep(SAMPLE_EVERY);
+                    }
+                })
+                .ok()
+        };
+        Monitor {
+            meters,
+            fault,
+            stop,
+            thread,
+        }
+    }
+
+    fn read(&self) -> Result<f64, String> {
+        sample_all(&self.meters, &self.fault);
+        if let Some(f) = self.fault.lock().expect("lock").clone() {
+            return Err(f);
+        }
+        Ok(self
+            .meters
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|m| m.joules())
+            .sum())
+    }
+}
+
+fn sample_all(meters: &Mutex<Vec<Box<dyn Meter>>>, fault: &Mutex<Option<String>>) {
+    for m in meters.lock().expect("lock").iter_mut() {
+        if let Err(e) = m.sample() {
+            fault.lock().expect("lock").get_or_insert(e.to_string());
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Constants that turn joules into CO2e and money; defaults cited in greenbench-energy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Prices {
+    pub grid_g_co2e_per_kwh: f64,
+    pub grid_source: String,
+    pub usd_per_kwh: f64,
+    pub price_source: String,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Prices {
+            grid_g_co2e_per_kwh: greenbench_energy::DEFAULT_GRID_G_PER_KWH,
+            grid_source: "world average 2023 (Ember, Global Electricity Review 2024)".into(),
+            usd_per_kwh: greenbench_energy::DEFAULT_PRICE_USD_PER_KWH,
+            price_source: "US average residential 2023 (EIA, Electric Power Annual 2023)".into(),
+        }
+    }
+}
+
+/// The energy side of a run.
+pub struct Energy {
+    monitor: Option<Monitor>,
+    /// Names of the measured meters in use.
+    pub measured_names: Vec<String>,
+    pub estimate: CpuEstimate,
+    /// Idle power of the measured meters, measured before the run.
+    pub idle_w: Option<f64>,
+    pub prices: Prices,
+}
+
+impl Energy {
+    /// `meters` may be empty (the estimate is then used).
+    pub fn new(meters: Vec<Box<dyn Meter>>, estimate: CpuEstimate, prices: Prices) -> Self {
+        let measured_names = meters.iter().map(|m| m.name().to_string()).collect();
+        let monitor = (!meters.is_empty()).then(|| Monitor::new(meters));
+        Energy {
+            monitor,
+            measured_names,
+            estimate,
+            idle_w: None,
+            prices,
+        }
+    }
+
+    /// Whether a counter is read (else figures are estimated).
+    pub fn measured(&self) -> bool {
+        self.monitor.is_some()
+    }
+
+    /// Read every source now.
+    pub fn read(&self) -> Result<Reading, String> {
+        Ok(Reading {
+            measured_j: match &self.monitor {
+                Some(m) => Some(m.read()?),
+                None => None,
+            },
+            process_cpu_s: process_cpu_seconds(),
+            machine_busy_s: machine_busy_seconds(),
+        })
+    }
+
+    /// Measure idle power for `seconds` (measured meters only; the estimate has no idle).
+    pub fn measure_idle(&mut self, seconds: f64) -> Result<Option<f64>, String> {
+        if self.monitor.is_none() || seconds <= 0.0 {
+            return Ok(None);
+        }
+        let a = self.read()?;
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        let b = self.read()?;
+        let w =
+            (b.measured_j.unwrap_or(0.0) - a.measured_j.unwrap_or(0.0)) / t.elapsed().as_secs_f64();
+        self.idle_w = Some(w);
+        Ok(Some(w))
+    }
+
+    /// Where figures come from, as every cell states it.
+    pub fn source(&self) -> String {
+        if self.measured() {
+            let idle = self
+                .idle_w
+                .map(|w| format!(", net of {w:.2} W idle measured before the run"))
+                .unwrap_or_else(|| ", gross (no idle measured)".into());
+            format!("measured: {}{idle}", self.measured_names.join(" + "))
+        } else {
+            self.estimate.label()
+        }
+    }
+}
