@@ -58,6 +58,69 @@ enum Command {
     },
     /// Measure models on backends and write a result file.
     Run(RunArgs),
+    /// Markdown report, CSV and SVG plots from result files (any number, any machines).
+    Report {
+        /// Result files. Default: every file in results/runs/.
+        files: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Name of the Markdown file inside --out.
+        #[arg(long, default_value = "BASELINES.md")]
+        name: String,
+        /// Fail on the first unreadable file instead of skipping it.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Per-cell time ratios NEW / BASE with a verdict that respects the measured intervals.
+    /// Exits 1 on a regression beyond --threshold (for CI).
+    Compare {
+        base: PathBuf,
+        new: PathBuf,
+        /// Percent slower that counts as a regression (when the intervals do not overlap).
+        #[arg(long, default_value_t = 5.0)]
+        threshold: f64,
+    },
+    /// Merge result files from many machines into one; conflicts are reported, nothing is lost.
+    Merge {
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        strict: bool,
+    },
+    /// The Green AI price tag Cost(R) ∝ E·D·H of a whole experiment, from measured cells.
+    Cost {
+        #[arg(long)]
+        model: String,
+        /// D: training-set size, in examples.
+        #[arg(long)]
+        examples: u64,
+        #[arg(long, default_value_t = 1)]
+        epochs: u64,
+        /// H: hyperparameter runs.
+        #[arg(long, default_value_t = 1)]
+        runs: u64,
+        /// Result files to take per-example figures from. Default: results/runs/*.json.
+        #[arg(long = "from")]
+        from: Vec<PathBuf>,
+        #[arg(long)]
+        backend: Option<String>,
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Power usage effectiveness (1.0: no data-centre overhead; data centres average 1.58).
+        #[arg(long, default_value_t = greenbench_results::cost::DEFAULT_PUE)]
+        pue: f64,
+        /// Grid carbon intensity, g CO2e per kWh. Default: world average 2023, 480 (Ember).
+        #[arg(long)]
+        grid_g_per_kwh: Option<f64>,
+        /// Electricity price, US dollars per kWh. Default: US residential average 2023, 0.16 (EIA).
+        #[arg(long)]
+        price_usd_per_kwh: Option<f64>,
+        /// Price money by machine time instead of energy: US dollars per hour.
+        #[arg(long)]
+        cloud_usd_per_hour: Option<f64>,
+    },
     /// List the energy meters: each one available or not, why, and how to enable it.
     Meters {
         #[arg(long, value_enum, default_value = "table")]
@@ -190,6 +253,56 @@ fn main() {
         Some(Command::Inspect { model, format }) => cmd_inspect(&model, format),
         Some(Command::Run(args)) => cmd_run(args),
         Some(Command::Devices { format }) => cmd_devices(format),
+        Some(Command::Report {
+            files,
+            out,
+            name,
+            strict,
+        }) => cmd_report(files, &out, &name, strict),
+        Some(Command::Compare {
+            base,
+            new,
+            threshold,
+        }) => cmd_compare(&base, &new, threshold),
+        Some(Command::Merge { files, out, strict }) => cmd_merge(&files, &out, strict),
+        Some(Command::Cost {
+            model,
+            examples,
+            epochs,
+            runs,
+            from,
+            backend,
+            batch,
+            pue,
+            grid_g_per_kwh,
+            price_usd_per_kwh,
+            cloud_usd_per_hour,
+        }) => {
+            let mut prices = Prices::default();
+            if let Some(g) = grid_g_per_kwh {
+                prices.grid_g_co2e_per_kwh = g;
+                prices.grid_source = "--grid-g-per-kwh".into();
+            }
+            if let Some(p) = price_usd_per_kwh {
+                prices.usd_per_kwh = p;
+                prices.price_source = "--price-usd-per-kwh".into();
+            }
+            let q = greenbench_results::cost::CostQuery {
+                model,
+                examples,
+                epochs,
+                runs,
+                backend,
+                batch,
+                pue,
+                grid_g_per_kwh: prices.grid_g_co2e_per_kwh,
+                grid_source: prices.grid_source,
+                usd_per_kwh: prices.usd_per_kwh,
+                price_source: prices.price_source,
+                cloud_usd_per_hour,
+            };
+            cmd_cost(from, &q)
+        }
         Some(Command::Meters { format, energy }) => cmd_meters(format, &energy),
         Some(Command::Verify {
             models,
@@ -445,6 +558,125 @@ fn cmd_meters(format: Format, args: &EnergyArgs) -> Result<i32> {
             energy.source()
         );
     }
+    Ok(0)
+}
+
+/// Result files given, or every JSON file of results/runs/ (sorted, so reports are stable).
+fn files_or_default(files: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    if !files.is_empty() {
+        return Ok(files);
+    }
+    let dir = PathBuf::from("results/runs");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("no files given and cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    v.sort();
+    if v.is_empty() {
+        bail!(
+            "no result files in {}; run `greenbench run` first or name files",
+            dir.display()
+        );
+    }
+    Ok(v)
+}
+
+fn load(files: &[PathBuf], strict: bool) -> Result<Vec<greenbench_results::Loaded>> {
+    let (ok, bad) = greenbench_results::load_many(files, strict)?;
+    for e in &bad {
+        eprintln!("skipped: {e}");
+    }
+    if ok.is_empty() {
+        bail!("none of the {} file(s) could be read", files.len());
+    }
+    Ok(ok)
+}
+
+fn cmd_report(files: Vec<PathBuf>, out: &std::path::Path, name: &str, strict: bool) -> Result<i32> {
+    let files = load(&files_or_default(files)?, strict)?;
+    let written = greenbench_results::report::write_report(&files, out, name)
+        .with_context(|| format!("cannot write the report into {}", out.display()))?;
+    for p in written {
+        println!("wrote {}", p.display());
+    }
+    Ok(0)
+}
+
+fn cmd_compare(base: &std::path::Path, new: &std::path::Path, threshold: f64) -> Result<i32> {
+    use greenbench_results::compare::{Verdict, compare};
+    if !(threshold.is_finite() && threshold >= 0.0) {
+        bail!("--threshold must be a non-negative percentage");
+    }
+    let b = load(&[base.to_path_buf()], true)?.remove(0);
+    let n = load(&[new.to_path_buf()], true)?.remove(0);
+    let c = compare(&b, &n, threshold / 100.0);
+    let mut t = Table::new(&[
+        ("cell", Align::Left),
+        ("base time/ex", Align::Right),
+        ("new time/ex", Align::Right),
+        ("new / base", Align::Right),
+        ("verdict", Align::Left),
+    ]);
+    for r in &c.rows {
+        t.row(vec![
+            r.key.clone(),
+            duration(r.base_s),
+            duration(r.new_s),
+            format!("{:.3}", r.ratio),
+            match r.verdict {
+                Verdict::Regression => "REGRESSION".into(),
+                Verdict::Improvement => "faster".into(),
+                Verdict::NoChange => "no change (within noise or threshold)".to_string(),
+            },
+        ]);
+    }
+    print!("{}", t.render());
+    for k in &c.only_base {
+        println!("only in {}: {k}", base.display());
+    }
+    for k in &c.only_new {
+        println!("only in {}: {k}", new.display());
+    }
+    let r = c.regressions();
+    println!("{r} regression(s) beyond {threshold} % with non-overlapping 95 % intervals");
+    Ok(if r > 0 { 1 } else { 0 })
+}
+
+fn cmd_merge(files: &[PathBuf], out: &std::path::Path, strict: bool) -> Result<i32> {
+    if files.is_empty() {
+        bail!("name the result files to merge");
+    }
+    check_writable(out, false)
+        .with_context(|| format!("cannot write the merged file {}", out.display()))?;
+    let loaded = load(files, strict)?;
+    let m = greenbench_results::merge::merge(&loaded);
+    for c in &m.conflicts {
+        eprintln!("conflict: {c}");
+    }
+    m.file
+        .save(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "merged {} file(s), {} cell(s), {} conflict(s) -> {}",
+        loaded.len(),
+        m.file.cells.len(),
+        m.conflicts.len(),
+        out.display()
+    );
+    Ok(0)
+}
+
+fn cmd_cost(from: Vec<PathBuf>, q: &greenbench_results::cost::CostQuery) -> Result<i32> {
+    if q.examples == 0 || q.epochs == 0 || q.runs == 0 {
+        bail!("--examples, --epochs and --runs must be positive");
+    }
+    if !(q.pue.is_finite() && q.pue >= 1.0) {
+        bail!("--pue must be at least 1.0");
+    }
+    let files = load(&files_or_default(from)?, false)?;
+    let tag = greenbench_results::cost::price(&files, q).map_err(anyhow::Error::msg)?;
+    print!("{}", tag.text);
     Ok(0)
 }
 

@@ -88,6 +88,9 @@ pub enum CellStatus {
 /// One measured combination of model x backend x device x batch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
+    /// Host the cell was measured on (kept when files from many machines are merged).
+    #[serde(default)]
+    pub host: Option<String>,
     pub model: String,
     pub backend: String,
     /// Device name (CPU model or GPU adapter).
@@ -155,6 +158,9 @@ pub struct ResultFile {
     pub status: RunStatus,
     pub environment: Environment,
     pub cells: Vec<Cell>,
+    /// For a merged file: the environments of every file merged into it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<Environment>,
 }
 
 /// A result file that could not be read. Always names the path.

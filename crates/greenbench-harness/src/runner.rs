@@ -107,6 +107,7 @@ pub fn measure_cell(
     let dev = backend.device();
     let total = model.cost.total;
     let mut cell = Cell {
+        host: Some(crate::env::hostname()),
         model: model.name.clone(),
         backend: backend.name().to_string(),
         device: dev.name.clone(),
@@ -342,6 +343,7 @@ pub fn run_suite(
             energy: None,
         },
         cells: vec![],
+        merged_from: vec![],
     };
     let save = |file: &ResultFile| {
         file.save(&cfg.out).map_err(|source| RunError::Write {

@@ -1,0 +1,187 @@
+//! The Green AI price tag, Cost(R) ∝ E · D · H: a whole experiment's FPO, time, energy, CO2e
+//! and money, from *measured* per-example figures of a result file. Every figure says where
+//! it comes from.
+
+use crate::{Loaded, host_of, ok_cells, short};
+use std::fmt::Write;
+
+/// Training work per example relative to inference, until training is measured: backward
+/// ≈ 2 x forward for matmul/conv (shared/FPO.md's rule of thumb), so forward + backward ≈ 3.
+pub const TRAIN_FACTOR: f64 = 3.0;
+/// Default power usage effectiveness: 1.0, no data-centre overhead (a laptop or desktop).
+/// Data centres averaged 1.58 in 2023 (Uptime Institute, Global Data Center Survey 2023):
+/// pass `--pue` for a data-centre run.
+pub const DEFAULT_PUE: f64 = 1.0;
+
+/// What to price.
+#[derive(Clone, Debug)]
+pub struct CostQuery {
+    pub model: String,
+    /// D: training-set size (examples).
+    pub examples: u64,
+    /// Passes over the data.
+    pub epochs: u64,
+    /// H: hyperparameter runs.
+    pub runs: u64,
+    pub backend: Option<String>,
+    pub batch: Option<usize>,
+    pub pue: f64,
+    pub grid_g_per_kwh: f64,
+    pub grid_source: String,
+    pub usd_per_kwh: f64,
+    pub price_source: String,
+    /// If set, money = hours x this cloud price instead of energy x electricity price.
+    pub cloud_usd_per_hour: Option<f64>,
+}
+
+/// The computed price tag.
+#[derive(Clone, Debug)]
+pub struct PriceTag {
+    pub total_fpo: f64,
+    pub seconds: f64,
+    pub joules: Option<f64>,
+    pub kwh: Option<f64>,
+    pub co2e_g: Option<f64>,
+    pub usd: Option<f64>,
+    /// The explained figures, one per line.
+    pub text: String,
+}
+
+/// Price `q` from the cheapest matching measured cell (lowest energy per example, else
+/// lowest time). Errors name what is missing.
+pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
+    let cands: Vec<_> = ok_cells(files)
+        .into_iter()
+        .filter(|(_, c)| c.model == q.model)
+        .filter(|(_, c)| q.backend.as_ref().is_none_or(|b| &c.backend == b))
+        .filter(|(_, c)| q.batch.is_none_or(|b| c.batch == b))
+        .collect();
+    let (l, c) = cands
+        .iter()
+        .min_by(|a, b| {
+            let k = |c: &greenbench_harness::record::Cell| {
+                c.energy_per_example_j
+                    .unwrap_or(c.time_per_example_s.as_ref().expect("ok").median * 1e9)
+            };
+            k(a.1).partial_cmp(&k(b.1)).expect("finite")
+        })
+        .ok_or_else(|| {
+            format!(
+                "no measured cell for model `{}`{}{} in the given result files; run `greenbench run --models {}` first",
+                q.model,
+                q.backend.as_ref().map(|b| format!(", backend {b}")).unwrap_or_default(),
+                q.batch.map(|b| format!(", batch {b}")).unwrap_or_default(),
+                q.model
+            )
+        })?;
+    let t = c.time_per_example_s.as_ref().expect("ok cells have times");
+    let passes = q.examples as f64 * q.epochs as f64 * q.runs as f64;
+    let work = TRAIN_FACTOR * passes;
+    let total_fpo = c.fpo_per_example as f64 * work;
+    let seconds = t.median * work;
+    let joules = c.energy_per_example_j.map(|j| j * work * q.pue);
+    let kwh = joules.map(|j| j / greenbench_energy::J_PER_KWH);
+    let co2e_g = kwh.map(|k| k * q.grid_g_per_kwh);
+    let usd = match q.cloud_usd_per_hour {
+        Some(p) => Some(seconds / 3600.0 * p),
+        None => kwh.map(|k| k * q.usd_per_kwh),
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Price tag of training {}: D = {} examples x {} epochs x H = {} runs = {:.3e} example-passes",
+        q.model, q.examples, q.epochs, q.runs, passes
+    );
+    let _ = writeln!(
+        s,
+        "from the measured cell: host {}, {} on {} ({:?}{}), batch {}, in {}",
+        host_of(l, c),
+        c.backend,
+        c.device,
+        c.device_kind,
+        c.threads
+            .map(|t| format!(", {t} threads"))
+            .unwrap_or_default(),
+        c.batch,
+        short(&l.path)
+    );
+    let _ = writeln!(
+        s,
+        "  per example (inference, measured): {:.3e} s [95% {:.3e}, {:.3e}], {} FPO, energy {}",
+        t.median,
+        t.ci95_low,
+        t.ci95_high,
+        c.fpo_per_example,
+        match c.energy_per_example_j {
+            Some(j) => format!("{j:.3e} J ({})", c.energy_source),
+            None => format!("not available ({})", c.energy_source),
+        }
+    );
+    let _ = writeln!(
+        s,
+        "  training factor: {TRAIN_FACTOR} x inference (forward + backward ~ 2 x forward): an APPROXIMATION until training is measured"
+    );
+    let _ = writeln!(
+        s,
+        "  total FPO   = {TRAIN_FACTOR} x {} x {passes:.3e} = {total_fpo:.3e}",
+        c.fpo_per_example
+    );
+    let _ = writeln!(
+        s,
+        "  time        = {TRAIN_FACTOR} x {:.3e} s x {passes:.3e} = {seconds:.3e} s = {:.2} h",
+        t.median,
+        seconds / 3600.0
+    );
+    match (joules, kwh, co2e_g) {
+        (Some(j), Some(k), Some(g)) => {
+            let _ = writeln!(
+                s,
+                "  energy      = {TRAIN_FACTOR} x {:.3e} J x {passes:.3e} x PUE {} = {j:.3e} J = {k:.4} kWh",
+                c.energy_per_example_j.unwrap_or(0.0),
+                q.pue
+            );
+            let _ = writeln!(
+                s,
+                "  CO2e        = {k:.4} kWh x {} g/kWh ({}) = {:.1} g",
+                q.grid_g_per_kwh, q.grid_source, g
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                s,
+                "  energy, CO2e: not available (the cell has no energy figure)"
+            );
+        }
+    }
+    match (q.cloud_usd_per_hour, usd, kwh) {
+        (Some(p), Some(u), _) => {
+            let _ = writeln!(
+                s,
+                "  money       = {:.2} h x ${p}/h (--cloud-usd-per-hour) = ${u:.2}",
+                seconds / 3600.0
+            );
+        }
+        (None, Some(u), Some(k)) => {
+            let _ = writeln!(
+                s,
+                "  money       = {k:.4} kWh x ${}/kWh ({}) = ${u:.4}",
+                q.usd_per_kwh, q.price_source
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                s,
+                "  money: not available (no energy figure; pass --cloud-usd-per-hour)"
+            );
+        }
+    }
+    Ok(PriceTag {
+        total_fpo,
+        seconds,
+        joules,
+        kwh,
+        co2e_g,
+        usd,
+        text: s,
+    })
+}

@@ -1,0 +1,82 @@
+//! greenbench-results: what people read, cite and compare.
+//!
+//! It owns turning result files (from one machine or many) into a Markdown report with CSV and
+//! SVG plots ([`report`]), the CPU-versus-GPU comparison, regression checks between two files
+//! that respect the measured intervals ([`compare`]), merging files without losing anything
+//! ([`merge`]), and the Green AI price tag Cost(R) ∝ E·D·H ([`cost`]). Everything here is
+//! computed from result files: no number is typed by hand.
+//!
+//! It knows nothing of how cells were measured: it reads the harness's schema.
+
+pub mod compare;
+pub mod cost;
+pub mod merge;
+pub mod report;
+
+use greenbench_harness::record::{Cell, CellStatus, LoadError, ResultFile};
+use std::path::{Path, PathBuf};
+
+/// A loaded result file and where it came from.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub path: PathBuf,
+    pub file: ResultFile,
+}
+
+/// Load every file; a bad file is reported and skipped unless `strict`, where the first one
+/// fails the whole command.
+pub fn load_many(
+    paths: &[PathBuf],
+    strict: bool,
+) -> Result<(Vec<Loaded>, Vec<LoadError>), LoadError> {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for p in paths {
+        match ResultFile::load(p) {
+            Ok(file) => ok.push(Loaded {
+                path: p.clone(),
+                file,
+            }),
+            Err(e) if strict => return Err(e),
+            Err(e) => bad.push(e),
+        }
+    }
+    Ok((ok, bad))
+}
+
+/// The host a cell was measured on.
+pub fn host_of<'a>(l: &'a Loaded, c: &'a Cell) -> &'a str {
+    c.host
+        .as_deref()
+        .unwrap_or(&l.file.environment.machine.hostname)
+}
+
+/// Identity of a cell across files: host, model, backend, device, batch, threads.
+pub fn key(l: &Loaded, c: &Cell) -> String {
+    format!(
+        "{} | {} | {} | {} | b{} | {}",
+        host_of(l, c),
+        c.model,
+        c.backend,
+        c.device,
+        c.batch,
+        c.threads.map_or("-".into(), |t| format!("{t} thr"))
+    )
+}
+
+/// Cells that finished, with their file.
+pub fn ok_cells(files: &[Loaded]) -> Vec<(&Loaded, &Cell)> {
+    files
+        .iter()
+        .flat_map(|l| l.file.cells.iter().map(move |c| (l, c)))
+        .filter(|(_, c)| c.status == CellStatus::Ok && c.time_per_example_s.is_some())
+        .collect()
+}
+
+/// A file name for messages and reports (no directories, so reports do not depend on where
+/// they were generated).
+pub fn short(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}

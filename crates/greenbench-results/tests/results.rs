@@ -1,0 +1,216 @@
+//! Reports, comparisons, merges and price tags over real (small) result files.
+
+use greenbench_core::{Backend, Model};
+use greenbench_cpu::CpuBackend;
+use greenbench_harness::Profile;
+use greenbench_harness::env::fingerprint;
+use greenbench_harness::record::ResultFile;
+use greenbench_harness::runner::{RunConfig, Silent, run_suite};
+use greenbench_results::compare::{Verdict, compare};
+use greenbench_results::{Loaded, load_many};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+/// A real run of mlp and lenet5 at batch 1 and 4 on the CPU, with a short profile.
+fn run(dir: &Path, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    let cfg = RunConfig {
+        profile: Profile {
+            name: "test".into(),
+            warmup_s: 0.01,
+            windows: 6,
+            window_s: 0.02,
+            input_sets: 2,
+            idle_s: 0.0,
+        },
+        seed: 1,
+        batches: vec![1, 4],
+        out: out.clone(),
+        command: vec!["test".into()],
+        machine: fingerprint("test"),
+        peak_size: 64,
+    };
+    let models = vec![
+        Model::load("mlp", 1).unwrap(),
+        Model::load("lenet5", 1).unwrap(),
+    ];
+    let backends: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new(1).unwrap())];
+    let mut energy = greenbench_harness::energy::Energy::new(
+        vec![],
+        greenbench_energy::CpuEstimate::for_cpu("test", 1, Some(10.0)),
+        Default::default(),
+    );
+    run_suite(
+        &backends,
+        &models,
+        &cfg,
+        Some(&mut energy),
+        &AtomicBool::new(false),
+        &Silent,
+    )
+    .unwrap();
+    out
+}
+
+fn loaded(p: &Path) -> Loaded {
+    Loaded {
+        path: p.to_path_buf(),
+        file: ResultFile::load(p).unwrap(),
+    }
+}
+
+/// `f` with every time scaled by `k` (intervals too).
+fn scaled(src: &Path, dst: &Path, k: f64) {
+    let mut f = ResultFile::load(src).unwrap();
+    for c in &mut f.cells {
+        if let Some(t) = c.time_per_example_s.as_mut() {
+            t.median *= k;
+            t.ci95_low *= k;
+            t.ci95_high *= k;
+            t.samples.iter_mut().for_each(|s| *s *= k);
+        }
+    }
+    f.save(dst).unwrap();
+}
+
+#[test]
+fn compare_self_is_clean_and_doubled_times_regress() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = run(dir.path(), "a.json");
+    let c = compare(&loaded(&a), &loaded(&a), 0.05);
+    assert_eq!(c.rows.len(), 4);
+    assert!(
+        c.rows
+            .iter()
+            .all(|r| r.verdict == Verdict::NoChange && r.ratio == 1.0)
+    );
+    let slow = dir.path().join("slow.json");
+    scaled(&a, &slow, 2.0);
+    let c = compare(&loaded(&a), &loaded(&slow), 0.05);
+    assert_eq!(c.regressions(), 4);
+    assert!(c.rows.iter().all(|r| (r.ratio - 2.0).abs() < 1e-9));
+    // Within noise: 2 % slower with overlapping intervals gets no verdict.
+    let noise = dir.path().join("noise.json");
+    scaled(&a, &noise, 1.02);
+    assert_eq!(compare(&loaded(&a), &loaded(&noise), 0.05).regressions(), 0);
+    // Cells in one file only are listed, not dropped.
+    let mut f = ResultFile::load(&a).unwrap();
+    f.cells.truncate(3);
+    let fewer = dir.path().join("fewer.json");
+    f.save(&fewer).unwrap();
+    let c = compare(&loaded(&a), &loaded(&fewer), 0.05);
+    assert_eq!(
+        (c.rows.len(), c.only_base.len(), c.only_new.len()),
+        (3, 1, 0)
+    );
+}
+
+#[test]
+fn merge_keeps_everything_and_reports_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = run(dir.path(), "a.json");
+    // The same run, as if from another host.
+    let mut f = ResultFile::load(&a).unwrap();
+    f.environment.machine.hostname = "other-host".into();
+    for c in &mut f.cells {
+        c.host = Some("other-host".into());
+    }
+    let b = dir.path().join("b.json");
+    f.save(&b).unwrap();
+    // A re-run of host a with different numbers: a conflict.
+    let c2 = dir.path().join("c.json");
+    scaled(&a, &c2, 1.5);
+    let files = vec![loaded(&a), loaded(&b), loaded(&a), loaded(&c2)];
+    let m = greenbench_results::merge::merge(&files);
+    // a (4) + b (4) + a again (identical, kept once) + c (4 conflicting, kept).
+    assert_eq!(m.file.cells.len(), 12);
+    assert_eq!(m.conflicts.len(), 4, "{:?}", m.conflicts);
+    assert_eq!(m.file.merged_from.len(), 4);
+    let out = dir.path().join("merged.json");
+    m.file.save(&out).unwrap();
+    assert_eq!(ResultFile::load(&out).unwrap().cells.len(), 12);
+}
+
+#[test]
+fn bad_files_are_skipped_unless_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = run(dir.path(), "a.json");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"schema_version\": 1, \"cells\": [").unwrap();
+    let (ok, errs) = load_many(&[a.clone(), bad.clone()], false).unwrap();
+    assert_eq!((ok.len(), errs.len()), (1, 1));
+    assert!(errs[0].to_string().contains("bad.json"));
+    let e = load_many(&[a, bad], true).unwrap_err();
+    assert!(e.to_string().contains("bad.json"));
+}
+
+#[test]
+fn report_is_deterministic_and_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = run(dir.path(), "a.json");
+    let files = vec![loaded(&a)];
+    let out1 = dir.path().join("r1");
+    let out2 = dir.path().join("r2");
+    greenbench_results::report::write_report(&files, &out1, "R.md").unwrap();
+    greenbench_results::report::write_report(&files, &out2, "R.md").unwrap();
+    let md = std::fs::read_to_string(out1.join("R.md")).unwrap();
+    assert_eq!(md, std::fs::read_to_string(out2.join("R.md")).unwrap());
+    assert!(md.contains("| mlp |") && md.contains("| lenet5 |"));
+    assert!(md.contains("estimated"));
+    assert!(md.contains("No host has both CPU and GPU cells"));
+    for m in ["mlp", "lenet5"] {
+        for k in ["time", "energy"] {
+            let svg =
+                std::fs::read_to_string(out1.join("plots").join(format!("{m}-{k}.svg"))).unwrap();
+            assert!(
+                svg.starts_with("<svg") && svg.contains("batch size"),
+                "{m}-{k}"
+            );
+            assert!(md.contains(&format!("plots/{m}-{k}.svg")));
+        }
+    }
+    let csv = std::fs::read_to_string(out1.join("cells.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5);
+}
+
+#[test]
+fn price_tag_traces_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = run(dir.path(), "a.json");
+    let files = vec![loaded(&a)];
+    let q = greenbench_results::cost::CostQuery {
+        model: "mlp".into(),
+        examples: 50_000,
+        epochs: 30,
+        runs: 20,
+        backend: Some("cpu".into()),
+        batch: Some(4),
+        pue: 1.5,
+        grid_g_per_kwh: 400.0,
+        grid_source: "test".into(),
+        usd_per_kwh: 0.2,
+        price_source: "test".into(),
+        cloud_usd_per_hour: None,
+    };
+    let tag = greenbench_results::cost::price(&files, &q).unwrap();
+    let cell = files[0]
+        .file
+        .cells
+        .iter()
+        .find(|c| c.model == "mlp" && c.batch == 4)
+        .unwrap();
+    let work = 3.0 * 50_000.0 * 30.0 * 20.0;
+    assert_eq!(tag.total_fpo, cell.fpo_per_example as f64 * work);
+    let t = cell.time_per_example_s.as_ref().unwrap().median;
+    assert!((tag.seconds - t * work).abs() < 1e-9 * tag.seconds);
+    let j = cell.energy_per_example_j.unwrap() * work * 1.5;
+    assert!((tag.joules.unwrap() - j).abs() < 1e-9 * j);
+    let kwh = j / 3.6e6;
+    assert!((tag.co2e_g.unwrap() - kwh * 400.0).abs() < 1e-9);
+    assert!((tag.usd.unwrap() - kwh * 0.2).abs() < 1e-12);
+    assert!(tag.text.contains("APPROXIMATION") && tag.text.contains("a.json"));
+    let mut q2 = q.clone();
+    q2.model = "resnet8".into();
+    let e = greenbench_results::cost::price(&files, &q2).unwrap_err();
+    assert!(e.contains("resnet8"));
+}
