@@ -189,8 +189,8 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
 /// The CPU-versus-GPU table per host and model.
 pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
     // (host, model) -> batch -> backend -> cell
-    let mut m: BTreeMap<(String, String), BTreeMap<usize, BTreeMap<String, &Cell>>> =
-        BTreeMap::new();
+    type ByBatch<'a> = BTreeMap<usize, BTreeMap<String, &'a Cell>>;
+    let mut m: BTreeMap<(String, String), ByBatch> = BTreeMap::new();
     for (l, c) in ok_cells(files) {
         m.entry((host_of(l, c).to_string(), c.model.clone()))
             .or_default()
