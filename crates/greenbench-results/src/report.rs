@@ -199,6 +199,7 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
             .insert(c.backend.clone(), c);
     }
     let mut s = String::new();
+    let mut verdicts = Vec::new();
     let mut any = false;
     for ((host, model), batches) in &m {
         let both: Vec<(usize, &Cell, &Cell)> = batches
@@ -246,14 +247,16 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
                     _ => false,
                 },
             );
-        let _ = writeln!(
-            s,
-            "\n{host}, {model}: the GPU is the cheaper choice (energy per example) {}.\n",
+        verdicts.push(format!(
+            "- {host}, {model}: the GPU is the cheaper choice (energy per example) {}.",
             match cheaper {
                 Some((b, ..)) => format!("from batch {b}"),
                 None => format!("never, up to batch {max_b}"),
             }
-        );
+        ));
+    }
+    if any {
+        let _ = writeln!(s, "\n{}", verdicts.join("\n"));
     }
     if !any {
         s.push_str(
@@ -369,6 +372,17 @@ fn plot(title: &str, y_label: &str, series: &BTreeMap<String, Vec<(f64, f64)>>) 
             .ok()?;
         chart
             .configure_mesh()
+            .max_light_lines(1)
+            .x_labels(8)
+            .y_labels(8)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| {
+                if *y >= 10.0 {
+                    format!("{y:.0}")
+                } else {
+                    format!("{y:.2}")
+                }
+            })
             .x_desc("batch size")
             .y_desc(y_label)
             .draw()

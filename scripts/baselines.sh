@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Regenerate the committed baselines: a full-profile run of every zoo model at batch 1 and 32
+# on the CPU and (where an adapter exists) the GPU, then the report generated from it.
+#   scripts/baselines.sh            # measure (about 10 minutes on the 2-core dev VM) + report
+#   scripts/baselines.sh --report   # only regenerate results/BASELINES.md from the committed run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=results/baseline/vm-full.json
+cargo build --release -q
+if [ "${1:-}" != "--report" ]; then
+  mkdir -p results/baseline
+  ./target/release/greenbench run --profile full --backends cpu,gpu --out "$RUN"
+fi
+./target/release/greenbench report "$RUN" --out results --name BASELINES.md
