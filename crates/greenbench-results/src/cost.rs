@@ -107,7 +107,7 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
     );
     let _ = writeln!(
         s,
-        "  per example (inference, measured): {:.3e} s [95% {:.3e}, {:.3e}], {} FPO, energy {}",
+        "  per example (inference; time measured): {:.3e} s [95% {:.3e}, {:.3e}], {} FPO, energy {}",
         t.median,
         t.ci95_low,
         t.ci95_high,
