@@ -420,6 +420,19 @@ impl Graph {
         self.srcs.iter().flatten().filter(|&&s| s == v).count()
     }
 
+    /// Whether node `i` (a conv2d or dense) is followed by a ReLU that is its output's only
+    /// consumer, so a backend may apply the ReLU in node `i`'s epilogue and skip node `i + 1`.
+    pub fn relu_fusable(&self, i: usize) -> bool {
+        let v = i + 1;
+        matches!(self.nodes[i].op, Op::Conv2d { .. } | Op::Dense { .. })
+            && self
+                .nodes
+                .get(i + 1)
+                .is_some_and(|n| matches!(n.op, Op::Relu))
+            && self.node_inputs(i + 1) == [v]
+            && self.consumers(v) == 1
+    }
+
     /// Geometry of conv node `i`. Panics if node `i` is not a conv2d.
     pub fn conv_geom(&self, i: usize) -> ConvGeom {
         conv_geom(&self.nodes[i].op, &self.shapes[self.srcs[i][0]]).expect("validated conv")

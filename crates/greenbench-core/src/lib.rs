@@ -13,6 +13,7 @@ pub mod backend;
 pub mod cost;
 pub mod fold;
 pub mod graph;
+pub mod host;
 pub mod model;
 pub mod reference;
 pub mod weights;

@@ -86,18 +86,7 @@ impl CpuBackend {
     }
 }
 
-/// The CPU's model name (from /proc/cpuinfo on Linux).
-pub fn cpu_model_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name") || l.starts_with("Model"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
-}
+pub use greenbench_core::host::cpu_model_name;
 
 /// Which GEMM kernels the `gemm` crate dispatches to on this CPU.
 pub fn gemm_kernel_family() -> &'static str {
@@ -344,10 +333,7 @@ impl CpuPrepared {
                 continue;
             }
             // Fuse a following ReLU that is this node's only consumer.
-            let fuse_relu = matches!(op, Op::Conv2d { .. } | Op::Dense { .. })
-                && g.nodes.get(i + 1).is_some_and(|n| matches!(n.op, Op::Relu))
-                && g.node_inputs(i + 1) == [v]
-                && g.consumers(v) == 1;
+            let fuse_relu = g.relu_fusable(i);
             let dst = new_buf(&mut sizes, out_len);
             buf_of[v] = dst;
             if fuse_relu {

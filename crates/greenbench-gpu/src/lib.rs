@@ -664,10 +664,7 @@ fn plan_graph(
             buf_of[v] = src;
             continue;
         }
-        let fuse_relu = matches!(node.op, Op::Conv2d { .. } | Op::Dense { .. })
-            && g.nodes.get(i + 1).is_some_and(|n| matches!(n.op, Op::Relu))
-            && g.node_inputs(i + 1) == [v]
-            && g.consumers(v) == 1;
+        let fuse_relu = g.relu_fusable(i);
         let dst = pl.storage(&node.name, out_len);
         buf_of[v] = dst;
         if fuse_relu {

@@ -48,18 +48,6 @@ fn os_name() -> String {
         .unwrap_or_else(|| std::env::consts::OS.to_string())
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name") || l.starts_with("Model"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
 fn cpu_features() -> Vec<String> {
     #[allow(unused_mut)]
     let mut f: Vec<String> = Vec::new();
@@ -88,17 +76,22 @@ fn cpu_features() -> Vec<String> {
     f
 }
 
-fn memory_bytes() -> Option<u64> {
-    let t = std::fs::read_to_string("/proc/meminfo").ok()?;
+/// A `Key:   123 kB` field of a /proc file, in bytes.
+fn proc_kb_field(path: &str, key: &str) -> Option<u64> {
+    let t = std::fs::read_to_string(path).ok()?;
     let kb: u64 = t
         .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .find_map(|l| l.strip_prefix(key))?
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
         .ok()?;
     Some(kb * 1024)
+}
+
+fn memory_bytes() -> Option<u64> {
+    proc_kb_field("/proc/meminfo", "MemTotal:")
 }
 
 fn git(args: &[&str]) -> Option<String> {
@@ -120,7 +113,7 @@ pub fn fingerprint(version: &str) -> Fingerprint {
         os: os_name(),
         kernel: read_trim("/proc/sys/kernel/osrelease"),
         arch: std::env::consts::ARCH.to_string(),
-        cpu_model: cpu_model(),
+        cpu_model: greenbench_core::host::cpu_model_name(),
         cpu_logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu_features: cpu_features(),
         memory_bytes: memory_bytes(),
@@ -132,16 +125,7 @@ pub fn fingerprint(version: &str) -> Fingerprint {
 
 /// Peak resident memory of this process (VmHWM), in bytes, where the OS reports it.
 pub fn peak_rss_bytes() -> Option<u64> {
-    let t = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: u64 = t
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
+    proc_kb_field("/proc/self/status", "VmHWM:")
 }
 
 /// Reset the peak-resident-memory mark so the next reading covers only what follows
