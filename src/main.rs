@@ -58,6 +58,19 @@ enum Command {
     },
     /// Measure models on backends and write a result file.
     Run(RunArgs),
+    /// Export models (the folded graph and its exact weights) with an ONNX test data set.
+    Export {
+        /// Zoo model names or JSON files, comma-separated, or `all`.
+        #[arg(value_delimiter = ',')]
+        models: Vec<String>,
+        #[arg(long, default_value = "onnx")]
+        format: String,
+        /// Output directory: one folder per model (model.onnx, test_data_set_0/, greenbench.json).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Markdown report, CSV and SVG plots from result files (any number, any machines).
     Report {
         /// Result files. Default: every file in results/runs/.
@@ -253,6 +266,12 @@ fn main() {
         Some(Command::Inspect { model, format }) => cmd_inspect(&model, format),
         Some(Command::Run(args)) => cmd_run(args),
         Some(Command::Devices { format }) => cmd_devices(format),
+        Some(Command::Export {
+            models,
+            format,
+            out,
+            seed,
+        }) => cmd_export(&models, &format, &out, seed),
         Some(Command::Report {
             files,
             out,
@@ -556,6 +575,61 @@ fn cmd_meters(format: Format, args: &EnergyArgs) -> Result<i32> {
         println!(
             "no counter is readable, so energy figures will be {}",
             energy.source()
+        );
+    }
+    Ok(0)
+}
+
+fn cmd_export(models: &[String], format: &str, out: &std::path::Path, seed: u64) -> Result<i32> {
+    use greenbench_harness::record::write_atomic;
+    if format != "onnx" {
+        bail!("unknown export format `{format}`; supported: onnx");
+    }
+    let names: Vec<String> = if models.is_empty() || models.iter().any(|m| m == "all") {
+        MODEL_NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        models.to_vec()
+    };
+    let loaded: Vec<Model> = names
+        .iter()
+        .map(|n| Model::load(n, seed))
+        .collect::<Result<_, _>>()?;
+    let cpu = CpuBackend::on_this_thread(0)?;
+    for m in &loaded {
+        let dir = out.join(&m.name);
+        let data = dir.join("test_data_set_0");
+        std::fs::create_dir_all(&data)
+            .with_context(|| format!("cannot create {}", data.display()))?;
+        let bytes = greenbench_onnx::export(m)?;
+        let x = greenbench_core::generate_inputs(&m.graph, 1, seed, 0);
+        let y = cpu.prepare(&m.graph, &m.weights, 1)?.run(&x)?.to_vec();
+        let c = m.cost.total;
+        let meta = serde_json::json!({
+            "name": m.name, "input_shape": m.graph.input.shape,
+            "token_vocab": m.graph.input.token_vocab, "output_shape": m.graph.output_shape(),
+            "params": c.params, "macs": c.macs, "fpo": c.fpo(),
+            "transcendentals": c.transcendentals, "weights_seed": seed,
+            "weights_fingerprint": format!("{:016x}", m.weights.fingerprint()),
+            "opset": greenbench_onnx::OPSET, "greenbench_version": VERSION,
+        });
+        write_atomic(&dir.join("model.onnx"), &bytes)?;
+        write_atomic(
+            &data.join("input_0.pb"),
+            &greenbench_onnx::input_tensor(&m.graph, 1, &x),
+        )?;
+        write_atomic(
+            &data.join("output_0.pb"),
+            &greenbench_onnx::output_tensor(&m.graph, 1, &y),
+        )?;
+        write_atomic(
+            &dir.join("greenbench.json"),
+            serde_json::to_string_pretty(&meta)?.as_bytes(),
+        )?;
+        println!(
+            "{}: {} ({} bytes)",
+            m.name,
+            dir.join("model.onnx").display(),
+            bytes.len()
         );
     }
     Ok(0)
