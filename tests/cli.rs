@@ -272,3 +272,33 @@ fn meters_read_the_configured_sysfs_root() {
     assert_eq!(code, 2);
     assert!(err.contains("--cpu-tdp-w"), "{err}");
 }
+
+#[test]
+fn export_writes_model_and_test_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = greenbench(&[
+        "export",
+        "lenet5,tiny-transformer",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("lenet5") && out.contains("tiny-transformer"));
+    for m in ["lenet5", "tiny-transformer"] {
+        let d = dir.path().join(m);
+        let onnx = std::fs::read(d.join("model.onnx")).unwrap();
+        // A ModelProto starts with ir_version (field 1, varint): 0x08, then 8.
+        assert_eq!(&onnx[..2], &[0x08, 0x08]);
+        assert!(onnx.windows(10).any(|w| w == b"greenbench"));
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("greenbench.json")).unwrap())
+                .unwrap();
+        assert_eq!(meta["name"], m);
+        for f in ["input_0.pb", "output_0.pb"] {
+            assert!(d.join("test_data_set_0").join(f).metadata().unwrap().len() > 8);
+        }
+    }
+    let (code, _, err) = greenbench(&["export", "mlp", "--format", "tflite", "--out", "/tmp/x"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("supported: onnx"), "{err}");
+}

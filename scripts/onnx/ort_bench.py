@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Run `greenbench export` output in ONNX Runtime (CPU): check every model, then time it
+with greenbench's measuring protocol and write a result file in greenbench's schema
+(backend `onnxruntime-cpu`), so `greenbench report` and `compare` show ONNX Runtime beside
+greenbench's own backends.
+
+    greenbench export all --out /tmp/onnx
+    python scripts/onnx/ort_bench.py /tmp/onnx --check-only
+    python scripts/onnx/ort_bench.py /tmp/onnx --threads 2 --out results/runs/ort.json \
+        --greenbench results/runs/<greenbench run>.json     # prints greenbench / ORT per cell
+"""
+import argparse, json, math, os, platform, socket, statistics, subprocess, sys, time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+# The same durations as greenbench's profiles (crates/greenbench-harness/src/protocol.rs).
+PROFILES = {
+    "quick": dict(name="quick", warmup_s=0.25, windows=5, window_s=0.3, input_sets=4, idle_s=0.0),
+    "full": dict(name="full", warmup_s=2.0, windows=10, window_s=2.0, input_sets=8, idle_s=0.0),
+}
+
+
+def summarize(samples):
+    """Median, distribution-free interval (order statistics, as greenbench), CV."""
+    s = sorted(samples)
+    n = len(s)
+    def cdf(k):
+        return sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    j = 1
+    while j < n // 2 and cdf(j) <= 0.025:
+        j += 1
+    mean = sum(s) / n
+    sd = statistics.stdev(s) if n > 1 else 0.0
+    return dict(median=statistics.median(s), ci95_low=s[j - 1], ci95_high=s[n - j],
+                ci_coverage=1 - 2 * cdf(j - 1), cv=sd / mean if mean > 0 else 0.0,
+                samples=list(samples))
+
+
+def session(path, threads):
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = threads
+    o.inter_op_num_threads = 1
+    o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
+
+
+def check(d, tolerance):
+    model = onnx.load(os.path.join(d, "model.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    x = numpy_helper.to_array(onnx.load_tensor(os.path.join(d, "test_data_set_0", "input_0.pb")))
+    y = numpy_helper.to_array(onnx.load_tensor(os.path.join(d, "test_data_set_0", "output_0.pb")))
+    got = session(os.path.join(d, "model.onnx"), 1).run(None, {"input": x})[0]
+    if got.shape != y.shape:
+        return False, f"shape {got.shape} != {y.shape}"
+    rel = float(np.abs(got - y).max() / max(np.abs(y).max(), 1e-30))
+    return rel <= tolerance, f"max |ort - greenbench| / max |greenbench| = {rel:.2e}"
+
+
+def inputs_for(meta, batch, sets, seed):
+    rng = np.random.default_rng(seed)
+    shape = [batch] + meta["input_shape"]
+    if meta.get("token_vocab"):
+        return [rng.integers(0, meta["token_vocab"], size=shape, dtype=np.int64) for _ in range(sets)]
+    return [rng.uniform(-1, 1, size=shape).astype(np.float32) for _ in range(sets)]
+
+
+def measure(sess, xs, batch, p):
+    i = 0
+    t0 = time.perf_counter()
+    warm = 0
+    while warm == 0 or time.perf_counter() - t0 < p["warmup_s"]:
+        sess.run(None, {"input": xs[i % len(xs)]}); i += 1; warm += 1
+    per_example, batches = [], []
+    for _ in range(p["windows"]):
+        n = 0
+        t = time.perf_counter()
+        while True:
+            sess.run(None, {"input": xs[i % len(xs)]}); i += 1; n += 1
+            if time.perf_counter() - t >= p["window_s"]:
+                break
+        per_example.append((time.perf_counter() - t) / (n * batch))
+        batches.append(n)
+    return per_example, batches, warm
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("export_dir")
+    ap.add_argument("--check-only", action="store_true")
+    ap.add_argument("--tolerance", type=float, default=1e-4)
+    ap.add_argument("--batch", default="1,32")
+    ap.add_argument("--profile", default="quick", choices=PROFILES)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--greenbench", default=None, help="a greenbench result file to divide by ORT, cell by cell")
+    a = ap.parse_args()
+    dirs = sorted(d for d in (os.path.join(a.export_dir, n) for n in os.listdir(a.export_dir))
+                  if os.path.isfile(os.path.join(d, "model.onnx")))
+    if not dirs:
+        sys.exit(f"no exported models (*/model.onnx) in {a.export_dir}; run `greenbench export all --out {a.export_dir}`")
+    bad = 0
+    for d in dirs:
+        ok, msg = check(d, a.tolerance)
+        bad += not ok
+        print(f"{'ok  ' if ok else 'FAIL'} {os.path.basename(d)}: onnx checker passed; {msg}")
+    if bad:
+        sys.exit(f"{bad} model(s) do not reproduce greenbench's output within {a.tolerance}")
+    if a.check_only:
+        return
+    p = PROFILES[a.profile]
+    batches = [int(b) for b in a.batch.split(",")]
+    started = now()
+    cells = []
+    for d in dirs:
+        meta = json.load(open(os.path.join(d, "greenbench.json")))
+        sess = session(os.path.join(d, "model.onnx"), a.threads)
+        for b in batches:
+            xs = inputs_for(meta, b, p["input_sets"], a.seed)
+            per_ex, nb, warm = measure(sess, xs, b, p)
+            t = summarize(per_ex)
+            print(f"  {meta['name']} onnxruntime-cpu b{b}: {t['median'] * 1e6:.2f} us/example", file=sys.stderr)
+            cells.append(dict(
+                host=socket.gethostname(), model=meta["name"], backend="onnxruntime-cpu",
+                device=cpu_model(), device_kind="cpu", threads=a.threads, batch=b, status="ok",
+                error=None, params=meta["params"], macs_per_example=meta["macs"],
+                fpo_per_example=meta["fpo"], transcendentals_per_example=meta["transcendentals"],
+                time_per_example_s=t, device_time_per_example_s=None,
+                device_time_note="onnxruntime CPU: end-to-end time only",
+                examples_per_s=1 / t["median"], gflops=meta["fpo"] / t["median"] / 1e9,
+                pct_of_peak=None, energy_per_example_j=None,
+                energy_source="none: scripts/onnx/ort_bench.py measures time only",
+                energy_kind=None, energy_gross_per_example_j=None, energy_net_per_example_j=None,
+                energy_samples_j=[], avg_power_w=None, fpo_per_joule=None, co2e_g_per_million=None,
+                cost_usd_per_million=None, other_cpu_cores=None, warnings=[], peak_rss_bytes=None,
+                weights_seed=meta["weights_seed"], weights_fingerprint=meta["weights_fingerprint"],
+                warmup_batches=warm, window_batches=nb))
+    git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    mem = None
+    try:
+        mem = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1]) * 1024
+    except (OSError, StopIteration):
+        pass
+    result = dict(schema_version=1, status="complete", environment=dict(
+        machine=dict(hostname=socket.gethostname(), os=platform.platform(), kernel=platform.release(),
+                     arch=platform.machine(), cpu_model=cpu_model(), cpu_logical_cores=os.cpu_count() or 1,
+                     cpu_features=[], memory_bytes=mem,
+                     greenbench_version=f"onnxruntime {ort.__version__} (scripts/onnx/ort_bench.py)",
+                     git_commit=git.stdout.strip() or None if git.returncode == 0 else None, git_dirty=None),
+        started_utc=started, finished_utc=now(), profile=p, seed=a.seed, command=sys.argv,
+        peaks=[], energy=None), cells=cells)
+    if a.out:
+        tmp = a.out + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, a.out)
+        print(f"results: {a.out}")
+    if a.greenbench:
+        g = json.load(open(a.greenbench))
+        mine = {(c["model"], c["batch"]): c for c in g["cells"] if c["backend"] == "cpu" and c["status"] == "ok"}
+        print("| model | batch | greenbench cpu (us/ex) | onnxruntime (us/ex) | greenbench / ORT |")
+        print("|---|---|---|---|---|")
+        for c in cells:
+            m = mine.get((c["model"], c["batch"]))
+            if m:
+                gt, ot = m["time_per_example_s"]["median"], c["time_per_example_s"]["median"]
+                print(f"| {c['model']} | {c['batch']} | {gt * 1e6:.2f} | {ot * 1e6:.2f} | {gt / ot:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
