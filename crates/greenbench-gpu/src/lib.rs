@@ -111,6 +111,26 @@ pub struct GpuContext {
     dummy: wgpu::Buffer,
     /// Errors the device reported outside an error scope, and device loss.
     fault: Arc<Mutex<Option<String>>>,
+    /// Invocations per side of a matmul workgroup (`TS` in matmul.wgsl); a workgroup
+    /// computes a (4 TS)-square block of the output.
+    matmul_ts: u32,
+}
+
+/// WebGPU's default limits (what every conformant adapter offers).
+pub fn wgpu_limits_default() -> wgpu::Limits {
+    wgpu::Limits::default()
+}
+
+/// The matmul workgroup side the adapter's limits allow: 16 (256 invocations, 8 KiB of
+/// workgroup memory, WebGPU's defaults) or 8 (64 invocations, 4 KiB) for smaller adapters.
+pub fn matmul_ts_for(limits: &wgpu::Limits) -> u32 {
+    let fits = |ts: u32| {
+        limits.max_compute_invocations_per_workgroup >= ts * ts
+            && limits.max_compute_workgroup_size_x >= ts
+            && limits.max_compute_workgroup_size_y >= ts
+            && limits.max_compute_workgroup_storage_size >= 2 * 16 * 4 * ts * 4
+    };
+    if fits(16) { 16 } else { 8 }
 }
 
 impl GpuContext {
@@ -118,6 +138,15 @@ impl GpuContext {
     /// of its name; `None` picks the first hardware adapter (discrete first), else a
     /// software one.
     pub fn open(selector: Option<&str>) -> Result<GpuContext, BackendError> {
+        Self::open_with(selector, None)
+    }
+
+    /// [`Self::open`], with the matmul workgroup side forced (8 or 16) instead of chosen from
+    /// the adapter's limits (for tests of the smaller variant).
+    pub fn open_with(
+        selector: Option<&str>,
+        matmul_ts: Option<u32>,
+    ) -> Result<GpuContext, BackendError> {
         let inst = instance();
         let list = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
         let fail = |message: String| BackendError::Failed {
@@ -236,7 +265,17 @@ impl GpuContext {
             mapped_at_creation: false,
         });
         let period_ns = queue.get_timestamp_period();
+        let matmul_ts = match matmul_ts {
+            Some(ts @ (8 | 16)) => ts,
+            Some(other) => {
+                return Err(fail(format!(
+                    "matmul workgroup side must be 8 or 16, got {other}"
+                )));
+            }
+            None => matmul_ts_for(&device.limits()),
+        };
         Ok(GpuContext {
+            matmul_ts,
             device,
             queue,
             summary,
@@ -259,6 +298,19 @@ impl GpuContext {
         self.fault.lock().expect("lock").take()
     }
 
+    /// The matmul workgroup side in use.
+    pub fn matmul_ts(&self) -> u32 {
+        self.matmul_ts
+    }
+
+    /// Set the shader constants chosen for this adapter.
+    fn specialise(&self, src: &str) -> String {
+        src.replace(
+            "const TS: u32 = 16u;",
+            &format!("const TS: u32 = {}u;", self.matmul_ts),
+        )
+    }
+
     /// The pipeline of `entry`, compiling its family on first use. Compilation errors are
     /// caught by an error scope and returned.
     fn pipeline(&self, entry: &'static str) -> Result<wgpu::ComputePipeline, BackendError> {
@@ -274,7 +326,9 @@ impl GpuContext {
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(family),
-                source: wgpu::ShaderSource::Wgsl(format!("{COMMON}\n{src}").into()),
+                source: wgpu::ShaderSource::Wgsl(
+                    format!("{COMMON}\n{}", self.specialise(src)).into(),
+                ),
             });
         let mut built = Vec::new();
         for e in entries.iter() {
@@ -317,6 +371,11 @@ impl GpuBackend {
         })
     }
 
+    /// A backend over an already opened context.
+    pub fn from_context(ctx: GpuContext) -> Self {
+        GpuBackend { ctx: Arc::new(ctx) }
+    }
+
     /// The adapter in use.
     pub fn adapter(&self) -> &AdapterSummary {
         self.ctx.adapter()
@@ -338,7 +397,12 @@ impl Backend for GpuBackend {
                 DeviceKind::Gpu
             },
             threads: None,
-            driver: Some(format!("wgpu 30, {}, {}", s.backend, s.driver)),
+            driver: Some(format!(
+                "wgpu 30, {}, {}, matmul tile {t}x{t}",
+                s.backend,
+                s.driver,
+                t = 4 * self.ctx.matmul_ts
+            )),
         }
     }
 
@@ -530,7 +594,8 @@ impl Planner<'_> {
         ]);
         let mut srcs = vec![src, w];
         srcs.extend(bias);
-        let groups = (n.div_ceil(64) as u32, m.div_ceil(64) as u32);
+        let block = 4 * self.ctx.matmul_ts as usize;
+        let groups = (n.div_ceil(block) as u32, m.div_ceil(block) as u32);
         if groups.1 > 65_535 {
             return Err(BackendError::Invalid(format!(
                 "a {m}-row matrix product exceeds the dispatch grid; use a smaller batch"

@@ -183,3 +183,35 @@ fn bad_input_is_an_error() {
     x[3] = 5000.0;
     assert!(p.run(&x).unwrap_err().to_string().contains("vocabulary"));
 }
+
+/// The smaller matmul variant (8x8 invocations, 32x32 tiles) chosen for adapters under
+/// WebGPU's default limits gives the same results.
+#[test]
+fn small_matmul_tiles_match_reference() {
+    if gpu().is_none() {
+        return;
+    }
+    let ctx = greenbench_gpu::GpuContext::open_with(None, Some(8)).unwrap();
+    assert_eq!(ctx.matmul_ts(), 8);
+    let small = GpuBackend::from_context(ctx);
+    assert!(small.device().driver.unwrap().contains("matmul tile 32x32"));
+    for name in ["resnet8", "mlp", "tiny-transformer"] {
+        let m = Model::load(name, 5).unwrap();
+        for batch in [1, 3] {
+            let x = generate_inputs(&m.graph, batch, 5, 0);
+            let want = run_reference(&m.graph, &m.weights, &x, batch);
+            let mut p = small.prepare(&m.graph, &m.weights, batch).unwrap();
+            let d = diff(p.run(&x).unwrap(), &want);
+            assert!(d.max_rel < 1e-4, "{name} b{batch}: {d:?}");
+        }
+    }
+    assert!(greenbench_gpu::GpuContext::open_with(None, Some(12)).is_err());
+}
+
+#[test]
+fn tile_choice_follows_limits() {
+    let mut l = greenbench_gpu::wgpu_limits_default();
+    assert_eq!(greenbench_gpu::matmul_ts_for(&l), 16);
+    l.max_compute_invocations_per_workgroup = 128;
+    assert_eq!(greenbench_gpu::matmul_ts_for(&l), 8);
+}

@@ -1,16 +1,22 @@
 // C[M, N] = A[M, K] . B[K, N] (+ bias[N]) (then ReLU): dense layers, 1x1 and im2col'd
-// convolutions, the peak. Tiled in workgroup memory: a 16x16 workgroup computes a 64x64 block
-// of C, each invocation a 4x4 sub-block, stepping K by 16.
+// convolutions, the peak. Tiled in workgroup memory: a TS x TS workgroup computes a
+// (4 TS) x (4 TS) block of C, each invocation a 4x4 sub-block, stepping K by 16. TS is set
+// from the adapter's limits when the pipeline is built (16 where 256 invocations and 8 KiB of
+// workgroup memory are allowed, else 8); the line below is replaced then.
 // P.a = (M, N, K, flags: 1 bias, 2 relu); P.b = (lda, ldb, ldc, a_off); P.c = (b_off, c_off, bias_off, _)
 
-const BM: u32 = 64u;
-const BN: u32 = 64u;
+const TS: u32 = 16u;
+const BM: u32 = 4u * TS;
+const BN: u32 = 4u * TS;
 const BK: u32 = 16u;
+const THREADS: u32 = TS * TS;
+// Elements each invocation loads per tile and matrix.
+const LOADS: u32 = BK * BM / THREADS;
 
-var<workgroup> As: array<f32, 1024>; // [BK][BM]
-var<workgroup> Bs: array<f32, 1024>; // [BK][BN]
+var<workgroup> As: array<f32, BK * BM>; // [BK][BM]
+var<workgroup> Bs: array<f32, BK * BN>; // [BK][BN]
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(TS, TS)
 fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let M = P.a.x;
     let N = P.a.y;
@@ -25,14 +31,14 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     let bias_off = P.c.z;
     let row0 = wid.y * BM;
     let col0 = wid.x * BN;
-    let tid = lid.y * 16u + lid.x;
+    let tid = lid.y * TS + lid.x;
     var acc: array<f32, 16>;
     for (var i = 0u; i < 16u; i++) {
         acc[i] = 0.0;
     }
     for (var k0 = 0u; k0 < K; k0 += BK) {
-        for (var i = 0u; i < 4u; i++) {
-            let idx = tid + i * 256u;
+        for (var i = 0u; i < LOADS; i++) {
+            let idx = tid + i * THREADS;
             // A tile: consecutive invocations read consecutive k of one row.
             let m = idx / BK;
             let ka = idx % BK;
