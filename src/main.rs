@@ -71,6 +71,41 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Train a model on real data on the CPU; report accuracy, counted training FPO, time,
+    /// energy and the price tag of the whole experiment (H = the sweep's runs).
+    Train {
+        #[arg(long)]
+        model: String,
+        /// digits (shipped), mnist or cifar10 (files in --data-dir).
+        #[arg(long, default_value = "digits")]
+        dataset: String,
+        /// MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte) or CIFAR-10
+        /// binary batches (data_batch_*.bin).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Where the shipped datasets live.
+        #[arg(long, default_value = "datasets")]
+        datasets_dir: PathBuf,
+        #[arg(long, default_value_t = 15)]
+        epochs: usize,
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f32,
+        /// adam or sgd (momentum 0.9).
+        #[arg(long, default_value = "adam")]
+        optimizer: String,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// A hyperparameter sweep, e.g. lr=0.003,0.001,0.0003: one run per value (H runs).
+        #[arg(long)]
+        sweep: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Result file (one training cell per run).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        energy: EnergyArgs,
+    },
     /// Markdown report, CSV and SVG plots from result files (any number, any machines).
     Report {
         /// Result files. Default: every file in results/runs/.
@@ -266,6 +301,33 @@ fn main() {
         Some(Command::Inspect { model, format }) => cmd_inspect(&model, format),
         Some(Command::Run(args)) => cmd_run(args),
         Some(Command::Devices { format }) => cmd_devices(format),
+        Some(Command::Train {
+            model,
+            dataset,
+            data_dir,
+            datasets_dir,
+            epochs,
+            lr,
+            optimizer,
+            batch,
+            sweep,
+            seed,
+            out,
+            energy,
+        }) => cmd_train(TrainArgs {
+            model,
+            dataset,
+            data_dir,
+            datasets_dir,
+            epochs,
+            lr,
+            optimizer,
+            batch,
+            sweep,
+            seed,
+            out,
+            energy,
+        }),
         Some(Command::Export {
             models,
             format,
@@ -578,6 +640,330 @@ fn cmd_meters(format: Format, args: &EnergyArgs) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+struct TrainArgs {
+    model: String,
+    dataset: String,
+    data_dir: Option<PathBuf>,
+    datasets_dir: PathBuf,
+    epochs: usize,
+    lr: f32,
+    optimizer: String,
+    batch: usize,
+    sweep: Option<String>,
+    seed: u64,
+    out: Option<PathBuf>,
+    energy: EnergyArgs,
+}
+
+fn cmd_train(a: TrainArgs) -> Result<i32> {
+    use greenbench_harness::record::{CellStatus, RunStatus};
+    use greenbench_harness::stats::summarize;
+    use greenbench_train::{Optimizer, TrainConfig, data, nn::Net, train, train_cost};
+    if a.epochs == 0 || a.batch == 0 || !(a.lr.is_finite() && a.lr > 0.0) {
+        bail!("--epochs, --batch and --lr must be positive");
+    }
+    let optimizer = match a.optimizer.as_str() {
+        "adam" => Optimizer::Adam,
+        "sgd" => Optimizer::Sgd { momentum: 0.9 },
+        o => bail!("unknown optimizer `{o}`; use adam or sgd"),
+    };
+    let lrs: Vec<f32> = match &a.sweep {
+        None => vec![a.lr],
+        Some(sw) => {
+            let vals = sw
+                .strip_prefix("lr=")
+                .with_context(|| format!("--sweep `{sw}`: only lr=a,b,c sweeps are supported"))?;
+            vals.split(',')
+                .map(|v| v.trim().parse::<f32>().ok().filter(|x| *x > 0.0))
+                .collect::<Option<Vec<_>>>()
+                .with_context(|| {
+                    format!("--sweep `{sw}`: learning rates must be positive numbers")
+                })?
+        }
+    };
+    let model = greenbench_core::load_model(&a.model)?;
+    let net = Net::new(&model)?;
+    let d = match a.dataset.as_str() {
+        "digits" => data::load_digits(&data::digits_path(&a.datasets_dir))?,
+        "mnist" => {
+            let dir = a
+                .data_dir
+                .clone()
+                .context("--dataset mnist needs --data-dir with the IDX files")?;
+            data::load_mnist(
+                &dir.join("train-images-idx3-ubyte"),
+                &dir.join("train-labels-idx1-ubyte"),
+            )?
+        }
+        "cifar10" => {
+            let dir = a
+                .data_dir
+                .clone()
+                .context("--dataset cifar10 needs --data-dir with data_batch_*.bin")?;
+            let files: Vec<PathBuf> = (1..=5)
+                .map(|i| dir.join(format!("data_batch_{i}.bin")))
+                .collect();
+            data::load_cifar10(&files)?
+        }
+        o => bail!("unknown dataset `{o}`; use digits, mnist or cifar10"),
+    };
+    // Fit the data to the model's input: resize single-channel images to H x W (a vector
+    // input of n x n values takes n x n images, flattened).
+    let want = &model.input.shape;
+    let (h, w) = match want.as_slice() {
+        [h, w, _] => (*h, *w),
+        [n] => {
+            let side = (*n as f64).sqrt() as usize;
+            (side, side)
+        }
+        _ => (0, 0),
+    };
+    let fitted = if d.shape[..2] == [h, w] {
+        d
+    } else {
+        data::resize(&d, h, w)
+    };
+    if fitted.example_len() != model.input_len() || fitted.classes != net.classes {
+        bail!(
+            "{} examples ({} values, {} classes) do not fit {} (input {:?}, {} classes)",
+            fitted.name,
+            fitted.example_len(),
+            fitted.classes,
+            model.name,
+            want,
+            net.classes
+        );
+    }
+    let (tr, te) = fitted.split(0.2, a.seed);
+    let (energy, _) = make_energy(&a.energy)?;
+    let cost = train_cost(&model, optimizer);
+    let steps_per_epoch = tr.len().div_ceil(a.batch) as u64;
+    // Per training example-pass: forward + loss + backward, plus the optimizer's share.
+    let opt_share = cost.optimizer_fpo_per_step as f64 * steps_per_epoch as f64 / tr.len() as f64;
+    let fpo_per_example =
+        cost.forward_fpo + cost.loss_fpo + cost.backward_fpo + opt_share.round() as u64;
+    eprintln!(
+        "training {} on {} ({} train / {} test, {}x{}), {} epochs, batch {}, {:?}; energy: {}",
+        model.name,
+        fitted.name,
+        tr.len(),
+        te.len(),
+        h,
+        w,
+        a.epochs,
+        a.batch,
+        optimizer,
+        energy.source()
+    );
+    let mut cells = Vec::new();
+    let machine = fingerprint(VERSION);
+    let started = now_utc();
+    for &lr in &lrs {
+        let cfg = TrainConfig {
+            epochs: a.epochs,
+            batch: a.batch,
+            lr,
+            optimizer,
+            seed: a.seed,
+        };
+        let r0 = energy.read().map_err(anyhow::Error::msg)?;
+        let t0 = std::time::Instant::now();
+        let done = train(
+            &net,
+            greenbench_core::generate_weights(&model, a.seed),
+            &tr,
+            &te,
+            &cfg,
+            &mut |e| {
+                eprintln!(
+                    "  lr {lr}: epoch {:>2}: loss {:.4}, train accuracy {:.2} %, {:.2} s",
+                    e.epoch,
+                    e.loss,
+                    100.0 * e.train_accuracy,
+                    e.seconds
+                )
+            },
+        );
+        let secs = t0.elapsed().as_secs_f64();
+        let r1 = energy.read().map_err(anyhow::Error::msg)?;
+        let joules = energy.joules_between(&r0, &r1, secs);
+        let passes = (tr.len() * a.epochs) as f64;
+        let per_epoch: Vec<f64> = done
+            .epochs
+            .iter()
+            .map(|e| e.seconds / tr.len() as f64)
+            .collect();
+        let t = summarize(&per_epoch);
+        let e_per = joules.map(|j| j / passes);
+        println!(
+            "lr {lr}: test accuracy {:.2} % ({} test examples), {:.1} s, {}",
+            100.0 * done.test_accuracy,
+            te.len(),
+            secs,
+            e_per.map_or("energy n/a".into(), |j| format!(
+                "{:.3} mJ per training example-pass ({})",
+                j * 1e3,
+                if energy.measured() {
+                    "measured"
+                } else {
+                    "estimated"
+                }
+            ))
+        );
+        let (g, usd) = e_per.map_or((None, None), |j| {
+            let (g, u) = greenbench_energy::co2e_and_cost(
+                j * 1e6,
+                energy.prices.grid_g_co2e_per_kwh,
+                energy.prices.usd_per_kwh,
+            );
+            (Some(g), Some(u))
+        });
+        cells.push(greenbench_harness::record::Cell {
+            host: Some(machine.hostname.clone()),
+            model: model.name.clone(),
+            backend: "cpu-train".into(),
+            device: machine.cpu_model.clone(),
+            device_kind: greenbench_core::DeviceKind::Cpu,
+            threads: Some(1),
+            batch: a.batch,
+            status: CellStatus::Ok,
+            error: None,
+            params: cost_params(&model),
+            macs_per_example: cost.forward_macs + cost.backward_macs,
+            fpo_per_example,
+            transcendentals_per_example: cost.transcendentals,
+            examples_per_s: Some(1.0 / t.median),
+            gflops: Some(fpo_per_example as f64 / t.median / 1e9),
+            time_per_example_s: Some(t),
+            device_time_per_example_s: None,
+            device_time_note: Some(
+                "CPU training: wall-clock per training example-pass, one window per epoch".into(),
+            ),
+            pct_of_peak: None,
+            energy_per_example_j: e_per,
+            energy_source: energy.source(),
+            energy_kind: e_per.map(|_| {
+                if energy.measured() {
+                    "measured"
+                } else {
+                    "estimated"
+                }
+                .to_string()
+            }),
+            energy_gross_per_example_j: e_per,
+            energy_net_per_example_j: e_per,
+            energy_samples_j: vec![],
+            avg_power_w: joules.map(|j| j / secs),
+            fpo_per_joule: e_per
+                .filter(|j| *j > 0.0)
+                .map(|j| fpo_per_example as f64 / j),
+            co2e_g_per_million: g,
+            cost_usd_per_million: usd,
+            other_cpu_cores: None,
+            warnings: vec![],
+            peak_rss_bytes: greenbench_harness::env::peak_rss_bytes(),
+            weights_seed: a.seed,
+            weights_fingerprint: format!("{:016x}", done.weights.fingerprint()),
+            warmup_batches: 0,
+            window_batches: vec![steps_per_epoch; a.epochs],
+            accuracy: Some(done.test_accuracy),
+            train_passes: Some(passes as u64),
+            train: Some(format!(
+                "{} ({} train / {} test, seed {}), {} epochs, batch {}, {:?}, lr {lr}",
+                fitted.name,
+                tr.len(),
+                te.len(),
+                a.seed,
+                a.epochs,
+                a.batch,
+                optimizer
+            )),
+        });
+    }
+    // The price tag of the whole experiment: H = the sweep's runs, every factor measured.
+    let h = cells.len() as f64;
+    let passes = (tr.len() * a.epochs) as f64;
+    let total_fpo: f64 = cells
+        .iter()
+        .map(|c| c.fpo_per_example as f64 * passes)
+        .sum();
+    let total_s: f64 = cells
+        .iter()
+        .map(|c| c.time_per_example_s.as_ref().map_or(0.0, |t| t.median) * passes)
+        .sum();
+    let total_j: Option<f64> = cells
+        .iter()
+        .map(|c| c.energy_per_example_j.map(|j| j * passes))
+        .sum();
+    println!(
+        "price tag: E·D·H = {} runs x {} examples x {} epochs: {:.3e} FPO counted (forward {} + loss {} + backward {} per example, optimizer {} per step), {:.1} s{}",
+        h,
+        tr.len(),
+        a.epochs,
+        total_fpo,
+        cost.forward_fpo,
+        cost.loss_fpo,
+        cost.backward_fpo,
+        cost.optimizer_fpo_per_step,
+        total_s,
+        total_j.map_or(String::new(), |j| {
+            let (g, usd) = greenbench_energy::co2e_and_cost(
+                j,
+                energy.prices.grid_g_co2e_per_kwh,
+                energy.prices.usd_per_kwh,
+            );
+            format!(
+                ", {:.3} J = {:.3e} kWh ({}), {:.3e} g CO2e at {} g/kWh, ${:.3e} at ${}/kWh",
+                j,
+                j / greenbench_energy::J_PER_KWH,
+                if energy.measured() {
+                    "measured"
+                } else {
+                    "estimated"
+                },
+                g,
+                energy.prices.grid_g_co2e_per_kwh,
+                usd,
+                energy.prices.usd_per_kwh
+            )
+        })
+    );
+    if let Some(out) = &a.out {
+        check_writable(out, true).with_context(|| format!("cannot write {}", out.display()))?;
+        let file = ResultFile {
+            schema_version: greenbench_harness::SCHEMA_VERSION,
+            status: RunStatus::Complete,
+            environment: greenbench_harness::record::Environment {
+                machine,
+                started_utc: started,
+                finished_utc: Some(now_utc()),
+                profile: Profile {
+                    name: "train".into(),
+                    warmup_s: 0.0,
+                    windows: a.epochs,
+                    window_s: 0.0,
+                    input_sets: 1,
+                    idle_s: 0.0,
+                },
+                seed: a.seed,
+                command: std::env::args().collect(),
+                peaks: vec![],
+                energy: None,
+            },
+            cells,
+            merged_from: vec![],
+        };
+        file.save(out)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        println!("results: {}", out.display());
+    }
+    Ok(0)
+}
+
+fn cost_params(g: &greenbench_core::Graph) -> u64 {
+    greenbench_core::cost::graph_cost(g).total.params
 }
 
 fn cmd_export(models: &[String], format: &str, out: &std::path::Path, seed: u64) -> Result<i32> {

@@ -151,6 +151,15 @@ impl Energy {
         })
     }
 
+    /// Joules between two readings: counters where read, else the estimate from CPU time;
+    /// net of idle power when it was measured.
+    pub fn joules_between(&self, a: &Reading, b: &Reading, seconds: f64) -> Option<f64> {
+        match (a.measured_j, b.measured_j) {
+            (Some(x), Some(y)) => Some((y - x - self.idle_w.unwrap_or(0.0) * seconds).max(0.0)),
+            _ => Some(self.estimate.joules(b.process_cpu_s? - a.process_cpu_s?)),
+        }
+    }
+
     /// Measure idle power for `seconds` (measured meters only; the estimate has no idle).
     pub fn measure_idle(&mut self, seconds: f64) -> Result<Option<f64>, String> {
         if self.monitor.is_none() || seconds <= 0.0 {

@@ -141,6 +141,15 @@ pub struct Cell {
     pub other_cpu_cores: Option<f64>,
     /// Notes on the measurement's validity (a busy machine, a clamped net figure...).
     pub warnings: Vec<String>,
+    /// Test accuracy, for training cells (backend `cpu-train`).
+    #[serde(default)]
+    pub accuracy: Option<f64>,
+    /// What a training cell trained (dataset, split, optimizer, epochs), for training cells.
+    #[serde(default)]
+    pub train: Option<String>,
+    /// Training example-passes of a training cell's run (examples x epochs).
+    #[serde(default)]
+    pub train_passes: Option<u64>,
     /// Peak resident memory of the process while this cell was prepared and measured.
     pub peak_rss_bytes: Option<u64>,
     pub weights_seed: u64,

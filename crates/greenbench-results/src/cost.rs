@@ -76,7 +76,11 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
         })?;
     let t = c.time_per_example_s.as_ref().expect("ok cells have times");
     let passes = q.examples as f64 * q.epochs as f64 * q.runs as f64;
-    let work = TRAIN_FACTOR * passes;
+    // A training cell's figures are per training example-pass already (measured); an
+    // inference cell's are scaled by TRAIN_FACTOR.
+    let trained = c.backend.ends_with("-train");
+    let factor = if trained { 1.0 } else { TRAIN_FACTOR };
+    let work = factor * passes;
     let total_fpo = c.fpo_per_example as f64 * work;
     let seconds = t.median * work;
     let joules = c.energy_per_example_j.map(|j| j * work * q.pue);
@@ -107,7 +111,12 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
     );
     let _ = writeln!(
         s,
-        "  per example (inference; time measured): {:.3e} s [95% {:.3e}, {:.3e}], {} FPO, energy {}",
+        "  per example ({}; time measured): {:.3e} s [95% {:.3e}, {:.3e}], {} FPO, energy {}",
+        if trained {
+            "a training pass: forward + backward + optimizer share, FPO counted"
+        } else {
+            "inference"
+        },
         t.median,
         t.ci95_low,
         t.ci95_high,
@@ -117,18 +126,28 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
             None => format!("not available ({})", c.energy_source),
         }
     );
+    if trained {
+        let _ = writeln!(
+            s,
+            "  training: measured ({}), test accuracy {}",
+            c.train.as_deref().unwrap_or("?"),
+            c.accuracy
+                .map_or("?".into(), |a| format!("{:.2} %", 100.0 * a))
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "  training factor: {TRAIN_FACTOR} x inference (forward + backward ~ 2 x forward): an APPROXIMATION until training is measured"
+        );
+    }
     let _ = writeln!(
         s,
-        "  training factor: {TRAIN_FACTOR} x inference (forward + backward ~ 2 x forward): an APPROXIMATION until training is measured"
-    );
-    let _ = writeln!(
-        s,
-        "  total FPO   = {TRAIN_FACTOR} x {} x {passes:.3e} = {total_fpo:.3e}",
+        "  total FPO   = {factor} x {} x {passes:.3e} = {total_fpo:.3e}",
         c.fpo_per_example
     );
     let _ = writeln!(
         s,
-        "  time        = {TRAIN_FACTOR} x {:.3e} s x {passes:.3e} = {seconds:.3e} s = {:.2} h",
+        "  time        = {factor} x {:.3e} s x {passes:.3e} = {seconds:.3e} s = {:.2} h",
         t.median,
         seconds / 3600.0
     );
@@ -136,7 +155,7 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
         (Some(j), Some(k), Some(g)) => {
             let _ = writeln!(
                 s,
-                "  energy      = {TRAIN_FACTOR} x {:.3e} J x {passes:.3e} x PUE {} = {j:.3e} J = {k:.4} kWh",
+                "  energy      = {factor} x {:.3e} J x {passes:.3e} x PUE {} = {j:.3e} J = {k:.4} kWh",
                 c.energy_per_example_j.unwrap_or(0.0),
                 q.pue
             );

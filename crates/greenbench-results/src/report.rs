@@ -171,6 +171,32 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
     if !failed.is_empty() {
         let _ = writeln!(s, "\nFailed cells:\n\n{}", failed.join("\n"));
     }
+    let trained: Vec<_> = cells.iter().filter(|(_, c)| c.accuracy.is_some()).collect();
+    if !trained.is_empty() {
+        let _ = writeln!(s, "\n## Accuracy and the cost of training\n");
+        let _ = writeln!(
+            s,
+            "| host | model | trained | test accuracy | training FPO (counted) | time (s) | energy (J) | energy kind |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+        for (l, c) in &trained {
+            let passes = c.train_passes.unwrap_or(0) as f64;
+            let t = c.time_per_example_s.as_ref().expect("ok").median;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.2} % | {:.3e} | {:.1} | {} | {} |",
+                host_of(l, c),
+                c.model,
+                c.train.as_deref().unwrap_or(""),
+                100.0 * c.accuracy.unwrap_or(0.0),
+                c.fpo_per_example as f64 * passes,
+                t * passes,
+                c.energy_per_example_j
+                    .map_or("n/a".into(), |j| format!("{:.2}", j * passes)),
+                c.energy_kind.as_deref().unwrap_or("none")
+            );
+        }
+    }
     let _ = writeln!(s, "\n## CPU versus GPU\n");
     s.push_str(&cpu_vs_gpu(files));
     if !plots.is_empty() {
@@ -307,8 +333,25 @@ pub fn csv(files: &[Loaded]) -> String {
 /// SVG plots: per model, time and energy per example against batch size.
 pub fn plots(files: &[Loaded]) -> Vec<(String, String)> {
     let cells = ok_cells(files);
-    let models: BTreeSet<&str> = cells.iter().map(|(_, c)| c.model.as_str()).collect();
     let mut out = Vec::new();
+    // The Green AI paper's figure: accuracy against the training FPO that bought it.
+    let mut acc: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for (l, c) in cells.iter().filter(|(_, c)| c.accuracy.is_some()) {
+        let fpo = c.fpo_per_example as f64 * c.train_passes.unwrap_or(0) as f64;
+        if fpo > 0.0 {
+            acc.entry(format!("{} {}", host_of(l, c), c.model))
+                .or_default()
+                .push((fpo, 100.0 * c.accuracy.unwrap_or(0.0)));
+        }
+    }
+    if let Some(svg) = plot_accuracy(&acc) {
+        out.push(("accuracy-vs-training-fpo.svg".to_string(), svg));
+    }
+    let cells: Vec<_> = cells
+        .into_iter()
+        .filter(|(_, c)| c.accuracy.is_none())
+        .collect();
+    let models: BTreeSet<&str> = cells.iter().map(|(_, c)| c.model.as_str()).collect();
     for model in models {
         type Series = BTreeMap<String, Vec<(f64, f64)>>;
         let mut time: Series = BTreeMap::new();
@@ -345,7 +388,59 @@ pub fn plots(files: &[Loaded]) -> Vec<(String, String)> {
     out
 }
 
+/// Test accuracy (linear, %) against training FPO (log).
+fn plot_accuracy(series: &BTreeMap<String, Vec<(f64, f64)>>) -> Option<String> {
+    let pts: Vec<(f64, f64)> = series.values().flatten().copied().collect();
+    if pts.is_empty() {
+        return None;
+    }
+    let (xmin, xmax) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let ymin = pts.iter().fold(100f64, |a, p| a.min(p.1));
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (720, 420)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("test accuracy against training FPO", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(
+                (xmin / 3.0..xmax * 3.0).log_scale(),
+                (ymin - 5.0).floor().max(0.0)..100.0,
+            )
+            .ok()?;
+        chart
+            .configure_mesh()
+            .max_light_lines(1)
+            .x_label_formatter(&|x| format!("{x:.0e}"))
+            .x_desc("training FPO of the run (counted)")
+            .y_desc("test accuracy (%)")
+            .draw()
+            .ok()?;
+        for (i, (label, s)) in series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(s.iter().map(|p| Circle::new(*p, 5, color.filled())))
+                .ok()?
+                .label(label.clone())
+                .legend(move |(x, y)| Circle::new((x + 9, y), 5, color.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .ok()?;
+        root.present().ok()?;
+    }
+    Some(buf)
+}
+
 fn plot(title: &str, y_label: &str, series: &BTreeMap<String, Vec<(f64, f64)>>) -> Option<String> {
+    let x_label = "batch size";
     let pts: Vec<(f64, f64)> = series.values().flatten().copied().collect();
     if pts.is_empty() {
         return None;
@@ -383,7 +478,7 @@ fn plot(title: &str, y_label: &str, series: &BTreeMap<String, Vec<(f64, f64)>>) 
                     format!("{y:.2}")
                 }
             })
-            .x_desc("batch size")
+            .x_desc(x_label)
             .y_desc(y_label)
             .draw()
             .ok()?;

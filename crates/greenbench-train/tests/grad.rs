@@ -6,6 +6,7 @@ use greenbench_train::nn::Net;
 
 /// Compare analytic gradients with central differences at up to `per_tensor` coordinates of
 /// every tensor.
+#[allow(clippy::needless_range_loop)]
 fn check(g: &Graph, batch: usize, per_tensor: usize) {
     let net = Net::new(g).unwrap();
     let mut w = generate_weights(g, 3);
@@ -24,7 +25,7 @@ fn check(g: &Graph, batch: usize, per_tensor: usize) {
             for s in 0..per_tensor.min(len) {
                 let j = (s * 7919) % len;
                 let orig = w.per_node[node][k].as_slice().unwrap()[j];
-                let mut at = |v: f32, w: &mut greenbench_core::Weights| {
+                let at = |v: f32, w: &mut greenbench_core::Weights| {
                     w.per_node[node][k].as_slice_mut().unwrap()[j] = v;
                     let t = net.forward(w, &x, batch);
                     net.loss(&t, &labels) as f64
