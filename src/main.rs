@@ -70,6 +70,9 @@ enum Command {
         out: PathBuf,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Trained weights (safetensors) for the one model given.
+        #[arg(long)]
+        weights: Option<PathBuf>,
     },
     /// Train a model on real data on the CPU; report accuracy, counted training FPO, time,
     /// energy and the price tag of the whole experiment (H = the sweep's runs).
@@ -103,6 +106,9 @@ enum Command {
         /// Result file (one training cell per run).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Save the trained weights (the best test accuracy of the sweep) as safetensors.
+        #[arg(long)]
+        save: Option<PathBuf>,
         #[command(flatten)]
         energy: EnergyArgs,
     },
@@ -200,6 +206,9 @@ enum Command {
         gpu_adapter: Option<String>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Trained weights (safetensors) for the one model given.
+        #[arg(long)]
+        weights: Option<PathBuf>,
     },
     /// Measure each backend's attainable peak with a large fp32 matmul.
     Peak {
@@ -249,6 +258,10 @@ struct RunArgs {
     /// Skip measuring each backend's matmul peak (the % peak column is then n/a).
     #[arg(long)]
     no_peak: bool,
+    /// Trained weights (a safetensors checkpoint from `greenbench train --save`) for the one
+    /// model given, instead of seeded ones.
+    #[arg(long)]
+    weights: Option<PathBuf>,
     #[command(flatten)]
     energy: EnergyArgs,
 }
@@ -288,6 +301,7 @@ impl Default for RunArgs {
             out: None,
             seed: 0,
             no_peak: false,
+            weights: None,
             energy: EnergyArgs::default(),
         }
     }
@@ -313,6 +327,7 @@ fn main() {
             sweep,
             seed,
             out,
+            save,
             energy,
         }) => cmd_train(TrainArgs {
             model,
@@ -326,6 +341,7 @@ fn main() {
             sweep,
             seed,
             out,
+            save,
             energy,
         }),
         Some(Command::Export {
@@ -333,7 +349,8 @@ fn main() {
             format,
             out,
             seed,
-        }) => cmd_export(&models, &format, &out, seed),
+            weights,
+        }) => cmd_export(&models, &format, &out, seed, weights.as_deref()),
         Some(Command::Report {
             files,
             out,
@@ -392,6 +409,7 @@ fn main() {
             tolerance,
             gpu_adapter,
             seed,
+            weights,
         }) => cmd_verify(
             &models,
             &batch,
@@ -399,6 +417,7 @@ fn main() {
             tolerance,
             gpu_adapter.as_deref(),
             seed,
+            weights.as_deref(),
         ),
         Some(Command::Peak {
             backends,
@@ -568,6 +587,21 @@ fn make_backends(
     Ok(out)
 }
 
+/// Load models; a checkpoint applies to exactly one model.
+fn load_models(
+    names: &[String],
+    seed: u64,
+    weights: Option<&std::path::Path>,
+) -> Result<Vec<Model>> {
+    if weights.is_some() && names.len() != 1 {
+        bail!("--weights holds one model's weights: give exactly one model with --models");
+    }
+    Ok(names
+        .iter()
+        .map(|n| Model::load_with(n, seed, weights))
+        .collect::<Result<_, _>>()?)
+}
+
 fn make_energy(args: &EnergyArgs) -> Result<(Energy, Vec<MeterStatus>)> {
     for (name, v) in [
         ("--cpu-tdp-w", args.cpu_tdp_w),
@@ -654,6 +688,7 @@ struct TrainArgs {
     sweep: Option<String>,
     seed: u64,
     out: Option<PathBuf>,
+    save: Option<PathBuf>,
     energy: EnergyArgs,
 }
 
@@ -757,6 +792,10 @@ fn cmd_train(a: TrainArgs) -> Result<i32> {
         optimizer,
         energy.source()
     );
+    if let Some(p) = &a.save {
+        check_writable(p, true).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    let mut best: Option<(f64, greenbench_core::Weights)> = None;
     let mut cells = Vec::new();
     let machine = fingerprint(VERSION);
     let started = now_utc();
@@ -788,6 +827,9 @@ fn cmd_train(a: TrainArgs) -> Result<i32> {
         );
         let secs = t0.elapsed().as_secs_f64();
         let r1 = energy.read().map_err(anyhow::Error::msg)?;
+        if best.as_ref().is_none_or(|b| done.test_accuracy > b.0) {
+            best = Some((done.test_accuracy, done.weights.clone()));
+        }
         let joules = energy.joules_between(&r0, &r1, secs);
         let passes = (tr.len() * a.epochs) as f64;
         let per_epoch: Vec<f64> = done
@@ -930,6 +972,14 @@ fn cmd_train(a: TrainArgs) -> Result<i32> {
             )
         })
     );
+    if let (Some(p), Some((acc, w))) = (&a.save, &best) {
+        greenbench_core::checkpoint::save(&model, w, p)?;
+        println!(
+            "weights ({:.2} % test accuracy): {} (use with run/verify/export --weights)",
+            100.0 * acc,
+            p.display()
+        );
+    }
     if let Some(out) = &a.out {
         check_writable(out, true).with_context(|| format!("cannot write {}", out.display()))?;
         let file = ResultFile {
@@ -966,7 +1016,13 @@ fn cost_params(g: &greenbench_core::Graph) -> u64 {
     greenbench_core::cost::graph_cost(g).total.params
 }
 
-fn cmd_export(models: &[String], format: &str, out: &std::path::Path, seed: u64) -> Result<i32> {
+fn cmd_export(
+    models: &[String],
+    format: &str,
+    out: &std::path::Path,
+    seed: u64,
+    weights: Option<&std::path::Path>,
+) -> Result<i32> {
     use greenbench_harness::record::write_atomic;
     if format != "onnx" {
         bail!("unknown export format `{format}`; supported: onnx");
@@ -976,10 +1032,7 @@ fn cmd_export(models: &[String], format: &str, out: &std::path::Path, seed: u64)
     } else {
         models.to_vec()
     };
-    let loaded: Vec<Model> = names
-        .iter()
-        .map(|n| Model::load(n, seed))
-        .collect::<Result<_, _>>()?;
+    let loaded = load_models(&names, seed, weights)?;
     let cpu = CpuBackend::on_this_thread(0)?;
     for m in &loaded {
         let dir = out.join(&m.name);
@@ -1198,6 +1251,7 @@ fn cmd_verify(
     tolerance: f32,
     gpu_adapter: Option<&str>,
     seed: u64,
+    weights: Option<&std::path::Path>,
 ) -> Result<i32> {
     use greenbench_core::reference::{diff, run_reference};
     if batches.is_empty() || batches.contains(&0) {
@@ -1208,10 +1262,7 @@ fn cmd_verify(
     } else {
         models.to_vec()
     };
-    let models: Vec<Model> = names
-        .iter()
-        .map(|n| Model::load(n, seed))
-        .collect::<Result<_, _>>()?;
+    let models = load_models(&names, seed, weights)?;
     let mut backends = make_backends(backends, None, gpu_adapter, true)?;
     // The CPU backend is the baseline every other backend is compared with.
     if !backends.iter().any(|b| b.name() == "cpu") {
@@ -1334,10 +1385,7 @@ fn cmd_run(args: RunArgs) -> Result<i32> {
     } else {
         args.models.clone()
     };
-    let models: Vec<Model> = names
-        .iter()
-        .map(|n| Model::load(n, args.seed))
-        .collect::<Result<_, _>>()?;
+    let models = load_models(&names, args.seed, args.weights.as_deref())?;
     let backends = make_backends(
         &args.backends,
         args.threads,

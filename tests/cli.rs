@@ -302,3 +302,77 @@ fn export_writes_model_and_test_data() {
     assert_eq!(code, 2);
     assert!(err.contains("supported: onnx"), "{err}");
 }
+
+#[test]
+fn train_save_and_reuse_trained_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("mlp.safetensors");
+    let out = dir.path().join("train.json");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let (code, stdout, err) = greenbench(&[
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "2",
+        "--datasets-dir",
+        &format!("{root}/datasets"),
+        "--sweep",
+        "lr=0.003,0.001",
+        "--save",
+        ck.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.contains("test accuracy") && stdout.contains("price tag: E·D·H = 2 runs"),
+        "{stdout}"
+    );
+    let f = ResultFile::load(&out).unwrap();
+    assert_eq!(f.cells.len(), 2);
+    for c in &f.cells {
+        assert_eq!(c.backend, "cpu-train");
+        assert!(c.accuracy.unwrap() > 0.5, "{c:?}");
+        assert_eq!(c.train_passes, Some(1438 * 2));
+    }
+    let (code, stdout, err) = greenbench(&[
+        "verify",
+        "--models",
+        "mlp",
+        "--batch",
+        "1",
+        "--weights",
+        ck.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let (code, stdout, _) = greenbench(&[
+        "cost",
+        "--model",
+        "mlp",
+        "--examples",
+        "1438",
+        "--epochs",
+        "2",
+        "--backend",
+        "cpu-train",
+        "--from",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("training: measured") && !stdout.contains("APPROXIMATION"),
+        "{stdout}"
+    );
+    let (code, _, err) = greenbench(&[
+        "run",
+        "--models",
+        "lenet5",
+        "--weights",
+        ck.to_str().unwrap(),
+        "--out",
+        "/tmp/x.json",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not `lenet5`"), "{err}");
+}

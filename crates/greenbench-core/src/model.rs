@@ -23,8 +23,21 @@ impl Model {
     /// Load a zoo model by name (or a `.json` description), generate weights from `seed`,
     /// fold batch norm.
     pub fn load(name_or_path: &str, seed: u64) -> Result<Model, ModelError> {
+        Self::load_with(name_or_path, seed, None)
+    }
+
+    /// [`Self::load`], with the weights from a safetensors checkpoint (`greenbench train
+    /// --save`) instead of the seed's when `checkpoint` is given.
+    pub fn load_with(
+        name_or_path: &str,
+        seed: u64,
+        checkpoint: Option<&std::path::Path>,
+    ) -> Result<Model, ModelError> {
         let g = load_model(name_or_path)?;
-        let w = generate_weights(&g, seed);
+        let w = match checkpoint {
+            Some(p) => crate::checkpoint::load(&g, p).map_err(ModelError::Checkpoint)?,
+            None => generate_weights(&g, seed),
+        };
         let (graph, weights) = fold_batch_norm(&g, &w).map_err(|e| ModelError::Invalid {
             name: name_or_path.to_string(),
             source: Box::new(e),

@@ -33,6 +33,8 @@ pub enum ModelError {
         name: String,
         source: Box<crate::GraphError>,
     },
+    #[error(transparent)]
+    Checkpoint(crate::checkpoint::CheckpointError),
     #[error("model file {path}: {source}")]
     Json {
         path: String,
