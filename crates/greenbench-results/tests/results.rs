@@ -59,6 +59,19 @@ fn loaded(p: &Path) -> Loaded {
     }
 }
 
+/// `src` with every interval set to median x [1 - w, 1 + w], so verdicts do not depend on how
+/// noisy the machine was while the tests measured it.
+fn with_intervals(src: &Path, w: f64) {
+    let mut f = ResultFile::load(src).unwrap();
+    for c in &mut f.cells {
+        if let Some(t) = c.time_per_example_s.as_mut() {
+            t.ci95_low = t.median * (1.0 - w);
+            t.ci95_high = t.median * (1.0 + w);
+        }
+    }
+    f.save(src).unwrap();
+}
+
 /// `f` with every time scaled by `k` (intervals too).
 fn scaled(src: &Path, dst: &Path, k: f64) {
     let mut f = ResultFile::load(src).unwrap();
@@ -77,6 +90,7 @@ fn scaled(src: &Path, dst: &Path, k: f64) {
 fn compare_self_is_clean_and_doubled_times_regress() {
     let dir = tempfile::tempdir().unwrap();
     let a = run(dir.path(), "a.json");
+    with_intervals(&a, 0.02);
     let c = compare(&loaded(&a), &loaded(&a), 0.05);
     assert_eq!(c.rows.len(), 4);
     assert!(
@@ -93,6 +107,15 @@ fn compare_self_is_clean_and_doubled_times_regress() {
     let noise = dir.path().join("noise.json");
     scaled(&a, &noise, 1.02);
     assert_eq!(compare(&loaded(&a), &loaded(&noise), 0.05).regressions(), 0);
+    // 10 % slower is beyond the threshold, but with intervals of +-8 % they overlap: no verdict.
+    let wide = dir.path().join("wide.json");
+    std::fs::copy(&a, &wide).unwrap();
+    with_intervals(&wide, 0.08);
+    let wide_slow = dir.path().join("wide-slow.json");
+    scaled(&wide, &wide_slow, 1.10);
+    let c = compare(&loaded(&wide), &loaded(&wide_slow), 0.05);
+    assert_eq!(c.regressions(), 0);
+    assert!(c.rows.iter().all(|r| r.verdict == Verdict::NoChange));
     // Cells in one file only are listed, not dropped.
     let mut f = ResultFile::load(&a).unwrap();
     f.cells.truncate(3);
