@@ -76,42 +76,7 @@ enum Command {
     },
     /// Train a model on real data on the CPU; report accuracy, counted training FPO, time,
     /// energy and the price tag of the whole experiment (H = the sweep's runs).
-    Train {
-        #[arg(long)]
-        model: String,
-        /// digits (shipped), mnist or cifar10 (files in --data-dir).
-        #[arg(long, default_value = "digits")]
-        dataset: String,
-        /// MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte) or CIFAR-10
-        /// binary batches (data_batch_*.bin).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Where the shipped datasets live.
-        #[arg(long, default_value = "datasets")]
-        datasets_dir: PathBuf,
-        #[arg(long, default_value_t = 15)]
-        epochs: usize,
-        #[arg(long, default_value_t = 1e-3)]
-        lr: f32,
-        /// adam or sgd (momentum 0.9).
-        #[arg(long, default_value = "adam")]
-        optimizer: String,
-        #[arg(long, default_value_t = 32)]
-        batch: usize,
-        /// A hyperparameter sweep, e.g. lr=0.003,0.001,0.0003: one run per value (H runs).
-        #[arg(long)]
-        sweep: Option<String>,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Result file (one training cell per run).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Save the trained weights (the best test accuracy of the sweep) as safetensors.
-        #[arg(long)]
-        save: Option<PathBuf>,
-        #[command(flatten)]
-        energy: EnergyArgs,
-    },
+    Train(TrainArgs),
     /// Markdown report, CSV and SVG plots from result files (any number, any machines).
     Report {
         /// Result files. Default: every file in results/runs/.
@@ -315,35 +280,7 @@ fn main() {
         Some(Command::Inspect { model, format }) => cmd_inspect(&model, format),
         Some(Command::Run(args)) => cmd_run(args),
         Some(Command::Devices { format }) => cmd_devices(format),
-        Some(Command::Train {
-            model,
-            dataset,
-            data_dir,
-            datasets_dir,
-            epochs,
-            lr,
-            optimizer,
-            batch,
-            sweep,
-            seed,
-            out,
-            save,
-            energy,
-        }) => cmd_train(TrainArgs {
-            model,
-            dataset,
-            data_dir,
-            datasets_dir,
-            epochs,
-            lr,
-            optimizer,
-            batch,
-            sweep,
-            seed,
-            out,
-            save,
-            energy,
-        }),
+        Some(Command::Train(args)) => cmd_train(args),
         Some(Command::Export {
             models,
             format,
@@ -376,15 +313,7 @@ fn main() {
             price_usd_per_kwh,
             cloud_usd_per_hour,
         }) => {
-            let mut prices = Prices::default();
-            if let Some(g) = grid_g_per_kwh {
-                prices.grid_g_co2e_per_kwh = g;
-                prices.grid_source = "--grid-g-per-kwh".into();
-            }
-            if let Some(p) = price_usd_per_kwh {
-                prices.usd_per_kwh = p;
-                prices.price_source = "--price-usd-per-kwh".into();
-            }
+            let prices = prices(grid_g_per_kwh, price_usd_per_kwh);
             let q = greenbench_results::cost::CostQuery {
                 model,
                 examples,
@@ -587,6 +516,20 @@ fn make_backends(
     Ok(out)
 }
 
+/// The cited default grid intensity and price, overridden by the flags given.
+fn prices(grid_g_per_kwh: Option<f64>, usd_per_kwh: Option<f64>) -> Prices {
+    let mut p = Prices::default();
+    if let Some(g) = grid_g_per_kwh {
+        p.grid_g_co2e_per_kwh = g;
+        p.grid_source = "--grid-g-per-kwh".into();
+    }
+    if let Some(u) = usd_per_kwh {
+        p.usd_per_kwh = u;
+        p.price_source = "--price-usd-per-kwh".into();
+    }
+    p
+}
+
 /// Load models; a checkpoint applies to exactly one model.
 fn load_models(
     names: &[String],
@@ -623,15 +566,7 @@ fn make_energy(args: &EnergyArgs) -> Result<(Energy, Vec<MeterStatus>)> {
         machine.cpu_logical_cores,
         args.cpu_tdp_w,
     );
-    let mut prices = Prices::default();
-    if let Some(g) = args.grid_g_per_kwh {
-        prices.grid_g_co2e_per_kwh = g;
-        prices.grid_source = "--grid-g-per-kwh".into();
-    }
-    if let Some(p) = args.price_usd_per_kwh {
-        prices.usd_per_kwh = p;
-        prices.price_source = "--price-usd-per-kwh".into();
-    }
+    let prices = prices(args.grid_g_per_kwh, args.price_usd_per_kwh);
     Ok((Energy::new(meters, estimate, prices), status))
 }
 
@@ -676,19 +611,42 @@ fn cmd_meters(format: Format, args: &EnergyArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `greenbench train` arguments.
+#[derive(clap::Args)]
 struct TrainArgs {
+    #[arg(long)]
     model: String,
+    /// digits (shipped), mnist or cifar10 (files in --data-dir).
+    #[arg(long, default_value = "digits")]
     dataset: String,
+    /// MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte) or CIFAR-10
+    /// binary batches (data_batch_*.bin).
+    #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Where the shipped datasets live.
+    #[arg(long, default_value = "datasets")]
     datasets_dir: PathBuf,
+    #[arg(long, default_value_t = 15)]
     epochs: usize,
+    #[arg(long, default_value_t = 1e-3)]
     lr: f32,
+    /// adam or sgd (momentum 0.9).
+    #[arg(long, default_value = "adam")]
     optimizer: String,
+    #[arg(long, default_value_t = 32)]
     batch: usize,
+    /// A hyperparameter sweep, e.g. lr=0.003,0.001,0.0003: one run per value (H runs).
+    #[arg(long)]
     sweep: Option<String>,
+    #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Result file (one training cell per run).
+    #[arg(long)]
     out: Option<PathBuf>,
+    /// Save the trained weights (the best test accuracy of the sweep) as safetensors.
+    #[arg(long)]
     save: Option<PathBuf>,
+    #[command(flatten)]
     energy: EnergyArgs,
 }
 

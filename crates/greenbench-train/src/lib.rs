@@ -123,6 +123,14 @@ pub struct Trained {
     pub steps: u64,
 }
 
+/// Index of the largest value (the predicted class).
+fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |p| p.0)
+}
+
 /// Fraction of `d` that `w` classifies right.
 pub fn accuracy(net: &nn::Net, w: &Weights, d: &data::Dataset) -> f64 {
     let mut right = 0;
@@ -131,12 +139,7 @@ pub fn accuracy(net: &nn::Net, w: &Weights, d: &data::Dataset) -> f64 {
         let end = (start + 256).min(d.len());
         let tape = net.forward(w, &d.images[start * n..end * n], end - start);
         for (j, row) in tape.probs.chunks(net.classes).enumerate() {
-            let pred = row
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.partial_cmp(b.1).expect("finite"))
-                .map(|p| p.0)
-                .unwrap_or(0);
+            let pred = argmax(row);
             right += usize::from(pred == d.labels[start + j] as usize);
         }
     }
@@ -184,12 +187,7 @@ pub fn train(
             let tape = net.forward(&w, &xb, chunk.len());
             loss_sum += net.loss(&tape, &yb) * chunk.len() as f32;
             for (j, row) in tape.probs.chunks(net.classes).enumerate() {
-                let pred = row
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.partial_cmp(b.1).expect("finite"))
-                    .map(|p| p.0)
-                    .unwrap_or(0);
+                let pred = argmax(row);
                 right += usize::from(pred == yb[j] as usize);
             }
             let grads = net.backward(&w, &tape, &yb);
