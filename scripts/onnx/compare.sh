@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One invocation, one machine: greenbench CPU time per example / ONNX Runtime's, per model and
+# batch, measured back to back with the same thread count and profile.
+#   scripts/onnx/compare.sh [--threads N] [--profile quick|full] [--out-dir DIR]
+# Needs a Python with scripts/onnx/requirements.txt (VENV, default .venv; created if missing).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+THREADS=2 PROFILE=quick OUT=results/onnx
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --threads) THREADS=$2; shift 2 ;;
+    --profile) PROFILE=$2; shift 2 ;;
+    --out-dir) OUT=$2; shift 2 ;;
+    *) echo "unknown argument $1 (use --threads N, --profile quick|full, --out-dir DIR)" >&2; exit 2 ;;
+  esac
+done
+VENV=${VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -r scripts/onnx/requirements.txt
+fi
+mkdir -p "$OUT"
+EXPORT=$(mktemp -d)
+cargo build --release -q
+./target/release/greenbench export all --out "$EXPORT" >/dev/null
+./target/release/greenbench run --backends cpu --threads "$THREADS" --profile "$PROFILE" --no-peak \
+  --out "$OUT/greenbench-cpu-$PROFILE.json" >/dev/null
+"$VENV/bin/python" scripts/onnx/ort_bench.py "$EXPORT" --threads "$THREADS" --profile "$PROFILE" \
+  --out "$OUT/onnxruntime-cpu-$PROFILE.json" --greenbench "$OUT/greenbench-cpu-$PROFILE.json"
+rm -rf "$EXPORT"
