@@ -232,63 +232,145 @@ pub fn depthwise(
     relu: bool,
     y: &mut [f32],
 ) {
-    let c = g.cin;
-    let row_len = g.wo * c;
     let w_tiled = w_tiled.filter(|_| g.sw == 1);
+    let row_len = g.wo * g.cin;
+    let simd = Simd::detect();
     y[..batch * g.ho * row_len]
         .par_chunks_mut(row_len)
         .enumerate()
         .with_min_len(min_len())
         .for_each(|(r, out_row)| {
-            let (n, oy) = (r / g.ho, r % g.ho);
-            let img = &x[n * g.h * g.w * c..(n + 1) * g.h * g.w * c];
-            match bias {
-                Some(b) => out_row.chunks_mut(c).for_each(|o| o.copy_from_slice(b)),
-                None => out_row.fill(0.0),
+            let a = DwRow {
+                x,
+                g,
+                w,
+                w_tiled,
+                bias,
+                relu,
+            };
+            match simd {
+                // SAFETY: the variant is only chosen when the CPU has those features.
+                #[cfg(target_arch = "x86_64")]
+                Simd::Avx512 => unsafe { depthwise_row_avx512(&a, r, out_row) },
+                #[cfg(target_arch = "x86_64")]
+                Simd::Avx2 => unsafe { depthwise_row_avx2(&a, r, out_row) },
+                Simd::Base => depthwise_row(&a, r, out_row),
             }
-            let iy0 = (oy * g.sh) as isize - g.pad_top as isize;
-            for ky in 0..g.kh {
-                let iy = iy0 + ky as isize;
-                if iy < 0 || iy >= g.h as isize {
+        });
+}
+
+/// The SIMD level kernels compiled twice are dispatched to. greenbench is built for the
+/// baseline target (SSE2 on x86-64), so without this the compiler's vectorised loops use
+/// 4-lane registers on CPUs with 16-lane ones.
+#[derive(Clone, Copy)]
+enum Simd {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Base,
+}
+
+impl Simd {
+    fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Simd::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Simd::Avx2;
+            }
+        }
+        Simd::Base
+    }
+}
+
+/// Arguments of one depthwise output row.
+struct DwRow<'a> {
+    x: &'a [f32],
+    g: &'a ConvGeom,
+    w: &'a [f32],
+    w_tiled: Option<&'a [f32]>,
+    bias: Option<&'a [f32]>,
+    relu: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn depthwise_row_avx512(a: &DwRow<'_>, r: usize, out_row: &mut [f32]) {
+    depthwise_row(a, r, out_row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn depthwise_row_avx2(a: &DwRow<'_>, r: usize, out_row: &mut [f32]) {
+    depthwise_row(a, r, out_row)
+}
+
+/// One output row `r` (= n * ho + oy) of a depthwise convolution.
+#[inline(always)]
+fn depthwise_row(a: &DwRow<'_>, r: usize, out_row: &mut [f32]) {
+    let DwRow {
+        x,
+        g,
+        w,
+        w_tiled,
+        bias,
+        relu,
+    } = *a;
+    let c = g.cin;
+    let row_len = g.wo * c;
+    let (n, oy) = (r / g.ho, r % g.ho);
+    let img = &x[n * g.h * g.w * c..(n + 1) * g.h * g.w * c];
+    match bias {
+        Some(b) => out_row.chunks_mut(c).for_each(|o| o.copy_from_slice(b)),
+        None => out_row.fill(0.0),
+    }
+    let iy0 = (oy * g.sh) as isize - g.pad_top as isize;
+    for ky in 0..g.kh {
+        let iy = iy0 + ky as isize;
+        if iy < 0 || iy >= g.h as isize {
+            continue;
+        }
+        let in_row = &img[iy as usize * g.w * c..(iy as usize + 1) * g.w * c];
+        for kx in 0..g.kw {
+            if let Some(wt) = w_tiled {
+                // ox valid when 0 <= ox + kx - pad_left < w.
+                let lo = g.pad_left.saturating_sub(kx).min(g.wo);
+                let hi = (g.w + g.pad_left).saturating_sub(kx).min(g.wo).max(lo);
+                if hi == lo {
                     continue;
                 }
-                let in_row = &img[iy as usize * g.w * c..(iy as usize + 1) * g.w * c];
-                for kx in 0..g.kw {
-                    if let Some(wt) = w_tiled {
-                        // ox valid when 0 <= ox + kx - pad_left < w.
-                        let lo = g.pad_left.saturating_sub(kx).min(g.wo);
-                        let hi = (g.w + g.pad_left).saturating_sub(kx).min(g.wo).max(lo);
-                        if hi == lo {
-                            continue;
-                        }
-                        let shift = lo + kx - g.pad_left;
-                        let src = &in_row[shift * c..(shift + hi - lo) * c];
-                        let tap = (ky * g.kw + kx) * row_len;
-                        let wk = &wt[tap + lo * c..tap + hi * c];
-                        let dst = &mut out_row[lo * c..hi * c];
-                        for ((d, s), k) in dst.iter_mut().zip(src).zip(wk) {
-                            *d += s * k;
-                        }
-                    } else {
-                        let wk = &w[(ky * g.kw + kx) * c..(ky * g.kw + kx + 1) * c];
-                        for ox in 0..g.wo {
-                            let ix = (ox * g.sw + kx) as isize - g.pad_left as isize;
-                            if ix < 0 || ix >= g.w as isize {
-                                continue;
-                            }
-                            let src = &in_row[ix as usize * c..(ix as usize + 1) * c];
-                            let dst = &mut out_row[ox * c..(ox + 1) * c];
-                            for ((d, s), k) in dst.iter_mut().zip(src).zip(wk) {
-                                *d += s * k;
-                            }
-                        }
+                let shift = lo + kx - g.pad_left;
+                let src = &in_row[shift * c..(shift + hi - lo) * c];
+                let tap = (ky * g.kw + kx) * row_len;
+                let wk = &wt[tap + lo * c..tap + hi * c];
+                let dst = &mut out_row[lo * c..hi * c];
+                for ((d, s), k) in dst.iter_mut().zip(src).zip(wk) {
+                    *d += s * k;
+                }
+            } else {
+                let wk = &w[(ky * g.kw + kx) * c..(ky * g.kw + kx + 1) * c];
+                for ox in 0..g.wo {
+                    let ix = (ox * g.sw + kx) as isize - g.pad_left as isize;
+                    if ix < 0 || ix >= g.w as isize {
+                        continue;
+                    }
+                    let src = &in_row[ix as usize * c..(ix as usize + 1) * c];
+                    let dst = &mut out_row[ox * c..(ox + 1) * c];
+                    for ((d, s), k) in dst.iter_mut().zip(src).zip(wk) {
+                        *d += s * k;
                     }
                 }
             }
-            if relu {
-                out_row.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
-        });
+        }
+    }
+    if relu {
+        out_row.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
 }
 
 /// Max or average pooling, valid padding.
