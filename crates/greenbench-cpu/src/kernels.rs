@@ -124,6 +124,7 @@ pub fn sgemm(
 
 /// Epilogue over `rows` rows of `n` values at row stride `rs`: add `bias`, then ReLU.
 pub fn bias_act(c: &mut [f32], rows: usize, n: usize, rs: usize, bias: Option<&[f32]>, relu: bool) {
+    let level = Simd::detect();
     if bias.is_none() && !relu {
         return;
     }
@@ -132,18 +133,20 @@ pub fn bias_act(c: &mut [f32], rows: usize, n: usize, rs: usize, bias: Option<&[
         .par_chunks_mut(rs * per_task)
         .with_min_len(min_len())
         .for_each(|chunk| {
-            for row in chunk.chunks_mut(rs) {
-                let len = n.min(row.len());
-                let row = &mut row[..len];
-                match (bias, relu) {
-                    (Some(b), true) => row
-                        .iter_mut()
-                        .zip(b)
-                        .for_each(|(v, b)| *v = (*v + b).max(0.0)),
-                    (Some(b), false) => row.iter_mut().zip(b).for_each(|(v, b)| *v += b),
-                    (None, _) => row.iter_mut().for_each(|v| *v = v.max(0.0)),
+            simd(level, || {
+                for row in chunk.chunks_mut(rs) {
+                    let len = n.min(row.len());
+                    let row = &mut row[..len];
+                    match (bias, relu) {
+                        (Some(b), true) => row
+                            .iter_mut()
+                            .zip(b)
+                            .for_each(|(v, b)| *v = (*v + b).max(0.0)),
+                        (Some(b), false) => row.iter_mut().zip(b).for_each(|(v, b)| *v += b),
+                        (None, _) => row.iter_mut().for_each(|v| *v = v.max(0.0)),
+                    }
                 }
-            }
+            })
         });
 }
 
@@ -288,6 +291,32 @@ impl Simd {
     }
 }
 
+/// Run `f` compiled for the best SIMD level of this CPU: `f` is inlined into a function with
+/// that target feature, so its loops vectorise with the wide registers.
+#[inline(always)]
+fn simd<R>(level: Simd, f: impl FnOnce() -> R) -> R {
+    match level {
+        // SAFETY: the level is only chosen when the CPU has those features.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { with_avx512(f) },
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { with_avx2(f) },
+        Simd::Base => f(),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// Arguments of one depthwise output row.
 struct DwRow<'a> {
     x: &'a [f32],
@@ -375,6 +404,7 @@ fn depthwise_row(a: &DwRow<'_>, r: usize, out_row: &mut [f32]) {
 
 /// Max or average pooling, valid padding.
 pub fn pool(x: &[f32], batch: usize, p: &PoolGeom, max: bool, y: &mut [f32]) {
+    let level = Simd::detect();
     let row_len = p.wo * p.c;
     let inv = 1.0 / (p.kh * p.kw) as f32;
     y[..batch * p.ho * row_len]
@@ -382,52 +412,58 @@ pub fn pool(x: &[f32], batch: usize, p: &PoolGeom, max: bool, y: &mut [f32]) {
         .enumerate()
         .with_min_len(min_len())
         .for_each(|(r, out_row)| {
-            let (n, oy) = (r / p.ho, r % p.ho);
-            let img = &x[n * p.h * p.w * p.c..(n + 1) * p.h * p.w * p.c];
-            for ox in 0..p.wo {
-                let acc = &mut out_row[ox * p.c..(ox + 1) * p.c];
-                acc.fill(if max { f32::NEG_INFINITY } else { 0.0 });
-                for ky in 0..p.kh {
-                    for kx in 0..p.kw {
-                        let off = ((oy * p.sh + ky) * p.w + ox * p.sw + kx) * p.c;
-                        let src = &img[off..off + p.c];
-                        if max {
-                            acc.iter_mut().zip(src).for_each(|(a, s)| *a = a.max(*s));
-                        } else {
-                            acc.iter_mut().zip(src).for_each(|(a, s)| *a += s);
+            simd(level, || {
+                let (n, oy) = (r / p.ho, r % p.ho);
+                let img = &x[n * p.h * p.w * p.c..(n + 1) * p.h * p.w * p.c];
+                for ox in 0..p.wo {
+                    let acc = &mut out_row[ox * p.c..(ox + 1) * p.c];
+                    acc.fill(if max { f32::NEG_INFINITY } else { 0.0 });
+                    for ky in 0..p.kh {
+                        for kx in 0..p.kw {
+                            let off = ((oy * p.sh + ky) * p.w + ox * p.sw + kx) * p.c;
+                            let src = &img[off..off + p.c];
+                            if max {
+                                acc.iter_mut().zip(src).for_each(|(a, s)| *a = a.max(*s));
+                            } else {
+                                acc.iter_mut().zip(src).for_each(|(a, s)| *a += s);
+                            }
                         }
                     }
+                    if !max {
+                        acc.iter_mut().for_each(|a| *a *= inv);
+                    }
                 }
-                if !max {
-                    acc.iter_mut().for_each(|a| *a *= inv);
-                }
-            }
+            })
         });
 }
 
 /// Mean over `rows` rows of `c` channels, per example.
 pub fn global_avg_pool(x: &[f32], batch: usize, rows: usize, c: usize, y: &mut [f32]) {
+    let level = Simd::detect();
     let inv = 1.0 / rows as f32;
     y[..batch * c]
         .par_chunks_mut(c)
         .enumerate()
         .with_min_len(min_len())
         .for_each(|(n, out)| {
-            out.fill(0.0);
-            for row in x[n * rows * c..(n + 1) * rows * c].chunks(c) {
-                out.iter_mut().zip(row).for_each(|(a, s)| *a += s);
-            }
-            out.iter_mut().for_each(|a| *a *= inv);
+            simd(level, || {
+                out.fill(0.0);
+                for row in x[n * rows * c..(n + 1) * rows * c].chunks(c) {
+                    out.iter_mut().zip(row).for_each(|(a, s)| *a += s);
+                }
+                out.iter_mut().for_each(|a| *a *= inv);
+            })
         });
 }
 
 /// Elementwise map in parallel chunks.
 fn map(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    let level = Simd::detect();
     y[..x.len()]
         .par_chunks_mut(PAR_GRAIN)
         .zip(x.par_chunks(PAR_GRAIN))
         .with_min_len(min_len())
-        .for_each(|(o, i)| o.iter_mut().zip(i).for_each(|(o, i)| *o = f(*i)));
+        .for_each(|(o, i)| simd(level, || o.iter_mut().zip(i).for_each(|(o, i)| *o = f(*i))));
 }
 
 /// max(x, 0).
@@ -505,11 +541,12 @@ pub fn scale_shift(x: &[f32], c: usize, scale: &[f32], shift: &[f32], y: &mut [f
 
 /// Softmax of each row of length `n`.
 pub fn softmax_rows(x: &[f32], n: usize, y: &mut [f32]) {
+    let level = Simd::detect();
     y[..x.len()]
         .par_chunks_mut(n)
         .zip(x.par_chunks(n))
         .with_min_len(min_len())
-        .for_each(|(o, i)| softmax_row(i, o));
+        .for_each(|(o, i)| simd(level, || softmax_row(i, o)));
 }
 
 fn softmax_row(i: &[f32], o: &mut [f32]) {
@@ -525,17 +562,20 @@ fn softmax_row(i: &[f32], o: &mut [f32]) {
 
 /// Layer norm of each row of length `n`, with affine `gamma`, `beta`.
 pub fn layer_norm_rows(x: &[f32], n: usize, gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32]) {
+    let level = Simd::detect();
     y[..x.len()]
         .par_chunks_mut(n)
         .zip(x.par_chunks(n))
         .with_min_len(min_len())
         .for_each(|(o, i)| {
-            let mean = i.iter().sum::<f32>() / n as f32;
-            let var = i.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
-            let inv = 1.0 / (var + eps).sqrt();
-            for j in 0..n {
-                o[j] = (i[j] - mean) * inv * gamma[j] + beta[j];
-            }
+            simd(level, || {
+                let mean = i.iter().sum::<f32>() / n as f32;
+                let var = i.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+                let inv = 1.0 / (var + eps).sqrt();
+                for j in 0..n {
+                    o[j] = (i[j] - mean) * inv * gamma[j] + beta[j];
+                }
+            })
         });
 }
 
@@ -581,6 +621,7 @@ pub fn attention(
     scratch: &mut [f32],
     y: &mut [f32],
 ) {
+    let level = Simd::detect();
     let stride = 3 * h * d;
     let scale = 1.0 / (d as f32).sqrt();
     let yp = SendPtr(y.as_mut_ptr());
@@ -590,43 +631,45 @@ pub fn attention(
         .enumerate()
         .with_min_len(min_len())
         .for_each(|(t, scores)| {
-            let (n, hh) = (t / h, t % h);
-            let base = n * s * stride;
-            let q = Mat {
-                data: &qkv[base + hh * d..],
-                rs: stride,
-                cs: 1,
-            };
-            // K^T as a [d, s] operand: element (j, c) = K[c, j].
-            let kt = Mat {
-                data: &qkv[base + h * d + hh * d..],
-                rs: 1,
-                cs: stride,
-            };
-            sgemm(s, s, d, q, kt, scores, s, Threads::One);
-            for row in scores.chunks_mut(s) {
-                row.iter_mut().for_each(|v| *v *= scale);
-                let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-                let mut z = 0.0;
-                row.iter_mut().for_each(|v| {
-                    *v = (*v - m).exp();
-                    z += *v;
-                });
-                let inv = 1.0 / z;
-                row.iter_mut().for_each(|v| *v *= inv);
-            }
-            let v = Mat {
-                data: &qkv[base + 2 * h * d + hh * d..],
-                rs: stride,
-                cs: 1,
-            };
-            let off = n * s * h * d + hh * d;
-            let len = (s - 1) * h * d + d;
-            assert!(off + len <= y_len);
-            // SAFETY: task (n, hh) writes only rows n*s..(n+1)*s, columns hh*d..(hh+1)*d of
-            // `y`; tasks write disjoint elements, and the range is checked above.
-            let out = unsafe { std::slice::from_raw_parts_mut(yp.get().add(off), len) };
-            sgemm(s, d, s, Mat::rows(scores, s), v, out, h * d, Threads::One);
+            simd(level, || {
+                let (n, hh) = (t / h, t % h);
+                let base = n * s * stride;
+                let q = Mat {
+                    data: &qkv[base + hh * d..],
+                    rs: stride,
+                    cs: 1,
+                };
+                // K^T as a [d, s] operand: element (j, c) = K[c, j].
+                let kt = Mat {
+                    data: &qkv[base + h * d + hh * d..],
+                    rs: 1,
+                    cs: stride,
+                };
+                sgemm(s, s, d, q, kt, scores, s, Threads::One);
+                for row in scores.chunks_mut(s) {
+                    row.iter_mut().for_each(|v| *v *= scale);
+                    let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                    let mut z = 0.0;
+                    row.iter_mut().for_each(|v| {
+                        *v = (*v - m).exp();
+                        z += *v;
+                    });
+                    let inv = 1.0 / z;
+                    row.iter_mut().for_each(|v| *v *= inv);
+                }
+                let v = Mat {
+                    data: &qkv[base + 2 * h * d + hh * d..],
+                    rs: stride,
+                    cs: 1,
+                };
+                let off = n * s * h * d + hh * d;
+                let len = (s - 1) * h * d + d;
+                assert!(off + len <= y_len);
+                // SAFETY: task (n, hh) writes only rows n*s..(n+1)*s, columns hh*d..(hh+1)*d of
+                // `y`; tasks write disjoint elements, and the range is checked above.
+                let out = unsafe { std::slice::from_raw_parts_mut(yp.get().add(off), len) };
+                sgemm(s, d, s, Mat::rows(scores, s), v, out, h * d, Threads::One);
+            })
         });
 }
 
