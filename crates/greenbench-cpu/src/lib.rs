@@ -286,6 +286,13 @@ pub struct CpuPrepared {
 /// 4 MFPO is about that long on one core.
 const PAR_MIN_WORK: u64 = 4_000_000;
 
+/// The same for plain GEMM steps (dense, 1x1 convolutions): splitting a GEMM costs the gemm
+/// crate's own synchronisation too. Measured on the dev VM (quick profile, 2 threads): mlp b32
+/// 4.3-5.0 -> 3.3-3.8 us, autoencoder b32 5.0 -> 3.4-3.7 us, ds-cnn b32 46 -> 41 us, mobilenet
+/// b32 ~238 -> 214-220 us; raising the threshold for every step instead slowed ds-cnn b32
+/// 46 -> 70 us and lenet5 b32 42 -> 65 us.
+const PAR_MIN_GEMM_WORK: u64 = 16_000_000;
+
 fn flat(t: &ndarray::ArrayD<f32>) -> Vec<f32> {
     t.iter().copied().collect()
 }
@@ -458,7 +465,12 @@ impl CpuPrepared {
             let work = batch as u64
                 * c.fpo()
                     .max(4 * g.out_shape(i).iter().product::<usize>() as u64);
-            par.push(threads > 1 && work >= PAR_MIN_WORK);
+            let min = if matches!(steps.last(), Some(Step::Gemm { .. })) {
+                PAR_MIN_GEMM_WORK
+            } else {
+                PAR_MIN_WORK
+            };
+            par.push(threads > 1 && work >= min);
         }
         let output_buf = buf_of[nvals - 1];
         Ok(CpuPrepared {
