@@ -997,7 +997,7 @@ fn cmd_export(
         let data = dir.join("test_data_set_0");
         std::fs::create_dir_all(&data)
             .with_context(|| format!("cannot create {}", data.display()))?;
-        let bytes = greenbench_onnx::export(m)?;
+        let bytes = greenbench_onnx::export(m);
         let x = greenbench_core::generate_inputs(&m.graph, 1, seed, 0);
         let y = cpu.prepare(&m.graph, &m.weights, 1)?.run(&x)?.to_vec();
         let c = m.cost.total;

@@ -7,6 +7,25 @@ use crate::graph::{Graph, GraphError, Node, Op};
 use crate::weights::Weights;
 use ndarray::{ArrayD, Axis, IxDyn};
 
+/// Inference batch norm as a per-channel affine map `x * scale + shift`, from its tensors
+/// (gamma, beta, mean, var): scale = gamma / sqrt(var + eps), shift = beta - mean * scale.
+/// Folding and every backend that runs an unfolded batch norm use this one formula.
+pub fn bn_scale_shift(t: &[crate::weights::Tensor], eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let (gamma, beta, mean, var) = (&t[0], &t[1], &t[2], &t[3]);
+    let scale: Vec<f32> = gamma
+        .iter()
+        .zip(var.iter())
+        .map(|(g, v)| g / (v + eps).sqrt())
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(mean.iter())
+        .zip(&scale)
+        .map(|((b, m), s)| b - m * s)
+        .collect();
+    (scale, shift)
+}
+
 /// Fold every batch norm whose input is a conv2d or dense used only by that batch norm.
 /// Other batch norms stay (and are counted as 2 FPO per element).
 pub fn fold_batch_norm(g: &Graph, w: &Weights) -> Result<(Graph, Weights), GraphError> {
@@ -34,12 +53,7 @@ pub fn fold_batch_norm(g: &Graph, w: &Weights) -> Result<(Graph, Weights), Graph
                 .position(|n| &n.name == target)
                 .expect("producer was emitted");
             let bn = w.node(i);
-            let (gamma, beta, mean, var) = (&bn[0], &bn[1], &bn[2], &bn[3]);
-            let scale: Vec<f32> = gamma
-                .iter()
-                .zip(var.iter())
-                .map(|(g, v)| g / (v + eps).sqrt())
-                .collect();
+            let (scale, _) = bn_scale_shift(bn, *eps);
             let t = &mut tensors[pos];
             let kernel = &mut t[0];
             let last = kernel.ndim() - 1;
@@ -53,6 +67,7 @@ pub fn fold_batch_norm(g: &Graph, w: &Weights) -> Result<(Graph, Weights), Graph
                 Some(b) => b.iter().copied().collect(),
                 None => vec![0.0; c],
             };
+            let (beta, mean) = (&bn[1], &bn[2]);
             let bias: Vec<f32> = (0..c)
                 .map(|k| (old_bias[k] - mean[k]) * scale[k] + beta[k])
                 .collect();

@@ -10,17 +10,9 @@ thread_local! {
     static SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Run `f` with this thread's kernels kept serial (`on`) or allowed to split across the
-/// pool. Waking a helper thread costs tens of microseconds on a VM, more than a small
-/// step's whole work, so the executor decides per step (see `CpuPrepared`).
-pub fn serial<R>(on: bool, f: impl FnOnce() -> R) -> R {
-    let prev = set_serial(on);
-    let r = f();
-    set_serial(prev);
-    r
-}
-
-/// Set this thread's serial flag (see [`serial`]); returns the previous value.
+/// Keep this thread's kernels serial (`on`) or let them split across the pool; returns the
+/// previous setting. Waking a helper thread costs tens of microseconds on a VM, more than a
+/// small step's whole work, so the executor decides per step (see `CpuPrepared`).
 pub fn set_serial(on: bool) -> bool {
     SERIAL.replace(on)
 }

@@ -399,12 +399,7 @@ impl CpuPrepared {
                     }
                 }
                 Op::BatchNorm { eps } => {
-                    let scale: Vec<f32> = t[0]
-                        .iter()
-                        .zip(t[3].iter())
-                        .map(|(g, v)| g / (v + eps).sqrt())
-                        .collect();
-                    let shift = (0..last).map(|c| t[1][c] - t[2][c] * scale[c]).collect();
+                    let (scale, shift) = greenbench_core::fold::bn_scale_shift(t, *eps);
                     Step::ScaleShift {
                         src,
                         dst,

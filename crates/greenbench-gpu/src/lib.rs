@@ -790,12 +790,7 @@ fn plan_graph(
                 }
             }
             Op::BatchNorm { eps } => {
-                let scale: Vec<f32> = t[0]
-                    .iter()
-                    .zip(t[3].iter())
-                    .map(|(g, v)| g / (v + eps).sqrt())
-                    .collect();
-                let shift: Vec<f32> = (0..last).map(|c| t[1][c] - t[2][c] * scale[c]).collect();
+                let (scale, shift) = greenbench_core::fold::bn_scale_shift(t, *eps);
                 let s = pl.upload("bn scale", &scale);
                 let h = pl.upload("bn shift", &shift);
                 p[0] = out_len as u32;

@@ -23,17 +23,6 @@ const IR_VERSION: i64 = 8;
 const FLOAT: i64 = 1;
 const INT64: i64 = 7;
 
-/// Why a model cannot be exported.
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error("node `{node}` ({op}) cannot be exported to ONNX: {why}")]
-    Unsupported {
-        node: String,
-        op: String,
-        why: String,
-    },
-}
-
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Layout {
     /// Per-example [H, W, C] as greenbench has it (or any non-image shape).
@@ -184,7 +173,7 @@ pub const INPUT: &str = "input";
 pub const OUTPUT: &str = "output";
 
 /// Export `model` as an ONNX ModelProto.
-pub fn export(model: &Model) -> Result<Vec<u8>, ExportError> {
+pub fn export(model: &Model) -> Vec<u8> {
     let g: &Graph = &model.graph;
     let w = &model.weights;
     let mut b = Builder {
@@ -225,11 +214,6 @@ pub fn export(model: &Model) -> Result<Vec<u8>, ExportError> {
         let in_shape = g.value_shape(x);
         let last = *in_shape.last().expect("non-empty");
         let nm = node.name.as_str();
-        let unsupported = |why: &str| ExportError::Unsupported {
-            node: node.name.clone(),
-            op: node.op.kind().into(),
-            why: why.into(),
-        };
         let (out, layout) = match &node.op {
             Op::Conv2d { bias, .. } => {
                 let c = g.conv_geom(i);
@@ -271,12 +255,7 @@ pub fn export(model: &Model) -> Result<Vec<u8>, ExportError> {
             }
             Op::BatchNorm { eps } => {
                 let src = get(&mut b, &vals, x, Layout::Native);
-                let scale: Vec<f32> = t[0]
-                    .iter()
-                    .zip(t[3].iter())
-                    .map(|(g, v)| g / (v + eps).sqrt())
-                    .collect();
-                let shift: Vec<f32> = (0..last).map(|c| t[1][c] - t[2][c] * scale[c]).collect();
+                let (scale, shift) = greenbench_core::fold::bn_scale_shift(t, *eps);
                 let s = b.init_f32(&format!("{nm}_scale"), &[last], &scale);
                 let h = b.init_f32(&format!("{nm}_shift"), &[last], &shift);
                 let m = b.node("Mul", &format!("{nm}_mul"), &[&src, &s], &[]);
@@ -429,9 +408,6 @@ pub fn export(model: &Model) -> Result<Vec<u8>, ExportError> {
                 (b.node("Reshape", nm, &[&ot, &shape3], &[]), Layout::Native)
             }
         };
-        if out.is_empty() {
-            return Err(unsupported("no output"));
-        }
         vals.push((out, layout));
     }
     // The output in greenbench's layout, named `output`.
@@ -477,7 +453,7 @@ pub fn export(model: &Model) -> Result<Vec<u8>, ExportError> {
         )
         .msg(7, &graph)
         .msg(8, &opset);
-    Ok(model_msg.0)
+    model_msg.0
 }
 
 /// The input tensor of a test data set: f32 values, or int64 token ids for token models.
