@@ -10,6 +10,8 @@
 //!
 //! It knows nothing of timing protocols, energy or tables: that is the harness's job.
 
+#[cfg(target_arch = "x86_64")]
+pub mod direct;
 pub mod kernels;
 
 use greenbench_core::backend::{Backend, BackendError, DeviceInfo, DeviceKind, Prepared};
@@ -24,6 +26,20 @@ pub struct CpuBackend {
     pool: Arc<rayon::ThreadPool>,
     /// Set when the calling thread is worker 0 of the pool: runs must come from it.
     owner: Option<std::thread::ThreadId>,
+    /// Use the direct AVX-512 kernels for convolutions and dense layers where the CPU has them.
+    direct: bool,
+}
+
+/// Whether this CPU can run the direct AVX-512 kernels (`direct` module).
+pub fn direct_kernels_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        direct::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 fn resolve_threads(threads: usize) -> usize {
@@ -56,6 +72,7 @@ impl CpuBackend {
             threads,
             pool: Arc::new(pool),
             owner: None,
+            direct: direct_kernels_available(),
         })
     }
 
@@ -75,6 +92,7 @@ impl CpuBackend {
                 threads,
                 pool: Arc::new(pool),
                 owner: Some(std::thread::current().id()),
+                direct: direct_kernels_available(),
             }),
             Err(_) => Self::new(threads),
         }
@@ -84,12 +102,28 @@ impl CpuBackend {
     pub fn threads(&self) -> usize {
         self.threads
     }
+
+    /// Turn the direct AVX-512 kernels off (the portable im2col + `gemm` crate path runs
+    /// instead) or back on; on a CPU without AVX-512 they stay off. Tests use this to check
+    /// both paths on one machine.
+    pub fn with_direct_kernels(mut self, on: bool) -> Self {
+        self.direct = on && direct_kernels_available();
+        self
+    }
+
+    /// Whether convolutions and dense layers run on the direct AVX-512 kernels.
+    pub fn uses_direct_kernels(&self) -> bool {
+        self.direct
+    }
 }
 
 pub use greenbench_core::host::cpu_model_name;
 
-/// Which GEMM kernels the `gemm` crate dispatches to on this CPU.
+/// Which kernels run convolutions and GEMMs on this CPU.
 pub fn gemm_kernel_family() -> &'static str {
+    if direct_kernels_available() {
+        return "direct AVX-512 conv/GEMM kernels (gemm 0.19 for attention)";
+    }
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -120,7 +154,11 @@ impl Backend for CpuBackend {
             name: cpu_model_name(),
             kind: DeviceKind::Cpu,
             threads: Some(self.threads),
-            driver: Some(gemm_kernel_family().to_string()),
+            driver: Some(if self.direct || !direct_kernels_available() {
+                gemm_kernel_family().to_string()
+            } else {
+                "im2col + gemm 0.19 (direct kernels off)".to_string()
+            }),
         }
     }
 
@@ -130,7 +168,14 @@ impl Backend for CpuBackend {
         weights: &Weights,
         batch: usize,
     ) -> Result<Box<dyn Prepared>, BackendError> {
-        let mut p = CpuPrepared::new(graph, weights, batch, self.threads, self.pool.clone())?;
+        let mut p = CpuPrepared::new(
+            graph,
+            weights,
+            batch,
+            self.threads,
+            self.pool.clone(),
+            self.direct,
+        )?;
         p.owner = self.owner;
         Ok(Box::new(p))
     }
@@ -143,6 +188,26 @@ impl Backend for CpuBackend {
     ) -> Result<Box<dyn Prepared>, BackendError> {
         // Seeded right-hand side; values do not matter for speed but stay deterministic.
         let b: Vec<f32> = (0..k * n).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
+        #[cfg(target_arch = "x86_64")]
+        let steps = if self.direct {
+            vec![Step::Direct {
+                src: 0,
+                dst: 1,
+                plan: Box::new(direct::DirectPlan::gemm(m, k, n, &b, None, false)),
+            }]
+        } else {
+            vec![Step::Gemm {
+                src: 0,
+                dst: 1,
+                rows: m,
+                k,
+                n,
+                w: b,
+                bias: None,
+                relu: false,
+            }]
+        };
+        #[cfg(not(target_arch = "x86_64"))]
         let steps = vec![Step::Gemm {
             src: 0,
             dst: 1,
@@ -172,6 +237,13 @@ impl Backend for CpuBackend {
 
 /// One step of the execution plan; `src`/`dst` are buffer indices.
 enum Step {
+    /// A convolution or dense layer on the direct AVX-512 kernels (bias/ReLU inside).
+    #[cfg(target_arch = "x86_64")]
+    Direct {
+        src: usize,
+        dst: usize,
+        plan: Box<direct::DirectPlan>,
+    },
     /// `dst[rows, n] = src[rows, k] . w[k, n]` (+ bias, ReLU): dense and 1x1 convolutions.
     Gemm {
         src: usize,
@@ -304,6 +376,7 @@ impl CpuPrepared {
         batch: usize,
         threads: usize,
         pool: Arc<rayon::ThreadPool>,
+        direct: bool,
     ) -> Result<Self, BackendError> {
         if batch == 0 {
             return Err(BackendError::Invalid("batch must be at least 1".into()));
@@ -348,7 +421,38 @@ impl CpuPrepared {
                 skip_next = true;
             }
             let bias = t.get(1).map(flat);
+            #[cfg(target_arch = "x86_64")]
+            let direct_plan = if direct {
+                match op {
+                    Op::Dense { units, .. } => Some(direct::DirectPlan::gemm(
+                        out_len / units,
+                        last,
+                        *units,
+                        &flat(&t[0]),
+                        bias.as_deref(),
+                        fuse_relu,
+                    )),
+                    Op::Conv2d { .. } => direct::DirectPlan::conv(
+                        &g.conv_geom(i),
+                        batch,
+                        &flat(&t[0]),
+                        bias.as_deref(),
+                        fuse_relu,
+                    ),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = direct;
             let step = match op {
+                #[cfg(target_arch = "x86_64")]
+                _ if direct_plan.is_some() => Step::Direct {
+                    src,
+                    dst,
+                    plan: Box::new(direct_plan.expect("checked")),
+                },
                 Op::Dense { units, .. } => Step::Gemm {
                     src,
                     dst,
@@ -493,6 +597,8 @@ impl CpuPrepared {
             };
             let was_serial = kernels::set_serial(!par);
             let dst_id = match step {
+                #[cfg(target_arch = "x86_64")]
+                Step::Direct { dst, .. } => *dst,
                 Step::Gemm { dst, .. }
                 | Step::Conv { dst, .. }
                 | Step::Depthwise { dst, .. }
@@ -511,6 +617,10 @@ impl CpuPrepared {
             let mut out = std::mem::take(&mut self.bufs[dst_id]);
             let bufs = &self.bufs;
             match step {
+                #[cfg(target_arch = "x86_64")]
+                Step::Direct { src, plan, .. } => {
+                    plan.run(&bufs[*src], &mut out, par, self.threads)
+                }
                 Step::Gemm {
                     src,
                     rows,
