@@ -4,9 +4,10 @@
 //! One micro-kernel family serves dense layers, 1x1 convolutions and k x k convolutions
 //! (ungrouped): an output tile of `P` pixels by `16 * V` output channels lives in `P * V`
 //! zmm accumulators; for every reduction step it loads `V` vectors of packed weights and
-//! broadcasts one input value per pixel straight from the NHWC activation (an "indirect
-//! convolution": each pixel and tap has its own input pointer, taken from an indirection
-//! table built once in `prepare`, with padding taps pointing at a zero row). Bias and ReLU
+//! broadcasts one input value per pixel straight from the NHWC activation. A kernel row
+//! (`kw` taps of `cin` values) is one contiguous run of the input, so a pixel needs one
+//! pointer per kernel row; padded convolutions first copy their input into a buffer with
+//! zero borders (one pass over the input, against `kh * kw` for im2col). Bias and ReLU
 //! are applied as the tile is stored; Cout that is not a multiple of 16 is stored with
 //! masks. Weights are packed once, in `prepare`, as `[channel block][k][16 V]`, and the
 //! reduction is cut into blocks whose weights fit in L1, so one weight block serves a whole
@@ -28,8 +29,6 @@ use greenbench_core::graph::ConvGeom;
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 
-/// Most taps of one reduction block (the kernel's pointer table is on the stack).
-const MAX_TAPS: usize = 64;
 /// Most pixels in one tile (the widest kernel instance).
 const MAX_P: usize = 8;
 /// Target pixels per work unit: enough tiles to reuse an L1-resident weight block, few
@@ -41,35 +40,55 @@ pub fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
 }
 
-/// Where a pixel's input for a tap starts.
-enum Source {
-    /// Pixel `q` reads `x[q * stride ..]` (one tap): dense layers, 1x1 stride-1 convs.
-    Rows { stride: usize },
-    /// `table[q * taps + t]` is the offset of pixel `q`, tap `t`; `u32::MAX` is padding.
-    Table(Vec<u32>),
+/// How to find the input of output pixel `q`: image `q / (ho * wo)`, row `oy`, column `ox`
+/// start at `((n * hp + oy * sh) * wp + ox * sw) * cin` of the (padded) input, and kernel
+/// row `ky` is the run of `kw * cin` values `ky * wp * cin` further on. A dense layer is the
+/// case `ho = wo = hp = wp = kh = kw = 1`.
+#[derive(Clone, Copy)]
+struct Geometry {
+    ho: usize,
+    wo: usize,
+    hp: usize,
+    wp: usize,
+    sh: usize,
+    sw: usize,
+    cin: usize,
+    kh: usize,
+    kw: usize,
+}
+
+/// Zero padding around each input image, copied in before the convolution runs.
+#[derive(Clone, Copy)]
+struct Padding {
+    h: usize,
+    w: usize,
+    top: usize,
+    left: usize,
 }
 
 /// One convolution or GEMM planned for the direct kernels.
 pub struct DirectPlan {
     pixels: usize,
     cout: usize,
-    cin: usize,
-    taps: usize,
-    src: Source,
+    geo: Geometry,
+    pad: Option<Padding>,
     /// Vectors (of 16 channels) per channel block, 1..=4.
     v: usize,
     /// Pixels per tile for this `v`.
     p: usize,
-    /// `[block][tap * cin + c][16 v]`, zero-padded past `cout`.
+    /// `[block][k][16 v]` with k in (ky, kx, ci) order, zero-padded past `cout`.
     w: Vec<f32>,
     /// Bias padded to whole blocks (zeros when the layer has none).
     bias: Vec<f32>,
     relu: bool,
-    /// Reduction blocks: taps `t0..t1`, channels `c0..c1` of each.
+    /// Reduction blocks: kernel rows `r0..r1`, values `c0..c1` of each row's run.
     kblocks: Vec<(usize, usize, usize, usize)>,
-    zeros: Vec<f32>,
     input_len: usize,
 }
+
+/// The buffer a padded convolution copies its input into (borders stay zero); empty for
+/// the other plans. Kept by the caller so `run` can take the plan by shared reference.
+pub type PadBuffer = Vec<f32>;
 
 impl DirectPlan {
     /// A GEMM `y[rows, n] = x[rows, k] . w[k, n]` (+ bias, ReLU); `w` row-major.
@@ -81,21 +100,22 @@ impl DirectPlan {
         bias: Option<&[f32]>,
         relu: bool,
     ) -> Self {
-        Self::build(
-            rows,
-            k,
-            n,
-            1,
-            Source::Rows { stride: k },
-            w,
-            bias,
-            relu,
-            rows * k,
-        )
+        let geo = Geometry {
+            ho: 1,
+            wo: 1,
+            hp: 1,
+            wp: 1,
+            sh: 1,
+            sw: 1,
+            cin: k,
+            kh: 1,
+            kw: 1,
+        };
+        Self::build(rows, n, geo, None, w, bias, relu, rows * k)
     }
 
     /// An ungrouped convolution over `batch` NHWC images, weights HWIO.
-    /// `None` when the geometry is not one the kernels take (groups, huge tensors).
+    /// `None` when the geometry is not one the kernels take (grouped convolutions).
     pub fn conv(
         g: &ConvGeom,
         batch: usize,
@@ -106,44 +126,34 @@ impl DirectPlan {
         if g.groups != 1 {
             return None;
         }
+        let padded = g.pad_top + g.pad_bottom + g.pad_left + g.pad_right > 0;
+        let (hp, wp) = (
+            g.h + g.pad_top + g.pad_bottom,
+            g.w + g.pad_left + g.pad_right,
+        );
+        let geo = Geometry {
+            ho: g.ho,
+            wo: g.wo,
+            hp,
+            wp,
+            sh: g.sh,
+            sw: g.sw,
+            cin: g.cin,
+            kh: g.kh,
+            kw: g.kw,
+        };
+        let pad = padded.then_some(Padding {
+            h: g.h,
+            w: g.w,
+            top: g.pad_top,
+            left: g.pad_left,
+        });
         let input_len = batch * g.h * g.w * g.cin;
-        if input_len >= u32::MAX as usize {
-            return None;
-        }
-        let pixels = batch * g.ho * g.wo;
-        if g.is_pointwise() {
-            let src = Source::Rows { stride: g.cin };
-            return Some(Self::build(
-                pixels, g.cin, g.cout, 1, src, w, bias, relu, input_len,
-            ));
-        }
-        let taps = g.kh * g.kw;
-        let mut table = Vec::with_capacity(pixels * taps);
-        for n in 0..batch {
-            for oy in 0..g.ho {
-                for ox in 0..g.wo {
-                    for ky in 0..g.kh {
-                        for kx in 0..g.kw {
-                            let iy = (oy * g.sh + ky) as isize - g.pad_top as isize;
-                            let ix = (ox * g.sw + kx) as isize - g.pad_left as isize;
-                            table.push(
-                                if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
-                                    u32::MAX
-                                } else {
-                                    (((n * g.h + iy as usize) * g.w + ix as usize) * g.cin) as u32
-                                },
-                            );
-                        }
-                    }
-                }
-            }
-        }
         Some(Self::build(
-            pixels,
-            g.cin,
+            batch * g.ho * g.wo,
             g.cout,
-            taps,
-            Source::Table(table),
+            geo,
+            pad,
             w,
             bias,
             relu,
@@ -154,27 +164,22 @@ impl DirectPlan {
     #[allow(clippy::too_many_arguments)]
     fn build(
         pixels: usize,
-        cin: usize,
         cout: usize,
-        taps: usize,
-        src: Source,
+        geo: Geometry,
+        pad: Option<Padding>,
         w: &[f32],
         bias: Option<&[f32]>,
         relu: bool,
         input_len: usize,
     ) -> Self {
-        assert_eq!(
-            w.len(),
-            taps * cin * cout,
-            "weights do not match the geometry"
-        );
+        let k = geo.kh * geo.kw * geo.cin;
+        assert_eq!(w.len(), k * cout, "weights do not match the geometry");
         // Register blocking: P * V accumulators + V weight vectors + 1 broadcast <= 32 zmm,
         // and at least 8 accumulators to cover the FMA latency of two pipes.
         let v = cout.div_ceil(16).clamp(1, 4);
         let p = if v == 4 { 6 } else { 8 };
         let nb = cout.div_ceil(16 * v);
         let width = 16 * v;
-        let k = taps * cin;
         let mut packed = vec![0.0f32; nb * k * width];
         for b in 0..nb {
             for kk in 0..k {
@@ -190,38 +195,40 @@ impl DirectPlan {
         if let Some(b) = bias {
             padded_bias[..cout].copy_from_slice(&b[..cout]);
         }
-        // Reduction blocks: the weights of one block (kc * width floats) within ~24 KiB.
+        // Reduction blocks: the weights of one block (kc * width floats) within ~24 KiB:
+        // whole kernel rows where they fit, else pieces of one row's run.
         let kc = (6144 / width).max(1);
+        let run = geo.kw * geo.cin;
         let mut kblocks = Vec::new();
-        if taps == 1 {
-            let mut c0 = 0;
-            while c0 < cin {
-                let c1 = (c0 + kc).min(cin);
-                kblocks.push((0, 1, c0, c1));
-                c0 = c1;
+        if run <= kc {
+            let per = kc / run;
+            let mut r0 = 0;
+            while r0 < geo.kh {
+                let r1 = (r0 + per).min(geo.kh);
+                kblocks.push((r0, r1, 0, run));
+                r0 = r1;
             }
         } else {
-            let per = (kc / cin.max(1)).clamp(1, MAX_TAPS);
-            let mut t0 = 0;
-            while t0 < taps {
-                let t1 = (t0 + per).min(taps);
-                kblocks.push((t0, t1, 0, cin));
-                t0 = t1;
+            for r in 0..geo.kh {
+                let mut c0 = 0;
+                while c0 < run {
+                    let c1 = (c0 + kc).min(run);
+                    kblocks.push((r, r + 1, c0, c1));
+                    c0 = c1;
+                }
             }
         }
         DirectPlan {
             pixels,
             cout,
-            cin,
-            taps,
-            src,
+            geo,
+            pad,
             v,
             p,
             w: packed,
             bias: padded_bias,
             relu,
             kblocks,
-            zeros: vec![0.0; cin],
             input_len,
         }
     }
@@ -231,12 +238,54 @@ impl DirectPlan {
         self.pixels * self.cout
     }
 
-    /// Run on `x` into `y`, splitting across the current rayon pool when `par`.
-    /// Panics if the CPU lacks AVX-512 (callers check [`available`]) or on short slices.
-    pub fn run(&self, x: &[f32], y: &mut [f32], par: bool, threads: usize) {
+    /// The zeroed buffer [`Self::run`] needs (empty when the convolution has no padding).
+    pub fn pad_buffer(&self) -> PadBuffer {
+        match self.pad {
+            Some(_) => {
+                let batch = self.pixels / (self.geo.ho * self.geo.wo);
+                vec![0.0; batch * self.geo.hp * self.geo.wp * self.geo.cin]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Run on `x` into `y`, splitting across the current rayon pool when `par`; `padbuf`
+    /// comes from [`Self::pad_buffer`]. Panics if the CPU lacks AVX-512 (callers check
+    /// [`available`]) or on short slices.
+    pub fn run(&self, x: &[f32], y: &mut [f32], padbuf: &mut PadBuffer, par: bool, threads: usize) {
         assert!(available(), "direct kernels need AVX-512F");
         assert!(x.len() >= self.input_len, "direct: input too short");
         assert!(y.len() >= self.output_len(), "direct: output too short");
+        let x: &[f32] = match self.pad {
+            Some(pd) => {
+                let g = self.geo;
+                let img_in = pd.h * pd.w * g.cin;
+                let img_out = g.hp * g.wp * g.cin;
+                assert_eq!(
+                    padbuf.len(),
+                    (self.input_len / img_in) * img_out,
+                    "pad buffer"
+                );
+                let copy = |(src, dst): (&[f32], &mut [f32])| {
+                    for (iy, row) in src.chunks(pd.w * g.cin).enumerate() {
+                        let o = ((iy + pd.top) * g.wp + pd.left) * g.cin;
+                        dst[o..o + row.len()].copy_from_slice(row);
+                    }
+                };
+                let src = &x[..self.input_len];
+                if par {
+                    src.par_chunks(img_in)
+                        .zip(padbuf.par_chunks_mut(img_out))
+                        .for_each(copy);
+                } else {
+                    src.chunks(img_in)
+                        .zip(padbuf.chunks_mut(img_out))
+                        .for_each(copy);
+                }
+                padbuf
+            }
+            None => x,
+        };
         let width = 16 * self.v;
         let nb = self.cout.div_ceil(width);
         let tiles = self.pixels.div_ceil(self.p);
@@ -254,9 +303,9 @@ impl DirectPlan {
             let t0 = chunk * unit_tiles;
             let t1 = (t0 + unit_tiles).min(tiles);
             // SAFETY: AVX-512F was checked above; unit (chunk, b) writes only its pixels'
-            // channels b*width..(b+1)*width, disjoint from every other unit's, and all
-            // offsets were checked against the slice lengths (table entries are < input_len
-            // by construction, pixels * cout <= y.len()).
+            // channels b*width..(b+1)*width, disjoint from every other unit's; every input
+            // offset lies inside `x` (the padded geometry covers each pixel's whole window)
+            // and pixels * cout <= y.len().
             unsafe { self.unit(x.as_ptr(), yp.get(), t0, t1, b) };
         };
         if par {
@@ -268,14 +317,16 @@ impl DirectPlan {
 
     #[target_feature(enable = "avx512f")]
     unsafe fn unit(&self, x: *const f32, y: *mut f32, t0: usize, t1: usize, b: usize) {
+        let g = self.geo;
         let width = 16 * self.v;
-        let k = self.taps * self.cin;
+        let k = g.kh * g.kw * g.cin;
+        let run = g.kw * g.cin;
+        let row_stride = g.wp * g.cin;
         let ncols = (self.cout - b * width).min(width);
-        let mut ptrs = [std::ptr::null::<f32>(); MAX_TAPS * MAX_P];
         let nkb = self.kblocks.len();
-        for (kbi, &(ta, tb, c0, c1)) in self.kblocks.iter().enumerate() {
-            let w = unsafe { self.w.as_ptr().add((b * k + ta * self.cin + c0) * width) };
-            let nt = tb - ta;
+        let mut base = [0usize; MAX_P];
+        for (kbi, &(r0, r1, c0, c1)) in self.kblocks.iter().enumerate() {
+            let w = unsafe { self.w.as_ptr().add((b * k + r0 * run + c0) * width) };
             let mode = Mode {
                 init: if kbi == 0 { Init::Bias } else { Init::Load },
                 relu: self.relu && kbi + 1 == nkb,
@@ -283,28 +334,17 @@ impl DirectPlan {
             for tile in t0..t1 {
                 let q0 = tile * self.p;
                 let np = (self.pixels - q0).min(self.p);
-                for t in 0..nt {
-                    for pi in 0..self.p {
-                        // Pixels past the end repeat the first one; their results are dropped.
-                        let q = q0 + if pi < np { pi } else { 0 };
-                        let base = match &self.src {
-                            Source::Rows { stride } => unsafe { x.add(q * stride) },
-                            Source::Table(tab) => {
-                                let off = tab[q * self.taps + ta + t];
-                                if off == u32::MAX {
-                                    self.zeros.as_ptr()
-                                } else {
-                                    unsafe { x.add(off as usize) }
-                                }
-                            }
-                        };
-                        ptrs[t * self.p + pi] = unsafe { base.add(c0) };
-                    }
+                for (pi, o) in base.iter_mut().enumerate().take(np) {
+                    let q = q0 + pi;
+                    let (n, r) = (q / (g.ho * g.wo), q % (g.ho * g.wo));
+                    let (oy, ox) = (r / g.wo, r % g.wo);
+                    *o = ((n * g.hp + oy * g.sh + r0) * g.wp + ox * g.sw) * g.cin + c0;
                 }
                 let a = TileArgs {
-                    ptrs: &ptrs[..nt * self.p],
-                    pstride: self.p,
-                    nt,
+                    x,
+                    base: &base,
+                    nr: r1 - r0,
+                    row_stride,
                     kc: c1 - c0,
                     w,
                     bias: unsafe { self.bias.as_ptr().add(b * width) },
@@ -333,11 +373,13 @@ struct Mode {
 }
 
 struct TileArgs<'a> {
-    /// `nt` groups of `P` input pointers (one per pixel), one group per tap.
-    ptrs: &'a [*const f32],
-    /// Distance between the pointer groups of consecutive taps (the plan's tile size).
-    pstride: usize,
-    nt: usize,
+    x: *const f32,
+    /// Offset in `x` of each pixel's first value of this block (first `P` used).
+    base: &'a [usize; MAX_P],
+    /// Kernel rows in the block, `row_stride` apart in `x`.
+    nr: usize,
+    row_stride: usize,
+    /// Contiguous values per kernel row in the block.
     kc: usize,
     w: *const f32,
     bias: *const f32,
@@ -405,9 +447,11 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
         }
     }
     let mut w = a.w;
-    for t in 0..a.nt {
+    for r in 0..a.nr {
         let mut px = [std::ptr::null::<f32>(); P];
-        px.copy_from_slice(&a.ptrs[t * a.pstride..t * a.pstride + P]);
+        for (p, ptr) in px.iter_mut().enumerate() {
+            *ptr = unsafe { a.x.add(a.base[p] + r * a.row_stride) };
+        }
         for c in 0..a.kc {
             let mut wv = [_mm512_setzero_ps(); V];
             for (v, wr) in wv.iter_mut().enumerate() {

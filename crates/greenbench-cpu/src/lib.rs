@@ -194,6 +194,7 @@ impl Backend for CpuBackend {
                 src: 0,
                 dst: 1,
                 plan: Box::new(direct::DirectPlan::gemm(m, k, n, &b, None, false)),
+                pad: 0,
             }]
         } else {
             vec![Step::Gemm {
@@ -223,6 +224,7 @@ impl Backend for CpuBackend {
             steps,
             bufs: vec![vec![0.0; m * k], vec![0.0; m * n]],
             scratch: vec![],
+            pads: vec![Vec::new()],
             input_buf: 0,
             output_buf: 1,
             graph: None,
@@ -243,6 +245,8 @@ enum Step {
         src: usize,
         dst: usize,
         plan: Box<direct::DirectPlan>,
+        /// Index of its padded-input buffer in `CpuPrepared::pads`.
+        pad: usize,
     },
     /// `dst[rows, n] = src[rows, k] . w[k, n]` (+ bias, ReLU): dense and 1x1 convolutions.
     Gemm {
@@ -341,6 +345,8 @@ pub struct CpuPrepared {
     par: Vec<bool>,
     bufs: Vec<Vec<f32>>,
     scratch: Vec<f32>,
+    /// Zero-bordered input copies of padded direct convolutions.
+    pads: Vec<Vec<f32>>,
     input_buf: usize,
     output_buf: usize,
     /// The graph (for input checks); `None` for a bare matmul.
@@ -394,6 +400,7 @@ impl CpuPrepared {
         let mut steps = Vec::new();
         let mut par = Vec::new();
         let mut scratch_len = 0usize;
+        let mut pads: Vec<Vec<f32>> = Vec::new();
         let mut skip_next = false;
         for i in 0..g.nodes.len() {
             let v = i + 1;
@@ -448,11 +455,16 @@ impl CpuPrepared {
             let _ = direct;
             let step = match op {
                 #[cfg(target_arch = "x86_64")]
-                _ if direct_plan.is_some() => Step::Direct {
-                    src,
-                    dst,
-                    plan: Box::new(direct_plan.expect("checked")),
-                },
+                _ if direct_plan.is_some() => {
+                    let plan = Box::new(direct_plan.expect("checked"));
+                    pads.push(plan.pad_buffer());
+                    Step::Direct {
+                        src,
+                        dst,
+                        plan,
+                        pad: pads.len() - 1,
+                    }
+                }
                 Op::Dense { units, .. } => Step::Gemm {
                     src,
                     dst,
@@ -577,6 +589,7 @@ impl CpuPrepared {
             par,
             bufs: sizes.iter().map(|&n| vec![0.0; n]).collect(),
             scratch: vec![0.0; scratch_len],
+            pads,
             input_buf: 0,
             output_buf,
             graph: Some(g.clone()),
@@ -618,9 +631,13 @@ impl CpuPrepared {
             let bufs = &self.bufs;
             match step {
                 #[cfg(target_arch = "x86_64")]
-                Step::Direct { src, plan, .. } => {
-                    plan.run(&bufs[*src], &mut out, par, self.threads)
-                }
+                Step::Direct { src, plan, pad, .. } => plan.run(
+                    &bufs[*src],
+                    &mut out,
+                    &mut self.pads[*pad],
+                    par,
+                    self.threads,
+                ),
                 Step::Gemm {
                     src,
                     rows,
