@@ -83,6 +83,9 @@ pub struct DirectPlan {
     relu: bool,
     /// Reduction blocks: kernel rows `r0..r1`, values `c0..c1` of each row's run.
     kblocks: Vec<(usize, usize, usize, usize)>,
+    /// Offset in the (padded) input of each output pixel's window; empty for GEMMs, whose
+    /// pixel `q` starts at `q * cin`.
+    pix: Vec<usize>,
     input_len: usize,
 }
 
@@ -218,7 +221,21 @@ impl DirectPlan {
                 }
             }
         }
+        // Window offsets, computed once here (two divisions per pixel cost as much as the
+        // multiply-adds of a small tile).
+        let pix = if geo.ho * geo.wo == 1 {
+            Vec::new()
+        } else {
+            (0..pixels)
+                .map(|q| {
+                    let (n, r) = (q / (geo.ho * geo.wo), q % (geo.ho * geo.wo));
+                    let (oy, ox) = (r / geo.wo, r % geo.wo);
+                    ((n * geo.hp + oy * geo.sh) * geo.wp + ox * geo.sw) * geo.cin
+                })
+                .collect()
+        };
         DirectPlan {
+            pix,
             pixels,
             cout,
             geo,
@@ -334,11 +351,15 @@ impl DirectPlan {
             for tile in t0..t1 {
                 let q0 = tile * self.p;
                 let np = (self.pixels - q0).min(self.p);
-                for (pi, o) in base.iter_mut().enumerate().take(np) {
-                    let q = q0 + pi;
-                    let (n, r) = (q / (g.ho * g.wo), q % (g.ho * g.wo));
-                    let (oy, ox) = (r / g.wo, r % g.wo);
-                    *o = ((n * g.hp + oy * g.sh + r0) * g.wp + ox * g.sw) * g.cin + c0;
+                let off = r0 * row_stride + c0;
+                if self.pix.is_empty() {
+                    for (pi, o) in base.iter_mut().enumerate().take(np) {
+                        *o = (q0 + pi) * g.cin + off;
+                    }
+                } else {
+                    for (o, &w) in base.iter_mut().zip(&self.pix[q0..q0 + np]) {
+                        *o = w + off;
+                    }
                 }
                 let a = TileArgs {
                     x,
