@@ -225,6 +225,7 @@ impl Backend for CpuBackend {
             bufs: vec![vec![0.0; m * k], vec![0.0; m * n]],
             scratch: vec![],
             pads: vec![Vec::new()],
+            direct: self.direct,
             input_buf: 0,
             output_buf: 1,
             graph: None,
@@ -347,6 +348,8 @@ pub struct CpuPrepared {
     scratch: Vec<f32>,
     /// Zero-bordered input copies of padded direct convolutions.
     pads: Vec<Vec<f32>>,
+    /// Depthwise convolutions on the direct AVX-512 kernel.
+    direct: bool,
     input_buf: usize,
     output_buf: usize,
     /// The graph (for input checks); `None` for a bare matmul.
@@ -590,6 +593,7 @@ impl CpuPrepared {
             bufs: sizes.iter().map(|&n| vec![0.0; n]).collect(),
             scratch: vec![0.0; scratch_len],
             pads,
+            direct,
             input_buf: 0,
             output_buf,
             graph: Some(g.clone()),
@@ -702,6 +706,22 @@ impl CpuPrepared {
                     ..
                 } => {
                     let batch = out.len() / (geom.ho * geom.wo * geom.cout);
+                    #[cfg(target_arch = "x86_64")]
+                    if self.direct {
+                        direct::depthwise(
+                            &bufs[*src],
+                            batch,
+                            geom,
+                            w,
+                            bias.as_deref(),
+                            *relu,
+                            &mut out,
+                            par,
+                        );
+                        self.bufs[dst_id] = out;
+                        kernels::set_serial(was_serial);
+                        continue;
+                    }
                     kernels::depthwise(
                         &bufs[*src],
                         batch,
