@@ -18,6 +18,7 @@ use greenbench_core::backend::{Backend, BackendError, DeviceInfo, DeviceKind, Pr
 use greenbench_core::graph::{ConvGeom, Graph, Op, PoolGeom};
 use greenbench_core::weights::{Weights, check_weights};
 use kernels::{Mat, Threads};
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// The CPU backend.
@@ -226,6 +227,7 @@ impl Backend for CpuBackend {
             scratch: vec![],
             pads: vec![Vec::new()],
             direct: self.direct,
+            split: None,
             input_buf: 0,
             output_buf: 1,
             graph: None,
@@ -350,6 +352,8 @@ pub struct CpuPrepared {
     pads: Vec<Vec<f32>>,
     /// Depthwise convolutions on the direct AVX-512 kernel.
     direct: bool,
+    /// Set when the batch is split across threads (then `steps` is empty).
+    split: Option<Split>,
     input_buf: usize,
     output_buf: usize,
     /// The graph (for input checks); `None` for a bare matmul.
@@ -378,8 +382,118 @@ fn flat(t: &ndarray::ArrayD<f32>) -> Vec<f32> {
     t.iter().copied().collect()
 }
 
+/// Sub-batch working-set budget: a worker runs its images this many bytes of activations
+/// at a time (largest step input + output, per image, times the sub-batch), so every layer
+/// of a sub-batch reads and writes L2 instead of streaming the whole batch through L3.
+const SUB_BATCH_BYTES: usize = 512 * 1024;
+
+/// A batch split across threads: each worker runs its own images through the whole graph,
+/// `sub` images at a time, on one thread (no synchronisation between layers).
+struct Split {
+    workers: Vec<Worker>,
+}
+
+struct Worker {
+    /// First image and image count of this worker.
+    start: usize,
+    count: usize,
+    /// The graph planned at the sub-batch, and at batch 1 for what is left over.
+    main: CpuPrepared,
+    one: Option<CpuPrepared>,
+    /// This worker's outputs, `count` examples.
+    out: Vec<f32>,
+}
+
+impl Worker {
+    fn run(&mut self, input: &[f32], in_per: usize, out_per: usize) {
+        let sub = self.main.batch;
+        let mut done = 0;
+        while done < self.count {
+            let plan = if self.count - done >= sub {
+                &mut self.main
+            } else {
+                self.one.as_mut().expect("planned when the count is not a multiple")
+            };
+            let b = plan.batch;
+            let i0 = (self.start + done) * in_per;
+            plan.bufs[plan.input_buf].copy_from_slice(&input[i0..i0 + b * in_per]);
+            plan.execute();
+            self.out[done * out_per..(done + b) * out_per]
+                .copy_from_slice(&plan.bufs[plan.output_buf][..b * out_per]);
+            done += b;
+        }
+    }
+}
+
 impl CpuPrepared {
     fn new(
+        g: &Graph,
+        w: &Weights,
+        batch: usize,
+        threads: usize,
+        pool: Arc<rayon::ThreadPool>,
+        direct: bool,
+    ) -> Result<Self, BackendError> {
+        // Split the batch across threads when every thread gets at least two images.
+        if batch == 0 || batch < 2 * threads || (threads == 1 && batch == 1) {
+            return Self::plan(g, w, batch, threads, pool, direct);
+        }
+        let per_image = (0..g.nodes.len())
+            .map(|i| {
+                let ins: usize = g.value_shape(g.node_inputs(i)[0]).iter().product();
+                ins + g.out_shape(i).iter().product::<usize>()
+            })
+            .max()
+            .unwrap_or(1)
+            * std::mem::size_of::<f32>();
+        let per_thread = batch / threads;
+        let mut sub = 1;
+        while sub * 2 <= per_thread && sub * 2 * per_image <= SUB_BATCH_BYTES {
+            sub *= 2;
+        }
+        if threads == 1 && sub >= batch {
+            return Self::plan(g, w, batch, threads, pool, direct);
+        }
+        let mut workers = Vec::with_capacity(threads);
+        for t in 0..threads {
+            let start = t * batch / threads;
+            let count = (t + 1) * batch / threads - start;
+            let main = Self::plan(g, w, sub.min(count), 1, pool.clone(), direct)?;
+            let one = if count % main.batch != 0 {
+                Some(Self::plan(g, w, 1, 1, pool.clone(), direct)?)
+            } else {
+                None
+            };
+            workers.push(Worker {
+                start,
+                count,
+                main,
+                one,
+                out: vec![0.0; count * g.output_len()],
+            });
+        }
+        check_weights(g, w).map_err(BackendError::Invalid)?;
+        Ok(CpuPrepared {
+            steps: Vec::new(),
+            par: Vec::new(),
+            bufs: vec![vec![0.0; batch * g.input_len()], vec![0.0; batch * g.output_len()]],
+            scratch: Vec::new(),
+            pads: Vec::new(),
+            direct,
+            input_buf: 0,
+            output_buf: 1,
+            graph: Some(g.clone()),
+            batch,
+            output_len: batch * g.output_len(),
+            threads,
+            pool,
+            owner: None,
+            split: Some(Split { workers }),
+        })
+    }
+
+    /// The graph planned as one sequence of steps over the whole batch.
+    fn plan(
         g: &Graph,
         w: &Weights,
         batch: usize,
@@ -594,6 +708,7 @@ impl CpuPrepared {
             scratch: vec![0.0; scratch_len],
             pads,
             direct,
+            split: None,
             input_buf: 0,
             output_buf,
             graph: Some(g.clone()),
@@ -795,7 +910,24 @@ impl Prepared for CpuPrepared {
         }
         self.bufs[self.input_buf].copy_from_slice(input);
         let pool = self.pool.clone();
-        pool.install(|| self.execute());
+        if let Some(split) = &mut self.split {
+            let g = self.graph.as_ref().expect("split plans have a graph");
+            let (in_per, out_per) = (g.input_len(), g.output_len());
+            let input = &self.bufs[self.input_buf];
+            pool.install(|| {
+                split
+                    .workers
+                    .par_iter_mut()
+                    .with_max_len(1)
+                    .for_each(|wk| wk.run(input, in_per, out_per))
+            });
+            let out = &mut self.bufs[self.output_buf];
+            for wk in &split.workers {
+                out[wk.start * out_per..(wk.start + wk.count) * out_per].copy_from_slice(&wk.out);
+            }
+        } else {
+            pool.install(|| self.execute());
+        }
         Ok(&self.bufs[self.output_buf][..self.output_len])
     }
 }
