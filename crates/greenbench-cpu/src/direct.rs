@@ -579,117 +579,128 @@ unsafe fn dw_row(
     } else {
         lo
     };
-    let zero = _mm512_setzero_ps();
-    let xp = img.as_ptr();
-    let op = out.as_mut_ptr();
     let mut ch = 0;
     while ch < c {
-        let lanes = (c - ch).min(16);
-        let m: u16 = if lanes == 16 { u16::MAX } else { (1u16 << lanes) - 1 };
-        let bv = match bias {
-            Some(b) => unsafe { _mm512_maskz_loadu_ps(m, b.as_ptr().add(ch)) },
-            None => zero,
-        };
-        let finish = |v: __m512| if relu { _mm512_max_ps(v, zero) } else { v };
-        // One pixel with bounds checks (the left and right edges).
-        let edge = |ox: usize| {
-            let mut acc = bv;
-            let ix0 = (ox * g.sw) as isize - g.pad_left as isize;
-            for ky in ky0..ky1 {
-                let iy = (iy0 + ky as isize) as usize;
-                for kx in 0..g.kw {
-                    let ix = ix0 + kx as isize;
-                    if ix < 0 || ix >= g.w as isize {
-                        continue;
-                    }
-                    // SAFETY: iy < h and 0 <= ix < w, so the 16 lanes (masked) are in `img`;
-                    // the tap's weights are in `w`.
-                    unsafe {
-                        let xv = _mm512_maskz_loadu_ps(m, xp.add((iy * g.w + ix as usize) * c + ch));
-                        let wv = _mm512_maskz_loadu_ps(m, w.as_ptr().add((ky * g.kw + kx) * c + ch));
-                        acc = _mm512_fmadd_ps(xv, wv, acc);
-                    }
-                }
-            }
-            // SAFETY: ox < wo, so the masked store is inside this output row.
-            unsafe { _mm512_mask_storeu_ps(op.add(ox * c + ch), m, finish(acc)) };
-        };
-        for ox in 0..lo {
-            edge(ox);
+        // Up to 64 channels (4 vectors) at a time; masks cover a tail of fewer than 16.
+        let nch = (c - ch).min(64);
+        let mut masks = [0u16; 4];
+        for (v, m) in masks.iter_mut().enumerate() {
+            let lanes = nch.saturating_sub(16 * v).min(16);
+            *m = if lanes == 16 { u16::MAX } else { (1u16 << lanes) - 1 };
         }
         let a = DwStrip {
-            xp,
+            xp: img.as_ptr(),
             w: w.as_ptr(),
-            op,
+            b: bias.map(|b| b.as_ptr()),
+            op: out.as_mut_ptr(),
             g,
             ch,
-            m,
-            bv,
+            masks,
             relu,
             iy0,
             ky0,
             ky1,
         };
-        let mut ox = lo;
-        // SAFETY (all three): the strips' windows are inside the image (lo..hi).
-        while ox + 8 <= hi {
-            unsafe { dw_strip::<8>(&a, ox) };
-            ox += 8;
+        let nv = nch.div_ceil(16);
+        // SAFETY (every call): the pixels' windows, clipped to [kx0, kx1) and [ky0, ky1),
+        // are inside the image; the channels are masked to `c`; the pixels are < wo.
+        let one = |ox: usize| {
+            let ix0 = (ox * g.sw) as isize - g.pad_left as isize;
+            let kx0 = (-ix0).clamp(0, g.kw as isize) as usize;
+            let kx1 = (g.w as isize - ix0).clamp(kx0 as isize, g.kw as isize) as usize;
+            unsafe {
+                match nv {
+                    1 => dw_pixels::<1, 1>(&a, ox, kx0, kx1),
+                    2 => dw_pixels::<1, 2>(&a, ox, kx0, kx1),
+                    3 => dw_pixels::<1, 3>(&a, ox, kx0, kx1),
+                    _ => dw_pixels::<1, 4>(&a, ox, kx0, kx1),
+                }
+            }
+        };
+        for ox in 0..lo {
+            one(ox);
         }
+        let mut ox = lo;
         while ox + 4 <= hi {
-            unsafe { dw_strip::<4>(&a, ox) };
+            unsafe {
+                match nv {
+                    1 => dw_pixels::<4, 1>(&a, ox, 0, g.kw),
+                    2 => dw_pixels::<4, 2>(&a, ox, 0, g.kw),
+                    3 => dw_pixels::<4, 3>(&a, ox, 0, g.kw),
+                    _ => dw_pixels::<4, 4>(&a, ox, 0, g.kw),
+                }
+            }
             ox += 4;
         }
-        while ox < hi {
-            unsafe { dw_strip::<1>(&a, ox) };
-            ox += 1;
-        }
         for ox in ox..g.wo {
-            edge(ox);
+            one(ox);
         }
-        ch += 16;
+        ch += nch;
     }
 }
 
-/// One output row's state for [`dw_strip`].
+/// One output row's state for [`dw_pixels`].
 struct DwStrip<'a> {
     xp: *const f32,
     w: *const f32,
+    b: Option<*const f32>,
     op: *mut f32,
     g: &'a ConvGeom,
     ch: usize,
-    m: u16,
-    bv: __m512,
+    masks: [u16; 4],
     relu: bool,
     iy0: isize,
     ky0: usize,
     ky1: usize,
 }
 
-/// `S` interior output pixels from `ox`, 16 channels from `a.ch`, every tap in registers.
+/// `S` output pixels from `ox` by `16 G` channels from `a.ch`, taps `kx0..kx1` of the
+/// rows `a.ky0..a.ky1`, all accumulated in registers and stored once.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn dw_strip<const S: usize>(a: &DwStrip<'_>, ox: usize) {
+unsafe fn dw_pixels<const S: usize, const G: usize>(
+    a: &DwStrip<'_>,
+    ox: usize,
+    kx0: usize,
+    kx1: usize,
+) {
     let g = a.g;
     let c = g.cin;
-    let mut acc = [a.bv; S];
-    let ixb = ox * g.sw - g.pad_left;
+    let zero = _mm512_setzero_ps();
+    let mut acc = [[zero; G]; S];
+    if let Some(b) = a.b {
+        for v in 0..G {
+            let bv = unsafe { _mm512_maskz_loadu_ps(a.masks[v], b.add(a.ch + 16 * v)) };
+            for row in acc.iter_mut() {
+                row[v] = bv;
+            }
+        }
+    }
+    // Column of the strip's first pixel's tap 0 (may be left of the image: only taps from
+    // kx0 on are read).
+    let ixb = (ox * g.sw) as isize - g.pad_left as isize;
     for ky in a.ky0..a.ky1 {
         let iy = (a.iy0 + ky as isize) as usize;
-        let row = unsafe { a.xp.add((iy * g.w + ixb) * c + a.ch) };
-        for kx in 0..g.kw {
-            unsafe {
-                let wv = _mm512_maskz_loadu_ps(a.m, a.w.add((ky * g.kw + kx) * c + a.ch));
-                for (p, acc) in acc.iter_mut().enumerate() {
-                    let xv = _mm512_maskz_loadu_ps(a.m, row.add((p * g.sw + kx) * c));
-                    *acc = _mm512_fmadd_ps(xv, wv, *acc);
+        for kx in kx0..kx1 {
+            let col = (ixb + kx as isize) as usize;
+            let xrow = unsafe { a.xp.add((iy * g.w + col) * c + a.ch) };
+            let wt = unsafe { a.w.add((ky * g.kw + kx) * c + a.ch) };
+            for v in 0..G {
+                let wv = unsafe { _mm512_maskz_loadu_ps(a.masks[v], wt.add(16 * v)) };
+                for (p, row) in acc.iter_mut().enumerate() {
+                    let xv = unsafe {
+                        _mm512_maskz_loadu_ps(a.masks[v], xrow.add(p * g.sw * c + 16 * v))
+                    };
+                    row[v] = _mm512_fmadd_ps(xv, wv, row[v]);
                 }
             }
         }
     }
-    let zero = _mm512_setzero_ps();
-    for (p, v) in acc.iter().enumerate() {
-        let v = if a.relu { _mm512_max_ps(*v, zero) } else { *v };
-        unsafe { _mm512_mask_storeu_ps(a.op.add((ox + p) * c + a.ch), a.m, v) };
+    for (p, row) in acc.iter().enumerate() {
+        for v in 0..G {
+            let r = if a.relu { _mm512_max_ps(row[v], zero) } else { row[v] };
+            let o = unsafe { a.op.add((ox + p) * c + a.ch + 16 * v) };
+            unsafe { _mm512_mask_storeu_ps(o, a.masks[v], r) };
+        }
     }
 }
