@@ -83,8 +83,8 @@ pub struct DirectPlan {
     relu: bool,
     /// Reduction blocks: kernel rows `r0..r1`, values `c0..c1` of each row's run.
     kblocks: Vec<(usize, usize, usize, usize)>,
-    /// Offset in the (padded) input of each output pixel's window; empty for GEMMs, whose
-    /// pixel `q` starts at `q * cin`.
+    /// Offset in the (padded) input of each output pixel's window; empty for GEMMs (and
+    /// 1x1 convolutions of 1x1 images), whose pixel `q` starts at `q * cin`.
     pix: Vec<usize>,
     input_len: usize,
 }
@@ -223,7 +223,7 @@ impl DirectPlan {
         }
         // Window offsets, computed once here (two divisions per pixel cost as much as the
         // multiply-adds of a small tile).
-        let pix = if geo.ho * geo.wo == 1 {
+        let pix = if geo.ho * geo.wo == 1 && geo.hp * geo.wp == 1 && geo.kh * geo.kw == 1 {
             Vec::new()
         } else {
             (0..pixels)
@@ -517,13 +517,24 @@ impl SendPtr {
     }
 }
 
+/// The zeroed buffer [`depthwise`] copies a padded input into (empty without padding).
+pub fn depthwise_pad_buffer(g: &ConvGeom, batch: usize) -> PadBuffer {
+    if g.pad_top + g.pad_bottom + g.pad_left + g.pad_right == 0 {
+        return Vec::new();
+    }
+    let (hp, wp) = (
+        g.h + g.pad_top + g.pad_bottom,
+        g.w + g.pad_left + g.pad_right,
+    );
+    vec![0.0; batch * hp * wp * g.cin]
+}
+
 /// Depthwise convolution (groups == Cin == Cout), weights `[kh * kw, C]`, fused bias and
-/// ReLU, NHWC. Each task is one output row; within it, 16 channels at a time, strips of 8
-/// output pixels accumulate every tap in registers and are stored once (the portable kernel
-/// re-reads and re-writes the output row for each tap, and was 36 % of mobilenet's time).
-/// Padding is handled by bounds: kernel rows outside the image are skipped for the whole
-/// output row, and only the pixels whose window crosses the left or right edge take the
-/// per-tap checked path.
+/// ReLU, NHWC. A padded input is first copied into `padbuf` (from
+/// [`depthwise_pad_buffer`], borders zero), so every window is whole. Each task is one
+/// output row; within it, up to 64 channels (4 vectors) by a strip of up to 6 or 8 pixels
+/// accumulate every tap in registers and are stored once (the portable kernel re-reads and
+/// re-writes the output row for each tap, and was 36 % of mobilenet's time).
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise(
     x: &[f32],
@@ -533,20 +544,54 @@ pub fn depthwise(
     bias: Option<&[f32]>,
     relu: bool,
     y: &mut [f32],
+    padbuf: &mut PadBuffer,
     par: bool,
 ) {
     assert!(available(), "direct kernels need AVX-512F");
     assert!(g.is_depthwise(), "not a depthwise convolution");
     let c = g.cin;
-    assert!(x.len() >= batch * g.h * g.w * c, "depthwise: input too short");
+    let img_in = g.h * g.w * c;
+    assert!(x.len() >= batch * img_in, "depthwise: input too short");
     assert!(w.len() >= g.kh * g.kw * c, "depthwise: weights too short");
-    assert!(bias.is_none_or(|b| b.len() >= c), "depthwise: bias too short");
+    assert!(
+        bias.is_none_or(|b| b.len() >= c),
+        "depthwise: bias too short"
+    );
+    let (hp, wp) = (
+        g.h + g.pad_top + g.pad_bottom,
+        g.w + g.pad_left + g.pad_right,
+    );
+    let x: &[f32] = if padbuf.is_empty() {
+        &x[..batch * img_in]
+    } else {
+        let img_out = hp * wp * c;
+        assert_eq!(padbuf.len(), batch * img_out, "depthwise: pad buffer");
+        let copy = |(src, dst): (&[f32], &mut [f32])| {
+            for (iy, row) in src.chunks(g.w * c).enumerate() {
+                let o = ((iy + g.pad_top) * wp + g.pad_left) * c;
+                dst[o..o + row.len()].copy_from_slice(row);
+            }
+        };
+        let src = &x[..batch * img_in];
+        if par {
+            src.par_chunks(img_in)
+                .zip(padbuf.par_chunks_mut(img_out))
+                .for_each(copy);
+        } else {
+            src.chunks(img_in)
+                .zip(padbuf.chunks_mut(img_out))
+                .for_each(copy);
+        }
+        padbuf
+    };
+    // Every window is inside the (padded) image: rows need oy*sh + kh <= hp.
+    assert!((g.ho - 1) * g.sh + g.kh <= hp && (g.wo - 1) * g.sw + g.kw <= wp);
     let row_len = g.wo * c;
     let y = &mut y[..batch * g.ho * row_len];
     let body = |(r, out): (usize, &mut [f32])| {
-        // SAFETY: AVX-512F checked above; the row's reads are bounds-checked against the
-        // geometry (asserted to fit `x`), its writes stay in `out` (one output row).
-        unsafe { dw_row(x, g, w, bias, relu, r, out) }
+        // SAFETY: AVX-512F checked above; windows are inside the padded image (asserted),
+        // channels are masked to `c`, writes stay in `out` (one output row).
+        unsafe { dw_row(x, g, hp, wp, w, bias, relu, r, out) }
     };
     if par {
         y.par_chunks_mut(row_len).enumerate().for_each(body);
@@ -555,10 +600,13 @@ pub fn depthwise(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn dw_row(
     x: &[f32],
     g: &ConvGeom,
+    hp: usize,
+    wp: usize,
     w: &[f32],
     bias: Option<&[f32]>,
     relu: bool,
@@ -567,130 +615,95 @@ unsafe fn dw_row(
 ) {
     let c = g.cin;
     let (n, oy) = (r / g.ho, r % g.ho);
-    let img = &x[n * g.h * g.w * c..(n + 1) * g.h * g.w * c];
-    let iy0 = (oy * g.sh) as isize - g.pad_top as isize;
-    let ky0 = (-iy0).clamp(0, g.kh as isize) as usize;
-    let ky1 = (g.h as isize - iy0).clamp(ky0 as isize, g.kh as isize) as usize;
-    // Output columns whose whole window is inside the image: ox*sw - pl >= 0 and
-    // ox*sw - pl + kw <= w.
-    let lo = g.pad_left.div_ceil(g.sw).min(g.wo);
-    let hi = if g.w + g.pad_left >= g.kw {
-        ((g.w + g.pad_left - g.kw) / g.sw + 1).clamp(lo, g.wo)
-    } else {
-        lo
-    };
+    let img = &x[n * hp * wp * c..(n + 1) * hp * wp * c];
     let mut ch = 0;
     while ch < c {
-        // Up to 64 channels (4 vectors) at a time; masks cover a tail of fewer than 16.
         let nch = (c - ch).min(64);
         let mut masks = [0u16; 4];
         for (v, m) in masks.iter_mut().enumerate() {
             let lanes = nch.saturating_sub(16 * v).min(16);
-            *m = if lanes == 16 { u16::MAX } else { (1u16 << lanes) - 1 };
+            *m = if lanes == 16 {
+                u16::MAX
+            } else {
+                (1u16 << lanes) - 1
+            };
         }
         let a = DwStrip {
-            xp: img.as_ptr(),
-            w: w.as_ptr(),
-            b: bias.map(|b| b.as_ptr()),
-            op: out.as_mut_ptr(),
+            x: unsafe { img.as_ptr().add(oy * g.sh * wp * c + ch) },
+            w: unsafe { w.as_ptr().add(ch) },
+            b: bias.map(|b| unsafe { b.as_ptr().add(ch) }),
+            out: unsafe { out.as_mut_ptr().add(ch) },
+            row_stride: wp * c,
             g,
-            ch,
             masks,
             relu,
-            iy0,
-            ky0,
-            ky1,
         };
         let nv = nch.div_ceil(16);
-        // SAFETY (every call): the pixels' windows, clipped to [kx0, kx1) and [ky0, ky1),
-        // are inside the image; the channels are masked to `c`; the pixels are < wo.
-        let one = |ox: usize| {
-            let ix0 = (ox * g.sw) as isize - g.pad_left as isize;
-            let kx0 = (-ix0).clamp(0, g.kw as isize) as usize;
-            let kx1 = (g.w as isize - ix0).clamp(kx0 as isize, g.kw as isize) as usize;
-            unsafe {
-                match nv {
-                    1 => dw_pixels::<1, 1>(&a, ox, kx0, kx1),
-                    2 => dw_pixels::<1, 2>(&a, ox, kx0, kx1),
-                    3 => dw_pixels::<1, 3>(&a, ox, kx0, kx1),
-                    _ => dw_pixels::<1, 4>(&a, ox, kx0, kx1),
-                }
+        let mut ox = 0;
+        while ox < g.wo {
+            let left = g.wo - ox;
+            macro_rules! strip {
+                ($g:literal, $($s:literal)*) => {{
+                    let s = left.min(*[$($s),*].iter().max().expect("sizes"));
+                    // SAFETY: see `depthwise`.
+                    match s {
+                        $($s => unsafe { dw_pixels::<$s, $g>(&a, ox) },)*
+                        _ => unreachable!(),
+                    }
+                    s
+                }};
             }
-        };
-        for ox in 0..lo {
-            one(ox);
-        }
-        let mut ox = lo;
-        while ox + 4 <= hi {
-            unsafe {
-                match nv {
-                    1 => dw_pixels::<4, 1>(&a, ox, 0, g.kw),
-                    2 => dw_pixels::<4, 2>(&a, ox, 0, g.kw),
-                    3 => dw_pixels::<4, 3>(&a, ox, 0, g.kw),
-                    _ => dw_pixels::<4, 4>(&a, ox, 0, g.kw),
-                }
-            }
-            ox += 4;
-        }
-        for ox in ox..g.wo {
-            one(ox);
+            ox += match nv {
+                1 => strip!(1, 8 7 6 5 4 3 2 1),
+                2 => strip!(2, 8 7 6 5 4 3 2 1),
+                3 => strip!(3, 6 5 4 3 2 1),
+                _ => strip!(4, 6 5 4 3 2 1),
+            };
         }
         ch += nch;
     }
 }
 
-/// One output row's state for [`dw_pixels`].
+/// One output row's state for [`dw_pixels`]; pointers at the row's first channel `ch`.
 struct DwStrip<'a> {
-    xp: *const f32,
+    /// Input at kernel row 0, column 0 of output pixel 0.
+    x: *const f32,
     w: *const f32,
     b: Option<*const f32>,
-    op: *mut f32,
+    out: *mut f32,
+    row_stride: usize,
     g: &'a ConvGeom,
-    ch: usize,
     masks: [u16; 4],
     relu: bool,
-    iy0: isize,
-    ky0: usize,
-    ky1: usize,
 }
 
-/// `S` output pixels from `ox` by `16 G` channels from `a.ch`, taps `kx0..kx1` of the
-/// rows `a.ky0..a.ky1`, all accumulated in registers and stored once.
+/// `S` output pixels from `ox` by `16 G` channels, every tap accumulated in registers and
+/// stored once.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn dw_pixels<const S: usize, const G: usize>(
-    a: &DwStrip<'_>,
-    ox: usize,
-    kx0: usize,
-    kx1: usize,
-) {
+unsafe fn dw_pixels<const S: usize, const G: usize>(a: &DwStrip<'_>, ox: usize) {
     let g = a.g;
     let c = g.cin;
     let zero = _mm512_setzero_ps();
     let mut acc = [[zero; G]; S];
     if let Some(b) = a.b {
         for v in 0..G {
-            let bv = unsafe { _mm512_maskz_loadu_ps(a.masks[v], b.add(a.ch + 16 * v)) };
+            let bv = unsafe { _mm512_maskz_loadu_ps(a.masks[v], b.add(16 * v)) };
             for row in acc.iter_mut() {
                 row[v] = bv;
             }
         }
     }
-    // Column of the strip's first pixel's tap 0 (may be left of the image: only taps from
-    // kx0 on are read).
-    let ixb = (ox * g.sw) as isize - g.pad_left as isize;
-    for ky in a.ky0..a.ky1 {
-        let iy = (a.iy0 + ky as isize) as usize;
-        for kx in kx0..kx1 {
-            let col = (ixb + kx as isize) as usize;
-            let xrow = unsafe { a.xp.add((iy * g.w + col) * c + a.ch) };
-            let wt = unsafe { a.w.add((ky * g.kw + kx) * c + a.ch) };
+    let x0 = unsafe { a.x.add(ox * g.sw * c) };
+    for ky in 0..g.kh {
+        for kx in 0..g.kw {
+            let xt = unsafe { x0.add(ky * a.row_stride + kx * c) };
+            let wt = unsafe { a.w.add((ky * g.kw + kx) * c) };
             for v in 0..G {
                 let wv = unsafe { _mm512_maskz_loadu_ps(a.masks[v], wt.add(16 * v)) };
                 for (p, row) in acc.iter_mut().enumerate() {
-                    let xv = unsafe {
-                        _mm512_maskz_loadu_ps(a.masks[v], xrow.add(p * g.sw * c + 16 * v))
-                    };
+                    let xv =
+                        unsafe { _mm512_maskz_loadu_ps(a.masks[v], xt.add(p * g.sw * c + 16 * v)) };
                     row[v] = _mm512_fmadd_ps(xv, wv, row[v]);
                 }
             }
@@ -698,8 +711,12 @@ unsafe fn dw_pixels<const S: usize, const G: usize>(
     }
     for (p, row) in acc.iter().enumerate() {
         for v in 0..G {
-            let r = if a.relu { _mm512_max_ps(row[v], zero) } else { row[v] };
-            let o = unsafe { a.op.add((ox + p) * c + a.ch + 16 * v) };
+            let r = if a.relu {
+                _mm512_max_ps(row[v], zero)
+            } else {
+                row[v]
+            };
+            let o = unsafe { a.out.add((ox + p) * c + 16 * v) };
             unsafe { _mm512_mask_storeu_ps(o, a.masks[v], r) };
         }
     }

@@ -277,6 +277,8 @@ enum Step {
         geom: ConvGeom,
         w: Vec<f32>,
         w_tiled: Option<Vec<f32>>,
+        /// Index of its padded-input buffer in `CpuPrepared::pads` (direct kernel only).
+        pad: usize,
         bias: Option<Vec<f32>>,
         relu: bool,
     },
@@ -412,7 +414,9 @@ impl Worker {
             let plan = if self.count - done >= sub {
                 &mut self.main
             } else {
-                self.one.as_mut().expect("planned when the count is not a multiple")
+                self.one
+                    .as_mut()
+                    .expect("planned when the count is not a multiple")
             };
             let b = plan.batch;
             let i0 = (self.start + done) * in_per;
@@ -476,7 +480,10 @@ impl CpuPrepared {
         Ok(CpuPrepared {
             steps: Vec::new(),
             par: Vec::new(),
-            bufs: vec![vec![0.0; batch * g.input_len()], vec![0.0; batch * g.output_len()]],
+            bufs: vec![
+                vec![0.0; batch * g.input_len()],
+                vec![0.0; batch * g.output_len()],
+            ],
             scratch: Vec::new(),
             pads: Vec::new(),
             direct,
@@ -607,7 +614,16 @@ impl CpuPrepared {
                         }
                     } else if geom.is_depthwise() {
                         let w = flat(&t[0]);
+                        #[cfg(target_arch = "x86_64")]
+                        pads.push(if direct {
+                            direct::depthwise_pad_buffer(&geom, batch)
+                        } else {
+                            Vec::new()
+                        });
+                        #[cfg(not(target_arch = "x86_64"))]
+                        pads.push(Vec::new());
                         Step::Depthwise {
+                            pad: pads.len() - 1,
                             src,
                             dst,
                             geom,
@@ -818,6 +834,7 @@ impl CpuPrepared {
                     w_tiled,
                     bias,
                     relu,
+                    pad,
                     ..
                 } => {
                     let batch = out.len() / (geom.ho * geom.wo * geom.cout);
@@ -831,6 +848,7 @@ impl CpuPrepared {
                             bias.as_deref(),
                             *relu,
                             &mut out,
+                            &mut self.pads[*pad],
                             par,
                         );
                         self.bufs[dst_id] = out;
