@@ -66,6 +66,11 @@ struct Padding {
     left: usize,
 }
 
+/// Zero rows and columns around each image of an activation stored padded: top, bottom,
+/// left, right. A convolution whose input is stored this way reads it in place; the step
+/// that produces it writes only the interior (the borders are zeroed once, in `prepare`).
+pub type Border = [usize; 4];
+
 /// One convolution or GEMM planned for the direct kernels.
 pub struct DirectPlan {
     pixels: usize,
@@ -86,7 +91,11 @@ pub struct DirectPlan {
     /// Offset in the (padded) input of each output pixel's window; empty for GEMMs (and
     /// 1x1 convolutions of 1x1 images), whose pixel `q` starts at `q * cin`.
     pix: Vec<usize>,
+    /// Offset of each output pixel when the output is stored with a [`Border`]; empty when
+    /// pixel `q` is at `q * cout`.
+    out_pix: Vec<usize>,
     input_len: usize,
+    out_len: usize,
 }
 
 /// The buffer a padded convolution copies its input into (borders stay zero); empty for
@@ -117,19 +126,24 @@ impl DirectPlan {
         Self::build(rows, n, geo, None, w, bias, relu, rows * k)
     }
 
-    /// An ungrouped convolution over `batch` NHWC images, weights HWIO.
+    /// An ungrouped convolution over `batch` NHWC images, weights HWIO. `in_padded`: the
+    /// input is stored with this convolution's padding as its [`Border`] (no copy needed);
+    /// `out_border`: store the output with that border.
     /// `None` when the geometry is not one the kernels take (grouped convolutions).
+    #[allow(clippy::too_many_arguments)]
     pub fn conv(
         g: &ConvGeom,
         batch: usize,
         w: &[f32],
         bias: Option<&[f32]>,
         relu: bool,
+        in_padded: bool,
+        out_border: Option<Border>,
     ) -> Option<Self> {
         if g.groups != 1 {
             return None;
         }
-        let padded = g.pad_top + g.pad_bottom + g.pad_left + g.pad_right > 0;
+        let padded = !in_padded && g.pad_top + g.pad_bottom + g.pad_left + g.pad_right > 0;
         let (hp, wp) = (
             g.h + g.pad_top + g.pad_bottom,
             g.w + g.pad_left + g.pad_right,
@@ -151,8 +165,12 @@ impl DirectPlan {
             top: g.pad_top,
             left: g.pad_left,
         });
-        let input_len = batch * g.h * g.w * g.cin;
-        Some(Self::build(
+        let input_len = if in_padded {
+            batch * hp * wp * g.cin
+        } else {
+            batch * g.h * g.w * g.cin
+        };
+        let mut plan = Self::build(
             batch * g.ho * g.wo,
             g.cout,
             geo,
@@ -161,7 +179,19 @@ impl DirectPlan {
             bias,
             relu,
             input_len,
-        ))
+        );
+        if let Some([bt, bb, bl, br]) = out_border {
+            let (hb, wb) = (g.ho + bt + bb, g.wo + bl + br);
+            plan.out_pix = (0..plan.pixels)
+                .map(|q| {
+                    let (n, r) = (q / (g.ho * g.wo), q % (g.ho * g.wo));
+                    let (oy, ox) = (r / g.wo, r % g.wo);
+                    ((n * hb + oy + bt) * wb + ox + bl) * g.cout
+                })
+                .collect();
+            plan.out_len = batch * hb * wb * g.cout;
+        }
+        Some(plan)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -246,13 +276,15 @@ impl DirectPlan {
             bias: padded_bias,
             relu,
             kblocks,
+            out_pix: Vec::new(),
             input_len,
+            out_len: pixels * cout,
         }
     }
 
-    /// Output values written.
+    /// Length of the output buffer (with its border, if stored with one).
     pub fn output_len(&self) -> usize {
-        self.pixels * self.cout
+        self.out_len
     }
 
     /// The zeroed buffer [`Self::run`] needs (empty when the convolution has no padding).
@@ -342,6 +374,7 @@ impl DirectPlan {
         let ncols = (self.cout - b * width).min(width);
         let nkb = self.kblocks.len();
         let mut base = [0usize; MAX_P];
+        let mut obase = [0usize; MAX_P];
         for (kbi, &(r0, r1, c0, c1)) in self.kblocks.iter().enumerate() {
             let w = unsafe { self.w.as_ptr().add((b * k + r0 * run + c0) * width) };
             let mode = Mode {
@@ -361,16 +394,25 @@ impl DirectPlan {
                         *o = w + off;
                     }
                 }
+                if self.out_pix.is_empty() {
+                    for (pi, o) in obase.iter_mut().enumerate().take(np) {
+                        *o = (q0 + pi) * self.cout + b * width;
+                    }
+                } else {
+                    for (o, &w) in obase.iter_mut().zip(&self.out_pix[q0..q0 + np]) {
+                        *o = w + b * width;
+                    }
+                }
                 let a = TileArgs {
                     x,
                     base: &base,
+                    obase: &obase,
                     nr: r1 - r0,
                     row_stride,
                     kc: c1 - c0,
                     w,
                     bias: unsafe { self.bias.as_ptr().add(b * width) },
-                    out: unsafe { y.add(q0 * self.cout + b * width) },
-                    out_stride: self.cout,
+                    y,
                     np,
                     ncols,
                     mode,
@@ -404,8 +446,9 @@ struct TileArgs<'a> {
     kc: usize,
     w: *const f32,
     bias: *const f32,
-    out: *mut f32,
-    out_stride: usize,
+    y: *mut f32,
+    /// Offset in `y` of each pixel's first channel of this block.
+    obase: &'a [usize; MAX_P],
     np: usize,
     ncols: usize,
     mode: Mode,
@@ -461,7 +504,7 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
         Init::Load => {
             for (p, row) in acc.iter_mut().enumerate().take(a.np) {
                 for v in 0..V {
-                    let o = unsafe { a.out.add(p * a.out_stride + 16 * v) };
+                    let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
                     row[v] = unsafe { _mm512_maskz_loadu_ps(masks[v], o) };
                 }
             }
@@ -498,7 +541,7 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
             } else {
                 row[v]
             };
-            let o = unsafe { a.out.add(p * a.out_stride + 16 * v) };
+            let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
             unsafe { _mm512_mask_storeu_ps(o, masks[v], r) };
         }
     }
@@ -518,8 +561,8 @@ impl SendPtr {
 }
 
 /// The zeroed buffer [`depthwise`] copies a padded input into (empty without padding).
-pub fn depthwise_pad_buffer(g: &ConvGeom, batch: usize) -> PadBuffer {
-    if g.pad_top + g.pad_bottom + g.pad_left + g.pad_right == 0 {
+pub fn depthwise_pad_buffer(g: &ConvGeom, batch: usize, in_padded: bool) -> PadBuffer {
+    if in_padded || g.pad_top + g.pad_bottom + g.pad_left + g.pad_right == 0 {
         return Vec::new();
     }
     let (hp, wp) = (
@@ -530,8 +573,10 @@ pub fn depthwise_pad_buffer(g: &ConvGeom, batch: usize) -> PadBuffer {
 }
 
 /// Depthwise convolution (groups == Cin == Cout), weights `[kh * kw, C]`, fused bias and
-/// ReLU, NHWC. A padded input is first copied into `padbuf` (from
-/// [`depthwise_pad_buffer`], borders zero), so every window is whole. Each task is one
+/// ReLU, NHWC. A padded input is read in place when its producer stored it with this
+/// convolution's padding as [`Border`] (`in_padded`), else first copied into `padbuf` (from
+/// [`depthwise_pad_buffer`], borders zero), so every window is whole. The output is stored
+/// with `out_border` when the next convolution wants it so. Each task is one
 /// output row; within it, up to 64 channels (4 vectors) by a strip of up to 6 or 8 pixels
 /// accumulate every tap in registers and are stored once (the portable kernel re-reads and
 /// re-writes the output row for each tap, and was 36 % of mobilenet's time).
@@ -546,6 +591,8 @@ pub fn depthwise(
     y: &mut [f32],
     padbuf: &mut PadBuffer,
     par: bool,
+    in_padded: bool,
+    out_border: Option<Border>,
 ) {
     assert!(available(), "direct kernels need AVX-512F");
     assert!(g.is_depthwise(), "not a depthwise convolution");
@@ -561,7 +608,10 @@ pub fn depthwise(
         g.h + g.pad_top + g.pad_bottom,
         g.w + g.pad_left + g.pad_right,
     );
-    let x: &[f32] = if padbuf.is_empty() {
+    let x: &[f32] = if in_padded {
+        assert!(x.len() >= batch * hp * wp * c, "depthwise: input too short");
+        &x[..batch * hp * wp * c]
+    } else if padbuf.is_empty() {
         &x[..batch * img_in]
     } else {
         let img_out = hp * wp * c;
@@ -587,16 +637,27 @@ pub fn depthwise(
     // Every window is inside the (padded) image: rows need oy*sh + kh <= hp.
     assert!((g.ho - 1) * g.sh + g.kh <= hp && (g.wo - 1) * g.sw + g.kw <= wp);
     let row_len = g.wo * c;
-    let y = &mut y[..batch * g.ho * row_len];
-    let body = |(r, out): (usize, &mut [f32])| {
+    let [bt, bb, bl, br] = out_border.unwrap_or([0; 4]);
+    let (hb, wb) = (g.ho + bt + bb, g.wo + bl + br);
+    assert!(
+        y.len() >= batch * hb * wb * c,
+        "depthwise: output too short"
+    );
+    let yp = SendPtr(y.as_mut_ptr());
+    let body = |r: usize| {
+        let (n, oy) = (r / g.ho, r % g.ho);
+        let off = ((n * hb + oy + bt) * wb + bl) * c;
+        // SAFETY: row r's interior run [off, off + row_len) is inside `y` (asserted) and
+        // disjoint from every other row's.
+        let out = unsafe { std::slice::from_raw_parts_mut(yp.get().add(off), row_len) };
         // SAFETY: AVX-512F checked above; windows are inside the padded image (asserted),
         // channels are masked to `c`, writes stay in `out` (one output row).
         unsafe { dw_row(x, g, hp, wp, w, bias, relu, r, out) }
     };
     if par {
-        y.par_chunks_mut(row_len).enumerate().for_each(body);
+        (0..batch * g.ho).into_par_iter().for_each(body);
     } else {
-        y.chunks_mut(row_len).enumerate().for_each(body);
+        (0..batch * g.ho).for_each(body);
     }
 }
 
@@ -710,11 +771,11 @@ unsafe fn dw_pixels<const S: usize, const G: usize>(a: &DwStrip<'_>, ox: usize) 
         }
     }
     for (p, row) in acc.iter().enumerate() {
-        for v in 0..G {
+        for (v, &val) in row.iter().enumerate() {
             let r = if a.relu {
-                _mm512_max_ps(row[v], zero)
+                _mm512_max_ps(val, zero)
             } else {
-                row[v]
+                val
             };
             let o = unsafe { a.out.add((ox + p) * c + 16 * v) };
             unsafe { _mm512_mask_storeu_ps(o, a.masks[v], r) };

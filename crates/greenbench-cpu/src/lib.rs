@@ -279,6 +279,10 @@ enum Step {
         w_tiled: Option<Vec<f32>>,
         /// Index of its padded-input buffer in `CpuPrepared::pads` (direct kernel only).
         pad: usize,
+        /// Direct kernel only: the input is stored with this convolution's padding as its
+        /// border, and the output with `out_border`.
+        in_padded: bool,
+        out_border: Option<[usize; 4]>,
         bias: Option<Vec<f32>>,
         relu: bool,
     },
@@ -429,6 +433,47 @@ impl Worker {
     }
 }
 
+/// Per value: the zero border (top, bottom, left, right) to store it with, so that the
+/// convolutions reading it need no padded copy. Only for values whose every consumer is a
+/// convolution the direct kernels run (ungrouped or depthwise) with the same non-zero
+/// padding; the producer is checked by the caller (only convolutions write borders).
+fn wanted_borders(g: &Graph) -> Vec<Option<[usize; 4]>> {
+    let nvals = g.nodes.len() + 1;
+    let mut want = vec![None; nvals];
+    for (u, slot) in want.iter_mut().enumerate().skip(1) {
+        let mut border = None;
+        let mut ok = false;
+        for j in 0..g.nodes.len() {
+            if !g.node_inputs(j).contains(&u) {
+                continue;
+            }
+            let this = match g.nodes[j].op {
+                Op::Conv2d { .. } => {
+                    let c = g.conv_geom(j);
+                    let b = [c.pad_top, c.pad_bottom, c.pad_left, c.pad_right];
+                    ((c.groups == 1 || c.is_depthwise()) && b != [0; 4] && g.node_inputs(j) == [u])
+                        .then_some(b)
+                }
+                _ => None,
+            };
+            match (this, border) {
+                (Some(b), None) if !ok => {
+                    border = Some(b);
+                    ok = true;
+                }
+                (Some(b), Some(prev)) if b == prev => {}
+                _ => {
+                    ok = false;
+                    border = None;
+                    break;
+                }
+            }
+        }
+        *slot = if ok { border } else { None };
+    }
+    want
+}
+
 impl CpuPrepared {
     fn new(
         g: &Graph,
@@ -463,7 +508,7 @@ impl CpuPrepared {
             let start = t * batch / threads;
             let count = (t + 1) * batch / threads - start;
             let main = Self::plan(g, w, sub.min(count), 1, pool.clone(), direct)?;
-            let one = if count % main.batch != 0 {
+            let one = if !count.is_multiple_of(main.batch) {
                 Some(Self::plan(g, w, 1, 1, pool.clone(), direct)?)
             } else {
                 None
@@ -526,6 +571,13 @@ impl CpuPrepared {
         let mut scratch_len = 0usize;
         let mut pads: Vec<Vec<f32>> = Vec::new();
         let mut skip_next = false;
+        let want_border = if direct {
+            wanted_borders(g)
+        } else {
+            vec![None; nvals]
+        };
+        // Per buffer: stored with zero borders around each image (see `wanted_borders`).
+        let mut buf_border: Vec<Option<[usize; 4]>> = vec![None];
         for i in 0..g.nodes.len() {
             let v = i + 1;
             if skip_next {
@@ -545,7 +597,24 @@ impl CpuPrepared {
             }
             // Fuse a following ReLU that is this node's only consumer.
             let fuse_relu = g.relu_fusable(i);
-            let dst = new_buf(&mut sizes, out_len);
+            let in_padded = buf_border[src].is_some();
+            // Store the output with the border its consumers want, if this step can.
+            let out_border = match op {
+                Op::Conv2d { .. }
+                    if g.conv_geom(i).groups == 1 || g.conv_geom(i).is_depthwise() =>
+                {
+                    want_border[if fuse_relu { v + 1 } else { v }]
+                }
+                _ => None,
+            };
+            let dst = match out_border {
+                Some([t, b, l, r]) => {
+                    let s = g.out_shape(i);
+                    new_buf(&mut sizes, batch * (s[0] + t + b) * (s[1] + l + r) * s[2])
+                }
+                None => new_buf(&mut sizes, out_len),
+            };
+            buf_border.push(out_border);
             buf_of[v] = dst;
             if fuse_relu {
                 buf_of[v + 1] = dst;
@@ -569,6 +638,8 @@ impl CpuPrepared {
                         &flat(&t[0]),
                         bias.as_deref(),
                         fuse_relu,
+                        in_padded,
+                        out_border,
                     ),
                     _ => None,
                 }
@@ -576,7 +647,7 @@ impl CpuPrepared {
                 None
             };
             #[cfg(not(target_arch = "x86_64"))]
-            let _ = direct;
+            let _ = (direct, in_padded);
             let step = match op {
                 #[cfg(target_arch = "x86_64")]
                 _ if direct_plan.is_some() => {
@@ -616,7 +687,7 @@ impl CpuPrepared {
                         let w = flat(&t[0]);
                         #[cfg(target_arch = "x86_64")]
                         pads.push(if direct {
-                            direct::depthwise_pad_buffer(&geom, batch)
+                            direct::depthwise_pad_buffer(&geom, batch, in_padded)
                         } else {
                             Vec::new()
                         });
@@ -624,6 +695,8 @@ impl CpuPrepared {
                         pads.push(Vec::new());
                         Step::Depthwise {
                             pad: pads.len() - 1,
+                            in_padded,
+                            out_border,
                             src,
                             dst,
                             geom,
@@ -835,14 +908,16 @@ impl CpuPrepared {
                     bias,
                     relu,
                     pad,
+                    in_padded,
+                    out_border,
                     ..
                 } => {
-                    let batch = out.len() / (geom.ho * geom.wo * geom.cout);
+                    let batch = self.batch;
                     #[cfg(target_arch = "x86_64")]
                     if self.direct {
                         direct::depthwise(
                             &bufs[*src],
-                            batch,
+                            self.batch,
                             geom,
                             w,
                             bias.as_deref(),
@@ -850,6 +925,8 @@ impl CpuPrepared {
                             &mut out,
                             &mut self.pads[*pad],
                             par,
+                            *in_padded,
+                            *out_border,
                         );
                         self.bufs[dst_id] = out;
                         kernels::set_serial(was_serial);
