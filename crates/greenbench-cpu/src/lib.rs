@@ -189,27 +189,8 @@ impl Backend for CpuBackend {
     ) -> Result<Box<dyn Prepared>, BackendError> {
         // Seeded right-hand side; values do not matter for speed but stay deterministic.
         let b: Vec<f32> = (0..k * n).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
-        #[cfg(target_arch = "x86_64")]
-        let steps = if self.direct {
-            vec![Step::Direct {
-                src: 0,
-                dst: 1,
-                plan: Box::new(direct::DirectPlan::gemm(m, k, n, &b, None, false)),
-                pad: 0,
-            }]
-        } else {
-            vec![Step::Gemm {
-                src: 0,
-                dst: 1,
-                rows: m,
-                k,
-                n,
-                w: b,
-                bias: None,
-                relu: false,
-            }]
-        };
-        #[cfg(not(target_arch = "x86_64"))]
+        // Large GEMMs run on the `gemm` crate even where the direct kernels are on (see
+        // `large_gemm`), so this is the `gemm` crate's figure on every CPU.
         let steps = vec![Step::Gemm {
             src: 0,
             dst: 1,
@@ -433,6 +414,15 @@ impl Worker {
     }
 }
 
+/// GEMMs this large run on the `gemm` crate, whose packed, cache-blocked kernels beat the
+/// direct (unpacked) ones there. Measured on the dev VM, sgemm 1024^3 on 1 / 2 threads:
+/// `gemm` crate 158 / 285 GFLOP/s, direct kernels 125-131 / 209, direct kernels with a
+/// packed left operand 138 / 272 (and slower than unpacked on the zoo's small GEMMs:
+/// mlp b32 2.5 -> 3.2 us), ONNX Runtime (MLAS) 168 / 327. No zoo layer is this large.
+fn large_gemm(m: usize, k: usize, n: usize) -> bool {
+    m >= 256 && k >= 256 && n >= 256
+}
+
 /// Per value: the zero border (top, bottom, left, right) to store it with, so that the
 /// convolutions reading it need no padded copy. Only for values whose every consumer is a
 /// convolution the direct kernels run (ungrouped or depthwise) with the same non-zero
@@ -624,14 +614,16 @@ impl CpuPrepared {
             #[cfg(target_arch = "x86_64")]
             let direct_plan = if direct {
                 match op {
-                    Op::Dense { units, .. } => Some(direct::DirectPlan::gemm(
-                        out_len / units,
-                        last,
-                        *units,
-                        &flat(&t[0]),
-                        bias.as_deref(),
-                        fuse_relu,
-                    )),
+                    Op::Dense { units, .. } if !large_gemm(out_len / units, last, *units) => {
+                        Some(direct::DirectPlan::gemm(
+                            out_len / units,
+                            last,
+                            *units,
+                            &flat(&t[0]),
+                            bias.as_deref(),
+                            fuse_relu,
+                        ))
+                    }
                     Op::Conv2d { .. } => direct::DirectPlan::conv(
                         &g.conv_geom(i),
                         batch,
