@@ -71,6 +71,65 @@ struct Padding {
 /// that produces it writes only the interior (the borders are zeroed once, in `prepare`).
 pub type Border = [usize; 4];
 
+/// Copying a batch of NHWC images into a zero-bordered buffer, in units of a few rows so
+/// that threads can share it.
+#[derive(Clone, Copy)]
+struct PadCopy {
+    batch: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    top: usize,
+    left: usize,
+    hp: usize,
+    wp: usize,
+}
+
+/// Input rows per copy unit.
+const COPY_ROWS: usize = 8;
+
+impl PadCopy {
+    fn units(&self) -> usize {
+        self.batch * self.h.div_ceil(COPY_ROWS)
+    }
+
+    /// Copy unit `u` of `x` into `dst` (`batch * hp * wp * c` values).
+    ///
+    /// # Safety
+    /// `dst` must point to that many values; concurrent calls must use distinct `u`.
+    unsafe fn unit(&self, x: &[f32], dst: *mut f32, u: usize) {
+        let per = self.h.div_ceil(COPY_ROWS);
+        let (n, r0) = (u / per, (u % per) * COPY_ROWS);
+        let row = self.w * self.c;
+        for iy in r0..(r0 + COPY_ROWS).min(self.h) {
+            let src = &x[(n * self.h + iy) * row..(n * self.h + iy + 1) * row];
+            let o = ((n * self.hp + iy + self.top) * self.wp + self.left) * self.c;
+            // SAFETY: the row lies inside image n of `dst` (iy + top < hp, left + w <= wp);
+            // distinct units write distinct rows.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.add(o), row) };
+        }
+    }
+
+    fn run(&self, x: &[f32], dst: &mut [f32], par: bool) {
+        assert!(
+            x.len() >= self.batch * self.h * self.w * self.c,
+            "pad copy: input"
+        );
+        assert!(
+            dst.len() >= self.batch * self.hp * self.wp * self.c,
+            "pad copy: buffer"
+        );
+        let d = SendPtr(dst.as_mut_ptr());
+        // SAFETY: lengths asserted above; units are distinct.
+        let body = |u| unsafe { self.unit(x, d.get(), u) };
+        if par {
+            (0..self.units()).into_par_iter().for_each(body);
+        } else {
+            (0..self.units()).for_each(body);
+        }
+    }
+}
+
 /// One convolution or GEMM planned for the direct kernels.
 pub struct DirectPlan {
     pixels: usize,
@@ -298,6 +357,81 @@ impl DirectPlan {
         }
     }
 
+    fn pad_copy(&self) -> Option<PadCopy> {
+        self.pad.map(|pd| PadCopy {
+            batch: self.pixels / (self.geo.ho * self.geo.wo),
+            h: pd.h,
+            w: pd.w,
+            c: self.geo.cin,
+            top: pd.top,
+            left: pd.left,
+            hp: self.geo.hp,
+            wp: self.geo.wp,
+        })
+    }
+
+    /// Units of the padded-input copy (0 when there is none); see [`Self::copy_unit`].
+    pub fn copy_units(&self) -> usize {
+        self.pad_copy().map_or(0, |c| c.units())
+    }
+
+    /// Run copy unit `u` of `x` into the pad buffer at `padbuf`.
+    ///
+    /// # Safety
+    /// `padbuf` must be this plan's [`Self::pad_buffer`]; concurrent calls use distinct `u`.
+    pub unsafe fn copy_unit(&self, x: &[f32], padbuf: *mut f32, u: usize) {
+        assert!(x.len() >= self.input_len, "direct: input too short");
+        let c = self.pad_copy().expect("copy units exist only with padding");
+        unsafe { c.unit(x, padbuf, u) }
+    }
+
+    /// Whether the compute reads the pad buffer (after the copy) rather than the input.
+    pub fn reads_pad_buffer(&self) -> bool {
+        self.pad.is_some()
+    }
+
+    /// Units of the compute for `threads` threads (one unit per tile chunk and channel
+    /// block; at least ~4 per thread so all stay busy to the end).
+    pub fn compute_units(&self, threads: usize) -> usize {
+        let (chunks, _, nb) = self.layout(threads);
+        chunks * nb
+    }
+
+    /// (chunks, tiles per chunk, channel blocks).
+    fn layout(&self, threads: usize) -> (usize, usize, usize) {
+        let nb = self.cout.div_ceil(16 * self.v);
+        let tiles = self.pixels.div_ceil(self.p);
+        let mut unit_tiles = (UNIT_PIXELS / self.p).max(1);
+        if threads > 1 {
+            let want = (4 * threads).div_ceil(nb);
+            unit_tiles = unit_tiles.min(tiles.div_ceil(want).max(1));
+        }
+        (tiles.div_ceil(unit_tiles), unit_tiles, nb)
+    }
+
+    /// Run compute unit `u` (of [`Self::compute_units`] for `threads`) reading `x` (the
+    /// pad buffer if [`Self::reads_pad_buffer`], else the input) and writing `y`.
+    ///
+    /// # Safety
+    /// `y` must point to [`Self::output_len`] values; concurrent calls use distinct `u`.
+    pub unsafe fn compute_unit(&self, x: &[f32], y: *mut f32, u: usize, threads: usize) {
+        assert!(available(), "direct kernels need AVX-512F");
+        let need = match self.pad_copy() {
+            Some(c) => c.batch * c.hp * c.wp * c.c,
+            None => self.input_len,
+        };
+        assert!(x.len() >= need, "direct: input too short");
+        let (_, unit_tiles, nb) = self.layout(threads);
+        let tiles = self.pixels.div_ceil(self.p);
+        let (chunk, b) = (u / nb, u % nb);
+        let t0 = chunk * unit_tiles;
+        let t1 = (t0 + unit_tiles).min(tiles);
+        // SAFETY: AVX-512F checked; unit (chunk, b) writes only its pixels' channels
+        // b*width..(b+1)*width, disjoint from every other unit's; every input offset lies
+        // inside `x` (the padded geometry covers each pixel's whole window, length checked).
+        unsafe { self.unit(x.as_ptr(), y, t0, t1, b) };
+    }
+
     /// Run on `x` into `y`, splitting across the current rayon pool when `par`; `padbuf`
     /// comes from [`Self::pad_buffer`]. Panics if the CPU lacks AVX-512 (callers check
     /// [`available`]) or on short slices.
@@ -305,58 +439,18 @@ impl DirectPlan {
         assert!(available(), "direct kernels need AVX-512F");
         assert!(x.len() >= self.input_len, "direct: input too short");
         assert!(y.len() >= self.output_len(), "direct: output too short");
-        let x: &[f32] = match self.pad {
-            Some(pd) => {
-                let g = self.geo;
-                let img_in = pd.h * pd.w * g.cin;
-                let img_out = g.hp * g.wp * g.cin;
-                assert_eq!(
-                    padbuf.len(),
-                    (self.input_len / img_in) * img_out,
-                    "pad buffer"
-                );
-                let copy = |(src, dst): (&[f32], &mut [f32])| {
-                    for (iy, row) in src.chunks(pd.w * g.cin).enumerate() {
-                        let o = ((iy + pd.top) * g.wp + pd.left) * g.cin;
-                        dst[o..o + row.len()].copy_from_slice(row);
-                    }
-                };
-                let src = &x[..self.input_len];
-                if par {
-                    src.par_chunks(img_in)
-                        .zip(padbuf.par_chunks_mut(img_out))
-                        .for_each(copy);
-                } else {
-                    src.chunks(img_in)
-                        .zip(padbuf.chunks_mut(img_out))
-                        .for_each(copy);
-                }
+        let x: &[f32] = match self.pad_copy() {
+            Some(c) => {
+                c.run(x, padbuf, par);
                 padbuf
             }
             None => x,
         };
-        let width = 16 * self.v;
-        let nb = self.cout.div_ceil(width);
-        let tiles = self.pixels.div_ceil(self.p);
-        let mut unit_tiles = (UNIT_PIXELS / self.p).max(1);
-        if par {
-            // At least ~4 units per thread, so both threads stay busy to the end.
-            let want = (4 * threads).div_ceil(nb);
-            unit_tiles = unit_tiles.min(tiles.div_ceil(want).max(1));
-        }
-        let chunks = tiles.div_ceil(unit_tiles);
-        let units = chunks * nb;
+        let threads = if par { threads } else { 1 };
+        let units = self.compute_units(threads);
         let yp = SendPtr(y.as_mut_ptr());
-        let body = |u: usize| {
-            let (chunk, b) = (u / nb, u % nb);
-            let t0 = chunk * unit_tiles;
-            let t1 = (t0 + unit_tiles).min(tiles);
-            // SAFETY: AVX-512F was checked above; unit (chunk, b) writes only its pixels'
-            // channels b*width..(b+1)*width, disjoint from every other unit's; every input
-            // offset lies inside `x` (the padded geometry covers each pixel's whole window)
-            // and pixels * cout <= y.len().
-            unsafe { self.unit(x.as_ptr(), yp.get(), t0, t1, b) };
-        };
+        // SAFETY: `y` is long enough (asserted); units are distinct.
+        let body = |u: usize| unsafe { self.compute_unit(x, yp.get(), u, threads) };
         if par {
             (0..units).into_par_iter().for_each(body);
         } else {
@@ -560,104 +654,179 @@ impl SendPtr {
     }
 }
 
-/// The zeroed buffer [`depthwise`] copies a padded input into (empty without padding).
-pub fn depthwise_pad_buffer(g: &ConvGeom, batch: usize, in_padded: bool) -> PadBuffer {
-    if in_padded || g.pad_top + g.pad_bottom + g.pad_left + g.pad_right == 0 {
-        return Vec::new();
-    }
-    let (hp, wp) = (
-        g.h + g.pad_top + g.pad_bottom,
-        g.w + g.pad_left + g.pad_right,
-    );
-    vec![0.0; batch * hp * wp * g.cin]
+/// Output rows per depthwise compute unit.
+const DW_ROWS: usize = 2;
+
+/// A depthwise convolution (groups == Cin == Cout) planned for the direct kernel: weights
+/// `[kh * kw, C]`, fused bias and ReLU, NHWC. A padded input is read in place when its
+/// producer stored it with this convolution's padding as [`Border`] (`in_padded`), else
+/// first copied into the plan's pad buffer (borders zero), so every window is whole. The
+/// output is stored with `out_border` when the next convolution wants it so. A compute unit
+/// is a couple of output rows; within a row, up to 64 channels (4 vectors) by a strip of up
+/// to 6 or 8 pixels accumulate every tap in registers and are stored once (the portable
+/// kernel re-reads and re-writes the output row for each tap, and was 36 % of mobilenet's
+/// time).
+pub struct DwPlan {
+    g: ConvGeom,
+    batch: usize,
+    w: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    relu: bool,
+    in_padded: bool,
+    out_border: Border,
+    hp: usize,
+    wp: usize,
 }
 
-/// Depthwise convolution (groups == Cin == Cout), weights `[kh * kw, C]`, fused bias and
-/// ReLU, NHWC. A padded input is read in place when its producer stored it with this
-/// convolution's padding as [`Border`] (`in_padded`), else first copied into `padbuf` (from
-/// [`depthwise_pad_buffer`], borders zero), so every window is whole. The output is stored
-/// with `out_border` when the next convolution wants it so. Each task is one
-/// output row; within it, up to 64 channels (4 vectors) by a strip of up to 6 or 8 pixels
-/// accumulate every tap in registers and are stored once (the portable kernel re-reads and
-/// re-writes the output row for each tap, and was 36 % of mobilenet's time).
-#[allow(clippy::too_many_arguments)]
-pub fn depthwise(
-    x: &[f32],
-    batch: usize,
-    g: &ConvGeom,
-    w: &[f32],
-    bias: Option<&[f32]>,
-    relu: bool,
-    y: &mut [f32],
-    padbuf: &mut PadBuffer,
-    par: bool,
-    in_padded: bool,
-    out_border: Option<Border>,
-) {
-    assert!(available(), "direct kernels need AVX-512F");
-    assert!(g.is_depthwise(), "not a depthwise convolution");
-    let c = g.cin;
-    let img_in = g.h * g.w * c;
-    assert!(x.len() >= batch * img_in, "depthwise: input too short");
-    assert!(w.len() >= g.kh * g.kw * c, "depthwise: weights too short");
-    assert!(
-        bias.is_none_or(|b| b.len() >= c),
-        "depthwise: bias too short"
-    );
-    let (hp, wp) = (
-        g.h + g.pad_top + g.pad_bottom,
-        g.w + g.pad_left + g.pad_right,
-    );
-    let x: &[f32] = if in_padded {
-        assert!(x.len() >= batch * hp * wp * c, "depthwise: input too short");
-        &x[..batch * hp * wp * c]
-    } else if padbuf.is_empty() {
-        &x[..batch * img_in]
-    } else {
-        let img_out = hp * wp * c;
-        assert_eq!(padbuf.len(), batch * img_out, "depthwise: pad buffer");
-        let copy = |(src, dst): (&[f32], &mut [f32])| {
-            for (iy, row) in src.chunks(g.w * c).enumerate() {
-                let o = ((iy + g.pad_top) * wp + g.pad_left) * c;
-                dst[o..o + row.len()].copy_from_slice(row);
-            }
-        };
-        let src = &x[..batch * img_in];
-        if par {
-            src.par_chunks(img_in)
-                .zip(padbuf.par_chunks_mut(img_out))
-                .for_each(copy);
-        } else {
-            src.chunks(img_in)
-                .zip(padbuf.chunks_mut(img_out))
-                .for_each(copy);
+impl DwPlan {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        g: &ConvGeom,
+        batch: usize,
+        w: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        relu: bool,
+        in_padded: bool,
+        out_border: Option<Border>,
+    ) -> Self {
+        assert!(g.is_depthwise(), "not a depthwise convolution");
+        assert!(
+            w.len() >= g.kh * g.kw * g.cin,
+            "depthwise: weights too short"
+        );
+        assert!(
+            bias.as_ref().is_none_or(|b| b.len() >= g.cin),
+            "depthwise: bias too short"
+        );
+        let (hp, wp) = (
+            g.h + g.pad_top + g.pad_bottom,
+            g.w + g.pad_left + g.pad_right,
+        );
+        assert!((g.ho - 1) * g.sh + g.kh <= hp && (g.wo - 1) * g.sw + g.kw <= wp);
+        DwPlan {
+            g: *g,
+            batch,
+            w,
+            bias,
+            relu,
+            in_padded,
+            out_border: out_border.unwrap_or([0; 4]),
+            hp,
+            wp,
         }
-        padbuf
-    };
-    // Every window is inside the (padded) image: rows need oy*sh + kh <= hp.
-    assert!((g.ho - 1) * g.sh + g.kh <= hp && (g.wo - 1) * g.sw + g.kw <= wp);
-    let row_len = g.wo * c;
-    let [bt, bb, bl, br] = out_border.unwrap_or([0; 4]);
-    let (hb, wb) = (g.ho + bt + bb, g.wo + bl + br);
-    assert!(
-        y.len() >= batch * hb * wb * c,
-        "depthwise: output too short"
-    );
-    let yp = SendPtr(y.as_mut_ptr());
-    let body = |r: usize| {
-        let (n, oy) = (r / g.ho, r % g.ho);
-        let off = ((n * hb + oy + bt) * wb + bl) * c;
-        // SAFETY: row r's interior run [off, off + row_len) is inside `y` (asserted) and
-        // disjoint from every other row's.
-        let out = unsafe { std::slice::from_raw_parts_mut(yp.get().add(off), row_len) };
-        // SAFETY: AVX-512F checked above; windows are inside the padded image (asserted),
-        // channels are masked to `c`, writes stay in `out` (one output row).
-        unsafe { dw_row(x, g, hp, wp, w, bias, relu, r, out) }
-    };
-    if par {
-        (0..batch * g.ho).into_par_iter().for_each(body);
-    } else {
-        (0..batch * g.ho).for_each(body);
+    }
+
+    fn pad_copy(&self) -> Option<PadCopy> {
+        let g = &self.g;
+        (!self.in_padded && g.pad_top + g.pad_bottom + g.pad_left + g.pad_right > 0).then_some(
+            PadCopy {
+                batch: self.batch,
+                h: g.h,
+                w: g.w,
+                c: g.cin,
+                top: g.pad_top,
+                left: g.pad_left,
+                hp: self.hp,
+                wp: self.wp,
+            },
+        )
+    }
+
+    /// The zeroed buffer the padded input is copied into (empty when none is needed).
+    pub fn pad_buffer(&self) -> PadBuffer {
+        match self.pad_copy() {
+            Some(c) => vec![0.0; c.batch * c.hp * c.wp * c.c],
+            None => Vec::new(),
+        }
+    }
+
+    /// Units of the padded-input copy (0 when there is none).
+    pub fn copy_units(&self) -> usize {
+        self.pad_copy().map_or(0, |c| c.units())
+    }
+
+    /// # Safety
+    /// As [`DirectPlan::copy_unit`].
+    pub unsafe fn copy_unit(&self, x: &[f32], padbuf: *mut f32, u: usize) {
+        let c = self.pad_copy().expect("copy units exist only with padding");
+        unsafe { c.unit(x, padbuf, u) }
+    }
+
+    /// Whether the compute reads the pad buffer (after the copy) rather than the input.
+    pub fn reads_pad_buffer(&self) -> bool {
+        self.pad_copy().is_some()
+    }
+
+    pub fn compute_units(&self) -> usize {
+        (self.batch * self.g.ho).div_ceil(DW_ROWS)
+    }
+
+    /// Length of the output buffer (with its border, if stored with one).
+    pub fn output_len(&self) -> usize {
+        let [bt, bb, bl, br] = self.out_border;
+        self.batch * (self.g.ho + bt + bb) * (self.g.wo + bl + br) * self.g.cout
+    }
+
+    /// # Safety
+    /// As [`DirectPlan::compute_unit`]: `y` points to [`Self::output_len`] values.
+    pub unsafe fn compute_unit(&self, x: &[f32], y: *mut f32, u: usize) {
+        assert!(available(), "direct kernels need AVX-512F");
+        let g = &self.g;
+        let c = g.cin;
+        let (hp, wp) = if self.in_padded || self.reads_pad_buffer() {
+            (self.hp, self.wp)
+        } else {
+            (g.h, g.w)
+        };
+        assert!(
+            x.len() >= self.batch * hp * wp * c,
+            "depthwise: input too short"
+        );
+        let [bt, bb, bl, br] = self.out_border;
+        let (hb, wb) = (g.ho + bt + bb, g.wo + bl + br);
+        let row_len = g.wo * c;
+        for r in u * DW_ROWS..((u + 1) * DW_ROWS).min(self.batch * g.ho) {
+            let (n, oy) = (r / g.ho, r % g.ho);
+            let off = ((n * hb + oy + bt) * wb + bl) * c;
+            // SAFETY: row r's interior run [off, off + row_len) is inside `y` and disjoint
+            // from every other row's.
+            let out = unsafe { std::slice::from_raw_parts_mut(y.add(off), row_len) };
+            // SAFETY: AVX-512F checked; windows are inside the (padded) image (asserted in
+            // `new`), channels are masked to `c`, writes stay in `out` (one output row).
+            unsafe {
+                dw_row(
+                    x,
+                    g,
+                    hp,
+                    wp,
+                    &self.w,
+                    self.bias.as_deref(),
+                    self.relu,
+                    r,
+                    out,
+                )
+            }
+        }
+    }
+
+    /// Run on `x` into `y`, splitting across the current rayon pool when `par`.
+    pub fn run(&self, x: &[f32], y: &mut [f32], padbuf: &mut PadBuffer, par: bool) {
+        assert!(y.len() >= self.output_len(), "depthwise: output too short");
+        let x: &[f32] = match self.pad_copy() {
+            Some(c) => {
+                c.run(x, padbuf, par);
+                padbuf
+            }
+            None => x,
+        };
+        let yp = SendPtr(y.as_mut_ptr());
+        // SAFETY: `y` is long enough (asserted); units are distinct.
+        let body = |u: usize| unsafe { self.compute_unit(x, yp.get(), u) };
+        if par {
+            (0..self.compute_units()).into_par_iter().for_each(body);
+        } else {
+            (0..self.compute_units()).for_each(body);
+        }
     }
 }
 

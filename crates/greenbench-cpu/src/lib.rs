@@ -223,6 +223,15 @@ impl Backend for CpuBackend {
 
 /// One step of the execution plan; `src`/`dst` are buffer indices.
 enum Step {
+    /// A depthwise convolution on the direct AVX-512 kernel (bias/ReLU inside).
+    #[cfg(target_arch = "x86_64")]
+    DirectDw {
+        src: usize,
+        dst: usize,
+        plan: Box<direct::DwPlan>,
+        /// Index of its padded-input buffer in `CpuPrepared::pads`.
+        pad: usize,
+    },
     /// A convolution or dense layer on the direct AVX-512 kernels (bias/ReLU inside).
     #[cfg(target_arch = "x86_64")]
     Direct {
@@ -258,12 +267,7 @@ enum Step {
         geom: ConvGeom,
         w: Vec<f32>,
         w_tiled: Option<Vec<f32>>,
-        /// Index of its padded-input buffer in `CpuPrepared::pads` (direct kernel only).
-        pad: usize,
-        /// Direct kernel only: the input is stored with this convolution's padding as its
-        /// border, and the output with `out_border`.
-        in_padded: bool,
-        out_border: Option<[usize; 4]>,
+
         bias: Option<Vec<f32>>,
         relu: bool,
     },
@@ -412,6 +416,15 @@ impl Worker {
             done += b;
         }
     }
+}
+
+/// A step's work for threading decisions: FPO, or 4 per output element for memory-bound
+/// ops, whole batch.
+fn step_work(g: &Graph, i: usize, batch: usize) -> u64 {
+    let c = greenbench_core::cost::node_cost(g, i);
+    batch as u64
+        * c.fpo()
+            .max(4 * g.out_shape(i).iter().product::<usize>() as u64)
 }
 
 /// GEMMs this large run on the `gemm` crate, whose packed, cache-blocked kernels beat the
@@ -678,17 +691,23 @@ impl CpuPrepared {
                     } else if geom.is_depthwise() {
                         let w = flat(&t[0]);
                         #[cfg(target_arch = "x86_64")]
-                        pads.push(if direct {
-                            direct::depthwise_pad_buffer(&geom, batch, in_padded)
-                        } else {
-                            Vec::new()
-                        });
-                        #[cfg(not(target_arch = "x86_64"))]
-                        pads.push(Vec::new());
+                        if direct {
+                            let plan = Box::new(direct::DwPlan::new(
+                                &geom, batch, w, bias, fuse_relu, in_padded, out_border,
+                            ));
+                            pads.push(plan.pad_buffer());
+                            steps.push(Step::DirectDw {
+                                src,
+                                dst,
+                                plan,
+                                pad: pads.len() - 1,
+                            });
+                            par.push(false);
+                            let last = par.len() - 1;
+                            par[last] = threads > 1 && step_work(g, i, batch) >= PAR_MIN_WORK;
+                            continue;
+                        }
                         Step::Depthwise {
-                            pad: pads.len() - 1,
-                            in_padded,
-                            out_border,
                             src,
                             dst,
                             geom,
@@ -770,10 +789,7 @@ impl CpuPrepared {
                 Op::Flatten => unreachable!("handled above"),
             };
             steps.push(step);
-            let c = greenbench_core::cost::node_cost(g, i);
-            let work = batch as u64
-                * c.fpo()
-                    .max(4 * g.out_shape(i).iter().product::<usize>() as u64);
+            let work = step_work(g, i, batch);
             let min = if matches!(steps.last(), Some(Step::Gemm { .. })) {
                 PAR_MIN_GEMM_WORK
             } else {
@@ -811,7 +827,7 @@ impl CpuPrepared {
             let was_serial = kernels::set_serial(!par);
             let dst_id = match step {
                 #[cfg(target_arch = "x86_64")]
-                Step::Direct { dst, .. } => *dst,
+                Step::Direct { dst, .. } | Step::DirectDw { dst, .. } => *dst,
                 Step::Gemm { dst, .. }
                 | Step::Conv { dst, .. }
                 | Step::Depthwise { dst, .. }
@@ -892,6 +908,10 @@ impl CpuPrepared {
                     }
                     kernels::bias_act(&mut out, rows, geom.cout, geom.cout, bias.as_deref(), *relu);
                 }
+                #[cfg(target_arch = "x86_64")]
+                Step::DirectDw { src, plan, pad, .. } => {
+                    plan.run(&bufs[*src], &mut out, &mut self.pads[*pad], par)
+                }
                 Step::Depthwise {
                     src,
                     geom,
@@ -899,31 +919,9 @@ impl CpuPrepared {
                     w_tiled,
                     bias,
                     relu,
-                    pad,
-                    in_padded,
-                    out_border,
                     ..
                 } => {
-                    let batch = self.batch;
-                    #[cfg(target_arch = "x86_64")]
-                    if self.direct {
-                        direct::depthwise(
-                            &bufs[*src],
-                            self.batch,
-                            geom,
-                            w,
-                            bias.as_deref(),
-                            *relu,
-                            &mut out,
-                            &mut self.pads[*pad],
-                            par,
-                            *in_padded,
-                            *out_border,
-                        );
-                        self.bufs[dst_id] = out;
-                        kernels::set_serial(was_serial);
-                        continue;
-                    }
+                    let batch = out.len() / (geom.ho * geom.wo * geom.cout);
                     kernels::depthwise(
                         &bufs[*src],
                         batch,
