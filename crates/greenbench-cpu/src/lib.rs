@@ -20,6 +20,7 @@ use greenbench_core::weights::{Weights, check_weights};
 use kernels::{Mat, Threads};
 use rayon::prelude::*;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The CPU backend.
 pub struct CpuBackend {
@@ -29,6 +30,8 @@ pub struct CpuBackend {
     owner: Option<std::thread::ThreadId>,
     /// Use the direct AVX-512 kernels for convolutions and dense layers where the CPU has them.
     direct: bool,
+    /// Direct steps with at least this much work are split across threads (see [`Team`]).
+    team_min_work: u64,
 }
 
 /// Whether this CPU can run the direct AVX-512 kernels (`direct` module).
@@ -74,6 +77,7 @@ impl CpuBackend {
             pool: Arc::new(pool),
             owner: None,
             direct: direct_kernels_available(),
+            team_min_work: TEAM_MIN_WORK,
         })
     }
 
@@ -94,6 +98,7 @@ impl CpuBackend {
                 pool: Arc::new(pool),
                 owner: Some(std::thread::current().id()),
                 direct: direct_kernels_available(),
+                team_min_work: TEAM_MIN_WORK,
             }),
             Err(_) => Self::new(threads),
         }
@@ -109,6 +114,14 @@ impl CpuBackend {
     /// both paths on one machine.
     pub fn with_direct_kernels(mut self, on: bool) -> Self {
         self.direct = on && direct_kernels_available();
+        self
+    }
+
+    /// Split direct steps with at least `min_work` FPO (whole batch) across threads when a
+    /// batch is too small to split (default [`TEAM_MIN_WORK`]); tests use 0 to split every
+    /// step.
+    pub fn with_step_split_threshold(mut self, min_work: u64) -> Self {
+        self.team_min_work = min_work;
         self
     }
 
@@ -176,6 +189,7 @@ impl Backend for CpuBackend {
             self.threads,
             self.pool.clone(),
             self.direct,
+            self.team_min_work,
         )?;
         p.owner = self.owner;
         Ok(Box::new(p))
@@ -207,7 +221,9 @@ impl Backend for CpuBackend {
             bufs: vec![vec![0.0; m * k], vec![0.0; m * n]],
             scratch: vec![],
             pads: vec![Vec::new()],
-            direct: self.direct,
+            team: None,
+            buf_ptrs: Vec::new(),
+            pad_ptrs: Vec::new(),
             split: None,
             input_buf: 0,
             output_buf: 1,
@@ -341,8 +357,11 @@ pub struct CpuPrepared {
     scratch: Vec<f32>,
     /// Zero-bordered input copies of padded direct convolutions.
     pads: Vec<Vec<f32>>,
-    /// Depthwise convolutions on the direct AVX-512 kernel.
-    direct: bool,
+    /// Work sharing for a run split inside steps (see `execute_team`), when planned.
+    team: Option<Arc<Team>>,
+    /// Data pointers of `bufs` and `pads`, refreshed at the start of each team run.
+    buf_ptrs: Vec<RawBuf>,
+    pad_ptrs: Vec<RawBuf>,
     /// Set when the batch is split across threads (then `steps` is empty).
     split: Option<Split>,
     input_buf: usize,
@@ -418,6 +437,141 @@ impl Worker {
     }
 }
 
+/// A buffer's data pointer and length, for team runs (see [`CpuPrepared::execute_team`]).
+#[derive(Clone, Copy)]
+struct RawBuf {
+    ptr: *mut f32,
+    len: usize,
+}
+
+impl Default for RawBuf {
+    fn default() -> Self {
+        RawBuf {
+            ptr: std::ptr::null_mut(),
+            len: 0,
+        }
+    }
+}
+
+// SAFETY: shared between the threads of one team run, which write disjoint parts (units) or
+// run whole steps alone; see `execute_team`.
+unsafe impl Send for RawBuf {}
+// SAFETY: as above.
+unsafe impl Sync for RawBuf {}
+
+/// A pointer to the plan, for the threads of a team run.
+#[derive(Clone, Copy)]
+struct PlanPtr(*mut CpuPrepared);
+// SAFETY: see `execute_team`: threads only touch the plan through units of the current phase.
+unsafe impl Send for PlanPtr {}
+// SAFETY: as above.
+unsafe impl Sync for PlanPtr {}
+
+#[derive(Clone, Copy, Debug)]
+enum PhaseKind {
+    /// The whole step, on whichever thread claims it.
+    Whole,
+    /// Units of a direct step's padded-input copy.
+    Copy,
+    /// Units of a direct step's compute.
+    Compute,
+}
+
+#[derive(Debug)]
+struct Phase {
+    step: usize,
+    kind: PhaseKind,
+    units: usize,
+}
+
+/// Steps with less work than this (FPO, whole batch) run whole on the calling thread in a
+/// team run; bigger direct steps are split into units the team's threads share. Measured on the dev VM at batch 1,
+/// 2 threads (us; 250 k / 500 k / 1 M / no split): resnet8 142-148 / 140-144 / 143-147 /
+/// 209, mobilenet 157-164 / 173 / 165-170 / 189, tiny-transformer 289-294 / 288-293 /
+/// 289-296 / 301.
+pub const TEAM_MIN_WORK: u64 = 250_000;
+
+/// A run shared by a team of threads: every thread walks the same list of phases, claims
+/// units of the current phase from an atomic counter, and waits (spinning) until all of the
+/// phase's units are done before the next. Nobody sleeps between steps (a rayon fork-join
+/// per step cost a helper's wake-up, 20-40 us on the dev VM, each time), and a helper that
+/// wakes late just joins at the current phase.
+struct Team {
+    phases: Vec<Phase>,
+    /// Per phase and thread slot: units of the slot's range claimed so far.
+    claimed: Vec<AtomicUsize>,
+    done: Vec<AtomicUsize>,
+    threads: usize,
+}
+
+impl Team {
+    #[cfg(target_arch = "x86_64")]
+    /// `None` when no step is big enough to split (then the steps just run in order).
+    fn plan(
+        g: &Graph,
+        steps: &[Step],
+        batch: usize,
+        threads: usize,
+        min_work: u64,
+    ) -> Option<Team> {
+        let mut phases = Vec::new();
+        let mut node = 0;
+        for (i, step) in steps.iter().enumerate() {
+            // Steps map to graph nodes in order, skipping flattens and fused ReLUs.
+            while matches!(g.nodes[node].op, Op::Flatten) {
+                node += 1;
+            }
+            let big = step_work(g, node, batch) >= min_work;
+            node += if g.relu_fusable(node) { 2 } else { 1 };
+            match step {
+                Step::Direct { plan, .. } if big => {
+                    if plan.copy_units() > 0 {
+                        phases.push(Phase {
+                            step: i,
+                            kind: PhaseKind::Copy,
+                            units: plan.copy_units(),
+                        });
+                    }
+                    phases.push(Phase {
+                        step: i,
+                        kind: PhaseKind::Compute,
+                        units: plan.compute_units(threads),
+                    });
+                }
+                Step::DirectDw { plan, .. } if big => {
+                    if plan.copy_units() > 0 {
+                        phases.push(Phase {
+                            step: i,
+                            kind: PhaseKind::Copy,
+                            units: plan.copy_units(),
+                        });
+                    }
+                    phases.push(Phase {
+                        step: i,
+                        kind: PhaseKind::Compute,
+                        units: plan.compute_units(),
+                    });
+                }
+                _ => phases.push(Phase {
+                    step: i,
+                    kind: PhaseKind::Whole,
+                    units: 1,
+                }),
+            }
+        }
+        let n = phases.len();
+        if !phases.iter().any(|p| !matches!(p.kind, PhaseKind::Whole)) {
+            return None;
+        }
+        Some(Team {
+            phases,
+            claimed: (0..n * threads).map(|_| AtomicUsize::new(0)).collect(),
+            done: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            threads,
+        })
+    }
+}
+
 /// A step's work for threading decisions: FPO, or 4 per output element for memory-bound
 /// ops, whole batch.
 fn step_work(g: &Graph, i: usize, batch: usize) -> u64 {
@@ -485,10 +639,11 @@ impl CpuPrepared {
         threads: usize,
         pool: Arc<rayon::ThreadPool>,
         direct: bool,
+        team_min: u64,
     ) -> Result<Self, BackendError> {
         // Split the batch across threads when every thread gets at least two images.
         if batch == 0 || batch < 2 * threads || (threads == 1 && batch == 1) {
-            return Self::plan(g, w, batch, threads, pool, direct);
+            return Self::plan(g, w, batch, threads, pool, direct, team_min);
         }
         let per_image = (0..g.nodes.len())
             .map(|i| {
@@ -504,15 +659,15 @@ impl CpuPrepared {
             sub *= 2;
         }
         if threads == 1 && sub >= batch {
-            return Self::plan(g, w, batch, threads, pool, direct);
+            return Self::plan(g, w, batch, threads, pool, direct, team_min);
         }
         let mut workers = Vec::with_capacity(threads);
         for t in 0..threads {
             let start = t * batch / threads;
             let count = (t + 1) * batch / threads - start;
-            let main = Self::plan(g, w, sub.min(count), 1, pool.clone(), direct)?;
+            let main = Self::plan(g, w, sub.min(count), 1, pool.clone(), direct, team_min)?;
             let one = if !count.is_multiple_of(main.batch) {
-                Some(Self::plan(g, w, 1, 1, pool.clone(), direct)?)
+                Some(Self::plan(g, w, 1, 1, pool.clone(), direct, team_min)?)
             } else {
                 None
             };
@@ -534,7 +689,9 @@ impl CpuPrepared {
             ],
             scratch: Vec::new(),
             pads: Vec::new(),
-            direct,
+            team: None,
+            buf_ptrs: Vec::new(),
+            pad_ptrs: Vec::new(),
             input_buf: 0,
             output_buf: 1,
             graph: Some(g.clone()),
@@ -555,6 +712,7 @@ impl CpuPrepared {
         threads: usize,
         pool: Arc<rayon::ThreadPool>,
         direct: bool,
+        team_min: u64,
     ) -> Result<Self, BackendError> {
         if batch == 0 {
             return Err(BackendError::Invalid("batch must be at least 1".into()));
@@ -798,13 +956,23 @@ impl CpuPrepared {
             par.push(threads > 1 && work >= min);
         }
         let output_buf = buf_of[nvals - 1];
+        #[cfg(target_arch = "x86_64")]
+        let team = if direct && threads > 1 {
+            Team::plan(g, &steps, batch, threads, team_min).map(Arc::new)
+        } else {
+            None
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let team = None;
         Ok(CpuPrepared {
+            buf_ptrs: vec![RawBuf::default(); sizes.len()],
+            pad_ptrs: vec![RawBuf::default(); pads.len()],
+            team,
             steps,
             par,
             bufs: sizes.iter().map(|&n| vec![0.0; n]).collect(),
             scratch: vec![0.0; scratch_len],
             pads,
-            direct,
             split: None,
             input_buf: 0,
             output_buf,
@@ -817,161 +985,296 @@ impl CpuPrepared {
         })
     }
 
-    fn execute(&mut self) {
-        for (step, &par) in self.steps.iter().zip(&self.par) {
-            let gemm_threads = if par {
-                Threads::Pool(self.threads)
-            } else {
-                Threads::One
+    /// Run the steps as a team of `threads` threads (see [`Team`]): the calling thread
+    /// starts at once; the others join when rayon wakes them.
+    fn execute_team(&mut self, team: &Arc<Team>) {
+        for c in team.claimed.iter().chain(&team.done) {
+            c.store(0, Ordering::Relaxed);
+        }
+        for (p, b) in self.buf_ptrs.iter_mut().zip(self.bufs.iter_mut()) {
+            *p = RawBuf {
+                ptr: b.as_mut_ptr(),
+                len: b.len(),
             };
-            let was_serial = kernels::set_serial(!par);
-            let dst_id = match step {
-                #[cfg(target_arch = "x86_64")]
-                Step::Direct { dst, .. } | Step::DirectDw { dst, .. } => *dst,
-                Step::Gemm { dst, .. }
-                | Step::Conv { dst, .. }
-                | Step::Depthwise { dst, .. }
-                | Step::Relu { dst, .. }
-                | Step::Gelu { dst, .. }
-                | Step::Softmax { dst, .. }
-                | Step::LayerNorm { dst, .. }
-                | Step::ScaleShift { dst, .. }
-                | Step::Pool { dst, .. }
-                | Step::GlobalAvgPool { dst, .. }
-                | Step::Add { dst, .. }
-                | Step::Embedding { dst, .. }
-                | Step::Attention { dst, .. } => *dst,
+        }
+        for (p, b) in self.pad_ptrs.iter_mut().zip(self.pads.iter_mut()) {
+            *p = RawBuf {
+                ptr: b.as_mut_ptr(),
+                len: b.len(),
             };
-            // Move the destination out so sources can be borrowed alongside (no allocation).
-            let mut out = std::mem::take(&mut self.bufs[dst_id]);
-            let bufs = &self.bufs;
-            match step {
-                #[cfg(target_arch = "x86_64")]
-                Step::Direct { src, plan, pad, .. } => plan.run(
-                    &bufs[*src],
-                    &mut out,
-                    &mut self.pads[*pad],
-                    par,
-                    self.threads,
-                ),
-                Step::Gemm {
-                    src,
-                    rows,
-                    k,
-                    n,
-                    w,
-                    bias,
-                    relu,
-                    ..
-                } => {
-                    kernels::sgemm(
-                        *rows,
-                        *n,
-                        *k,
-                        Mat::rows(&bufs[*src], *k),
-                        Mat::rows(w, *n),
-                        &mut out,
-                        *n,
-                        gemm_threads,
-                    );
-                    kernels::bias_act(&mut out, *rows, *n, *n, bias.as_deref(), *relu);
-                }
-                Step::Conv {
-                    src,
-                    geom,
-                    w,
-                    bias,
-                    relu,
-                    ..
-                } => {
-                    let batch = out.len() / (geom.ho * geom.wo * geom.cout);
-                    let rows = batch * geom.ho * geom.wo;
-                    let cin_g = geom.cin / geom.groups;
-                    let cout_g = geom.cout / geom.groups;
-                    let kk = geom.kh * geom.kw * cin_g;
-                    for grp in 0..geom.groups {
-                        kernels::im2col(&bufs[*src], batch, geom, grp, &mut self.scratch);
-                        kernels::sgemm(
-                            rows,
-                            cout_g,
-                            kk,
-                            Mat::rows(&self.scratch, kk),
-                            Mat {
-                                data: &w[grp * cout_g..],
-                                rs: geom.cout,
-                                cs: 1,
-                            },
-                            &mut out[grp * cout_g..],
-                            geom.cout,
-                            gemm_threads,
-                        );
-                    }
-                    kernels::bias_act(&mut out, rows, geom.cout, geom.cout, bias.as_deref(), *relu);
-                }
-                #[cfg(target_arch = "x86_64")]
-                Step::DirectDw { src, plan, pad, .. } => {
-                    plan.run(&bufs[*src], &mut out, &mut self.pads[*pad], par)
-                }
-                Step::Depthwise {
-                    src,
-                    geom,
-                    w,
-                    w_tiled,
-                    bias,
-                    relu,
-                    ..
-                } => {
-                    let batch = out.len() / (geom.ho * geom.wo * geom.cout);
-                    kernels::depthwise(
-                        &bufs[*src],
-                        batch,
-                        geom,
-                        w,
-                        w_tiled.as_deref(),
-                        bias.as_deref(),
-                        *relu,
-                        &mut out,
-                    );
-                }
-                Step::Relu { src, .. } => kernels::relu(&bufs[*src], &mut out),
-                Step::Gelu { src, .. } => kernels::gelu(&bufs[*src], &mut out),
-                Step::Softmax { src, n, .. } => kernels::softmax_rows(&bufs[*src], *n, &mut out),
-                Step::LayerNorm {
-                    src,
-                    n,
-                    gamma,
-                    beta,
-                    eps,
-                    ..
-                } => kernels::layer_norm_rows(&bufs[*src], *n, gamma, beta, *eps, &mut out),
-                Step::ScaleShift {
-                    src, scale, shift, ..
-                } => kernels::scale_shift(&bufs[*src], scale.len(), scale, shift, &mut out),
-                Step::Pool { src, geom, max, .. } => {
-                    let batch = out.len() / (geom.ho * geom.wo * geom.c);
-                    kernels::pool(&bufs[*src], batch, geom, *max, &mut out);
-                }
-                Step::GlobalAvgPool { src, rows, c, .. } => {
-                    kernels::global_avg_pool(&bufs[*src], out.len() / c, *rows, *c, &mut out)
-                }
-                Step::Add { a, b, .. } => kernels::add(&bufs[*a], &bufs[*b], &mut out),
-                Step::Embedding {
-                    src,
-                    seq,
-                    dim,
-                    table,
-                    pos,
-                    ..
-                } => kernels::embedding(&bufs[*src], *seq, table, pos.as_deref(), *dim, &mut out),
-                Step::Attention { src, s, h, d, .. } => {
-                    let batch = out.len() / (s * h * d);
-                    kernels::attention(&bufs[*src], batch, *s, *h, *d, &mut self.scratch, &mut out);
-                }
+        }
+        let this = PlanPtr(self as *mut CpuPrepared);
+        rayon::scope(|s| {
+            for me in 1..team.threads {
+                // SAFETY: see `team_walk`.
+                s.spawn(move |_| unsafe { team_walk(this, team, me) });
             }
-            self.bufs[dst_id] = out;
-            kernels::set_serial(was_serial);
+            // SAFETY: see `team_walk`.
+            unsafe { team_walk(this, team, 0) };
+        });
+    }
+
+    fn execute(&mut self) {
+        for i in 0..self.steps.len() {
+            let par = self.par[i];
+            self.exec_step(i, par);
         }
     }
+
+    /// Run step `i`, split across the current rayon pool when `par`.
+    fn exec_step(&mut self, i: usize, par: bool) {
+        let step = &self.steps[i];
+        let gemm_threads = if par {
+            Threads::Pool(self.threads)
+        } else {
+            Threads::One
+        };
+        let was_serial = kernels::set_serial(!par);
+        let dst_id = match step {
+            #[cfg(target_arch = "x86_64")]
+            Step::Direct { dst, .. } | Step::DirectDw { dst, .. } => *dst,
+            Step::Gemm { dst, .. }
+            | Step::Conv { dst, .. }
+            | Step::Depthwise { dst, .. }
+            | Step::Relu { dst, .. }
+            | Step::Gelu { dst, .. }
+            | Step::Softmax { dst, .. }
+            | Step::LayerNorm { dst, .. }
+            | Step::ScaleShift { dst, .. }
+            | Step::Pool { dst, .. }
+            | Step::GlobalAvgPool { dst, .. }
+            | Step::Add { dst, .. }
+            | Step::Embedding { dst, .. }
+            | Step::Attention { dst, .. } => *dst,
+        };
+        // Move the destination out so sources can be borrowed alongside (no allocation).
+        let mut out = std::mem::take(&mut self.bufs[dst_id]);
+        let bufs = &self.bufs;
+        match step {
+            #[cfg(target_arch = "x86_64")]
+            Step::Direct { src, plan, pad, .. } => plan.run(
+                &bufs[*src],
+                &mut out,
+                &mut self.pads[*pad],
+                par,
+                self.threads,
+            ),
+            Step::Gemm {
+                src,
+                rows,
+                k,
+                n,
+                w,
+                bias,
+                relu,
+                ..
+            } => {
+                kernels::sgemm(
+                    *rows,
+                    *n,
+                    *k,
+                    Mat::rows(&bufs[*src], *k),
+                    Mat::rows(w, *n),
+                    &mut out,
+                    *n,
+                    gemm_threads,
+                );
+                kernels::bias_act(&mut out, *rows, *n, *n, bias.as_deref(), *relu);
+            }
+            Step::Conv {
+                src,
+                geom,
+                w,
+                bias,
+                relu,
+                ..
+            } => {
+                let batch = out.len() / (geom.ho * geom.wo * geom.cout);
+                let rows = batch * geom.ho * geom.wo;
+                let cin_g = geom.cin / geom.groups;
+                let cout_g = geom.cout / geom.groups;
+                let kk = geom.kh * geom.kw * cin_g;
+                for grp in 0..geom.groups {
+                    kernels::im2col(&bufs[*src], batch, geom, grp, &mut self.scratch);
+                    kernels::sgemm(
+                        rows,
+                        cout_g,
+                        kk,
+                        Mat::rows(&self.scratch, kk),
+                        Mat {
+                            data: &w[grp * cout_g..],
+                            rs: geom.cout,
+                            cs: 1,
+                        },
+                        &mut out[grp * cout_g..],
+                        geom.cout,
+                        gemm_threads,
+                    );
+                }
+                kernels::bias_act(&mut out, rows, geom.cout, geom.cout, bias.as_deref(), *relu);
+            }
+            #[cfg(target_arch = "x86_64")]
+            Step::DirectDw { src, plan, pad, .. } => {
+                plan.run(&bufs[*src], &mut out, &mut self.pads[*pad], par)
+            }
+            Step::Depthwise {
+                src,
+                geom,
+                w,
+                w_tiled,
+                bias,
+                relu,
+                ..
+            } => {
+                let batch = out.len() / (geom.ho * geom.wo * geom.cout);
+                kernels::depthwise(
+                    &bufs[*src],
+                    batch,
+                    geom,
+                    w,
+                    w_tiled.as_deref(),
+                    bias.as_deref(),
+                    *relu,
+                    &mut out,
+                );
+            }
+            Step::Relu { src, .. } => kernels::relu(&bufs[*src], &mut out),
+            Step::Gelu { src, .. } => kernels::gelu(&bufs[*src], &mut out),
+            Step::Softmax { src, n, .. } => kernels::softmax_rows(&bufs[*src], *n, &mut out),
+            Step::LayerNorm {
+                src,
+                n,
+                gamma,
+                beta,
+                eps,
+                ..
+            } => kernels::layer_norm_rows(&bufs[*src], *n, gamma, beta, *eps, &mut out),
+            Step::ScaleShift {
+                src, scale, shift, ..
+            } => kernels::scale_shift(&bufs[*src], scale.len(), scale, shift, &mut out),
+            Step::Pool { src, geom, max, .. } => {
+                let batch = out.len() / (geom.ho * geom.wo * geom.c);
+                kernels::pool(&bufs[*src], batch, geom, *max, &mut out);
+            }
+            Step::GlobalAvgPool { src, rows, c, .. } => {
+                kernels::global_avg_pool(&bufs[*src], out.len() / c, *rows, *c, &mut out)
+            }
+            Step::Add { a, b, .. } => kernels::add(&bufs[*a], &bufs[*b], &mut out),
+            Step::Embedding {
+                src,
+                seq,
+                dim,
+                table,
+                pos,
+                ..
+            } => kernels::embedding(&bufs[*src], *seq, table, pos.as_deref(), *dim, &mut out),
+            Step::Attention { src, s, h, d, .. } => {
+                let batch = out.len() / (s * h * d);
+                kernels::attention(&bufs[*src], batch, *s, *h, *d, &mut self.scratch, &mut out);
+            }
+        }
+        self.bufs[dst_id] = out;
+        kernels::set_serial(was_serial);
+    }
+}
+
+/// One thread's walk through a team run.
+///
+/// # Safety
+/// `this` points to a plan that outlives the run and that nothing else touches meanwhile;
+/// its `buf_ptrs`/`pad_ptrs` are fresh. Phases are strictly ordered (a thread starts phase
+/// k + 1 only when every unit of phase k is done, with acquire/release on `done`), units of
+/// a split phase write disjoint parts of one buffer and read only buffers no phase writes
+/// at the same time, and a whole step runs on one thread while the others spin on `done`
+/// without touching the plan.
+unsafe fn team_walk(this: PlanPtr, team: &Team, me: usize) {
+    let n = team.threads;
+    for (k, ph) in team.phases.iter().enumerate() {
+        // Whole steps stay on the calling thread (me == 0), where small steps' data is
+        // cached. Split phases: thread t owns units [t U / n, (t + 1) U / n), the same
+        // pixel range in every layer, so most of what it reads it wrote itself; it takes
+        // its own units first, then helps with the others' that are still unclaimed.
+        let whole = matches!(ph.kind, PhaseKind::Whole);
+        let slots = if whole { usize::from(me == 0) } else { n };
+        for j in 0..slots {
+            let slot = (me + j) % n;
+            let (lo, hi) = if whole {
+                (0, ph.units)
+            } else {
+                (slot * ph.units / n, (slot + 1) * ph.units / n)
+            };
+            loop {
+                let u = lo + team.claimed[k * n + slot].fetch_add(1, Ordering::Relaxed);
+                if u >= hi {
+                    break;
+                }
+                unsafe { team_unit(this, ph, u, team.threads) };
+                team.done[k].fetch_add(1, Ordering::Release);
+            }
+        }
+        while team.done[k].load(Ordering::Acquire) < ph.units {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Unit `u` of phase `ph`. Safety: as [`team_walk`].
+unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
+    if let PhaseKind::Whole = ph.kind {
+        // SAFETY: this thread alone runs the phase; the others only spin on atomics.
+        let p = unsafe { &mut *this.0 };
+        p.exec_step(ph.step, false);
+        return;
+    }
+    // SAFETY: shared access; writes go through raw pointers to disjoint parts.
+    let p = unsafe { &*this.0 };
+    let slice = |b: RawBuf| unsafe { std::slice::from_raw_parts(b.ptr, b.len) };
+    #[cfg(target_arch = "x86_64")]
+    match (&p.steps[ph.step], ph.kind) {
+        (Step::Direct { src, plan, pad, .. }, PhaseKind::Copy) => unsafe {
+            plan.copy_unit(slice(p.buf_ptrs[*src]), p.pad_ptrs[*pad].ptr, u)
+        },
+        (Step::DirectDw { src, plan, pad, .. }, PhaseKind::Copy) => unsafe {
+            plan.copy_unit(slice(p.buf_ptrs[*src]), p.pad_ptrs[*pad].ptr, u)
+        },
+        (
+            Step::Direct {
+                src,
+                dst,
+                plan,
+                pad,
+            },
+            PhaseKind::Compute,
+        ) => {
+            let x = if plan.reads_pad_buffer() {
+                slice(p.pad_ptrs[*pad])
+            } else {
+                slice(p.buf_ptrs[*src])
+            };
+            assert!(p.buf_ptrs[*dst].len >= plan.output_len());
+            unsafe { plan.compute_unit(x, p.buf_ptrs[*dst].ptr, u, threads) }
+        }
+        (
+            Step::DirectDw {
+                src,
+                dst,
+                plan,
+                pad,
+            },
+            PhaseKind::Compute,
+        ) => {
+            let x = if plan.reads_pad_buffer() {
+                slice(p.pad_ptrs[*pad])
+            } else {
+                slice(p.buf_ptrs[*src])
+            };
+            assert!(p.buf_ptrs[*dst].len >= plan.output_len());
+            unsafe { plan.compute_unit(x, p.buf_ptrs[*dst].ptr, u) }
+        }
+        _ => unreachable!("phase {ph:?} of a step without units"),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, slice, u, threads);
 }
 
 impl Prepared for CpuPrepared {
@@ -1010,6 +1313,8 @@ impl Prepared for CpuPrepared {
             for wk in &split.workers {
                 out[wk.start * out_per..(wk.start + wk.count) * out_per].copy_from_slice(&wk.out);
             }
+        } else if let Some(team) = self.team.clone() {
+            pool.install(|| self.execute_team(&team));
         } else {
             pool.install(|| self.execute());
         }

@@ -1,5 +1,6 @@
 //! Property tests: every CPU kernel against the plain-loop reference of greenbench-core,
-//! over random shapes, strides, paddings and groups; and every zoo model at batch 1 and 32.
+//! over random shapes, strides, paddings and groups; and every zoo model at batch 1 and 32;
+//! each in every configuration of the backend (direct or portable kernels, steps split or not).
 
 use greenbench_core::graph::{Graph, InputSpec, Node, Op, Padding};
 use greenbench_core::reference::{diff, run_reference};
@@ -8,19 +9,49 @@ use greenbench_core::{Backend, fold::fold_batch_norm, generate_inputs, generate_
 use greenbench_cpu::CpuBackend;
 use proptest::prelude::*;
 
-/// Largest |cpu - reference| relative to max(1, |reference|).
+/// The CPU backend's configurations that take different code paths on this machine: the
+/// default (direct AVX-512 kernels where the CPU has them), the portable im2col + `gemm`
+/// crate path, and (with 2 threads) every direct step split across the team.
+fn configurations(threads: usize) -> Vec<(String, CpuBackend)> {
+    let mut v = vec![
+        (
+            format!("default, {threads} threads"),
+            CpuBackend::new(threads).unwrap(),
+        ),
+        (
+            format!("portable, {threads} threads"),
+            CpuBackend::new(threads).unwrap().with_direct_kernels(false),
+        ),
+    ];
+    if threads > 1 {
+        v.push((
+            format!("every step split, {threads} threads"),
+            CpuBackend::new(threads)
+                .unwrap()
+                .with_step_split_threshold(0),
+        ));
+    }
+    v
+}
+
+/// Largest |cpu - reference| relative to max(1, |reference|), over every configuration.
 fn max_rel_err(g: &Graph, batch: usize, seed: u64, threads: usize) -> f32 {
     let w = generate_weights(g, seed);
     let x = generate_inputs(g, batch, seed, 0);
     let want = run_reference(g, &w, &x, batch);
-    let cpu = CpuBackend::new(threads).unwrap();
-    let mut p = cpu.prepare(g, &w, batch).unwrap();
-    let got = p.run(&x).unwrap().to_vec();
-    assert_eq!(got.len(), want.len());
-    got.iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
-        .fold(0.0, f32::max)
+    let mut worst = 0.0f32;
+    for (_, cpu) in configurations(threads) {
+        let mut p = cpu.prepare(g, &w, batch).unwrap();
+        let got = p.run(&x).unwrap().to_vec();
+        assert_eq!(got.len(), want.len());
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+            .fold(0.0, f32::max);
+        worst = worst.max(err);
+    }
+    worst
 }
 
 fn single(input: Vec<usize>, ops: Vec<Op>) -> Option<Graph> {
@@ -174,12 +205,15 @@ fn zoo_models_match_reference_at_batch_1_and_32() {
         for batch in [1, 32] {
             let x = generate_inputs(&fg, batch, 42, 1);
             let want = run_reference(&fg, &fw, &x, batch);
-            let cpu = CpuBackend::new(2).unwrap();
-            let mut p = cpu.prepare(&fg, &fw, batch).unwrap();
-            let got = p.run(&x).unwrap();
-            let d = diff(got, &want);
-            // 1e-4 of the output's scale: the tolerance `greenbench verify` uses.
-            assert!(d.max_rel < 1e-4, "{name} batch {batch}: {d:?}");
+            for threads in [1, 2] {
+                for (config, cpu) in configurations(threads) {
+                    let mut p = cpu.prepare(&fg, &fw, batch).unwrap();
+                    let got = p.run(&x).unwrap();
+                    let d = diff(got, &want);
+                    // 1e-4 of the output's scale: the tolerance `greenbench verify` uses.
+                    assert!(d.max_rel < 1e-4, "{name} batch {batch}, {config}: {d:?}");
+                }
+            }
         }
     }
 }
