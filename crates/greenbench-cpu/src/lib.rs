@@ -226,6 +226,7 @@ impl Backend for CpuBackend {
             pad_ptrs: Vec::new(),
             split: None,
             input_buf: 0,
+            input_border: None,
             output_buf: 1,
             graph: None,
             batch: m,
@@ -365,6 +366,9 @@ pub struct CpuPrepared {
     /// Set when the batch is split across threads (then `steps` is empty).
     split: Option<Split>,
     input_buf: usize,
+    /// Set when the input is stored with a zero border (its convolutions' padding): the
+    /// border and the per-example (h, w, c).
+    input_border: Option<([usize; 4], [usize; 3])>,
     output_buf: usize,
     /// The graph (for input checks); `None` for a bare matmul.
     graph: Option<Graph>,
@@ -428,7 +432,7 @@ impl Worker {
             };
             let b = plan.batch;
             let i0 = (self.start + done) * in_per;
-            plan.bufs[plan.input_buf].copy_from_slice(&input[i0..i0 + b * in_per]);
+            plan.load_input(&input[i0..i0 + b * in_per]);
             plan.execute();
             self.out[done * out_per..(done + b) * out_per]
                 .copy_from_slice(&plan.bufs[plan.output_buf][..b * out_per]);
@@ -593,11 +597,12 @@ fn large_gemm(m: usize, k: usize, n: usize) -> bool {
 /// Per value: the zero border (top, bottom, left, right) to store it with, so that the
 /// convolutions reading it need no padded copy. Only for values whose every consumer is a
 /// convolution the direct kernels run (ungrouped or depthwise) with the same non-zero
-/// padding; the producer is checked by the caller (only convolutions write borders).
+/// padding; the producer is checked by the caller (only convolutions, and the loading of a
+/// 3-D input, write borders).
 fn wanted_borders(g: &Graph) -> Vec<Option<[usize; 4]>> {
     let nvals = g.nodes.len() + 1;
     let mut want = vec![None; nvals];
-    for (u, slot) in want.iter_mut().enumerate().skip(1) {
+    for (u, slot) in want.iter_mut().enumerate() {
         let mut border = None;
         let mut ok = false;
         for j in 0..g.nodes.len() {
@@ -683,16 +688,15 @@ impl CpuPrepared {
         Ok(CpuPrepared {
             steps: Vec::new(),
             par: Vec::new(),
-            bufs: vec![
-                vec![0.0; batch * g.input_len()],
-                vec![0.0; batch * g.output_len()],
-            ],
+            // The input is read from the caller's slice: no buffer for it.
+            bufs: vec![Vec::new(), vec![0.0; batch * g.output_len()]],
             scratch: Vec::new(),
             pads: Vec::new(),
             team: None,
             buf_ptrs: Vec::new(),
             pad_ptrs: Vec::new(),
             input_buf: 0,
+            input_border: None,
             output_buf: 1,
             graph: Some(g.clone()),
             batch,
@@ -738,7 +742,16 @@ impl CpuPrepared {
             vec![None; nvals]
         };
         // Per buffer: stored with zero borders around each image (see `wanted_borders`).
-        let mut buf_border: Vec<Option<[usize; 4]>> = vec![None];
+        // The input gets one when its convolutions want it: loading it then is the only copy.
+        let in_shape0 = g.value_shape(0).clone();
+        let input_border = match (want_border[0], in_shape0.len()) {
+            (Some(b), 3) => Some((b, [in_shape0[0], in_shape0[1], in_shape0[2]])),
+            _ => None,
+        };
+        if let Some(([t, b, l, r], [h, w, c])) = input_border {
+            sizes[0] = batch * (h + t + b) * (w + l + r) * c;
+        }
+        let mut buf_border: Vec<Option<[usize; 4]>> = vec![input_border.map(|b| b.0)];
         for i in 0..g.nodes.len() {
             let v = i + 1;
             if skip_next {
@@ -975,6 +988,7 @@ impl CpuPrepared {
             pads,
             split: None,
             input_buf: 0,
+            input_border,
             output_buf,
             graph: Some(g.clone()),
             batch,
@@ -1012,6 +1026,23 @@ impl CpuPrepared {
             // SAFETY: see `team_walk`.
             unsafe { team_walk(this, team, 0) };
         });
+    }
+
+    /// Copy `x` (already checked) into the input buffer, inside its border if it has one.
+    fn load_input(&mut self, x: &[f32]) {
+        let buf = &mut self.bufs[self.input_buf];
+        match self.input_border {
+            None => buf.copy_from_slice(x),
+            Some(([t, b, l, r], [h, w, c])) => {
+                let (hp, wp) = (h + t + b, w + l + r);
+                for (n, img) in x.chunks(h * w * c).enumerate() {
+                    for (iy, row) in img.chunks(w * c).enumerate() {
+                        let o = ((n * hp + iy + t) * wp + l) * c;
+                        buf[o..o + w * c].copy_from_slice(row);
+                    }
+                }
+            }
+        }
     }
 
     fn execute(&mut self) {
@@ -1296,12 +1327,11 @@ impl Prepared for CpuPrepared {
                 "this CPU backend was built with on_this_thread; run it from that thread".into(),
             ));
         }
-        self.bufs[self.input_buf].copy_from_slice(input);
         let pool = self.pool.clone();
         if let Some(split) = &mut self.split {
+            // Workers read the caller's input directly.
             let g = self.graph.as_ref().expect("split plans have a graph");
             let (in_per, out_per) = (g.input_len(), g.output_len());
-            let input = &self.bufs[self.input_buf];
             pool.install(|| {
                 split
                     .workers
@@ -1314,8 +1344,10 @@ impl Prepared for CpuPrepared {
                 out[wk.start * out_per..(wk.start + wk.count) * out_per].copy_from_slice(&wk.out);
             }
         } else if let Some(team) = self.team.clone() {
+            self.load_input(input);
             pool.install(|| self.execute_team(&team));
         } else {
+            self.load_input(input);
             pool.install(|| self.execute());
         }
         Ok(&self.bufs[self.output_buf][..self.output_len])
