@@ -399,7 +399,11 @@ fn flat(t: &ndarray::ArrayD<f32>) -> Vec<f32> {
 /// Sub-batch working-set budget: a worker runs its images this many bytes of activations
 /// at a time (largest step input + output, per image, times the sub-batch), so every layer
 /// of a sub-batch reads and writes L2 instead of streaming the whole batch through L3.
-const SUB_BATCH_BYTES: usize = 512 * 1024;
+/// Measured on the dev VM (batch 32, 2 threads, us, three runs each; 128 / 256 / 512 KiB):
+/// mobilenet 93-96 / 90-93 / 93-102, ds-cnn 23.1-23.6 / 22.4-23.5 / 25.8-27.1, resnet8
+/// 102-105 / 100-118 / 106, lenet5 11.1-11.6 / 9.8-10.1 / 10.0-10.3; 8 MiB (whole
+/// per-thread batch) was slower on all (mobilenet 100-104, resnet8 113-116).
+const SUB_BATCH_BYTES: usize = 256 * 1024;
 
 /// A batch split across threads: each worker runs its own images through the whole graph,
 /// `sub` images at a time, on one thread (no synchronisation between layers).
