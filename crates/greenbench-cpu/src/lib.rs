@@ -320,6 +320,8 @@ enum Step {
         dst: usize,
         geom: PoolGeom,
         max: bool,
+        /// On the direct AVX-512 kernel.
+        direct: bool,
     },
     GlobalAvgPool {
         src: usize,
@@ -930,6 +932,7 @@ impl CpuPrepared {
                     src,
                     dst,
                     geom: g.pool_geom(i),
+                    direct,
                     max: matches!(op, Op::MaxPool { .. }),
                 },
                 Op::GlobalAvgPool => Step::GlobalAvgPool {
@@ -1187,9 +1190,25 @@ impl CpuPrepared {
             Step::ScaleShift {
                 src, scale, shift, ..
             } => kernels::scale_shift(&bufs[*src], scale.len(), scale, shift, &mut out),
-            Step::Pool { src, geom, max, .. } => {
+            Step::Pool {
+                src,
+                geom,
+                max,
+                direct,
+                ..
+            } => {
                 let batch = out.len() / (geom.ho * geom.wo * geom.c);
-                kernels::pool(&bufs[*src], batch, geom, *max, &mut out);
+                #[cfg(target_arch = "x86_64")]
+                if *direct {
+                    direct::pool(&bufs[*src], batch, geom, *max, &mut out, par);
+                } else {
+                    kernels::pool(&bufs[*src], batch, geom, *max, &mut out);
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    let _ = direct;
+                    kernels::pool(&bufs[*src], batch, geom, *max, &mut out);
+                }
             }
             Step::GlobalAvgPool { src, rows, c, .. } => {
                 kernels::global_avg_pool(&bufs[*src], out.len() / c, *rows, *c, &mut out)
