@@ -153,6 +153,11 @@ pub struct DirectPlan {
     /// Offset of each output pixel when the output is stored with a [`Border`]; empty when
     /// pixel `q` is at `q * cout`.
     out_pix: Vec<usize>,
+    /// A residual is added before the ReLU (`with_residual`); `skip_pix` as `out_pix` for
+    /// the residual's layout (empty: pixel `q` at `q * cout`).
+    residual: bool,
+    skip_pix: Vec<usize>,
+    skip_len: usize,
     input_len: usize,
     out_len: usize,
 }
@@ -253,6 +258,29 @@ impl DirectPlan {
         Some(plan)
     }
 
+    /// Add a residual of the output's shape before the ReLU: `y = relu(conv(x) + skip)`,
+    /// with `skip` stored with `border` (its producer's) if any. Only for convolutions.
+    pub fn with_residual(mut self, border: Option<Border>) -> Self {
+        let g = self.geo;
+        let batch = self.pixels / (g.ho * g.wo);
+        self.residual = true;
+        match border {
+            Some([bt, bb, bl, br]) => {
+                let (hb, wb) = (g.ho + bt + bb, g.wo + bl + br);
+                self.skip_pix = (0..self.pixels)
+                    .map(|q| {
+                        let (n, r) = (q / (g.ho * g.wo), q % (g.ho * g.wo));
+                        let (oy, ox) = (r / g.wo, r % g.wo);
+                        ((n * hb + oy + bt) * wb + ox + bl) * self.cout
+                    })
+                    .collect();
+                self.skip_len = batch * hb * wb * self.cout;
+            }
+            None => self.skip_len = self.pixels * self.cout,
+        }
+        self
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn build(
         pixels: usize,
@@ -336,6 +364,9 @@ impl DirectPlan {
             relu,
             kblocks,
             out_pix: Vec::new(),
+            residual: false,
+            skip_pix: Vec::new(),
+            skip_len: 0,
             input_len,
             out_len: pixels * cout,
         }
@@ -414,8 +445,23 @@ impl DirectPlan {
     ///
     /// # Safety
     /// `y` must point to [`Self::output_len`] values; concurrent calls use distinct `u`.
-    pub unsafe fn compute_unit(&self, x: &[f32], y: *mut f32, u: usize, threads: usize) {
+    pub unsafe fn compute_unit(
+        &self,
+        x: &[f32],
+        y: *mut f32,
+        skip: Option<&[f32]>,
+        u: usize,
+        threads: usize,
+    ) {
         assert!(available(), "direct kernels need AVX-512F");
+        let skip = match skip {
+            Some(s) if self.residual => {
+                assert!(s.len() >= self.skip_len, "direct: residual too short");
+                s.as_ptr()
+            }
+            None if !self.residual => std::ptr::null(),
+            _ => panic!("direct: residual given to a plan without one, or missing"),
+        };
         let need = match self.pad_copy() {
             Some(c) => c.batch * c.hp * c.wp * c.c,
             None => self.input_len,
@@ -429,13 +475,22 @@ impl DirectPlan {
         // SAFETY: AVX-512F checked; unit (chunk, b) writes only its pixels' channels
         // b*width..(b+1)*width, disjoint from every other unit's; every input offset lies
         // inside `x` (the padded geometry covers each pixel's whole window, length checked).
-        unsafe { self.unit(x.as_ptr(), y, t0, t1, b) };
+        unsafe { self.unit(x.as_ptr(), y, skip, t0, t1, b) };
     }
 
     /// Run on `x` into `y`, splitting across the current rayon pool when `par`; `padbuf`
     /// comes from [`Self::pad_buffer`]. Panics if the CPU lacks AVX-512 (callers check
     /// [`available`]) or on short slices.
-    pub fn run(&self, x: &[f32], y: &mut [f32], padbuf: &mut PadBuffer, par: bool, threads: usize) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        x: &[f32],
+        y: &mut [f32],
+        skip: Option<&[f32]>,
+        padbuf: &mut PadBuffer,
+        par: bool,
+        threads: usize,
+    ) {
         assert!(available(), "direct kernels need AVX-512F");
         assert!(x.len() >= self.input_len, "direct: input too short");
         assert!(y.len() >= self.output_len(), "direct: output too short");
@@ -450,7 +505,7 @@ impl DirectPlan {
         let units = self.compute_units(threads);
         let yp = SendPtr(y.as_mut_ptr());
         // SAFETY: `y` is long enough (asserted); units are distinct.
-        let body = |u: usize| unsafe { self.compute_unit(x, yp.get(), u, threads) };
+        let body = |u: usize| unsafe { self.compute_unit(x, yp.get(), skip, u, threads) };
         if par {
             (0..units).into_par_iter().for_each(body);
         } else {
@@ -459,7 +514,16 @@ impl DirectPlan {
     }
 
     #[target_feature(enable = "avx512f")]
-    unsafe fn unit(&self, x: *const f32, y: *mut f32, t0: usize, t1: usize, b: usize) {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn unit(
+        &self,
+        x: *const f32,
+        y: *mut f32,
+        skip: *const f32,
+        t0: usize,
+        t1: usize,
+        b: usize,
+    ) {
         let g = self.geo;
         let width = 16 * self.v;
         let k = g.kh * g.kw * g.cin;
@@ -469,10 +533,12 @@ impl DirectPlan {
         let nkb = self.kblocks.len();
         let mut base = [0usize; MAX_P];
         let mut obase = [0usize; MAX_P];
+        let mut sbase = [0usize; MAX_P];
         for (kbi, &(r0, r1, c0, c1)) in self.kblocks.iter().enumerate() {
             let w = unsafe { self.w.as_ptr().add((b * k + r0 * run + c0) * width) };
             let mode = Mode {
                 init: if kbi == 0 { Init::Bias } else { Init::Load },
+                last: kbi + 1 == nkb,
                 relu: self.relu && kbi + 1 == nkb,
             };
             for tile in t0..t1 {
@@ -497,6 +563,17 @@ impl DirectPlan {
                         *o = w + b * width;
                     }
                 }
+                if self.residual {
+                    if self.skip_pix.is_empty() {
+                        for (pi, o) in sbase.iter_mut().enumerate().take(np) {
+                            *o = (q0 + pi) * self.cout + b * width;
+                        }
+                    } else {
+                        for (o, &w) in sbase.iter_mut().zip(&self.skip_pix[q0..q0 + np]) {
+                            *o = w + b * width;
+                        }
+                    }
+                }
                 let a = TileArgs {
                     x,
                     base: &base,
@@ -507,6 +584,8 @@ impl DirectPlan {
                     w,
                     bias: unsafe { self.bias.as_ptr().add(b * width) },
                     y,
+                    skip,
+                    sbase: &sbase,
                     np,
                     ncols,
                     mode,
@@ -526,6 +605,8 @@ enum Init {
 #[derive(Clone, Copy)]
 struct Mode {
     init: Init,
+    /// Last reduction block: add the residual (if any), then ReLU (if set).
+    last: bool,
     relu: bool,
 }
 
@@ -543,6 +624,9 @@ struct TileArgs<'a> {
     y: *mut f32,
     /// Offset in `y` of each pixel's first channel of this block.
     obase: &'a [usize; MAX_P],
+    /// Residual added before the ReLU on the last block (null when none), at `sbase`.
+    skip: *const f32,
+    sbase: &'a [usize; MAX_P],
     np: usize,
     ncols: usize,
     mode: Mode,
@@ -630,11 +714,14 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
             if masks[v] == 0 {
                 continue;
             }
-            let r = if a.mode.relu {
-                _mm512_max_ps(row[v], zero)
-            } else {
-                row[v]
-            };
+            let mut r = row[v];
+            if a.mode.last && !a.skip.is_null() {
+                let s = unsafe { _mm512_maskz_loadu_ps(masks[v], a.skip.add(a.sbase[p] + 16 * v)) };
+                r = _mm512_add_ps(r, s);
+            }
+            if a.mode.relu {
+                r = _mm512_max_ps(r, zero);
+            }
             let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
             unsafe { _mm512_mask_storeu_ps(o, masks[v], r) };
         }

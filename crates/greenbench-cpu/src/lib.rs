@@ -254,6 +254,8 @@ enum Step {
     Direct {
         src: usize,
         dst: usize,
+        /// Buffer of a fused residual (added before the ReLU).
+        skip: Option<usize>,
         plan: Box<direct::DirectPlan>,
         /// Index of its padded-input buffer in `CpuPrepared::pads`.
         pad: usize,
@@ -520,19 +522,14 @@ impl Team {
     fn plan(
         g: &Graph,
         steps: &[Step],
+        step_nodes: &[usize],
         batch: usize,
         threads: usize,
         min_work: u64,
     ) -> Option<Team> {
         let mut phases = Vec::new();
-        let mut node = 0;
-        for (i, step) in steps.iter().enumerate() {
-            // Steps map to graph nodes in order, skipping flattens and fused ReLUs.
-            while matches!(g.nodes[node].op, Op::Flatten) {
-                node += 1;
-            }
+        for ((i, step), &node) in steps.iter().enumerate().zip(step_nodes) {
             let big = step_work(g, node, batch) >= min_work;
-            node += if g.relu_fusable(node) { 2 } else { 1 };
             match step {
                 Step::Direct { plan, .. } if big => {
                     if plan.copy_units() > 0 {
@@ -600,6 +597,30 @@ fn large_gemm(m: usize, k: usize, n: usize) -> bool {
     m >= 256 && k >= 256 && n >= 256
 }
 
+/// Whether node `i`, an ungrouped convolution, is followed by an Add that is its output's
+/// only consumer (a residual connection): then `(the other operand's value, whether a ReLU
+/// that is the sum's only consumer follows)`, and the direct kernels add the residual and
+/// apply the ReLU in the convolution's epilogue.
+fn residual_fusable(g: &Graph, i: usize) -> Option<(usize, bool)> {
+    let v = i + 1;
+    if !matches!(g.nodes[i].op, Op::Conv2d { .. }) || g.conv_geom(i).groups != 1 {
+        return None;
+    }
+    if !matches!(g.nodes.get(i + 1)?.op, Op::Add) || g.consumers(v) != 1 {
+        return None;
+    }
+    let ins = g.node_inputs(i + 1);
+    let skip = match ins {
+        [a, b] if *a == v && *b != v => *b,
+        [a, b] if *b == v && *a != v => *a,
+        _ => return None,
+    };
+    let relu = g.nodes.get(i + 2).is_some_and(|n| matches!(n.op, Op::Relu))
+        && g.node_inputs(i + 2) == [v + 1]
+        && g.consumers(v + 1) == 1;
+    Some((skip, relu))
+}
+
 /// Per value: the zero border (top, bottom, left, right) to store it with, so that the
 /// convolutions reading it need no padded copy. Only for values whose every consumer is a
 /// convolution the direct kernels run (ungrouped or depthwise) with the same non-zero
@@ -613,6 +634,10 @@ fn wanted_borders(g: &Graph) -> Vec<Option<[usize; 4]>> {
         let mut ok = false;
         for j in 0..g.nodes.len() {
             if !g.node_inputs(j).contains(&u) {
+                continue;
+            }
+            // A residual fused into the convolution before it reads any layout.
+            if j > 0 && residual_fusable(g, j - 1).is_some_and(|(skip, _)| skip == u) {
                 continue;
             }
             let this = match g.nodes[j].op {
@@ -741,7 +766,9 @@ impl CpuPrepared {
         let mut par = Vec::new();
         let mut scratch_len = 0usize;
         let mut pads: Vec<Vec<f32>> = Vec::new();
-        let mut skip_next = false;
+        let mut skip_nodes = 0usize;
+        // Graph node of each step (for the team's work estimates).
+        let mut step_nodes: Vec<usize> = Vec::new();
         let want_border = if direct {
             wanted_borders(g)
         } else {
@@ -760,8 +787,8 @@ impl CpuPrepared {
         let mut buf_border: Vec<Option<[usize; 4]>> = vec![input_border.map(|b| b.0)];
         for i in 0..g.nodes.len() {
             let v = i + 1;
-            if skip_next {
-                skip_next = false;
+            if skip_nodes > 0 {
+                skip_nodes -= 1;
                 continue;
             }
             let ins = g.node_inputs(i);
@@ -776,14 +803,21 @@ impl CpuPrepared {
                 continue;
             }
             // Fuse a following ReLU that is this node's only consumer.
-            let fuse_relu = g.relu_fusable(i);
+            // A residual add (and the ReLU after it) fused into a direct convolution.
+            let residual = if direct { residual_fusable(g, i) } else { None };
+            let fuse_relu = match residual {
+                Some((_, relu)) => relu,
+                None => g.relu_fusable(i),
+            };
+            // The value this step finally produces (after the fused add and ReLU).
+            let fused = usize::from(residual.is_some()) + usize::from(fuse_relu);
             let in_padded = buf_border[src].is_some();
             // Store the output with the border its consumers want, if this step can.
             let out_border = match op {
                 Op::Conv2d { .. }
                     if g.conv_geom(i).groups == 1 || g.conv_geom(i).is_depthwise() =>
                 {
-                    want_border[if fuse_relu { v + 1 } else { v }]
+                    want_border[v + fused]
                 }
                 _ => None,
             };
@@ -795,11 +829,11 @@ impl CpuPrepared {
                 None => new_buf(&mut sizes, out_len),
             };
             buf_border.push(out_border);
-            buf_of[v] = dst;
-            if fuse_relu {
-                buf_of[v + 1] = dst;
-                skip_next = true;
+            for f in 0..=fused {
+                buf_of[v + f] = dst;
             }
+            skip_nodes = fused;
+            step_nodes.push(i);
             let bias = t.get(1).map(flat);
             #[cfg(target_arch = "x86_64")]
             let direct_plan = if direct {
@@ -822,7 +856,11 @@ impl CpuPrepared {
                         fuse_relu,
                         in_padded,
                         out_border,
-                    ),
+                    )
+                    .map(|p| match residual {
+                        Some((skip, _)) => p.with_residual(buf_border[buf_of[skip]]),
+                        None => p,
+                    }),
                     _ => None,
                 }
             } else {
@@ -836,6 +874,7 @@ impl CpuPrepared {
                     let plan = Box::new(direct_plan.expect("checked"));
                     pads.push(plan.pad_buffer());
                     Step::Direct {
+                        skip: residual.map(|(skip, _)| buf_of[skip]),
                         src,
                         dst,
                         plan,
@@ -978,7 +1017,7 @@ impl CpuPrepared {
         let output_buf = buf_of[nvals - 1];
         #[cfg(target_arch = "x86_64")]
         let team = if direct && threads > 1 {
-            Team::plan(g, &steps, batch, threads, team_min).map(Arc::new)
+            Team::plan(g, &steps, &step_nodes, batch, threads, team_min).map(Arc::new)
         } else {
             None
         };
@@ -1090,9 +1129,16 @@ impl CpuPrepared {
         let bufs = &self.bufs;
         match step {
             #[cfg(target_arch = "x86_64")]
-            Step::Direct { src, plan, pad, .. } => plan.run(
+            Step::Direct {
+                src,
+                plan,
+                pad,
+                skip,
+                ..
+            } => plan.run(
                 &bufs[*src],
                 &mut out,
+                skip.map(|b| bufs[b].as_slice()),
                 &mut self.pads[*pad],
                 par,
                 self.threads,
@@ -1297,6 +1343,7 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
                 dst,
                 plan,
                 pad,
+                skip,
             },
             PhaseKind::Compute,
         ) => {
@@ -1306,7 +1353,8 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
                 slice(p.buf_ptrs[*src])
             };
             assert!(p.buf_ptrs[*dst].len >= plan.output_len());
-            unsafe { plan.compute_unit(x, p.buf_ptrs[*dst].ptr, u, threads) }
+            let skip = skip.map(|b| slice(p.buf_ptrs[b]));
+            unsafe { plan.compute_unit(x, p.buf_ptrs[*dst].ptr, skip, u, threads) }
         }
         (
             Step::DirectDw {

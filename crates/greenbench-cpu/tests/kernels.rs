@@ -195,6 +195,56 @@ proptest! {
     }
 }
 
+fn conv_op(filters: usize, k: usize, s: usize, padding: Padding, groups: usize) -> Op {
+    Op::Conv2d {
+        filters,
+        kernel: [k, k],
+        stride: [s, s],
+        padding,
+        groups,
+        bias: true,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Chains that exercise what the planner fuses and lays out: activations stored with the
+    /// zero border of the convolutions that read them (also when several convolutions with
+    /// different paddings, or a fused residual, read one value), residual add + ReLU fused
+    /// into a convolution, depthwise between convolutions.
+    #[test]
+    fn conv_chains_match_reference(
+        h in 2usize..12, w in 2usize..12, c in 1usize..20, k in 1usize..4, s in 1usize..3,
+        pad_a in padding(), relu in any::<bool>(), dw in any::<bool>(),
+        batch in 1usize..4, threads in 1usize..3,
+    ) {
+        let mut nodes = vec![
+            Node::new("a", conv_op(c, k, 1, pad_a, 1)),
+            Node::new("a_relu", Op::Relu),
+        ];
+        if dw {
+            nodes.push(Node::new("dw", conv_op(c, 3, 1, Padding::Same, c)));
+        }
+        nodes.push(Node::new("b", conv_op(c, 3, 1, Padding::Same, 1)));
+        nodes.push(Node::with_inputs("sum", Op::Add, &["b", "a_relu"]));
+        if relu {
+            nodes.push(Node::new("sum_relu", Op::Relu));
+        }
+        let last = if relu { "sum_relu" } else { "sum" };
+        // Two readers of one value with different geometry (a strided 3x3 with TF "same"
+        // padding and an unpadded 1x1), then a residual of one onto the other.
+        nodes.push(Node::with_inputs("c", conv_op(c + 1, 3, s, Padding::Same, 1), &[last]));
+        nodes.push(Node::with_inputs("p", conv_op(c + 1, 1, s, Padding::Valid, 1), &[last]));
+        nodes.push(Node::with_inputs("out", Op::Add, &["c", "p"]));
+        let g = Graph::new("chain", InputSpec { shape: vec![h, w, c], token_vocab: None }, nodes);
+        // Paddings that leave no output are skipped.
+        prop_assume!(g.is_ok());
+        let err = max_rel_err(&g.unwrap(), batch, 5, threads);
+        prop_assert!(err < TOL, "err {err}");
+    }
+}
+
 /// Every zoo model (BN folded, as the harness runs it) at batch 1 and 32.
 #[test]
 fn zoo_models_match_reference_at_batch_1_and_32() {
