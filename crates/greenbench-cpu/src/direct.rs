@@ -956,6 +956,9 @@ unsafe fn dw_row(
             relu,
         };
         let nv = nch.div_ceil(16);
+        // Stride 1, 3 taps wide: the sliding-window kernel (S + 2 input loads per kernel row
+        // and vector serve 3 S multiply-adds, against 3 S loads in `dw_pixels`).
+        let slide = g.sw == 1 && g.kw == 3;
         let mut ox = 0;
         while ox < g.wo {
             let left = g.wo - ox;
@@ -964,7 +967,13 @@ unsafe fn dw_row(
                     let s = left.min(*[$($s),*].iter().max().expect("sizes"));
                     // SAFETY: see `depthwise`.
                     match s {
-                        $($s => unsafe { dw_pixels::<$s, $g>(&a, ox) },)*
+                        $($s => unsafe {
+                            if slide {
+                                dw_slide3::<$s, $g>(&a, ox)
+                            } else {
+                                dw_pixels::<$s, $g>(&a, ox)
+                            }
+                        },)*
                         _ => unreachable!(),
                     }
                     s
@@ -978,6 +987,61 @@ unsafe fn dw_row(
             };
         }
         ch += nch;
+    }
+}
+
+/// As [`dw_pixels`] for stride 1 and 3-wide kernels: per kernel row and vector, the
+/// `S + 2` input vectors the strip's windows cover are loaded once and each serves up to
+/// three taps.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn dw_slide3<const S: usize, const G: usize>(a: &DwStrip<'_>, ox: usize) {
+    let g = a.g;
+    let c = g.cin;
+    let zero = _mm512_setzero_ps();
+    let mut acc = [[zero; G]; S];
+    if let Some(b) = a.b {
+        for v in 0..G {
+            let bv = unsafe { _mm512_maskz_loadu_ps(a.masks[v], b.add(16 * v)) };
+            for row in acc.iter_mut() {
+                row[v] = bv;
+            }
+        }
+    }
+    let x0 = unsafe { a.x.add(ox * c) };
+    for ky in 0..g.kh {
+        let xr = unsafe { x0.add(ky * a.row_stride) };
+        let wt = unsafe { a.w.add(ky * 3 * c) };
+        for v in 0..G {
+            let m = a.masks[v];
+            let w0 = unsafe { _mm512_maskz_loadu_ps(m, wt.add(16 * v)) };
+            let w1 = unsafe { _mm512_maskz_loadu_ps(m, wt.add(c + 16 * v)) };
+            let w2 = unsafe { _mm512_maskz_loadu_ps(m, wt.add(2 * c + 16 * v)) };
+            // Input column j is tap kx of pixel j - kx.
+            for j in 0..S + 2 {
+                let xj = unsafe { _mm512_maskz_loadu_ps(m, xr.add(j * c + 16 * v)) };
+                if j < S {
+                    acc[j][v] = _mm512_fmadd_ps(xj, w0, acc[j][v]);
+                }
+                if j >= 1 && j - 1 < S {
+                    acc[j - 1][v] = _mm512_fmadd_ps(xj, w1, acc[j - 1][v]);
+                }
+                if j >= 2 {
+                    acc[j - 2][v] = _mm512_fmadd_ps(xj, w2, acc[j - 2][v]);
+                }
+            }
+        }
+    }
+    for (p, row) in acc.iter().enumerate() {
+        for (v, &val) in row.iter().enumerate() {
+            let r = if a.relu {
+                _mm512_max_ps(val, zero)
+            } else {
+                val
+            };
+            let o = unsafe { a.out.add((ox + p) * c + 16 * v) };
+            unsafe { _mm512_mask_storeu_ps(o, a.masks[v], r) };
+        }
     }
 }
 

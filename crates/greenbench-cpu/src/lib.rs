@@ -413,7 +413,15 @@ const SUB_BATCH_BYTES: usize = 256 * 1024;
 /// `sub` images at a time, on one thread (no synchronisation between layers).
 struct Split {
     workers: Vec<Worker>,
+    /// Workers finished in the current run.
+    finished: AtomicUsize,
 }
+
+/// How long a worker that finished its images early spins for the others, so that it is
+/// still awake (not parked by rayon) when the next run starts: with back-to-back runs a
+/// parked helper's wake-up cost about 70 us per batch-32 run on the dev VM (ds-cnn b32:
+/// 23.8 us/example against 21.6 at batch 128).
+const FINISH_SPIN: std::time::Duration = std::time::Duration::from_micros(500);
 
 struct Worker {
     /// First image and image count of this worker.
@@ -735,7 +743,10 @@ impl CpuPrepared {
             threads,
             pool,
             owner: None,
-            split: Some(Split { workers }),
+            split: Some(Split {
+                workers,
+                finished: AtomicUsize::new(0),
+            }),
         })
     }
 
@@ -1403,15 +1414,25 @@ impl Prepared for CpuPrepared {
             // Workers read the caller's input directly.
             let g = self.graph.as_ref().expect("split plans have a graph");
             let (in_per, out_per) = (g.input_len(), g.output_len());
+            let Split { workers, finished } = split;
+            let finished = &*finished;
+            finished.store(0, Ordering::Relaxed);
+            let nworkers = workers.len();
             pool.install(|| {
-                split
-                    .workers
-                    .par_iter_mut()
-                    .with_max_len(1)
-                    .for_each(|wk| wk.run(input, in_per, out_per))
+                workers.par_iter_mut().with_max_len(1).for_each(|wk| {
+                    wk.run(input, in_per, out_per);
+                    let n = finished.fetch_add(1, Ordering::AcqRel) + 1;
+                    let t = std::time::Instant::now();
+                    while n < nworkers
+                        && finished.load(Ordering::Acquire) < nworkers
+                        && t.elapsed() < FINISH_SPIN
+                    {
+                        std::hint::spin_loop();
+                    }
+                })
             });
             let out = &mut self.bufs[self.output_buf];
-            for wk in &split.workers {
+            for wk in workers.iter() {
                 out[wk.start * out_per..(wk.start + wk.count) * out_per].copy_from_slice(&wk.out);
             }
         } else if let Some(team) = self.team.clone() {
