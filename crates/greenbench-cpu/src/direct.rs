@@ -994,6 +994,7 @@ unsafe fn dw_row(
 /// `S + 2` input vectors the strip's windows cover are loaded once and each serves up to
 /// three taps.
 #[inline]
+#[allow(clippy::needless_range_loop)] // indices into two register arrays at once
 #[target_feature(enable = "avx512f")]
 unsafe fn dw_slide3<const S: usize, const G: usize>(a: &DwStrip<'_>, ox: usize) {
     let g = a.g;
