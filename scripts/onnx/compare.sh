@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One invocation, one machine: greenbench CPU time per example / ONNX Runtime's, per model and
-# batch, measured back to back with the same thread count and profile.
+# batch, and sgemm 1024^3 GFLOP/s against ONNX Runtime's MatMul, measured back to back with
+# the same thread count and profile.
 #   scripts/onnx/compare.sh [--threads N] [--profile quick|full] [--out-dir DIR]
 # Needs a Python with scripts/onnx/requirements.txt (VENV, default .venv; created if missing).
 set -euo pipefail
@@ -23,7 +24,7 @@ mkdir -p "$OUT"
 EXPORT=$(mktemp -d)
 cargo build --release -q
 ./target/release/greenbench export all --out "$EXPORT" >/dev/null
-./target/release/greenbench run --backends cpu --threads "$THREADS" --profile "$PROFILE" --no-peak \
+./target/release/greenbench run --backends cpu --threads "$THREADS" --profile "$PROFILE" \
   --out "$OUT/greenbench-cpu-$PROFILE.json" >/dev/null
 "$VENV/bin/python" scripts/onnx/ort_bench.py "$EXPORT" --threads "$THREADS" --profile "$PROFILE" \
   --out "$OUT/onnxruntime-cpu-$PROFILE.json" --greenbench "$OUT/greenbench-cpu-$PROFILE.json"

@@ -87,6 +87,37 @@ def measure(sess, xs, batch, p):
     return per_example, batches, warm
 
 
+def matmul_peak(n, threads, p, seed):
+    """sgemm n x n x n in ONNX Runtime: a MatMul whose right-hand side is an initializer (as
+    greenbench's peak, whose right-hand side is prepared once), timed with the same
+    protocol; returned in greenbench's `Peak` schema."""
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(seed)
+    b = rng.uniform(-1, 1, size=(n, n)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "b"], ["output"])], "sgemm",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [n, n])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [n, n])],
+        [numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = threads
+    o.inter_op_num_threads = 1
+    o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(model.SerializeToString(), o, providers=["CPUExecutionProvider"])
+    xs = [rng.uniform(-1, 1, size=(n, n)).astype(np.float32) for _ in range(2)]
+    per_call, _, _ = measure(sess, xs, 1, p)
+    t = summarize(per_call)
+    fpo = 2 * n ** 3
+    return dict(backend="onnxruntime-cpu",
+                device=dict(name=cpu_model(), kind="cpu", threads=threads,
+                            driver=f"onnxruntime {ort.__version__} (MLAS)"),
+                m=n, k=n, n=n, gflops=fpo / t["median"] / 1e9,
+                gflops_ci95_low=fpo / t["ci95_high"] / 1e9, gflops_ci95_high=fpo / t["ci95_low"] / 1e9,
+                time_s=t, time_basis="end_to_end")
+
+
 def cpu_model():
     try:
         for line in open("/proc/cpuinfo"):
@@ -112,6 +143,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
     ap.add_argument("--greenbench", default=None, help="a greenbench result file to divide by ORT, cell by cell")
+    ap.add_argument("--matmul", type=int, default=1024,
+                    help="also time an N^3 fp32 MatMul (greenbench's peak GEMM); 0 to skip")
     a = ap.parse_args()
     dirs = sorted(d for d in (os.path.join(a.export_dir, n) for n in os.listdir(a.export_dir))
                   if os.path.isfile(os.path.join(d, "model.onnx")))
@@ -153,6 +186,11 @@ def main():
                 cost_usd_per_million=None, other_cpu_cores=None, warnings=[], peak_rss_bytes=None,
                 weights_seed=meta["weights_seed"], weights_fingerprint=meta["weights_fingerprint"],
                 warmup_batches=warm, window_batches=nb))
+    peaks = []
+    if a.matmul > 0:
+        peak = matmul_peak(a.matmul, a.threads, p, a.seed)
+        print(f"  sgemm {a.matmul}^3 onnxruntime-cpu: {peak['gflops']:.1f} GFLOP/s", file=sys.stderr)
+        peaks.append(peak)
     git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     mem = None
     try:
@@ -166,7 +204,7 @@ def main():
                      greenbench_version=f"onnxruntime {ort.__version__} (scripts/onnx/ort_bench.py)",
                      git_commit=git.stdout.strip() or None if git.returncode == 0 else None, git_dirty=None),
         started_utc=started, finished_utc=now(), profile=p, seed=a.seed, command=sys.argv,
-        peaks=[], energy=None), cells=cells)
+        peaks=peaks, energy=None), cells=cells)
     if a.out:
         tmp = a.out + ".tmp"
         with open(tmp, "w") as f:
@@ -184,6 +222,12 @@ def main():
             if m:
                 gt, ot = m["time_per_example_s"]["median"], c["time_per_example_s"]["median"]
                 print(f"| {c['model']} | {c['batch']} | {gt * 1e6:.2f} | {ot * 1e6:.2f} | {gt / ot:.2f} |")
+        gp = [q for q in g["environment"].get("peaks", []) if q["backend"] == "cpu"]
+        if gp and peaks:
+            gg, og = gp[0]["gflops"], peaks[0]["gflops"]
+            print(f"\n| sgemm {a.matmul}^3 | greenbench cpu (GFLOP/s) | onnxruntime (GFLOP/s) | greenbench / ORT |")
+            print("|---|---|---|---|")
+            print(f"| {a.threads} threads | {gg:.1f} | {og:.1f} | {gg / og:.2f} |")
 
 
 if __name__ == "__main__":
