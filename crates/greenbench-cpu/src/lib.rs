@@ -1,12 +1,24 @@
 //! greenbench-cpu: executes a greenbench-core [`Graph`] on the CPU.
 //!
-//! It owns the CPU execution plan and kernels: weights are taken from the model's ndarray
-//! tensors and packed once in `prepare`; convolutions run as im2col + GEMM (1x1 stride-1
-//! convolutions and dense layers as a plain GEMM, no im2col), depthwise convolution as its own
-//! vectorised kernel; bias and a following ReLU are fused into the producing kernel's
-//! epilogue; every activation buffer is allocated in `prepare`, none in `run`. Threads: one
-//! rayon pool of the requested size runs everything (GEMMs split inside, other kernels across
-//! rows), so there is no oversubscription.
+//! It owns the CPU execution plan and kernels, two paths chosen at run time:
+//!
+//! - **direct** (x86-64 with AVX-512F; the `direct` module): register-blocked AVX-512
+//!   micro-kernels for dense layers, ungrouped convolutions (no im2col: each pixel's window
+//!   is read in place, one pointer per kernel row), depthwise convolutions and pooling;
+//!   weights packed once in `prepare`; bias, folded batch norm, ReLU and a following
+//!   residual add fused into the producing kernel's epilogue; activations that padded
+//!   convolutions read are stored with their zero border, so no padding copy is made.
+//! - **portable** (every other CPU, or [`CpuBackend::with_direct_kernels`]`(false)`): im2col +
+//!   the `gemm` crate (run-time AVX2/FMA or NEON kernels), a row-streamed depthwise kernel,
+//!   fused bias/ReLU.
+//!
+//! Threads, with no oversubscription (one rayon pool of the requested size): a batch of at
+//! least two examples per thread is split across threads, each running its own examples
+//! through the whole graph in L2-sized sub-batches; smaller batches run as a *team* (see
+//! [`Team`]) in which every thread takes the same pixel range of each large step and spins
+//! between steps. Every activation buffer is allocated in `prepare`, none in `run`. The
+//! choices were made by measurement against ONNX Runtime on the dev VM; the figures are
+//! beside each constant and in `results/onnx/README.md`.
 //!
 //! It knows nothing of timing protocols, energy or tables: that is the harness's job.
 
@@ -136,7 +148,7 @@ pub use greenbench_core::host::cpu_model_name;
 /// Which kernels run convolutions and GEMMs on this CPU.
 pub fn gemm_kernel_family() -> &'static str {
     if direct_kernels_available() {
-        return "direct AVX-512 conv/GEMM kernels (gemm 0.19 for attention)";
+        return "direct AVX-512 kernels; gemm 0.19 AVX-512 for attention and large GEMMs";
     }
     #[cfg(target_arch = "x86_64")]
     {
