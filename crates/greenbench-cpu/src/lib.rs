@@ -15,7 +15,7 @@
 //! Threads, with no oversubscription (one rayon pool of the requested size): a batch of at
 //! least two examples per thread is split across threads, each running its own examples
 //! through the whole graph in L2-sized sub-batches; smaller batches run as a *team* (see
-//! [`Team`]) in which every thread takes the same pixel range of each large step and spins
+//! `Team` in the source) in which every thread takes the same pixel range of each large step and spins
 //! between steps. Every activation buffer is allocated in `prepare`, none in `run`. The
 //! choices were made by measurement against ONNX Runtime on the dev VM; the figures are
 //! beside each constant and in `results/onnx/README.md`.
