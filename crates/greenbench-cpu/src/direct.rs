@@ -25,6 +25,7 @@
 
 #![cfg(target_arch = "x86_64")]
 
+use crate::kernels::SendPtr;
 use greenbench_core::graph::{ConvGeom, PoolGeom};
 use rayon::prelude::*;
 use std::arch::x86_64::*;
@@ -728,19 +729,6 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
     }
 }
 
-/// A raw pointer that may cross threads; users guarantee disjoint writes.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: only used for disjoint writes, see `DirectPlan::run`.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// Output rows per depthwise compute unit.
 const DW_ROWS: usize = 2;
 
@@ -999,16 +987,7 @@ unsafe fn dw_row(
 unsafe fn dw_slide3<const S: usize, const G: usize>(a: &DwStrip<'_>, ox: usize) {
     let g = a.g;
     let c = g.cin;
-    let zero = _mm512_setzero_ps();
-    let mut acc = [[zero; G]; S];
-    if let Some(b) = a.b {
-        for v in 0..G {
-            let bv = unsafe { _mm512_maskz_loadu_ps(a.masks[v], b.add(16 * v)) };
-            for row in acc.iter_mut() {
-                row[v] = bv;
-            }
-        }
-    }
+    let mut acc = unsafe { a.init::<S, G>() };
     let x0 = unsafe { a.x.add(ox * c) };
     for ky in 0..g.kh {
         let xr = unsafe { x0.add(ky * a.row_stride) };
@@ -1033,15 +1012,41 @@ unsafe fn dw_slide3<const S: usize, const G: usize>(a: &DwStrip<'_>, ox: usize) 
             }
         }
     }
-    for (p, row) in acc.iter().enumerate() {
-        for (v, &val) in row.iter().enumerate() {
-            let r = if a.relu {
-                _mm512_max_ps(val, zero)
-            } else {
-                val
-            };
-            let o = unsafe { a.out.add((ox + p) * c + 16 * v) };
-            unsafe { _mm512_mask_storeu_ps(o, a.masks[v], r) };
+    unsafe { a.store(ox, &acc) };
+}
+
+impl DwStrip<'_> {
+    /// Accumulators of a strip, each set to the bias (or zero).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn init<const S: usize, const G: usize>(&self) -> [[__m512; G]; S] {
+        let mut acc = [[_mm512_setzero_ps(); G]; S];
+        if let Some(b) = self.b {
+            for v in 0..G {
+                let bv = unsafe { _mm512_maskz_loadu_ps(self.masks[v], b.add(16 * v)) };
+                for row in acc.iter_mut() {
+                    row[v] = bv;
+                }
+            }
+        }
+        acc
+    }
+
+    /// Store a strip from output pixel `ox` (ReLU first if fused).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store<const S: usize, const G: usize>(&self, ox: usize, acc: &[[__m512; G]; S]) {
+        let zero = _mm512_setzero_ps();
+        for (p, row) in acc.iter().enumerate() {
+            for (v, &val) in row.iter().enumerate() {
+                let r = if self.relu {
+                    _mm512_max_ps(val, zero)
+                } else {
+                    val
+                };
+                let o = unsafe { self.out.add((ox + p) * self.g.cin + 16 * v) };
+                unsafe { _mm512_mask_storeu_ps(o, self.masks[v], r) };
+            }
         }
     }
 }
@@ -1066,16 +1071,7 @@ struct DwStrip<'a> {
 unsafe fn dw_pixels<const S: usize, const G: usize>(a: &DwStrip<'_>, ox: usize) {
     let g = a.g;
     let c = g.cin;
-    let zero = _mm512_setzero_ps();
-    let mut acc = [[zero; G]; S];
-    if let Some(b) = a.b {
-        for v in 0..G {
-            let bv = unsafe { _mm512_maskz_loadu_ps(a.masks[v], b.add(16 * v)) };
-            for row in acc.iter_mut() {
-                row[v] = bv;
-            }
-        }
-    }
+    let mut acc = unsafe { a.init::<S, G>() };
     let x0 = unsafe { a.x.add(ox * g.sw * c) };
     for ky in 0..g.kh {
         for kx in 0..g.kw {
@@ -1091,17 +1087,7 @@ unsafe fn dw_pixels<const S: usize, const G: usize>(a: &DwStrip<'_>, ox: usize) 
             }
         }
     }
-    for (p, row) in acc.iter().enumerate() {
-        for (v, &val) in row.iter().enumerate() {
-            let r = if a.relu {
-                _mm512_max_ps(val, zero)
-            } else {
-                val
-            };
-            let o = unsafe { a.out.add((ox + p) * c + 16 * v) };
-            unsafe { _mm512_mask_storeu_ps(o, a.masks[v], r) };
-        }
-    }
+    unsafe { a.store(ox, &acc) };
 }
 
 /// Max or average pooling (valid padding), NHWC, with AVX-512: per output pixel, 16

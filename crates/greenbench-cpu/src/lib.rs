@@ -550,33 +550,25 @@ impl Team {
         let mut phases = Vec::new();
         for ((i, step), &node) in steps.iter().enumerate().zip(step_nodes) {
             let big = step_work(g, node, batch) >= min_work;
-            match step {
-                Step::Direct { plan, .. } if big => {
-                    if plan.copy_units() > 0 {
+            // (copy units, compute units) of a direct step.
+            let units = match step {
+                Step::Direct { plan, .. } => Some((plan.copy_units(), plan.compute_units(threads))),
+                Step::DirectDw { plan, .. } => Some((plan.copy_units(), plan.compute_units())),
+                _ => None,
+            };
+            match units {
+                Some((copy, compute)) if big => {
+                    if copy > 0 {
                         phases.push(Phase {
                             step: i,
                             kind: PhaseKind::Copy,
-                            units: plan.copy_units(),
+                            units: copy,
                         });
                     }
                     phases.push(Phase {
                         step: i,
                         kind: PhaseKind::Compute,
-                        units: plan.compute_units(threads),
-                    });
-                }
-                Step::DirectDw { plan, .. } if big => {
-                    if plan.copy_units() > 0 {
-                        phases.push(Phase {
-                            step: i,
-                            kind: PhaseKind::Copy,
-                            units: plan.copy_units(),
-                        });
-                    }
-                    phases.push(Phase {
-                        step: i,
-                        kind: PhaseKind::Compute,
-                        units: plan.compute_units(),
+                        units: compute,
                     });
                 }
                 _ => phases.push(Phase {
