@@ -1079,14 +1079,7 @@ impl CpuPrepared {
             };
         }
         let this = PlanPtr(self as *mut CpuPrepared);
-        rayon::scope(|s| {
-            for me in 1..team.threads {
-                // SAFETY: see `team_walk`.
-                s.spawn(move |_| unsafe { team_walk(this, team, me) });
-            }
-            // SAFETY: see `team_walk`.
-            unsafe { team_walk(this, team, 0) };
-        });
+        team_fork(this, team, 0, team.threads);
     }
 
     /// Copy `x` (already checked) into the input buffer, inside its border if it has one.
@@ -1291,6 +1284,21 @@ impl CpuPrepared {
         self.bufs[dst_id] = out;
         kernels::set_serial(was_serial);
     }
+}
+
+/// Start the walks of threads `lo..hi` with nested `rayon::join`s (stack jobs: no heap
+/// allocation per run, unlike `rayon::scope`); the calling thread walks as `lo` at once.
+fn team_fork(this: PlanPtr, team: &Team, lo: usize, hi: usize) {
+    if hi - lo <= 1 {
+        // SAFETY: see `team_walk`.
+        unsafe { team_walk(this, team, lo) };
+        return;
+    }
+    let mid = lo + (hi - lo).div_ceil(2);
+    rayon::join(
+        || team_fork(this, team, lo, mid),
+        || team_fork(this, team, mid, hi),
+    );
 }
 
 /// One thread's walk through a team run.
