@@ -131,6 +131,26 @@ impl PadCopy {
     }
 }
 
+/// Per pixel of `batch` images of `h x w x c` stored with `border`: the offset of its first
+/// channel; and the whole stored length.
+fn bordered_offsets(
+    batch: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    border: Border,
+) -> (Vec<usize>, usize) {
+    let [bt, bb, bl, br] = border;
+    let (hb, wb) = (h + bt + bb, w + bl + br);
+    let offsets = (0..batch * h * w)
+        .map(|q| {
+            let (n, r) = (q / (h * w), q % (h * w));
+            ((n * hb + r / w + bt) * wb + r % w + bl) * c
+        })
+        .collect();
+    (offsets, batch * hb * wb * c)
+}
+
 /// One convolution or GEMM planned for the direct kernels.
 pub struct DirectPlan {
     pixels: usize,
@@ -245,16 +265,8 @@ impl DirectPlan {
             relu,
             input_len,
         );
-        if let Some([bt, bb, bl, br]) = out_border {
-            let (hb, wb) = (g.ho + bt + bb, g.wo + bl + br);
-            plan.out_pix = (0..plan.pixels)
-                .map(|q| {
-                    let (n, r) = (q / (g.ho * g.wo), q % (g.ho * g.wo));
-                    let (oy, ox) = (r / g.wo, r % g.wo);
-                    ((n * hb + oy + bt) * wb + ox + bl) * g.cout
-                })
-                .collect();
-            plan.out_len = batch * hb * wb * g.cout;
+        if let Some(border) = out_border {
+            (plan.out_pix, plan.out_len) = bordered_offsets(batch, g.ho, g.wo, g.cout, border);
         }
         Some(plan)
     }
@@ -266,16 +278,9 @@ impl DirectPlan {
         let batch = self.pixels / (g.ho * g.wo);
         self.residual = true;
         match border {
-            Some([bt, bb, bl, br]) => {
-                let (hb, wb) = (g.ho + bt + bb, g.wo + bl + br);
-                self.skip_pix = (0..self.pixels)
-                    .map(|q| {
-                        let (n, r) = (q / (g.ho * g.wo), q % (g.ho * g.wo));
-                        let (oy, ox) = (r / g.wo, r % g.wo);
-                        ((n * hb + oy + bt) * wb + ox + bl) * self.cout
-                    })
-                    .collect();
-                self.skip_len = batch * hb * wb * self.cout;
+            Some(border) => {
+                (self.skip_pix, self.skip_len) =
+                    bordered_offsets(batch, g.ho, g.wo, self.cout, border);
             }
             None => self.skip_len = self.pixels * self.cout,
         }

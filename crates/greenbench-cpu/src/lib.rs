@@ -1360,50 +1360,50 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
     let p = unsafe { &*this.0 };
     let slice = |b: RawBuf| unsafe { std::slice::from_raw_parts(b.ptr, b.len) };
     #[cfg(target_arch = "x86_64")]
-    match (&p.steps[ph.step], ph.kind) {
-        (Step::Direct { src, plan, pad, .. }, PhaseKind::Copy) => unsafe {
-            plan.copy_unit(slice(p.buf_ptrs[*src]), p.pad_ptrs[*pad].ptr, u)
-        },
-        (Step::DirectDw { src, plan, pad, .. }, PhaseKind::Copy) => unsafe {
-            plan.copy_unit(slice(p.buf_ptrs[*src]), p.pad_ptrs[*pad].ptr, u)
-        },
-        (
+    {
+        let (src, dst, pad, reads_pad) = match &p.steps[ph.step] {
             Step::Direct {
                 src,
                 dst,
-                plan,
                 pad,
-                skip,
-            },
-            PhaseKind::Compute,
-        ) => {
-            let x = if plan.reads_pad_buffer() {
-                slice(p.pad_ptrs[*pad])
-            } else {
-                slice(p.buf_ptrs[*src])
-            };
-            assert!(p.buf_ptrs[*dst].len >= plan.output_len());
-            let skip = skip.map(|b| slice(p.buf_ptrs[b]));
-            unsafe { plan.compute_unit(x, p.buf_ptrs[*dst].ptr, skip, u, threads) }
-        }
-        (
+                plan,
+                ..
+            } => (*src, *dst, *pad, plan.reads_pad_buffer()),
             Step::DirectDw {
                 src,
                 dst,
-                plan,
                 pad,
+                plan,
+                ..
+            } => (*src, *dst, *pad, plan.reads_pad_buffer()),
+            _ => unreachable!("phase {ph:?} of a step without units"),
+        };
+        let input = slice(p.buf_ptrs[src]);
+        // The compute reads the pad buffer once the copy phase has filled it.
+        let x = if reads_pad {
+            slice(p.pad_ptrs[pad])
+        } else {
+            input
+        };
+        let y = p.buf_ptrs[dst];
+        match (&p.steps[ph.step], ph.kind) {
+            (Step::Direct { plan, .. }, PhaseKind::Copy) => unsafe {
+                plan.copy_unit(input, p.pad_ptrs[pad].ptr, u)
             },
-            PhaseKind::Compute,
-        ) => {
-            let x = if plan.reads_pad_buffer() {
-                slice(p.pad_ptrs[*pad])
-            } else {
-                slice(p.buf_ptrs[*src])
-            };
-            assert!(p.buf_ptrs[*dst].len >= plan.output_len());
-            unsafe { plan.compute_unit(x, p.buf_ptrs[*dst].ptr, u) }
+            (Step::DirectDw { plan, .. }, PhaseKind::Copy) => unsafe {
+                plan.copy_unit(input, p.pad_ptrs[pad].ptr, u)
+            },
+            (Step::Direct { plan, skip, .. }, PhaseKind::Compute) => {
+                assert!(y.len >= plan.output_len());
+                let skip = skip.map(|b| slice(p.buf_ptrs[b]));
+                unsafe { plan.compute_unit(x, y.ptr, skip, u, threads) }
+            }
+            (Step::DirectDw { plan, .. }, PhaseKind::Compute) => {
+                assert!(y.len >= plan.output_len());
+                unsafe { plan.compute_unit(x, y.ptr, u) }
+            }
+            _ => unreachable!("phase {ph:?} of a step without units"),
         }
-        _ => unreachable!("phase {ph:?} of a step without units"),
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (p, slice, u, threads);

@@ -45,9 +45,11 @@ pub struct Tape {
     pub probs: Vec<f32>,
 }
 
-fn im2col(x: &[f32], b: usize, g: &ConvGeom) -> Vec<f32> {
+/// Every (input run, column run) pair of `cin` values that im2col copies: the input offset
+/// of tap (ky, kx) of output pixel (n, oy, ox) and its offset in the column matrix. Taps in
+/// the padding are skipped (their columns stay zero). Shared by `im2col` and its adjoint.
+fn for_each_tap(b: usize, g: &ConvGeom, mut f: impl FnMut(usize, usize)) {
     let kk = g.kh * g.kw * g.cin;
-    let mut cols = vec![0f32; b * g.ho * g.wo * kk];
     for n in 0..b {
         for oy in 0..g.ho {
             for ox in 0..g.wo {
@@ -63,43 +65,29 @@ fn im2col(x: &[f32], b: usize, g: &ConvGeom) -> Vec<f32> {
                             continue;
                         }
                         let src = ((n * g.h + iy as usize) * g.w + ix as usize) * g.cin;
-                        let dst = r * kk + (ky * g.kw + kx) * g.cin;
-                        cols[dst..dst + g.cin].copy_from_slice(&x[src..src + g.cin]);
+                        f(src, r * kk + (ky * g.kw + kx) * g.cin);
                     }
                 }
             }
         }
     }
+}
+
+fn im2col(x: &[f32], b: usize, g: &ConvGeom) -> Vec<f32> {
+    let mut cols = vec![0f32; b * g.ho * g.wo * g.kh * g.kw * g.cin];
+    for_each_tap(b, g, |src, dst| {
+        cols[dst..dst + g.cin].copy_from_slice(&x[src..src + g.cin])
+    });
     cols
 }
 
 fn col2im(dcols: &[f32], b: usize, g: &ConvGeom) -> Vec<f32> {
-    let kk = g.kh * g.kw * g.cin;
     let mut dx = vec![0f32; b * g.h * g.w * g.cin];
-    for n in 0..b {
-        for oy in 0..g.ho {
-            for ox in 0..g.wo {
-                let r = (n * g.ho + oy) * g.wo + ox;
-                for ky in 0..g.kh {
-                    let iy = (oy * g.sh + ky) as isize - g.pad_top as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        continue;
-                    }
-                    for kx in 0..g.kw {
-                        let ix = (ox * g.sw + kx) as isize - g.pad_left as isize;
-                        if ix < 0 || ix >= g.w as isize {
-                            continue;
-                        }
-                        let d = ((n * g.h + iy as usize) * g.w + ix as usize) * g.cin;
-                        let s = r * kk + (ky * g.kw + kx) * g.cin;
-                        for c in 0..g.cin {
-                            dx[d + c] += dcols[s + c];
-                        }
-                    }
-                }
-            }
+    for_each_tap(b, g, |d, s| {
+        for c in 0..g.cin {
+            dx[d + c] += dcols[s + c];
         }
-    }
+    });
     dx
 }
 
