@@ -184,7 +184,8 @@ fn main() {
             }
         }
     }
-    // The sgemm behind `greenbench peak` (its right-hand side prepared once).
+    // The sgemm behind `greenbench peak` (its right-hand side prepared once): the packed GEMM
+    // on `cpu`, the `gemm` crate on `cpu-portable`.
     let n = 1024;
     for (label, backend) in &backends {
         let Ok(mut p) = backend.prepare_matmul(n, n, n) else {

@@ -73,8 +73,9 @@ pub trait Backend {
         weights: &Weights,
         batch: usize,
     ) -> Result<Box<dyn Prepared>, BackendError>;
-    /// Prepare a plain `[m, k] x [k, n]` fp32 matrix product with fixed, seeded right-hand
-    /// side (used to measure the backend's attainable peak). Input is the `[m, k]` matrix.
+    /// Prepare a plain `[m, k] x [k, n]` fp32 matrix product with a fixed right-hand side
+    /// (used to measure the backend's attainable peak): value `i` (row-major) is
+    /// `((i % 17) - 8) / 8`. Input is the `[m, k]` matrix.
     fn prepare_matmul(
         &self,
         m: usize,

@@ -8,6 +8,9 @@
 //!   weights packed once in `prepare`; bias, folded batch norm, ReLU and a following
 //!   residual add fused into the producing kernel's epilogue; activations that padded
 //!   convolutions read are stored with their zero border, so no padding copy is made.
+//!   Dense layers with every side >= 256 (and the peak's 1024^3 matmul) run a packed GEMM
+//!   (the `packed` module: MLAS's layout, weights packed into cache-sized blocks, a 12 x 32
+//!   register tile in inline assembly).
 //! - **portable** (every other CPU, or [`CpuBackend::with_direct_kernels`]`(false)`): im2col +
 //!   the `gemm` crate (run-time AVX2/FMA or NEON kernels), a row-streamed depthwise kernel,
 //!   fused bias/ReLU.
@@ -29,6 +32,8 @@
 #[cfg(target_arch = "x86_64")]
 pub mod direct;
 pub mod kernels;
+#[cfg(target_arch = "x86_64")]
+mod packed;
 
 use greenbench_core::backend::{Backend, BackendError, DeviceInfo, DeviceKind, Prepared};
 use greenbench_core::graph::{ConvGeom, Graph, Op, PoolGeom};
@@ -152,7 +157,7 @@ pub use greenbench_core::host::cpu_model_name;
 /// Which kernels run convolutions and GEMMs on this CPU.
 pub fn gemm_kernel_family() -> &'static str {
     if direct_kernels_available() {
-        return "direct AVX-512 kernels; gemm 0.19 AVX-512 for attention and large GEMMs";
+        return "direct AVX-512 kernels, packed AVX-512 GEMM for large products; gemm 0.19 AVX-512 for attention";
     }
     #[cfg(target_arch = "x86_64")]
     {
@@ -219,22 +224,37 @@ impl Backend for CpuBackend {
     ) -> Result<Box<dyn Prepared>, BackendError> {
         // Seeded right-hand side; values do not matter for speed but stay deterministic.
         let b: Vec<f32> = (0..k * n).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
-        // Large GEMMs run on the `gemm` crate even where the direct kernels are on (see
-        // `large_gemm`), so this is the `gemm` crate's figure on every CPU.
-        let steps = vec![Step::Gemm {
+        // The right-hand side plays the weights: packed here, once, where the packed AVX-512
+        // GEMM runs (as a large dense layer would be); the `gemm` crate elsewhere.
+        let gemm = |w| Step::Gemm {
             src: 0,
             dst: 1,
             rows: m,
             k,
             n,
-            w: b,
+            w,
             bias: None,
             relu: false,
-        }];
+        };
+        #[cfg(target_arch = "x86_64")]
+        let step = if self.direct {
+            Step::Packed {
+                src: 0,
+                dst: 1,
+                rows: m,
+                plan: Box::new(packed::PackedGemm::new(&b, k, n, None, false)),
+            }
+        } else {
+            gemm(b)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let step = gemm(b);
+        let steps = vec![step];
         Ok(Box::new(CpuPrepared {
             par: vec![self.threads > 1],
             steps,
-            bufs: vec![vec![0.0; m * k], vec![0.0; m * n]],
+            // The left operand is read where the caller holds it (`execute_matmul`).
+            bufs: vec![Vec::new(), vec![0.0; m * n]],
             scratch: vec![],
             pads: vec![Vec::new()],
             team: None,
@@ -275,6 +295,14 @@ enum Step {
         plan: Box<direct::DirectPlan>,
         /// Index of its padded-input buffer in `CpuPrepared::pads`.
         pad: usize,
+    },
+    /// A large dense layer (see `large_gemm`) on the packed AVX-512 GEMM.
+    #[cfg(target_arch = "x86_64")]
+    Packed {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        plan: Box<packed::PackedGemm>,
     },
     /// `dst[rows, n] = src[rows, k] . w[k, n]` (+ bias, ReLU): dense and 1x1 convolutions.
     Gemm {
@@ -604,11 +632,13 @@ fn step_work(g: &Graph, i: usize, batch: usize) -> u64 {
             .max(4 * g.out_shape(i).iter().product::<usize>() as u64)
 }
 
-/// GEMMs this large run on the `gemm` crate, whose packed, cache-blocked kernels beat the
-/// direct (unpacked) ones there. Measured on the dev VM, sgemm 1024^3 on 1 / 2 threads:
-/// `gemm` crate 158 / 285 GFLOP/s, direct kernels 125-131 / 209, direct kernels with a
-/// packed left operand 138 / 272 (and slower than unpacked on the zoo's small GEMMs:
-/// mlp b32 2.5 -> 3.2 us), ONNX Runtime (MLAS) 168 / 327. No zoo layer is this large.
+/// Dense layers this large run on the packed GEMM (`packed`: weights packed into
+/// cache-sized blocks in `prepare`, a 12 x 32 register tile, one contiguous row range per
+/// thread), which beats the direct kernels there. Measured on the dev VM, sgemm 1024^3 on
+/// 1 / 2 threads (GFLOP/s): packed GEMM 159-161 / 321-325, `gemm` crate 158-163 / 285-318,
+/// direct kernels 125-131 / 209, direct kernels with a packed left operand 138 / 272 (and
+/// slower than unpacked on the zoo's small GEMMs: mlp b32 2.5 -> 3.2 us), ONNX Runtime
+/// (MLAS) 155 / 315-326. No zoo layer is this large.
 fn large_gemm(m: usize, k: usize, n: usize) -> bool {
     m >= 256 && k >= 256 && n >= 256
 }
@@ -900,6 +930,19 @@ impl CpuPrepared {
                         pad: pads.len() - 1,
                     }
                 }
+                #[cfg(target_arch = "x86_64")]
+                Op::Dense { units, .. } if direct => Step::Packed {
+                    src,
+                    dst,
+                    rows: out_len / units,
+                    plan: Box::new(packed::PackedGemm::new(
+                        &flat(&t[0]),
+                        last,
+                        *units,
+                        bias,
+                        fuse_relu,
+                    )),
+                },
                 Op::Dense { units, .. } => Step::Gemm {
                     src,
                     dst,
@@ -1106,6 +1149,39 @@ impl CpuPrepared {
         }
     }
 
+    /// The reduction length of a prepared matmul (`prepare_matmul`: one GEMM step).
+    fn matmul_k(&self) -> usize {
+        match &self.steps[0] {
+            #[cfg(target_arch = "x86_64")]
+            Step::Packed { plan, .. } => plan.k(),
+            Step::Gemm { k, .. } => *k,
+            _ => unreachable!("a prepared matmul is one GEMM step"),
+        }
+    }
+
+    /// Run a prepared matmul on the caller's left operand in place, as ONNX Runtime's MatMul
+    /// reads its input: copying it into a buffer first cost ~0.6 ms of a ~7 ms 1024^3
+    /// product on the dev VM (the peak read 287 GFLOP/s with the copy).
+    fn execute_matmul(&mut self, a: &[f32]) {
+        let threads = self.threads;
+        let out = &mut self.bufs[self.output_buf];
+        match &self.steps[0] {
+            #[cfg(target_arch = "x86_64")]
+            Step::Packed { rows, plan, .. } => plan.run(a, *rows, out, threads),
+            Step::Gemm { rows, k, n, w, .. } => kernels::sgemm(
+                *rows,
+                *n,
+                *k,
+                Mat::rows(a, *k),
+                Mat::rows(w, *n),
+                out,
+                *n,
+                Threads::Pool(threads),
+            ),
+            _ => unreachable!("a prepared matmul is one GEMM step"),
+        }
+    }
+
     fn execute(&mut self) {
         for i in 0..self.steps.len() {
             let par = self.par[i];
@@ -1124,7 +1200,9 @@ impl CpuPrepared {
         let was_serial = kernels::set_serial(!par);
         let dst_id = match step {
             #[cfg(target_arch = "x86_64")]
-            Step::Direct { dst, .. } | Step::DirectDw { dst, .. } => *dst,
+            Step::Direct { dst, .. } | Step::DirectDw { dst, .. } | Step::Packed { dst, .. } => {
+                *dst
+            }
             Step::Gemm { dst, .. }
             | Step::Conv { dst, .. }
             | Step::Depthwise { dst, .. }
@@ -1157,6 +1235,15 @@ impl CpuPrepared {
                 &mut self.pads[*pad],
                 par,
                 self.threads,
+            ),
+            #[cfg(target_arch = "x86_64")]
+            Step::Packed {
+                src, rows, plan, ..
+            } => plan.run(
+                &bufs[*src],
+                *rows,
+                &mut out,
+                if par { self.threads } else { 1 },
             ),
             Step::Gemm {
                 src,
@@ -1411,7 +1498,10 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
 
 impl Prepared for CpuPrepared {
     fn run(&mut self, input: &[f32]) -> Result<&[f32], BackendError> {
-        let want = self.bufs[self.input_buf].len();
+        let want = match &self.graph {
+            Some(_) => self.bufs[self.input_buf].len(),
+            None => self.batch * self.matmul_k(),
+        };
         match &self.graph {
             Some(g) => g.check_input(input, self.batch),
             None if input.len() != want => Err(format!(
@@ -1454,6 +1544,8 @@ impl Prepared for CpuPrepared {
             for wk in workers.iter() {
                 out[wk.start * out_per..(wk.start + wk.count) * out_per].copy_from_slice(&wk.out);
             }
+        } else if self.graph.is_none() {
+            pool.install(|| self.execute_matmul(input));
         } else if let Some(team) = self.team.clone() {
             self.load_input(input);
             pool.install(|| self.execute_team(&team));

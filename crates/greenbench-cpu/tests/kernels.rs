@@ -245,6 +245,47 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Dense layers large enough for the packed GEMM (every side >= 256), with ragged
+    /// edges: rows not a multiple of the 12-row tile, reductions across the 512-row blocks,
+    /// columns across the 256-column blocks and inside a 32-column strip.
+    #[test]
+    fn large_dense_matches_reference(
+        rows in 256usize..300, k in 256usize..700, units in 256usize..300,
+        bias in any::<bool>(), relu in any::<bool>(), threads in 1usize..4,
+    ) {
+        let mut ops = vec![Op::Dense { units, bias }];
+        if relu { ops.push(Op::Relu); }
+        let err = max_rel_err(&single(vec![rows, k], ops).unwrap(), 1, 11, threads);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
+    /// The peak's prepared matmul (packed GEMM on AVX-512, the `gemm` crate elsewhere) at
+    /// any size, including fewer rows than threads and than one tile.
+    #[test]
+    fn prepared_matmul_matches_reference(
+        m in 1usize..40, k in 1usize..600, n in 1usize..300, threads in 1usize..4,
+    ) {
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 23) as f32 - 11.0) / 11.0).collect();
+        // The right-hand side `prepare_matmul` documents: value i is ((i % 17) - 8) / 8.
+        let b: Vec<f64> = (0..k * n).map(|i| ((i % 17) as f64 - 8.0) / 8.0).collect();
+        for (config, cpu) in configurations(threads) {
+            let mut p = cpu.prepare_matmul(m, k, n).unwrap();
+            let got = p.run(&a).unwrap();
+            prop_assert_eq!(got.len(), m * n);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = (0..k).map(|t| a[i * k + t] as f64 * b[t * n + j]).sum();
+                    let e = (got[i * n + j] as f64 - want).abs() / want.abs().max(1.0);
+                    prop_assert!(e < 1e-5, "{config}: ({i}, {j}) {} vs {want}", got[i * n + j]);
+                }
+            }
+        }
+    }
+}
+
 /// Every zoo model (BN folded, as the harness runs it) at batch 1 and 32.
 #[test]
 fn zoo_models_match_reference_at_batch_1_and_32() {

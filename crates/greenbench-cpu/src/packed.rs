@@ -1,0 +1,407 @@
+//! Large GEMMs with a right-hand side (weights) packed once in `prepare` (AVX-512, x86_64).
+//!
+//! `C[m x n] = A[m x k] · W[k x n] (+ bias, ReLU)`, the layout ONNX Runtime's MLAS uses for a
+//! MatMul with a constant right-hand side: `W` is packed into `KB x NB` blocks, each a run of
+//! 32-column strips stored `[k][32]`; `A` is read where it lies (no per-call packing); a
+//! 12-row x 32-column register tile (24 zmm accumulators) walks a block's strips for each 12
+//! rows, so the 12 rows of `A` (12 x KB floats) are reused from L1 across the block's strips
+//! and the block (KB x NB floats) from L2 across all rows. Threads take contiguous row ranges
+//! of whole tiles and run to the end without synchronising: one fork per product.
+//!
+//! Chosen by measurement (dev VM, Xeon with AVX-512, sgemm 1024^3, GFLOP/s 1 / 2 threads):
+//! this layout 160-163 / 315-320 with `KB, NB = 512, 256`; with MLAS's `256, 128` 147 / 301,
+//! `256, 256` 154 / 306-312, `1024, 256` 163 / 318-320, `512, 512` 161 / 315, `1024, 1024`
+//! 129; the same tile in Rust intrinsics (LLVM re-derives the 12 row addresses every step)
+//! 138 / 282, hence the inline assembly; the `gemm` crate (which packs both operands on every
+//! call and synchronises its threads per block) 158-163 / 285-318.
+
+use std::arch::asm;
+use std::arch::x86_64::*;
+
+/// Reduction rows per packed block (measured, see the module doc).
+const KB: usize = 512;
+/// Columns per packed block (measured, see the module doc).
+const NB: usize = 256;
+/// Rows of one register tile.
+const MR: usize = 12;
+/// Columns of one register tile (two zmm vectors) and of one packed strip.
+const NR: usize = 32;
+
+/// A right-hand side packed for [`PackedGemm::run`], with its fused epilogue.
+pub struct PackedGemm {
+    k: usize,
+    n: usize,
+    /// Blocks in (column block, reduction block) order, strips zero-padded to 32 columns,
+    /// from `w[base]`.
+    w: Vec<f32>,
+    base: usize,
+    bias: Option<Vec<f32>>,
+    relu: bool,
+}
+
+impl PackedGemm {
+    /// Pack `w` (`k x n`, row-major, `k > 0`).
+    pub fn new(w: &[f32], k: usize, n: usize, bias: Option<Vec<f32>>, relu: bool) -> Self {
+        assert_eq!(w.len(), k * n, "packed gemm: weights are not k x n");
+        assert!(k > 0, "packed gemm: empty reduction");
+        assert!(bias.as_ref().is_none_or(|b| b.len() == n));
+        // 15 spare values so the packed data can start on a 64-byte line (`base`): a vector
+        // load of a strip then never straddles two lines.
+        let mut p: Vec<f32> = Vec::with_capacity(k * n.div_ceil(NR) * NR + 15);
+        let base = p.as_ptr().align_offset(64).min(15);
+        p.resize(base, 0.0);
+        for n0 in (0..n).step_by(NB) {
+            let n1 = (n0 + NB).min(n);
+            for k0 in (0..k).step_by(KB) {
+                for s in (n0..n1).step_by(NR) {
+                    for row in w[k0 * n..(k0 + KB).min(k) * n].chunks(n) {
+                        p.extend((s..s + NR).map(|j| if j < n1 { row[j] } else { 0.0 }));
+                    }
+                }
+            }
+        }
+        PackedGemm {
+            k,
+            n,
+            w: p,
+            base,
+            bias,
+            relu,
+        }
+    }
+
+    /// The reduction length (rows of the packed right-hand side).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// `c = a · w` for `a` of `rows x k` (row-major, contiguous) into `c` (`rows x n`), split
+    /// into one contiguous row range per thread of the current rayon pool when `threads > 1`.
+    /// Only call where [`crate::direct::available`] holds.
+    pub fn run(&self, a: &[f32], rows: usize, c: &mut [f32], threads: usize) {
+        let (k, n) = (self.k, self.n);
+        assert!(a.len() >= rows * k, "packed gemm: lhs too short");
+        assert!(c.len() >= rows * n, "packed gemm: dst too short");
+        let parts = threads.clamp(1, rows.div_ceil(MR).max(1));
+        let (ap, cp) = (a.as_ptr() as usize, c.as_mut_ptr() as usize);
+        let part = |t: usize| {
+            // Rows split evenly, each part ending in its own narrower tile if need be: at
+            // 1024 rows on 2 threads, 512 + 512 rows read 321-325 GFLOP/s against 314-319
+            // for 504 + 520 (whole tiles only, but one part 3 % longer).
+            let (r0, r1) = (t * rows / parts, (t + 1) * rows / parts);
+            // SAFETY: `run` checked `a` and `c`'s lengths; each part writes its own rows of
+            // `c` only (disjoint ranges), and the caller checked AVX-512 (`direct::available`).
+            unsafe { self.rows(ap as *const f32, cp as *mut f32, r0, r1) }
+        };
+        if parts == 1 {
+            part(0);
+        } else {
+            use rayon::prelude::*;
+            (0..parts).into_par_iter().with_max_len(1).for_each(part);
+        }
+    }
+
+    /// Rows `r0..r1` of the product.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn rows(&self, a: *const f32, c: *mut f32, r0: usize, r1: usize) {
+        let (k, n) = (self.k, self.n);
+        let mut block = self.w[self.base..].as_ptr();
+        for n0 in (0..n).step_by(NB) {
+            let nc = NB.min(n - n0);
+            let strips = nc.div_ceil(NR);
+            for k0 in (0..k).step_by(KB) {
+                let kc = KB.min(k - k0);
+                let last = k0 + kc == k;
+                let mut r = r0;
+                while r < r1 {
+                    let mr = MR.min(r1 - r);
+                    // SAFETY (whole block): rows r..r+mr < rows and columns < n stay inside
+                    // `a` and `c`; strip s of this block holds kc x 32 packed values.
+                    unsafe {
+                        let ar = a.add(r * k + k0);
+                        for s in 0..strips {
+                            let b = block.add(s * kc * NR);
+                            let cr = c.add(r * n + n0 + s * NR);
+                            let cols = NR.min(nc - s * NR);
+                            if mr == MR && cols == NR {
+                                tile12x32(ar, k, b, kc, cr, n, k0 > 0);
+                            } else {
+                                edge(mr, ar, k, b, kc, cr, n, k0 > 0, cols);
+                            }
+                        }
+                        if last && (self.bias.is_some() || self.relu) {
+                            self.epilogue(c.add(r * n + n0), mr, nc, n0);
+                        }
+                    }
+                    r += mr;
+                }
+                // SAFETY: advances past this block's strips, within `w`.
+                block = unsafe { block.add(strips * kc * NR) };
+            }
+        }
+    }
+
+    /// Bias and ReLU over `mr` rows x `nc` columns (from column `n0`) of `c`, while they
+    /// are still in L1.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn epilogue(&self, c: *mut f32, mr: usize, nc: usize, n0: usize) {
+        for i in 0..mr {
+            // SAFETY: the caller passes rows and columns inside `c`.
+            let row = unsafe { std::slice::from_raw_parts_mut(c.add(i * self.n), nc) };
+            if let Some(b) = &self.bias {
+                row.iter_mut()
+                    .zip(&b[n0..n0 + nc])
+                    .for_each(|(v, b)| *v += b);
+            }
+            if self.relu {
+                row.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+        }
+    }
+}
+
+/// A tile narrower than 12 x 32: the Rust-intrinsic kernel for its row count.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+unsafe fn edge(
+    mr: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    kc: usize,
+    c: *mut f32,
+    ldc: usize,
+    acc: bool,
+    cols: usize,
+) {
+    let m0 = (((1u32 << cols.min(16)) - 1) & 0xffff) as u16;
+    let m1 = (((1u64 << cols.saturating_sub(16)) - 1) & 0xffff) as u16;
+    // SAFETY: forwarded from `rows`.
+    unsafe {
+        match mr {
+            12 => tile::<12>(a, lda, b, kc, c, ldc, acc, m0, m1),
+            11 => tile::<11>(a, lda, b, kc, c, ldc, acc, m0, m1),
+            10 => tile::<10>(a, lda, b, kc, c, ldc, acc, m0, m1),
+            9 => tile::<9>(a, lda, b, kc, c, ldc, acc, m0, m1),
+            8 => tile::<8>(a, lda, b, kc, c, ldc, acc, m0, m1),
+            7 => tile::<7>(a, lda, b, kc, c, ldc, acc, m0, m1),
+            6 => tile::<6>(a, lda, b, kc, c, ldc, acc, m0, m1),
+            5 => tile::<5>(a, lda, b, kc, c, ldc, acc, m0, m1),
+            4 => tile::<4>(a, lda, b, kc, c, ldc, acc, m0, m1),
+            3 => tile::<3>(a, lda, b, kc, c, ldc, acc, m0, m1),
+            2 => tile::<2>(a, lda, b, kc, c, ldc, acc, m0, m1),
+            _ => tile::<1>(a, lda, b, kc, c, ldc, acc, m0, m1),
+        }
+    }
+}
+
+/// `R x 32` tile (columns masked by `m0`, `m1`): `c (+)= a[R x kc] · b[kc x 32]`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile<const R: usize>(
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    kc: usize,
+    c: *mut f32,
+    ldc: usize,
+    acc: bool,
+    m0: u16,
+    m1: u16,
+) {
+    let mut r0 = [_mm512_setzero_ps(); R];
+    let mut r1 = [_mm512_setzero_ps(); R];
+    // SAFETY: `a` has R rows of kc values at stride lda, `b` kc x 32 values, `c` R rows of
+    // the masked columns at stride ldc (the caller's contract).
+    unsafe {
+        for kk in 0..kc {
+            let b0 = _mm512_loadu_ps(b.add(kk * NR));
+            let b1 = _mm512_loadu_ps(b.add(kk * NR + 16));
+            for i in 0..R {
+                let av = _mm512_set1_ps(*a.add(i * lda + kk));
+                r0[i] = _mm512_fmadd_ps(av, b0, r0[i]);
+                r1[i] = _mm512_fmadd_ps(av, b1, r1[i]);
+            }
+        }
+        for i in 0..R {
+            let p = c.add(i * ldc);
+            if acc {
+                r0[i] = _mm512_add_ps(r0[i], _mm512_maskz_loadu_ps(m0, p));
+                r1[i] = _mm512_add_ps(r1[i], _mm512_maskz_loadu_ps(m1, p.add(16)));
+            }
+            _mm512_mask_storeu_ps(p, m0, r0[i]);
+            _mm512_mask_storeu_ps(p.add(16), m1, r1[i]);
+        }
+    }
+}
+
+/// One k step of the 12 x 32 tile: load the step's two weight vectors, then per row one
+/// broadcast and two FMAs. Row addresses: four bases (rows 0, 3, 6, 9) plus 0, 1 or 2 row
+/// strides, so no address arithmetic runs inside the loop.
+macro_rules! kstep {
+    ($u:literal) => {
+        concat!(
+            "vmovups zmm24, [{b} + 128*",
+            $u,
+            "]\n",
+            "vmovups zmm25, [{b} + 128*",
+            $u,
+            " + 64]\n",
+            row!("{a0}", $u, 0, 1, 26),
+            row!("{a0} + {lda}", $u, 2, 3, 27),
+            row!("{a0} + {lda}*2", $u, 4, 5, 26),
+            row!("{a3}", $u, 6, 7, 27),
+            row!("{a3} + {lda}", $u, 8, 9, 26),
+            row!("{a3} + {lda}*2", $u, 10, 11, 27),
+            row!("{a6}", $u, 12, 13, 26),
+            row!("{a6} + {lda}", $u, 14, 15, 27),
+            row!("{a6} + {lda}*2", $u, 16, 17, 26),
+            row!("{a9}", $u, 18, 19, 27),
+            row!("{a9} + {lda}", $u, 20, 21, 26),
+            row!("{a9} + {lda}*2", $u, 22, 23, 27),
+        )
+    };
+}
+
+/// One row of a k step: broadcast `a[row][k + u]` into zmm`t`, accumulate into zmm`r0`/`r1`.
+macro_rules! row {
+    ($addr:literal, $u:literal, $r0:literal, $r1:literal, $t:literal) => {
+        concat!(
+            "vbroadcastss zmm",
+            $t,
+            ", dword ptr [",
+            $addr,
+            " + 4*",
+            $u,
+            "]\n",
+            "vfmadd231ps zmm",
+            $r0,
+            ", zmm24, zmm",
+            $t,
+            "\n",
+            "vfmadd231ps zmm",
+            $r1,
+            ", zmm25, zmm",
+            $t,
+            "\n",
+        )
+    };
+}
+
+/// Store (or add into) one row of the tile and step to the next row.
+macro_rules! store_row {
+    ($r0:literal, $r1:literal) => {
+        concat!(
+            "test {acc}, {acc}\n",
+            "jz 8f\n",
+            "vaddps zmm",
+            $r0,
+            ", zmm",
+            $r0,
+            ", [{c}]\n",
+            "vaddps zmm",
+            $r1,
+            ", zmm",
+            $r1,
+            ", [{c} + 64]\n",
+            "8:\n",
+            "vmovups [{c}], zmm",
+            $r0,
+            "\n",
+            "vmovups [{c} + 64], zmm",
+            $r1,
+            "\n",
+            "add {c}, {ldc}\n",
+        )
+    };
+}
+
+/// The 12 x 32 tile: `c (+)= a[12 x kc] · b[kc x 32]` (`b` packed `[k][32]`), in inline
+/// assembly so the 24 accumulators, 2 weight vectors and 2 broadcast registers stay in
+/// zmm0-27 and each k step is 2 loads, 12 broadcasts and 24 FMAs (two k steps per loop
+/// iteration).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile12x32(
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    kc: usize,
+    c: *mut f32,
+    ldc: usize,
+    acc: bool,
+) {
+    // SAFETY: the caller guarantees 12 rows of kc values at stride lda from `a`, kc x 32
+    // values at `b`, and 12 rows of 32 values at stride ldc from `c`; the assembly touches
+    // nothing else, uses no stack, and declares every register it changes.
+    unsafe {
+        asm!(
+            "vpxord zmm0, zmm0, zmm0", "vpxord zmm1, zmm1, zmm1",
+            "vpxord zmm2, zmm2, zmm2", "vpxord zmm3, zmm3, zmm3",
+            "vpxord zmm4, zmm4, zmm4", "vpxord zmm5, zmm5, zmm5",
+            "vpxord zmm6, zmm6, zmm6", "vpxord zmm7, zmm7, zmm7",
+            "vpxord zmm8, zmm8, zmm8", "vpxord zmm9, zmm9, zmm9",
+            "vpxord zmm10, zmm10, zmm10", "vpxord zmm11, zmm11, zmm11",
+            "vpxord zmm12, zmm12, zmm12", "vpxord zmm13, zmm13, zmm13",
+            "vpxord zmm14, zmm14, zmm14", "vpxord zmm15, zmm15, zmm15",
+            "vpxord zmm16, zmm16, zmm16", "vpxord zmm17, zmm17, zmm17",
+            "vpxord zmm18, zmm18, zmm18", "vpxord zmm19, zmm19, zmm19",
+            "vpxord zmm20, zmm20, zmm20", "vpxord zmm21, zmm21, zmm21",
+            "vpxord zmm22, zmm22, zmm22", "vpxord zmm23, zmm23, zmm23",
+            "lea {a3}, [{a0} + {lda}*2]",
+            "add {a3}, {lda}",
+            "lea {a6}, [{a3} + {lda}*2]",
+            "add {a6}, {lda}",
+            "lea {a9}, [{a6} + {lda}*2]",
+            "add {a9}, {lda}",
+            "test {pairs}, {pairs}",
+            "jz 3f",
+            "2:",
+            kstep!(0),
+            kstep!(1),
+            "add {a0}, 8",
+            "add {a3}, 8",
+            "add {a6}, 8",
+            "add {a9}, 8",
+            "add {b}, 256",
+            "dec {pairs}",
+            "jnz 2b",
+            "3:",
+            "test {odd}, {odd}",
+            "jz 4f",
+            kstep!(0),
+            "4:",
+            store_row!(0, 1),
+            store_row!(2, 3),
+            store_row!(4, 5),
+            store_row!(6, 7),
+            store_row!(8, 9),
+            store_row!(10, 11),
+            store_row!(12, 13),
+            store_row!(14, 15),
+            store_row!(16, 17),
+            store_row!(18, 19),
+            store_row!(20, 21),
+            store_row!(22, 23),
+            a0 = inout(reg) a => _,
+            a3 = out(reg) _,
+            a6 = out(reg) _,
+            a9 = out(reg) _,
+            lda = in(reg) lda * 4,
+            ldc = in(reg) ldc * 4,
+            b = inout(reg) b => _,
+            c = inout(reg) c => _,
+            pairs = inout(reg) kc / 2 => _,
+            odd = in(reg) kc % 2,
+            acc = in(reg) acc as usize,
+            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
+            out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
+            out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _,
+            out("zmm12") _, out("zmm13") _, out("zmm14") _, out("zmm15") _,
+            out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _,
+            out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _,
+            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+            options(nostack),
+        );
+    }
+}
