@@ -185,7 +185,7 @@ pub struct DirectPlan {
 
 /// The buffer a padded convolution copies its input into (borders stay zero); empty for
 /// the other plans. Kept by the caller so `run` can take the plan by shared reference.
-pub type PadBuffer = Vec<f32>;
+pub type PadBuffer = crate::kernels::Buf;
 
 impl DirectPlan {
     /// A GEMM `y[rows, n] = x[rows, k] . w[k, n]` (+ bias, ReLU); `w` row-major.
@@ -388,9 +388,9 @@ impl DirectPlan {
         match self.pad {
             Some(_) => {
                 let batch = self.pixels / (self.geo.ho * self.geo.wo);
-                vec![0.0; batch * self.geo.hp * self.geo.wp * self.geo.cin]
+                PadBuffer::zeros(batch * self.geo.hp * self.geo.wp * self.geo.cin)
             }
-            None => Vec::new(),
+            None => PadBuffer::default(),
         }
     }
 
@@ -815,8 +815,8 @@ impl DwPlan {
     /// The zeroed buffer the padded input is copied into (empty when none is needed).
     pub fn pad_buffer(&self) -> PadBuffer {
         match self.pad_copy() {
-            Some(c) => vec![0.0; c.batch * c.hp * c.wp * c.c],
-            None => Vec::new(),
+            Some(c) => PadBuffer::zeros(c.batch * c.hp * c.wp * c.c),
+            None => PadBuffer::default(),
         }
     }
 

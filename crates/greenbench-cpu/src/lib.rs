@@ -38,7 +38,7 @@ mod packed;
 use greenbench_core::backend::{Backend, BackendError, DeviceInfo, DeviceKind, Prepared};
 use greenbench_core::graph::{ConvGeom, Graph, Op, PoolGeom};
 use greenbench_core::weights::{Weights, check_weights};
-use kernels::{Mat, Threads};
+use kernels::{Buf, Mat, Threads};
 use rayon::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -254,9 +254,9 @@ impl Backend for CpuBackend {
             par: vec![self.threads > 1],
             steps,
             // The left operand is read where the caller holds it (`execute_matmul`).
-            bufs: vec![Vec::new(), vec![0.0; m * n]],
+            bufs: vec![Buf::default(), Buf::zeros(m * n)],
             scratch: vec![],
-            pads: vec![Vec::new()],
+            pads: vec![Buf::default()],
             team: None,
             buf_ptrs: Vec::new(),
             pad_ptrs: Vec::new(),
@@ -402,10 +402,10 @@ pub struct CpuPrepared {
     steps: Vec<Step>,
     /// Per step: whether its work is large enough to split across threads.
     par: Vec<bool>,
-    bufs: Vec<Vec<f32>>,
+    bufs: Vec<Buf>,
     scratch: Vec<f32>,
     /// Zero-bordered input copies of padded direct convolutions.
-    pads: Vec<Vec<f32>>,
+    pads: Vec<Buf>,
     /// Work sharing for a run split inside steps (see `execute_team`), when planned.
     team: Option<Arc<Team>>,
     /// Data pointers of `bufs` and `pads`, refreshed at the start of each team run.
@@ -766,7 +766,7 @@ impl CpuPrepared {
             steps: Vec::new(),
             par: Vec::new(),
             // The input is read from the caller's slice: no buffer for it.
-            bufs: vec![Vec::new(), vec![0.0; batch * g.output_len()]],
+            bufs: vec![Buf::default(), Buf::zeros(batch * g.output_len())],
             scratch: Vec::new(),
             pads: Vec::new(),
             team: None,
@@ -814,7 +814,7 @@ impl CpuPrepared {
         let mut steps = Vec::new();
         let mut par = Vec::new();
         let mut scratch_len = 0usize;
-        let mut pads: Vec<Vec<f32>> = Vec::new();
+        let mut pads: Vec<Buf> = Vec::new();
         let mut skip_nodes = 0usize;
         // Graph node of each step (for the team's work estimates).
         let mut step_nodes: Vec<usize> = Vec::new();
@@ -1094,7 +1094,7 @@ impl CpuPrepared {
             team,
             steps,
             par,
-            bufs: sizes.iter().map(|&n| vec![0.0; n]).collect(),
+            bufs: sizes.iter().map(|&n| Buf::zeros(n)).collect(),
             scratch: vec![0.0; scratch_len],
             pads,
             split: None,
