@@ -1162,22 +1162,27 @@ impl CpuPrepared {
     /// Run a prepared matmul on the caller's left operand in place, as ONNX Runtime's MatMul
     /// reads its input: copying it into a buffer first cost ~0.6 ms of a ~7 ms 1024^3
     /// product on the dev VM (the peak read 287 GFLOP/s with the copy).
+    /// Called from the caller's thread (not inside the pool).
     fn execute_matmul(&mut self, a: &[f32]) {
         let threads = self.threads;
         let out = &mut self.bufs[self.output_buf];
         match &self.steps[0] {
             #[cfg(target_arch = "x86_64")]
-            Step::Packed { rows, plan, .. } => plan.run(a, *rows, out, threads),
-            Step::Gemm { rows, k, n, w, .. } => kernels::sgemm(
-                *rows,
-                *n,
-                *k,
-                Mat::rows(a, *k),
-                Mat::rows(w, *n),
-                out,
-                *n,
-                Threads::Pool(threads),
-            ),
+            Step::Packed { rows, plan, .. } => {
+                plan.run_from_caller(&self.pool, a, *rows, out, threads, FINISH_SPIN)
+            }
+            Step::Gemm { rows, k, n, w, .. } => self.pool.install(|| {
+                kernels::sgemm(
+                    *rows,
+                    *n,
+                    *k,
+                    Mat::rows(a, *k),
+                    Mat::rows(w, *n),
+                    out,
+                    *n,
+                    Threads::Pool(threads),
+                )
+            }),
             _ => unreachable!("a prepared matmul is one GEMM step"),
         }
     }
@@ -1545,7 +1550,7 @@ impl Prepared for CpuPrepared {
                 out[wk.start * out_per..(wk.start + wk.count) * out_per].copy_from_slice(&wk.out);
             }
         } else if self.graph.is_none() {
-            pool.install(|| self.execute_matmul(input));
+            self.execute_matmul(input);
         } else if let Some(team) = self.team.clone() {
             self.load_input(input);
             pool.install(|| self.execute_team(&team));
