@@ -658,8 +658,9 @@ unsafe fn dispatch(v: usize, np: usize, a: &TileArgs<'_>) {
     }
 }
 
+/// The mask of vector `v`'s lanes (16 each) that fall inside the first `ncols` columns.
 #[inline(always)]
-fn lane_mask(ncols: usize, v: usize) -> u16 {
+pub(crate) fn lane_mask(ncols: usize, v: usize) -> u16 {
     let lanes = ncols.saturating_sub(16 * v).min(16);
     if lanes == 16 {
         u16::MAX
@@ -929,15 +930,7 @@ unsafe fn dw_row(
     let mut ch = 0;
     while ch < c {
         let nch = (c - ch).min(64);
-        let mut masks = [0u16; 4];
-        for (v, m) in masks.iter_mut().enumerate() {
-            let lanes = nch.saturating_sub(16 * v).min(16);
-            *m = if lanes == 16 {
-                u16::MAX
-            } else {
-                (1u16 << lanes) - 1
-            };
-        }
+        let masks = std::array::from_fn(|v| lane_mask(nch, v));
         let a = DwStrip {
             x: unsafe { img.as_ptr().add(oy * g.sh * wp * c + ch) },
             w: unsafe { w.as_ptr().add(ch) },
@@ -1125,12 +1118,7 @@ unsafe fn pool_row(x: &[f32], p: &PoolGeom, max: bool, r: usize, out: &mut [f32]
     let init = _mm512_set1_ps(if max { f32::NEG_INFINITY } else { 0.0 });
     let mut ch = 0;
     while ch < p.c {
-        let lanes = (p.c - ch).min(16);
-        let m: u16 = if lanes == 16 {
-            u16::MAX
-        } else {
-            (1u16 << lanes) - 1
-        };
+        let m = lane_mask(p.c - ch, 0);
         for ox in 0..p.wo {
             let mut acc = init;
             for ky in 0..p.kh {

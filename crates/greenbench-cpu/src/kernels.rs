@@ -128,18 +128,24 @@ pub fn bias_act(c: &mut [f32], rows: usize, n: usize, rs: usize, bias: Option<&[
             simd(level, || {
                 for row in chunk.chunks_mut(rs) {
                     let len = n.min(row.len());
-                    let row = &mut row[..len];
-                    match (bias, relu) {
-                        (Some(b), true) => row
-                            .iter_mut()
-                            .zip(b)
-                            .for_each(|(v, b)| *v = (*v + b).max(0.0)),
-                        (Some(b), false) => row.iter_mut().zip(b).for_each(|(v, b)| *v += b),
-                        (None, _) => row.iter_mut().for_each(|v| *v = v.max(0.0)),
-                    }
+                    bias_act_row(&mut row[..len], bias, relu);
                 }
             })
         });
+}
+
+/// One row of [`bias_act`]: `row += bias` (as far as both go), then ReLU.
+#[inline(always)]
+pub(crate) fn bias_act_row(row: &mut [f32], bias: Option<&[f32]>, relu: bool) {
+    match (bias, relu) {
+        (Some(b), true) => row
+            .iter_mut()
+            .zip(b)
+            .for_each(|(v, b)| *v = (*v + b).max(0.0)),
+        (Some(b), false) => row.iter_mut().zip(b).for_each(|(v, b)| *v += b),
+        (None, true) => row.iter_mut().for_each(|v| *v = v.max(0.0)),
+        (None, false) => {}
+    }
 }
 
 /// im2col for group `group` of a convolution: `cols` gets `batch * ho * wo` rows of

@@ -467,6 +467,15 @@ struct Split {
 /// 23.8 us/example against 21.6 at batch 128).
 const FINISH_SPIN: std::time::Duration = std::time::Duration::from_micros(500);
 
+/// Spin until `finished` reaches `n` or `max` has passed (then the caller's own, sleeping,
+/// wait takes over): a thread that is done early stays awake for the others.
+fn spin_until(finished: &AtomicUsize, n: usize, max: std::time::Duration) {
+    let t = std::time::Instant::now();
+    while finished.load(Ordering::Acquire) < n && t.elapsed() < max {
+        std::hint::spin_loop();
+    }
+}
+
 struct Worker {
     /// First image and image count of this worker.
     start: usize,
@@ -635,10 +644,11 @@ fn step_work(g: &Graph, i: usize, batch: usize) -> u64 {
 /// Dense layers this large run on the packed GEMM (`packed`: weights packed into
 /// cache-sized blocks in `prepare`, a 12 x 32 register tile, one contiguous row range per
 /// thread), which beats the direct kernels there. Measured on the dev VM, sgemm 1024^3 on
-/// 1 / 2 threads (GFLOP/s): packed GEMM 159-161 / 321-325, `gemm` crate 158-163 / 285-318,
-/// direct kernels 125-131 / 209, direct kernels with a packed left operand 138 / 272 (and
-/// slower than unpacked on the zoo's small GEMMs: mlp b32 2.5 -> 3.2 us), ONNX Runtime
-/// (MLAS) 155 / 315-326. No zoo layer is this large.
+/// 1 / 2 threads (GFLOP/s, `greenbench peak --threads N`): packed GEMM 160-166 / 327-341;
+/// before it, the `gemm` crate 158 / 285-300 (that peak also copied its input); the direct
+/// kernels 125-131 / 209, with a packed left operand 138 / 272 (and slower than unpacked on
+/// the zoo's small GEMMs: mlp b32 2.5 -> 3.2 us); ONNX Runtime (MLAS, `compare.sh`'s
+/// MatMul) 311-314 on 2 threads. No zoo layer is this large.
 fn large_gemm(m: usize, k: usize, n: usize) -> bool {
     m >= 256 && k >= 256 && n >= 256
 }
@@ -1160,9 +1170,10 @@ impl CpuPrepared {
     }
 
     /// Run a prepared matmul on the caller's left operand in place, as ONNX Runtime's MatMul
-    /// reads its input: copying it into a buffer first cost ~0.6 ms of a ~7 ms 1024^3
-    /// product on the dev VM (the peak read 287 GFLOP/s with the copy).
-    /// Called from the caller's thread (not inside the pool).
+    /// reads its input: copying it into a buffer first cost ~0.5-0.7 ms of a 1024^3 product
+    /// on the dev VM (`greenbench peak` read 287 GFLOP/s, 7.5 ms, with the copy; the same
+    /// `gemm` crate call without it 306-316, 6.8-7.0 ms, timed standalone). Called from the
+    /// caller's thread (not inside the pool).
     fn execute_matmul(&mut self, a: &[f32]) {
         let threads = self.threads;
         let out = &mut self.bufs[self.output_buf];
@@ -1535,14 +1546,8 @@ impl Prepared for CpuPrepared {
             pool.install(|| {
                 workers.par_iter_mut().with_max_len(1).for_each(|wk| {
                     wk.run(input, in_per, out_per);
-                    let n = finished.fetch_add(1, Ordering::AcqRel) + 1;
-                    let t = std::time::Instant::now();
-                    while n < nworkers
-                        && finished.load(Ordering::Acquire) < nworkers
-                        && t.elapsed() < FINISH_SPIN
-                    {
-                        std::hint::spin_loop();
-                    }
+                    finished.fetch_add(1, Ordering::AcqRel);
+                    spin_until(finished, nworkers, FINISH_SPIN);
                 })
             });
             let out = &mut self.bufs[self.output_buf];

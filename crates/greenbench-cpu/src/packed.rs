@@ -5,16 +5,20 @@
 //! 32-column strips stored `[k][32]`; `A` is read where it lies (no per-call packing); a
 //! 12-row x 32-column register tile (24 zmm accumulators) walks a block's strips for each 12
 //! rows, so the 12 rows of `A` (12 x KB floats) are reused from L1 across the block's strips
-//! and the block (KB x NB floats) from L2 across all rows. Threads take contiguous row ranges
-//! of whole tiles and run to the end without synchronising: one fork per product.
+//! and the block (KB x NB floats) from L2 across all rows. Threads take one contiguous,
+//! evenly split row range each and run to the end without synchronising: one fork per
+//! product.
 //!
-//! Chosen by measurement (dev VM, Xeon with AVX-512, sgemm 1024^3, GFLOP/s 1 / 2 threads):
+//! Chosen by measurement (dev VM, Xeon with AVX-512, sgemm 1024^3, GFLOP/s 1 / 2 threads, a
+//! standalone copy of this kernel timed beside the `gemm` crate in the same process):
 //! this layout 160-163 / 315-320 with `KB, NB = 512, 256`; with MLAS's `256, 128` 147 / 301,
 //! `256, 256` 154 / 306-312, `1024, 256` 163 / 318-320, `512, 512` 161 / 315, `1024, 1024`
 //! 129; the same tile in Rust intrinsics (LLVM re-derives the 12 row addresses every step)
 //! 138 / 282, hence the inline assembly; the `gemm` crate (which packs both operands on every
 //! call and synchronises its threads per block) 158-163 / 285-318.
 
+use crate::direct::lane_mask;
+use crate::kernels::{Buf, bias_act_row};
 use std::arch::asm;
 use std::arch::x86_64::*;
 
@@ -31,10 +35,9 @@ const NR: usize = 32;
 pub struct PackedGemm {
     k: usize,
     n: usize,
-    /// Blocks in (column block, reduction block) order, strips zero-padded to 32 columns,
-    /// from `w[base]`.
-    w: Vec<f32>,
-    base: usize,
+    /// Blocks in (column block, reduction block) order, strips zero-padded to 32 columns;
+    /// line-aligned, so a strip's vector loads never straddle two lines.
+    w: Buf,
     bias: Option<Vec<f32>>,
     relu: bool,
 }
@@ -45,17 +48,16 @@ impl PackedGemm {
         assert_eq!(w.len(), k * n, "packed gemm: weights are not k x n");
         assert!(k > 0, "packed gemm: empty reduction");
         assert!(bias.as_ref().is_none_or(|b| b.len() == n));
-        // 15 spare values so the packed data can start on a 64-byte line (`base`): a vector
-        // load of a strip then never straddles two lines.
-        let mut p: Vec<f32> = Vec::with_capacity(k * n.div_ceil(NR) * NR + 15);
-        let base = p.as_ptr().align_offset(64).min(15);
-        p.resize(base, 0.0);
+        let mut p = Buf::zeros(k * n.div_ceil(NR) * NR);
+        let mut out = p.iter_mut();
         for n0 in (0..n).step_by(NB) {
             let n1 = (n0 + NB).min(n);
             for k0 in (0..k).step_by(KB) {
                 for s in (n0..n1).step_by(NR) {
                     for row in w[k0 * n..(k0 + KB).min(k) * n].chunks(n) {
-                        p.extend((s..s + NR).map(|j| if j < n1 { row[j] } else { 0.0 }));
+                        for (j, o) in (s..s + NR).zip(&mut out) {
+                            *o = if j < n1 { row[j] } else { 0.0 };
+                        }
                     }
                 }
             }
@@ -64,7 +66,6 @@ impl PackedGemm {
             k,
             n,
             w: p,
-            base,
             bias,
             relu,
         }
@@ -93,10 +94,11 @@ impl PackedGemm {
 
     /// As [`Self::run`], called from outside `pool`: the calling thread takes the first
     /// row range itself, `pool` the others, and the caller spins (up to `spin`) for them
-    /// rather than sleeping. Measured at 1024^3 on 2 threads (dev VM): 330-333 GFLOP/s
-    /// against 323 when the caller hands the whole product to the pool and sleeps until it
-    /// is done: waking the caller, and the pool thread that forked, cost ~100-150 us of a
-    /// ~6.4 ms product.
+    /// rather than sleeping. Measured at 1024^3 on 2 threads (dev VM, the standalone copy of
+    /// the module doc): 330-333 GFLOP/s against 323 when the caller hands the whole product
+    /// to the pool and sleeps until it is done (instrumented: both ranges finished by
+    /// 6306 us, the caller returned at 6394 us); `greenbench peak --threads 2`: 320-322
+    /// (full profile) before, 334.5 after.
     pub fn run_from_caller(
         &self,
         pool: &rayon::ThreadPool,
@@ -120,10 +122,7 @@ impl PackedGemm {
             }
             part(0);
             // Past `spin` the scope's own (sleeping) wait takes over.
-            let t0 = std::time::Instant::now();
-            while finished.load(Ordering::Acquire) + 1 < parts && t0.elapsed() < spin {
-                std::hint::spin_loop();
-            }
+            crate::spin_until(finished, parts - 1, spin);
         });
     }
 
@@ -138,7 +137,8 @@ impl PackedGemm {
     fn part(&self, a: usize, c: usize, rows: usize, t: usize, parts: usize) {
         // Rows split evenly, each part ending in its own narrower tile if need be: at 1024
         // rows on 2 threads, 512 + 512 rows read 321-325 GFLOP/s against 314-319 for
-        // 504 + 520 (whole tiles only, but one part 3 % longer).
+        // 504 + 520 (whole tiles only, but one part 3 % longer; a throwaway example timing
+        // `prepare_matmul` + `run` through the backend).
         let (r0, r1) = (t * rows / parts, (t + 1) * rows / parts);
         // SAFETY: `parts` checked `a` and `c`'s lengths; each part writes its own rows of `c`
         // only (disjoint ranges), and the caller checked AVX-512 (`direct::available`).
@@ -149,7 +149,7 @@ impl PackedGemm {
     #[target_feature(enable = "avx512f")]
     unsafe fn rows(&self, a: *const f32, c: *mut f32, r0: usize, r1: usize) {
         let (k, n) = (self.k, self.n);
-        let mut block = self.w[self.base..].as_ptr();
+        let mut block = self.w.as_ptr();
         for n0 in (0..n).step_by(NB) {
             let nc = NB.min(n - n0);
             let strips = nc.div_ceil(NR);
@@ -189,22 +189,17 @@ impl PackedGemm {
     /// are still in L1.
     #[target_feature(enable = "avx512f")]
     unsafe fn epilogue(&self, c: *mut f32, mr: usize, nc: usize, n0: usize) {
+        let bias = self.bias.as_ref().map(|b| &b[n0..n0 + nc]);
         for i in 0..mr {
             // SAFETY: the caller passes rows and columns inside `c`.
             let row = unsafe { std::slice::from_raw_parts_mut(c.add(i * self.n), nc) };
-            if let Some(b) = &self.bias {
-                row.iter_mut()
-                    .zip(&b[n0..n0 + nc])
-                    .for_each(|(v, b)| *v += b);
-            }
-            if self.relu {
-                row.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
+            bias_act_row(row, bias, self.relu);
         }
     }
 }
 
-/// A tile narrower than 12 x 32: the Rust-intrinsic kernel for its row count.
+/// A tile narrower than 12 x 32 (`mr` rows, `cols` columns): row chunks of 8, 4, 2 and 1
+/// on the Rust-intrinsic kernel (only the ragged edges of a product come here).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn edge(
@@ -218,28 +213,24 @@ unsafe fn edge(
     acc: bool,
     cols: usize,
 ) {
-    let m0 = (((1u32 << cols.min(16)) - 1) & 0xffff) as u16;
-    let m1 = (((1u64 << cols.saturating_sub(16)) - 1) & 0xffff) as u16;
-    // SAFETY: forwarded from `rows`.
-    unsafe {
-        match mr {
-            12 => tile::<12>(a, lda, b, kc, c, ldc, acc, m0, m1),
-            11 => tile::<11>(a, lda, b, kc, c, ldc, acc, m0, m1),
-            10 => tile::<10>(a, lda, b, kc, c, ldc, acc, m0, m1),
-            9 => tile::<9>(a, lda, b, kc, c, ldc, acc, m0, m1),
-            8 => tile::<8>(a, lda, b, kc, c, ldc, acc, m0, m1),
-            7 => tile::<7>(a, lda, b, kc, c, ldc, acc, m0, m1),
-            6 => tile::<6>(a, lda, b, kc, c, ldc, acc, m0, m1),
-            5 => tile::<5>(a, lda, b, kc, c, ldc, acc, m0, m1),
-            4 => tile::<4>(a, lda, b, kc, c, ldc, acc, m0, m1),
-            3 => tile::<3>(a, lda, b, kc, c, ldc, acc, m0, m1),
-            2 => tile::<2>(a, lda, b, kc, c, ldc, acc, m0, m1),
-            _ => tile::<1>(a, lda, b, kc, c, ldc, acc, m0, m1),
-        }
+    let (m0, m1) = (lane_mask(cols, 0), lane_mask(cols, 1));
+    let mut i = 0;
+    while i < mr {
+        let (a, c) = (a.wrapping_add(i * lda), c.wrapping_add(i * ldc));
+        // SAFETY: rows i.. of the caller's `mr` rows, forwarded from `rows`.
+        i += unsafe {
+            match mr - i {
+                8.. => tile::<8>(a, lda, b, kc, c, ldc, acc, m0, m1),
+                4.. => tile::<4>(a, lda, b, kc, c, ldc, acc, m0, m1),
+                2.. => tile::<2>(a, lda, b, kc, c, ldc, acc, m0, m1),
+                _ => tile::<1>(a, lda, b, kc, c, ldc, acc, m0, m1),
+            }
+        };
     }
 }
 
-/// `R x 32` tile (columns masked by `m0`, `m1`): `c (+)= a[R x kc] · b[kc x 32]`.
+/// `R x 32` tile (columns masked by `m0`, `m1`): `c (+)= a[R x kc] · b[kc x 32]`; returns
+/// `R`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn tile<const R: usize>(
@@ -252,7 +243,7 @@ unsafe fn tile<const R: usize>(
     acc: bool,
     m0: u16,
     m1: u16,
-) {
+) -> usize {
     let mut r0 = [_mm512_setzero_ps(); R];
     let mut r1 = [_mm512_setzero_ps(); R];
     // SAFETY: `a` has R rows of kc values at stride lda, `b` kc x 32 values, `c` R rows of
@@ -277,6 +268,7 @@ unsafe fn tile<const R: usize>(
             _mm512_mask_storeu_ps(p.add(16), m1, r1[i]);
         }
     }
+    R
 }
 
 /// One k step of the 12 x 32 tile: load the step's two weight vectors, then per row one
