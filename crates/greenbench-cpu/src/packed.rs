@@ -98,7 +98,8 @@ impl PackedGemm {
     /// the module doc): 330-333 GFLOP/s against 323 when the caller hands the whole product
     /// to the pool and sleeps until it is done (instrumented: both ranges finished by
     /// 6306 us, the caller returned at 6394 us); `greenbench peak --threads 2`: 320-322
-    /// (full profile) before, 334.5 after.
+    /// (full profile) before, 334.5 after. Each helper's share is one small heap job (rayon
+    /// scope spawn) per product: the one allocation in a prepared matmul's `run`.
     pub fn run_from_caller(
         &self,
         pool: &rayon::ThreadPool,
