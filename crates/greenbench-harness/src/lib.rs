@@ -3,18 +3,22 @@
 //! It owns the measuring protocol of DESIGN.md ([`protocol`]: warm-up by duration, K >= 5
 //! windows, several distinct input buffers), its statistics ([`stats`]: median, a
 //! distribution-free 95 % interval, coefficient of variation), the environment fingerprint
-//! ([`env`]), the versioned result schema with atomic, incremental saving ([`record`]), and
-//! the suite runner that ties them together ([`runner`]).
+//! ([`env`]), the versioned result schema with atomic, incremental saving ([`record`]), the
+//! suite runner that ties them together ([`runner`]), parity between backends
+//! ([`parity`]: every backend against the CPU, the CPU against the reference interpreter), and
+//! the measured training sweep whose cells price an experiment's E·D·H ([`training`]).
 //!
 //! It drives backends only through `greenbench_core::Backend`: it knows nothing of ndarray,
 //! wgpu, or how a table is drawn.
 
 pub mod energy;
 pub mod env;
+pub mod parity;
 pub mod protocol;
 pub mod record;
 pub mod runner;
 pub mod stats;
+pub mod training;
 
 pub use protocol::Profile;
 pub use record::{Cell, Environment, ResultFile, SCHEMA_VERSION};

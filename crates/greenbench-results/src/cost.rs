@@ -204,3 +204,58 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
         text: s,
     })
 }
+
+/// The price tag of a measured training sweep: every run's cells summed, every factor
+/// measured (H = the runs, D = `passes` example-passes per run, E = each run's figures).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepPrice {
+    /// H: the runs priced.
+    pub runs: usize,
+    /// Counted FPO of all runs.
+    pub total_fpo: f64,
+    /// Measured wall-clock of all runs (median per example-pass x passes).
+    pub seconds: f64,
+    /// Energy of all runs, when every run has an energy figure.
+    pub joules: Option<f64>,
+    pub kwh: Option<f64>,
+    pub co2e_g: Option<f64>,
+    pub usd: Option<f64>,
+}
+
+/// Price a sweep from its cells (`cpu-train` cells, `passes` example-passes each) at the
+/// given grid intensity and electricity price.
+pub fn price_sweep(
+    cells: &[greenbench_harness::record::Cell],
+    passes: f64,
+    grid_g_per_kwh: f64,
+    usd_per_kwh: f64,
+) -> SweepPrice {
+    let total_fpo: f64 = cells
+        .iter()
+        .map(|c| c.fpo_per_example as f64 * passes)
+        .sum();
+    let seconds: f64 = cells
+        .iter()
+        .map(|c| c.time_per_example_s.as_ref().map_or(0.0, |t| t.median) * passes)
+        .sum();
+    let joules: Option<f64> = cells
+        .iter()
+        .map(|c| c.energy_per_example_j.map(|j| j * passes))
+        .sum();
+    let (co2e_g, usd) = match joules {
+        Some(j) => {
+            let (g, u) = greenbench_energy::co2e_and_cost(j, grid_g_per_kwh, usd_per_kwh);
+            (Some(g), Some(u))
+        }
+        None => (None, None),
+    };
+    SweepPrice {
+        runs: cells.len(),
+        total_fpo,
+        seconds,
+        joules,
+        kwh: joules.map(|j| j / greenbench_energy::J_PER_KWH),
+        co2e_g,
+        usd,
+    }
+}

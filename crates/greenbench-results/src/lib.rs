@@ -12,6 +12,7 @@ pub mod compare;
 pub mod cost;
 pub mod merge;
 pub mod report;
+pub mod text;
 
 use greenbench_harness::record::{Cell, CellStatus, LoadError, ResultFile};
 use std::path::{Path, PathBuf};

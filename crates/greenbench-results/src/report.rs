@@ -1,29 +1,15 @@
 //! `greenbench report`: Markdown, CSV and SVG plots from result files. The output depends
 //! only on the files (no clock, no paths), so the committed report regenerates byte for byte.
 
+use crate::text::{MdTable, kind_label, mj, pct, peak_item, us};
 use crate::{Loaded, host_of, ok_cells, short};
 use greenbench_core::DeviceKind;
 use greenbench_harness::record::Cell;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-
-fn us(s: f64) -> String {
-    format!("{:.2}", s * 1e6)
-}
-
-fn mj(j: Option<f64>) -> String {
-    j.map_or("n/a".into(), |j| format!("{:.4}", j * 1e3))
-}
-
-fn kind_label(c: &Cell) -> &str {
-    match c.device_kind {
-        DeviceKind::Cpu => "cpu",
-        DeviceKind::Gpu => "gpu",
-        DeviceKind::Software => "software (CPU emulating a GPU)",
-    }
-}
 
 /// The Markdown report.
 pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
@@ -47,11 +33,6 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
          measurement windows).\n"
     );
     let _ = writeln!(s, "## Machines\n");
-    let _ = writeln!(
-        s,
-        "| host | CPU | logical cores | SIMD | memory (GiB) | OS, kernel | greenbench, commit | profile | seed |"
-    );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     let mut envs: Vec<&greenbench_harness::record::Environment> = Vec::new();
     for l in files {
         if l.file.merged_from.is_empty() {
@@ -60,48 +41,47 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
             envs.extend(l.file.merged_from.iter());
         }
     }
+    let mut t = MdTable::new(&[
+        "host",
+        "CPU",
+        "logical cores",
+        "SIMD",
+        "memory (GiB)",
+        "OS, kernel",
+        "greenbench, commit",
+        "profile",
+        "seed",
+    ]);
     for e in &envs {
         let m = &e.machine;
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {}, {} | {}, {} | {} ({} windows of {} s) | {} |",
-            m.hostname,
-            m.cpu_model,
-            m.cpu_logical_cores,
+        t.row(vec![
+            m.hostname.clone(),
+            m.cpu_model.clone(),
+            m.cpu_logical_cores.to_string(),
             m.cpu_features.join(" "),
-            m.memory_bytes.map_or("?".into(), |b| format!(
-                "{:.1}",
-                b as f64 / (1u64 << 30) as f64
-            )),
-            m.os,
-            m.kernel.as_deref().unwrap_or("?"),
-            m.greenbench_version,
-            m.git_commit
-                .as_deref()
-                .map_or("?".to_string(), |c| c.chars().take(10).collect()),
-            e.profile.name,
-            e.profile.windows,
-            e.profile.window_s,
-            e.seed
-        );
+            m.memory_bytes.map_or("?".into(), |b| {
+                format!("{:.1}", b as f64 / (1u64 << 30) as f64)
+            }),
+            format!("{}, {}", m.os, m.kernel.as_deref().unwrap_or("?")),
+            format!(
+                "{}, {}",
+                m.greenbench_version,
+                m.git_commit
+                    .as_deref()
+                    .map_or("?".to_string(), |c| c.chars().take(10).collect())
+            ),
+            format!(
+                "{} ({} windows of {} s)",
+                e.profile.name, e.profile.windows, e.profile.window_s
+            ),
+            e.seed.to_string(),
+        ]);
     }
+    s.push_str(&t.render());
     let _ = writeln!(s);
     for e in &envs {
         for p in &e.peaks {
-            let _ = writeln!(
-                s,
-                "- peak of {} on {} ({}): {:.1} GFPO/s [{:.1}, {:.1}], {}x{}x{} fp32 matmul, {} time",
-                p.backend,
-                e.machine.hostname,
-                p.device.name,
-                p.gflops,
-                p.gflops_ci95_low,
-                p.gflops_ci95_high,
-                p.m,
-                p.k,
-                p.n,
-                p.time_basis.replace('_', "-")
-            );
+            let _ = writeln!(s, "{}", peak_item(p, &e.machine.hostname));
         }
         if let Some(en) = &e.energy {
             let _ = writeln!(
@@ -119,40 +99,51 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
     }
     let cells = ok_cells(files);
     let _ = writeln!(s, "\n## Time and energy per example\n");
-    let _ = writeln!(
-        s,
-        "| host | model | backend | device | batch | MACs/ex | FPO/ex | time/ex (us) | 95 % interval (us) | CV | GFPO/s | % of peak | energy/ex (mJ) | energy kind | FPO per J | g CO2e per 1M ex |"
-    );
-    let _ = writeln!(
-        s,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    );
+    let mut t = MdTable::new(&[
+        "host",
+        "model",
+        "backend",
+        "device",
+        "batch",
+        "MACs/ex",
+        "FPO/ex",
+        "time/ex (us)",
+        "95 % interval (us)",
+        "CV",
+        "GFPO/s",
+        "% of peak",
+        "energy/ex (mJ)",
+        "energy kind",
+        "FPO per J",
+        "g CO2e per 1M ex",
+    ]);
     for (l, c) in &cells {
-        let t = c.time_per_example_s.as_ref().expect("ok cells have times");
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {}{} | {} | {} | {} | {} | {} – {} | {:.3} | {:.1} | {} | {} | {} | {} | {} |",
-            host_of(l, c),
-            c.model,
-            c.backend,
-            kind_label(c),
-            c.threads.map(|t| format!(", {t} thr")).unwrap_or_default(),
-            c.batch,
-            c.macs_per_example,
-            c.fpo_per_example,
-            us(t.median),
-            us(t.ci95_low),
-            us(t.ci95_high),
-            t.cv,
-            c.gflops.unwrap_or(0.0),
-            c.pct_of_peak.map_or("n/a".into(), |p| format!("{p:.0} %")),
+        let tm = c.time_per_example_s.as_ref().expect("ok cells have times");
+        t.row(vec![
+            host_of(l, c).to_string(),
+            c.model.clone(),
+            c.backend.clone(),
+            format!(
+                "{}{}",
+                kind_label(c.device_kind),
+                c.threads.map(|t| format!(", {t} thr")).unwrap_or_default()
+            ),
+            c.batch.to_string(),
+            c.macs_per_example.to_string(),
+            c.fpo_per_example.to_string(),
+            us(tm.median),
+            format!("{} – {}", us(tm.ci95_low), us(tm.ci95_high)),
+            format!("{:.3}", tm.cv),
+            format!("{:.1}", c.gflops.unwrap_or(0.0)),
+            pct(c.pct_of_peak),
             mj(c.energy_per_example_j),
-            c.energy_kind.as_deref().unwrap_or("none"),
+            c.energy_kind.as_deref().unwrap_or("none").to_string(),
             c.fpo_per_joule.map_or("n/a".into(), |f| format!("{f:.3e}")),
             c.co2e_g_per_million
                 .map_or("n/a".into(), |g| format!("{g:.3}")),
-        );
+        ]);
     }
+    s.push_str(&t.render());
     let failed: Vec<String> = files
         .iter()
         .flat_map(|l| l.file.cells.iter().map(move |c| (l, c)))
@@ -174,28 +165,32 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
     let trained: Vec<_> = cells.iter().filter(|(_, c)| c.accuracy.is_some()).collect();
     if !trained.is_empty() {
         let _ = writeln!(s, "\n## Accuracy and the cost of training\n");
-        let _ = writeln!(
-            s,
-            "| host | model | trained | test accuracy | training FPO (counted) | time (s) | energy (J) | energy kind |"
-        );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+        let mut t = MdTable::new(&[
+            "host",
+            "model",
+            "trained",
+            "test accuracy",
+            "training FPO (counted)",
+            "time (s)",
+            "energy (J)",
+            "energy kind",
+        ]);
         for (l, c) in &trained {
             let passes = c.train_passes.unwrap_or(0) as f64;
-            let t = c.time_per_example_s.as_ref().expect("ok").median;
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {:.2} % | {:.3e} | {:.1} | {} | {} |",
-                host_of(l, c),
-                c.model,
-                c.train.as_deref().unwrap_or(""),
-                100.0 * c.accuracy.unwrap_or(0.0),
-                c.fpo_per_example as f64 * passes,
-                t * passes,
+            let tm = c.time_per_example_s.as_ref().expect("ok").median;
+            t.row(vec![
+                host_of(l, c).to_string(),
+                c.model.clone(),
+                c.train.clone().unwrap_or_default(),
+                format!("{:.2} %", 100.0 * c.accuracy.unwrap_or(0.0)),
+                format!("{:.3e}", c.fpo_per_example as f64 * passes),
+                format!("{:.1}", tm * passes),
                 c.energy_per_example_j
                     .map_or("n/a".into(), |j| format!("{:.2}", j * passes)),
-                c.energy_kind.as_deref().unwrap_or("none")
-            );
+                c.energy_kind.as_deref().unwrap_or("none").to_string(),
+            ]);
         }
+        s.push_str(&t.render());
     }
     let _ = writeln!(s, "\n## CPU versus GPU\n");
     s.push_str(&cpu_vs_gpu(files));
@@ -224,9 +219,8 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
             .or_default()
             .insert(c.backend.clone(), c);
     }
-    let mut s = String::new();
+    let mut table: Option<MdTable> = None;
     let mut verdicts = Vec::new();
-    let mut any = false;
     for ((host, model), batches) in &m {
         let both: Vec<(usize, &Cell, &Cell)> = batches
             .iter()
@@ -235,14 +229,19 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
         if both.is_empty() {
             continue;
         }
-        if !any {
-            let _ = writeln!(
-                s,
-                "| host | model | batch | CPU time/ex (us) | GPU time/ex (us) | GPU speed-up | CPU energy/ex (mJ) | GPU energy/ex (mJ) | GPU / CPU energy |"
-            );
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
-            any = true;
-        }
+        let t = table.get_or_insert_with(|| {
+            MdTable::new(&[
+                "host",
+                "model",
+                "batch",
+                "CPU time/ex (us)",
+                "GPU time/ex (us)",
+                "GPU speed-up",
+                "CPU energy/ex (mJ)",
+                "GPU energy/ex (mJ)",
+                "GPU / CPU energy",
+            ])
+        });
         for (b, cpu, gpu) in &both {
             let tc = cpu.time_per_example_s.as_ref().expect("ok").median;
             let tg = gpu.time_per_example_s.as_ref().expect("ok").median;
@@ -250,20 +249,24 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
                 (Some(a), Some(g)) if a > 0.0 => format!("{:.2}", g / a),
                 _ => "n/a".into(),
             };
-            let _ = writeln!(
-                s,
-                "| {host} | {model}{} | {b} | {} | {} | {:.2}x | {} | {} | {ratio} |",
-                if gpu.device_kind == DeviceKind::Software {
-                    " (GPU: software)"
-                } else {
-                    ""
-                },
+            t.row(vec![
+                host.clone(),
+                format!(
+                    "{model}{}",
+                    if gpu.device_kind == DeviceKind::Software {
+                        " (GPU: software)"
+                    } else {
+                        ""
+                    }
+                ),
+                b.to_string(),
                 us(tc),
                 us(tg),
-                tc / tg,
+                format!("{:.2}x", tc / tg),
                 mj(cpu.energy_per_example_j),
-                mj(gpu.energy_per_example_j)
-            );
+                mj(gpu.energy_per_example_j),
+                ratio,
+            ]);
         }
         let max_b = both.iter().map(|x| x.0).max().unwrap_or(0);
         let cheaper =
@@ -281,15 +284,13 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
             }
         ));
     }
-    if any {
-        let _ = writeln!(s, "\n{}", verdicts.join("\n"));
+    match table {
+        Some(t) => format!("{}\n{}\n", t.render(), verdicts.join("\n")),
+        None => {
+            "No host has both CPU and GPU cells in these files (run with `--backends cpu,gpu`).\n"
+                .into()
+        }
     }
-    if !any {
-        s.push_str(
-            "No host has both CPU and GPU cells in these files (run with `--backends cpu,gpu`).\n",
-        );
-    }
-    s
 }
 
 /// The cells as CSV (one row per finished cell).
@@ -357,7 +358,12 @@ pub fn plots(files: &[Loaded]) -> Vec<(String, String)> {
         let mut time: Series = BTreeMap::new();
         let mut energy: Series = BTreeMap::new();
         for (l, c) in cells.iter().filter(|(_, c)| c.model == model) {
-            let label = format!("{} {} ({})", host_of(l, c), c.backend, kind_label(c));
+            let label = format!(
+                "{} {} ({})",
+                host_of(l, c),
+                c.backend,
+                kind_label(c.device_kind)
+            );
             let t = c.time_per_example_s.as_ref().expect("ok").median;
             time.entry(label.clone())
                 .or_default()
@@ -388,25 +394,60 @@ pub fn plots(files: &[Loaded]) -> Vec<(String, String)> {
     out
 }
 
+/// The smallest and largest of `f` over `pts`.
+fn extent(pts: &[(f64, f64)], f: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
+    pts.iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(f(p)), b.max(f(p))))
+}
+
+/// A 720 x 420 SVG drawn by `draw` on a white area; `None` if plotters fails.
+fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Option<()>) -> Option<String> {
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (720, 420)).into_drawing_area();
+        root.fill(&WHITE).ok()?;
+        draw(&root)?;
+        root.present().ok()?;
+    }
+    Some(buf)
+}
+
+/// The chart builder every plot starts from: caption, margins, axis label areas.
+fn chart_on<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+    y_label_area: u32,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(y_label_area);
+    b
+}
+
+/// The legend box every plot ends with.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Option<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .ok()
+}
+
 /// Test accuracy (linear, %) against training FPO (log).
 fn plot_accuracy(series: &BTreeMap<String, Vec<(f64, f64)>>) -> Option<String> {
     let pts: Vec<(f64, f64)> = series.values().flatten().copied().collect();
     if pts.is_empty() {
         return None;
     }
-    let (xmin, xmax) = pts
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (xmin, xmax) = extent(&pts, |p| p.0);
     let ymin = pts.iter().fold(100f64, |a, p| a.min(p.1));
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (720, 420)).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("test accuracy against training FPO", ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
+    svg(|root| {
+        let mut chart = chart_on(root, "test accuracy against training FPO", 60)
             .build_cartesian_2d(
                 (xmin / 3.0..xmax * 3.0).log_scale(),
                 (ymin - 5.0).floor().max(0.0)..100.0,
@@ -428,38 +469,20 @@ fn plot_accuracy(series: &BTreeMap<String, Vec<(f64, f64)>>) -> Option<String> {
                 .label(label.clone())
                 .legend(move |(x, y)| Circle::new((x + 9, y), 5, color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .ok()?;
-        root.present().ok()?;
-    }
-    Some(buf)
+        legend(&mut chart)
+    })
 }
 
+/// One line per series against batch size, both axes logarithmic.
 fn plot(title: &str, y_label: &str, series: &BTreeMap<String, Vec<(f64, f64)>>) -> Option<String> {
-    let x_label = "batch size";
     let pts: Vec<(f64, f64)> = series.values().flatten().copied().collect();
     if pts.is_empty() {
         return None;
     }
-    let (xmin, xmax) = pts
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (ymin, ymax) = pts
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (720, 420)).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
+    let (xmin, xmax) = extent(&pts, |p| p.0);
+    let (ymin, ymax) = extent(&pts, |p| p.1);
+    svg(|root| {
+        let mut chart = chart_on(root, title, 70)
             .build_cartesian_2d(
                 ((xmin / 1.5).max(0.5)..xmax * 1.5).log_scale(),
                 (ymin / 2.0..ymax * 2.0).log_scale(),
@@ -478,7 +501,7 @@ fn plot(title: &str, y_label: &str, series: &BTreeMap<String, Vec<(f64, f64)>>) 
                     format!("{y:.2}")
                 }
             })
-            .x_desc(x_label)
+            .x_desc("batch size")
             .y_desc(y_label)
             .draw()
             .ok()?;
@@ -495,15 +518,8 @@ fn plot(title: &str, y_label: &str, series: &BTreeMap<String, Vec<(f64, f64)>>) 
                 .draw_series(s.iter().map(|p| Circle::new(*p, 4, color.filled())))
                 .ok()?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .ok()?;
-        root.present().ok()?;
-    }
-    Some(buf)
+        legend(&mut chart)
+    })
 }
 
 /// Write `<out>/<md_name>`, `<out>/cells.csv` and `<out>/plots/*.svg` atomically.

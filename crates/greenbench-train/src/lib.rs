@@ -9,6 +9,7 @@
 
 pub mod data;
 pub mod nn;
+pub mod setup;
 
 use greenbench_core::cost::node_cost;
 use greenbench_core::graph::{Graph, Op};

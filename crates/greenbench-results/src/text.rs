@@ -1,0 +1,384 @@
+//! Figures as people read them, in one place: the plain-text table the terminal shows, the
+//! Markdown table the report writes, SI units, durations, joules, and the lines that describe
+//! a peak and a measured cell. The command line and [`crate::report`] both print through
+//! here, so a figure is formatted the same way wherever it appears.
+
+use greenbench_core::DeviceKind;
+use greenbench_harness::record::{Cell, Peak, ResultFile};
+
+/// Column alignment.
+#[derive(Clone, Copy)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// A plain-text table being built (aligned columns, a header rule).
+pub struct Table {
+    header: Vec<String>,
+    align: Vec<Align>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(cols: &[(&str, Align)]) -> Self {
+        Table {
+            header: cols.iter().map(|c| c.0.to_string()).collect(),
+            align: cols.iter().map(|c| c.1).collect(),
+            rows: vec![],
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        assert_eq!(cells.len(), self.header.len(), "row width");
+        self.rows.push(cells);
+    }
+
+    /// Render with two spaces between columns.
+    pub fn render(&self) -> String {
+        let widths: Vec<usize> = (0..self.header.len())
+            .map(|i| {
+                self.rows
+                    .iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([self.header[i].chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: &[String]| -> String {
+            let parts: Vec<String> = cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let pad = widths[i] - c.chars().count();
+                    match self.align[i] {
+                        Align::Left => format!("{c}{}", " ".repeat(pad)),
+                        Align::Right => format!("{}{c}", " ".repeat(pad)),
+                    }
+                })
+                .collect();
+            parts.join("  ").trim_end().to_string()
+        };
+        let mut out = line(&self.header);
+        out.push('\n');
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        out.push_str(&rule.join("  "));
+        out.push('\n');
+        for r in &self.rows {
+            out.push_str(&line(r));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// A Markdown (GitHub) table: `| a | b |` rows under a `|---|---|` rule.
+pub struct MdTable {
+    out: String,
+    cols: usize,
+}
+
+impl MdTable {
+    pub fn new(header: &[&str]) -> Self {
+        let mut t = MdTable {
+            out: String::new(),
+            cols: header.len(),
+        };
+        t.line(header.iter().map(|h| h.to_string()).collect());
+        t.out.push('|');
+        t.out.push_str(&"---|".repeat(header.len()));
+        t.out.push('\n');
+        t
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        assert_eq!(cells.len(), self.cols, "row width");
+        self.line(cells);
+    }
+
+    fn line(&mut self, cells: Vec<String>) {
+        self.out.push_str("| ");
+        self.out.push_str(&cells.join(" | "));
+        self.out.push_str(" |\n");
+    }
+
+    pub fn render(self) -> String {
+        self.out
+    }
+}
+
+/// A count with thousands separators.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// A large count in engineering units: 2.66 M, 12.5 M, 1.81 G.
+pub fn si(n: f64) -> String {
+    let (v, u) = if n >= 1e9 {
+        (n / 1e9, " G")
+    } else if n >= 1e6 {
+        (n / 1e6, " M")
+    } else if n >= 1e3 {
+        (n / 1e3, " k")
+    } else {
+        (n, "")
+    };
+    if v >= 100.0 || u.is_empty() {
+        format!("{v:.0}{u}")
+    } else {
+        format!("{v:.2}{u}")
+    }
+}
+
+/// Seconds with a readable unit: 850 ns, 12.3 us, 4.56 ms, 1.20 s.
+pub fn duration(s: f64) -> String {
+    let (v, u) = if s < 1e-6 {
+        (s * 1e9, "ns")
+    } else if s < 1e-3 {
+        (s * 1e6, "us")
+    } else if s < 1.0 {
+        (s * 1e3, "ms")
+    } else {
+        (s, "s")
+    };
+    if v >= 100.0 {
+        format!("{v:.0} {u}")
+    } else if v >= 10.0 {
+        format!("{v:.1} {u}")
+    } else {
+        format!("{v:.2} {u}")
+    }
+}
+
+/// Joules with a readable unit: 1.20 J, 3.40 mJ, 5.60 uJ.
+pub fn joules(j: f64) -> String {
+    if j >= 1.0 {
+        format!("{j:.2} J")
+    } else if j >= 1e-3 {
+        format!("{:.2} mJ", j * 1e3)
+    } else {
+        format!("{:.2} uJ", j * 1e6)
+    }
+}
+
+/// Seconds as microseconds, two decimals (the report's time unit).
+pub fn us(s: f64) -> String {
+    format!("{:.2}", s * 1e6)
+}
+
+/// Joules as millijoules, four decimals (the report's energy unit); `n/a` when unmeasured.
+pub fn mj(j: Option<f64>) -> String {
+    j.map_or("n/a".into(), |j| format!("{:.4}", j * 1e3))
+}
+
+/// A percentage of peak, or `n/a`.
+pub fn pct(p: Option<f64>) -> String {
+    p.map_or("n/a".into(), |p| format!("{p:.0} %"))
+}
+
+/// `measured` or `estimated`, for a figure's provenance.
+pub fn energy_kind(measured: bool) -> &'static str {
+    if measured { "measured" } else { "estimated" }
+}
+
+/// A shape as `32x32x3`, or `16 tokens < 1000` for token ids.
+pub fn shape(s: &[usize], vocab: Option<usize>) -> String {
+    let dims: Vec<String> = s.iter().map(|d| d.to_string()).collect();
+    match vocab {
+        Some(v) => format!("{} tokens < {v}", dims.join("x")),
+        None => dims.join("x"),
+    }
+}
+
+/// A device kind as the report names it (software adapters say what they are).
+pub fn kind_label(kind: DeviceKind) -> &'static str {
+    match kind {
+        DeviceKind::Cpu => "cpu",
+        DeviceKind::Gpu => "gpu",
+        DeviceKind::Software => "software (CPU emulating a GPU)",
+    }
+}
+
+/// A cell's device as the terminal table names it: `cpu, 2 thr`, `gpu`, `software`.
+pub fn device_label(c: &Cell) -> String {
+    let kind = match c.device_kind {
+        DeviceKind::Cpu => "cpu",
+        DeviceKind::Gpu => "gpu",
+        DeviceKind::Software => "software",
+    };
+    match c.threads {
+        Some(t) => format!("{kind}, {t} thr"),
+        None => kind.to_string(),
+    }
+}
+
+/// What every description of a peak says: `329.1 GFPO/s [324.9, 340.9] on a 1024x1024x1024
+/// fp32 matmul` (`on a` or `,` before the product, as the sentence wants).
+fn peak_figures(p: &Peak, joiner: &str) -> String {
+    format!(
+        "{:.1} GFPO/s [{:.1}, {:.1}]{joiner}{}x{}x{} fp32 matmul, {} time",
+        p.gflops,
+        p.gflops_ci95_low,
+        p.gflops_ci95_high,
+        p.m,
+        p.k,
+        p.n,
+        p.time_basis.replace('_', "-"),
+    )
+}
+
+/// One line for a measured peak, as the terminal shows it.
+pub fn peak_line(p: &Peak) -> String {
+    format!(
+        "peak {} ({}{}): {}{}",
+        p.backend,
+        p.device.name,
+        p.device
+            .threads
+            .map(|t| format!(", {t} threads"))
+            .unwrap_or_default(),
+        peak_figures(p, " on a "),
+        if p.device.kind == DeviceKind::Software {
+            " (software adapter: a CPU emulating a GPU, not GPU speed)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// One Markdown list item for a measured peak on `host`, as the report shows it.
+pub fn peak_item(p: &Peak, host: &str) -> String {
+    format!(
+        "- peak of {} on {host} ({}): {}",
+        p.backend,
+        p.device.name,
+        peak_figures(p, ", ")
+    )
+}
+
+/// The run table's row for one cell (a failed cell says so, with its error).
+fn cell_row(c: &Cell) -> Vec<String> {
+    let head = vec![
+        c.model.clone(),
+        c.backend.clone(),
+        device_label(c),
+        c.batch.to_string(),
+        si(c.macs_per_example as f64),
+        si(c.fpo_per_example as f64),
+    ];
+    let tail = match &c.time_per_example_s {
+        Some(t) => vec![
+            duration(t.median),
+            format!("{} – {}", duration(t.ci95_low), duration(t.ci95_high)),
+            c.device_time_per_example_s
+                .as_ref()
+                .map_or("-".into(), |d| duration(d.median)),
+            si(c.examples_per_s.unwrap_or(0.0)),
+            format!("{:.1}", c.gflops.unwrap_or(0.0)),
+            pct(c.pct_of_peak),
+            match (c.energy_per_example_j, c.energy_kind.as_deref()) {
+                (Some(j), Some("estimated")) => format!("{} (est.)", joules(j)),
+                (Some(j), _) => joules(j),
+                (None, _) => "n/a".into(),
+            },
+        ],
+        None => {
+            let mut v = vec!["FAILED".into(), c.error.clone().unwrap_or_default()];
+            v.resize(7, String::new());
+            v
+        }
+    };
+    head.into_iter().chain(tail).collect()
+}
+
+/// The table `greenbench run` prints: the machine and profile, each peak, one row per cell,
+/// the energy source and every cell's warnings.
+pub fn run_table(file: &ResultFile) -> String {
+    let env = &file.environment;
+    let mut s = format!(
+        "{} — {} ({} logical cores), {} profile: {} windows of {} s after {} s warm-up\n",
+        env.machine.hostname,
+        env.machine.cpu_model,
+        env.machine.cpu_logical_cores,
+        env.profile.name,
+        env.profile.windows,
+        env.profile.window_s,
+        env.profile.warmup_s
+    );
+    for p in &env.peaks {
+        s.push_str(&peak_line(p));
+        s.push('\n');
+    }
+    let mut t = Table::new(&[
+        ("model", Align::Left),
+        ("backend", Align::Left),
+        ("device", Align::Left),
+        ("batch", Align::Right),
+        ("MACs/ex", Align::Right),
+        ("FPO/ex", Align::Right),
+        ("time/ex (median)", Align::Right),
+        ("95% interval", Align::Right),
+        ("device time/ex", Align::Right),
+        ("ex/s", Align::Right),
+        ("GFPO/s", Align::Right),
+        ("% peak", Align::Right),
+        ("energy/ex", Align::Right),
+    ]);
+    for c in &file.cells {
+        t.row(cell_row(c));
+    }
+    s.push_str(&t.render());
+    if let Some(e) = &env.energy {
+        s.push_str(&format!("energy/ex: {}\n", e.source));
+    }
+    for c in &file.cells {
+        for w in &c.warnings {
+            s.push_str(&format!(
+                "warning: {} {} b{}: {w}\n",
+                c.model, c.backend, c.batch
+            ));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(thousands(12_501_632), "12,501,632");
+        assert_eq!(thousands(640), "640");
+        assert_eq!(si(2_656_768.0), "2.66 M");
+        assert_eq!(si(25_003_264.0), "25.00 M");
+        assert_eq!(duration(1.234e-5), "12.3 us");
+        assert_eq!(duration(4.5e-7), "450 ns");
+        assert_eq!(joules(0.0123), "12.30 mJ");
+        assert_eq!(joules(2.5e-6), "2.50 uJ");
+        assert_eq!(shape(&[16], Some(1000)), "16 tokens < 1000");
+    }
+
+    #[test]
+    fn aligns() {
+        let mut t = Table::new(&[("a", Align::Left), ("bb", Align::Right)]);
+        t.row(vec!["xyz".into(), "1".into()]);
+        assert_eq!(t.render(), "a    bb\n---  --\nxyz   1\n");
+    }
+
+    #[test]
+    fn markdown_rows() {
+        let mut t = MdTable::new(&["a", "b"]);
+        t.row(vec!["1".into(), "x y".into()]);
+        assert_eq!(t.render(), "| a | b |\n|---|---|\n| 1 | x y |\n");
+    }
+}

@@ -1,0 +1,123 @@
+//! `greenbench meters`, and the energy flags every measuring command shares: where energy
+//! comes from (counters, or the labelled TDP estimate) and what a kWh costs.
+
+use super::{Format, VERSION};
+use anyhow::{Result, bail};
+use greenbench_energy::{CpuEstimate, MeterStatus, RealFs, SysFs, discover};
+use greenbench_harness::energy::{Energy, Prices};
+use greenbench_harness::env::fingerprint;
+use greenbench_results::text::{Align, Table};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where energy comes from, and what it costs.
+#[derive(clap::Args, Clone, Default)]
+pub struct EnergyArgs {
+    /// Root of the sysfs tree the meters read (also GREENBENCH_SYSFS_ROOT); default /.
+    #[arg(long)]
+    pub sysfs_root: Option<PathBuf>,
+    /// CPU TDP in watts for the energy estimate (used only when no counter is readable).
+    #[arg(long)]
+    pub cpu_tdp_w: Option<f64>,
+    /// Grid carbon intensity, g CO2e per kWh. Default: world average 2023, 480 (Ember).
+    #[arg(long)]
+    pub grid_g_per_kwh: Option<f64>,
+    /// Electricity price, US dollars per kWh. Default: US residential average 2023, 0.16 (EIA).
+    #[arg(long)]
+    pub price_usd_per_kwh: Option<f64>,
+    /// Seconds of idle-power measurement before the run (default: the profile's).
+    #[arg(long)]
+    pub idle_s: Option<f64>,
+    /// Do not read NVIDIA's NVML.
+    #[arg(long)]
+    pub no_nvml: bool,
+}
+
+#[derive(clap::Args)]
+pub struct MetersArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    #[command(flatten)]
+    energy: EnergyArgs,
+}
+
+/// The cited default grid intensity and price, overridden by the flags given.
+pub fn prices(grid_g_per_kwh: Option<f64>, usd_per_kwh: Option<f64>) -> Prices {
+    let mut p = Prices::default();
+    if let Some(g) = grid_g_per_kwh {
+        p.grid_g_co2e_per_kwh = g;
+        p.grid_source = "--grid-g-per-kwh".into();
+    }
+    if let Some(u) = usd_per_kwh {
+        p.usd_per_kwh = u;
+        p.price_source = "--price-usd-per-kwh".into();
+    }
+    p
+}
+
+/// The energy source the flags describe, and the status of every meter.
+pub fn make_energy(args: &EnergyArgs) -> Result<(Energy, Vec<MeterStatus>)> {
+    for (name, v) in [
+        ("--cpu-tdp-w", args.cpu_tdp_w),
+        ("--grid-g-per-kwh", args.grid_g_per_kwh),
+        ("--price-usd-per-kwh", args.price_usd_per_kwh),
+        ("--idle-s", args.idle_s),
+    ] {
+        if let Some(x) = v
+            && !(x.is_finite() && x >= 0.0)
+        {
+            bail!("{name} must be a non-negative number, got {x}");
+        }
+    }
+    let fs: Arc<dyn SysFs> = Arc::new(RealFs::new(args.sysfs_root.clone()));
+    let (meters, status) = discover(fs, !args.no_nvml);
+    let machine = fingerprint(VERSION);
+    let estimate = CpuEstimate::for_cpu(
+        &machine.cpu_model,
+        machine.cpu_logical_cores,
+        args.cpu_tdp_w,
+    );
+    let prices = prices(args.grid_g_per_kwh, args.price_usd_per_kwh);
+    Ok((Energy::new(meters, estimate, prices), status))
+}
+
+pub fn run(a: MetersArgs) -> Result<i32> {
+    let (energy, status) = make_energy(&a.energy)?;
+    if let Format::Json = a.format {
+        let v = serde_json::json!({
+            "meters": status,
+            "in_use": if energy.measured() { "measured" } else { "estimated" },
+            "source": energy.source(),
+            "estimate": energy.estimate,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    let mut t = Table::new(&[
+        ("meter", Align::Left),
+        ("available", Align::Left),
+        ("detail", Align::Left),
+    ]);
+    for s in &status {
+        t.row(vec![
+            s.name.clone(),
+            if s.available { "yes" } else { "no" }.into(),
+            s.detail.clone(),
+        ]);
+    }
+    print!("{}", t.render());
+    for s in status.iter().filter(|s| !s.available) {
+        if let Some(h) = &s.how_to_enable {
+            println!("to enable {}: {h}", s.name);
+        }
+    }
+    if energy.measured() {
+        println!("energy figures will be measured: {}", energy.source());
+    } else {
+        println!(
+            "no counter is readable, so energy figures will be {}",
+            energy.source()
+        );
+    }
+    Ok(0)
+}

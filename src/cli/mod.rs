@@ -1,0 +1,199 @@
+//! The subcommands, one file each (or one per close family), each with its clap arguments
+//! and a `run` that calls library code and prints. What several commands share (loading
+//! models, resolving backends, progress bars) is here; how figures are written is
+//! `greenbench_results::text`.
+
+pub mod devices;
+pub mod export;
+pub mod list;
+pub mod meters;
+pub mod peak;
+pub mod results;
+pub mod run;
+pub mod train;
+pub mod verify;
+
+use anyhow::{Context, Result, bail};
+use clap::{Subcommand, ValueEnum};
+use greenbench_core::{Backend, MODEL_NAMES, Model};
+use greenbench_cpu::CpuBackend;
+use greenbench_gpu::{GpuBackend, adapters};
+use greenbench_harness::Profile;
+use greenbench_harness::runner::Observer;
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Output format of the listing commands.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// List the models with input shape, parameters, MACs, FPO and transcendentals per example.
+    List(list::ListArgs),
+    /// Per-layer breakdown of one model: op, output shape, params, MACs, FPO, share.
+    Inspect(list::InspectArgs),
+    /// Measure models on backends and write a result file.
+    Run(run::RunArgs),
+    /// Export models (the folded graph and its exact weights) with an ONNX test data set.
+    Export(export::ExportArgs),
+    /// Train a model on real data on the CPU; report accuracy, counted training FPO, time,
+    /// energy and the price tag of the whole experiment (H = the sweep's runs).
+    Train(train::TrainArgs),
+    /// Markdown report, CSV and SVG plots from result files (any number, any machines).
+    Report(results::ReportArgs),
+    /// Per-cell time ratios NEW / BASE with a verdict that respects the measured intervals.
+    /// Exits 1 on a regression beyond --threshold (for CI).
+    Compare(results::CompareArgs),
+    /// Merge result files from many machines into one; conflicts are reported, nothing is lost.
+    Merge(results::MergeArgs),
+    /// The Green AI price tag Cost(R) ∝ E·D·H of a whole experiment, from measured cells.
+    Cost(results::CostArgs),
+    /// List the energy meters: each one available or not, why, and how to enable it.
+    Meters(meters::MetersArgs),
+    /// List the GPU adapters wgpu can see (name, backend, device type, driver).
+    Devices(devices::DevicesArgs),
+    /// Run models on every available backend from the same inputs and compare each output
+    /// with the CPU backend's (and the CPU's with the plain-loop reference). Exits 1 on a
+    /// mismatch beyond tolerance.
+    Verify(verify::VerifyArgs),
+    /// Measure each backend's attainable peak with a large fp32 matmul.
+    Peak(peak::PeakArgs),
+}
+
+impl Command {
+    /// Run the command; the exit code on success.
+    pub fn run(self) -> Result<i32> {
+        match self {
+            Command::List(a) => list::list(a),
+            Command::Inspect(a) => list::inspect(a),
+            Command::Run(a) => run::run(a),
+            Command::Export(a) => export::run(a),
+            Command::Train(a) => train::run(a),
+            Command::Report(a) => results::report(a),
+            Command::Compare(a) => results::compare(a),
+            Command::Merge(a) => results::merge(a),
+            Command::Cost(a) => results::cost(a),
+            Command::Meters(a) => meters::run(a),
+            Command::Devices(a) => devices::run(a),
+            Command::Verify(a) => verify::run(a),
+            Command::Peak(a) => peak::run(a),
+        }
+    }
+}
+
+/// The models named, or the whole zoo when none are.
+pub fn names_or_zoo(models: &[String]) -> Vec<String> {
+    if models.is_empty() {
+        MODEL_NAMES.iter().map(|s| s.to_string()).collect()
+    } else {
+        models.to_vec()
+    }
+}
+
+/// Load models; a checkpoint applies to exactly one model.
+pub fn load_models(
+    names: &[String],
+    seed: u64,
+    weights: Option<&std::path::Path>,
+) -> Result<Vec<Model>> {
+    if weights.is_some() && names.len() != 1 {
+        bail!("--weights holds one model's weights: give exactly one model with --models");
+    }
+    Ok(names
+        .iter()
+        .map(|n| Model::load_with(n, seed, weights))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Batch sizes given on the command line: at least one, none zero.
+pub fn check_batches(batches: &[usize]) -> Result<()> {
+    if batches.is_empty() || batches.contains(&0) {
+        bail!("--batch needs positive batch sizes, e.g. --batch 1,32");
+    }
+    Ok(())
+}
+
+/// A measuring profile by name.
+pub fn profile(name: &str) -> Result<Profile> {
+    Profile::by_name(name).with_context(|| format!("unknown profile `{name}`; use quick or full"))
+}
+
+/// Resolve backend names. An empty list means: cpu, plus gpu if a hardware adapter exists
+/// (said in one line when there is none); `software_ok` also accepts a software adapter
+/// for the default (verify does, to check drivers).
+pub fn make_backends(
+    names: &[String],
+    threads: Option<usize>,
+    gpu_adapter: Option<&str>,
+    software_ok: bool,
+) -> Result<Vec<Box<dyn Backend>>> {
+    let mut out: Vec<Box<dyn Backend>> = Vec::new();
+    if names.is_empty() {
+        out.push(Box::new(CpuBackend::on_this_thread(threads.unwrap_or(0))?));
+        let found = adapters();
+        let usable = gpu_adapter.is_some() || found.iter().any(|a| software_ok || !a.software);
+        if usable {
+            out.push(Box::new(GpuBackend::new(gpu_adapter)?));
+        } else if found.is_empty() {
+            eprintln!(
+                "no GPU adapter found; running on the CPU only (`greenbench devices` says why)"
+            );
+        } else {
+            let names: Vec<String> = found.iter().map(|a| a.name.clone()).collect();
+            eprintln!(
+                "only software GPU adapters ({}); running on the CPU only. Add --backends cpu,gpu to measure them (labelled software)",
+                names.join(", ")
+            );
+        }
+        return Ok(out);
+    }
+    for n in names {
+        match n.as_str() {
+            "cpu" => out.push(Box::new(CpuBackend::on_this_thread(threads.unwrap_or(0))?)),
+            "gpu" => out.push(Box::new(
+                GpuBackend::new(gpu_adapter).context("the gpu backend is not available")?,
+            )),
+            other => bail!("unknown backend `{other}`. Available backends: cpu, gpu"),
+        }
+    }
+    Ok(out)
+}
+
+/// Progress bars on stderr (hidden when stderr is not a terminal).
+#[derive(Default)]
+pub struct Bars {
+    bar: std::sync::Mutex<Option<ProgressBar>>,
+}
+
+impl Observer for Bars {
+    fn started(&self, label: &str, windows: usize) {
+        let pb = ProgressBar::new(windows as u64);
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {msg:<36} [{bar:20}] {pos}/{len} windows")
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        pb.set_message(label.to_string());
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        *self.bar.lock().expect("lock") = Some(pb);
+    }
+    fn window(&self, done: usize) {
+        if let Some(pb) = self.bar.lock().expect("lock").as_ref() {
+            pb.set_position(done as u64);
+        }
+    }
+    fn finished(&self, summary: &str) {
+        if let Some(pb) = self.bar.lock().expect("lock").take() {
+            pb.finish_and_clear();
+        }
+        eprintln!("  {summary}");
+    }
+    fn note(&self, msg: &str) {
+        eprintln!("{msg}");
+    }
+}

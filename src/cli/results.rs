@@ -1,0 +1,213 @@
+//! The commands that read result files: `report`, `compare`, `merge` and `cost`
+//! (greenbench-results does the work; this prints it).
+
+use super::meters::prices;
+use anyhow::{Context, Result, bail};
+use greenbench_harness::record::check_writable;
+use greenbench_results::Loaded;
+use greenbench_results::compare::Verdict;
+use greenbench_results::cost::CostQuery;
+use greenbench_results::text::{Align, Table, duration};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// Result files. Default: every file in results/runs/.
+    files: Vec<PathBuf>,
+    /// Output directory.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// Name of the Markdown file inside --out.
+    #[arg(long, default_value = "BASELINES.md")]
+    name: String,
+    /// Fail on the first unreadable file instead of skipping it.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CompareArgs {
+    base: PathBuf,
+    new: PathBuf,
+    /// Percent slower that counts as a regression (when the intervals do not overlap).
+    #[arg(long, default_value_t = 5.0)]
+    threshold: f64,
+}
+
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    files: Vec<PathBuf>,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(clap::Args)]
+pub struct CostArgs {
+    #[arg(long)]
+    model: String,
+    /// D: training-set size, in examples.
+    #[arg(long)]
+    examples: u64,
+    #[arg(long, default_value_t = 1)]
+    epochs: u64,
+    /// H: hyperparameter runs.
+    #[arg(long, default_value_t = 1)]
+    runs: u64,
+    /// Result files to take per-example figures from. Default: results/runs/*.json.
+    #[arg(long = "from")]
+    from: Vec<PathBuf>,
+    #[arg(long)]
+    backend: Option<String>,
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Power usage effectiveness (1.0: no data-centre overhead; data centres average 1.58).
+    #[arg(long, default_value_t = greenbench_results::cost::DEFAULT_PUE)]
+    pue: f64,
+    /// Grid carbon intensity, g CO2e per kWh. Default: world average 2023, 480 (Ember).
+    #[arg(long)]
+    grid_g_per_kwh: Option<f64>,
+    /// Electricity price, US dollars per kWh. Default: US residential average 2023, 0.16 (EIA).
+    #[arg(long)]
+    price_usd_per_kwh: Option<f64>,
+    /// Price money by machine time instead of energy: US dollars per hour.
+    #[arg(long)]
+    cloud_usd_per_hour: Option<f64>,
+}
+
+/// Result files given, or every JSON file of results/runs/ (sorted, so reports are stable).
+fn files_or_default(files: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    if !files.is_empty() {
+        return Ok(files);
+    }
+    let dir = PathBuf::from("results/runs");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("no files given and cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    v.sort();
+    if v.is_empty() {
+        bail!(
+            "no result files in {}; run `greenbench run` first or name files",
+            dir.display()
+        );
+    }
+    Ok(v)
+}
+
+/// Load result files, saying which were skipped; at least one must load.
+fn load(files: &[PathBuf], strict: bool) -> Result<Vec<Loaded>> {
+    let (ok, bad) = greenbench_results::load_many(files, strict)?;
+    for e in &bad {
+        eprintln!("skipped: {e}");
+    }
+    if ok.is_empty() {
+        bail!("none of the {} file(s) could be read", files.len());
+    }
+    Ok(ok)
+}
+
+pub fn report(a: ReportArgs) -> Result<i32> {
+    let files = load(&files_or_default(a.files)?, a.strict)?;
+    let written = greenbench_results::report::write_report(&files, &a.out, &a.name)
+        .with_context(|| format!("cannot write the report into {}", a.out.display()))?;
+    for p in written {
+        println!("wrote {}", p.display());
+    }
+    Ok(0)
+}
+
+pub fn compare(a: CompareArgs) -> Result<i32> {
+    let threshold = a.threshold;
+    if !(threshold.is_finite() && threshold >= 0.0) {
+        bail!("--threshold must be a non-negative percentage");
+    }
+    let b = load(std::slice::from_ref(&a.base), true)?.remove(0);
+    let n = load(std::slice::from_ref(&a.new), true)?.remove(0);
+    let c = greenbench_results::compare::compare(&b, &n, threshold / 100.0);
+    let mut t = Table::new(&[
+        ("cell", Align::Left),
+        ("base time/ex", Align::Right),
+        ("new time/ex", Align::Right),
+        ("new / base", Align::Right),
+        ("verdict", Align::Left),
+    ]);
+    for r in &c.rows {
+        t.row(vec![
+            r.key.clone(),
+            duration(r.base_s),
+            duration(r.new_s),
+            format!("{:.3}", r.ratio),
+            match r.verdict {
+                Verdict::Regression => "REGRESSION".into(),
+                Verdict::Improvement => "faster".into(),
+                Verdict::NoChange => "no change (within noise or threshold)".to_string(),
+            },
+        ]);
+    }
+    print!("{}", t.render());
+    for k in &c.only_base {
+        println!("only in {}: {k}", a.base.display());
+    }
+    for k in &c.only_new {
+        println!("only in {}: {k}", a.new.display());
+    }
+    let r = c.regressions();
+    println!("{r} regression(s) beyond {threshold} % with non-overlapping 95 % intervals");
+    Ok(if r > 0 { 1 } else { 0 })
+}
+
+pub fn merge(a: MergeArgs) -> Result<i32> {
+    if a.files.is_empty() {
+        bail!("name the result files to merge");
+    }
+    let out = &a.out;
+    check_writable(out, false)
+        .with_context(|| format!("cannot write the merged file {}", out.display()))?;
+    let loaded = load(&a.files, a.strict)?;
+    let m = greenbench_results::merge::merge(&loaded);
+    for c in &m.conflicts {
+        eprintln!("conflict: {c}");
+    }
+    m.file
+        .save(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "merged {} file(s), {} cell(s), {} conflict(s) -> {}",
+        loaded.len(),
+        m.file.cells.len(),
+        m.conflicts.len(),
+        out.display()
+    );
+    Ok(0)
+}
+
+pub fn cost(a: CostArgs) -> Result<i32> {
+    let prices = prices(a.grid_g_per_kwh, a.price_usd_per_kwh);
+    let q = CostQuery {
+        model: a.model,
+        examples: a.examples,
+        epochs: a.epochs,
+        runs: a.runs,
+        backend: a.backend,
+        batch: a.batch,
+        pue: a.pue,
+        grid_g_per_kwh: prices.grid_g_co2e_per_kwh,
+        grid_source: prices.grid_source,
+        usd_per_kwh: prices.usd_per_kwh,
+        price_source: prices.price_source,
+        cloud_usd_per_hour: a.cloud_usd_per_hour,
+    };
+    if q.examples == 0 || q.epochs == 0 || q.runs == 0 {
+        bail!("--examples, --epochs and --runs must be positive");
+    }
+    if !(q.pue.is_finite() && q.pue >= 1.0) {
+        bail!("--pue must be at least 1.0");
+    }
+    let files = load(&files_or_default(a.from)?, false)?;
+    let tag = greenbench_results::cost::price(&files, &q).map_err(anyhow::Error::msg)?;
+    print!("{}", tag.text);
+    Ok(0)
+}

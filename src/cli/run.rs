@@ -1,0 +1,155 @@
+//! `greenbench run` (and the bare `greenbench`): measure models on backends, write the
+//! result file cell by cell, print the table. Ctrl-C keeps the cells already measured.
+
+use super::meters::{EnergyArgs, make_energy};
+use super::{Bars, VERSION, check_batches, load_models, make_backends, names_or_zoo, profile};
+use anyhow::{Context, Result};
+use greenbench_harness::env::{fingerprint, hostname, now_utc};
+use greenbench_harness::record::{CellStatus, RunStatus, check_writable};
+use greenbench_harness::runner::{RunConfig, run_suite};
+use greenbench_results::text::run_table;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(clap::Args, Clone)]
+pub struct RunArgs {
+    /// Models to run (zoo names or JSON files), comma-separated. Default: the whole zoo.
+    #[arg(long, value_delimiter = ',')]
+    models: Vec<String>,
+    /// Backends, comma-separated (cpu, gpu). Default: cpu, plus gpu when a hardware GPU
+    /// adapter exists (a software adapter only when asked for by name).
+    #[arg(long, value_delimiter = ',')]
+    backends: Vec<String>,
+    /// GPU adapter: index or part of the name (see `greenbench devices`).
+    #[arg(long)]
+    gpu_adapter: Option<String>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, default_value = "1,32", value_delimiter = ',')]
+    batch: Vec<usize>,
+    /// Measuring profile: quick (minutes for the zoo) or full (committed baselines).
+    #[arg(long, default_value = "quick")]
+    profile: String,
+    /// CPU worker threads (default: all cores). Recorded in the results.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Result file. Default: results/runs/<host>-<UTC timestamp>.json
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seed of weights and inputs.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Skip measuring each backend's matmul peak (the % peak column is then n/a).
+    #[arg(long)]
+    no_peak: bool,
+    /// Trained weights (a safetensors checkpoint from `greenbench train --save`) for the one
+    /// model given, instead of seeded ones.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    #[command(flatten)]
+    energy: EnergyArgs,
+}
+
+impl Default for RunArgs {
+    /// What the bare `greenbench` runs: the quick profile over the zoo at batch 1 and 32.
+    fn default() -> Self {
+        RunArgs {
+            models: vec![],
+            backends: vec![],
+            gpu_adapter: None,
+            batch: vec![1, 32],
+            profile: "quick".into(),
+            threads: None,
+            out: None,
+            seed: 0,
+            no_peak: false,
+            weights: None,
+            energy: EnergyArgs::default(),
+        }
+    }
+}
+
+/// A Ctrl-C handler: the first interrupt asks the run to finish the cell in hand and keep
+/// what it measured; a second quits at once.
+fn cancel_on_ctrl_c() -> Result<Arc<AtomicBool>> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: finishing up, keeping the cells already measured (Ctrl-C again to quit now)");
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    Ok(cancel)
+}
+
+pub fn run(args: RunArgs) -> Result<i32> {
+    let mut profile = profile(&args.profile)?;
+    check_batches(&args.batch)?;
+    let models = load_models(
+        &names_or_zoo(&args.models),
+        args.seed,
+        args.weights.as_deref(),
+    )?;
+    let backends = make_backends(
+        &args.backends,
+        args.threads,
+        args.gpu_adapter.as_deref(),
+        false,
+    )?;
+    let (out, default_out) = match &args.out {
+        Some(p) => (p.clone(), false),
+        None => (
+            PathBuf::from("results/runs").join(format!(
+                "{}-{}.json",
+                hostname(),
+                now_utc().replace(':', "")
+            )),
+            true,
+        ),
+    };
+    // Fail before measuring anything if the result cannot be written.
+    check_writable(&out, default_out)
+        .with_context(|| format!("cannot write the result file {}", out.display()))?;
+    let cancel = cancel_on_ctrl_c()?;
+    if let Some(s) = args.energy.idle_s {
+        profile.idle_s = s;
+    }
+    let cfg = RunConfig {
+        profile,
+        seed: args.seed,
+        batches: args.batch.clone(),
+        out: out.clone(),
+        command: std::env::args().collect(),
+        machine: fingerprint(VERSION),
+        peak_size: if args.no_peak { 0 } else { 1024 },
+    };
+    eprintln!(
+        "greenbench {VERSION}: {} model(s) x {} batch size(s) x {} backend(s), {} profile -> {}",
+        models.len(),
+        cfg.batches.len(),
+        backends.len(),
+        cfg.profile.name,
+        out.display()
+    );
+    let obs = Bars::default();
+    let (mut energy, _) = make_energy(&args.energy)?;
+    eprintln!("energy: {}", energy.source());
+    let file = run_suite(&backends, &models, &cfg, Some(&mut energy), &cancel, &obs)?;
+    print!("{}", run_table(&file));
+    println!("results: {}", out.display());
+    let failed = file
+        .cells
+        .iter()
+        .filter(|c| c.status == CellStatus::Failed)
+        .count();
+    Ok(match file.status {
+        RunStatus::Interrupted => 130,
+        _ if failed > 0 => {
+            eprintln!("{failed} cell(s) failed; see their `error` in the result file");
+            1
+        }
+        _ => 0,
+    })
+}

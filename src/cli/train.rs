@@ -1,0 +1,171 @@
+//! `greenbench train`: set up (greenbench-train), measure each run of the sweep
+//! (greenbench-harness), price the whole experiment (greenbench-results), print.
+
+use super::VERSION;
+use super::meters::{EnergyArgs, make_energy};
+use anyhow::{Context, Result, bail};
+use greenbench_harness::env::{fingerprint, now_utc};
+use greenbench_harness::record::check_writable;
+use greenbench_harness::training::{Experiment, run_sweep, sweep_result_file};
+use greenbench_results::cost::price_sweep;
+use greenbench_results::text::energy_kind;
+use greenbench_train::nn::Net;
+use greenbench_train::setup::{
+    fit_to_model, load_dataset, optimizer_by_name, sweep_learning_rates,
+};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    #[arg(long)]
+    model: String,
+    /// digits (shipped), mnist or cifar10 (files in --data-dir).
+    #[arg(long, default_value = "digits")]
+    dataset: String,
+    /// MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte) or CIFAR-10
+    /// binary batches (data_batch_*.bin).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Where the shipped datasets live.
+    #[arg(long, default_value = "datasets")]
+    datasets_dir: PathBuf,
+    #[arg(long, default_value_t = 15)]
+    epochs: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// adam or sgd (momentum 0.9).
+    #[arg(long, default_value = "adam")]
+    optimizer: String,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// A hyperparameter sweep, e.g. lr=0.003,0.001,0.0003: one run per value (H runs).
+    #[arg(long)]
+    sweep: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Result file (one training cell per run).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Save the trained weights (the best test accuracy of the sweep) as safetensors.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    #[command(flatten)]
+    energy: EnergyArgs,
+}
+
+pub fn run(a: TrainArgs) -> Result<i32> {
+    if a.epochs == 0 || a.batch == 0 || !(a.lr.is_finite() && a.lr > 0.0) {
+        bail!("--epochs, --batch and --lr must be positive");
+    }
+    let optimizer = optimizer_by_name(&a.optimizer)?;
+    let lrs = sweep_learning_rates(a.sweep.as_deref(), a.lr)?;
+    let model = greenbench_core::load_model(&a.model)?;
+    let net = Net::new(&model)?;
+    let d = load_dataset(&a.dataset, a.data_dir.as_deref(), &a.datasets_dir)?;
+    let (fitted, (h, w)) = fit_to_model(d, &model, net.classes)?;
+    let (tr, te) = fitted.split(0.2, a.seed);
+    let (energy, _) = make_energy(&a.energy)?;
+    let exp = Experiment {
+        model: &model,
+        net: &net,
+        train: &tr,
+        test: &te,
+        epochs: a.epochs,
+        batch: a.batch,
+        optimizer,
+        seed: a.seed,
+        learning_rates: lrs,
+    };
+    eprintln!(
+        "training {} on {} ({} train / {} test, {}x{}), {} epochs, batch {}, {:?}; energy: {}",
+        model.name,
+        fitted.name,
+        tr.len(),
+        te.len(),
+        h,
+        w,
+        a.epochs,
+        a.batch,
+        optimizer,
+        energy.source()
+    );
+    if let Some(p) = &a.save {
+        check_writable(p, true).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    let machine = fingerprint(VERSION);
+    let started = now_utc();
+    let kind = energy_kind(energy.measured());
+    let sweep = run_sweep(
+        &exp,
+        &energy,
+        &machine,
+        &mut |lr, e| {
+            eprintln!(
+                "  lr {lr}: epoch {:>2}: loss {:.4}, train accuracy {:.2} %, {:.2} s",
+                e.epoch,
+                e.loss,
+                100.0 * e.train_accuracy,
+                e.seconds
+            )
+        },
+        &mut |r| {
+            println!(
+                "lr {}: test accuracy {:.2} % ({} test examples), {:.1} s, {}",
+                r.lr,
+                100.0 * r.test_accuracy,
+                te.len(),
+                r.seconds,
+                r.energy_per_pass_j.map_or("energy n/a".into(), |j| format!(
+                    "{:.3} mJ per training example-pass ({kind})",
+                    j * 1e3
+                ))
+            );
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
+    let cells = sweep.cells();
+    // The price tag of the whole experiment: H = the sweep's runs, every factor measured.
+    let prices = &energy.prices;
+    let p = price_sweep(
+        &cells,
+        exp.passes(),
+        prices.grid_g_co2e_per_kwh,
+        prices.usd_per_kwh,
+    );
+    let cost = exp.cost();
+    println!(
+        "price tag: E·D·H = {} runs x {} examples x {} epochs: {:.3e} FPO counted (forward {} + loss {} + backward {} per example, optimizer {} per step), {:.1} s{}",
+        p.runs as f64,
+        tr.len(),
+        a.epochs,
+        p.total_fpo,
+        cost.forward_fpo,
+        cost.loss_fpo,
+        cost.backward_fpo,
+        cost.optimizer_fpo_per_step,
+        p.seconds,
+        match (p.joules, p.kwh, p.co2e_g, p.usd) {
+            (Some(j), Some(kwh), Some(g), Some(usd)) => format!(
+                ", {:.3} J = {:.3e} kWh ({kind}), {:.3e} g CO2e at {} g/kWh, ${:.3e} at ${}/kWh",
+                j, kwh, g, prices.grid_g_co2e_per_kwh, usd, prices.usd_per_kwh
+            ),
+            _ => String::new(),
+        }
+    );
+    if let (Some(path), Some((acc, w))) = (&a.save, &sweep.best) {
+        greenbench_core::checkpoint::save(&model, w, path)?;
+        println!(
+            "weights ({:.2} % test accuracy): {} (use with run/verify/export --weights)",
+            100.0 * acc,
+            path.display()
+        );
+    }
+    if let Some(out) = &a.out {
+        check_writable(out, true).with_context(|| format!("cannot write {}", out.display()))?;
+        let file = sweep_result_file(machine, started, &exp, std::env::args().collect(), cells);
+        file.save(out)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        println!("results: {}", out.display());
+    }
+    Ok(0)
+}

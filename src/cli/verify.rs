@@ -1,0 +1,80 @@
+//! `greenbench verify`: parity of every backend (`greenbench_harness::parity`), as a table.
+
+use super::{check_batches, load_models, make_backends, names_or_zoo};
+use anyhow::Result;
+use greenbench_cpu::CpuBackend;
+use greenbench_harness::parity::check_parity;
+use greenbench_results::text::{Align, Table};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// Models (zoo names or JSON files). Default: the whole zoo.
+    #[arg(long, value_delimiter = ',')]
+    models: Vec<String>,
+    #[arg(long, default_value = "1,32", value_delimiter = ',')]
+    batch: Vec<usize>,
+    /// Backends to check. Default: cpu, plus gpu when any adapter (software included) exists.
+    #[arg(long, value_delimiter = ',')]
+    backends: Vec<String>,
+    /// Largest accepted difference, relative to the output's largest magnitude.
+    #[arg(long, default_value_t = 1e-4)]
+    tolerance: f32,
+    #[arg(long)]
+    gpu_adapter: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Trained weights (safetensors) for the one model given.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+}
+
+pub fn run(a: VerifyArgs) -> Result<i32> {
+    check_batches(&a.batch)?;
+    let models = load_models(&names_or_zoo(&a.models), a.seed, a.weights.as_deref())?;
+    let mut backends = make_backends(&a.backends, None, a.gpu_adapter.as_deref(), true)?;
+    // The CPU backend is the baseline every other backend is compared with.
+    if !backends.iter().any(|b| b.name() == "cpu") {
+        backends.insert(0, Box::new(CpuBackend::on_this_thread(0)?));
+    }
+    for b in &backends {
+        let d = b.device();
+        eprintln!("{}: {} ({:?})", b.name(), d.name, d.kind);
+    }
+    let checks = check_parity(&models, &a.batch, &backends, a.tolerance, a.seed);
+    let mut t = Table::new(&[
+        ("model", Align::Left),
+        ("batch", Align::Right),
+        ("backend", Align::Left),
+        ("compared with", Align::Left),
+        ("max abs diff", Align::Right),
+        ("max rel diff", Align::Right),
+        ("verdict", Align::Left),
+    ]);
+    for c in &checks {
+        let (abs, rel, verdict) = match &c.outcome {
+            Ok(d) => (
+                format!("{:.2e}", d.max_abs),
+                format!("{:.2e}", d.max_rel),
+                if c.ok { "ok" } else { "MISMATCH" }.to_string(),
+            ),
+            Err(e) => ("-".into(), "-".into(), format!("FAILED: {e}")),
+        };
+        t.row(vec![
+            c.model.clone(),
+            c.batch.to_string(),
+            c.backend.clone(),
+            c.against.name().to_string(),
+            abs,
+            rel,
+            verdict,
+        ]);
+    }
+    print!("{}", t.render());
+    let bad = checks.iter().filter(|c| !c.ok).count();
+    println!(
+        "tolerance: {:e} of the output's largest magnitude; {} check(s) failed",
+        a.tolerance, bad
+    );
+    Ok(if bad > 0 { 1 } else { 0 })
+}
