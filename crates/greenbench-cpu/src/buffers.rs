@@ -1,0 +1,117 @@
+//! The activation memory of a plan: every buffer allocated in `prepare`, none in `run`.
+//! Buffers start on a 64-byte line (`kernels::Buf`); the input may be stored inside the zero
+//! border its convolutions read (then loading it is the only copy); team runs reach the
+//! buffers through raw pointers refreshed at the start of each run.
+
+use crate::kernels::Buf;
+
+/// A buffer's data pointer and length, for team runs (see `team`).
+#[derive(Clone, Copy)]
+pub(crate) struct RawBuf {
+    pub(crate) ptr: *mut f32,
+    pub(crate) len: usize,
+}
+
+impl Default for RawBuf {
+    fn default() -> Self {
+        RawBuf {
+            ptr: std::ptr::null_mut(),
+            len: 0,
+        }
+    }
+}
+
+impl RawBuf {
+    fn of(b: &mut Buf) -> Self {
+        RawBuf {
+            ptr: b.as_mut_ptr(),
+            len: b.len(),
+        }
+    }
+
+    /// The buffer as a slice.
+    ///
+    /// # Safety
+    /// The buffer outlives the slice, and no thread writes the part read meanwhile (the
+    /// team's phase ordering guarantees it).
+    pub(crate) unsafe fn slice<'a>(self) -> &'a [f32] {
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+// SAFETY: shared between the threads of one team run, which write disjoint parts (units) or
+// run whole steps alone; see `team::team_walk`.
+unsafe impl Send for RawBuf {}
+// SAFETY: as above.
+unsafe impl Sync for RawBuf {}
+
+/// Activations, scratch and padded-input copies of one plan.
+#[derive(Default)]
+pub(crate) struct Buffers {
+    /// Activations; a buffer id is an index here.
+    pub(crate) bufs: Vec<Buf>,
+    /// im2col patches and attention scores.
+    pub(crate) scratch: Vec<f32>,
+    /// Zero-bordered input copies of padded direct convolutions.
+    pub(crate) pads: Vec<Buf>,
+    /// Data pointers of `bufs` and `pads`, refreshed at the start of each team run.
+    pub(crate) buf_ptrs: Vec<RawBuf>,
+    pub(crate) pad_ptrs: Vec<RawBuf>,
+    /// The buffer the input is loaded into, and the one the output is read from.
+    pub(crate) input: usize,
+    pub(crate) output: usize,
+    /// Set when the input is stored with a zero border (its convolutions' padding): the
+    /// border and the per-example (h, w, c).
+    pub(crate) input_border: Option<([usize; 4], [usize; 3])>,
+}
+
+impl Buffers {
+    /// Zeroed buffers of the given lengths, scratch and pads.
+    pub(crate) fn new(sizes: &[usize], scratch_len: usize, pads: Vec<Buf>) -> Self {
+        Buffers {
+            bufs: sizes.iter().map(|&n| Buf::zeros(n)).collect(),
+            scratch: vec![0.0; scratch_len],
+            buf_ptrs: vec![RawBuf::default(); sizes.len()],
+            pad_ptrs: vec![RawBuf::default(); pads.len()],
+            pads,
+            ..Buffers::default()
+        }
+    }
+
+    /// No buffer for the input (it is read where the caller holds it) and one output buffer
+    /// of `output_len` values: buffers 0 and 1.
+    pub(crate) fn output_only(output_len: usize) -> Self {
+        Buffers {
+            bufs: vec![Buf::default(), Buf::zeros(output_len)],
+            output: 1,
+            ..Buffers::default()
+        }
+    }
+
+    /// Refresh the raw pointers team threads use.
+    pub(crate) fn refresh_ptrs(&mut self) {
+        for (p, b) in self.buf_ptrs.iter_mut().zip(self.bufs.iter_mut()) {
+            *p = RawBuf::of(b);
+        }
+        for (p, b) in self.pad_ptrs.iter_mut().zip(self.pads.iter_mut()) {
+            *p = RawBuf::of(b);
+        }
+    }
+
+    /// Copy `x` (already checked) into the input buffer, inside its border if it has one.
+    pub(crate) fn load_input(&mut self, x: &[f32]) {
+        let buf = &mut self.bufs[self.input];
+        match self.input_border {
+            None => buf.copy_from_slice(x),
+            Some(([t, b, l, r], [h, w, c])) => {
+                let (hp, wp) = (h + t + b, w + l + r);
+                for (n, img) in x.chunks(h * w * c).enumerate() {
+                    for (iy, row) in img.chunks(w * c).enumerate() {
+                        let o = ((n * hp + iy + t) * wp + l) * c;
+                        buf[o..o + w * c].copy_from_slice(row);
+                    }
+                }
+            }
+        }
+    }
+}

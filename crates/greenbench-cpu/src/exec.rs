@@ -1,0 +1,257 @@
+//! Executing a plan's steps: each step kind on its kernels (direct AVX-512, packed GEMM, or
+//! the portable im2col + `gemm` crate path), and the peak's matmul on the caller's operand.
+
+use crate::CpuPrepared;
+#[cfg(target_arch = "x86_64")]
+use crate::direct;
+use crate::kernels::{self, Mat, Threads};
+use crate::plan::Step;
+#[cfg(target_arch = "x86_64")]
+use crate::team::FINISH_SPIN;
+
+impl CpuPrepared {
+    /// The reduction length of a prepared matmul (`prepare_matmul`: one GEMM step).
+    pub(crate) fn matmul_k(&self) -> usize {
+        match &self.steps[0] {
+            #[cfg(target_arch = "x86_64")]
+            Step::Packed { plan, .. } => plan.k(),
+            Step::Gemm { k, .. } => *k,
+            _ => unreachable!("a prepared matmul is one GEMM step"),
+        }
+    }
+
+    /// Run a prepared matmul on the caller's left operand in place, as ONNX Runtime's MatMul
+    /// reads its input: copying it into a buffer first cost ~0.5-0.7 ms of a 1024^3 product
+    /// on the dev VM (`greenbench peak` read 287 GFLOP/s, 7.5 ms, with the copy; the same
+    /// `gemm` crate call without it 306-316, 6.8-7.0 ms, timed standalone). Called from the
+    /// caller's thread (not inside the pool).
+    pub(crate) fn execute_matmul(&mut self, a: &[f32]) {
+        let threads = self.settings.threads;
+        let out = &mut self.mem.bufs[self.mem.output];
+        match &self.steps[0] {
+            #[cfg(target_arch = "x86_64")]
+            Step::Packed { rows, plan, .. } => {
+                plan.run_from_caller(&self.settings.pool, a, *rows, out, threads, FINISH_SPIN)
+            }
+            Step::Gemm { rows, k, n, w, .. } => self.settings.pool.install(|| {
+                kernels::sgemm(
+                    *rows,
+                    *n,
+                    *k,
+                    Mat::rows(a, *k),
+                    Mat::rows(w, *n),
+                    out,
+                    *n,
+                    Threads::Pool(threads),
+                )
+            }),
+            _ => unreachable!("a prepared matmul is one GEMM step"),
+        }
+    }
+
+    /// Run the steps in order on this thread (each split across the pool when marked).
+    pub(crate) fn execute(&mut self) {
+        for i in 0..self.steps.len() {
+            let par = self.par[i];
+            self.exec_step(i, par);
+        }
+    }
+
+    /// Run step `i`, split across the current rayon pool when `par`.
+    pub(crate) fn exec_step(&mut self, i: usize, par: bool) {
+        let step = &self.steps[i];
+        let gemm_threads = if par {
+            Threads::Pool(self.settings.threads)
+        } else {
+            Threads::One
+        };
+        let was_serial = kernels::set_serial(!par);
+        let dst_id = match step {
+            #[cfg(target_arch = "x86_64")]
+            Step::Direct { dst, .. } | Step::DirectDw { dst, .. } | Step::Packed { dst, .. } => {
+                *dst
+            }
+            Step::Gemm { dst, .. }
+            | Step::Conv { dst, .. }
+            | Step::Depthwise { dst, .. }
+            | Step::Relu { dst, .. }
+            | Step::Gelu { dst, .. }
+            | Step::Softmax { dst, .. }
+            | Step::LayerNorm { dst, .. }
+            | Step::ScaleShift { dst, .. }
+            | Step::Pool { dst, .. }
+            | Step::GlobalAvgPool { dst, .. }
+            | Step::Add { dst, .. }
+            | Step::Embedding { dst, .. }
+            | Step::Attention { dst, .. } => *dst,
+        };
+        // Move the destination out so sources can be borrowed alongside (no allocation).
+        let mut out = std::mem::take(&mut self.mem.bufs[dst_id]);
+        let bufs = &self.mem.bufs;
+        match step {
+            #[cfg(target_arch = "x86_64")]
+            Step::Direct {
+                src,
+                plan,
+                pad,
+                skip,
+                ..
+            } => plan.run(
+                &bufs[*src],
+                &mut out,
+                skip.map(|b| bufs[b].as_slice()),
+                &mut self.mem.pads[*pad],
+                par,
+                self.settings.threads,
+            ),
+            #[cfg(target_arch = "x86_64")]
+            Step::Packed {
+                src, rows, plan, ..
+            } => plan.run(
+                &bufs[*src],
+                *rows,
+                &mut out,
+                if par { self.settings.threads } else { 1 },
+            ),
+            Step::Gemm {
+                src,
+                rows,
+                k,
+                n,
+                w,
+                bias,
+                relu,
+                ..
+            } => {
+                kernels::sgemm(
+                    *rows,
+                    *n,
+                    *k,
+                    Mat::rows(&bufs[*src], *k),
+                    Mat::rows(w, *n),
+                    &mut out,
+                    *n,
+                    gemm_threads,
+                );
+                kernels::bias_act(&mut out, *rows, *n, *n, bias.as_deref(), *relu);
+            }
+            Step::Conv {
+                src,
+                geom,
+                w,
+                bias,
+                relu,
+                ..
+            } => {
+                let batch = out.len() / (geom.ho * geom.wo * geom.cout);
+                let rows = batch * geom.ho * geom.wo;
+                let cin_g = geom.cin / geom.groups;
+                let cout_g = geom.cout / geom.groups;
+                let kk = geom.kh * geom.kw * cin_g;
+                for grp in 0..geom.groups {
+                    kernels::im2col(&bufs[*src], batch, geom, grp, &mut self.mem.scratch);
+                    kernels::sgemm(
+                        rows,
+                        cout_g,
+                        kk,
+                        Mat::rows(&self.mem.scratch, kk),
+                        Mat {
+                            data: &w[grp * cout_g..],
+                            rs: geom.cout,
+                            cs: 1,
+                        },
+                        &mut out[grp * cout_g..],
+                        geom.cout,
+                        gemm_threads,
+                    );
+                }
+                kernels::bias_act(&mut out, rows, geom.cout, geom.cout, bias.as_deref(), *relu);
+            }
+            #[cfg(target_arch = "x86_64")]
+            Step::DirectDw { src, plan, pad, .. } => {
+                plan.run(&bufs[*src], &mut out, &mut self.mem.pads[*pad], par)
+            }
+            Step::Depthwise {
+                src,
+                geom,
+                w,
+                w_tiled,
+                bias,
+                relu,
+                ..
+            } => {
+                let batch = out.len() / (geom.ho * geom.wo * geom.cout);
+                kernels::depthwise(
+                    &bufs[*src],
+                    batch,
+                    geom,
+                    w,
+                    w_tiled.as_deref(),
+                    bias.as_deref(),
+                    *relu,
+                    &mut out,
+                );
+            }
+            Step::Relu { src, .. } => kernels::relu(&bufs[*src], &mut out),
+            Step::Gelu { src, .. } => kernels::gelu(&bufs[*src], &mut out),
+            Step::Softmax { src, n, .. } => kernels::softmax_rows(&bufs[*src], *n, &mut out),
+            Step::LayerNorm {
+                src,
+                n,
+                gamma,
+                beta,
+                eps,
+                ..
+            } => kernels::layer_norm_rows(&bufs[*src], *n, gamma, beta, *eps, &mut out),
+            Step::ScaleShift {
+                src, scale, shift, ..
+            } => kernels::scale_shift(&bufs[*src], scale.len(), scale, shift, &mut out),
+            Step::Pool {
+                src,
+                geom,
+                max,
+                direct,
+                ..
+            } => {
+                let batch = out.len() / (geom.ho * geom.wo * geom.c);
+                #[cfg(target_arch = "x86_64")]
+                if *direct {
+                    direct::pool(&bufs[*src], batch, geom, *max, &mut out, par);
+                } else {
+                    kernels::pool(&bufs[*src], batch, geom, *max, &mut out);
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    let _ = direct;
+                    kernels::pool(&bufs[*src], batch, geom, *max, &mut out);
+                }
+            }
+            Step::GlobalAvgPool { src, rows, c, .. } => {
+                kernels::global_avg_pool(&bufs[*src], out.len() / c, *rows, *c, &mut out)
+            }
+            Step::Add { a, b, .. } => kernels::add(&bufs[*a], &bufs[*b], &mut out),
+            Step::Embedding {
+                src,
+                seq,
+                dim,
+                table,
+                pos,
+                ..
+            } => kernels::embedding(&bufs[*src], *seq, table, pos.as_deref(), *dim, &mut out),
+            Step::Attention { src, s, h, d, .. } => {
+                let batch = out.len() / (s * h * d);
+                kernels::attention(
+                    &bufs[*src],
+                    batch,
+                    *s,
+                    *h,
+                    *d,
+                    &mut self.mem.scratch,
+                    &mut out,
+                );
+            }
+        }
+        self.mem.bufs[dst_id] = out;
+        kernels::set_serial(was_serial);
+    }
+}

@@ -1,0 +1,623 @@
+//! Planning: a graph and its weights become a sequence of steps over numbered buffers.
+//! Flatten aliases its input; a following ReLU, folded batch norm and bias go into the
+//! producing kernel's epilogue; a residual add (and the ReLU after it) into the convolution
+//! before it; activations read by padded convolutions are stored with their zero border
+//! (`wanted_borders`); each step is marked for splitting across threads by its work. The
+//! thresholds were measured on the dev VM; the figures are beside each.
+
+use crate::buffers::Buffers;
+#[cfg(target_arch = "x86_64")]
+use crate::direct;
+use crate::kernels;
+use crate::kernels::Buf;
+#[cfg(target_arch = "x86_64")]
+use crate::packed;
+use crate::team::{Split, Team};
+use crate::{CpuPrepared, Settings};
+use greenbench_core::backend::BackendError;
+use greenbench_core::graph::{ConvGeom, Graph, Op, PoolGeom};
+use greenbench_core::weights::{Weights, check_weights};
+use std::sync::Arc;
+
+/// One step of the execution plan; `src`/`dst` are buffer indices.
+pub(crate) enum Step {
+    /// A depthwise convolution on the direct AVX-512 kernel (bias/ReLU inside).
+    #[cfg(target_arch = "x86_64")]
+    DirectDw {
+        src: usize,
+        dst: usize,
+        plan: Box<direct::DwPlan>,
+        /// Index of its padded-input buffer in `CpuPrepared::pads`.
+        pad: usize,
+    },
+    /// A convolution or dense layer on the direct AVX-512 kernels (bias/ReLU inside).
+    #[cfg(target_arch = "x86_64")]
+    Direct {
+        src: usize,
+        dst: usize,
+        /// Buffer of a fused residual (added before the ReLU).
+        skip: Option<usize>,
+        plan: Box<direct::DirectPlan>,
+        /// Index of its padded-input buffer in `CpuPrepared::pads`.
+        pad: usize,
+    },
+    /// A large dense layer (see `large_gemm`) on the packed AVX-512 GEMM.
+    #[cfg(target_arch = "x86_64")]
+    Packed {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        plan: Box<packed::PackedGemm>,
+    },
+    /// `dst[rows, n] = src[rows, k] . w[k, n]` (+ bias, ReLU): dense and 1x1 convolutions.
+    Gemm {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        k: usize,
+        n: usize,
+        w: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        relu: bool,
+    },
+    /// im2col + GEMM per group.
+    Conv {
+        src: usize,
+        dst: usize,
+        geom: ConvGeom,
+        w: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        relu: bool,
+    },
+    Depthwise {
+        src: usize,
+        dst: usize,
+        geom: ConvGeom,
+        w: Vec<f32>,
+        w_tiled: Option<Vec<f32>>,
+
+        bias: Option<Vec<f32>>,
+        relu: bool,
+    },
+    Relu {
+        src: usize,
+        dst: usize,
+    },
+    Gelu {
+        src: usize,
+        dst: usize,
+    },
+    Softmax {
+        src: usize,
+        dst: usize,
+        n: usize,
+    },
+    LayerNorm {
+        src: usize,
+        dst: usize,
+        n: usize,
+        gamma: Vec<f32>,
+        beta: Vec<f32>,
+        eps: f32,
+    },
+    ScaleShift {
+        src: usize,
+        dst: usize,
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+    },
+    Pool {
+        src: usize,
+        dst: usize,
+        geom: PoolGeom,
+        max: bool,
+        /// On the direct AVX-512 kernel.
+        direct: bool,
+    },
+    GlobalAvgPool {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        c: usize,
+    },
+    Add {
+        a: usize,
+        b: usize,
+        dst: usize,
+    },
+    Embedding {
+        src: usize,
+        dst: usize,
+        seq: usize,
+        dim: usize,
+        table: Vec<f32>,
+        pos: Option<Vec<f32>>,
+    },
+    Attention {
+        src: usize,
+        dst: usize,
+        s: usize,
+        h: usize,
+        d: usize,
+    },
+}
+
+/// Steps with less work than this (FPO, or 4 per output element for memory-bound ops,
+/// whole batch) run on one thread. Waking a helper costs 20-40 us on the 2-core dev VM
+/// (measured: mlp at batch 1 took 35 us on 1 thread, 77 us with every step split in two);
+/// 4 MFPO is about that long on one core.
+const PAR_MIN_WORK: u64 = 4_000_000;
+
+/// The same for plain GEMM steps (dense, 1x1 convolutions): splitting a GEMM costs the gemm
+/// crate's own synchronisation too. Measured on the dev VM (quick profile, 2 threads): mlp b32
+/// 4.3-5.0 -> 3.3-3.8 us, autoencoder b32 5.0 -> 3.4-3.7 us, ds-cnn b32 46 -> 41 us, mobilenet
+/// b32 ~238 -> 214-220 us; raising the threshold for every step instead slowed ds-cnn b32
+/// 46 -> 70 us and lenet5 b32 42 -> 65 us.
+const PAR_MIN_GEMM_WORK: u64 = 16_000_000;
+
+fn flat(t: &ndarray::ArrayD<f32>) -> Vec<f32> {
+    t.iter().copied().collect()
+}
+
+/// A step's work for threading decisions: FPO, or 4 per output element for memory-bound
+/// ops, whole batch.
+pub(crate) fn step_work(g: &Graph, i: usize, batch: usize) -> u64 {
+    let c = greenbench_core::cost::node_cost(g, i);
+    batch as u64
+        * c.fpo()
+            .max(4 * g.out_shape(i).iter().product::<usize>() as u64)
+}
+
+/// Dense layers this large run on the packed GEMM (`packed`: weights packed into
+/// cache-sized blocks in `prepare`, a 12 x 32 register tile, one contiguous row range per
+/// thread), which beats the direct kernels there. Measured on the dev VM, sgemm 1024^3 on
+/// 1 / 2 threads (GFLOP/s, `greenbench peak --threads N`): packed GEMM 160-166 / 327-341;
+/// before it, the `gemm` crate 158 / 285-300 (that peak also copied its input); the direct
+/// kernels 125-131 / 209, with a packed left operand 138 / 272 (and slower than unpacked on
+/// the zoo's small GEMMs: mlp b32 2.5 -> 3.2 us); ONNX Runtime (MLAS, `compare.sh`'s
+/// MatMul) 311-314 on 2 threads. No zoo layer is this large.
+fn large_gemm(m: usize, k: usize, n: usize) -> bool {
+    m >= 256 && k >= 256 && n >= 256
+}
+
+/// Whether node `i`, an ungrouped convolution, is followed by an Add that is its output's
+/// only consumer (a residual connection): then `(the other operand's value, whether a ReLU
+/// that is the sum's only consumer follows)`, and the direct kernels add the residual and
+/// apply the ReLU in the convolution's epilogue.
+fn residual_fusable(g: &Graph, i: usize) -> Option<(usize, bool)> {
+    let v = i + 1;
+    if !matches!(g.nodes[i].op, Op::Conv2d { .. }) || g.conv_geom(i).groups != 1 {
+        return None;
+    }
+    if !matches!(g.nodes.get(i + 1)?.op, Op::Add) || g.consumers(v) != 1 {
+        return None;
+    }
+    let ins = g.node_inputs(i + 1);
+    let skip = match ins {
+        [a, b] if *a == v && *b != v => *b,
+        [a, b] if *b == v && *a != v => *a,
+        _ => return None,
+    };
+    let relu = g.nodes.get(i + 2).is_some_and(|n| matches!(n.op, Op::Relu))
+        && g.node_inputs(i + 2) == [v + 1]
+        && g.consumers(v + 1) == 1;
+    Some((skip, relu))
+}
+
+/// Per value: the zero border (top, bottom, left, right) to store it with, so that the
+/// convolutions reading it need no padded copy. Only for values whose every consumer is a
+/// convolution the direct kernels run (ungrouped or depthwise) with the same non-zero
+/// padding; the producer is checked by the caller (only convolutions, and the loading of a
+/// 3-D input, write borders).
+fn wanted_borders(g: &Graph) -> Vec<Option<[usize; 4]>> {
+    let nvals = g.nodes.len() + 1;
+    let mut want = vec![None; nvals];
+    for (u, slot) in want.iter_mut().enumerate() {
+        let mut border = None;
+        let mut ok = false;
+        for j in 0..g.nodes.len() {
+            if !g.node_inputs(j).contains(&u) {
+                continue;
+            }
+            // A residual fused into the convolution before it reads any layout.
+            if j > 0 && residual_fusable(g, j - 1).is_some_and(|(skip, _)| skip == u) {
+                continue;
+            }
+            let this = match g.nodes[j].op {
+                Op::Conv2d { .. } => {
+                    let c = g.conv_geom(j);
+                    let b = [c.pad_top, c.pad_bottom, c.pad_left, c.pad_right];
+                    ((c.groups == 1 || c.is_depthwise()) && b != [0; 4] && g.node_inputs(j) == [u])
+                        .then_some(b)
+                }
+                _ => None,
+            };
+            match (this, border) {
+                (Some(b), None) if !ok => {
+                    border = Some(b);
+                    ok = true;
+                }
+                (Some(b), Some(prev)) if b == prev => {}
+                _ => {
+                    ok = false;
+                    border = None;
+                    break;
+                }
+            }
+        }
+        *slot = if ok { border } else { None };
+    }
+    want
+}
+
+impl CpuPrepared {
+    /// `g` planned at `batch` for `s`: the batch split across threads when every thread
+    /// gets at least two images (see `team::Split`), else one sequence of steps.
+    pub(crate) fn new(
+        g: &Graph,
+        w: &Weights,
+        batch: usize,
+        s: &Settings,
+    ) -> Result<Self, BackendError> {
+        let Some(sub) = Split::sub_batch(g, batch, s.threads) else {
+            return Self::plan(g, w, batch, s);
+        };
+        let split = Split::new(g, w, batch, sub, s)?;
+        check_weights(g, w).map_err(BackendError::Invalid)?;
+        let out_len = batch * g.output_len();
+        // The input is read from the caller's slice: no buffer for it.
+        Ok(CpuPrepared {
+            split: Some(split),
+            ..Self::empty(
+                s,
+                Some(g.clone()),
+                batch,
+                out_len,
+                Buffers::output_only(out_len),
+            )
+        })
+    }
+
+    /// An `m x k x n` matmul as one GEMM step (the peak's product): the right-hand side
+    /// plays the weights.
+    pub(crate) fn matmul(m: usize, k: usize, n: usize, s: &Settings) -> Self {
+        // Seeded right-hand side; values do not matter for speed but stay deterministic.
+        let b: Vec<f32> = (0..k * n).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
+        // The right-hand side plays the weights: packed here, once, where the packed AVX-512
+        // GEMM runs (as a large dense layer would be); the `gemm` crate elsewhere.
+        let gemm = |w| Step::Gemm {
+            src: 0,
+            dst: 1,
+            rows: m,
+            k,
+            n,
+            w,
+            bias: None,
+            relu: false,
+        };
+        #[cfg(target_arch = "x86_64")]
+        let step = if s.direct {
+            Step::Packed {
+                src: 0,
+                dst: 1,
+                rows: m,
+                plan: Box::new(packed::PackedGemm::new(&b, k, n, None, false)),
+            }
+        } else {
+            gemm(b)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let step = gemm(b);
+        // The left operand is read where the caller holds it (`execute_matmul`).
+        CpuPrepared {
+            par: vec![s.threads > 1],
+            steps: vec![step],
+            ..Self::empty(s, None, m, m * n, Buffers::output_only(m * n))
+        }
+    }
+
+    /// The graph planned as one sequence of steps over the whole batch.
+    pub(crate) fn plan(
+        g: &Graph,
+        w: &Weights,
+        batch: usize,
+        s: &Settings,
+    ) -> Result<Self, BackendError> {
+        let (threads, direct) = (s.threads, s.direct);
+        if batch == 0 {
+            return Err(BackendError::Invalid("batch must be at least 1".into()));
+        }
+        check_weights(g, w).map_err(BackendError::Invalid)?;
+        let nvals = g.nodes.len() + 1;
+        // value id -> buffer id; flatten and fused ReLUs alias their source.
+        let mut buf_of: Vec<usize> = vec![usize::MAX; nvals];
+        let mut sizes: Vec<usize> = vec![batch * g.input_len()];
+        buf_of[0] = 0;
+        let new_buf = |sizes: &mut Vec<usize>, len: usize| {
+            sizes.push(len);
+            sizes.len() - 1
+        };
+        let mut steps = Vec::new();
+        let mut par = Vec::new();
+        let mut scratch_len = 0usize;
+        let mut pads: Vec<Buf> = Vec::new();
+        let mut skip_nodes = 0usize;
+        // Graph node of each step (for the team's work estimates).
+        let mut step_nodes: Vec<usize> = Vec::new();
+        let want_border = if direct {
+            wanted_borders(g)
+        } else {
+            vec![None; nvals]
+        };
+        // Per buffer: stored with zero borders around each image (see `wanted_borders`).
+        // The input gets one when its convolutions want it: loading it then is the only copy.
+        let in_shape0 = g.value_shape(0).clone();
+        let input_border = match (want_border[0], in_shape0.len()) {
+            (Some(b), 3) => Some((b, [in_shape0[0], in_shape0[1], in_shape0[2]])),
+            _ => None,
+        };
+        if let Some(([t, b, l, r], [h, w, c])) = input_border {
+            sizes[0] = batch * (h + t + b) * (w + l + r) * c;
+        }
+        let mut buf_border: Vec<Option<[usize; 4]>> = vec![input_border.map(|b| b.0)];
+        for i in 0..g.nodes.len() {
+            let v = i + 1;
+            if skip_nodes > 0 {
+                skip_nodes -= 1;
+                continue;
+            }
+            let ins = g.node_inputs(i);
+            let src = buf_of[ins[0]];
+            let in_shape = g.value_shape(ins[0]);
+            let last = *in_shape.last().expect("non-empty");
+            let out_len = batch * g.out_shape(i).iter().product::<usize>();
+            let t = w.node(i);
+            let op = &g.nodes[i].op;
+            if let Op::Flatten = op {
+                buf_of[v] = src;
+                continue;
+            }
+            // Fuse a following ReLU that is this node's only consumer.
+            // A residual add (and the ReLU after it) fused into a direct convolution.
+            let residual = if direct { residual_fusable(g, i) } else { None };
+            let fuse_relu = match residual {
+                Some((_, relu)) => relu,
+                None => g.relu_fusable(i),
+            };
+            // The value this step finally produces (after the fused add and ReLU).
+            let fused = usize::from(residual.is_some()) + usize::from(fuse_relu);
+            let in_padded = buf_border[src].is_some();
+            // Store the output with the border its consumers want, if this step can.
+            let out_border = match op {
+                Op::Conv2d { .. }
+                    if g.conv_geom(i).groups == 1 || g.conv_geom(i).is_depthwise() =>
+                {
+                    want_border[v + fused]
+                }
+                _ => None,
+            };
+            let dst = match out_border {
+                Some([t, b, l, r]) => {
+                    let s = g.out_shape(i);
+                    new_buf(&mut sizes, batch * (s[0] + t + b) * (s[1] + l + r) * s[2])
+                }
+                None => new_buf(&mut sizes, out_len),
+            };
+            buf_border.push(out_border);
+            for f in 0..=fused {
+                buf_of[v + f] = dst;
+            }
+            skip_nodes = fused;
+            step_nodes.push(i);
+            let bias = t.get(1).map(flat);
+            #[cfg(target_arch = "x86_64")]
+            let direct_plan = if direct {
+                match op {
+                    Op::Dense { units, .. } if !large_gemm(out_len / units, last, *units) => {
+                        Some(direct::DirectPlan::gemm(
+                            out_len / units,
+                            last,
+                            *units,
+                            &flat(&t[0]),
+                            bias.as_deref(),
+                            fuse_relu,
+                        ))
+                    }
+                    Op::Conv2d { .. } => direct::DirectPlan::conv(
+                        &g.conv_geom(i),
+                        batch,
+                        &flat(&t[0]),
+                        bias.as_deref(),
+                        fuse_relu,
+                        in_padded,
+                        out_border,
+                    )
+                    .map(|p| match residual {
+                        Some((skip, _)) => p.with_residual(buf_border[buf_of[skip]]),
+                        None => p,
+                    }),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = (direct, in_padded);
+            let step = match op {
+                #[cfg(target_arch = "x86_64")]
+                _ if direct_plan.is_some() => {
+                    let plan = Box::new(direct_plan.expect("checked"));
+                    pads.push(plan.pad_buffer());
+                    Step::Direct {
+                        skip: residual.map(|(skip, _)| buf_of[skip]),
+                        src,
+                        dst,
+                        plan,
+                        pad: pads.len() - 1,
+                    }
+                }
+                #[cfg(target_arch = "x86_64")]
+                Op::Dense { units, .. } if direct => Step::Packed {
+                    src,
+                    dst,
+                    rows: out_len / units,
+                    plan: Box::new(packed::PackedGemm::new(
+                        &flat(&t[0]),
+                        last,
+                        *units,
+                        bias,
+                        fuse_relu,
+                    )),
+                },
+                Op::Dense { units, .. } => Step::Gemm {
+                    src,
+                    dst,
+                    rows: out_len / units,
+                    k: last,
+                    n: *units,
+                    w: flat(&t[0]),
+                    bias,
+                    relu: fuse_relu,
+                },
+                Op::Conv2d { .. } => {
+                    let geom = g.conv_geom(i);
+                    if geom.is_pointwise() {
+                        Step::Gemm {
+                            src,
+                            dst,
+                            rows: batch * geom.ho * geom.wo,
+                            k: geom.cin,
+                            n: geom.cout,
+                            w: flat(&t[0]),
+                            bias,
+                            relu: fuse_relu,
+                        }
+                    } else if geom.is_depthwise() {
+                        let w = flat(&t[0]);
+                        #[cfg(target_arch = "x86_64")]
+                        if direct {
+                            let plan = Box::new(direct::DwPlan::new(
+                                &geom, batch, w, bias, fuse_relu, in_padded, out_border,
+                            ));
+                            pads.push(plan.pad_buffer());
+                            steps.push(Step::DirectDw {
+                                src,
+                                dst,
+                                plan,
+                                pad: pads.len() - 1,
+                            });
+                            par.push(false);
+                            let last = par.len() - 1;
+                            par[last] = threads > 1 && step_work(g, i, batch) >= PAR_MIN_WORK;
+                            continue;
+                        }
+                        Step::Depthwise {
+                            src,
+                            dst,
+                            geom,
+                            w_tiled: (geom.sw == 1)
+                                .then(|| kernels::tile_depthwise_weights(&geom, &w)),
+                            w,
+                            bias,
+                            relu: fuse_relu,
+                        }
+                    } else {
+                        let rows = batch * geom.ho * geom.wo;
+                        scratch_len =
+                            scratch_len.max(rows * geom.kh * geom.kw * geom.cin / geom.groups);
+                        Step::Conv {
+                            src,
+                            dst,
+                            geom,
+                            w: flat(&t[0]),
+                            bias,
+                            relu: fuse_relu,
+                        }
+                    }
+                }
+                Op::BatchNorm { eps } => {
+                    let (scale, shift) = greenbench_core::fold::bn_scale_shift(t, *eps);
+                    Step::ScaleShift {
+                        src,
+                        dst,
+                        scale,
+                        shift,
+                    }
+                }
+                Op::Relu => Step::Relu { src, dst },
+                Op::Gelu => Step::Gelu { src, dst },
+                Op::Softmax => Step::Softmax { src, dst, n: last },
+                Op::LayerNorm { eps } => Step::LayerNorm {
+                    src,
+                    dst,
+                    n: last,
+                    gamma: flat(&t[0]),
+                    beta: flat(&t[1]),
+                    eps: *eps,
+                },
+                Op::MaxPool { .. } | Op::AvgPool { .. } => Step::Pool {
+                    src,
+                    dst,
+                    geom: g.pool_geom(i),
+                    direct,
+                    max: matches!(op, Op::MaxPool { .. }),
+                },
+                Op::GlobalAvgPool => Step::GlobalAvgPool {
+                    src,
+                    dst,
+                    rows: in_shape.iter().product::<usize>() / last,
+                    c: last,
+                },
+                Op::Add => Step::Add {
+                    a: src,
+                    b: buf_of[ins[1]],
+                    dst,
+                },
+                Op::Embedding { dim, .. } => Step::Embedding {
+                    src,
+                    dst,
+                    seq: in_shape[0],
+                    dim: *dim,
+                    table: flat(&t[0]),
+                    pos: t.get(1).map(flat),
+                },
+                Op::Attention { heads, head_dim } => {
+                    scratch_len = scratch_len.max(batch * heads * in_shape[0] * in_shape[0]);
+                    Step::Attention {
+                        src,
+                        dst,
+                        s: in_shape[0],
+                        h: *heads,
+                        d: *head_dim,
+                    }
+                }
+                Op::Flatten => unreachable!("handled above"),
+            };
+            steps.push(step);
+            let work = step_work(g, i, batch);
+            let min = if matches!(steps.last(), Some(Step::Gemm { .. })) {
+                PAR_MIN_GEMM_WORK
+            } else {
+                PAR_MIN_WORK
+            };
+            par.push(threads > 1 && work >= min);
+        }
+        #[cfg(target_arch = "x86_64")]
+        let team = if direct && threads > 1 {
+            Team::plan(g, &steps, &step_nodes, batch, threads, s.team_min_work).map(Arc::new)
+        } else {
+            None
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let team = None;
+        let mut mem = Buffers::new(&sizes, scratch_len, pads);
+        mem.input_border = input_border;
+        mem.output = buf_of[nvals - 1];
+        Ok(CpuPrepared {
+            steps,
+            par,
+            team,
+            ..Self::empty(s, Some(g.clone()), batch, batch * g.output_len(), mem)
+        })
+    }
+}

@@ -1,0 +1,402 @@
+//! Sharing one run between threads, two ways, with no oversubscription (one rayon pool of
+//! the backend's size):
+//!
+//! - a **split** batch: each worker runs its own images through the whole graph, in
+//!   L2-sized sub-batches, on one thread, with no synchronisation between layers;
+//! - a **team** run (batches too small to split): every thread walks the same list of
+//!   phases, takes units of each large direct step (the same pixel range in every layer),
+//!   and spins between steps instead of sleeping.
+//!
+//! Threads that finish early spin for a bounded time so the next run finds them awake. The
+//! constants were measured on the dev VM; the figures are beside each.
+
+use crate::buffers::RawBuf;
+use crate::plan::{self, Step};
+use crate::{CpuPrepared, Settings};
+use greenbench_core::backend::BackendError;
+use greenbench_core::graph::Graph;
+use greenbench_core::weights::Weights;
+use rayon::prelude::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Sub-batch working-set budget: a worker runs its images this many bytes of activations
+/// at a time (largest step input + output, per image, times the sub-batch), so every layer
+/// of a sub-batch reads and writes L2 instead of streaming the whole batch through L3.
+/// Measured on the dev VM (batch 32, 2 threads, us, three runs each; 128 / 256 / 512 KiB):
+/// mobilenet 93-96 / 90-93 / 93-102, ds-cnn 23.1-23.6 / 22.4-23.5 / 25.8-27.1, resnet8
+/// 102-105 / 100-118 / 106, lenet5 11.1-11.6 / 9.8-10.1 / 10.0-10.3; 8 MiB (whole
+/// per-thread batch) was slower on all (mobilenet 100-104, resnet8 113-116).
+const SUB_BATCH_BYTES: usize = 256 * 1024;
+
+/// A batch split across threads: each worker runs its own images through the whole graph,
+/// `sub` images at a time, on one thread (no synchronisation between layers).
+pub(crate) struct Split {
+    workers: Vec<Worker>,
+    /// Workers finished in the current run.
+    finished: AtomicUsize,
+}
+
+impl Split {
+    /// Images per sub-batch when `batch` is split across `threads` workers (every thread
+    /// gets at least two images), or `None` when it runs as one plan.
+    pub(crate) fn sub_batch(g: &Graph, batch: usize, threads: usize) -> Option<usize> {
+        if batch == 0 || batch < 2 * threads || (threads == 1 && batch == 1) {
+            return None;
+        }
+        let per_image = (0..g.nodes.len())
+            .map(|i| {
+                let ins: usize = g.value_shape(g.node_inputs(i)[0]).iter().product();
+                ins + g.out_shape(i).iter().product::<usize>()
+            })
+            .max()
+            .unwrap_or(1)
+            * std::mem::size_of::<f32>();
+        let per_thread = batch / threads;
+        let mut sub = 1;
+        while sub * 2 <= per_thread && sub * 2 * per_image <= SUB_BATCH_BYTES {
+            sub *= 2;
+        }
+        (threads > 1 || sub < batch).then_some(sub)
+    }
+
+    /// One worker per thread of `s`, each planned on one thread at `sub` images (and at one
+    /// image for what is left over).
+    pub(crate) fn new(
+        g: &Graph,
+        w: &Weights,
+        batch: usize,
+        sub: usize,
+        s: &Settings,
+    ) -> Result<Split, BackendError> {
+        let threads = s.threads;
+        let one_thread = s.with_threads(1);
+        let mut workers = Vec::with_capacity(threads);
+        for t in 0..threads {
+            let start = t * batch / threads;
+            let count = (t + 1) * batch / threads - start;
+            let main = CpuPrepared::plan(g, w, sub.min(count), &one_thread)?;
+            let one = if !count.is_multiple_of(main.batch) {
+                Some(CpuPrepared::plan(g, w, 1, &one_thread)?)
+            } else {
+                None
+            };
+            workers.push(Worker {
+                start,
+                count,
+                main,
+                one,
+                out: vec![0.0; count * g.output_len()],
+            });
+        }
+        Ok(Split {
+            workers,
+            finished: AtomicUsize::new(0),
+        })
+    }
+
+    /// Run every worker on its images of `input` (read in place) and gather their outputs
+    /// into `out`.
+    pub(crate) fn run(
+        &mut self,
+        pool: &rayon::ThreadPool,
+        g: &Graph,
+        input: &[f32],
+        out: &mut [f32],
+    ) {
+        let (in_per, out_per) = (g.input_len(), g.output_len());
+        let Split { workers, finished } = self;
+        let finished = &*finished;
+        finished.store(0, Ordering::Relaxed);
+        let nworkers = workers.len();
+        pool.install(|| {
+            workers.par_iter_mut().with_max_len(1).for_each(|wk| {
+                wk.run(input, in_per, out_per);
+                finished.fetch_add(1, Ordering::AcqRel);
+                spin_until(finished, nworkers, FINISH_SPIN);
+            })
+        });
+        for wk in workers.iter() {
+            out[wk.start * out_per..(wk.start + wk.count) * out_per].copy_from_slice(&wk.out);
+        }
+    }
+}
+
+/// How long a worker that finished its images early spins for the others, so that it is
+/// still awake (not parked by rayon) when the next run starts: with back-to-back runs a
+/// parked helper's wake-up cost about 70 us per batch-32 run on the dev VM (ds-cnn b32:
+/// 23.8 us/example against 21.6 at batch 128).
+pub(crate) const FINISH_SPIN: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// Spin until `finished` reaches `n` or `max` has passed (then the caller's own, sleeping,
+/// wait takes over): a thread that is done early stays awake for the others.
+pub(crate) fn spin_until(finished: &AtomicUsize, n: usize, max: std::time::Duration) {
+    let t = std::time::Instant::now();
+    while finished.load(Ordering::Acquire) < n && t.elapsed() < max {
+        std::hint::spin_loop();
+    }
+}
+
+struct Worker {
+    /// First image and image count of this worker.
+    start: usize,
+    count: usize,
+    /// The graph planned at the sub-batch, and at batch 1 for what is left over.
+    main: CpuPrepared,
+    one: Option<CpuPrepared>,
+    /// This worker's outputs, `count` examples.
+    out: Vec<f32>,
+}
+
+impl Worker {
+    fn run(&mut self, input: &[f32], in_per: usize, out_per: usize) {
+        let sub = self.main.batch;
+        let mut done = 0;
+        while done < self.count {
+            let plan = if self.count - done >= sub {
+                &mut self.main
+            } else {
+                self.one
+                    .as_mut()
+                    .expect("planned when the count is not a multiple")
+            };
+            let b = plan.batch;
+            let i0 = (self.start + done) * in_per;
+            plan.mem.load_input(&input[i0..i0 + b * in_per]);
+            plan.execute();
+            self.out[done * out_per..(done + b) * out_per]
+                .copy_from_slice(&plan.mem.bufs[plan.mem.output][..b * out_per]);
+            done += b;
+        }
+    }
+}
+
+/// A pointer to the plan, for the threads of a team run.
+#[derive(Clone, Copy)]
+struct PlanPtr(*mut CpuPrepared);
+// SAFETY: see `execute_team`: threads only touch the plan through units of the current phase.
+unsafe impl Send for PlanPtr {}
+// SAFETY: as above.
+unsafe impl Sync for PlanPtr {}
+
+#[derive(Clone, Copy, Debug)]
+enum PhaseKind {
+    /// The whole step, on whichever thread claims it.
+    Whole,
+    /// Units of a direct step's padded-input copy.
+    Copy,
+    /// Units of a direct step's compute.
+    Compute,
+}
+
+#[derive(Debug)]
+struct Phase {
+    step: usize,
+    kind: PhaseKind,
+    units: usize,
+}
+
+/// Steps with less work than this (FPO, whole batch) run whole on the calling thread in a
+/// team run; bigger direct steps are split into units the team's threads share. Measured on the dev VM at batch 1,
+/// 2 threads (us; 250 k / 500 k / 1 M / no split): resnet8 142-148 / 140-144 / 143-147 /
+/// 209, mobilenet 157-164 / 173 / 165-170 / 189, tiny-transformer 289-294 / 288-293 /
+/// 289-296 / 301.
+pub const TEAM_MIN_WORK: u64 = 250_000;
+
+/// A run shared by a team of threads: every thread walks the same list of phases, claims
+/// units of the current phase from an atomic counter, and waits (spinning) until all of the
+/// phase's units are done before the next. Nobody sleeps between steps (a rayon fork-join
+/// per step cost a helper's wake-up, 20-40 us on the dev VM, each time), and a helper that
+/// wakes late just joins at the current phase.
+pub(crate) struct Team {
+    phases: Vec<Phase>,
+    /// Per phase and thread slot: units of the slot's range claimed so far.
+    claimed: Vec<AtomicUsize>,
+    done: Vec<AtomicUsize>,
+    threads: usize,
+}
+
+impl Team {
+    #[cfg(target_arch = "x86_64")]
+    /// `None` when no step is big enough to split (then the steps just run in order).
+    pub(crate) fn plan(
+        g: &Graph,
+        steps: &[Step],
+        step_nodes: &[usize],
+        batch: usize,
+        threads: usize,
+        min_work: u64,
+    ) -> Option<Team> {
+        let mut phases = Vec::new();
+        for ((i, step), &node) in steps.iter().enumerate().zip(step_nodes) {
+            let big = plan::step_work(g, node, batch) >= min_work;
+            // (copy units, compute units) of a direct step.
+            let units = match step {
+                Step::Direct { plan, .. } => Some((plan.copy_units(), plan.compute_units(threads))),
+                Step::DirectDw { plan, .. } => Some((plan.copy_units(), plan.compute_units())),
+                _ => None,
+            };
+            match units {
+                Some((copy, compute)) if big => {
+                    if copy > 0 {
+                        phases.push(Phase {
+                            step: i,
+                            kind: PhaseKind::Copy,
+                            units: copy,
+                        });
+                    }
+                    phases.push(Phase {
+                        step: i,
+                        kind: PhaseKind::Compute,
+                        units: compute,
+                    });
+                }
+                _ => phases.push(Phase {
+                    step: i,
+                    kind: PhaseKind::Whole,
+                    units: 1,
+                }),
+            }
+        }
+        let n = phases.len();
+        if !phases.iter().any(|p| !matches!(p.kind, PhaseKind::Whole)) {
+            return None;
+        }
+        Some(Team {
+            phases,
+            claimed: (0..n * threads).map(|_| AtomicUsize::new(0)).collect(),
+            done: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            threads,
+        })
+    }
+}
+
+impl CpuPrepared {
+    /// Run the steps as a team of `threads` threads (see [`Team`]): the calling thread
+    /// starts at once; the others join when rayon wakes them.
+    pub(crate) fn execute_team(&mut self, team: &Arc<Team>) {
+        for c in team.claimed.iter().chain(&team.done) {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.mem.refresh_ptrs();
+        let this = PlanPtr(self as *mut CpuPrepared);
+        team_fork(this, team, 0, team.threads);
+    }
+}
+
+/// Start the walks of threads `lo..hi` with nested `rayon::join`s (stack jobs: no heap
+/// allocation per run, unlike `rayon::scope`); the calling thread walks as `lo` at once.
+fn team_fork(this: PlanPtr, team: &Team, lo: usize, hi: usize) {
+    if hi - lo <= 1 {
+        // SAFETY: see `team_walk`.
+        unsafe { team_walk(this, team, lo) };
+        return;
+    }
+    let mid = lo + (hi - lo).div_ceil(2);
+    rayon::join(
+        || team_fork(this, team, lo, mid),
+        || team_fork(this, team, mid, hi),
+    );
+}
+
+/// One thread's walk through a team run.
+///
+/// # Safety
+/// `this` points to a plan that outlives the run and that nothing else touches meanwhile;
+/// its `buf_ptrs`/`pad_ptrs` are fresh. Phases are strictly ordered (a thread starts phase
+/// k + 1 only when every unit of phase k is done, with acquire/release on `done`), units of
+/// a split phase write disjoint parts of one buffer and read only buffers no phase writes
+/// at the same time, and a whole step runs on one thread while the others spin on `done`
+/// without touching the plan.
+unsafe fn team_walk(this: PlanPtr, team: &Team, me: usize) {
+    let n = team.threads;
+    for (k, ph) in team.phases.iter().enumerate() {
+        // Whole steps stay on the calling thread (me == 0), where small steps' data is
+        // cached. Split phases: thread t owns units [t U / n, (t + 1) U / n), the same
+        // pixel range in every layer, so most of what it reads it wrote itself; it takes
+        // its own units first, then helps with the others' that are still unclaimed.
+        let whole = matches!(ph.kind, PhaseKind::Whole);
+        let slots = if whole { usize::from(me == 0) } else { n };
+        for j in 0..slots {
+            let slot = (me + j) % n;
+            let (lo, hi) = if whole {
+                (0, ph.units)
+            } else {
+                (slot * ph.units / n, (slot + 1) * ph.units / n)
+            };
+            loop {
+                let u = lo + team.claimed[k * n + slot].fetch_add(1, Ordering::Relaxed);
+                if u >= hi {
+                    break;
+                }
+                unsafe { team_unit(this, ph, u, team.threads) };
+                team.done[k].fetch_add(1, Ordering::Release);
+            }
+        }
+        while team.done[k].load(Ordering::Acquire) < ph.units {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Unit `u` of phase `ph`. Safety: as [`team_walk`].
+unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
+    if let PhaseKind::Whole = ph.kind {
+        // SAFETY: this thread alone runs the phase; the others only spin on atomics.
+        let p = unsafe { &mut *this.0 };
+        p.exec_step(ph.step, false);
+        return;
+    }
+    // SAFETY: shared access; writes go through raw pointers to disjoint parts.
+    let p = unsafe { &*this.0 };
+    // SAFETY: the phase ordering of `team_walk`: nothing writes what a unit reads.
+    let slice = |b: RawBuf| unsafe { b.slice() };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (src, dst, pad, reads_pad) = match &p.steps[ph.step] {
+            Step::Direct {
+                src,
+                dst,
+                pad,
+                plan,
+                ..
+            } => (*src, *dst, *pad, plan.reads_pad_buffer()),
+            Step::DirectDw {
+                src,
+                dst,
+                pad,
+                plan,
+                ..
+            } => (*src, *dst, *pad, plan.reads_pad_buffer()),
+            _ => unreachable!("phase {ph:?} of a step without units"),
+        };
+        let input = slice(p.mem.buf_ptrs[src]);
+        // The compute reads the pad buffer once the copy phase has filled it.
+        let x = if reads_pad {
+            slice(p.mem.pad_ptrs[pad])
+        } else {
+            input
+        };
+        let y = p.mem.buf_ptrs[dst];
+        match (&p.steps[ph.step], ph.kind) {
+            (Step::Direct { plan, .. }, PhaseKind::Copy) => unsafe {
+                plan.copy_unit(input, p.mem.pad_ptrs[pad].ptr, u)
+            },
+            (Step::DirectDw { plan, .. }, PhaseKind::Copy) => unsafe {
+                plan.copy_unit(input, p.mem.pad_ptrs[pad].ptr, u)
+            },
+            (Step::Direct { plan, skip, .. }, PhaseKind::Compute) => {
+                assert!(y.len >= plan.output_len());
+                let skip = skip.map(|b| slice(p.mem.buf_ptrs[b]));
+                unsafe { plan.compute_unit(x, y.ptr, skip, u, threads) }
+            }
+            (Step::DirectDw { plan, .. }, PhaseKind::Compute) => {
+                assert!(y.len >= plan.output_len());
+                unsafe { plan.compute_unit(x, y.ptr, u) }
+            }
+            _ => unreachable!("phase {ph:?} of a step without units"),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, slice, u, threads);
+}
