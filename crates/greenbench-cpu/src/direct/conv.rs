@@ -1,0 +1,574 @@
+//! The direct convolution / GEMM: plans, work units and the `P x 16 V` register tile.
+
+use super::*;
+use greenbench_core::graph::ConvGeom;
+use std::arch::x86_64::*;
+
+/// One convolution or GEMM planned for the direct kernels.
+pub struct DirectPlan {
+    pixels: usize,
+    cout: usize,
+    geo: Geometry,
+    pad: Option<Padding>,
+    /// Vectors (of 16 channels) per channel block, 1..=4.
+    v: usize,
+    /// Pixels per tile for this `v`.
+    p: usize,
+    /// `[block][k][16 v]` with k in (ky, kx, ci) order, zero-padded past `cout`.
+    w: Vec<f32>,
+    /// Bias padded to whole blocks (zeros when the layer has none).
+    bias: Vec<f32>,
+    relu: bool,
+    /// Reduction blocks: kernel rows `r0..r1`, values `c0..c1` of each row's run.
+    kblocks: Vec<(usize, usize, usize, usize)>,
+    /// Offset in the (padded) input of each output pixel's window; empty for GEMMs (and
+    /// 1x1 convolutions of 1x1 images), whose pixel `q` starts at `q * cin`.
+    pix: Vec<usize>,
+    /// Offset of each output pixel when the output is stored with a [`Border`]; empty when
+    /// pixel `q` is at `q * cout`.
+    out_pix: Vec<usize>,
+    /// A residual is added before the ReLU (`with_residual`); `skip_pix` as `out_pix` for
+    /// the residual's layout (empty: pixel `q` at `q * cout`).
+    residual: bool,
+    skip_pix: Vec<usize>,
+    skip_len: usize,
+    input_len: usize,
+    out_len: usize,
+}
+
+impl DirectPlan {
+    /// A GEMM `y[rows, n] = x[rows, k] . w[k, n]` (+ bias, ReLU); `w` row-major.
+    pub fn gemm(
+        rows: usize,
+        k: usize,
+        n: usize,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        relu: bool,
+    ) -> Self {
+        let geo = Geometry {
+            ho: 1,
+            wo: 1,
+            hp: 1,
+            wp: 1,
+            sh: 1,
+            sw: 1,
+            cin: k,
+            kh: 1,
+            kw: 1,
+        };
+        Self::build(rows, n, geo, None, w, bias, relu, rows * k)
+    }
+
+    /// An ungrouped convolution over `batch` NHWC images, weights HWIO. `in_padded`: the
+    /// input is stored with this convolution's padding as its [`Border`] (no copy needed);
+    /// `out_border`: store the output with that border.
+    /// `None` when the geometry is not one the kernels take (grouped convolutions).
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv(
+        g: &ConvGeom,
+        batch: usize,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        relu: bool,
+        in_padded: bool,
+        out_border: Option<Border>,
+    ) -> Option<Self> {
+        if g.groups != 1 {
+            return None;
+        }
+        let padded = !in_padded && g.pad_top + g.pad_bottom + g.pad_left + g.pad_right > 0;
+        let (hp, wp) = (
+            g.h + g.pad_top + g.pad_bottom,
+            g.w + g.pad_left + g.pad_right,
+        );
+        let geo = Geometry {
+            ho: g.ho,
+            wo: g.wo,
+            hp,
+            wp,
+            sh: g.sh,
+            sw: g.sw,
+            cin: g.cin,
+            kh: g.kh,
+            kw: g.kw,
+        };
+        let pad = padded.then_some(Padding {
+            h: g.h,
+            w: g.w,
+            top: g.pad_top,
+            left: g.pad_left,
+        });
+        let input_len = if in_padded {
+            batch * hp * wp * g.cin
+        } else {
+            batch * g.h * g.w * g.cin
+        };
+        let mut plan = Self::build(
+            batch * g.ho * g.wo,
+            g.cout,
+            geo,
+            pad,
+            w,
+            bias,
+            relu,
+            input_len,
+        );
+        if let Some(border) = out_border {
+            (plan.out_pix, plan.out_len) = bordered_offsets(batch, g.ho, g.wo, g.cout, border);
+        }
+        Some(plan)
+    }
+
+    /// Add a residual of the output's shape before the ReLU: `y = relu(conv(x) + skip)`,
+    /// with `skip` stored with `border` (its producer's) if any. Only for convolutions.
+    pub fn with_residual(mut self, border: Option<Border>) -> Self {
+        let g = self.geo;
+        let batch = self.pixels / (g.ho * g.wo);
+        self.residual = true;
+        match border {
+            Some(border) => {
+                (self.skip_pix, self.skip_len) =
+                    bordered_offsets(batch, g.ho, g.wo, self.cout, border);
+            }
+            None => self.skip_len = self.pixels * self.cout,
+        }
+        self
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        pixels: usize,
+        cout: usize,
+        geo: Geometry,
+        pad: Option<Padding>,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        relu: bool,
+        input_len: usize,
+    ) -> Self {
+        let k = geo.kh * geo.kw * geo.cin;
+        assert_eq!(w.len(), k * cout, "weights do not match the geometry");
+        // Register blocking: P * V accumulators + V weight vectors + 1 broadcast <= 32 zmm,
+        // and at least 8 accumulators to cover the FMA latency of two pipes.
+        let v = cout.div_ceil(16).clamp(1, 4);
+        let p = if v == 4 { 6 } else { 8 };
+        let nb = cout.div_ceil(16 * v);
+        let width = 16 * v;
+        let mut packed = vec![0.0f32; nb * k * width];
+        for b in 0..nb {
+            for kk in 0..k {
+                for j in 0..width {
+                    let co = b * width + j;
+                    if co < cout {
+                        packed[(b * k + kk) * width + j] = w[kk * cout + co];
+                    }
+                }
+            }
+        }
+        let mut padded_bias = vec![0.0f32; nb * width];
+        if let Some(b) = bias {
+            padded_bias[..cout].copy_from_slice(&b[..cout]);
+        }
+        // Reduction blocks: the weights of one block (kc * width floats) within ~24 KiB:
+        // whole kernel rows where they fit, else pieces of one row's run.
+        let kc = (6144 / width).max(1);
+        let run = geo.kw * geo.cin;
+        let mut kblocks = Vec::new();
+        if run <= kc {
+            let per = kc / run;
+            let mut r0 = 0;
+            while r0 < geo.kh {
+                let r1 = (r0 + per).min(geo.kh);
+                kblocks.push((r0, r1, 0, run));
+                r0 = r1;
+            }
+        } else {
+            for r in 0..geo.kh {
+                let mut c0 = 0;
+                while c0 < run {
+                    let c1 = (c0 + kc).min(run);
+                    kblocks.push((r, r + 1, c0, c1));
+                    c0 = c1;
+                }
+            }
+        }
+        // Window offsets, computed once here (two divisions per pixel cost as much as the
+        // multiply-adds of a small tile).
+        let pix = if geo.ho * geo.wo == 1 && geo.hp * geo.wp == 1 && geo.kh * geo.kw == 1 {
+            Vec::new()
+        } else {
+            (0..pixels)
+                .map(|q| {
+                    let (n, r) = (q / (geo.ho * geo.wo), q % (geo.ho * geo.wo));
+                    let (oy, ox) = (r / geo.wo, r % geo.wo);
+                    ((n * geo.hp + oy * geo.sh) * geo.wp + ox * geo.sw) * geo.cin
+                })
+                .collect()
+        };
+        DirectPlan {
+            pix,
+            pixels,
+            cout,
+            geo,
+            pad,
+            v,
+            p,
+            w: packed,
+            bias: padded_bias,
+            relu,
+            kblocks,
+            out_pix: Vec::new(),
+            residual: false,
+            skip_pix: Vec::new(),
+            skip_len: 0,
+            input_len,
+            out_len: pixels * cout,
+        }
+    }
+
+    /// Length of the output buffer (with its border, if stored with one).
+    pub fn output_len(&self) -> usize {
+        self.out_len
+    }
+
+    /// The zeroed buffer [`Self::run`] needs (empty when the convolution has no padding).
+    pub fn pad_buffer(&self) -> PadBuffer {
+        match self.pad {
+            Some(_) => {
+                let batch = self.pixels / (self.geo.ho * self.geo.wo);
+                PadBuffer::zeros(batch * self.geo.hp * self.geo.wp * self.geo.cin)
+            }
+            None => PadBuffer::default(),
+        }
+    }
+
+    fn pad_copy(&self) -> Option<PadCopy> {
+        self.pad.map(|pd| PadCopy {
+            batch: self.pixels / (self.geo.ho * self.geo.wo),
+            h: pd.h,
+            w: pd.w,
+            c: self.geo.cin,
+            top: pd.top,
+            left: pd.left,
+            hp: self.geo.hp,
+            wp: self.geo.wp,
+        })
+    }
+
+    /// Units of the padded-input copy (0 when there is none); see [`Self::copy_unit`].
+    pub fn copy_units(&self) -> usize {
+        self.pad_copy().map_or(0, |c| c.units())
+    }
+
+    /// Run copy unit `u` of `x` into the pad buffer at `padbuf`.
+    ///
+    /// # Safety
+    /// `padbuf` must be this plan's [`Self::pad_buffer`]; concurrent calls use distinct `u`.
+    pub unsafe fn copy_unit(&self, x: &[f32], padbuf: *mut f32, u: usize) {
+        assert!(x.len() >= self.input_len, "direct: input too short");
+        let c = self.pad_copy().expect("copy units exist only with padding");
+        unsafe { c.unit(x, padbuf, u) }
+    }
+
+    /// Whether the compute reads the pad buffer (after the copy) rather than the input.
+    pub fn reads_pad_buffer(&self) -> bool {
+        self.pad.is_some()
+    }
+
+    /// Units of the compute for `threads` threads (one unit per tile chunk and channel
+    /// block; at least ~4 per thread so all stay busy to the end).
+    pub fn compute_units(&self, threads: usize) -> usize {
+        let (chunks, _, nb) = self.layout(threads);
+        chunks * nb
+    }
+
+    /// (chunks, tiles per chunk, channel blocks).
+    fn layout(&self, threads: usize) -> (usize, usize, usize) {
+        let nb = self.cout.div_ceil(16 * self.v);
+        let tiles = self.pixels.div_ceil(self.p);
+        let mut unit_tiles = (UNIT_PIXELS / self.p).max(1);
+        if threads > 1 {
+            let want = (4 * threads).div_ceil(nb);
+            unit_tiles = unit_tiles.min(tiles.div_ceil(want).max(1));
+        }
+        (tiles.div_ceil(unit_tiles), unit_tiles, nb)
+    }
+
+    /// Run compute unit `u` (of [`Self::compute_units`] for `threads`) reading `x` (the
+    /// pad buffer if [`Self::reads_pad_buffer`], else the input) and writing `y`.
+    ///
+    /// # Safety
+    /// `y` must point to [`Self::output_len`] values; concurrent calls use distinct `u`.
+    pub unsafe fn compute_unit(
+        &self,
+        x: &[f32],
+        y: *mut f32,
+        skip: Option<&[f32]>,
+        u: usize,
+        threads: usize,
+    ) {
+        assert!(available(), "direct kernels need AVX-512F");
+        let skip = match skip {
+            Some(s) if self.residual => {
+                assert!(s.len() >= self.skip_len, "direct: residual too short");
+                s.as_ptr()
+            }
+            None if !self.residual => std::ptr::null(),
+            _ => panic!("direct: residual given to a plan without one, or missing"),
+        };
+        let need = match self.pad_copy() {
+            Some(c) => c.batch * c.hp * c.wp * c.c,
+            None => self.input_len,
+        };
+        assert!(x.len() >= need, "direct: input too short");
+        let (_, unit_tiles, nb) = self.layout(threads);
+        let tiles = self.pixels.div_ceil(self.p);
+        let (chunk, b) = (u / nb, u % nb);
+        let t0 = chunk * unit_tiles;
+        let t1 = (t0 + unit_tiles).min(tiles);
+        // SAFETY: AVX-512F checked; unit (chunk, b) writes only its pixels' channels
+        // b*width..(b+1)*width, disjoint from every other unit's; every input offset lies
+        // inside `x` (the padded geometry covers each pixel's whole window, length checked).
+        unsafe { self.unit(x.as_ptr(), y, skip, t0, t1, b) };
+    }
+
+    /// Run on `x` into `y`, splitting across the current rayon pool when `par`; `padbuf`
+    /// comes from [`Self::pad_buffer`]. Panics if the CPU lacks AVX-512 (callers check
+    /// [`available`]) or on short slices.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        x: &[f32],
+        y: &mut [f32],
+        skip: Option<&[f32]>,
+        padbuf: &mut PadBuffer,
+        par: bool,
+        threads: usize,
+    ) {
+        assert!(available(), "direct kernels need AVX-512F");
+        assert!(x.len() >= self.input_len, "direct: input too short");
+        assert!(y.len() >= self.output_len(), "direct: output too short");
+        let x: &[f32] = match self.pad_copy() {
+            Some(c) => {
+                c.run(x, padbuf, par);
+                padbuf
+            }
+            None => x,
+        };
+        let threads = if par { threads } else { 1 };
+        let units = self.compute_units(threads);
+        let yp = SendPtr(y.as_mut_ptr());
+        // SAFETY: `y` is long enough (asserted); units are distinct.
+        let body = |u: usize| unsafe { self.compute_unit(x, yp.get(), skip, u, threads) };
+        if par {
+            (0..units).into_par_iter().for_each(body);
+        } else {
+            (0..units).for_each(body);
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn unit(
+        &self,
+        x: *const f32,
+        y: *mut f32,
+        skip: *const f32,
+        t0: usize,
+        t1: usize,
+        b: usize,
+    ) {
+        let g = self.geo;
+        let width = 16 * self.v;
+        let k = g.kh * g.kw * g.cin;
+        let run = g.kw * g.cin;
+        let row_stride = g.wp * g.cin;
+        let ncols = (self.cout - b * width).min(width);
+        let nkb = self.kblocks.len();
+        let mut base = [0usize; MAX_P];
+        let mut obase = [0usize; MAX_P];
+        let mut sbase = [0usize; MAX_P];
+        for (kbi, &(r0, r1, c0, c1)) in self.kblocks.iter().enumerate() {
+            let w = unsafe { self.w.as_ptr().add((b * k + r0 * run + c0) * width) };
+            let mode = Mode {
+                init: if kbi == 0 { Init::Bias } else { Init::Load },
+                last: kbi + 1 == nkb,
+                relu: self.relu && kbi + 1 == nkb,
+            };
+            for tile in t0..t1 {
+                let q0 = tile * self.p;
+                let np = (self.pixels - q0).min(self.p);
+                let off = r0 * row_stride + c0;
+                if self.pix.is_empty() {
+                    for (pi, o) in base.iter_mut().enumerate().take(np) {
+                        *o = (q0 + pi) * g.cin + off;
+                    }
+                } else {
+                    for (o, &w) in base.iter_mut().zip(&self.pix[q0..q0 + np]) {
+                        *o = w + off;
+                    }
+                }
+                if self.out_pix.is_empty() {
+                    for (pi, o) in obase.iter_mut().enumerate().take(np) {
+                        *o = (q0 + pi) * self.cout + b * width;
+                    }
+                } else {
+                    for (o, &w) in obase.iter_mut().zip(&self.out_pix[q0..q0 + np]) {
+                        *o = w + b * width;
+                    }
+                }
+                if self.residual {
+                    if self.skip_pix.is_empty() {
+                        for (pi, o) in sbase.iter_mut().enumerate().take(np) {
+                            *o = (q0 + pi) * self.cout + b * width;
+                        }
+                    } else {
+                        for (o, &w) in sbase.iter_mut().zip(&self.skip_pix[q0..q0 + np]) {
+                            *o = w + b * width;
+                        }
+                    }
+                }
+                let a = TileArgs {
+                    x,
+                    base: &base,
+                    obase: &obase,
+                    nr: r1 - r0,
+                    row_stride,
+                    kc: c1 - c0,
+                    w,
+                    bias: unsafe { self.bias.as_ptr().add(b * width) },
+                    y,
+                    skip,
+                    sbase: &sbase,
+                    np,
+                    ncols,
+                    mode,
+                };
+                unsafe { dispatch(self.v, np, &a) };
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Init {
+    Bias,
+    Load,
+}
+
+#[derive(Clone, Copy)]
+struct Mode {
+    init: Init,
+    /// Last reduction block: add the residual (if any), then ReLU (if set).
+    last: bool,
+    relu: bool,
+}
+
+struct TileArgs<'a> {
+    x: *const f32,
+    /// Offset in `x` of each pixel's first value of this block (first `P` used).
+    base: &'a [usize; MAX_P],
+    /// Kernel rows in the block, `row_stride` apart in `x`.
+    nr: usize,
+    row_stride: usize,
+    /// Contiguous values per kernel row in the block.
+    kc: usize,
+    w: *const f32,
+    bias: *const f32,
+    y: *mut f32,
+    /// Offset in `y` of each pixel's first channel of this block.
+    obase: &'a [usize; MAX_P],
+    /// Residual added before the ReLU on the last block (null when none), at `sbase`.
+    skip: *const f32,
+    sbase: &'a [usize; MAX_P],
+    np: usize,
+    ncols: usize,
+    mode: Mode,
+}
+
+/// Pick the kernel instance: `V` from the plan, `P` from the pixels left in this tile (so
+/// a batch-1 dense layer runs a 1-pixel kernel, not a full tile of duplicates).
+#[target_feature(enable = "avx512f")]
+unsafe fn dispatch(v: usize, np: usize, a: &TileArgs<'_>) {
+    macro_rules! by_p {
+        ($v:literal, $($p:literal)*) => {
+            match np {
+                $($p => unsafe { tile::<$p, $v>(a) },)*
+                _ => unreachable!("tile of {np} pixels"),
+            }
+        };
+    }
+    match v {
+        1 => by_p!(1, 1 2 3 4 5 6 7 8),
+        2 => by_p!(2, 1 2 3 4 5 6 7 8),
+        3 => by_p!(3, 1 2 3 4 5 6 7 8),
+        _ => by_p!(4, 1 2 3 4 5 6),
+    }
+}
+
+/// The micro-kernel: `P` pixels x `16 V` channels, over one reduction block.
+#[target_feature(enable = "avx512f")]
+unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
+    let mut acc = [[_mm512_setzero_ps(); V]; P];
+    let mut masks = [0u16; V];
+    for (v, m) in masks.iter_mut().enumerate() {
+        *m = lane_mask(a.ncols, v);
+    }
+    match a.mode.init {
+        Init::Bias => {
+            for v in 0..V {
+                let b = unsafe { _mm512_loadu_ps(a.bias.add(16 * v)) };
+                for row in acc.iter_mut() {
+                    row[v] = b;
+                }
+            }
+        }
+        Init::Load => {
+            for (p, row) in acc.iter_mut().enumerate().take(a.np) {
+                for v in 0..V {
+                    let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
+                    row[v] = unsafe { _mm512_maskz_loadu_ps(masks[v], o) };
+                }
+            }
+        }
+    }
+    let mut w = a.w;
+    for r in 0..a.nr {
+        let mut px = [std::ptr::null::<f32>(); P];
+        for (p, ptr) in px.iter_mut().enumerate() {
+            *ptr = unsafe { a.x.add(a.base[p] + r * a.row_stride) };
+        }
+        for c in 0..a.kc {
+            let mut wv = [_mm512_setzero_ps(); V];
+            for (v, wr) in wv.iter_mut().enumerate() {
+                *wr = unsafe { _mm512_loadu_ps(w.add(16 * v)) };
+            }
+            for p in 0..P {
+                let xb = _mm512_set1_ps(unsafe { *px[p].add(c) });
+                for v in 0..V {
+                    acc[p][v] = _mm512_fmadd_ps(xb, wv[v], acc[p][v]);
+                }
+            }
+            w = unsafe { w.add(16 * V) };
+        }
+    }
+    let zero = _mm512_setzero_ps();
+    for (p, row) in acc.iter().enumerate().take(a.np) {
+        for v in 0..V {
+            if masks[v] == 0 {
+                continue;
+            }
+            let mut r = row[v];
+            if a.mode.last && !a.skip.is_null() {
+                let s = unsafe { _mm512_maskz_loadu_ps(masks[v], a.skip.add(a.sbase[p] + 16 * v)) };
+                r = _mm512_add_ps(r, s);
+            }
+            if a.mode.relu {
+                r = _mm512_max_ps(r, zero);
+            }
+            let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
+            unsafe { _mm512_mask_storeu_ps(o, masks[v], r) };
+        }
+    }
+}

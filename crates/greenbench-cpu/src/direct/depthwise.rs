@@ -1,0 +1,358 @@
+//! The direct depthwise convolution: plans, work units and the strip kernels.
+
+use super::*;
+use greenbench_core::graph::ConvGeom;
+use std::arch::x86_64::*;
+
+/// Output rows per depthwise compute unit.
+const DW_ROWS: usize = 2;
+
+/// A depthwise convolution (groups == Cin == Cout) planned for the direct kernel: weights
+/// `[kh * kw, C]`, fused bias and ReLU, NHWC. A padded input is read in place when its
+/// producer stored it with this convolution's padding as [`Border`] (`in_padded`), else
+/// first copied into the plan's pad buffer (borders zero), so every window is whole. The
+/// output is stored with `out_border` when the next convolution wants it so. A compute unit
+/// is a couple of output rows; within a row, up to 64 channels (4 vectors) by a strip of up
+/// to 6 or 8 pixels accumulate every tap in registers and are stored once (the portable
+/// kernel re-reads and re-writes the output row for each tap, and was 36 % of mobilenet's
+/// time).
+pub struct DwPlan {
+    g: ConvGeom,
+    batch: usize,
+    w: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    relu: bool,
+    in_padded: bool,
+    out_border: Border,
+    hp: usize,
+    wp: usize,
+}
+
+impl DwPlan {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        g: &ConvGeom,
+        batch: usize,
+        w: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        relu: bool,
+        in_padded: bool,
+        out_border: Option<Border>,
+    ) -> Self {
+        assert!(g.is_depthwise(), "not a depthwise convolution");
+        assert!(
+            w.len() >= g.kh * g.kw * g.cin,
+            "depthwise: weights too short"
+        );
+        assert!(
+            bias.as_ref().is_none_or(|b| b.len() >= g.cin),
+            "depthwise: bias too short"
+        );
+        let (hp, wp) = (
+            g.h + g.pad_top + g.pad_bottom,
+            g.w + g.pad_left + g.pad_right,
+        );
+        assert!((g.ho - 1) * g.sh + g.kh <= hp && (g.wo - 1) * g.sw + g.kw <= wp);
+        DwPlan {
+            g: *g,
+            batch,
+            w,
+            bias,
+            relu,
+            in_padded,
+            out_border: out_border.unwrap_or([0; 4]),
+            hp,
+            wp,
+        }
+    }
+
+    fn pad_copy(&self) -> Option<PadCopy> {
+        let g = &self.g;
+        (!self.in_padded && g.pad_top + g.pad_bottom + g.pad_left + g.pad_right > 0).then_some(
+            PadCopy {
+                batch: self.batch,
+                h: g.h,
+                w: g.w,
+                c: g.cin,
+                top: g.pad_top,
+                left: g.pad_left,
+                hp: self.hp,
+                wp: self.wp,
+            },
+        )
+    }
+
+    /// The zeroed buffer the padded input is copied into (empty when none is needed).
+    pub fn pad_buffer(&self) -> PadBuffer {
+        match self.pad_copy() {
+            Some(c) => PadBuffer::zeros(c.batch * c.hp * c.wp * c.c),
+            None => PadBuffer::default(),
+        }
+    }
+
+    /// Units of the padded-input copy (0 when there is none).
+    pub fn copy_units(&self) -> usize {
+        self.pad_copy().map_or(0, |c| c.units())
+    }
+
+    /// # Safety
+    /// As [`DirectPlan::copy_unit`].
+    pub unsafe fn copy_unit(&self, x: &[f32], padbuf: *mut f32, u: usize) {
+        let c = self.pad_copy().expect("copy units exist only with padding");
+        unsafe { c.unit(x, padbuf, u) }
+    }
+
+    /// Whether the compute reads the pad buffer (after the copy) rather than the input.
+    pub fn reads_pad_buffer(&self) -> bool {
+        self.pad_copy().is_some()
+    }
+
+    pub fn compute_units(&self) -> usize {
+        (self.batch * self.g.ho).div_ceil(DW_ROWS)
+    }
+
+    /// Length of the output buffer (with its border, if stored with one).
+    pub fn output_len(&self) -> usize {
+        let [bt, bb, bl, br] = self.out_border;
+        self.batch * (self.g.ho + bt + bb) * (self.g.wo + bl + br) * self.g.cout
+    }
+
+    /// # Safety
+    /// As [`DirectPlan::compute_unit`]: `y` points to [`Self::output_len`] values.
+    pub unsafe fn compute_unit(&self, x: &[f32], y: *mut f32, u: usize) {
+        assert!(available(), "direct kernels need AVX-512F");
+        let g = &self.g;
+        let c = g.cin;
+        let (hp, wp) = if self.in_padded || self.reads_pad_buffer() {
+            (self.hp, self.wp)
+        } else {
+            (g.h, g.w)
+        };
+        assert!(
+            x.len() >= self.batch * hp * wp * c,
+            "depthwise: input too short"
+        );
+        let [bt, bb, bl, br] = self.out_border;
+        let (hb, wb) = (g.ho + bt + bb, g.wo + bl + br);
+        let row_len = g.wo * c;
+        for r in u * DW_ROWS..((u + 1) * DW_ROWS).min(self.batch * g.ho) {
+            let (n, oy) = (r / g.ho, r % g.ho);
+            let off = ((n * hb + oy + bt) * wb + bl) * c;
+            // SAFETY: row r's interior run [off, off + row_len) is inside `y` and disjoint
+            // from every other row's.
+            let out = unsafe { std::slice::from_raw_parts_mut(y.add(off), row_len) };
+            // SAFETY: AVX-512F checked; windows are inside the (padded) image (asserted in
+            // `new`), channels are masked to `c`, writes stay in `out` (one output row).
+            unsafe {
+                dw_row(
+                    x,
+                    g,
+                    hp,
+                    wp,
+                    &self.w,
+                    self.bias.as_deref(),
+                    self.relu,
+                    r,
+                    out,
+                )
+            }
+        }
+    }
+
+    /// Run on `x` into `y`, splitting across the current rayon pool when `par`.
+    pub fn run(&self, x: &[f32], y: &mut [f32], padbuf: &mut PadBuffer, par: bool) {
+        assert!(y.len() >= self.output_len(), "depthwise: output too short");
+        let x: &[f32] = match self.pad_copy() {
+            Some(c) => {
+                c.run(x, padbuf, par);
+                padbuf
+            }
+            None => x,
+        };
+        let yp = SendPtr(y.as_mut_ptr());
+        // SAFETY: `y` is long enough (asserted); units are distinct.
+        let body = |u: usize| unsafe { self.compute_unit(x, yp.get(), u) };
+        if par {
+            (0..self.compute_units()).into_par_iter().for_each(body);
+        } else {
+            (0..self.compute_units()).for_each(body);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+unsafe fn dw_row(
+    x: &[f32],
+    g: &ConvGeom,
+    hp: usize,
+    wp: usize,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    r: usize,
+    out: &mut [f32],
+) {
+    let c = g.cin;
+    let (n, oy) = (r / g.ho, r % g.ho);
+    let img = &x[n * hp * wp * c..(n + 1) * hp * wp * c];
+    let mut ch = 0;
+    while ch < c {
+        let nch = (c - ch).min(64);
+        let masks = std::array::from_fn(|v| lane_mask(nch, v));
+        let a = DwStrip {
+            x: unsafe { img.as_ptr().add(oy * g.sh * wp * c + ch) },
+            w: unsafe { w.as_ptr().add(ch) },
+            b: bias.map(|b| unsafe { b.as_ptr().add(ch) }),
+            out: unsafe { out.as_mut_ptr().add(ch) },
+            row_stride: wp * c,
+            g,
+            masks,
+            relu,
+        };
+        let nv = nch.div_ceil(16);
+        // Stride 1, 3 taps wide: the sliding-window kernel (S + 2 input loads per kernel row
+        // and vector serve 3 S multiply-adds, against 3 S loads in `dw_pixels`).
+        let slide = g.sw == 1 && g.kw == 3;
+        let mut ox = 0;
+        while ox < g.wo {
+            let left = g.wo - ox;
+            macro_rules! strip {
+                ($g:literal, $($s:literal)*) => {{
+                    let s = left.min(*[$($s),*].iter().max().expect("sizes"));
+                    // SAFETY: see `depthwise`.
+                    match s {
+                        $($s => unsafe {
+                            if slide {
+                                dw_slide3::<$s, $g>(&a, ox)
+                            } else {
+                                dw_pixels::<$s, $g>(&a, ox)
+                            }
+                        },)*
+                        _ => unreachable!(),
+                    }
+                    s
+                }};
+            }
+            ox += match nv {
+                1 => strip!(1, 8 7 6 5 4 3 2 1),
+                2 => strip!(2, 8 7 6 5 4 3 2 1),
+                3 => strip!(3, 6 5 4 3 2 1),
+                _ => strip!(4, 6 5 4 3 2 1),
+            };
+        }
+        ch += nch;
+    }
+}
+
+/// As [`dw_pixels`] for stride 1 and 3-wide kernels: per kernel row and vector, the
+/// `S + 2` input vectors the strip's windows cover are loaded once and each serves up to
+/// three taps.
+#[inline]
+#[allow(clippy::needless_range_loop)] // indices into two register arrays at once
+#[target_feature(enable = "avx512f")]
+unsafe fn dw_slide3<const S: usize, const G: usize>(a: &DwStrip<'_>, ox: usize) {
+    let g = a.g;
+    let c = g.cin;
+    let mut acc = unsafe { a.init::<S, G>() };
+    let x0 = unsafe { a.x.add(ox * c) };
+    for ky in 0..g.kh {
+        let xr = unsafe { x0.add(ky * a.row_stride) };
+        let wt = unsafe { a.w.add(ky * 3 * c) };
+        for v in 0..G {
+            let m = a.masks[v];
+            let w0 = unsafe { _mm512_maskz_loadu_ps(m, wt.add(16 * v)) };
+            let w1 = unsafe { _mm512_maskz_loadu_ps(m, wt.add(c + 16 * v)) };
+            let w2 = unsafe { _mm512_maskz_loadu_ps(m, wt.add(2 * c + 16 * v)) };
+            // Input column j is tap kx of pixel j - kx.
+            for j in 0..S + 2 {
+                let xj = unsafe { _mm512_maskz_loadu_ps(m, xr.add(j * c + 16 * v)) };
+                if j < S {
+                    acc[j][v] = _mm512_fmadd_ps(xj, w0, acc[j][v]);
+                }
+                if j >= 1 && j - 1 < S {
+                    acc[j - 1][v] = _mm512_fmadd_ps(xj, w1, acc[j - 1][v]);
+                }
+                if j >= 2 {
+                    acc[j - 2][v] = _mm512_fmadd_ps(xj, w2, acc[j - 2][v]);
+                }
+            }
+        }
+    }
+    unsafe { a.store(ox, &acc) };
+}
+
+impl DwStrip<'_> {
+    /// Accumulators of a strip, each set to the bias (or zero).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn init<const S: usize, const G: usize>(&self) -> [[__m512; G]; S] {
+        let mut acc = [[_mm512_setzero_ps(); G]; S];
+        if let Some(b) = self.b {
+            for v in 0..G {
+                let bv = unsafe { _mm512_maskz_loadu_ps(self.masks[v], b.add(16 * v)) };
+                for row in acc.iter_mut() {
+                    row[v] = bv;
+                }
+            }
+        }
+        acc
+    }
+
+    /// Store a strip from output pixel `ox` (ReLU first if fused).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store<const S: usize, const G: usize>(&self, ox: usize, acc: &[[__m512; G]; S]) {
+        let zero = _mm512_setzero_ps();
+        for (p, row) in acc.iter().enumerate() {
+            for (v, &val) in row.iter().enumerate() {
+                let r = if self.relu {
+                    _mm512_max_ps(val, zero)
+                } else {
+                    val
+                };
+                let o = unsafe { self.out.add((ox + p) * self.g.cin + 16 * v) };
+                unsafe { _mm512_mask_storeu_ps(o, self.masks[v], r) };
+            }
+        }
+    }
+}
+
+/// One output row's state for [`dw_pixels`]; pointers at the row's first channel `ch`.
+struct DwStrip<'a> {
+    /// Input at kernel row 0, column 0 of output pixel 0.
+    x: *const f32,
+    w: *const f32,
+    b: Option<*const f32>,
+    out: *mut f32,
+    row_stride: usize,
+    g: &'a ConvGeom,
+    masks: [u16; 4],
+    relu: bool,
+}
+
+/// `S` output pixels from `ox` by `16 G` channels, every tap accumulated in registers and
+/// stored once.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn dw_pixels<const S: usize, const G: usize>(a: &DwStrip<'_>, ox: usize) {
+    let g = a.g;
+    let c = g.cin;
+    let mut acc = unsafe { a.init::<S, G>() };
+    let x0 = unsafe { a.x.add(ox * g.sw * c) };
+    for ky in 0..g.kh {
+        for kx in 0..g.kw {
+            let xt = unsafe { x0.add(ky * a.row_stride + kx * c) };
+            let wt = unsafe { a.w.add((ky * g.kw + kx) * c) };
+            for v in 0..G {
+                let wv = unsafe { _mm512_maskz_loadu_ps(a.masks[v], wt.add(16 * v)) };
+                for (p, row) in acc.iter_mut().enumerate() {
+                    let xv =
+                        unsafe { _mm512_maskz_loadu_ps(a.masks[v], xt.add(p * g.sw * c + 16 * v)) };
+                    row[v] = _mm512_fmadd_ps(xv, wv, row[v]);
+                }
+            }
+        }
+    }
+    unsafe { a.store(ox, &acc) };
+}

@@ -1,0 +1,177 @@
+//! Register-blocked AVX-512 convolution and GEMM, with no im2col and no packing of the
+//! activations.
+//!
+//! One micro-kernel family serves dense layers, 1x1 convolutions and k x k convolutions
+//! (ungrouped): an output tile of `P` pixels by `16 * V` output channels lives in `P * V`
+//! zmm accumulators; for every reduction step it loads `V` vectors of packed weights and
+//! broadcasts one input value per pixel straight from the NHWC activation. A kernel row
+//! (`kw` taps of `cin` values) is one contiguous run of the input, so a pixel needs one
+//! pointer per kernel row; padded convolutions first copy their input into a buffer with
+//! zero borders (one pass over the input, against `kh * kw` for im2col). Bias and ReLU
+//! are applied as the tile is stored; Cout that is not a multiple of 16 is stored with
+//! masks. Weights are packed once, in `prepare`, as `[channel block][k][16 V]`, and the
+//! reduction is cut into blocks whose weights fit in L1, so one weight block serves a whole
+//! run of pixel tiles.
+//!
+//! Why not the `gemm` crate with im2col, which this replaced on AVX-512 machines: the zoo's
+//! convolutions have 6 to 64 output channels, the `gemm` crate's AVX-512 micro-kernel is
+//! 48 x 6 and fell to its edge kernels on them, and im2col copied each input value up to
+//! `kh * kw` times (35 % of resnet8's time at batch 32, 56 % of lenet5's). Measured on the
+//! dev VM (2-core Xeon with AVX-512, quick profile, 2 threads): see the commit that made
+//! this the default and `results/onnx/README.md`.
+//!
+//! Files: `conv` (dense layers and ungrouped convolutions: plans, units, the register tile),
+//! `depthwise` (depthwise plans and strip kernels), `pool` (max/average pooling); this one
+//! holds what they share: padded-input copies, stored borders, lane masks.
+//!
+//! Only compiled for x86-64; other CPUs (and x86-64 CPUs without AVX-512) keep the
+//! im2col + `gemm` crate path, which dispatches to AVX2/FMA or NEON kernels.
+
+#![cfg(target_arch = "x86_64")]
+
+mod conv;
+mod depthwise;
+mod pool;
+
+pub use conv::DirectPlan;
+pub use depthwise::DwPlan;
+pub use pool::pool;
+
+use crate::kernels::SendPtr;
+use rayon::prelude::*;
+
+/// Most pixels in one tile (the widest kernel instance).
+const MAX_P: usize = 8;
+/// Target pixels per work unit: enough tiles to reuse an L1-resident weight block, few
+/// enough that the unit's output stays in L2 while reduction blocks revisit it.
+const UNIT_PIXELS: usize = 256;
+
+/// Whether this CPU runs the direct kernels.
+pub fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// How to find the input of output pixel `q`: image `q / (ho * wo)`, row `oy`, column `ox`
+/// start at `((n * hp + oy * sh) * wp + ox * sw) * cin` of the (padded) input, and kernel
+/// row `ky` is the run of `kw * cin` values `ky * wp * cin` further on. A dense layer is the
+/// case `ho = wo = hp = wp = kh = kw = 1`.
+#[derive(Clone, Copy)]
+struct Geometry {
+    ho: usize,
+    wo: usize,
+    hp: usize,
+    wp: usize,
+    sh: usize,
+    sw: usize,
+    cin: usize,
+    kh: usize,
+    kw: usize,
+}
+
+/// Zero padding around each input image, copied in before the convolution runs.
+#[derive(Clone, Copy)]
+struct Padding {
+    h: usize,
+    w: usize,
+    top: usize,
+    left: usize,
+}
+
+/// Zero rows and columns around each image of an activation stored padded: top, bottom,
+/// left, right. A convolution whose input is stored this way reads it in place; the step
+/// that produces it writes only the interior (the borders are zeroed once, in `prepare`).
+pub type Border = [usize; 4];
+
+/// Copying a batch of NHWC images into a zero-bordered buffer, in units of a few rows so
+/// that threads can share it.
+#[derive(Clone, Copy)]
+struct PadCopy {
+    batch: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    top: usize,
+    left: usize,
+    hp: usize,
+    wp: usize,
+}
+
+/// Input rows per copy unit.
+const COPY_ROWS: usize = 8;
+
+impl PadCopy {
+    fn units(&self) -> usize {
+        self.batch * self.h.div_ceil(COPY_ROWS)
+    }
+
+    /// Copy unit `u` of `x` into `dst` (`batch * hp * wp * c` values).
+    ///
+    /// # Safety
+    /// `dst` must point to that many values; concurrent calls must use distinct `u`.
+    unsafe fn unit(&self, x: &[f32], dst: *mut f32, u: usize) {
+        let per = self.h.div_ceil(COPY_ROWS);
+        let (n, r0) = (u / per, (u % per) * COPY_ROWS);
+        let row = self.w * self.c;
+        for iy in r0..(r0 + COPY_ROWS).min(self.h) {
+            let src = &x[(n * self.h + iy) * row..(n * self.h + iy + 1) * row];
+            let o = ((n * self.hp + iy + self.top) * self.wp + self.left) * self.c;
+            // SAFETY: the row lies inside image n of `dst` (iy + top < hp, left + w <= wp);
+            // distinct units write distinct rows.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.add(o), row) };
+        }
+    }
+
+    fn run(&self, x: &[f32], dst: &mut [f32], par: bool) {
+        assert!(
+            x.len() >= self.batch * self.h * self.w * self.c,
+            "pad copy: input"
+        );
+        assert!(
+            dst.len() >= self.batch * self.hp * self.wp * self.c,
+            "pad copy: buffer"
+        );
+        let d = SendPtr(dst.as_mut_ptr());
+        // SAFETY: lengths asserted above; units are distinct.
+        let body = |u| unsafe { self.unit(x, d.get(), u) };
+        if par {
+            (0..self.units()).into_par_iter().for_each(body);
+        } else {
+            (0..self.units()).for_each(body);
+        }
+    }
+}
+
+/// Per pixel of `batch` images of `h x w x c` stored with `border`: the offset of its first
+/// channel; and the whole stored length.
+fn bordered_offsets(
+    batch: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    border: Border,
+) -> (Vec<usize>, usize) {
+    let [bt, bb, bl, br] = border;
+    let (hb, wb) = (h + bt + bb, w + bl + br);
+    let offsets = (0..batch * h * w)
+        .map(|q| {
+            let (n, r) = (q / (h * w), q % (h * w));
+            ((n * hb + r / w + bt) * wb + r % w + bl) * c
+        })
+        .collect();
+    (offsets, batch * hb * wb * c)
+}
+
+/// The buffer a padded convolution copies its input into (borders stay zero); empty for
+/// the other plans. Kept by the caller so `run` can take the plan by shared reference.
+pub type PadBuffer = crate::kernels::Buf;
+
+/// The mask of vector `v`'s lanes (16 each) that fall inside the first `ncols` columns.
+#[inline(always)]
+pub(crate) fn lane_mask(ncols: usize, v: usize) -> u16 {
+    let lanes = ncols.saturating_sub(16 * v).min(16);
+    if lanes == 16 {
+        u16::MAX
+    } else {
+        (1u16 << lanes) - 1
+    }
+}
