@@ -1,0 +1,434 @@
+//! Planning a graph for the GPU: weights uploaded, every activation and parameter buffer
+//! allocated and every bind group made once, in `prepare`; one dispatch per kernel call,
+//! recorded in order.
+
+use crate::context::{GpuContext, MAX_HEAD_DIM, WG};
+use crate::{GpuPrepared, Timer};
+use greenbench_core::backend::BackendError;
+use greenbench_core::graph::{Graph, Op};
+use greenbench_core::weights::{Weights, check_weights};
+use std::sync::Arc;
+use wgpu::util::DeviceExt;
+
+/// One recorded dispatch.
+pub(crate) struct Dispatch {
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) bind_group: wgpu::BindGroup,
+    pub(crate) groups: (u32, u32),
+}
+
+/// 16 u32 parameter slots, as `Params` in common.wgsl.
+type Params = [u32; 16];
+
+fn grid(threads: usize) -> (u32, u32) {
+    let groups = threads.div_ceil(WG as usize).max(1) as u32;
+    if groups <= 65_535 {
+        (groups, 1)
+    } else {
+        (65_535, groups.div_ceil(65_535))
+    }
+}
+
+struct Planner<'a> {
+    ctx: &'a GpuContext,
+    buffers: Vec<wgpu::Buffer>,
+    dispatches: Vec<Dispatch>,
+}
+
+impl Planner<'_> {
+    fn storage(&mut self, label: &str, len: usize) -> usize {
+        let b = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.max(4) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        self.buffers.push(b);
+        self.buffers.len() - 1
+    }
+
+    fn upload(&mut self, label: &str, data: &[f32]) -> usize {
+        let padded;
+        let data = if data.is_empty() {
+            padded = [0f32; 4];
+            &padded[..]
+        } else {
+            data
+        };
+        let b = self
+            .ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+        self.buffers.push(b);
+        self.buffers.len() - 1
+    }
+
+    /// Record a dispatch of `entry` reading `srcs` (up to 3 buffer ids) into `dst`.
+    fn dispatch(
+        &mut self,
+        entry: &'static str,
+        params: Params,
+        srcs: &[usize],
+        dst: usize,
+        groups: (u32, u32),
+    ) -> Result<(), BackendError> {
+        let pipeline = self.ctx.pipeline(entry)?;
+        let ubuf = self
+            .ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(entry),
+                contents: bytemuck::cast_slice(&params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let src = |i: usize| srcs.get(i).map_or(&self.ctx.dummy, |&b| &self.buffers[b]);
+        let bind_group = self
+            .ctx
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &self.ctx.layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: ubuf.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: src(0).as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: src(1).as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: src(2).as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: self.buffers[dst].as_entire_binding(),
+                    },
+                ],
+            });
+        self.buffers.push(ubuf);
+        self.dispatches.push(Dispatch {
+            pipeline,
+            bind_group,
+            groups,
+        });
+        Ok(())
+    }
+
+    /// `dst[m, n] = src[m, k] . w[k, n] (+ bias) (ReLU)`.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(
+        &mut self,
+        src: usize,
+        w: usize,
+        bias: Option<usize>,
+        dst: usize,
+        (m, k, n): (usize, usize, usize),
+        relu: bool,
+    ) -> Result<(), BackendError> {
+        let flags = u32::from(bias.is_some()) | (u32::from(relu) << 1);
+        let mut p = [0u32; 16];
+        p[..7].copy_from_slice(&[
+            m as u32, n as u32, k as u32, flags, k as u32, n as u32, n as u32,
+        ]);
+        let mut srcs = vec![src, w];
+        srcs.extend(bias);
+        let block = 4 * self.ctx.matmul_ts as usize;
+        let groups = (n.div_ceil(block) as u32, m.div_ceil(block) as u32);
+        if groups.1 > 65_535 {
+            return Err(BackendError::Invalid(format!(
+                "a {m}-row matrix product exceeds the dispatch grid; use a smaller batch"
+            )));
+        }
+        self.dispatch("matmul", p, &srcs, dst, groups)
+    }
+}
+
+fn flat(t: &greenbench_core::weights::Tensor) -> Vec<f32> {
+    t.iter().copied().collect()
+}
+
+impl GpuPrepared {
+    pub(crate) fn new(
+        ctx: Arc<GpuContext>,
+        graph: Option<&Graph>,
+        w: &Weights,
+        batch: usize,
+        matmul: Option<(usize, usize)>,
+    ) -> Result<Self, BackendError> {
+        if batch == 0 {
+            return Err(BackendError::Invalid("batch must be at least 1".into()));
+        }
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let mut pl = Planner {
+            ctx: &ctx,
+            buffers: vec![],
+            dispatches: vec![],
+        };
+        let (input, input_len, output, output_len) = match (graph, matmul) {
+            (None, Some((k, n))) => {
+                let m = batch;
+                let a = pl.storage("A", m * k);
+                let b: Vec<f32> = (0..k * n).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
+                let b = pl.upload("B", &b);
+                let c = pl.storage("C", m * n);
+                pl.matmul(a, b, None, c, (m, k, n), false)?;
+                (a, m * k, c, m * n)
+            }
+            (Some(g), _) => plan_graph(&mut pl, g, w, batch)?,
+            (None, None) => unreachable!("a graph or a matmul"),
+        };
+        let fail = |what: &str, e: wgpu::Error| BackendError::Failed {
+            backend: "gpu".into(),
+            message: format!("{what}: {e}"),
+        };
+        if let Some(e) = pollster::block_on(oom.pop()) {
+            return Err(fail("out of GPU memory while preparing", e));
+        }
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(fail("preparing the model failed", e));
+        }
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: (output_len * 4) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let timer = ctx.timestamps.then(|| Timer {
+            queries: ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("pass time"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            }),
+            resolve: ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps"),
+                size: 16,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            read: ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps readback"),
+                size: 16,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        });
+        let Planner {
+            buffers,
+            dispatches,
+            ..
+        } = pl;
+        let input_buf = buffers[input].clone();
+        let output_buf = buffers[output].clone();
+        Ok(GpuPrepared {
+            graph: graph.cloned(),
+            batch,
+            dispatches,
+            input: input_buf,
+            input_len,
+            output: output_buf,
+            staging,
+            host_out: vec![0.0; output_len],
+            timer,
+            last_device_time: None,
+            _keep: buffers,
+            ctx,
+        })
+    }
+}
+
+/// Plan every node; returns (input buffer, its length, output buffer, its length).
+fn plan_graph(
+    pl: &mut Planner<'_>,
+    g: &Graph,
+    w: &Weights,
+    batch: usize,
+) -> Result<(usize, usize, usize, usize), BackendError> {
+    check_weights(g, w).map_err(BackendError::Invalid)?;
+    let nvals = g.nodes.len() + 1;
+    let mut buf_of = vec![usize::MAX; nvals];
+    let input_len = batch * g.input_len();
+    buf_of[0] = pl.storage("input", input_len);
+    let mut skip_next = false;
+    for i in 0..g.nodes.len() {
+        let v = i + 1;
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        let node = &g.nodes[i];
+        let ins = g.node_inputs(i);
+        let src = buf_of[ins[0]];
+        let in_shape = g.value_shape(ins[0]);
+        let last = *in_shape.last().expect("non-empty");
+        let out_len = batch * g.out_shape(i).iter().product::<usize>();
+        let t = w.node(i);
+        if let Op::Flatten = node.op {
+            buf_of[v] = src;
+            continue;
+        }
+        let fuse_relu = g.relu_fusable(i);
+        let dst = pl.storage(&node.name, out_len);
+        buf_of[v] = dst;
+        if fuse_relu {
+            buf_of[v + 1] = dst;
+            skip_next = true;
+        }
+        let threads = grid(out_len);
+        let mut p = [0u32; 16];
+        let unsupported = |why: String| BackendError::Unsupported {
+            backend: "gpu".into(),
+            node: node.name.clone(),
+            op: node.op.kind().into(),
+            why,
+        };
+        match &node.op {
+            Op::Dense { units, .. } => {
+                let wk = pl.upload(&node.name, &flat(&t[0]));
+                let bias = t.get(1).map(|b| pl.upload(&node.name, &flat(b)));
+                pl.matmul(
+                    src,
+                    wk,
+                    bias,
+                    dst,
+                    (out_len / units, last, *units),
+                    fuse_relu,
+                )?;
+            }
+            Op::Conv2d { .. } => {
+                let c = g.conv_geom(i);
+                let wk = pl.upload(&node.name, &flat(&t[0]));
+                let bias = t.get(1).map(|b| pl.upload(&node.name, &flat(b)));
+                let rows = batch * c.ho * c.wo;
+                if c.is_pointwise() {
+                    pl.matmul(src, wk, bias, dst, (rows, c.cin, c.cout), fuse_relu)?;
+                } else {
+                    let flags = u32::from(bias.is_some()) | (u32::from(fuse_relu) << 1);
+                    let geo = [
+                        c.h, c.w, c.cin, c.ho, c.wo, c.kh, c.kw, c.sh, c.sw, c.pad_top, c.pad_left,
+                    ];
+                    for (slot, val) in p.iter_mut().zip(geo) {
+                        *slot = val as u32;
+                    }
+                    if c.groups == 1 {
+                        let kk = c.kh * c.kw * c.cin;
+                        let cols = pl.storage("im2col", rows * kk);
+                        p[11] = (rows * kk) as u32;
+                        pl.dispatch("im2col", p, &[src], cols, grid(rows * kk))?;
+                        pl.matmul(cols, wk, bias, dst, (rows, kk, c.cout), fuse_relu)?;
+                    } else {
+                        p[11] = out_len as u32;
+                        p[12] = c.cout as u32;
+                        p[13] = c.groups as u32;
+                        p[14] = flags;
+                        let mut srcs = vec![src, wk];
+                        srcs.extend(bias);
+                        pl.dispatch("conv_direct", p, &srcs, dst, threads)?;
+                    }
+                }
+            }
+            Op::BatchNorm { eps } => {
+                let (scale, shift) = greenbench_core::fold::bn_scale_shift(t, *eps);
+                let s = pl.upload("bn scale", &scale);
+                let h = pl.upload("bn shift", &shift);
+                p[0] = out_len as u32;
+                p[1] = last as u32;
+                pl.dispatch("scale_shift", p, &[src, s, h], dst, threads)?;
+            }
+            Op::Relu | Op::Gelu => {
+                p[0] = out_len as u32;
+                let e = if matches!(node.op, Op::Relu) {
+                    "relu"
+                } else {
+                    "gelu"
+                };
+                pl.dispatch(e, p, &[src], dst, threads)?;
+            }
+            Op::Add => {
+                p[0] = out_len as u32;
+                pl.dispatch("add", p, &[src, buf_of[ins[1]]], dst, threads)?;
+            }
+            Op::Softmax | Op::LayerNorm { .. } => {
+                let rows = out_len / last;
+                p[0] = rows as u32;
+                p[1] = last as u32;
+                let mut srcs = vec![src];
+                let e = if let Op::LayerNorm { eps } = node.op {
+                    p[2] = eps.to_bits();
+                    srcs.push(pl.upload("ln gamma", &flat(&t[0])));
+                    srcs.push(pl.upload("ln beta", &flat(&t[1])));
+                    "layer_norm"
+                } else {
+                    "softmax"
+                };
+                pl.dispatch(e, p, &srcs, dst, grid(rows))?;
+            }
+            Op::GlobalAvgPool => {
+                p[0] = out_len as u32;
+                p[1] = (in_shape.iter().product::<usize>() / last) as u32;
+                p[2] = last as u32;
+                pl.dispatch("global_avg_pool", p, &[src], dst, threads)?;
+            }
+            Op::MaxPool { .. } | Op::AvgPool { .. } => {
+                let q = g.pool_geom(i);
+                let geo = [q.h, q.w, q.c, q.ho, q.wo, q.kh, q.kw, q.sh, q.sw];
+                for (slot, val) in p.iter_mut().zip(geo) {
+                    *slot = val as u32;
+                }
+                p[9] = u32::from(matches!(node.op, Op::MaxPool { .. }));
+                p[11] = out_len as u32;
+                pl.dispatch("pool", p, &[src], dst, threads)?;
+            }
+            Op::Embedding { dim, .. } => {
+                let table = pl.upload("embedding", &flat(&t[0]));
+                let mut srcs = vec![src, table];
+                if let Some(pos) = t.get(1) {
+                    srcs.push(pl.upload("positions", &flat(pos)));
+                }
+                p[..4].copy_from_slice(&[
+                    out_len as u32,
+                    in_shape[0] as u32,
+                    *dim as u32,
+                    u32::from(t.len() > 1),
+                ]);
+                pl.dispatch("embedding", p, &srcs, dst, threads)?;
+            }
+            Op::Attention { heads, head_dim } => {
+                if *head_dim > MAX_HEAD_DIM {
+                    return Err(unsupported(format!(
+                        "head_dim {head_dim} > {MAX_HEAD_DIM}, the kernel's register budget"
+                    )));
+                }
+                let s = in_shape[0];
+                let rows = batch * heads * s;
+                p[..5].copy_from_slice(&[
+                    rows as u32,
+                    s as u32,
+                    *heads as u32,
+                    *head_dim as u32,
+                    (1.0 / (*head_dim as f32).sqrt()).to_bits(),
+                ]);
+                pl.dispatch("attention", p, &[src], dst, grid(rows))?;
+            }
+            Op::Flatten => unreachable!("handled above"),
+        }
+    }
+    Ok((
+        buf_of[0],
+        input_len,
+        buf_of[nvals - 1],
+        batch * g.output_len(),
+    ))
+}
