@@ -3,7 +3,7 @@
 use super::Format;
 use anyhow::Result;
 use greenbench_gpu::{NO_ADAPTER_HELP, adapters};
-use greenbench_results::text::{Align, Table};
+use greenbench_results::text::Table;
 
 #[derive(clap::Args)]
 pub struct DevicesArgs {
@@ -31,14 +31,7 @@ pub fn run(a: DevicesArgs) -> Result<i32> {
         println!("{NO_ADAPTER_HELP}");
         return Ok(0);
     }
-    let mut t = Table::new(&[
-        ("index", Align::Right),
-        ("name", Align::Left),
-        ("backend", Align::Left),
-        ("type", Align::Left),
-        ("driver", Align::Left),
-        ("device time", Align::Left),
-    ]);
+    let mut t = Table::new(">index|name|backend|type|driver|device time");
     for a in &list {
         t.row(vec![
             a.index.to_string(),

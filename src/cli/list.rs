@@ -3,7 +3,7 @@
 use super::Format;
 use anyhow::Result;
 use greenbench_core::{MODEL_NAMES, Model};
-use greenbench_results::text::{Align, Table, shape, thousands};
+use greenbench_results::text::{Table, shape, thousands};
 
 #[derive(clap::Args)]
 pub struct ListArgs {
@@ -43,14 +43,8 @@ pub fn list(a: ListArgs) -> Result<i32> {
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Format::Table => {
-            let mut t = Table::new(&[
-                ("model", Align::Left),
-                ("input", Align::Left),
-                ("params", Align::Right),
-                ("MACs/example", Align::Right),
-                ("FPO/example", Align::Right),
-                ("transcendentals", Align::Right),
-            ]);
+            let mut t =
+                Table::new("model|input|>params|>MACs/example|>FPO/example|>transcendentals");
             for m in &models {
                 let c = m.cost.total;
                 t.row(vec![
@@ -79,15 +73,7 @@ pub fn inspect(a: InspectArgs) -> Result<i32> {
         return Ok(0);
     }
     let total = m.cost.total;
-    let mut t = Table::new(&[
-        ("layer", Align::Left),
-        ("op", Align::Left),
-        ("output", Align::Left),
-        ("params", Align::Right),
-        ("MACs", Align::Right),
-        ("FPO", Align::Right),
-        ("share of FPO", Align::Right),
-    ]);
+    let mut t = Table::new("layer|op|output|>params|>MACs|>FPO|>share of FPO");
     for n in &m.cost.nodes {
         t.row(vec![
             n.name.clone(),

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use greenbench_energy::{CpuEstimate, MeterStatus, RealFs, SysFs, discover};
 use greenbench_harness::energy::{Energy, Prices};
 use greenbench_harness::env::fingerprint;
-use greenbench_results::text::{Align, Table};
+use greenbench_results::text::Table;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -93,11 +93,7 @@ pub fn run(a: MetersArgs) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
-    let mut t = Table::new(&[
-        ("meter", Align::Left),
-        ("available", Align::Left),
-        ("detail", Align::Left),
-    ]);
+    let mut t = Table::new("meter|available|detail");
     for s in &status {
         t.row(vec![
             s.name.clone(),

@@ -7,7 +7,7 @@ use greenbench_harness::record::check_writable;
 use greenbench_results::Loaded;
 use greenbench_results::compare::Verdict;
 use greenbench_results::cost::CostQuery;
-use greenbench_results::text::{Align, Table, duration};
+use greenbench_results::text::{Table, duration};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -127,13 +127,7 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     let b = load(std::slice::from_ref(&a.base), true)?.remove(0);
     let n = load(std::slice::from_ref(&a.new), true)?.remove(0);
     let c = greenbench_results::compare::compare(&b, &n, threshold / 100.0);
-    let mut t = Table::new(&[
-        ("cell", Align::Left),
-        ("base time/ex", Align::Right),
-        ("new time/ex", Align::Right),
-        ("new / base", Align::Right),
-        ("verdict", Align::Left),
-    ]);
+    let mut t = Table::new("cell|>base time/ex|>new time/ex|>new / base|verdict");
     for r in &c.rows {
         t.row(vec![
             r.key.clone(),

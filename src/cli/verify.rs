@@ -4,7 +4,7 @@ use super::{check_batches, load_models, make_backends, names_or_zoo};
 use anyhow::Result;
 use greenbench_cpu::CpuBackend;
 use greenbench_harness::parity::check_parity;
-use greenbench_results::text::{Align, Table};
+use greenbench_results::text::Table;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -42,15 +42,8 @@ pub fn run(a: VerifyArgs) -> Result<i32> {
         eprintln!("{}: {} ({:?})", b.name(), d.name, d.kind);
     }
     let checks = check_parity(&models, &a.batch, &backends, a.tolerance, a.seed);
-    let mut t = Table::new(&[
-        ("model", Align::Left),
-        ("batch", Align::Right),
-        ("backend", Align::Left),
-        ("compared with", Align::Left),
-        ("max abs diff", Align::Right),
-        ("max rel diff", Align::Right),
-        ("verdict", Align::Left),
-    ]);
+    let mut t =
+        Table::new("model|>batch|backend|compared with|>max abs diff|>max rel diff|verdict");
     for c in &checks {
         let (abs, rel, verdict) = match &c.outcome {
             Ok(d) => (

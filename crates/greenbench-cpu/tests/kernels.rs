@@ -3,10 +3,11 @@
 //! each in every configuration of the backend (direct or portable kernels, steps split or not).
 
 use greenbench_core::graph::{Graph, InputSpec, Node, Op, Padding};
-use greenbench_core::reference::{diff, run_reference};
+use greenbench_core::reference::diff;
 use greenbench_core::zoo::{MODEL_NAMES, zoo_model};
-use greenbench_core::{Backend, fold::fold_batch_norm, generate_inputs, generate_weights};
+use greenbench_core::{Backend, fold::fold_batch_norm, generate_weights};
 use greenbench_cpu::CpuBackend;
+use greenbench_testkit::{self as testkit, chain, padding, reference_case, reference_case_with};
 use proptest::prelude::*;
 
 /// The CPU backend's configurations that take different code paths on this machine: the
@@ -36,54 +37,14 @@ fn configurations(threads: usize) -> Vec<(String, CpuBackend)> {
 
 /// Largest |cpu - reference| relative to max(1, |reference|), over every configuration.
 fn max_rel_err(g: &Graph, batch: usize, seed: u64, threads: usize) -> f32 {
-    let w = generate_weights(g, seed);
-    let x = generate_inputs(g, batch, seed, 0);
-    let want = run_reference(g, &w, &x, batch);
-    let mut worst = 0.0f32;
-    for (_, cpu) in configurations(threads) {
-        let mut p = cpu.prepare(g, &w, batch).unwrap();
-        let got = p.run(&x).unwrap().to_vec();
-        assert_eq!(got.len(), want.len());
-        let err = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
-            .fold(0.0, f32::max);
-        worst = worst.max(err);
-    }
-    worst
-}
-
-fn single(input: Vec<usize>, ops: Vec<Op>) -> Option<Graph> {
-    let nodes = ops
+    let case = reference_case(g, batch, seed);
+    configurations(threads)
         .into_iter()
-        .enumerate()
-        .map(|(i, op)| Node::new(format!("n{i}"), op))
-        .collect();
-    Graph::new(
-        "prop",
-        InputSpec {
-            shape: input,
-            token_vocab: None,
-        },
-        nodes,
-    )
-    .ok()
-}
-
-fn padding() -> impl Strategy<Value = Padding> {
-    prop_oneof![
-        Just(Padding::Same),
-        Just(Padding::Valid),
-        (0usize..3, 0usize..3, 0usize..3, 0usize..3).prop_map(|(top, bottom, left, right)| {
-            Padding::Explicit {
-                top,
-                bottom,
-                left,
-                right,
-            }
-        }),
-    ]
+        .map(|(_, cpu)| {
+            let mut p = cpu.prepare(g, &case.weights, batch).unwrap();
+            testkit::max_rel_err(p.run(&case.input).unwrap(), &case.want)
+        })
+        .fold(0.0, f32::max)
 }
 
 const TOL: f32 = 2e-5;
@@ -102,7 +63,7 @@ proptest! {
             padding: pad, groups, bias: true };
         let mut ops = vec![op];
         if relu { ops.push(Op::Relu); }
-        let g = single(vec![h, w, cin_g * groups], ops);
+        let g = chain(vec![h, w, cin_g * groups], ops);
         prop_assume!(g.is_some());
         let err = max_rel_err(&g.unwrap(), batch, 3, threads);
         prop_assert!(err < TOL, "err {err}");
@@ -116,7 +77,7 @@ proptest! {
         let mut ops = vec![Op::Conv2d { filters: c, kernel: [k, k], stride: [s, s], padding: pad,
             groups: c, bias: true }];
         if relu { ops.push(Op::Relu); }
-        let g = single(vec![h, w, c], ops);
+        let g = chain(vec![h, w, c], ops);
         prop_assume!(g.is_some());
         let err = max_rel_err(&g.unwrap(), batch, 5, 2);
         prop_assert!(err < TOL, "err {err}");
@@ -135,7 +96,7 @@ proptest! {
         };
         let mut ops = vec![op];
         if relu { ops.push(Op::Relu); }
-        let err = max_rel_err(&single(shape, ops).unwrap(), batch, 7, 2);
+        let err = max_rel_err(&chain(shape, ops).unwrap(), batch, 7, 2);
         prop_assert!(err < TOL, "err {err}");
     }
 
@@ -146,7 +107,7 @@ proptest! {
     ) {
         let op = if max { Op::MaxPool { kernel: [k, k], stride: [s, s] } }
             else { Op::AvgPool { kernel: [k, k], stride: [s, s] } };
-        let g = single(vec![h, w, c], vec![op]);
+        let g = chain(vec![h, w, c], vec![op]);
         prop_assume!(g.is_some());
         let err = max_rel_err(&g.unwrap(), batch, 9, 2);
         prop_assert!(err < TOL, "err {err}");
@@ -165,7 +126,7 @@ proptest! {
             _ => Op::GlobalAvgPool,
         };
         let shape = if which == 5 { vec![rows.max(1), 2, n] } else { vec![rows, n] };
-        let err = max_rel_err(&single(shape, vec![op]).unwrap(), batch, 11, 2);
+        let err = max_rel_err(&chain(shape, vec![op]).unwrap(), batch, 11, 2);
         prop_assert!(err < TOL, "err {err}");
     }
 
@@ -173,7 +134,7 @@ proptest! {
     fn attention_matches_reference(
         s in 1usize..20, heads in 1usize..5, d in 1usize..9, batch in 1usize..4,
     ) {
-        let g = single(vec![s, 3 * heads * d], vec![Op::Attention { heads, head_dim: d }]);
+        let g = chain(vec![s, 3 * heads * d], vec![Op::Attention { heads, head_dim: d }]);
         let err = max_rel_err(&g.unwrap(), batch, 13, 2);
         prop_assert!(err < TOL, "err {err}");
     }
@@ -258,7 +219,7 @@ proptest! {
     ) {
         let mut ops = vec![Op::Dense { units, bias }];
         if relu { ops.push(Op::Relu); }
-        let err = max_rel_err(&single(vec![rows, k], ops).unwrap(), 1, 11, threads);
+        let err = max_rel_err(&chain(vec![rows, k], ops).unwrap(), 1, 11, threads);
         prop_assert!(err < TOL, "err {err}");
     }
 
@@ -294,13 +255,11 @@ fn zoo_models_match_reference_at_batch_1_and_32() {
         let w = generate_weights(&g, 42);
         let (fg, fw) = fold_batch_norm(&g, &w).unwrap();
         for batch in [1, 32] {
-            let x = generate_inputs(&fg, batch, 42, 1);
-            let want = run_reference(&fg, &fw, &x, batch);
+            let case = reference_case_with(&fg, fw.clone(), batch, 42, 1);
             for threads in [1, 2] {
                 for (config, cpu) in configurations(threads) {
-                    let mut p = cpu.prepare(&fg, &fw, batch).unwrap();
-                    let got = p.run(&x).unwrap();
-                    let d = diff(got, &want);
+                    let mut p = cpu.prepare(&fg, &case.weights, batch).unwrap();
+                    let d = diff(p.run(&case.input).unwrap(), &case.want);
                     // 1e-4 of the output's scale: the tolerance `greenbench verify` uses.
                     assert!(d.max_rel < 1e-4, "{name} batch {batch}, {config}: {d:?}");
                 }

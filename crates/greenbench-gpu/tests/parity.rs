@@ -4,11 +4,12 @@
 //! Without an adapter these tests skip with a message, unless GREENBENCH_REQUIRE_GPU=1 (CI,
 //! which installs Mesa's lavapipe), where a missing adapter fails them.
 
-use greenbench_core::graph::{Graph, InputSpec, Node, Op, Padding};
-use greenbench_core::reference::{diff, run_reference};
+use greenbench_core::graph::{Graph, InputSpec, Node, Op};
+use greenbench_core::reference::diff;
 use greenbench_core::zoo::MODEL_NAMES;
-use greenbench_core::{Backend, Model, generate_inputs, generate_weights};
+use greenbench_core::{Backend, Model};
 use greenbench_gpu::GpuBackend;
+use greenbench_testkit::{chain, padding, reference_case, reference_case_with};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
@@ -29,44 +30,10 @@ fn gpu() -> Option<&'static GpuBackend> {
 
 fn max_rel(g: &Graph, batch: usize, seed: u64) -> f32 {
     let Some(gpu) = gpu() else { return 0.0 };
-    let w = generate_weights(g, seed);
-    let x = generate_inputs(g, batch, seed, 0);
-    let want = run_reference(g, &w, &x, batch);
-    let mut p = gpu.prepare(g, &w, batch).unwrap();
-    let got = p.run(&x).unwrap();
-    diff(got, &want).max_rel
-}
-
-fn single(input: Vec<usize>, ops: Vec<Op>) -> Option<Graph> {
-    let nodes = ops
-        .into_iter()
-        .enumerate()
-        .map(|(i, op)| Node::new(format!("n{i}"), op))
-        .collect();
-    Graph::new(
-        "prop",
-        InputSpec {
-            shape: input,
-            token_vocab: None,
-        },
-        nodes,
-    )
-    .ok()
-}
-
-fn padding() -> impl Strategy<Value = Padding> {
-    prop_oneof![
-        Just(Padding::Same),
-        Just(Padding::Valid),
-        (0usize..3, 0usize..3, 0usize..3, 0usize..3).prop_map(|(top, bottom, left, right)| {
-            Padding::Explicit {
-                top,
-                bottom,
-                left,
-                right,
-            }
-        }),
-    ]
+    let case = reference_case(g, batch, seed);
+    let mut p = gpu.prepare(g, &case.weights, batch).unwrap();
+    let got = p.run(&case.input).unwrap();
+    diff(got, &case.want).max_rel
 }
 
 const TOL: f32 = 1e-5;
@@ -83,7 +50,7 @@ proptest! {
         let mut ops = vec![Op::Conv2d { filters: cout_g * groups, kernel: [kh, kw],
             stride: [sh, sw], padding: pad, groups, bias: true }];
         if relu { ops.push(Op::Relu); }
-        let g = single(vec![h, w, cin_g * groups], ops);
+        let g = chain(vec![h, w, cin_g * groups], ops);
         prop_assume!(g.is_some());
         let e = max_rel(&g.unwrap(), batch, 3);
         prop_assert!(e < TOL, "err {e}");
@@ -94,7 +61,7 @@ proptest! {
         lead in 1usize..5, k in 1usize..100, units in 1usize..100, bias in any::<bool>(),
         batch in 1usize..4,
     ) {
-        let g = single(vec![lead, k], vec![Op::Dense { units, bias }]).unwrap();
+        let g = chain(vec![lead, k], vec![Op::Dense { units, bias }]).unwrap();
         let e = max_rel(&g, batch, 5);
         prop_assert!(e < TOL, "err {e}");
     }
@@ -114,7 +81,7 @@ proptest! {
             6 => (vec![h, w * c], Op::BatchNorm { eps: 1e-3 }),
             _ => (vec![h, w * c], Op::Relu),
         };
-        let g = single(shape, vec![op]);
+        let g = chain(shape, vec![op]);
         prop_assume!(g.is_some());
         let e = max_rel(&g.unwrap(), batch, 7);
         prop_assert!(e < TOL, "err {e}");
@@ -146,18 +113,14 @@ fn zoo_parity_at_batch_1_and_32() {
     for name in MODEL_NAMES {
         let m = Model::load(name, 42).unwrap();
         for batch in [1, 32] {
-            let x = generate_inputs(&m.graph, batch, 42, 1);
-            let want = run_reference(&m.graph, &m.weights, &x, batch);
+            let case = reference_case_with(&m.graph, m.weights.clone(), batch, 42, 1);
+            let (x, want) = (&case.input, &case.want);
             let mut p = gpu.prepare(&m.graph, &m.weights, batch).unwrap();
-            let d = diff(p.run(&x).unwrap(), &want);
+            let d = diff(p.run(x).unwrap(), want);
             assert!(d.max_rel < 1e-4, "{name} batch {batch}: {d:?}");
             // Twice from the same prepared state: no state leaks between runs.
-            let again = p.run(&x).unwrap().to_vec();
-            assert_eq!(
-                diff(&again, &want),
-                d,
-                "{name} batch {batch} not repeatable"
-            );
+            let again = p.run(x).unwrap().to_vec();
+            assert_eq!(diff(&again, want), d, "{name} batch {batch} not repeatable");
         }
     }
 }
@@ -198,10 +161,9 @@ fn small_matmul_tiles_match_reference() {
     for name in ["resnet8", "mlp", "tiny-transformer"] {
         let m = Model::load(name, 5).unwrap();
         for batch in [1, 3] {
-            let x = generate_inputs(&m.graph, batch, 5, 0);
-            let want = run_reference(&m.graph, &m.weights, &x, batch);
+            let case = reference_case_with(&m.graph, m.weights.clone(), batch, 5, 0);
             let mut p = small.prepare(&m.graph, &m.weights, batch).unwrap();
-            let d = diff(p.run(&x).unwrap(), &want);
+            let d = diff(p.run(&case.input).unwrap(), &case.want);
             assert!(d.max_rel < 1e-4, "{name} b{batch}: {d:?}");
         }
     }

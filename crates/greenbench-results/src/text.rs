@@ -8,7 +8,7 @@ use greenbench_harness::record::{Cell, Peak, ResultFile};
 
 /// Column alignment.
 #[derive(Clone, Copy)]
-pub enum Align {
+enum Align {
     Left,
     Right,
 }
@@ -21,10 +21,19 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(cols: &[(&str, Align)]) -> Self {
+    /// Columns from a header spec: names separated by `|`, a leading `>` right-aligns the
+    /// column (figures), e.g. `"model|>params|>FPO/example"`.
+    pub fn new(spec: &str) -> Self {
+        let (header, align) = spec
+            .split('|')
+            .map(|c| match c.strip_prefix('>') {
+                Some(name) => (name.to_string(), Align::Right),
+                None => (c.to_string(), Align::Left),
+            })
+            .unzip();
         Table {
-            header: cols.iter().map(|c| c.0.to_string()).collect(),
-            align: cols.iter().map(|c| c.1).collect(),
+            header,
+            align,
             rows: vec![],
         }
     }
@@ -318,21 +327,9 @@ pub fn run_table(file: &ResultFile) -> String {
         s.push_str(&peak_line(p));
         s.push('\n');
     }
-    let mut t = Table::new(&[
-        ("model", Align::Left),
-        ("backend", Align::Left),
-        ("device", Align::Left),
-        ("batch", Align::Right),
-        ("MACs/ex", Align::Right),
-        ("FPO/ex", Align::Right),
-        ("time/ex (median)", Align::Right),
-        ("95% interval", Align::Right),
-        ("device time/ex", Align::Right),
-        ("ex/s", Align::Right),
-        ("GFPO/s", Align::Right),
-        ("% peak", Align::Right),
-        ("energy/ex", Align::Right),
-    ]);
+    let mut t = Table::new(
+        "model|backend|device|>batch|>MACs/ex|>FPO/ex|>time/ex (median)|>95% interval|>device time/ex|>ex/s|>GFPO/s|>% peak|>energy/ex",
+    );
     for c in &file.cells {
         t.row(cell_row(c));
     }
@@ -370,14 +367,14 @@ mod tests {
 
     #[test]
     fn aligns() {
-        let mut t = Table::new(&[("a", Align::Left), ("bb", Align::Right)]);
+        let mut t = Table::new("a|>bb");
         t.row(vec!["xyz".into(), "1".into()]);
         assert_eq!(t.render(), "a    bb\n---  --\nxyz   1\n");
     }
 
     #[test]
     fn markdown_rows() {
-        let mut t = MdTable::new(&["a", "b"]);
+        let mut t = MdTable::new("");
         t.row(vec!["1".into(), "x y".into()]);
         assert_eq!(t.render(), "| a | b |\n|---|---|\n| 1 | x y |\n");
     }

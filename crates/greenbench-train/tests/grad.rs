@@ -1,6 +1,6 @@
 //! Gradient checks (central finite differences) for every backward op, and determinism.
 
-use greenbench_core::graph::{Graph, InputSpec, Node, Op, Padding};
+use greenbench_core::graph::{Graph, Op, Padding};
 use greenbench_core::{generate_inputs, generate_weights};
 use greenbench_train::nn::Net;
 
@@ -47,20 +47,7 @@ fn check(g: &Graph, batch: usize, per_tensor: usize) {
 }
 
 fn graph(input: Vec<usize>, ops: Vec<Op>) -> Graph {
-    let nodes = ops
-        .into_iter()
-        .enumerate()
-        .map(|(i, op)| Node::new(format!("n{i}"), op))
-        .collect();
-    Graph::new(
-        "t",
-        InputSpec {
-            shape: input,
-            token_vocab: None,
-        },
-        nodes,
-    )
-    .unwrap()
+    greenbench_testkit::chain(input, ops).expect("a valid test graph")
 }
 
 #[test]

@@ -1,0 +1,116 @@
+//! greenbench-testkit: what the tests of several crates share, written once (dev-only,
+//! never published): small graphs built from a list of ops, proptest strategies for their
+//! parameters, reference cases (seeded weights and inputs with the plain-loop reference's
+//! output) and the error measures backends are held to.
+//!
+//! It knows greenbench-core only; each backend's tests bring their own backend.
+
+use greenbench_core::graph::{Graph, InputSpec, Node, Op, Padding};
+use greenbench_core::reference::run_reference;
+use greenbench_core::weights::Weights;
+use greenbench_core::{generate_inputs, generate_weights};
+use proptest::prelude::*;
+
+/// A graph of `ops` applied one after the other to an input of `shape` (nodes `n0`, `n1`,
+/// ...); `None` when the shapes do not work out (e.g. a window larger than its input).
+pub fn chain(shape: Vec<usize>, ops: Vec<Op>) -> Option<Graph> {
+    let nodes = ops
+        .into_iter()
+        .enumerate()
+        .map(|(i, op)| Node::new(format!("n{i}"), op))
+        .collect();
+    Graph::new(
+        "chain",
+        InputSpec {
+            shape,
+            token_vocab: None,
+        },
+        nodes,
+    )
+    .ok()
+}
+
+/// Any convolution padding: `same`, `valid`, or explicit borders of 0 to 2 on each side.
+pub fn padding() -> impl Strategy<Value = Padding> {
+    prop_oneof![
+        Just(Padding::Same),
+        Just(Padding::Valid),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3).prop_map(|(top, bottom, left, right)| {
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            }
+        }),
+    ]
+}
+
+/// A graph's seeded weights and inputs (input set `set`) with the reference's output.
+pub struct Case {
+    pub weights: Weights,
+    pub input: Vec<f32>,
+    pub want: Vec<f32>,
+}
+
+/// The reference case of `g` at `batch`: weights and inputs from `seed` (input set 0).
+pub fn reference_case(g: &Graph, batch: usize, seed: u64) -> Case {
+    let weights = generate_weights(g, seed);
+    reference_case_with(g, weights, batch, seed, 0)
+}
+
+/// The reference case of `g` with the given weights, inputs from `seed` and input set `set`.
+pub fn reference_case_with(g: &Graph, weights: Weights, batch: usize, seed: u64, set: u64) -> Case {
+    let input = generate_inputs(g, batch, seed, set);
+    let want = run_reference(g, &weights, &input, batch);
+    Case {
+        weights,
+        input,
+        want,
+    }
+}
+
+/// Largest |got - want| relative to max(1, |want|), element by element: relative where the
+/// values are large, absolute where they are small.
+pub fn max_rel_err(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len(), "outputs differ in length");
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+        .fold(0.0, f32::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_and_cases() {
+        assert!(
+            chain(
+                vec![2, 2, 1],
+                vec![Op::MaxPool {
+                    kernel: [3, 3],
+                    stride: [1, 1]
+                }]
+            )
+            .is_none()
+        );
+        let g = chain(
+            vec![4],
+            vec![
+                Op::Dense {
+                    units: 3,
+                    bias: true,
+                },
+                Op::Relu,
+            ],
+        )
+        .unwrap();
+        let c = reference_case(&g, 2, 1);
+        assert_eq!((c.input.len(), c.want.len()), (8, 6));
+        assert!(c.want.iter().all(|v| *v >= 0.0));
+        // |1 - 0.5| / max(1, 0.5) = 0.5 beats |10 - 12| / 12.
+        assert_eq!(max_rel_err(&[1.0, 10.0], &[0.5, 12.0]), 0.5);
+    }
+}
