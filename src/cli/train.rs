@@ -133,18 +133,19 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         prices.usd_per_kwh,
     );
     let cost = exp.cost();
+    let t = &p.totals;
     println!(
         "price tag: E·D·H = {} runs x {} examples x {} epochs: {:.3e} FPO counted (forward {} + loss {} + backward {} per example, optimizer {} per step), {:.1} s{}",
         p.runs as f64,
         tr.len(),
         a.epochs,
-        p.total_fpo,
+        p.totals.total_fpo,
         cost.forward_fpo,
         cost.loss_fpo,
         cost.backward_fpo,
         cost.optimizer_fpo_per_step,
-        p.seconds,
-        match (p.joules, p.kwh, p.co2e_g, p.usd) {
+        p.totals.seconds,
+        match (t.joules, t.kwh, t.co2e_g, t.usd) {
             (Some(j), Some(kwh), Some(g), Some(usd)) => format!(
                 ", {:.3} J = {:.3e} kWh ({kind}), {:.3e} g CO2e at {} g/kWh, ${:.3e} at ${}/kWh",
                 j, kwh, g, prices.grid_g_co2e_per_kwh, usd, prices.usd_per_kwh

@@ -7,7 +7,7 @@ use greenbench_core::reference::diff;
 use greenbench_core::zoo::{MODEL_NAMES, zoo_model};
 use greenbench_core::{Backend, fold::fold_batch_norm, generate_weights};
 use greenbench_cpu::CpuBackend;
-use greenbench_testkit::{self as testkit, chain, padding, reference_case, reference_case_with};
+use greenbench_testkit::{self as testkit, chain, padding, reference_case, run_case, zoo_cases};
 use proptest::prelude::*;
 
 /// The CPU backend's configurations that take different code paths on this machine: the
@@ -40,10 +40,7 @@ fn max_rel_err(g: &Graph, batch: usize, seed: u64, threads: usize) -> f32 {
     let case = reference_case(g, batch, seed);
     configurations(threads)
         .into_iter()
-        .map(|(_, cpu)| {
-            let mut p = cpu.prepare(g, &case.weights, batch).unwrap();
-            testkit::max_rel_err(p.run(&case.input).unwrap(), &case.want)
-        })
+        .map(|(_, cpu)| testkit::max_rel_err(&run_case(&cpu, g, &case, batch), &case.want))
         .fold(0.0, f32::max)
 }
 
@@ -250,19 +247,16 @@ proptest! {
 /// Every zoo model (BN folded, as the harness runs it) at batch 1 and 32.
 #[test]
 fn zoo_models_match_reference_at_batch_1_and_32() {
-    for name in MODEL_NAMES {
-        let g = zoo_model(name).unwrap();
-        let w = generate_weights(&g, 42);
-        let (fg, fw) = fold_batch_norm(&g, &w).unwrap();
-        for batch in [1, 32] {
-            let case = reference_case_with(&fg, fw.clone(), batch, 42, 1);
-            for threads in [1, 2] {
-                for (config, cpu) in configurations(threads) {
-                    let mut p = cpu.prepare(&fg, &case.weights, batch).unwrap();
-                    let d = diff(p.run(&case.input).unwrap(), &case.want);
-                    // 1e-4 of the output's scale: the tolerance `greenbench verify` uses.
-                    assert!(d.max_rel < 1e-4, "{name} batch {batch}, {config}: {d:?}");
-                }
+    for (m, batch, case) in zoo_cases(&[1, 32], 42) {
+        for threads in [1, 2] {
+            for (config, cpu) in configurations(threads) {
+                let d = diff(&run_case(&cpu, &m.graph, &case, batch), &case.want);
+                // 1e-4 of the output's scale: the tolerance `greenbench verify` uses.
+                assert!(
+                    d.max_rel < 1e-4,
+                    "{} batch {batch}, {config}: {d:?}",
+                    m.name
+                );
             }
         }
     }

@@ -9,7 +9,9 @@ use greenbench_core::reference::diff;
 use greenbench_core::zoo::MODEL_NAMES;
 use greenbench_core::{Backend, Model};
 use greenbench_gpu::GpuBackend;
-use greenbench_testkit::{chain, padding, reference_case, reference_case_with};
+use greenbench_testkit::{
+    chain, padding, reference_case, reference_case_with, run_case, zoo_cases,
+};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
@@ -31,9 +33,7 @@ fn gpu() -> Option<&'static GpuBackend> {
 fn max_rel(g: &Graph, batch: usize, seed: u64) -> f32 {
     let Some(gpu) = gpu() else { return 0.0 };
     let case = reference_case(g, batch, seed);
-    let mut p = gpu.prepare(g, &case.weights, batch).unwrap();
-    let got = p.run(&case.input).unwrap();
-    diff(got, &case.want).max_rel
+    diff(&run_case(gpu, g, &case, batch), &case.want).max_rel
 }
 
 const TOL: f32 = 1e-5;
@@ -110,18 +110,18 @@ proptest! {
 #[test]
 fn zoo_parity_at_batch_1_and_32() {
     let Some(gpu) = gpu() else { return };
-    for name in MODEL_NAMES {
-        let m = Model::load(name, 42).unwrap();
-        for batch in [1, 32] {
-            let case = reference_case_with(&m.graph, m.weights.clone(), batch, 42, 1);
-            let (x, want) = (&case.input, &case.want);
-            let mut p = gpu.prepare(&m.graph, &m.weights, batch).unwrap();
-            let d = diff(p.run(x).unwrap(), want);
-            assert!(d.max_rel < 1e-4, "{name} batch {batch}: {d:?}");
-            // Twice from the same prepared state: no state leaks between runs.
-            let again = p.run(x).unwrap().to_vec();
-            assert_eq!(diff(&again, want), d, "{name} batch {batch} not repeatable");
-        }
+    for (m, batch, case) in zoo_cases(&[1, 32], 42) {
+        let name = &m.name;
+        let mut p = gpu.prepare(&m.graph, &case.weights, batch).unwrap();
+        let d = diff(p.run(&case.input).unwrap(), &case.want);
+        assert!(d.max_rel < 1e-4, "{name} batch {batch}: {d:?}");
+        // Twice from the same prepared state: no state leaks between runs.
+        let again = p.run(&case.input).unwrap().to_vec();
+        assert_eq!(
+            diff(&again, &case.want),
+            d,
+            "{name} batch {batch} not repeatable"
+        );
     }
 }
 
@@ -162,8 +162,7 @@ fn small_matmul_tiles_match_reference() {
         let m = Model::load(name, 5).unwrap();
         for batch in [1, 3] {
             let case = reference_case_with(&m.graph, m.weights.clone(), batch, 5, 0);
-            let mut p = small.prepare(&m.graph, &m.weights, batch).unwrap();
-            let d = diff(p.run(&case.input).unwrap(), &case.want);
+            let d = diff(&run_case(&small, &m.graph, &case, batch), &case.want);
             assert!(d.max_rel < 1e-4, "{name} b{batch}: {d:?}");
         }
     }

@@ -102,6 +102,24 @@ impl Observer for CancelAfter {
     }
 }
 
+/// `run_suite` never cancelled, with no observer.
+fn run_plain(
+    backends: &[Box<dyn Backend>],
+    models: &[Model],
+    cfg: &RunConfig,
+    energy: Option<&mut greenbench_harness::energy::Energy>,
+) -> ResultFile {
+    run_suite(
+        backends,
+        models,
+        cfg,
+        energy,
+        &AtomicBool::new(false),
+        &Silent,
+    )
+    .unwrap()
+}
+
 fn fake(fail: &[&str], prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> {
     vec![Box::new(Fake {
         fail: fail.iter().map(|s| s.to_string()).collect(),
@@ -118,16 +136,7 @@ fn full_run_writes_every_cell_and_reloads() {
         Model::load("lenet5", 3).unwrap(),
     ];
     let backends = fake(&["lenet5"], Arc::default());
-    let cancel = AtomicBool::new(false);
-    let file = run_suite(
-        &backends,
-        &models,
-        &config(out.clone()),
-        None,
-        &cancel,
-        &Silent,
-    )
-    .unwrap();
+    let file = run_plain(&backends, &models, &config(out.clone()), None);
     assert_eq!(file.status, RunStatus::Complete);
     assert_eq!(file.cells.len(), 4);
     let back = ResultFile::load(&out).unwrap();
@@ -217,15 +226,7 @@ fn bad_result_files_name_path_and_field() {
     let models = vec![Model::load("mlp", 1).unwrap()];
     let backends = fake(&[], Arc::default());
     let cfg = config(out.clone());
-    run_suite(
-        &backends,
-        &models,
-        &cfg,
-        None,
-        &AtomicBool::new(false),
-        &Silent,
-    )
-    .unwrap();
+    run_plain(&backends, &models, &cfg, None);
     let text =
         std::fs::read_to_string(&out)
             .unwrap()
@@ -292,15 +293,7 @@ fn measured_energy_gross_net_and_idle() {
     cfg.profile.idle_s = 0.05;
     cfg.profile.window_s = 0.05;
     let mut energy = energy_with(20.0, None);
-    let file = run_suite(
-        &backends,
-        &models,
-        &cfg,
-        Some(&mut energy),
-        &AtomicBool::new(false),
-        &Silent,
-    )
-    .unwrap();
+    let file = run_plain(&backends, &models, &cfg, Some(&mut energy));
     let env = file.environment.energy.as_ref().unwrap();
     assert_eq!(env.kind, "measured");
     let idle = env.idle_power_w.unwrap();
@@ -333,15 +326,7 @@ fn failing_meter_gives_no_number_and_says_why() {
     let models = vec![Model::load("mlp", 3).unwrap()];
     let backends = fake(&[], Arc::default());
     let mut energy = energy_with(20.0, Some(3));
-    let file = run_suite(
-        &backends,
-        &models,
-        &config(out),
-        Some(&mut energy),
-        &AtomicBool::new(false),
-        &Silent,
-    )
-    .unwrap();
+    let file = run_plain(&backends, &models, &config(out), Some(&mut energy));
     let c = file.cells.last().unwrap();
     assert_eq!(c.status, CellStatus::Ok, "timing still counts");
     assert!(c.energy_per_example_j.is_none());
@@ -363,15 +348,7 @@ fn estimate_is_labelled_everywhere() {
         greenbench_energy::CpuEstimate::for_cpu("test", 2, Some(30.0)),
         Default::default(),
     );
-    let file = run_suite(
-        &backends,
-        &models,
-        &config(out),
-        Some(&mut energy),
-        &AtomicBool::new(false),
-        &Silent,
-    )
-    .unwrap();
+    let file = run_plain(&backends, &models, &config(out), Some(&mut energy));
     assert_eq!(file.environment.energy.as_ref().unwrap().kind, "estimated");
     for c in &file.cells {
         assert_eq!(c.energy_kind.as_deref(), Some("estimated"));

@@ -34,15 +34,22 @@ pub struct CostQuery {
     pub cloud_usd_per_hour: Option<f64>,
 }
 
-/// The computed price tag.
-#[derive(Clone, Debug)]
-pub struct PriceTag {
+/// What a whole experiment costs: counted FPO, measured time, and (when the cells have an
+/// energy figure) energy, kWh, CO2e and money.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Totals {
     pub total_fpo: f64,
     pub seconds: f64,
     pub joules: Option<f64>,
     pub kwh: Option<f64>,
     pub co2e_g: Option<f64>,
     pub usd: Option<f64>,
+}
+
+/// The computed price tag.
+#[derive(Clone, Debug)]
+pub struct PriceTag {
+    pub totals: Totals,
     /// The explained figures, one per line.
     pub text: String,
 }
@@ -195,12 +202,14 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
         }
     }
     Ok(PriceTag {
-        total_fpo,
-        seconds,
-        joules,
-        kwh,
-        co2e_g,
-        usd,
+        totals: Totals {
+            total_fpo,
+            seconds,
+            joules,
+            kwh,
+            co2e_g,
+            usd,
+        },
         text: s,
     })
 }
@@ -211,15 +220,8 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
 pub struct SweepPrice {
     /// H: the runs priced.
     pub runs: usize,
-    /// Counted FPO of all runs.
-    pub total_fpo: f64,
-    /// Measured wall-clock of all runs (median per example-pass x passes).
-    pub seconds: f64,
-    /// Energy of all runs, when every run has an energy figure.
-    pub joules: Option<f64>,
-    pub kwh: Option<f64>,
-    pub co2e_g: Option<f64>,
-    pub usd: Option<f64>,
+    /// Energy only when every run has an energy figure.
+    pub totals: Totals,
 }
 
 /// Price a sweep from its cells (`cpu-train` cells, `passes` example-passes each) at the
@@ -230,32 +232,23 @@ pub fn price_sweep(
     grid_g_per_kwh: f64,
     usd_per_kwh: f64,
 ) -> SweepPrice {
-    let total_fpo: f64 = cells
-        .iter()
-        .map(|c| c.fpo_per_example as f64 * passes)
-        .sum();
-    let seconds: f64 = cells
-        .iter()
-        .map(|c| c.time_per_example_s.as_ref().map_or(0.0, |t| t.median) * passes)
-        .sum();
+    let sum = |f: &dyn Fn(&greenbench_harness::record::Cell) -> f64| -> f64 {
+        cells.iter().map(|c| f(c) * passes).sum()
+    };
     let joules: Option<f64> = cells
         .iter()
         .map(|c| c.energy_per_example_j.map(|j| j * passes))
         .sum();
-    let (co2e_g, usd) = match joules {
-        Some(j) => {
-            let (g, u) = greenbench_energy::co2e_and_cost(j, grid_g_per_kwh, usd_per_kwh);
-            (Some(g), Some(u))
-        }
-        None => (None, None),
-    };
+    let priced = joules.map(|j| greenbench_energy::co2e_and_cost(j, grid_g_per_kwh, usd_per_kwh));
     SweepPrice {
         runs: cells.len(),
-        total_fpo,
-        seconds,
-        joules,
-        kwh: joules.map(|j| j / greenbench_energy::J_PER_KWH),
-        co2e_g,
-        usd,
+        totals: Totals {
+            total_fpo: sum(&|c| c.fpo_per_example as f64),
+            seconds: sum(&|c| c.time_per_example_s.as_ref().map_or(0.0, |t| t.median)),
+            joules,
+            kwh: joules.map(|j| j / greenbench_energy::J_PER_KWH),
+            co2e_g: priced.map(|p| p.0),
+            usd: priced.map(|p| p.1),
+        },
     }
 }

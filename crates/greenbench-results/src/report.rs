@@ -41,17 +41,9 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
             envs.extend(l.file.merged_from.iter());
         }
     }
-    let mut t = MdTable::new(&[
-        "host",
-        "CPU",
-        "logical cores",
-        "SIMD",
-        "memory (GiB)",
-        "OS, kernel",
-        "greenbench, commit",
-        "profile",
-        "seed",
-    ]);
+    let mut t = MdTable::new(
+        "host|CPU|logical cores|SIMD|memory (GiB)|OS, kernel|greenbench, commit|profile|seed",
+    );
     for e in &envs {
         let m = &e.machine;
         t.row(vec![
@@ -99,24 +91,9 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
     }
     let cells = ok_cells(files);
     let _ = writeln!(s, "\n## Time and energy per example\n");
-    let mut t = MdTable::new(&[
-        "host",
-        "model",
-        "backend",
-        "device",
-        "batch",
-        "MACs/ex",
-        "FPO/ex",
-        "time/ex (us)",
-        "95 % interval (us)",
-        "CV",
-        "GFPO/s",
-        "% of peak",
-        "energy/ex (mJ)",
-        "energy kind",
-        "FPO per J",
-        "g CO2e per 1M ex",
-    ]);
+    let mut t = MdTable::new(
+        "host|model|backend|device|batch|MACs/ex|FPO/ex|time/ex (us)|95 % interval (us)|CV|GFPO/s|% of peak|energy/ex (mJ)|energy kind|FPO per J|g CO2e per 1M ex",
+    );
     for (l, c) in &cells {
         let tm = c.time_per_example_s.as_ref().expect("ok cells have times");
         t.row(vec![
@@ -165,16 +142,9 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
     let trained: Vec<_> = cells.iter().filter(|(_, c)| c.accuracy.is_some()).collect();
     if !trained.is_empty() {
         let _ = writeln!(s, "\n## Accuracy and the cost of training\n");
-        let mut t = MdTable::new(&[
-            "host",
-            "model",
-            "trained",
-            "test accuracy",
-            "training FPO (counted)",
-            "time (s)",
-            "energy (J)",
-            "energy kind",
-        ]);
+        let mut t = MdTable::new(
+            "host|model|trained|test accuracy|training FPO (counted)|time (s)|energy (J)|energy kind",
+        );
         for (l, c) in &trained {
             let passes = c.train_passes.unwrap_or(0) as f64;
             let tm = c.time_per_example_s.as_ref().expect("ok").median;
@@ -230,17 +200,7 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
             continue;
         }
         let t = table.get_or_insert_with(|| {
-            MdTable::new(&[
-                "host",
-                "model",
-                "batch",
-                "CPU time/ex (us)",
-                "GPU time/ex (us)",
-                "GPU speed-up",
-                "CPU energy/ex (mJ)",
-                "GPU energy/ex (mJ)",
-                "GPU / CPU energy",
-            ])
+            MdTable::new("host|model|batch|CPU time/ex (us)|GPU time/ex (us)|GPU speed-up|CPU energy/ex (mJ)|GPU energy/ex (mJ)|GPU / CPU energy")
         });
         for (b, cpu, gpu) in &both {
             let tc = cpu.time_per_example_s.as_ref().expect("ok").median;

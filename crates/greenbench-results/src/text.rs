@@ -89,14 +89,16 @@ pub struct MdTable {
 }
 
 impl MdTable {
-    pub fn new(header: &[&str]) -> Self {
+    /// Columns from a header spec: names separated by `|`.
+    pub fn new(spec: &str) -> Self {
+        let header: Vec<String> = spec.split('|').map(str::to_string).collect();
         let mut t = MdTable {
             out: String::new(),
             cols: header.len(),
         };
-        t.line(header.iter().map(|h| h.to_string()).collect());
+        t.line(header);
         t.out.push('|');
-        t.out.push_str(&"---|".repeat(header.len()));
+        t.out.push_str(&"---|".repeat(t.cols));
         t.out.push('\n');
         t
     }
@@ -354,15 +356,19 @@ mod tests {
 
     #[test]
     fn formats() {
-        assert_eq!(thousands(12_501_632), "12,501,632");
-        assert_eq!(thousands(640), "640");
-        assert_eq!(si(2_656_768.0), "2.66 M");
-        assert_eq!(si(25_003_264.0), "25.00 M");
-        assert_eq!(duration(1.234e-5), "12.3 us");
-        assert_eq!(duration(4.5e-7), "450 ns");
-        assert_eq!(joules(0.0123), "12.30 mJ");
-        assert_eq!(joules(2.5e-6), "2.50 uJ");
-        assert_eq!(shape(&[16], Some(1000)), "16 tokens < 1000");
+        for (got, want) in [
+            (thousands(12_501_632), "12,501,632"),
+            (thousands(640), "640"),
+            (si(2_656_768.0), "2.66 M"),
+            (si(25_003_264.0), "25.00 M"),
+            (duration(1.234e-5), "12.3 us"),
+            (duration(4.5e-7), "450 ns"),
+            (joules(0.0123), "12.30 mJ"),
+            (joules(2.5e-6), "2.50 uJ"),
+            (shape(&[16], Some(1000)), "16 tokens < 1000"),
+        ] {
+            assert_eq!(got, want);
+        }
     }
 
     #[test]
@@ -374,7 +380,7 @@ mod tests {
 
     #[test]
     fn markdown_rows() {
-        let mut t = MdTable::new("");
+        let mut t = MdTable::new("a|b");
         t.row(vec!["1".into(), "x y".into()]);
         assert_eq!(t.render(), "| a | b |\n|---|---|\n| 1 | x y |\n");
     }

@@ -223,17 +223,52 @@ fn price_tag_traces_every_figure() {
         .find(|c| c.model == "mlp" && c.batch == 4)
         .unwrap();
     let work = 3.0 * 50_000.0 * 30.0 * 20.0;
-    assert_eq!(tag.total_fpo, cell.fpo_per_example as f64 * work);
+    assert_eq!(tag.totals.total_fpo, cell.fpo_per_example as f64 * work);
     let t = cell.time_per_example_s.as_ref().unwrap().median;
-    assert!((tag.seconds - t * work).abs() < 1e-9 * tag.seconds);
+    assert!((tag.totals.seconds - t * work).abs() < 1e-9 * tag.totals.seconds);
     let j = cell.energy_per_example_j.unwrap() * work * 1.5;
-    assert!((tag.joules.unwrap() - j).abs() < 1e-9 * j);
+    assert!((tag.totals.joules.unwrap() - j).abs() < 1e-9 * j);
     let kwh = j / 3.6e6;
-    assert!((tag.co2e_g.unwrap() - kwh * 400.0).abs() < 1e-9);
-    assert!((tag.usd.unwrap() - kwh * 0.2).abs() < 1e-12);
+    assert!((tag.totals.co2e_g.unwrap() - kwh * 400.0).abs() < 1e-9);
+    assert!((tag.totals.usd.unwrap() - kwh * 0.2).abs() < 1e-12);
     assert!(tag.text.contains("APPROXIMATION") && tag.text.contains("a.json"));
     let mut q2 = q.clone();
     q2.model = "resnet8".into();
     let e = greenbench_results::cost::price(&files, &q2).unwrap_err();
     assert!(e.contains("resnet8"));
+}
+
+/// A sweep's price is the sum of its runs' measured figures; one run without an energy
+/// figure leaves the energy total (and CO2e, money) unknown rather than understated.
+#[test]
+fn sweep_price_sums_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = run(dir.path(), "a.json");
+    let cells: Vec<_> = loaded(&a).file.cells.into_iter().take(3).collect();
+    let passes = 1_000.0;
+    let p = greenbench_results::cost::price_sweep(&cells, passes, 400.0, 0.2);
+    assert_eq!(p.runs, 3);
+    let fpo: f64 = cells.iter().map(|c| c.fpo_per_example as f64).sum();
+    assert_eq!(p.totals.total_fpo, fpo * passes);
+    let s: f64 = cells
+        .iter()
+        .map(|c| c.time_per_example_s.as_ref().unwrap().median)
+        .sum();
+    assert!((p.totals.seconds - s * passes).abs() < 1e-9 * p.totals.seconds);
+    let j: f64 = cells
+        .iter()
+        .map(|c| c.energy_per_example_j.unwrap())
+        .sum::<f64>()
+        * passes;
+    assert!((p.totals.joules.unwrap() - j).abs() < 1e-9 * j);
+    let kwh = j / 3.6e6;
+    assert!((p.totals.co2e_g.unwrap() - kwh * 400.0).abs() < 1e-9 * kwh * 400.0);
+    let mut partial = cells.clone();
+    partial[1].energy_per_example_j = None;
+    let q = greenbench_results::cost::price_sweep(&partial, passes, 400.0, 0.2);
+    assert_eq!(
+        (q.totals.joules, q.totals.co2e_g, q.totals.usd),
+        (None, None, None)
+    );
+    assert_eq!(q.totals.total_fpo, p.totals.total_fpo);
 }

@@ -8,7 +8,8 @@
 use greenbench_core::graph::{Graph, InputSpec, Node, Op, Padding};
 use greenbench_core::reference::run_reference;
 use greenbench_core::weights::Weights;
-use greenbench_core::{generate_inputs, generate_weights};
+use greenbench_core::zoo::MODEL_NAMES;
+use greenbench_core::{Backend, Model, generate_inputs, generate_weights};
 use proptest::prelude::*;
 
 /// A graph of `ops` applied one after the other to an input of `shape` (nodes `n0`, `n1`,
@@ -68,6 +69,26 @@ pub fn reference_case_with(g: &Graph, weights: Weights, batch: usize, seed: u64,
         input,
         want,
     }
+}
+
+/// Every zoo model as the harness runs it (weights from `seed`, batch norm folded) at each
+/// batch size, with inputs from `seed`, input set 1, and the reference's output.
+pub fn zoo_cases(batches: &[usize], seed: u64) -> Vec<(Model, usize, Case)> {
+    let mut v = Vec::new();
+    for name in MODEL_NAMES {
+        let m = Model::load(name, seed).expect("zoo models load");
+        for &batch in batches {
+            let case = reference_case_with(&m.graph, m.weights.clone(), batch, seed, 1);
+            v.push((m.clone(), batch, case));
+        }
+    }
+    v
+}
+
+/// `b`'s output for `case` on `g` (prepared at `batch`, run once).
+pub fn run_case(b: &dyn Backend, g: &Graph, case: &Case, batch: usize) -> Vec<f32> {
+    let mut p = b.prepare(g, &case.weights, batch).expect("prepares");
+    p.run(&case.input).expect("runs").to_vec()
 }
 
 /// Largest |got - want| relative to max(1, |want|), element by element: relative where the
