@@ -5,6 +5,7 @@ use anyhow::Result;
 use greenbench_gpu::{NO_ADAPTER_HELP, adapters};
 use greenbench_results::text::Table;
 
+/// List the GPU adapters wgpu can see (name, backend, device type, driver).
 #[derive(clap::Args)]
 pub struct DevicesArgs {
     #[arg(long, value_enum, default_value = "table")]

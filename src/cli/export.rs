@@ -8,6 +8,7 @@ use greenbench_cpu::CpuBackend;
 use greenbench_harness::record::write_atomic;
 use std::path::PathBuf;
 
+/// Export models (the folded graph and its exact weights) with an ONNX test data set.
 #[derive(clap::Args)]
 pub struct ExportArgs {
     /// Zoo model names or JSON files, comma-separated, or `all`.

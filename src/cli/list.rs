@@ -5,12 +5,14 @@ use anyhow::Result;
 use greenbench_core::{MODEL_NAMES, Model};
 use greenbench_results::text::{Table, shape, thousands};
 
+/// List the models with input shape, parameters, MACs, FPO and transcendentals per example.
 #[derive(clap::Args)]
 pub struct ListArgs {
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
 }
 
+/// Per-layer breakdown of one model: op, output shape, params, MACs, FPO, share.
 #[derive(clap::Args)]
 pub struct InspectArgs {
     /// Zoo model name, or a path to a JSON model description.

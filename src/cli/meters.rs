@@ -33,6 +33,7 @@ pub struct EnergyArgs {
     pub no_nvml: bool,
 }
 
+/// List the energy meters: each one available or not, why, and how to enable it.
 #[derive(clap::Args)]
 pub struct MetersArgs {
     #[arg(long, value_enum, default_value = "table")]

@@ -31,37 +31,21 @@ pub enum Format {
     Json,
 }
 
+/// The subcommands; each one's help is its arguments' doc comment.
 #[derive(Subcommand)]
 pub enum Command {
-    /// List the models with input shape, parameters, MACs, FPO and transcendentals per example.
     List(list::ListArgs),
-    /// Per-layer breakdown of one model: op, output shape, params, MACs, FPO, share.
     Inspect(list::InspectArgs),
-    /// Measure models on backends and write a result file.
     Run(run::RunArgs),
-    /// Export models (the folded graph and its exact weights) with an ONNX test data set.
     Export(export::ExportArgs),
-    /// Train a model on real data on the CPU; report accuracy, counted training FPO, time,
-    /// energy and the price tag of the whole experiment (H = the sweep's runs).
     Train(train::TrainArgs),
-    /// Markdown report, CSV and SVG plots from result files (any number, any machines).
     Report(results::ReportArgs),
-    /// Per-cell time ratios NEW / BASE with a verdict that respects the measured intervals.
-    /// Exits 1 on a regression beyond --threshold (for CI).
     Compare(results::CompareArgs),
-    /// Merge result files from many machines into one; conflicts are reported, nothing is lost.
     Merge(results::MergeArgs),
-    /// The Green AI price tag Cost(R) ∝ E·D·H of a whole experiment, from measured cells.
     Cost(results::CostArgs),
-    /// List the energy meters: each one available or not, why, and how to enable it.
     Meters(meters::MetersArgs),
-    /// List the GPU adapters wgpu can see (name, backend, device type, driver).
     Devices(devices::DevicesArgs),
-    /// Run models on every available backend from the same inputs and compare each output
-    /// with the CPU backend's (and the CPU's with the plain-loop reference). Exits 1 on a
-    /// mismatch beyond tolerance.
     Verify(verify::VerifyArgs),
-    /// Measure each backend's attainable peak with a large fp32 matmul.
     Peak(peak::PeakArgs),
 }
 

@@ -6,6 +6,7 @@ use greenbench_harness::runner::measure_peak;
 use greenbench_results::text::peak_line;
 use std::sync::atomic::AtomicBool;
 
+/// Measure each backend's attainable peak with a large fp32 matmul.
 #[derive(clap::Args)]
 pub struct PeakArgs {
     #[arg(long, default_value = "cpu", value_delimiter = ',')]

@@ -10,6 +10,7 @@ use greenbench_results::cost::CostQuery;
 use greenbench_results::text::{Table, duration};
 use std::path::PathBuf;
 
+/// Markdown report, CSV and SVG plots from result files (any number, any machines).
 #[derive(clap::Args)]
 pub struct ReportArgs {
     /// Result files. Default: every file in results/runs/.
@@ -25,6 +26,8 @@ pub struct ReportArgs {
     strict: bool,
 }
 
+/// Per-cell time ratios NEW / BASE with a verdict that respects the measured intervals.
+/// Exits 1 on a regression beyond --threshold (for CI).
 #[derive(clap::Args)]
 pub struct CompareArgs {
     base: PathBuf,
@@ -34,6 +37,7 @@ pub struct CompareArgs {
     threshold: f64,
 }
 
+/// Merge result files from many machines into one; conflicts are reported, nothing is lost.
 #[derive(clap::Args)]
 pub struct MergeArgs {
     files: Vec<PathBuf>,
@@ -43,6 +47,7 @@ pub struct MergeArgs {
     strict: bool,
 }
 
+/// The Green AI price tag Cost(R) ∝ E·D·H of a whole experiment, from measured cells.
 #[derive(clap::Args)]
 pub struct CostArgs {
     #[arg(long)]

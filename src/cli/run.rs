@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// Measure models on backends and write a result file.
 #[derive(clap::Args, Clone)]
 pub struct RunArgs {
     /// Models to run (zoo names or JSON files), comma-separated. Default: the whole zoo.

@@ -15,6 +15,8 @@ use greenbench_train::setup::{
 };
 use std::path::PathBuf;
 
+/// Train a model on real data on the CPU; report accuracy, counted training FPO, time,
+/// energy and the price tag of the whole experiment (H = the sweep's runs).
 #[derive(clap::Args)]
 pub struct TrainArgs {
     #[arg(long)]

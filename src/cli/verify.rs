@@ -7,6 +7,9 @@ use greenbench_harness::parity::check_parity;
 use greenbench_results::text::Table;
 use std::path::PathBuf;
 
+/// Run models on every available backend from the same inputs and compare each output
+/// with the CPU backend's (and the CPU's with the plain-loop reference). Exits 1 on a
+/// mismatch beyond tolerance.
 #[derive(clap::Args)]
 pub struct VerifyArgs {
     /// Models (zoo names or JSON files). Default: the whole zoo.

@@ -49,6 +49,9 @@ pub enum BackendError {
     Failed { backend: String, message: String },
 }
 
+/// What [`Backend::prepare`] and [`Backend::prepare_matmul`] return.
+pub type PrepareResult = Result<Box<dyn Prepared>, BackendError>;
+
 /// A model (or kernel) ready to run at a fixed batch size.
 pub trait Prepared {
     /// Run one batch. `input` is batch-major, flattened, `batch * input_len` values. Returns
@@ -67,19 +70,9 @@ pub trait Backend {
     /// The device it runs on.
     fn device(&self) -> DeviceInfo;
     /// Prepare `graph` (already folded) with `weights` at `batch`.
-    fn prepare(
-        &self,
-        graph: &Graph,
-        weights: &Weights,
-        batch: usize,
-    ) -> Result<Box<dyn Prepared>, BackendError>;
+    fn prepare(&self, graph: &Graph, weights: &Weights, batch: usize) -> PrepareResult;
     /// Prepare a plain `[m, k] x [k, n]` fp32 matrix product with a fixed right-hand side
     /// (used to measure the backend's attainable peak): value `i` (row-major) is
     /// `((i % 17) - 8) / 8`. Input is the `[m, k]` matrix.
-    fn prepare_matmul(
-        &self,
-        m: usize,
-        k: usize,
-        n: usize,
-    ) -> Result<Box<dyn Prepared>, BackendError>;
+    fn prepare_matmul(&self, m: usize, k: usize, n: usize) -> PrepareResult;
 }

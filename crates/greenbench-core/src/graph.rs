@@ -37,6 +37,18 @@ pub enum Padding {
     },
 }
 
+impl Padding {
+    /// Explicit padding: rows above and below, columns left and right.
+    pub const fn explicit(top: usize, bottom: usize, left: usize, right: usize) -> Self {
+        Padding::Explicit {
+            top,
+            bottom,
+            left,
+            right,
+        }
+    }
+}
+
 fn one2() -> [usize; 2] {
     [1, 1]
 }
@@ -406,6 +418,16 @@ impl Graph {
     /// Value ids feeding node `i`.
     pub fn node_inputs(&self, i: usize) -> &[usize] {
         &self.srcs[i]
+    }
+    /// What a backend's planner reads of node `i` at `batch`: `(its input values, the first
+    /// input's per-example shape, that shape's last dimension (a dense layer's reduction
+    /// length), the whole batch's output length)`.
+    pub fn node_io(&self, i: usize, batch: usize) -> (&[usize], &[usize], usize, usize) {
+        let inputs = self.node_inputs(i);
+        let in_shape = self.value_shape(inputs[0]);
+        let last = *in_shape.last().expect("shapes are non-empty");
+        let out_len = batch * self.out_shape(i).iter().product::<usize>();
+        (inputs, in_shape, last, out_len)
     }
     /// Per-example input element count.
     pub fn input_len(&self) -> usize {
@@ -813,12 +835,7 @@ mod tests {
                         filters: 4,
                         kernel: [3, 3],
                         stride: [1, 1],
-                        padding: Padding::Explicit {
-                            top: 0,
-                            bottom: 1,
-                            left: 1,
-                            right: 0,
-                        },
+                        padding: Padding::explicit(0, 1, 1, 0),
                         groups: 2,
                         bias: true,
                     },

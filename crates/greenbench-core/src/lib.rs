@@ -20,7 +20,7 @@ pub mod reference;
 pub mod weights;
 pub mod zoo;
 
-pub use backend::{Backend, BackendError, DeviceInfo, DeviceKind, Prepared};
+pub use backend::{Backend, BackendError, DeviceInfo, DeviceKind, PrepareResult, Prepared};
 pub use cost::{Cost, GraphCost, NodeCost};
 pub use graph::{Graph, GraphError, InputSpec, Node, Op, Padding, Shape};
 pub use model::Model;

@@ -45,7 +45,9 @@ mod plan;
 mod team;
 
 use buffers::Buffers;
-use greenbench_core::backend::{Backend, BackendError, DeviceInfo, DeviceKind, Prepared};
+use greenbench_core::backend::{
+    Backend, BackendError, DeviceInfo, DeviceKind, PrepareResult, Prepared,
+};
 use greenbench_core::graph::Graph;
 use greenbench_core::weights::Weights;
 use plan::Step;
@@ -227,12 +229,7 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn prepare(
-        &self,
-        graph: &Graph,
-        weights: &Weights,
-        batch: usize,
-    ) -> Result<Box<dyn Prepared>, BackendError> {
+    fn prepare(&self, graph: &Graph, weights: &Weights, batch: usize) -> PrepareResult {
         Ok(Box::new(CpuPrepared::new(
             graph,
             weights,
@@ -241,12 +238,7 @@ impl Backend for CpuBackend {
         )?))
     }
 
-    fn prepare_matmul(
-        &self,
-        m: usize,
-        k: usize,
-        n: usize,
-    ) -> Result<Box<dyn Prepared>, BackendError> {
+    fn prepare_matmul(&self, m: usize, k: usize, n: usize) -> PrepareResult {
         Ok(Box::new(CpuPrepared::matmul(m, k, n, &self.settings)))
     }
 }

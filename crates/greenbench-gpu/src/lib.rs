@@ -22,7 +22,9 @@ pub use context::{
     AdapterSummary, GpuContext, NO_ADAPTER_HELP, adapters, matmul_ts_for, wgpu_limits_default,
 };
 
-use greenbench_core::backend::{Backend, BackendError, DeviceInfo, DeviceKind, Prepared};
+use greenbench_core::backend::{
+    Backend, BackendError, DeviceInfo, DeviceKind, PrepareResult, Prepared,
+};
 use greenbench_core::graph::Graph;
 use greenbench_core::weights::Weights;
 use plan::Dispatch;
@@ -77,12 +79,7 @@ impl Backend for GpuBackend {
         }
     }
 
-    fn prepare(
-        &self,
-        graph: &Graph,
-        weights: &Weights,
-        batch: usize,
-    ) -> Result<Box<dyn Prepared>, BackendError> {
+    fn prepare(&self, graph: &Graph, weights: &Weights, batch: usize) -> PrepareResult {
         Ok(Box::new(GpuPrepared::new(
             self.ctx.clone(),
             Some(graph),
@@ -92,12 +89,7 @@ impl Backend for GpuBackend {
         )?))
     }
 
-    fn prepare_matmul(
-        &self,
-        m: usize,
-        k: usize,
-        n: usize,
-    ) -> Result<Box<dyn Prepared>, BackendError> {
+    fn prepare_matmul(&self, m: usize, k: usize, n: usize) -> PrepareResult {
         Ok(Box::new(GpuPrepared::new(
             self.ctx.clone(),
             None,

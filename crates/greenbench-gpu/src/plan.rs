@@ -269,11 +269,8 @@ fn plan_graph(
             continue;
         }
         let node = &g.nodes[i];
-        let ins = g.node_inputs(i);
+        let (ins, in_shape, last, out_len) = g.node_io(i, batch);
         let src = buf_of[ins[0]];
-        let in_shape = g.value_shape(ins[0]);
-        let last = *in_shape.last().expect("non-empty");
-        let out_len = batch * g.out_shape(i).iter().product::<usize>();
         let t = w.node(i);
         if let Op::Flatten = node.op {
             buf_of[v] = src;

@@ -2,7 +2,7 @@
 //! with, and that wrong outputs and failures count as failed checks.
 
 use greenbench_core::{
-    Backend, BackendError, DeviceInfo, DeviceKind, Graph, Model, Prepared, Weights,
+    Backend, BackendError, DeviceInfo, DeviceKind, Graph, Model, PrepareResult, Prepared, Weights,
 };
 use greenbench_cpu::CpuBackend;
 use greenbench_harness::parity::{Against, check_parity};
@@ -33,23 +33,13 @@ impl Backend for Wrong {
             driver: None,
         }
     }
-    fn prepare(
-        &self,
-        g: &Graph,
-        _w: &Weights,
-        b: usize,
-    ) -> Result<Box<dyn Prepared>, BackendError> {
+    fn prepare(&self, g: &Graph, _w: &Weights, b: usize) -> PrepareResult {
         if self.fail {
             return Err(BackendError::Invalid("no such kernel".into()));
         }
         Ok(Box::new(Zeros(vec![0.0; b * g.output_len()])))
     }
-    fn prepare_matmul(
-        &self,
-        _: usize,
-        _: usize,
-        _: usize,
-    ) -> Result<Box<dyn Prepared>, BackendError> {
+    fn prepare_matmul(&self, _: usize, _: usize, _: usize) -> PrepareResult {
         Err(BackendError::Invalid("no matmul".into()))
     }
 }

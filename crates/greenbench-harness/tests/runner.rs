@@ -2,7 +2,7 @@
 //! finished cells; a failing cell does not stop the run; result files are validated.
 
 use greenbench_core::{
-    Backend, BackendError, DeviceInfo, DeviceKind, Graph, Model, Prepared, Weights,
+    Backend, BackendError, DeviceInfo, DeviceKind, Graph, Model, PrepareResult, Prepared, Weights,
 };
 use greenbench_harness::Profile;
 use greenbench_harness::env::fingerprint;
@@ -40,12 +40,7 @@ impl Backend for Fake {
             driver: None,
         }
     }
-    fn prepare(
-        &self,
-        g: &Graph,
-        _w: &Weights,
-        batch: usize,
-    ) -> Result<Box<dyn Prepared>, BackendError> {
+    fn prepare(&self, g: &Graph, _w: &Weights, batch: usize) -> PrepareResult {
         self.prepares.fetch_add(1, Ordering::SeqCst);
         if self.fail.contains(&g.name) {
             return Err(BackendError::Failed {
@@ -57,12 +52,7 @@ impl Backend for Fake {
             out: vec![0.0; batch * g.output_len()],
         }))
     }
-    fn prepare_matmul(
-        &self,
-        m: usize,
-        _k: usize,
-        n: usize,
-    ) -> Result<Box<dyn Prepared>, BackendError> {
+    fn prepare_matmul(&self, m: usize, _k: usize, n: usize) -> PrepareResult {
         Ok(Box::new(FakePrepared {
             out: vec![0.0; m * n],
         }))

@@ -38,11 +38,17 @@ pub struct CostQuery {
 /// energy figure) energy, kWh, CO2e and money.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Totals {
+    /// Counted floating-point operations of the whole experiment.
     pub total_fpo: f64,
+    /// Measured wall-clock, in seconds.
     pub seconds: f64,
+    /// Energy in joules (PUE applied where the query gives one).
     pub joules: Option<f64>,
+    /// The same energy in kilowatt-hours.
     pub kwh: Option<f64>,
+    /// Grams of CO2-equivalent at the query's grid intensity.
     pub co2e_g: Option<f64>,
+    /// US dollars: energy at the electricity price, or machine time at a cloud price.
     pub usd: Option<f64>,
 }
 

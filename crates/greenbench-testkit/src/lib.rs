@@ -36,14 +36,8 @@ pub fn padding() -> impl Strategy<Value = Padding> {
     prop_oneof![
         Just(Padding::Same),
         Just(Padding::Valid),
-        (0usize..3, 0usize..3, 0usize..3, 0usize..3).prop_map(|(top, bottom, left, right)| {
-            Padding::Explicit {
-                top,
-                bottom,
-                left,
-                right,
-            }
-        }),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3)
+            .prop_map(|(top, bottom, left, right)| Padding::explicit(top, bottom, left, right)),
     ]
 }
 

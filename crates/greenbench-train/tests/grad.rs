@@ -88,12 +88,7 @@ fn conv_stride_padding_maxpool_flatten() {
                 filters: 4,
                 kernel: [2, 2],
                 stride: [1, 1],
-                padding: Padding::Explicit {
-                    top: 1,
-                    bottom: 0,
-                    left: 0,
-                    right: 1,
-                },
+                padding: Padding::explicit(1, 0, 0, 1),
                 groups: 1,
                 bias: true,
             },
