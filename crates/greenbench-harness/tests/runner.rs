@@ -92,6 +92,21 @@ impl Observer for CancelAfter {
     }
 }
 
+/// A scratch folder (removed when dropped) and a result file's path in it.
+fn scratch() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    (dir, out)
+}
+
+/// Zoo models by name, weights from `seed`.
+fn models(names: &[&str], seed: u64) -> Vec<Model> {
+    names
+        .iter()
+        .map(|n| Model::load(n, seed).unwrap())
+        .collect()
+}
+
 /// `run_suite` never cancelled, with no observer.
 fn run_plain(
     backends: &[Box<dyn Backend>],
@@ -119,12 +134,8 @@ fn fake(fail: &[&str], prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> {
 
 #[test]
 fn full_run_writes_every_cell_and_reloads() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    let models = vec![
-        Model::load("mlp", 3).unwrap(),
-        Model::load("lenet5", 3).unwrap(),
-    ];
+    let (dir, out) = scratch();
+    let models = models(&["mlp", "lenet5"], 3);
     let backends = fake(&["lenet5"], Arc::default());
     let file = run_plain(&backends, &models, &config(out.clone()), None);
     assert_eq!(file.status, RunStatus::Complete);
@@ -158,12 +169,8 @@ fn full_run_writes_every_cell_and_reloads() {
 
 #[test]
 fn interrupted_run_keeps_finished_cells() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    let models = vec![
-        Model::load("mlp", 3).unwrap(),
-        Model::load("autoencoder", 3).unwrap(),
-    ];
+    let (_dir, out) = scratch();
+    let models = models(&["mlp", "autoencoder"], 3);
     let prepares = Arc::new(AtomicUsize::new(0));
     let backends = fake(&[], prepares.clone());
     let cancel = Arc::new(AtomicBool::new(false));
@@ -275,9 +282,8 @@ fn energy_with(watts: f64, fail_after: Option<usize>) -> greenbench_harness::ene
 
 #[test]
 fn measured_energy_gross_net_and_idle() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    let models = vec![Model::load("mlp", 3).unwrap()];
+    let (_dir, out) = scratch();
+    let models = models(&["mlp"], 3);
     let backends = fake(&[], Arc::default());
     let mut cfg = config(out.clone());
     cfg.profile.idle_s = 0.05;
@@ -311,9 +317,8 @@ fn measured_energy_gross_net_and_idle() {
 
 #[test]
 fn failing_meter_gives_no_number_and_says_why() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    let models = vec![Model::load("mlp", 3).unwrap()];
+    let (_dir, out) = scratch();
+    let models = models(&["mlp"], 3);
     let backends = fake(&[], Arc::default());
     let mut energy = energy_with(20.0, Some(3));
     let file = run_plain(&backends, &models, &config(out), Some(&mut energy));
@@ -329,9 +334,8 @@ fn failing_meter_gives_no_number_and_says_why() {
 
 #[test]
 fn estimate_is_labelled_everywhere() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    let models = vec![Model::load("mlp", 3).unwrap()];
+    let (_dir, out) = scratch();
+    let models = models(&["mlp"], 3);
     let backends = fake(&[], Arc::default());
     let mut energy = greenbench_harness::energy::Energy::new(
         vec![],
