@@ -136,6 +136,23 @@ pub enum Op {
 }
 
 impl Op {
+    /// The common convolution: ungrouped, with bias.
+    pub const fn conv(
+        filters: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: Padding,
+    ) -> Op {
+        Op::Conv2d {
+            filters,
+            kernel,
+            stride,
+            padding,
+            groups: 1,
+            bias: true,
+        }
+    }
+
     /// Short human name used in tables.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -757,17 +774,7 @@ mod tests {
     #[test]
     fn add_mismatch_names_node_and_both_shapes() {
         let nodes = vec![
-            Node::new(
-                "c1",
-                Op::Conv2d {
-                    filters: 8,
-                    kernel: [3, 3],
-                    stride: [2, 2],
-                    padding: Padding::Same,
-                    groups: 1,
-                    bias: true,
-                },
-            ),
+            Node::new("c1", Op::conv(8, [3, 3], [2, 2], Padding::Same)),
             Node::with_inputs("sum", Op::Add, &["c1", "input"]),
         ];
         let err = Graph::new("bad", img(8, 8, 3), nodes).unwrap_err();

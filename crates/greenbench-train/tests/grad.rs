@@ -75,23 +75,9 @@ fn conv_stride_padding_maxpool_flatten() {
     let g = graph(
         vec![7, 6, 2],
         vec![
-            Op::Conv2d {
-                filters: 3,
-                kernel: [3, 2],
-                stride: [2, 1],
-                padding: Padding::Same,
-                groups: 1,
-                bias: true,
-            },
+            Op::conv(3, [3, 2], [2, 1], Padding::Same),
             Op::Relu,
-            Op::Conv2d {
-                filters: 4,
-                kernel: [2, 2],
-                stride: [1, 1],
-                padding: Padding::explicit(1, 0, 0, 1),
-                groups: 1,
-                bias: true,
-            },
+            Op::conv(4, [2, 2], [1, 1], Padding::explicit(1, 0, 0, 1)),
             Op::MaxPool {
                 kernel: [2, 2],
                 stride: [2, 2],

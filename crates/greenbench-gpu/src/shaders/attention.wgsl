@@ -6,9 +6,7 @@
 @compute @workgroup_size(64)
 fn attention(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
-    if (i >= P.a.x) {
-        return;
-    }
+    if (i >= P.a.x) { return; }
     let S = P.a.y;
     let H = P.a.z;
     let D = P.a.w;

@@ -20,3 +20,15 @@ const WG: u32 = 64u;
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.y * nwg.x * WG + gid.x;
 }
+
+// The window geometry convolutions and pooling share: P.a = (H, W, C, Ho), P.b = (Wo, kh,
+// kw, sh), P.c.x = sw (input height, width, channels; output height, width; kernel; strides).
+struct Window {
+    H: u32, W: u32, C: u32, Ho: u32,
+    Wo: u32, kh: u32, kw: u32, sh: u32,
+    sw: u32,
+}
+
+fn window() -> Window {
+    return Window(P.a.x, P.a.y, P.a.z, P.a.w, P.b.x, P.b.y, P.b.z, P.b.w, P.c.x);
+}

@@ -9,28 +9,25 @@
 @compute @workgroup_size(64)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
-    if (i >= P.c.w) {
-        return;
-    }
-    let H = P.a.x; let W = P.a.y; let C = P.a.z; let Ho = P.a.w;
-    let Wo = P.b.x; let kh = P.b.y; let kw = P.b.z; let sh = P.b.w;
-    let sw = P.c.x; let pt = P.c.y; let pl = P.c.z;
-    let kk = kh * kw * C;
+    if (i >= P.c.w) { return; }
+    let win = window();
+    let pt = P.c.y; let pl = P.c.z;
+    let kk = win.kh * win.kw * win.C;
     let r = i / kk;
     let t = i % kk;
-    let ci = t % C;
-    let tap = t / C;
-    let kx = tap % kw;
-    let ky = tap / kw;
-    let n = r / (Ho * Wo);
-    let rem = r % (Ho * Wo);
-    let oy = rem / Wo;
-    let ox = rem % Wo;
-    let iy = i32(oy * sh + ky) - i32(pt);
-    let ix = i32(ox * sw + kx) - i32(pl);
+    let ci = t % win.C;
+    let tap = t / win.C;
+    let kx = tap % win.kw;
+    let ky = tap / win.kw;
+    let n = r / (win.Ho * win.Wo);
+    let rem = r % (win.Ho * win.Wo);
+    let oy = rem / win.Wo;
+    let ox = rem % win.Wo;
+    let iy = i32(oy * win.sh + ky) - i32(pt);
+    let ix = i32(ox * win.sw + kx) - i32(pl);
     var v = 0.0;
-    if (iy >= 0 && ix >= 0 && iy < i32(H) && ix < i32(W)) {
-        v = src0[((n * H + u32(iy)) * W + u32(ix)) * C + ci];
+    if (iy >= 0 && ix >= 0 && iy < i32(win.H) && ix < i32(win.W)) {
+        v = src0[((n * win.H + u32(iy)) * win.W + u32(ix)) * win.C + ci];
     }
     dst[i] = v;
 }
@@ -38,37 +35,34 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 @compute @workgroup_size(64)
 fn conv_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
-    if (i >= P.c.w) {
-        return;
-    }
-    let H = P.a.x; let W = P.a.y; let Cin = P.a.z; let Ho = P.a.w;
-    let Wo = P.b.x; let kh = P.b.y; let kw = P.b.z; let sh = P.b.w;
-    let sw = P.c.x; let pt = P.c.y; let pl = P.c.z;
+    if (i >= P.c.w) { return; }
+    let win = window();
+    let pt = P.c.y; let pl = P.c.z;
     let Cout = P.d.x; let groups = P.d.y; let flags = P.d.z;
-    let cin_g = Cin / groups;
+    let cin_g = win.C / groups;
     let cout_g = Cout / groups;
     let co = i % Cout;
     let pix = i / Cout;
-    let ox = pix % Wo;
-    let oy = (pix / Wo) % Ho;
-    let n = pix / (Wo * Ho);
+    let ox = pix % win.Wo;
+    let oy = (pix / win.Wo) % win.Ho;
+    let n = pix / (win.Wo * win.Ho);
     let g = co / cout_g;
     var acc = 0.0;
     if ((flags & 1u) != 0u) {
         acc = src2[co];
     }
-    for (var ky = 0u; ky < kh; ky++) {
-        let iy = i32(oy * sh + ky) - i32(pt);
-        if (iy < 0 || iy >= i32(H)) {
+    for (var ky = 0u; ky < win.kh; ky++) {
+        let iy = i32(oy * win.sh + ky) - i32(pt);
+        if (iy < 0 || iy >= i32(win.H)) {
             continue;
         }
-        for (var kx = 0u; kx < kw; kx++) {
-            let ix = i32(ox * sw + kx) - i32(pl);
-            if (ix < 0 || ix >= i32(W)) {
+        for (var kx = 0u; kx < win.kw; kx++) {
+            let ix = i32(ox * win.sw + kx) - i32(pl);
+            if (ix < 0 || ix >= i32(win.W)) {
                 continue;
             }
-            let base = ((n * H + u32(iy)) * W + u32(ix)) * Cin + g * cin_g;
-            let wbase = (ky * kw + kx) * cin_g * Cout + co;
+            let base = ((n * win.H + u32(iy)) * win.W + u32(ix)) * win.C + g * cin_g;
+            let wbase = (ky * win.kw + kx) * cin_g * Cout + co;
             for (var c = 0u; c < cin_g; c++) {
                 acc = fma(src0[base + c], src1[wbase + c * Cout], acc);
             }

@@ -4,9 +4,7 @@
 @compute @workgroup_size(64)
 fn relu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
-    if (i >= P.a.x) {
-        return;
-    }
+    if (i >= P.a.x) { return; }
     dst[i] = max(src0[i], 0.0);
 }
 
@@ -14,9 +12,7 @@ fn relu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(64)
 fn gelu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
-    if (i >= P.a.x) {
-        return;
-    }
+    if (i >= P.a.x) { return; }
     let x = src0[i];
     let u = clamp(0.7978845608028654 * (x + 0.044715 * x * x * x), -15.0, 15.0);
     let t = 1.0 - 2.0 / (exp(2.0 * u) + 1.0);
@@ -26,9 +22,7 @@ fn gelu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(64)
 fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
-    if (i >= P.a.x) {
-        return;
-    }
+    if (i >= P.a.x) { return; }
     dst[i] = src0[i] + src1[i];
 }
 
@@ -36,9 +30,7 @@ fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
 @compute @workgroup_size(64)
 fn scale_shift(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
-    if (i >= P.a.x) {
-        return;
-    }
+    if (i >= P.a.x) { return; }
     let c = i % P.a.y;
     dst[i] = src0[i] * src1[c] + src2[c];
 }
@@ -48,9 +40,7 @@ fn scale_shift(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 @compute @workgroup_size(64)
 fn embedding(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
-    if (i >= P.a.x) {
-        return;
-    }
+    if (i >= P.a.x) { return; }
     let dim = P.a.z;
     let row = i / dim;
     let d = i % dim;

@@ -4,22 +4,19 @@
 @compute @workgroup_size(64)
 fn pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
-    if (i >= P.c.w) {
-        return;
-    }
-    let H = P.a.x; let W = P.a.y; let C = P.a.z; let Ho = P.a.w;
-    let Wo = P.b.x; let kh = P.b.y; let kw = P.b.z; let sh = P.b.w;
-    let sw = P.c.x; let is_max = P.c.y != 0u;
-    let c = i % C;
-    let pix = i / C;
-    let ox = pix % Wo;
-    let oy = (pix / Wo) % Ho;
-    let n = pix / (Wo * Ho);
+    if (i >= P.c.w) { return; }
+    let win = window();
+    let is_max = P.c.y != 0u;
+    let c = i % win.C;
+    let pix = i / win.C;
+    let ox = pix % win.Wo;
+    let oy = (pix / win.Wo) % win.Ho;
+    let n = pix / (win.Wo * win.Ho);
     var m = -3.4028235e38;
     var s = 0.0;
-    for (var ky = 0u; ky < kh; ky++) {
-        for (var kx = 0u; kx < kw; kx++) {
-            let v = src0[((n * H + oy * sh + ky) * W + ox * sw + kx) * C + c];
+    for (var ky = 0u; ky < win.kh; ky++) {
+        for (var kx = 0u; kx < win.kw; kx++) {
+            let v = src0[((n * win.H + oy * win.sh + ky) * win.W + ox * win.sw + kx) * win.C + c];
             m = max(m, v);
             s += v;
         }
@@ -27,6 +24,6 @@ fn pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (is_max) {
         dst[i] = m;
     } else {
-        dst[i] = s / f32(kh * kw);
+        dst[i] = s / f32(win.kh * win.kw);
     }
 }

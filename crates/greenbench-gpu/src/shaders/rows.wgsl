@@ -4,9 +4,7 @@
 @compute @workgroup_size(64)
 fn softmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let r = linear_id(gid, nwg);
-    if (r >= P.a.x) {
-        return;
-    }
+    if (r >= P.a.x) { return; }
     let n = P.a.y;
     let base = r * n;
     var m = src0[base];
@@ -29,9 +27,7 @@ fn softmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 @compute @workgroup_size(64)
 fn layer_norm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let r = linear_id(gid, nwg);
-    if (r >= P.a.x) {
-        return;
-    }
+    if (r >= P.a.x) { return; }
     let n = P.a.y;
     let eps = bitcast<f32>(P.a.z);
     let base = r * n;
@@ -56,9 +52,7 @@ fn layer_norm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 @compute @workgroup_size(64)
 fn global_avg_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
-    if (i >= P.a.x) {
-        return;
-    }
+    if (i >= P.a.x) { return; }
     let rows = P.a.y;
     let C = P.a.z;
     let n = i / C;
