@@ -23,13 +23,13 @@
 //! choices were made by measurement against ONNX Runtime on the dev VM; the figures are
 //! beside each constant and in `results/onnx/README.md`.
 //!
-//! It knows nothing of timing protocols, energy or tables: that is the harness's job.
-
 //! Where things live: `plan` turns a graph into steps (fusion, borders, thresholds),
 //! `exec` runs one step on its kernels, `team` shares a run between threads (a team inside
 //! steps, or a batch split across workers), `buffers` owns the activation memory; `direct`,
 //! `packed` and `kernels` are the kernels. This file holds the backend and the run dispatch.
 //!
+//! It knows nothing of timing protocols, energy or tables: that is the harness's job.
+
 // Off x86-64 the direct kernels, and the planning that only they use (team runs, stored
 // borders), compile out; the x86-64 build (CI) checks that code for dead parts.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_mut))]

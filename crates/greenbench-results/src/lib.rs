@@ -3,10 +3,13 @@
 //! It owns turning result files (from one machine or many) into a Markdown report with CSV and
 //! SVG plots ([`report`]), the CPU-versus-GPU comparison, regression checks between two files
 //! that respect the measured intervals ([`compare`]), merging files without losing anything
-//! ([`merge`]), and the Green AI price tag Cost(R) ∝ E·D·H ([`cost`]). Everything here is
+//! ([`merge`]), the Green AI price tag Cost(R) ∝ E·D·H of an experiment, from an inference
+//! cell or from a measured training sweep ([`cost`]), and how every figure is written, on the
+//! terminal and in Markdown ([`text`]: tables, units, the run table). Everything here is
 //! computed from result files: no number is typed by hand.
 //!
-//! It knows nothing of how cells were measured: it reads the harness's schema.
+//! It knows nothing of how cells were measured (it reads the harness's schema) and prints
+//! nothing itself: it returns text and files for the CLI to show.
 
 pub mod compare;
 pub mod cost;

@@ -4,8 +4,11 @@
 //! It owns the datasets ([`data`]: the shipped 8x8 digits, MNIST IDX and CIFAR-10 binary
 //! loaders), the backward passes of the ops `mlp` and `lenet5` use ([`nn`]), SGD with momentum
 //! and Adam, and the analytic count of training FPO (forward + loss + backward + optimizer,
-//! by the rules of shared/FPO.md extended in docs/TRAINING_FPO.md). Timing and energy are the
-//! caller's (the CLI uses the harness's energy sources).
+//! by the rules of shared/FPO.md extended in docs/TRAINING_FPO.md), and the set-up of an
+//! experiment by name ([`setup`]: dataset, optimizer, the learning rates of a sweep).
+//!
+//! It knows nothing of timing, energy or result files: greenbench-harness's `training`
+//! measures a sweep of [`train`] runs, greenbench-results prices it.
 
 pub mod data;
 pub mod nn;
