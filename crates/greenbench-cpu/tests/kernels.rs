@@ -4,8 +4,8 @@
 
 use greenbench_core::graph::{Graph, InputSpec, Node, Op, Padding};
 use greenbench_core::reference::diff;
-use greenbench_core::zoo::{MODEL_NAMES, zoo_model};
-use greenbench_core::{Backend, fold::fold_batch_norm, generate_weights};
+use greenbench_core::zoo::zoo_model;
+use greenbench_core::{Backend, generate_weights};
 use greenbench_cpu::CpuBackend;
 use greenbench_testkit::{self as testkit, chain, padding, reference_case, run_case, zoo_cases};
 use proptest::prelude::*;

@@ -6,7 +6,6 @@
 
 use greenbench_core::graph::{Graph, InputSpec, Node, Op};
 use greenbench_core::reference::diff;
-use greenbench_core::zoo::MODEL_NAMES;
 use greenbench_core::{Backend, Model};
 use greenbench_gpu::GpuBackend;
 use greenbench_testkit::{
