@@ -4,6 +4,7 @@
 use super::meters::{EnergyArgs, make_energy};
 use super::{Bars, VERSION, check_batches, load_models, make_backends, names_or_zoo, profile};
 use anyhow::{Context, Result};
+use greenbench_harness::cluster::{Shard, SlurmJob};
 use greenbench_harness::env::{fingerprint, hostname, now_utc};
 use greenbench_harness::record::{CellStatus, RunStatus, check_writable};
 use greenbench_harness::runner::{RunConfig, run_suite};
@@ -47,6 +48,11 @@ pub struct RunArgs {
     /// model given, instead of seeded ones.
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Measure only slice I of N of the cells (models x backends x batches, deterministic and
+    /// balanced): `I/N`, or `auto/N` to take I from SLURM_ARRAY_TASK_ID or
+    /// JOB_COMPLETION_INDEX. Run every I (anywhere) and `greenbench merge` the files.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
     #[command(flatten)]
     energy: EnergyArgs,
 }
@@ -65,6 +71,7 @@ impl Default for RunArgs {
             seed: 0,
             no_peak: false,
             weights: None,
+            shard: None,
             energy: EnergyArgs::default(),
         }
     }
@@ -88,6 +95,12 @@ fn cancel_on_ctrl_c() -> Result<Arc<AtomicBool>> {
 pub fn run(args: RunArgs) -> Result<i32> {
     let mut profile = profile(&args.profile)?;
     check_batches(&args.batch)?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(Shard::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let models = load_models(
         &names_or_zoo(&args.models),
         args.seed,
@@ -125,13 +138,16 @@ pub fn run(args: RunArgs) -> Result<i32> {
         command: std::env::args().collect(),
         machine: fingerprint(VERSION),
         peak_size: if args.no_peak { 0 } else { 1024 },
+        shard,
+        slurm: SlurmJob::from_env(),
     };
     eprintln!(
-        "greenbench {VERSION}: {} model(s) x {} batch size(s) x {} backend(s), {} profile -> {}",
+        "greenbench {VERSION}: {} model(s) x {} batch size(s) x {} backend(s), {} profile{} -> {}",
         models.len(),
         cfg.batches.len(),
         backends.len(),
         cfg.profile.name,
+        shard.map(|s| format!(", shard {s}")).unwrap_or_default(),
         out.display()
     );
     let obs = Bars::default();

@@ -4,6 +4,7 @@
 use super::VERSION;
 use super::meters::{EnergyArgs, make_energy};
 use anyhow::{Context, Result, bail};
+use greenbench_harness::cluster::Shard;
 use greenbench_harness::env::{fingerprint, now_utc};
 use greenbench_harness::record::check_writable;
 use greenbench_harness::training::{Experiment, run_sweep, sweep_result_file};
@@ -51,6 +52,10 @@ pub struct TrainArgs {
     /// Save the trained weights (the best test accuracy of the sweep) as safetensors.
     #[arg(long)]
     save: Option<PathBuf>,
+    /// Train only slice I of N of the sweep's points (`I/N`, or `auto/N` from
+    /// SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX): point k belongs to slice k % N.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
     #[command(flatten)]
     energy: EnergyArgs,
 }
@@ -60,7 +65,25 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         bail!("--epochs, --batch and --lr must be positive");
     }
     let optimizer = optimizer_by_name(&a.optimizer)?;
-    let lrs = sweep_learning_rates(a.sweep.as_deref(), a.lr)?;
+    let shard = a
+        .shard
+        .as_deref()
+        .map(Shard::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let all_lrs = sweep_learning_rates(a.sweep.as_deref(), a.lr)?;
+    let lrs: Vec<f32> = (all_lrs.iter().enumerate())
+        .filter(|(k, _)| shard.is_none_or(|s| s.takes(*k)))
+        .map(|(_, lr)| *lr)
+        .collect();
+    if lrs.is_empty() {
+        bail!(
+            "--shard {}: the sweep has {} point(s), so this slice is empty; use N <= {}",
+            shard.map(|s| s.to_string()).unwrap_or_default(),
+            all_lrs.len(),
+            all_lrs.len()
+        );
+    }
     let model = greenbench_core::load_model(&a.model)?;
     let net = Net::new(&model)?;
     let d = load_dataset(&a.dataset, a.data_dir.as_deref(), &a.datasets_dir)?;
@@ -165,7 +188,14 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     }
     if let Some(out) = &a.out {
         check_writable(out, true).with_context(|| format!("cannot write {}", out.display()))?;
-        let file = sweep_result_file(machine, started, &exp, std::env::args().collect(), cells);
+        let file = sweep_result_file(
+            machine,
+            started,
+            &exp,
+            std::env::args().collect(),
+            cells,
+            shard,
+        );
         file.save(out)
             .with_context(|| format!("cannot write {}", out.display()))?;
         println!("results: {}", out.display());

@@ -11,6 +11,7 @@
 //! It drives backends only through `greenbench_core::Backend`: it knows nothing of ndarray,
 //! wgpu, or how a table is drawn.
 
+pub mod cluster;
 pub mod energy;
 pub mod env;
 pub mod parity;

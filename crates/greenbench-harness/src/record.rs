@@ -60,6 +60,12 @@ pub struct Environment {
     pub peaks: Vec<Peak>,
     /// Energy sources and constants of the run.
     pub energy: Option<EnergyEnv>,
+    /// The slice of the work this run measured (`--shard I/N`); absent for whole runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::cluster::Shard>,
+    /// The Slurm job the run was part of, from its environment variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::cluster::SlurmJob>,
 }
 
 /// The energy side of a run's environment.

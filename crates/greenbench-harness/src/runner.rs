@@ -1,6 +1,7 @@
 //! The suite runner: peaks, then every model x batch on every backend, saving the result
 //! file atomically after each finished cell.
 
+use crate::cluster::{Shard, SlurmJob};
 use crate::energy::Energy;
 use crate::env::{Fingerprint, now_utc, peak_rss_bytes, reset_peak_rss};
 use crate::protocol::{MeasureError, Profile, measure};
@@ -43,6 +44,12 @@ pub struct RunConfig {
     pub machine: Fingerprint,
     /// Square matmul size for each backend's peak; 0 skips the peak.
     pub peak_size: usize,
+    /// Measure only this slice of the cells (backend-major order: backends x models x
+    /// batches); each backend's peak only where the slice has cells on it.
+    pub shard: Option<Shard>,
+    /// The Slurm job this run is part of (recorded; on a shared node, measured energy is
+    /// withheld from the cells).
+    pub slurm: Option<SlurmJob>,
 }
 
 /// Measure a backend's attainable peak with an `n x n x n` fp32 matmul.
@@ -203,6 +210,27 @@ pub fn measure_cell(
     Ok(cell)
 }
 
+/// What a cell says when its node is shared with other jobs.
+pub const NODE_SHARED_ENERGY: &str = "none: the node is shared with other jobs (slurm submit --no-exclusive); its meters (RAPL, NVML) measure the whole node, so no energy is attributed to this task";
+
+/// On a shared node, a node-level (measured) reading is every job's energy, not this task's:
+/// the per-example figure is withheld (the gross and net readings stay in the cell for the
+/// record) and a warning says why. The labelled estimate is per process and stays.
+pub(crate) fn withhold_node_energy(cell: &mut Cell) {
+    if cell.energy_kind.as_deref() == Some("measured") {
+        cell.energy_per_example_j = None;
+        cell.energy_kind = None;
+        cell.fpo_per_joule = None;
+        cell.co2e_g_per_million = None;
+        cell.cost_usd_per_million = None;
+        cell.energy_source = NODE_SHARED_ENERGY.into();
+        cell.warnings.push(
+            "energy not attributable: the node is shared with other jobs (run with exclusive nodes to measure it)"
+                .into(),
+        );
+    }
+}
+
 /// Per-window energy -> the cell's energy fields.
 fn fill_energy(cell: &mut Cell, e: &Energy, m: &crate::protocol::Measurement, batch: usize) {
     use crate::stats::median;
@@ -344,6 +372,8 @@ pub fn run_suite(
             command: cfg.command.clone(),
             peaks: vec![],
             energy: None,
+            shard: cfg.shard,
+            slurm: cfg.slurm.clone(),
         },
         cells: vec![],
         merged_from: vec![],
@@ -382,7 +412,15 @@ pub fn run_suite(
     }
     let energy = energy.as_deref();
     save(&file)?;
-    'outer: for backend in backends {
+    // Cell k of the backend-major order belongs to slice k % N.
+    let per_backend = models.len() * cfg.batches.len();
+    let in_shard = |k: usize| cfg.shard.is_none_or(|s| s.takes(k));
+    let node_shared = cfg.slurm.as_ref().is_some_and(|j| j.node_shared);
+    'outer: for (bi, backend) in backends.iter().enumerate() {
+        let first = bi * per_backend;
+        if !(first..first + per_backend).any(in_shard) {
+            continue;
+        }
         let peak = if cfg.peak_size == 0 {
             None
         } else {
@@ -400,8 +438,11 @@ pub fn run_suite(
         let peak_gflops = peak.as_ref().map(|p| p.gflops);
         file.environment.peaks.extend(peak);
         save(&file)?;
-        for model in models {
-            for &batch in &cfg.batches {
+        for (mi, model) in models.iter().enumerate() {
+            for (j, &batch) in cfg.batches.iter().enumerate() {
+                if !in_shard(first + mi * cfg.batches.len() + j) {
+                    continue;
+                }
                 if cancel.load(Ordering::Relaxed) {
                     break 'outer;
                 }
@@ -415,7 +456,10 @@ pub fn run_suite(
                     cancel,
                     obs,
                 ) {
-                    Ok(cell) => {
+                    Ok(mut cell) => {
+                        if node_shared {
+                            withhold_node_energy(&mut cell);
+                        }
                         file.cells.push(cell);
                         save(&file)?;
                     }

@@ -190,6 +190,10 @@ pub fn run_sweep(
                 exp.optimizer
             )),
         };
+        let mut cell = cell;
+        if crate::cluster::SlurmJob::from_env().is_some_and(|j| j.node_shared) {
+            crate::runner::withhold_node_energy(&mut cell);
+        }
         let run = RunOutcome {
             lr,
             test_accuracy: done.test_accuracy,
@@ -210,6 +214,7 @@ pub fn sweep_result_file(
     exp: &Experiment<'_>,
     command: Vec<String>,
     cells: Vec<Cell>,
+    shard: Option<crate::cluster::Shard>,
 ) -> ResultFile {
     ResultFile {
         schema_version: crate::SCHEMA_VERSION,
@@ -230,6 +235,8 @@ pub fn sweep_result_file(
             command,
             peaks: vec![],
             energy: None,
+            shard,
+            slurm: crate::cluster::SlurmJob::from_env(),
         },
         cells,
         merged_from: vec![],

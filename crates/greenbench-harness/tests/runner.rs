@@ -75,6 +75,8 @@ fn config(out: std::path::PathBuf) -> RunConfig {
         command: vec!["test".into()],
         machine: fingerprint("test"),
         peak_size: 16,
+        shard: None,
+        slurm: None,
     }
 }
 

@@ -29,6 +29,8 @@ fn run(dir: &Path, name: &str) -> PathBuf {
         command: vec!["test".into()],
         machine: fingerprint("test"),
         peak_size: 64,
+        shard: None,
+        slurm: None,
     };
     let models = vec![
         Model::load("mlp", 1).unwrap(),
