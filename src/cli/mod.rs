@@ -10,6 +10,7 @@ pub mod meters;
 pub mod peak;
 pub mod results;
 pub mod run;
+pub mod slurm;
 pub mod train;
 pub mod verify;
 
@@ -47,6 +48,7 @@ pub enum Command {
     Devices(devices::DevicesArgs),
     Verify(verify::VerifyArgs),
     Peak(peak::PeakArgs),
+    Slurm(slurm::SlurmArgs),
 }
 
 impl Command {
@@ -66,6 +68,7 @@ impl Command {
             Command::Devices(a) => devices::run(a),
             Command::Verify(a) => verify::run(a),
             Command::Peak(a) => peak::run(a),
+            Command::Slurm(a) => slurm::run(a),
         }
     }
 }

@@ -52,16 +52,18 @@ pub struct MergeArgs {
 pub struct CostArgs {
     #[arg(long)]
     model: String,
-    /// D: training-set size, in examples.
+    /// D: training-set size, in examples (priced from the cheapest inference or training
+    /// cell). Without it, the measured training runs of --model in --from are summed instead:
+    /// H = the runs present (a sweep's result files, e.g. a Slurm fleet's results/*.json).
     #[arg(long)]
-    examples: u64,
+    examples: Option<u64>,
     #[arg(long, default_value_t = 1)]
     epochs: u64,
     /// H: hyperparameter runs.
     #[arg(long, default_value_t = 1)]
     runs: u64,
     /// Result files to take per-example figures from. Default: results/runs/*.json.
-    #[arg(long = "from")]
+    #[arg(long = "from", num_args = 1..)]
     from: Vec<PathBuf>,
     #[arg(long)]
     backend: Option<String>,
@@ -116,8 +118,17 @@ fn load(files: &[PathBuf], strict: bool) -> Result<Vec<Loaded>> {
 
 pub fn report(a: ReportArgs) -> Result<i32> {
     let files = load(&files_or_default(a.files)?, a.strict)?;
-    let written = greenbench_results::report::write_report(&files, &a.out, &a.name)
-        .with_context(|| format!("cannot write the report into {}", a.out.display()))?;
+    write_report(&files, &a.out, &a.name)
+}
+
+/// Write the report of `files` into `out` (BASELINES.md), saying what was written.
+pub fn load_report_files(files: &[Loaded], out: &std::path::Path) -> Result<i32> {
+    write_report(files, out, "BASELINES.md")
+}
+
+fn write_report(files: &[Loaded], out: &std::path::Path, name: &str) -> Result<i32> {
+    let written = greenbench_results::report::write_report(files, out, name)
+        .with_context(|| format!("cannot write the report into {}", out.display()))?;
     for p in written {
         println!("wrote {}", p.display());
     }
@@ -187,7 +198,7 @@ pub fn cost(a: CostArgs) -> Result<i32> {
     let prices = prices(a.grid_g_per_kwh, a.price_usd_per_kwh);
     let q = CostQuery {
         model: a.model,
-        examples: a.examples,
+        examples: a.examples.unwrap_or(0),
         epochs: a.epochs,
         runs: a.runs,
         backend: a.backend,
@@ -199,6 +210,13 @@ pub fn cost(a: CostArgs) -> Result<i32> {
         price_source: prices.price_source,
         cloud_usd_per_hour: a.cloud_usd_per_hour,
     };
+    if a.examples.is_none() {
+        let files = load(&files_or_default(a.from)?, false)?;
+        let (_, text) = greenbench_results::cost::price_measured_sweep(&files, &q)
+            .map_err(anyhow::Error::msg)?;
+        print!("{text}");
+        return Ok(0);
+    }
     if q.examples == 0 || q.epochs == 0 || q.runs == 0 {
         bail!("--examples, --epochs and --runs must be positive");
     }

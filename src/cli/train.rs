@@ -151,12 +151,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     let cells = sweep.cells();
     // The price tag of the whole experiment: H = the sweep's runs, every factor measured.
     let prices = &energy.prices;
-    let p = price_sweep(
-        &cells,
-        exp.passes(),
-        prices.grid_g_co2e_per_kwh,
-        prices.usd_per_kwh,
-    );
+    let p = price_sweep(&cells, prices.grid_g_co2e_per_kwh, prices.usd_per_kwh);
     let cost = exp.cost();
     let t = &p.totals;
     println!(

@@ -230,20 +230,20 @@ pub struct SweepPrice {
     pub totals: Totals,
 }
 
-/// Price a sweep from its cells (`cpu-train` cells, `passes` example-passes each) at the
+/// Price a sweep from its cells (`cpu-train` cells, each with its example-passes) at the
 /// given grid intensity and electricity price.
 pub fn price_sweep(
     cells: &[greenbench_harness::record::Cell],
-    passes: f64,
     grid_g_per_kwh: f64,
     usd_per_kwh: f64,
 ) -> SweepPrice {
+    let passes = |c: &greenbench_harness::record::Cell| c.train_passes.unwrap_or(0) as f64;
     let sum = |f: &dyn Fn(&greenbench_harness::record::Cell) -> f64| -> f64 {
-        cells.iter().map(|c| f(c) * passes).sum()
+        cells.iter().map(|c| f(c) * passes(c)).sum()
     };
     let joules: Option<f64> = cells
         .iter()
-        .map(|c| c.energy_per_example_j.map(|j| j * passes))
+        .map(|c| c.energy_per_example_j.map(|j| j * passes(c)))
         .sum();
     let priced = joules.map(|j| greenbench_energy::co2e_and_cost(j, grid_g_per_kwh, usd_per_kwh));
     SweepPrice {
@@ -257,4 +257,116 @@ pub fn price_sweep(
             usd: priced.map(|p| p.1),
         },
     }
+}
+
+/// The price tag of a measured sweep read back from result files (one per run, as a Slurm
+/// fleet writes them, or merged): every training cell of `model` is one of the H runs, each
+/// priced by its own measured figures. Slices of a sharded sweep that are absent are named.
+pub fn price_measured_sweep(
+    files: &[Loaded],
+    q: &CostQuery,
+) -> Result<(SweepPrice, String), String> {
+    let runs: Vec<_> = ok_cells(files)
+        .into_iter()
+        .filter(|(_, c)| c.model == q.model && c.backend.ends_with("-train"))
+        .collect();
+    if runs.is_empty() {
+        return Err(format!(
+            "no measured training run of `{}` in the given result files; give --examples to price it from an inference cell, or train it (`greenbench train --model {}`)",
+            q.model, q.model
+        ));
+    }
+    // Shards a sweep was cut into, per file environment (merged files keep each one's).
+    let mut shards: Vec<greenbench_harness::cluster::Shard> = Vec::new();
+    for l in files {
+        let envs: Vec<_> = if l.file.merged_from.is_empty() {
+            vec![&l.file.environment]
+        } else {
+            l.file.merged_from.iter().collect()
+        };
+        shards.extend(envs.iter().filter_map(|e| e.shard));
+    }
+    let expected = shards.iter().map(|s| s.count).max();
+    let missing: Vec<String> = match expected {
+        Some(n) => (0..n)
+            .filter(|i| !shards.iter().any(|s| s.index == *i))
+            .map(|i| format!("{i}/{n}"))
+            .collect(),
+        None => vec![],
+    };
+    let cells: Vec<_> = runs.iter().map(|(_, c)| (*c).clone()).collect();
+    let p = price_sweep(&cells, q.grid_g_per_kwh, q.usd_per_kwh);
+    let t = &p.totals;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Price tag of the measured sweep of {}: H = {} run(s) present{}; time measured, FPO counted, energy as each run says",
+        q.model,
+        p.runs,
+        if missing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " of {}; MISSING shard(s) {} are not in this price",
+                expected.unwrap_or(0),
+                missing.join(", ")
+            )
+        }
+    );
+    for (l, c) in &runs {
+        let _ = writeln!(
+            s,
+            "  run: {} on {} ({}), {} example-passes, test accuracy {}, energy {}",
+            c.train.as_deref().unwrap_or("?"),
+            host_of(l, c),
+            short(&l.path),
+            c.train_passes.unwrap_or(0),
+            c.accuracy
+                .map_or("?".into(), |a| format!("{:.2} %", 100.0 * a)),
+            match (c.energy_per_example_j, c.energy_kind.as_deref()) {
+                (Some(j), Some(k)) => format!("{j:.3e} J per example-pass ({k})"),
+                _ => format!("not available ({})", c.energy_source),
+            }
+        );
+    }
+    let _ = writeln!(s, "  total FPO   = {:.3e} (counted)", t.total_fpo);
+    let _ = writeln!(
+        s,
+        "  time        = {:.3e} s = {:.2} h (measured)",
+        t.seconds,
+        t.seconds / 3600.0
+    );
+    match (t.joules, t.kwh, t.co2e_g, t.usd) {
+        (Some(j), Some(k), Some(g), Some(u)) => {
+            let kinds: std::collections::BTreeSet<&str> = runs
+                .iter()
+                .filter_map(|(_, c)| c.energy_kind.as_deref())
+                .collect();
+            let kind = match kinds.len() {
+                1 => kinds.iter().next().copied().unwrap_or("?").to_string(),
+                _ => format!(
+                    "partly {}",
+                    kinds.into_iter().collect::<Vec<_>>().join(", partly ")
+                ),
+            };
+            let _ = writeln!(s, "  energy      = {j:.3e} J = {k:.3e} kWh ({kind})");
+            let _ = writeln!(
+                s,
+                "  CO2e        = {k:.3e} kWh x {} g/kWh ({}) = {g:.3e} g",
+                q.grid_g_per_kwh, q.grid_source
+            );
+            let _ = writeln!(
+                s,
+                "  money       = {k:.3e} kWh x ${}/kWh ({}) = ${u:.3e}",
+                q.usd_per_kwh, q.price_source
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                s,
+                "  energy, CO2e, money: not available (a run has no energy figure)"
+            );
+        }
+    }
+    Ok((p, s))
 }

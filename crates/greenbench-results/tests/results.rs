@@ -246,9 +246,14 @@ fn price_tag_traces_every_figure() {
 fn sweep_price_sums_every_run() {
     let dir = tempfile::tempdir().unwrap();
     let a = run(dir.path(), "a.json");
-    let cells: Vec<_> = loaded(&a).file.cells.into_iter().take(3).collect();
     let passes = 1_000.0;
-    let p = greenbench_results::cost::price_sweep(&cells, passes, 400.0, 0.2);
+    let cells: Vec<_> = (loaded(&a).file.cells.into_iter().take(3))
+        .map(|mut c| {
+            c.train_passes = Some(passes as u64);
+            c
+        })
+        .collect();
+    let p = greenbench_results::cost::price_sweep(&cells, 400.0, 0.2);
     assert_eq!(p.runs, 3);
     let fpo: f64 = cells.iter().map(|c| c.fpo_per_example as f64).sum();
     assert_eq!(p.totals.total_fpo, fpo * passes);
@@ -267,7 +272,7 @@ fn sweep_price_sums_every_run() {
     assert!((p.totals.co2e_g.unwrap() - kwh * 400.0).abs() < 1e-9 * kwh * 400.0);
     let mut partial = cells.clone();
     partial[1].energy_per_example_j = None;
-    let q = greenbench_results::cost::price_sweep(&partial, passes, 400.0, 0.2);
+    let q = greenbench_results::cost::price_sweep(&partial, 400.0, 0.2);
     assert_eq!(
         (q.totals.joules, q.totals.co2e_g, q.totals.usd),
         (None, None, None)

@@ -16,7 +16,17 @@ pub struct Collected {
     pub tasks: usize,
 }
 
-/// Gather the fleet in `dir`.
+/// Label every cell's host `host/partition`, so the merged file and its report keep one row
+/// per partition (node type) even where partitions share hosts.
+fn label_partition(file: &mut greenbench_harness::record::ResultFile, partition: &str) {
+    let host = file.environment.machine.hostname.clone();
+    for c in &mut file.cells {
+        let h = c.host.clone().unwrap_or_else(|| host.clone());
+        c.host = Some(format!("{h}/{partition}"));
+    }
+}
+
+/// Gather the fleet in `dir`; each collected cell's host reads `host/partition`.
 pub fn collect(dir: &Path) -> Result<Collected, FleetError> {
     let tasks = status(dir)?;
     let n = tasks.len();
@@ -24,10 +34,13 @@ pub fn collect(dir: &Path) -> Result<Collected, FleetError> {
     let mut problems = Vec::new();
     for t in tasks {
         match (t.state, read_result(&t.result)) {
-            (TaskState::Done, Ok(file)) => loaded.push(Loaded {
-                path: t.result.clone(),
-                file,
-            }),
+            (TaskState::Done, Ok(mut file)) => {
+                label_partition(&mut file, &t.partition);
+                loaded.push(Loaded {
+                    path: t.result.clone(),
+                    file,
+                })
+            }
             _ => problems.push(t),
         }
     }

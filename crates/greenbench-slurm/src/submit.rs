@@ -225,6 +225,17 @@ pub(crate) fn slurm_command(program: &str, args: &[String]) -> Result<String, Fl
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Whether `sbatch` is on PATH (checked before anything is written).
+pub fn sbatch_available() -> Result<(), FleetError> {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("sbatch").is_file()));
+    if found {
+        Ok(())
+    } else {
+        Err(FleetError::NoSlurm("sbatch".into()))
+    }
+}
+
 /// Submit the prepared fleet in `dir`: one `sbatch --parsable` per partition, each job id
 /// recorded in fleet.json as soon as it is known.
 pub fn submit(dir: &Path, mut fleet: Fleet) -> Result<Fleet, FleetError> {
