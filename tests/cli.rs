@@ -376,3 +376,104 @@ fn train_save_and_reuse_trained_weights() {
     assert_eq!(code, 2);
     assert!(err.contains("not `lenet5`"), "{err}");
 }
+
+#[test]
+fn shard_and_slurm_bad_input() {
+    for (spec, want) in [
+        ("3/2", "not below 2"),
+        ("0/0", "N must be a positive"),
+        ("x/2", "I must be a whole number"),
+    ] {
+        let (code, _, err) = greenbench(&["run", "--shard", spec, "--out", "/tmp/x.json"]);
+        assert_eq!(code, 2, "{spec}");
+        assert!(err.contains(want) && err.contains("I/N"), "{spec}: {err}");
+    }
+    // No Slurm on PATH: one line saying so, and how --shard works without it.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = greenbench_env(
+        &[
+            "slurm",
+            "submit",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--",
+            "run",
+        ],
+        &[("PATH", "/nonexistent")],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("Slurm was not found") && err.contains("--shard I/N"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("fleet.json").exists(),
+        "nothing written without Slurm"
+    );
+    // A dry run needs no Slurm and writes a script a user could submit by hand.
+    let (code, out, err) = greenbench_env(
+        &[
+            "slurm",
+            "submit",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--dry-run",
+            "--shards",
+            "3",
+            "--",
+            "run",
+            "--models",
+            "mlp",
+        ],
+        &[("PATH", "/nonexistent")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("#SBATCH --array=0-2") && out.contains("--shard \"$SLURM_ARRAY_TASK_ID/3\"")
+    );
+    let (code, _, err) = greenbench(&["slurm", "collect", "/tmp", "--out", "/tmp/y.json"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a fleet directory"), "{err}");
+}
+
+/// A run's cells split over shards: together they are the whole matrix, each exactly once.
+#[test]
+fn shards_partition_the_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for i in 0..2 {
+        let out = dir.path().join(format!("s{i}.json"));
+        let (code, _, err) = greenbench(&[
+            "run",
+            "--models",
+            "mlp,autoencoder",
+            "--batch",
+            "1,2",
+            "--backends",
+            "cpu",
+            "--no-peak",
+            "--threads",
+            "1",
+            "--shard",
+            &format!("{i}/2"),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let f = ResultFile::load(&out).unwrap();
+        assert_eq!(
+            f.environment.shard.map(|s| s.to_string()),
+            Some(format!("{i}/2"))
+        );
+        assert_eq!(f.cells.len(), 2);
+        seen.extend(f.cells.iter().map(|c| (c.model.clone(), c.batch)));
+    }
+    seen.sort();
+    let want = [
+        ("autoencoder", 1),
+        ("autoencoder", 2),
+        ("mlp", 1),
+        ("mlp", 2),
+    ];
+    assert_eq!(seen, want.map(|(m, b)| (m.to_string(), b)));
+}

@@ -150,6 +150,14 @@ pub fn run(args: RunArgs) -> Result<i32> {
         shard.map(|s| format!(", shard {s}")).unwrap_or_default(),
         out.display()
     );
+    if let Some(s) = shard {
+        let cells = models.len() * cfg.batches.len() * backends.len();
+        if !(0..cells).any(|k| s.takes(k)) {
+            eprintln!(
+                "shard {s}: the run has {cells} cell(s), so this slice has none (the result file will hold no cells)"
+            );
+        }
+    }
     let obs = Bars::default();
     let (mut energy, _) = make_energy(&args.energy)?;
     eprintln!("energy: {}", energy.source());
