@@ -2,19 +2,8 @@
 //! real (small) run that writes a valid result file.
 
 use greenbench_harness::record::{CellStatus, ResultFile, RunStatus};
-use std::process::Command;
-
-fn greenbench(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_greenbench"))
-        .args(args)
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::{greenbench, greenbench_env};
 
 #[test]
 fn list_json_has_stable_names() {
@@ -148,19 +137,6 @@ fn user_model_runs_end_to_end() {
     for key in ["median", "ci95_low", "ci95_high", "cv", "samples"] {
         assert!(cell["time_per_example_s"].get(key).is_some(), "{key}");
     }
-}
-
-fn greenbench_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_greenbench"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// WGPU_BACKEND names a backend this platform lacks (Metal on Linux), so no adapter exists.

@@ -5,21 +5,11 @@
 //! Needs a running Slurm (`eval "$(scripts/slurm/local-cluster.sh start)"`, root) and
 //! GREENBENCH_SLURM=1, as `.ci/run` sets; without it the test says so and checks nothing.
 
+mod common;
+use common::greenbench;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn greenbench(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_greenbench"))
-        .args(args)
-        .output()
-        .expect("runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn slurm(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)

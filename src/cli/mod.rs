@@ -105,6 +105,13 @@ pub fn check_batches(batches: &[usize]) -> Result<()> {
     Ok(())
 }
 
+/// `--shard I/N` (or `auto/N`), when given.
+pub fn parse_shard(spec: Option<&str>) -> Result<Option<greenbench_harness::cluster::Shard>> {
+    spec.map(greenbench_harness::cluster::Shard::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+}
+
 /// A measuring profile by name.
 pub fn profile(name: &str) -> Result<Profile> {
     Profile::by_name(name).with_context(|| format!("unknown profile `{name}`; use quick or full"))

@@ -4,7 +4,7 @@
 use super::meters::{EnergyArgs, make_energy};
 use super::{Bars, VERSION, check_batches, load_models, make_backends, names_or_zoo, profile};
 use anyhow::{Context, Result};
-use greenbench_harness::cluster::{Shard, SlurmJob};
+use greenbench_harness::cluster::SlurmJob;
 use greenbench_harness::env::{fingerprint, hostname, now_utc};
 use greenbench_harness::record::{CellStatus, RunStatus, check_writable};
 use greenbench_harness::runner::{RunConfig, run_suite};
@@ -95,12 +95,7 @@ fn cancel_on_ctrl_c() -> Result<Arc<AtomicBool>> {
 pub fn run(args: RunArgs) -> Result<i32> {
     let mut profile = profile(&args.profile)?;
     check_batches(&args.batch)?;
-    let shard = args
-        .shard
-        .as_deref()
-        .map(Shard::parse)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let shard = super::parse_shard(args.shard.as_deref())?;
     let models = load_models(
         &names_or_zoo(&args.models),
         args.seed,

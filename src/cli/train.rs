@@ -4,7 +4,6 @@
 use super::VERSION;
 use super::meters::{EnergyArgs, make_energy};
 use anyhow::{Context, Result, bail};
-use greenbench_harness::cluster::Shard;
 use greenbench_harness::env::{fingerprint, now_utc};
 use greenbench_harness::record::check_writable;
 use greenbench_harness::training::{Experiment, run_sweep, sweep_result_file};
@@ -65,12 +64,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
         bail!("--epochs, --batch and --lr must be positive");
     }
     let optimizer = optimizer_by_name(&a.optimizer)?;
-    let shard = a
-        .shard
-        .as_deref()
-        .map(Shard::parse)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let shard = super::parse_shard(a.shard.as_deref())?;
     let all_lrs = sweep_learning_rates(a.sweep.as_deref(), a.lr)?;
     let lrs: Vec<f32> = (all_lrs.iter().enumerate())
         .filter(|(k, _)| shard.is_none_or(|s| s.takes(*k)))

@@ -70,39 +70,30 @@ fn from_slurm(state: &str) -> TaskState {
     }
 }
 
-/// Task index -> scheduler state, from `squeue -t all` (lines `task|STATE`).
-fn squeue_states(job: &str) -> Option<HashMap<usize, String>> {
-    let args: Vec<String> = ["-h", "-r", "-t", "all", "-j", job, "-o", "%K|%T"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let out = slurm_command("squeue", &args).ok()?;
+/// Task index -> scheduler state, from `program args` printing lines `<id>|<STATE>`, where
+/// `<id>` is the task index or `<job>_<task>`; `None` when the command fails or says nothing.
+fn task_states(program: &str, args: &[&str]) -> Option<HashMap<usize, String>> {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let out = slurm_command(program, &args).ok()?;
     let m: HashMap<usize, String> = out
         .lines()
         .filter_map(|l| {
-            let (k, s) = l.trim().split_once('|')?;
-            Some((k.trim().parse().ok()?, s.trim().to_string()))
+            let (id, state) = l.trim().split_once('|')?;
+            let task = id.rsplit('_').next()?;
+            Some((task.trim().parse().ok()?, state.trim().to_string()))
         })
         .collect();
     (!m.is_empty()).then_some(m)
 }
 
-/// Task index -> state, from `sacct` (lines `JOB_task|STATE`); `None` without accounting.
-fn sacct_states(job: &str) -> Option<HashMap<usize, String>> {
-    let args: Vec<String> = ["-n", "-P", "-X", "-j", job, "-o", "JobID,State"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let out = slurm_command("sacct", &args).ok()?;
-    let m: HashMap<usize, String> = out
-        .lines()
-        .filter_map(|l| {
-            let (id, s) = l.trim().split_once('|')?;
-            let (_, k) = id.split_once('_')?;
-            Some((k.parse().ok()?, s.to_string()))
-        })
-        .collect();
-    (!m.is_empty()).then_some(m)
+/// From `squeue -t all` (which keeps finished jobs for the controller's MinJobAge), else
+/// `sacct` (where accounting exists): the states and which command told them.
+fn scheduler_states(job: &str) -> Option<(HashMap<usize, String>, &'static str)> {
+    let squeue = ["-h", "-r", "-t", "all", "-j", job, "-o", "%K|%T"];
+    let sacct = ["-n", "-P", "-X", "-j", job, "-o", "JobID,State"];
+    task_states("squeue", &squeue)
+        .map(|m| (m, "squeue"))
+        .or_else(|| task_states("sacct", &sacct).map(|m| (m, "sacct")))
 }
 
 /// A task's result file: `Ok` when complete, else why not.
@@ -130,13 +121,8 @@ pub fn status(dir: &Path) -> Result<Vec<TaskStatus>, FleetError> {
     }
     let mut out = Vec::new();
     for job in &fleet.jobs {
-        let (states, source) = match squeue_states(&job.job_id) {
-            Some(s) => (s, "squeue"),
-            None => match sacct_states(&job.job_id) {
-                Some(s) => (s, "sacct"),
-                None => (HashMap::new(), "files"),
-            },
-        };
+        let (states, source) =
+            scheduler_states(&job.job_id).unwrap_or_else(|| (HashMap::new(), "files"));
         for task in 0..fleet.shards {
             let result = Fleet::result_path(dir, &job.partition, task);
             let log = Fleet::log_path(dir, &job.job_id, task);
