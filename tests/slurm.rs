@@ -6,7 +6,11 @@
 //! GREENBENCH_SLURM=1, as `.ci/run` sets; without it the test says so and checks nothing.
 
 mod common;
-use common::greenbench;
+
+/// greenbench with whitespace-separated arguments (the paths here have no spaces).
+fn gb(args: &str) -> (i32, String, String) {
+    common::greenbench(&args.split_whitespace().collect::<Vec<_>>())
+}
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -40,7 +44,7 @@ fn wait(what: &str, limit: Duration, cond: impl Fn() -> bool) {
 
 /// Whether every task of the fleet in `dir` has finished one way or another.
 fn settled(dir: &Path) -> bool {
-    let (code, out, _) = greenbench(&["slurm", "status", dir.to_str().unwrap()]);
+    let (code, out, _) = gb(&format!("slurm status {}", dir.to_str().unwrap()));
     code == 0 && !out.contains(" pending ") && !out.contains(" running ")
 }
 
@@ -58,25 +62,10 @@ fn fleets_on_a_real_slurm() {
     let limit = Duration::from_secs(300);
 
     // A sharded suite: 2 partitions x 2 tasks, one cell each, exclusive nodes (the default).
-    let (code, out, err) = greenbench(&[
-        "slurm",
-        "submit",
-        "--dir",
-        &d("suite"),
-        "--partitions",
-        "cpu,cpu2",
-        "--shards",
-        "2",
-        "--",
-        "run",
-        "--models",
-        "mlp",
-        "--batch",
-        "1,2",
-        "--no-peak",
-        "--backends",
-        "cpu",
-    ]);
+    let (code, out, err) = gb(&format!(
+        "slurm submit --dir {} --partitions cpu,cpu2 --shards 2 -- run --models mlp --batch 1,2 --no-peak --backends cpu",
+        d("suite")
+    ));
     assert_eq!(code, 0, "{err}");
     job_id(&out, "cpu");
     job_id(&out, "cpu2");
@@ -85,47 +74,18 @@ fn fleets_on_a_real_slurm() {
 
     // A two-point training sweep: one task per point, on the default partition.
     let datasets = root.join("datasets");
-    let (code, _, err) = greenbench(&[
-        "slurm",
-        "submit",
-        "--dir",
-        &d("sweep"),
-        "--",
-        "train",
-        "--model",
-        "mlp",
-        "--epochs",
-        "1",
-        "--sweep",
-        "lr=0.01,0.001",
-        "--datasets-dir",
-        datasets.to_str().unwrap(),
-    ]);
+    let (code, _, err) = gb(&format!(
+        "slurm submit --dir {} -- train --model mlp --epochs 1 --sweep lr=0.01,0.001 --datasets-dir {}",
+        d("sweep"),
+        datasets.display()
+    ));
     assert_eq!(code, 0, "{err}");
 
     // A job whose task 1 is cancelled while it runs (full profile: long enough to catch).
-    let (code, out, err) = greenbench(&[
-        "slurm",
-        "submit",
-        "--dir",
-        &d("cancel"),
-        "--partitions",
-        "cpu2",
-        "--shards",
-        "2",
-        "--no-exclusive",
-        "--",
-        "run",
-        "--models",
-        "mlp",
-        "--batch",
-        "1,2",
-        "--profile",
-        "full",
-        "--no-peak",
-        "--backends",
-        "cpu",
-    ]);
+    let (code, out, err) = gb(&format!(
+        "slurm submit --dir {} --partitions cpu2 --shards 2 --no-exclusive -- run --models mlp --batch 1,2 --profile full --no-peak --backends cpu",
+        d("cancel")
+    ));
     assert_eq!(code, 0, "{err}");
     let job = job_id(&out, "cpu2");
     let task1 = format!("{job}_1");
@@ -145,18 +105,15 @@ fn fleets_on_a_real_slurm() {
     }
 
     // The suite: every task done, collected into one file and a cross-partition report.
-    let (code, out, _) = greenbench(&["slurm", "status", &d("suite")]);
+    let (code, out, _) = gb(&format!("slurm status {}", d("suite")));
     assert_eq!(code, 0);
     assert!(out.contains("4 task(s): 4 done"), "{out}");
-    let (code, out, err) = greenbench(&[
-        "slurm",
-        "collect",
-        &d("suite"),
-        "--out",
-        &d("suite.json"),
-        "--report",
-        &d("report"),
-    ]);
+    let (code, out, err) = gb(&format!(
+        "slurm collect {} --out {} --report {}",
+        d("suite"),
+        d("suite.json"),
+        d("report")
+    ));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("collected 4 of 4 task(s), 4 cell(s)"), "{out}");
     let md = std::fs::read_to_string(tmp.path().join("report/BASELINES.md")).unwrap();
@@ -170,19 +127,26 @@ fn fleets_on_a_real_slurm() {
         .iter()
         .map(|f| results.join(f).to_str().unwrap().to_string())
         .collect();
-    let (code, out, err) = greenbench(&["cost", "--model", "mlp", "--from", &files[0], &files[1]]);
+    let (code, out, err) = gb(&format!(
+        "cost --model mlp --from {} {}",
+        files[0], files[1]
+    ));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("H = 2 run(s) present;"), "{out}");
-    let (_, out, _) = greenbench(&["cost", "--model", "mlp", "--from", &files[0]]);
+    let (_, out, _) = gb(&format!("cost --model mlp --from {}", files[0]));
     assert!(out.contains("MISSING shard(s) 1/2"), "{out}");
 
     // The cancelled task is named, with its log; what finished is still written.
-    let (_, out, _) = greenbench(&["slurm", "status", &d("cancel")]);
+    let (_, out, _) = gb(&format!("slurm status {}", d("cancel")));
     assert!(
         out.contains("1 done") && out.contains("1 cancelled"),
         "{out}"
     );
-    let (code, out, err) = greenbench(&["slurm", "collect", &d("cancel"), "--out", &d("c.json")]);
+    let (code, out, err) = gb(&format!(
+        "slurm collect {} --out {}",
+        d("cancel"),
+        d("c.json")
+    ));
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         err.contains("task 1 of partition cpu2") && err.contains("cancelled"),
@@ -197,19 +161,13 @@ fn fleets_on_a_real_slurm() {
 
     // Bad input: an unknown partition is Slurm's refusal, with the partition named; a
     // second submit into a fleet directory is refused.
-    let (code, _, err) = greenbench(&[
-        "slurm",
-        "submit",
-        "--dir",
-        &d("bad"),
-        "--partitions",
-        "nope",
-        "--",
-        "run",
-    ]);
+    let (code, _, err) = gb(&format!(
+        "slurm submit --dir {} --partitions nope -- run",
+        d("bad")
+    ));
     assert_eq!(code, 2);
     assert!(err.contains("partition `nope`"), "{err}");
-    let (code, _, err) = greenbench(&["slurm", "submit", "--dir", &d("suite"), "--", "run"]);
+    let (code, _, err) = gb(&format!("slurm submit --dir {} -- run", d("suite")));
     assert_eq!(code, 2);
     assert!(err.contains("--force"), "{err}");
 }
