@@ -360,3 +360,53 @@ fn estimate_is_labelled_everywhere() {
         assert!(c.co2e_g_per_million.is_some() && c.cost_usd_per_million.is_some());
     }
 }
+
+/// A sharded run measures only its slice and says so; on a node shared with other jobs a
+/// node-level (measured) reading is withheld from the cells, with the reason, while the
+/// per-process estimate would stay.
+#[test]
+fn shards_and_shared_nodes() {
+    use greenbench_harness::cluster::{Shard, SlurmJob};
+    let (_dir, out) = scratch();
+    let models = models(&["mlp", "autoencoder"], 3);
+    let backends = fake(&[], Arc::default());
+    let mut cfg = config(out.clone());
+    cfg.shard = Some(Shard { index: 1, count: 3 });
+    cfg.slurm = SlurmJob::from_vars(|k| {
+        [("SLURM_JOB_ID", "7"), ("GREENBENCH_NODE_SHARED", "1")]
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    });
+    let mut energy = energy_with(20.0, None);
+    let file = run_plain(&backends, &models, &cfg, Some(&mut energy));
+    // Cells in order: mlp b1, mlp b4, autoencoder b1, autoencoder b4; slice 1 of 3 is cell 1.
+    let cells: Vec<_> = file
+        .cells
+        .iter()
+        .map(|c| (c.model.as_str(), c.batch))
+        .collect();
+    assert_eq!(cells, [("mlp", 4)]);
+    let back = ResultFile::load(&out).unwrap();
+    assert_eq!(back.environment.shard, cfg.shard);
+    assert!(back.environment.slurm.as_ref().unwrap().node_shared);
+    let c = &back.cells[0];
+    assert_eq!(
+        (c.energy_per_example_j, c.energy_kind.as_deref()),
+        (None, None)
+    );
+    assert!(
+        c.energy_gross_per_example_j.is_some(),
+        "the reading stays on record"
+    );
+    assert!(
+        c.energy_source.contains("shared with other jobs"),
+        "{}",
+        c.energy_source
+    );
+    assert!(
+        c.warnings.iter().any(|w| w.contains("not attributable")),
+        "{:?}",
+        c.warnings
+    );
+}
