@@ -63,7 +63,7 @@ MpiDefault=none
 ReturnToService=2
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/none
-# Keep finished jobs in the controller for an hour, so `squeue -t all` can tell their state.
+# Keep finished jobs in the controller for an hour, so squeue -t all can tell their state.
 MinJobAge=3600
 SlurmdTimeout=60
 NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
