@@ -204,7 +204,7 @@ fn verify_passes_on_every_available_backend() {
         "--batch",
         "1",
         "--tolerance",
-        "0",
+        "1e-12",
     ]);
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("MISMATCH"), "{stdout}");
@@ -213,7 +213,8 @@ fn verify_passes_on_every_available_backend() {
 #[test]
 fn meters_read_the_configured_sysfs_root() {
     let dir = tempfile::tempdir().unwrap();
-    let zone = dir.path().join("sys/class/powercap/intel-rapl:0");
+    // DIR is where sysfs is mounted (node_exporter's --path.sysfs convention).
+    let zone = dir.path().join("class/powercap/intel-rapl:0");
     std::fs::create_dir_all(&zone).unwrap();
     std::fs::write(zone.join("name"), "package-0\n").unwrap();
     std::fs::write(zone.join("energy_uj"), "123456\n").unwrap();
@@ -246,7 +247,10 @@ fn meters_read_the_configured_sysfs_root() {
     );
     let (code, _, err) = greenbench(&["meters", "--cpu-tdp-w=-5"]);
     assert_eq!(code, 2);
-    assert!(err.contains("--cpu-tdp-w"), "{err}");
+    assert!(
+        err.contains("--cpu-tdp-w") && err.contains("greater than 0"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -452,4 +456,43 @@ fn shards_partition_the_cells() {
         ("mlp", 2),
     ];
     assert_eq!(seen, want.map(|(m, b)| (m.to_string(), b)));
+}
+
+/// Every numeric flag is range-checked as it is parsed: the error names the flag, the value
+/// and the valid range, and nothing runs.
+#[test]
+fn numeric_flags_name_their_range() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let too_many = (cores + 1).to_string();
+    for (args, want) in [
+        (vec!["run", "--threads", "0"], "from 1 to"),
+        (vec!["run", "--threads", &too_many], "logical cores"),
+        (vec!["peak", "--threads", "0"], "from 1 to"),
+        (vec!["run", "--batch", "1,0"], "at least 1"),
+        (vec!["verify", "--tolerance", "0"], "greater than 0"),
+        (
+            vec!["train", "--model", "mlp", "--epochs", "0"],
+            "at least 1",
+        ),
+        (vec!["train", "--model", "mlp", "--lr=-1"], "greater than 0"),
+        (
+            vec!["cost", "--model", "mlp", "--pue", "0.5"],
+            "at least 1.0",
+        ),
+        (
+            vec!["cost", "--model", "mlp", "--examples", "0"],
+            "at least 1",
+        ),
+        (vec!["compare", "a", "b", "--threshold=-1"], "at least 0"),
+        (vec!["run", "--grid-g-per-kwh=-3"], "at least 0"),
+        (vec!["peak", "--size", "0"], "at least 1"),
+        (vec!["run", "--idle-s", "nan"], "at least 0"),
+    ] {
+        let (code, _, err) = greenbench(&args);
+        assert_eq!(code, 2, "{args:?}");
+        // The flag is the last option named.
+        let flag = args.iter().rev().find(|a| a.starts_with("--")).unwrap();
+        let flag = flag.split('=').next().unwrap();
+        assert!(err.contains(flag) && err.contains(want), "{args:?}: {err}");
+    }
 }

@@ -2,7 +2,7 @@
 //! comes from (counters, or the labelled TDP estimate) and what a kWh costs.
 
 use super::{Format, VERSION};
-use anyhow::{Result, bail};
+use anyhow::Result;
 use greenbench_energy::{CpuEstimate, MeterStatus, RealFs, SysFs, discover};
 use greenbench_harness::energy::{Energy, Prices};
 use greenbench_harness::env::fingerprint;
@@ -13,20 +13,21 @@ use std::sync::Arc;
 /// Where energy comes from, and what it costs.
 #[derive(clap::Args, Clone, Default)]
 pub struct EnergyArgs {
-    /// Root of the sysfs tree the meters read (also GREENBENCH_SYSFS_ROOT); default /.
+    /// Where sysfs is mounted, e.g. /host/sys in a container with the host's /sys there (as
+    /// node_exporter's --path.sysfs; also GREENBENCH_SYSFS_ROOT); default /sys.
     #[arg(long)]
     pub sysfs_root: Option<PathBuf>,
     /// CPU TDP in watts for the energy estimate (used only when no counter is readable).
-    #[arg(long)]
+    #[arg(long, value_parser = super::range::positive)]
     pub cpu_tdp_w: Option<f64>,
     /// Grid carbon intensity, g CO2e per kWh. Default: world average 2023, 480 (Ember).
-    #[arg(long)]
+    #[arg(long, value_parser = super::range::non_negative)]
     pub grid_g_per_kwh: Option<f64>,
     /// Electricity price, US dollars per kWh. Default: US residential average 2023, 0.16 (EIA).
-    #[arg(long)]
+    #[arg(long, value_parser = super::range::non_negative)]
     pub price_usd_per_kwh: Option<f64>,
     /// Seconds of idle-power measurement before the run (default: the profile's).
-    #[arg(long)]
+    #[arg(long, value_parser = super::range::non_negative)]
     pub idle_s: Option<f64>,
     /// Do not read NVIDIA's NVML.
     #[arg(long)]
@@ -58,18 +59,7 @@ pub fn prices(grid_g_per_kwh: Option<f64>, usd_per_kwh: Option<f64>) -> Prices {
 
 /// The energy source the flags describe, and the status of every meter.
 pub fn make_energy(args: &EnergyArgs) -> Result<(Energy, Vec<MeterStatus>)> {
-    for (name, v) in [
-        ("--cpu-tdp-w", args.cpu_tdp_w),
-        ("--grid-g-per-kwh", args.grid_g_per_kwh),
-        ("--price-usd-per-kwh", args.price_usd_per_kwh),
-        ("--idle-s", args.idle_s),
-    ] {
-        if let Some(x) = v
-            && !(x.is_finite() && x >= 0.0)
-        {
-            bail!("{name} must be a non-negative number, got {x}");
-        }
-    }
+    // The flags' ranges are checked as they are parsed (super::range).
     let fs: Arc<dyn SysFs> = Arc::new(RealFs::new(args.sysfs_root.clone()));
     let (meters, status) = discover(fs, !args.no_nvml);
     let machine = fingerprint(VERSION);

@@ -97,12 +97,78 @@ pub fn load_models(
         .collect::<Result<_, _>>()?)
 }
 
-/// Batch sizes given on the command line: at least one, none zero.
-pub fn check_batches(batches: &[usize]) -> Result<()> {
-    if batches.is_empty() || batches.contains(&0) {
-        bail!("--batch needs positive batch sizes, e.g. --batch 1,32");
+/// Value parsers for numeric flags: clap's error then names the flag, the value and the valid
+/// range (`invalid value '0' for '--threads <THREADS>': must be ...`).
+pub mod range {
+    fn number<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
+        s.trim().parse().map_err(|_| format!("must be {what}"))
     }
-    Ok(())
+
+    /// CPU threads: 1 to this machine's logical cores (greenbench never oversubscribes).
+    pub fn threads(s: &str) -> Result<usize, String> {
+        let max = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let what = format!("a whole number from 1 to {max} (this machine's logical cores)");
+        let n: usize = number(s, &what)?;
+        if (1..=max).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!("must be {what}"))
+        }
+    }
+
+    /// A count of at least 1 (batch sizes, epochs, matrix sizes, shards).
+    pub fn count(s: &str) -> Result<usize, String> {
+        let n: usize = number(s, "a whole number of at least 1")?;
+        if n >= 1 {
+            Ok(n)
+        } else {
+            Err("must be a whole number of at least 1".into())
+        }
+    }
+
+    /// [`count`] as a `u64`.
+    pub fn count64(s: &str) -> Result<u64, String> {
+        count(s).map(|n| n as u64)
+    }
+
+    /// A finite number `>= min`.
+    fn at_least(s: &str, min: f64, what: &str) -> Result<f64, String> {
+        let x: f64 = number(s, what)?;
+        if x.is_finite() && x >= min {
+            Ok(x)
+        } else {
+            Err(format!("must be {what}"))
+        }
+    }
+
+    /// Zero or more (grid intensity, prices, seconds, percentages).
+    pub fn non_negative(s: &str) -> Result<f64, String> {
+        at_least(s, 0.0, "a number of at least 0")
+    }
+
+    /// More than zero (watts, learning rates, tolerances).
+    pub fn positive(s: &str) -> Result<f64, String> {
+        let x = at_least(s, 0.0, "a number greater than 0")?;
+        if x > 0.0 {
+            Ok(x)
+        } else {
+            Err("must be a number greater than 0".into())
+        }
+    }
+
+    /// [`positive`] as an `f32`.
+    pub fn positive32(s: &str) -> Result<f32, String> {
+        positive(s).map(|x| x as f32)
+    }
+
+    /// A power usage effectiveness: 1 or more.
+    pub fn pue(s: &str) -> Result<f64, String> {
+        at_least(
+            s,
+            1.0,
+            "a number of at least 1.0 (1.0: no data-centre overhead)",
+        )
+    }
 }
 
 /// `--shard I/N` (or `auto/N`), when given.

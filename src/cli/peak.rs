@@ -1,7 +1,7 @@
 //! `greenbench peak`: each backend's attainable fp32 rate on a large matmul.
 
 use super::{Bars, make_backends, profile};
-use anyhow::{Result, bail};
+use anyhow::Result;
 use greenbench_harness::runner::measure_peak;
 use greenbench_results::text::peak_line;
 use std::sync::atomic::AtomicBool;
@@ -12,12 +12,12 @@ pub struct PeakArgs {
     #[arg(long, default_value = "cpu", value_delimiter = ',')]
     backends: Vec<String>,
     /// Matrix size n of the n x n x n product.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = super::range::count)]
     size: usize,
     #[arg(long, default_value = "quick")]
     profile: String,
     /// CPU worker threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = super::range::threads)]
     threads: Option<usize>,
     /// GPU adapter: index or part of the name (see `greenbench devices`).
     #[arg(long)]
@@ -25,9 +25,6 @@ pub struct PeakArgs {
 }
 
 pub fn run(a: PeakArgs) -> Result<i32> {
-    if a.size == 0 {
-        bail!("--size must be positive");
-    }
     let profile = profile(&a.profile)?;
     let backends = make_backends(&a.backends, a.threads, a.gpu_adapter.as_deref(), false)?;
     let obs = Bars::default();

@@ -33,7 +33,7 @@ pub struct CompareArgs {
     base: PathBuf,
     new: PathBuf,
     /// Percent slower that counts as a regression (when the intervals do not overlap).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = super::range::non_negative)]
     threshold: f64,
 }
 
@@ -55,31 +55,31 @@ pub struct CostArgs {
     /// D: training-set size, in examples (priced from the cheapest inference or training
     /// cell). Without it, the measured training runs of --model in --from are summed instead:
     /// H = the runs present (a sweep's result files, e.g. a Slurm fleet's results/*.json).
-    #[arg(long)]
+    #[arg(long, value_parser = super::range::count64)]
     examples: Option<u64>,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::range::count64)]
     epochs: u64,
     /// H: hyperparameter runs.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::range::count64)]
     runs: u64,
     /// Result files to take per-example figures from. Default: results/runs/*.json.
     #[arg(long = "from", num_args = 1..)]
     from: Vec<PathBuf>,
     #[arg(long)]
     backend: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = super::range::count)]
     batch: Option<usize>,
     /// Power usage effectiveness (1.0: no data-centre overhead; data centres average 1.58).
-    #[arg(long, default_value_t = greenbench_results::cost::DEFAULT_PUE)]
+    #[arg(long, default_value_t = greenbench_results::cost::DEFAULT_PUE, value_parser = super::range::pue)]
     pue: f64,
     /// Grid carbon intensity, g CO2e per kWh. Default: world average 2023, 480 (Ember).
-    #[arg(long)]
+    #[arg(long, value_parser = super::range::non_negative)]
     grid_g_per_kwh: Option<f64>,
     /// Electricity price, US dollars per kWh. Default: US residential average 2023, 0.16 (EIA).
-    #[arg(long)]
+    #[arg(long, value_parser = super::range::non_negative)]
     price_usd_per_kwh: Option<f64>,
     /// Price money by machine time instead of energy: US dollars per hour.
-    #[arg(long)]
+    #[arg(long, value_parser = super::range::non_negative)]
     cloud_usd_per_hour: Option<f64>,
 }
 
@@ -137,9 +137,6 @@ fn write_report(files: &[Loaded], out: &std::path::Path, name: &str) -> Result<i
 
 pub fn compare(a: CompareArgs) -> Result<i32> {
     let threshold = a.threshold;
-    if !(threshold.is_finite() && threshold >= 0.0) {
-        bail!("--threshold must be a non-negative percentage");
-    }
     let b = load(std::slice::from_ref(&a.base), true)?.remove(0);
     let n = load(std::slice::from_ref(&a.new), true)?.remove(0);
     let c = greenbench_results::compare::compare(&b, &n, threshold / 100.0);
@@ -216,12 +213,6 @@ pub fn cost(a: CostArgs) -> Result<i32> {
             .map_err(anyhow::Error::msg)?;
         print!("{text}");
         return Ok(0);
-    }
-    if q.examples == 0 || q.epochs == 0 || q.runs == 0 {
-        bail!("--examples, --epochs and --runs must be positive");
-    }
-    if !(q.pue.is_finite() && q.pue >= 1.0) {
-        bail!("--pue must be at least 1.0");
     }
     let files = load(&files_or_default(a.from)?, false)?;
     let tag = greenbench_results::cost::price(&files, &q).map_err(anyhow::Error::msg)?;

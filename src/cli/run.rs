@@ -2,7 +2,7 @@
 //! result file cell by cell, print the table. Ctrl-C keeps the cells already measured.
 
 use super::meters::{EnergyArgs, make_energy};
-use super::{Bars, VERSION, check_batches, load_models, make_backends, names_or_zoo, profile};
+use super::{Bars, VERSION, load_models, make_backends, names_or_zoo, profile};
 use anyhow::{Context, Result};
 use greenbench_harness::cluster::SlurmJob;
 use greenbench_harness::env::{fingerprint, hostname, now_utc};
@@ -27,13 +27,13 @@ pub struct RunArgs {
     #[arg(long)]
     gpu_adapter: Option<String>,
     /// Batch sizes, comma-separated.
-    #[arg(long, default_value = "1,32", value_delimiter = ',')]
+    #[arg(long, default_value = "1,32", value_delimiter = ',', value_parser = super::range::count)]
     batch: Vec<usize>,
     /// Measuring profile: quick (minutes for the zoo) or full (committed baselines).
     #[arg(long, default_value = "quick")]
     profile: String,
     /// CPU worker threads (default: all cores). Recorded in the results.
-    #[arg(long)]
+    #[arg(long, value_parser = super::range::threads)]
     threads: Option<usize>,
     /// Result file. Default: results/runs/<host>-<UTC timestamp>.json
     #[arg(long)]
@@ -94,7 +94,6 @@ fn cancel_on_ctrl_c() -> Result<Arc<AtomicBool>> {
 
 pub fn run(args: RunArgs) -> Result<i32> {
     let mut profile = profile(&args.profile)?;
-    check_batches(&args.batch)?;
     let shard = super::parse_shard(args.shard.as_deref())?;
     let models = load_models(
         &names_or_zoo(&args.models),

@@ -38,7 +38,7 @@ struct SubmitArgs {
     #[arg(long, value_delimiter = ',')]
     partitions: Vec<String>,
     /// Tasks per array job (default: 1 for run; one per sweep point for train --sweep).
-    #[arg(long)]
+    #[arg(long, value_parser = super::range::count)]
     shards: Option<usize>,
     /// Another #SBATCH line for the script, e.g. --sbatch-arg=--mem=8G (repeatable).
     #[arg(long = "sbatch-arg", allow_hyphen_values = true)]

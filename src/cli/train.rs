@@ -31,14 +31,14 @@ pub struct TrainArgs {
     /// Where the shipped datasets live.
     #[arg(long, default_value = "datasets")]
     datasets_dir: PathBuf,
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = super::range::count)]
     epochs: usize,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = super::range::positive32)]
     lr: f32,
     /// adam or sgd (momentum 0.9).
     #[arg(long, default_value = "adam")]
     optimizer: String,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::range::count)]
     batch: usize,
     /// A hyperparameter sweep, e.g. lr=0.003,0.001,0.0003: one run per value (H runs).
     #[arg(long)]
@@ -60,9 +60,6 @@ pub struct TrainArgs {
 }
 
 pub fn run(a: TrainArgs) -> Result<i32> {
-    if a.epochs == 0 || a.batch == 0 || !(a.lr.is_finite() && a.lr > 0.0) {
-        bail!("--epochs, --batch and --lr must be positive");
-    }
     let optimizer = optimizer_by_name(&a.optimizer)?;
     let shard = super::parse_shard(a.shard.as_deref())?;
     let all_lrs = sweep_learning_rates(a.sweep.as_deref(), a.lr)?;

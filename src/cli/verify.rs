@@ -1,6 +1,6 @@
 //! `greenbench verify`: parity of every backend (`greenbench_harness::parity`), as a table.
 
-use super::{check_batches, load_models, make_backends, names_or_zoo};
+use super::{load_models, make_backends, names_or_zoo};
 use anyhow::Result;
 use greenbench_cpu::CpuBackend;
 use greenbench_harness::parity::check_parity;
@@ -15,13 +15,13 @@ pub struct VerifyArgs {
     /// Models (zoo names or JSON files). Default: the whole zoo.
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
-    #[arg(long, default_value = "1,32", value_delimiter = ',')]
+    #[arg(long, default_value = "1,32", value_delimiter = ',', value_parser = super::range::count)]
     batch: Vec<usize>,
     /// Backends to check. Default: cpu, plus gpu when any adapter (software included) exists.
     #[arg(long, value_delimiter = ',')]
     backends: Vec<String>,
     /// Largest accepted difference, relative to the output's largest magnitude.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = super::range::positive32)]
     tolerance: f32,
     #[arg(long)]
     gpu_adapter: Option<String>,
@@ -33,7 +33,6 @@ pub struct VerifyArgs {
 }
 
 pub fn run(a: VerifyArgs) -> Result<i32> {
-    check_batches(&a.batch)?;
     let models = load_models(&names_or_zoo(&a.models), a.seed, a.weights.as_deref())?;
     let mut backends = make_backends(&a.backends, None, a.gpu_adapter.as_deref(), true)?;
     // The CPU backend is the baseline every other backend is compared with.

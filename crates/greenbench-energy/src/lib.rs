@@ -6,8 +6,9 @@
 //! (`energy*_input`, else `power*_average` integrated), NVIDIA NVML (loaded at run time, so a
 //! build without NVIDIA works), and a documented **estimate** when nothing is readable. Every
 //! figure carries its source and whether it was measured or estimated. Every sysfs read goes
-//! through [`SysFs`], rooted at a configurable directory (`--sysfs-root`,
-//! `GREENBENCH_SYSFS_ROOT`), so tests and containers can point it elsewhere and make reads fail.
+//! through [`SysFs`], resolved against where sysfs is mounted (`--sysfs-root`,
+//! `GREENBENCH_SYSFS_ROOT`; default `/sys`), so tests and containers can point it elsewhere and
+//! make reads fail.
 //!
 //! It knows nothing of models, backends or tables: the harness asks it for joules.
 

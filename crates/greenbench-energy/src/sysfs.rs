@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// Read access to a sysfs-like tree. Paths are absolute as on a real system
-/// (`/sys/class/powercap/...`) and resolved under the implementation's root.
+/// (`/sys/class/powercap/...`); an implementation resolves them against where its sysfs is.
 pub trait SysFs: Send + Sync {
     /// The file's contents.
     fn read(&self, path: &str) -> io::Result<String>;
@@ -17,21 +17,25 @@ pub trait SysFs: Send + Sync {
     fn display(&self, path: &str) -> String;
 }
 
-/// The real file system under `root` (`/` normally).
+/// The real sysfs, mounted at `root` (`/sys` normally).
 pub struct RealFs {
     root: PathBuf,
 }
 
 impl RealFs {
-    /// A tree rooted at `root`; `None` means `GREENBENCH_SYSFS_ROOT` if set, else `/`.
+    /// Sysfs mounted at `root`, the convention of Prometheus node_exporter's `--path.sysfs`
+    /// and cAdvisor: in a container with the host's `/sys` at `/host/sys`, that is the root.
+    /// `None` means `GREENBENCH_SYSFS_ROOT` if set, else `/sys`.
     pub fn new(root: Option<PathBuf>) -> Self {
         let root = root
             .or_else(|| std::env::var_os("GREENBENCH_SYSFS_ROOT").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("/"));
+            .unwrap_or_else(|| PathBuf::from("/sys"));
         RealFs { root }
     }
+    /// `/sys/class/...` -> `<root>/class/...`.
     fn resolve(&self, path: &str) -> PathBuf {
-        self.root.join(path.trim_start_matches('/'))
+        let rel = path.strip_prefix("/sys").unwrap_or(path);
+        self.root.join(rel.trim_start_matches('/'))
     }
 }
 
@@ -103,5 +107,32 @@ impl SysFs for MemFs {
     }
     fn display(&self, path: &str) -> String {
         path.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_is_the_sysfs_mount_point() {
+        let dir = std::env::temp_dir().join(format!("gb-sysfs-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("class/powercap/intel-rapl:0")).unwrap();
+        std::fs::write(dir.join("class/powercap/intel-rapl:0/name"), "package-0\n").unwrap();
+        let fs = RealFs::new(Some(dir.clone()));
+        assert_eq!(
+            fs.read("/sys/class/powercap/intel-rapl:0/name").unwrap(),
+            "package-0\n"
+        );
+        assert_eq!(fs.list("/sys/class/powercap").unwrap(), ["intel-rapl:0"]);
+        assert_eq!(
+            fs.display("/sys/class/hwmon"),
+            dir.join("class/hwmon").display().to_string()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            RealFs::new(Some("/sys".into())).display("/sys/class/x"),
+            "/sys/class/x"
+        );
     }
 }
