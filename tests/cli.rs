@@ -496,3 +496,46 @@ fn numeric_flags_name_their_range() {
         assert!(err.contains(flag) && err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// Two runs measuring at once on one machine: each result names the other run.
+#[test]
+fn concurrent_runs_warn_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    let run = |out: &std::path::Path, batches: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_greenbench"))
+            .args([
+                "run",
+                "--models",
+                "mlp",
+                "--backends",
+                "cpu",
+                "--no-peak",
+                "--threads",
+                "1",
+            ])
+            .args(["--batch", batches, "--out", out.to_str().unwrap()])
+            .stderr(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = run(&a, "1,2,3");
+    let first_pid = first.id();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut second = run(&b, "1");
+    let second_pid = second.id();
+    assert!(second.wait().unwrap().success());
+    assert!(first.wait().unwrap().success());
+    let warned = |p: &std::path::Path, pid: u32| {
+        let f = ResultFile::load(p).unwrap();
+        f.cells.iter().any(|c| {
+            c.warnings
+                .iter()
+                .any(|w| w.contains("another greenbench run") && w.contains(&format!("pid {pid}")))
+        })
+    };
+    assert!(warned(&b, first_pid), "the second run names the first");
+    assert!(warned(&a, second_pid), "the first run names the second");
+}

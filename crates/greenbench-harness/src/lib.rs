@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod energy;
 pub mod env;
 pub mod parity;
+pub mod presence;
 pub mod protocol;
 pub mod record;
 pub mod runner;

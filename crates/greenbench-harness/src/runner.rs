@@ -412,6 +412,9 @@ pub fn run_suite(
     }
     let energy = energy.as_deref();
     save(&file)?;
+    // Other greenbench runs measuring on this machine meanwhile are named in every cell
+    // measured beside them (and this run in theirs).
+    let presence = crate::presence::Presence::announce(crate::presence::default_dir());
     // Cell k of the backend-major order belongs to slice k % N.
     let per_backend = models.len() * cfg.batches.len();
     let in_shard = |k: usize| cfg.shard.is_none_or(|s| s.takes(k));
@@ -446,6 +449,7 @@ pub fn run_suite(
                 if cancel.load(Ordering::Relaxed) {
                     break 'outer;
                 }
+                let before = presence.others();
                 match measure_cell(
                     backend.as_ref(),
                     model,
@@ -457,6 +461,13 @@ pub fn run_suite(
                     obs,
                 ) {
                     Ok(mut cell) => {
+                        let mut beside = before.clone();
+                        beside.extend(presence.others());
+                        beside.sort_unstable();
+                        beside.dedup();
+                        if !beside.is_empty() {
+                            cell.warnings.push(crate::presence::warning(&beside));
+                        }
                         if node_shared {
                             withhold_node_energy(&mut cell);
                         }
