@@ -539,3 +539,54 @@ fn concurrent_runs_warn_each_other() {
     assert!(warned(&b, first_pid), "the second run names the first");
     assert!(warned(&a, second_pid), "the first run names the second");
 }
+
+/// `--resume` continues an interrupted file and refuses what it cannot continue.
+#[test]
+fn resume_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let o = out.to_str().unwrap();
+    let base = [
+        "run",
+        "--models",
+        "mlp",
+        "--batch",
+        "1,2",
+        "--backends",
+        "cpu",
+        "--no-peak",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(&["--threads", "1", "--out", o]);
+        args.extend_from_slice(extra);
+        greenbench(&args)
+    };
+    let (code, _, err) = run(&[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&["--resume"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("complete: nothing to resume"), "{err}");
+    // Make it look interrupted after its first cell, as Ctrl-C leaves it.
+    let mut f = ResultFile::load(&out).unwrap();
+    let kept = serde_json::to_string(&f.cells[0]).unwrap();
+    f.cells.truncate(1);
+    f.status = RunStatus::Interrupted;
+    f.save(&out).unwrap();
+    let (code, _, err) = run(&["--resume", "--seed", "9"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("seed `0` there, `9` here") && err.contains("--force"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["--resume"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("resuming: 1 finished cell(s) kept"), "{err}");
+    let f = ResultFile::load(&out).unwrap();
+    assert_eq!(f.status, RunStatus::Complete);
+    assert_eq!(f.cells.len(), 2);
+    assert_eq!(serde_json::to_string(&f.cells[0]).unwrap(), kept);
+    let (code, _, err) = greenbench(&["run", "--resume"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--out"), "{err}");
+}

@@ -3,11 +3,11 @@
 
 use super::meters::{EnergyArgs, make_energy};
 use super::{Bars, VERSION, load_models, make_backends, names_or_zoo, profile};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use greenbench_harness::cluster::SlurmJob;
 use greenbench_harness::env::{fingerprint, hostname, now_utc};
-use greenbench_harness::record::{CellStatus, RunStatus, check_writable};
-use greenbench_harness::runner::{RunConfig, run_suite};
+use greenbench_harness::record::{CellStatus, ResultFile, RunStatus, check_writable};
+use greenbench_harness::runner::{RunConfig, resumable, run_suite};
 use greenbench_results::text::run_table;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +53,14 @@ pub struct RunArgs {
     /// JOB_COMPLETION_INDEX. Run every I (anywhere) and `greenbench merge` the files.
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
+    /// Continue the interrupted run in --out: its finished cells are kept as they are, the
+    /// rest are measured and appended. Refused if it came from another machine, greenbench
+    /// version, seed or profile.
+    #[arg(long, requires = "out")]
+    resume: bool,
+    /// With --resume: start over when the file cannot be continued.
+    #[arg(long, requires = "resume")]
+    force: bool,
     #[command(flatten)]
     energy: EnergyArgs,
 }
@@ -72,6 +80,8 @@ impl Default for RunArgs {
             no_peak: false,
             weights: None,
             shard: None,
+            resume: false,
+            force: false,
             energy: EnergyArgs::default(),
         }
     }
@@ -86,7 +96,7 @@ fn cancel_on_ctrl_c() -> Result<Arc<AtomicBool>> {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\ninterrupt: finishing up, keeping the cells already measured (Ctrl-C again to quit now)");
+        eprintln!("\ninterrupt: finishing up, keeping the cells already measured (Ctrl-C again to quit now; continue later with --out FILE --resume)");
     })
     .context("cannot install the Ctrl-C handler")?;
     Ok(cancel)
@@ -134,7 +144,26 @@ pub fn run(args: RunArgs) -> Result<i32> {
         peak_size: if args.no_peak { 0 } else { 1024 },
         shard,
         slurm: SlurmJob::from_env(),
+        resume: None,
     };
+    let mut cfg = cfg;
+    if args.resume {
+        let prev = ResultFile::load(&out)
+            .with_context(|| format!("cannot resume from {}", out.display()))?;
+        match resumable(&prev, &cfg) {
+            Ok(()) => cfg.resume = Some(prev),
+            Err(why) if args.force => {
+                eprintln!(
+                    "not resuming {} ({why}); starting over (--force)",
+                    out.display()
+                )
+            }
+            Err(why) => bail!(
+                "cannot resume {}: {why}. Use another --out, or --force to start over",
+                out.display()
+            ),
+        }
+    }
     eprintln!(
         "greenbench {VERSION}: {} model(s) x {} batch size(s) x {} backend(s), {} profile{} -> {}",
         models.len(),

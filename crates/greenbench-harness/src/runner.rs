@@ -50,6 +50,49 @@ pub struct RunConfig {
     /// The Slurm job this run is part of (recorded; on a shared node, measured energy is
     /// withheld from the cells).
     pub slurm: Option<SlurmJob>,
+    /// An interrupted run of the same configuration to continue (see [`resumable`]): its
+    /// finished cells and peaks are kept as they are, the rest are measured and appended.
+    pub resume: Option<ResultFile>,
+}
+
+/// Why `prev` cannot be continued by a run of `cfg`, if it cannot: it must be unfinished and
+/// come from this machine, this greenbench version, the same seed and profile.
+pub fn resumable(prev: &ResultFile, cfg: &RunConfig) -> Result<(), String> {
+    if prev.status == RunStatus::Complete {
+        return Err("it is complete: nothing to resume".into());
+    }
+    let (a, b) = (&prev.environment, &cfg.machine);
+    let differs = [
+        ("machine", a.machine.hostname.clone(), b.hostname.clone()),
+        ("CPU", a.machine.cpu_model.clone(), b.cpu_model.clone()),
+        (
+            "greenbench version",
+            a.machine.greenbench_version.clone(),
+            b.greenbench_version.clone(),
+        ),
+        ("seed", a.seed.to_string(), cfg.seed.to_string()),
+        ("profile", a.profile.name.clone(), cfg.profile.name.clone()),
+    ];
+    let bad: Vec<String> = differs
+        .iter()
+        .filter(|(_, was, now)| was != now)
+        .map(|(what, was, now)| format!("{what} `{was}` there, `{now}` here"))
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("it was measured differently: {}", bad.join("; ")))
+    }
+}
+
+/// Whether `c` is a finished measurement of `model` at `batch` on `backend`'s device.
+fn same_cell(c: &Cell, model: &Model, batch: usize, backend: &dyn Backend) -> bool {
+    c.status == CellStatus::Ok
+        && c.model == model.name
+        && c.weights_fingerprint == format!("{:016x}", model.weights.fingerprint())
+        && c.backend == backend.name()
+        && c.device == backend.device().name
+        && c.batch == batch
 }
 
 /// Measure a backend's attainable peak with an `n x n x n` fp32 matmul.
@@ -360,6 +403,7 @@ pub fn run_suite(
     cancel: &AtomicBool,
     obs: &dyn Observer,
 ) -> Result<ResultFile, RunError> {
+    let resumed = cfg.resume.clone();
     let mut file = ResultFile {
         schema_version: crate::SCHEMA_VERSION,
         status: RunStatus::Running,
@@ -378,6 +422,20 @@ pub fn run_suite(
         cells: vec![],
         merged_from: vec![],
     };
+    if let Some(prev) = &resumed {
+        // Keep what was measured: its start, its peaks and its finished cells.
+        file.environment.started_utc = prev.environment.started_utc.clone();
+        file.environment.peaks = prev.environment.peaks.clone();
+        file.cells = (prev.cells.iter())
+            .filter(|c| c.status == CellStatus::Ok)
+            .cloned()
+            .collect();
+        obs.note(&format!(
+            "resuming: {} finished cell(s) kept from {}",
+            file.cells.len(),
+            cfg.out.display()
+        ));
+    }
     let save = |file: &ResultFile| {
         file.save(&cfg.out).map_err(|source| RunError::Write {
             path: cfg.out.display().to_string(),
@@ -424,7 +482,13 @@ pub fn run_suite(
         if !(first..first + per_backend).any(in_shard) {
             continue;
         }
-        let peak = if cfg.peak_size == 0 {
+        let kept_peak = (file.environment.peaks.iter())
+            .find(|p| p.backend == backend.name() && p.device.name == backend.device().name)
+            .cloned();
+        let resumed_peak = kept_peak.is_some();
+        let peak = if let Some(p) = kept_peak {
+            Some(p)
+        } else if cfg.peak_size == 0 {
             None
         } else {
             match measure_peak(backend.as_ref(), cfg.peak_size, &cfg.profile, cancel, obs) {
@@ -439,7 +503,9 @@ pub fn run_suite(
             }
         };
         let peak_gflops = peak.as_ref().map(|p| p.gflops);
-        file.environment.peaks.extend(peak);
+        if !resumed_peak {
+            file.environment.peaks.extend(peak);
+        }
         save(&file)?;
         for (mi, model) in models.iter().enumerate() {
             for (j, &batch) in cfg.batches.iter().enumerate() {
@@ -448,6 +514,9 @@ pub fn run_suite(
                 }
                 if cancel.load(Ordering::Relaxed) {
                     break 'outer;
+                }
+                if (file.cells.iter()).any(|c| same_cell(c, model, batch, backend.as_ref())) {
+                    continue;
                 }
                 let before = presence.others();
                 match measure_cell(
@@ -481,7 +550,7 @@ pub fn run_suite(
     }
     file.status = if cancel.load(Ordering::Relaxed) {
         obs.note(&format!(
-            "interrupted: {} finished cells kept in {}",
+            "interrupted: {} finished cells kept in {} (continue with --resume)",
             file.cells.len(),
             cfg.out.display()
         ));

@@ -77,6 +77,7 @@ fn config(out: std::path::PathBuf) -> RunConfig {
         peak_size: 16,
         shard: None,
         slurm: None,
+        resume: None,
     }
 }
 
@@ -409,4 +410,82 @@ fn shards_and_shared_nodes() {
         "{:?}",
         c.warnings
     );
+}
+
+/// Interrupted after the peak and one cell, then resumed: the first cell and the peak are
+/// kept byte for byte (not re-measured), the other cells are measured and appended, and the
+/// file ends complete. A different seed or a complete file is refused, saying why.
+#[test]
+fn resume_keeps_finished_cells_and_measures_the_rest() {
+    use greenbench_harness::runner::resumable;
+    let (_dir, out) = scratch();
+    let models = models(&["mlp", "autoencoder"], 3);
+    let prepares = Arc::new(AtomicUsize::new(0));
+    let backends = fake(&[], prepares.clone());
+    let cancel = Arc::new(AtomicBool::new(false));
+    let obs = CancelAfter {
+        after: 2,
+        seen: AtomicUsize::new(0),
+        cancel: cancel.clone(),
+    };
+    run_suite(
+        &backends,
+        &models,
+        &config(out.clone()),
+        None,
+        &cancel,
+        &obs,
+    )
+    .unwrap();
+    let first = ResultFile::load(&out).unwrap();
+    assert_eq!(
+        (first.status, first.cells.len()),
+        (RunStatus::Interrupted, 1)
+    );
+    assert_eq!(prepares.load(Ordering::SeqCst), 1);
+
+    let mut cfg = config(out.clone());
+    assert!(resumable(&first, &cfg).is_ok());
+    let mut other_seed = config(out.clone());
+    other_seed.seed = 4;
+    let e = resumable(&first, &other_seed).unwrap_err();
+    assert!(e.contains("seed `3` there, `4` here"), "{e}");
+
+    cfg.resume = Some(first.clone());
+    let done = run_plain(&backends, &models, &cfg, None);
+    assert_eq!(done.status, RunStatus::Complete);
+    assert_eq!(done.cells.len(), 4);
+    assert_eq!(
+        prepares.load(Ordering::SeqCst),
+        4,
+        "only the 3 missing cells measured"
+    );
+    let json = |c: &greenbench_harness::Cell| serde_json::to_string(c).unwrap();
+    assert_eq!(
+        json(&done.cells[0]),
+        json(&first.cells[0]),
+        "kept byte for byte"
+    );
+    assert_eq!(
+        done.environment.peaks, first.environment.peaks,
+        "peak not re-measured"
+    );
+    assert_eq!(done.environment.started_utc, first.environment.started_utc);
+    let cells: Vec<_> = done
+        .cells
+        .iter()
+        .map(|c| (c.model.as_str(), c.batch))
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            ("mlp", 1),
+            ("mlp", 4),
+            ("autoencoder", 1),
+            ("autoencoder", 4)
+        ]
+    );
+    let back = ResultFile::load(&out).unwrap();
+    assert_eq!(back, done);
+    assert!(resumable(&back, &cfg).unwrap_err().contains("complete"));
 }

@@ -31,6 +31,7 @@ fn run(dir: &Path, name: &str) -> PathBuf {
         peak_size: 64,
         shard: None,
         slurm: None,
+        resume: None,
     };
     let models = vec![
         Model::load("mlp", 1).unwrap(),
