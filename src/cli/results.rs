@@ -147,11 +147,19 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
             duration(r.base_s),
             duration(r.new_s),
             format!("{:.3}", r.ratio),
-            match r.verdict {
-                Verdict::Regression => "REGRESSION".into(),
-                Verdict::Improvement => "faster".into(),
-                Verdict::NoChange => "no change (within noise or threshold)".to_string(),
-            },
+            format!(
+                "{}{}",
+                match r.verdict {
+                    Verdict::Regression => "REGRESSION",
+                    Verdict::Improvement => "faster",
+                    Verdict::NoChange => "no change (within noise or threshold)",
+                },
+                if r.unstable {
+                    " (unstable: see the cells' warnings)"
+                } else {
+                    ""
+                }
+            ),
         ]);
     }
     print!("{}", t.render());

@@ -36,6 +36,10 @@ pub struct Peak {
     pub n: usize,
     /// Median GFPO/s (2 m k n FPO per product).
     pub gflops: f64,
+    /// The best window's GFPO/s: what `% of peak` is taken against, so a disturbed window
+    /// lowers the median but not the peak (files before this field: the median).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_gflops: Option<f64>,
     pub gflops_ci95_low: f64,
     pub gflops_ci95_high: f64,
     /// Seconds per product, per window.
@@ -147,6 +151,10 @@ pub struct Cell {
     pub other_cpu_cores: Option<f64>,
     /// Notes on the measurement's validity (a busy machine, a clamped net figure...).
     pub warnings: Vec<String>,
+    /// The windows disagree beyond [`crate::stats::UNSTABLE_CV`]: the median is not a figure
+    /// to publish as it stands (a warning names the likely causes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unstable: bool,
     /// Test accuracy, for training cells (backend `cpu-train`).
     #[serde(default)]
     pub accuracy: Option<f64>,
@@ -164,6 +172,18 @@ pub struct Cell {
     pub warmup_batches: u64,
     /// Batches run in each measurement window.
     pub window_batches: Vec<u64>,
+}
+
+impl Cell {
+    /// Whether this measurement is flagged `unstable`: marked so when measured, or (files
+    /// written before the flag) windows whose CV exceeds [`crate::stats::UNSTABLE_CV`].
+    /// Training cells (one window per epoch) are not judged this way.
+    pub fn is_unstable(&self) -> bool {
+        self.unstable
+            || (self.accuracy.is_none()
+                && (self.time_per_example_s.as_ref())
+                    .is_some_and(|t| t.cv > crate::stats::UNSTABLE_CV))
+    }
 }
 
 /// A whole result file.

@@ -130,6 +130,12 @@ pub fn measure_peak(
         k: n,
         n,
         gflops: fpo / t.median / 1e9,
+        best_gflops: t
+            .samples
+            .iter()
+            .copied()
+            .fold(None, |b: Option<f64>, s| Some(b.map_or(s, |b| b.min(s))))
+            .map(|s| fpo / s / 1e9),
         gflops_ci95_low: fpo / t.ci95_high / 1e9,
         gflops_ci95_high: fpo / t.ci95_low / 1e9,
         time_s: t,
@@ -188,6 +194,7 @@ pub fn measure_cell(
         cost_usd_per_million: None,
         other_cpu_cores: None,
         warnings: vec![],
+        unstable: false,
         accuracy: None,
         train: None,
         train_passes: None,
@@ -226,6 +233,16 @@ pub fn measure_cell(
             cell.examples_per_s = Some(1.0 / t.median);
             cell.gflops = Some(gflops);
             cell.pct_of_peak = peak_gflops.map(|p| 100.0 * gflops / p);
+            if cell.pct_of_peak.is_some_and(|p| p > 100.0) {
+                cell.warnings.push(format!(
+                    "{:.0} % of the peak: a model cannot beat the peak matmul, so the peak measurement was disturbed; re-run on a quiet machine",
+                    cell.pct_of_peak.unwrap_or(0.0)
+                ));
+            }
+            if t.cv > crate::stats::UNSTABLE_CV {
+                cell.unstable = true;
+                cell.warnings.push(crate::stats::unstable_warning(t.cv));
+            }
             cell.time_per_example_s = Some(t);
             match &m.device_per_example_s {
                 Some(d) => cell.device_time_per_example_s = Some(summarize(d)),
@@ -502,7 +519,7 @@ pub fn run_suite(
                 }
             }
         };
-        let peak_gflops = peak.as_ref().map(|p| p.gflops);
+        let peak_gflops = peak.as_ref().map(|p| p.best_gflops.unwrap_or(p.gflops));
         if !resumed_peak {
             file.environment.peaks.extend(peak);
         }

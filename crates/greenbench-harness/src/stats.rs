@@ -2,6 +2,21 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Windows whose coefficient of variation exceeds this make a cell `unstable`. A quiet
+/// machine stays well below it: the committed full-profile baseline's worst cell is 5.4 %,
+/// the README's quick sample's 3.9 %; on a shared cloud VM with noisy neighbours cells read
+/// 8 % to 38 % (issue 18's three back-to-back runs).
+pub const UNSTABLE_CV: f64 = 0.10;
+
+/// The warning an unstable cell carries: its CV, and what usually causes it.
+pub fn unstable_warning(cv: f64) -> String {
+    format!(
+        "unstable: the windows' coefficient of variation is {:.0} % (above {:.0} %); likely causes: other load on this machine or its host (a VM's steal time), CPU frequency scaling or thermal throttling. Re-run on a quiet machine, or with a longer profile",
+        100.0 * cv,
+        100.0 * UNSTABLE_CV
+    )
+}
+
 /// Summary of per-window values (e.g. seconds per example), with the raw values kept.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {

@@ -172,6 +172,7 @@ pub fn run_sweep(
             cost_usd_per_million: usd,
             other_cpu_cores: None,
             warnings: vec![],
+            unstable: false,
             peak_rss_bytes: peak_rss_bytes(),
             weights_seed: exp.seed,
             weights_fingerprint: format!("{:016x}", done.weights.fingerprint()),

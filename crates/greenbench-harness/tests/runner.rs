@@ -489,3 +489,98 @@ fn resume_keeps_finished_cells_and_measures_the_rest() {
     assert_eq!(back, done);
     assert!(resumable(&back, &cfg).unwrap_err().contains("complete"));
 }
+
+/// A backend whose runs slow down call after call: its windows disagree.
+struct Drifting;
+
+struct DriftingPrepared {
+    out: Vec<f32>,
+    calls: u64,
+}
+
+impl Prepared for DriftingPrepared {
+    fn run(&mut self, _input: &[f32]) -> Result<&[f32], BackendError> {
+        self.calls += 1;
+        std::thread::sleep(std::time::Duration::from_micros(100 + 40 * self.calls));
+        Ok(&self.out)
+    }
+}
+
+impl Backend for Drifting {
+    fn name(&self) -> &str {
+        "drifting"
+    }
+    fn device(&self) -> DeviceInfo {
+        DeviceInfo {
+            name: "noisy device".into(),
+            kind: DeviceKind::Cpu,
+            threads: Some(1),
+            driver: None,
+        }
+    }
+    fn prepare(&self, g: &Graph, _w: &Weights, batch: usize) -> PrepareResult {
+        Ok(Box::new(DriftingPrepared {
+            out: vec![0.0; batch * g.output_len()],
+            calls: 0,
+        }))
+    }
+    fn prepare_matmul(&self, m: usize, _k: usize, n: usize) -> PrepareResult {
+        Ok(Box::new(DriftingPrepared {
+            out: vec![0.0; m * n],
+            calls: 0,
+        }))
+    }
+}
+
+/// Noisy windows flag a cell `unstable` (with the causes named); steady ones do not. A cell
+/// above 100 % of the peak says the peak was disturbed; `% of peak` is taken against the best
+/// peak window.
+#[test]
+fn unstable_cells_and_impossible_peaks_are_flagged() {
+    let (_dir, out) = scratch();
+    let models = models(&["mlp"], 3);
+    // Long windows (about 250 runs each) average out timer jitter and parallel tests.
+    let mut cfg = config(out.clone());
+    cfg.profile.window_s = 0.05;
+    let steady = run_plain(&fake(&[], Arc::default()), &models, &cfg, None);
+    for c in &steady.cells {
+        assert!(
+            !c.is_unstable() && !c.unstable,
+            "{:?}",
+            c.time_per_example_s
+        );
+        // The fake's 16^3 matmul takes as long as a whole mlp batch: far "above" the peak.
+        assert!(c.pct_of_peak.unwrap() > 100.0);
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("peak measurement was disturbed")),
+            "{:?}",
+            c.warnings
+        );
+    }
+    let p = &steady.environment.peaks[0];
+    assert!(
+        p.best_gflops.unwrap() >= p.gflops,
+        "the best window is at least the median"
+    );
+    let backends: Vec<Box<dyn Backend>> = vec![Box::new(Drifting)];
+    let noisy = run_plain(&backends, &models, &config(out.clone()), None);
+    for c in &noisy.cells {
+        let cv = c.time_per_example_s.as_ref().unwrap().cv;
+        assert!(cv > greenbench_harness::stats::UNSTABLE_CV, "cv {cv}");
+        assert!(c.unstable && c.is_unstable());
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.starts_with("unstable:") && w.contains("steal")),
+            "{:?}",
+            c.warnings
+        );
+    }
+    let saved = ResultFile::load(&out).unwrap();
+    assert!(
+        saved.cells.iter().all(|c| c.unstable),
+        "the flag is saved in the file"
+    );
+}

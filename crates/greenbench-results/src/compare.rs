@@ -24,6 +24,8 @@ pub struct Row {
     /// new / base median time per example.
     pub ratio: f64,
     pub verdict: Verdict,
+    /// Either side is flagged unstable: a verdict on it says little.
+    pub unstable: bool,
 }
 
 /// The whole comparison.
@@ -47,20 +49,23 @@ impl Comparison {
 
 /// Compare `new` against `base`; `threshold` is a fraction (0.05 = 5 %).
 pub fn compare(base: &Loaded, new: &Loaded, threshold: f64) -> Comparison {
-    let index = |l: &Loaded| -> BTreeMap<String, (f64, f64, f64)> {
+    let index = |l: &Loaded| -> BTreeMap<String, (f64, f64, f64, bool)> {
         ok_cells(std::slice::from_ref(l))
             .into_iter()
             .map(|(l, c)| {
                 let t = c.time_per_example_s.as_ref().expect("ok cells have times");
-                (key(l, c), (t.median, t.ci95_low, t.ci95_high))
+                (
+                    key(l, c),
+                    (t.median, t.ci95_low, t.ci95_high, c.is_unstable()),
+                )
             })
             .collect()
     };
     let b = index(base);
     let n = index(new);
     let mut out = Comparison::default();
-    for (k, &(bm, blo, bhi)) in &b {
-        let Some(&(nm, nlo, nhi)) = n.get(k) else {
+    for (k, &(bm, blo, bhi, bu)) in &b {
+        let Some(&(nm, nlo, nhi, nu)) = n.get(k) else {
             out.only_base.push(k.clone());
             continue;
         };
@@ -78,6 +83,7 @@ pub fn compare(base: &Loaded, new: &Loaded, threshold: f64) -> Comparison {
             new_s: nm,
             ratio,
             verdict,
+            unstable: bu || nu,
         });
     }
     out.only_new = n.keys().filter(|k| !b.contains_key(*k)).cloned().collect();

@@ -108,7 +108,11 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
             c.batch.to_string(),
             c.macs_per_example.to_string(),
             c.fpo_per_example.to_string(),
-            us(tm.median),
+            format!(
+                "{}{}",
+                us(tm.median),
+                if c.is_unstable() { " (unstable)" } else { "" }
+            ),
             format!("{} – {}", us(tm.ci95_low), us(tm.ci95_high)),
             format!("{:.3}", tm.cv),
             format!("{:.1}", c.gflops.unwrap_or(0.0)),
@@ -121,6 +125,13 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
         ]);
     }
     s.push_str(&t.render());
+    if cells.iter().any(|(_, c)| c.is_unstable()) {
+        let _ = writeln!(
+            s,
+            "\n{}",
+            crate::text::UNSTABLE_NOTE.replace("(!)", "(unstable)")
+        );
+    }
     let failed: Vec<String> = files
         .iter()
         .flat_map(|l| l.file.cells.iter().map(move |c| (l, c)))

@@ -276,6 +276,9 @@ pub fn peak_item(p: &Peak, host: &str) -> String {
     )
 }
 
+/// The footnote under a table with `unstable` cells.
+pub const UNSTABLE_NOTE: &str = "(!) unstable: the measurement windows disagree by more than 10 % (CV); the cell's warning names the likely causes. Do not publish it as it stands.";
+
 /// The run table's row for one cell (a failed cell says so, with its error).
 fn cell_row(c: &Cell) -> Vec<String> {
     let head = vec![
@@ -288,7 +291,11 @@ fn cell_row(c: &Cell) -> Vec<String> {
     ];
     let tail = match &c.time_per_example_s {
         Some(t) => vec![
-            duration(t.median),
+            format!(
+                "{}{}",
+                duration(t.median),
+                if c.is_unstable() { " (!)" } else { "" }
+            ),
             format!("{} – {}", duration(t.ci95_low), duration(t.ci95_high)),
             c.device_time_per_example_s
                 .as_ref()
@@ -336,6 +343,9 @@ pub fn run_table(file: &ResultFile) -> String {
         t.row(cell_row(c));
     }
     s.push_str(&t.render());
+    if file.cells.iter().any(|c| c.is_unstable()) {
+        s.push_str(&format!("{UNSTABLE_NOTE}\n"));
+    }
     if let Some(e) = &env.energy {
         s.push_str(&format!("energy/ex: {}\n", e.source));
     }

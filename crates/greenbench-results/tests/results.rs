@@ -280,3 +280,38 @@ fn sweep_price_sums_every_run() {
     );
     assert_eq!(q.totals.total_fpo, p.totals.total_fpo);
 }
+
+/// An unstable cell is marked wherever it is shown: the run table (mark and footnote), the
+/// report (mark and footnote) and `compare`'s rows.
+#[test]
+fn unstable_cells_are_marked_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = run(dir.path(), "a.json");
+    let mut base = loaded(&a);
+    // Steady by construction, whatever this machine did while the fixture measured.
+    for c in &mut base.file.cells {
+        c.unstable = false;
+        c.time_per_example_s.as_mut().unwrap().cv = 0.01;
+    }
+    let mut noisy = base.clone();
+    noisy.file.cells[0].unstable = true;
+    assert!(!base.file.cells[0].is_unstable());
+    let table = greenbench_results::text::run_table(&noisy.file);
+    assert!(
+        table.contains(" (!)") && table.contains("(!) unstable"),
+        "{table}"
+    );
+    assert!(!greenbench_results::text::run_table(&base.file).contains("(!)"));
+    let md = greenbench_results::report::markdown(std::slice::from_ref(&noisy), &[]);
+    assert!(
+        md.contains(" (unstable) |") && md.contains("(unstable) unstable:"),
+        "{md}"
+    );
+    let c = compare(&base, &noisy, 0.05);
+    assert_eq!(c.rows.iter().filter(|r| r.unstable).count(), 1);
+    // Files written before the flag: judged by their windows' CV.
+    let mut old = base.clone();
+    let t = old.file.cells[1].time_per_example_s.as_mut().unwrap();
+    t.cv = 0.2;
+    assert!(old.file.cells[1].is_unstable());
+}
