@@ -590,3 +590,41 @@ fn resume_from_the_command_line() {
     assert_eq!(code, 2);
     assert!(err.contains("--out"), "{err}");
 }
+
+/// A model too big for this machine is an error naming the node and the bytes, in `run`
+/// (a failed cell, exit 1) and `verify` (a failed check), never an allocation abort.
+#[test]
+fn models_too_big_for_memory_are_named_not_aborted() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("huge.json");
+    std::fs::write(
+        &model,
+        r#"{"name":"huge","input":{"shape":[4096,4096,1]},"nodes":[{"name":"wide","op":{"type":"conv2d","filters":65536,"kernel":[1,1],"stride":[1,1],"padding":"same"}}]}"#,
+    )
+    .unwrap();
+    let m = model.to_str().unwrap();
+    let out = dir.path().join("r.json");
+    let (code, stdout, err) = greenbench(&[
+        "run",
+        "--models",
+        m,
+        "--batch",
+        "1",
+        "--backends",
+        "cpu",
+        "--no-peak",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}{err}");
+    let f = ResultFile::load(&out).unwrap();
+    let e = f.cells[0].error.as_deref().unwrap();
+    assert!(e.contains("node `wide`") && e.contains("4.0 TiB"), "{e}");
+    let (code, stdout, _) =
+        greenbench(&["verify", "--models", m, "--batch", "1", "--backends", "cpu"]);
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("FAILED") && stdout.contains("4.0 TiB"),
+        "{stdout}"
+    );
+}

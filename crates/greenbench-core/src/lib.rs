@@ -15,6 +15,7 @@ pub mod cost;
 pub mod fold;
 pub mod graph;
 pub mod host;
+pub mod memory;
 pub mod model;
 pub mod reference;
 pub mod weights;

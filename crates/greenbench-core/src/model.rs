@@ -34,6 +34,17 @@ impl Model {
         checkpoint: Option<&std::path::Path>,
     ) -> Result<Model, ModelError> {
         let g = load_model(name_or_path)?;
+        let need = crate::memory::memory_need(&g, 1);
+        if let Some(avail) = crate::host::available_memory_bytes()
+            && need.weights > avail
+        {
+            return Err(ModelError::TooLarge(format!(
+                "`{}` has {} of weights, more than the {} this machine has available",
+                g.name,
+                crate::host::bytes(need.weights),
+                crate::host::bytes(avail)
+            )));
+        }
         let w = match checkpoint {
             Some(p) => crate::checkpoint::load(&g, p).map_err(ModelError::Checkpoint)?,
             None => generate_weights(&g, seed),

@@ -40,6 +40,9 @@ pub enum ModelError {
         path: String,
         source: serde_json::Error,
     },
+    /// Its weights alone would not fit in memory (checked before generating them).
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// A zoo model by name, or a user model from a `.json` file path.

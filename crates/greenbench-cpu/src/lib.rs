@@ -230,6 +230,9 @@ impl Backend for CpuBackend {
     }
 
     fn prepare(&self, graph: &Graph, weights: &Weights, batch: usize) -> PrepareResult {
+        let available = greenbench_core::host::available_memory_bytes();
+        greenbench_core::memory::check_fits(graph, batch, available)
+            .map_err(BackendError::Invalid)?;
         Ok(Box::new(CpuPrepared::new(
             graph,
             weights,

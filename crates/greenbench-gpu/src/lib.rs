@@ -80,6 +80,9 @@ impl Backend for GpuBackend {
     }
 
     fn prepare(&self, graph: &Graph, weights: &Weights, batch: usize) -> PrepareResult {
+        let available = greenbench_core::host::available_memory_bytes();
+        greenbench_core::memory::check_fits(graph, batch, available)
+            .map_err(BackendError::Invalid)?;
         Ok(Box::new(GpuPrepared::new(
             self.ctx.clone(),
             Some(graph),

@@ -51,6 +51,22 @@ pub fn check_parity(
     let mut checks = Vec::new();
     for m in models {
         for &batch in batches {
+            // Too big to hold (the reference allocates every activation): every backend's
+            // check fails with the reason, and nothing is allocated.
+            let available = greenbench_core::host::available_memory_bytes();
+            if let Err(why) = greenbench_core::memory::check_fits(&m.graph, batch, available) {
+                for b in backends {
+                    checks.push(ParityCheck {
+                        model: m.name.clone(),
+                        batch,
+                        backend: b.name().to_string(),
+                        against: Against::Reference,
+                        outcome: Err(why.clone()),
+                        ok: false,
+                    });
+                }
+                continue;
+            }
             let x = greenbench_core::generate_inputs(&m.graph, batch, seed, 0);
             let reference = run_reference(&m.graph, &m.weights, &x, batch);
             let mut cpu_out: Option<Vec<f32>> = None;
