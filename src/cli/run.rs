@@ -145,6 +145,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         shard,
         slurm: SlurmJob::from_env(),
         resume: None,
+        host_load: Default::default(),
     };
     let mut cfg = cfg;
     if args.resume {

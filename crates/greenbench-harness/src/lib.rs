@@ -14,6 +14,7 @@
 pub mod cluster;
 pub mod energy;
 pub mod env;
+pub mod host_load;
 pub mod parity;
 pub mod presence;
 pub mod protocol;

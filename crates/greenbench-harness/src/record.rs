@@ -149,6 +149,12 @@ pub struct Cell {
     pub cost_usd_per_million: Option<f64>,
     /// Average CPU cores other processes kept busy during the windows.
     pub other_cpu_cores: Option<f64>,
+    /// Share of all CPU time the hypervisor took during the cell (steal, /proc/stat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steal_share: Option<f64>,
+    /// Mean core clock during the cell, MHz (cpufreq, where readable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_mhz: Option<f64>,
     /// Notes on the measurement's validity (a busy machine, a clamped net figure...).
     pub warnings: Vec<String>,
     /// The windows disagree beyond [`crate::stats::UNSTABLE_CV`]: the median is not a figure

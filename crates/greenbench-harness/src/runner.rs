@@ -4,6 +4,7 @@
 use crate::cluster::{Shard, SlurmJob};
 use crate::energy::Energy;
 use crate::env::{Fingerprint, now_utc, peak_rss_bytes, reset_peak_rss};
+use crate::host_load::{HostLoad, STEAL_WARN, steal_share, steal_warning};
 use crate::protocol::{MeasureError, Profile, measure};
 use crate::record::{Cell, CellStatus, EnergyEnv, Environment, Peak, ResultFile, RunStatus};
 use crate::stats::summarize;
@@ -53,6 +54,8 @@ pub struct RunConfig {
     /// An interrupted run of the same configuration to continue (see [`resumable`]): its
     /// finished cells and peaks are kept as they are, the rest are measured and appended.
     pub resume: Option<ResultFile>,
+    /// Where steal time and core clocks are read (the real /proc and sysfs by default).
+    pub host_load: HostLoad,
 }
 
 /// Why `prev` cannot be continued by a run of `cfg`, if it cannot: it must be unfinished and
@@ -193,6 +196,8 @@ pub fn measure_cell(
         co2e_g_per_million: None,
         cost_usd_per_million: None,
         other_cpu_cores: None,
+        steal_share: None,
+        cpu_mhz: None,
         warnings: vec![],
         unstable: false,
         accuracy: None,
@@ -536,6 +541,7 @@ pub fn run_suite(
                     continue;
                 }
                 let before = presence.others();
+                let (times0, mhz0) = (cfg.host_load.cpu_times(), cfg.host_load.mean_mhz());
                 match measure_cell(
                     backend.as_ref(),
                     model,
@@ -547,6 +553,15 @@ pub fn run_suite(
                     obs,
                 ) {
                     Ok(mut cell) => {
+                        let times1 = cfg.host_load.cpu_times();
+                        cell.steal_share = times0.zip(times1).and_then(|(a, b)| steal_share(a, b));
+                        cell.cpu_mhz = match (mhz0, cfg.host_load.mean_mhz()) {
+                            (Some(a), Some(b)) => Some((a + b) / 2.0),
+                            (a, b) => a.or(b),
+                        };
+                        if let Some(s) = cell.steal_share.filter(|s| *s > STEAL_WARN) {
+                            cell.warnings.push(steal_warning(s));
+                        }
                         let mut beside = before.clone();
                         beside.extend(presence.others());
                         beside.sort_unstable();

@@ -171,6 +171,8 @@ pub fn run_sweep(
             co2e_g_per_million: g,
             cost_usd_per_million: usd,
             other_cpu_cores: None,
+            steal_share: None,
+            cpu_mhz: None,
             warnings: vec![],
             unstable: false,
             peak_rss_bytes: peak_rss_bytes(),

@@ -78,6 +78,7 @@ fn config(out: std::path::PathBuf) -> RunConfig {
         shard: None,
         slurm: None,
         resume: None,
+        host_load: Default::default(),
     }
 }
 
@@ -583,4 +584,68 @@ fn unstable_cells_and_impossible_peaks_are_flagged() {
         saved.cells.iter().all(|c| c.unstable),
         "the flag is saved in the file"
     );
+}
+
+/// A fake /proc/stat whose steal rises while cells run: every cell records the share and
+/// warns; with steal standing still, none does.
+#[test]
+fn steal_time_is_recorded_and_warned() {
+    let dir = tempfile::tempdir().unwrap();
+    let stat = dir.path().join("stat");
+    let write = |total: u64, steal: u64| {
+        let tmp = dir.path().join("stat.tmp");
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let line = format!("cpu  {} 0 0 0 0 0 0 {steal} 0 0\n", total - steal);
+        std::fs::write(&tmp, line).unwrap();
+        std::fs::rename(&tmp, &stat).unwrap();
+    };
+    write(1000, 0);
+    let models = models(&["mlp"], 3);
+    let run_with = |rising: bool| {
+        let (_d, out) = scratch();
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let stop = stop.clone();
+            let stat = stat.clone();
+            std::thread::spawn(move || {
+                let (mut total, mut steal) = (1000u64, 0u64);
+                while !stop.load(Ordering::SeqCst) {
+                    total += 20;
+                    if rising {
+                        steal += 5;
+                    }
+                    let tmp = stat.with_extension("tick");
+                    let line = format!("cpu  {} 0 0 0 0 0 0 {steal} 0 0\n", total - steal);
+                    std::fs::write(&tmp, line).unwrap();
+                    std::fs::rename(&tmp, &stat).unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            })
+        };
+        let mut cfg = config(out);
+        cfg.host_load.proc_stat = stat.clone();
+        let f = run_plain(&fake(&[], Arc::default()), &models, &cfg, None);
+        stop.store(true, Ordering::SeqCst);
+        ticker.join().unwrap();
+        f
+    };
+    let noisy = run_with(true);
+    for c in &noisy.cells {
+        let s = c.steal_share.unwrap();
+        assert!((s - 0.25).abs() < 0.01, "steal {s}");
+        assert!(
+            c.warnings.iter().any(|w| w.contains("(steal")),
+            "{:?}",
+            c.warnings
+        );
+    }
+    let quiet = run_with(false);
+    for c in &quiet.cells {
+        assert_eq!(c.steal_share, Some(0.0));
+        assert!(
+            !c.warnings.iter().any(|w| w.contains("(steal")),
+            "{:?}",
+            c.warnings
+        );
+    }
 }

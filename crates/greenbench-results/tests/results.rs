@@ -32,6 +32,7 @@ fn run(dir: &Path, name: &str) -> PathBuf {
         shard: None,
         slurm: None,
         resume: None,
+        host_load: Default::default(),
     };
     let models = vec![
         Model::load("mlp", 1).unwrap(),
