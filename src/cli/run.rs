@@ -53,6 +53,11 @@ pub struct RunArgs {
     /// JOB_COMPLETION_INDEX. Run every I (anywhere) and `greenbench merge` the files.
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
+    /// Keep adding windows to each cell until the 95 % interval's half-width is within REL of
+    /// the median (default 0.02 = 2 %), for at most 10 times the profile's windows; each cell
+    /// records whether it got there.
+    #[arg(long, value_name = "REL", num_args = 0..=1, default_missing_value = "0.02", value_parser = super::range::positive)]
+    until_stable: Option<f64>,
     /// Continue the interrupted run in --out: its finished cells are kept as they are, the
     /// rest are measured and appended. Refused if it came from another machine, greenbench
     /// version, seed or profile.
@@ -80,6 +85,7 @@ impl Default for RunArgs {
             no_peak: false,
             weights: None,
             shard: None,
+            until_stable: None,
             resume: false,
             force: false,
             energy: EnergyArgs::default(),
@@ -134,6 +140,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     if let Some(s) = args.energy.idle_s {
         profile.idle_s = s;
     }
+    profile.until_stable = args.until_stable;
     let cfg = RunConfig {
         profile,
         seed: args.seed,

@@ -22,6 +22,23 @@ pub struct Profile {
     /// Seconds of idle-power measurement before the run (measured meters only).
     #[serde(default)]
     pub idle_s: f64,
+    /// Keep adding windows (beyond `windows`) until the 95 % interval's half-width is within
+    /// this fraction of the median, for at most [`UNTIL_STABLE_CAP`] times the profile's
+    /// window time (`--until-stable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_stable: Option<f64>,
+}
+
+/// `--until-stable` stops adding windows after this many times the profile's window time.
+pub const UNTIL_STABLE_CAP: usize = 10;
+
+/// Whether the windows so far pin the median down to `rel` (95 % interval half-width).
+pub fn is_stable(per_example_s: &[f64], rel: f64) -> bool {
+    if per_example_s.len() < 2 {
+        return false;
+    }
+    let t = crate::stats::summarize(per_example_s);
+    (t.ci95_high - t.ci95_low) / 2.0 <= rel * t.median
 }
 
 impl Profile {
@@ -35,6 +52,7 @@ impl Profile {
             window_s: 0.3,
             input_sets: 4,
             idle_s: 1.0,
+            until_stable: None,
         }
     }
     /// Committed baselines: windows of seconds, so energy counters resolve.
@@ -46,6 +64,7 @@ impl Profile {
             window_s: 2.0,
             input_sets: 8,
             idle_s: 5.0,
+            until_stable: None,
         }
     }
     /// A profile by name.
@@ -75,6 +94,8 @@ pub struct Measurement {
     pub energy: Vec<(Reading, Reading, f64)>,
     /// Why energy readings stopped, if they failed.
     pub energy_error: Option<String>,
+    /// With `until_stable`: whether the interval got within it before the cap.
+    pub stable: Option<bool>,
 }
 
 /// Why a measurement stopped.
@@ -131,7 +152,21 @@ pub fn measure(
         },
         _ => None,
     };
-    for w in 0..profile.windows {
+    let max_windows = match profile.until_stable {
+        Some(_) => profile.windows * UNTIL_STABLE_CAP,
+        None => profile.windows,
+    };
+    let mut stable = None;
+    for w in 0..max_windows {
+        if w >= profile.windows
+            && let Some(rel) = profile.until_stable
+        {
+            if is_stable(&per_example_s, rel) {
+                stable = Some(true);
+                break;
+            }
+            stable = Some(false);
+        }
         let mut n = 0u64;
         let mut dev = Some(Duration::ZERO);
         // Readings sit outside the timed region.
@@ -167,6 +202,10 @@ pub fn measure(
         };
         on_window(w + 1);
     }
+    if let Some(rel) = profile.until_stable {
+        // The last window may have settled it.
+        stable = Some(is_stable(&per_example_s, rel));
+    }
     Ok(Measurement {
         per_example_s,
         batches,
@@ -174,6 +213,7 @@ pub fn measure(
         warmup_batches,
         energy: readings,
         energy_error,
+        stable,
     })
 }
 
@@ -203,6 +243,7 @@ mod tests {
             window_s: 0.02,
             input_sets: 3,
             idle_s: 0.0,
+            until_stable: None,
         };
         let inputs: Vec<Vec<f32>> = (0..3).map(|i| vec![i as f32]).collect();
         let mut p = Sleepy {

@@ -161,6 +161,9 @@ pub struct Cell {
     /// to publish as it stands (a warning names the likely causes).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unstable: bool,
+    /// Measured `--until-stable`: whether the interval got within the asked width.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<bool>,
     /// Test accuracy, for training cells (backend `cpu-train`).
     #[serde(default)]
     pub accuracy: Option<f64>,

@@ -200,6 +200,7 @@ pub fn measure_cell(
         cpu_mhz: None,
         warnings: vec![],
         unstable: false,
+        stable: None,
         accuracy: None,
         train: None,
         train_passes: None,
@@ -242,6 +243,14 @@ pub fn measure_cell(
                 cell.warnings.push(format!(
                     "{:.0} % of the peak: a model cannot beat the peak matmul, so the peak measurement was disturbed; re-run on a quiet machine",
                     cell.pct_of_peak.unwrap_or(0.0)
+                ));
+            }
+            cell.stable = m.stable;
+            if let (Some(false), Some(rel)) = (m.stable, profile.until_stable) {
+                cell.warnings.push(format!(
+                    "did not settle: after {} windows (the --until-stable cap) the 95 % interval is still wider than +/-{:.1} % of the median",
+                    m.per_example_s.len(),
+                    100.0 * rel
                 ));
             }
             if t.cv > crate::stats::UNSTABLE_CV {

@@ -68,6 +68,7 @@ fn config(out: std::path::PathBuf) -> RunConfig {
             window_s: 0.005,
             input_sets: 2,
             idle_s: 0.0,
+            until_stable: None,
         },
         seed: 3,
         batches: vec![1, 4],
@@ -648,4 +649,43 @@ fn steal_time_is_recorded_and_warned() {
             c.warnings
         );
     }
+}
+
+/// `--until-stable`: a steady backend settles and records it; a drifting one runs to the cap
+/// (10x the profile's windows), records that it did not settle, and says so.
+#[test]
+fn until_stable_adds_windows_until_the_interval_is_narrow() {
+    let (_dir, out) = scratch();
+    let models = models(&["mlp"], 3);
+    let mut cfg = config(out.clone());
+    cfg.batches = vec![1];
+    cfg.profile.until_stable = Some(0.2);
+    let steady = run_plain(&fake(&[], Arc::default()), &models, &cfg, None);
+    let c = &steady.cells[0];
+    assert_eq!(c.stable, Some(true));
+    assert!(c.window_batches.len() >= cfg.profile.windows);
+    assert!(!c.warnings.iter().any(|w| w.contains("did not settle")));
+    cfg.profile.until_stable = Some(0.001);
+    let backends: Vec<Box<dyn Backend>> = vec![Box::new(Drifting)];
+    let noisy = run_plain(&backends, &models, &cfg, None);
+    let c = &noisy.cells[0];
+    assert_eq!(c.stable, Some(false));
+    assert_eq!(
+        c.window_batches.len(),
+        cfg.profile.windows * 10,
+        "ran to the cap"
+    );
+    assert!(
+        c.warnings.iter().any(|w| w.contains("did not settle")),
+        "{:?}",
+        c.warnings
+    );
+    assert_eq!(
+        ResultFile::load(&out)
+            .unwrap()
+            .environment
+            .profile
+            .until_stable,
+        Some(0.001)
+    );
 }

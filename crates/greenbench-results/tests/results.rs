@@ -22,6 +22,7 @@ fn run(dir: &Path, name: &str) -> PathBuf {
             window_s: 0.02,
             input_sets: 2,
             idle_s: 0.0,
+            until_stable: None,
         },
         seed: 1,
         batches: vec![1, 4],
