@@ -58,14 +58,22 @@ pub fn save(g: &Graph, w: &Weights, path: &Path) -> Result<(), CheckpointError> 
 
 /// Load weights for `g` from `path`, checking the model name and every shape.
 pub fn load(g: &Graph, path: &Path) -> Result<Weights, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|e| CheckpointError {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    from_bytes(g, &bytes, path)
+}
+
+/// [`load`] on bytes already read (`path` names them in errors).
+pub fn from_bytes(g: &Graph, bytes: &[u8], path: &Path) -> Result<Weights, CheckpointError> {
     let err = |message: String| CheckpointError {
         path: path.display().to_string(),
         message,
     };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| err(format!("not a safetensors file: {e}")))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| err(e.to_string()))?;
+    let st =
+        SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| err(e.to_string()))?;
     if let Some(m) = meta
         .metadata()
         .as_ref()

@@ -234,12 +234,17 @@ impl ResultFile {
             path: path.to_path_buf(),
             source,
         })?;
+        Self::parse(&text, path)
+    }
+
+    /// [`Self::load`] on text already read (`path` names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<ResultFile, LoadError> {
         let malformed = |message: String| LoadError::Malformed {
             path: path.to_path_buf(),
             message,
         };
         let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| malformed(e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
         let found = v
             .get("schema_version")
             .and_then(|s| s.as_u64())
@@ -251,7 +256,7 @@ impl ResultFile {
                 readable: READABLE_VERSIONS,
             });
         }
-        serde_path_error(&text).map_err(malformed)
+        serde_path_error(text).map_err(malformed)
     }
 
     /// Write atomically to `path`.

@@ -157,24 +157,43 @@ fn be_u32(b: &[u8], at: usize, path: &Path) -> Result<u32, DataError> {
 
 /// MNIST in IDX format: an images file (magic 2051) and a labels file (magic 2049).
 pub fn load_mnist(images: &Path, labels: &Path) -> Result<Dataset, DataError> {
-    let im = read(images)?;
-    let lb = read(labels)?;
-    if be_u32(&im, 0, images)? != 2051 {
+    parse_mnist(&read(images)?, &read(labels)?, images, labels)
+}
+
+/// [`load_mnist`] on bytes already read (`images`/`labels` name them in errors). Sizes the
+/// headers claim are checked against the bytes present before anything is allocated.
+pub fn parse_mnist(
+    im: &[u8],
+    lb: &[u8],
+    images: &Path,
+    labels: &Path,
+) -> Result<Dataset, DataError> {
+    if be_u32(im, 0, images)? != 2051 {
         return Err(corrupt(images, 0, "magic is not 2051 (IDX ubyte images)"));
     }
-    if be_u32(&lb, 0, labels)? != 2049 {
+    if be_u32(lb, 0, labels)? != 2049 {
         return Err(corrupt(labels, 0, "magic is not 2049 (IDX ubyte labels)"));
     }
-    let n = be_u32(&im, 4, images)? as usize;
+    let n = be_u32(im, 4, images)? as usize;
     let (h, w) = (
-        be_u32(&im, 8, images)? as usize,
-        be_u32(&im, 12, images)? as usize,
+        be_u32(im, 8, images)? as usize,
+        be_u32(im, 12, images)? as usize,
     );
-    let nl = be_u32(&lb, 4, labels)? as usize;
+    let nl = be_u32(lb, 4, labels)? as usize;
     if n != nl {
         return Err(corrupt(labels, 4, format!("{nl} labels for {n} images")));
     }
-    let need = 16 + n * h * w;
+    let need = n
+        .checked_mul(h)
+        .and_then(|x| x.checked_mul(w))
+        .and_then(|x| x.checked_add(16))
+        .ok_or_else(|| {
+            corrupt(
+                images,
+                4,
+                format!("{n} images of {h}x{w} is more than any file holds"),
+            )
+        })?;
     if im.len() < need {
         return Err(corrupt(
             images,
@@ -182,7 +201,7 @@ pub fn load_mnist(images: &Path, labels: &Path) -> Result<Dataset, DataError> {
             format!("truncated: {n} images of {h}x{w} need {need} bytes"),
         ));
     }
-    if lb.len() < 8 + n {
+    if lb.len() - 8 < n {
         return Err(corrupt(
             labels,
             lb.len(),
@@ -208,12 +227,30 @@ pub fn load_mnist(images: &Path, labels: &Path) -> Result<Dataset, DataError> {
 /// CIFAR-10 binary batches: records of 1 label byte + 3072 bytes (R, G, B planes of 32x32),
 /// converted to NHWC [32, 32, 3] in [0, 1].
 pub fn load_cifar10(files: &[PathBuf]) -> Result<Dataset, DataError> {
-    const REC: usize = 1 + 3072;
     let mut images = Vec::new();
     let mut labels = Vec::new();
     for f in files {
-        let b = read(f)?;
-        if b.is_empty() || b.len() % REC != 0 {
+        parse_cifar10_batch(&read(f)?, f, &mut images, &mut labels)?;
+    }
+    Ok(Dataset {
+        name: "cifar10".into(),
+        shape: vec![32, 32, 3],
+        images,
+        labels,
+        classes: 10,
+    })
+}
+
+/// One CIFAR-10 binary batch `b` (read from `f`), appended to `images` and `labels`.
+pub fn parse_cifar10_batch(
+    b: &[u8],
+    f: &Path,
+    images: &mut Vec<f32>,
+    labels: &mut Vec<u8>,
+) -> Result<(), DataError> {
+    const REC: usize = 1 + 3072;
+    {
+        if b.is_empty() || !b.len().is_multiple_of(REC) {
             return Err(corrupt(
                 f,
                 b.len() - b.len() % REC,
@@ -239,13 +276,7 @@ pub fn load_cifar10(files: &[PathBuf]) -> Result<Dataset, DataError> {
             }
         }
     }
-    Ok(Dataset {
-        name: "cifar10".into(),
-        shape: vec![32, 32, 3],
-        images,
-        labels,
-        classes: 10,
-    })
+    Ok(())
 }
 
 /// Bilinear resize of every (single-channel) image to `h x w` (align-corners style sampling).
@@ -284,6 +315,25 @@ pub fn resize(d: &Dataset, h: usize, w: usize) -> Dataset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An IDX header claiming 2^32 - 1 images of 2^32 - 1 x 2^32 - 1 pixels: the product
+    /// overflows, and must be an error naming the claim, not a panic or a huge allocation.
+    #[test]
+    fn idx_header_sizes_are_checked_before_use() {
+        let mut im = vec![0, 0, 8, 3];
+        im.extend([0xff; 12]);
+        let mut lb = vec![0, 0, 8, 1];
+        lb.extend([0xff; 4]);
+        let e = parse_mnist(&im, &lb, Path::new("i"), Path::new("l")).unwrap_err();
+        assert!(e.to_string().contains("more than any file holds"), "{e}");
+        // A label count larger than the labels present.
+        let mut im = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 7, 7];
+        let lb = vec![0, 0, 8, 1, 0, 0, 0, 2, 3];
+        let e = parse_mnist(&im, &lb, Path::new("i"), Path::new("l")).unwrap_err();
+        assert!(e.to_string().contains("truncated: 2 labels"), "{e}");
+        im.truncate(17);
+        assert!(parse_mnist(&im, &lb, Path::new("i"), Path::new("l")).is_err());
+    }
 
     fn shipped() -> PathBuf {
         digits_path(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets"))
