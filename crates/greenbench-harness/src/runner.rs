@@ -241,7 +241,7 @@ pub fn measure_cell(
             cell.pct_of_peak = peak_gflops.map(|p| 100.0 * gflops / p);
             if cell.pct_of_peak.is_some_and(|p| p > 100.0) {
                 cell.warnings.push(format!(
-                    "{:.0} % of the peak: a model cannot beat the peak matmul, so the peak measurement was disturbed; re-run on a quiet machine",
+                    "{:.0} % of the measured peak: either the peak matmul was disturbed while it was measured, or this backend's matmul does not reach this CPU's peak (its kernels were tuned on another CPU); either way % of peak is not a sound figure for this cell",
                     cell.pct_of_peak.unwrap_or(0.0)
                 ));
             }
