@@ -556,7 +556,7 @@ fn unstable_cells_and_impossible_peaks_are_flagged() {
         assert!(
             c.warnings
                 .iter()
-                .any(|w| w.contains("peak measurement was disturbed")),
+                .any(|w| w.contains("peak matmul was disturbed")),
             "{:?}",
             c.warnings
         );
