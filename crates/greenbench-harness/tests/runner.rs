@@ -11,19 +11,36 @@ use greenbench_harness::runner::{Observer, RunConfig, Silent, run_suite};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Returns zeros; fails `prepare` for models named in `fail`; counts prepares.
+/// Returns zeros; fails `prepare` for models named in `fail`; counts prepares. A run takes
+/// 200 us, plus `drift_us` more for every earlier run of the same prepared model (a backend
+/// that slows down call after call: its windows disagree).
 struct Fake {
     fail: Vec<String>,
     prepares: Arc<AtomicUsize>,
+    drift_us: u64,
 }
 
 struct FakePrepared {
     out: Vec<f32>,
+    drift_us: u64,
+    calls: u64,
+}
+
+impl FakePrepared {
+    fn new(len: usize, drift_us: u64) -> Box<Self> {
+        Box::new(FakePrepared {
+            out: vec![0.0; len],
+            drift_us,
+            calls: 0,
+        })
+    }
 }
 
 impl Prepared for FakePrepared {
     fn run(&mut self, _input: &[f32]) -> Result<&[f32], BackendError> {
-        std::thread::sleep(std::time::Duration::from_micros(200));
+        let us = 200 + self.drift_us * self.calls;
+        self.calls += 1;
+        std::thread::sleep(std::time::Duration::from_micros(us));
         Ok(&self.out)
     }
 }
@@ -48,14 +65,10 @@ impl Backend for Fake {
                 message: "shader exploded".into(),
             });
         }
-        Ok(Box::new(FakePrepared {
-            out: vec![0.0; batch * g.output_len()],
-        }))
+        Ok(FakePrepared::new(batch * g.output_len(), self.drift_us))
     }
     fn prepare_matmul(&self, m: usize, _k: usize, n: usize) -> PrepareResult {
-        Ok(Box::new(FakePrepared {
-            out: vec![0.0; m * n],
-        }))
+        Ok(FakePrepared::new(m * n, self.drift_us))
     }
 }
 
@@ -134,6 +147,16 @@ fn fake(fail: &[&str], prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> {
     vec![Box::new(Fake {
         fail: fail.iter().map(|s| s.to_string()).collect(),
         prepares,
+        drift_us: 0,
+    })]
+}
+
+/// A fake whose runs slow down by 40 us per call.
+fn drifting() -> Vec<Box<dyn Backend>> {
+    vec![Box::new(Fake {
+        fail: vec![],
+        prepares: Arc::default(),
+        drift_us: 40,
     })]
 }
 
@@ -492,48 +515,6 @@ fn resume_keeps_finished_cells_and_measures_the_rest() {
     assert!(resumable(&back, &cfg).unwrap_err().contains("complete"));
 }
 
-/// A backend whose runs slow down call after call: its windows disagree.
-struct Drifting;
-
-struct DriftingPrepared {
-    out: Vec<f32>,
-    calls: u64,
-}
-
-impl Prepared for DriftingPrepared {
-    fn run(&mut self, _input: &[f32]) -> Result<&[f32], BackendError> {
-        self.calls += 1;
-        std::thread::sleep(std::time::Duration::from_micros(100 + 40 * self.calls));
-        Ok(&self.out)
-    }
-}
-
-impl Backend for Drifting {
-    fn name(&self) -> &str {
-        "drifting"
-    }
-    fn device(&self) -> DeviceInfo {
-        DeviceInfo {
-            name: "noisy device".into(),
-            kind: DeviceKind::Cpu,
-            threads: Some(1),
-            driver: None,
-        }
-    }
-    fn prepare(&self, g: &Graph, _w: &Weights, batch: usize) -> PrepareResult {
-        Ok(Box::new(DriftingPrepared {
-            out: vec![0.0; batch * g.output_len()],
-            calls: 0,
-        }))
-    }
-    fn prepare_matmul(&self, m: usize, _k: usize, n: usize) -> PrepareResult {
-        Ok(Box::new(DriftingPrepared {
-            out: vec![0.0; m * n],
-            calls: 0,
-        }))
-    }
-}
-
 /// Noisy windows flag a cell `unstable` (with the causes named); steady ones do not. A cell
 /// above 100 % of the peak says the peak was disturbed; `% of peak` is taken against the best
 /// peak window.
@@ -566,8 +547,7 @@ fn unstable_cells_and_impossible_peaks_are_flagged() {
         p.best_gflops.unwrap() >= p.gflops,
         "the best window is at least the median"
     );
-    let backends: Vec<Box<dyn Backend>> = vec![Box::new(Drifting)];
-    let noisy = run_plain(&backends, &models, &config(out.clone()), None);
+    let noisy = run_plain(&drifting(), &models, &config(out.clone()), None);
     for c in &noisy.cells {
         let cv = c.time_per_example_s.as_ref().unwrap().cv;
         assert!(cv > greenbench_harness::stats::UNSTABLE_CV, "cv {cv}");
@@ -666,8 +646,7 @@ fn until_stable_adds_windows_until_the_interval_is_narrow() {
     assert!(c.window_batches.len() >= cfg.profile.windows);
     assert!(!c.warnings.iter().any(|w| w.contains("did not settle")));
     cfg.profile.until_stable = Some(0.001);
-    let backends: Vec<Box<dyn Backend>> = vec![Box::new(Drifting)];
-    let noisy = run_plain(&backends, &models, &cfg, None);
+    let noisy = run_plain(&drifting(), &models, &cfg, None);
     let c = &noisy.cells[0];
     assert_eq!(c.stable, Some(false));
     assert_eq!(
