@@ -125,6 +125,17 @@ fn models(names: &[&str], seed: u64) -> Vec<Model> {
         .collect()
 }
 
+/// A cancel flag and an observer that raises it after `after` finished measurements.
+fn cancel_after(after: usize) -> (Arc<AtomicBool>, CancelAfter) {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let obs = CancelAfter {
+        after,
+        seen: AtomicUsize::new(0),
+        cancel: cancel.clone(),
+    };
+    (cancel, obs)
+}
+
 /// `run_suite` never cancelled, with no observer.
 fn run_plain(
     backends: &[Box<dyn Backend>],
@@ -201,13 +212,8 @@ fn interrupted_run_keeps_finished_cells() {
     let models = models(&["mlp", "autoencoder"], 3);
     let prepares = Arc::new(AtomicUsize::new(0));
     let backends = fake(&[], prepares.clone());
-    let cancel = Arc::new(AtomicBool::new(false));
     // Peak + 2 cells finish, then the flag is raised: the third cell is abandoned.
-    let obs = CancelAfter {
-        after: 3,
-        seen: AtomicUsize::new(0),
-        cancel: cancel.clone(),
-    };
+    let (cancel, obs) = cancel_after(3);
     let file = run_suite(
         &backends,
         &models,
@@ -447,12 +453,7 @@ fn resume_keeps_finished_cells_and_measures_the_rest() {
     let models = models(&["mlp", "autoencoder"], 3);
     let prepares = Arc::new(AtomicUsize::new(0));
     let backends = fake(&[], prepares.clone());
-    let cancel = Arc::new(AtomicBool::new(false));
-    let obs = CancelAfter {
-        after: 2,
-        seen: AtomicUsize::new(0),
-        cancel: cancel.clone(),
-    };
+    let (cancel, obs) = cancel_after(2);
     run_suite(
         &backends,
         &models,
