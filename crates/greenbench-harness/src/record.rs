@@ -47,6 +47,33 @@ pub struct Peak {
     /// `device` when the backend reported device-only time (GPU timestamp queries: the
     /// upload of the left-hand matrix is excluded), else `end_to_end`.
     pub time_basis: String,
+    /// The same product measured again after the backend's cells (absent in files before
+    /// this field, in resumed runs, and when no cell was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<PeakAgain>,
+    /// Set when the two measurements disagree beyond their intervals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// A peak measured again, after the cells.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeakAgain {
+    pub gflops: f64,
+    pub gflops_ci95_low: f64,
+    pub gflops_ci95_high: f64,
+    pub best_gflops: Option<f64>,
+}
+
+impl Peak {
+    /// What `% of peak` is taken against: the best window of either measurement.
+    pub fn attainable(&self) -> f64 {
+        let before = self.best_gflops.unwrap_or(self.gflops);
+        match &self.after {
+            Some(a) => before.max(a.best_gflops.unwrap_or(a.gflops)),
+            None => before,
+        }
+    }
 }
 
 /// What a result file describes.

@@ -143,6 +143,8 @@ pub fn measure_peak(
         gflops_ci95_high: fpo / t.ci95_low / 1e9,
         time_s: t,
         time_basis: time_basis.to_string(),
+        after: None,
+        warning: None,
     };
     obs.finished(&format!(
         "peak {}: {:.1} GFPO/s ({n}^3 fp32 matmul)",
@@ -238,12 +240,8 @@ pub fn measure_cell(
             let gflops = total.fpo() as f64 / t.median / 1e9;
             cell.examples_per_s = Some(1.0 / t.median);
             cell.gflops = Some(gflops);
-            cell.pct_of_peak = peak_gflops.map(|p| 100.0 * gflops / p);
-            if cell.pct_of_peak.is_some_and(|p| p > 100.0) {
-                cell.warnings.push(format!(
-                    "{:.0} % of the measured peak: either the peak matmul was disturbed while it was measured, or this backend's matmul does not reach this CPU's peak (its kernels were tuned on another CPU); either way % of peak is not a sound figure for this cell",
-                    cell.pct_of_peak.unwrap_or(0.0)
-                ));
+            if let Some(p) = peak_gflops {
+                set_pct_of_peak(&mut cell, p);
             }
             cell.stable = m.stable;
             if let (Some(false), Some(rel)) = (m.stable, profile.until_stable) {
@@ -303,6 +301,47 @@ pub(crate) fn withhold_node_energy(cell: &mut Cell) {
                 .into(),
         );
     }
+}
+
+/// The start of the warning a cell above 100 % of the peak carries.
+const ABOVE_PEAK: &str = "of the measured peak: either";
+
+/// `% of peak` of a measured cell against `attainable` GFPO/s, with its warning when above
+/// 100 % (replacing an earlier one).
+fn set_pct_of_peak(cell: &mut Cell, attainable: f64) {
+    let Some(g) = cell.gflops else { return };
+    let pct = 100.0 * g / attainable;
+    cell.pct_of_peak = Some(pct);
+    cell.warnings.retain(|w| !w.contains(ABOVE_PEAK));
+    if pct > 100.0 {
+        cell.warnings.push(format!(
+            "{pct:.0} % {ABOVE_PEAK} the peak matmul was disturbed while it was measured, or this backend's matmul does not reach this CPU's peak (its kernels were tuned on another CPU); either way % of peak is not a sound figure for this cell"
+        ));
+    }
+}
+
+/// Record the peak measured again after the cells in `p`, warning when the two 95 %
+/// intervals do not overlap.
+fn recheck_peak(p: &mut Peak, again: &Peak) {
+    p.after = Some(crate::record::PeakAgain {
+        gflops: again.gflops,
+        gflops_ci95_low: again.gflops_ci95_low,
+        gflops_ci95_high: again.gflops_ci95_high,
+        best_gflops: again.best_gflops,
+    });
+    let disjoint =
+        again.gflops_ci95_low > p.gflops_ci95_high || again.gflops_ci95_high < p.gflops_ci95_low;
+    p.warning = disjoint.then(|| {
+        format!(
+            "the peak measured after the cells ({:.1} GFPO/s [{:.1}, {:.1}]) disagrees with the one before ({:.1} [{:.1}, {:.1}]): the machine's state changed during the run; % of peak is taken against the better",
+            again.gflops,
+            again.gflops_ci95_low,
+            again.gflops_ci95_high,
+            p.gflops,
+            p.gflops_ci95_low,
+            p.gflops_ci95_high
+        )
+    });
 }
 
 /// Per-window energy -> the cell's energy fields.
@@ -533,11 +572,12 @@ pub fn run_suite(
                 }
             }
         };
-        let peak_gflops = peak.as_ref().map(|p| p.best_gflops.unwrap_or(p.gflops));
+        let peak_gflops = peak.as_ref().map(|p| p.attainable());
         if !resumed_peak {
             file.environment.peaks.extend(peak);
         }
         save(&file)?;
+        let mut measured_here: Vec<usize> = Vec::new();
         for (mi, model) in models.iter().enumerate() {
             for (j, &batch) in cfg.batches.iter().enumerate() {
                 if !in_shard(first + mi * cfg.batches.len() + j) {
@@ -582,9 +622,32 @@ pub fn run_suite(
                             withhold_node_energy(&mut cell);
                         }
                         file.cells.push(cell);
+                        measured_here.push(file.cells.len() - 1);
                         save(&file)?;
                     }
                     Err(_) => break 'outer,
+                }
+            }
+        }
+        // The peak again, after the cells: a disturbed measurement shows as disagreement,
+        // and % of peak is taken against the better of the two.
+        if !resumed_peak && cfg.peak_size > 0 && !measured_here.is_empty() {
+            match measure_peak(backend.as_ref(), cfg.peak_size, &cfg.profile, cancel, obs) {
+                Ok(again) => {
+                    let p = file.environment.peaks.last_mut().expect("measured above");
+                    recheck_peak(p, &again);
+                    let attainable = p.attainable();
+                    for &i in &measured_here {
+                        set_pct_of_peak(&mut file.cells[i], attainable);
+                    }
+                    save(&file)?;
+                }
+                Err(MeasureError::Interrupted) => break 'outer,
+                Err(MeasureError::Backend(source)) => {
+                    return Err(RunError::Peak {
+                        backend: backend.name().to_string(),
+                        source,
+                    });
                 }
             }
         }

@@ -18,10 +18,14 @@ struct Fake {
     fail: Vec<String>,
     prepares: Arc<AtomicUsize>,
     drift_us: u64,
+    /// Matmuls prepared so far; from the second on they take 10x as long (a machine whose
+    /// state changed between the peak before the cells and the one after).
+    matmuls: Option<Arc<AtomicUsize>>,
 }
 
 struct FakePrepared {
     out: Vec<f32>,
+    base_us: u64,
     drift_us: u64,
     calls: u64,
 }
@@ -30,6 +34,7 @@ impl FakePrepared {
     fn new(len: usize, drift_us: u64) -> Box<Self> {
         Box::new(FakePrepared {
             out: vec![0.0; len],
+            base_us: 200,
             drift_us,
             calls: 0,
         })
@@ -38,7 +43,7 @@ impl FakePrepared {
 
 impl Prepared for FakePrepared {
     fn run(&mut self, _input: &[f32]) -> Result<&[f32], BackendError> {
-        let us = 200 + self.drift_us * self.calls;
+        let us = self.base_us + self.drift_us * self.calls;
         self.calls += 1;
         std::thread::sleep(std::time::Duration::from_micros(us));
         Ok(&self.out)
@@ -68,7 +73,13 @@ impl Backend for Fake {
         Ok(FakePrepared::new(batch * g.output_len(), self.drift_us))
     }
     fn prepare_matmul(&self, m: usize, _k: usize, n: usize) -> PrepareResult {
-        Ok(FakePrepared::new(m * n, self.drift_us))
+        let mut p = FakePrepared::new(m * n, self.drift_us);
+        if let Some(count) = &self.matmuls
+            && count.fetch_add(1, Ordering::SeqCst) > 0
+        {
+            p.base_us = 2000;
+        }
+        Ok(p)
     }
 }
 
@@ -159,6 +170,7 @@ fn fake(fail: &[&str], prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> {
         fail: fail.iter().map(|s| s.to_string()).collect(),
         prepares,
         drift_us: 0,
+        matmuls: None,
     })]
 }
 
@@ -168,6 +180,7 @@ fn drifting() -> Vec<Box<dyn Backend>> {
         fail: vec![],
         prepares: Arc::default(),
         drift_us: 40,
+        matmuls: None,
     })]
 }
 
@@ -668,4 +681,51 @@ fn until_stable_adds_windows_until_the_interval_is_narrow() {
             .until_stable,
         Some(0.001)
     );
+}
+
+/// The peak is measured again after the cells: recorded beside the first, % of peak taken
+/// against the better, and a warning when the two intervals do not overlap.
+#[test]
+fn the_peak_is_measured_before_and_after_the_cells() {
+    let (_dir, out) = scratch();
+    let models = models(&["mlp"], 3);
+    let steady = run_plain(
+        &fake(&[], Arc::default()),
+        &models,
+        &config(out.clone()),
+        None,
+    );
+    let p = &steady.environment.peaks[0];
+    assert!(p.after.is_some(), "measured again");
+    let backends: Vec<Box<dyn Backend>> = vec![Box::new(Fake {
+        fail: vec![],
+        prepares: Arc::default(),
+        drift_us: 0,
+        matmuls: Some(Arc::default()),
+    })];
+    let changed = run_plain(&backends, &models, &config(out.clone()), None);
+    let p = &changed.environment.peaks[0];
+    let after = p.after.as_ref().unwrap();
+    assert!(
+        after.gflops < p.gflops / 5.0,
+        "{} vs {}",
+        after.gflops,
+        p.gflops
+    );
+    assert!(
+        p.warning.as_ref().unwrap().contains("disagrees"),
+        "{:?}",
+        p.warning
+    );
+    assert_eq!(
+        p.attainable(),
+        p.best_gflops.unwrap(),
+        "the better of the two"
+    );
+    for c in &changed.cells {
+        let want = 100.0 * c.gflops.unwrap() / p.attainable();
+        assert!((c.pct_of_peak.unwrap() - want).abs() < 1e-9);
+    }
+    let table = ResultFile::load(&out).unwrap();
+    assert_eq!(table.environment.peaks[0], *p, "saved");
 }

@@ -247,10 +247,21 @@ fn peak_figures(p: &Peak, joiner: &str) -> String {
     )
 }
 
-/// One line for a measured peak, as the terminal shows it.
+/// `; after the cells: 201.3 [199.0, 203.1]` when the peak was measured again.
+fn peak_after(p: &Peak) -> String {
+    p.after.as_ref().map_or(String::new(), |a| {
+        format!(
+            "; after the cells: {:.1} [{:.1}, {:.1}]",
+            a.gflops, a.gflops_ci95_low, a.gflops_ci95_high
+        )
+    })
+}
+
+/// One line for a measured peak, as the terminal shows it (and its warning, if any, on the
+/// next line).
 pub fn peak_line(p: &Peak) -> String {
     format!(
-        "peak {} ({}{}): {}{}",
+        "peak {} ({}{}): {}{}{}{}",
         p.backend,
         p.device.name,
         p.device
@@ -258,21 +269,30 @@ pub fn peak_line(p: &Peak) -> String {
             .map(|t| format!(", {t} threads"))
             .unwrap_or_default(),
         peak_figures(p, " on a "),
+        peak_after(p),
         if p.device.kind == DeviceKind::Software {
             " (software adapter: a CPU emulating a GPU, not GPU speed)"
         } else {
             ""
-        }
+        },
+        p.warning.as_ref().map_or(String::new(), |w| format!(
+            "\nwarning: peak {}: {w}",
+            p.backend
+        ))
     )
 }
 
 /// One Markdown list item for a measured peak on `host`, as the report shows it.
 pub fn peak_item(p: &Peak, host: &str) -> String {
     format!(
-        "- peak of {} on {host} ({}): {}",
+        "- peak of {} on {host} ({}): {}{}{}",
         p.backend,
         p.device.name,
-        peak_figures(p, ", ")
+        peak_figures(p, ", "),
+        peak_after(p),
+        p.warning
+            .as_ref()
+            .map_or(String::new(), |w| format!(" **Warning:** {w}."))
     )
 }
 

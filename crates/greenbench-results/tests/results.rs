@@ -311,6 +311,21 @@ fn unstable_cells_are_marked_everywhere() {
     );
     let c = compare(&base, &noisy, 0.05);
     assert_eq!(c.rows.iter().filter(|r| r.unstable).count(), 1);
+    // A peak measured again after the cells, and disagreeing: both shown, with the warning.
+    let mut moved = base.clone();
+    let p = &mut moved.file.environment.peaks[0];
+    p.after = Some(greenbench_harness::record::PeakAgain {
+        gflops: 1.5,
+        gflops_ci95_low: 1.4,
+        gflops_ci95_high: 1.6,
+        best_gflops: Some(1.7),
+    });
+    p.warning = Some("the peak measured after the cells disagrees".into());
+    let table = greenbench_results::text::run_table(&moved.file);
+    assert!(table.contains("; after the cells: 1.5 [1.4, 1.6]"), "{table}");
+    assert!(table.contains("warning: peak cpu: the peak measured after"), "{table}");
+    let md = greenbench_results::report::markdown(std::slice::from_ref(&moved), &[]);
+    assert!(md.contains("**Warning:** the peak measured after"), "{md}");
     // Files written before the flag: judged by their windows' CV.
     let mut old = base.clone();
     let t = old.file.cells[1].time_per_example_s.as_mut().unwrap();
