@@ -322,8 +322,14 @@ fn unstable_cells_are_marked_everywhere() {
     });
     p.warning = Some("the peak measured after the cells disagrees".into());
     let table = greenbench_results::text::run_table(&moved.file);
-    assert!(table.contains("; after the cells: 1.5 [1.4, 1.6]"), "{table}");
-    assert!(table.contains("warning: peak cpu: the peak measured after"), "{table}");
+    assert!(
+        table.contains("; after the cells: 1.5 [1.4, 1.6]"),
+        "{table}"
+    );
+    assert!(
+        table.contains("warning: peak cpu: the peak measured after"),
+        "{table}"
+    );
     let md = greenbench_results::report::markdown(std::slice::from_ref(&moved), &[]);
     assert!(md.contains("**Warning:** the peak measured after"), "{md}");
     // Files written before the flag: judged by their windows' CV.
