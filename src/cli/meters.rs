@@ -77,7 +77,7 @@ pub fn run(a: MetersArgs) -> Result<i32> {
     if let Format::Json = a.format {
         let v = serde_json::json!({
             "meters": status,
-            "in_use": if energy.measured() { "measured" } else { "estimated" },
+            "in_use": energy.kind(),
             "source": energy.source(),
             "estimate": energy.estimate,
         });

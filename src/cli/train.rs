@@ -8,7 +8,6 @@ use greenbench_harness::env::{fingerprint, now_utc};
 use greenbench_harness::record::check_writable;
 use greenbench_harness::training::{Experiment, run_sweep, sweep_result_file};
 use greenbench_results::cost::price_sweep;
-use greenbench_results::text::energy_kind;
 use greenbench_train::nn::Net;
 use greenbench_train::setup::{
     fit_to_model, load_dataset, optimizer_by_name, sweep_learning_rates,
@@ -110,7 +109,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     }
     let machine = fingerprint(VERSION);
     let started = now_utc();
-    let kind = energy_kind(energy.measured());
+    let kind = energy.kind();
     let sweep = run_sweep(
         &exp,
         &energy,

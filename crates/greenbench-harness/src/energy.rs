@@ -139,6 +139,15 @@ impl Energy {
         self.monitor.is_some()
     }
 
+    /// `measured` or `estimated`: the kind every figure from this source carries.
+    pub fn kind(&self) -> &'static str {
+        if self.measured() {
+            "measured"
+        } else {
+            "estimated"
+        }
+    }
+
     /// Read every source now.
     pub fn read(&self) -> Result<Reading, String> {
         Ok(Reading {

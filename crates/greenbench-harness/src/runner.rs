@@ -88,14 +88,24 @@ pub fn resumable(prev: &ResultFile, cfg: &RunConfig) -> Result<(), String> {
     }
 }
 
-/// Whether `c` is a finished measurement of `model` at `batch` on `backend`'s device.
-fn same_cell(c: &Cell, model: &Model, batch: usize, backend: &dyn Backend) -> bool {
-    c.status == CellStatus::Ok
-        && c.model == model.name
-        && c.weights_fingerprint == format!("{:016x}", model.weights.fingerprint())
-        && c.backend == backend.name()
-        && c.device == backend.device().name
-        && c.batch == batch
+/// Whether a resumed file already holds a finished measurement of `model` (weights
+/// `fingerprint`) at `batch` on backend `backend` and device `device`.
+fn has_cell(
+    cells: &[Cell],
+    model: &Model,
+    fingerprint: &str,
+    batch: usize,
+    backend: &str,
+    device: &str,
+) -> bool {
+    cells.iter().any(|c| {
+        c.status == CellStatus::Ok
+            && c.model == model.name
+            && c.weights_fingerprint == fingerprint
+            && c.backend == backend
+            && c.device == device
+            && c.batch == batch
+    })
 }
 
 /// Measure a backend's attainable peak with an `n x n x n` fp32 matmul.
@@ -391,14 +401,7 @@ fn fill_energy(cell: &mut Cell, e: &Energy, m: &crate::protocol::Measurement, ba
         return;
     }
     let per_example = median(&net);
-    cell.energy_kind = Some(
-        if e.measured() {
-            "measured"
-        } else {
-            "estimated"
-        }
-        .into(),
-    );
+    cell.energy_kind = Some(e.kind().into());
     cell.energy_source = e.source();
     cell.energy_gross_per_example_j = Some(median(&gross));
     cell.energy_net_per_example_j = Some(per_example);
@@ -525,12 +528,7 @@ pub fn run_suite(
             }
         }
         file.environment.energy = Some(EnergyEnv {
-            kind: if e.measured() {
-                "measured"
-            } else {
-                "estimated"
-            }
-            .into(),
+            kind: e.kind().into(),
             source: e.source(),
             meters: e.measured_names.clone(),
             idle_power_w: e.idle_w,
@@ -578,6 +576,15 @@ pub fn run_suite(
         }
         save(&file)?;
         let mut measured_here: Vec<usize> = Vec::new();
+        // Hashing a model's weights reads all of them: once per backend, not once per check.
+        let device = backend.device().name;
+        let fingerprints: Vec<String> = if resumed.is_some() {
+            (models.iter())
+                .map(|m| format!("{:016x}", m.weights.fingerprint()))
+                .collect()
+        } else {
+            vec![String::new(); models.len()]
+        };
         for (mi, model) in models.iter().enumerate() {
             for (j, &batch) in cfg.batches.iter().enumerate() {
                 if !in_shard(first + mi * cfg.batches.len() + j) {
@@ -586,7 +593,16 @@ pub fn run_suite(
                 if cancel.load(Ordering::Relaxed) {
                     break 'outer;
                 }
-                if (file.cells.iter()).any(|c| same_cell(c, model, batch, backend.as_ref())) {
+                if resumed.is_some()
+                    && has_cell(
+                        &file.cells,
+                        model,
+                        &fingerprints[mi],
+                        batch,
+                        backend.name(),
+                        &device,
+                    )
+                {
                     continue;
                 }
                 let before = presence.others();

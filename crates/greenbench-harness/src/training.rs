@@ -34,14 +34,10 @@ impl Experiment<'_> {
         train_cost(self.model, self.optimizer)
     }
 
-    /// FPO per training example-pass: forward + loss + backward, plus the optimizer's
-    /// per-step work spread over the examples of an epoch.
+    /// FPO per training example-pass (greenbench-train's count).
     pub fn fpo_per_example(&self) -> u64 {
-        let cost = self.cost();
-        let steps_per_epoch = self.train.len().div_ceil(self.batch) as f64;
-        let opt_share =
-            cost.optimizer_fpo_per_step as f64 * steps_per_epoch / self.train.len() as f64;
-        cost.forward_fpo + cost.loss_fpo + cost.backward_fpo + opt_share.round() as u64
+        self.cost()
+            .fpo_per_example_pass(self.train.len(), self.batch)
     }
 
     /// Training example-passes of one run (examples x epochs): the D of E·D·H.
@@ -85,14 +81,11 @@ pub fn run_sweep(
     on_run: &mut dyn FnMut(&RunOutcome),
 ) -> Result<Sweep, String> {
     let cost = exp.cost();
-    let fpo_per_example = exp.fpo_per_example();
+    let fpo_per_example = cost.fpo_per_example_pass(exp.train.len(), exp.batch);
+    let params = greenbench_core::cost::graph_cost(exp.model).total.params;
     let steps_per_epoch = exp.train.len().div_ceil(exp.batch) as u64;
     let passes = exp.passes();
-    let kind = if energy.measured() {
-        "measured"
-    } else {
-        "estimated"
-    };
+    let kind = energy.kind();
     let mut sweep = Sweep {
         runs: Vec::new(),
         best: None,
@@ -146,7 +139,7 @@ pub fn run_sweep(
             batch: exp.batch,
             status: CellStatus::Ok,
             error: None,
-            params: greenbench_core::cost::graph_cost(exp.model).total.params,
+            params,
             macs_per_example: cost.forward_macs + cost.backward_macs,
             fpo_per_example,
             transcendentals_per_example: cost.transcendentals,

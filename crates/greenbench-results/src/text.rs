@@ -196,11 +196,6 @@ pub fn pct(p: Option<f64>) -> String {
     p.map_or("n/a".into(), |p| format!("{p:.0} %"))
 }
 
-/// `measured` or `estimated`, for a figure's provenance.
-pub fn energy_kind(measured: bool) -> &'static str {
-    if measured { "measured" } else { "estimated" }
-}
-
 /// A shape as `32x32x3`, or `16 tokens < 1000` for token ids.
 pub fn shape(s: &[usize], vocab: Option<usize>) -> String {
     let dims: Vec<String> = s.iter().map(|d| d.to_string()).collect();

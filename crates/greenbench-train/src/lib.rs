@@ -55,6 +55,17 @@ pub struct TrainCost {
     pub transcendentals: u64,
 }
 
+impl TrainCost {
+    /// FPO per training example-pass over `examples` examples in batches of `batch`:
+    /// forward + loss + backward, plus the optimizer's per-step work spread over the
+    /// examples of an epoch (rounded to a whole FPO).
+    pub fn fpo_per_example_pass(&self, examples: usize, batch: usize) -> u64 {
+        let steps_per_epoch = examples.div_ceil(batch) as f64;
+        let opt_share = self.optimizer_fpo_per_step as f64 * steps_per_epoch / examples as f64;
+        self.forward_fpo + self.loss_fpo + self.backward_fpo + opt_share.round() as u64
+    }
+}
+
 /// Count backward FPO per example for `g` (docs/TRAINING_FPO.md): dense and conv2d have two
 /// products (input gradient, skipped for the first layer; weight gradient) of the forward's
 /// MACs each, plus bias-gradient sums; col2im adds one FPO per patch element; ReLU's mask is one
