@@ -11,7 +11,7 @@ use std::path::PathBuf;
 /// Export models (the folded graph and its exact weights) with an ONNX test data set.
 #[derive(clap::Args)]
 pub struct ExportArgs {
-    /// Zoo model names or JSON files, comma-separated, or `all`.
+    /// Zoo model names, ONNX files (.onnx) or JSON files, comma-separated, or `all`.
     #[arg(value_delimiter = ',')]
     models: Vec<String>,
     #[arg(long, default_value = "onnx")]

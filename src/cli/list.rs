@@ -15,7 +15,7 @@ pub struct ListArgs {
 /// Per-layer breakdown of one model: op, output shape, params, MACs, FPO, share.
 #[derive(clap::Args)]
 pub struct InspectArgs {
-    /// Zoo model name, or a path to a JSON model description.
+    /// Zoo model name, or a path to an ONNX file (.onnx) or a JSON model description.
     model: String,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
@@ -69,7 +69,7 @@ pub fn list(a: ListArgs) -> Result<i32> {
 }
 
 pub fn inspect(a: InspectArgs) -> Result<i32> {
-    let m = Model::load(&a.model, 0)?;
+    let m = greenbench_onnx::load_model(&a.model, 0, None)?;
     if let Format::Json = a.format {
         println!("{}", serde_json::to_string_pretty(&m.cost)?);
         return Ok(0);

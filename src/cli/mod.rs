@@ -82,7 +82,9 @@ pub fn names_or_zoo(models: &[String]) -> Vec<String> {
     }
 }
 
-/// Load models; a checkpoint applies to exactly one model.
+/// Load models (zoo names, `.json` descriptions, `.onnx` files); a checkpoint applies to
+/// exactly one model. Two different files never share a name: when their stems collide, each
+/// goes by its path as given (without the extension).
 pub fn load_models(
     names: &[String],
     seed: u64,
@@ -91,10 +93,30 @@ pub fn load_models(
     if weights.is_some() && names.len() != 1 {
         bail!("--weights holds one model's weights: give exactly one model with --models");
     }
-    Ok(names
+    let mut models: Vec<Model> = names
         .iter()
-        .map(|n| Model::load_with(n, seed, weights))
-        .collect::<Result<_, _>>()?)
+        .map(|n| greenbench_onnx::load_model(n, seed, weights))
+        .collect::<Result<_, _>>()?;
+    for i in 0..models.len() {
+        let clash = (0..models.len()).any(|j| j != i && models[j].name == models[i].name);
+        if clash && names[i] != models[i].name {
+            let p = std::path::Path::new(&names[i]);
+            models[i].name = p.with_extension("").display().to_string();
+        }
+    }
+    for i in 0..models.len() {
+        if let Some(j) = (0..i).find(|&j| models[j].name == models[i].name)
+            && names[i] != names[j]
+        {
+            bail!(
+                "`{}` and `{}` would both be called `{}` in the results; rename one",
+                names[j],
+                names[i],
+                models[i].name
+            );
+        }
+    }
+    Ok(models)
 }
 
 /// Value parsers for numeric flags: clap's error then names the flag, the value and the valid

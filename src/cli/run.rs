@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Measure models on backends and write a result file.
 #[derive(clap::Args, Clone)]
 pub struct RunArgs {
-    /// Models to run (zoo names or JSON files), comma-separated. Default: the whole zoo.
+    /// Models to run (zoo names, ONNX files or JSON files), comma-separated. Default: the whole zoo.
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
     /// Backends, comma-separated (cpu, gpu). Default: cpu, plus gpu when a hardware GPU

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 /// mismatch beyond tolerance.
 #[derive(clap::Args)]
 pub struct VerifyArgs {
-    /// Models (zoo names or JSON files). Default: the whole zoo.
+    /// Models (zoo names, ONNX files or JSON files). Default: the whole zoo.
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
     #[arg(long, default_value = "1,32", value_delimiter = ',', value_parser = super::range::count)]

@@ -49,8 +49,14 @@ impl Model {
             Some(p) => crate::checkpoint::load(&g, p).map_err(ModelError::Checkpoint)?,
             None => generate_weights(&g, seed),
         };
-        let (graph, weights) = fold_batch_norm(&g, &w).map_err(|e| ModelError::Invalid {
-            name: name_or_path.to_string(),
+        Self::from_parts(&g, &w, seed)
+    }
+
+    /// A model from a graph and its own weights (an imported file's): batch norm folded,
+    /// work counted. `seed` still seeds the inputs a run generates.
+    pub fn from_parts(g: &Graph, w: &Weights, seed: u64) -> Result<Model, ModelError> {
+        let (graph, weights) = fold_batch_norm(g, w).map_err(|e| ModelError::Invalid {
+            name: g.name.clone(),
             source: Box::new(e),
         })?;
         let cost = graph_cost(&graph);

@@ -19,7 +19,7 @@ pub const MODEL_NAMES: [&str; 7] = [
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error(
-        "unknown model `{name}`. Valid models: {}. A path to a JSON model description (ending in .json) also works.",
+        "unknown model `{name}`. Valid models: {}. A path to an ONNX file (.onnx) or a JSON model description (.json) also works.",
         MODEL_NAMES.join(", ")
     )]
     Unknown { name: String },

@@ -1,0 +1,504 @@
+//! Export: a greenbench-core model (the folded graph and its exact weights)
+//! to ONNX, opset 17, standard ops only, plus a test data set in the ONNX model zoo's layout
+//! (`test_data_set_0/input_0.pb`, `output_0.pb`).
+//!
+//! greenbench's layout is NHWC; ONNX's Conv and pools are NCHW. The exported model keeps
+//! greenbench's input and output layouts (so the same bytes go in and come out) and inserts a
+//! Transpose wherever an op needs the other layout. The batch dimension is symbolic (`N`), so
+//! one file serves every batch size. Token inputs are int64.
+
+use crate::proto::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType,
+    tensor_shape_proto::{Dimension, dimension::Value as DimValue},
+    type_proto,
+};
+use greenbench_core::graph::{Graph, Op};
+use greenbench_core::{Model, weights::Tensor};
+use prost::Message;
+use std::collections::HashMap;
+
+/// ONNX opset the exports use.
+pub const OPSET: i64 = 17;
+/// ONNX IR version matching opset 17 (onnx 1.12).
+const IR_VERSION: i64 = 8;
+const FLOAT: i32 = 1;
+const INT64: i32 = 7;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Layout {
+    /// Per-example [H, W, C] as greenbench has it (or any non-image shape).
+    Native,
+    /// [N, C, H, W] for ONNX's Conv and pools.
+    Nchw,
+}
+
+struct Builder {
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    used: HashMap<String, usize>,
+}
+
+fn attr(name: &str, ty: AttributeType) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(ty as i32),
+        ..Default::default()
+    }
+}
+
+fn attr_int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        i: Some(v),
+        ..attr(name, AttributeType::Int)
+    }
+}
+
+fn attr_ints(name: &str, vs: &[i64]) -> AttributeProto {
+    AttributeProto {
+        ints: vs.to_vec(),
+        ..attr(name, AttributeType::Ints)
+    }
+}
+
+fn attr_float(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        f: Some(v),
+        ..attr(name, AttributeType::Float)
+    }
+}
+
+fn tensor(name: &str, dims: &[i64], dtype: i32, raw: Vec<u8>) -> TensorProto {
+    TensorProto {
+        dims: dims.to_vec(),
+        data_type: Some(dtype),
+        name: Some(name.into()),
+        raw_data: Some(raw),
+        ..Default::default()
+    }
+}
+
+/// A float tensor message.
+pub fn tensor_f32(name: &str, dims: &[i64], data: &[f32]) -> Vec<u8> {
+    f32_tensor(name, dims, data).encode_to_vec()
+}
+
+fn f32_tensor(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
+    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    tensor(name, dims, FLOAT, raw)
+}
+
+fn i64_tensor(name: &str, dims: &[i64], data: &[i64]) -> TensorProto {
+    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    tensor(name, dims, INT64, raw)
+}
+
+/// An int64 tensor message.
+pub fn tensor_i64(name: &str, dims: &[i64], data: &[i64]) -> Vec<u8> {
+    i64_tensor(name, dims, data).encode_to_vec()
+}
+
+fn value_info(name: &str, elem: i32, per_example: &[usize]) -> ValueInfoProto {
+    let dim = |v| Dimension {
+        value: Some(v),
+        ..Default::default()
+    };
+    let mut dims = vec![dim(DimValue::DimParam("N".into()))];
+    dims.extend(
+        per_example
+            .iter()
+            .map(|&d| dim(DimValue::DimValue(d as i64))),
+    );
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(elem),
+                shape: Some(TensorShapeProto { dim: dims }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+impl Builder {
+    fn fresh(&mut self, base: &str) -> String {
+        let base: String = base
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let n = self.used.entry(base.clone()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            base
+        } else {
+            format!("{base}_{}", *n - 1)
+        }
+    }
+
+    fn node(&mut self, op: &str, base: &str, inputs: &[&str], attrs: &[AttributeProto]) -> String {
+        let out = self.fresh(base);
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.clone()],
+            name: Some(out.clone()),
+            op_type: Some(op.into()),
+            attribute: attrs.to_vec(),
+            ..Default::default()
+        });
+        out
+    }
+
+    fn init_f32(&mut self, base: &str, dims: &[usize], data: &[f32]) -> String {
+        let name = self.fresh(base);
+        let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        self.inits.push(f32_tensor(&name, &dims, data));
+        name
+    }
+
+    fn init_i64(&mut self, base: &str, dims: &[usize], data: &[i64]) -> String {
+        let name = self.fresh(base);
+        let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        self.inits.push(i64_tensor(&name, &dims, data));
+        name
+    }
+
+    fn scalar(&mut self, base: &str, v: f32) -> String {
+        self.init_f32(base, &[], &[v])
+    }
+}
+
+fn flat(t: &Tensor) -> Vec<f32> {
+    t.iter().copied().collect()
+}
+
+/// HWIO [kh, kw, cin_g, cout] -> OIHW [cout, cin_g, kh, kw].
+fn hwio_to_oihw(t: &Tensor) -> (Vec<usize>, Vec<f32>) {
+    let s = t.shape();
+    let (kh, kw, ci, co) = (s[0], s[1], s[2], s[3]);
+    let src = flat(t);
+    let mut out = vec![0f32; src.len()];
+    for y in 0..kh {
+        for x in 0..kw {
+            for i in 0..ci {
+                for o in 0..co {
+                    out[((o * ci + i) * kh + y) * kw + x] = src[((y * kw + x) * ci + i) * co + o];
+                }
+            }
+        }
+    }
+    (vec![co, ci, kh, kw], out)
+}
+
+/// Name of the graph input and output in exported models.
+pub const INPUT: &str = "input";
+pub const OUTPUT: &str = "output";
+
+/// Export `model` as an ONNX ModelProto.
+pub fn export(model: &Model) -> Vec<u8> {
+    let g: &Graph = &model.graph;
+    let w = &model.weights;
+    let mut b = Builder {
+        nodes: vec![],
+        inits: vec![],
+        used: HashMap::new(),
+    };
+    b.used.insert(INPUT.into(), 1);
+    // value id -> (name, layout); conversions cached per (value, layout).
+    let mut vals: Vec<(String, Layout)> = vec![(INPUT.to_string(), Layout::Native)];
+    let mut converted: HashMap<(usize, Layout), String> = HashMap::new();
+    let is_image = |v: usize| g.value_shape(v).len() == 3;
+    let mut get = |b: &mut Builder, vals: &[(String, Layout)], v: usize, want: Layout| -> String {
+        let (name, have) = &vals[v];
+        if *have == want || !is_image(v) {
+            return name.clone();
+        }
+        if let Some(n) = converted.get(&(v, want)) {
+            return n.clone();
+        }
+        let perm: &[i64] = match want {
+            Layout::Nchw => &[0, 3, 1, 2],
+            Layout::Native => &[0, 2, 3, 1],
+        };
+        let n = b.node(
+            "Transpose",
+            &format!("{name}_t"),
+            &[name],
+            &[attr_ints("perm", perm)],
+        );
+        converted.insert((v, want), n.clone());
+        n
+    };
+    for (i, node) in g.nodes.iter().enumerate() {
+        let ins = g.node_inputs(i);
+        let x = ins[0];
+        let t = w.node(i);
+        let in_shape = g.value_shape(x);
+        let last = *in_shape.last().expect("non-empty");
+        let nm = node.name.as_str();
+        let (out, layout) = match &node.op {
+            Op::Conv2d { bias, .. } => {
+                let c = g.conv_geom(i);
+                let src = get(&mut b, &vals, x, Layout::Nchw);
+                let (dims, data) = hwio_to_oihw(&t[0]);
+                let wn = b.init_f32(&format!("{nm}_w"), &dims, &data);
+                let mut inputs = vec![src, wn];
+                if *bias {
+                    inputs.push(b.init_f32(&format!("{nm}_b"), &[c.cout], &flat(&t[1])));
+                }
+                let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
+                let attrs = [
+                    attr_ints("kernel_shape", &[c.kh as i64, c.kw as i64]),
+                    attr_ints("strides", &[c.sh as i64, c.sw as i64]),
+                    attr_ints(
+                        "pads",
+                        &[
+                            c.pad_top as i64,
+                            c.pad_left as i64,
+                            c.pad_bottom as i64,
+                            c.pad_right as i64,
+                        ],
+                    ),
+                    attr_int("group", c.groups as i64),
+                ];
+                (b.node("Conv", nm, &refs, &attrs), Layout::Nchw)
+            }
+            Op::Dense { units, bias } => {
+                let src = get(&mut b, &vals, x, Layout::Native);
+                let wn = b.init_f32(&format!("{nm}_w"), &[last, *units], &flat(&t[0]));
+                let mm = b.node("MatMul", &format!("{nm}_mm"), &[&src, &wn], &[]);
+                let out = if *bias {
+                    let bn = b.init_f32(&format!("{nm}_b"), &[*units], &flat(&t[1]));
+                    b.node("Add", nm, &[&mm, &bn], &[])
+                } else {
+                    mm
+                };
+                (out, Layout::Native)
+            }
+            Op::BatchNorm { eps } => {
+                let src = get(&mut b, &vals, x, Layout::Native);
+                let (scale, shift) = greenbench_core::fold::bn_scale_shift(t, *eps);
+                let s = b.init_f32(&format!("{nm}_scale"), &[last], &scale);
+                let h = b.init_f32(&format!("{nm}_shift"), &[last], &shift);
+                let m = b.node("Mul", &format!("{nm}_mul"), &[&src, &s], &[]);
+                (b.node("Add", nm, &[&m, &h], &[]), Layout::Native)
+            }
+            Op::Relu => {
+                let (src, l) = vals[x].clone();
+                (b.node("Relu", nm, &[&src], &[]), l)
+            }
+            Op::Gelu => {
+                // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as greenbench computes it.
+                let (src, l) = vals[x].clone();
+                let x2 = b.node("Mul", &format!("{nm}_x2"), &[&src, &src], &[]);
+                let x3 = b.node("Mul", &format!("{nm}_x3"), &[&x2, &src], &[]);
+                let k = b.scalar(&format!("{nm}_k"), 0.044_715);
+                let kx3 = b.node("Mul", &format!("{nm}_kx3"), &[&x3, &k], &[]);
+                let inner = b.node("Add", &format!("{nm}_inner"), &[&src, &kx3], &[]);
+                let c = b.scalar(&format!("{nm}_c"), 0.797_884_6);
+                let u = b.node("Mul", &format!("{nm}_u"), &[&inner, &c], &[]);
+                let th = b.node("Tanh", &format!("{nm}_tanh"), &[&u], &[]);
+                let one = b.scalar(&format!("{nm}_one"), 1.0);
+                let p = b.node("Add", &format!("{nm}_1p"), &[&th, &one], &[]);
+                let half = b.scalar(&format!("{nm}_half"), 0.5);
+                let hx = b.node("Mul", &format!("{nm}_hx"), &[&src, &half], &[]);
+                (b.node("Mul", nm, &[&hx, &p], &[]), l)
+            }
+            Op::Softmax => {
+                let src = get(&mut b, &vals, x, Layout::Native);
+                (
+                    b.node("Softmax", nm, &[&src], &[attr_int("axis", -1)]),
+                    Layout::Native,
+                )
+            }
+            Op::LayerNorm { eps } => {
+                let src = get(&mut b, &vals, x, Layout::Native);
+                let gm = b.init_f32(&format!("{nm}_gamma"), &[last], &flat(&t[0]));
+                let bt = b.init_f32(&format!("{nm}_beta"), &[last], &flat(&t[1]));
+                let attrs = [attr_int("axis", -1), attr_float("epsilon", *eps)];
+                (
+                    b.node("LayerNormalization", nm, &[&src, &gm, &bt], &attrs),
+                    Layout::Native,
+                )
+            }
+            Op::MaxPool { kernel, stride } | Op::AvgPool { kernel, stride } => {
+                let src = get(&mut b, &vals, x, Layout::Nchw);
+                let op = if matches!(node.op, Op::MaxPool { .. }) {
+                    "MaxPool"
+                } else {
+                    "AveragePool"
+                };
+                let attrs = [
+                    attr_ints("kernel_shape", &[kernel[0] as i64, kernel[1] as i64]),
+                    attr_ints("strides", &[stride[0] as i64, stride[1] as i64]),
+                ];
+                (b.node(op, nm, &[&src], &attrs), Layout::Nchw)
+            }
+            Op::GlobalAvgPool => {
+                if is_image(x) {
+                    let src = get(&mut b, &vals, x, Layout::Nchw);
+                    let p = b.node("GlobalAveragePool", &format!("{nm}_gap"), &[&src], &[]);
+                    (
+                        b.node("Flatten", nm, &[&p], &[attr_int("axis", 1)]),
+                        Layout::Native,
+                    )
+                } else {
+                    let src = get(&mut b, &vals, x, Layout::Native);
+                    let axes: Vec<i64> = (1..in_shape.len() as i64).collect();
+                    let attrs = [attr_ints("axes", &axes), attr_int("keepdims", 0)];
+                    (b.node("ReduceMean", nm, &[&src], &attrs), Layout::Native)
+                }
+            }
+            Op::Flatten => {
+                let src = get(&mut b, &vals, x, Layout::Native);
+                (
+                    b.node("Flatten", nm, &[&src], &[attr_int("axis", 1)]),
+                    Layout::Native,
+                )
+            }
+            Op::Add => {
+                let (a, l) = vals[x].clone();
+                let c = get(&mut b, &vals, ins[1], l);
+                (b.node("Add", nm, &[&a, &c], &[]), l)
+            }
+            Op::Embedding { vocab, dim, .. } => {
+                let table = b.init_f32(&format!("{nm}_table"), &[*vocab, *dim], &flat(&t[0]));
+                let src = vals[x].0.clone();
+                let e = b.node(
+                    "Gather",
+                    &format!("{nm}_lookup"),
+                    &[&table, &src],
+                    &[attr_int("axis", 0)],
+                );
+                let out = match t.get(1) {
+                    Some(p) => {
+                        let pos = b.init_f32(&format!("{nm}_pos"), &[in_shape[0], *dim], &flat(p));
+                        b.node("Add", nm, &[&e, &pos], &[])
+                    }
+                    None => e,
+                };
+                (out, Layout::Native)
+            }
+            Op::Attention { heads, head_dim } => {
+                let (h, d) = (*heads, *head_dim);
+                let src = get(&mut b, &vals, x, Layout::Native);
+                let shape5 = b.init_i64(
+                    &format!("{nm}_shape5"),
+                    &[5],
+                    &[0, 0, 3, h as i64, d as i64],
+                );
+                let r = b.node("Reshape", &format!("{nm}_split"), &[&src, &shape5], &[]);
+                let tr = b.node(
+                    "Transpose",
+                    &format!("{nm}_heads"),
+                    &[&r],
+                    &[attr_ints("perm", &[2, 0, 3, 1, 4])],
+                );
+                let mut qkv = Vec::new();
+                for (k, part) in ["q", "k", "v"].iter().enumerate() {
+                    let idx = b.init_i64(&format!("{nm}_{part}_idx"), &[], &[k as i64]);
+                    qkv.push(b.node(
+                        "Gather",
+                        &format!("{nm}_{part}"),
+                        &[&tr, &idx],
+                        &[attr_int("axis", 0)],
+                    ));
+                }
+                let kt = b.node(
+                    "Transpose",
+                    &format!("{nm}_kt"),
+                    &[&qkv[1]],
+                    &[attr_ints("perm", &[0, 1, 3, 2])],
+                );
+                let s = b.node("MatMul", &format!("{nm}_scores"), &[&qkv[0], &kt], &[]);
+                let scale = b.scalar(&format!("{nm}_scale"), 1.0 / (d as f32).sqrt());
+                let ss = b.node("Mul", &format!("{nm}_scaled"), &[&s, &scale], &[]);
+                let p = b.node(
+                    "Softmax",
+                    &format!("{nm}_probs"),
+                    &[&ss],
+                    &[attr_int("axis", -1)],
+                );
+                let o = b.node("MatMul", &format!("{nm}_ctx"), &[&p, &qkv[2]], &[]);
+                let ot = b.node(
+                    "Transpose",
+                    &format!("{nm}_merge"),
+                    &[&o],
+                    &[attr_ints("perm", &[0, 2, 1, 3])],
+                );
+                let shape3 = b.init_i64(&format!("{nm}_shape3"), &[3], &[0, 0, (h * d) as i64]);
+                (b.node("Reshape", nm, &[&ot, &shape3], &[]), Layout::Native)
+            }
+        };
+        vals.push((out, layout));
+    }
+    // The output in greenbench's layout, named `output`.
+    let last_v = vals.len() - 1;
+    let fin = get(&mut b, &vals, last_v, Layout::Native);
+    b.nodes.push(NodeProto {
+        input: vec![fin],
+        output: vec![OUTPUT.into()],
+        name: Some(OUTPUT.into()),
+        op_type: Some("Identity".into()),
+        ..Default::default()
+    });
+    let in_type = if g.input.token_vocab.is_some() {
+        INT64
+    } else {
+        FLOAT
+    };
+    let graph = GraphProto {
+        node: b.nodes,
+        name: Some(g.name.clone()),
+        initializer: b.inits,
+        input: vec![value_info(INPUT, in_type, &g.input.shape)],
+        output: vec![value_info(OUTPUT, FLOAT, g.output_shape())],
+        ..Default::default()
+    };
+    ModelProto {
+        ir_version: Some(IR_VERSION),
+        producer_name: Some("greenbench".into()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").into()),
+        doc_string: Some(format!(
+            "{} (weights seed {}, fingerprint {:016x})",
+            g.name,
+            model.seed,
+            model.weights.fingerprint()
+        )),
+        graph: Some(graph),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(OPSET),
+        }],
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// The input tensor of a test data set: f32 values, or int64 token ids for token models.
+pub fn input_tensor(g: &Graph, batch: usize, input: &[f32]) -> Vec<u8> {
+    let mut dims = vec![batch as i64];
+    dims.extend(g.input.shape.iter().map(|&d| d as i64));
+    match g.input.token_vocab {
+        Some(_) => {
+            let ids: Vec<i64> = input.iter().map(|&v| v as i64).collect();
+            tensor_i64(INPUT, &dims, &ids)
+        }
+        None => tensor_f32(INPUT, &dims, input),
+    }
+}
+
+/// The output tensor of a test data set.
+pub fn output_tensor(g: &Graph, batch: usize, output: &[f32]) -> Vec<u8> {
+    let mut dims = vec![batch as i64];
+    dims.extend(g.output_shape().iter().map(|&d| d as i64));
+    tensor_f32(OUTPUT, &dims, output)
+}

@@ -1,0 +1,2280 @@
+//! Import: an ONNX graph as greenbench-core's one model description.
+//!
+//! The importer walks the ONNX nodes in order and keeps, for every ONNX value, one of:
+//!
+//! * a **constant** (an initializer, a `Constant`, or anything computed only from constants,
+//!   including shapes: `Shape → Gather → Unsqueeze → Concat → Reshape`, with the batch as a
+//!   symbolic entry), folded away here and never run;
+//! * an **activation**: an IR value (a node of the [`Graph`] or its input) together with the
+//!   ONNX dims it stands for and how its memory order relates to ONNX's ([`Layout`]).
+//!
+//! The IR is NHWC; ONNX images are NCHW. A Conv's output is therefore kept as an IR `[H, W, C]`
+//! standing for ONNX `[C, H, W]`: no transpose is ever executed. Transposes between the two
+//! layouts (tf2onnx's NHWC models) are relabellings; a flatten of an NCHW image feeding a
+//! Gemm/MatMul is absorbed by permuting the weight rows. Where the model's own input or output
+//! is NCHW, the [`Io`] adapter converts at the boundary, so the model takes and returns tensors
+//! exactly as the file declares them.
+//!
+//! Anything outside what the IR can express is an error that names every operator that cannot
+//! be imported (with node names and counts) or the one node whose form is not supported.
+
+use crate::decode::{self, DecodeError, Tensor, Values};
+use crate::proto::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, ValueInfoProto, tensor_proto::DataType,
+    tensor_shape_proto::dimension::Value as DimValue, type_proto,
+};
+use greenbench_core::graph::{Graph, GraphError, InputSpec, Node, Op, Padding, fmt_shape};
+use greenbench_core::weights::Weights;
+use greenbench_core::{Model, ModelError};
+use ndarray::{ArrayD, IxDyn};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Operators the importer understands (some only in the forms the IR can run; those say why
+/// when a form is not supported).
+pub const SUPPORTED_OPS: &[&str] = &[
+    "Add",
+    "AveragePool",
+    "BatchNormalization",
+    "Cast",
+    "Clip",
+    "Concat",
+    "Constant",
+    "ConstantOfShape",
+    "Conv",
+    "Div",
+    "Dropout",
+    "Flatten",
+    "Gather",
+    "Gemm",
+    "GlobalAveragePool",
+    "Identity",
+    "LayerNormalization",
+    "MatMul",
+    "MaxPool",
+    "Mul",
+    "ReduceMean",
+    "Relu",
+    "Reshape",
+    "Shape",
+    "Slice",
+    "Softmax",
+    "Squeeze",
+    "Sub",
+    "Sum",
+    "Transpose",
+    "Unsqueeze",
+];
+
+/// The batch entry of a folded shape tensor (`Shape` of an activation): any arithmetic on it
+/// is a dynamic shape the importer refuses.
+const BATCH: i64 = i64::MIN + 7;
+
+/// What went wrong importing a file.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(
+        "{file}: {count} operator{s} greenbench cannot import: {list}. Supported: {supported}",
+        s = if *count == 1 { "" } else { "s" },
+        supported = SUPPORTED_OPS.join(", ")
+    )]
+    Unsupported {
+        file: String,
+        count: usize,
+        list: String,
+    },
+    #[error("{file}: node \"{node}\" ({op}, opset {opset}): {message}")]
+    Node {
+        file: String,
+        node: String,
+        op: String,
+        opset: i64,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    Model { file: String, message: String },
+    #[error("{file}: the imported graph is not valid: {source}")]
+    Graph {
+        file: String,
+        source: Box<GraphError>,
+    },
+    #[error("{file}: {source}")]
+    Fold {
+        file: String,
+        source: Box<ModelError>,
+    },
+}
+
+/// How an activation's IR memory order relates to the ONNX tensor it stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The same row-major order as the ONNX dims.
+    Plain,
+    /// ONNX `[C, H, W]` (NCHW per example), IR `[H, W, C]`.
+    Chw { c: usize, h: usize, w: usize },
+    /// ONNX `[C*H*W]` flattened from NCHW, IR `[H*W*C]` flattened from NHWC.
+    Flat { c: usize, h: usize, w: usize },
+}
+
+impl Layout {
+    /// For each ONNX element index, the IR element index holding it (None for Plain).
+    fn gather(&self) -> Option<Vec<usize>> {
+        let (c, h, w) = match *self {
+            Layout::Plain => return None,
+            Layout::Chw { c, h, w } | Layout::Flat { c, h, w } => (c, h, w),
+        };
+        if h * w == 1 || c == 1 {
+            return None;
+        }
+        let mut idx = Vec::with_capacity(c * h * w);
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    idx.push((y * w + x) * c + ch);
+                }
+            }
+        }
+        Some(idx)
+    }
+}
+
+/// The model's boundary as the ONNX file declares it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Io {
+    pub input_name: String,
+    /// Per-example ONNX dims of the input (the batch dimension removed).
+    pub input_dims: Vec<usize>,
+    /// The input holds integer ids (int64/int32 in the file).
+    pub input_int: bool,
+    /// The input's declared leading dimension when it is fixed (torch's default export: 1).
+    pub fixed_batch: Option<usize>,
+    pub output_name: String,
+    /// Per-example ONNX dims of the output.
+    pub output_dims: Vec<usize>,
+    input_layout: Layout,
+    output_layout: Layout,
+}
+
+impl Io {
+    /// True when input or output is reordered between ONNX and IR layouts at the boundary.
+    pub fn converts(&self) -> bool {
+        self.input_layout.gather().is_some() || self.output_layout.gather().is_some()
+    }
+
+    /// A batch of inputs in the file's layout -> the IR's layout.
+    pub fn input_to_ir(&self, x: &[f32], batch: usize) -> Vec<f32> {
+        match self.input_layout.gather() {
+            None => x.to_vec(),
+            Some(g) => {
+                let n = g.len();
+                let mut out = vec![0f32; x.len()];
+                for b in 0..batch {
+                    for (onnx_i, &ir_i) in g.iter().enumerate() {
+                        out[b * n + ir_i] = x[b * n + onnx_i];
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// A batch of IR outputs -> the file's layout.
+    pub fn output_from_ir(&self, y: &[f32], batch: usize) -> Vec<f32> {
+        match self.output_layout.gather() {
+            None => y.to_vec(),
+            Some(g) => {
+                let n = g.len();
+                let mut out = vec![0f32; y.len()];
+                for b in 0..batch {
+                    for (onnx_i, &ir_i) in g.iter().enumerate() {
+                        out[b * n + onnx_i] = y[b * n + ir_i];
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Check the batch size against a fixed leading dimension.
+    pub fn check_batch(&self, batch: usize) -> Result<(), String> {
+        match self.fixed_batch {
+            Some(f) if f != batch => Err(format!(
+                "input `{}` declares a fixed leading dimension {f}; the graph reshapes with it, \
+                 so it runs at batch {f} only (re-export with a dynamic batch axis, e.g. \
+                 torch.onnx.export(..., dynamic_axes={{'{}': {{0: 'N'}}}}))",
+                self.input_name, self.input_name
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An imported model: the folded model every backend runs, and its ONNX boundary.
+#[derive(Clone, Debug)]
+pub struct Imported {
+    pub model: Model,
+    pub io: Io,
+    /// The default-domain opset the file imports.
+    pub opset: i64,
+    /// ONNX node name of each IR node (before folding), for tables.
+    pub path: PathBuf,
+}
+
+/// The name an imported model goes by: the file stem, or the folder's name when the file is
+/// `model.onnx` (the ONNX model zoo's layout: `mobilenetv2/model.onnx` is `mobilenetv2`).
+pub fn model_name(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "model".into());
+    if stem == "model"
+        && let Some(dir) = path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().and_then(|d| d.file_name()).map(|d| d.to_owned()))
+    {
+        return dir.to_string_lossy().to_string();
+    }
+    stem
+}
+
+/// Import an `.onnx` file (external data found beside it).
+pub fn import_file(path: &Path, seed: u64) -> Result<Imported, ImportError> {
+    let m = decode::read_model(path)?;
+    let base = path.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+    });
+    let mut imp = import_model(
+        &m,
+        &model_name(path),
+        &path.display().to_string(),
+        base,
+        seed,
+    )?;
+    imp.path = path.to_path_buf();
+    Ok(imp)
+}
+
+/// Load a model by zoo name, `.json` description or `.onnx` file.
+pub fn load_model(
+    name_or_path: &str,
+    seed: u64,
+    checkpoint: Option<&Path>,
+) -> Result<Model, anyhow_like::Error> {
+    if name_or_path.to_ascii_lowercase().ends_with(".onnx") {
+        if checkpoint.is_some() {
+            return Err(anyhow_like::Error(format!(
+                "{name_or_path}: an ONNX file carries its own weights; --weights applies to zoo and JSON models"
+            )));
+        }
+        return import_file(Path::new(name_or_path), seed)
+            .map(|i| i.model)
+            .map_err(|e| anyhow_like::Error(e.to_string()));
+    }
+    Model::load_with(name_or_path, seed, checkpoint).map_err(|e| anyhow_like::Error(e.to_string()))
+}
+
+/// A plain error string for [`load_model`] (the crate does not depend on anyhow).
+pub mod anyhow_like {
+    #[derive(Debug)]
+    pub struct Error(pub String);
+    impl std::fmt::Display for Error {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    impl std::error::Error for Error {}
+}
+
+#[derive(Clone, Debug)]
+struct Act {
+    /// IR value name: `input` or a node's name.
+    ir: String,
+    /// Per-example ONNX dims.
+    dims: Vec<usize>,
+    layout: Layout,
+    /// Per-example shape of the IR value.
+    ir_shape: Vec<usize>,
+}
+
+#[derive(Clone, Debug)]
+enum Val {
+    Const(Tensor),
+    Act(Act),
+}
+
+struct Importer<'a> {
+    file: String,
+    opset: i64,
+    base: Option<&'a Path>,
+    vals: HashMap<String, Val>,
+    nodes: Vec<Node>,
+    weights: Vec<Vec<ArrayD<f32>>>,
+    /// IR node index by IR name.
+    index: HashMap<String, usize>,
+    names: HashMap<String, usize>,
+    /// How many ONNX nodes read each ONNX value (graph outputs count once).
+    readers: HashMap<String, usize>,
+    token_vocab: Option<usize>,
+    fixed_batch: Option<usize>,
+}
+
+fn attr<'n>(n: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
+    n.attribute.iter().find(|a| a.name.as_deref() == Some(name))
+}
+fn attr_i(n: &NodeProto, name: &str, default: i64) -> i64 {
+    attr(n, name).and_then(|a| a.i).unwrap_or(default)
+}
+fn attr_f(n: &NodeProto, name: &str, default: f32) -> f32 {
+    attr(n, name).and_then(|a| a.f).unwrap_or(default)
+}
+fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(n, name).map(|a| a.ints.clone())
+}
+fn attr_s(n: &NodeProto, name: &str) -> Option<String> {
+    attr(n, name)
+        .and_then(|a| a.s.as_ref())
+        .map(|s| String::from_utf8_lossy(s).to_string())
+}
+
+fn t_f32(name: &str, dims: Vec<usize>, v: Vec<f32>) -> Tensor {
+    Tensor {
+        name: name.into(),
+        dims,
+        values: Values::F32(v),
+    }
+}
+fn t_i64(name: &str, dims: Vec<usize>, v: Vec<i64>) -> Tensor {
+    Tensor {
+        name: name.into(),
+        dims,
+        values: Values::I64(v),
+    }
+}
+
+/// Normalise an axis against a rank.
+fn axis(a: i64, rank: usize) -> Result<usize, String> {
+    let r = rank as i64;
+    let v = if a < 0 { a + r } else { a };
+    if (0..r).contains(&v) {
+        Ok(v as usize)
+    } else {
+        Err(format!("axis {a} is outside a rank-{rank} tensor"))
+    }
+}
+
+/// Per-example dims -> the full ONNX dims (batch first) and back.
+fn strides(dims: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; dims.len()];
+    for i in (0..dims.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * dims[i + 1];
+    }
+    s
+}
+
+/// numpy broadcasting of two shapes.
+fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
+    let r = a.len().max(b.len());
+    let mut out = vec![0; r];
+    for i in 0..r {
+        let da = if i + a.len() >= r {
+            a[i + a.len() - r]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= r {
+            b[i + b.len() - r]
+        } else {
+            1
+        };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return Err(format!("shapes {a:?} and {b:?} do not broadcast")),
+        };
+    }
+    Ok(out)
+}
+
+/// Index into `src` (shape `dims`) for output position `pos` of broadcast shape `out`.
+fn bcast_index(out: &[usize], dims: &[usize], mut flat: usize) -> usize {
+    let st = strides(dims);
+    let mut idx = 0;
+    let off = out.len() - dims.len();
+    for i in (0..out.len()).rev() {
+        let coord = flat % out[i];
+        flat /= out[i];
+        if i >= off {
+            let d = dims[i - off];
+            if d != 1 {
+                idx += coord * st[i - off];
+            }
+        }
+    }
+    idx
+}
+
+fn i64_values(t: &Tensor) -> Result<Vec<i64>, String> {
+    t.to_i64()
+}
+
+impl<'a> Importer<'a> {
+    fn node_err(&self, n: &NodeProto, message: impl Into<String>) -> ImportError {
+        ImportError::Node {
+            file: self.file.clone(),
+            node: n.name.clone().unwrap_or_default(),
+            op: n.op_type.clone().unwrap_or_default(),
+            opset: self.opset,
+            message: message.into(),
+        }
+    }
+
+    fn fresh_name(&mut self, base: &str) -> String {
+        let base: String = if base.is_empty() {
+            "node".into()
+        } else {
+            base.into()
+        };
+        let base = if base == "input" {
+            "input_".into()
+        } else {
+            base
+        };
+        let k = self.names.entry(base.clone()).or_insert(0);
+        *k += 1;
+        if *k == 1 {
+            base
+        } else {
+            format!("{base}_{}", *k - 1)
+        }
+    }
+
+    fn emit(&mut self, base: &str, op: Op, inputs: Vec<String>, w: Vec<ArrayD<f32>>) -> String {
+        let name = self.fresh_name(base);
+        let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
+        self.index.insert(name.clone(), self.nodes.len());
+        self.nodes.push(Node::with_inputs(name.clone(), op, &refs));
+        self.weights.push(w);
+        name
+    }
+
+    fn input_val(&self, n: &NodeProto, k: usize) -> Result<Option<&Val>, ImportError> {
+        match n.input.get(k).map(|s| s.as_str()) {
+            None | Some("") => Ok(None),
+            Some(name) => {
+                self.vals.get(name).map(Some).ok_or_else(|| {
+                    self.node_err(n, format!("input `{name}` is not defined earlier"))
+                })
+            }
+        }
+    }
+    fn need(&self, n: &NodeProto, k: usize) -> Result<&Val, ImportError> {
+        self.input_val(n, k)?
+            .ok_or_else(|| self.node_err(n, format!("input {k} is missing")))
+    }
+    fn need_const(&self, n: &NodeProto, k: usize, what: &str) -> Result<Tensor, ImportError> {
+        match self.need(n, k)? {
+            Val::Const(t) => Ok(t.clone()),
+            Val::Act(_) => Err(self.node_err(
+                n,
+                format!(
+                    "{what} (input {k}) must be a constant (an initializer or computed from \
+                     constants); greenbench's IR takes weights, not activations, here"
+                ),
+            )),
+        }
+    }
+    fn need_act(&self, n: &NodeProto, k: usize) -> Result<Act, ImportError> {
+        match self.need(n, k)? {
+            Val::Act(a) => Ok(a.clone()),
+            Val::Const(_) => Err(self.node_err(n, format!("input {k} is a constant here"))),
+        }
+    }
+
+    fn set(&mut self, n: &NodeProto, v: Val) {
+        if let Some(out) = n.output.first() {
+            self.vals.insert(out.clone(), v);
+        }
+    }
+
+    /// An ONNX output beyond the first that something reads (BN's running stats, Dropout's
+    /// mask): not supported.
+    fn only_first_output(&self, n: &NodeProto) -> Result<(), ImportError> {
+        for o in n.output.iter().skip(1) {
+            if !o.is_empty() && self.readers.get(o).copied().unwrap_or(0) > 0 {
+                return Err(self.node_err(
+                    n,
+                    format!("output `{o}` is used; only the first output is supported (inference)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn node_name(n: &NodeProto) -> String {
+        let s = n
+            .name
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| n.output.first().cloned())
+            .unwrap_or_default();
+        if s.is_empty() {
+            n.op_type.clone().unwrap_or_default().to_lowercase()
+        } else {
+            s
+        }
+    }
+
+    fn import_node(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let op = n.op_type.as_deref().unwrap_or("");
+        // Constant folding: an op whose inputs are all constants.
+        let all_const = !n.input.is_empty()
+            && n.input
+                .iter()
+                .filter(|i| !i.is_empty())
+                .all(|i| matches!(self.vals.get(i), Some(Val::Const(_))));
+        match op {
+            "Constant" => {
+                let t = self.constant_attr(n)?;
+                self.set(n, Val::Const(t));
+                return Ok(());
+            }
+            "Identity" | "Dropout" => {
+                self.only_first_output(n)?;
+                let v = self.need(n, 0)?.clone();
+                self.set(n, v);
+                return Ok(());
+            }
+            "Shape" => {
+                let v = self.need(n, 0)?.clone();
+                let dims: Vec<i64> = match &v {
+                    Val::Const(t) => t.dims.iter().map(|&d| d as i64).collect(),
+                    Val::Act(a) => std::iter::once(BATCH)
+                        .chain(a.dims.iter().map(|&d| d as i64))
+                        .collect(),
+                };
+                let r = dims.len() as i64;
+                let clampi =
+                    |x: i64| -> usize { (if x < 0 { x + r } else { x }).clamp(0, r) as usize };
+                let s = clampi(attr_i(n, "start", 0));
+                let e = clampi(attr_i(n, "end", r));
+                let sl = if s < e { dims[s..e].to_vec() } else { vec![] };
+                let len = sl.len();
+                self.set(n, Val::Const(t_i64("shape", vec![len], sl)));
+                return Ok(());
+            }
+            _ => {}
+        }
+        if all_const {
+            let t = self.fold(n).map_err(|m| self.node_err(n, m))?;
+            self.set(n, Val::Const(t));
+            return Ok(());
+        }
+        match op {
+            "Conv" => self.conv(n),
+            "Gemm" => self.gemm(n),
+            "MatMul" => self.matmul(n),
+            "Add" | "Sum" => self.add(n),
+            "Sub" | "Mul" | "Div" => Err(self.node_err(
+                n,
+                "elementwise arithmetic between an activation and anything but a bias is not \
+                 in greenbench's IR yet (broadcasting elementwise ops are planned)",
+            )),
+            "Relu" => self.unary(n, Op::Relu),
+            "Clip" => self.clip(n),
+            "Softmax" => self.softmax(n),
+            "LayerNormalization" => self.layer_norm(n),
+            "BatchNormalization" => self.batch_norm(n),
+            "MaxPool" | "AveragePool" => self.pool(n),
+            "GlobalAveragePool" => self.global_pool(n),
+            "ReduceMean" => self.reduce_mean(n),
+            "Flatten" => self.flatten(n),
+            "Reshape" => self.reshape(n),
+            "Transpose" => self.transpose(n),
+            "Gather" => self.gather(n),
+            "Squeeze" | "Unsqueeze" | "Concat" | "Slice" | "Cast" | "ConstantOfShape" => Err(self
+                .node_err(
+                    n,
+                    "on activations (not constants) this is not in greenbench's IR yet",
+                )),
+            other => Err(self.node_err(n, format!("operator {other} is not supported"))),
+        }
+    }
+
+    fn constant_attr(&self, n: &NodeProto) -> Result<Tensor, ImportError> {
+        let a = n
+            .attribute
+            .first()
+            .ok_or_else(|| self.node_err(n, "Constant without a value"))?;
+        let name = n.output.first().cloned().unwrap_or_default();
+        Ok(match a.name.as_deref() {
+            Some("value") => {
+                let t =
+                    a.t.as_ref()
+                        .ok_or_else(|| self.node_err(n, "`value` holds no tensor"))?;
+                decode::tensor_values(t, self.base)?
+            }
+            Some("value_float") => t_f32(&name, vec![], vec![a.f.unwrap_or(0.0)]),
+            Some("value_floats") => t_f32(&name, vec![a.floats.len()], a.floats.clone()),
+            Some("value_int") => t_i64(&name, vec![], vec![a.i.unwrap_or(0)]),
+            Some("value_ints") => t_i64(&name, vec![a.ints.len()], a.ints.clone()),
+            other => {
+                return Err(
+                    self.node_err(n, format!("Constant attribute {other:?} is not supported"))
+                );
+            }
+        })
+    }
+
+    /// Evaluate a node whose inputs are all constants.
+    fn fold(&self, n: &NodeProto) -> Result<Tensor, String> {
+        let op = n.op_type.as_deref().unwrap_or("");
+        let c = |k: usize| -> Result<Tensor, String> {
+            match n.input.get(k).and_then(|i| self.vals.get(i)) {
+                Some(Val::Const(t)) => Ok(t.clone()),
+                _ => Err(format!("input {k} is missing")),
+            }
+        };
+        let opt = |k: usize| -> Option<Tensor> {
+            match n
+                .input
+                .get(k)
+                .filter(|s| !s.is_empty())
+                .and_then(|i| self.vals.get(i))
+            {
+                Some(Val::Const(t)) => Some(t.clone()),
+                _ => None,
+            }
+        };
+        let name = n.output.first().cloned().unwrap_or_default();
+        let x = c(0)?;
+        Ok(match op {
+            "Cast" => {
+                let to = attr_i(n, "to", 1) as i32;
+                match DataType::try_from(to) {
+                    Ok(DataType::Float | DataType::Double | DataType::Float16) => {
+                        if let Values::I64(v) = &x.values
+                            && v.contains(&BATCH)
+                        {
+                            return Err("casts the dynamic batch size to float".into());
+                        }
+                        t_f32(&name, x.dims.clone(), x.to_f32())
+                    }
+                    Ok(DataType::Int64 | DataType::Int32 | DataType::Int8 | DataType::Uint8) => {
+                        let v = match &x.values {
+                            Values::I64(v) => v.clone(),
+                            Values::F32(v) => v.iter().map(|&f| f as i64).collect(),
+                        };
+                        t_i64(&name, x.dims.clone(), v)
+                    }
+                    Ok(DataType::Bool) => t_i64(
+                        &name,
+                        x.dims.clone(),
+                        x.to_f32().iter().map(|&f| (f != 0.0) as i64).collect(),
+                    ),
+                    _ => return Err(format!("Cast to data type {to} is not supported")),
+                }
+            }
+            "Unsqueeze" | "Squeeze" => {
+                let axes: Vec<i64> = match opt(1) {
+                    Some(a) => i64_values(&a)?,
+                    None => attr_ints(n, "axes").unwrap_or_default(),
+                };
+                let mut dims = x.dims.clone();
+                if op == "Unsqueeze" {
+                    let r = dims.len() + axes.len();
+                    let mut ax: Vec<usize> =
+                        axes.iter().map(|&a| axis(a, r)).collect::<Result<_, _>>()?;
+                    ax.sort();
+                    for a in ax {
+                        dims.insert(a, 1);
+                    }
+                } else if axes.is_empty() {
+                    dims.retain(|&d| d != 1);
+                } else {
+                    let r = dims.len();
+                    let mut ax: Vec<usize> =
+                        axes.iter().map(|&a| axis(a, r)).collect::<Result<_, _>>()?;
+                    ax.sort();
+                    for a in ax.into_iter().rev() {
+                        if dims[a] != 1 {
+                            return Err(format!("Squeeze of axis {a}, which is {}", dims[a]));
+                        }
+                        dims.remove(a);
+                    }
+                }
+                Tensor { dims, ..x }
+            }
+            "Reshape" => {
+                let shape = i64_values(&c(1)?)?;
+                let dims = resolve_reshape(&x.dims, &shape, attr_i(n, "allowzero", 0) != 0)?;
+                Tensor { dims, ..x }
+            }
+            "Flatten" => {
+                let r = x.dims.len();
+                let a = axis(attr_i(n, "axis", 1), r + 1)?;
+                let d0: usize = x.dims[..a].iter().product();
+                let d1: usize = x.dims[a..].iter().product();
+                Tensor {
+                    dims: vec![d0, d1],
+                    ..x
+                }
+            }
+            "Concat" => {
+                let ts: Vec<Tensor> = (0..n.input.len()).map(c).collect::<Result<_, _>>()?;
+                let r = ts[0].dims.len().max(1);
+                let a = axis(attr_i(n, "axis", 0), r)?;
+                concat(&ts, a, &name)?
+            }
+            "Gather" => {
+                let idx = i64_values(&c(1)?)?;
+                let idx_t = c(1)?;
+                let a = axis(attr_i(n, "axis", 0), x.dims.len().max(1))?;
+                gather(&x, &idx, &idx_t.dims, a, &name)?
+            }
+            "Slice" => {
+                let (starts, ends, axes, steps) = if self.opset < 10 {
+                    (
+                        attr_ints(n, "starts").unwrap_or_default(),
+                        attr_ints(n, "ends").unwrap_or_default(),
+                        attr_ints(n, "axes"),
+                        None,
+                    )
+                } else {
+                    (
+                        i64_values(&c(1)?)?,
+                        i64_values(&c(2)?)?,
+                        opt(3).map(|t| i64_values(&t)).transpose()?,
+                        opt(4).map(|t| i64_values(&t)).transpose()?,
+                    )
+                };
+                slice(&x, &starts, &ends, axes, steps, &name)?
+            }
+            "Transpose" => {
+                let r = x.dims.len();
+                let perm: Vec<usize> = match attr_ints(n, "perm") {
+                    Some(p) => p.iter().map(|&a| axis(a, r)).collect::<Result<_, _>>()?,
+                    None => (0..r).rev().collect(),
+                };
+                transpose(&x, &perm, &name)?
+            }
+            "ConstantOfShape" => {
+                let shape = i64_values(&x)?;
+                if shape.contains(&BATCH) {
+                    return Err("ConstantOfShape over the dynamic batch size".into());
+                }
+                let dims: Vec<usize> = shape
+                    .iter()
+                    .map(|&d| usize::try_from(d).map_err(|_| format!("negative dim {d}")))
+                    .collect::<Result<_, _>>()?;
+                let len = decode::element_count(&shape)?;
+                let value = match attr(n, "value").and_then(|a| a.t.as_ref()) {
+                    Some(t) => decode::tensor_values(t, self.base).map_err(|e| e.to_string())?,
+                    None => t_f32("", vec![1], vec![0.0]),
+                };
+                match value.values {
+                    Values::F32(v) => t_f32(&name, dims, vec![*v.first().unwrap_or(&0.0); len]),
+                    Values::I64(v) => t_i64(&name, dims, vec![*v.first().unwrap_or(&0); len]),
+                }
+            }
+            "Add" | "Sub" | "Mul" | "Div" | "Sum" => {
+                let mut acc = x;
+                for k in 1..n.input.len() {
+                    acc = binary(op, &acc, &c(k)?, &name)?;
+                }
+                acc
+            }
+            "Relu" => t_f32(
+                &name,
+                x.dims.clone(),
+                x.to_f32().iter().map(|v| v.max(0.0)).collect(),
+            ),
+            other => return Err(format!("{other} of constants is not supported")),
+        })
+    }
+
+    fn conv(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.need_act(n, 0)?;
+        let w = self.need_const(n, 1, "the weight")?;
+        let b = match self.input_val(n, 2)? {
+            Some(Val::Const(t)) => Some(t.clone()),
+            Some(Val::Act(_)) => return Err(self.node_err(n, "the bias must be a constant")),
+            None => None,
+        };
+        let Layout::Chw { c, h, w: wd } = x.layout else {
+            return Err(self.node_err(
+                n,
+                format!(
+                    "input of ONNX dims {} is not an NCHW image (2-D convolution over [N, C, H, W] is supported)",
+                    fmt_shape(&x.dims)
+                ),
+            ));
+        };
+        if w.dims.len() != 4 {
+            return Err(self.node_err(n, "only 2-D convolutions are supported"));
+        }
+        let (co, cig, kh, kw) = (w.dims[0], w.dims[1], w.dims[2], w.dims[3]);
+        let groups = attr_i(n, "group", 1).max(1) as usize;
+        if cig * groups != c || co % groups != 0 {
+            return Err(self.node_err(
+                n,
+                format!(
+                    "weight {:?} does not fit {c} input channels in {groups} groups",
+                    w.dims
+                ),
+            ));
+        }
+        if let Some(d) = attr_ints(n, "dilations")
+            && d.iter().any(|&d| d != 1)
+        {
+            return Err(self.node_err(n, format!("dilations {d:?}: only 1 is supported")));
+        }
+        let s = attr_ints(n, "strides").unwrap_or_else(|| vec![1, 1]);
+        if s.len() != 2 || s.iter().any(|&v| v < 1) {
+            return Err(self.node_err(n, format!("strides {s:?} must be two positive numbers")));
+        }
+        let (sh, sw) = (s[0] as usize, s[1] as usize);
+        let pads = self.pads(n, [h, wd], [kh, kw], [sh, sw])?;
+        let mut hwio = vec![0f32; w.len()];
+        let src = w.to_f32();
+        for o in 0..co {
+            for i in 0..cig {
+                for y in 0..kh {
+                    for xx in 0..kw {
+                        hwio[((y * kw + xx) * cig + i) * co + o] =
+                            src[((o * cig + i) * kh + y) * kw + xx];
+                    }
+                }
+            }
+        }
+        let mut ws = vec![ArrayD::from_shape_vec(IxDyn(&[kh, kw, cig, co]), hwio).expect("sized")];
+        if let Some(b) = &b {
+            if b.len() != co {
+                return Err(
+                    self.node_err(n, format!("bias has {} values for {co} filters", b.len()))
+                );
+            }
+            ws.push(ArrayD::from_shape_vec(IxDyn(&[co]), b.to_f32()).expect("sized"));
+        }
+        let op = Op::Conv2d {
+            filters: co,
+            kernel: [kh, kw],
+            stride: [sh, sw],
+            padding: canonical_padding(pads),
+            groups,
+            bias: b.is_some(),
+        };
+        let hp = h + pads[0] + pads[2];
+        let wp = wd + pads[1] + pads[3];
+        if hp < kh || wp < kw {
+            return Err(self.node_err(n, "the kernel does not fit the padded input"));
+        }
+        let (ho, wo) = ((hp - kh) / sh + 1, (wp - kw) / sw + 1);
+        let name = self.emit(&Self::node_name(n), op, vec![x.ir], ws);
+        self.set(
+            n,
+            Val::Act(Act {
+                ir: name,
+                dims: vec![co, ho, wo],
+                layout: Layout::Chw {
+                    c: co,
+                    h: ho,
+                    w: wo,
+                },
+                ir_shape: vec![ho, wo, co],
+            }),
+        );
+        Ok(())
+    }
+
+    /// Explicit pads `[top, left, bottom, right]` from `pads` or `auto_pad`.
+    fn pads(
+        &self,
+        n: &NodeProto,
+        hw: [usize; 2],
+        k: [usize; 2],
+        s: [usize; 2],
+    ) -> Result<[usize; 4], ImportError> {
+        let auto = attr_s(n, "auto_pad").unwrap_or_else(|| "NOTSET".into());
+        match auto.as_str() {
+            "NOTSET" | "" => {
+                let p = attr_ints(n, "pads").unwrap_or_else(|| vec![0; 4]);
+                if p.len() != 4 || p.iter().any(|&v| v < 0) {
+                    return Err(
+                        self.node_err(n, format!("pads {p:?} must be four non-negative numbers"))
+                    );
+                }
+                Ok([p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize])
+            }
+            "VALID" => Ok([0; 4]),
+            "SAME_UPPER" | "SAME_LOWER" => {
+                let mut out = [0; 4];
+                for d in 0..2 {
+                    let o = hw[d].div_ceil(s[d]);
+                    let total = ((o - 1) * s[d] + k[d]).saturating_sub(hw[d]);
+                    let small = total / 2;
+                    let (b, e) = if auto == "SAME_UPPER" {
+                        (small, total - small)
+                    } else {
+                        (total - small, small)
+                    };
+                    out[d] = b;
+                    out[d + 2] = e;
+                }
+                Ok(out)
+            }
+            other => Err(self.node_err(n, format!("auto_pad `{other}` is not known"))),
+        }
+    }
+
+    /// The weight rows of a dense layer reading `x`, in the IR's order.
+    fn dense_rows(&self, x: &Act, k: usize, units: usize, w: Vec<f32>) -> Vec<f32> {
+        match x.layout {
+            Layout::Flat { .. } if x.layout.gather().is_some() => {
+                let g = x.layout.gather().expect("checked");
+                let mut out = vec![0f32; k * units];
+                for (onnx_r, &ir_r) in g.iter().enumerate() {
+                    out[ir_r * units..(ir_r + 1) * units]
+                        .copy_from_slice(&w[onnx_r * units..(onnx_r + 1) * units]);
+                }
+                out
+            }
+            _ => w,
+        }
+    }
+
+    fn dense_input(&self, n: &NodeProto, x: &Act) -> Result<usize, ImportError> {
+        let k = *x.dims.last().expect("non-empty");
+        let same_last = x.ir_shape.last() == Some(&k);
+        match x.layout {
+            Layout::Flat { .. } => Ok(k),
+            Layout::Plain if same_last => Ok(k),
+            _ if same_last && x.dims.len() == 1 => Ok(k),
+            _ => Err(self.node_err(
+                n,
+                format!(
+                    "a matrix product over the last axis of {} (an NCHW image) is not supported \
+                     (flatten it first)",
+                    fmt_shape(&x.dims)
+                ),
+            )),
+        }
+    }
+
+    fn gemm(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.need_act(n, 0)?;
+        let b = self.need_const(n, 1, "B")?;
+        if attr_i(n, "transA", 0) != 0 {
+            return Err(self.node_err(n, "transA = 1 is not supported"));
+        }
+        if x.dims.len() != 1 {
+            return Err(self.node_err(
+                n,
+                format!("A must be [N, K], got per-example {}", fmt_shape(&x.dims)),
+            ));
+        }
+        let k = self.dense_input(n, &x)?;
+        if b.dims.len() != 2 {
+            return Err(self.node_err(n, format!("B must be 2-D, got {:?}", b.dims)));
+        }
+        let trans_b = attr_i(n, "transB", 0) != 0;
+        let (bk, units) = if trans_b {
+            (b.dims[1], b.dims[0])
+        } else {
+            (b.dims[0], b.dims[1])
+        };
+        if bk != k {
+            return Err(self.node_err(n, format!("B {:?} does not take {k} inputs", b.dims)));
+        }
+        let alpha = attr_f(n, "alpha", 1.0);
+        let beta = attr_f(n, "beta", 1.0);
+        let mut wv = b.to_f32();
+        if trans_b {
+            wv = transpose2(&wv, units, k);
+        }
+        wv.iter_mut().for_each(|v| *v *= alpha);
+        let wv = self.dense_rows(&x, k, units, wv);
+        let mut ws = vec![ArrayD::from_shape_vec(IxDyn(&[k, units]), wv).expect("sized")];
+        let bias = match self.input_val(n, 2)? {
+            Some(Val::Const(c)) => {
+                let v = c.to_f32();
+                let full: Vec<f32> = match v.len() {
+                    1 => vec![v[0] * beta; units],
+                    l if l == units => v.iter().map(|x| x * beta).collect(),
+                    _ => {
+                        return Err(
+                            self.node_err(n, format!("C {:?} is not a bias of {units}", c.dims))
+                        );
+                    }
+                };
+                ws.push(ArrayD::from_shape_vec(IxDyn(&[units]), full).expect("sized"));
+                true
+            }
+            Some(Val::Act(_)) => return Err(self.node_err(n, "C must be a constant")),
+            None => false,
+        };
+        let name = self.emit(
+            &Self::node_name(n),
+            Op::Dense { units, bias },
+            vec![x.ir],
+            ws,
+        );
+        self.set(
+            n,
+            Val::Act(Act {
+                ir: name,
+                dims: vec![units],
+                layout: Layout::Plain,
+                ir_shape: vec![units],
+            }),
+        );
+        Ok(())
+    }
+
+    fn matmul(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = match self.need(n, 0)? {
+            Val::Act(a) => a.clone(),
+            Val::Const(_) => {
+                return Err(self.node_err(n, "a constant times an activation is not supported (the IR's dense layer is activation x weight)"));
+            }
+        };
+        let b = match self.need(n, 1)? {
+            Val::Const(t) => t.clone(),
+            Val::Act(_) => {
+                return Err(self.node_err(
+                    n,
+                    "a product of two activations (as in attention) is not in greenbench's IR yet",
+                ));
+            }
+        };
+        if b.dims.len() != 2 {
+            return Err(self.node_err(n, format!("the weight must be 2-D, got {:?}", b.dims)));
+        }
+        let k = self.dense_input(n, &x)?;
+        if b.dims[0] != k {
+            return Err(self.node_err(n, format!("weight {:?} does not take {k} inputs", b.dims)));
+        }
+        let units = b.dims[1];
+        let wv = self.dense_rows(&x, k, units, b.to_f32());
+        let ws = vec![ArrayD::from_shape_vec(IxDyn(&[k, units]), wv).expect("sized")];
+        let name = self.emit(
+            &Self::node_name(n),
+            Op::Dense { units, bias: false },
+            vec![x.ir],
+            ws,
+        );
+        let mut dims = x.dims.clone();
+        *dims.last_mut().expect("non-empty") = units;
+        let mut ir_shape = x.ir_shape.clone();
+        *ir_shape.last_mut().expect("non-empty") = units;
+        self.set(
+            n,
+            Val::Act(Act {
+                ir: name,
+                dims,
+                layout: Layout::Plain,
+                ir_shape,
+            }),
+        );
+        Ok(())
+    }
+
+    /// The single ONNX reader of `act` may rewrite its producer in place.
+    fn sole_reader(&self, onnx_value: &str) -> bool {
+        self.readers.get(onnx_value).copied().unwrap_or(0) == 1
+    }
+
+    fn add(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let ins: Vec<usize> = (0..n.input.len())
+            .filter(|&k| !n.input[k].is_empty())
+            .collect();
+        let acts: Vec<usize> = ins
+            .iter()
+            .copied()
+            .filter(|&k| matches!(self.vals.get(&n.input[k]), Some(Val::Act(_))))
+            .collect();
+        let consts: Vec<usize> = ins.iter().copied().filter(|k| !acts.contains(k)).collect();
+        if consts.len() > 1 {
+            return Err(self.node_err(n, "more than one constant operand"));
+        }
+        // activation (+ activation ...): residual sums.
+        let mut cur = self.need_act(n, acts[0])?;
+        for (j, &k) in acts.iter().enumerate().skip(1) {
+            let y = self.need_act(n, k)?;
+            if y.dims != cur.dims || y.layout != cur.layout || y.ir_shape != cur.ir_shape {
+                return Err(self.node_err(
+                    n,
+                    format!(
+                        "adds {} to {}: only equal shapes are supported (broadcasting elementwise ops are planned)",
+                        fmt_shape(&y.dims),
+                        fmt_shape(&cur.dims)
+                    ),
+                ));
+            }
+            let base = if j + 1 == acts.len() && consts.is_empty() {
+                Self::node_name(n)
+            } else {
+                format!("{}_{j}", Self::node_name(n))
+            };
+            let name = self.emit(&base, Op::Add, vec![cur.ir.clone(), y.ir], vec![]);
+            cur = Act { ir: name, ..cur };
+        }
+        if let Some(&k) = consts.first() {
+            let c = self.need_const(n, k, "the constant")?;
+            cur = self.add_const(
+                n,
+                &cur,
+                acts.len() == 1 && self.sole_reader(&n.input[acts[0]]),
+                &c,
+            )?;
+        }
+        self.set(n, Val::Act(cur));
+        Ok(())
+    }
+
+    /// `act + constant` where the constant is a bias the producer can take.
+    fn add_const(
+        &mut self,
+        n: &NodeProto,
+        x: &Act,
+        sole: bool,
+        c: &Tensor,
+    ) -> Result<Act, ImportError> {
+        let refuse = |me: &Self| {
+            me.node_err(
+                n,
+                format!(
+                    "adds a constant {:?} to an activation {} that is not a bias of the layer before it \
+                     (broadcasting elementwise ops are planned)",
+                    c.dims,
+                    fmt_shape(&x.dims)
+                ),
+            )
+        };
+        let Some(&i) = self.index.get(&x.ir) else {
+            return Err(refuse(self));
+        };
+        if !sole {
+            return Err(refuse(self));
+        }
+        let v = c.to_f32();
+        let new_name = Self::node_name(n);
+        match self.nodes[i].op.clone() {
+            Op::Dense { units, bias } => {
+                let per_unit = v.len() == units
+                    && c.dims.iter().rev().skip(1).all(|&d| d == 1)
+                    && c.dims.last() == Some(&units);
+                if !(per_unit || v.len() == 1) {
+                    return Err(refuse(self));
+                }
+                let add: Vec<f32> = if v.len() == 1 { vec![v[0]; units] } else { v };
+                if bias {
+                    let b = &mut self.weights[i][1];
+                    b.iter_mut().zip(&add).for_each(|(b, a)| *b += a);
+                } else {
+                    self.weights[i]
+                        .push(ArrayD::from_shape_vec(IxDyn(&[units]), add).expect("sized"));
+                    self.nodes[i].op = Op::Dense { units, bias: true };
+                }
+                Ok(self.rename(i, &new_name, x))
+            }
+            Op::Conv2d {
+                filters,
+                kernel,
+                stride,
+                padding,
+                groups,
+                bias,
+            } => {
+                // [C, 1, 1] or [1, C, 1, 1]: a per-channel bias.
+                let per_channel = v.len() == filters && {
+                    let mut d = c.dims.clone();
+                    while d.first() == Some(&1) && d.len() > 3 {
+                        d.remove(0);
+                    }
+                    d.len() == 3 && d[0] == filters && d[1] == 1 && d[2] == 1
+                };
+                if !per_channel {
+                    return Err(refuse(self));
+                }
+                if bias {
+                    let b = &mut self.weights[i][1];
+                    b.iter_mut().zip(&v).for_each(|(b, a)| *b += a);
+                } else {
+                    self.weights[i]
+                        .push(ArrayD::from_shape_vec(IxDyn(&[filters]), v).expect("sized"));
+                    self.nodes[i].op = Op::Conv2d {
+                        filters,
+                        kernel,
+                        stride,
+                        padding,
+                        groups,
+                        bias: true,
+                    };
+                }
+                Ok(self.rename(i, &new_name, x))
+            }
+            Op::Embedding {
+                vocab,
+                dim,
+                positions: false,
+            } => {
+                let s = x.dims[0];
+                let mut d = c.dims.clone();
+                while d.len() > 2 && d[0] == 1 {
+                    d.remove(0);
+                }
+                if d != [s, dim] {
+                    return Err(refuse(self));
+                }
+                self.weights[i].push(ArrayD::from_shape_vec(IxDyn(&[s, dim]), v).expect("sized"));
+                self.nodes[i].op = Op::Embedding {
+                    vocab,
+                    dim,
+                    positions: true,
+                };
+                Ok(self.rename(i, &new_name, x))
+            }
+            _ => Err(refuse(self)),
+        }
+    }
+
+    /// Give IR node `i` (whose only reader was just folded into it) the folding node's name.
+    fn rename(&mut self, i: usize, base: &str, x: &Act) -> Act {
+        let old = self.nodes[i].name.clone();
+        // Only the last node can be renamed safely (nothing refers to it yet).
+        if i + 1 != self.nodes.len() {
+            return x.clone();
+        }
+        if let Some(k) = self.names.get_mut(&old) {
+            *k -= 1;
+        }
+        let name = self.fresh_name(base);
+        self.index.remove(&old);
+        self.index.insert(name.clone(), i);
+        self.nodes[i].name = name.clone();
+        Act {
+            ir: name,
+            ..x.clone()
+        }
+    }
+
+    fn unary(&mut self, n: &NodeProto, op: Op) -> Result<(), ImportError> {
+        let x = self.need_act(n, 0)?;
+        let name = self.emit(&Self::node_name(n), op, vec![x.ir.clone()], vec![]);
+        self.set(n, Val::Act(Act { ir: name, ..x }));
+        Ok(())
+    }
+
+    fn clip(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let (lo, hi) = if self.opset < 11 {
+            (attr_f(n, "min", f32::MIN), attr_f(n, "max", f32::MAX))
+        } else {
+            let get = |k: usize| -> Result<Option<f32>, ImportError> {
+                match self.input_val(n, k)? {
+                    None => Ok(None),
+                    Some(Val::Const(t)) => Ok(t.to_f32().first().copied()),
+                    Some(Val::Act(_)) => Err(self.node_err(n, "min/max must be constants")),
+                }
+            };
+            (get(1)?.unwrap_or(f32::MIN), get(2)?.unwrap_or(f32::MAX))
+        };
+        if lo == 0.0 && hi >= f32::MAX {
+            return self.unary(n, Op::Relu);
+        }
+        Err(self.node_err(
+            n,
+            format!("Clip to [{lo}, {hi}] (e.g. ReLU6) is not in greenbench's IR yet; only Clip(min=0) = ReLU is"),
+        ))
+    }
+
+    fn last_axis(&self, n: &NodeProto, x: &Act, a: i64) -> Result<(), ImportError> {
+        let r = x.dims.len() + 1;
+        let ax = axis(a, r).map_err(|m| self.node_err(n, m))?;
+        if ax != r - 1 || x.layout.gather().is_some() || x.ir_shape.last() != x.dims.last() {
+            return Err(self.node_err(
+                n,
+                format!(
+                    "only the last axis of a row-major tensor is supported (axis {a} of {})",
+                    fmt_shape(&x.dims)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn softmax(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.need_act(n, 0)?;
+        let default = if self.opset < 13 { 1 } else { -1 };
+        let a = attr_i(n, "axis", default);
+        if self.opset < 13 {
+            // Softmax over everything from `axis` on: the last axis only when that is all.
+            let r = x.dims.len() + 1;
+            let ax = axis(a, r).map_err(|m| self.node_err(n, m))?;
+            if ax != r - 1 && !(ax == 1 && x.dims.len() == 1) {
+                return Err(self.node_err(
+                    n,
+                    format!("softmax over axes {ax}.. of a rank-{r} tensor is not supported"),
+                ));
+            }
+            return self.unary(n, Op::Softmax);
+        }
+        self.last_axis(n, &x, a)?;
+        self.unary(n, Op::Softmax)
+    }
+
+    fn layer_norm(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        self.only_first_output(n)?;
+        let x = self.need_act(n, 0)?;
+        self.last_axis(n, &x, attr_i(n, "axis", -1))?;
+        let d = *x.dims.last().expect("non-empty");
+        let gamma = self.need_const(n, 1, "scale")?;
+        let beta = match self.input_val(n, 2)? {
+            Some(Val::Const(t)) => t.to_f32(),
+            Some(Val::Act(_)) => return Err(self.node_err(n, "bias must be a constant")),
+            None => vec![0.0; d],
+        };
+        if gamma.len() != d || beta.len() != d {
+            return Err(self.node_err(n, format!("scale/bias must have {d} values")));
+        }
+        let ws = vec![
+            ArrayD::from_shape_vec(IxDyn(&[d]), gamma.to_f32()).expect("sized"),
+            ArrayD::from_shape_vec(IxDyn(&[d]), beta).expect("sized"),
+        ];
+        let eps = attr_f(n, "epsilon", 1e-5);
+        let name = self.emit(
+            &Self::node_name(n),
+            Op::LayerNorm { eps },
+            vec![x.ir.clone()],
+            ws,
+        );
+        self.set(n, Val::Act(Act { ir: name, ..x }));
+        Ok(())
+    }
+
+    fn batch_norm(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        self.only_first_output(n)?;
+        if attr_i(n, "training_mode", 0) != 0 {
+            return Err(self.node_err(n, "training_mode = 1 is not supported (inference only)"));
+        }
+        let x = self.need_act(n, 0)?;
+        // The channel axis (ONNX axis 1) must be the IR's last axis.
+        let c = match x.layout {
+            Layout::Chw { c, .. } => c,
+            _ if x.dims.len() == 1 && x.layout.gather().is_none() => x.dims[0],
+            _ => {
+                return Err(self.node_err(
+                    n,
+                    format!(
+                        "batch norm over channel axis 1 of {} is not supported",
+                        fmt_shape(&x.dims)
+                    ),
+                ));
+            }
+        };
+        let mut ws = vec![];
+        for (k, what) in [(1, "scale"), (2, "B"), (3, "mean"), (4, "var")] {
+            let t = self.need_const(n, k, what)?;
+            if t.len() != c {
+                return Err(
+                    self.node_err(n, format!("{what} has {} values for {c} channels", t.len()))
+                );
+            }
+            ws.push(ArrayD::from_shape_vec(IxDyn(&[c]), t.to_f32()).expect("sized"));
+        }
+        let eps = attr_f(n, "epsilon", 1e-5);
+        let name = self.emit(
+            &Self::node_name(n),
+            Op::BatchNorm { eps },
+            vec![x.ir.clone()],
+            ws,
+        );
+        self.set(n, Val::Act(Act { ir: name, ..x }));
+        Ok(())
+    }
+
+    fn pool(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        self.only_first_output(n)?;
+        let x = self.need_act(n, 0)?;
+        let Layout::Chw { c, h, w } = x.layout else {
+            return Err(self.node_err(
+                n,
+                format!("input {} is not an NCHW image", fmt_shape(&x.dims)),
+            ));
+        };
+        let k = attr_ints(n, "kernel_shape").unwrap_or_default();
+        if k.len() != 2 || k.iter().any(|&v| v < 1) {
+            return Err(self.node_err(
+                n,
+                format!("kernel_shape {k:?}: 2-D pooling with a positive window is supported"),
+            ));
+        }
+        let s = attr_ints(n, "strides").unwrap_or_else(|| vec![1, 1]);
+        if s.len() != 2 || s.iter().any(|&v| v < 1) {
+            return Err(self.node_err(n, format!("strides {s:?} must be two positive numbers")));
+        }
+        if let Some(d) = attr_ints(n, "dilations")
+            && d.iter().any(|&d| d != 1)
+        {
+            return Err(self.node_err(n, format!("dilations {d:?}: only 1 is supported")));
+        }
+        let (kh, kw, sh, sw) = (k[0] as usize, k[1] as usize, s[0] as usize, s[1] as usize);
+        let pads = self.pads(n, [h, w], [kh, kw], [sh, sw])?;
+        if pads.iter().any(|&p| p > 0) {
+            return Err(self.node_err(
+                n,
+                format!(
+                    "padded pooling (pads {pads:?}) is not in greenbench's IR yet; unpadded is"
+                ),
+            ));
+        }
+        if h < kh || w < kw {
+            return Err(self.node_err(n, "the window does not fit the input"));
+        }
+        let (ho, wo) = ((h - kh) / sh + 1, (w - kw) / sw + 1);
+        if attr_i(n, "ceil_mode", 0) != 0 {
+            let (hc, wc) = ((h - kh).div_ceil(sh) + 1, (w - kw).div_ceil(sw) + 1);
+            if (hc, wc) != (ho, wo) {
+                return Err(self.node_err(
+                    n,
+                    format!("ceil_mode = 1 gives {hc}x{wc} here, not {ho}x{wo}: not in greenbench's IR yet"),
+                ));
+            }
+        }
+        let op = if n.op_type.as_deref() == Some("MaxPool") {
+            Op::MaxPool {
+                kernel: [kh, kw],
+                stride: [sh, sw],
+            }
+        } else {
+            Op::AvgPool {
+                kernel: [kh, kw],
+                stride: [sh, sw],
+            }
+        };
+        let name = self.emit(&Self::node_name(n), op, vec![x.ir], vec![]);
+        self.set(
+            n,
+            Val::Act(Act {
+                ir: name,
+                dims: vec![c, ho, wo],
+                layout: Layout::Chw { c, h: ho, w: wo },
+                ir_shape: vec![ho, wo, c],
+            }),
+        );
+        Ok(())
+    }
+
+    fn global_pool(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.need_act(n, 0)?;
+        let Layout::Chw { c, .. } = x.layout else {
+            return Err(self.node_err(
+                n,
+                format!("input {} is not an NCHW image", fmt_shape(&x.dims)),
+            ));
+        };
+        let name = self.emit(&Self::node_name(n), Op::GlobalAvgPool, vec![x.ir], vec![]);
+        // ONNX keeps [C, 1, 1]; the IR's [C] is the same memory.
+        self.set(
+            n,
+            Val::Act(Act {
+                ir: name,
+                dims: vec![c, 1, 1],
+                layout: Layout::Chw { c, h: 1, w: 1 },
+                ir_shape: vec![c],
+            }),
+        );
+        Ok(())
+    }
+
+    fn reduce_mean(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.need_act(n, 0)?;
+        let axes: Vec<i64> = match self.input_val(n, 1)? {
+            Some(Val::Const(t)) => i64_values(t).map_err(|m| self.node_err(n, m))?,
+            Some(Val::Act(_)) => return Err(self.node_err(n, "axes must be a constant")),
+            None => attr_ints(n, "axes").unwrap_or_default(),
+        };
+        let r = x.dims.len() + 1;
+        let mut ax: Vec<usize> = axes
+            .iter()
+            .map(|&a| axis(a, r))
+            .collect::<Result<_, _>>()
+            .map_err(|m| self.node_err(n, m))?;
+        ax.sort();
+        let keep = attr_i(n, "keepdims", 1) != 0;
+        match x.layout {
+            Layout::Chw { c, .. } if ax == [2, 3] => {
+                let name = self.emit(&Self::node_name(n), Op::GlobalAvgPool, vec![x.ir], vec![]);
+                let dims = if keep { vec![c, 1, 1] } else { vec![c] };
+                self.set(n, Val::Act(Act { ir: name, dims, layout: Layout::Chw { c, h: 1, w: 1 }, ir_shape: vec![c] }));
+                Ok(())
+            }
+            Layout::Plain if x.dims.len() == 2 && ax == [1] => {
+                let d = x.dims[1];
+                let name = self.emit(&Self::node_name(n), Op::GlobalAvgPool, vec![x.ir], vec![]);
+                let dims = if keep { vec![1, d] } else { vec![d] };
+                self.set(n, Val::Act(Act { ir: name, dims, layout: Layout::Plain, ir_shape: vec![d] }));
+                Ok(())
+            }
+            _ => Err(self.node_err(
+                n,
+                format!("mean over axes {axes:?} of {} is not supported (spatial means of NCHW images and means over the sequence of [N, S, D] are)", fmt_shape(&x.dims)),
+            )),
+        }
+    }
+
+    /// Flatten everything but the batch.
+    fn flatten_act(&mut self, n: &NodeProto, x: Act) -> Act {
+        let len: usize = x.dims.iter().product();
+        let layout = match x.layout {
+            Layout::Chw { c, h, w } if x.layout.gather().is_some() => Layout::Flat { c, h, w },
+            Layout::Flat { .. } => x.layout,
+            _ => Layout::Plain,
+        };
+        let ir = if x.ir_shape.len() > 1 {
+            self.emit(&Self::node_name(n), Op::Flatten, vec![x.ir], vec![])
+        } else {
+            x.ir
+        };
+        Act {
+            ir,
+            dims: vec![len],
+            layout,
+            ir_shape: vec![len],
+        }
+    }
+
+    fn flatten(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.need_act(n, 0)?;
+        let a = attr_i(n, "axis", 1);
+        if axis(a, x.dims.len() + 1).ok() != Some(1) {
+            return Err(self.node_err(
+                n,
+                format!("Flatten at axis {a}: only axis 1 (keep the batch) is supported"),
+            ));
+        }
+        let y = self.flatten_act(n, x);
+        self.set(n, Val::Act(y));
+        Ok(())
+    }
+
+    fn reshape(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.need_act(n, 0)?;
+        let shape =
+            i64_values(&self.need_const(n, 1, "the shape")?).map_err(|m| self.node_err(n, m))?;
+        if shape.is_empty() {
+            return Err(self.node_err(n, "reshape to a scalar drops the batch"));
+        }
+        // The first entry must stay the batch.
+        let fixed = self.fixed_batch.map(|b| b as i64);
+        let per: Vec<i64> = shape[1..].to_vec();
+        let lead_ok = shape[0] == BATCH
+            || shape[0] == 0
+            || Some(shape[0]) == fixed
+            || shape[0] == -1 && !per.contains(&-1);
+        if !lead_ok || per.contains(&BATCH) {
+            return Err(self.node_err(
+                n,
+                format!(
+                    "reshape to {} does not keep the batch as the first dimension",
+                    fmt_i64s(&shape)
+                ),
+            ));
+        }
+        let dims = resolve_reshape(&x.dims, &per, attr_i(n, "allowzero", 0) != 0)
+            .map_err(|m| self.node_err(n, m))?;
+        if dims == x.dims {
+            self.set(n, Val::Act(x));
+            return Ok(());
+        }
+        if dims.len() == 1 {
+            let y = self.flatten_act(n, x);
+            self.set(n, Val::Act(y));
+            return Ok(());
+        }
+        // Adding or removing unit axes of a row-major tensor keeps its memory.
+        let squeeze = |d: &[usize]| d.iter().copied().filter(|&v| v != 1).collect::<Vec<_>>();
+        if matches!(x.layout, Layout::Plain)
+            && squeeze(&dims) == squeeze(&x.dims)
+            && dims.last() == x.dims.last()
+        {
+            self.set(n, Val::Act(Act { dims, ..x }));
+            return Ok(());
+        }
+        Err(self.node_err(
+            n,
+            format!(
+                "reshape of {} to {} is not in greenbench's IR yet (flattening is)",
+                fmt_shape(&x.dims),
+                fmt_shape(&dims)
+            ),
+        ))
+    }
+
+    fn transpose(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.need_act(n, 0)?;
+        let perm =
+            attr_ints(n, "perm").unwrap_or_else(|| (0..=x.dims.len() as i64).rev().collect());
+        let y = match (x.layout, perm.as_slice(), x.dims.as_slice()) {
+            // NHWC -> NCHW: the IR already holds [H, W, C].
+            (Layout::Plain, [0, 3, 1, 2], &[h, w, c]) if x.ir_shape == [h, w, c] => Act {
+                dims: vec![c, h, w],
+                layout: Layout::Chw { c, h, w },
+                ..x
+            },
+            // NCHW -> NHWC.
+            (Layout::Chw { c, h, w }, [0, 2, 3, 1], _) if x.ir_shape == [h, w, c] => Act {
+                dims: vec![h, w, c],
+                layout: Layout::Plain,
+                ..x
+            },
+            _ if perm.iter().enumerate().all(|(i, &p)| p == i as i64) => x,
+            _ => {
+                return Err(self.node_err(
+                    n,
+                    format!("transpose {perm:?} of {} is not in greenbench's IR yet (NHWC <-> NCHW are)", fmt_shape(&x.dims)),
+                ));
+            }
+        };
+        self.set(n, Val::Act(y));
+        Ok(())
+    }
+
+    fn gather(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let table = match self.need(n, 0)? {
+            Val::Const(t) => t.clone(),
+            Val::Act(_) => {
+                return Err(self.node_err(n, "gathering from an activation is not supported (embedding lookups from a constant table are)"));
+            }
+        };
+        let ids = self.need_act(n, 1)?;
+        if attr_i(n, "axis", 0) != 0
+            || table.dims.len() != 2
+            || ids.ir != "input"
+            || ids.dims.len() != 1
+        {
+            return Err(self.node_err(
+                n,
+                "only an embedding lookup (axis 0 of a [vocab, dim] table, indexed by the model's [N, S] token input) is supported",
+            ));
+        }
+        let (vocab, dim) = (table.dims[0], table.dims[1]);
+        self.token_vocab = Some(vocab);
+        let ws = vec![ArrayD::from_shape_vec(IxDyn(&[vocab, dim]), table.to_f32()).expect("sized")];
+        let op = Op::Embedding {
+            vocab,
+            dim,
+            positions: false,
+        };
+        let name = self.emit(&Self::node_name(n), op, vec![ids.ir], ws);
+        self.set(
+            n,
+            Val::Act(Act {
+                ir: name,
+                dims: vec![ids.dims[0], dim],
+                layout: Layout::Plain,
+                ir_shape: vec![ids.dims[0], dim],
+            }),
+        );
+        Ok(())
+    }
+}
+
+/// `[top, left, bottom, right]` as the IR's padding: none is `Valid`, anything else
+/// `Explicit` (TensorFlow's "same" comes back as the explicit pads it resolves to).
+fn canonical_padding(p: [usize; 4]) -> Padding {
+    if p == [0; 4] {
+        Padding::Valid
+    } else {
+        Padding::explicit(p[0], p[2], p[1], p[3])
+    }
+}
+
+fn fmt_i64s(v: &[i64]) -> String {
+    let parts: Vec<String> = v
+        .iter()
+        .map(|&d| {
+            if d == BATCH {
+                "N".into()
+            } else {
+                d.to_string()
+            }
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+fn transpose2(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; w.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = w[r * cols + c];
+        }
+    }
+    out
+}
+
+/// ONNX Reshape's target resolution (0 copies, -1 infers).
+fn resolve_reshape(dims: &[usize], shape: &[i64], allowzero: bool) -> Result<Vec<usize>, String> {
+    let total: usize = dims.iter().product();
+    let mut out = Vec::with_capacity(shape.len());
+    let mut infer = None;
+    for (i, &s) in shape.iter().enumerate() {
+        match s {
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                out.push(1);
+            }
+            0 if !allowzero => out.push(*dims.get(i).ok_or_else(|| {
+                format!("shape entry {i} copies a dimension that does not exist")
+            })?),
+            s if s >= 0 => out.push(s as usize),
+            _ => return Err(format!("reshape target {} is not valid", fmt_i64s(shape))),
+        }
+    }
+    let known: usize = out.iter().product();
+    if let Some(i) = infer {
+        if known == 0 || !total.is_multiple_of(known) {
+            return Err(format!("cannot reshape {dims:?} to {}", fmt_i64s(shape)));
+        }
+        out[i] = total / known;
+    } else if known != total {
+        return Err(format!(
+            "cannot reshape {dims:?} ({total} elements) to {}",
+            fmt_i64s(shape)
+        ));
+    }
+    Ok(out)
+}
+
+fn concat(ts: &[Tensor], a: usize, name: &str) -> Result<Tensor, String> {
+    let r = ts[0].dims.len();
+    let is_f = matches!(ts[0].values, Values::F32(_));
+    for t in ts {
+        if t.dims.len() != r || (0..r).any(|i| i != a && t.dims[i] != ts[0].dims[i]) {
+            return Err("Concat of shapes that differ off the axis".into());
+        }
+    }
+    let outer: usize = ts[0].dims[..a].iter().product();
+    let mut dims = ts[0].dims.clone();
+    dims[a] = ts.iter().map(|t| t.dims[a]).sum();
+    let mut f = vec![];
+    let mut iv = vec![];
+    for o in 0..outer {
+        for t in ts {
+            let inner: usize = t.dims[a..].iter().product();
+            if is_f {
+                f.extend_from_slice(&t.to_f32()[o * inner..(o + 1) * inner]);
+            } else {
+                iv.extend_from_slice(&t.to_i64()?[o * inner..(o + 1) * inner]);
+            }
+        }
+    }
+    Ok(if is_f {
+        t_f32(name, dims, f)
+    } else {
+        t_i64(name, dims, iv)
+    })
+}
+
+fn gather(
+    x: &Tensor,
+    idx: &[i64],
+    idx_dims: &[usize],
+    a: usize,
+    name: &str,
+) -> Result<Tensor, String> {
+    if x.dims.is_empty() {
+        return Err("Gather from a scalar".into());
+    }
+    let n = x.dims[a] as i64;
+    let outer: usize = x.dims[..a].iter().product();
+    let inner: usize = x.dims[a + 1..].iter().product();
+    let mut dims: Vec<usize> = x.dims[..a].to_vec();
+    dims.extend_from_slice(idx_dims);
+    dims.extend_from_slice(&x.dims[a + 1..]);
+    let pick = |i: i64| -> Result<usize, String> {
+        let j = if i < 0 { i + n } else { i };
+        if (0..n).contains(&j) {
+            Ok(j as usize)
+        } else {
+            Err(format!("index {i} is outside 0..{n}"))
+        }
+    };
+    let mut fi = vec![];
+    let mut ii = vec![];
+    let xf = x.to_f32();
+    let xi = match &x.values {
+        Values::I64(v) => Some(v),
+        _ => None,
+    };
+    for o in 0..outer {
+        for &i in idx {
+            let j = pick(i)?;
+            let s = (o * x.dims[a] + j) * inner;
+            match xi {
+                Some(v) => ii.extend_from_slice(&v[s..s + inner]),
+                None => fi.extend_from_slice(&xf[s..s + inner]),
+            }
+        }
+    }
+    Ok(match xi {
+        Some(_) => t_i64(name, dims, ii),
+        None => t_f32(name, dims, fi),
+    })
+}
+
+fn slice(
+    x: &Tensor,
+    starts: &[i64],
+    ends: &[i64],
+    axes: Option<Vec<i64>>,
+    steps: Option<Vec<i64>>,
+    name: &str,
+) -> Result<Tensor, String> {
+    let r = x.dims.len();
+    let axes: Vec<usize> = match axes {
+        Some(a) => a.iter().map(|&v| axis(v, r)).collect::<Result<_, _>>()?,
+        None => (0..starts.len()).collect(),
+    };
+    if starts.len() != axes.len() || ends.len() != axes.len() {
+        return Err("Slice's starts, ends and axes differ in length".into());
+    }
+    let mut lo = vec![0usize; r];
+    let mut hi = x.dims.clone();
+    for (k, &ax) in axes.iter().enumerate() {
+        if steps
+            .as_ref()
+            .is_some_and(|s| s.get(k).copied().unwrap_or(1) != 1)
+        {
+            return Err("Slice with a step other than 1 is not supported".into());
+        }
+        let d = x.dims[ax] as i64;
+        let clampi = |v: i64| -> usize { (if v < 0 { v + d } else { v }).clamp(0, d) as usize };
+        lo[ax] = clampi(starts[k]);
+        hi[ax] = clampi(ends[k]).max(lo[ax]);
+    }
+    let dims: Vec<usize> = (0..r).map(|i| hi[i] - lo[i]).collect();
+    let count: usize = dims.iter().product();
+    let st = strides(&x.dims);
+    let ost = strides(&dims);
+    let xf = x.to_f32();
+    let xi = match &x.values {
+        Values::I64(v) => Some(v.clone()),
+        _ => None,
+    };
+    let mut fo = Vec::with_capacity(count);
+    let mut io = Vec::with_capacity(count);
+    for flat in 0..count {
+        let mut src = 0;
+        for i in 0..r {
+            let c = (flat / ost[i]) % dims[i].max(1);
+            src += (c + lo[i]) * st[i];
+        }
+        match &xi {
+            Some(v) => io.push(v[src]),
+            None => fo.push(xf[src]),
+        }
+    }
+    Ok(match xi {
+        Some(_) => t_i64(name, dims, io),
+        None => t_f32(name, dims, fo),
+    })
+}
+
+fn transpose(x: &Tensor, perm: &[usize], name: &str) -> Result<Tensor, String> {
+    let r = x.dims.len();
+    if perm.len() != r {
+        return Err(format!("perm {perm:?} does not fit rank {r}"));
+    }
+    let dims: Vec<usize> = perm.iter().map(|&p| x.dims[p]).collect();
+    let st = strides(&x.dims);
+    let ost = strides(&dims);
+    let count: usize = dims.iter().product();
+    let xf = x.to_f32();
+    let mut out = vec![0f32; count];
+    for (flat, o) in out.iter_mut().enumerate() {
+        let mut src = 0;
+        for i in 0..r {
+            let c = (flat / ost[i]) % dims[i].max(1);
+            src += c * st[perm[i]];
+        }
+        *o = xf[src];
+    }
+    if matches!(x.values, Values::I64(_)) {
+        return Ok(t_i64(name, dims, out.iter().map(|&v| v as i64).collect()));
+    }
+    Ok(t_f32(name, dims, out))
+}
+
+fn binary(op: &str, a: &Tensor, b: &Tensor, name: &str) -> Result<Tensor, String> {
+    let dims = broadcast_shape(&a.dims, &b.dims)?;
+    let count: usize = dims.iter().product();
+    if let (Values::I64(x), Values::I64(y)) = (&a.values, &b.values) {
+        let mut out = Vec::with_capacity(count);
+        for i in 0..count {
+            let (p, q) = (
+                x[bcast_index(&dims, &a.dims, i)],
+                y[bcast_index(&dims, &b.dims, i)],
+            );
+            if p == BATCH || q == BATCH {
+                return Err(
+                    "arithmetic on the dynamic batch size: the shape cannot be made static".into(),
+                );
+            }
+            out.push(match op {
+                "Add" | "Sum" => p.wrapping_add(q),
+                "Sub" => p.wrapping_sub(q),
+                "Mul" => p.wrapping_mul(q),
+                _ => {
+                    if q == 0 {
+                        return Err("integer division by zero".into());
+                    }
+                    p.wrapping_div(q)
+                }
+            });
+        }
+        return Ok(t_i64(name, dims, out));
+    }
+    let (x, y) = (a.to_f32(), b.to_f32());
+    let out = (0..count)
+        .map(|i| {
+            let (p, q) = (
+                x[bcast_index(&dims, &a.dims, i)],
+                y[bcast_index(&dims, &b.dims, i)],
+            );
+            match op {
+                "Add" | "Sum" => p + q,
+                "Sub" => p - q,
+                "Mul" => p * q,
+                _ => p / q,
+            }
+        })
+        .collect();
+    Ok(t_f32(name, dims, out))
+}
+
+/// The tensor type of a graph input/output: element type and dims (`None` = symbolic).
+fn value_type(v: &ValueInfoProto) -> Option<(i32, Vec<Result<usize, String>>)> {
+    let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref()?.value.as_ref() else {
+        return None;
+    };
+    let dims = t
+        .shape
+        .as_ref()?
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(DimValue::DimValue(v)) if *v >= 0 => Ok(*v as usize),
+            Some(DimValue::DimParam(p)) => Err(p.clone()),
+            _ => Err("?".into()),
+        })
+        .collect();
+    Some((t.elem_type.unwrap_or(0), dims))
+}
+
+/// Import a decoded model. `base` is the folder external data is read from.
+pub fn import_model(
+    m: &ModelProto,
+    name: &str,
+    file: &str,
+    base: Option<&Path>,
+    seed: u64,
+) -> Result<Imported, ImportError> {
+    let merr = |message: String| ImportError::Model {
+        file: file.to_string(),
+        message,
+    };
+    let opset = m
+        .opset_import
+        .iter()
+        .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
+        .and_then(|o| o.version)
+        .unwrap_or(1);
+    if opset < 7 {
+        return Err(merr(format!(
+            "opset {opset} is older than 7, the oldest greenbench imports"
+        )));
+    }
+    let g: &GraphProto = m
+        .graph
+        .as_ref()
+        .ok_or_else(|| merr("the file has no graph".into()))?;
+
+    // Every operator that cannot be imported, all at once.
+    let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in &g.node {
+        let op = n.op_type.clone().unwrap_or_default();
+        let domain = n.domain.as_deref().unwrap_or("");
+        let known = matches!(domain, "" | "ai.onnx") && SUPPORTED_OPS.contains(&op.as_str());
+        if !known {
+            let label = if matches!(domain, "" | "ai.onnx") {
+                op
+            } else {
+                format!("{domain}.{op}")
+            };
+            missing
+                .entry(label)
+                .or_default()
+                .push(n.name.clone().unwrap_or_default());
+        }
+    }
+    if !missing.is_empty() {
+        let count: usize = missing.values().map(|v| v.len()).sum();
+        let list = missing
+            .iter()
+            .map(|(op, nodes)| {
+                let shown: Vec<String> = nodes.iter().take(3).map(|n| format!("\"{n}\"")).collect();
+                let more = if nodes.len() > 3 {
+                    format!(", … {} in all", nodes.len())
+                } else {
+                    String::new()
+                };
+                let noun = if nodes.len() == 1 { "node" } else { "nodes" };
+                format!("{op} ({noun} {}{more})", shown.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ImportError::Unsupported {
+            file: file.to_string(),
+            count,
+            list,
+        });
+    }
+
+    let mut imp = Importer {
+        file: file.to_string(),
+        opset,
+        base,
+        vals: HashMap::new(),
+        nodes: vec![],
+        weights: vec![],
+        index: HashMap::new(),
+        names: HashMap::new(),
+        readers: HashMap::new(),
+        token_vocab: None,
+        fixed_batch: None,
+    };
+    imp.names.insert("input".into(), 1);
+    for init in &g.initializer {
+        let t = decode::tensor_values(init, base)?;
+        imp.vals
+            .insert(init.name.clone().unwrap_or_default(), Val::Const(t));
+    }
+    for n in &g.node {
+        for i in &n.input {
+            *imp.readers.entry(i.clone()).or_insert(0) += 1;
+        }
+    }
+    for o in &g.output {
+        *imp.readers
+            .entry(o.name.clone().unwrap_or_default())
+            .or_insert(0) += 1;
+    }
+
+    // The model's inputs: graph inputs without an initializer (IR version 3 lists both).
+    let inputs: Vec<&ValueInfoProto> = g
+        .input
+        .iter()
+        .filter(|v| !imp.vals.contains_key(v.name.as_deref().unwrap_or("")))
+        .collect();
+    if inputs.len() != 1 {
+        let names: Vec<&str> = inputs
+            .iter()
+            .map(|v| v.name.as_deref().unwrap_or(""))
+            .collect();
+        return Err(merr(format!(
+            "greenbench runs models with exactly one input; this one has {}: {}",
+            inputs.len(),
+            names.join(", ")
+        )));
+    }
+    let vin = inputs[0];
+    let in_name = vin.name.clone().unwrap_or_default();
+    let (elem, dims) = value_type(vin)
+        .ok_or_else(|| merr(format!("input `{in_name}` is not a tensor with a shape")))?;
+    if dims.is_empty() {
+        return Err(merr(format!(
+            "input `{in_name}` is a scalar; greenbench needs a batch dimension"
+        )));
+    }
+    let fixed_batch = match &dims[0] {
+        Ok(1) => Some(1),
+        Ok(b) => {
+            return Err(merr(format!(
+                "input `{in_name}` has a fixed leading dimension {b}; greenbench takes the leading dimension as the batch (symbolic, or 1)"
+            )));
+        }
+        Err(_) => None,
+    };
+    let mut per: Vec<usize> = vec![];
+    for (i, d) in dims.iter().enumerate().skip(1) {
+        match d {
+            Ok(v) if *v > 0 => per.push(*v),
+            Ok(_) => return Err(merr(format!("input `{in_name}` dimension {i} is 0"))),
+            Err(p) => {
+                return Err(merr(format!(
+                    "input `{in_name}` dimension {i} is symbolic (`{p}`): greenbench needs every dimension but the batch static; re-export with a fixed size"
+                )));
+            }
+        }
+    }
+    let input_int = match DataType::try_from(elem) {
+        Ok(DataType::Float) => false,
+        Ok(DataType::Int64 | DataType::Int32) => true,
+        _ => {
+            return Err(merr(format!(
+                "input `{in_name}` has element type {elem}; float32 and int64/int32 token ids are supported"
+            )));
+        }
+    };
+    imp.fixed_batch = fixed_batch;
+    let (ir_shape, in_layout) = if per.len() == 3 && !input_int {
+        let (c, h, w) = (per[0], per[1], per[2]);
+        // A 3-D per-example input is NCHW if a Conv/pool reads it directly, else NHWC-as-is.
+        let nchw = reads_as_image(g, &in_name);
+        if nchw {
+            (vec![h, w, c], Layout::Chw { c, h, w })
+        } else {
+            (per.clone(), Layout::Plain)
+        }
+    } else {
+        (per.clone(), Layout::Plain)
+    };
+    imp.vals.insert(
+        in_name.clone(),
+        Val::Act(Act {
+            ir: "input".into(),
+            dims: per.clone(),
+            layout: in_layout,
+            ir_shape: ir_shape.clone(),
+        }),
+    );
+
+    for n in &g.node {
+        imp.import_node(n)?;
+    }
+
+    if g.output.len() != 1 {
+        return Err(merr(format!(
+            "greenbench runs models with exactly one output; this one has {}",
+            g.output.len()
+        )));
+    }
+    let out_name = g.output[0].name.clone().unwrap_or_default();
+    let out = match imp.vals.get(&out_name) {
+        Some(Val::Act(a)) => a.clone(),
+        Some(Val::Const(_)) => {
+            return Err(merr(format!(
+                "output `{out_name}` is a constant: the model computes nothing from its input"
+            )));
+        }
+        None => {
+            return Err(merr(format!(
+                "output `{out_name}` is not produced by any node"
+            )));
+        }
+    };
+    if out.ir == "input" {
+        return Err(merr("the output is the input: nothing to run".into()));
+    }
+
+    // Keep the nodes the output needs; it must be the last.
+    let Importer {
+        nodes,
+        weights,
+        index,
+        token_vocab,
+        ..
+    } = imp;
+    let mut keep = vec![false; nodes.len()];
+    let mut stack = vec![index[&out.ir]];
+    while let Some(i) = stack.pop() {
+        if keep[i] {
+            continue;
+        }
+        keep[i] = true;
+        for s in &nodes[i].inputs {
+            if let Some(&j) = index.get(s) {
+                stack.push(j);
+            }
+        }
+    }
+    let last = index[&out.ir];
+    let mut kept_nodes = vec![];
+    let mut kept_w = vec![];
+    for (i, (node, w)) in nodes.into_iter().zip(weights).enumerate() {
+        if keep[i] && i <= last {
+            kept_nodes.push(node);
+            kept_w.push(w);
+        }
+    }
+    let spec = InputSpec {
+        shape: ir_shape,
+        token_vocab: if input_int { token_vocab } else { None },
+    };
+    if input_int && token_vocab.is_none() {
+        return Err(merr(format!(
+            "input `{in_name}` holds integers but feeds no embedding lookup"
+        )));
+    }
+    let graph = Graph::new(name, spec, kept_nodes).map_err(|source| ImportError::Graph {
+        file: file.to_string(),
+        source: Box::new(source),
+    })?;
+    let weights = Weights { per_node: kept_w };
+    // Check every weight's shape against what the IR expects.
+    for i in 0..graph.nodes.len() {
+        let want = greenbench_core::weights::weight_shapes(&graph, i);
+        let have: Vec<Vec<usize>> = weights.per_node[i]
+            .iter()
+            .map(|t| t.shape().to_vec())
+            .collect();
+        if want != have {
+            return Err(merr(format!(
+                "node `{}`: weights {have:?}, the IR expects {want:?}",
+                graph.nodes[i].name
+            )));
+        }
+    }
+    let model = Model::from_parts(&graph, &weights, seed).map_err(|source| ImportError::Fold {
+        file: file.to_string(),
+        source: Box::new(source),
+    })?;
+    let io = Io {
+        input_name: in_name,
+        input_dims: per,
+        input_int,
+        fixed_batch,
+        output_name: out_name,
+        output_dims: out.dims.clone(),
+        input_layout: in_layout,
+        output_layout: out.layout,
+    };
+    Ok(Imported {
+        model,
+        io,
+        opset,
+        path: PathBuf::new(),
+    })
+}
+
+/// Whether the value `name` is read by a Conv or pooling node (so a 4-D input is NCHW).
+fn reads_as_image(g: &GraphProto, name: &str) -> bool {
+    g.node.iter().any(|n| {
+        n.input.first().map(|s| s.as_str()) == Some(name)
+            && matches!(
+                n.op_type.as_deref(),
+                Some(
+                    "Conv" | "MaxPool" | "AveragePool" | "GlobalAveragePool" | "BatchNormalization"
+                )
+            )
+    })
+}

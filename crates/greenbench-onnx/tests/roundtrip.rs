@@ -1,0 +1,80 @@
+//! Export -> import round trips: the zoo's models come back as the identical graph with the
+//! identical weights, so they compute the identical function.
+
+use greenbench_core::{MODEL_NAMES, Model, Op, generate_inputs, reference::run_reference};
+use greenbench_onnx::decode::decode_model;
+use greenbench_onnx::import::import_model;
+
+/// The zoo models whose every op the importer maps back (tiny-transformer's exported GELU
+/// and attention subgraphs need the IR's elementwise and batched-matmul ops: issue 15).
+const ROUND_TRIP: &[&str] = &[
+    "mlp",
+    "lenet5",
+    "ds-cnn",
+    "mobilenet-v1-0.25",
+    "resnet8",
+    "autoencoder",
+];
+
+#[test]
+fn zoo_models_round_trip_to_the_identical_graph_and_weights() {
+    for name in ROUND_TRIP {
+        assert!(MODEL_NAMES.contains(name));
+        let m = Model::load(name, 3).unwrap();
+        let bytes = greenbench_onnx::export(&m);
+        let proto = decode_model(&bytes, name).unwrap();
+        let imp = import_model(&proto, name, name, None, 3).unwrap();
+        let g = &imp.model.graph;
+        assert_eq!(g.input, m.graph.input, "{name}: input");
+        assert_eq!(g.nodes.len(), m.graph.nodes.len(), "{name}: node count");
+        for (i, (a, b)) in g.nodes.iter().zip(&m.graph.nodes).enumerate() {
+            // The ONNX node's name (a global pool exports as `pool_gap` + a Flatten `pool`).
+            assert!(
+                a.name.starts_with(&b.name),
+                "{name}: {} for {}",
+                a.name,
+                b.name
+            );
+            match (&a.op, &b.op) {
+                // "same" padding comes back as the explicit pads it resolves to.
+                (Op::Conv2d { .. }, Op::Conv2d { .. }) => {
+                    assert_eq!(g.conv_geom(i), m.graph.conv_geom(i), "{name}: {}", b.name)
+                }
+                _ => assert_eq!(a.op, b.op, "{name}: node {}", b.name),
+            }
+        }
+        for i in 0..g.nodes.len() {
+            assert_eq!(
+                g.node_inputs(i),
+                m.graph.node_inputs(i),
+                "{name}: wiring of node {i}"
+            );
+        }
+        assert_eq!(imp.model.weights, m.weights, "{name}: weights");
+        assert_eq!(imp.model.cost.total, m.cost.total, "{name}: counted work");
+        assert!(
+            !imp.io.converts(),
+            "{name}: greenbench's exports keep its own layout"
+        );
+        let x = generate_inputs(g, 2, 9, 0);
+        assert_eq!(
+            run_reference(g, &imp.model.weights, &x, 2),
+            run_reference(&m.graph, &m.weights, &x, 2),
+            "{name}: outputs"
+        );
+    }
+}
+
+#[test]
+fn a_model_with_ops_outside_the_ir_names_them_all() {
+    let m = Model::load("tiny-transformer", 0).unwrap();
+    let bytes = greenbench_onnx::export(&m);
+    let proto = decode_model(&bytes, "t").unwrap();
+    let e = import_model(&proto, "t", "t.onnx", None, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("t.onnx: 2 operators greenbench cannot import: Tanh (nodes \"l1_gelu_tanh\", \"l2_gelu_tanh\")"),
+        "{e}"
+    );
+}
