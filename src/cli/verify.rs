@@ -1,7 +1,7 @@
 //! `greenbench verify`: parity of every backend (`greenbench_harness::parity`), as a table.
 
 use super::{load_models, make_backends, names_or_zoo};
-use anyhow::Result;
+use anyhow::{Result, bail};
 use greenbench_cpu::CpuBackend;
 use greenbench_harness::parity::check_parity;
 use greenbench_results::text::Table;
@@ -30,9 +30,17 @@ pub struct VerifyArgs {
     /// Trained weights (safetensors) for the one model given.
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// ONNX model zoo test data (`DIR/input_0.pb`, `DIR/output_0.pb`; several folders, comma-
+    /// separated): each backend's output on the recorded input is compared with the recorded
+    /// output. The batch is the test data's own. Needs `.onnx` models.
+    #[arg(long, value_delimiter = ',')]
+    test_data: Vec<PathBuf>,
 }
 
 pub fn run(a: VerifyArgs) -> Result<i32> {
+    if !a.test_data.is_empty() {
+        return run_test_data(&a);
+    }
     let models = load_models(&names_or_zoo(&a.models), a.seed, a.weights.as_deref())?;
     let mut backends = make_backends(&a.backends, None, a.gpu_adapter.as_deref(), true)?;
     // The CPU backend is the baseline every other backend is compared with.
@@ -69,6 +77,75 @@ pub fn run(a: VerifyArgs) -> Result<i32> {
     let bad = checks.iter().filter(|c| !c.ok).count();
     println!(
         "tolerance: {:e} of the output's largest magnitude; {} check(s) failed",
+        a.tolerance, bad
+    );
+    Ok(if bad > 0 { 1 } else { 0 })
+}
+
+/// `verify --test-data`: every backend (and the reference interpreter) against the output the
+/// test data records.
+fn run_test_data(a: &VerifyArgs) -> Result<i32> {
+    if a.models.is_empty() {
+        bail!("--test-data needs the ONNX model it belongs to: --models model.onnx");
+    }
+    let mut imported = vec![];
+    for m in &a.models {
+        if !m.to_ascii_lowercase().ends_with(".onnx") {
+            bail!("--test-data checks ONNX files; `{m}` is not a .onnx path");
+        }
+        imported.push(greenbench_onnx::import_file(
+            std::path::Path::new(m),
+            a.seed,
+        )?);
+    }
+    let backends = make_backends(&a.backends, None, a.gpu_adapter.as_deref(), true)?;
+    for b in &backends {
+        let d = b.device();
+        eprintln!("{}: {} ({:?})", b.name(), d.name, d.kind);
+    }
+    let mut t = Table::new("model|test data|>batch|backend|>max abs diff|>max rel diff|verdict");
+    let mut bad = 0;
+    for imp in &imported {
+        for dir in &a.test_data {
+            let td = greenbench_onnx::testdata::read(imp, dir).map_err(anyhow::Error::msg)?;
+            let mut runs: Vec<(String, Option<&dyn greenbench_core::Backend>)> =
+                vec![("reference".into(), None)];
+            runs.extend(
+                backends
+                    .iter()
+                    .map(|b| (b.name().to_string(), Some(b.as_ref()))),
+            );
+            for (name, b) in runs {
+                let (abs, rel, verdict) = match greenbench_onnx::testdata::check(imp, &td, b) {
+                    Ok(d) => {
+                        let ok = d.max_rel <= a.tolerance;
+                        bad += usize::from(!ok);
+                        (
+                            format!("{:.2e}", d.max_abs),
+                            format!("{:.2e}", d.max_rel),
+                            if ok { "ok" } else { "MISMATCH" }.to_string(),
+                        )
+                    }
+                    Err(e) => {
+                        bad += 1;
+                        ("-".into(), "-".into(), format!("FAILED: {e}"))
+                    }
+                };
+                t.row(vec![
+                    imp.model.name.clone(),
+                    dir.display().to_string(),
+                    td.batch.to_string(),
+                    name,
+                    abs,
+                    rel,
+                    verdict,
+                ]);
+            }
+        }
+    }
+    print!("{}", t.render());
+    println!(
+        "compared with output_0.pb; tolerance: {:e} of the output's largest magnitude; {} check(s) failed",
         a.tolerance, bad
     );
     Ok(if bad > 0 { 1 } else { 0 })

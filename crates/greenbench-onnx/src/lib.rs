@@ -15,6 +15,7 @@ pub mod decode;
 pub mod export;
 pub mod import;
 pub mod proto;
+pub mod testdata;
 
 pub use export::{
     INPUT, OPSET, OUTPUT, export, input_tensor, output_tensor, tensor_f32, tensor_i64,

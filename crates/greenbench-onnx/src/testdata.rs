@@ -1,0 +1,89 @@
+//! ONNX model zoo test data (`test_data_set_N/input_0.pb`, `output_0.pb`): run an imported
+//! model on the recorded input and compare with the recorded output.
+
+use crate::decode::{self, Values};
+use crate::import::Imported;
+use greenbench_core::Backend;
+use greenbench_core::reference::{Diff, diff, run_reference};
+use std::path::{Path, PathBuf};
+
+/// One test data set, checked against the model's declared input and output.
+#[derive(Clone, Debug)]
+pub struct TestData {
+    pub dir: PathBuf,
+    /// The batch is the test data's own leading dimension.
+    pub batch: usize,
+    /// The input in the file's layout (token ids as f32).
+    pub input: Vec<f32>,
+    /// The recorded output in the file's layout.
+    pub expected: Vec<f32>,
+}
+
+/// Read `dir/input_0.pb` and `dir/output_0.pb`, checked against `imp`'s declared shapes.
+pub fn read(imp: &Imported, dir: &Path) -> Result<TestData, String> {
+    let io = &imp.io;
+    let read = |f: &str| -> Result<decode::Tensor, String> {
+        let p = dir.join(f);
+        let t = decode::read_tensor(&p).map_err(|e| e.to_string())?;
+        decode::tensor_values(&t, Some(dir)).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let x = read("input_0.pb")?;
+    let y = read("output_0.pb")?;
+    let split =
+        |t: &decode::Tensor, want: &[usize], what: &str, name: &str| match t.dims.split_first() {
+            Some((&b, per)) if per == want && b >= 1 => Ok(b),
+            _ => Err(format!(
+                "{}: {what} has dims {:?}; the model's `{name}` is [N, {}]",
+                dir.display(),
+                t.dims,
+                want.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
+    let batch = split(&x, &io.input_dims, "input_0.pb", &io.input_name)?;
+    let yb = split(&y, &io.output_dims, "output_0.pb", &io.output_name)?;
+    if yb != batch {
+        return Err(format!(
+            "{}: input_0.pb holds {batch} examples, output_0.pb {yb}",
+            dir.display()
+        ));
+    }
+    io.check_batch(batch)?;
+    let input = match (&x.values, io.input_int) {
+        (Values::I64(v), true) => v.iter().map(|&t| t as f32).collect(),
+        (Values::F32(v), false) => v.clone(),
+        _ => {
+            return Err(format!(
+                "{}: input_0.pb's element type does not match the model's input",
+                dir.display()
+            ));
+        }
+    };
+    Ok(TestData {
+        dir: dir.to_path_buf(),
+        batch,
+        input,
+        expected: y.to_f32(),
+    })
+}
+
+/// Run the test data on `backend` (or, with `None`, greenbench's plain-loop reference
+/// interpreter) and compare with the recorded output.
+pub fn check(imp: &Imported, td: &TestData, backend: Option<&dyn Backend>) -> Result<Diff, String> {
+    let m = &imp.model;
+    let x = imp.io.input_to_ir(&td.input, td.batch);
+    m.graph.check_input(&x, td.batch)?;
+    let y = match backend {
+        Some(b) => {
+            let mut p = b
+                .prepare(&m.graph, &m.weights, td.batch)
+                .map_err(|e| e.to_string())?;
+            p.run(&x).map_err(|e| e.to_string())?.to_vec()
+        }
+        None => run_reference(&m.graph, &m.weights, &x, td.batch),
+    };
+    let got = imp.io.output_from_ir(&y, td.batch);
+    Ok(diff(&got, &td.expected))
+}

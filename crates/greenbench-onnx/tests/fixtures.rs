@@ -1,0 +1,89 @@
+//! Import the committed fixtures (tests/fixtures/onnx/, written as torch.onnx, tf2onnx and
+//! older exporters write files; made by scripts/onnx/make_fixtures.py) and check every backend
+//! against the output ONNX Runtime recorded, and the MACs against the hand count.
+//!
+//! The GPU backend runs where an adapter exists (lavapipe in CI, GREENBENCH_REQUIRE_GPU=1
+//! makes a missing one a failure).
+
+use greenbench_core::Backend;
+use greenbench_cpu::CpuBackend;
+use greenbench_gpu::GpuBackend;
+use greenbench_onnx::import::import_file;
+use greenbench_onnx::testdata;
+use std::path::PathBuf;
+
+fn fixtures() -> Vec<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("model.onnx").is_file())
+        .collect();
+    v.sort();
+    assert!(v.len() >= 7, "fixtures missing under {}", root.display());
+    v
+}
+
+fn gpu() -> Option<GpuBackend> {
+    match GpuBackend::new(None) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            if std::env::var("GREENBENCH_REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("GREENBENCH_REQUIRE_GPU=1 but no GPU backend: {e}");
+            }
+            eprintln!("skipping the GPU backend: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn every_fixture_matches_onnx_runtime_on_every_backend() {
+    let cpu = CpuBackend::on_this_thread(0).unwrap();
+    let gpu = gpu();
+    for dir in fixtures() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let imp = import_file(&dir.join("model.onnx"), 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(imp.model.name, name, "a model.onnx is named by its folder");
+        let expect: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expect.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            imp.model.cost.total.macs,
+            expect["macs_per_example"].as_u64().unwrap(),
+            "{name}: MACs per example"
+        );
+        let td = testdata::read(&imp, &dir.join("test_data_set_0")).unwrap();
+        let mut backends: Vec<(&str, Option<&dyn Backend>)> =
+            vec![("reference", None), ("cpu", Some(&cpu))];
+        if let Some(g) = &gpu {
+            backends.push(("gpu", Some(g)));
+        }
+        for (b, backend) in backends {
+            let d =
+                testdata::check(&imp, &td, backend).unwrap_or_else(|e| panic!("{name} {b}: {e}"));
+            assert!(
+                d.max_rel < 1e-4,
+                "{name} on {b}: max rel diff {:e} against ONNX Runtime",
+                d.max_rel
+            );
+        }
+    }
+}
+
+#[test]
+fn layouts_and_batches_are_as_the_files_declare() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx");
+    let imp = import_file(&root.join("nchw_output/model.onnx"), 0).unwrap();
+    assert!(imp.io.converts(), "NCHW in and out");
+    assert_eq!(imp.io.output_dims, vec![5, 7, 6]);
+    let fixed = import_file(&root.join("torch_flatten_fixed1/model.onnx"), 0).unwrap();
+    assert_eq!(fixed.io.fixed_batch, Some(1));
+    let e = fixed.io.check_batch(3).unwrap_err();
+    assert!(e.contains("fixed leading dimension 1"), "{e}");
+    let nhwc = import_file(&root.join("tf_nhwc/model.onnx"), 0).unwrap();
+    assert!(!nhwc.io.converts(), "an NHWC model runs in its own layout");
+    let tokens = import_file(&root.join("embed_ln/model.onnx"), 0).unwrap();
+    assert!(tokens.io.input_int);
+    assert_eq!(tokens.model.graph.input.token_vocab, Some(50));
+}

@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""Build the ONNX import fixtures in tests/fixtures/onnx/ (committed; run once, re-run only
+to change them). Each fixture is a small model written the way an exporter writes it
+(torch.onnx's NCHW graphs with `x.view(x.size(0), -1)`, tf2onnx's NHWC graphs with Transposes
+around convolutions, an IR-version-3 file with initializers listed as inputs, a model whose
+weights live in an external data file, a token model), plus a test data set in the ONNX
+model zoo's layout whose output ONNX Runtime computed:
+
+    <name>/model.onnx
+    <name>/test_data_set_0/input_0.pb, output_0.pb
+
+and <name>/expect.json with the MACs per example counted by hand from the shapes below.
+
+    target/ci-venv/bin/python scripts/onnx/make_fixtures.py tests/fixtures/onnx
+
+Needs scripts/onnx/requirements.txt (numpy, onnx, onnxruntime). Deterministic: every weight
+and input comes from numpy's seeded generator.
+"""
+import json, os, sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+rng = np.random.default_rng(20261129)
+
+
+def w(*shape, scale=0.3):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def init(name, arr):
+    return numpy_helper.from_array(np.asarray(arr), name)
+
+
+def save(root, name, model, x, macs, note, external=False):
+    d = os.path.join(root, name)
+    os.makedirs(os.path.join(d, "test_data_set_0"), exist_ok=True)
+    onnx.checker.check_model(model)
+    path = os.path.join(d, "model.onnx")
+    if external:
+        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location="weights.bin", size_threshold=0)
+    else:
+        onnx.save_model(model, path)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    y = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    with open(os.path.join(d, "test_data_set_0", "input_0.pb"), "wb") as f:
+        f.write(numpy_helper.from_array(x, sess.get_inputs()[0].name).SerializeToString())
+    with open(os.path.join(d, "test_data_set_0", "output_0.pb"), "wb") as f:
+        f.write(numpy_helper.from_array(y, sess.get_outputs()[0].name).SerializeToString())
+    with open(os.path.join(d, "expect.json"), "w") as f:
+        json.dump({"macs_per_example": macs, "note": note,
+                   "onnxruntime": ort.__version__, "onnx": onnx.__version__}, f, indent=1)
+        f.write("\n")
+    print(f"{name}: input {x.shape} -> output {y.shape}, {macs} MACs/example")
+
+
+def vi(name, elem, dims):
+    return helper.make_tensor_value_info(name, elem, dims)
+
+
+def torch_cnn(root):
+    """torch.onnx style, opset 13: NCHW, symbolic batch, conv+BN+ReLU, depthwise conv with
+    asymmetric pads, max pool, global average pool, x.view(x.size(0), -1), Dropout, Gemm
+    (transB=1, as nn.Linear exports)."""
+    n = []
+    inits = [
+        init("c1.w", w(8, 3, 3, 3)), init("c1.b", w(8)),
+        init("bn.s", 1 + w(8, scale=0.1)), init("bn.b", w(8)),
+        init("bn.m", w(8, scale=0.1)), init("bn.v", 1 + np.abs(w(8, scale=0.1))),
+        init("dw.w", w(8, 1, 3, 3)), init("dw.b", w(8)),
+        init("pw.w", w(16, 8, 1, 1)),
+        init("fc.w", w(10, 16)), init("fc.b", w(10)),
+        init("idx0", np.array(0, dtype=np.int64)),
+        init("minus1", np.array([-1], dtype=np.int64)),
+        init("ax0", np.array([0], dtype=np.int64)),
+    ]
+    n.append(helper.make_node("Conv", ["x", "c1.w", "c1.b"], ["c1"], name="/conv1/Conv",
+                              pads=[1, 1, 1, 1], kernel_shape=[3, 3], strides=[1, 1]))
+    n.append(helper.make_node("BatchNormalization", ["c1", "bn.s", "bn.b", "bn.m", "bn.v"],
+                              ["bn"], name="/bn1/BatchNormalization", epsilon=1e-5))
+    n.append(helper.make_node("Relu", ["bn"], ["r1"], name="/relu1/Relu"))
+    n.append(helper.make_node("MaxPool", ["r1"], ["p1"], name="/pool/MaxPool",
+                              kernel_shape=[2, 2], strides=[2, 2]))
+    n.append(helper.make_node("Conv", ["p1", "dw.w", "dw.b"], ["dw"], name="/dw/Conv",
+                              pads=[0, 0, 1, 1], kernel_shape=[3, 3], strides=[2, 2], group=8))
+    n.append(helper.make_node("Relu", ["dw"], ["r2"], name="/relu2/Relu"))
+    n.append(helper.make_node("Conv", ["r2", "pw.w"], ["pw"], name="/pw/Conv"))
+    n.append(helper.make_node("Relu", ["pw"], ["r3"], name="/relu3/Relu"))
+    n.append(helper.make_node("GlobalAveragePool", ["r3"], ["gap"], name="/avgpool/GlobalAveragePool"))
+    n.append(helper.make_node("Shape", ["gap"], ["shp"], name="/Shape"))
+    n.append(helper.make_node("Gather", ["shp", "idx0"], ["bsz"], name="/Gather", axis=0))
+    n.append(helper.make_node("Unsqueeze", ["bsz", "ax0"], ["bsz1"], name="/Unsqueeze"))
+    n.append(helper.make_node("Concat", ["bsz1", "minus1"], ["tgt"], name="/Concat", axis=0))
+    n.append(helper.make_node("Reshape", ["gap", "tgt"], ["flat"], name="/Reshape"))
+    n.append(helper.make_node("Dropout", ["flat"], ["drop"], name="/dropout/Dropout"))
+    n.append(helper.make_node("Gemm", ["drop", "fc.w", "fc.b"], ["y"], name="/fc/Gemm",
+                              alpha=1.0, beta=1.0, transB=1))
+    g = helper.make_graph(n, "torch_cnn", [vi("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                          [vi("y", TensorProto.FLOAT, ["N", 10])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="pytorch")
+    m.ir_version = 7
+    # conv1 16x16x8x27, dw 4x4x8x9 (8x8 in, stride 2, pads 0,0,1,1), pw 4x4x16x8, fc 16x10
+    macs = 16 * 16 * 8 * 27 + 4 * 4 * 8 * 9 + 4 * 4 * 16 * 8 + 16 * 10
+    save(root, "torch_cnn", m, rng.standard_normal((3, 3, 16, 16)).astype(np.float32), macs,
+         "torch.onnx style NCHW CNN: BN, depthwise with asymmetric pads, view(size(0), -1), Gemm transB")
+
+
+def torch_flatten_fixed1(root):
+    """opset 11, fixed batch 1 (torch's default export), Flatten of a 4x4 spatial map into a
+    Gemm (the importer permutes the weight rows), AveragePool with ceil_mode where it makes no
+    difference, Identity, Softmax axis 1."""
+    inits = [init("c.w", w(4, 2, 3, 3)), init("c.b", w(4)),
+             init("fc.w", w(36, 5)), init("fc.b", w(5))]
+    n = [
+        helper.make_node("Conv", ["x", "c.w", "c.b"], ["c"], name="conv", kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("AveragePool", ["r"], ["p"], name="avg", kernel_shape=[2, 2],
+                         strides=[2, 2], ceil_mode=1),
+        helper.make_node("Identity", ["p"], ["pi"], name="ident"),
+        helper.make_node("Flatten", ["pi"], ["f"], name="flatten", axis=1),
+        helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["g"], name="fc"),
+        helper.make_node("Softmax", ["g"], ["y"], name="softmax", axis=1),
+    ]
+    g = helper.make_graph(n, "fixed1", [vi("x", TensorProto.FLOAT, [1, 2, 8, 8])],
+                          [vi("y", TensorProto.FLOAT, [1, 5])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)])
+    m.ir_version = 6
+    # conv 6x6x4x18, avg pool 2x2/2 of 6x6 -> 3x3 (ceil = floor), fc 36x5
+    macs = 6 * 6 * 4 * 18 + 36 * 5
+    save(root, "torch_flatten_fixed1", m, rng.standard_normal((1, 2, 8, 8)).astype(np.float32),
+         macs, "fixed batch 1, Flatten of a spatial map into Gemm, ceil_mode pool, opset 11")
+
+
+def tf_nhwc(root):
+    """tf2onnx style, opset 13: NHWC input, Transpose to NCHW around a Conv with
+    auto_pad SAME_UPPER and stride 2, Transpose back, Reshape with a constant target, MatMul +
+    Add (a Dense layer), Softmax."""
+    inits = [init("k", w(6, 3, 3, 3)), init("kb", w(6)), init("shape", np.array([-1, 5 * 5 * 6], dtype=np.int64)),
+             init("dw", w(150, 4)), init("db", w(4))]
+    n = [
+        helper.make_node("Transpose", ["x"], ["xt"], name="StatefulPartitionedCall/conv2d/Conv2D__6", perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["xt", "k", "kb"], ["c"], name="StatefulPartitionedCall/conv2d/BiasAdd",
+                         auto_pad="SAME_UPPER", strides=[2, 2], kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["c"], ["r"], name="StatefulPartitionedCall/conv2d/Relu"),
+        helper.make_node("Transpose", ["r"], ["rt"], name="StatefulPartitionedCall/conv2d/Relu__8", perm=[0, 2, 3, 1]),
+        helper.make_node("Reshape", ["rt", "shape"], ["f"], name="StatefulPartitionedCall/flatten/Reshape"),
+        helper.make_node("MatMul", ["f", "dw"], ["mm"], name="StatefulPartitionedCall/dense/MatMul"),
+        helper.make_node("Add", ["mm", "db"], ["a"], name="StatefulPartitionedCall/dense/BiasAdd"),
+        helper.make_node("Softmax", ["a"], ["y"], name="StatefulPartitionedCall/dense/Softmax"),
+    ]
+    g = helper.make_graph(n, "tf_nhwc", [vi("x", TensorProto.FLOAT, ["unk__1", 10, 10, 3])],
+                          [vi("y", TensorProto.FLOAT, ["unk__2", 4])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="tf2onnx")
+    m.ir_version = 7
+    macs = 5 * 5 * 6 * 27 + 150 * 4
+    save(root, "tf_nhwc", m, rng.standard_normal((3, 10, 10, 3)).astype(np.float32), macs,
+         "tf2onnx style NHWC: Transposes around a SAME_UPPER stride-2 conv, Reshape, MatMul + Add")
+
+
+def old_ir3(root):
+    """IR version 3, opset 8 (as the ONNX model zoo still serves older files): initializers
+    also listed as graph inputs, BatchNormalization with the old `spatial` attribute, a
+    variadic Sum of three branches, Reshape with its shape as an input."""
+    inits = [init("a.w", w(4, 4, 3, 3)), init("a.b", w(4)),
+             init("b.w", w(4, 4, 1, 1)), init("b.b", w(4)),
+             init("s", 1 + w(4, scale=0.1)), init("bb", w(4)), init("m", w(4, scale=0.1)),
+             init("v", 1 + np.abs(w(4, scale=0.1))),
+             init("shape", np.array([0, -1], dtype=np.int64)),
+             init("fc.w", w(4 * 6 * 6, 3)), init("fc.b", w(3))]
+    n = [
+        helper.make_node("Conv", ["x", "a.w", "a.b"], ["ca"], name="conv_a", pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        helper.make_node("Conv", ["x", "b.w", "b.b"], ["cb"], name="conv_b", kernel_shape=[1, 1]),
+        helper.make_node("Sum", ["ca", "cb", "x"], ["s3"], name="sum3"),
+        helper.make_node("BatchNormalization", ["s3", "s", "bb", "m", "v"], ["bn"], name="bn", spatial=1, epsilon=1e-3),
+        helper.make_node("Relu", ["bn"], ["r"], name="relu"),
+        helper.make_node("Reshape", ["r", "shape"], ["f"], name="reshape"),
+        helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["y"], name="fc"),
+    ]
+    inputs = [vi("x", TensorProto.FLOAT, ["N", 4, 6, 6])] + [
+        vi(t.name, t.data_type, list(t.dims)) for t in inits]
+    g = helper.make_graph(n, "old_ir3", inputs, [vi("y", TensorProto.FLOAT, ["N", 3])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 8)])
+    m.ir_version = 3
+    macs = 6 * 6 * 4 * 36 + 6 * 6 * 4 * 4 + 144 * 3
+    save(root, "old_ir3", m, rng.standard_normal((2, 4, 6, 6)).astype(np.float32), macs,
+         "IR 3 / opset 8: initializers listed as inputs, BN spatial attribute, variadic Sum")
+
+
+def external_mlp(root):
+    """opset 17, every initializer in an external data file (weights.bin beside the model)."""
+    inits = [init("w1", w(20, 32)), init("b1", w(32)), init("w2", w(32, 7)), init("b2", w(7))]
+    n = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"], name="fc1/MatMul"),
+        helper.make_node("Add", ["h", "b1"], ["hb"], name="fc1/Add"),
+        helper.make_node("Relu", ["hb"], ["hr"], name="fc1/Relu"),
+        helper.make_node("Gemm", ["hr", "w2", "b2"], ["y"], name="fc2/Gemm"),
+    ]
+    g = helper.make_graph(n, "external_mlp", [vi("x", TensorProto.FLOAT, ["batch", 20])],
+                          [vi("y", TensorProto.FLOAT, ["batch", 7])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    save(root, "external_mlp", m, rng.standard_normal((4, 20)).astype(np.float32), 20 * 32 + 32 * 7,
+         "weights in an external data file (data_location EXTERNAL)", external=True)
+
+
+def nchw_output(root):
+    """The model's output is an NCHW feature map: greenbench returns it in NCHW, as declared."""
+    inits = [init("c.w", w(5, 3, 3, 3)), init("c.b", w(5))]
+    n = [helper.make_node("Conv", ["x", "c.w", "c.b"], ["c"], name="conv", pads=[1, 0, 1, 2], kernel_shape=[3, 3]),
+         helper.make_node("Relu", ["c"], ["y"], name="relu")]
+    g = helper.make_graph(n, "nchw_output", [vi("x", TensorProto.FLOAT, ["N", 3, 7, 6])],
+                          [vi("y", TensorProto.FLOAT, ["N", 5, 7, 6])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    macs = 7 * 6 * 5 * 27
+    save(root, "nchw_output", m, rng.standard_normal((2, 3, 7, 6)).astype(np.float32), macs,
+         "NCHW feature map as the output; asymmetric pads")
+
+
+def embed_ln(root):
+    """A token model: int64 ids, Gather from an embedding table plus learned positions,
+    LayerNormalization, the mean over the sequence (ReduceMean), Gemm, Softmax."""
+    inits = [init("emb", w(50, 12)), init("pos", w(1, 8, 12)),
+             init("g", 1 + w(12, scale=0.1)), init("b", w(12)),
+             init("fc.w", w(12, 3)), init("fc.b", w(3))]
+    n = [
+        helper.make_node("Gather", ["emb", "ids"], ["e"], name="embeddings/Gather", axis=0),
+        helper.make_node("Add", ["e", "pos"], ["ep"], name="embeddings/Add"),
+        helper.make_node("LayerNormalization", ["ep", "g", "b"], ["ln"], name="ln", axis=-1, epsilon=1e-5),
+        helper.make_node("ReduceMean", ["ln"], ["mean"], name="pool", axes=[1], keepdims=0),
+        helper.make_node("Gemm", ["mean", "fc.w", "fc.b"], ["z"], name="classifier"),
+        helper.make_node("Softmax", ["z"], ["y"], name="softmax", axis=-1),
+    ]
+    g = helper.make_graph(n, "embed_ln", [vi("ids", TensorProto.INT64, ["N", 8])],
+                          [vi("y", TensorProto.FLOAT, ["N", 3])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    save(root, "embed_ln", m, rng.integers(0, 50, (3, 8)).astype(np.int64), 12 * 3,
+         "int64 token ids, embedding + positions, LayerNormalization, ReduceMean over the sequence")
+
+
+if __name__ == "__main__":
+    root = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/onnx"
+    for f in [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln]:
+        f(root)
