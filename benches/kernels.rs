@@ -98,10 +98,7 @@ fn cases() -> Vec<(&'static str, Vec<usize>, Op, bool)> {
         (
             "pool/lenet5-pool1-28x28x6",
             vec![28, 28, 6],
-            Op::MaxPool {
-                kernel: [2, 2],
-                stride: [2, 2],
-            },
+            Op::max_pool([2, 2], [2, 2]),
             false,
         ),
     ]

@@ -40,6 +40,9 @@ def save(root, name, model, x, macs, note, external=False):
     onnx.checker.check_model(model)
     path = os.path.join(d, "model.onnx")
     if external:
+        # onnx appends to an existing data file: start from none.
+        if os.path.exists(os.path.join(d, "weights.bin")):
+            os.remove(os.path.join(d, "weights.bin"))
         onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
                         location="weights.bin", size_threshold=0)
     else:
@@ -242,7 +245,32 @@ def embed_ln(root):
          "int64 token ids, embedding + positions, LayerNormalization, ReduceMean over the sequence")
 
 
+def pools(root):
+    """Padded and ceil-mode pooling as real models use it: ResNet's stem max pool (3x3/2,
+    pads 1), SqueezeNet's ceil-mode max pool (3x3/2, no pads), an average pool with
+    count_include_pad and asymmetric pads, ceil mode, and one without count_include_pad."""
+    inits = [init("c.w", w(6, 3, 3, 3)), init("c.b", w(6))]
+    n = [
+        helper.make_node("Conv", ["x", "c.w", "c.b"], ["c"], name="conv", pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        helper.make_node("MaxPool", ["c"], ["p1"], name="stem_pool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("MaxPool", ["p1"], ["p2"], name="ceil_pool", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+        helper.make_node("AveragePool", ["p1"], ["p3"], name="avg_incl", kernel_shape=[3, 3], strides=[2, 2],
+                         pads=[1, 0, 2, 1], ceil_mode=1, count_include_pad=1),
+        helper.make_node("AveragePool", ["p3"], ["p4"], name="avg_excl", kernel_shape=[2, 2], strides=[1, 1],
+                         pads=[1, 1, 0, 0], count_include_pad=0),
+        helper.make_node("GlobalAveragePool", ["p2"], ["g2"], name="gap2"),
+        helper.make_node("GlobalAveragePool", ["p4"], ["g4"], name="gap4"),
+        helper.make_node("Add", ["g2", "g4"], ["y"], name="sum"),
+    ]
+    g = helper.make_graph(n, "pools", [vi("x", TensorProto.FLOAT, ["N", 3, 15, 13])],
+                          [vi("y", TensorProto.FLOAT, ["N", 6, 1, 1])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    save(root, "pools", m, rng.standard_normal((3, 3, 15, 13)).astype(np.float32), 15 * 13 * 6 * 27,
+         "padded max pool (ResNet stem), ceil-mode max pool (SqueezeNet), average pools with and without count_include_pad")
+
+
 if __name__ == "__main__":
     root = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/onnx"
-    for f in [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln]:
+    for f in [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools]:
         f(root)

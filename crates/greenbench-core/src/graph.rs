@@ -49,6 +49,12 @@ impl Padding {
     }
 }
 
+fn is_valid(p: &Padding) -> bool {
+    *p == Padding::Valid
+}
+fn is_false(b: &bool) -> bool {
+    !*b
+}
 fn one2() -> [usize; 2] {
     [1, 1]
 }
@@ -105,15 +111,29 @@ pub enum Op {
         #[serde(default = "ln_eps_default")]
         eps: f32,
     },
-    /// Max pooling, valid padding, over `[H, W, C]`.
+    /// Max pooling over `[H, W, C]`. Padded positions never win (they are not values);
+    /// `ceil_mode` keeps a last, partial window (PyTorch/ONNX rule: it must start inside the
+    /// image or its leading padding).
     MaxPool {
         kernel: [usize; 2],
         stride: [usize; 2],
+        #[serde(default, skip_serializing_if = "is_valid")]
+        padding: Padding,
+        #[serde(default, skip_serializing_if = "is_false")]
+        ceil_mode: bool,
     },
-    /// Average pooling, valid padding, over `[H, W, C]`.
+    /// Average pooling over `[H, W, C]`: the mean of the window's image pixels, or with
+    /// `count_include_pad` the sum over the window clipped to the padded image divided by that
+    /// clipped window's size (ONNX's and PyTorch's rule).
     AvgPool {
         kernel: [usize; 2],
         stride: [usize; 2],
+        #[serde(default, skip_serializing_if = "is_valid")]
+        padding: Padding,
+        #[serde(default, skip_serializing_if = "is_false")]
+        ceil_mode: bool,
+        #[serde(default, skip_serializing_if = "is_false")]
+        count_include_pad: bool,
     },
     /// Mean over every axis but the last: `[H, W, C] -> [C]`, `[S, D] -> [D]`.
     GlobalAvgPool,
@@ -136,6 +156,26 @@ pub enum Op {
 }
 
 impl Op {
+    /// Unpadded max pooling.
+    pub const fn max_pool(kernel: [usize; 2], stride: [usize; 2]) -> Op {
+        Op::MaxPool {
+            kernel,
+            stride,
+            padding: Padding::Valid,
+            ceil_mode: false,
+        }
+    }
+    /// Unpadded average pooling.
+    pub const fn avg_pool(kernel: [usize; 2], stride: [usize; 2]) -> Op {
+        Op::AvgPool {
+            kernel,
+            stride,
+            padding: Padding::Valid,
+            ceil_mode: false,
+            count_include_pad: false,
+        }
+    }
+
     /// The common convolution: ungrouped, with bias.
     pub const fn conv(
         filters: usize,
@@ -307,6 +347,58 @@ pub struct PoolGeom {
     pub kw: usize,
     pub sh: usize,
     pub sw: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub pad_bottom: usize,
+    pub pad_right: usize,
+    /// Average pooling divides by the window clipped to the padded image (not to the image).
+    pub count_include_pad: bool,
+}
+
+/// The part of a window `[start, start + k)` (in unpadded coordinates, start may be negative)
+/// inside `[lo, hi)`.
+fn clip(start: isize, k: usize, lo: isize, hi: isize) -> std::ops::Range<usize> {
+    let a = start.max(lo);
+    let b = (start + k as isize).min(hi);
+    if b <= a {
+        return 0..0;
+    }
+    (a.max(0) as usize)..(b.max(0) as usize)
+}
+
+impl PoolGeom {
+    /// True when every window lies inside the image (no padding, no partial window).
+    pub fn is_unpadded(&self) -> bool {
+        self.pad_top + self.pad_left == 0
+            && (self.ho - 1) * self.sh + self.kh <= self.h
+            && (self.wo - 1) * self.sw + self.kw <= self.w
+    }
+    /// The input rows under output row `oy`'s window, clipped to the image.
+    pub fn rows(&self, oy: usize) -> std::ops::Range<usize> {
+        let s = (oy * self.sh) as isize - self.pad_top as isize;
+        clip(s, self.kh, 0, self.h as isize)
+    }
+    /// The input columns under output column `ox`'s window, clipped to the image.
+    pub fn cols(&self, ox: usize) -> std::ops::Range<usize> {
+        let s = (ox * self.sw) as isize - self.pad_left as isize;
+        clip(s, self.kw, 0, self.w as isize)
+    }
+    /// What average pooling divides the window's sum by at `(oy, ox)`.
+    pub fn divisor(&self, oy: usize, ox: usize) -> usize {
+        if self.count_include_pad {
+            let sy = (oy * self.sh) as isize - self.pad_top as isize;
+            let sx = (ox * self.sw) as isize - self.pad_left as isize;
+            let ny = ((sy + self.kh as isize).min((self.h + self.pad_bottom) as isize)
+                - sy.max(-(self.pad_top as isize)))
+            .max(0) as usize;
+            let nx = ((sx + self.kw as isize).min((self.w + self.pad_right) as isize)
+                - sx.max(-(self.pad_left as isize)))
+            .max(0) as usize;
+            ny * nx
+        } else {
+            self.rows(oy).len() * self.cols(ox).len()
+        }
+    }
 }
 
 /// The serialised form of a graph.
@@ -571,26 +663,90 @@ fn conv_geom(op: &Op, x: &[usize]) -> Option<ConvGeom> {
     })
 }
 
+/// Pooled length along one axis: floor or ceil mode (a ceil-mode window must start inside
+/// the image or its leading padding).
+fn pooled(
+    input: usize,
+    k: usize,
+    s: usize,
+    before: usize,
+    after: usize,
+    ceil: bool,
+) -> Option<usize> {
+    let span = (input + before + after).checked_sub(k)?;
+    let mut o = if ceil {
+        span.div_ceil(s) + 1
+    } else {
+        span / s + 1
+    };
+    if ceil && (o - 1) * s >= input + before {
+        o -= 1;
+    }
+    Some(o)
+}
+
+/// The geometry of a pooling op over a per-example `[H, W, C]` input; `None` if the op is not
+/// a pool or its window does not fit.
+pub fn pool_geometry(op: &Op, x: &[usize]) -> Option<PoolGeom> {
+    pool_geom(op, x)
+}
+
 fn pool_geom(op: &Op, x: &[usize]) -> Option<PoolGeom> {
-    let (Op::MaxPool { kernel, stride } | Op::AvgPool { kernel, stride }) = op else {
-        return None;
+    let (kernel, stride, padding, ceil, cip) = match op {
+        Op::MaxPool {
+            kernel,
+            stride,
+            padding,
+            ceil_mode,
+        } => (kernel, stride, padding, *ceil_mode, false),
+        Op::AvgPool {
+            kernel,
+            stride,
+            padding,
+            ceil_mode,
+            count_include_pad,
+        } => (kernel, stride, padding, *ceil_mode, *count_include_pad),
+        _ => return None,
     };
     let [h, w, c] = *x else { return None };
     let [kh, kw] = *kernel;
     let [sh, sw] = *stride;
-    if h < kh || w < kw || sh == 0 || sw == 0 || kh == 0 || kw == 0 {
+    if sh == 0 || sw == 0 || kh == 0 || kw == 0 {
+        return None;
+    }
+    let (pt, pb, pl, pr) = match padding {
+        Padding::Valid => (0, 0, 0, 0),
+        Padding::Same => {
+            let (_, t, b) = same_padding(h, kh, sh);
+            let (_, l, r) = same_padding(w, kw, sw);
+            (t, b, l, r)
+        }
+        Padding::Explicit {
+            top,
+            bottom,
+            left,
+            right,
+        } => (*top, *bottom, *left, *right),
+    };
+    // A pad as large as the window would make windows of padding only.
+    if pt >= kh || pb >= kh || pl >= kw || pr >= kw {
         return None;
     }
     Some(PoolGeom {
         h,
         w,
         c,
-        ho: (h - kh) / sh + 1,
-        wo: (w - kw) / sw + 1,
+        ho: pooled(h, kh, sh, pt, pb, ceil)?,
+        wo: pooled(w, kw, sw, pl, pr, ceil)?,
         kh,
         kw,
         sh,
         sw,
+        pad_top: pt,
+        pad_left: pl,
+        pad_bottom: pb,
+        pad_right: pr,
+        count_include_pad: cip,
     })
 }
 
@@ -657,8 +813,8 @@ fn infer(node: &Node, ins: &[&Shape], input: &InputSpec) -> Result<Shape, GraphE
             }
             let g = pool_geom(op, x).ok_or_else(|| {
                 shape_err(
-                    "pool window does not fit the input (or is zero)",
-                    "[H >= kh, W >= kw, C]".into(),
+                    "pool window does not fit the (padded) input, is zero, or a pad is as large as the window",
+                    "[H >= kh, W >= kw, C] and every pad < the window".into(),
                 )
             })?;
             Ok(vec![g.ho, g.wo, g.c])
@@ -715,6 +871,18 @@ fn infer(node: &Node, ins: &[&Shape], input: &InputSpec) -> Result<Shape, GraphE
     }
 }
 
+fn pool_suffix(f: &mut fmt::Formatter<'_>, padding: &Padding, ceil: bool) -> fmt::Result {
+    match padding {
+        Padding::Valid => {}
+        Padding::Same => f.write_str(" same")?,
+        Padding::Explicit { .. } => f.write_str(" padded")?,
+    }
+    if ceil {
+        f.write_str(" ceil")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -737,11 +905,24 @@ impl fmt::Display for Op {
                 )
             }
             Op::Dense { units, .. } => write!(f, "dense {units}"),
-            Op::MaxPool { kernel, stride } => {
-                write!(f, "max pool {}x{}/{}", kernel[0], kernel[1], stride[0])
+            Op::MaxPool {
+                kernel,
+                stride,
+                padding,
+                ceil_mode,
+            } => {
+                write!(f, "max pool {}x{}/{}", kernel[0], kernel[1], stride[0])?;
+                pool_suffix(f, padding, *ceil_mode)
             }
-            Op::AvgPool { kernel, stride } => {
-                write!(f, "avg pool {}x{}/{}", kernel[0], kernel[1], stride[0])
+            Op::AvgPool {
+                kernel,
+                stride,
+                padding,
+                ceil_mode,
+                ..
+            } => {
+                write!(f, "avg pool {}x{}/{}", kernel[0], kernel[1], stride[0])?;
+                pool_suffix(f, padding, *ceil_mode)
             }
             Op::Attention { heads, head_dim } => write!(f, "attention {heads}x{head_dim}"),
             Op::Embedding { vocab, dim, .. } => write!(f, "embedding {vocab}x{dim}"),

@@ -117,10 +117,11 @@ fn run_one(g: &Graph, w: &Weights, x: &[f32]) -> Vec<f32> {
                         for c in 0..p.c {
                             let mut m = f64::NEG_INFINITY;
                             let mut s = 0f64;
-                            for ky in 0..p.kh {
-                                for kx in 0..p.kw {
-                                    let v = a[((oy * p.sh + ky) * p.w + ox * p.sw + kx) * p.c + c]
-                                        as f64;
+                            // The window clipped to the image: padding never wins a max
+                            // and adds nothing to a sum.
+                            for iy in p.rows(oy) {
+                                for ix in p.cols(ox) {
+                                    let v = a[(iy * p.w + ix) * p.c + c] as f64;
                                     m = m.max(v);
                                     s += v;
                                 }
@@ -128,7 +129,7 @@ fn run_one(g: &Graph, w: &Weights, x: &[f32]) -> Vec<f32> {
                             y[(oy * p.wo + ox) * p.c + c] = if is_max {
                                 m as f32
                             } else {
-                                (s / (p.kh * p.kw) as f64) as f32
+                                (s / p.divisor(oy, ox) as f64) as f32
                             };
                         }
                     }

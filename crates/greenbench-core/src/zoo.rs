@@ -218,13 +218,7 @@ fn resnet8() -> Result<Graph, crate::GraphError> {
         b.op_from(format!("{p}_add"), Op::Add, &[&y, &shortcut]);
         x = b.op(format!("{p}_relu"), Op::Relu);
     }
-    b.op(
-        "pool",
-        Op::AvgPool {
-            kernel: [8, 8],
-            stride: [8, 8],
-        },
-    );
+    b.op("pool", Op::avg_pool([8, 8], [8, 8]));
     b.op("flatten", Op::Flatten);
     b.dense("fc", 10);
     b.op("softmax", Op::Softmax);
@@ -254,10 +248,7 @@ fn lenet5() -> Result<Graph, crate::GraphError> {
     };
     b.op("conv1", conv(6, [5, 5], 1, pad2, 1));
     b.op("relu1", Op::Relu);
-    let pool = Op::MaxPool {
-        kernel: [2, 2],
-        stride: [2, 2],
-    };
+    let pool = Op::max_pool([2, 2], [2, 2]);
     b.op("pool1", pool.clone());
     b.op("conv2", conv(16, [5, 5], 1, Padding::Valid, 1));
     b.op("relu2", Op::Relu);

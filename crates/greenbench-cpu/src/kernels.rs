@@ -400,11 +400,11 @@ fn depthwise_row(a: &DwRow<'_>, r: usize, out_row: &mut [f32]) {
     }
 }
 
-/// Max or average pooling, valid padding.
+/// Max or average pooling; windows clipped to the image (padding never wins a max and adds
+/// nothing to a sum; the average divides by [`PoolGeom::divisor`]).
 pub fn pool(x: &[f32], batch: usize, p: &PoolGeom, max: bool, y: &mut [f32]) {
     let level = Simd::detect();
     let row_len = p.wo * p.c;
-    let inv = 1.0 / (p.kh * p.kw) as f32;
     y[..batch * p.ho * row_len]
         .par_chunks_mut(row_len)
         .enumerate()
@@ -416,9 +416,9 @@ pub fn pool(x: &[f32], batch: usize, p: &PoolGeom, max: bool, y: &mut [f32]) {
                 for ox in 0..p.wo {
                     let acc = &mut out_row[ox * p.c..(ox + 1) * p.c];
                     acc.fill(if max { f32::NEG_INFINITY } else { 0.0 });
-                    for ky in 0..p.kh {
-                        for kx in 0..p.kw {
-                            let off = ((oy * p.sh + ky) * p.w + ox * p.sw + kx) * p.c;
+                    for iy in p.rows(oy) {
+                        for ix in p.cols(ox) {
+                            let off = (iy * p.w + ix) * p.c;
                             let src = &img[off..off + p.c];
                             if max {
                                 acc.iter_mut().zip(src).for_each(|(a, s)| *a = a.max(*s));
@@ -428,6 +428,7 @@ pub fn pool(x: &[f32], batch: usize, p: &PoolGeom, max: bool, y: &mut [f32]) {
                         }
                     }
                     if !max {
+                        let inv = 1.0 / p.divisor(oy, ox) as f32;
                         acc.iter_mut().for_each(|a| *a *= inv);
                     }
                 }

@@ -7,7 +7,9 @@ use greenbench_core::reference::diff;
 use greenbench_core::zoo::zoo_model;
 use greenbench_core::{Backend, generate_weights};
 use greenbench_cpu::CpuBackend;
-use greenbench_testkit::{self as testkit, chain, padding, reference_case, run_case, zoo_cases};
+use greenbench_testkit::{
+    self as testkit, chain, padding, pool_op, reference_case, run_case, zoo_cases,
+};
 use proptest::prelude::*;
 
 /// The CPU backend's configurations that take different code paths on this machine: the
@@ -102,8 +104,18 @@ proptest! {
         h in 1usize..16, w in 1usize..16, c in 1usize..9, k in 1usize..5, s in 1usize..4,
         max in any::<bool>(), batch in 1usize..4,
     ) {
-        let op = if max { Op::MaxPool { kernel: [k, k], stride: [s, s] } }
-            else { Op::AvgPool { kernel: [k, k], stride: [s, s] } };
+        let op = if max { Op::max_pool([k, k], [s, s]) }
+            else { Op::avg_pool([k, k], [s, s]) };
+        let g = chain(vec![h, w, c], vec![op]);
+        prop_assume!(g.is_some());
+        let err = max_rel_err(&g.unwrap(), batch, 9, 2);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
+    #[test]
+    fn padded_and_ceil_mode_pools_match_reference(
+        h in 1usize..12, w in 1usize..12, c in 1usize..20, op in pool_op(), batch in 1usize..4,
+    ) {
         let g = chain(vec![h, w, c], vec![op]);
         prop_assume!(g.is_some());
         let err = max_rel_err(&g.unwrap(), batch, 9, 2);

@@ -385,7 +385,14 @@ fn plan_graph(
                     *slot = val as u32;
                 }
                 p[9] = u32::from(matches!(node.op, Op::MaxPool { .. }));
+                p[10] = u32::from(q.count_include_pad);
                 p[11] = out_len as u32;
+                p[12..16].copy_from_slice(&[
+                    q.pad_top as u32,
+                    q.pad_left as u32,
+                    q.pad_bottom as u32,
+                    q.pad_right as u32,
+                ]);
                 pl.dispatch("pool", p, &[src], dst, threads)?;
             }
             Op::Embedding { dim, .. } => {

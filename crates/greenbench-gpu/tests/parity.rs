@@ -9,7 +9,7 @@ use greenbench_core::reference::diff;
 use greenbench_core::{Backend, Model};
 use greenbench_gpu::GpuBackend;
 use greenbench_testkit::{
-    chain, padding, reference_case, reference_case_with, run_case, zoo_cases,
+    chain, padding, pool_op, reference_case, reference_case_with, run_case, zoo_cases,
 };
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -71,8 +71,8 @@ proptest! {
         which in 0usize..8, batch in 1usize..3,
     ) {
         let (shape, op) = match which {
-            0 => (vec![h, w, c], Op::MaxPool { kernel: [k, k], stride: [s, s] }),
-            1 => (vec![h, w, c], Op::AvgPool { kernel: [k, k], stride: [s, s] }),
+            0 => (vec![h, w, c], Op::max_pool([k, k], [s, s])),
+            1 => (vec![h, w, c], Op::avg_pool([k, k], [s, s])),
             2 => (vec![h, w, c], Op::GlobalAvgPool),
             3 => (vec![h, w * c], Op::Softmax),
             4 => (vec![h, w * c], Op::LayerNorm { eps: 1e-5 }),
@@ -81,6 +81,16 @@ proptest! {
             _ => (vec![h, w * c], Op::Relu),
         };
         let g = chain(shape, vec![op]);
+        prop_assume!(g.is_some());
+        let e = max_rel(&g.unwrap(), batch, 7);
+        prop_assert!(e < TOL, "err {e}");
+    }
+
+    #[test]
+    fn padded_and_ceil_mode_pools_match_reference(
+        h in 1usize..10, w in 1usize..10, c in 1usize..9, op in pool_op(), batch in 1usize..3,
+    ) {
+        let g = chain(vec![h, w, c], vec![op]);
         prop_assume!(g.is_some());
         let e = max_rel(&g.unwrap(), batch, 7);
         prop_assert!(e < TOL, "err {e}");

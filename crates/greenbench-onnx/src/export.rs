@@ -329,17 +329,33 @@ pub fn export(model: &Model) -> Vec<u8> {
                     Layout::Native,
                 )
             }
-            Op::MaxPool { kernel, stride } | Op::AvgPool { kernel, stride } => {
+            Op::MaxPool { .. } | Op::AvgPool { .. } => {
+                let q = g.pool_geom(i);
                 let src = get(&mut b, &vals, x, Layout::Nchw);
-                let op = if matches!(node.op, Op::MaxPool { .. }) {
-                    "MaxPool"
-                } else {
-                    "AveragePool"
+                let (op, ceil, cip) = match &node.op {
+                    Op::MaxPool { ceil_mode, .. } => ("MaxPool", *ceil_mode, false),
+                    Op::AvgPool {
+                        ceil_mode,
+                        count_include_pad,
+                        ..
+                    } => ("AveragePool", *ceil_mode, *count_include_pad),
+                    _ => unreachable!("matched above"),
                 };
-                let attrs = [
-                    attr_ints("kernel_shape", &[kernel[0] as i64, kernel[1] as i64]),
-                    attr_ints("strides", &[stride[0] as i64, stride[1] as i64]),
+                let mut attrs = vec![
+                    attr_ints("kernel_shape", &[q.kh as i64, q.kw as i64]),
+                    attr_ints("strides", &[q.sh as i64, q.sw as i64]),
                 ];
+                let pads = [q.pad_top, q.pad_left, q.pad_bottom, q.pad_right];
+                if pads != [0; 4] {
+                    let pads: Vec<i64> = pads.iter().map(|&p| p as i64).collect();
+                    attrs.push(attr_ints("pads", &pads));
+                }
+                if ceil {
+                    attrs.push(attr_int("ceil_mode", 1));
+                }
+                if cip {
+                    attrs.push(attr_int("count_include_pad", 1));
+                }
                 (b.node(op, nm, &[&src], &attrs), Layout::Nchw)
             }
             Op::GlobalAvgPool => {

@@ -70,6 +70,30 @@ pub const SUPPORTED_OPS: &[&str] = &[
 /// is a dynamic shape the importer refuses.
 const BATCH: i64 = i64::MIN + 7;
 
+/// The most elements a constant computed at import time may hold by default (512 MiB of
+/// f32; VGG-19's largest weight, made by `ConstantOfShape` in the onnx package's test models,
+/// has 103 M): a file cannot make the importer allocate gigabytes by asking for a huge
+/// `ConstantOfShape` or broadcast. [`import_model_limited`] sets another bound.
+pub const MAX_FOLDED_ELEMENTS: usize = 1 << 27;
+
+/// The most elements one example of the model's input may hold.
+pub const MAX_INPUT_ELEMENTS: usize = 1 << 28;
+
+thread_local! {
+    static FOLD_LIMIT: std::cell::Cell<usize> = const { std::cell::Cell::new(MAX_FOLDED_ELEMENTS) };
+}
+
+fn cap(count: usize) -> Result<usize, String> {
+    let limit = FOLD_LIMIT.with(|l| l.get());
+    if count > limit {
+        Err(format!(
+            "a constant of {count} elements is more than the {limit} greenbench folds at import"
+        ))
+    } else {
+        Ok(count)
+    }
+}
+
 /// What went wrong importing a file.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -774,7 +798,7 @@ impl<'a> Importer<'a> {
                     .iter()
                     .map(|&d| usize::try_from(d).map_err(|_| format!("negative dim {d}")))
                     .collect::<Result<_, _>>()?;
-                let len = decode::element_count(&shape)?;
+                let len = cap(decode::element_count(&shape)?)?;
                 let value = match attr(n, "value").and_then(|a| a.t.as_ref()) {
                     Some(t) => decode::tensor_values(t, self.base).map_err(|e| e.to_string())?,
                     None => t_f32("", vec![1], vec![0.0]),
@@ -1427,38 +1451,38 @@ impl<'a> Importer<'a> {
         }
         let (kh, kw, sh, sw) = (k[0] as usize, k[1] as usize, s[0] as usize, s[1] as usize);
         let pads = self.pads(n, [h, w], [kh, kw], [sh, sw])?;
-        if pads.iter().any(|&p| p > 0) {
-            return Err(self.node_err(
-                n,
-                format!(
-                    "padded pooling (pads {pads:?}) is not in greenbench's IR yet; unpadded is"
-                ),
-            ));
-        }
-        if h < kh || w < kw {
-            return Err(self.node_err(n, "the window does not fit the input"));
-        }
-        let (ho, wo) = ((h - kh) / sh + 1, (w - kw) / sw + 1);
-        if attr_i(n, "ceil_mode", 0) != 0 {
-            let (hc, wc) = ((h - kh).div_ceil(sh) + 1, (w - kw).div_ceil(sw) + 1);
-            if (hc, wc) != (ho, wo) {
-                return Err(self.node_err(
-                    n,
-                    format!("ceil_mode = 1 gives {hc}x{wc} here, not {ho}x{wo}: not in greenbench's IR yet"),
-                ));
-            }
-        }
+        let padding = canonical_padding(pads);
+        let ceil_mode = attr_i(n, "ceil_mode", 0) != 0;
         let op = if n.op_type.as_deref() == Some("MaxPool") {
+            if attr_i(n, "storage_order", 0) != 0 {
+                // Only the (unsupported) indices output depends on it.
+                self.only_first_output(n)?;
+            }
             Op::MaxPool {
                 kernel: [kh, kw],
                 stride: [sh, sw],
+                padding,
+                ceil_mode,
             }
         } else {
             Op::AvgPool {
                 kernel: [kh, kw],
                 stride: [sh, sw],
+                padding,
+                ceil_mode,
+                count_include_pad: attr_i(n, "count_include_pad", 0) != 0,
             }
         };
+        let Some(geo) = greenbench_core::graph::pool_geometry(&op, &[h, w, c]) else {
+            return Err(self.node_err(
+                n,
+                format!(
+                    "the {kh}x{kw} window with pads {pads:?} does not fit the {h}x{w} input \
+                     (or a pad is as large as the window)"
+                ),
+            ));
+        };
+        let (ho, wo) = (geo.ho, geo.wo);
         let name = self.emit(&Self::node_name(n), op, vec![x.ir], vec![]);
         self.set(
             n,
@@ -1797,6 +1821,12 @@ fn gather(
     let n = x.dims[a] as i64;
     let outer: usize = x.dims[..a].iter().product();
     let inner: usize = x.dims[a + 1..].iter().product();
+    outer
+        .checked_mul(idx.len())
+        .and_then(|v| v.checked_mul(inner))
+        .ok_or("the gathered constant overflows")
+        .map_err(String::from)
+        .and_then(cap)?;
     let mut dims: Vec<usize> = x.dims[..a].to_vec();
     dims.extend_from_slice(idx_dims);
     dims.extend_from_slice(&x.dims[a + 1..]);
@@ -1916,7 +1946,10 @@ fn transpose(x: &Tensor, perm: &[usize], name: &str) -> Result<Tensor, String> {
 
 fn binary(op: &str, a: &Tensor, b: &Tensor, name: &str) -> Result<Tensor, String> {
     let dims = broadcast_shape(&a.dims, &b.dims)?;
-    let count: usize = dims.iter().product();
+    let count = cap(dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or("the broadcast shape overflows")?)?;
     if let (Values::I64(x), Values::I64(y)) = (&a.values, &b.values) {
         let mut out = Vec::with_capacity(count);
         for i in 0..count {
@@ -1982,6 +2015,32 @@ fn value_type(v: &ValueInfoProto) -> Option<(i32, Vec<Result<usize, String>>)> {
 
 /// Import a decoded model. `base` is the folder external data is read from.
 pub fn import_model(
+    m: &ModelProto,
+    name: &str,
+    file: &str,
+    base: Option<&Path>,
+    seed: u64,
+) -> Result<Imported, ImportError> {
+    import_model_limited(m, name, file, base, seed, MAX_FOLDED_ELEMENTS)
+}
+
+/// [`import_model`] with another bound on the elements of a constant folded at import (the
+/// fuzz target keeps it far below its memory limit).
+pub fn import_model_limited(
+    m: &ModelProto,
+    name: &str,
+    file: &str,
+    base: Option<&Path>,
+    seed: u64,
+    max_folded_elements: usize,
+) -> Result<Imported, ImportError> {
+    let before = FOLD_LIMIT.with(|l| l.replace(max_folded_elements));
+    let r = import_inner(m, name, file, base, seed);
+    FOLD_LIMIT.with(|l| l.set(before));
+    r
+}
+
+fn import_inner(
     m: &ModelProto,
     name: &str,
     file: &str,
@@ -2125,6 +2184,16 @@ pub fn import_model(
                 )));
             }
         }
+    }
+    if per
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .is_none_or(|n| n > MAX_INPUT_ELEMENTS)
+    {
+        return Err(merr(format!(
+            "input `{in_name}` declares {} per example: more than the {MAX_INPUT_ELEMENTS} elements greenbench takes",
+            fmt_shape(&per)
+        )));
     }
     let input_int = match DataType::try_from(elem) {
         Ok(DataType::Float) => false,

@@ -41,6 +41,37 @@ pub fn padding() -> impl Strategy<Value = Padding> {
     ]
 }
 
+/// Any pooling op: max or average, `k`x`k` window, stride 1 to 3, any [`padding`], floor or
+/// ceil mode, with or without `count_include_pad`.
+pub fn pool_op() -> impl Strategy<Value = Op> {
+    (
+        any::<bool>(),
+        1usize..5,
+        1usize..4,
+        padding(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(max, k, s, padding, ceil_mode, count_include_pad)| {
+            if max {
+                Op::MaxPool {
+                    kernel: [k, k],
+                    stride: [s, s],
+                    padding,
+                    ceil_mode,
+                }
+            } else {
+                Op::AvgPool {
+                    kernel: [k, k],
+                    stride: [s, s],
+                    padding,
+                    ceil_mode,
+                    count_include_pad,
+                }
+            }
+        })
+}
+
 /// A graph's seeded weights and inputs (input set `set`) with the reference's output.
 pub struct Case {
     pub weights: Weights,
@@ -101,16 +132,7 @@ mod tests {
 
     #[test]
     fn chains_and_cases() {
-        assert!(
-            chain(
-                vec![2, 2, 1],
-                vec![Op::MaxPool {
-                    kernel: [3, 3],
-                    stride: [1, 1]
-                }]
-            )
-            .is_none()
-        );
+        assert!(chain(vec![2, 2, 1], vec![Op::max_pool([3, 3], [1, 1])]).is_none());
         let g = chain(
             vec![4],
             vec![

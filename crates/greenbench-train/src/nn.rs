@@ -131,7 +131,9 @@ impl Net {
                     bias: true,
                     ..
                 } => Layer::Conv { g: g.conv_geom(i) },
-                Op::MaxPool { .. } => Layer::MaxPool { g: g.pool_geom(i) },
+                Op::MaxPool { .. } if g.pool_geom(i).is_unpadded() => {
+                    Layer::MaxPool { g: g.pool_geom(i) }
+                }
                 Op::Relu => Layer::Relu,
                 Op::Flatten => Layer::Flatten,
                 Op::Softmax if i == n - 1 && x.len() == 1 => continue,

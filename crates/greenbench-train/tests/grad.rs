@@ -78,10 +78,7 @@ fn conv_stride_padding_maxpool_flatten() {
             Op::conv(3, [3, 2], [2, 1], Padding::Same),
             Op::Relu,
             Op::conv(4, [2, 2], [1, 1], Padding::explicit(1, 0, 0, 1)),
-            Op::MaxPool {
-                kernel: [2, 2],
-                stride: [2, 2],
-            },
+            Op::max_pool([2, 2], [2, 2]),
             Op::Flatten,
             Op::Dense {
                 units: 3,

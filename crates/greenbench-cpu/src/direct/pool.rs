@@ -4,18 +4,19 @@ use super::*;
 use greenbench_core::graph::PoolGeom;
 use std::arch::x86_64::*;
 
-/// Max or average pooling (valid padding), NHWC, with AVX-512: per output pixel, 16
-/// channels at a time (masked to `c`), every window tap in one register. The portable
-/// kernel's per-pixel slice loops ran 4-lane code on channel counts like 6 and took 31 %
-/// of lenet5's time at batch 32.
+/// Max or average pooling, NHWC, with AVX-512: per output pixel, 16 channels at a time
+/// (masked to `c`), every window tap in one register; windows clipped to the image (padded
+/// and ceil-mode pools: padding never wins a max, the average divides by
+/// [`PoolGeom::divisor`]). The portable kernel's per-pixel slice loops ran 4-lane code on
+/// channel counts like 6 and took 31 % of lenet5's time at batch 32.
 pub fn pool(x: &[f32], batch: usize, p: &PoolGeom, max: bool, y: &mut [f32], par: bool) {
     assert!(available(), "direct kernels need AVX-512F");
     assert!(x.len() >= batch * p.h * p.w * p.c, "pool: input too short");
-    assert!(p.ho > 0 && (p.ho - 1) * p.sh + p.kh <= p.h && (p.wo - 1) * p.sw + p.kw <= p.w);
+    assert!(p.ho > 0 && p.wo > 0);
     let row_len = p.wo * p.c;
     let body = |(r, out): (usize, &mut [f32])| {
-        // SAFETY: AVX-512F checked; windows are inside the image (asserted), loads and
-        // stores are masked to `c` channels, and `out` is one output row.
+        // SAFETY: AVX-512F checked; windows are clipped to the image (PoolGeom::rows/cols),
+        // loads and stores are masked to `c` channels, and `out` is one output row.
         unsafe { pool_row(x, p, max, r, out) }
     };
     let y = &mut y[..batch * p.ho * row_len];
@@ -30,16 +31,16 @@ pub fn pool(x: &[f32], batch: usize, p: &PoolGeom, max: bool, y: &mut [f32], par
 unsafe fn pool_row(x: &[f32], p: &PoolGeom, max: bool, r: usize, out: &mut [f32]) {
     let (n, oy) = (r / p.ho, r % p.ho);
     let img = unsafe { x.as_ptr().add(n * p.h * p.w * p.c) };
-    let inv = _mm512_set1_ps(1.0 / (p.kh * p.kw) as f32);
     let init = _mm512_set1_ps(if max { f32::NEG_INFINITY } else { 0.0 });
+    let rows = p.rows(oy);
     let mut ch = 0;
     while ch < p.c {
         let m = lane_mask(p.c - ch, 0);
         for ox in 0..p.wo {
             let mut acc = init;
-            for ky in 0..p.kh {
-                for kx in 0..p.kw {
-                    let off = ((oy * p.sh + ky) * p.w + ox * p.sw + kx) * p.c + ch;
+            for iy in rows.clone() {
+                for ix in p.cols(ox) {
+                    let off = (iy * p.w + ix) * p.c + ch;
                     let v = unsafe { _mm512_maskz_loadu_ps(m, img.add(off)) };
                     acc = if max {
                         _mm512_max_ps(acc, v)
@@ -49,7 +50,7 @@ unsafe fn pool_row(x: &[f32], p: &PoolGeom, max: bool, r: usize, out: &mut [f32]
                 }
             }
             if !max {
-                acc = _mm512_mul_ps(acc, inv);
+                acc = _mm512_mul_ps(acc, _mm512_set1_ps(1.0 / p.divisor(oy, ox) as f32));
             }
             unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(ox * p.c + ch), m, acc) };
         }
