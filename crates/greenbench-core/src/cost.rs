@@ -119,19 +119,35 @@ pub fn node_cost(g: &Graph, i: usize) -> Cost {
             params: 2 * last_in,
             ..Cost::default()
         },
-        // Per output: the taps inside the image (a padded or partial window has fewer);
-        // max: taps - 1 comparisons, average: taps - 1 adds and 1 multiply.
-        Op::MaxPool { .. } => {
-            let taps = pool_taps(g, i);
+        // Per output, the whole window (padded and partial windows included: the dense
+        // convention shared/FPO.md applies to convolutions).
+        Op::MaxPool { kernel, .. } => Cost {
+            other_fpo: n_out * (kernel[0] * kernel[1] - 1) as u64,
+            ..Cost::default()
+        },
+        Op::AvgPool { kernel, .. } => Cost {
+            other_fpo: n_out * (kernel[0] * kernel[1]) as u64,
+            ..Cost::default()
+        },
+        op @ (Op::Sigmoid
+        | Op::HardSigmoid { .. }
+        | Op::HardSwish
+        | Op::Clip { .. }
+        | Op::Tanh
+        | Op::LeakyRelu { .. }
+        | Op::GeluErf) => {
+            let (fpo, tr) = op.unary().expect("unary op").cost();
             Cost {
-                other_fpo: taps - n_out,
+                other_fpo: fpo * n_out,
+                transcendentals: tr * n_out,
                 ..Cost::default()
             }
         }
-        Op::AvgPool { .. } => Cost {
-            other_fpo: pool_taps(g, i),
+        Op::Mul => Cost {
+            other_fpo: n_out,
             ..Cost::default()
         },
+        Op::Concat { .. } | Op::ChannelShuffle { .. } => Cost::default(),
         Op::GlobalAvgPool => Cost {
             other_fpo: n_in,
             ..Cost::default()
@@ -186,12 +202,4 @@ pub fn graph_cost(g: &Graph) -> GraphCost {
         })
         .collect();
     GraphCost { total, nodes }
-}
-
-/// Window taps inside the image, summed over every output element of pool node `i`.
-fn pool_taps(g: &Graph, i: usize) -> u64 {
-    let p = g.pool_geom(i);
-    let rows: usize = (0..p.ho).map(|oy| p.rows(oy).len()).sum();
-    let cols: usize = (0..p.wo).map(|ox| p.cols(ox).len()).sum();
-    (rows * cols * p.c) as u64
 }

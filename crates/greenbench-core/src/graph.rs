@@ -70,6 +70,97 @@ fn eps_default() -> f32 {
 fn ln_eps_default() -> f32 {
     1e-5
 }
+fn hs_alpha() -> f32 {
+    0.2
+}
+fn hs_beta() -> f32 {
+    0.5
+}
+fn lrelu_alpha() -> f32 {
+    0.01
+}
+
+/// An elementwise activation: one definition the reference, the CPU and the GPU share.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unary {
+    Sigmoid,
+    HardSigmoid { alpha: f32, beta: f32 },
+    HardSwish,
+    Clip { min: f32, max: f32 },
+    Tanh,
+    LeakyRelu { alpha: f32 },
+    GeluErf,
+}
+
+impl Unary {
+    /// The function in f64 (the reference interpreter's precision).
+    pub fn eval(self, x: f64) -> f64 {
+        match self {
+            Unary::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Unary::HardSigmoid { alpha, beta } => (alpha as f64 * x + beta as f64).clamp(0.0, 1.0),
+            Unary::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            Unary::Clip { min, max } => x.max(min as f64).min(max as f64),
+            Unary::Tanh => x.tanh(),
+            Unary::LeakyRelu { alpha } => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    alpha as f64 * x
+                }
+            }
+            Unary::GeluErf => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+        }
+    }
+    /// The function in f32 (what the CPU backend computes).
+    pub fn eval32(self, x: f32) -> f32 {
+        match self {
+            Unary::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Unary::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            Unary::HardSwish => x * (x * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0),
+            Unary::Clip { min, max } => x.max(min).min(max),
+            Unary::Tanh => x.tanh(),
+            Unary::LeakyRelu { alpha } => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    alpha * x
+                }
+            }
+            Unary::GeluErf => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
+        }
+    }
+    /// The GPU kernel's function code and its two parameters.
+    pub fn code(self) -> (u32, [f32; 2]) {
+        match self {
+            Unary::Sigmoid => (0, [0.0; 2]),
+            Unary::HardSigmoid { alpha, beta } => (1, [alpha, beta]),
+            Unary::HardSwish => (2, [0.0; 2]),
+            Unary::Clip { min, max } => (3, [min, max]),
+            Unary::Tanh => (4, [0.0; 2]),
+            Unary::LeakyRelu { alpha } => (5, [alpha, 0.0]),
+            Unary::GeluErf => (6, [0.0; 2]),
+        }
+    }
+    /// (other FPO, transcendentals) per element (shared/FPO.md's rule: count the elementwise
+    /// arithmetic, comparisons included; each exp/tanh/erf is one transcendental).
+    pub fn cost(self) -> (u64, u64) {
+        match self {
+            // negate, add, divide + exp
+            Unary::Sigmoid => (3, 1),
+            // multiply, add, min, max
+            Unary::HardSigmoid { .. } => (4, 0),
+            // the hard sigmoid's four, then a multiply
+            Unary::HardSwish => (5, 0),
+            // min, max
+            Unary::Clip { .. } => (2, 0),
+            Unary::Tanh => (0, 1),
+            // compare, multiply
+            Unary::LeakyRelu { .. } => (2, 0),
+            // x / sqrt 2, + 1, * x, * 0.5 + erf
+            Unary::GeluErf => (4, 1),
+        }
+    }
+}
 
 /// An operation. Weights are not part of the op; they come from [`crate::Weights`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -149,6 +240,37 @@ pub enum Op {
         #[serde(default = "yes")]
         positions: bool,
     },
+    /// Logistic sigmoid 1 / (1 + e^-x).
+    Sigmoid,
+    /// max(0, min(1, alpha x + beta)) (ONNX HardSigmoid; defaults 0.2, 0.5).
+    HardSigmoid {
+        #[serde(default = "hs_alpha")]
+        alpha: f32,
+        #[serde(default = "hs_beta")]
+        beta: f32,
+    },
+    /// x * max(0, min(1, x / 6 + 1 / 2)) (MobileNetV3's h-swish).
+    HardSwish,
+    /// min(max(x, min), max): ReLU6 is `{min: 0, max: 6}`.
+    Clip { min: f32, max: f32 },
+    /// Hyperbolic tangent.
+    Tanh,
+    /// x for x >= 0, alpha x below.
+    LeakyRelu {
+        #[serde(default = "lrelu_alpha")]
+        alpha: f32,
+    },
+    /// GELU with the exact erf: 0.5 x (1 + erf(x / sqrt 2)) (BERT's, torch's default).
+    GeluErf,
+    /// Elementwise product of two inputs; the second's shape equals the first's or is a
+    /// trailing part of it (`[C]` over `[H, W, C]`: a squeeze-excite scale), broadcast.
+    Mul,
+    /// Concatenation of every input along `axis` (per-example axes, so on an image `2` is the
+    /// channels); the other axes must agree.
+    Concat { axis: usize },
+    /// ShuffleNet's channel shuffle over the last axis: `C = groups x k` viewed as
+    /// `[groups, k]` and transposed to `[k, groups]`.
+    ChannelShuffle { groups: usize },
     /// Scaled dot-product multi-head self-attention core over a fused QKV input
     /// `[S, 3*heads*head_dim]` laid out as `[Q | K | V]`, each head-major; output
     /// `[S, heads*head_dim]`. Projections are separate dense nodes.
@@ -193,6 +315,20 @@ impl Op {
         }
     }
 
+    /// The elementwise activation this op is, if it is one of the [`Unary`] family.
+    pub fn unary(&self) -> Option<Unary> {
+        Some(match *self {
+            Op::Sigmoid => Unary::Sigmoid,
+            Op::HardSigmoid { alpha, beta } => Unary::HardSigmoid { alpha, beta },
+            Op::HardSwish => Unary::HardSwish,
+            Op::Clip { min, max } => Unary::Clip { min, max },
+            Op::Tanh => Unary::Tanh,
+            Op::LeakyRelu { alpha } => Unary::LeakyRelu { alpha },
+            Op::GeluErf => Unary::GeluErf,
+            _ => return None,
+        })
+    }
+
     /// Short human name used in tables.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -208,15 +344,26 @@ impl Op {
             Op::GlobalAvgPool => "global_avg_pool",
             Op::Flatten => "flatten",
             Op::Add => "add",
+            Op::Sigmoid => "sigmoid",
+            Op::HardSigmoid { .. } => "hard_sigmoid",
+            Op::HardSwish => "hard_swish",
+            Op::Clip { .. } => "clip",
+            Op::Tanh => "tanh",
+            Op::LeakyRelu { .. } => "leaky_relu",
+            Op::GeluErf => "gelu_erf",
+            Op::Mul => "mul",
+            Op::Concat { .. } => "concat",
+            Op::ChannelShuffle { .. } => "channel_shuffle",
             Op::Embedding { .. } => "embedding",
             Op::Attention { .. } => "attention",
         }
     }
 
-    /// Number of inputs the op takes.
+    /// Number of inputs the op takes (`usize::MAX`: one or more, as concat).
     pub fn arity(&self) -> usize {
         match self {
-            Op::Add => 2,
+            Op::Add | Op::Mul => 2,
+            Op::Concat { .. } => usize::MAX,
             _ => 1,
         }
     }
@@ -487,7 +634,8 @@ impl Graph {
             };
             let arity = node.op.arity();
             // A two-input op fed implicitly has only one input: report that.
-            if src.len() != arity {
+            let variadic_ok = arity == usize::MAX && !src.is_empty();
+            if src.len() != arity && !variadic_ok {
                 return Err(GraphError::Arity {
                     node: node.name.clone(),
                     op: node.op.kind(),
@@ -807,6 +955,57 @@ fn infer(node: &Node, ins: &[&Shape], input: &InputSpec) -> Result<Shape, GraphE
         Op::BatchNorm { .. } | Op::Relu | Op::Gelu | Op::Softmax | Op::LayerNorm { .. } => {
             Ok(x.clone())
         }
+        Op::Sigmoid
+        | Op::HardSigmoid { .. }
+        | Op::HardSwish
+        | Op::Clip { .. }
+        | Op::Tanh
+        | Op::LeakyRelu { .. }
+        | Op::GeluErf => Ok(x.clone()),
+        Op::Mul => {
+            let b = ins[1];
+            let n: usize = b.iter().product();
+            let suffix = b.len() <= x.len() && x[x.len() - b.len()..] == b[..];
+            if !(suffix || n == 1) {
+                return Err(GraphError::Shape {
+                    node: node.name.clone(),
+                    op: op.kind(),
+                    what: "the second input does not broadcast over the first".into(),
+                    got: fmt_shape(b),
+                    expected: format!("{} or a trailing part of it", fmt_shape(x)),
+                });
+            }
+            Ok(x.clone())
+        }
+        Op::Concat { axis } => {
+            if *axis >= x.len() {
+                return Err(invalid(format!("axis {axis} is outside {}", fmt_shape(x))));
+            }
+            let mut out = x.clone();
+            for s in &ins[1..] {
+                let agree = s.len() == x.len() && (0..x.len()).all(|d| d == *axis || s[d] == x[d]);
+                if !agree {
+                    return Err(GraphError::Shape {
+                        node: node.name.clone(),
+                        op: op.kind(),
+                        what: format!("inputs differ off axis {axis}"),
+                        got: fmt_shape(s),
+                        expected: fmt_shape(x),
+                    });
+                }
+                out[*axis] += s[*axis];
+            }
+            Ok(out)
+        }
+        Op::ChannelShuffle { groups } => {
+            let c = *x.last().expect("non-empty");
+            if *groups == 0 || !c.is_multiple_of(*groups) {
+                return Err(invalid(format!(
+                    "{c} channels do not split into {groups} groups"
+                )));
+            }
+            Ok(x.clone())
+        }
         Op::MaxPool { .. } | Op::AvgPool { .. } => {
             if x.len() != 3 {
                 return Err(shape_err("input must be an image", "[H, W, C]".into()));
@@ -925,6 +1124,10 @@ impl fmt::Display for Op {
                 pool_suffix(f, padding, *ceil_mode)
             }
             Op::Attention { heads, head_dim } => write!(f, "attention {heads}x{head_dim}"),
+            Op::Clip { min, max } if *min == 0.0 && *max == 6.0 => f.write_str("relu6"),
+            Op::Clip { min, max } => write!(f, "clip [{min}, {max}]"),
+            Op::Concat { axis } => write!(f, "concat axis {axis}"),
+            Op::ChannelShuffle { groups } => write!(f, "channel shuffle {groups}"),
             Op::Embedding { vocab, dim, .. } => write!(f, "embedding {vocab}x{dim}"),
             other => f.write_str(other.kind()),
         }

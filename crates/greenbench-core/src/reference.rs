@@ -147,6 +147,47 @@ fn run_one(g: &Graph, w: &Weights, x: &[f32]) -> Vec<f32> {
             }
             Op::Flatten => a.clone(),
             Op::Add => a.iter().zip(&vals[ins[1]]).map(|(p, q)| p + q).collect(),
+            op @ (Op::Sigmoid
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
+            | Op::Clip { .. }
+            | Op::Tanh
+            | Op::LeakyRelu { .. }
+            | Op::GeluErf) => {
+                let f = op.unary().expect("unary op");
+                a.iter().map(|&v| f.eval(v as f64) as f32).collect()
+            }
+            Op::Mul => {
+                let b = &vals[ins[1]];
+                a.iter()
+                    .enumerate()
+                    .map(|(k, &p)| (p as f64 * b[k % b.len()] as f64) as f32)
+                    .collect()
+            }
+            Op::Concat { axis } => {
+                let out = g.out_shape(i);
+                let outer: usize = out[..*axis].iter().product();
+                let mut y = Vec::with_capacity(out.iter().product());
+                for o in 0..outer {
+                    for &v in ins {
+                        let part: usize = g.value_shape(v)[*axis..].iter().product();
+                        y.extend_from_slice(&vals[v][o * part..(o + 1) * part]);
+                    }
+                }
+                y
+            }
+            Op::ChannelShuffle { groups } => {
+                let k = last / groups;
+                let mut y = vec![0f32; a.len()];
+                for (r, row) in a.chunks(last).enumerate() {
+                    for gi in 0..*groups {
+                        for j in 0..k {
+                            y[r * last + j * groups + gi] = row[gi * k + j];
+                        }
+                    }
+                }
+                y
+            }
             Op::Embedding { dim, .. } => {
                 let mut y = Vec::with_capacity(a.len() * dim);
                 for (s, &tok) in a.iter().enumerate() {

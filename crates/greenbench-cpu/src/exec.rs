@@ -82,6 +82,10 @@ impl CpuPrepared {
             | Step::Pool { dst, .. }
             | Step::GlobalAvgPool { dst, .. }
             | Step::Add { dst, .. }
+            | Step::Unary { dst, .. }
+            | Step::Mul { dst, .. }
+            | Step::Concat { dst, .. }
+            | Step::ChannelShuffle { dst, .. }
             | Step::Embedding { dst, .. }
             | Step::Attention { dst, .. } => *dst,
         };
@@ -230,6 +234,21 @@ impl CpuPrepared {
                 kernels::global_avg_pool(&bufs[*src], out.len() / c, *rows, *c, &mut out)
             }
             Step::Add { a, b, .. } => kernels::add(&bufs[*a], &bufs[*b], &mut out),
+            Step::Unary { src, f, .. } => kernels::unary(&bufs[*src], *f, &mut out),
+            Step::Mul {
+                a, b, a_len, b_len, ..
+            } => kernels::mul_broadcast(&bufs[*a], &bufs[*b], *a_len, *b_len, &mut out),
+            Step::Concat { srcs, outer, .. } => {
+                let row: usize = srcs.iter().map(|s| s.1).sum();
+                let mut offset = 0;
+                for &(b, part) in srcs {
+                    kernels::concat_part(&bufs[b], part, offset, row, *outer, &mut out);
+                    offset += part;
+                }
+            }
+            Step::ChannelShuffle { src, c, groups, .. } => {
+                kernels::channel_shuffle(&bufs[*src], *c, *groups, &mut out)
+            }
             Step::Embedding {
                 src,
                 seq,

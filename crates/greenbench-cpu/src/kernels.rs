@@ -3,7 +3,7 @@
 //! must be called inside the backend's thread pool (`ThreadPool::install`), so the thread
 //! count is the one the user asked for.
 
-use greenbench_core::graph::{ConvGeom, PoolGeom};
+use greenbench_core::graph::{ConvGeom, PoolGeom, Unary};
 use rayon::prelude::*;
 
 thread_local! {
@@ -468,6 +468,76 @@ fn map(x: &[f32], y: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
 /// max(x, 0).
 pub fn relu(x: &[f32], y: &mut [f32]) {
     map(x, y, |v| v.max(0.0));
+}
+
+/// An elementwise activation of the [`Unary`] family, each variant its own vectorisable
+/// loop: tanh and the sigmoid (0.5 (1 + tanh(x / 2))) on [`fast_tanh`]; the exact GELU on
+/// libm's `erff` (scalar).
+pub fn unary(x: &[f32], f: Unary, y: &mut [f32]) {
+    match f {
+        Unary::Sigmoid => map(x, y, |v| 0.5 + 0.5 * fast_tanh(0.5 * v)),
+        Unary::HardSigmoid { alpha, beta } => {
+            map(x, y, move |v| (alpha * v + beta).clamp(0.0, 1.0))
+        }
+        Unary::HardSwish => map(x, y, |v| v * (v * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0)),
+        Unary::Clip { min, max } => map(x, y, move |v| v.max(min).min(max)),
+        Unary::Tanh => map(x, y, fast_tanh),
+        Unary::LeakyRelu { alpha } => map(x, y, move |v| if v >= 0.0 { v } else { alpha * v }),
+        Unary::GeluErf => map(x, y, |v| f.eval32(v)),
+    }
+}
+
+/// `y[n, k] = a[n, k] * b[n, k mod b_len]` for examples of `a_len` values (`b` broadcast
+/// over each example: a per-channel scale when `b_len` is the channel count).
+pub fn mul_broadcast(a: &[f32], b: &[f32], a_len: usize, b_len: usize, y: &mut [f32]) {
+    let level = Simd::detect();
+    y[..a.len()]
+        .par_chunks_mut(a_len)
+        .zip(a.par_chunks(a_len))
+        .enumerate()
+        .with_min_len(min_len())
+        .for_each(|(n, (o, x))| {
+            let s = &b[n * b_len..(n + 1) * b_len];
+            simd(level, || {
+                for (o, x) in o.chunks_mut(b_len).zip(x.chunks(b_len)) {
+                    o.iter_mut()
+                        .zip(x)
+                        .zip(s)
+                        .for_each(|((o, x), s)| *o = x * s);
+                }
+            })
+        });
+}
+
+/// Concatenation: for each of `outer` blocks, `parts[j]` values of source `j` in turn.
+pub fn concat_part(
+    src: &[f32],
+    part: usize,
+    offset: usize,
+    row: usize,
+    outer: usize,
+    y: &mut [f32],
+) {
+    for o in 0..outer {
+        y[o * row + offset..o * row + offset + part]
+            .copy_from_slice(&src[o * part..(o + 1) * part]);
+    }
+}
+
+/// ShuffleNet's channel shuffle of rows of `c = groups x k`: `y[j * groups + g] = x[g * k + j]`.
+pub fn channel_shuffle(x: &[f32], c: usize, groups: usize, y: &mut [f32]) {
+    let k = c / groups;
+    y[..x.len()]
+        .par_chunks_mut(c)
+        .zip(x.par_chunks(c))
+        .with_min_len(min_len())
+        .for_each(|(o, i)| {
+            for g in 0..groups {
+                for j in 0..k {
+                    o[j * groups + g] = i[g * k + j];
+                }
+            }
+        });
 }
 
 /// GELU, tanh approximation, with [`fast_tanh`].

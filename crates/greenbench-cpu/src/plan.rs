@@ -15,7 +15,7 @@ use crate::packed;
 use crate::team::{Split, Team};
 use crate::{CpuPrepared, Settings};
 use greenbench_core::backend::BackendError;
-use greenbench_core::graph::{ConvGeom, Graph, Op, PoolGeom};
+use greenbench_core::graph::{ConvGeom, Graph, Op, PoolGeom, Unary};
 use greenbench_core::weights::{Weights, check_weights};
 use std::sync::Arc;
 
@@ -124,6 +124,32 @@ pub(crate) enum Step {
         a: usize,
         b: usize,
         dst: usize,
+    },
+    Unary {
+        src: usize,
+        dst: usize,
+        f: Unary,
+    },
+    /// `dst = a * b`, `b` broadcast over each example of `a`.
+    Mul {
+        a: usize,
+        b: usize,
+        dst: usize,
+        a_len: usize,
+        b_len: usize,
+    },
+    /// Each source's block per outer index, in turn.
+    Concat {
+        /// (buffer, values per outer index)
+        srcs: Vec<(usize, usize)>,
+        dst: usize,
+        outer: usize,
+    },
+    ChannelShuffle {
+        src: usize,
+        dst: usize,
+        c: usize,
+        groups: usize,
     },
     Embedding {
         src: usize,
@@ -569,6 +595,41 @@ impl CpuPrepared {
                     a: src,
                     b: buf_of[ins[1]],
                     dst,
+                },
+                op @ (Op::Sigmoid
+                | Op::HardSigmoid { .. }
+                | Op::HardSwish
+                | Op::Clip { .. }
+                | Op::Tanh
+                | Op::LeakyRelu { .. }
+                | Op::GeluErf) => Step::Unary {
+                    src,
+                    dst,
+                    f: op.unary().expect("unary op"),
+                },
+                Op::Mul => Step::Mul {
+                    a: src,
+                    b: buf_of[ins[1]],
+                    dst,
+                    a_len: in_shape.iter().product(),
+                    b_len: g.value_shape(ins[1]).iter().product(),
+                },
+                Op::Concat { axis } => {
+                    let out = g.out_shape(i);
+                    Step::Concat {
+                        srcs: ins
+                            .iter()
+                            .map(|&v| (buf_of[v], g.value_shape(v)[*axis..].iter().product()))
+                            .collect(),
+                        dst,
+                        outer: batch * out[..*axis].iter().product::<usize>(),
+                    }
+                }
+                Op::ChannelShuffle { groups } => Step::ChannelShuffle {
+                    src,
+                    dst,
+                    c: last,
+                    groups: *groups,
                 },
                 Op::Embedding { dim, .. } => Step::Embedding {
                     src,

@@ -8,7 +8,7 @@ use greenbench_core::zoo::zoo_model;
 use greenbench_core::{Backend, generate_weights};
 use greenbench_cpu::CpuBackend;
 use greenbench_testkit::{
-    self as testkit, chain, padding, pool_op, reference_case, run_case, zoo_cases,
+    self as testkit, chain, join, padding, pool_op, reference_case, run_case, unary_op, zoo_cases,
 };
 use proptest::prelude::*;
 
@@ -119,6 +119,31 @@ proptest! {
         let g = chain(vec![h, w, c], vec![op]);
         prop_assume!(g.is_some());
         let err = max_rel_err(&g.unwrap(), batch, 9, 2);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
+    #[test]
+    fn activations_match_reference(
+        rows in 1usize..9, n in 1usize..70, op in unary_op(), batch in 1usize..4,
+    ) {
+        let err = max_rel_err(&chain(vec![rows, n], vec![op]).unwrap(), batch, 17, 2);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
+    #[test]
+    fn mul_concat_and_shuffle_match_reference(
+        h in 1usize..6, w in 1usize..6, c in 1usize..5, g in 1usize..4, which in 0usize..5,
+        batch in 1usize..4,
+    ) {
+        let shape = vec![h, w, c * g];
+        let graph = match which {
+            0 => join(shape, Op::Mul, true),
+            1 => join(shape, Op::Mul, false),
+            2 => join(shape, Op::Concat { axis: 2 }, false),
+            3 => join(shape, Op::Concat { axis: 0 }, false),
+            _ => chain(shape, vec![Op::ChannelShuffle { groups: g }]),
+        };
+        let err = max_rel_err(&graph.unwrap(), batch, 19, 2);
         prop_assert!(err < TOL, "err {err}");
     }
 

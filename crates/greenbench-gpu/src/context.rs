@@ -18,7 +18,17 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
     (
         "elementwise",
         include_str!("shaders/elementwise.wgsl"),
-        &["relu", "gelu", "add", "scale_shift", "embedding"],
+        &[
+            "relu",
+            "gelu",
+            "add",
+            "scale_shift",
+            "embedding",
+            "unary",
+            "mul_bcast",
+            "concat_part",
+            "channel_shuffle",
+        ],
     ),
     (
         "rows",

@@ -357,6 +357,51 @@ fn plan_graph(
                 p[0] = out_len as u32;
                 pl.dispatch("add", p, &[src, buf_of[ins[1]]], dst, threads)?;
             }
+            op @ (Op::Sigmoid
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
+            | Op::Clip { .. }
+            | Op::Tanh
+            | Op::LeakyRelu { .. }
+            | Op::GeluErf) => {
+                let (code, params) = op.unary().expect("unary op").code();
+                p[..4].copy_from_slice(&[
+                    out_len as u32,
+                    code,
+                    params[0].to_bits(),
+                    params[1].to_bits(),
+                ]);
+                pl.dispatch("unary", p, &[src], dst, threads)?;
+            }
+            Op::Mul => {
+                p[..3].copy_from_slice(&[
+                    out_len as u32,
+                    in_shape.iter().product::<usize>() as u32,
+                    g.value_shape(ins[1]).iter().product::<usize>() as u32,
+                ]);
+                pl.dispatch("mul_bcast", p, &[src, buf_of[ins[1]]], dst, threads)?;
+            }
+            Op::Concat { axis } => {
+                let out = g.out_shape(i);
+                let outer = batch * out[..*axis].iter().product::<usize>();
+                let row = out[*axis..].iter().product::<usize>();
+                let mut offset = 0;
+                for &v in ins {
+                    let part = g.value_shape(v)[*axis..].iter().product::<usize>();
+                    p[..4].copy_from_slice(&[
+                        (outer * part) as u32,
+                        part as u32,
+                        row as u32,
+                        offset as u32,
+                    ]);
+                    pl.dispatch("concat_part", p, &[buf_of[v]], dst, grid(outer * part))?;
+                    offset += part;
+                }
+            }
+            Op::ChannelShuffle { groups } => {
+                p[..3].copy_from_slice(&[out_len as u32, last as u32, *groups as u32]);
+                pl.dispatch("channel_shuffle", p, &[src], dst, threads)?;
+            }
             Op::Softmax | Op::LayerNorm { .. } => {
                 let rows = out_len / last;
                 p[0] = rows as u32;

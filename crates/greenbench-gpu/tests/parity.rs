@@ -9,7 +9,8 @@ use greenbench_core::reference::diff;
 use greenbench_core::{Backend, Model};
 use greenbench_gpu::GpuBackend;
 use greenbench_testkit::{
-    chain, padding, pool_op, reference_case, reference_case_with, run_case, zoo_cases,
+    chain, join, padding, pool_op, reference_case, reference_case_with, run_case, unary_op,
+    zoo_cases,
 };
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -93,6 +94,31 @@ proptest! {
         let g = chain(vec![h, w, c], vec![op]);
         prop_assume!(g.is_some());
         let e = max_rel(&g.unwrap(), batch, 7);
+        prop_assert!(e < TOL, "err {e}");
+    }
+
+    #[test]
+    fn activations_match_reference(
+        rows in 1usize..9, n in 1usize..70, op in unary_op(), batch in 1usize..3,
+    ) {
+        let e = max_rel(&chain(vec![rows, n], vec![op]).unwrap(), batch, 17);
+        prop_assert!(e < TOL, "err {e}");
+    }
+
+    #[test]
+    fn mul_concat_and_shuffle_match_reference(
+        h in 1usize..6, w in 1usize..6, c in 1usize..5, g in 1usize..4, which in 0usize..5,
+        batch in 1usize..3,
+    ) {
+        let shape = vec![h, w, c * g];
+        let graph = match which {
+            0 => join(shape, Op::Mul, true),
+            1 => join(shape, Op::Mul, false),
+            2 => join(shape, Op::Concat { axis: 2 }, false),
+            3 => join(shape, Op::Concat { axis: 0 }, false),
+            _ => chain(shape, vec![Op::ChannelShuffle { groups: g }]),
+        };
+        let e = max_rel(&graph.unwrap(), batch, 19);
         prop_assert!(e < TOL, "err {e}");
     }
 

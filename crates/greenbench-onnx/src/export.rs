@@ -312,6 +312,86 @@ pub fn export(model: &Model) -> Vec<u8> {
                 let hx = b.node("Mul", &format!("{nm}_hx"), &[&src, &half], &[]);
                 (b.node("Mul", nm, &[&hx, &p], &[]), l)
             }
+            Op::Sigmoid | Op::HardSwish | Op::Tanh => {
+                let (src, l) = vals[x].clone();
+                let name = match node.op {
+                    Op::Sigmoid => "Sigmoid",
+                    Op::HardSwish => "HardSwish",
+                    _ => "Tanh",
+                };
+                (b.node(name, nm, &[&src], &[]), l)
+            }
+            Op::HardSigmoid { alpha, beta } => {
+                let (src, l) = vals[x].clone();
+                let attrs = [attr_float("alpha", *alpha), attr_float("beta", *beta)];
+                (b.node("HardSigmoid", nm, &[&src], &attrs), l)
+            }
+            Op::LeakyRelu { alpha } => {
+                let (src, l) = vals[x].clone();
+                let attrs = [attr_float("alpha", *alpha)];
+                (b.node("LeakyRelu", nm, &[&src], &attrs), l)
+            }
+            Op::Clip { min, max } => {
+                let (src, l) = vals[x].clone();
+                let lo = b.scalar(&format!("{nm}_min"), *min);
+                let hi = b.scalar(&format!("{nm}_max"), *max);
+                (b.node("Clip", nm, &[&src, &lo, &hi], &[]), l)
+            }
+            Op::GeluErf => {
+                // 0.5 x (1 + erf(x / sqrt 2)): the subgraph torch.onnx writes for nn.GELU().
+                let (src, l) = vals[x].clone();
+                let r2 = b.scalar(&format!("{nm}_sqrt2"), std::f32::consts::SQRT_2);
+                let d = b.node("Div", &format!("{nm}_div"), &[&src, &r2], &[]);
+                let e = b.node("Erf", &format!("{nm}_erf"), &[&d], &[]);
+                let one = b.scalar(&format!("{nm}_one"), 1.0);
+                let p = b.node("Add", &format!("{nm}_1p"), &[&e, &one], &[]);
+                let m = b.node("Mul", &format!("{nm}_xm"), &[&src, &p], &[]);
+                let half = b.scalar(&format!("{nm}_half"), 0.5);
+                (b.node("Mul", nm, &[&m, &half], &[]), l)
+            }
+            Op::Mul => {
+                let a = get(&mut b, &vals, x, Layout::Native);
+                let mut s = get(&mut b, &vals, ins[1], Layout::Native);
+                let extra = in_shape.len() - g.value_shape(ins[1]).len();
+                if extra > 0 {
+                    // [N, suffix] -> [N, 1, .., 1, suffix] so ONNX broadcasts as greenbench does.
+                    let axes: Vec<i64> = (1..=extra as i64).collect();
+                    let ax = b.init_i64(&format!("{nm}_axes"), &[axes.len()], &axes);
+                    s = b.node("Unsqueeze", &format!("{nm}_bcast"), &[&s, &ax], &[]);
+                }
+                (b.node("Mul", nm, &[&a, &s], &[]), Layout::Native)
+            }
+            Op::Concat { axis } => {
+                let parts: Vec<String> = ins
+                    .iter()
+                    .map(|&v| get(&mut b, &vals, v, Layout::Native))
+                    .collect();
+                let refs: Vec<&str> = parts.iter().map(|s| s.as_str()).collect();
+                let attrs = [attr_int("axis", *axis as i64 + 1)];
+                (b.node("Concat", nm, &refs, &attrs), Layout::Native)
+            }
+            Op::ChannelShuffle { groups } => {
+                let src = get(&mut b, &vals, x, Layout::Native);
+                // [N, .., C] -> [N, .., groups, k] -> [N, .., k, groups] -> [N, .., C]
+                let r = in_shape.len();
+                let mut split = vec![0i64; r];
+                split.push(*groups as i64);
+                split.push((last / groups) as i64);
+                let s1 = b.init_i64(&format!("{nm}_split"), &[split.len()], &split);
+                let rs = b.node("Reshape", &format!("{nm}_groups"), &[&src, &s1], &[]);
+                let mut perm: Vec<i64> = (0..r as i64 + 2).collect();
+                perm.swap(r, r + 1);
+                let tr = b.node(
+                    "Transpose",
+                    &format!("{nm}_swap"),
+                    &[&rs],
+                    &[attr_ints("perm", &perm)],
+                );
+                let mut merged = vec![0i64; r];
+                merged.push(last as i64);
+                let s2 = b.init_i64(&format!("{nm}_merge"), &[merged.len()], &merged);
+                (b.node("Reshape", nm, &[&tr, &s2], &[]), Layout::Native)
+            }
             Op::Softmax => {
                 let src = get(&mut b, &vals, x, Layout::Native);
                 (

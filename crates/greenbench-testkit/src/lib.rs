@@ -31,6 +31,46 @@ pub fn chain(shape: Vec<usize>, ops: Vec<Op>) -> Option<Graph> {
     .ok()
 }
 
+/// Any activation of the [`Unary`](greenbench_core::graph::Unary) family, with its
+/// parameters.
+pub fn unary_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        Just(Op::Sigmoid),
+        (0.05f32..0.5, -0.5f32..1.0).prop_map(|(alpha, beta)| Op::HardSigmoid { alpha, beta }),
+        Just(Op::HardSwish),
+        (-2.0f32..0.5, 0.5f32..6.0).prop_map(|(min, max)| Op::Clip { min, max }),
+        Just(Op::Tanh),
+        (0.0f32..0.5).prop_map(|alpha| Op::LeakyRelu { alpha }),
+        Just(Op::GeluErf),
+    ]
+}
+
+/// The ops that join branches, over an input of `shape`: `a = relu(input)`, `b = tanh(input)`
+/// (or, for `mul` with `per_channel`, `b = global average of input` over its last axis), then
+/// `op(a, b)` (for concat also `input` itself as a third part, along the op's axis).
+pub fn join(shape: Vec<usize>, op: Op, per_channel: bool) -> Option<Graph> {
+    let mut nodes = vec![Node::with_inputs("a", Op::Relu, &["input"])];
+    if per_channel && shape.len() > 1 {
+        nodes.push(Node::with_inputs("b", Op::GlobalAvgPool, &["input"]));
+    } else {
+        nodes.push(Node::with_inputs("b", Op::Tanh, &["input"]));
+    }
+    let ins: &[&str] = match op {
+        Op::Concat { .. } => &["a", "b", "input"],
+        _ => &["a", "b"],
+    };
+    nodes.push(Node::with_inputs("join", op, ins));
+    Graph::new(
+        "join",
+        InputSpec {
+            shape,
+            token_vocab: None,
+        },
+        nodes,
+    )
+    .ok()
+}
+
 /// Any convolution padding: `same`, `valid`, or explicit borders of 0 to 2 on each side.
 pub fn padding() -> impl Strategy<Value = Padding> {
     prop_oneof![

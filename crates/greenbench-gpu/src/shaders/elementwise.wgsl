@@ -51,3 +51,73 @@ fn embedding(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     }
     dst[i] = v;
 }
+
+// tanh(u) = 1 - 2 / (exp(2u) + 1), u clamped so exp stays finite (as gelu).
+fn tanh_exp(x: f32) -> f32 {
+    let u = clamp(x, -15.0, 15.0);
+    return 1.0 - 2.0 / (exp(2.0 * u) + 1.0);
+}
+
+// erf, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7).
+fn erf_as(x: f32) -> f32 {
+    let a = abs(x);
+    let t = 1.0 / (1.0 + 0.3275911 * a);
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let r = 1.0 - poly * exp(-a * a);
+    return select(-r, r, x >= 0.0);
+}
+
+// The elementwise activations of greenbench_core::graph::Unary. P.a = (total, code, p0, p1)
+// with p0, p1 f32 bits; codes as Unary::code.
+@compute @workgroup_size(64)
+fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if (i >= P.a.x) { return; }
+    let x = src0[i];
+    let p0 = bitcast<f32>(P.a.z);
+    let p1 = bitcast<f32>(P.a.w);
+    var y = x;
+    switch P.a.y {
+        case 0u: { y = 0.5 + 0.5 * tanh_exp(0.5 * x); }
+        case 1u: { y = clamp(p0 * x + p1, 0.0, 1.0); }
+        case 2u: { y = x * clamp(x / 6.0 + 0.5, 0.0, 1.0); }
+        case 3u: { y = min(max(x, p0), p1); }
+        case 4u: { y = tanh_exp(x); }
+        case 5u: { y = select(p0 * x, x, x >= 0.0); }
+        default: { y = 0.5 * x * (1.0 + erf_as(x * 0.70710678118654752)); }
+    }
+    dst[i] = y;
+}
+
+// dst[n, k] = src0[n, k] * src1[n, k % b_len]. P.a = (total, a_len, b_len).
+@compute @workgroup_size(64)
+fn mul_bcast(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if (i >= P.a.x) { return; }
+    let n = i / P.a.y;
+    let k = i % P.a.y;
+    dst[i] = src0[i] * src1[n * P.a.z + k % P.a.z];
+}
+
+// One source of a concatenation into its columns of dst. P.a = (part total, part, row, offset).
+@compute @workgroup_size(64)
+fn concat_part(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if (i >= P.a.x) { return; }
+    dst[(i / P.a.y) * P.a.z + P.a.w + i % P.a.y] = src0[i];
+}
+
+// Channel shuffle of rows of C = groups x k: dst[j * groups + g] = src[g * k + j].
+// P.a = (total, C, groups).
+@compute @workgroup_size(64)
+fn channel_shuffle(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if (i >= P.a.x) { return; }
+    let c = P.a.y;
+    let groups = P.a.z;
+    let p = i % c;
+    let row = i - p;
+    let j = p / groups;
+    let g = p % groups;
+    dst[i] = src0[row + g * (c / groups) + j];
+}
