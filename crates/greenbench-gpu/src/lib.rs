@@ -83,6 +83,30 @@ impl Backend for GpuBackend {
         let available = greenbench_core::host::available_memory_bytes();
         greenbench_core::memory::check_fits(graph, batch, available)
             .map_err(BackendError::Invalid)?;
+        // One buffer binding per weight tensor and per activation: each must fit the
+        // adapter's binding limit (lavapipe: 128 MiB; NVIDIA's Vulkan drivers: 4 GiB).
+        let limit = self.ctx.device.limits().max_storage_buffer_binding_size;
+        for (i, node) in graph.nodes.iter().enumerate() {
+            let weight = weights.node(i).iter().map(|t| t.len()).max().unwrap_or(0);
+            let output = batch * graph.out_shape(i).iter().product::<usize>();
+            for (what, elems) in [("a weight", weight), ("its output", output)] {
+                let bytes = 4 * elems as u64;
+                if bytes > limit {
+                    return Err(BackendError::Unsupported {
+                        backend: "gpu".into(),
+                        node: node.name.clone(),
+                        op: node.op.kind().into(),
+                        why: format!(
+                            "{what} takes {} MiB; this adapter binds at most {} MiB per buffer \
+                             (max_storage_buffer_binding_size): run it on the CPU backend, or \
+                             on an adapter with a larger limit",
+                            bytes >> 20,
+                            limit >> 20
+                        ),
+                    });
+                }
+            }
+        }
         Ok(Box::new(GpuPrepared::new(
             self.ctx.clone(),
             Some(graph),

@@ -44,24 +44,31 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Conv",
     "Div",
     "Dropout",
+    "Erf",
     "Flatten",
     "Gather",
     "Gemm",
     "GlobalAveragePool",
+    "HardSigmoid",
+    "HardSwish",
     "Identity",
     "LayerNormalization",
+    "LeakyRelu",
     "MatMul",
     "MaxPool",
     "Mul",
+    "Pow",
     "ReduceMean",
     "Relu",
     "Reshape",
     "Shape",
+    "Sigmoid",
     "Slice",
     "Softmax",
     "Squeeze",
     "Sub",
     "Sum",
+    "Tanh",
     "Transpose",
     "Unsqueeze",
 ];
@@ -331,6 +338,87 @@ struct Act {
 enum Val {
     Const(Tensor),
     Act(Act),
+    /// An elementwise expression of one activation with scalar constants (`x / sqrt 2`,
+    /// `erf(..)`, `x * x * x`), kept lazy until a non-elementwise op reads it; then it becomes
+    /// the IR op it equals (see [`identify`]).
+    Expr(Act, Expr),
+    /// ShuffleNet's channel shuffle half-way: an NCHW activation reshaped to
+    /// `[N, groups, C / groups, H, W]` (`swapped`: after the Transpose of axes 1 and 2).
+    Shuffle {
+        x: Act,
+        groups: usize,
+        swapped: bool,
+    },
+}
+
+/// An elementwise expression of `x`.
+#[derive(Clone, Debug)]
+enum Expr {
+    X,
+    C(f64),
+    Add(Box<Expr>, Box<Expr>),
+    Sub(Box<Expr>, Box<Expr>),
+    Mul(Box<Expr>, Box<Expr>),
+    Div(Box<Expr>, Box<Expr>),
+    Pow(Box<Expr>, Box<Expr>),
+    Erf(Box<Expr>),
+    Tanh(Box<Expr>),
+}
+
+impl Expr {
+    fn eval(&self, x: f64) -> f64 {
+        match self {
+            Expr::X => x,
+            Expr::C(c) => *c,
+            Expr::Add(a, b) => a.eval(x) + b.eval(x),
+            Expr::Sub(a, b) => a.eval(x) - b.eval(x),
+            Expr::Mul(a, b) => a.eval(x) * b.eval(x),
+            Expr::Div(a, b) => a.eval(x) / b.eval(x),
+            Expr::Pow(a, b) => a.eval(x).powf(b.eval(x)),
+            Expr::Erf(a) => libm::erf(a.eval(x)),
+            Expr::Tanh(a) => a.eval(x).tanh(),
+        }
+    }
+}
+
+/// What an elementwise expression computes, found by evaluating it at points spread over
+/// where activations live and comparing with each candidate (so `x * 0.5 * (1 + erf(x /
+/// sqrt 2))` and `0.5 * x * (1 + erf(x * 0.7071))` are both the exact GELU).
+#[derive(Debug, PartialEq)]
+enum Identified {
+    Op(Op),
+    /// a x + b
+    Affine(f32, f32),
+}
+
+fn identify(e: &Expr) -> Option<Identified> {
+    const PTS: [f64; 11] = [
+        -4.2, -3.1, -1.7, -0.6, -0.13, 0.0, 0.21, 0.77, 1.9, 3.6, 5.3,
+    ];
+    let ys: Vec<f64> = PTS.iter().map(|&x| e.eval(x)).collect();
+    if ys.iter().any(|y| !y.is_finite()) {
+        return None;
+    }
+    let close = |f: &dyn Fn(f64) -> f64| {
+        PTS.iter()
+            .zip(&ys)
+            .all(|(&x, &y)| (f(x) - y).abs() <= 1e-5 * (1.0 + y.abs()))
+    };
+    let b = e.eval(0.0);
+    let a = e.eval(1.0) - b;
+    if close(&|x| a * x + b) {
+        return Some(Identified::Affine(a as f32, b as f32));
+    }
+    for op in [Op::GeluErf, Op::Sigmoid, Op::Tanh] {
+        let f = op.unary().expect("unary");
+        if close(&|x| f.eval(x)) {
+            return Some(Identified::Op(op));
+        }
+    }
+    if close(&|x| greenbench_core::reference::gelu(x)) {
+        return Some(Identified::Op(Op::Gelu));
+    }
+    None
 }
 
 struct Importer<'a> {
@@ -506,7 +594,7 @@ impl<'a> Importer<'a> {
     fn need_const(&self, n: &NodeProto, k: usize, what: &str) -> Result<Tensor, ImportError> {
         match self.need(n, k)? {
             Val::Const(t) => Ok(t.clone()),
-            Val::Act(_) => Err(self.node_err(
+            _ => Err(self.node_err(
                 n,
                 format!(
                     "{what} (input {k}) must be a constant (an initializer or computed from \
@@ -519,6 +607,10 @@ impl<'a> Importer<'a> {
         match self.need(n, k)? {
             Val::Act(a) => Ok(a.clone()),
             Val::Const(_) => Err(self.node_err(n, format!("input {k} is a constant here"))),
+            Val::Expr(..) | Val::Shuffle { .. } => Err(self.node_err(
+                n,
+                format!("input {k} is an unfinished pattern (an internal error: please report it)"),
+            )),
         }
     }
 
@@ -580,9 +672,12 @@ impl<'a> Importer<'a> {
                 let v = self.need(n, 0)?.clone();
                 let dims: Vec<i64> = match &v {
                     Val::Const(t) => t.dims.iter().map(|&d| d as i64).collect(),
-                    Val::Act(a) => std::iter::once(BATCH)
+                    Val::Act(a) | Val::Expr(a, _) => std::iter::once(BATCH)
                         .chain(a.dims.iter().map(|&d| d as i64))
                         .collect(),
+                    Val::Shuffle { .. } => {
+                        return Err(self.node_err(n, "the shape of a half-done channel shuffle"));
+                    }
                 };
                 let r = dims.len() as i64;
                 let clampi =
@@ -601,17 +696,39 @@ impl<'a> Importer<'a> {
             self.set(n, Val::Const(t));
             return Ok(());
         }
+        if let Some(v) = self.try_expr(n) {
+            self.set(n, v);
+            return Ok(());
+        }
+        if let Some(v) = self.try_shuffle(n)? {
+            self.set(n, v);
+            return Ok(());
+        }
+        self.materialize_inputs(n)?;
         match op {
             "Conv" => self.conv(n),
             "Gemm" => self.gemm(n),
             "MatMul" => self.matmul(n),
             "Add" | "Sum" => self.add(n),
-            "Sub" | "Mul" | "Div" => Err(self.node_err(
-                n,
-                "elementwise arithmetic between an activation and anything but a bias is not \
-                 in greenbench's IR yet (broadcasting elementwise ops are planned)",
-            )),
+            "Sub" | "Mul" | "Div" => self.arith(n),
             "Relu" => self.unary(n, Op::Relu),
+            "Sigmoid" => self.unary(n, Op::Sigmoid),
+            "HardSwish" => self.unary(n, Op::HardSwish),
+            "Tanh" => self.unary(n, Op::Tanh),
+            "HardSigmoid" => {
+                let (alpha, beta) = (attr_f(n, "alpha", 0.2), attr_f(n, "beta", 0.5));
+                self.unary(n, Op::HardSigmoid { alpha, beta })
+            }
+            "LeakyRelu" => {
+                let alpha = attr_f(n, "alpha", 0.01);
+                self.unary(n, Op::LeakyRelu { alpha })
+            }
+            "Erf" | "Pow" => Err(self.node_err(
+                n,
+                "alone (not inside a GELU or another recognised elementwise pattern) this is not \
+                 in greenbench's IR",
+            )),
+            "Concat" => self.concat(n),
             "Clip" => self.clip(n),
             "Softmax" => self.softmax(n),
             "LayerNormalization" => self.layer_norm(n),
@@ -623,11 +740,10 @@ impl<'a> Importer<'a> {
             "Reshape" => self.reshape(n),
             "Transpose" => self.transpose(n),
             "Gather" => self.gather(n),
-            "Squeeze" | "Unsqueeze" | "Concat" | "Slice" | "Cast" | "ConstantOfShape" => Err(self
-                .node_err(
-                    n,
-                    "on activations (not constants) this is not in greenbench's IR yet",
-                )),
+            "Squeeze" | "Unsqueeze" | "Slice" | "Cast" | "ConstantOfShape" => Err(self.node_err(
+                n,
+                "on activations (not constants) this is not in greenbench's IR yet",
+            )),
             other => Err(self.node_err(n, format!("operator {other} is not supported"))),
         }
     }
@@ -829,9 +945,42 @@ impl<'a> Importer<'a> {
         let w = self.need_const(n, 1, "the weight")?;
         let b = match self.input_val(n, 2)? {
             Some(Val::Const(t)) => Some(t.clone()),
-            Some(Val::Act(_)) => return Err(self.node_err(n, "the bias must be a constant")),
+            Some(_) => return Err(self.node_err(n, "the bias must be a constant")),
             None => None,
         };
+        // A 1x1 convolution of a 1x1 map (a classifier after a global pool, DenseNet's and
+        // SqueezeNet's heads) is a dense layer on the IR's [C].
+        if x.ir_shape.len() == 1
+            && let Layout::Chw { c, h: 1, w: 1 } = x.layout
+            && w.dims.len() == 4
+            && w.dims[1] == c
+            && w.dims[2..] == [1, 1]
+            && attr_i(n, "group", 1) == 1
+            && attr_ints(n, "pads").is_none_or(|p| p.iter().all(|&v| v == 0))
+            && attr_s(n, "auto_pad").is_none_or(|a| a == "NOTSET" || a == "VALID")
+        {
+            let co = w.dims[0];
+            let wv = transpose2(&w.to_f32(), co, c);
+            let mut ws = vec![ArrayD::from_shape_vec(IxDyn(&[c, co]), wv).expect("sized")];
+            if let Some(b) = &b {
+                ws.push(ArrayD::from_shape_vec(IxDyn(&[co]), b.to_f32()).expect("sized"));
+            }
+            let op = Op::Dense {
+                units: co,
+                bias: b.is_some(),
+            };
+            let name = self.emit(&Self::node_name(n), op, vec![x.ir], ws);
+            self.set(
+                n,
+                Val::Act(Act {
+                    ir: name,
+                    dims: vec![co, 1, 1],
+                    layout: Layout::Chw { c: co, h: 1, w: 1 },
+                    ir_shape: vec![co],
+                }),
+            );
+            return Ok(());
+        }
         let Layout::Chw { c, h, w: wd } = x.layout else {
             return Err(self.node_err(
                 n,
@@ -1041,7 +1190,7 @@ impl<'a> Importer<'a> {
                 ws.push(ArrayD::from_shape_vec(IxDyn(&[units]), full).expect("sized"));
                 true
             }
-            Some(Val::Act(_)) => return Err(self.node_err(n, "C must be a constant")),
+            Some(_) => return Err(self.node_err(n, "C must be a constant")),
             None => false,
         };
         let name = self.emit(
@@ -1065,13 +1214,13 @@ impl<'a> Importer<'a> {
     fn matmul(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let x = match self.need(n, 0)? {
             Val::Act(a) => a.clone(),
-            Val::Const(_) => {
+            _ => {
                 return Err(self.node_err(n, "a constant times an activation is not supported (the IR's dense layer is activation x weight)"));
             }
         };
         let b = match self.need(n, 1)? {
             Val::Const(t) => t.clone(),
-            Val::Act(_) => {
+            _ => {
                 return Err(self.node_err(
                     n,
                     "a product of two activations (as in attention) is not in greenbench's IR yet",
@@ -1112,7 +1261,18 @@ impl<'a> Importer<'a> {
 
     /// The single ONNX reader of `act` may rewrite its producer in place.
     fn sole_reader(&self, onnx_value: &str) -> bool {
-        self.readers.get(onnx_value).copied().unwrap_or(0) == 1
+        // Every ONNX value standing for the same IR value (Identity, Dropout, relabelling
+        // Transposes and Reshapes alias it) counts.
+        let Some(Val::Act(a)) = self.vals.get(onnx_value) else {
+            return false;
+        };
+        let reads: usize = self
+            .vals
+            .iter()
+            .filter(|(_, v)| matches!(v, Val::Act(b) | Val::Expr(b, _) if b.ir == a.ir))
+            .map(|(k, _)| self.readers.get(k).copied().unwrap_or(0))
+            .sum();
+        reads == 1
     }
 
     fn add(&mut self, n: &NodeProto) -> Result<(), ImportError> {
@@ -1152,12 +1312,18 @@ impl<'a> Importer<'a> {
         }
         if let Some(&k) = consts.first() {
             let c = self.need_const(n, k, "the constant")?;
-            cur = self.add_const(
-                n,
-                &cur,
-                acts.len() == 1 && self.sole_reader(&n.input[acts[0]]),
-                &c,
-            )?;
+            let sole = acts.len() == 1 && self.sole_reader(&n.input[acts[0]]);
+            cur = match self.add_const(n, &cur, sole, &c) {
+                Ok(y) => y,
+                // Not a bias the layer before can take: a per-channel shift of its own.
+                Err(e) => match self.per_channel(&cur, &c) {
+                    Some(v) => {
+                        let ch = v.len();
+                        self.affine(&Self::node_name(n), &cur, vec![1.0; ch], v)
+                    }
+                    None => return Err(e),
+                },
+            };
         }
         self.set(n, Val::Act(cur));
         Ok(())
@@ -1305,7 +1471,7 @@ impl<'a> Importer<'a> {
                 match self.input_val(n, k)? {
                     None => Ok(None),
                     Some(Val::Const(t)) => Ok(t.to_f32().first().copied()),
-                    Some(Val::Act(_)) => Err(self.node_err(n, "min/max must be constants")),
+                    Some(_) => Err(self.node_err(n, "min/max must be constants")),
                 }
             };
             (get(1)?.unwrap_or(f32::MIN), get(2)?.unwrap_or(f32::MAX))
@@ -1313,10 +1479,10 @@ impl<'a> Importer<'a> {
         if lo == 0.0 && hi >= f32::MAX {
             return self.unary(n, Op::Relu);
         }
-        Err(self.node_err(
-            n,
-            format!("Clip to [{lo}, {hi}] (e.g. ReLU6) is not in greenbench's IR yet; only Clip(min=0) = ReLU is"),
-        ))
+        if lo > hi {
+            return Err(self.node_err(n, format!("min {lo} is above max {hi}")));
+        }
+        self.unary(n, Op::Clip { min: lo, max: hi })
     }
 
     fn last_axis(&self, n: &NodeProto, x: &Act, a: i64) -> Result<(), ImportError> {
@@ -1342,7 +1508,11 @@ impl<'a> Importer<'a> {
             // Softmax over everything from `axis` on: the last axis only when that is all.
             let r = x.dims.len() + 1;
             let ax = axis(a, r).map_err(|m| self.node_err(n, m))?;
-            if ax != r - 1 && !(ax == 1 && x.dims.len() == 1) {
+            // Over everything from axis 1 on: the IR's last-axis softmax when the IR value is
+            // one row per example (a softmax over all of it does not depend on the order).
+            let one_row =
+                x.ir_shape.iter().product::<usize>() == *x.ir_shape.last().expect("non-empty");
+            if ax != r - 1 && !(ax == 1 && one_row) {
                 return Err(self.node_err(
                     n,
                     format!("softmax over axes {ax}.. of a rank-{r} tensor is not supported"),
@@ -1362,7 +1532,7 @@ impl<'a> Importer<'a> {
         let gamma = self.need_const(n, 1, "scale")?;
         let beta = match self.input_val(n, 2)? {
             Some(Val::Const(t)) => t.to_f32(),
-            Some(Val::Act(_)) => return Err(self.node_err(n, "bias must be a constant")),
+            Some(_) => return Err(self.node_err(n, "bias must be a constant")),
             None => vec![0.0; d],
         };
         if gamma.len() != d || beta.len() != d {
@@ -1522,7 +1692,7 @@ impl<'a> Importer<'a> {
         let x = self.need_act(n, 0)?;
         let axes: Vec<i64> = match self.input_val(n, 1)? {
             Some(Val::Const(t)) => i64_values(t).map_err(|m| self.node_err(n, m))?,
-            Some(Val::Act(_)) => return Err(self.node_err(n, "axes must be a constant")),
+            Some(_) => return Err(self.node_err(n, "axes must be a constant")),
             None => attr_ints(n, "axes").unwrap_or_default(),
         };
         let r = x.dims.len() + 1;
@@ -1674,7 +1844,7 @@ impl<'a> Importer<'a> {
     fn gather(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let table = match self.need(n, 0)? {
             Val::Const(t) => t.clone(),
-            Val::Act(_) => {
+            _ => {
                 return Err(self.node_err(n, "gathering from an activation is not supported (embedding lookups from a constant table are)"));
             }
         };
@@ -1708,6 +1878,385 @@ impl<'a> Importer<'a> {
             }),
         );
         Ok(())
+    }
+}
+
+impl Importer<'_> {
+    /// The expression an elementwise node builds, if it is one: `erf`, `pow`, `tanh` of an
+    /// expression, and `+ - * /` of one activation (or expressions of it) with scalar
+    /// constants or itself.
+    fn try_expr(&self, n: &NodeProto) -> Option<Val> {
+        let op = n.op_type.as_deref().unwrap_or("");
+        let ins: Vec<&Val> = n
+            .input
+            .iter()
+            .map(|i| self.vals.get(i))
+            .collect::<Option<_>>()?;
+        let term = |v: &Val| -> Option<(Option<Act>, Expr)> {
+            match v {
+                Val::Const(t) if t.len() == 1 => Some((None, Expr::C(t.to_f32()[0] as f64))),
+                Val::Act(a) => Some((Some(a.clone()), Expr::X)),
+                Val::Expr(a, e) => Some((Some(a.clone()), e.clone())),
+                _ => None,
+            }
+        };
+        let terms: Vec<(Option<Act>, Expr)> = ins.iter().map(|v| term(v)).collect::<Option<_>>()?;
+        let acts: Vec<&Act> = terms.iter().filter_map(|t| t.0.as_ref()).collect();
+        let x = (*acts.first()?).clone();
+        if acts
+            .iter()
+            .any(|a| a.ir != x.ir || a.dims != x.dims || a.layout != x.layout)
+        {
+            return None;
+        }
+        let any_expr = ins.iter().any(|v| matches!(v, Val::Expr(..)));
+        let b = |k: usize| Box::new(terms[k].1.clone());
+        let e = match (op, terms.len()) {
+            ("Erf", 1) => Expr::Erf(b(0)),
+            ("Tanh", 1) if any_expr => Expr::Tanh(b(0)),
+            ("Pow", 2) => Expr::Pow(b(0), b(1)),
+            ("Add" | "Sub" | "Mul" | "Div", 2) => {
+                // An activation with a per-channel constant, or two different activations,
+                // are not expressions; x op x and x op scalar are.
+                match op {
+                    "Add" => Expr::Add(b(0), b(1)),
+                    "Sub" => Expr::Sub(b(0), b(1)),
+                    "Mul" => Expr::Mul(b(0), b(1)),
+                    _ => Expr::Div(b(0), b(1)),
+                }
+            }
+            _ => return None,
+        };
+        Some(Val::Expr(x, e))
+    }
+
+    /// Turn the lazy values `n` reads into IR values.
+    fn materialize_inputs(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        for name in n.input.iter().filter(|s| !s.is_empty()) {
+            match self.vals.get(name).cloned() {
+                Some(Val::Expr(x, e)) => {
+                    let a = self.materialize(n, name, x, &e)?;
+                    self.vals.insert(name.clone(), Val::Act(a));
+                }
+                Some(Val::Shuffle { .. }) => {
+                    return Err(self.node_err(
+                        n,
+                        format!(
+                            "reads `{name}`, a channel shuffle's reshape/transpose that does not \
+                             end in a Reshape back to [N, C, H, W]"
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn materialize(
+        &mut self,
+        n: &NodeProto,
+        name: &str,
+        x: Act,
+        e: &Expr,
+    ) -> Result<Act, ImportError> {
+        let base = format!("{name}_elementwise");
+        match identify(e) {
+            Some(Identified::Affine(a, b)) if a == 1.0 && b == 0.0 => Ok(x),
+            Some(Identified::Affine(a, b)) => {
+                let c = *x.ir_shape.last().expect("non-empty");
+                Ok(self.affine(&base, &x, vec![a; c], vec![b; c]))
+            }
+            Some(Identified::Op(op)) => {
+                let ir = self.emit(&base, op, vec![x.ir.clone()], vec![]);
+                Ok(Act { ir, ..x })
+            }
+            None => Err(self.node_err(
+                n,
+                format!(
+                    "reads `{name}`, an elementwise expression of its input that greenbench \
+                     does not recognise (recognised: affine a*x+b, GELU (erf or tanh), sigmoid, tanh)"
+                ),
+            )),
+        }
+    }
+
+    /// `x * scale + shift` over the IR's last axis, as an inference batch norm (mean 0,
+    /// variance 1, eps 0: exact), which the fold pass merges into a convolution or dense layer
+    /// before it.
+    fn affine(&mut self, base: &str, x: &Act, scale: Vec<f32>, shift: Vec<f32>) -> Act {
+        let c = scale.len();
+        let t = |v: Vec<f32>| ArrayD::from_shape_vec(IxDyn(&[c]), v).expect("sized");
+        let ws = vec![t(scale), t(shift), t(vec![0.0; c]), t(vec![1.0; c])];
+        let ir = self.emit(base, Op::BatchNorm { eps: 0.0 }, vec![x.ir.clone()], ws);
+        Act { ir, ..x.clone() }
+    }
+
+    /// A constant's values per channel of `x` (the IR's last axis), if it broadcasts as one:
+    /// a scalar, `[C, 1, 1]` / `[1, C, 1, 1]` over an NCHW image, `[.., D]` over a row-major
+    /// tensor whose last axis is `D`.
+    fn per_channel(&self, x: &Act, c: &Tensor) -> Option<Vec<f32>> {
+        let ch = *x.ir_shape.last()?;
+        let v = c.to_f32();
+        if v.len() == 1 {
+            return Some(vec![v[0]; ch]);
+        }
+        let mut d = c.dims.clone();
+        while d.len() > x.dims.len() && d.first() == Some(&1) {
+            d.remove(0);
+        }
+        let ok = match x.layout {
+            Layout::Chw { c: cc, .. } => {
+                d.len() == 3 && d[0] == cc && d[1] == 1 && d[2] == 1 && cc == ch
+            }
+            Layout::Plain => {
+                d.last() == Some(&ch)
+                    && x.dims.last() == Some(&ch)
+                    && d.iter().rev().skip(1).all(|&v| v == 1)
+            }
+            Layout::Flat { .. } => false,
+        };
+        ok.then_some(v)
+    }
+
+    /// Sub, Mul, Div: with a per-channel constant, an affine; Mul of two activations, the IR's
+    /// broadcasting multiply.
+    fn arith(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let op = n.op_type.clone().unwrap_or_default();
+        let a = self.need(n, 0)?.clone();
+        let b = self.need(n, 1)?.clone();
+        let name = Self::node_name(n);
+        let refuse = |me: &Self, what: String| me.node_err(n, what);
+        let y = match (&a, &b) {
+            (Val::Act(x), Val::Const(c)) | (Val::Const(c), Val::Act(x))
+                if op == "Mul" || matches!(a, Val::Act(_)) =>
+            {
+                let v = self.per_channel(x, c).ok_or_else(|| {
+                    refuse(
+                        self,
+                        format!(
+                            "{op} of {} by a constant {:?} that is neither a scalar nor per channel",
+                            fmt_shape(&x.dims),
+                            c.dims
+                        ),
+                    )
+                })?;
+                let ch = v.len();
+                match op.as_str() {
+                    "Mul" => self.scale_or_new(&name, x, &n.input, v),
+                    "Div" => {
+                        self.scale_or_new(&name, x, &n.input, v.iter().map(|d| 1.0 / d).collect())
+                    }
+                    _ => {
+                        let neg: Vec<f32> = v.iter().map(|d| -d).collect();
+                        let c2 = t_f32("", vec![ch], neg);
+                        let sole = self.sole_reader(&n.input[0]);
+                        match self.add_const(n, x, sole, &c2) {
+                            Ok(y) => y,
+                            Err(_) => self.affine(&name, x, vec![1.0; ch], c2.to_f32()),
+                        }
+                    }
+                }
+            }
+            (Val::Act(x), Val::Act(y)) if op == "Mul" => {
+                // The IR multiplies by a second operand whose shape is a trailing part of the
+                // first's: put the larger first.
+                let (big, small) = if x.ir_shape.len() >= y.ir_shape.len() {
+                    (x, y)
+                } else {
+                    (y, x)
+                };
+                let onnx_ok =
+                    broadcast_shape(&big.dims, &small.dims).ok().as_ref() == Some(&big.dims);
+                let s = &small.ir_shape;
+                let ir_ok = s.len() <= big.ir_shape.len()
+                    && big.ir_shape[big.ir_shape.len() - s.len()..] == s[..];
+                let same_order = big.layout == small.layout
+                    || matches!(
+                        (big.layout, small.layout),
+                        (Layout::Chw { .. }, Layout::Chw { h: 1, w: 1, .. })
+                    );
+                if !(onnx_ok && ir_ok && same_order) {
+                    return Err(refuse(
+                        self,
+                        format!(
+                            "Mul of {} by {}: greenbench multiplies by an equal shape or a per-channel vector",
+                            fmt_shape(&big.dims),
+                            fmt_shape(&small.dims)
+                        ),
+                    ));
+                }
+                let ir = self.emit(
+                    &name,
+                    Op::Mul,
+                    vec![big.ir.clone(), small.ir.clone()],
+                    vec![],
+                );
+                Act { ir, ..big.clone() }
+            }
+            _ => {
+                return Err(refuse(
+                    self,
+                    format!(
+                        "{op} of these operands is not in greenbench's IR (an activation {op} a per-channel constant, and Mul of two activations, are)"
+                    ),
+                ));
+            }
+        };
+        self.set(n, Val::Act(y));
+        Ok(())
+    }
+
+    /// Scale `x` per channel: into the batch norm that produced it when this is its only reader,
+    /// else as a new affine.
+    fn scale_or_new(&mut self, name: &str, x: &Act, inputs: &[String], v: Vec<f32>) -> Act {
+        let sole = inputs.iter().any(|i| {
+            matches!(self.vals.get(i), Some(Val::Act(a)) if a.ir == x.ir) && self.sole_reader(i)
+        });
+        if sole
+            && let Some(&i) = self.index.get(&x.ir)
+            && matches!(self.nodes[i].op, Op::BatchNorm { .. })
+        {
+            // (x - m) / s * g + b, scaled: g and b scale.
+            for k in [0, 1] {
+                self.weights[i][k]
+                    .iter_mut()
+                    .zip(&v)
+                    .for_each(|(w, s)| *w *= s);
+            }
+            return x.clone();
+        }
+        let ch = v.len();
+        self.affine(name, x, v, vec![0.0; ch])
+    }
+
+    fn concat(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let parts: Vec<Act> = (0..n.input.len())
+            .filter(|&k| !n.input[k].is_empty())
+            .map(|k| self.need_act(n, k))
+            .collect::<Result<_, _>>()?;
+        let first = parts
+            .first()
+            .ok_or_else(|| self.node_err(n, "no inputs"))?
+            .clone();
+        let r = first.dims.len() + 1;
+        let ax = axis(attr_i(n, "axis", 1), r).map_err(|m| self.node_err(n, m))?;
+        if ax == 0 {
+            return Err(self.node_err(n, "concatenation along the batch axis"));
+        }
+        let image = matches!(first.layout, Layout::Chw { .. }) && first.ir_shape.len() == 3;
+        let plain = |a: &Act| matches!(a.layout, Layout::Plain) && a.ir_shape == a.dims;
+        let ir_axis = if image {
+            // ONNX [C, H, W] -> IR [H, W, C]
+            [2, 0, 1][ax - 1]
+        } else {
+            ax - 1
+        };
+        for p in &parts {
+            let same_kind = if image {
+                matches!(p.layout, Layout::Chw { .. }) && p.ir_shape.len() == 3
+            } else {
+                plain(p)
+            };
+            if !same_kind || p.dims.len() != first.dims.len() {
+                return Err(self.node_err(
+                    n,
+                    format!(
+                        "concatenates {} with {}: greenbench concatenates NCHW images or row-major tensors of one kind",
+                        fmt_shape(&first.dims),
+                        fmt_shape(&p.dims)
+                    ),
+                ));
+            }
+        }
+        let mut dims = first.dims.clone();
+        dims[ax - 1] = parts.iter().map(|p| p.dims[ax - 1]).sum();
+        let mut ir_shape = first.ir_shape.clone();
+        ir_shape[ir_axis] = parts.iter().map(|p| p.ir_shape[ir_axis]).sum();
+        let layout = if image {
+            Layout::Chw {
+                c: dims[0],
+                h: dims[1],
+                w: dims[2],
+            }
+        } else {
+            Layout::Plain
+        };
+        let ins: Vec<String> = parts.iter().map(|p| p.ir.clone()).collect();
+        let ir = self.emit(
+            &Self::node_name(n),
+            Op::Concat { axis: ir_axis },
+            ins,
+            vec![],
+        );
+        self.set(
+            n,
+            Val::Act(Act {
+                ir,
+                dims,
+                layout,
+                ir_shape,
+            }),
+        );
+        Ok(())
+    }
+
+    /// ShuffleNet's channel shuffle, `Reshape [N, g, C/g, H, W] -> Transpose (0, 2, 1, 3, 4)
+    /// -> Reshape [N, C, H, W]`, followed step by step.
+    fn try_shuffle(&mut self, n: &NodeProto) -> Result<Option<Val>, ImportError> {
+        let op = n.op_type.as_deref().unwrap_or("");
+        let Some(v) = n.input.first().and_then(|i| self.vals.get(i)).cloned() else {
+            return Ok(None);
+        };
+        let target = |me: &Self| -> Option<Vec<i64>> {
+            match n.input.get(1).and_then(|i| me.vals.get(i)) {
+                Some(Val::Const(t)) => t.to_i64().ok(),
+                _ => None,
+            }
+        };
+        let lead_ok = |d: i64| {
+            d == BATCH || d == 0 || d == -1 || Some(d) == self.fixed_batch.map(|b| b as i64)
+        };
+        match (op, v) {
+            ("Reshape", Val::Act(x)) => {
+                let Layout::Chw { c, h, w } = x.layout else {
+                    return Ok(None);
+                };
+                let Some(t) = target(self) else { return Ok(None) };
+                if t.len() == 5
+                    && lead_ok(t[0])
+                    && t[1] > 0
+                    && t[2] > 0
+                    && (t[1] * t[2]) as usize == c
+                    && t[3] as usize == h
+                    && t[4] as usize == w
+                {
+                    return Ok(Some(Val::Shuffle { x, groups: t[1] as usize, swapped: false }));
+                }
+                Ok(None)
+            }
+            ("Transpose", Val::Shuffle { x, groups, swapped: false }) => {
+                if attr_ints(n, "perm").as_deref() == Some(&[0, 2, 1, 3, 4]) {
+                    Ok(Some(Val::Shuffle { x, groups, swapped: true }))
+                } else {
+                    Err(self.node_err(n, "a transpose of a grouped NCHW tensor other than the channel shuffle's (0, 2, 1, 3, 4)"))
+                }
+            }
+            ("Reshape", Val::Shuffle { x, groups, swapped: true }) => {
+                let t = target(self).unwrap_or_default();
+                let back = t.len() == 4 && lead_ok(t[0]) && t[1..].iter().zip(&x.dims).all(|(&a, &b)| a == b as i64 || a == -1 || a == 0);
+                if !back {
+                    return Err(self.node_err(n, "a channel shuffle must end in a Reshape back to [N, C, H, W]"));
+                }
+                let ir = self.emit(&Self::node_name(n), Op::ChannelShuffle { groups }, vec![x.ir.clone()], vec![]);
+                Ok(Some(Val::Act(Act { ir, ..x })))
+            }
+            (_, Val::Shuffle { .. }) => Err(self.node_err(
+                n,
+                "reads a channel shuffle's intermediate tensor (only Transpose (0, 2, 1, 3, 4) then Reshape back are supported)",
+            )),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -2238,8 +2787,21 @@ fn import_inner(
         )));
     }
     let out_name = g.output[0].name.clone().unwrap_or_default();
+    // A lazy output (an elementwise expression) becomes its IR op.
+    let out_node = NodeProto {
+        name: Some("output".into()),
+        op_type: Some("Identity".into()),
+        input: vec![out_name.clone()],
+        ..Default::default()
+    };
+    imp.materialize_inputs(&out_node)?;
     let out = match imp.vals.get(&out_name) {
         Some(Val::Act(a)) => a.clone(),
+        Some(Val::Expr(..) | Val::Shuffle { .. }) => {
+            return Err(merr(format!(
+                "output `{out_name}` is an unfinished pattern"
+            )));
+        }
         Some(Val::Const(_)) => {
             return Err(merr(format!(
                 "output `{out_name}` is a constant: the model computes nothing from its input"
