@@ -1289,7 +1289,15 @@ impl<'a> Importer<'a> {
             return Err(self.node_err(n, "more than one constant operand"));
         }
         // activation (+ activation ...): residual sums.
-        let mut cur = self.need_act(n, acts[0])?;
+        let Some(&first) = acts.first() else {
+            // No activation among the inputs: an undefined one, or constants the folder
+            // could not take.
+            for &k in &ins {
+                self.need(n, k)?;
+            }
+            return Err(self.node_err(n, "none of its inputs is an activation"));
+        };
+        let mut cur = self.need_act(n, first)?;
         for (j, &k) in acts.iter().enumerate().skip(1) {
             let y = self.need_act(n, k)?;
             if y.dims != cur.dims || y.layout != cur.layout || y.ir_shape != cur.ir_shape {
