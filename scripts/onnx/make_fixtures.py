@@ -270,7 +270,170 @@ def pools(root):
          "padded max pool (ResNet stem), ceil-mode max pool (SqueezeNet), average pools with and without count_include_pad")
 
 
+def c(name, v):
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(v), name))
+
+
+def bn(n, inits, x, y, ch, name):
+    for k, v in [("s", 1 + w(ch, scale=0.1)), ("b", w(ch, scale=0.1)), ("m", w(ch, scale=0.1)),
+                 ("v", 1 + np.abs(w(ch, scale=0.1)))]:
+        inits.append(init(f"{name}.{k}", v))
+    n.append(helper.make_node("BatchNormalization", [x] + [f"{name}.{k}" for k in "sbmv"], [y], name=name))
+
+
+def mobilenetv2_block(root):
+    """torchvision's MobileNetV2 inverted residual (expand 6x, stride 1): Conv-BN-ReLU6 (Clip
+    with min/max as Constant inputs, opset 11+), depthwise Conv-BN-ReLU6, Conv-BN, residual Add."""
+    inits, n = [], []
+    inits += [init("e.w", w(96, 16, 1, 1, scale=0.2)), init("d.w", w(96, 1, 3, 3)), init("p.w", w(16, 96, 1, 1, scale=0.1))]
+    n += [c("zero", np.float32(0)), c("six", np.float32(6))]
+    n.append(helper.make_node("Conv", ["x", "e.w"], ["e"], name="/conv/0/0/Conv", kernel_shape=[1, 1]))
+    bn(n, inits, "e", "eb", 96, "/conv/0/1/BatchNormalization")
+    n.append(helper.make_node("Clip", ["eb", "zero", "six"], ["er"], name="/conv/0/2/Clip"))
+    n.append(helper.make_node("Conv", ["er", "d.w"], ["d"], name="/conv/1/0/Conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=96))
+    bn(n, inits, "d", "db", 96, "/conv/1/1/BatchNormalization")
+    n.append(helper.make_node("Clip", ["db", "zero", "six"], ["dr"], name="/conv/1/2/Clip"))
+    n.append(helper.make_node("Conv", ["dr", "p.w"], ["p"], name="/conv/2/Conv", kernel_shape=[1, 1]))
+    bn(n, inits, "p", "pb", 16, "/conv/3/BatchNormalization")
+    n.append(helper.make_node("Add", ["x", "pb"], ["y"], name="/Add"))
+    g = helper.make_graph(n, "mobilenetv2_block", [vi("x", TensorProto.FLOAT, ["N", 16, 14, 14])],
+                          [vi("y", TensorProto.FLOAT, ["N", 16, 14, 14])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="pytorch")
+    m.ir_version = 7
+    macs = 14 * 14 * 96 * 16 + 14 * 14 * 96 * 9 + 14 * 14 * 16 * 96
+    save(root, "mobilenetv2_block", m, rng.standard_normal((2, 16, 14, 14)).astype(np.float32), macs,
+         "MobileNetV2 inverted residual: ReLU6 as Clip(0, 6), depthwise, BN, residual")
+
+
+def se_hardswish(root):
+    """MobileNetV3 style: Conv + HardSwish, a squeeze-excite block (GlobalAveragePool, 1x1
+    Conv, Relu, 1x1 Conv, HardSigmoid, Mul), SiLU (x * Sigmoid(x)), LeakyRelu, Tanh."""
+    inits = [init("c.w", w(12, 3, 3, 3)), init("c.b", w(12)), init("r.w", w(4, 12, 1, 1)), init("r.b", w(4)),
+             init("x.w", w(12, 4, 1, 1)), init("x.b", w(12)), init("o.w", w(8, 12, 1, 1)), init("o.b", w(8))]
+    n = [
+        helper.make_node("Conv", ["x", "c.w", "c.b"], ["c"], name="stem/Conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("HardSwish", ["c"], ["h"], name="stem/HardSwish"),
+        helper.make_node("GlobalAveragePool", ["h"], ["s"], name="se/avgpool"),
+        helper.make_node("Conv", ["s", "r.w", "r.b"], ["sr"], name="se/fc1", kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["sr"], ["srr"], name="se/relu"),
+        helper.make_node("Conv", ["srr", "x.w", "x.b"], ["sx"], name="se/fc2", kernel_shape=[1, 1]),
+        helper.make_node("HardSigmoid", ["sx"], ["sg"], name="se/hardsigmoid", alpha=1 / 6, beta=0.5),
+        helper.make_node("Mul", ["h", "sg"], ["hs"], name="se/scale"),
+        helper.make_node("Conv", ["hs", "o.w", "o.b"], ["o"], name="project/Conv", kernel_shape=[1, 1]),
+        helper.make_node("Sigmoid", ["o"], ["os"], name="silu/Sigmoid"),
+        helper.make_node("Mul", ["o", "os"], ["silu"], name="silu/Mul"),
+        helper.make_node("LeakyRelu", ["silu"], ["lr"], name="leaky", alpha=0.1),
+        helper.make_node("Tanh", ["lr"], ["y"], name="tanh"),
+    ]
+    g = helper.make_graph(n, "se_hardswish", [vi("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                          [vi("y", TensorProto.FLOAT, ["N", 8, 8, 8])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    m.ir_version = 7
+    # stem 8x8x12x27 (16x16 in, stride 2, pads 1), fc1 12x4 and fc2 4x12 on the pooled 1x1, project 8x8x8x12
+    macs = 8 * 8 * 12 * 27 + 12 * 4 + 4 * 12 + 8 * 8 * 8 * 12
+    save(root, "se_hardswish", m, rng.standard_normal((2, 3, 16, 16)).astype(np.float32), macs,
+         "HardSwish, squeeze-excite (HardSigmoid, broadcast Mul), SiLU, LeakyRelu, Tanh")
+
+
+def fire_module(root):
+    """SqueezeNet's fire module: squeeze 1x1, two expand branches (1x1, 3x3 padded) joined by
+    Concat on channels, a ceil-mode max pool, global pool, Flatten, Gemm."""
+    inits = [init("s.w", w(6, 12, 1, 1)), init("s.b", w(6)), init("e1.w", w(8, 6, 1, 1)), init("e1.b", w(8)),
+             init("e3.w", w(8, 6, 3, 3)), init("e3.b", w(8)), init("fc.w", w(5, 16)), init("fc.b", w(5))]
+    n = [
+        helper.make_node("Conv", ["x", "s.w", "s.b"], ["s"], name="fire/squeeze", kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["s"], ["sr"], name="fire/squeeze_relu"),
+        helper.make_node("Conv", ["sr", "e1.w", "e1.b"], ["e1"], name="fire/expand1x1", kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["e1"], ["e1r"], name="fire/expand1x1_relu"),
+        helper.make_node("Conv", ["sr", "e3.w", "e3.b"], ["e3"], name="fire/expand3x3", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["e3"], ["e3r"], name="fire/expand3x3_relu"),
+        helper.make_node("Concat", ["e1r", "e3r"], ["cat"], name="fire/concat", axis=1),
+        helper.make_node("MaxPool", ["cat"], ["p"], name="pool", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+        helper.make_node("GlobalAveragePool", ["p"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flatten", axis=1),
+        helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["y"], name="fc", transB=1),
+    ]
+    g = helper.make_graph(n, "fire_module", [vi("x", TensorProto.FLOAT, ["N", 12, 12, 12])],
+                          [vi("y", TensorProto.FLOAT, ["N", 5])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 12)])
+    m.ir_version = 7
+    macs = 12 * 12 * 6 * 12 + 12 * 12 * 8 * 6 + 12 * 12 * 8 * 54 + 16 * 5
+    save(root, "fire_module", m, rng.standard_normal((3, 12, 12, 12)).astype(np.float32), macs,
+         "SqueezeNet fire module: Concat of expand branches, ceil-mode max pool")
+
+
+def shufflenet_unit(root):
+    """ShuffleNet unit: grouped 1x1 conv, BN, ReLU, the channel shuffle as Reshape ->
+    Transpose(0, 2, 1, 3, 4) -> Reshape, depthwise 3x3, BN, grouped 1x1 conv, residual, ReLU."""
+    inits, n = [], []
+    inits += [init("g1.w", w(12, 6, 1, 1)), init("dw.w", w(12, 1, 3, 3)), init("g2.w", w(12, 6, 1, 1)),
+              init("split", np.array([0, 2, 6, 6, 6], dtype=np.int64)), init("merge", np.array([0, 12, 6, 6], dtype=np.int64))]
+    n.append(helper.make_node("Conv", ["x", "g1.w"], ["g1"], name="unit/gconv1", kernel_shape=[1, 1], group=2))
+    bn(n, inits, "g1", "g1b", 12, "unit/bn1")
+    n.append(helper.make_node("Relu", ["g1b"], ["g1r"], name="unit/relu1"))
+    n.append(helper.make_node("Reshape", ["g1r", "split"], ["sp"], name="unit/shuffle/Reshape"))
+    n.append(helper.make_node("Transpose", ["sp"], ["tp"], name="unit/shuffle/Transpose", perm=[0, 2, 1, 3, 4]))
+    n.append(helper.make_node("Reshape", ["tp", "merge"], ["sh"], name="unit/shuffle/Reshape_1"))
+    n.append(helper.make_node("Conv", ["sh", "dw.w"], ["dw"], name="unit/dwconv", kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=12))
+    bn(n, inits, "dw", "dwb", 12, "unit/bn2")
+    n.append(helper.make_node("Conv", ["dwb", "g2.w"], ["g2"], name="unit/gconv2", kernel_shape=[1, 1], group=2))
+    bn(n, inits, "g2", "g2b", 12, "unit/bn3")
+    n.append(helper.make_node("Add", ["g2b", "x"], ["s"], name="unit/add"))
+    n.append(helper.make_node("Relu", ["s"], ["y"], name="unit/relu2"))
+    g = helper.make_graph(n, "shufflenet_unit", [vi("x", TensorProto.FLOAT, ["N", 12, 6, 6])],
+                          [vi("y", TensorProto.FLOAT, ["N", 12, 6, 6])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    macs = 36 * 12 * 6 + 36 * 12 * 9 + 36 * 12 * 6
+    save(root, "shufflenet_unit", m, rng.standard_normal((2, 12, 6, 6)).astype(np.float32), macs,
+         "ShuffleNet unit: grouped 1x1 convs, channel shuffle (Reshape/Transpose/Reshape), depthwise")
+
+
+def bert_ffn(root):
+    """A BERT encoder's feed-forward half as torch.onnx writes it: LayerNormalization, MatMul +
+    Add, the exact GELU as Div -> Erf -> Add -> Mul -> Mul, MatMul + Add, residual Add,
+    LayerNormalization; then GPT-2's tanh GELU (Pow(x, 3)) on a second projection."""
+    d, f = 32, 64
+    inits = [init("ln1.g", 1 + w(d, scale=0.1)), init("ln1.b", w(d, scale=0.1)), init("w1", w(d, f, scale=0.2)), init("b1", w(f)),
+             init("w2", w(f, d, scale=0.15)), init("b2", w(d)), init("ln2.g", 1 + w(d, scale=0.1)), init("ln2.b", w(d, scale=0.1)),
+             init("w3", w(d, 16, scale=0.2)), init("b3", w(16))]
+    n = [
+        helper.make_node("LayerNormalization", ["x", "ln1.g", "ln1.b"], ["ln1"], name="/attention/output/LayerNorm", axis=-1, epsilon=1e-12),
+        helper.make_node("MatMul", ["ln1", "w1"], ["h"], name="/intermediate/dense/MatMul"),
+        helper.make_node("Add", ["b1", "h"], ["hb"], name="/intermediate/dense/Add"),
+        c("sqrt2", np.float32(1.4142135381698608)), c("one", np.float32(1.0)), c("half", np.float32(0.5)),
+        helper.make_node("Div", ["hb", "sqrt2"], ["q"], name="/intermediate/intermediate_act_fn/Div"),
+        helper.make_node("Erf", ["q"], ["e"], name="/intermediate/intermediate_act_fn/Erf"),
+        helper.make_node("Add", ["e", "one"], ["e1"], name="/intermediate/intermediate_act_fn/Add"),
+        helper.make_node("Mul", ["hb", "e1"], ["m"], name="/intermediate/intermediate_act_fn/Mul"),
+        helper.make_node("Mul", ["m", "half"], ["gelu"], name="/intermediate/intermediate_act_fn/Mul_1"),
+        helper.make_node("MatMul", ["gelu", "w2"], ["o"], name="/output/dense/MatMul"),
+        helper.make_node("Add", ["b2", "o"], ["ob"], name="/output/dense/Add"),
+        helper.make_node("Add", ["ob", "ln1"], ["res"], name="/output/Add"),
+        helper.make_node("LayerNormalization", ["res", "ln2.g", "ln2.b"], ["ln2"], name="/output/LayerNorm", axis=-1, epsilon=1e-12),
+        helper.make_node("MatMul", ["ln2", "w3"], ["p"], name="/head/MatMul"),
+        helper.make_node("Add", ["p", "b3"], ["pb"], name="/head/Add"),
+        c("three", np.float32(3.0)), c("k", np.float32(0.044715)), c("c", np.float32(0.7978845608028654)),
+        helper.make_node("Pow", ["pb", "three"], ["p3"], name="/act/Pow"),
+        helper.make_node("Mul", ["p3", "k"], ["kp3"], name="/act/Mul"),
+        helper.make_node("Add", ["pb", "kp3"], ["inner"], name="/act/Add"),
+        helper.make_node("Mul", ["inner", "c"], ["u"], name="/act/Mul_1"),
+        helper.make_node("Tanh", ["u"], ["t"], name="/act/Tanh"),
+        helper.make_node("Add", ["t", "one"], ["t1"], name="/act/Add_1"),
+        helper.make_node("Mul", ["pb", "half"], ["hx"], name="/act/Mul_2"),
+        helper.make_node("Mul", ["hx", "t1"], ["y"], name="/act/Mul_3"),
+    ]
+    g = helper.make_graph(n, "bert_ffn", [vi("x", TensorProto.FLOAT, ["batch", 8, d])],
+                          [vi("y", TensorProto.FLOAT, ["batch", 8, 16])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
+    m.ir_version = 8
+    macs = 8 * (d * f + f * d + d * 16)
+    save(root, "bert_ffn", m, rng.standard_normal((2, 8, d)).astype(np.float32), macs,
+         "BERT feed-forward: LayerNorm, exact GELU (Div/Erf/Add/Mul/Mul), residual; GPT-2 tanh GELU (Pow)")
+
+
 if __name__ == "__main__":
     root = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/onnx"
-    for f in [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools]:
+    for f in [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools,
+              mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn]:
         f(root)
