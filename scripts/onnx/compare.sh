@@ -3,15 +3,19 @@
 # batch, and sgemm 1024^3 GFLOP/s against ONNX Runtime's MatMul, measured back to back with
 # the same thread count and profile.
 #   scripts/onnx/compare.sh [--threads N] [--profile quick|full] [--out-dir DIR]
+#   scripts/onnx/compare.sh --models a.onnx,b.onnx [--threads N] [--profile P] [--out-dir DIR]
+# With --models: your own ONNX files, imported by greenbench and run by ONNX Runtime as they are
+# (greenbench CPU / ORT per file and batch; scripts/onnx/ort_files.py).
 # Needs a Python with scripts/onnx/requirements.txt (VENV, default .venv; created if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-THREADS=2 PROFILE=quick OUT=results/onnx
+THREADS=2 PROFILE=quick OUT=results/onnx MODELS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS=$2; shift 2 ;;
     --profile) PROFILE=$2; shift 2 ;;
     --out-dir) OUT=$2; shift 2 ;;
+    --models) MODELS=$2; shift 2 ;;
     *) echo "unknown argument $1 (use --threads N, --profile quick|full, --out-dir DIR)" >&2; exit 2 ;;
   esac
 done
@@ -21,6 +25,15 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q -r scripts/onnx/requirements.txt
 fi
 mkdir -p "$OUT"
+if [ -n "$MODELS" ]; then
+  cargo build --release -q
+  ./target/release/greenbench run --models "$MODELS" --backends cpu --threads "$THREADS" \
+    --profile "$PROFILE" --out "$OUT/greenbench-imported-$PROFILE.json" >/dev/null
+  IFS=, read -r -a files <<<"$MODELS"
+  "$VENV/bin/python" scripts/onnx/ort_files.py "${files[@]}" --threads "$THREADS" --profile "$PROFILE" \
+    --greenbench "$OUT/greenbench-imported-$PROFILE.json" --out "$OUT/onnxruntime-imported-$PROFILE.json"
+  exit 0
+fi
 EXPORT=$(mktemp -d)
 cargo build --release -q
 ./target/release/greenbench export all --out "$EXPORT" >/dev/null

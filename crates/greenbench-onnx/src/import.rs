@@ -435,6 +435,8 @@ struct Importer<'a> {
     readers: HashMap<String, usize>,
     token_vocab: Option<usize>,
     fixed_batch: Option<usize>,
+    /// ONNX node name of each lazy expression value.
+    expr_node: HashMap<String, String>,
 }
 
 fn attr<'n>(n: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
@@ -697,6 +699,9 @@ impl<'a> Importer<'a> {
             return Ok(());
         }
         if let Some(v) = self.try_expr(n) {
+            if let Some(out) = n.output.first() {
+                self.expr_node.insert(out.clone(), Self::node_name(n));
+            }
             self.set(n, v);
             return Ok(());
         }
@@ -1968,7 +1973,12 @@ impl Importer<'_> {
         x: Act,
         e: &Expr,
     ) -> Result<Act, ImportError> {
-        let base = format!("{name}_elementwise");
+        // Named after the ONNX node that finished the expression.
+        let base = self
+            .expr_node
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| format!("{name}_elementwise"));
         match identify(e) {
             Some(Identified::Affine(a, b)) if a == 1.0 && b == 0.0 => Ok(x),
             Some(Identified::Affine(a, b)) => {
@@ -2677,6 +2687,7 @@ fn import_inner(
         readers: HashMap::new(),
         token_vocab: None,
         fixed_batch: None,
+        expr_node: HashMap::new(),
     };
     imp.names.insert("input".into(), 1);
     for init in &g.initializer {

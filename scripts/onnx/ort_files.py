@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Time ONNX Runtime (CPU) on any ONNX files with greenbench's measuring protocol and divide a
+greenbench result file's CPU cells by it, cell by cell (the same file, batch, thread count,
+profile): the comparison `scripts/onnx/compare.sh --models a.onnx,b.onnx` prints.
+
+    python scripts/onnx/ort_files.py a.onnx b.onnx --threads 2 --batch 1,32 \
+        --profile quick --greenbench run.json [--out ort.json]
+
+A model is named as greenbench names it (the file stem, or the folder of a `model.onnx`).
+Inputs are seeded uniform [-1, 1) floats (integer inputs: ids below --vocab).
+"""
+import argparse, json, os, sys
+
+import numpy as np
+import onnxruntime as ort
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ort_bench as ob  # noqa: E402  (the shared protocol: PROFILES, session, measure, summarize)
+
+
+def name_of(path):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if stem == "model":
+        return os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return stem
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", default="1,32")
+    ap.add_argument("--profile", default="quick", choices=sorted(ob.PROFILES))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--vocab", type=int, default=2)
+    ap.add_argument("--greenbench", required=True, help="greenbench result file of the same files")
+    ap.add_argument("--out", default=None, help="write ONNX Runtime's medians here (JSON)")
+    a = ap.parse_args()
+    p = ob.PROFILES[a.profile]
+    g = json.load(open(a.greenbench))
+    mine = {(c["model"], c["batch"]): c for c in g["cells"] if c["backend"] == "cpu" and c["status"] == "ok"}
+    rows, out = [], []
+    for f in a.files:
+        sess = ob.session(f, a.threads)
+        inp = sess.get_inputs()[0]
+        for b in [int(x) for x in a.batch.split(",")]:
+            shape = [d if isinstance(d, int) else b for d in inp.shape]
+            if isinstance(inp.shape[0], int) and inp.shape[0] != b:
+                print(f"{f}: fixed batch {inp.shape[0]}, skipping batch {b}", file=sys.stderr)
+                continue
+            rng = np.random.default_rng(a.seed)
+            if "int" in inp.type:
+                xs = [rng.integers(0, a.vocab, size=shape, dtype=np.int64) for _ in range(p["input_sets"])]
+            else:
+                xs = [rng.uniform(-1, 1, size=shape).astype(np.float32) for _ in range(p["input_sets"])]
+            feed_name = inp.name
+
+            class S:  # ort_bench.measure feeds {"input": x}; rename to the file's input
+                def run(self, o, feed):
+                    return sess.run(o, {feed_name: feed["input"]})
+            per_ex, _, _ = ob.measure(S(), xs, b, p)
+            t = ob.summarize(per_ex)
+            name = name_of(f)
+            out.append(dict(model=name, file=f, batch=b, threads=a.threads, time_per_example_s=t))
+            m = mine.get((name, b))
+            gt = m["time_per_example_s"]["median"] if m else None
+            rows.append((name, b, gt, t["median"]))
+    print(f"| model | batch | greenbench cpu (us/ex) | onnxruntime {ort.__version__} (us/ex) | greenbench / ORT |")
+    print("|---|---:|---:|---:|---:|")
+    for name, b, gt, ot in rows:
+        ratio = f"{gt / ot:.2f}" if gt else "-"
+        gs = f"{gt * 1e6:.2f}" if gt else "-"
+        print(f"| {name} | {b} | {gs} | {ot * 1e6:.2f} | {ratio} |")
+    if a.out:
+        json.dump(dict(onnxruntime=ort.__version__, profile=a.profile, cells=out), open(a.out, "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main()
