@@ -1,18 +1,28 @@
 //! Every zoo model x available backend x batch 1 and 32. Ids are `model/backend/batch`, so
 //! `cargo bench --bench models -- resnet8/gpu` filters as expected; throughput is examples/s.
+//! `GREENBENCH_MODELS=a.onnx,b.onnx,resnet8 cargo bench --bench models` benches those instead
+//! (ONNX files, JSON descriptions or zoo names).
 
 mod common;
 
 use criterion::{BenchmarkId, Throughput};
-use greenbench_core::{MODEL_NAMES, Model, generate_inputs};
+use greenbench_core::{MODEL_NAMES, generate_inputs};
 use std::time::Instant;
 
 fn main() {
     let mut c = common::criterion();
     let backends = common::backends();
-    for name in MODEL_NAMES {
-        let model = Model::load(name, 0).expect("zoo model");
-        let mut group = c.benchmark_group(name);
+    let names: Vec<String> = match std::env::var("GREENBENCH_MODELS") {
+        Ok(list) if !list.trim().is_empty() => {
+            list.split(',').map(|s| s.trim().to_string()).collect()
+        }
+        _ => MODEL_NAMES.iter().map(|s| s.to_string()).collect(),
+    };
+    for name in &names {
+        let model = greenbench_onnx::load_model(name, 0, None)
+            .unwrap_or_else(|e| panic!("GREENBENCH_MODELS: {e}"));
+        let name = &model.name;
+        let mut group = c.benchmark_group(name.as_str());
         for backend in &backends {
             for batch in [1usize, 32] {
                 // Four distinct inputs, cycled, as the harness does.

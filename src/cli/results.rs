@@ -201,8 +201,14 @@ pub fn merge(a: MergeArgs) -> Result<i32> {
 
 pub fn cost(a: CostArgs) -> Result<i32> {
     let prices = prices(a.grid_g_per_kwh, a.price_usd_per_kwh);
+    // An ONNX file is priced under the name its cells carry (its stem, or its folder).
+    let model = if a.model.to_ascii_lowercase().ends_with(".onnx") {
+        greenbench_onnx::import::model_name(std::path::Path::new(&a.model))
+    } else {
+        a.model
+    };
     let q = CostQuery {
-        model: a.model,
+        model,
         examples: a.examples.unwrap_or(0),
         epochs: a.epochs,
         runs: a.runs,
