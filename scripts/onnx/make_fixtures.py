@@ -432,8 +432,76 @@ def bert_ffn(root):
          "BERT feed-forward: LayerNorm, exact GELU (Div/Erf/Add/Mul/Mul), residual; GPT-2 tanh GELU (Pow)")
 
 
+def bert_layer(root):
+    """A whole BERT encoder layer as torch.onnx writes HuggingFace's BertLayer: Q, K, V
+    projections (MatMul + Add), per-head Reshape (one through Shape/Gather/Unsqueeze/Concat, two
+    with a constant [0, 0, h, d]) and Transpose (K to [N, h, d, S]), scores MatMul, Div by
+    sqrt(d), Softmax, context MatMul, Transpose back, Reshape to [N, S, D], output projection,
+    residual, LayerNorm, the feed-forward block with the exact GELU, residual, LayerNorm."""
+    S, D, H = 8, 32, 4
+    dh = D // H
+    inits = []
+    for nm in ["q", "k", "v", "o"]:
+        inits += [init(f"{nm}.w", w(D, D, scale=0.2)), init(f"{nm}.b", w(D, scale=0.1))]
+    inits += [init("f1.w", w(D, 64, scale=0.2)), init("f1.b", w(64, scale=0.1)), init("f2.w", w(64, D, scale=0.15)),
+              init("f2.b", w(D, scale=0.1)), init("ln1.g", 1 + w(D, scale=0.1)), init("ln1.b", w(D, scale=0.1)),
+              init("ln2.g", 1 + w(D, scale=0.1)), init("ln2.b", w(D, scale=0.1)),
+              init("heads", np.array([0, 0, H, dh], dtype=np.int64)), init("merge", np.array([0, 0, D], dtype=np.int64)),
+              init("i0", np.array(0, dtype=np.int64)), init("i1", np.array(1, dtype=np.int64)),
+              init("ax0", np.array([0], dtype=np.int64)), init("hd", np.array([H, dh], dtype=np.int64))]
+    n = []
+    for nm in ["q", "k", "v"]:
+        n.append(helper.make_node("MatMul", ["x", f"{nm}.w"], [f"{nm}m"], name=f"/attention/self/{nm}/MatMul"))
+        n.append(helper.make_node("Add", [f"{nm}.b", f"{nm}m"], [f"{nm}a"], name=f"/attention/self/{nm}/Add"))
+    # q: view(x.size(0), x.size(1), h, d) through the shape subgraph
+    n += [helper.make_node("Shape", ["qa"], ["qs"], name="/attention/self/Shape"),
+          helper.make_node("Gather", ["qs", "i0"], ["qs0"], name="/attention/self/Gather", axis=0),
+          helper.make_node("Gather", ["qs", "i1"], ["qs1"], name="/attention/self/Gather_1", axis=0),
+          helper.make_node("Unsqueeze", ["qs0", "ax0"], ["qs0u"], name="/attention/self/Unsqueeze"),
+          helper.make_node("Unsqueeze", ["qs1", "ax0"], ["qs1u"], name="/attention/self/Unsqueeze_1"),
+          helper.make_node("Concat", ["qs0u", "qs1u", "hd"], ["qshape"], name="/attention/self/Concat", axis=0),
+          helper.make_node("Reshape", ["qa", "qshape"], ["qr"], name="/attention/self/Reshape"),
+          helper.make_node("Transpose", ["qr"], ["qt"], name="/attention/self/Transpose", perm=[0, 2, 1, 3]),
+          helper.make_node("Reshape", ["ka", "heads"], ["kr"], name="/attention/self/Reshape_1"),
+          helper.make_node("Transpose", ["kr"], ["kt0"], name="/attention/self/Transpose_1", perm=[0, 2, 1, 3]),
+          helper.make_node("Transpose", ["kt0"], ["kt"], name="/attention/self/Transpose_2", perm=[0, 1, 3, 2]),
+          helper.make_node("Reshape", ["va", "heads"], ["vr"], name="/attention/self/Reshape_2"),
+          helper.make_node("Transpose", ["vr"], ["vt"], name="/attention/self/Transpose_3", perm=[0, 2, 1, 3]),
+          helper.make_node("MatMul", ["qt", "kt"], ["sc"], name="/attention/self/MatMul"),
+          c("sqrtd", np.float32(np.sqrt(dh))),
+          helper.make_node("Div", ["sc", "sqrtd"], ["scd"], name="/attention/self/Div"),
+          helper.make_node("Softmax", ["scd"], ["pr"], name="/attention/self/Softmax", axis=-1),
+          helper.make_node("MatMul", ["pr", "vt"], ["cx"], name="/attention/self/MatMul_1"),
+          helper.make_node("Transpose", ["cx"], ["cxt"], name="/attention/self/Transpose_4", perm=[0, 2, 1, 3]),
+          helper.make_node("Reshape", ["cxt", "merge"], ["ctx"], name="/attention/self/Reshape_3"),
+          helper.make_node("MatMul", ["ctx", "o.w"], ["om"], name="/attention/output/dense/MatMul"),
+          helper.make_node("Add", ["o.b", "om"], ["oa"], name="/attention/output/dense/Add"),
+          helper.make_node("Add", ["oa", "x"], ["r1"], name="/attention/output/Add"),
+          helper.make_node("LayerNormalization", ["r1", "ln1.g", "ln1.b"], ["l1"], name="/attention/output/LayerNorm", axis=-1, epsilon=1e-12),
+          helper.make_node("MatMul", ["l1", "f1.w"], ["f1m"], name="/intermediate/dense/MatMul"),
+          helper.make_node("Add", ["f1.b", "f1m"], ["f1a"], name="/intermediate/dense/Add"),
+          c("sqrt2", np.float32(1.4142135381698608)), c("one", np.float32(1.0)), c("half", np.float32(0.5)),
+          helper.make_node("Div", ["f1a", "sqrt2"], ["g0"], name="/intermediate/intermediate_act_fn/Div"),
+          helper.make_node("Erf", ["g0"], ["g1"], name="/intermediate/intermediate_act_fn/Erf"),
+          helper.make_node("Add", ["g1", "one"], ["g2"], name="/intermediate/intermediate_act_fn/Add"),
+          helper.make_node("Mul", ["f1a", "g2"], ["g3"], name="/intermediate/intermediate_act_fn/Mul"),
+          helper.make_node("Mul", ["g3", "half"], ["g4"], name="/intermediate/intermediate_act_fn/Mul_1"),
+          helper.make_node("MatMul", ["g4", "f2.w"], ["f2m"], name="/output/dense/MatMul"),
+          helper.make_node("Add", ["f2.b", "f2m"], ["f2a"], name="/output/dense/Add"),
+          helper.make_node("Add", ["f2a", "l1"], ["r2"], name="/output/Add"),
+          helper.make_node("LayerNormalization", ["r2", "ln2.g", "ln2.b"], ["y"], name="/output/LayerNorm", axis=-1, epsilon=1e-12)]
+    g = helper.make_graph(n, "bert_layer", [vi("x", TensorProto.FLOAT, ["batch", S, D])],
+                          [vi("y", TensorProto.FLOAT, ["batch", S, D])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
+    m.ir_version = 8
+    # Q, K, V, O projections, scores and context (h * S * S * (d + d)), the two FFN layers
+    macs = 4 * S * D * D + H * S * S * 2 * dh + S * D * 64 * 2
+    save(root, "bert_layer", m, rng.standard_normal((3, S, D)).astype(np.float32), macs,
+         "BERT encoder layer: per-head Reshape/Transpose attention, Erf GELU, LayerNorm, residuals")
+
+
 if __name__ == "__main__":
     root = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/onnx"
     for f in [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools,
-              mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn]:
+              mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer]:
         f(root)
