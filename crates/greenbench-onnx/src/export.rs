@@ -371,26 +371,37 @@ pub fn export(model: &Model) -> Vec<u8> {
                 (b.node("Concat", nm, &refs, &attrs), Layout::Native)
             }
             Op::ChannelShuffle { groups } => {
-                let src = get(&mut b, &vals, x, Layout::Native);
-                // [N, .., C] -> [N, .., groups, k] -> [N, .., k, groups] -> [N, .., C]
-                let r = in_shape.len();
-                let mut split = vec![0i64; r];
-                split.push(*groups as i64);
-                split.push((last / groups) as i64);
+                // As torch writes ShuffleNet's: [N, C, H, W] -> [N, g, C/g, H, W] ->
+                // transpose(1, 2) -> [N, C, H, W] (a vector: [N, C] -> [N, g, C/g] -> ..).
+                let (g, k) = (*groups as i64, (last / groups) as i64);
+                let (src, split, perm, merged, layout) = if is_image(x) {
+                    let (h, w) = (in_shape[0] as i64, in_shape[1] as i64);
+                    (
+                        get(&mut b, &vals, x, Layout::Nchw),
+                        vec![0, g, k, h, w],
+                        vec![0, 2, 1, 3, 4],
+                        vec![0, last as i64, h, w],
+                        Layout::Nchw,
+                    )
+                } else {
+                    (
+                        get(&mut b, &vals, x, Layout::Native),
+                        vec![0, g, k],
+                        vec![0, 2, 1],
+                        vec![0, last as i64],
+                        Layout::Native,
+                    )
+                };
                 let s1 = b.init_i64(&format!("{nm}_split"), &[split.len()], &split);
                 let rs = b.node("Reshape", &format!("{nm}_groups"), &[&src, &s1], &[]);
-                let mut perm: Vec<i64> = (0..r as i64 + 2).collect();
-                perm.swap(r, r + 1);
                 let tr = b.node(
                     "Transpose",
                     &format!("{nm}_swap"),
                     &[&rs],
                     &[attr_ints("perm", &perm)],
                 );
-                let mut merged = vec![0i64; r];
-                merged.push(last as i64);
                 let s2 = b.init_i64(&format!("{nm}_merge"), &[merged.len()], &merged);
-                (b.node("Reshape", nm, &[&tr, &s2], &[]), Layout::Native)
+                (b.node("Reshape", nm, &[&tr, &s2], &[]), layout)
             }
             Op::Softmax => {
                 let src = get(&mut b, &vals, x, Layout::Native);

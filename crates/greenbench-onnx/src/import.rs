@@ -734,13 +734,15 @@ impl<'a> Importer<'a> {
             self.set(n, Val::Const(t));
             return Ok(());
         }
-        if let Some(v) = self.try_expr(n) {
+        if let Some(v) = self.try_expr(n)? {
             if let Some(out) = n.output.first() {
                 self.expr_node.insert(out.clone(), Self::node_name(n));
             }
             self.set(n, v);
             return Ok(());
         }
+        // Lazy expressions become IR values before the other patterns look at their inputs.
+        self.materialize_exprs(n)?;
         if let Some(v) = self.try_shuffle(n)? {
             self.set(n, v);
             return Ok(());
@@ -785,7 +787,8 @@ impl<'a> Importer<'a> {
             "Reshape" => self.reshape(n),
             "Transpose" => self.transpose(n),
             "Gather" => self.gather(n),
-            "Squeeze" | "Unsqueeze" | "Slice" | "Cast" | "ConstantOfShape" => Err(self.node_err(
+            "Squeeze" | "Unsqueeze" => self.squeeze(n),
+            "Slice" | "Cast" | "ConstantOfShape" => Err(self.node_err(
                 n,
                 "on activations (not constants) this is not in greenbench's IR yet",
             )),
@@ -1837,6 +1840,64 @@ impl<'a> Importer<'a> {
         }
         let dims = resolve_reshape(&x.dims, &per, attr_i(n, "allowzero", 0) != 0)
             .map_err(|m| self.node_err(n, m))?;
+        self.reshape_to(n, x, dims)
+    }
+
+    /// Squeeze / Unsqueeze of an activation: a reshape that adds or removes unit axes (never
+    /// the batch).
+    fn squeeze(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.need_act(n, 0)?;
+        let axes: Vec<i64> = match self.input_val(n, 1)? {
+            Some(Val::Const(t)) => i64_values(t).map_err(|m| self.node_err(n, m))?,
+            Some(_) => return Err(self.node_err(n, "axes must be a constant")),
+            None => attr_ints(n, "axes").unwrap_or_default(),
+        };
+        let full: Vec<usize> = std::iter::once(1).chain(x.dims.iter().copied()).collect();
+        let out = if n.op_type.as_deref() == Some("Unsqueeze") {
+            let r = full.len() + axes.len();
+            let mut ax: Vec<usize> = axes
+                .iter()
+                .map(|&a| axis(a, r))
+                .collect::<Result<_, _>>()
+                .map_err(|m| self.node_err(n, m))?;
+            ax.sort();
+            let mut d = full.clone();
+            for a in ax {
+                if a == 0 {
+                    return Err(self.node_err(n, "a new axis before the batch"));
+                }
+                d.insert(a, 1);
+            }
+            d
+        } else {
+            let r = full.len();
+            let ax: Vec<usize> = if axes.is_empty() {
+                (1..r).filter(|&a| full[a] == 1).collect()
+            } else {
+                axes.iter()
+                    .map(|&a| axis(a, r))
+                    .collect::<Result<_, _>>()
+                    .map_err(|m| self.node_err(n, m))?
+            };
+            if ax.iter().any(|&a| a == 0 || full[a] != 1) {
+                return Err(self.node_err(
+                    n,
+                    format!("squeezes axes {axes:?} of [N, {}]", fmt_shape(&x.dims)),
+                ));
+            }
+            full.iter()
+                .enumerate()
+                .filter(|(a, _)| !ax.contains(a))
+                .map(|(_, &d)| d)
+                .collect()
+        };
+        if out.len() < 2 {
+            return Err(self.node_err(n, "leaves only the batch axis"));
+        }
+        self.reshape_to(n, x, out[1..].to_vec())
+    }
+
+    fn reshape_to(&mut self, n: &NodeProto, x: Act, dims: Vec<usize>) -> Result<(), ImportError> {
         if dims == x.dims {
             self.set(n, Val::Act(x));
             return Ok(());
@@ -1853,6 +1914,15 @@ impl<'a> Importer<'a> {
             && dims.last() == x.dims.last()
         {
             self.set(n, Val::Act(Act { dims, ..x }));
+            return Ok(());
+        }
+        // [C] -> [C, 1, 1]: a per-channel vector as an NCHW map (torch's `s.view(N, C, 1, 1)`).
+        if let [c, 1, 1] = dims[..]
+            && x.ir_shape == [c]
+            && x.layout.gather().is_none()
+        {
+            let layout = Layout::Chw { c, h: 1, w: 1 };
+            self.set(n, Val::Act(Act { dims, layout, ..x }));
             return Ok(());
         }
         Err(self.node_err(
@@ -1938,8 +2008,26 @@ impl Importer<'_> {
     /// The expression an elementwise node builds, if it is one: `erf`, `pow`, `tanh` of an
     /// expression, and `+ - * /` of one activation (or expressions of it) with scalar
     /// constants or itself.
-    fn try_expr(&self, n: &NodeProto) -> Option<Val> {
+    fn try_expr(&mut self, n: &NodeProto) -> Result<Option<Val>, ImportError> {
         let op = n.op_type.as_deref().unwrap_or("");
+        if !matches!(op, "Erf" | "Tanh" | "Pow" | "Add" | "Sub" | "Mul" | "Div") {
+            return Ok(None);
+        }
+        // An expression that already is a known activation (a finished GELU, say) becomes
+        // that op first: a larger expression around it would not be one, and a new one may
+        // start from its output.
+        for name in n.input.iter().filter(|s| !s.is_empty()) {
+            if let Some(Val::Expr(x, e)) = self.vals.get(name).cloned()
+                && matches!(identify(&e), Some(Identified::Op(_)))
+            {
+                let a = self.materialize(n, name, x, &e)?;
+                self.vals.insert(name.clone(), Val::Act(a));
+            }
+        }
+        Ok(self.expr_of(n, op))
+    }
+
+    fn expr_of(&self, n: &NodeProto, op: &str) -> Option<Val> {
         let ins: Vec<&Val> = n
             .input
             .iter()
@@ -1963,6 +2051,11 @@ impl Importer<'_> {
             return None;
         }
         let any_expr = ins.iter().any(|v| matches!(v, Val::Expr(..)));
+        // A plain activation plus a one-element constant is a bias (of a one-unit dense layer,
+        // say) for `add` to fold, not an expression.
+        if matches!(op, "Add" | "Sub") && !any_expr && acts.len() == 1 {
+            return None;
+        }
         let b = |k: usize| Box::new(terms[k].1.clone());
         let e = match (op, terms.len()) {
             ("Erf", 1) => Expr::Erf(b(0)),
@@ -1981,6 +2074,17 @@ impl Importer<'_> {
             _ => return None,
         };
         Some(Val::Expr(x, e))
+    }
+
+    /// Turn the lazy elementwise expressions `n` reads into IR values.
+    fn materialize_exprs(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        for name in n.input.iter().filter(|s| !s.is_empty()) {
+            if let Some(Val::Expr(x, e)) = self.vals.get(name).cloned() {
+                let a = self.materialize(n, name, x, &e)?;
+                self.vals.insert(name.clone(), Val::Act(a));
+            }
+        }
+        Ok(())
     }
 
     /// Turn the lazy values `n` reads into IR values.
@@ -2286,6 +2390,14 @@ impl Importer<'_> {
             d == BATCH || d == 0 || d == -1 || Some(d) == self.fixed_batch.map(|b| b as i64)
         };
         match (op, v) {
+            ("Reshape", Val::Act(x)) if matches!(x.layout, Layout::Plain) && x.dims.len() == 1 && x.ir_shape == x.dims => {
+                // [N, C] -> [N, g, C / g]
+                let Some(t) = target(self) else { return Ok(None) };
+                if t.len() == 3 && lead_ok(t[0]) && t[1] > 0 && t[2] > 0 && (t[1] * t[2]) as usize == x.dims[0] {
+                    return Ok(Some(Val::Shuffle { x, groups: t[1] as usize, swapped: false }));
+                }
+                Ok(None)
+            }
             ("Reshape", Val::Act(x)) => {
                 let Layout::Chw { c, h, w } = x.layout else {
                     return Ok(None);
@@ -2304,7 +2416,8 @@ impl Importer<'_> {
                 Ok(None)
             }
             ("Transpose", Val::Shuffle { x, groups, swapped: false }) => {
-                if attr_ints(n, "perm").as_deref() == Some(&[0, 2, 1, 3, 4]) {
+                let want: &[i64] = if x.dims.len() == 1 { &[0, 2, 1] } else { &[0, 2, 1, 3, 4] };
+                if attr_ints(n, "perm").as_deref() == Some(want) {
                     Ok(Some(Val::Shuffle { x, groups, swapped: true }))
                 } else {
                     Err(self.node_err(n, "a transpose of a grouped NCHW tensor other than the channel shuffle's (0, 2, 1, 3, 4)"))
@@ -2312,7 +2425,7 @@ impl Importer<'_> {
             }
             ("Reshape", Val::Shuffle { x, groups, swapped: true }) => {
                 let t = target(self).unwrap_or_default();
-                let back = t.len() == 4 && lead_ok(t[0]) && t[1..].iter().zip(&x.dims).all(|(&a, &b)| a == b as i64 || a == -1 || a == 0);
+                let back = t.len() == x.dims.len() + 1 && lead_ok(t[0]) && t[1..].iter().zip(&x.dims).all(|(&a, &b)| a == b as i64 || a == -1 || a == 0);
                 if !back {
                     return Err(self.node_err(n, "a channel shuffle must end in a Reshape back to [N, C, H, W]"));
                 }

@@ -1,0 +1,105 @@
+//! Property test: random small graphs of the ops both directions support, exported by
+//! greenbench and imported again, come back as the same graph (same ops, wiring and counted
+//! work; "same" padding as the explicit pads it resolves to) with the same weights, computing
+//! the same outputs.
+
+use greenbench_core::graph::{Graph, Op};
+use greenbench_core::reference::run_reference;
+use greenbench_core::{generate_inputs, generate_weights};
+use greenbench_onnx::decode::decode_model;
+use greenbench_onnx::import::import_model;
+use greenbench_testkit::{chain, join, padding, pool_op, unary_op};
+use proptest::prelude::*;
+
+fn image_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (1usize..6, 1usize..4, 1usize..3, padding(), any::<bool>()).prop_map(
+            |(filters, k, s, padding, bias)| Op::Conv2d {
+                filters,
+                kernel: [k, k],
+                stride: [s, s],
+                padding,
+                groups: 1,
+                bias,
+            }
+        ),
+        pool_op(),
+        unary_op(),
+        Just(Op::Relu),
+        (1usize..4).prop_map(|groups| Op::ChannelShuffle { groups }),
+    ]
+}
+
+fn check(g: &Graph, seed: u64) -> Result<(), TestCaseError> {
+    let w = generate_weights(g, seed);
+    let m = greenbench_core::Model::from_parts(g, &w, seed).unwrap();
+    let bytes = greenbench_onnx::export(&m);
+    let proto = decode_model(&bytes, "p").unwrap();
+    let imp = import_model(&proto, "p", "p.onnx", None, seed)
+        .map_err(|e| TestCaseError::fail(format!("{e}\n{}", m.graph.to_json())))?;
+    let (a, b) = (&imp.model.graph, &m.graph);
+    prop_assert_eq!(a.nodes.len(), b.nodes.len(), "{}", b.to_json());
+    for i in 0..a.nodes.len() {
+        match (&a.nodes[i].op, &b.nodes[i].op) {
+            (Op::Conv2d { .. }, Op::Conv2d { .. }) => {
+                prop_assert_eq!(a.conv_geom(i), b.conv_geom(i))
+            }
+            (Op::MaxPool { .. } | Op::AvgPool { .. }, _) => {
+                prop_assert_eq!(a.pool_geom(i), b.pool_geom(i))
+            }
+            (x, y) => prop_assert_eq!(x, y),
+        }
+        prop_assert_eq!(a.node_inputs(i), b.node_inputs(i));
+    }
+    prop_assert_eq!(&imp.model.weights, &m.weights);
+    prop_assert_eq!(imp.model.cost.total, m.cost.total);
+    let x = generate_inputs(a, 2, seed, 0);
+    prop_assert_eq!(
+        run_reference(a, &imp.model.weights, &x, 2),
+        run_reference(b, &m.weights, &x, 2)
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn image_chains_round_trip(
+        h in 3usize..9, w in 3usize..9, c in 1usize..5,
+        ops in proptest::collection::vec(image_op(), 1..5), seed in 0u64..1000,
+    ) {
+        // A channel shuffle needs channels its groups divide: scale C by 6.
+        let g = chain(vec![h, w, c * 6], ops);
+        prop_assume!(g.is_some());
+        check(&g.unwrap(), seed)?;
+    }
+
+    #[test]
+    fn joins_round_trip(
+        h in 1usize..6, w in 1usize..6, c in 1usize..6, which in 0usize..4, seed in 0u64..1000,
+    ) {
+        let shape = vec![h, w, c];
+        let g = match which {
+            0 => join(shape, Op::Mul, true),
+            1 => join(shape, Op::Mul, false),
+            2 => join(shape, Op::Concat { axis: 2 }, false),
+            _ => join(shape, Op::Add, false),
+        };
+        check(&g.unwrap(), seed)?;
+    }
+
+    #[test]
+    fn vector_chains_round_trip(
+        k in 1usize..20, units in proptest::collection::vec(1usize..12, 1..4),
+        act in unary_op(), seed in 0u64..1000,
+    ) {
+        let mut ops = vec![];
+        for u in units {
+            ops.push(Op::Dense { units: u, bias: true });
+            ops.push(act.clone());
+        }
+        ops.push(Op::Softmax);
+        check(&chain(vec![k], ops).unwrap(), seed)?;
+    }
+}
