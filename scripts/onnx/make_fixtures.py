@@ -500,8 +500,38 @@ def bert_layer(root):
          "BERT encoder layer: per-head Reshape/Transpose attention, Erf GELU, LayerNorm, residuals")
 
 
+def shufflenetv2_unit(root):
+    """torchvision's ShuffleNetV2 basic unit: Split of the channels in two (the split sizes as
+    an input, opset 13), one half through 1x1 conv, depthwise 3x3, 1x1 conv, then Concat and the
+    channel shuffle; then a Slice of the first 8 channels and of rows 1..5."""
+    inits, n = [], []
+    inits += [init("a.w", w(8, 8, 1, 1)), init("a.b", w(8)), init("d.w", w(8, 1, 3, 3)), init("d.b", w(8)),
+              init("c.w", w(8, 8, 1, 1)), init("c.b", w(8)), init("halves", np.array([8, 8], dtype=np.int64)),
+              init("split", np.array([0, 2, 8, 6, 6], dtype=np.int64)), init("merge", np.array([0, 16, 6, 6], dtype=np.int64)),
+              init("s0", np.array([0, 1], dtype=np.int64)), init("s1", np.array([8, 5], dtype=np.int64)),
+              init("sax", np.array([1, 2], dtype=np.int64))]
+    n += [helper.make_node("Split", ["x", "halves"], ["x1", "x2"], name="/Split", axis=1),
+          helper.make_node("Conv", ["x2", "a.w", "a.b"], ["a"], name="/branch2/0/Conv", kernel_shape=[1, 1]),
+          helper.make_node("Relu", ["a"], ["ar"], name="/branch2/2/Relu"),
+          helper.make_node("Conv", ["ar", "d.w", "d.b"], ["d"], name="/branch2/3/Conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=8),
+          helper.make_node("Conv", ["d", "c.w", "c.b"], ["cc"], name="/branch2/5/Conv", kernel_shape=[1, 1]),
+          helper.make_node("Relu", ["cc"], ["cr"], name="/branch2/7/Relu"),
+          helper.make_node("Concat", ["x1", "cr"], ["cat"], name="/Concat", axis=1),
+          helper.make_node("Reshape", ["cat", "split"], ["r"], name="/Reshape"),
+          helper.make_node("Transpose", ["r"], ["t"], name="/Transpose", perm=[0, 2, 1, 3, 4]),
+          helper.make_node("Reshape", ["t", "merge"], ["sh"], name="/Reshape_1"),
+          helper.make_node("Slice", ["sh", "s0", "s1", "sax"], ["y"], name="/Slice")]
+    g = helper.make_graph(n, "shufflenetv2_unit", [vi("x", TensorProto.FLOAT, ["N", 16, 6, 6])],
+                          [vi("y", TensorProto.FLOAT, ["N", 8, 4, 6])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    macs = 36 * 8 * 8 + 36 * 8 * 9 + 36 * 8 * 8
+    save(root, "shufflenetv2_unit", m, rng.standard_normal((2, 16, 6, 6)).astype(np.float32), macs,
+         "ShuffleNetV2 unit: channel Split, Concat, shuffle; Slice of channels and rows")
+
+
 if __name__ == "__main__":
     root = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/onnx"
     for f in [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools,
-              mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer]:
+              mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit]:
         f(root)

@@ -147,7 +147,7 @@ pub fn node_cost(g: &Graph, i: usize) -> Cost {
             other_fpo: n_out,
             ..Cost::default()
         },
-        Op::Concat { .. } | Op::ChannelShuffle { .. } => Cost::default(),
+        Op::Concat { .. } | Op::ChannelShuffle { .. } | Op::Slice { .. } => Cost::default(),
         Op::GlobalAvgPool => Cost {
             other_fpo: n_in,
             ..Cost::default()

@@ -268,6 +268,13 @@ pub enum Op {
     /// Concatenation of every input along `axis` (per-example axes, so on an image `2` is the
     /// channels); the other axes must agree.
     Concat { axis: usize },
+    /// `len` entries of axis `axis` (a per-example axis) from `start`: a channel split
+    /// (ShuffleNetV2's `Split`, `Slice`).
+    Slice {
+        axis: usize,
+        start: usize,
+        len: usize,
+    },
     /// ShuffleNet's channel shuffle over the last axis: `C = groups x k` viewed as
     /// `[groups, k]` and transposed to `[k, groups]`.
     ChannelShuffle { groups: usize },
@@ -354,6 +361,7 @@ impl Op {
             Op::Mul => "mul",
             Op::Concat { .. } => "concat",
             Op::ChannelShuffle { .. } => "channel_shuffle",
+            Op::Slice { .. } => "slice",
             Op::Embedding { .. } => "embedding",
             Op::Attention { .. } => "attention",
         }
@@ -997,6 +1005,17 @@ fn infer(node: &Node, ins: &[&Shape], input: &InputSpec) -> Result<Shape, GraphE
             }
             Ok(out)
         }
+        Op::Slice { axis, start, len } => {
+            if *axis >= x.len() || *len == 0 || start + len > x[*axis] {
+                return Err(invalid(format!(
+                    "{len} entries from {start} of axis {axis} are not inside {}",
+                    fmt_shape(x)
+                )));
+            }
+            let mut out = x.clone();
+            out[*axis] = *len;
+            Ok(out)
+        }
         Op::ChannelShuffle { groups } => {
             let c = *x.last().expect("non-empty");
             if *groups == 0 || !c.is_multiple_of(*groups) {
@@ -1128,6 +1147,9 @@ impl fmt::Display for Op {
             Op::Clip { min, max } => write!(f, "clip [{min}, {max}]"),
             Op::Concat { axis } => write!(f, "concat axis {axis}"),
             Op::ChannelShuffle { groups } => write!(f, "channel shuffle {groups}"),
+            Op::Slice { axis, start, len } => {
+                write!(f, "slice {start}..{} of axis {axis}", start + len)
+            }
             Op::Embedding { vocab, dim, .. } => write!(f, "embedding {vocab}x{dim}"),
             other => f.write_str(other.kind()),
         }

@@ -176,6 +176,16 @@ fn run_one(g: &Graph, w: &Weights, x: &[f32]) -> Vec<f32> {
                 }
                 y
             }
+            Op::Slice { axis, start, len } => {
+                let outer: usize = in_shape[..*axis].iter().product();
+                let inner: usize = in_shape[axis + 1..].iter().product();
+                let mut y = Vec::with_capacity(outer * len * inner);
+                for o in 0..outer {
+                    let base = (o * in_shape[*axis] + start) * inner;
+                    y.extend_from_slice(&a[base..base + len * inner]);
+                }
+                y
+            }
             Op::ChannelShuffle { groups } => {
                 let k = last / groups;
                 let mut y = vec![0f32; a.len()];

@@ -86,6 +86,7 @@ impl CpuPrepared {
             | Step::Mul { dst, .. }
             | Step::Concat { dst, .. }
             | Step::ChannelShuffle { dst, .. }
+            | Step::Slice { dst, .. }
             | Step::Embedding { dst, .. }
             | Step::Attention { dst, .. } => *dst,
         };
@@ -244,6 +245,20 @@ impl CpuPrepared {
                 for &(b, part) in srcs {
                     kernels::concat_part(&bufs[b], part, offset, row, *outer, &mut out);
                     offset += part;
+                }
+            }
+            Step::Slice {
+                src,
+                outer,
+                row,
+                offset,
+                part,
+                ..
+            } => {
+                let x = &bufs[*src];
+                for o in 0..*outer {
+                    out[o * part..(o + 1) * part]
+                        .copy_from_slice(&x[o * row + offset..o * row + offset + part]);
                 }
             }
             Step::ChannelShuffle { src, c, groups, .. } => {

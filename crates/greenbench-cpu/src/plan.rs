@@ -151,6 +151,15 @@ pub(crate) enum Step {
         c: usize,
         groups: usize,
     },
+    /// Per outer index, `part` values from `offset` of a `row` of the source.
+    Slice {
+        src: usize,
+        dst: usize,
+        outer: usize,
+        row: usize,
+        offset: usize,
+        part: usize,
+    },
     Embedding {
         src: usize,
         dst: usize,
@@ -623,6 +632,17 @@ impl CpuPrepared {
                             .collect(),
                         dst,
                         outer: batch * out[..*axis].iter().product::<usize>(),
+                    }
+                }
+                Op::Slice { axis, start, len } => {
+                    let inner: usize = in_shape[axis + 1..].iter().product();
+                    Step::Slice {
+                        src,
+                        dst,
+                        outer: batch * in_shape[..*axis].iter().product::<usize>(),
+                        row: in_shape[*axis] * inner,
+                        offset: start * inner,
+                        part: len * inner,
                     }
                 }
                 Op::ChannelShuffle { groups } => Step::ChannelShuffle {

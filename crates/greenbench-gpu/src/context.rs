@@ -28,6 +28,7 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
             "mul_bcast",
             "concat_part",
             "channel_shuffle",
+            "slice_part",
         ],
     ),
     (

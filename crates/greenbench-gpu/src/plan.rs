@@ -398,6 +398,16 @@ fn plan_graph(
                     offset += part;
                 }
             }
+            Op::Slice { axis, start, len } => {
+                let inner: usize = in_shape[axis + 1..].iter().product();
+                p[..4].copy_from_slice(&[
+                    out_len as u32,
+                    (len * inner) as u32,
+                    (in_shape[*axis] * inner) as u32,
+                    (start * inner) as u32,
+                ]);
+                pl.dispatch("slice_part", p, &[src], dst, threads)?;
+            }
             Op::ChannelShuffle { groups } => {
                 p[..3].copy_from_slice(&[out_len as u32, last as u32, *groups as u32]);
                 pl.dispatch("channel_shuffle", p, &[src], dst, threads)?;

@@ -107,7 +107,7 @@ proptest! {
 
     #[test]
     fn mul_concat_and_shuffle_match_reference(
-        h in 1usize..6, w in 1usize..6, c in 1usize..5, g in 1usize..4, which in 0usize..5,
+        h in 1usize..6, w in 1usize..6, c in 1usize..5, g in 1usize..4, which in 0usize..7,
         batch in 1usize..3,
     ) {
         let shape = vec![h, w, c * g];
@@ -116,7 +116,9 @@ proptest! {
             1 => join(shape, Op::Mul, false),
             2 => join(shape, Op::Concat { axis: 2 }, false),
             3 => join(shape, Op::Concat { axis: 0 }, false),
-            _ => chain(shape, vec![Op::ChannelShuffle { groups: g }]),
+            4 => chain(shape, vec![Op::ChannelShuffle { groups: g }]),
+            5 => chain(shape, vec![Op::Slice { axis: 2, start: c * g / 2, len: (c * g).div_ceil(2) }]),
+            _ => chain(shape, vec![Op::Slice { axis: 0, start: h / 2, len: h.div_ceil(2) }]),
         };
         let e = max_rel(&graph.unwrap(), batch, 19);
         prop_assert!(e < TOL, "err {e}");

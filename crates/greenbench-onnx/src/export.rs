@@ -370,6 +370,17 @@ pub fn export(model: &Model) -> Vec<u8> {
                 let attrs = [attr_int("axis", *axis as i64 + 1)];
                 (b.node("Concat", nm, &refs, &attrs), Layout::Native)
             }
+            Op::Slice { axis, start, len } => {
+                // In greenbench's layout (an image's channels are its last axis).
+                let src = get(&mut b, &vals, x, Layout::Native);
+                let st = b.init_i64(&format!("{nm}_starts"), &[1], &[*start as i64]);
+                let en = b.init_i64(&format!("{nm}_ends"), &[1], &[(start + len) as i64]);
+                let ax = b.init_i64(&format!("{nm}_axes"), &[1], &[*axis as i64 + 1]);
+                (
+                    b.node("Slice", nm, &[&src, &st, &en, &ax], &[]),
+                    Layout::Native,
+                )
+            }
             Op::ChannelShuffle { groups } => {
                 // As torch writes ShuffleNet's: [N, C, H, W] -> [N, g, C/g, H, W] ->
                 // transpose(1, 2) -> [N, C, H, W] (a vector: [N, C] -> [N, g, C/g] -> ..).

@@ -65,6 +65,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Sigmoid",
     "Slice",
     "Softmax",
+    "Split",
     "Squeeze",
     "Sub",
     "Sum",
@@ -788,7 +789,9 @@ impl<'a> Importer<'a> {
             "Transpose" => self.transpose(n),
             "Gather" => self.gather(n),
             "Squeeze" | "Unsqueeze" => self.squeeze(n),
-            "Slice" | "Cast" | "ConstantOfShape" => Err(self.node_err(
+            "Slice" => self.slice(n),
+            "Split" => self.split(n),
+            "Cast" | "ConstantOfShape" => Err(self.node_err(
                 n,
                 "on activations (not constants) this is not in greenbench's IR yet",
             )),
@@ -2302,6 +2305,166 @@ impl Importer<'_> {
         self.affine(name, x, v, vec![0.0; ch])
     }
 
+    /// The IR axis of ONNX axis `ax` (batch = 0) of `x`, for slicing and concatenation.
+    fn ir_axis(&self, n: &NodeProto, x: &Act, ax: usize) -> Result<usize, ImportError> {
+        match x.layout {
+            Layout::Chw { .. } if x.ir_shape.len() == 3 && ax >= 1 => Ok([2, 0, 1][ax - 1]),
+            Layout::Plain if x.ir_shape == x.dims && ax >= 1 => Ok(ax - 1),
+            _ => Err(self.node_err(
+                n,
+                format!(
+                    "axis {ax} of {} (batch axis, or a flattened NCHW map)",
+                    fmt_shape(&x.dims)
+                ),
+            )),
+        }
+    }
+
+    /// `len` entries from `start` of ONNX axis `ax` of `x`, as an IR slice.
+    fn slice_act(
+        &mut self,
+        n: &NodeProto,
+        x: &Act,
+        ax: usize,
+        start: usize,
+        len: usize,
+        base: &str,
+    ) -> Result<Act, ImportError> {
+        let ia = self.ir_axis(n, x, ax)?;
+        if start == 0 && len == x.dims[ax - 1] {
+            return Ok(x.clone());
+        }
+        let ir = self.emit(
+            base,
+            Op::Slice {
+                axis: ia,
+                start,
+                len,
+            },
+            vec![x.ir.clone()],
+            vec![],
+        );
+        let mut dims = x.dims.clone();
+        dims[ax - 1] = len;
+        let mut ir_shape = x.ir_shape.clone();
+        ir_shape[ia] = len;
+        let layout = match x.layout {
+            Layout::Chw { .. } => Layout::Chw {
+                c: dims[0],
+                h: dims[1],
+                w: dims[2],
+            },
+            other => other,
+        };
+        Ok(Act {
+            ir,
+            dims,
+            layout,
+            ir_shape,
+        })
+    }
+
+    fn slice(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.need_act(n, 0)?;
+        let ints = |me: &Self, k: usize| -> Result<Option<Vec<i64>>, ImportError> {
+            match me.input_val(n, k)? {
+                Some(Val::Const(t)) => Ok(Some(i64_values(t).map_err(|m| me.node_err(n, m))?)),
+                Some(_) => Err(me.node_err(n, "starts, ends, axes and steps must be constants")),
+                None => Ok(None),
+            }
+        };
+        let (starts, ends, axes, steps) = if self.opset < 10 {
+            (
+                attr_ints(n, "starts").unwrap_or_default(),
+                attr_ints(n, "ends").unwrap_or_default(),
+                attr_ints(n, "axes"),
+                None,
+            )
+        } else {
+            (
+                ints(self, 1)?.unwrap_or_default(),
+                ints(self, 2)?.unwrap_or_default(),
+                ints(self, 3)?,
+                ints(self, 4)?,
+            )
+        };
+        let r = x.dims.len() + 1;
+        let axes: Vec<usize> = match axes {
+            Some(a) => a
+                .iter()
+                .map(|&v| axis(v, r))
+                .collect::<Result<_, _>>()
+                .map_err(|m| self.node_err(n, m))?,
+            None => (0..starts.len()).collect(),
+        };
+        if starts.len() != axes.len() || ends.len() != axes.len() {
+            return Err(self.node_err(n, "starts, ends and axes differ in length"));
+        }
+        if steps.is_some_and(|s| s.iter().any(|&v| v != 1)) {
+            return Err(self.node_err(n, "a step other than 1"));
+        }
+        let mut cur = x;
+        for (k, &ax) in axes.iter().enumerate() {
+            if ax == 0 {
+                return Err(self.node_err(n, "a slice of the batch axis"));
+            }
+            let d = cur.dims[ax - 1] as i64;
+            let clampi = |v: i64| (if v < 0 { v + d } else { v }).clamp(0, d) as usize;
+            let (lo, hi) = (clampi(starts[k]), clampi(ends[k]));
+            if hi <= lo {
+                return Err(self.node_err(n, format!("an empty slice of axis {ax}")));
+            }
+            let base = Self::node_name(n);
+            cur = self.slice_act(n, &cur, ax, lo, hi - lo, &base)?;
+        }
+        self.set(n, Val::Act(cur));
+        Ok(())
+    }
+
+    /// Split: one IR slice per output.
+    fn split(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.need_act(n, 0)?;
+        let r = x.dims.len() + 1;
+        let ax = axis(attr_i(n, "axis", 0), r).map_err(|m| self.node_err(n, m))?;
+        if ax == 0 {
+            return Err(self.node_err(n, "a split of the batch axis"));
+        }
+        let total = x.dims[ax - 1];
+        let outs = n.output.len();
+        let sizes: Vec<usize> = match self.input_val(n, 1)? {
+            Some(Val::Const(t)) => i64_values(t)
+                .map_err(|m| self.node_err(n, m))?
+                .iter()
+                .map(|&v| v.max(0) as usize)
+                .collect(),
+            Some(_) => return Err(self.node_err(n, "split sizes must be constants")),
+            None => match attr_ints(n, "split") {
+                Some(v) => v.iter().map(|&v| v.max(0) as usize).collect(),
+                None => {
+                    let parts = outs.max(1);
+                    let each = total.div_ceil(parts);
+                    (0..parts)
+                        .map(|k| each.min(total.saturating_sub(k * each)))
+                        .collect()
+                }
+            },
+        };
+        if sizes.len() != outs || sizes.iter().sum::<usize>() != total || sizes.contains(&0) {
+            return Err(self.node_err(
+                n,
+                format!("split sizes {sizes:?} do not cut {total} into {outs} parts"),
+            ));
+        }
+        let mut start = 0;
+        for (k, &len) in sizes.iter().enumerate() {
+            let base = format!("{}_{k}", Self::node_name(n));
+            let part = self.slice_act(n, &x, ax, start, len, &base)?;
+            self.vals.insert(n.output[k].clone(), Val::Act(part));
+            start += len;
+        }
+        Ok(())
+    }
+
     fn concat(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let parts: Vec<Act> = (0..n.input.len())
             .filter(|&k| !n.input[k].is_empty())
@@ -3415,15 +3578,55 @@ fn import_inner(
     })
 }
 
-/// Whether the value `name` is read by a Conv or pooling node (so a 4-D input is NCHW).
+/// Whether a 4-D input `name` is NCHW: when, through ops that do not care about the layout
+/// (elementwise, Concat, Split, Slice...), an image op reads it (a Conv or pool, as torch.onnx
+/// writes) before any NHWC -> NCHW Transpose does (as tf2onnx and greenbench's own exports
+/// write). Otherwise the input is taken as declared.
 fn reads_as_image(g: &GraphProto, name: &str) -> bool {
-    g.node.iter().any(|n| {
-        n.input.first().map(|s| s.as_str()) == Some(name)
-            && matches!(
-                n.op_type.as_deref(),
-                Some(
-                    "Conv" | "MaxPool" | "AveragePool" | "GlobalAveragePool" | "BatchNormalization"
-                )
-            )
-    })
+    const IMAGE: &[&str] = &[
+        "Conv",
+        "MaxPool",
+        "AveragePool",
+        "GlobalAveragePool",
+        "BatchNormalization",
+        "LRN",
+    ];
+    const AGNOSTIC: &[&str] = &[
+        "Relu",
+        "Clip",
+        "Sigmoid",
+        "HardSigmoid",
+        "HardSwish",
+        "Tanh",
+        "LeakyRelu",
+        "Erf",
+        "Identity",
+        "Dropout",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Pow",
+        "Sum",
+        "Concat",
+        "Split",
+        "Slice",
+    ];
+    let mut frontier = vec![name.to_string()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(v) = frontier.pop() {
+        if !seen.insert(v.clone()) || seen.len() > 10_000 {
+            continue;
+        }
+        for n in g.node.iter().filter(|n| n.input.contains(&v)) {
+            let op = n.op_type.as_deref().unwrap_or("");
+            if IMAGE.contains(&op) {
+                return true;
+            }
+            if AGNOSTIC.contains(&op) {
+                frontier.extend(n.output.iter().cloned());
+            }
+        }
+    }
+    false
 }

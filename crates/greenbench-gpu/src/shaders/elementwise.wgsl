@@ -121,3 +121,12 @@ fn channel_shuffle(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let g = p % groups;
     dst[i] = src0[row + g * (c / groups) + j];
 }
+
+// A slice: per outer index, `part` values from `offset` of each `row` of src.
+// P.a = (total, part, row, offset).
+@compute @workgroup_size(64)
+fn slice_part(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if (i >= P.a.x) { return; }
+    dst[i] = src0[(i / P.a.y) * P.a.z + P.a.w + i % P.a.y];
+}
