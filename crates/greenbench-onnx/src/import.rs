@@ -3008,7 +3008,10 @@ fn resolve_reshape(dims: &[usize], shape: &[i64], allowzero: bool) -> Result<Vec
 }
 
 fn concat(ts: &[Tensor], a: usize, name: &str) -> Result<Tensor, String> {
-    let r = ts[0].dims.len();
+    let r = ts.first().ok_or("Concat of nothing")?.dims.len();
+    if a >= r {
+        return Err(format!("Concat along axis {a} of rank-{r} tensors"));
+    }
     let is_f = matches!(ts[0].values, Values::F32(_));
     for t in ts {
         if t.dims.len() != r || (0..r).any(|i| i != a && t.dims[i] != ts[0].dims[i]) {
