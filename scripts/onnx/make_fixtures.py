@@ -530,8 +530,36 @@ def shufflenetv2_unit(root):
          "ShuffleNetV2 unit: channel Split, Concat, shuffle; Slice of channels and rows")
 
 
+def zero_pad(root):
+    """Keras' ZeroPadding2D before valid convolutions, as an explicit Pad node (pads as an
+    input, asymmetric, with and without constant_value), which the importer takes into the
+    convolution's own padding."""
+    inits = [init("p1", np.array([0, 0, 1, 2, 0, 0, 2, 1], dtype=np.int64)), init("zero", np.array(0, dtype=np.float32)),
+             init("p2", np.array([0, 0, 0, 1, 0, 0, 1, 0], dtype=np.int64)),
+             init("c.w", w(6, 3, 3, 3)), init("c.b", w(6)), init("d.w", w(6, 1, 3, 3)), init("d.b", w(6)),
+             init("fc.w", w(6, 4)), init("fc.b", w(4))]
+    n = [
+        helper.make_node("Pad", ["x", "p1", "zero"], ["xp"], name="zero_padding2d", mode="constant"),
+        helper.make_node("Conv", ["xp", "c.w", "c.b"], ["c"], name="conv", kernel_shape=[3, 3], strides=[2, 2]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Pad", ["r", "p2"], ["rp"], name="zero_padding2d_1"),
+        helper.make_node("Conv", ["rp", "d.w", "d.b"], ["d"], name="dwconv", kernel_shape=[3, 3], group=6),
+        helper.make_node("GlobalAveragePool", ["d"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["y"], name="dense"),
+    ]
+    g = helper.make_graph(n, "zero_pad", [vi("x", TensorProto.FLOAT, ["N", 3, 11, 10])],
+                          [vi("y", TensorProto.FLOAT, ["N", 4])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="tf2onnx")
+    m.ir_version = 7
+    # conv: (11+1+2-3)/2+1 = 6 rows, (10+2+1-3)/2+1 = 6 cols; dw: (6+1-3)+1 = 5, (6+1-3)+1 = 5
+    macs = 6 * 6 * 6 * 27 + 5 * 5 * 6 * 9 + 6 * 4
+    save(root, "zero_pad", m, rng.standard_normal((2, 3, 11, 10)).astype(np.float32), macs,
+         "Pad nodes (Keras ZeroPadding2D) taken into the following convolutions' padding")
+
+
 if __name__ == "__main__":
     root = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/onnx"
     for f in [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools,
-              mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit]:
+              mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit, zero_pad]:
         f(root)

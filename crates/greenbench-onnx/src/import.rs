@@ -57,6 +57,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "MatMul",
     "MaxPool",
     "Mul",
+    "Pad",
     "Pow",
     "ReduceMean",
     "Relu",
@@ -352,6 +353,9 @@ enum Val {
     },
     /// Multi-head attention half-way, in torch's per-head form (see `try_attention`).
     Attn(Box<Attn>),
+    /// An NCHW activation zero-padded by a Pad node (`[top, left, bottom, right]`), waiting for
+    /// the convolution that takes the padding into its own.
+    Padded(Act, [usize; 4]),
 }
 
 /// The stages of `softmax(Q K^T * scale) V` as torch.onnx writes multi-head attention.
@@ -645,6 +649,13 @@ impl<'a> Importer<'a> {
         match self.need(n, k)? {
             Val::Act(a) => Ok(a.clone()),
             Val::Const(_) => Err(self.node_err(n, format!("input {k} is a constant here"))),
+            Val::Padded(..) => Err(self.node_err(
+                n,
+                format!(
+                    "input {k} is zero-padded by a Pad node; greenbench takes a Pad only into the \
+                     convolution that reads it"
+                ),
+            )),
             Val::Expr(..) | Val::Shuffle { .. } | Val::Attn(_) => Err(self.node_err(
                 n,
                 format!("input {k} is an unfinished pattern (an internal error: please report it)"),
@@ -713,7 +724,7 @@ impl<'a> Importer<'a> {
                     Val::Act(a) | Val::Expr(a, _) => std::iter::once(BATCH)
                         .chain(a.dims.iter().map(|&d| d as i64))
                         .collect(),
-                    Val::Shuffle { .. } | Val::Attn(_) => {
+                    Val::Shuffle { .. } | Val::Attn(_) | Val::Padded(..) => {
                         return Err(self
                             .node_err(n, "the shape of a half-done channel shuffle or attention"));
                     }
@@ -760,6 +771,7 @@ impl<'a> Importer<'a> {
             "Add" | "Sum" => self.add(n),
             "Sub" | "Mul" | "Div" => self.arith(n),
             "Relu" => self.unary(n, Op::Relu),
+            "Pad" => self.pad(n),
             "Sigmoid" => self.unary(n, Op::Sigmoid),
             "HardSwish" => self.unary(n, Op::HardSwish),
             "Tanh" => self.unary(n, Op::Tanh),
@@ -992,7 +1004,11 @@ impl<'a> Importer<'a> {
     }
 
     fn conv(&mut self, n: &NodeProto) -> Result<(), ImportError> {
-        let x = self.need_act(n, 0)?;
+        // A zero Pad before the convolution becomes part of its padding.
+        let (x, extra) = match self.need(n, 0)? {
+            Val::Padded(x, p) => (x.clone(), *p),
+            _ => (self.need_act(n, 0)?, [0; 4]),
+        };
         let w = self.need_const(n, 1, "the weight")?;
         let b = match self.input_val(n, 2)? {
             Some(Val::Const(t)) => Some(t.clone()),
@@ -1002,6 +1018,7 @@ impl<'a> Importer<'a> {
         // A 1x1 convolution of a 1x1 map (a classifier after a global pool, DenseNet's and
         // SqueezeNet's heads) is a dense layer on the IR's [C].
         if x.ir_shape.len() == 1
+            && extra == [0; 4]
             && let Layout::Chw { c, h: 1, w: 1 } = x.layout
             && w.dims.len() == 4
             && w.dims[1] == c
@@ -1065,7 +1082,13 @@ impl<'a> Importer<'a> {
             return Err(self.node_err(n, format!("strides {s:?} must be two positive numbers")));
         }
         let (sh, sw) = (s[0] as usize, s[1] as usize);
-        let pads = self.pads(n, [h, wd], [kh, kw], [sh, sw])?;
+        let own = self.pads(
+            n,
+            [h + extra[0] + extra[2], wd + extra[1] + extra[3]],
+            [kh, kw],
+            [sh, sw],
+        )?;
+        let pads = [0, 1, 2, 3].map(|k| own[k] + extra[k]);
         let mut hwio = vec![0f32; w.len()];
         let src = w.to_f32();
         for o in 0..co {
@@ -2305,6 +2328,53 @@ impl Importer<'_> {
         self.affine(name, x, v, vec![0.0; ch])
     }
 
+    /// A constant zero Pad of an NCHW map's height and width, kept for the convolution after it.
+    fn pad(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.need_act(n, 0)?;
+        let mode = attr_s(n, "mode").unwrap_or_else(|| "constant".into());
+        let (pads, value) = if self.opset < 11 {
+            (
+                attr_ints(n, "pads").unwrap_or_default(),
+                attr_f(n, "value", 0.0),
+            )
+        } else {
+            let p = self.need_const(n, 1, "pads")?;
+            let v = match self.input_val(n, 2)? {
+                Some(Val::Const(t)) => t.to_f32().first().copied().unwrap_or(0.0),
+                Some(_) => return Err(self.node_err(n, "the pad value must be a constant")),
+                None => 0.0,
+            };
+            if self.input_val(n, 3)?.is_some() {
+                return Err(self.node_err(n, "Pad with axes is not supported"));
+            }
+            (i64_values(&p).map_err(|m| self.node_err(n, m))?, v)
+        };
+        let r = x.dims.len() + 1;
+        let Layout::Chw { .. } = x.layout else {
+            return Err(self.node_err(n, "Pad of anything but an NCHW map"));
+        };
+        if mode != "constant" || value != 0.0 {
+            return Err(self.node_err(
+                n,
+                format!("Pad mode {mode} with value {value}: only zero padding is supported"),
+            ));
+        }
+        if pads.len() != 2 * r
+            || pads.iter().any(|&p| p < 0)
+            || [0, 1, r, r + 1].iter().any(|&k| pads[k] != 0)
+        {
+            return Err(self.node_err(
+                n,
+                format!(
+                    "pads {pads:?}: only non-negative padding of height and width is supported"
+                ),
+            ));
+        }
+        let p = [pads[2], pads[3], pads[2 + r], pads[3 + r]].map(|v| v as usize);
+        self.set(n, Val::Padded(x, p));
+        Ok(())
+    }
+
     /// The IR axis of ONNX axis `ax` (batch = 0) of `x`, for slicing and concatenation.
     fn ir_axis(&self, n: &NodeProto, x: &Act, ax: usize) -> Result<usize, ImportError> {
         match x.layout {
@@ -3481,7 +3551,7 @@ fn import_inner(
     imp.materialize_inputs(&out_node)?;
     let out = match imp.vals.get(&out_name) {
         Some(Val::Act(a)) => a.clone(),
-        Some(Val::Expr(..) | Val::Shuffle { .. } | Val::Attn(_)) => {
+        Some(Val::Expr(..) | Val::Shuffle { .. } | Val::Attn(_) | Val::Padded(..)) => {
             return Err(merr(format!(
                 "output `{out_name}` is an unfinished pattern"
             )));
@@ -3614,6 +3684,7 @@ fn reads_as_image(g: &GraphProto, name: &str) -> bool {
         "Concat",
         "Split",
         "Slice",
+        "Pad",
     ];
     let mut frontier = vec![name.to_string()];
     let mut seen = std::collections::HashSet::new();
