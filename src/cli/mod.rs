@@ -97,11 +97,15 @@ pub fn load_models(
         .iter()
         .map(|n| greenbench_onnx::load_model(n, seed, weights))
         .collect::<Result<_, _>>()?;
-    for i in 0..models.len() {
-        let clash = (0..models.len()).any(|j| j != i && models[j].name == models[i].name);
-        if clash && names[i] != models[i].name {
-            let p = std::path::Path::new(&names[i]);
-            models[i].name = p.with_extension("").display().to_string();
+    let clashes: Vec<bool> = (0..models.len())
+        .map(|i| (0..models.len()).any(|j| j != i && models[j].name == models[i].name))
+        .collect();
+    for (m, (given, clash)) in models.iter_mut().zip(names.iter().zip(clashes)) {
+        if clash && *given != m.name {
+            m.name = std::path::Path::new(given)
+                .with_extension("")
+                .display()
+                .to_string();
         }
     }
     for i in 0..models.len() {
