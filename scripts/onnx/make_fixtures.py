@@ -558,8 +558,61 @@ def zero_pad(root):
          "Pad nodes (Keras ZeroPadding2D) taken into the following convolutions' padding")
 
 
+def opset7(root):
+    """The oldest opset greenbench imports (7), as the ONNX model zoo's older files are written:
+    Clip's min/max and Pad's pads as attributes, Unsqueeze's axes as an attribute, Dropout with
+    a ratio, Softmax's default axis 1, BatchNormalization with `spatial`."""
+    inits = [init("c.w", w(4, 2, 3, 3)), init("c.b", w(4)), init("s", 1 + w(4, scale=0.1)), init("b", w(4)),
+             init("m", w(4, scale=0.1)), init("v", 1 + np.abs(w(4, scale=0.1))), init("fc.w", w(4, 3)), init("fc.b", w(3)),
+             init("shape", np.array([0, -1], dtype=np.int64))]
+    n = [
+        helper.make_node("Pad", ["x"], ["xp"], name="pad", pads=[0, 0, 1, 1, 0, 0, 1, 1], mode="constant", value=0.0),
+        helper.make_node("Conv", ["xp", "c.w", "c.b"], ["c"], name="conv", kernel_shape=[3, 3]),
+        helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["bn"], name="bn", spatial=1, epsilon=1e-5),
+        helper.make_node("Clip", ["bn"], ["r"], name="relu6", min=0.0, max=6.0),
+        helper.make_node("GlobalAveragePool", ["r"], ["g"], name="gap"),
+        helper.make_node("Reshape", ["g", "shape"], ["f"], name="flat"),
+        helper.make_node("Dropout", ["f"], ["fd"], name="dropout", ratio=0.5),
+        helper.make_node("Gemm", ["fd", "fc.w", "fc.b"], ["z"], name="fc"),
+        helper.make_node("Softmax", ["z"], ["y"], name="softmax"),
+    ]
+    inputs = [vi("x", TensorProto.FLOAT, ["N", 2, 6, 6])] + [vi(t.name, t.data_type, list(t.dims)) for t in inits]
+    g = helper.make_graph(n, "opset7", inputs, [vi("y", TensorProto.FLOAT, ["N", 3])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 7)])
+    m.ir_version = 3
+    save(root, "opset7", m, rng.standard_normal((2, 2, 6, 6)).astype(np.float32), 36 * 4 * 18 + 12,
+         "opset 7: Clip/Pad attributes, Dropout ratio, Softmax default axis, BN spatial")
+
+
+def opset21(root):
+    """The newest opset greenbench imports (21): the Gelu op (opset 20; exact and tanh),
+    ReduceMean's axes as an input (18), Squeeze/Unsqueeze of activations with axes inputs,
+    Pad with pads and value inputs, Split with num_outputs (18)."""
+    inits = [init("w1", w(16, 24, scale=0.2)), init("b1", w(24)), init("w2", w(12, 4, scale=0.2)), init("b2", w(4)),
+             init("ax1", np.array([1], dtype=np.int64)), init("ax2", np.array([2], dtype=np.int64))]
+    n = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"], name="fc1/MatMul"),
+        helper.make_node("Add", ["h", "b1"], ["hb"], name="fc1/Add"),
+        helper.make_node("Gelu", ["hb"], ["g"], name="gelu"),
+        helper.make_node("Split", ["g"], ["g1", "g2"], name="split", axis=2, num_outputs=2),
+        helper.make_node("Gelu", ["g2"], ["g2t"], name="gelu_tanh", approximate="tanh"),
+        helper.make_node("Mul", ["g1", "g2t"], ["gm"], name="glu"),
+        helper.make_node("ReduceMean", ["gm", "ax1"], ["rm"], name="mean", keepdims=1),
+        helper.make_node("Squeeze", ["rm", "ax1"], ["sq"], name="squeeze"),
+        helper.make_node("MatMul", ["sq", "w2"], ["o"], name="fc2/MatMul"),
+        helper.make_node("Add", ["o", "b2"], ["ob"], name="fc2/Add"),
+        helper.make_node("Unsqueeze", ["ob", "ax2"], ["y"], name="unsqueeze"),
+    ]
+    g = helper.make_graph(n, "opset21", [vi("x", TensorProto.FLOAT, ["N", 5, 16])],
+                          [vi("y", TensorProto.FLOAT, ["N", 4, 1])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+    m.ir_version = 10
+    save(root, "opset21", m, rng.standard_normal((3, 5, 16)).astype(np.float32), 5 * 16 * 24 + 12 * 4,
+         "opset 21: Gelu op (exact, tanh), Split num_outputs, ReduceMean axes input, Squeeze/Unsqueeze")
+
+
 if __name__ == "__main__":
     root = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/onnx"
     for f in [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools,
-              mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit, zero_pad]:
+              mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit, zero_pad, opset7, opset21]:
         f(root)

@@ -18,40 +18,37 @@ pub const MAX_TENSOR_ELEMENTS: usize = 1 << 30;
 /// What went wrong reading an ONNX file or tensor.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{what} is not a valid ONNX protobuf ({source}); is it an ONNX file?")]
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("{what} is not a valid ONNX protobuf ({err}); is it an ONNX file?")]
     Proto {
         what: String,
-        source: prost::DecodeError,
+        err: prost::DecodeError,
     },
     #[error("tensor `{tensor}`: {message}")]
     Tensor { tensor: String, message: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DecodeError + '_ {
-    move |source| DecodeError::Io {
+    move |err| DecodeError::Io {
         path: path.to_path_buf(),
-        source,
+        err,
     }
 }
 
 /// Decode a ModelProto from bytes.
 pub fn decode_model(bytes: &[u8], what: &str) -> Result<ModelProto, DecodeError> {
-    ModelProto::decode(bytes).map_err(|source| DecodeError::Proto {
+    ModelProto::decode(bytes).map_err(|err| DecodeError::Proto {
         what: what.to_string(),
-        source,
+        err,
     })
 }
 
 /// Decode a TensorProto from bytes (an ONNX test data file, `input_0.pb`).
 pub fn decode_tensor(bytes: &[u8], what: &str) -> Result<TensorProto, DecodeError> {
-    TensorProto::decode(bytes).map_err(|source| DecodeError::Proto {
+    TensorProto::decode(bytes).map_err(|err| DecodeError::Proto {
         what: what.to_string(),
-        source,
+        err,
     })
 }
 

@@ -47,6 +47,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Erf",
     "Flatten",
     "Gather",
+    "Gelu",
     "Gemm",
     "GlobalAveragePool",
     "HardSigmoid",
@@ -128,16 +129,10 @@ pub enum ImportError {
     },
     #[error("{file}: {message}")]
     Model { file: String, message: String },
-    #[error("{file}: the imported graph is not valid: {source}")]
-    Graph {
-        file: String,
-        source: Box<GraphError>,
-    },
-    #[error("{file}: {source}")]
-    Fold {
-        file: String,
-        source: Box<ModelError>,
-    },
+    #[error("{file}: the imported graph is not valid: {err}")]
+    Graph { file: String, err: Box<GraphError> },
+    #[error("{file}: {err}")]
+    Fold { file: String, err: Box<ModelError> },
 }
 
 /// How an activation's IR memory order relates to the ONNX tensor it stands for.
@@ -775,6 +770,12 @@ impl<'a> Importer<'a> {
             "Sigmoid" => self.unary(n, Op::Sigmoid),
             "HardSwish" => self.unary(n, Op::HardSwish),
             "Tanh" => self.unary(n, Op::Tanh),
+            // Opset 20's GELU op: exact, or GPT-2's tanh form.
+            "Gelu" => match attr_s(n, "approximate").as_deref() {
+                None | Some("none") => self.unary(n, Op::GeluErf),
+                Some("tanh") => self.unary(n, Op::Gelu),
+                Some(other) => Err(self.node_err(n, format!("approximate = {other}"))),
+            },
             "HardSigmoid" => {
                 let (alpha, beta) = (attr_f(n, "alpha", 0.2), attr_f(n, "beta", 0.5));
                 self.unary(n, Op::HardSigmoid { alpha, beta })
@@ -1935,10 +1936,8 @@ impl<'a> Importer<'a> {
         }
         // Adding or removing unit axes of a row-major tensor keeps its memory.
         let squeeze = |d: &[usize]| d.iter().copied().filter(|&v| v != 1).collect::<Vec<_>>();
-        if matches!(x.layout, Layout::Plain)
-            && squeeze(&dims) == squeeze(&x.dims)
-            && dims.last() == x.dims.last()
-        {
+        // (Ops that work on a last axis check that the IR's and the file's agree.)
+        if matches!(x.layout, Layout::Plain) && squeeze(&dims) == squeeze(&x.dims) {
             self.set(n, Val::Act(Act { dims, ..x }));
             return Ok(());
         }
@@ -3612,7 +3611,7 @@ fn import_inner(
     }
     let graph = Graph::new(name, spec, kept_nodes).map_err(|source| ImportError::Graph {
         file: file.to_string(),
-        source: Box::new(source),
+        err: Box::new(source),
     })?;
     let weights = Weights { per_node: kept_w };
     // Check every weight's shape against what the IR expects.
@@ -3631,7 +3630,7 @@ fn import_inner(
     }
     let model = Model::from_parts(&graph, &weights, seed).map_err(|source| ImportError::Fold {
         file: file.to_string(),
-        source: Box::new(source),
+        err: Box::new(source),
     })?;
     let io = Io {
         input_name: in_name,
