@@ -129,13 +129,7 @@ pub fn node_cost(g: &Graph, i: usize) -> Cost {
             other_fpo: n_out * (kernel[0] * kernel[1]) as u64,
             ..Cost::default()
         },
-        op @ (Op::Sigmoid
-        | Op::HardSigmoid { .. }
-        | Op::HardSwish
-        | Op::Clip { .. }
-        | Op::Tanh
-        | Op::LeakyRelu { .. }
-        | Op::GeluErf) => {
+        op @ crate::unary_ops!() => {
             let (fpo, tr) = op.unary().expect("unary op").cost();
             Cost {
                 other_fpo: fpo * n_out,

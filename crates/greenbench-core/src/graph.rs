@@ -80,6 +80,21 @@ fn lrelu_alpha() -> f32 {
     0.01
 }
 
+/// The ops of the [`Unary`] family as one pattern, for the backends' matches:
+/// `op @ unary_ops!() => op.unary().expect("unary op")`.
+#[macro_export]
+macro_rules! unary_ops {
+    () => {
+        $crate::graph::Op::Sigmoid
+            | $crate::graph::Op::HardSigmoid { .. }
+            | $crate::graph::Op::HardSwish
+            | $crate::graph::Op::Clip { .. }
+            | $crate::graph::Op::Tanh
+            | $crate::graph::Op::LeakyRelu { .. }
+            | $crate::graph::Op::GeluErf
+    };
+}
+
 /// An elementwise activation: one definition the reference, the CPU and the GPU share.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Unary {

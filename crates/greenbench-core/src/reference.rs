@@ -147,13 +147,7 @@ fn run_one(g: &Graph, w: &Weights, x: &[f32]) -> Vec<f32> {
             }
             Op::Flatten => a.clone(),
             Op::Add => a.iter().zip(&vals[ins[1]]).map(|(p, q)| p + q).collect(),
-            op @ (Op::Sigmoid
-            | Op::HardSigmoid { .. }
-            | Op::HardSwish
-            | Op::Clip { .. }
-            | Op::Tanh
-            | Op::LeakyRelu { .. }
-            | Op::GeluErf) => {
+            op @ crate::unary_ops!() => {
                 let f = op.unary().expect("unary op");
                 a.iter().map(|&v| f.eval(v as f64) as f32).collect()
             }

@@ -605,13 +605,7 @@ impl CpuPrepared {
                     b: buf_of[ins[1]],
                     dst,
                 },
-                op @ (Op::Sigmoid
-                | Op::HardSigmoid { .. }
-                | Op::HardSwish
-                | Op::Clip { .. }
-                | Op::Tanh
-                | Op::LeakyRelu { .. }
-                | Op::GeluErf) => Step::Unary {
+                op @ greenbench_core::unary_ops!() => Step::Unary {
                     src,
                     dst,
                     f: op.unary().expect("unary op"),

@@ -357,13 +357,7 @@ fn plan_graph(
                 p[0] = out_len as u32;
                 pl.dispatch("add", p, &[src, buf_of[ins[1]]], dst, threads)?;
             }
-            op @ (Op::Sigmoid
-            | Op::HardSigmoid { .. }
-            | Op::HardSwish
-            | Op::Clip { .. }
-            | Op::Tanh
-            | Op::LeakyRelu { .. }
-            | Op::GeluErf) => {
+            op @ greenbench_core::unary_ops!() => {
                 let (code, params) = op.unary().expect("unary op").code();
                 p[..4].copy_from_slice(&[
                     out_len as u32,

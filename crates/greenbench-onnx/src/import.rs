@@ -1541,8 +1541,19 @@ impl<'a> Importer<'a> {
 
     fn unary(&mut self, n: &NodeProto, op: Op) -> Result<(), ImportError> {
         let x = self.need_act(n, 0)?;
-        let name = self.emit(&Self::node_name(n), op, vec![x.ir.clone()], vec![]);
-        self.set(n, Val::Act(Act { ir: name, ..x }));
+        self.emit_same(n, op, x, vec![])
+    }
+
+    /// Emit `op` on `x` (named after `n`) as `n`'s output, in `x`'s shape and layout.
+    fn emit_same(
+        &mut self,
+        n: &NodeProto,
+        op: Op,
+        x: Act,
+        ws: Vec<ArrayD<f32>>,
+    ) -> Result<(), ImportError> {
+        let ir = self.emit(&Self::node_name(n), op, vec![x.ir.clone()], ws);
+        self.set(n, Val::Act(Act { ir, ..x }));
         Ok(())
     }
 
@@ -1626,14 +1637,7 @@ impl<'a> Importer<'a> {
             ArrayD::from_shape_vec(IxDyn(&[d]), beta).expect("sized"),
         ];
         let eps = attr_f(n, "epsilon", 1e-5);
-        let name = self.emit(
-            &Self::node_name(n),
-            Op::LayerNorm { eps },
-            vec![x.ir.clone()],
-            ws,
-        );
-        self.set(n, Val::Act(Act { ir: name, ..x }));
-        Ok(())
+        self.emit_same(n, Op::LayerNorm { eps }, x, ws)
     }
 
     fn batch_norm(&mut self, n: &NodeProto) -> Result<(), ImportError> {
@@ -1667,14 +1671,7 @@ impl<'a> Importer<'a> {
             ws.push(ArrayD::from_shape_vec(IxDyn(&[c]), t.to_f32()).expect("sized"));
         }
         let eps = attr_f(n, "epsilon", 1e-5);
-        let name = self.emit(
-            &Self::node_name(n),
-            Op::BatchNorm { eps },
-            vec![x.ir.clone()],
-            ws,
-        );
-        self.set(n, Val::Act(Act { ir: name, ..x }));
-        Ok(())
+        self.emit_same(n, Op::BatchNorm { eps }, x, ws)
     }
 
     fn pool(&mut self, n: &NodeProto) -> Result<(), ImportError> {
