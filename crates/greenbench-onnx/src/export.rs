@@ -508,34 +508,37 @@ pub fn export(model: &Model) -> Vec<u8> {
             Op::Attention { heads, head_dim } => {
                 let (h, d) = (*heads, *head_dim);
                 let src = get(&mut b, &vals, x, Layout::Native);
-                let shape5 = b.init_i64(
-                    &format!("{nm}_shape5"),
-                    &[5],
-                    &[0, 0, 3, h as i64, d as i64],
-                );
-                let r = b.node("Reshape", &format!("{nm}_split"), &[&src, &shape5], &[]);
-                let tr = b.node(
-                    "Transpose",
-                    &format!("{nm}_heads"),
-                    &[&r],
-                    &[attr_ints("perm", &[2, 0, 3, 1, 4])],
-                );
+                // As torch.onnx writes multi-head attention (so greenbench imports it back):
+                // Q, K, V sliced from the fused projection, each reshaped to [N, S, h, d] and
+                // transposed to [N, h, S, d] (K to [N, h, d, S]).
+                let hd = (h * d) as i64;
+                let heads = b.init_i64(&format!("{nm}_heads"), &[4], &[0, 0, h as i64, d as i64]);
+                let axis = b.init_i64(&format!("{nm}_axis"), &[1], &[2]);
                 let mut qkv = Vec::new();
                 for (k, part) in ["q", "k", "v"].iter().enumerate() {
-                    let idx = b.init_i64(&format!("{nm}_{part}_idx"), &[], &[k as i64]);
-                    qkv.push(b.node(
-                        "Gather",
+                    let st = b.init_i64(&format!("{nm}_{part}_start"), &[1], &[k as i64 * hd]);
+                    let en = b.init_i64(&format!("{nm}_{part}_end"), &[1], &[(k as i64 + 1) * hd]);
+                    let sl = b.node(
+                        "Slice",
                         &format!("{nm}_{part}"),
-                        &[&tr, &idx],
-                        &[attr_int("axis", 0)],
+                        &[&src, &st, &en, &axis],
+                        &[],
+                    );
+                    let r = b.node(
+                        "Reshape",
+                        &format!("{nm}_{part}_split"),
+                        &[&sl, &heads],
+                        &[],
+                    );
+                    let perm: &[i64] = if k == 1 { &[0, 2, 3, 1] } else { &[0, 2, 1, 3] };
+                    qkv.push(b.node(
+                        "Transpose",
+                        &format!("{nm}_{part}_heads"),
+                        &[&r],
+                        &[attr_ints("perm", perm)],
                     ));
                 }
-                let kt = b.node(
-                    "Transpose",
-                    &format!("{nm}_kt"),
-                    &[&qkv[1]],
-                    &[attr_ints("perm", &[0, 1, 3, 2])],
-                );
+                let kt = qkv[1].clone();
                 let s = b.node("MatMul", &format!("{nm}_scores"), &[&qkv[0], &kt], &[]);
                 let scale = b.scalar(&format!("{nm}_scale"), 1.0 / (d as f32).sqrt());
                 let ss = b.node("Mul", &format!("{nm}_scaled"), &[&s, &scale], &[]);

@@ -2928,6 +2928,49 @@ impl Importer<'_> {
         d: usize,
         scale: f64,
     ) -> Result<Act, ImportError> {
+        let alpha = (scale * (d as f64).sqrt()) as f32;
+        // Q, K and V sliced in turn from one [S, 3 h d] value (greenbench's own export): the
+        // attention core reads that value as it is when the scale is the core's own.
+        let slices: Option<Vec<(String, usize)>> = qkv
+            .iter()
+            .map(|a| {
+                let i = *self.index.get(&a.ir)?;
+                match self.nodes[i].op {
+                    Op::Slice {
+                        axis: 1,
+                        start,
+                        len,
+                    } if len == h * d => Some((self.nodes[i].inputs[0].clone(), start)),
+                    _ => None,
+                }
+            })
+            .collect();
+        if let Some(sl) = slices
+            && sl.iter().all(|(src, _)| *src == sl[0].0)
+            && sl
+                .iter()
+                .enumerate()
+                .all(|(k, (_, start))| *start == k * h * d)
+            && (alpha - 1.0).abs() < 1e-6
+        {
+            let name = Self::node_name(n);
+            let q = &qkv[0];
+            let ir = self.emit(
+                &name,
+                Op::Attention {
+                    heads: h,
+                    head_dim: d,
+                },
+                vec![sl[0].0.clone()],
+                vec![],
+            );
+            return Ok(Act {
+                ir,
+                dims: q.dims.clone(),
+                layout: Layout::Plain,
+                ir_shape: q.ir_shape.clone(),
+            });
+        }
         // Q, K and V must be dense layers of the same input: fused into one, Q scaled so
         // the IR's 1/sqrt(d) gives the file's scale.
         let mut parts = vec![];
@@ -2952,7 +2995,6 @@ impl Importer<'_> {
         }
         let k_in = self.weights[parts[0].0][0].shape()[0];
         let units = 3 * h * d;
-        let alpha = (scale * (d as f64).sqrt()) as f32;
         let mut w = vec![0f32; k_in * units];
         let mut b = vec![0f32; units];
         for (j, &(i, u, has_bias)) in parts.iter().enumerate() {

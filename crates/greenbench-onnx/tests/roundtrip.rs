@@ -5,8 +5,7 @@ use greenbench_core::{MODEL_NAMES, Model, Op, generate_inputs, reference::run_re
 use greenbench_onnx::decode::decode_model;
 use greenbench_onnx::import::import_model;
 
-/// The zoo models whose every op the importer maps back (tiny-transformer's exported GELU
-/// and attention subgraphs need the IR's elementwise and batched-matmul ops: issue 15).
+/// Every zoo model.
 const ROUND_TRIP: &[&str] = &[
     "mlp",
     "lenet5",
@@ -14,6 +13,7 @@ const ROUND_TRIP: &[&str] = &[
     "mobilenet-v1-0.25",
     "resnet8",
     "autoencoder",
+    "tiny-transformer",
 ];
 
 #[test]
@@ -128,16 +128,4 @@ fn a_model_with_ops_outside_the_ir_names_them_all() {
         ),
         "{e}"
     );
-}
-
-#[test]
-fn greenbench_s_own_attention_export_is_named_as_unsupported() {
-    // tiny-transformer's export writes attention over a fused QKV tensor (5-D Reshape,
-    // Gather of q/k/v), a form the importer does not follow yet: a clear error, not a panic.
-    let m = Model::load("tiny-transformer", 0).unwrap();
-    let proto = decode_model(&greenbench_onnx::export(&m), "t").unwrap();
-    let e = import_model(&proto, "t", "t.onnx", None, 0)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("l1_attn_split") && e.contains("Reshape"), "{e}");
 }
