@@ -114,10 +114,20 @@ pub fn sgemm(
     }
 }
 
-/// Epilogue over `rows` rows of `n` values at row stride `rs`: add `bias`, then ReLU.
-pub fn bias_act(c: &mut [f32], rows: usize, n: usize, rs: usize, bias: Option<&[f32]>, relu: bool) {
+/// The activation a step applies in its epilogue: `None`, or `Some(hi)`: `max(x, 0)` then
+/// `min(_, hi)` (`hi` infinite: ReLU; 6: ReLU6, which MobileNetV2 uses everywhere).
+pub type Relu = Option<f32>;
+
+/// ReLU, clamped above at `hi`.
+#[inline(always)]
+pub(crate) fn relu_to(v: f32, hi: f32) -> f32 {
+    v.max(0.0).min(hi)
+}
+
+/// Epilogue over `rows` rows of `n` values at row stride `rs`: add `bias`, then the ReLU.
+pub fn bias_act(c: &mut [f32], rows: usize, n: usize, rs: usize, bias: Option<&[f32]>, relu: Relu) {
     let level = Simd::detect();
-    if bias.is_none() && !relu {
+    if bias.is_none() && relu.is_none() {
         return;
     }
     let per_task = (PAR_GRAIN / rs.max(1)).max(1);
@@ -134,17 +144,17 @@ pub fn bias_act(c: &mut [f32], rows: usize, n: usize, rs: usize, bias: Option<&[
         });
 }
 
-/// One row of [`bias_act`]: `row += bias` (as far as both go), then ReLU.
+/// One row of [`bias_act`]: `row += bias` (as far as both go), then the ReLU.
 #[inline(always)]
-pub(crate) fn bias_act_row(row: &mut [f32], bias: Option<&[f32]>, relu: bool) {
+pub(crate) fn bias_act_row(row: &mut [f32], bias: Option<&[f32]>, relu: Relu) {
     match (bias, relu) {
-        (Some(b), true) => row
+        (Some(b), Some(hi)) => row
             .iter_mut()
             .zip(b)
-            .for_each(|(v, b)| *v = (*v + b).max(0.0)),
-        (Some(b), false) => row.iter_mut().zip(b).for_each(|(v, b)| *v += b),
-        (None, true) => row.iter_mut().for_each(|v| *v = v.max(0.0)),
-        (None, false) => {}
+            .for_each(|(v, b)| *v = relu_to(*v + b, hi)),
+        (Some(b), None) => row.iter_mut().zip(b).for_each(|(v, b)| *v += b),
+        (None, Some(hi)) => row.iter_mut().for_each(|v| *v = relu_to(*v, hi)),
+        (None, None) => {}
     }
 }
 
@@ -230,7 +240,7 @@ pub fn depthwise(
     w: &[f32],
     w_tiled: Option<&[f32]>,
     bias: Option<&[f32]>,
-    relu: bool,
+    relu: Relu,
     y: &mut [f32],
 ) {
     let w_tiled = w_tiled.filter(|_| g.sw == 1);
@@ -322,7 +332,7 @@ struct DwRow<'a> {
     w: &'a [f32],
     w_tiled: Option<&'a [f32]>,
     bias: Option<&'a [f32]>,
-    relu: bool,
+    relu: Relu,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -395,8 +405,8 @@ fn depthwise_row(a: &DwRow<'_>, r: usize, out_row: &mut [f32]) {
             }
         }
     }
-    if relu {
-        out_row.iter_mut().for_each(|v| *v = v.max(0.0));
+    if let Some(hi) = relu {
+        out_row.iter_mut().for_each(|v| *v = relu_to(*v, hi));
     }
 }
 

@@ -18,7 +18,7 @@
 //! call and synchronises its threads per block) 158-163 / 285-318.
 
 use crate::direct::lane_mask;
-use crate::kernels::{Buf, bias_act_row};
+use crate::kernels::{Buf, Relu, bias_act_row};
 use std::arch::asm;
 use std::arch::x86_64::*;
 
@@ -39,12 +39,12 @@ pub struct PackedGemm {
     /// line-aligned, so a strip's vector loads never straddle two lines.
     w: Buf,
     bias: Option<Vec<f32>>,
-    relu: bool,
+    relu: Relu,
 }
 
 impl PackedGemm {
     /// Pack `w` (`k x n`, row-major, `k > 0`).
-    pub fn new(w: &[f32], k: usize, n: usize, bias: Option<Vec<f32>>, relu: bool) -> Self {
+    pub fn new(w: &[f32], k: usize, n: usize, bias: Option<Vec<f32>>, relu: Relu) -> Self {
         assert_eq!(w.len(), k * n, "packed gemm: weights are not k x n");
         assert!(k > 0, "packed gemm: empty reduction");
         assert!(bias.as_ref().is_none_or(|b| b.len() == n));
@@ -174,7 +174,7 @@ impl PackedGemm {
                                 edge(mr, ar, k, b, kc, cr, n, k0 > 0, cols);
                             }
                         }
-                        if last && (self.bias.is_some() || self.relu) {
+                        if last && (self.bias.is_some() || self.relu.is_some()) {
                             self.epilogue(c.add(r * n + n0), mr, nc, n0);
                         }
                     }

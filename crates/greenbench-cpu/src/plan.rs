@@ -9,7 +9,7 @@ use crate::buffers::Buffers;
 #[cfg(target_arch = "x86_64")]
 use crate::direct;
 use crate::kernels;
-use crate::kernels::Buf;
+use crate::kernels::{Buf, Relu};
 #[cfg(target_arch = "x86_64")]
 use crate::packed;
 use crate::team::{Split, Team};
@@ -58,7 +58,7 @@ pub(crate) enum Step {
         n: usize,
         w: Vec<f32>,
         bias: Option<Vec<f32>>,
-        relu: bool,
+        relu: Relu,
     },
     /// im2col + GEMM per group.
     Conv {
@@ -67,7 +67,7 @@ pub(crate) enum Step {
         geom: ConvGeom,
         w: Vec<f32>,
         bias: Option<Vec<f32>>,
-        relu: bool,
+        relu: Relu,
     },
     Depthwise {
         src: usize,
@@ -77,7 +77,7 @@ pub(crate) enum Step {
         w_tiled: Option<Vec<f32>>,
 
         bias: Option<Vec<f32>>,
-        relu: bool,
+        relu: Relu,
     },
     Relu {
         src: usize,
@@ -215,6 +215,24 @@ fn large_gemm(m: usize, k: usize, n: usize) -> bool {
     m >= 256 && k >= 256 && n >= 256
 }
 
+/// The ReLU a conv or dense node `i` may apply in its epilogue, skipping the next node: a
+/// ReLU, or a Clip to `[0, max]` (ReLU6), that is its output's only consumer.
+fn relu_fusable(g: &Graph, i: usize) -> Relu {
+    let v = i + 1;
+    let next = g.nodes.get(i + 1)?;
+    if !matches!(g.nodes[i].op, Op::Conv2d { .. } | Op::Dense { .. })
+        || g.node_inputs(i + 1) != [v]
+        || g.consumers(v) != 1
+    {
+        return None;
+    }
+    match next.op {
+        Op::Relu => Some(f32::INFINITY),
+        Op::Clip { min, max } if min == 0.0 && max > 0.0 => Some(max),
+        _ => None,
+    }
+}
+
 /// Whether node `i`, an ungrouped convolution, is followed by an Add that is its output's
 /// only consumer (a residual connection): then `(the other operand's value, whether a ReLU
 /// that is the sum's only consumer follows)`, and the direct kernels add the residual and
@@ -328,7 +346,7 @@ impl CpuPrepared {
             n,
             w,
             bias: None,
-            relu: false,
+            relu: None,
         };
         #[cfg(target_arch = "x86_64")]
         let step = if s.direct {
@@ -336,7 +354,7 @@ impl CpuPrepared {
                 src: 0,
                 dst: 1,
                 rows: m,
-                plan: Box::new(packed::PackedGemm::new(&b, k, n, None, false)),
+                plan: Box::new(packed::PackedGemm::new(&b, k, n, None, None)),
             }
         } else {
             gemm(b)
@@ -412,12 +430,12 @@ impl CpuPrepared {
             // Fuse a following ReLU that is this node's only consumer.
             // A residual add (and the ReLU after it) fused into a direct convolution.
             let residual = if direct { residual_fusable(g, i) } else { None };
-            let fuse_relu = match residual {
-                Some((_, relu)) => relu,
-                None => g.relu_fusable(i),
+            let fuse_relu: Relu = match residual {
+                Some((_, relu)) => relu.then_some(f32::INFINITY),
+                None => relu_fusable(g, i),
             };
             // The value this step finally produces (after the fused add and ReLU).
-            let fused = usize::from(residual.is_some()) + usize::from(fuse_relu);
+            let fused = usize::from(residual.is_some()) + usize::from(fuse_relu.is_some());
             let in_padded = buf_border[src].is_some();
             // Store the output with the border its consumers want, if this step can.
             let out_border = match op {

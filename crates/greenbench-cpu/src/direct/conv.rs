@@ -18,7 +18,7 @@ pub struct DirectPlan {
     w: Vec<f32>,
     /// Bias padded to whole blocks (zeros when the layer has none).
     bias: Vec<f32>,
-    relu: bool,
+    relu: Relu,
     /// Reduction blocks: kernel rows `r0..r1`, values `c0..c1` of each row's run.
     kblocks: Vec<(usize, usize, usize, usize)>,
     /// Offset in the (padded) input of each output pixel's window; empty for GEMMs (and
@@ -44,7 +44,7 @@ impl DirectPlan {
         n: usize,
         w: &[f32],
         bias: Option<&[f32]>,
-        relu: bool,
+        relu: Relu,
     ) -> Self {
         let geo = Geometry {
             ho: 1,
@@ -70,7 +70,7 @@ impl DirectPlan {
         batch: usize,
         w: &[f32],
         bias: Option<&[f32]>,
-        relu: bool,
+        relu: Relu,
         in_padded: bool,
         out_border: Option<Border>,
     ) -> Option<Self> {
@@ -144,7 +144,7 @@ impl DirectPlan {
         pad: Option<Padding>,
         w: &[f32],
         bias: Option<&[f32]>,
-        relu: bool,
+        relu: Relu,
         input_len: usize,
     ) -> Self {
         let k = geo.kh * geo.kw * geo.cin;
@@ -394,7 +394,8 @@ impl DirectPlan {
             let mode = Mode {
                 init: if kbi == 0 { Init::Bias } else { Init::Load },
                 last: kbi + 1 == nkb,
-                relu: self.relu && kbi + 1 == nkb,
+                relu: self.relu.is_some() && kbi + 1 == nkb,
+                hi: self.relu.unwrap_or(f32::INFINITY),
             };
             for tile in t0..t1 {
                 let q0 = tile * self.p;
@@ -460,9 +461,10 @@ enum Init {
 #[derive(Clone, Copy)]
 struct Mode {
     init: Init,
-    /// Last reduction block: add the residual (if any), then ReLU (if set).
+    /// Last reduction block: add the residual (if any), then ReLU (if set), clamped at `hi`.
     last: bool,
     relu: bool,
+    hi: f32,
 }
 
 struct TileArgs<'a> {
@@ -554,6 +556,7 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
         }
     }
     let zero = _mm512_setzero_ps();
+    let hi = _mm512_set1_ps(a.mode.hi);
     for (p, row) in acc.iter().enumerate().take(a.np) {
         for v in 0..V {
             if masks[v] == 0 {
@@ -565,7 +568,7 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
                 r = _mm512_add_ps(r, s);
             }
             if a.mode.relu {
-                r = _mm512_max_ps(r, zero);
+                r = _mm512_min_ps(_mm512_max_ps(r, zero), hi);
             }
             let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
             unsafe { _mm512_mask_storeu_ps(o, masks[v], r) };

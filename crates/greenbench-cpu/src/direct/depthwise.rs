@@ -21,7 +21,7 @@ pub struct DwPlan {
     batch: usize,
     w: Vec<f32>,
     bias: Option<Vec<f32>>,
-    relu: bool,
+    relu: Relu,
     in_padded: bool,
     out_border: Border,
     hp: usize,
@@ -35,7 +35,7 @@ impl DwPlan {
         batch: usize,
         w: Vec<f32>,
         bias: Option<Vec<f32>>,
-        relu: bool,
+        relu: Relu,
         in_padded: bool,
         out_border: Option<Border>,
     ) -> Self {
@@ -189,7 +189,7 @@ unsafe fn dw_row(
     wp: usize,
     w: &[f32],
     bias: Option<&[f32]>,
-    relu: bool,
+    relu: Relu,
     r: usize,
     out: &mut [f32],
 ) {
@@ -306,10 +306,9 @@ impl DwStrip<'_> {
         let zero = _mm512_setzero_ps();
         for (p, row) in acc.iter().enumerate() {
             for (v, &val) in row.iter().enumerate() {
-                let r = if self.relu {
-                    _mm512_max_ps(val, zero)
-                } else {
-                    val
+                let r = match self.relu {
+                    Some(hi) => _mm512_min_ps(_mm512_max_ps(val, zero), _mm512_set1_ps(hi)),
+                    None => val,
                 };
                 let o = unsafe { self.out.add((ox + p) * self.g.cin + 16 * v) };
                 unsafe { _mm512_mask_storeu_ps(o, self.masks[v], r) };
@@ -328,7 +327,7 @@ struct DwStrip<'a> {
     row_stride: usize,
     g: &'a ConvGeom,
     masks: [u16; 4],
-    relu: bool,
+    relu: Relu,
 }
 
 /// `S` output pixels from `ox` by `16 G` channels, every tap accumulated in registers and

@@ -37,7 +37,7 @@ pub use conv::DirectPlan;
 pub use depthwise::DwPlan;
 pub use pool::pool;
 
-use crate::kernels::SendPtr;
+use crate::kernels::{Relu, SendPtr};
 use rayon::prelude::*;
 
 /// Most pixels in one tile (the widest kernel instance).
