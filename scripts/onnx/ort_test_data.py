@@ -63,8 +63,13 @@ def randomize(path, out_path, rng):
     # The shapes ConstantOfShape read are unused now.
     used = {i for n in g.node for i in n.input}
     kept = [t for t in g.initializer if t.name in used]
+    gone = {t.name for t in g.initializer} - {t.name for t in kept}
     del g.initializer[:]
     g.initializer.extend(kept)
+    # IR version 3 lists initializers as graph inputs too: drop the removed ones there.
+    inputs = [i for i in g.input if i.name not in gone]
+    del g.input[:]
+    g.input.extend(inputs)
     onnx.save(m, out_path)
 
 
