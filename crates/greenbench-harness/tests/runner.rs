@@ -536,16 +536,34 @@ fn resume_keeps_finished_cells_and_measures_the_rest() {
 fn unstable_cells_and_impossible_peaks_are_flagged() {
     let (_dir, out) = scratch();
     let models = models(&["mlp"], 3);
-    // Long windows (about 250 runs each) average out timer jitter and parallel tests.
+    // Long windows (about 250 runs each) average out timer jitter and parallel tests. The
+    // fake sleeps, and a loaded machine (the whole test suite beside a fuzzer) can wake it
+    // late often enough to make one run noisy: a steady run must come out clean in one of
+    // three tries (a flag that fired on every run would fail all three).
     let mut cfg = config(out.clone());
     cfg.profile.window_s = 0.05;
-    let steady = run_plain(&fake(&[], Arc::default()), &models, &cfg, None);
+    let clean = |f: &ResultFile| f.cells.iter().all(|c| !c.is_unstable() && !c.unstable);
+    let mut tries = vec![];
+    for _ in 0..3 {
+        let f = run_plain(&fake(&[], Arc::default()), &models, &cfg, None);
+        let ok = clean(&f);
+        tries.push(f);
+        if ok {
+            break;
+        }
+    }
+    let steady = tries.pop().unwrap();
+    assert!(
+        clean(&steady),
+        "a steady fake flagged unstable in {} tries: {:?}",
+        tries.len() + 1,
+        steady
+            .cells
+            .iter()
+            .map(|c| &c.time_per_example_s)
+            .collect::<Vec<_>>()
+    );
     for c in &steady.cells {
-        assert!(
-            !c.is_unstable() && !c.unstable,
-            "{:?}",
-            c.time_per_example_s
-        );
         // The fake's 16^3 matmul takes as long as a whole mlp batch: far "above" the peak.
         assert!(c.pct_of_peak.unwrap() > 100.0);
         assert!(
