@@ -126,24 +126,6 @@ impl Unary {
             Unary::GeluErf => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
         }
     }
-    /// The function in f32 (what the CPU backend computes).
-    pub fn eval32(self, x: f32) -> f32 {
-        match self {
-            Unary::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-            Unary::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
-            Unary::HardSwish => x * (x * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0),
-            Unary::Clip { min, max } => x.max(min).min(max),
-            Unary::Tanh => x.tanh(),
-            Unary::LeakyRelu { alpha } => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    alpha * x
-                }
-            }
-            Unary::GeluErf => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
-        }
-    }
     /// The GPU kernel's function code and its two parameters.
     pub fn code(self) -> (u32, [f32; 2]) {
         match self {

@@ -8,7 +8,8 @@ use greenbench_core::zoo::zoo_model;
 use greenbench_core::{Backend, generate_weights};
 use greenbench_cpu::CpuBackend;
 use greenbench_testkit::{
-    self as testkit, chain, join, padding, pool_op, reference_case, run_case, unary_op, zoo_cases,
+    self as testkit, chain, data_movement_case, padding, pool_op, reference_case, run_case,
+    unary_op, zoo_cases,
 };
 use proptest::prelude::*;
 
@@ -138,16 +139,7 @@ proptest! {
         h in 1usize..6, w in 1usize..6, c in 1usize..5, g in 1usize..4, which in 0usize..7,
         batch in 1usize..4,
     ) {
-        let shape = vec![h, w, c * g];
-        let graph = match which {
-            0 => join(shape, Op::Mul, true),
-            1 => join(shape, Op::Mul, false),
-            2 => join(shape, Op::Concat { axis: 2 }, false),
-            3 => join(shape, Op::Concat { axis: 0 }, false),
-            4 => chain(shape, vec![Op::ChannelShuffle { groups: g }]),
-            5 => chain(shape, vec![Op::Slice { axis: 2, start: c * g / 2, len: (c * g).div_ceil(2) }]),
-            _ => chain(shape, vec![Op::Slice { axis: 0, start: h / 2, len: h.div_ceil(2) }]),
-        };
+        let graph = data_movement_case(which, h, w, c, g);
         let err = max_rel_err(&graph.unwrap(), batch, 19, 2);
         prop_assert!(err < TOL, "err {err}");
     }

@@ -117,15 +117,13 @@ impl Tensor {
     }
 }
 
-/// Bytes per element of a supported data type, and whether it is floating-point.
-fn elem(dt: i32) -> Option<(usize, bool)> {
+/// Bytes per element of a supported data type.
+fn elem(dt: i32) -> Option<usize> {
     Some(match DataType::try_from(dt).ok()? {
-        DataType::Float => (4, true),
-        DataType::Double => (8, true),
-        DataType::Float16 => (2, true),
-        DataType::Int64 => (8, false),
-        DataType::Int32 => (4, false),
-        DataType::Int8 | DataType::Uint8 | DataType::Bool => (1, false),
+        DataType::Float | DataType::Int32 => 4,
+        DataType::Double | DataType::Int64 => 8,
+        DataType::Float16 => 2,
+        DataType::Int8 | DataType::Uint8 | DataType::Bool => 1,
         _ => return None,
     })
 }
@@ -250,7 +248,7 @@ pub fn tensor_values(t: &TensorProto, base: Option<&Path>) -> Result<Tensor, Dec
         message,
     };
     let dt = t.data_type.unwrap_or(0);
-    let (size, _float) = elem(dt).ok_or_else(|| {
+    let size = elem(dt).ok_or_else(|| {
         err(format!(
             "data type {} is not supported (float, double, float16, int64, int32, int8, uint8, bool are)",
             DataType::try_from(dt).map_or_else(|_| dt.to_string(), |d| d.as_str_name().to_string())

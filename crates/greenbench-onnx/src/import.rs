@@ -168,6 +168,26 @@ impl Layout {
     }
 }
 
+/// Each example of `data` between the file's order and the IR's (`to_ir`: file -> IR).
+fn reorder(layout: Layout, data: &[f32], batch: usize, to_ir: bool) -> Vec<f32> {
+    let Some(g) = layout.gather() else {
+        return data.to_vec();
+    };
+    let n = g.len();
+    let mut out = vec![0f32; data.len()];
+    for b in 0..batch {
+        for (onnx_i, &ir_i) in g.iter().enumerate() {
+            let (from, to) = if to_ir {
+                (onnx_i, ir_i)
+            } else {
+                (ir_i, onnx_i)
+            };
+            out[b * n + to] = data[b * n + from];
+        }
+    }
+    out
+}
+
 /// The model's boundary as the ONNX file declares it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Io {
@@ -193,36 +213,12 @@ impl Io {
 
     /// A batch of inputs in the file's layout -> the IR's layout.
     pub fn input_to_ir(&self, x: &[f32], batch: usize) -> Vec<f32> {
-        match self.input_layout.gather() {
-            None => x.to_vec(),
-            Some(g) => {
-                let n = g.len();
-                let mut out = vec![0f32; x.len()];
-                for b in 0..batch {
-                    for (onnx_i, &ir_i) in g.iter().enumerate() {
-                        out[b * n + ir_i] = x[b * n + onnx_i];
-                    }
-                }
-                out
-            }
-        }
+        reorder(self.input_layout, x, batch, true)
     }
 
     /// A batch of IR outputs -> the file's layout.
     pub fn output_from_ir(&self, y: &[f32], batch: usize) -> Vec<f32> {
-        match self.output_layout.gather() {
-            None => y.to_vec(),
-            Some(g) => {
-                let n = g.len();
-                let mut out = vec![0f32; y.len()];
-                for b in 0..batch {
-                    for (onnx_i, &ir_i) in g.iter().enumerate() {
-                        out[b * n + onnx_i] = y[b * n + ir_i];
-                    }
-                }
-                out
-            }
-        }
+        reorder(self.output_layout, y, batch, false)
     }
 
     /// Check the batch size against a fixed leading dimension.
@@ -246,7 +242,7 @@ pub struct Imported {
     pub io: Io,
     /// The default-domain opset the file imports.
     pub opset: i64,
-    /// ONNX node name of each IR node (before folding), for tables.
+    /// The file it was imported from (empty for bytes imported directly).
     pub path: PathBuf,
 }
 
@@ -289,35 +285,32 @@ pub fn import_file(path: &Path, seed: u64) -> Result<Imported, ImportError> {
     Ok(imp)
 }
 
+/// Why a model named on the command line did not load.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Import(#[from] Box<ImportError>),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("{0}: an ONNX file carries its own weights; --weights applies to zoo and JSON models")]
+    WeightsForOnnx(String),
+}
+
 /// Load a model by zoo name, `.json` description or `.onnx` file.
 pub fn load_model(
     name_or_path: &str,
     seed: u64,
     checkpoint: Option<&Path>,
-) -> Result<Model, anyhow_like::Error> {
+) -> Result<Model, LoadError> {
     if name_or_path.to_ascii_lowercase().ends_with(".onnx") {
         if checkpoint.is_some() {
-            return Err(anyhow_like::Error(format!(
-                "{name_or_path}: an ONNX file carries its own weights; --weights applies to zoo and JSON models"
-            )));
+            return Err(LoadError::WeightsForOnnx(name_or_path.to_string()));
         }
         return import_file(Path::new(name_or_path), seed)
             .map(|i| i.model)
-            .map_err(|e| anyhow_like::Error(e.to_string()));
+            .map_err(|e| LoadError::Import(Box::new(e)));
     }
-    Model::load_with(name_or_path, seed, checkpoint).map_err(|e| anyhow_like::Error(e.to_string()))
-}
-
-/// A plain error string for [`load_model`] (the crate does not depend on anyhow).
-pub mod anyhow_like {
-    #[derive(Debug)]
-    pub struct Error(pub String);
-    impl std::fmt::Display for Error {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(&self.0)
-        }
-    }
-    impl std::error::Error for Error {}
+    Ok(Model::load_with(name_or_path, seed, checkpoint)?)
 }
 
 #[derive(Clone, Debug)]
@@ -1184,18 +1177,20 @@ impl<'a> Importer<'a> {
 
     /// The weight rows of a dense layer reading `x`, in the IR's order.
     fn dense_rows(&self, x: &Act, k: usize, units: usize, w: Vec<f32>) -> Vec<f32> {
-        match x.layout {
-            Layout::Flat { .. } if x.layout.gather().is_some() => {
-                let g = x.layout.gather().expect("checked");
-                let mut out = vec![0f32; k * units];
-                for (onnx_r, &ir_r) in g.iter().enumerate() {
-                    out[ir_r * units..(ir_r + 1) * units]
-                        .copy_from_slice(&w[onnx_r * units..(onnx_r + 1) * units]);
-                }
-                out
-            }
-            _ => w,
+        // Rows of a flattened NCHW map: in the IR's NHWC order.
+        let Some(g) = x
+            .layout
+            .gather()
+            .filter(|_| matches!(x.layout, Layout::Flat { .. }))
+        else {
+            return w;
+        };
+        let mut out = vec![0f32; k * units];
+        for (onnx_r, &ir_r) in g.iter().enumerate() {
+            out[ir_r * units..(ir_r + 1) * units]
+                .copy_from_slice(&w[onnx_r * units..(onnx_r + 1) * units]);
         }
+        out
     }
 
     fn dense_input(&self, n: &NodeProto, x: &Act) -> Result<usize, ImportError> {

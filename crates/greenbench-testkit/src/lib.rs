@@ -71,6 +71,36 @@ pub fn join(shape: Vec<usize>, op: Op, per_channel: bool) -> Option<Graph> {
     .ok()
 }
 
+/// Case `which` (0..7) of the ops that join, split or move data, over an `[h, w, c * g]`
+/// input: per-channel and same-shape mul, concat on channels and on rows, a channel shuffle
+/// of `g` groups, a channel slice and a row slice.
+pub fn data_movement_case(which: usize, h: usize, w: usize, c: usize, g: usize) -> Option<Graph> {
+    let shape = vec![h, w, c * g];
+    match which {
+        0 => join(shape, Op::Mul, true),
+        1 => join(shape, Op::Mul, false),
+        2 => join(shape, Op::Concat { axis: 2 }, false),
+        3 => join(shape, Op::Concat { axis: 0 }, false),
+        4 => chain(shape, vec![Op::ChannelShuffle { groups: g }]),
+        5 => chain(
+            shape,
+            vec![Op::Slice {
+                axis: 2,
+                start: c * g / 2,
+                len: (c * g).div_ceil(2),
+            }],
+        ),
+        _ => chain(
+            shape,
+            vec![Op::Slice {
+                axis: 0,
+                start: h / 2,
+                len: h.div_ceil(2),
+            }],
+        ),
+    }
+}
+
 /// Any convolution padding: `same`, `valid`, or explicit borders of 0 to 2 on each side.
 pub fn padding() -> impl Strategy<Value = Padding> {
     prop_oneof![
