@@ -17,6 +17,7 @@ pub mod graph;
 pub mod host;
 pub mod memory;
 pub mod model;
+pub mod quant;
 pub mod reference;
 pub mod weights;
 pub mod zoo;
@@ -25,5 +26,6 @@ pub use backend::{Backend, BackendError, DeviceInfo, DeviceKind, PrepareResult, 
 pub use cost::{Cost, GraphCost, NodeCost};
 pub use graph::{Graph, GraphError, InputSpec, Node, Op, Padding, Shape};
 pub use model::Model;
+pub use quant::{Precision, QModel};
 pub use weights::{Weights, generate_inputs, generate_weights};
 pub use zoo::{MODEL_NAMES, ModelError, load_model};

@@ -17,8 +17,24 @@ pub fn run_reference(g: &Graph, w: &Weights, input: &[f32], batch: usize) -> Vec
 }
 
 fn run_one(g: &Graph, w: &Weights, x: &[f32]) -> Vec<f32> {
+    run_values(g, w, x).pop().expect("graph has nodes")
+}
+
+/// Every value of one example (`x`): the input, then each node's output, in node order.
+/// Calibration reads the ranges of these.
+pub fn run_values(g: &Graph, w: &Weights, x: &[f32]) -> Vec<Vec<f32>> {
     let mut vals: Vec<Vec<f32>> = vec![x.to_vec()];
     for i in 0..g.nodes.len() {
+        let y = eval_node(g, w, i, &vals);
+        vals.push(y);
+    }
+    vals
+}
+
+/// Node `i`'s output for one example, its inputs read from `vals` (indexed by value id: 0 is
+/// the graph input, `j + 1` node `j`'s output).
+pub fn eval_node(g: &Graph, w: &Weights, i: usize, vals: &[Vec<f32>]) -> Vec<f32> {
+    {
         let ins = g.node_inputs(i);
         let a = &vals[ins[0]];
         let in_shape = g.value_shape(ins[0]);
@@ -231,9 +247,8 @@ fn run_one(g: &Graph, w: &Weights, x: &[f32]) -> Vec<f32> {
                 y
             }
         };
-        vals.push(y);
+        y
     }
-    vals.pop().expect("graph has nodes")
 }
 
 /// GELU, tanh approximation.
