@@ -5,6 +5,7 @@
 //! Backends know nothing of timing protocols, energy or tables.
 
 use crate::graph::Graph;
+use crate::quant::{Precision, QModel};
 use crate::weights::Weights;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -75,4 +76,22 @@ pub trait Backend {
     /// (used to measure the backend's attainable peak): value `i` (row-major) is
     /// `((i % 17) - 8) / 8`. Input is the `[m, k]` matrix.
     fn prepare_matmul(&self, m: usize, k: usize, n: usize) -> PrepareResult;
+    /// The precisions this backend runs.
+    fn precisions(&self) -> Vec<Precision> {
+        vec![Precision::Fp32]
+    }
+    /// Prepare a quantized model (`greenbench_core::quant`) at `batch`. Backends without an
+    /// int8 path refuse, naming the precisions they run.
+    fn prepare_quantized(&self, qm: &QModel, batch: usize) -> PrepareResult {
+        let _ = (qm, batch);
+        Err(BackendError::Invalid(format!(
+            "the {} backend runs precision {} only; int8 runs on the cpu backend",
+            self.name(),
+            self.precisions()
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
 }

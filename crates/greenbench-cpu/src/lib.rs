@@ -38,6 +38,7 @@ mod buffers;
 #[cfg(target_arch = "x86_64")]
 pub mod direct;
 mod exec;
+pub mod int8;
 pub mod kernels;
 #[cfg(target_arch = "x86_64")]
 mod packed;
@@ -49,7 +50,9 @@ use greenbench_core::backend::{
     Backend, BackendError, DeviceInfo, DeviceKind, PrepareResult, Prepared,
 };
 use greenbench_core::graph::Graph;
+use greenbench_core::quant::{Precision, QModel};
 use greenbench_core::weights::Weights;
+pub use int8::gemm::QPath;
 use plan::Step;
 use std::sync::Arc;
 pub use team::TEAM_MIN_WORK;
@@ -73,6 +76,8 @@ pub(crate) struct Settings {
     pub(crate) direct: bool,
     /// Direct steps with at least this much work are split across threads (see `team::Team`).
     pub(crate) team_min_work: u64,
+    /// The int8 GEMM kernels.
+    pub(crate) int8_path: QPath,
 }
 
 impl Settings {
@@ -83,6 +88,7 @@ impl Settings {
             owner,
             direct: direct_kernels_available(),
             team_min_work: TEAM_MIN_WORK,
+            int8_path: QPath::detect(),
         }
     }
 
@@ -243,6 +249,36 @@ impl Backend for CpuBackend {
 
     fn prepare_matmul(&self, m: usize, k: usize, n: usize) -> PrepareResult {
         Ok(Box::new(CpuPrepared::matmul(m, k, n, &self.settings)))
+    }
+
+    fn precisions(&self) -> Vec<Precision> {
+        Precision::ALL.to_vec()
+    }
+
+    fn prepare_quantized(&self, qm: &QModel, batch: usize) -> PrepareResult {
+        self.prepare_quantized_on(qm, batch, self.settings.int8_path)
+    }
+}
+
+impl CpuBackend {
+    /// Prepare a quantized model on the int8 kernels of `path` (tests force each path).
+    pub fn prepare_quantized_on(&self, qm: &QModel, batch: usize, path: QPath) -> PrepareResult {
+        let available = greenbench_core::host::available_memory_bytes();
+        greenbench_core::memory::check_fits(&qm.graph, batch, available)
+            .map_err(BackendError::Invalid)?;
+        Ok(Box::new(int8::QPrepared::new(
+            qm,
+            batch,
+            self.settings.threads,
+            self.settings.pool.clone(),
+            path,
+        )?))
+    }
+
+    /// Run int8 models on `path`'s kernels (default: the fastest this CPU has).
+    pub fn with_int8_path(mut self, path: QPath) -> Self {
+        self.settings.int8_path = path;
+        self
     }
 }
 

@@ -1,0 +1,811 @@
+//! Int8 execution of a quantized model ([`QModel`]): uint8 activations stay uint8 between
+//! int8 steps; convolutions and dense layers run the packed u8 x s8 GEMM of `gemm` (AVX-512
+//! VNNI, AVX2 or portable, chosen at run time) or a direct depthwise loop, each with a fused
+//! epilogue (zero-point correction folded into the bias, fixed-point requantization, the
+//! ReLU / ReLU6 clamp); pools and residual adds work on uint8; every other op runs the fp32
+//! kernels of this crate, with a dequantize / quantize step at each border.
+//!
+//! Threads: a batch of at least two examples per thread is split across the pool, each
+//! worker running its examples through every step with its own memory; a smaller batch runs
+//! on one thread (the fp32 steps inside it may still split). All memory is allocated in
+//! `prepare`, none in `run`. The arithmetic is `greenbench_core::quant`'s, bit for bit
+//! (tested against `run_reference_q`).
+
+pub mod gemm;
+
+use crate::kernels;
+use gemm::{QGemm, QPath};
+use greenbench_core::backend::{BackendError, Prepared};
+use greenbench_core::graph::{ConvGeom, Graph, Op, PoolGeom};
+use greenbench_core::quant::{QLinear, QModel, QNode, QParams, add_q, avg_round, round_shift};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// The integer epilogue of a conv / dense layer, per output channel.
+struct Epi {
+    /// `bias - z_x * sum_k w` (the zero-point correction folded in), or `bias` where the
+    /// kernel subtracts the zero point itself (depthwise).
+    bias: Vec<i32>,
+    mult: Vec<i64>,
+    shift: Vec<u32>,
+    zy: i64,
+    lo: i64,
+    hi: i64,
+}
+
+impl Epi {
+    fn new(l: &QLinear, col_sums: Option<&[i32]>) -> Epi {
+        let bias = match col_sums {
+            Some(s) => l
+                .bias
+                .iter()
+                .zip(s)
+                .map(|(&b, &s)| (b as i64 - l.x.zero as i64 * s as i64) as i32)
+                .collect(),
+            None => l.bias.clone(),
+        };
+        Epi {
+            bias,
+            mult: l.requant.iter().map(|r| r.multiplier as i64).collect(),
+            shift: l.requant.iter().map(|r| r.shift).collect(),
+            zy: l.y.zero as i64,
+            lo: l.lo as i64,
+            hi: l.hi as i64,
+        }
+    }
+
+    /// Channels `c0..c0 + acc.len()` of one output row.
+    #[inline]
+    fn finish(&self, acc: &[i32], c0: usize, out: &mut [u8]) {
+        let n = acc.len();
+        let (b, m, s) = (
+            &self.bias[c0..c0 + n],
+            &self.mult[c0..c0 + n],
+            &self.shift[c0..c0 + n],
+        );
+        for j in 0..n {
+            let v = (acc[j] as i64 + b[j] as i64) * m[j];
+            out[j] = (round_shift(v, s[j]) + self.zy).clamp(self.lo, self.hi) as u8;
+        }
+    }
+}
+
+enum Lin {
+    /// Dense or pointwise conv: rows of `k` straight from the input.
+    Gemm { gemm: QGemm, k: usize },
+    /// im2col (padding = the input's zero point) + one GEMM per group.
+    Conv { geom: ConvGeom, gemms: Vec<QGemm> },
+    /// Depthwise: weights per tap `[kh * kw][C]`, widened.
+    Depthwise { geom: ConvGeom, w: Vec<i32> },
+}
+
+enum Step {
+    Quantize {
+        src: usize,
+        dst: usize,
+        p: QParams,
+    },
+    Dequantize {
+        src: usize,
+        dst: usize,
+        p: QParams,
+    },
+    Linear {
+        src: usize,
+        dst: usize,
+        zx: i32,
+        lin: Box<Lin>,
+        epi: Epi,
+        /// Output values per example.
+        out_len: usize,
+    },
+    Pool {
+        src: usize,
+        dst: usize,
+        geom: PoolGeom,
+        max: bool,
+        zero: i32,
+    },
+    GlobalAvg {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        c: usize,
+        zero: i32,
+    },
+    Add {
+        a: usize,
+        b: usize,
+        dst: usize,
+        z: (i32, i32, i32),
+        node: (i64, i64, u32, u8, u8),
+    },
+    /// An fp32 node on fp32 buffers.
+    Fp32 {
+        node: usize,
+        ins: Vec<usize>,
+        dst: usize,
+        data: Vec<Vec<f32>>,
+    },
+}
+
+/// Per example lengths of the buffers (fp32 and uint8), and where the input / output are.
+#[derive(Clone)]
+struct Layout {
+    f32_len: Vec<usize>,
+    u8_len: Vec<usize>,
+    input: usize,
+    output: usize,
+    /// Largest im2col row block (bytes per example) and accumulator block (ints per example).
+    cols_len: usize,
+    acc_len: usize,
+    /// Attention scores per example.
+    scratch_len: usize,
+}
+
+struct Mem {
+    f: Vec<Vec<f32>>,
+    q: Vec<Vec<u8>>,
+    cols: Vec<u8>,
+    acc: Vec<i32>,
+    scratch: Vec<f32>,
+    batch: usize,
+}
+
+impl Mem {
+    fn new(l: &Layout, batch: usize) -> Mem {
+        Mem {
+            f: l.f32_len.iter().map(|n| vec![0.0; n * batch]).collect(),
+            q: l.u8_len.iter().map(|n| vec![0; n * batch]).collect(),
+            cols: vec![0; l.cols_len * batch],
+            acc: vec![0; l.acc_len * batch],
+            scratch: vec![0.0; l.scratch_len * batch],
+            batch,
+        }
+    }
+}
+
+struct Plan {
+    graph: Graph,
+    steps: Vec<Step>,
+    layout: Layout,
+}
+
+/// A quantized model prepared for the CPU at a fixed batch.
+pub(crate) struct QPrepared {
+    plan: Arc<Plan>,
+    /// One per worker (one unless the batch is split), with its example count.
+    mems: Vec<Mem>,
+    out: Vec<f32>,
+    pool: Arc<rayon::ThreadPool>,
+    batch: usize,
+}
+
+/// Which GEMM path int8 steps use here (for the device description).
+pub fn path() -> QPath {
+    QPath::detect()
+}
+
+impl QPrepared {
+    pub(crate) fn new(
+        qm: &QModel,
+        batch: usize,
+        threads: usize,
+        pool: Arc<rayon::ThreadPool>,
+        path: QPath,
+    ) -> Result<QPrepared, BackendError> {
+        if batch == 0 {
+            return Err(BackendError::Invalid("batch must be at least 1".into()));
+        }
+        if !path.available() {
+            return Err(BackendError::Invalid(format!(
+                "the {} int8 kernels need CPU features this machine lacks",
+                path.name()
+            )));
+        }
+        let plan = Arc::new(plan(qm, path)?);
+        let workers = if batch >= 2 * threads { threads } else { 1 }.max(1);
+        let mems = (0..workers)
+            .map(|t| Mem::new(&plan.layout, share(batch, workers, t).1))
+            .collect();
+        Ok(QPrepared {
+            out: vec![0.0; batch * plan.graph.output_len()],
+            plan,
+            mems,
+            pool,
+            batch,
+        })
+    }
+}
+
+/// Worker `t`'s first example and example count.
+fn share(batch: usize, workers: usize, t: usize) -> (usize, usize) {
+    let (q, r) = (batch / workers, batch % workers);
+    (t * q + t.min(r), q + usize::from(t < r))
+}
+
+impl Prepared for QPrepared {
+    fn run(&mut self, input: &[f32]) -> Result<&[f32], BackendError> {
+        let g = &self.plan.graph;
+        g.check_input(input, self.batch)
+            .map_err(BackendError::Invalid)?;
+        let (inl, outl) = (g.input_len(), g.output_len());
+        let workers = self.mems.len();
+        let plan = &self.plan;
+        let batch = self.batch;
+        let out_chunks: Vec<&mut [f32]> = {
+            let mut v = Vec::with_capacity(workers);
+            let mut rest = self.out.as_mut_slice();
+            for t in 0..workers {
+                let (a, b) = rest.split_at_mut(share(batch, workers, t).1 * outl);
+                v.push(a);
+                rest = b;
+            }
+            v
+        };
+        self.pool.install(|| {
+            if workers == 1 {
+                let m = &mut self.mems[0];
+                m.f[plan.layout.input].copy_from_slice(input);
+                execute(plan, m);
+                out_chunks
+                    .into_iter()
+                    .next()
+                    .unwrap()
+                    .copy_from_slice(&m.f[plan.layout.output]);
+            } else {
+                self.mems
+                    .par_iter_mut()
+                    .zip(out_chunks)
+                    .enumerate()
+                    .for_each(|(t, (m, out))| {
+                        let (first, n) = share(batch, workers, t);
+                        m.f[plan.layout.input]
+                            .copy_from_slice(&input[first * inl..(first + n) * inl]);
+                        let was = kernels::set_serial(true);
+                        execute(plan, m);
+                        kernels::set_serial(was);
+                        out.copy_from_slice(&m.f[plan.layout.output]);
+                    });
+            }
+        });
+        Ok(&self.out)
+    }
+}
+
+fn flat(t: &ndarray::ArrayD<f32>) -> Vec<f32> {
+    t.iter().copied().collect()
+}
+
+/// Turn the quantized model into steps over fp32 and uint8 buffers.
+fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
+    let g = &qm.graph;
+    let nv = g.nodes.len() + 1;
+    let len = |v: usize| -> usize { g.value_shape(v).iter().product() };
+    let mut layout = Layout {
+        f32_len: vec![],
+        u8_len: vec![],
+        input: 0,
+        output: 0,
+        cols_len: 0,
+        acc_len: 0,
+        scratch_len: 0,
+    };
+    // Where each value lives: its fp32 buffer (raw fp32, or the dequantized view of a uint8
+    // value) and its uint8 buffer.
+    let mut fbuf: Vec<Option<usize>> = vec![None; nv];
+    let mut qbuf: Vec<Option<usize>> = vec![None; nv];
+    let mut steps = Vec::new();
+    let new_f = |layout: &mut Layout, n: usize| {
+        layout.f32_len.push(n);
+        layout.f32_len.len() - 1
+    };
+    let new_q = |layout: &mut Layout, n: usize| {
+        layout.u8_len.push(n);
+        layout.u8_len.len() - 1
+    };
+    // An fp32 result for value v in buffer `f`: kept, or quantized when v is held as uint8.
+    let settle = |v: usize,
+                  f: usize,
+                  layout: &mut Layout,
+                  steps: &mut Vec<Step>,
+                  fbuf: &mut Vec<Option<usize>>,
+                  qbuf: &mut Vec<Option<usize>>| {
+        match qm.values[v] {
+            Some(p) => {
+                let d = new_q(layout, len(v));
+                steps.push(Step::Quantize { src: f, dst: d, p });
+                qbuf[v] = Some(d);
+            }
+            None => fbuf[v] = Some(f),
+        }
+    };
+    let input = new_f(&mut layout, len(0));
+    layout.input = input;
+    settle(0, input, &mut layout, &mut steps, &mut fbuf, &mut qbuf);
+    for i in 0..g.nodes.len() {
+        let ins = g.node_inputs(i);
+        let v = i + 1;
+        match &qm.nodes[i] {
+            QNode::Alias => {
+                qbuf[v] = qbuf[ins[0]];
+                continue;
+            }
+            QNode::Fp32 => {
+                let mut srcs = Vec::with_capacity(ins.len());
+                for &u in ins {
+                    let f = match fbuf[u] {
+                        Some(f) => f,
+                        None => {
+                            let f = new_f(&mut layout, len(u));
+                            steps.push(Step::Dequantize {
+                                src: qbuf[u].expect("a value is fp32 or uint8"),
+                                dst: f,
+                                p: qm.values[u].expect("uint8 value"),
+                            });
+                            fbuf[u] = Some(f);
+                            f
+                        }
+                    };
+                    srcs.push(f);
+                }
+                let dst = new_f(&mut layout, len(v));
+                let t = qm.weights.node(i);
+                let data = match &g.nodes[i].op {
+                    Op::BatchNorm { eps } => {
+                        let (s, h) = greenbench_core::fold::bn_scale_shift(t, *eps);
+                        vec![s, h]
+                    }
+                    Op::Conv2d { .. } | Op::Dense { .. } => {
+                        return Err(BackendError::Invalid(format!(
+                            "node `{}`: a conv / dense layer left in fp32 inside an int8 model \
+                             (the quantization pass quantizes every one)",
+                            g.nodes[i].name
+                        )));
+                    }
+                    Op::Attention { heads, .. } => {
+                        let s = g.value_shape(ins[0])[0];
+                        layout.scratch_len = layout.scratch_len.max(heads * s * s);
+                        vec![]
+                    }
+                    _ => t.iter().map(flat).collect(),
+                };
+                steps.push(Step::Fp32 {
+                    node: i,
+                    ins: srcs,
+                    dst,
+                    data,
+                });
+                settle(v, dst, &mut layout, &mut steps, &mut fbuf, &mut qbuf);
+                continue;
+            }
+            _ => {}
+        }
+        let p_out = qm.values[v].expect("an int8 node's output is uint8");
+        let q_ins: Vec<usize> = ins
+            .iter()
+            .map(|&u| qbuf[u].expect("an int8 node's inputs are uint8"))
+            .collect();
+        let q_in = |k: usize| q_ins[k];
+        let dst = new_q(&mut layout, len(v));
+        qbuf[v] = Some(dst);
+        let step = match &qm.nodes[i] {
+            QNode::Linear(l) => {
+                let (lin, epi) = match &g.nodes[i].op {
+                    Op::Dense { units, .. } => {
+                        let k = *g.value_shape(ins[0]).last().expect("non-empty");
+                        let gemm = QGemm::new(&l.w, k, *units, 0, *units, path);
+                        layout.acc_len = layout.acc_len.max(len(v));
+                        let epi = Epi::new(l, Some(&gemm.col_sums));
+                        (Lin::Gemm { gemm, k }, epi)
+                    }
+                    _ => {
+                        let c = g.conv_geom(i);
+                        if c.is_depthwise() {
+                            // HWIO [kh, kw, 1, C]: already per tap, C contiguous.
+                            let w = l.w.iter().map(|&x| x as i32).collect();
+                            (Lin::Depthwise { geom: c, w }, Epi::new(l, None))
+                        } else {
+                            let cin_g = c.cin / c.groups;
+                            let cout_g = c.cout / c.groups;
+                            let k = c.kh * c.kw * cin_g;
+                            let gemms: Vec<QGemm> = (0..c.groups)
+                                .map(|grp| QGemm::new(&l.w, k, c.cout, grp * cout_g, cout_g, path))
+                                .collect();
+                            let sums: Vec<i32> =
+                                gemms.iter().flat_map(|q| q.col_sums.clone()).collect();
+                            layout.acc_len = layout.acc_len.max(c.ho * c.wo * cout_g);
+                            let epi = Epi::new(l, Some(&sums));
+                            if c.is_pointwise() {
+                                let gemm = gemms.into_iter().next().expect("one group");
+                                (Lin::Gemm { gemm, k }, epi)
+                            } else {
+                                layout.cols_len = layout.cols_len.max(c.ho * c.wo * k);
+                                (Lin::Conv { geom: c, gemms }, epi)
+                            }
+                        }
+                    }
+                };
+                Step::Linear {
+                    src: q_in(0),
+                    dst,
+                    zx: l.x.zero,
+                    lin: Box::new(lin),
+                    epi,
+                    out_len: len(v),
+                }
+            }
+            QNode::MaxPool | QNode::AvgPool => {
+                let zero = p_out.zero;
+                match g.nodes[i].op {
+                    Op::GlobalAvgPool => {
+                        let c = *g.value_shape(ins[0]).last().expect("non-empty");
+                        Step::GlobalAvg {
+                            src: q_in(0),
+                            dst,
+                            rows: len(ins[0]) / c,
+                            c,
+                            zero,
+                        }
+                    }
+                    _ => Step::Pool {
+                        src: q_in(0),
+                        dst,
+                        geom: g.pool_geom(i),
+                        max: matches!(qm.nodes[i], QNode::MaxPool),
+                        zero,
+                    },
+                }
+            }
+            QNode::Add {
+                ma,
+                mb,
+                shift,
+                lo,
+                hi,
+                ..
+            } => {
+                let (pa, pb) = (
+                    qm.values[ins[0]].expect("uint8"),
+                    qm.values[ins[1]].expect("uint8"),
+                );
+                Step::Add {
+                    a: q_in(0),
+                    b: q_in(1),
+                    dst,
+                    z: (pa.zero, pb.zero, p_out.zero),
+                    node: (*ma, *mb, *shift, *lo, *hi),
+                }
+            }
+            QNode::Fp32 | QNode::Alias => unreachable!("handled above"),
+        };
+        steps.push(step);
+    }
+    let last = nv - 1;
+    layout.output = match fbuf[last] {
+        Some(f) => f,
+        None => {
+            let f = new_f(&mut layout, len(last));
+            steps.push(Step::Dequantize {
+                src: qbuf[last].expect("output held somewhere"),
+                dst: f,
+                p: qm.values[last].expect("uint8 output"),
+            });
+            f
+        }
+    };
+    Ok(Plan {
+        graph: g.clone(),
+        steps,
+        layout,
+    })
+}
+
+fn execute(plan: &Plan, m: &mut Mem) {
+    let batch = m.batch;
+    for step in &plan.steps {
+        match step {
+            Step::Quantize { src, dst, p } => {
+                let (x, y) = (&m.f[*src], &mut m.q[*dst]);
+                y.iter_mut().zip(x).for_each(|(q, &v)| *q = p.quantize(v));
+            }
+            Step::Dequantize { src, dst, p } => {
+                let (x, y) = (&m.q[*src], &mut m.f[*dst]);
+                let (s, z) = (p.scale, p.zero);
+                y.iter_mut()
+                    .zip(x)
+                    .for_each(|(f, &q)| *f = (q as i32 - z) as f32 * s);
+            }
+            Step::Linear {
+                src,
+                dst,
+                zx,
+                lin,
+                epi,
+                out_len,
+            } => {
+                let mut out = std::mem::take(&mut m.q[*dst]);
+                linear(
+                    &m.q[*src],
+                    &mut out,
+                    batch,
+                    *zx,
+                    lin,
+                    epi,
+                    *out_len,
+                    &mut m.cols,
+                    &mut m.acc,
+                );
+                m.q[*dst] = out;
+            }
+            Step::Pool {
+                src,
+                dst,
+                geom,
+                max,
+                zero,
+            } => {
+                let mut out = std::mem::take(&mut m.q[*dst]);
+                pool_u8(&m.q[*src], batch, geom, *max, *zero, &mut out);
+                m.q[*dst] = out;
+            }
+            Step::GlobalAvg {
+                src,
+                dst,
+                rows,
+                c,
+                zero,
+            } => {
+                let mut out = std::mem::take(&mut m.q[*dst]);
+                let x = &m.q[*src];
+                let mut sums = vec![0i64; 0];
+                sums.resize(*c, 0);
+                for n in 0..batch {
+                    sums.iter_mut().for_each(|s| *s = 0);
+                    for row in x[n * rows * c..(n + 1) * rows * c].chunks(*c) {
+                        sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v as i64);
+                    }
+                    let off = *rows as i64 * *zero as i64;
+                    for (j, s) in sums.iter().enumerate() {
+                        out[n * c + j] = avg_round(s - off, *rows, *zero);
+                    }
+                }
+                m.q[*dst] = out;
+            }
+            Step::Add { a, b, dst, z, node } => {
+                let mut out = std::mem::take(&mut m.q[*dst]);
+                out.iter_mut()
+                    .zip(m.q[*a].iter().zip(&m.q[*b]))
+                    .for_each(|(o, (&p, &r))| *o = add_q(p, r, z.0, z.1, z.2, *node));
+                m.q[*dst] = out;
+            }
+            Step::Fp32 {
+                node,
+                ins,
+                dst,
+                data,
+            } => {
+                let mut out = std::mem::take(&mut m.f[*dst]);
+                fp32_node(&plan.graph, *node, ins, data, m, batch, &mut out);
+                m.f[*dst] = out;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn linear(
+    x: &[u8],
+    out: &mut [u8],
+    batch: usize,
+    zx: i32,
+    lin: &Lin,
+    epi: &Epi,
+    out_len: usize,
+    cols: &mut [u8],
+    acc: &mut [i32],
+) {
+    match lin {
+        Lin::Gemm { gemm, k } => {
+            let rows = x.len() / k;
+            let n = gemm.n;
+            let acc = &mut acc[..rows * n];
+            gemm.run(x, *k, rows, acc, n);
+            for (a, o) in acc.chunks(n).zip(out.chunks_mut(n)) {
+                epi.finish(a, 0, o);
+            }
+        }
+        Lin::Conv { geom: c, gemms } => {
+            let cin_g = c.cin / c.groups;
+            let cout_g = c.cout / c.groups;
+            let k = c.kh * c.kw * cin_g;
+            let pix = c.ho * c.wo;
+            for n in 0..batch {
+                let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
+                let y = &mut out[n * out_len..(n + 1) * out_len];
+                for (grp, gm) in gemms.iter().enumerate() {
+                    im2col_u8(img, c, grp, zx as u8, &mut cols[..pix * k]);
+                    let acc = &mut acc[..pix * cout_g];
+                    gm.run(cols, k, pix, acc, cout_g);
+                    for (p, a) in acc.chunks(cout_g).enumerate() {
+                        let o = &mut y[p * c.cout + grp * cout_g..p * c.cout + (grp + 1) * cout_g];
+                        epi.finish(a, grp * cout_g, o);
+                    }
+                }
+            }
+        }
+        Lin::Depthwise { geom: c, w } => {
+            let ch = c.cin;
+            let mut a = vec![0i32; ch];
+            for n in 0..batch {
+                let img = &x[n * c.h * c.w * ch..(n + 1) * c.h * c.w * ch];
+                let y = &mut out[n * out_len..(n + 1) * out_len];
+                for oy in 0..c.ho {
+                    for ox in 0..c.wo {
+                        a.iter_mut().for_each(|v| *v = 0);
+                        for ky in 0..c.kh {
+                            let iy = (oy * c.sh + ky) as isize - c.pad_top as isize;
+                            if iy < 0 || iy >= c.h as isize {
+                                continue;
+                            }
+                            for kx in 0..c.kw {
+                                let ix = (ox * c.sw + kx) as isize - c.pad_left as isize;
+                                if ix < 0 || ix >= c.w as isize {
+                                    continue;
+                                }
+                                let src = &img[(iy as usize * c.w + ix as usize) * ch..][..ch];
+                                let wt = &w[(ky * c.kw + kx) * ch..][..ch];
+                                for j in 0..ch {
+                                    a[j] += (src[j] as i32 - zx) * wt[j];
+                                }
+                            }
+                        }
+                        let o = (oy * c.wo + ox) * ch;
+                        epi.finish(&a, 0, &mut y[o..o + ch]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// im2col of one uint8 image for group `group`: `ho * wo` rows of `kh * kw * cin_g` taps,
+/// `zero` (the input's zero point, a real 0) in the padding.
+fn im2col_u8(img: &[u8], c: &ConvGeom, group: usize, zero: u8, cols: &mut [u8]) {
+    let cin_g = c.cin / c.groups;
+    let k = c.kh * c.kw * cin_g;
+    for oy in 0..c.ho {
+        for ox in 0..c.wo {
+            let row = &mut cols[(oy * c.wo + ox) * k..][..k];
+            for ky in 0..c.kh {
+                let iy = (oy * c.sh + ky) as isize - c.pad_top as isize;
+                for kx in 0..c.kw {
+                    let ix = (ox * c.sw + kx) as isize - c.pad_left as isize;
+                    let dst = &mut row[(ky * c.kw + kx) * cin_g..][..cin_g];
+                    if iy < 0 || ix < 0 || iy >= c.h as isize || ix >= c.w as isize {
+                        dst.fill(zero);
+                    } else {
+                        let off = (iy as usize * c.w + ix as usize) * c.cin + group * cin_g;
+                        dst.copy_from_slice(&img[off..off + cin_g]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn pool_u8(x: &[u8], batch: usize, p: &PoolGeom, max: bool, zero: i32, y: &mut [u8]) {
+    let mut acc = vec![0i32; p.c];
+    for n in 0..batch {
+        let img = &x[n * p.h * p.w * p.c..(n + 1) * p.h * p.w * p.c];
+        for oy in 0..p.ho {
+            for ox in 0..p.wo {
+                acc.iter_mut().for_each(|a| *a = 0);
+                let mut count = 0i32;
+                for iy in p.rows(oy) {
+                    for ix in p.cols(ox) {
+                        let src = &img[(iy * p.w + ix) * p.c..][..p.c];
+                        if max {
+                            acc.iter_mut()
+                                .zip(src)
+                                .for_each(|(a, &s)| *a = (*a).max(s as i32));
+                        } else {
+                            acc.iter_mut().zip(src).for_each(|(a, &s)| *a += s as i32);
+                        }
+                        count += 1;
+                    }
+                }
+                let o = &mut y[((n * p.ho + oy) * p.wo + ox) * p.c..][..p.c];
+                if max {
+                    o.iter_mut().zip(&acc).for_each(|(o, &a)| *o = a as u8);
+                } else {
+                    let d = p.divisor(oy, ox);
+                    let off = count as i64 * zero as i64;
+                    o.iter_mut()
+                        .zip(&acc)
+                        .for_each(|(o, &a)| *o = avg_round(a as i64 - off, d, zero));
+                }
+            }
+        }
+    }
+}
+
+/// An fp32 node on this crate's kernels.
+fn fp32_node(
+    g: &Graph,
+    i: usize,
+    ins: &[usize],
+    data: &[Vec<f32>],
+    m: &mut Mem,
+    batch: usize,
+    out: &mut [f32],
+) {
+    let x = &m.f[ins[0]];
+    let last = *g
+        .value_shape(g.node_inputs(i)[0])
+        .last()
+        .expect("non-empty");
+    match &g.nodes[i].op {
+        Op::Relu => kernels::relu(x, out),
+        Op::Gelu => kernels::gelu(x, out),
+        Op::Softmax => kernels::softmax_rows(x, last, out),
+        Op::LayerNorm { eps } => kernels::layer_norm_rows(x, last, &data[0], &data[1], *eps, out),
+        Op::BatchNorm { .. } => kernels::scale_shift(x, last, &data[0], &data[1], out),
+        op @ (Op::MaxPool { .. } | Op::AvgPool { .. }) => kernels::pool(
+            x,
+            batch,
+            &g.pool_geom(i),
+            matches!(op, Op::MaxPool { .. }),
+            out,
+        ),
+        Op::GlobalAvgPool => {
+            let rows = g.value_shape(g.node_inputs(i)[0]).iter().product::<usize>() / last;
+            kernels::global_avg_pool(x, batch, rows, last, out)
+        }
+        Op::Flatten => out.copy_from_slice(x),
+        Op::Add => kernels::add(x, &m.f[ins[1]], out),
+        op @ greenbench_core::unary_ops!() => kernels::unary(x, op.unary().expect("unary op"), out),
+        Op::Mul => {
+            let (a_len, b_len) = (
+                g.value_shape(g.node_inputs(i)[0]).iter().product(),
+                g.value_shape(g.node_inputs(i)[1]).iter().product(),
+            );
+            kernels::mul_broadcast(x, &m.f[ins[1]], a_len, b_len, out)
+        }
+        Op::Concat { axis } => {
+            let shape = g.out_shape(i);
+            let outer = batch * shape[..*axis].iter().product::<usize>();
+            let row: usize = shape[*axis..].iter().product();
+            let mut offset = 0;
+            for (k, &b) in ins.iter().enumerate() {
+                let part: usize = g.value_shape(g.node_inputs(i)[k])[*axis..].iter().product();
+                kernels::concat_part(&m.f[b], part, offset, row, outer, out);
+                offset += part;
+            }
+        }
+        Op::Slice { axis, start, len } => {
+            let s = g.value_shape(g.node_inputs(i)[0]);
+            let outer = batch * s[..*axis].iter().product::<usize>();
+            let inner: usize = s[axis + 1..].iter().product();
+            let (row, part) = (s[*axis] * inner, len * inner);
+            for o in 0..outer {
+                out[o * part..(o + 1) * part]
+                    .copy_from_slice(&x[o * row + start * inner..][..part]);
+            }
+        }
+        Op::ChannelShuffle { groups } => kernels::channel_shuffle(x, last, *groups, out),
+        Op::Embedding { dim, .. } => kernels::embedding(
+            x,
+            g.value_shape(g.node_inputs(i)[0])[0],
+            &data[0],
+            data.get(1).map(|v| v.as_slice()),
+            *dim,
+            out,
+        ),
+        Op::Attention { heads, head_dim } => {
+            let s = g.value_shape(g.node_inputs(i)[0])[0];
+            kernels::attention(x, batch, s, *heads, *head_dim, &mut m.scratch, out)
+        }
+        Op::Conv2d { .. } | Op::Dense { .. } => unreachable!("refused in plan"),
+    }
+}

@@ -1,0 +1,183 @@
+//! The int8 path against the quantized reference (`greenbench_core::quant::run_reference_q`):
+//! single int8 layers bit for bit on every GEMM path the CPU has (forced), and every zoo model
+//! within one quantization step of its output.
+
+use greenbench_core::graph::{Graph, InputSpec, Node, Op};
+use greenbench_core::quant::{Calibration, QModel, quantize, run_reference_q};
+use greenbench_core::{Backend, Model, generate_inputs, generate_weights};
+use greenbench_cpu::{CpuBackend, QPath};
+use greenbench_testkit::{chain, padding, pool_op};
+use proptest::prelude::*;
+
+fn paths() -> Vec<QPath> {
+    [QPath::Portable, QPath::Avx2, QPath::Vnni]
+        .into_iter()
+        .filter(|p| p.available())
+        .collect()
+}
+
+fn quantized(g: &Graph, seed: u64, calib: usize) -> QModel {
+    let w = generate_weights(g, seed);
+    let x = generate_inputs(g, calib, seed, 7);
+    quantize(g, &w, &x, Calibration::MinMax).expect("quantizes")
+}
+
+/// Every path's output for `batch` examples, checked equal to the reference bit for bit.
+fn exact_on_every_path(qm: &QModel, batch: usize, threads: usize) -> Result<(), TestCaseError> {
+    let x = generate_inputs(&qm.graph, batch, 11, 3);
+    let want = run_reference_q(qm, &x, batch);
+    let cpu = CpuBackend::new(threads).unwrap();
+    for path in paths() {
+        let mut p = cpu.prepare_quantized_on(qm, batch, path).unwrap();
+        let got = p.run(&x).unwrap();
+        prop_assert_eq!(
+            got,
+            &want[..],
+            "{:?}, batch {}, {} threads",
+            path,
+            batch,
+            threads
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    #[test]
+    fn int8_conv_is_bit_exact(
+        h in 1usize..10, w in 1usize..10, groups in 1usize..4, cin_g in 1usize..6,
+        cout_g in 1usize..20, kh in 1usize..5, kw in 1usize..5, sh in 1usize..3, sw in 1usize..3,
+        pad in padding(), act in 0usize..3, batch in 1usize..5, threads in 1usize..3,
+    ) {
+        let op = Op::Conv2d { filters: cout_g * groups, kernel: [kh, kw], stride: [sh, sw],
+            padding: pad, groups, bias: true };
+        let mut ops = vec![op];
+        match act { 1 => ops.push(Op::Relu), 2 => ops.push(Op::Clip { min: 0.0, max: 0.5 }), _ => {} }
+        let g = chain(vec![h, w, cin_g * groups], ops);
+        prop_assume!(g.is_some());
+        exact_on_every_path(&quantized(&g.unwrap(), 5, 3), batch, threads)?;
+    }
+
+    #[test]
+    fn int8_depthwise_is_bit_exact(
+        h in 1usize..12, w in 1usize..12, c in 2usize..40, k in 1usize..5, s in 1usize..3,
+        pad in padding(), relu in any::<bool>(), batch in 1usize..4,
+    ) {
+        let mut ops = vec![Op::Conv2d { filters: c, kernel: [k, k], stride: [s, s],
+            padding: pad, groups: c, bias: true }];
+        if relu { ops.push(Op::Relu); }
+        let g = chain(vec![h, w, c], ops);
+        prop_assume!(g.is_some());
+        exact_on_every_path(&quantized(&g.unwrap(), 2, 2), batch, 2)?;
+    }
+
+    #[test]
+    fn int8_dense_is_bit_exact(
+        rows in 1usize..4, k in 1usize..200, units in 1usize..150, relu in any::<bool>(),
+        batch in 1usize..9, threads in 1usize..3,
+    ) {
+        let mut ops = vec![Op::Dense { units, bias: true }];
+        if relu { ops.push(Op::Relu); }
+        let g = chain(vec![rows, k], ops).unwrap();
+        exact_on_every_path(&quantized(&g, 9, 4), batch, threads)?;
+    }
+
+    /// Pools on uint8 values (after a conv, so their input is quantized), and a residual add
+    /// with a fused ReLU.
+    #[test]
+    fn int8_pools_and_adds_are_bit_exact(
+        h in 2usize..10, w in 2usize..10, c in 1usize..12, pool in pool_op(), batch in 1usize..4,
+    ) {
+        let conv = |f| Op::Conv2d { filters: f, kernel: [3, 3], stride: [1, 1],
+            padding: greenbench_core::Padding::Same, groups: 1, bias: true };
+        let nodes = vec![
+            Node::new("a", conv(c)),
+            Node::new("b", conv(c)),
+            Node::with_inputs("sum", Op::Add, &["a", "b"]),
+            Node::new("sum_relu", Op::Relu),
+            Node::new("pool", pool),
+            Node::new("gap", Op::GlobalAvgPool),
+        ];
+        let g = Graph::new("pools", InputSpec { shape: vec![h, w, c], token_vocab: None }, nodes);
+        prop_assume!(g.is_ok());
+        let qm = quantized(&g.unwrap(), 4, 3);
+        prop_assert!(qm.nodes.iter().all(|n| n.precision() == greenbench_core::Precision::Int8));
+        exact_on_every_path(&qm, batch, 2)?;
+    }
+}
+
+/// Every zoo model, at batch 1 and 32 (split across two threads): within one quantization
+/// step of the last uint8 value before the output (fp32 nodes run on the CPU's kernels and
+/// the reference in f64, so a value can round to the neighbouring step), on every path.
+#[test]
+fn zoo_models_in_int8_match_the_quantized_reference() {
+    for name in greenbench_core::MODEL_NAMES {
+        let m = Model::load(name, 3).unwrap();
+        let calib = generate_inputs(&m.graph, 16, 3, 1);
+        let qm = quantize(&m.graph, &m.weights, &calib, Calibration::MinMax).unwrap();
+        let step = qm
+            .values
+            .iter()
+            .rev()
+            .flatten()
+            .next()
+            .map_or(0.0, |p| p.scale);
+        for batch in [1, 32] {
+            let x = generate_inputs(&m.graph, batch, 3, 2);
+            let want = run_reference_q(&qm, &x, batch);
+            let cpu = CpuBackend::new(2).unwrap();
+            for path in paths() {
+                let got = cpu
+                    .prepare_quantized_on(&qm, batch, path)
+                    .unwrap()
+                    .run(&x)
+                    .unwrap()
+                    .to_vec();
+                let d = greenbench_core::reference::diff(&got, &want);
+                assert!(
+                    d.max_abs <= step * 1.01 + 1e-5,
+                    "{name} b{batch} {path:?}: {d:?}, step {step}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn other_backends_refuse_int8_naming_the_precisions() {
+    struct Fp32Only;
+    impl Backend for Fp32Only {
+        fn name(&self) -> &str {
+            "gpu"
+        }
+        fn device(&self) -> greenbench_core::DeviceInfo {
+            unimplemented!()
+        }
+        fn prepare(
+            &self,
+            _: &Graph,
+            _: &greenbench_core::Weights,
+            _: usize,
+        ) -> greenbench_core::PrepareResult {
+            unimplemented!()
+        }
+        fn prepare_matmul(&self, _: usize, _: usize, _: usize) -> greenbench_core::PrepareResult {
+            unimplemented!()
+        }
+    }
+    let g = chain(
+        vec![4],
+        vec![Op::Dense {
+            units: 2,
+            bias: true,
+        }],
+    )
+    .unwrap();
+    let Err(e) = Fp32Only.prepare_quantized(&quantized(&g, 1, 1), 1) else {
+        panic!("prepared")
+    };
+    assert!(e.to_string().contains("precision fp32 only"), "{e}");
+    assert_eq!(CpuBackend::new(1).unwrap().precisions().len(), 2);
+}
