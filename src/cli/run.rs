@@ -4,6 +4,8 @@
 use super::meters::{EnergyArgs, make_energy};
 use super::{Bars, VERSION, load_models, make_backends, names_or_zoo, profile};
 use anyhow::{Context, Result, bail};
+use greenbench_core::Precision;
+use greenbench_core::quant::Calibration;
 use greenbench_harness::cluster::SlurmJob;
 use greenbench_harness::env::{fingerprint, hostname, now_utc};
 use greenbench_harness::record::{CellStatus, ResultFile, RunStatus, check_writable};
@@ -66,8 +68,27 @@ pub struct RunArgs {
     /// With --resume: start over when the file cannot be continued.
     #[arg(long, requires = "resume")]
     force: bool,
+    /// Precisions, comma-separated: fp32 (default), int8 (post-training static quantization,
+    /// CPU backend; docs/INT8.md). Each model runs once per precision.
+    #[arg(long, default_value = "fp32", value_delimiter = ',', value_parser = parse_precision)]
+    precision: Vec<Precision>,
+    /// Seeded examples int8 calibration reads activation ranges from.
+    #[arg(long, default_value_t = 32, value_parser = super::range::count)]
+    calibration: usize,
+    /// How calibration turns those examples into ranges: minmax, or percentile:P (e.g.
+    /// percentile:99.99, clipping outliers).
+    #[arg(long, default_value = "minmax", value_parser = parse_calibration)]
+    calibration_method: Calibration,
     #[command(flatten)]
     energy: EnergyArgs,
+}
+
+pub(crate) fn parse_precision(s: &str) -> Result<Precision, String> {
+    s.parse()
+}
+
+pub(crate) fn parse_calibration(s: &str) -> Result<Calibration, String> {
+    s.parse()
 }
 
 impl Default for RunArgs {
@@ -88,6 +109,9 @@ impl Default for RunArgs {
             until_stable: None,
             resume: false,
             force: false,
+            precision: vec![Precision::Fp32],
+            calibration: 32,
+            calibration_method: Calibration::MinMax,
             energy: EnergyArgs::default(),
         }
     }
@@ -153,6 +177,9 @@ pub fn run(args: RunArgs) -> Result<i32> {
         slurm: SlurmJob::from_env(),
         resume: None,
         host_load: Default::default(),
+        precisions: dedup(&args.precision),
+        calibration: args.calibration_method,
+        calibration_examples: args.calibration,
     };
     let mut cfg = cfg;
     if args.resume {
@@ -173,16 +200,17 @@ pub fn run(args: RunArgs) -> Result<i32> {
         }
     }
     eprintln!(
-        "greenbench {VERSION}: {} model(s) x {} batch size(s) x {} backend(s), {} profile{} -> {}",
+        "greenbench {VERSION}: {} model(s) x {} batch size(s) x {} precision(s) x {} backend(s), {} profile{} -> {}",
         models.len(),
         cfg.batches.len(),
+        cfg.precisions.len(),
         backends.len(),
         cfg.profile.name,
         shard.map(|s| format!(", shard {s}")).unwrap_or_default(),
         out.display()
     );
     if let Some(s) = shard {
-        let cells = models.len() * cfg.batches.len() * backends.len();
+        let cells = models.len() * cfg.batches.len() * cfg.precisions.len() * backends.len();
         if s.index >= cells {
             eprintln!(
                 "shard {s}: the run has {cells} cell(s), so this slice has none (the result file will hold no cells)"
@@ -208,4 +236,18 @@ pub fn run(args: RunArgs) -> Result<i32> {
         }
         _ => 0,
     })
+}
+
+/// The precisions in the order given, each once.
+fn dedup(p: &[Precision]) -> Vec<Precision> {
+    let mut v: Vec<Precision> = Vec::new();
+    for &x in p {
+        if !v.contains(&x) {
+            v.push(x);
+        }
+    }
+    if v.is_empty() {
+        v.push(Precision::Fp32);
+    }
+    v
 }

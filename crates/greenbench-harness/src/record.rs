@@ -5,15 +5,17 @@
 use crate::env::Fingerprint;
 use crate::protocol::Profile;
 use crate::stats::Summary;
-use greenbench_core::{DeviceInfo, DeviceKind};
+use greenbench_core::{DeviceInfo, DeviceKind, Precision};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The schema this build writes. Readers accept [`READABLE_VERSIONS`].
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 added each cell's `precision` and `int_ops_per_example` (a version 1 file's
+/// cells are fp32 with no integer work).
+pub const SCHEMA_VERSION: u32 = 2;
 /// Schema versions this build reads.
-pub const READABLE_VERSIONS: &[u32] = &[1];
+pub const READABLE_VERSIONS: &[u32] = &[1, 2];
 
 /// Whether the run that wrote a file finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +137,9 @@ pub struct Cell {
     pub device_kind: DeviceKind,
     pub threads: Option<usize>,
     pub batch: usize,
+    /// The numeric precision the model ran in (`fp32` in files before schema version 2).
+    #[serde(default)]
+    pub precision: Precision,
     pub status: CellStatus,
     /// Why the cell failed, when it did.
     pub error: Option<String>,
@@ -142,6 +147,10 @@ pub struct Cell {
     pub macs_per_example: u64,
     pub fpo_per_example: u64,
     pub transcendentals_per_example: u64,
+    /// Integer operations per example: 2 x int8 MACs + the integer epilogues, pools and
+    /// borders (rules in docs/INT8.md); 0 for fp32. Never counted as FPO.
+    #[serde(default)]
+    pub int_ops_per_example: u64,
     /// End-to-end (host input -> host output) seconds per example.
     pub time_per_example_s: Option<Summary>,
     /// Device-only seconds per example, where the device reports it.

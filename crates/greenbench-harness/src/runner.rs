@@ -8,7 +8,8 @@ use crate::host_load::{HostLoad, STEAL_WARN, steal_share, steal_warning};
 use crate::protocol::{MeasureError, Profile, measure};
 use crate::record::{Cell, CellStatus, EnergyEnv, Environment, Peak, ResultFile, RunStatus};
 use crate::stats::summarize;
-use greenbench_core::{Backend, BackendError, Model, generate_inputs};
+use greenbench_core::quant::{Calibration, QModel, quantize};
+use greenbench_core::{Backend, BackendError, Model, Precision, generate_inputs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -56,6 +57,26 @@ pub struct RunConfig {
     pub resume: Option<ResultFile>,
     /// Where steal time and core clocks are read (the real /proc and sysfs by default).
     pub host_load: HostLoad,
+    /// The precisions each model runs in (cells per precision).
+    pub precisions: Vec<Precision>,
+    /// How int8 models are calibrated: the method, and how many seeded inputs (input set
+    /// [`CALIBRATION_SET`], never a measured one).
+    pub calibration: Calibration,
+    pub calibration_examples: usize,
+}
+
+/// The seeded input set int8 calibration reads (measurements use sets 0, 1, ...).
+pub const CALIBRATION_SET: u64 = 1_000_000;
+
+/// Quantize `model` for int8 with `calibration` over `examples` seeded inputs.
+pub fn quantize_model(
+    model: &Model,
+    calibration: Calibration,
+    examples: usize,
+) -> Result<QModel, String> {
+    let x = generate_inputs(&model.graph, examples.max(1), model.seed, CALIBRATION_SET);
+    quantize(&model.graph, &model.weights, &x, calibration)
+        .map_err(|e| format!("{}: quantization failed: {e}", model.name))
 }
 
 /// Why `prev` cannot be continued by a run of `cfg`, if it cannot: it must be unfinished and
@@ -90,17 +111,20 @@ pub fn resumable(prev: &ResultFile, cfg: &RunConfig) -> Result<(), String> {
 
 /// Whether a resumed file already holds a finished measurement of `model` (weights
 /// `fingerprint`) at `batch` on backend `backend` and device `device`.
+#[allow(clippy::too_many_arguments)]
 fn has_cell(
     cells: &[Cell],
     model: &Model,
     fingerprint: &str,
     batch: usize,
+    precision: Precision,
     backend: &str,
     device: &str,
 ) -> bool {
     cells.iter().any(|c| {
         c.status == CellStatus::Ok
             && c.model == model.name
+            && c.precision == precision
             && c.weights_fingerprint == fingerprint
             && c.backend == backend
             && c.device == device
@@ -163,11 +187,14 @@ pub fn measure_peak(
     Ok(peak)
 }
 
-/// Prepare and measure one cell. Backend failures become a failed cell, not an error.
+/// Prepare and measure one cell: `model` in fp32, or its quantized form `int8` (`Err`: why
+/// it could not be quantized, recorded as a failed cell). Backend failures become a failed
+/// cell, not an error.
 #[allow(clippy::too_many_arguments)]
 pub fn measure_cell(
     backend: &dyn Backend,
     model: &Model,
+    int8: Option<&Result<QModel, String>>,
     batch: usize,
     profile: &Profile,
     peak_gflops: Option<f64>,
@@ -177,6 +204,13 @@ pub fn measure_cell(
 ) -> Result<Cell, MeasureError> {
     let dev = backend.device();
     let total = model.cost.total;
+    let qcost = int8.and_then(|q| q.as_ref().ok()).map(|q| q.cost().0);
+    let precision = if int8.is_some() {
+        Precision::Int8
+    } else {
+        Precision::Fp32
+    };
+    let fpo = qcost.map_or(total.fpo(), |q| q.fpo);
     let mut cell = Cell {
         host: Some(crate::env::hostname()),
         model: model.name.clone(),
@@ -185,12 +219,14 @@ pub fn measure_cell(
         device_kind: dev.kind,
         threads: dev.threads,
         batch,
+        precision,
         status: CellStatus::Ok,
         error: None,
         params: total.params,
         macs_per_example: total.macs,
-        fpo_per_example: total.fpo(),
-        transcendentals_per_example: total.transcendentals,
+        fpo_per_example: fpo,
+        transcendentals_per_example: qcost.map_or(total.transcendentals, |q| q.transcendentals),
+        int_ops_per_example: qcost.map_or(0, |q| q.int_ops),
         time_per_example_s: None,
         device_time_per_example_s: None,
         device_time_note: None,
@@ -223,34 +259,38 @@ pub fn measure_cell(
         window_batches: vec![],
     };
     reset_peak_rss();
-    obs.started(
-        &format!("{} {} b{batch}", model.name, backend.name()),
-        profile.windows,
-    );
+    let label = match precision {
+        Precision::Fp32 => format!("{} {} b{batch}", model.name, backend.name()),
+        p => format!("{} {} b{batch} {p}", model.name, backend.name()),
+    };
+    obs.started(&label, profile.windows);
     let inputs: Vec<Vec<f32>> = (0..profile.input_sets.max(1))
         .map(|s| generate_inputs(&model.graph, batch, model.seed, s as u64))
         .collect();
-    let outcome = backend
-        .prepare(&model.graph, &model.weights, batch)
-        .map_err(MeasureError::from)
-        .and_then(|mut p| {
-            measure(
-                p.as_mut(),
-                &inputs,
-                batch,
-                profile,
-                energy,
-                cancel,
-                &mut |w| obs.window(w),
-            )
-        });
+    let prepared = match int8 {
+        None => backend.prepare(&model.graph, &model.weights, batch),
+        Some(Ok(qm)) => backend.prepare_quantized(qm, batch),
+        Some(Err(why)) => Err(BackendError::Invalid(why.clone())),
+    };
+    let outcome = prepared.map_err(MeasureError::from).and_then(|mut p| {
+        measure(
+            p.as_mut(),
+            &inputs,
+            batch,
+            profile,
+            energy,
+            cancel,
+            &mut |w| obs.window(w),
+        )
+    });
     match outcome {
         Ok(m) => {
             let t = summarize(&m.per_example_s);
-            let gflops = total.fpo() as f64 / t.median / 1e9;
+            let gflops = fpo as f64 / t.median / 1e9;
             cell.examples_per_s = Some(1.0 / t.median);
             cell.gflops = Some(gflops);
-            if let Some(p) = peak_gflops {
+            // The peak is an fp32 matmul's: a share of it says nothing of integer work.
+            if let Some(p) = peak_gflops.filter(|_| precision == Precision::Fp32) {
                 set_pct_of_peak(&mut cell, p);
             }
             cell.stable = m.stable;
@@ -436,17 +476,21 @@ fn fill_energy(cell: &mut Cell, e: &Energy, m: &crate::protocol::Measurement, ba
 
 /// A one-line summary of a cell for logs.
 pub fn cell_line(c: &Cell) -> String {
+    let p = match c.precision {
+        Precision::Fp32 => String::new(),
+        p => format!(" {p}"),
+    };
     match (&c.time_per_example_s, &c.error) {
         (Some(t), _) => format!(
-            "{} {} b{}: {:.2} us/example, {:.1} GFPO/s",
+            "{} {} b{}{p}: {:.2} us/example, {:.1} GFPO/s",
             c.model,
             c.backend,
             c.batch,
             t.median * 1e6,
             c.gflops.unwrap_or(0.0)
         ),
-        (None, Some(e)) => format!("{} {} b{}: FAILED: {e}", c.model, c.backend, c.batch),
-        (None, None) => format!("{} {} b{}: no result", c.model, c.backend, c.batch),
+        (None, Some(e)) => format!("{} {} b{}{p}: FAILED: {e}", c.model, c.backend, c.batch),
+        (None, None) => format!("{} {} b{}{p}: no result", c.model, c.backend, c.batch),
     }
 }
 
@@ -541,8 +585,17 @@ pub fn run_suite(
     // Other greenbench runs measuring on this machine meanwhile are named in every cell
     // measured beside them (and this run in theirs).
     let presence = crate::presence::Presence::announce(crate::presence::default_dir());
-    // Cell k of the backend-major order belongs to slice k % N.
-    let per_backend = models.len() * cfg.batches.len();
+    // Cell k of the backend-major order (backends x models x batches x precisions) belongs
+    // to slice k % N.
+    let precisions: Vec<Precision> = if cfg.precisions.is_empty() {
+        vec![Precision::Fp32]
+    } else {
+        cfg.precisions.clone()
+    };
+    let np = precisions.len();
+    let per_backend = models.len() * cfg.batches.len() * np;
+    // Each model quantized once, when an int8 cell first needs it.
+    let mut quantized: Vec<Option<Result<QModel, String>>> = vec![None; models.len()];
     let in_shard = |k: usize| cfg.shard.is_none_or(|s| s.takes(k));
     let node_shared = cfg.slurm.as_ref().is_some_and(|j| j.node_shared);
     'outer: for (bi, backend) in backends.iter().enumerate() {
@@ -587,61 +640,83 @@ pub fn run_suite(
         };
         for (mi, model) in models.iter().enumerate() {
             for (j, &batch) in cfg.batches.iter().enumerate() {
-                if !in_shard(first + mi * cfg.batches.len() + j) {
-                    continue;
-                }
-                if cancel.load(Ordering::Relaxed) {
-                    break 'outer;
-                }
-                if resumed.is_some()
-                    && has_cell(
-                        &file.cells,
-                        model,
-                        &fingerprints[mi],
-                        batch,
-                        backend.name(),
-                        &device,
-                    )
-                {
-                    continue;
-                }
-                let before = presence.others();
-                let (times0, mhz0) = (cfg.host_load.cpu_times(), cfg.host_load.mean_mhz());
-                match measure_cell(
-                    backend.as_ref(),
-                    model,
-                    batch,
-                    &cfg.profile,
-                    peak_gflops,
-                    energy,
-                    cancel,
-                    obs,
-                ) {
-                    Ok(mut cell) => {
-                        let times1 = cfg.host_load.cpu_times();
-                        cell.steal_share = times0.zip(times1).and_then(|(a, b)| steal_share(a, b));
-                        cell.cpu_mhz = match (mhz0, cfg.host_load.mean_mhz()) {
-                            (Some(a), Some(b)) => Some((a + b) / 2.0),
-                            (a, b) => a.or(b),
-                        };
-                        if let Some(s) = cell.steal_share.filter(|s| *s > STEAL_WARN) {
-                            cell.warnings.push(steal_warning(s));
-                        }
-                        let mut beside = before.clone();
-                        beside.extend(presence.others());
-                        beside.sort_unstable();
-                        beside.dedup();
-                        if !beside.is_empty() {
-                            cell.warnings.push(crate::presence::warning(&beside));
-                        }
-                        if node_shared {
-                            withhold_node_energy(&mut cell);
-                        }
-                        file.cells.push(cell);
-                        measured_here.push(file.cells.len() - 1);
-                        save(&file)?;
+                for (pi, &precision) in precisions.iter().enumerate() {
+                    if !in_shard(first + (mi * cfg.batches.len() + j) * np + pi) {
+                        continue;
                     }
-                    Err(_) => break 'outer,
+                    if cancel.load(Ordering::Relaxed) {
+                        break 'outer;
+                    }
+                    if resumed.is_some()
+                        && has_cell(
+                            &file.cells,
+                            model,
+                            &fingerprints[mi],
+                            batch,
+                            precision,
+                            backend.name(),
+                            &device,
+                        )
+                    {
+                        continue;
+                    }
+                    let before = presence.others();
+                    let (times0, mhz0) = (cfg.host_load.cpu_times(), cfg.host_load.mean_mhz());
+                    let int8 = match precision {
+                        Precision::Fp32 => None,
+                        Precision::Int8 => {
+                            if quantized[mi].is_none() {
+                                obs.note(&format!(
+                                    "quantizing {} for int8 ({} calibration examples)",
+                                    model.name, cfg.calibration_examples
+                                ));
+                                quantized[mi] = Some(quantize_model(
+                                    model,
+                                    cfg.calibration,
+                                    cfg.calibration_examples,
+                                ));
+                            }
+                            quantized[mi].as_ref()
+                        }
+                    };
+                    match measure_cell(
+                        backend.as_ref(),
+                        model,
+                        int8,
+                        batch,
+                        &cfg.profile,
+                        peak_gflops,
+                        energy,
+                        cancel,
+                        obs,
+                    ) {
+                        Ok(mut cell) => {
+                            let times1 = cfg.host_load.cpu_times();
+                            cell.steal_share =
+                                times0.zip(times1).and_then(|(a, b)| steal_share(a, b));
+                            cell.cpu_mhz = match (mhz0, cfg.host_load.mean_mhz()) {
+                                (Some(a), Some(b)) => Some((a + b) / 2.0),
+                                (a, b) => a.or(b),
+                            };
+                            if let Some(s) = cell.steal_share.filter(|s| *s > STEAL_WARN) {
+                                cell.warnings.push(steal_warning(s));
+                            }
+                            let mut beside = before.clone();
+                            beside.extend(presence.others());
+                            beside.sort_unstable();
+                            beside.dedup();
+                            if !beside.is_empty() {
+                                cell.warnings.push(crate::presence::warning(&beside));
+                            }
+                            if node_shared {
+                                withhold_node_energy(&mut cell);
+                            }
+                            file.cells.push(cell);
+                            measured_here.push(file.cells.len() - 1);
+                            save(&file)?;
+                        }
+                        Err(_) => break 'outer,
+                    }
                 }
             }
         }

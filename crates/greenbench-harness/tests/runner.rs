@@ -104,6 +104,9 @@ fn config(out: std::path::PathBuf) -> RunConfig {
         slurm: None,
         resume: None,
         host_load: Default::default(),
+        precisions: vec![greenbench_core::Precision::Fp32],
+        calibration: greenbench_core::quant::Calibration::MinMax,
+        calibration_examples: 8,
     }
 }
 
@@ -256,7 +259,7 @@ fn bad_result_files_name_path_and_field() {
     let e = ResultFile::load(&p).unwrap_err();
     assert!(matches!(e, LoadError::Version { found: 99, .. }));
     assert!(
-        e.to_string().contains("bad.json") && e.to_string().contains("[1]"),
+        e.to_string().contains("bad.json") && e.to_string().contains("[1, 2]"),
         "{e}"
     );
 

@@ -34,6 +34,9 @@ fn run(dir: &Path, name: &str) -> PathBuf {
         slurm: None,
         resume: None,
         host_load: Default::default(),
+        precisions: vec![greenbench_core::Precision::Fp32],
+        calibration: greenbench_core::quant::Calibration::MinMax,
+        calibration_examples: 8,
     };
     let models = vec![
         Model::load("mlp", 1).unwrap(),
