@@ -622,10 +622,9 @@ impl QModel {
             total.int_ops += QUANTIZE_COST.1 * len(0);
         }
         let mut dequantized = vec![false; g.nodes.len() + 1];
-        for i in 0..g.nodes.len() {
+        for (i, q) in per.iter_mut().enumerate() {
             let c = crate::cost::node_cost(g, i);
             let out = len(i + 1);
-            let q = &mut per[i];
             q.macs = c.macs;
             q.params = c.params;
             match &self.nodes[i] {
