@@ -274,7 +274,7 @@ pub fn depthwise(
 /// baseline target (SSE2 on x86-64), so without this the compiler's vectorised loops use
 /// 4-lane registers on CPUs with 16-lane ones.
 #[derive(Clone, Copy)]
-enum Simd {
+pub(crate) enum Simd {
     #[cfg(target_arch = "x86_64")]
     Avx512,
     #[cfg(target_arch = "x86_64")]
@@ -283,7 +283,7 @@ enum Simd {
 }
 
 impl Simd {
-    fn detect() -> Simd {
+    pub(crate) fn detect() -> Simd {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -302,7 +302,7 @@ impl Simd {
 /// Run `f` compiled for the best SIMD level of this CPU: `f` is inlined into a function with
 /// that target feature, so its loops vectorise with the wide registers.
 #[inline(always)]
-fn simd<R>(level: Simd, f: impl FnOnce() -> R) -> R {
+pub(crate) fn simd<R>(level: Simd, f: impl FnOnce() -> R) -> R {
     match level {
         // SAFETY: the level is only chosen when the CPU has those features.
         #[cfg(target_arch = "x86_64")]

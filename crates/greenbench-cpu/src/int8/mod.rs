@@ -26,11 +26,13 @@ struct Epi {
     /// `bias - z_x * sum_k w` (the zero-point correction folded in), or `bias` where the
     /// kernel subtracts the zero point itself (depthwise).
     bias: Vec<i32>,
-    mult: Vec<i64>,
+    mult: Vec<i32>,
     shift: Vec<u32>,
-    zy: i64,
-    lo: i64,
-    hi: i64,
+    zy: i32,
+    lo: i32,
+    hi: i32,
+    /// Run the AVX-512 form (16 channels at a time).
+    wide: bool,
 }
 
 impl Epi {
@@ -46,11 +48,12 @@ impl Epi {
         };
         Epi {
             bias,
-            mult: l.requant.iter().map(|r| r.multiplier as i64).collect(),
+            mult: l.requant.iter().map(|r| r.multiplier).collect(),
             shift: l.requant.iter().map(|r| r.shift).collect(),
-            zy: l.y.zero as i64,
-            lo: l.lo as i64,
-            hi: l.hi as i64,
+            zy: l.y.zero,
+            lo: l.lo as i32,
+            hi: l.hi as i32,
+            wide: wide_int8(),
         }
     }
 
@@ -58,15 +61,75 @@ impl Epi {
     #[inline]
     fn finish(&self, acc: &[i32], c0: usize, out: &mut [u8]) {
         let n = acc.len();
-        let (b, m, s) = (
-            &self.bias[c0..c0 + n],
-            &self.mult[c0..c0 + n],
-            &self.shift[c0..c0 + n],
-        );
-        for j in 0..n {
-            let v = (acc[j] as i64 + b[j] as i64) * m[j];
-            out[j] = (round_shift(v, s[j]) + self.zy).clamp(self.lo, self.hi) as u8;
+        let mut j = 0;
+        #[cfg(target_arch = "x86_64")]
+        if self.wide {
+            // SAFETY: `wide` is set only where AVX-512F is present; the function reads
+            // `acc[..n]`, `self.*[c0..c0 + n]` and writes `out[..n]` in whole 16-lane blocks.
+            j = unsafe { self.finish_avx512(acc, c0, out) };
         }
+        for j in j..n {
+            let c = c0 + j;
+            let v = (acc[j] as i64 + self.bias[c] as i64) * self.mult[c] as i64;
+            out[j] = (round_shift(v, self.shift[c]) + self.zy as i64)
+                .clamp(self.lo as i64, self.hi as i64) as u8;
+        }
+    }
+
+    /// [`Self::finish`] in 16-channel blocks (the last one masked); returns how many
+    /// channels it did (all).
+    /// The same arithmetic in 64-bit lanes (even channels, then odd): the product of the
+    /// int32 sum and the multiplier, then `(p + half + (p >> 63)) >> shift` (arithmetic),
+    /// which is the rounding half away from zero of `round_shift`, the zero point, the clamp.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn finish_avx512(&self, acc: &[i32], c0: usize, out: &mut [u8]) -> usize {
+        use std::arch::x86_64::*;
+        let n = acc.len();
+        assert!(out.len() >= n && self.bias.len() >= c0 + n);
+        let (zy, lo, hi) = (
+            _mm512_set1_epi64(self.zy as i64),
+            _mm512_set1_epi64(self.lo as i64),
+            _mm512_set1_epi64(self.hi as i64),
+        );
+        let one = _mm512_set1_epi64(1);
+        let low = _mm512_set1_epi64(0xffff_ffff);
+        for b in 0..n.div_ceil(16) {
+            let (j, c) = (b * 16, c0 + b * 16);
+            // The last block may be partial: its lanes past `n` are masked off.
+            let k: __mmask16 = if j + 16 <= n {
+                0xffff
+            } else {
+                ((1u32 << (n - j)) - 1) as u16
+            };
+            // SAFETY: the masked loads and stores touch lanes j..min(j + 16, n) only, in
+            // bounds of every slice (asserted).
+            unsafe {
+                let ld = |p: *const i32| _mm512_maskz_loadu_epi32(k, p);
+                let v = _mm512_add_epi32(ld(acc.as_ptr().add(j)), ld(self.bias.as_ptr().add(c)));
+                let m = ld(self.mult.as_ptr().add(c));
+                let s = ld(self.shift.as_ptr().add(c) as *const i32);
+                let half = |p: __m512i, s: __m512i| {
+                    let h = _mm512_sllv_epi64(one, _mm512_sub_epi64(s, one));
+                    let r = _mm512_add_epi64(_mm512_add_epi64(p, h), _mm512_srai_epi64(p, 63));
+                    let r = _mm512_add_epi64(_mm512_srav_epi64(r, s), zy);
+                    _mm512_min_epi64(_mm512_max_epi64(r, lo), hi)
+                };
+                let re = half(_mm512_mul_epi32(v, m), _mm512_and_si512(s, low));
+                let ro = half(
+                    _mm512_mul_epi32(_mm512_srli_epi64(v, 32), _mm512_srli_epi64(m, 32)),
+                    _mm512_srli_epi64(s, 32),
+                );
+                // Clamped to 0..=255, so both halves interleave back into 16 x i32.
+                let r = _mm512_or_si512(re, _mm512_slli_epi64(ro, 32));
+                _mm_mask_storeu_epi8(
+                    out.as_mut_ptr().add(j) as *mut i8,
+                    k,
+                    _mm512_cvtepi32_epi8(r),
+                );
+            }
+        }
+        n
     }
 }
 
@@ -136,7 +199,8 @@ struct Layout {
     u8_len: Vec<usize>,
     input: usize,
     output: usize,
-    /// Largest im2col row block (bytes per example) and accumulator block (ints per example).
+    /// Largest padded image + im2col block (bytes, one example at a time) and accumulator
+    /// block (ints per example).
     cols_len: usize,
     acc_len: usize,
     /// Attention scores per example.
@@ -157,7 +221,7 @@ impl Mem {
         Mem {
             f: l.f32_len.iter().map(|n| vec![0.0; n * batch]).collect(),
             q: l.u8_len.iter().map(|n| vec![0; n * batch]).collect(),
-            cols: vec![0; l.cols_len * batch],
+            cols: vec![0; l.cols_len],
             acc: vec![0; l.acc_len * batch],
             scratch: vec![0.0; l.scratch_len * batch],
             batch,
@@ -402,9 +466,17 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                     _ => {
                         let c = g.conv_geom(i);
                         if c.is_depthwise() {
-                            // HWIO [kh, kw, 1, C]: already per tap, C contiguous.
-                            let w = l.w.iter().map(|&x| x as i32).collect();
-                            (Lin::Depthwise { geom: c, w }, Epi::new(l, None))
+                            // HWIO [kh, kw, 1, C]: per tap, C contiguous; each tap's row widened
+                            // to a whole number of 16-channel blocks (zeros past C).
+                            let chp = c.cout.next_multiple_of(16);
+                            let mut w = vec![0i32; c.kh * c.kw * chp];
+                            let mut sums = vec![0i32; c.cout];
+                            for (j, &v) in l.w.iter().enumerate() {
+                                w[(j / c.cout) * chp + j % c.cout] = v as i32;
+                                sums[j % c.cout] += v as i32;
+                            }
+                            layout.cols_len = layout.cols_len.max(padded_len(&c));
+                            (Lin::Depthwise { geom: c, w }, Epi::new(l, Some(&sums)))
                         } else {
                             let cin_g = c.cin / c.groups;
                             let cout_g = c.cout / c.groups;
@@ -420,7 +492,9 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                                 let gemm = gemms.into_iter().next().expect("one group");
                                 (Lin::Gemm { gemm, k }, epi)
                             } else {
-                                layout.cols_len = layout.cols_len.max(c.ho * c.wo * k);
+                                layout.cols_len = layout
+                                    .cols_len
+                                    .max(padded_len(&c) + c.ho * c.wo * k + SLACK);
                                 (Lin::Conv { geom: c, gemms }, epi)
                             }
                         }
@@ -502,8 +576,45 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
 }
 
 fn execute(plan: &Plan, m: &mut Mem) {
-    let batch = m.batch;
+    #[cfg(target_arch = "x86_64")]
+    let wide = wide_int8();
     for step in &plan.steps {
+        #[cfg(target_arch = "x86_64")]
+        if wide && !matches!(step, Step::Fp32 { .. }) {
+            // SAFETY: AVX-512 F/BW/VL/DQ are present (`wide_int8`).
+            unsafe { execute_step_avx512(plan, step, m) };
+            continue;
+        }
+        execute_step(plan, step, m);
+    }
+}
+
+/// Whether the AVX-512 forms of the integer loops and epilogues run here (F, BW, VL, DQ).
+fn wide_int8() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The integer loops compiled for AVX-512 registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+unsafe fn execute_step_avx512(plan: &Plan, step: &Step, m: &mut Mem) {
+    execute_step(plan, step, m)
+}
+
+#[inline(always)]
+fn execute_step(plan: &Plan, step: &Step, m: &mut Mem) {
+    let batch = m.batch;
+    {
         match step {
             Step::Quantize { src, dst, p } => {
                 let (x, y) = (&m.f[*src], &mut m.q[*dst]);
@@ -594,6 +705,7 @@ fn execute(plan: &Plan, m: &mut Mem) {
 }
 
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn linear(
     x: &[u8],
     out: &mut [u8],
@@ -620,11 +732,13 @@ fn linear(
             let cout_g = c.cout / c.groups;
             let k = c.kh * c.kw * cin_g;
             let pix = c.ho * c.wo;
+            let (pad, cols) = cols.split_at_mut(padded_len(c));
             for n in 0..batch {
                 let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
+                let (src, wp) = pad_image(img, c, zx as u8, pad);
                 let y = &mut out[n * out_len..(n + 1) * out_len];
                 for (grp, gm) in gemms.iter().enumerate() {
-                    im2col_u8(img, c, grp, zx as u8, &mut cols[..pix * k]);
+                    im2col_u8(src, wp, c, grp, &mut cols[..pix * k + SLACK]);
                     let acc = &mut acc[..pix * cout_g];
                     gm.run(cols, k, pix, acc, cout_g);
                     for (p, a) in acc.chunks(cout_g).enumerate() {
@@ -635,58 +749,143 @@ fn linear(
             }
         }
         Lin::Depthwise { geom: c, w } => {
-            let ch = c.cin;
-            let mut a = vec![0i32; ch];
+            let pad = &mut cols[..padded_len(c)];
             for n in 0..batch {
-                let img = &x[n * c.h * c.w * ch..(n + 1) * c.h * c.w * ch];
+                let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
+                let (src, wp) = pad_image(img, c, zx as u8, pad);
                 let y = &mut out[n * out_len..(n + 1) * out_len];
-                for oy in 0..c.ho {
-                    for ox in 0..c.wo {
-                        a.iter_mut().for_each(|v| *v = 0);
-                        for ky in 0..c.kh {
-                            let iy = (oy * c.sh + ky) as isize - c.pad_top as isize;
-                            if iy < 0 || iy >= c.h as isize {
-                                continue;
-                            }
-                            for kx in 0..c.kw {
-                                let ix = (ox * c.sw + kx) as isize - c.pad_left as isize;
-                                if ix < 0 || ix >= c.w as isize {
-                                    continue;
-                                }
-                                let src = &img[(iy as usize * c.w + ix as usize) * ch..][..ch];
-                                let wt = &w[(ky * c.kw + kx) * ch..][..ch];
-                                for j in 0..ch {
-                                    a[j] += (src[j] as i32 - zx) * wt[j];
-                                }
-                            }
-                        }
-                        let o = (oy * c.wo + ox) * ch;
-                        epi.finish(&a, 0, &mut y[o..o + ch]);
-                    }
-                }
+                depthwise_u8(src, wp, c, w, epi, y);
             }
         }
     }
 }
 
-/// im2col of one uint8 image for group `group`: `ho * wo` rows of `kh * kw * cin_g` taps,
-/// `zero` (the input's zero point, a real 0) in the padding.
-fn im2col_u8(img: &[u8], c: &ConvGeom, group: usize, zero: u8, cols: &mut [u8]) {
-    let cin_g = c.cin / c.groups;
-    let k = c.kh * c.kw * cin_g;
+/// Bytes read or written past a copy's end by the fixed-size copies of `im2col_u8` and the
+/// channel blocks of `depthwise_u8`: the padded image and the im2col block keep this much
+/// slack.
+const SLACK: usize = 64;
+
+/// Bytes of a convolution's zero-point-padded input image, with [`SLACK`].
+fn padded_len(c: &ConvGeom) -> usize {
+    (c.h + c.pad_top + c.pad_bottom) * (c.w + c.pad_left + c.pad_right) * c.cin + SLACK
+}
+
+/// One image with its border of `zero` (the input's zero point: a real 0), in `pad`.
+/// Returns it and its row width in pixels.
+#[inline(always)]
+fn pad_image<'a>(img: &'a [u8], c: &ConvGeom, zero: u8, pad: &'a mut [u8]) -> (&'a [u8], usize) {
+    let wp = c.w + c.pad_left + c.pad_right;
+    let row = c.w * c.cin;
+    let hp = c.h + c.pad_top + c.pad_bottom;
+    // Borders only: the top and bottom rows, and each row's two ends.
+    pad[..c.pad_top * wp * c.cin].fill(zero);
+    pad[(c.pad_top + c.h) * wp * c.cin..hp * wp * c.cin].fill(zero);
+    for y in 0..c.h {
+        let start = ((y + c.pad_top) * wp) * c.cin;
+        let body = start + c.pad_left * c.cin;
+        pad[start..body].fill(zero);
+        pad[body..body + row].copy_from_slice(&img[y * row..(y + 1) * row]);
+        pad[body + row..start + wp * c.cin].fill(zero);
+    }
+    (pad, wp)
+}
+
+/// A depthwise convolution of one (padded) image: per output pixel and block of channels,
+/// the taps' `x * w` summed in registers, then the epilogue (the zero point's share,
+/// `z_x * sum w`, is folded into its bias). The last block may reach past the channels:
+/// it reads the next pixel's bytes (or the slack) against zero weights and keeps only its
+/// own channels.
+#[inline(always)]
+fn depthwise_u8(src: &[u8], wp: usize, c: &ConvGeom, w: &[i32], epi: &Epi, y: &mut [u8]) {
+    let ch = c.cin;
     for oy in 0..c.ho {
         for ox in 0..c.wo {
-            let row = &mut cols[(oy * c.wo + ox) * k..][..k];
+            let o = (oy * c.wo + ox) * ch;
+            let mut cb = 0;
+            while cb + 64 <= ch {
+                dw_block::<64>(src, wp, c, w, oy, ox, cb, epi, &mut y[o + cb..o + cb + 64]);
+                cb += 64;
+            }
+            while cb < ch {
+                let n = (ch - cb).min(16);
+                dw_block::<16>(src, wp, c, w, oy, ox, cb, epi, &mut y[o + cb..o + cb + n]);
+                cb += 16;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dw_block<const N: usize>(
+    src: &[u8],
+    wp: usize,
+    c: &ConvGeom,
+    w: &[i32],
+    oy: usize,
+    ox: usize,
+    cb: usize,
+    epi: &Epi,
+    out: &mut [u8],
+) {
+    let ch = c.cin;
+    let chp = ch.next_multiple_of(16);
+    let mut acc = [0i32; N];
+    for ky in 0..c.kh {
+        let row = ((oy * c.sh + ky) * wp + ox * c.sw) * ch + cb;
+        for kx in 0..c.kw {
+            let s: &[u8; N] = src[row + kx * ch..][..N].try_into().expect("N bytes");
+            let t: &[i32; N] = w[(ky * c.kw + kx) * chp + cb..][..N]
+                .try_into()
+                .expect("N weights");
+            for j in 0..N {
+                acc[j] += s[j] as i32 * t[j];
+            }
+        }
+    }
+    epi.finish(&acc[..out.len()], cb, out);
+}
+
+/// im2col of one (padded) image of row width `wp` for group `group`: `ho * wo` rows of
+/// `kh * kw * cin_g` taps.
+#[inline(always)]
+fn im2col_u8(src: &[u8], wp: usize, c: &ConvGeom, group: usize, cols: &mut [u8]) {
+    let cin_g = c.cin / c.groups;
+    let k = c.kh * c.kw * cin_g;
+    // With one group, a kernel row's taps are one contiguous run of kw * cin bytes.
+    let (run, runs) = if c.groups == 1 {
+        (c.kw * c.cin, 1)
+    } else {
+        (cin_g, c.kw)
+    };
+    let pix = c.ho * c.wo;
+    assert!(cols.len() >= pix * k + SLACK, "im2col block without slack");
+    let last = ((c.ho - 1) * c.sh + c.kh - 1) * wp + (c.wo - 1) * c.sw + c.kw;
+    assert!(
+        src.len() >= last * c.cin + SLACK,
+        "padded image without slack"
+    );
+    let (sp, cp) = (src.as_ptr(), cols.as_mut_ptr());
+    for oy in 0..c.ho {
+        for ox in 0..c.wo {
+            let row = (oy * c.wo + ox) * k;
             for ky in 0..c.kh {
-                let iy = (oy * c.sh + ky) as isize - c.pad_top as isize;
-                for kx in 0..c.kw {
-                    let ix = (ox * c.sw + kx) as isize - c.pad_left as isize;
-                    let dst = &mut row[(ky * c.kw + kx) * cin_g..][..cin_g];
-                    if iy < 0 || ix < 0 || iy >= c.h as isize || ix >= c.w as isize {
-                        dst.fill(zero);
-                    } else {
-                        let off = (iy as usize * c.w + ix as usize) * c.cin + group * cin_g;
-                        dst.copy_from_slice(&img[off..off + cin_g]);
+                let base = ((oy * c.sh + ky) * wp + ox * c.sw) * c.cin + group * cin_g;
+                for r in 0..runs {
+                    let (from, to) = (base + r * c.cin, row + (ky * runs + r) * run);
+                    // SAFETY: `from + run` and `to + run` are in bounds (the geometry), and
+                    // a short run copies a whole 16 or 32 bytes into the slack asserted
+                    // above. Runs are written in increasing order, so the bytes a short
+                    // copy writes past its run are written again by the next run (or lie
+                    // in the slack).
+                    unsafe {
+                        if run <= 16 {
+                            std::ptr::copy_nonoverlapping(sp.add(from), cp.add(to), 16);
+                        } else if run <= 32 {
+                            std::ptr::copy_nonoverlapping(sp.add(from), cp.add(to), 32);
+                        } else {
+                            std::ptr::copy_nonoverlapping(sp.add(from), cp.add(to), run);
+                        }
                     }
                 }
             }
@@ -694,6 +893,7 @@ fn im2col_u8(img: &[u8], c: &ConvGeom, group: usize, zero: u8, cols: &mut [u8]) 
     }
 }
 
+#[inline(always)]
 fn pool_u8(x: &[u8], batch: usize, p: &PoolGeom, max: bool, zero: i32, y: &mut [u8]) {
     let mut acc = vec![0i32; p.c];
     for n in 0..batch {
