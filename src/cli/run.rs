@@ -5,7 +5,7 @@ use super::meters::{EnergyArgs, make_energy};
 use super::{Bars, VERSION, load_models, make_backends, names_or_zoo, profile};
 use anyhow::{Context, Result, bail};
 use greenbench_core::Precision;
-use greenbench_core::quant::Calibration;
+use greenbench_core::quant::{Calibration, QuantConfig, Requantizer};
 use greenbench_harness::cluster::SlurmJob;
 use greenbench_harness::env::{fingerprint, hostname, now_utc};
 use greenbench_harness::record::{CellStatus, ResultFile, RunStatus, check_writable};
@@ -79,6 +79,11 @@ pub struct RunArgs {
     /// percentile:99.99, clipping outliers).
     #[arg(long, default_value = "minmax", value_parser = parse_calibration)]
     calibration_method: Calibration,
+    /// How int8 layers turn int32 sums back into uint8: fixed (a fixed-point multiplier and
+    /// shift, gemmlowp / TFLite style, rounding half away from zero) or fp32 (an fp32
+    /// multiplier rounding half to even, as XNNPACK and ONNX Runtime do).
+    #[arg(long, default_value = "fixed", value_parser = parse_requantizer)]
+    requantizer: Requantizer,
     #[command(flatten)]
     energy: EnergyArgs,
 }
@@ -88,6 +93,10 @@ pub(crate) fn parse_precision(s: &str) -> Result<Precision, String> {
 }
 
 pub(crate) fn parse_calibration(s: &str) -> Result<Calibration, String> {
+    s.parse()
+}
+
+pub(crate) fn parse_requantizer(s: &str) -> Result<Requantizer, String> {
     s.parse()
 }
 
@@ -112,6 +121,7 @@ impl Default for RunArgs {
             precision: vec![Precision::Fp32],
             calibration: 32,
             calibration_method: Calibration::MinMax,
+            requantizer: Requantizer::Fixed,
             energy: EnergyArgs::default(),
         }
     }
@@ -178,7 +188,10 @@ pub fn run(args: RunArgs) -> Result<i32> {
         resume: None,
         host_load: Default::default(),
         precisions: dedup(&args.precision),
-        calibration: args.calibration_method,
+        quant: QuantConfig {
+            calibration: args.calibration_method,
+            requantizer: args.requantizer,
+        },
         calibration_examples: args.calibration,
     };
     let mut cfg = cfg;

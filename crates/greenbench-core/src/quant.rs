@@ -11,10 +11,16 @@
 //!   gets `s = 1, z = 0` rather than a division by zero.
 //! * **Products**: int32 accumulation of `(q_x - z_x) * q_w`; the bias in int32 at scale
 //!   `s_x * s_w` (`round(b / (s_x s_w))`, saturated).
-//! * **Requantization**: the real multiplier `s_x s_w / s_y` as a fixed-point `m * 2^-shift`
-//!   with `m` in `[2^30, 2^31)`, applied exactly in 64 bits, rounding **half away from zero**
-//!   (as `f32::round` does in [`QParams::quantize`]); then `+ z_y` and a clamp that is also the
-//!   fused ReLU / ReLU6.
+//! * **Requantization**, two ways ([`Requantizer`]), each exactly reproducible so every
+//!   kernel is checked bit for bit:
+//!   - `fixed` (gemmlowp / TFLite): the real multiplier `s_x s_w / s_y` as a fixed-point
+//!     `m * 2^-shift` with `m` in `[2^30, 2^31)`, applied exactly in 64 bits, rounding **half
+//!     away from zero**;
+//!   - `fp32` (XNNPACK's and ONNX Runtime's): `acc` converted to fp32 (round to nearest
+//!     even), multiplied by the fp32 multiplier, clamped, rounded **half to even** (what
+//!     `cvtps2dq` does, `f32::round_ties_even` in the reference).
+//!
+//!   then `+ z_y` and a clamp that is also the fused ReLU / ReLU6.
 //! * Every `round` here is half away from zero.
 //!
 //! Which nodes run in int8: convolutions (incl. depthwise and grouped) and dense layers, with a
@@ -181,11 +187,52 @@ pub fn round_shift(p: i64, s: u32) -> i64 {
     }
 }
 
+/// How an int32 accumulator becomes a uint8 output (see the module documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Requantizer {
+    /// Fixed-point multiplier and shift, 64-bit exact, half away from zero.
+    #[default]
+    Fixed,
+    /// fp32 multiplier, half to even.
+    Fp32,
+}
+
+impl std::str::FromStr for Requantizer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "fixed" => Ok(Requantizer::Fixed),
+            "fp32" => Ok(Requantizer::Fp32),
+            _ => Err(format!(
+                "unknown requantizer `{s}`: use `fixed` (fixed-point multiplier and shift) or `fp32`"
+            )),
+        }
+    }
+}
+
+impl Requantizer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Requantizer::Fixed => "fixed",
+            Requantizer::Fp32 => "fp32",
+        }
+    }
+}
+
+/// How a model is quantized.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuantConfig {
+    pub calibration: Calibration,
+    pub requantizer: Requantizer,
+}
+
 /// How activation ranges are read from the calibration run.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "method")]
 pub enum Calibration {
     /// The smallest and largest value seen.
+    #[default]
     MinMax,
     /// The `p`-th and `(100 - p)`-th percentile of every value seen (e.g. 99.99): outliers
     /// clipped for a finer step.
@@ -225,8 +272,12 @@ pub struct QLinear {
     pub w_scale: Vec<f32>,
     /// Per output channel, at scale `s_x * w_scale[c]` (zeros without a bias).
     pub bias: Vec<i32>,
-    /// Per output channel: `s_x * w_scale[c] / s_y`.
+    /// Per output channel: `s_x * w_scale[c] / s_y` in fixed point ...
     pub requant: Vec<Requant>,
+    /// ... and in fp32.
+    pub scale: Vec<f32>,
+    /// Which of the two `finish` applies.
+    pub requantizer: Requantizer,
     pub x: QParams,
     pub y: QParams,
     /// The clamp: `[0, 255]`, or a fused ReLU / ReLU6 range.
@@ -283,6 +334,7 @@ pub struct QModel {
     pub values: Vec<Option<QParams>>,
     pub nodes: Vec<QNode>,
     pub calibration: Calibration,
+    pub requantizer: Requantizer,
     /// Examples the ranges were read from.
     pub calibration_examples: usize,
 }
@@ -346,13 +398,15 @@ fn calibrate(
 }
 
 /// Quantize `g` (batch norm already folded) with weights `w`, reading activation ranges from
-/// `inputs` (whole examples, batch-major) with `how`.
+/// `inputs` (whole examples, batch-major) as `cfg` says.
 pub fn quantize(
     g: &Graph,
     w: &Weights,
     inputs: &[f32],
-    how: Calibration,
+    cfg: &QuantConfig,
 ) -> Result<QModel, QuantError> {
+    let how = cfg.calibration;
+    let requantizer = cfg.requantizer;
     let range = calibrate(g, w, inputs, how)?;
     let params = |v: usize| QParams::from_range(range[v].0, range[v].1);
     let n = g.nodes.len();
@@ -389,7 +443,7 @@ pub fn quantize(
                         Some(if c.is_finite() { "clip" } else { "relu" }),
                     ),
                 };
-                nodes[i] = QNode::Linear(quantize_linear(w, i, x, y, lo, hi, fused));
+                nodes[i] = QNode::Linear(quantize_linear(w, i, x, y, lo, hi, fused, requantizer));
                 values[i + 1] = Some(y);
                 if let Some((j, _)) = act {
                     nodes[j] = QNode::Alias;
@@ -448,6 +502,7 @@ pub fn quantize(
         values,
         nodes,
         calibration: how,
+        requantizer,
         calibration_examples: inputs.len() / g.input_len(),
     })
 }
@@ -475,6 +530,7 @@ fn quantize_linear(
     lo: u8,
     hi: u8,
     fused: Option<&'static str>,
+    requantizer: Requantizer,
 ) -> QLinear {
     let t = w.node(i);
     let k = t[0].as_slice().expect("standard layout");
@@ -508,11 +564,16 @@ fn quantize_linear(
     let requant = (0..cout)
         .map(|c| Requant::new(x.scale as f64 * w_scale[c] as f64 / y.scale as f64))
         .collect();
+    let scale = (0..cout)
+        .map(|c| (x.scale as f64 * w_scale[c] as f64 / y.scale as f64) as f32)
+        .collect();
     QLinear {
         w: wq,
         w_scale,
         bias,
         requant,
+        scale,
+        requantizer,
         x,
         y,
         lo,
@@ -525,8 +586,18 @@ impl QLinear {
     /// The epilogue: int32 accumulator of channel `c` (bias included) to uint8.
     #[inline]
     pub fn finish(&self, acc: i32, c: usize) -> u8 {
-        let v = self.requant[c].apply(acc as i64) + self.y.zero as i64;
-        v.clamp(self.lo as i64, self.hi as i64) as u8
+        match self.requantizer {
+            Requantizer::Fixed => {
+                let v = self.requant[c].apply(acc as i64) + self.y.zero as i64;
+                v.clamp(self.lo as i64, self.hi as i64) as u8
+            }
+            Requantizer::Fp32 => {
+                let z = self.y.zero;
+                let v = (acc as f32 * self.scale[c])
+                    .clamp((self.lo as i32 - z) as f32, (self.hi as i32 - z) as f32);
+                (v.round_ties_even() as i32 + z) as u8
+            }
+        }
     }
 }
 
@@ -911,33 +982,77 @@ mod tests {
     #[test]
     fn zoo_models_quantize_and_stay_close_to_fp32() {
         for name in MODEL_NAMES {
-            let g = zoo_model(name).unwrap();
-            let w = generate_weights(&g, 3);
-            let (g, w) = fold_batch_norm(&g, &w).unwrap();
-            // Calibrated on the examples it runs, so the check is of the arithmetic, not of
-            // how well 8 random inputs cover another's ranges.
-            let x = generate_inputs(&g, 2, 3, 0);
-            let qm = quantize(&g, &w, &x, Calibration::MinMax).unwrap();
-            let (int8, fp32) = qm.counts();
-            assert!(int8 > 0, "{name}: nothing quantized");
-            assert!(qm.int8_macs() > 0, "{name}");
-            let want = run_reference(&g, &w, &x, 2);
-            let got = run_reference_q(&qm, &x, 2);
-            let d = crate::reference::diff(&got, &want);
-            // Random weights and 8-bit steps: a few percent of the output's scale.
-            assert!(
-                d.max_rel < 0.1,
-                "{name} ({int8} int8, {fp32} fp32 nodes): {d:?}"
-            );
-            assert!(got.iter().all(|v| v.is_finite()));
+            for requantizer in [Requantizer::Fixed, Requantizer::Fp32] {
+                let g = zoo_model(name).unwrap();
+                let w = generate_weights(&g, 3);
+                let (g, w) = fold_batch_norm(&g, &w).unwrap();
+                // Calibrated on the examples it runs, so the check is of the arithmetic, not
+                // of how well 8 random inputs cover another's ranges.
+                let x = generate_inputs(&g, 2, 3, 0);
+                let cfg = QuantConfig {
+                    requantizer,
+                    ..Default::default()
+                };
+                let qm = quantize(&g, &w, &x, &cfg).unwrap();
+                let (int8, fp32) = qm.counts();
+                assert!(int8 > 0, "{name}: nothing quantized");
+                assert!(qm.int8_macs() > 0, "{name}");
+                let want = run_reference(&g, &w, &x, 2);
+                let got = run_reference_q(&qm, &x, 2);
+                let d = crate::reference::diff(&got, &want);
+                // Random weights and 8-bit steps: a few percent of the output's scale.
+                assert!(
+                    d.max_rel < 0.1,
+                    "{name} {requantizer:?} ({int8} int8, {fp32} fp32 nodes): {d:?}"
+                );
+                assert!(got.iter().all(|v| v.is_finite()));
+            }
         }
+    }
+
+    #[test]
+    fn the_two_requantizers_agree_within_one_step() {
+        // Same scales, two roundings: outputs differ by at most one step, and rarely.
+        let l = |requantizer| QLinear {
+            w: vec![],
+            w_scale: vec![],
+            bias: vec![],
+            requant: vec![Requant::new(0.0123)],
+            scale: vec![0.0123],
+            requantizer,
+            x: QParams {
+                scale: 1.0,
+                zero: 0,
+            },
+            y: QParams {
+                scale: 1.0,
+                zero: 128,
+            },
+            lo: 0,
+            hi: 255,
+            fused: None,
+        };
+        let (a, b) = (l(Requantizer::Fixed), l(Requantizer::Fp32));
+        let mut differ = 0;
+        for acc in -20_000..20_000 {
+            let (p, q) = (a.finish(acc, 0), b.finish(acc, 0));
+            assert!((p as i32 - q as i32).abs() <= 1, "{acc}: {p} vs {q}");
+            differ += (p != q) as usize;
+        }
+        assert!(differ < 400, "{differ} of 40000 differ");
     }
 
     #[test]
     fn int8_work_is_counted_apart_from_fpo() {
         let g = zoo_model("mlp").unwrap();
         let w = generate_weights(&g, 1);
-        let qm = quantize(&g, &w, &generate_inputs(&g, 2, 1, 0), Calibration::MinMax).unwrap();
+        let qm = quantize(
+            &g,
+            &w,
+            &generate_inputs(&g, 2, 1, 0),
+            &QuantConfig::default(),
+        )
+        .unwrap();
         let (q, per) = qm.cost();
         let fp = crate::cost::graph_cost(&g).total;
         assert_eq!(q.macs, fp.macs, "MACs are the same work");
@@ -958,7 +1073,13 @@ mod tests {
         let g = zoo_model("ds-cnn").unwrap();
         let w = generate_weights(&g, 1);
         let (g, w) = fold_batch_norm(&g, &w).unwrap();
-        let qm = quantize(&g, &w, &generate_inputs(&g, 2, 1, 0), Calibration::MinMax).unwrap();
+        let qm = quantize(
+            &g,
+            &w,
+            &generate_inputs(&g, 2, 1, 0),
+            &QuantConfig::default(),
+        )
+        .unwrap();
         for (i, n) in qm.nodes.iter().enumerate() {
             if matches!(g.nodes[i].op, Op::Relu) {
                 assert_eq!(*n, QNode::Alias, "{}", g.nodes[i].name);
@@ -976,8 +1097,17 @@ mod tests {
         let g = zoo_model("mlp").unwrap();
         let w = generate_weights(&g, 1);
         let x = generate_inputs(&g, 16, 1, 0);
-        let a = quantize(&g, &w, &x, Calibration::MinMax).unwrap();
-        let b = quantize(&g, &w, &x, Calibration::Percentile { p: 99.0 }).unwrap();
+        let a = quantize(&g, &w, &x, &QuantConfig::default()).unwrap();
+        let b = quantize(
+            &g,
+            &w,
+            &x,
+            &QuantConfig {
+                calibration: Calibration::Percentile { p: 99.0 },
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let mut narrower = 0;
         for (p, q) in a.values.iter().zip(&b.values) {
             if let (Some(p), Some(q)) = (p, q) {

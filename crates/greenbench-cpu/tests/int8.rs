@@ -3,7 +3,7 @@
 //! within one quantization step of its output.
 
 use greenbench_core::graph::{Graph, InputSpec, Node, Op};
-use greenbench_core::quant::{Calibration, QModel, quantize, run_reference_q};
+use greenbench_core::quant::{QModel, QNode, QuantConfig, Requantizer, quantize, run_reference_q};
 use greenbench_core::{Backend, Model, generate_inputs, generate_weights};
 use greenbench_cpu::{CpuBackend, QPath};
 use greenbench_testkit::{chain, padding, pool_op};
@@ -19,25 +19,42 @@ fn paths() -> Vec<QPath> {
 fn quantized(g: &Graph, seed: u64, calib: usize) -> QModel {
     let w = generate_weights(g, seed);
     let x = generate_inputs(g, calib, seed, 7);
-    quantize(g, &w, &x, Calibration::MinMax).expect("quantizes")
+    quantize(g, &w, &x, &QuantConfig::default()).expect("quantizes")
 }
 
-/// Every path's output for `batch` examples, checked equal to the reference bit for bit.
+/// The same quantized model with the other requantizer (same scales and weights).
+fn requantized(qm: &QModel, requantizer: Requantizer) -> QModel {
+    let mut q = qm.clone();
+    q.requantizer = requantizer;
+    for n in &mut q.nodes {
+        if let QNode::Linear(l) = n {
+            l.requantizer = requantizer;
+        }
+    }
+    q
+}
+
+/// Every path's output for `batch` examples, checked equal to the reference bit for bit,
+/// with either requantizer.
 fn exact_on_every_path(qm: &QModel, batch: usize, threads: usize) -> Result<(), TestCaseError> {
     let x = generate_inputs(&qm.graph, batch, 11, 3);
-    let want = run_reference_q(qm, &x, batch);
     let cpu = CpuBackend::new(threads).unwrap();
-    for path in paths() {
-        let mut p = cpu.prepare_quantized_on(qm, batch, path).unwrap();
-        let got = p.run(&x).unwrap();
-        prop_assert_eq!(
-            got,
-            &want[..],
-            "{:?}, batch {}, {} threads",
-            path,
-            batch,
-            threads
-        );
+    for requantizer in [Requantizer::Fixed, Requantizer::Fp32] {
+        let qm = &requantized(qm, requantizer);
+        let want = run_reference_q(qm, &x, batch);
+        for path in paths() {
+            let mut p = cpu.prepare_quantized_on(qm, batch, path).unwrap();
+            let got = p.run(&x).unwrap();
+            prop_assert_eq!(
+                got,
+                &want[..],
+                "{:?} {:?}, batch {}, {} threads",
+                requantizer,
+                path,
+                batch,
+                threads
+            );
+        }
     }
     Ok(())
 }
@@ -116,7 +133,7 @@ fn zoo_models_in_int8_match_the_quantized_reference() {
     for name in greenbench_core::MODEL_NAMES {
         let m = Model::load(name, 3).unwrap();
         let calib = generate_inputs(&m.graph, 16, 3, 1);
-        let qm = quantize(&m.graph, &m.weights, &calib, Calibration::MinMax).unwrap();
+        let qm = quantize(&m.graph, &m.weights, &calib, &QuantConfig::default()).unwrap();
         let step = qm
             .values
             .iter()
@@ -124,7 +141,12 @@ fn zoo_models_in_int8_match_the_quantized_reference() {
             .flatten()
             .next()
             .map_or(0.0, |p| p.scale);
-        for batch in [1, 32] {
+        for (batch, requantizer) in [
+            (1, Requantizer::Fixed),
+            (32, Requantizer::Fixed),
+            (32, Requantizer::Fp32),
+        ] {
+            let qm = requantized(&qm, requantizer);
             let x = generate_inputs(&m.graph, batch, 3, 2);
             let want = run_reference_q(&qm, &x, batch);
             let cpu = CpuBackend::new(2).unwrap();

@@ -8,7 +8,7 @@ use crate::host_load::{HostLoad, STEAL_WARN, steal_share, steal_warning};
 use crate::protocol::{MeasureError, Profile, measure};
 use crate::record::{Cell, CellStatus, EnergyEnv, Environment, Peak, ResultFile, RunStatus};
 use crate::stats::summarize;
-use greenbench_core::quant::{Calibration, QModel, quantize};
+use greenbench_core::quant::{QModel, QuantConfig, quantize};
 use greenbench_core::{Backend, BackendError, Model, Precision, generate_inputs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,23 +59,19 @@ pub struct RunConfig {
     pub host_load: HostLoad,
     /// The precisions each model runs in (cells per precision).
     pub precisions: Vec<Precision>,
-    /// How int8 models are calibrated: the method, and how many seeded inputs (input set
-    /// [`CALIBRATION_SET`], never a measured one).
-    pub calibration: Calibration,
+    /// How int8 models are quantized (calibration method, requantizer), and from how many
+    /// seeded inputs (input set [`CALIBRATION_SET`], never a measured one).
+    pub quant: QuantConfig,
     pub calibration_examples: usize,
 }
 
 /// The seeded input set int8 calibration reads (measurements use sets 0, 1, ...).
 pub const CALIBRATION_SET: u64 = 1_000_000;
 
-/// Quantize `model` for int8 with `calibration` over `examples` seeded inputs.
-pub fn quantize_model(
-    model: &Model,
-    calibration: Calibration,
-    examples: usize,
-) -> Result<QModel, String> {
+/// Quantize `model` for int8 as `cfg` says, calibrated on `examples` seeded inputs.
+pub fn quantize_model(model: &Model, cfg: &QuantConfig, examples: usize) -> Result<QModel, String> {
     let x = generate_inputs(&model.graph, examples.max(1), model.seed, CALIBRATION_SET);
-    quantize(&model.graph, &model.weights, &x, calibration)
+    quantize(&model.graph, &model.weights, &x, cfg)
         .map_err(|e| format!("{}: quantization failed: {e}", model.name))
 }
 
@@ -672,7 +668,7 @@ pub fn run_suite(
                                 ));
                                 quantized[mi] = Some(quantize_model(
                                     model,
-                                    cfg.calibration,
+                                    &cfg.quant,
                                     cfg.calibration_examples,
                                 ));
                             }

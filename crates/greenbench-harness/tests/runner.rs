@@ -105,7 +105,7 @@ fn config(out: std::path::PathBuf) -> RunConfig {
         resume: None,
         host_load: Default::default(),
         precisions: vec![greenbench_core::Precision::Fp32],
-        calibration: greenbench_core::quant::Calibration::MinMax,
+        quant: Default::default(),
         calibration_examples: 8,
     }
 }

@@ -35,7 +35,7 @@ fn run(dir: &Path, name: &str) -> PathBuf {
         resume: None,
         host_load: Default::default(),
         precisions: vec![greenbench_core::Precision::Fp32],
-        calibration: greenbench_core::quant::Calibration::MinMax,
+        quant: Default::default(),
         calibration_examples: 8,
     };
     let models = vec![

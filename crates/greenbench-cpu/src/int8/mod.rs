@@ -17,17 +17,27 @@ use crate::kernels;
 use gemm::{QGemm, QPath};
 use greenbench_core::backend::{BackendError, Prepared};
 use greenbench_core::graph::{ConvGeom, Graph, Op, PoolGeom};
-use greenbench_core::quant::{QLinear, QModel, QNode, QParams, add_q, avg_round, round_shift};
+use greenbench_core::quant::{
+    QLinear, QModel, QNode, QParams, Requantizer, add_q, avg_round, round_shift,
+};
 use rayon::prelude::*;
 use std::sync::Arc;
 
-/// The integer epilogue of a conv / dense layer, per output channel.
+/// The integer epilogue of a conv / dense layer, per output channel. Its per-channel arrays
+/// repeat the channels' values to a length `span` that is a multiple of 16 (and at least
+/// 256), so a run of whole pixels is finished in full 16-lane blocks whatever the channel
+/// count ([`Epi::finish_run`]).
 struct Epi {
+    /// Output channels.
+    ch: usize,
+    span: usize,
     /// `bias - z_x * sum_k w` (the zero-point correction folded in), or `bias` where the
     /// kernel subtracts the zero point itself (depthwise).
     bias: Vec<i32>,
     mult: Vec<i32>,
     shift: Vec<u32>,
+    /// The fp32 requantizer's multipliers (empty for the fixed-point one).
+    scale: Vec<f32>,
     zy: i32,
     lo: i32,
     hi: i32,
@@ -46,14 +56,39 @@ impl Epi {
                 .collect(),
             None => l.bias.clone(),
         };
+        let ch = bias.len();
+        let lcm = ch / gcd(ch, 16) * 16;
+        let span = lcm * 256usize.div_ceil(lcm);
+        fn tile<T: Copy>(v: &[T], span: usize) -> Vec<T> {
+            v.iter().copied().cycle().take(span).collect()
+        }
         Epi {
-            bias,
-            mult: l.requant.iter().map(|r| r.multiplier).collect(),
-            shift: l.requant.iter().map(|r| r.shift).collect(),
+            ch,
+            span,
+            bias: tile(&bias, span),
+            mult: tile(
+                &l.requant.iter().map(|r| r.multiplier).collect::<Vec<_>>(),
+                span,
+            ),
+            shift: tile(&l.requant.iter().map(|r| r.shift).collect::<Vec<_>>(), span),
+            scale: match l.requantizer {
+                Requantizer::Fp32 => tile(&l.scale, span),
+                Requantizer::Fixed => vec![],
+            },
             zy: l.y.zero,
             lo: l.lo as i32,
             hi: l.hi as i32,
             wide: wide_int8(),
+        }
+    }
+
+    /// Whole pixels (every channel of each), contiguous: `acc` and `out` of one length, a
+    /// multiple of the channel count.
+    #[inline]
+    fn finish_run(&self, acc: &[i32], out: &mut [u8]) {
+        debug_assert!(acc.len().is_multiple_of(self.ch));
+        for (a, o) in acc.chunks(self.span).zip(out.chunks_mut(self.span)) {
+            self.finish(a, 0, o);
         }
     }
 
@@ -67,6 +102,15 @@ impl Epi {
             // SAFETY: `wide` is set only where AVX-512F is present; the function reads
             // `acc[..n]`, `self.*[c0..c0 + n]` and writes `out[..n]` in whole 16-lane blocks.
             j = unsafe { self.finish_avx512(acc, c0, out) };
+        }
+        if !self.scale.is_empty() {
+            let (lo, hi) = ((self.lo - self.zy) as f32, (self.hi - self.zy) as f32);
+            for j in j..n {
+                let c = c0 + j;
+                let v = (acc[j].wrapping_add(self.bias[c]) as f32 * self.scale[c]).clamp(lo, hi);
+                out[j] = (v.round_ties_even() as i32 + self.zy) as u8;
+            }
+            return;
         }
         for j in j..n {
             let c = c0 + j;
@@ -82,11 +126,15 @@ impl Epi {
     /// int32 sum and the multiplier, then `(p + half + (p >> 63)) >> shift` (arithmetic),
     /// which is the rounding half away from zero of `round_shift`, the zero point, the clamp.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     unsafe fn finish_avx512(&self, acc: &[i32], c0: usize, out: &mut [u8]) -> usize {
         use std::arch::x86_64::*;
         let n = acc.len();
         assert!(out.len() >= n && self.bias.len() >= c0 + n);
+        if !self.scale.is_empty() {
+            // SAFETY: the same features; bounds asserted above.
+            return unsafe { self.finish_fp32_avx512(acc, c0, out) };
+        }
         let (zy, lo, hi) = (
             _mm512_set1_epi64(self.zy as i64),
             _mm512_set1_epi64(self.lo as i64),
@@ -131,6 +179,45 @@ impl Epi {
         }
         n
     }
+
+    /// The fp32 requantizer in 16-channel blocks: convert, multiply, clamp, round half to
+    /// even (`cvtps2dq` under the default rounding mode), add the zero point.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn finish_fp32_avx512(&self, acc: &[i32], c0: usize, out: &mut [u8]) -> usize {
+        use std::arch::x86_64::*;
+        let n = acc.len();
+        let lo = _mm512_set1_ps((self.lo - self.zy) as f32);
+        let hi = _mm512_set1_ps((self.hi - self.zy) as f32);
+        let zy = _mm512_set1_epi32(self.zy);
+        for b in 0..n.div_ceil(16) {
+            let (j, c) = (b * 16, c0 + b * 16);
+            let k: __mmask16 = if j + 16 <= n {
+                0xffff
+            } else {
+                ((1u32 << (n - j)) - 1) as u16
+            };
+            // SAFETY: masked to lanes j..min(j + 16, n), in bounds (asserted by the caller).
+            unsafe {
+                let v = _mm512_add_epi32(
+                    _mm512_maskz_loadu_epi32(k, acc.as_ptr().add(j)),
+                    _mm512_maskz_loadu_epi32(k, self.bias.as_ptr().add(c)),
+                );
+                let f = _mm512_mul_ps(
+                    _mm512_cvtepi32_ps(v),
+                    _mm512_maskz_loadu_ps(k, self.scale.as_ptr().add(c)),
+                );
+                let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+                let r = _mm512_add_epi32(_mm512_cvtps_epi32(f), zy);
+                _mm_mask_storeu_epi8(
+                    out.as_mut_ptr().add(j) as *mut i8,
+                    k,
+                    _mm512_cvtepi32_epi8(r),
+                );
+            }
+        }
+        n
+    }
 }
 
 enum Lin {
@@ -138,8 +225,14 @@ enum Lin {
     Gemm { gemm: QGemm, k: usize },
     /// im2col (padding = the input's zero point) + one GEMM per group.
     Conv { geom: ConvGeom, gemms: Vec<QGemm> },
-    /// Depthwise: weights per tap `[kh * kw][C]`, widened.
-    Depthwise { geom: ConvGeom, w: Vec<i32> },
+    /// Depthwise: weights per tap `[kh * kw][C]`, widened (rows padded to 16 channels); and
+    /// for stride-1 rows, each tap's weights repeated to `span` (a multiple of 64 and of C).
+    Depthwise {
+        geom: ConvGeom,
+        w: Vec<i32>,
+        tiled: Vec<i32>,
+        span: usize,
+    },
 }
 
 enum Step {
@@ -476,7 +569,19 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                                 sums[j % c.cout] += v as i32;
                             }
                             layout.cols_len = layout.cols_len.max(padded_len(&c));
-                            (Lin::Depthwise { geom: c, w }, Epi::new(l, Some(&sums)))
+                            layout.acc_len = layout.acc_len.max(c.ho * c.wo * c.cout);
+                            let span = c.cout / gcd(c.cout, 64) * 64;
+                            let tiled = (0..c.kh * c.kw)
+                                .flat_map(|t| (0..span).map(move |j| (t, j % c.cout)))
+                                .map(|(t, ch)| w[t * chp + ch])
+                                .collect();
+                            let lin = Lin::Depthwise {
+                                geom: c,
+                                w,
+                                tiled,
+                                span,
+                            };
+                            (lin, Epi::new(l, Some(&sums)))
                         } else {
                             let cin_g = c.cin / c.groups;
                             let cout_g = c.cout / c.groups;
@@ -587,6 +692,10 @@ fn execute(plan: &Plan, m: &mut Mem) {
         }
         execute_step(plan, step, m);
     }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a.max(1) } else { gcd(b, a % b) }
 }
 
 /// Whether the AVX-512 forms of the integer loops and epilogues run here (F, BW, VL, DQ).
@@ -723,9 +832,7 @@ fn linear(
             let n = gemm.n;
             let acc = &mut acc[..rows * n];
             gemm.run(x, *k, rows, acc, n);
-            for (a, o) in acc.chunks(n).zip(out.chunks_mut(n)) {
-                epi.finish(a, 0, o);
-            }
+            epi.finish_run(acc, &mut out[..rows * n]);
         }
         Lin::Conv { geom: c, gemms } => {
             let cin_g = c.cin / c.groups;
@@ -741,6 +848,10 @@ fn linear(
                     im2col_u8(src, wp, c, grp, &mut cols[..pix * k + SLACK]);
                     let acc = &mut acc[..pix * cout_g];
                     gm.run(cols, k, pix, acc, cout_g);
+                    if c.groups == 1 {
+                        epi.finish_run(acc, y);
+                        continue;
+                    }
                     for (p, a) in acc.chunks(cout_g).enumerate() {
                         let o = &mut y[p * c.cout + grp * cout_g..p * c.cout + (grp + 1) * cout_g];
                         epi.finish(a, grp * cout_g, o);
@@ -748,13 +859,27 @@ fn linear(
                 }
             }
         }
-        Lin::Depthwise { geom: c, w } => {
+        Lin::Depthwise {
+            geom: c,
+            w,
+            tiled,
+            span,
+        } => {
             let pad = &mut cols[..padded_len(c)];
             for n in 0..batch {
                 let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
                 let (src, wp) = pad_image(img, c, zx as u8, pad);
                 let y = &mut out[n * out_len..(n + 1) * out_len];
-                depthwise_u8(src, wp, c, w, epi, y);
+                let acc = &mut acc[..out_len];
+                if c.sw == 1 {
+                    for oy in 0..c.ho {
+                        let row = &mut acc[oy * c.wo * c.cout..(oy + 1) * c.wo * c.cout];
+                        depthwise_row_s1(src, wp, c, tiled, *span, oy, row);
+                    }
+                } else {
+                    depthwise_u8(src, wp, c, w, acc);
+                }
+                epi.finish_run(acc, y);
             }
         }
     }
@@ -790,29 +915,87 @@ fn pad_image<'a>(img: &'a [u8], c: &ConvGeom, zero: u8, pad: &'a mut [u8]) -> (&
     (pad, wp)
 }
 
-/// A depthwise convolution of one (padded) image: per output pixel and block of channels,
-/// the taps' `x * w` summed in registers, then the epilogue (the zero point's share,
-/// `z_x * sum w`, is folded into its bias). The last block may reach past the channels:
+/// A depthwise convolution of one (padded) image into int32 sums: per output pixel and
+/// block of channels, the taps' `x * w` summed in registers (the zero point's share,
+/// `z_x * sum w`, is folded into the epilogue's bias). The last block may reach past the channels:
 /// it reads the next pixel's bytes (or the slack) against zero weights and keeps only its
 /// own channels.
 #[inline(always)]
-fn depthwise_u8(src: &[u8], wp: usize, c: &ConvGeom, w: &[i32], epi: &Epi, y: &mut [u8]) {
+fn depthwise_u8(src: &[u8], wp: usize, c: &ConvGeom, w: &[i32], y: &mut [i32]) {
     let ch = c.cin;
     for oy in 0..c.ho {
         for ox in 0..c.wo {
             let o = (oy * c.wo + ox) * ch;
             let mut cb = 0;
             while cb + 64 <= ch {
-                dw_block::<64>(src, wp, c, w, oy, ox, cb, epi, &mut y[o + cb..o + cb + 64]);
+                dw_block::<64>(src, wp, c, w, oy, ox, cb, &mut y[o + cb..o + cb + 64]);
                 cb += 64;
             }
             while cb < ch {
                 let n = (ch - cb).min(16);
-                dw_block::<16>(src, wp, c, w, oy, ox, cb, epi, &mut y[o + cb..o + cb + n]);
+                dw_block::<16>(src, wp, c, w, oy, ox, cb, &mut y[o + cb..o + cb + n]);
                 cb += 16;
             }
         }
     }
+}
+
+/// One output row of a stride-1 depthwise convolution as a 1-D convolution of the
+/// flattened row (`wo * C` values): output value `f` (pixel `f / C`, channel `f % C`) reads
+/// input value `f + kx * C` of each kernel row, so whole 64-value blocks span several pixels
+/// whatever C is, against weights repeated to `span`. The tail block reads past the row (the
+/// next row's bytes, or the slack) and keeps only its own values.
+#[inline(always)]
+fn depthwise_row_s1(
+    src: &[u8],
+    wp: usize,
+    c: &ConvGeom,
+    tiled: &[i32],
+    span: usize,
+    oy: usize,
+    y: &mut [i32],
+) {
+    let len = y.len();
+    let mut f = 0;
+    while f + 64 <= len {
+        dw_run::<64>(src, wp, c, tiled, span, oy, f, &mut y[f..f + 64]);
+        f += 64;
+    }
+    while f < len {
+        let n = (len - f).min(16);
+        dw_run::<16>(src, wp, c, tiled, span, oy, f, &mut y[f..f + n]);
+        f += 16;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dw_run<const N: usize>(
+    src: &[u8],
+    wp: usize,
+    c: &ConvGeom,
+    tiled: &[i32],
+    span: usize,
+    oy: usize,
+    f: usize,
+    out: &mut [i32],
+) {
+    let ch = c.cin;
+    let mut acc = [0i32; N];
+    let at = f % span;
+    for ky in 0..c.kh {
+        let row = (oy * c.sh + ky) * wp * ch + f;
+        for kx in 0..c.kw {
+            let s: &[u8; N] = src[row + kx * ch..][..N].try_into().expect("N bytes");
+            let t: &[i32; N] = tiled[(ky * c.kw + kx) * span + at..][..N]
+                .try_into()
+                .expect("N weights");
+            for j in 0..N {
+                acc[j] += s[j] as i32 * t[j];
+            }
+        }
+    }
+    out.copy_from_slice(&acc[..out.len()]);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -825,8 +1008,7 @@ fn dw_block<const N: usize>(
     oy: usize,
     ox: usize,
     cb: usize,
-    epi: &Epi,
-    out: &mut [u8],
+    out: &mut [i32],
 ) {
     let ch = c.cin;
     let chp = ch.next_multiple_of(16);
@@ -843,7 +1025,7 @@ fn dw_block<const N: usize>(
             }
         }
     }
-    epi.finish(&acc[..out.len()], cb, out);
+    out.copy_from_slice(&acc[..out.len()]);
 }
 
 /// im2col of one (padded) image of row width `wp` for group `group`: `ho * wo` rows of
