@@ -5,7 +5,8 @@
 //!
 //! * **Weights**: symmetric int8 per output channel, `q = round(w / s_w)` in `[-127, 127]`,
 //!   `s_w = max|w| / 127` over the channel (1 for an all-zero channel).
-//! * **Activations**: asymmetric uint8 per tensor, `q = clamp(round(x / s) + z, 0, 255)`, with
+//! * **Activations**: asymmetric uint8 per tensor, `q = clamp(round(x / s) + z, 0, 255)`
+//!   rounding half to even (as ONNX `QuantizeLinear` does), with
 //!   `[min, max]` from calibration widened to contain 0 (so zero padding is exact) and
 //!   `s = (max - min) / 255`, `z = round(-min / s)`. A zero range (a constant-zero tensor)
 //!   gets `s = 1, z = 0` rather than a division by zero.
@@ -21,7 +22,7 @@
 //!     `cvtps2dq` does, `f32::round_ties_even` in the reference).
 //!
 //!   then `+ z_y` and a clamp that is also the fused ReLU / ReLU6.
-//! * Every `round` here is half away from zero.
+//! * Elsewhere (weights, biases, zero points, pools, adds) `round` is half away from zero.
 //!
 //! Which nodes run in int8: convolutions (incl. depthwise and grouped) and dense layers, with a
 //! following ReLU or `Clip(0, c)` fused; max pooling, average pooling, global average pooling,
@@ -101,11 +102,11 @@ impl QParams {
         QParams { scale, zero }
     }
 
-    /// `clamp(round(x / scale) + zero, 0, 255)`, half away from zero. NaN maps to the zero
-    /// point.
+    /// `clamp(round(x / scale) + zero, 0, 255)`, half to even (ONNX `QuantizeLinear`'s rule;
+    /// it also vectorises). NaN maps to the zero point.
     #[inline]
     pub fn quantize(&self, x: f32) -> u8 {
-        let q = (x / self.scale).round();
+        let q = (x / self.scale).round_ties_even();
         let q = if q.is_nan() { 0.0 } else { q };
         (q + self.zero as f32).clamp(0.0, 255.0) as u8
     }
