@@ -69,6 +69,9 @@ pub struct CostArgs {
     backend: Option<String>,
     #[arg(long, value_parser = super::range::count)]
     batch: Option<usize>,
+    /// Price cells of this precision (fp32, int8).
+    #[arg(long, default_value = "fp32", value_parser = super::run::parse_precision)]
+    precision: greenbench_core::Precision,
     /// Power usage effectiveness (1.0: no data-centre overhead; data centres average 1.58).
     #[arg(long, default_value_t = greenbench_results::cost::DEFAULT_PUE, value_parser = super::range::pue)]
     pue: f64,
@@ -214,6 +217,7 @@ pub fn cost(a: CostArgs) -> Result<i32> {
         runs: a.runs,
         backend: a.backend,
         batch: a.batch,
+        precision: a.precision,
         pue: a.pue,
         grid_g_per_kwh: prices.grid_g_co2e_per_kwh,
         grid_source: prices.grid_source,

@@ -750,3 +750,78 @@ fn the_peak_is_measured_before_and_after_the_cells() {
     let table = ResultFile::load(&out).unwrap();
     assert_eq!(table.environment.peaks[0], *p, "saved");
 }
+
+/// Precision is a cell dimension: fp32 and int8 cells side by side on the real CPU backend,
+/// int8 counting only its floating-point part as FPO and its integer work apart; a backend
+/// without int8 records a failed cell that names its precisions; shards split the
+/// precisions too; a version 1 file (no precision field) reads as fp32.
+#[test]
+fn precisions_are_cells_of_their_own() {
+    use greenbench_core::Precision;
+    let (_dir, out) = scratch();
+    let models = models(&["mlp"], 3);
+    let mut cfg = config(out.clone());
+    cfg.precisions = vec![Precision::Fp32, Precision::Int8];
+    cfg.peak_size = 0;
+    let cpu: Vec<Box<dyn Backend>> = vec![Box::new(greenbench_cpu::CpuBackend::new(1).unwrap())];
+    let file = run_plain(&cpu, &models, &cfg, None);
+    let cells = &file.cells;
+    assert_eq!(cells.len(), 4, "2 batches x 2 precisions");
+    let (fp, q) = (&cells[0], &cells[1]);
+    assert_eq!((fp.batch, fp.precision), (1, Precision::Fp32));
+    assert_eq!((q.batch, q.precision), (1, Precision::Int8));
+    assert!(
+        cells.iter().all(|c| c.status == CellStatus::Ok),
+        "{cells:?}"
+    );
+    assert_eq!(q.macs_per_example, fp.macs_per_example);
+    assert!(q.fpo_per_example < fp.fpo_per_example / 10, "{q:?}");
+    assert!(q.int_ops_per_example > 2 * q.macs_per_example);
+    assert_eq!(fp.int_ops_per_example, 0);
+    assert!(
+        q.pct_of_peak.is_none(),
+        "an fp32 peak says nothing of int8 work"
+    );
+    assert_eq!(ResultFile::load(&out).unwrap(), file);
+
+    // The fake backend runs fp32 only: its int8 cells fail and say which precisions it has.
+    let file = run_plain(&fake(&[], Arc::default()), &models, &cfg, None);
+    let failed: Vec<_> = file
+        .cells
+        .iter()
+        .filter(|c| c.status == CellStatus::Failed)
+        .collect();
+    assert_eq!(failed.len(), 2);
+    assert!(failed.iter().all(|c| c.precision == Precision::Int8
+        && c.error.as_deref().unwrap().contains("precision fp32 only")));
+
+    // Two shards take disjoint halves of the 4 cells.
+    let mut seen = vec![];
+    for i in 0..2 {
+        let mut cfg = config(out.clone());
+        cfg.precisions = vec![Precision::Fp32, Precision::Int8];
+        cfg.shard = Some(greenbench_harness::cluster::Shard { index: i, count: 2 });
+        let f = run_plain(&fake(&[], Arc::default()), &models, &cfg, None);
+        seen.extend(f.cells.iter().map(|c| (c.batch, c.precision)));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (1, Precision::Fp32),
+            (1, Precision::Int8),
+            (4, Precision::Fp32),
+            (4, Precision::Int8)
+        ]
+    );
+
+    let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../results/baseline/vm-full.json");
+    let v1 = ResultFile::load(&old).unwrap();
+    assert_eq!(v1.schema_version, 1);
+    assert!(
+        v1.cells
+            .iter()
+            .all(|c| c.precision == Precision::Fp32 && c.int_ops_per_example == 0)
+    );
+}

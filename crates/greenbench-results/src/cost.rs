@@ -3,6 +3,7 @@
 //! it comes from.
 
 use crate::{Loaded, host_of, ok_cells, short};
+use greenbench_core::Precision;
 use std::fmt::Write;
 
 /// Training work per example relative to inference, until training is measured: backward
@@ -25,6 +26,8 @@ pub struct CostQuery {
     pub runs: u64,
     pub backend: Option<String>,
     pub batch: Option<usize>,
+    /// The precision priced (cells of other precisions are not candidates).
+    pub precision: Precision,
     pub pue: f64,
     pub grid_g_per_kwh: f64,
     pub grid_source: String,
@@ -68,6 +71,7 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
         .filter(|(_, c)| c.model == q.model)
         .filter(|(_, c)| q.backend.as_ref().is_none_or(|b| &c.backend == b))
         .filter(|(_, c)| q.batch.is_none_or(|b| c.batch == b))
+        .filter(|(_, c)| c.precision == q.precision)
         .collect();
     let (l, c) = cands
         .iter()
@@ -80,11 +84,16 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
         })
         .ok_or_else(|| {
             format!(
-                "no measured cell for model `{}`{}{} in the given result files; run `greenbench run --models {}` first",
+                "no measured cell for model `{}`{}{}, precision {} in the given result files; run `greenbench run --models {}{}` first",
                 q.model,
                 q.backend.as_ref().map(|b| format!(", backend {b}")).unwrap_or_default(),
                 q.batch.map(|b| format!(", batch {b}")).unwrap_or_default(),
-                q.model
+                q.precision,
+                q.model,
+                match q.precision {
+                    Precision::Fp32 => String::new(),
+                    p => format!(" --precision {p}"),
+                }
             )
         })?;
     let t = c.time_per_example_s.as_ref().expect("ok cells have times");
@@ -111,7 +120,7 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
     );
     let _ = writeln!(
         s,
-        "from the measured cell: host {}, {} on {} ({:?}{}), batch {}, in {}",
+        "from the measured cell: host {}, {} on {} ({:?}{}), batch {}, {}, in {}",
         host_of(l, c),
         c.backend,
         c.device,
@@ -120,6 +129,7 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
             .map(|t| format!(", {t} threads"))
             .unwrap_or_default(),
         c.batch,
+        c.precision,
         short(&l.path)
     );
     let _ = writeln!(

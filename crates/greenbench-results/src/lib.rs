@@ -55,15 +55,16 @@ pub fn host_of<'a>(l: &'a Loaded, c: &'a Cell) -> &'a str {
         .unwrap_or(&l.file.environment.machine.hostname)
 }
 
-/// Identity of a cell across files: host, model, backend, device, batch, threads.
+/// Identity of a cell across files: host, model, backend, device, batch (and precision),
+/// threads.
 pub fn key(l: &Loaded, c: &Cell) -> String {
     format!(
-        "{} | {} | {} | {} | b{} | {}",
+        "{} | {} | {} | {} | {} | {}",
         host_of(l, c),
         c.model,
         c.backend,
         c.device,
-        c.batch,
+        crate::text::batch_label(c),
         c.threads.map_or("-".into(), |t| format!("{t} thr"))
     )
 }

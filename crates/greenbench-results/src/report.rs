@@ -92,7 +92,7 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
     let cells = ok_cells(files);
     let _ = writeln!(s, "\n## Time and energy per example\n");
     let mut t = MdTable::new(
-        "host|model|backend|device|batch|MACs/ex|FPO/ex|time/ex (us)|95 % interval (us)|CV|GFPO/s|% of peak|energy/ex (mJ)|energy kind|FPO per J|g CO2e per 1M ex",
+        "host|model|backend|device|batch|precision|MACs/ex|FPO/ex|int ops/ex|time/ex (us)|95 % interval (us)|CV|GFPO/s|% of peak|energy/ex (mJ)|energy kind|FPO per J|g CO2e per 1M ex",
     );
     for (l, c) in &cells {
         let tm = c.time_per_example_s.as_ref().expect("ok cells have times");
@@ -106,8 +106,10 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
                 c.threads.map(|t| format!(", {t} thr")).unwrap_or_default()
             ),
             c.batch.to_string(),
+            c.precision.to_string(),
             c.macs_per_example.to_string(),
             c.fpo_per_example.to_string(),
+            c.int_ops_per_example.to_string(),
             format!(
                 "{}{}",
                 us(tm.median),
@@ -138,11 +140,11 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
         .filter(|(_, c)| c.error.is_some())
         .map(|(l, c)| {
             format!(
-                "- {} {} {} batch {}: {}",
+                "- {} {} {} {}: {}",
                 host_of(l, c),
                 c.model,
                 c.backend,
-                c.batch,
+                crate::text::batch_label(c),
                 c.error.as_deref().unwrap_or("")
             )
         })
@@ -193,7 +195,11 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
     // (host, model) -> batch -> backend -> cell
     type ByBatch<'a> = BTreeMap<usize, BTreeMap<String, &'a Cell>>;
     let mut m: BTreeMap<(String, String), ByBatch> = BTreeMap::new();
-    for (l, c) in ok_cells(files) {
+    // GPU cells are fp32 only: the comparison is of fp32 with fp32.
+    for (l, c) in ok_cells(files)
+        .into_iter()
+        .filter(|(_, c)| c.precision == greenbench_core::Precision::Fp32)
+    {
         m.entry((host_of(l, c).to_string(), c.model.clone()))
             .or_default()
             .entry(c.batch)
@@ -267,14 +273,14 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
 /// The cells as CSV (one row per finished cell).
 pub fn csv(files: &[Loaded]) -> String {
     let mut s = String::from(
-        "host,model,backend,device,device_kind,threads,batch,macs_per_example,fpo_per_example,time_median_s,time_ci95_low_s,time_ci95_high_s,time_cv,examples_per_s,gflops,pct_of_peak,energy_per_example_j,energy_kind,energy_gross_per_example_j,fpo_per_joule,co2e_g_per_million,cost_usd_per_million\n",
+        "host,model,backend,device,device_kind,threads,batch,precision,macs_per_example,fpo_per_example,int_ops_per_example,time_median_s,time_ci95_low_s,time_ci95_high_s,time_cv,examples_per_s,gflops,pct_of_peak,energy_per_example_j,energy_kind,energy_gross_per_example_j,fpo_per_joule,co2e_g_per_million,cost_usd_per_million\n",
     );
     let o = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:e}"));
     for (l, c) in ok_cells(files) {
         let t = c.time_per_example_s.as_ref().expect("ok");
         let _ = writeln!(
             s,
-            "{},{},{},\"{}\",{:?},{},{},{},{},{:e},{:e},{:e},{:e},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},\"{}\",{:?},{},{},{},{},{},{},{:e},{:e},{:e},{:e},{},{},{},{},{},{},{},{},{}",
             host_of(l, c),
             c.model,
             c.backend,
@@ -282,8 +288,10 @@ pub fn csv(files: &[Loaded]) -> String {
             c.device_kind,
             c.threads.map_or(String::new(), |t| t.to_string()),
             c.batch,
+            c.precision,
             c.macs_per_example,
             c.fpo_per_example,
+            c.int_ops_per_example,
             t.median,
             t.ci95_low,
             t.ci95_high,
@@ -330,10 +338,14 @@ pub fn plots(files: &[Loaded]) -> Vec<(String, String)> {
         let mut energy: Series = BTreeMap::new();
         for (l, c) in cells.iter().filter(|(_, c)| c.model == model) {
             let label = format!(
-                "{} {} ({})",
+                "{} {} ({}){}",
                 host_of(l, c),
                 c.backend,
-                kind_label(c.device_kind)
+                kind_label(c.device_kind),
+                match c.precision {
+                    greenbench_core::Precision::Fp32 => String::new(),
+                    p => format!(" {p}"),
+                }
             );
             let t = c.time_per_example_s.as_ref().expect("ok").median;
             time.entry(label.clone())

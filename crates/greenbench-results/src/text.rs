@@ -301,8 +301,10 @@ fn cell_row(c: &Cell) -> Vec<String> {
         c.backend.clone(),
         device_label(c),
         c.batch.to_string(),
+        c.precision.to_string(),
         si(c.macs_per_example as f64),
         si(c.fpo_per_example as f64),
+        int_ops(c),
     ];
     let tail = match &c.time_per_example_s {
         Some(t) => vec![
@@ -333,6 +335,23 @@ fn cell_row(c: &Cell) -> Vec<String> {
     head.into_iter().chain(tail).collect()
 }
 
+/// Integer operations per example, or `-` for a cell that did none (fp32).
+pub fn int_ops(c: &Cell) -> String {
+    if c.int_ops_per_example == 0 {
+        "-".into()
+    } else {
+        si(c.int_ops_per_example as f64)
+    }
+}
+
+/// `b32` or `b32 int8`: a cell's batch, and its precision when not fp32.
+pub fn batch_label(c: &Cell) -> String {
+    match c.precision {
+        greenbench_core::Precision::Fp32 => format!("b{}", c.batch),
+        p => format!("b{} {p}", c.batch),
+    }
+}
+
 /// The table `greenbench run` prints: the machine and profile, each peak, one row per cell,
 /// the energy source and every cell's warnings.
 pub fn run_table(file: &ResultFile) -> String {
@@ -352,7 +371,7 @@ pub fn run_table(file: &ResultFile) -> String {
         s.push('\n');
     }
     let mut t = Table::new(
-        "model|backend|device|>batch|>MACs/ex|>FPO/ex|>time/ex (median)|>95% interval|>device time/ex|>ex/s|>GFPO/s|>% peak|>energy/ex",
+        "model|backend|device|>batch|precision|>MACs/ex|>FPO/ex|>int ops/ex|>time/ex (median)|>95% interval|>device time/ex|>ex/s|>GFPO/s|>% peak|>energy/ex",
     );
     for c in &file.cells {
         t.row(cell_row(c));
@@ -367,8 +386,10 @@ pub fn run_table(file: &ResultFile) -> String {
     for c in &file.cells {
         for w in &c.warnings {
             s.push_str(&format!(
-                "warning: {} {} b{}: {w}\n",
-                c.model, c.backend, c.batch
+                "warning: {} {} {}: {w}\n",
+                c.model,
+                c.backend,
+                batch_label(c)
             ));
         }
     }

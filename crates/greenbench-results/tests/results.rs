@@ -216,6 +216,7 @@ fn price_tag_traces_every_figure() {
         runs: 20,
         backend: Some("cpu".into()),
         batch: Some(4),
+        precision: greenbench_core::Precision::Fp32,
         pue: 1.5,
         grid_g_per_kwh: 400.0,
         grid_source: "test".into(),
