@@ -1,12 +1,16 @@
-//! Every zoo model x available backend x batch 1 and 32. Ids are `model/backend/batch`, so
-//! `cargo bench --bench models -- resnet8/gpu` filters as expected; throughput is examples/s.
+//! Every zoo model x available backend x batch 1 and 32 x precision (fp32, and int8 where the
+//! backend runs it). Ids are `model/backend/batch/precision`, so `cargo bench --bench models
+//! -- resnet8/cpu/32/int8` filters as expected; throughput is examples/s. Int8 models are
+//! quantized as `greenbench run --precision int8` does (32 seeded calibration examples,
+//! min/max, fixed-point requantization).
 //! `GREENBENCH_MODELS=a.onnx,b.onnx,resnet8 cargo bench --bench models` benches those instead
 //! (ONNX files, JSON descriptions or zoo names).
 
 mod common;
 
 use criterion::{BenchmarkId, Throughput};
-use greenbench_core::{MODEL_NAMES, generate_inputs};
+use greenbench_core::quant::{QuantConfig, quantize};
+use greenbench_core::{MODEL_NAMES, Precision, generate_inputs};
 use std::time::Instant;
 
 fn main() {
@@ -22,25 +26,49 @@ fn main() {
         let model = greenbench_onnx::load_model(name, 0, None)
             .unwrap_or_else(|e| panic!("GREENBENCH_MODELS: {e}"));
         let name = &model.name;
+        let calibration = generate_inputs(
+            &model.graph,
+            32,
+            0,
+            greenbench_harness::runner::CALIBRATION_SET,
+        );
+        let qm = quantize(
+            &model.graph,
+            &model.weights,
+            &calibration,
+            &QuantConfig::default(),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut group = c.benchmark_group(name.as_str());
         for backend in &backends {
-            for batch in [1usize, 32] {
+            for (batch, precision) in [1usize, 32]
+                .into_iter()
+                .flat_map(|b| Precision::ALL.map(|p| (b, p)))
+            {
+                if !backend.precisions().contains(&precision) {
+                    continue;
+                }
                 // Four distinct inputs, cycled, as the harness does.
                 let inputs: Vec<Vec<f32>> = (0..4)
                     .map(|s| generate_inputs(&model.graph, batch, 0, s))
                     .collect();
-                let mut prepared = match backend.prepare(&model.graph, &model.weights, batch) {
+                let prepared = match precision {
+                    Precision::Fp32 => backend.prepare(&model.graph, &model.weights, batch),
+                    Precision::Int8 => backend.prepare_quantized(&qm, batch),
+                };
+                let mut prepared = match prepared {
                     Ok(p) => p,
                     Err(e) => {
                         eprintln!(
-                            "{name}/{}/{batch}: skipped, prepare failed: {e}",
+                            "{name}/{}/{batch}/{precision}: skipped, prepare failed: {e}",
                             backend.name()
                         );
                         continue;
                     }
                 };
                 group.throughput(Throughput::Elements(batch as u64));
-                group.bench_function(BenchmarkId::new(backend.name(), batch), |b| {
+                let id = BenchmarkId::new(backend.name(), format!("{batch}/{precision}"));
+                group.bench_function(id, |b| {
                     // `run` returns only when the output is back on the host (GPU: submitted,
                     // finished and read back), so the timed region is work done, not queued.
                     b.iter_custom(|iters| {
