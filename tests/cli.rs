@@ -355,6 +355,100 @@ fn train_save_and_reuse_trained_weights() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("not `lenet5`"), "{err}");
+
+    // The trained weights' accuracy in fp32 and int8 (calibrated on training examples): the
+    // fp32 figure is the one training reported for the same split; int8 stays close.
+    let best = f
+        .cells
+        .iter()
+        .map(|c| c.accuracy.unwrap())
+        .fold(0.0, f64::max);
+    let (code, stdout, err) = greenbench(&[
+        "eval",
+        "--model",
+        "mlp",
+        "--weights",
+        ck.to_str().unwrap(),
+        "--datasets-dir",
+        &format!("{root}/datasets"),
+        "--precision",
+        "fp32,int8",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let (fp, q) = (&v[0], &v[1]);
+    assert_eq!(
+        (fp["precision"].as_str(), q["precision"].as_str()),
+        (Some("fp32"), Some("int8"))
+    );
+    assert_eq!(fp["examples"], 359);
+    let (a, b) = (
+        fp["accuracy"].as_f64().unwrap(),
+        q["accuracy"].as_f64().unwrap(),
+    );
+    assert!((a - best).abs() < 1e-9, "eval {a} vs train {best}");
+    assert!((a - b).abs() <= 0.03, "int8 {b} vs fp32 {a}");
+    assert_eq!(q["calibration_examples"], 256);
+}
+
+#[test]
+fn precision_flags_name_the_valid_precisions() {
+    for args in [
+        &[
+            "run",
+            "--models",
+            "mlp",
+            "--precision",
+            "int4",
+            "--out",
+            "/tmp/x.json",
+        ][..],
+        &["inspect", "mlp", "--precision", "fp16"],
+        &["eval", "--model", "mlp", "--precision", "int4"],
+        &["cost", "--model", "mlp", "--precision", "bf16"],
+    ] {
+        let (code, _, err) = greenbench(args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(
+            err.contains("valid precisions are fp32, int8"),
+            "{args:?}: {err}"
+        );
+    }
+    let (code, _, err) = greenbench(&[
+        "run",
+        "--models",
+        "mlp",
+        "--requantizer",
+        "float",
+        "--out",
+        "/tmp/x.json",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`fixed`") && err.contains("`fp32`"), "{err}");
+    // inspect in int8: every layer has a precision, FPO is the floating-point part only.
+    let (code, out, err) = greenbench(&[
+        "inspect",
+        "ds-cnn",
+        "--precision",
+        "int8",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["precision"], "int8");
+    assert_eq!(v["total"]["macs"], 2_656_768);
+    assert_eq!(v["total"]["int8_macs"], 2_656_768);
+    assert!(v["total"]["fpo"].as_u64().unwrap() < 2_000);
+    let nodes = v["nodes"].as_array().unwrap();
+    assert_eq!(
+        nodes.last().unwrap()["precision"],
+        "fp32",
+        "the softmax stays fp32"
+    );
+    assert_eq!(nodes[0]["precision"], "int8");
 }
 
 #[test]

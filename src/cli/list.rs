@@ -2,7 +2,8 @@
 
 use super::Format;
 use anyhow::Result;
-use greenbench_core::{MODEL_NAMES, Model};
+use greenbench_core::quant::{QNode, QuantConfig};
+use greenbench_core::{MODEL_NAMES, Model, Precision};
 use greenbench_results::text::{Table, shape, thousands};
 
 /// List the models with input shape, parameters, MACs, FPO and transcendentals per example.
@@ -19,6 +20,14 @@ pub struct InspectArgs {
     model: String,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
+    /// Count the model as it runs in this precision: int8 adds a per-layer precision column
+    /// (layers that cannot be quantized stay fp32 and say so) and integer operations apart
+    /// from FPO (docs/INT8.md).
+    #[arg(long, default_value = "fp32", value_parser = super::run::parse_precision)]
+    precision: Precision,
+    /// With --precision int8: seeded calibration examples.
+    #[arg(long, default_value_t = 32, value_parser = super::range::count)]
+    calibration: usize,
 }
 
 pub fn list(a: ListArgs) -> Result<i32> {
@@ -70,6 +79,9 @@ pub fn list(a: ListArgs) -> Result<i32> {
 
 pub fn inspect(a: InspectArgs) -> Result<i32> {
     let m = greenbench_onnx::load_model(&a.model, 0, None)?;
+    if a.precision == Precision::Int8 {
+        return inspect_int8(&m, &a);
+    }
     if let Format::Json = a.format {
         println!("{}", serde_json::to_string_pretty(&m.cost)?);
         return Ok(0);
@@ -104,6 +116,85 @@ pub fn inspect(a: InspectArgs) -> Result<i32> {
     print!("{}", t.render());
     println!(
         "transcendentals per example: {}",
+        thousands(total.transcendentals)
+    );
+    Ok(0)
+}
+
+/// `inspect --precision int8`: the model as quantized for int8 (seeded calibration), per
+/// layer its precision, MACs, the FPO left and the integer operations.
+fn inspect_int8(m: &Model, a: &InspectArgs) -> Result<i32> {
+    let qm = greenbench_harness::runner::quantize_model(m, &QuantConfig::default(), a.calibration)
+        .map_err(anyhow::Error::msg)?;
+    let (total, per) = qm.cost();
+    let label = |i: usize| {
+        let base = m.cost.nodes[i].label.clone();
+        match &qm.nodes[i] {
+            QNode::Linear(l) => match l.fused {
+                Some(f) => format!("{base} + {f} (fused)"),
+                None => base,
+            },
+            QNode::Alias => format!("{base} (in the producer's clamp, or a view)"),
+            _ => base,
+        }
+    };
+    if let Format::Json = a.format {
+        let nodes: Vec<serde_json::Value> = (0..per.len())
+            .map(|i| {
+                serde_json::json!({
+                    "name": m.cost.nodes[i].name,
+                    "label": label(i),
+                    "precision": qm.nodes[i].precision(),
+                    "output_shape": m.cost.nodes[i].output_shape,
+                    "cost": per[i],
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "precision": Precision::Int8,
+            "calibration_examples": qm.calibration_examples,
+            "total": total,
+            "nodes": nodes,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    let mut t = Table::new("layer|op|precision|output|>params|>MACs|>FPO|>int ops");
+    for (i, c) in per.iter().enumerate() {
+        t.row(vec![
+            m.cost.nodes[i].name.clone(),
+            label(i),
+            qm.nodes[i].precision().to_string(),
+            shape(&m.cost.nodes[i].output_shape, None),
+            thousands(c.params),
+            thousands(c.macs),
+            thousands(c.fpo),
+            thousands(c.int_ops),
+        ]);
+    }
+    t.row(vec![
+        "total".into(),
+        String::new(),
+        String::new(),
+        shape(m.graph.output_shape(), None),
+        thousands(total.params),
+        thousands(total.macs),
+        thousands(total.fpo),
+        thousands(total.int_ops),
+    ]);
+    let (n8, n32) = qm.counts();
+    println!(
+        "{} in int8 — input {}, per example; {n8} layers int8, {n32} fp32 (with quantize / \
+         dequantize at their borders); {} of {} MACs in int8",
+        m.name,
+        shape(&m.graph.input.shape, m.graph.input.token_vocab),
+        thousands(total.int8_macs),
+        thousands(total.macs),
+    );
+    print!("{}", t.render());
+    println!(
+        "FPO: the floating-point part only (fp32 layers, quantize / dequantize); int ops: 2 x \
+         int8 MACs + requantization, pools, adds, borders (docs/INT8.md). Transcendentals: {}",
         thousands(total.transcendentals)
     );
     Ok(0)

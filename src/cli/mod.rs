@@ -4,6 +4,7 @@
 //! `greenbench_results::text`.
 
 pub mod devices;
+pub mod eval;
 pub mod export;
 pub mod list;
 pub mod meters;
@@ -40,6 +41,7 @@ pub enum Command {
     Run(run::RunArgs),
     Export(export::ExportArgs),
     Train(train::TrainArgs),
+    Eval(eval::EvalArgs),
     Report(results::ReportArgs),
     Compare(results::CompareArgs),
     Merge(results::MergeArgs),
@@ -60,6 +62,7 @@ impl Command {
             Command::Run(a) => run::run(a),
             Command::Export(a) => export::run(a),
             Command::Train(a) => train::run(a),
+            Command::Eval(a) => eval::run(a),
             Command::Report(a) => results::report(a),
             Command::Compare(a) => results::compare(a),
             Command::Merge(a) => results::merge(a),

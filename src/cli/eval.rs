@@ -1,0 +1,178 @@
+//! `greenbench eval`: test accuracy of a model in a precision, on real data, as the CPU
+//! backend computes it (the function that is timed is the function that is scored).
+
+use super::Format;
+use super::run::{parse_calibration, parse_precision, parse_requantizer};
+use anyhow::{Context, Result, bail};
+use greenbench_core::quant::{Calibration, QuantConfig, Requantizer, quantize};
+use greenbench_core::{Backend, Model, Precision};
+use greenbench_cpu::CpuBackend;
+use greenbench_train::setup::{fit_to_model, load_dataset};
+use std::path::PathBuf;
+
+/// Test accuracy of a model in one or more precisions (fp32, int8) on a dataset's test
+/// split (the split `greenbench train` holds out for the same --seed). Int8 is calibrated
+/// on real training examples.
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Zoo model name (or a JSON description / ONNX file whose input fits the dataset).
+    #[arg(long)]
+    model: String,
+    /// Trained weights (safetensors from `greenbench train --save`); without them the
+    /// seeded weights score at chance, and the output says so.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// digits (shipped), mnist or cifar10 (files in --data-dir).
+    #[arg(long, default_value = "digits")]
+    dataset: String,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "datasets")]
+    datasets_dir: PathBuf,
+    /// Precisions, comma-separated.
+    #[arg(long, default_value = "fp32", value_delimiter = ',', value_parser = parse_precision)]
+    precision: Vec<Precision>,
+    /// Training examples int8 calibration reads activation ranges from.
+    #[arg(long, default_value_t = 256, value_parser = super::range::count)]
+    calibration: usize,
+    #[arg(long, default_value = "minmax", value_parser = parse_calibration)]
+    calibration_method: Calibration,
+    #[arg(long, default_value = "fixed", value_parser = parse_requantizer)]
+    requantizer: Requantizer,
+    /// Seed of the train/test split (as `greenbench train --seed`) and of seeded weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// CPU threads.
+    #[arg(long, default_value_t = 1, value_parser = super::range::threads)]
+    threads: usize,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+}
+
+/// One precision's score.
+#[derive(serde::Serialize)]
+struct Score {
+    model: String,
+    dataset: String,
+    precision: Precision,
+    /// Fraction of the test split classified right.
+    accuracy: f64,
+    examples: usize,
+    trained: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calibration_examples: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requantizer: Option<Requantizer>,
+}
+
+pub fn run(a: EvalArgs) -> Result<i32> {
+    let model = greenbench_onnx::load_model(&a.model, a.seed, a.weights.as_deref())?;
+    let classes = model.graph.output_len();
+    let d = load_dataset(&a.dataset, a.data_dir.as_deref(), &a.datasets_dir)?;
+    let (fitted, _) = fit_to_model(d, &model.graph, classes)?;
+    let (train, test) = fitted.split(0.2, a.seed);
+    if test.is_empty() {
+        bail!("{}: the test split is empty", fitted.name);
+    }
+    let cpu = CpuBackend::new(a.threads)?;
+    let mut precisions = a.precision.clone();
+    precisions.dedup();
+    let mut scores = Vec::new();
+    for &p in &precisions {
+        let (accuracy, calib) = match p {
+            Precision::Fp32 => (accuracy(&cpu, &model, None, &test)?, None),
+            Precision::Int8 => {
+                let n = a.calibration.min(train.len()).max(1);
+                let cfg = QuantConfig {
+                    calibration: a.calibration_method,
+                    requantizer: a.requantizer,
+                };
+                let x = &train.images[..n * train.example_len()];
+                let qm = quantize(&model.graph, &model.weights, x, &cfg)
+                    .with_context(|| format!("quantizing {}", model.name))?;
+                (accuracy(&cpu, &model, Some(&qm), &test)?, Some(n))
+            }
+        };
+        scores.push(Score {
+            model: model.name.clone(),
+            dataset: fitted.name.clone(),
+            precision: p,
+            accuracy,
+            examples: test.len(),
+            trained: a.weights.is_some(),
+            calibration_examples: calib,
+            requantizer: calib.map(|_| a.requantizer),
+        });
+    }
+    match a.format {
+        Format::Json if scores.len() == 1 => {
+            println!("{}", serde_json::to_string_pretty(&scores[0])?)
+        }
+        Format::Json => println!("{}", serde_json::to_string_pretty(&scores)?),
+        Format::Table => {
+            for s in &scores {
+                println!(
+                    "{} on {} ({} test examples), {}: accuracy {:.2} %{}",
+                    s.model,
+                    s.dataset,
+                    s.examples,
+                    s.precision,
+                    100.0 * s.accuracy,
+                    match s.calibration_examples {
+                        Some(n) => format!(
+                            " (calibrated on {n} training examples, {} requantizer)",
+                            a.requantizer.name()
+                        ),
+                        None => String::new(),
+                    }
+                );
+            }
+            if let (Some(f), Some(q)) = (
+                scores.iter().find(|s| s.precision == Precision::Fp32),
+                scores.iter().find(|s| s.precision == Precision::Int8),
+            ) {
+                println!(
+                    "int8 - fp32: {:+.2} points",
+                    100.0 * (q.accuracy - f.accuracy)
+                );
+            }
+            if a.weights.is_none() {
+                println!(
+                    "note: seeded (untrained) weights score at chance; train first: greenbench train --model {} --save w.safetensors, then --weights w.safetensors",
+                    a.model
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Fraction of `test` the CPU backend classifies right, in fp32 or (with `qm`) int8.
+fn accuracy(
+    cpu: &CpuBackend,
+    m: &Model,
+    qm: Option<&greenbench_core::QModel>,
+    test: &greenbench_train::data::Dataset,
+) -> Result<f64> {
+    let n = test.example_len();
+    let classes = m.graph.output_len();
+    let mut right = 0;
+    let full = 64;
+    for start in (0..test.len()).step_by(full) {
+        let batch = (test.len() - start).min(full);
+        let mut p = match qm {
+            None => cpu.prepare(&m.graph, &m.weights, batch)?,
+            Some(q) => cpu.prepare_quantized(q, batch)?,
+        };
+        let out = p.run(&test.images[start * n..(start + batch) * n])?;
+        for (j, row) in out.chunks(classes).enumerate() {
+            let pred = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |p| p.0);
+            right += usize::from(pred == test.labels[start + j] as usize);
+        }
+    }
+    Ok(right as f64 / test.len() as f64)
+}
