@@ -2,21 +2,25 @@
 # One invocation, one machine: greenbench CPU time per example / ONNX Runtime's, per model and
 # batch, and sgemm 1024^3 GFLOP/s against ONNX Runtime's MatMul, measured back to back with
 # the same thread count and profile.
-#   scripts/onnx/compare.sh [--threads N] [--profile quick|full] [--out-dir DIR]
+#   scripts/onnx/compare.sh [--threads N] [--profile quick|full] [--out-dir DIR] [--precision fp32,int8]
 #   scripts/onnx/compare.sh --models a.onnx,b.onnx [--threads N] [--profile P] [--out-dir DIR]
 # With --models: your own ONNX files, imported by greenbench and run by ONNX Runtime as they are
 # (greenbench CPU / ORT per file and batch; scripts/onnx/ort_files.py).
+# --precision int8 (or fp32,int8): greenbench int8 beside ONNX Runtime running the same quantized
+# model (greenbench's QDQ export: per-channel int8 weights, uint8 activations, ORT fuses it into
+# its QLinear kernels).
 # Needs a Python with scripts/onnx/requirements.txt (VENV, default .venv; created if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-THREADS=2 PROFILE=quick OUT=results/onnx MODELS=""
+THREADS=2 PROFILE=quick OUT=results/onnx MODELS="" PRECISION=fp32
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS=$2; shift 2 ;;
     --profile) PROFILE=$2; shift 2 ;;
     --out-dir) OUT=$2; shift 2 ;;
     --models) MODELS=$2; shift 2 ;;
-    *) echo "unknown argument $1 (use --threads N, --profile quick|full, --out-dir DIR)" >&2; exit 2 ;;
+    --precision) PRECISION=$2; shift 2 ;;
+    *) echo "unknown argument $1 (use --threads N, --profile quick|full, --out-dir DIR, --precision fp32,int8)" >&2; exit 2 ;;
   esac
 done
 VENV=${VENV:-.venv}
@@ -36,9 +40,16 @@ if [ -n "$MODELS" ]; then
 fi
 EXPORT=$(mktemp -d)
 cargo build --release -q
-./target/release/greenbench export all --out "$EXPORT" >/dev/null
+SUFFIX=$PROFILE
+[ "$PRECISION" = fp32 ] || SUFFIX="$PROFILE-${PRECISION//,/-}"
+IFS=, read -r -a precisions <<<"$PRECISION"
+for p in "${precisions[@]}"; do
+  ./target/release/greenbench export all --precision "$p" --out "$EXPORT/$p" >/dev/null
+done
 ./target/release/greenbench run --backends cpu --threads "$THREADS" --profile "$PROFILE" \
-  --out "$OUT/greenbench-cpu-$PROFILE.json" >/dev/null
-"$VENV/bin/python" scripts/onnx/ort_bench.py "$EXPORT" --threads "$THREADS" --profile "$PROFILE" \
-  --out "$OUT/onnxruntime-cpu-$PROFILE.json" --greenbench "$OUT/greenbench-cpu-$PROFILE.json"
+  --precision "$PRECISION" --out "$OUT/greenbench-cpu-$SUFFIX.json" >/dev/null
+for p in "${precisions[@]}"; do
+  "$VENV/bin/python" scripts/onnx/ort_bench.py "$EXPORT/$p" --threads "$THREADS" --profile "$PROFILE" \
+    --out "$OUT/onnxruntime-cpu-$SUFFIX-$p.json" --greenbench "$OUT/greenbench-cpu-$SUFFIX.json"
+done
 rm -rf "$EXPORT"

@@ -49,14 +49,24 @@ def session(path, threads):
 
 
 def check(d, tolerance):
+    """fp32 exports: ONNX Runtime's output within `tolerance` of greenbench's, relative to
+    its largest magnitude. int8 (QDQ) exports: within one quantization step of the last
+    uint8 value before the output (greenbench.json's output_step), absolute: the two
+    runtimes round the same quantized model's values in their own way."""
     model = onnx.load(os.path.join(d, "model.onnx"))
     onnx.checker.check_model(model, full_check=True)
+    meta = json.load(open(os.path.join(d, "greenbench.json")))
     x = numpy_helper.to_array(onnx.load_tensor(os.path.join(d, "test_data_set_0", "input_0.pb")))
     y = numpy_helper.to_array(onnx.load_tensor(os.path.join(d, "test_data_set_0", "output_0.pb")))
     got = session(os.path.join(d, "model.onnx"), 1).run(None, {"input": x})[0]
     if got.shape != y.shape:
         return False, f"shape {got.shape} != {y.shape}"
-    rel = float(np.abs(got - y).max() / max(np.abs(y).max(), 1e-30))
+    diff = float(np.abs(got - y).max())
+    if meta.get("precision") == "int8":
+        step = meta["output_step"]
+        return diff <= step * 1.0001 + 1e-6, (
+            f"int8 (QDQ): max |ort - greenbench| = {diff:.3e} = {diff / step:.2f} output steps ({step:.3e})")
+    rel = diff / max(float(np.abs(y).max()), 1e-30)
     return rel <= tolerance, f"max |ort - greenbench| / max |greenbench| = {rel:.2e}"
 
 
@@ -170,12 +180,16 @@ def main():
             xs = inputs_for(meta, b, p["input_sets"], a.seed)
             per_ex, nb, warm = measure(sess, xs, b, p)
             t = summarize(per_ex)
-            print(f"  {meta['name']} onnxruntime-cpu b{b}: {t['median'] * 1e6:.2f} us/example", file=sys.stderr)
+            print(f"  {meta['name']} onnxruntime-cpu b{b} {meta.get('precision', 'fp32')}: {t['median'] * 1e6:.2f} us/example", file=sys.stderr)
+            precision = meta.get("precision", "fp32")
             cells.append(dict(
                 host=socket.gethostname(), model=meta["name"], backend="onnxruntime-cpu",
-                device=cpu_model(), device_kind="cpu", threads=a.threads, batch=b, status="ok",
+                device=cpu_model(), device_kind="cpu", threads=a.threads, batch=b,
+                precision=precision, status="ok",
                 error=None, params=meta["params"], macs_per_example=meta["macs"],
-                fpo_per_example=meta["fpo"], transcendentals_per_example=meta["transcendentals"],
+                fpo_per_example=meta["int8_fpo"] if precision == "int8" else meta["fpo"],
+                transcendentals_per_example=meta["transcendentals"],
+                int_ops_per_example=meta.get("int_ops") or 0,
                 time_per_example_s=t, device_time_per_example_s=None,
                 device_time_note="onnxruntime CPU: end-to-end time only",
                 examples_per_s=1 / t["median"], gflops=meta["fpo"] / t["median"] / 1e9,
@@ -197,7 +211,7 @@ def main():
         mem = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1]) * 1024
     except (OSError, StopIteration):
         pass
-    result = dict(schema_version=1, status="complete", environment=dict(
+    result = dict(schema_version=2, status="complete", environment=dict(
         machine=dict(hostname=socket.gethostname(), os=platform.platform(), kernel=platform.release(),
                      arch=platform.machine(), cpu_model=cpu_model(), cpu_logical_cores=os.cpu_count() or 1,
                      cpu_features=[], memory_bytes=mem,
@@ -214,14 +228,15 @@ def main():
         print(f"results: {a.out}")
     if a.greenbench:
         g = json.load(open(a.greenbench))
-        mine = {(c["model"], c["batch"]): c for c in g["cells"] if c["backend"] == "cpu" and c["status"] == "ok"}
-        print("| model | batch | greenbench cpu (us/ex) | onnxruntime (us/ex) | greenbench / ORT |")
-        print("|---|---|---|---|---|")
+        mine = {(c["model"], c["batch"], c.get("precision", "fp32")): c
+                for c in g["cells"] if c["backend"] == "cpu" and c["status"] == "ok"}
+        print("| model | batch | precision | greenbench cpu (us/ex) | onnxruntime (us/ex) | greenbench / ORT |")
+        print("|---|---|---|---|---|---|")
         for c in cells:
-            m = mine.get((c["model"], c["batch"]))
+            m = mine.get((c["model"], c["batch"], c["precision"]))
             if m:
                 gt, ot = m["time_per_example_s"]["median"], c["time_per_example_s"]["median"]
-                print(f"| {c['model']} | {c['batch']} | {gt * 1e6:.2f} | {ot * 1e6:.2f} | {gt / ot:.2f} |")
+                print(f"| {c['model']} | {c['batch']} | {c['precision']} | {gt * 1e6:.2f} | {ot * 1e6:.2f} | {gt / ot:.2f} |")
         gp = [q for q in g["environment"].get("peaks", []) if q["backend"] == "cpu"]
         if gp and peaks:
             gg, og = gp[0]["gflops"], peaks[0]["gflops"]

@@ -3,9 +3,11 @@
 
 use super::{VERSION, load_models};
 use anyhow::{Context, Result, bail};
-use greenbench_core::{Backend, MODEL_NAMES};
+use greenbench_core::quant::{QuantConfig, Requantizer};
+use greenbench_core::{Backend, MODEL_NAMES, Precision};
 use greenbench_cpu::CpuBackend;
 use greenbench_harness::record::write_atomic;
+use greenbench_harness::runner::quantize_model;
 use std::path::PathBuf;
 
 /// Export models (the folded graph and its exact weights) with an ONNX test data set.
@@ -24,6 +26,16 @@ pub struct ExportArgs {
     /// Trained weights (safetensors) for the one model given.
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// fp32, or int8: the quantized model in ONNX's QDQ form (QuantizeLinear /
+    /// DequantizeLinear around every uint8 value, per-channel int8 weights), its test data
+    /// greenbench's int8 output.
+    #[arg(long, default_value = "fp32", value_parser = super::run::parse_precision)]
+    precision: Precision,
+    /// With --precision int8: seeded calibration examples (as `run --precision int8`).
+    #[arg(long, default_value_t = 32, value_parser = super::range::count)]
+    calibration: usize,
+    #[arg(long, default_value = "fixed", value_parser = super::run::parse_requantizer)]
+    requantizer: Requantizer,
 }
 
 pub fn run(a: ExportArgs) -> Result<i32> {
@@ -43,10 +55,29 @@ pub fn run(a: ExportArgs) -> Result<i32> {
         let data = dir.join("test_data_set_0");
         std::fs::create_dir_all(&data)
             .with_context(|| format!("cannot create {}", data.display()))?;
-        let bytes = greenbench_onnx::export(m);
         let x = greenbench_core::generate_inputs(&m.graph, 1, seed, 0);
-        let y = cpu.prepare(&m.graph, &m.weights, 1)?.run(&x)?.to_vec();
+        let (bytes, y, int8) = match a.precision {
+            Precision::Fp32 => (
+                greenbench_onnx::export(m),
+                cpu.prepare(&m.graph, &m.weights, 1)?.run(&x)?.to_vec(),
+                None,
+            ),
+            Precision::Int8 => {
+                let cfg = QuantConfig {
+                    requantizer: a.requantizer,
+                    ..Default::default()
+                };
+                let qm = quantize_model(m, &cfg, a.calibration).map_err(anyhow::Error::msg)?;
+                let y = cpu.prepare_quantized(&qm, 1)?.run(&x)?.to_vec();
+                (greenbench_onnx::export::export_qdq(m, &qm), y, Some(qm))
+            }
+        };
         let c = m.cost.total;
+        // The step of the last uint8 value before the output: what "within one quantization
+        // step" means for this model's output.
+        let step = int8
+            .as_ref()
+            .and_then(|q| q.values.iter().rev().flatten().next().map(|p| p.scale));
         let meta = serde_json::json!({
             "name": m.name, "input_shape": m.graph.input.shape,
             "token_vocab": m.graph.input.token_vocab, "output_shape": m.graph.output_shape(),
@@ -54,6 +85,11 @@ pub fn run(a: ExportArgs) -> Result<i32> {
             "transcendentals": c.transcendentals, "weights_seed": seed,
             "weights_fingerprint": format!("{:016x}", m.weights.fingerprint()),
             "opset": greenbench_onnx::OPSET, "greenbench_version": VERSION,
+            "precision": a.precision,
+            "output_step": step,
+            "requantizer": int8.as_ref().map(|q| q.requantizer),
+            "int_ops": int8.as_ref().map(|q| q.cost().0.int_ops),
+            "int8_fpo": int8.as_ref().map(|q| q.cost().0.fpo),
         });
         write_atomic(&dir.join("model.onnx"), &bytes)?;
         write_atomic(

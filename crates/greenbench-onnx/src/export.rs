@@ -15,6 +15,7 @@ use crate::proto::{
     type_proto,
 };
 use greenbench_core::graph::{Graph, Op};
+use greenbench_core::quant::{QLinear, QModel, QNode, QParams};
 use greenbench_core::{Model, weights::Tensor};
 use prost::Message;
 use std::collections::HashMap;
@@ -24,6 +25,9 @@ pub const OPSET: i64 = 17;
 /// ONNX IR version matching opset 17 (onnx 1.12).
 const IR_VERSION: i64 = 8;
 const FLOAT: i32 = 1;
+const UINT8: i32 = 2;
+const INT8: i32 = 3;
+const INT32: i32 = 6;
 const INT64: i32 = 7;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -174,6 +178,68 @@ impl Builder {
     fn scalar(&mut self, base: &str, v: f32) -> String {
         self.init_f32(base, &[], &[v])
     }
+
+    fn init_raw(&mut self, base: &str, dims: &[usize], dtype: i32, raw: Vec<u8>) -> String {
+        let name = self.fresh(base);
+        let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        self.inits.push(tensor(&name, &dims, dtype, raw));
+        name
+    }
+
+    /// `QuantizeLinear -> DequantizeLinear` of `src` with per-tensor uint8 parameters `p`:
+    /// the value as int8 inference holds it.
+    fn qdq(&mut self, src: &str, p: QParams) -> String {
+        let s = self.scalar(&format!("{src}_scale"), p.scale);
+        let z = self.init_raw(&format!("{src}_zero"), &[], UINT8, vec![p.zero as u8]);
+        let q = self.node("QuantizeLinear", &format!("{src}_q"), &[src, &s, &z], &[]);
+        self.node("DequantizeLinear", &format!("{src}_dq"), &[&q, &s, &z], &[])
+    }
+
+    /// Per-axis int8 weights `data` (`dims`, output channels on `axis`) and their
+    /// `DequantizeLinear`.
+    fn dq_weights(
+        &mut self,
+        base: &str,
+        dims: &[usize],
+        data: &[i8],
+        scales: &[f32],
+        axis: i64,
+    ) -> String {
+        let w = self.init_raw(base, dims, INT8, data.iter().map(|&v| v as u8).collect());
+        let s = self.init_f32(&format!("{base}_scale"), &[scales.len()], scales);
+        let z = self.init_raw(
+            &format!("{base}_zero"),
+            &[scales.len()],
+            INT8,
+            vec![0; scales.len()],
+        );
+        self.node(
+            "DequantizeLinear",
+            &format!("{base}_dq"),
+            &[&w, &s, &z],
+            &[attr_int("axis", axis)],
+        )
+    }
+
+    /// The int32 bias at scale `s_x * s_w` per channel and its `DequantizeLinear`.
+    fn dq_bias(&mut self, base: &str, l: &QLinear) -> String {
+        let raw: Vec<u8> = l.bias.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let b = self.init_raw(base, &[l.bias.len()], INT32, raw);
+        let scales: Vec<f32> = l.w_scale.iter().map(|&w| w * l.x.scale).collect();
+        let s = self.init_f32(&format!("{base}_scale"), &[scales.len()], &scales);
+        let z = self.init_raw(
+            &format!("{base}_zero"),
+            &[scales.len()],
+            INT32,
+            vec![0; 4 * scales.len()],
+        );
+        self.node(
+            "DequantizeLinear",
+            &format!("{base}_dq"),
+            &[&b, &s, &z],
+            &[attr_int("axis", 0)],
+        )
+    }
 }
 
 fn flat(t: &Tensor) -> Vec<f32> {
@@ -198,12 +264,32 @@ fn hwio_to_oihw(t: &Tensor) -> (Vec<usize>, Vec<f32>) {
     (vec![co, ci, kh, kw], out)
 }
 
+/// Node `i` of `qm` when it is an int8 conv / dense layer.
+fn linear(qm: Option<&QModel>, i: usize) -> Option<&QLinear> {
+    match qm.map(|q| &q.nodes[i]) {
+        Some(QNode::Linear(l)) => Some(l),
+        _ => None,
+    }
+}
+
 /// Name of the graph input and output in exported models.
 pub const INPUT: &str = "input";
 pub const OUTPUT: &str = "output";
 
 /// Export `model` as an ONNX ModelProto.
 pub fn export(model: &Model) -> Vec<u8> {
+    export_with(model, None)
+}
+
+/// Export the int8 model `qm` (quantized from `model`) in ONNX's QDQ form: a
+/// `QuantizeLinear -> DequantizeLinear` pair on every value int8 inference holds as uint8
+/// (per-tensor scale and zero point), int8 weights with per-output-channel scales and int32
+/// biases behind `DequantizeLinear`, so ONNX Runtime fuses and runs the same quantized model.
+pub fn export_qdq(model: &Model, qm: &QModel) -> Vec<u8> {
+    export_with(model, Some(qm))
+}
+
+fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
     let g: &Graph = &model.graph;
     let w = &model.weights;
     let mut b = Builder {
@@ -213,7 +299,12 @@ pub fn export(model: &Model) -> Vec<u8> {
     };
     b.used.insert(INPUT.into(), 1);
     // value id -> (name, layout); conversions cached per (value, layout).
-    let mut vals: Vec<(String, Layout)> = vec![(INPUT.to_string(), Layout::Native)];
+    let held = |v: usize| qm.and_then(|q| q.values[v]);
+    let first = match held(0) {
+        Some(p) => b.qdq(INPUT, p),
+        None => INPUT.to_string(),
+    };
+    let mut vals: Vec<(String, Layout)> = vec![(first, Layout::Native)];
     let mut converted: HashMap<(usize, Layout), String> = HashMap::new();
     let is_image = |v: usize| g.value_shape(v).len() == 3;
     let mut get = |b: &mut Builder, vals: &[(String, Layout)], v: usize, want: Layout| -> String {
@@ -248,12 +339,29 @@ pub fn export(model: &Model) -> Vec<u8> {
             Op::Conv2d { bias, .. } => {
                 let c = g.conv_geom(i);
                 let src = get(&mut b, &vals, x, Layout::Nchw);
-                let (dims, data) = hwio_to_oihw(&t[0]);
-                let wn = b.init_f32(&format!("{nm}_w"), &dims, &data);
-                let mut inputs = vec![src, wn];
-                if *bias {
-                    inputs.push(b.init_f32(&format!("{nm}_b"), &[c.cout], &flat(&t[1])));
-                }
+                let inputs = match linear(qm, i) {
+                    Some(l) => {
+                        let wq = ndarray::ArrayD::from_shape_vec(
+                            t[0].shape(),
+                            l.w.iter().map(|&v| v as f32).collect(),
+                        )
+                        .expect("the weights' shape");
+                        let (dims, data) = hwio_to_oihw(&wq);
+                        let data: Vec<i8> = data.iter().map(|&v| v as i8).collect();
+                        let wn = b.dq_weights(&format!("{nm}_w"), &dims, &data, &l.w_scale, 0);
+                        // Always a bias: the int32 one carries ONNX Runtime's fusion.
+                        vec![src, wn, b.dq_bias(&format!("{nm}_b"), l)]
+                    }
+                    None => {
+                        let (dims, data) = hwio_to_oihw(&t[0]);
+                        let wn = b.init_f32(&format!("{nm}_w"), &dims, &data);
+                        let mut inputs = vec![src, wn];
+                        if *bias {
+                            inputs.push(b.init_f32(&format!("{nm}_b"), &[c.cout], &flat(&t[1])));
+                        }
+                        inputs
+                    }
+                };
                 let refs: Vec<&str> = inputs.iter().map(|s| s.as_str()).collect();
                 let attrs = [
                     attr_ints("kernel_shape", &[c.kh as i64, c.kw as i64]),
@@ -273,15 +381,22 @@ pub fn export(model: &Model) -> Vec<u8> {
             }
             Op::Dense { units, bias } => {
                 let src = get(&mut b, &vals, x, Layout::Native);
-                let wn = b.init_f32(&format!("{nm}_w"), &[last, *units], &flat(&t[0]));
-                let mm = b.node("MatMul", &format!("{nm}_mm"), &[&src, &wn], &[]);
-                let out = if *bias {
-                    let bn = b.init_f32(&format!("{nm}_b"), &[*units], &flat(&t[1]));
-                    b.node("Add", nm, &[&mm, &bn], &[])
+                if let Some(l) = linear(qm, i) {
+                    let wn = b.dq_weights(&format!("{nm}_w"), &[last, *units], &l.w, &l.w_scale, 1);
+                    let mm = b.node("MatMul", &format!("{nm}_mm"), &[&src, &wn], &[]);
+                    let bn = b.dq_bias(&format!("{nm}_b"), l);
+                    (b.node("Add", nm, &[&mm, &bn], &[]), Layout::Native)
                 } else {
-                    mm
-                };
-                (out, Layout::Native)
+                    let wn = b.init_f32(&format!("{nm}_w"), &[last, *units], &flat(&t[0]));
+                    let mm = b.node("MatMul", &format!("{nm}_mm"), &[&src, &wn], &[]);
+                    let out = if *bias {
+                        let bn = b.init_f32(&format!("{nm}_b"), &[*units], &flat(&t[1]));
+                        b.node("Add", nm, &[&mm, &bn], &[])
+                    } else {
+                        mm
+                    };
+                    (out, Layout::Native)
+                }
             }
             Op::BatchNorm { eps } => {
                 let src = get(&mut b, &vals, x, Layout::Native);
@@ -558,6 +673,10 @@ pub fn export(model: &Model) -> Vec<u8> {
                 let shape3 = b.init_i64(&format!("{nm}_shape3"), &[3], &[0, 0, (h * d) as i64]);
                 (b.node("Reshape", nm, &[&ot, &shape3], &[]), Layout::Native)
             }
+        };
+        let out = match held(i + 1) {
+            Some(p) => b.qdq(&out, p),
+            None => out,
         };
         vals.push((out, layout));
     }
