@@ -50,6 +50,7 @@ done
   --precision "$PRECISION" --out "$OUT/greenbench-cpu-$SUFFIX.json" >/dev/null
 for p in "${precisions[@]}"; do
   "$VENV/bin/python" scripts/onnx/ort_bench.py "$EXPORT/$p" --threads "$THREADS" --profile "$PROFILE" \
-    --out "$OUT/onnxruntime-cpu-$SUFFIX-$p.json" --greenbench "$OUT/greenbench-cpu-$SUFFIX.json"
+    --out "$OUT/onnxruntime-cpu-$SUFFIX$([ "$PRECISION" = fp32 ] || echo "-$p").json" \
+    --greenbench "$OUT/greenbench-cpu-$SUFFIX.json"
 done
 rm -rf "$EXPORT"
