@@ -239,25 +239,33 @@ mod vnni {
         }
     }
 
-    macro_rules! dispatch {
-        ($mr:expr, $nv:expr, $($args:expr),*) => {
-            match ($mr, $nv) {
-                (4, 4) => tile::<4, 4>($($args),*),
-                (4, 3) => tile::<4, 3>($($args),*),
-                (4, 2) => tile::<4, 2>($($args),*),
-                (4, 1) => tile::<4, 1>($($args),*),
-                (3, 4) => tile::<3, 4>($($args),*),
-                (3, 3) => tile::<3, 3>($($args),*),
-                (3, 2) => tile::<3, 2>($($args),*),
-                (3, 1) => tile::<3, 1>($($args),*),
-                (2, 4) => tile::<2, 4>($($args),*),
-                (2, 3) => tile::<2, 3>($($args),*),
-                (2, 2) => tile::<2, 2>($($args),*),
-                (2, 1) => tile::<2, 1>($($args),*),
-                (1, 4) => tile::<1, 4>($($args),*),
-                (1, 3) => tile::<1, 3>($($args),*),
-                (1, 2) => tile::<1, 2>($($args),*),
-                _ => tile::<1, 1>($($args),*),
+    /// Rows per tile for `nv` column vectors: as many accumulators as the 32 registers
+    /// allow beside the weights and the broadcast (each row reuses the `nv` weight vectors;
+    /// each weight vector is reused by every row).
+    fn rows_for(nv: usize) -> usize {
+        match nv {
+            1 => 12,
+            2 => 8,
+            3 => 6,
+            _ => 5,
+        }
+    }
+
+    macro_rules! tiles {
+        ($nv:literal, $mr:expr, $($args:expr),*) => {
+            match $mr {
+                12 => tile::<12, $nv>($($args),*),
+                11 => tile::<11, $nv>($($args),*),
+                10 => tile::<10, $nv>($($args),*),
+                9 => tile::<9, $nv>($($args),*),
+                8 => tile::<8, $nv>($($args),*),
+                7 => tile::<7, $nv>($($args),*),
+                6 => tile::<6, $nv>($($args),*),
+                5 => tile::<5, $nv>($($args),*),
+                4 => tile::<4, $nv>($($args),*),
+                3 => tile::<3, $nv>($($args),*),
+                2 => tile::<2, $nv>($($args),*),
+                _ => tile::<1, $nv>($($args),*),
             }
         };
     }
@@ -275,16 +283,26 @@ mod vnni {
     ) {
         let nb = g.n.div_ceil(16);
         let (ap, cp) = (a.as_ptr(), c.as_mut_ptr());
-        let mut r = 0;
-        while r < rows {
-            let mr = (rows - r).min(4);
-            let mut b = 0;
-            while b < nb {
-                let nv = (nb - b).min(4);
-                unsafe { dispatch!(mr, nv, g, ap.add(r * lda), lda, b, cp.add(r * ldc), ldc) };
-                b += nv;
+        // Column blocks outermost: a block's packed weights stay in L1 across the rows.
+        let mut b = 0;
+        while b < nb {
+            let nv = (nb - b).min(4);
+            let per = rows_for(nv);
+            let mut r = 0;
+            while r < rows {
+                let mr = (rows - r).min(per);
+                let (ar, cr) = unsafe { (ap.add(r * lda), cp.add(r * ldc)) };
+                unsafe {
+                    match nv {
+                        4 => tiles!(4, mr, g, ar, lda, b, cr, ldc),
+                        3 => tiles!(3, mr, g, ar, lda, b, cr, ldc),
+                        2 => tiles!(2, mr, g, ar, lda, b, cr, ldc),
+                        _ => tiles!(1, mr, g, ar, lda, b, cr, ldc),
+                    }
+                };
+                r += mr;
             }
-            r += mr;
+            b += nv;
         }
     }
 }
