@@ -692,6 +692,7 @@ fn execute(plan: &Plan, m: &mut Mem) {
         }
         execute_step(plan, step, m);
     }
+    }
 }
 
 fn gcd(a: usize, b: usize) -> usize {
@@ -725,10 +726,7 @@ fn execute_step(plan: &Plan, step: &Step, m: &mut Mem) {
     let batch = m.batch;
     {
         match step {
-            Step::Quantize { src, dst, p } => {
-                let (x, y) = (&m.f[*src], &mut m.q[*dst]);
-                y.iter_mut().zip(x).for_each(|(q, &v)| *q = p.quantize(v));
-            }
+            Step::Quantize { src, dst, p } => quantize(&m.f[*src], *p, &mut m.q[*dst]),
             Step::Dequantize { src, dst, p } => {
                 let (x, y) = (&m.q[*src], &mut m.f[*dst]);
                 let (s, z) = (p.scale, p.zero);
@@ -811,6 +809,44 @@ fn execute_step(plan: &Plan, step: &Step, m: &mut Mem) {
             }
         }
     }
+}
+
+/// `QParams::quantize` over a slice: 16 at a time with AVX-512 (the same IEEE division,
+/// rounding half to even, NaN to the zero point, clamp), the rest one by one.
+fn quantize(x: &[f32], p: QParams, y: &mut [u8]) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if wide_int8() {
+        // SAFETY: AVX-512 F/BW/VL are present.
+        done = unsafe { quantize_avx512(x, p, y) };
+    }
+    for (q, &v) in y[done..].iter_mut().zip(&x[done..]) {
+        *q = p.quantize(v);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn quantize_avx512(x: &[f32], p: QParams, y: &mut [u8]) -> usize {
+    use std::arch::x86_64::*;
+    let n = x.len().min(y.len()) / 16 * 16;
+    let (s, z) = (_mm512_set1_ps(p.scale), _mm512_set1_ps(p.zero as f32));
+    let (lo, hi) = (_mm512_setzero_ps(), _mm512_set1_ps(255.0));
+    for i in (0..n).step_by(16) {
+        // SAFETY: i + 16 <= n, within both slices.
+        unsafe {
+            let v = _mm512_div_ps(_mm512_loadu_ps(x.as_ptr().add(i)), s);
+            // NaN (unordered with itself) becomes 0, i.e. the zero point.
+            let v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
+            let v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            let v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, z), lo), hi);
+            _mm_storeu_si128(
+                y.as_mut_ptr().add(i) as *mut __m128i,
+                _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)),
+            );
+        }
+    }
+    n
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1191,3 +1227,4 @@ fn fp32_node(
         Op::Conv2d { .. } | Op::Dense { .. } => unreachable!("refused in plan"),
     }
 }
+
