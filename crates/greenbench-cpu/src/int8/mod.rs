@@ -692,7 +692,6 @@ fn execute(plan: &Plan, m: &mut Mem) {
         }
         execute_step(plan, step, m);
     }
-    }
 }
 
 fn gcd(a: usize, b: usize) -> usize {
@@ -1227,4 +1226,3 @@ fn fp32_node(
         Op::Conv2d { .. } | Op::Dense { .. } => unreachable!("refused in plan"),
     }
 }
-
