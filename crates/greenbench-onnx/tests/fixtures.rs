@@ -87,3 +87,43 @@ fn layouts_and_batches_are_as_the_files_declare() {
     assert!(tokens.io.input_int);
     assert_eq!(tokens.model.graph.input.token_vocab, Some(50));
 }
+
+/// Every imported fixture also runs in int8: quantized in the IR it was imported into, the
+/// CPU's int8 path agrees with the quantized reference within one step of the last uint8
+/// value (the zoo's test, on files as exporters write them: SE blocks, fire modules, shuffles,
+/// a BERT layer), at batch 1 and at 6 (split across two threads).
+#[test]
+fn every_fixture_runs_in_int8() {
+    use greenbench_core::quant::{QuantConfig, quantize, run_reference_q};
+    let cpu = CpuBackend::new(2).unwrap();
+    for dir in fixtures() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let m = import_file(&dir.join("model.onnx"), 0).unwrap().model;
+        let calib = greenbench_core::generate_inputs(&m.graph, 8, 0, 5);
+        let qm = quantize(&m.graph, &m.weights, &calib, &QuantConfig::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(qm.int8_macs() > 0, "{name}: no int8 layer");
+        let step = qm
+            .values
+            .iter()
+            .rev()
+            .flatten()
+            .next()
+            .map_or(0.0, |p| p.scale);
+        for batch in [1, 6] {
+            let x = greenbench_core::generate_inputs(&m.graph, batch, 0, 1);
+            let want = run_reference_q(&qm, &x, batch);
+            let got = cpu
+                .prepare_quantized(&qm, batch)
+                .unwrap()
+                .run(&x)
+                .unwrap()
+                .to_vec();
+            let d = greenbench_core::reference::diff(&got, &want);
+            assert!(
+                d.max_abs <= step * 1.01 + 1e-5,
+                "{name} b{batch}: {d:?}, step {step}"
+            );
+        }
+    }
+}
