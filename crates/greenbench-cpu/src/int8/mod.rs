@@ -46,7 +46,7 @@ struct Epi {
 }
 
 impl Epi {
-    fn new(l: &QLinear, col_sums: Option<&[i32]>) -> Epi {
+    fn new(l: &QLinear, col_sums: Option<&[i32]>, wide: bool) -> Epi {
         let bias = match col_sums {
             Some(s) => l
                 .bias
@@ -78,7 +78,7 @@ impl Epi {
             zy: l.y.zero,
             lo: l.lo as i32,
             hi: l.hi as i32,
-            wide: wide_int8(),
+            wide,
         }
     }
 
@@ -324,6 +324,8 @@ impl Mem {
 
 struct Plan {
     graph: Graph,
+    /// Run the AVX-512 forms of the integer loops.
+    wide: bool,
     steps: Vec<Step>,
     layout: Layout,
 }
@@ -436,6 +438,9 @@ fn flat(t: &ndarray::ArrayD<f32>) -> Vec<f32> {
 
 /// Turn the quantized model into steps over fp32 and uint8 buffers.
 fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
+    // The AVX-512 loops and epilogues go with the VNNI path; forcing the AVX2 or portable
+    // GEMM (as on CPUs without AVX-512) runs the plain forms too.
+    let wide = path == QPath::Vnni && wide_int8();
     let g = &qm.graph;
     let nv = g.nodes.len() + 1;
     let len = |v: usize| -> usize { g.value_shape(v).iter().product() };
@@ -553,7 +558,7 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                         let k = *g.value_shape(ins[0]).last().expect("non-empty");
                         let gemm = QGemm::new(&l.w, k, *units, 0, *units, path);
                         layout.acc_len = layout.acc_len.max(len(v));
-                        let epi = Epi::new(l, Some(&gemm.col_sums));
+                        let epi = Epi::new(l, Some(&gemm.col_sums), wide);
                         (Lin::Gemm { gemm, k }, epi)
                     }
                     _ => {
@@ -581,7 +586,7 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                                 tiled,
                                 span,
                             };
-                            (lin, Epi::new(l, Some(&sums)))
+                            (lin, Epi::new(l, Some(&sums), wide))
                         } else {
                             let cin_g = c.cin / c.groups;
                             let cout_g = c.cout / c.groups;
@@ -592,7 +597,7 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                             let sums: Vec<i32> =
                                 gemms.iter().flat_map(|q| q.col_sums.clone()).collect();
                             layout.acc_len = layout.acc_len.max(c.ho * c.wo * cout_g);
-                            let epi = Epi::new(l, Some(&sums));
+                            let epi = Epi::new(l, Some(&sums), wide);
                             if c.is_pointwise() {
                                 let gemm = gemms.into_iter().next().expect("one group");
                                 (Lin::Gemm { gemm, k }, epi)
@@ -675,6 +680,7 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
     };
     Ok(Plan {
         graph: g.clone(),
+        wide,
         steps,
         layout,
     })
@@ -682,7 +688,7 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
 
 fn execute(plan: &Plan, m: &mut Mem) {
     #[cfg(target_arch = "x86_64")]
-    let wide = wide_int8();
+    let wide = plan.wide;
     for step in &plan.steps {
         #[cfg(target_arch = "x86_64")]
         if wide && !matches!(step, Step::Fp32 { .. }) {
@@ -725,7 +731,7 @@ fn execute_step(plan: &Plan, step: &Step, m: &mut Mem) {
     let batch = m.batch;
     {
         match step {
-            Step::Quantize { src, dst, p } => quantize(&m.f[*src], *p, &mut m.q[*dst]),
+            Step::Quantize { src, dst, p } => quantize(&m.f[*src], *p, &mut m.q[*dst], plan.wide),
             Step::Dequantize { src, dst, p } => {
                 let (x, y) = (&m.q[*src], &mut m.f[*dst]);
                 let (s, z) = (p.scale, p.zero);
@@ -812,10 +818,10 @@ fn execute_step(plan: &Plan, step: &Step, m: &mut Mem) {
 
 /// `QParams::quantize` over a slice: 16 at a time with AVX-512 (the same IEEE division,
 /// rounding half to even, NaN to the zero point, clamp), the rest one by one.
-fn quantize(x: &[f32], p: QParams, y: &mut [u8]) {
+fn quantize(x: &[f32], p: QParams, y: &mut [u8], wide: bool) {
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if wide_int8() {
+    if wide {
         // SAFETY: AVX-512 F/BW/VL are present.
         done = unsafe { quantize_avx512(x, p, y) };
     }
