@@ -35,11 +35,19 @@ pub struct VerifyArgs {
     /// output. The batch is the test data's own. Needs `.onnx` models.
     #[arg(long, value_delimiter = ',')]
     test_data: Vec<PathBuf>,
+    /// int8: check the CPU's int8 path against the quantized reference interpreter instead
+    /// (each model quantized as `run --precision int8` does); a model passes within one
+    /// quantization step of the last uint8 value before its output.
+    #[arg(long, default_value = "fp32", value_parser = super::run::parse_precision)]
+    precision: greenbench_core::Precision,
 }
 
 pub fn run(a: VerifyArgs) -> Result<i32> {
     if !a.test_data.is_empty() {
         return run_test_data(&a);
+    }
+    if a.precision == greenbench_core::Precision::Int8 {
+        return run_int8(&a);
     }
     let models = load_models(&names_or_zoo(&a.models), a.seed, a.weights.as_deref())?;
     let mut backends = make_backends(&a.backends, None, a.gpu_adapter.as_deref(), true)?;
@@ -148,5 +156,59 @@ fn run_test_data(a: &VerifyArgs) -> Result<i32> {
         "compared with output_0.pb; tolerance: {:e} of the output's largest magnitude; {} check(s) failed",
         a.tolerance, bad
     );
+    Ok(if bad > 0 { 1 } else { 0 })
+}
+
+/// `verify --precision int8`: the CPU's int8 path against the quantized reference.
+fn run_int8(a: &VerifyArgs) -> Result<i32> {
+    use greenbench_core::Backend;
+    use greenbench_core::quant::{QuantConfig, run_reference_q};
+    let models = load_models(&names_or_zoo(&a.models), a.seed, a.weights.as_deref())?;
+    let cpu = CpuBackend::on_this_thread(0)?;
+    let mut t = Table::new("model|>batch|precision|>max abs diff|>output step|verdict");
+    let mut bad = 0;
+    for m in &models {
+        let qm = greenbench_harness::runner::quantize_model(m, &QuantConfig::default(), 32)
+            .map_err(anyhow::Error::msg)?;
+        let step = qm
+            .values
+            .iter()
+            .rev()
+            .flatten()
+            .next()
+            .map_or(0.0, |p| p.scale);
+        for &batch in &a.batch {
+            let x = greenbench_core::generate_inputs(&m.graph, batch, a.seed, 1);
+            let want = run_reference_q(&qm, &x, batch);
+            let got = cpu
+                .prepare_quantized(&qm, batch)
+                .and_then(|mut p| p.run(&x).map(|y| y.to_vec()));
+            let (abs, verdict) = match got {
+                Ok(y) => {
+                    let d = greenbench_core::reference::diff(&y, &want);
+                    let ok = d.max_abs <= step * 1.0001 + 1e-6;
+                    bad += usize::from(!ok);
+                    (
+                        format!("{:.2e}", d.max_abs),
+                        if ok { "ok" } else { "MISMATCH" }.to_string(),
+                    )
+                }
+                Err(e) => {
+                    bad += 1;
+                    ("-".into(), format!("FAILED: {e}"))
+                }
+            };
+            t.row(vec![
+                m.name.clone(),
+                batch.to_string(),
+                "int8".into(),
+                abs,
+                format!("{step:.2e}"),
+                verdict,
+            ]);
+        }
+    }
+    print!("{}", t.render());
+    println!("cpu int8 against the quantized reference interpreter; {bad} check(s) failed");
     Ok(if bad > 0 { 1 } else { 0 })
 }
