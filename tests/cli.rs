@@ -303,10 +303,16 @@ fn train_save_and_reuse_trained_weights() {
         ck.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
+        "--precision",
+        "int8",
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(
         stdout.contains("test accuracy") && stdout.contains("price tag: E·D·H = 2 runs"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("best weights in int8: test accuracy"),
         "{stdout}"
     );
     let f = ResultFile::load(&out).unwrap();

@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use greenbench_core::quant::{Calibration, QuantConfig, Requantizer, quantize};
 use greenbench_core::{Backend, Model, Precision};
 use greenbench_cpu::CpuBackend;
+use greenbench_train::data::Dataset;
 use greenbench_train::setup::{fit_to_model, load_dataset};
 use std::path::PathBuf;
 
@@ -78,21 +79,14 @@ pub fn run(a: EvalArgs) -> Result<i32> {
     let mut precisions = a.precision.clone();
     precisions.dedup();
     let mut scores = Vec::new();
+    let cfg = QuantConfig {
+        calibration: a.calibration_method,
+        requantizer: a.requantizer,
+    };
     for &p in &precisions {
-        let (accuracy, calib) = match p {
-            Precision::Fp32 => (accuracy(&cpu, &model, None, &test)?, None),
-            Precision::Int8 => {
-                let n = a.calibration.min(train.len()).max(1);
-                let cfg = QuantConfig {
-                    calibration: a.calibration_method,
-                    requantizer: a.requantizer,
-                };
-                let x = &train.images[..n * train.example_len()];
-                let qm = quantize(&model.graph, &model.weights, x, &cfg)
-                    .with_context(|| format!("quantizing {}", model.name))?;
-                (accuracy(&cpu, &model, Some(&qm), &test)?, Some(n))
-            }
-        };
+        let n = a.calibration.min(train.len()).max(1);
+        let accuracy = score(&cpu, &model, p, &train, &test, &cfg, n)?;
+        let calib = (p == Precision::Int8).then_some(n);
         scores.push(Score {
             model: model.name.clone(),
             dataset: fitted.name.clone(),
@@ -147,12 +141,35 @@ pub fn run(a: EvalArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// `m`'s accuracy on `test` in precision `p` (int8: calibrated on the first `calibration`
+/// examples of `train`), as the CPU backend computes it.
+pub(crate) fn score(
+    cpu: &CpuBackend,
+    m: &Model,
+    p: Precision,
+    train: &Dataset,
+    test: &Dataset,
+    cfg: &QuantConfig,
+    calibration: usize,
+) -> Result<f64> {
+    match p {
+        Precision::Fp32 => accuracy(cpu, m, None, test),
+        Precision::Int8 => {
+            let n = calibration.min(train.len()).max(1);
+            let x = &train.images[..n * train.example_len()];
+            let qm = quantize(&m.graph, &m.weights, x, cfg)
+                .with_context(|| format!("quantizing {}", m.name))?;
+            accuracy(cpu, m, Some(&qm), test)
+        }
+    }
+}
+
 /// Fraction of `test` the CPU backend classifies right, in fp32 or (with `qm`) int8.
 fn accuracy(
     cpu: &CpuBackend,
     m: &Model,
     qm: Option<&greenbench_core::QModel>,
-    test: &greenbench_train::data::Dataset,
+    test: &Dataset,
 ) -> Result<f64> {
     let n = test.example_len();
     let classes = m.graph.output_len();

@@ -54,6 +54,10 @@ pub struct TrainArgs {
     /// SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX): point k belongs to slice k % N.
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
+    /// Also score the best trained weights in these precisions on the test split (int8:
+    /// quantized and calibrated on 256 training examples, as `greenbench eval` does).
+    #[arg(long, value_delimiter = ',', value_parser = super::run::parse_precision)]
+    precision: Vec<greenbench_core::Precision>,
     #[command(flatten)]
     energy: EnergyArgs,
 }
@@ -163,6 +167,20 @@ pub fn run(a: TrainArgs) -> Result<i32> {
             _ => String::new(),
         }
     );
+    if let Some((_, w)) = &sweep.best
+        && !a.precision.is_empty()
+    {
+        let cpu = greenbench_cpu::CpuBackend::new(1)?;
+        for &p in &a.precision {
+            let m = greenbench_core::Model::from_parts(&model, w, a.seed)?;
+            let acc = super::eval::score(&cpu, &m, p, &tr, &te, &Default::default(), 256)?;
+            println!(
+                "best weights in {p}: test accuracy {:.2} % ({} test examples)",
+                100.0 * acc,
+                te.len()
+            );
+        }
+    }
     if let (Some(path), Some((acc, w))) = (&a.save, &sweep.best) {
         greenbench_core::checkpoint::save(&model, w, path)?;
         println!(
