@@ -165,6 +165,37 @@ impl Requant {
         }
     }
 
+    /// Fixed-point forms of `reals` (> 0) sharing one shift: the largest gets a multiplier in
+    /// `[2^30, 2^31)`, the others the same scale (`round(real * 2^shift)`), so kernels shift a
+    /// whole vector by one count. A real far below the largest keeps fewer bits (one
+    /// `2^-20` of it still has 10); the relative error stays below `2^-31` of the largest.
+    pub fn uniform(reals: &[f64]) -> Vec<Requant> {
+        let top = reals
+            .iter()
+            .copied()
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .fold(0.0, f64::max);
+        if top == 0.0 {
+            return reals.iter().map(|&r| Requant::new(r)).collect();
+        }
+        let shift = Requant::new(top).shift;
+        let f = 2f64.powi(shift as i32);
+        reals
+            .iter()
+            .map(|&r| {
+                let m = if r.is_finite() && r > 0.0 {
+                    (r * f).round().min(i32::MAX as f64) as i32
+                } else {
+                    0
+                };
+                Requant {
+                    multiplier: m,
+                    shift,
+                }
+            })
+            .collect()
+    }
+
     /// `round(acc * multiplier / 2^shift)`, half away from zero, exact for `|acc| < 2^32`.
     #[inline]
     pub fn apply(&self, acc: i64) -> i64 {
@@ -273,7 +304,8 @@ pub struct QLinear {
     pub w_scale: Vec<f32>,
     /// Per output channel, at scale `s_x * w_scale[c]` (zeros without a bias).
     pub bias: Vec<i32>,
-    /// Per output channel: `s_x * w_scale[c] / s_y` in fixed point ...
+    /// Per output channel: `s_x * w_scale[c] / s_y` in fixed point, one shift for the layer
+    /// ([`Requant::uniform`]) ...
     pub requant: Vec<Requant>,
     /// ... and in fp32.
     pub scale: Vec<f32>,
@@ -562,9 +594,10 @@ fn quantize_linear(
             })
         })
         .collect();
-    let requant = (0..cout)
-        .map(|c| Requant::new(x.scale as f64 * w_scale[c] as f64 / y.scale as f64))
+    let reals: Vec<f64> = (0..cout)
+        .map(|c| x.scale as f64 * w_scale[c] as f64 / y.scale as f64)
         .collect();
+    let requant = Requant::uniform(&reals);
     let scale = (0..cout)
         .map(|c| (x.scale as f64 * w_scale[c] as f64 / y.scale as f64) as f32)
         .collect();
@@ -969,6 +1002,18 @@ mod tests {
             let mag = if 2 * rem >= d { n + 1 } else { n };
             let want = if p < 0 { -mag } else { mag };
             prop_assert_eq!(r.apply(acc as i64) as i128, want);
+        }
+
+        #[test]
+        fn uniform_multipliers_share_a_shift(reals in proptest::collection::vec(1e-6f64..0.9, 1..20)) {
+            let rq = Requant::uniform(&reals);
+            let top = reals.iter().copied().fold(0.0, f64::max);
+            let shift = rq[0].shift;
+            for (r, q) in reals.iter().zip(&rq) {
+                prop_assert_eq!(q.shift, shift);
+                prop_assert!(q.multiplier >= 0 && (q.multiplier as i64) < 1i64 << 31);
+                prop_assert!((q.real() - r).abs() <= top * 2f64.powi(-30));
+            }
         }
 
         #[test]

@@ -38,6 +38,9 @@ struct Epi {
     shift: Vec<u32>,
     /// The fp32 requantizer's multipliers (empty for the fixed-point one).
     scale: Vec<f32>,
+    /// The fixed-point requantizer's one shift when every channel shares it and it is at
+    /// least 32 (every real multiplier below 1/2): results then fit 32 bits before the clamp.
+    common_shift: Option<u32>,
     zy: i32,
     lo: i32,
     hi: i32,
@@ -75,6 +78,11 @@ impl Epi {
                 Requantizer::Fp32 => tile(&l.scale, span),
                 Requantizer::Fixed => vec![],
             },
+            common_shift: l
+                .requant
+                .first()
+                .map(|r| r.shift)
+                .filter(|&s| s >= 32 && l.requant.iter().all(|r| r.shift == s)),
             zy: l.y.zero,
             lo: l.lo as i32,
             hi: l.hi as i32,
@@ -135,6 +143,10 @@ impl Epi {
             // SAFETY: the same features; bounds asserted above.
             return unsafe { self.finish_fp32_avx512(acc, c0, out) };
         }
+        if let Some(shift) = self.common_shift {
+            // SAFETY: as above.
+            return unsafe { self.finish_common_avx512(acc, c0, out, shift) };
+        }
         let (zy, lo, hi) = (
             _mm512_set1_epi64(self.zy as i64),
             _mm512_set1_epi64(self.lo as i64),
@@ -170,6 +182,61 @@ impl Epi {
                 );
                 // Clamped to 0..=255, so both halves interleave back into 16 x i32.
                 let r = _mm512_or_si512(re, _mm512_slli_epi64(ro, 32));
+                _mm_mask_storeu_epi8(
+                    out.as_mut_ptr().add(j) as *mut i8,
+                    k,
+                    _mm512_cvtepi32_epi8(r),
+                );
+            }
+        }
+        n
+    }
+
+    /// [`Self::finish_avx512`] when every channel shares one shift of at least 32: the
+    /// rounding shift by one count, and the zero point and clamp in 32-bit lanes (the
+    /// shifted products fit: |p| < 2^62).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn finish_common_avx512(
+        &self,
+        acc: &[i32],
+        c0: usize,
+        out: &mut [u8],
+        shift: u32,
+    ) -> usize {
+        use std::arch::x86_64::*;
+        let n = acc.len();
+        let count = _mm_cvtsi32_si128(shift as i32);
+        let half = _mm512_set1_epi64(1i64 << (shift - 1));
+        let (zy, lo, hi) = (
+            _mm512_set1_epi32(self.zy),
+            _mm512_set1_epi32(self.lo),
+            _mm512_set1_epi32(self.hi),
+        );
+        for b in 0..n.div_ceil(16) {
+            let (j, c) = (b * 16, c0 + b * 16);
+            let k: __mmask16 = if j + 16 <= n {
+                0xffff
+            } else {
+                ((1u32 << (n - j)) - 1) as u16
+            };
+            // SAFETY: masked to lanes j..min(j + 16, n), in bounds (asserted by the caller).
+            unsafe {
+                let ld = |p: *const i32| _mm512_maskz_loadu_epi32(k, p);
+                let v = _mm512_add_epi32(ld(acc.as_ptr().add(j)), ld(self.bias.as_ptr().add(c)));
+                let m = ld(self.mult.as_ptr().add(c));
+                // (p + half + (p >> 63)) >> shift: round half away from zero.
+                let round = |p: __m512i| {
+                    let r = _mm512_add_epi64(_mm512_add_epi64(p, half), _mm512_srai_epi64(p, 63));
+                    _mm512_sra_epi64(r, count)
+                };
+                let re = round(_mm512_mul_epi32(v, m));
+                let ro = round(_mm512_mul_epi32(
+                    _mm512_srli_epi64(v, 32),
+                    _mm512_srli_epi64(m, 32),
+                ));
+                let r = _mm512_mask_blend_epi32(0xaaaa, re, _mm512_slli_epi64(ro, 32));
+                let r = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, zy), lo), hi);
                 _mm_mask_storeu_epi8(
                     out.as_mut_ptr().add(j) as *mut i8,
                     k,
@@ -232,6 +299,9 @@ enum Lin {
         w: Vec<i32>,
         tiled: Vec<i32>,
         span: usize,
+        /// For the VNNI stride-1 kernel: the weights of each quad of taps, per 64-value block
+        /// offset in `span`, interleaved as `dw_vnni` reads them (empty when not used).
+        quads: Vec<i8>,
     },
 }
 
@@ -576,15 +646,21 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                             layout.cols_len = layout.cols_len.max(padded_len(&c));
                             layout.acc_len = layout.acc_len.max(c.ho * c.wo * c.cout);
                             let span = c.cout / gcd(c.cout, 64) * 64;
-                            let tiled = (0..c.kh * c.kw)
+                            let tiled: Vec<i32> = (0..c.kh * c.kw)
                                 .flat_map(|t| (0..span).map(move |j| (t, j % c.cout)))
                                 .map(|(t, ch)| w[t * chp + ch])
                                 .collect();
+                            let quads = if wide && c.sw == 1 {
+                                dw_quads(&tiled, c.kh * c.kw, span)
+                            } else {
+                                vec![]
+                            };
                             let lin = Lin::Depthwise {
                                 geom: c,
                                 w,
                                 tiled,
                                 span,
+                                quads,
                             };
                             (lin, Epi::new(l, Some(&sums), wide))
                         } else {
@@ -905,6 +981,7 @@ fn linear(
             w,
             tiled,
             span,
+            quads,
         } => {
             let pad = &mut cols[..padded_len(c)];
             for n in 0..batch {
@@ -912,7 +989,15 @@ fn linear(
                 let (src, wp) = pad_image(img, c, zx as u8, pad);
                 let y = &mut out[n * out_len..(n + 1) * out_len];
                 let acc = &mut acc[..out_len];
-                if c.sw == 1 {
+                if c.sw == 1 && !quads.is_empty() {
+                    #[cfg(target_arch = "x86_64")]
+                    for oy in 0..c.ho {
+                        let row = &mut acc[oy * c.wo * c.cout..(oy + 1) * c.wo * c.cout];
+                        // SAFETY: quads are built only where AVX-512 F/BW/VNNI are present
+                        // (the VNNI path); the padded image has SLACK bytes past its end.
+                        unsafe { dw_vnni_row(src, wp, c, quads, *span, oy, row) };
+                    }
+                } else if c.sw == 1 {
                     for oy in 0..c.ho {
                         let row = &mut acc[oy * c.wo * c.cout..(oy + 1) * c.wo * c.cout];
                         depthwise_row_s1(src, wp, c, tiled, *span, oy, row);
@@ -1006,6 +1091,124 @@ fn depthwise_row_s1(
         let n = (len - f).min(16);
         dw_run::<16>(src, wp, c, tiled, span, oy, f, &mut y[f..f + n]);
         f += 16;
+    }
+}
+
+/// The VNNI kernel's weights: for each quad of taps `g` and each 64-value block offset `a`
+/// in `span`, four 64-byte vectors `k = 0..4` whose 32-bit lane `4L + i` holds the four taps'
+/// weights of value `a + 16L + 4k + i` (the order `unpack` leaves the interleaved inputs in).
+fn dw_quads(tiled: &[i32], taps: usize, span: usize) -> Vec<i8> {
+    let groups = taps.div_ceil(4);
+    let blocks = span / 64;
+    let mut q = vec![0i8; groups * blocks * 256];
+    for g in 0..groups {
+        for b in 0..blocks {
+            for k in 0..4 {
+                for lane in 0..4 {
+                    for i in 0..4 {
+                        let value = b * 64 + 16 * lane + 4 * k + i;
+                        for t in 0..4 {
+                            let tap = 4 * g + t;
+                            if tap < taps {
+                                let at = (((g * blocks + b) * 4 + k) * 16 + 4 * lane + i) * 4 + t;
+                                q[at] = tiled[tap * span + value] as i8;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    q
+}
+
+/// One output row of a stride-1 depthwise convolution with `vpdpbusd`: per 64-value block
+/// of the flattened row (as [`depthwise_row_s1`]), the inputs of four taps are interleaved
+/// byte by byte (`unpack` 8 then 16 bits) so one instruction sums four taps' products per
+/// value; the four accumulators come out lane-permuted and are put back in order with a
+/// 4 x 4 transpose of 128-bit lanes. The last block reads past the row (into the slack) and
+/// keeps only its own values.
+///
+/// # Safety
+/// AVX-512 F/BW/VNNI; `src` holds the padded image plus SLACK bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn dw_vnni_row(
+    src: &[u8],
+    wp: usize,
+    c: &ConvGeom,
+    quads: &[i8],
+    span: usize,
+    oy: usize,
+    y: &mut [i32],
+) {
+    use std::arch::x86_64::*;
+    let ch = c.cin;
+    let taps = c.kh * c.kw;
+    let groups = taps.div_ceil(4);
+    let blocks = span / 64;
+    let len = y.len();
+    let last = ((oy + c.kh - 1) * wp + c.kw - 1) * ch + len.next_multiple_of(64);
+    assert!(src.len() >= last && quads.len() == groups * blocks * 256);
+    let tap_at = |t: usize| ((oy + t / c.kw) * wp + t % c.kw) * ch;
+    let zero = _mm512_setzero_si512();
+    let mut f = 0;
+    while f < len {
+        let b = (f % span) / 64;
+        let mut acc = [_mm512_setzero_si512(); 4];
+        for g in 0..groups {
+            // SAFETY: every tap's 64 bytes from `f` end by `last` (asserted), the weights'
+            // 256 bytes are inside `quads` (asserted size).
+            unsafe {
+                let ld = |t: usize| {
+                    if t < taps {
+                        _mm512_loadu_si512(src.as_ptr().add(tap_at(t) + f) as *const __m512i)
+                    } else {
+                        zero
+                    }
+                };
+                let (x0, x1, x2, x3) = (ld(4 * g), ld(4 * g + 1), ld(4 * g + 2), ld(4 * g + 3));
+                let (a, bb) = (_mm512_unpacklo_epi8(x0, x1), _mm512_unpackhi_epi8(x0, x1));
+                let (cc, d) = (_mm512_unpacklo_epi8(x2, x3), _mm512_unpackhi_epi8(x2, x3));
+                let q = [
+                    _mm512_unpacklo_epi16(a, cc),
+                    _mm512_unpackhi_epi16(a, cc),
+                    _mm512_unpacklo_epi16(bb, d),
+                    _mm512_unpackhi_epi16(bb, d),
+                ];
+                let wq = quads.as_ptr().add((g * blocks + b) * 256);
+                for k in 0..4 {
+                    let wv = _mm512_loadu_si512(wq.add(64 * k) as *const __m512i);
+                    acc[k] = _mm512_dpbusd_epi32(acc[k], q[k], wv);
+                }
+            }
+        }
+        // acc[k] lane L holds values 16L + 4k .. 16L + 4k + 3: transpose the 128-bit lanes.
+        let t0 = _mm512_shuffle_i32x4(acc[0], acc[1], 0x44);
+        let t1 = _mm512_shuffle_i32x4(acc[0], acc[1], 0xee);
+        let t2 = _mm512_shuffle_i32x4(acc[2], acc[3], 0x44);
+        let t3 = _mm512_shuffle_i32x4(acc[2], acc[3], 0xee);
+        let out = [
+            _mm512_shuffle_i32x4(t0, t2, 0x88),
+            _mm512_shuffle_i32x4(t0, t2, 0xdd),
+            _mm512_shuffle_i32x4(t1, t3, 0x88),
+            _mm512_shuffle_i32x4(t1, t3, 0xdd),
+        ];
+        let n = (len - f).min(64);
+        if n == 64 {
+            for (v, o) in out.iter().enumerate() {
+                // SAFETY: f + 64 <= len.
+                unsafe { _mm512_storeu_si512(y.as_mut_ptr().add(f + 16 * v) as *mut __m512i, *o) };
+            }
+        } else {
+            let mut tmp = [0i32; 64];
+            for (v, o) in out.iter().enumerate() {
+                // SAFETY: 16 values into a 64-value local.
+                unsafe { _mm512_storeu_si512(tmp.as_mut_ptr().add(16 * v) as *mut __m512i, *o) };
+            }
+            y[f..f + n].copy_from_slice(&tmp[..n]);
+        }
+        f += 64;
     }
 }
 
