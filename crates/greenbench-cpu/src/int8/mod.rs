@@ -1148,9 +1148,10 @@ unsafe fn dw_vnni_row(
     let groups = taps.div_ceil(4);
     let blocks = span / 64;
     let len = y.len();
-    let last = ((oy + c.kh - 1) * wp + c.kw - 1) * ch + len.next_multiple_of(64);
+    let top = oy * c.sh;
+    let last = ((top + c.kh - 1) * wp + c.kw - 1) * ch + len.next_multiple_of(64);
     assert!(src.len() >= last && quads.len() == groups * blocks * 256);
-    let tap_at = |t: usize| ((oy + t / c.kw) * wp + t % c.kw) * ch;
+    let tap_at = |t: usize| ((top + t / c.kw) * wp + t % c.kw) * ch;
     let zero = _mm512_setzero_si512();
     let mut f = 0;
     while f < len {
@@ -1321,6 +1322,9 @@ fn im2col_u8(src: &[u8], wp: usize, c: &ConvGeom, group: usize, cols: &mut [u8])
 
 #[inline(always)]
 fn pool_u8(x: &[u8], batch: usize, p: &PoolGeom, max: bool, zero: i32, y: &mut [u8]) {
+    if max && p.c < 16 {
+        return max_pool_narrow(x, batch, p, y);
+    }
     let mut acc = vec![0i32; p.c];
     for n in 0..batch {
         let img = &x[n * p.h * p.w * p.c..(n + 1) * p.h * p.w * p.c];
@@ -1351,6 +1355,46 @@ fn pool_u8(x: &[u8], batch: usize, p: &PoolGeom, max: bool, zero: i32, y: &mut [
                         .zip(&acc)
                         .for_each(|(o, &a)| *o = avg_round(a as i64 - off, d, zero));
                 }
+            }
+        }
+    }
+}
+
+/// Max pooling of fewer than 16 channels: each pixel's channels as one 16-byte vector (the
+/// bytes past its channels belong to the next pixel and are dropped), written 16 bytes at a
+/// time left to right so each pixel's extra bytes are overwritten by the next pixel's; the
+/// last pixels, whose 16 bytes would pass the end of the input or output, go byte by byte.
+#[inline(always)]
+fn max_pool_narrow(x: &[u8], batch: usize, p: &PoolGeom, y: &mut [u8]) {
+    let c = p.c;
+    let total = batch * p.ho * p.wo;
+    for q in 0..total {
+        let (n, oy, ox) = (q / (p.ho * p.wo), (q / p.wo) % p.ho, q % p.wo);
+        let base = n * p.h * p.w * c;
+        let (rows, cols) = (p.rows(oy), p.cols(ox));
+        let last_in = base + ((rows.end.max(1) - 1) * p.w + cols.end.max(1)) * c;
+        let o = q * c;
+        if last_in + 16 <= x.len() && o + 16 <= y.len() {
+            let mut acc = [0u8; 16];
+            for iy in rows {
+                for ix in cols.clone() {
+                    let at = base + (iy * p.w + ix) * c;
+                    let s: &[u8; 16] = x[at..at + 16].try_into().expect("16 bytes");
+                    for j in 0..16 {
+                        acc[j] = acc[j].max(s[j]);
+                    }
+                }
+            }
+            y[o..o + 16].copy_from_slice(&acc);
+        } else {
+            for j in 0..c {
+                let mut m = 0u8;
+                for iy in rows.clone() {
+                    for ix in cols.clone() {
+                        m = m.max(x[base + (iy * p.w + ix) * c + j]);
+                    }
+                }
+                y[o + j] = m;
             }
         }
     }
