@@ -200,6 +200,32 @@ impl QGemm {
         }
     }
 
+    /// VNNI only: row `r` of `A` read in place, its quad `q` the 4 bytes at `src[bases[r] +
+    /// qoff[q]..]` (`k` a multiple of 4, `qoff.len() == k / 4`); `c[r * ldc + j]` as `run`.
+    pub fn run_in_place(
+        &self,
+        src: &[u8],
+        bases: &[usize],
+        qoff: &[u32],
+        c: &mut [i32],
+        ldc: usize,
+    ) {
+        assert!(self.path == QPath::Vnni && self.k.is_multiple_of(4) && qoff.len() == self.k / 4);
+        let reach = bases.iter().max().copied().unwrap_or(0)
+            + qoff.iter().max().copied().unwrap_or(0) as usize
+            + 4;
+        assert!(src.len() >= reach, "in-place rows read past the source");
+        if let Some(last) = bases.len().checked_sub(1) {
+            assert!(c.len() >= last * ldc + self.n, "C too short");
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: VNNI checked in `new`; every read is bounded by `reach`, every write by the
+        // assert on `c`.
+        unsafe {
+            vnni::run_in_place(self, src, bases, qoff, c, ldc)
+        }
+    }
+
     fn run_portable(&self, a: &[u8], lda: usize, rows: usize, c: &mut [i32], ldc: usize) {
         let n = self.n;
         for r in 0..rows {
@@ -235,11 +261,17 @@ mod vnni {
         }
     }
 
+    /// An `MR x 16 NV` block of `C`. Row `r` of `A` is at `a + r * lda`, its quad `q` at
+    /// `+ 4 q`; or, `IN_PLACE`, at `a + bases[r]` and `+ qoff[q]` (a convolution reading its
+    /// padded image in place; `k` is then a multiple of 4).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn tile<const MR: usize, const NV: usize>(
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const MR: usize, const NV: usize, const IN_PLACE: bool>(
         g: &QGemm,
         a: *const u8,
         lda: usize,
+        bases: *const usize,
+        qoff: *const u32,
         b0: usize,
         c: *mut i32,
         ldc: usize,
@@ -247,6 +279,14 @@ mod vnni {
         let k4 = g.k.div_ceil(4);
         let full = g.k / 4;
         let bp = g.packed.as_ptr();
+        let mut rows = [a; MR];
+        for (r, p) in rows.iter_mut().enumerate() {
+            *p = if IN_PLACE {
+                unsafe { a.add(*bases.add(r)) }
+            } else {
+                unsafe { a.add(r * lda) }
+            };
+        }
         let mut acc = [[_mm512_setzero_si512(); NV]; MR];
         for q in 0..k4 {
             let mut bv = [_mm512_setzero_si512(); NV];
@@ -255,10 +295,15 @@ mod vnni {
                     _mm512_loadu_si512(bp.add(((b0 + v) * k4 + q) * 64) as *const __m512i)
                 };
             }
+            let off = if IN_PLACE {
+                unsafe { *qoff.add(q) as usize }
+            } else {
+                q * 4
+            };
             for (r, row) in acc.iter_mut().enumerate() {
-                let ar = unsafe { a.add(r * lda) };
-                let x = if q < full {
-                    unsafe { (ar.add(q * 4) as *const i32).read_unaligned() }
+                let ar = rows[r];
+                let x = if IN_PLACE || q < full {
+                    unsafe { (ar.add(off) as *const i32).read_unaligned() }
                 } else {
                     unsafe { quad(ar, q * 4, g.k) }
                 };
@@ -339,22 +384,59 @@ mod vnni {
     }
 
     macro_rules! tiles {
-        ($nv:literal, $mr:expr, $($args:expr),*) => {
+        ($nv:literal, $ip:literal, $mr:expr, $($args:expr),*) => {
             match $mr {
-                12 => tile::<12, $nv>($($args),*),
-                11 => tile::<11, $nv>($($args),*),
-                10 => tile::<10, $nv>($($args),*),
-                9 => tile::<9, $nv>($($args),*),
-                8 => tile::<8, $nv>($($args),*),
-                7 => tile::<7, $nv>($($args),*),
-                6 => tile::<6, $nv>($($args),*),
-                5 => tile::<5, $nv>($($args),*),
-                4 => tile::<4, $nv>($($args),*),
-                3 => tile::<3, $nv>($($args),*),
-                2 => tile::<2, $nv>($($args),*),
-                _ => tile::<1, $nv>($($args),*),
+                12 => tile::<12, $nv, $ip>($($args),*),
+                11 => tile::<11, $nv, $ip>($($args),*),
+                10 => tile::<10, $nv, $ip>($($args),*),
+                9 => tile::<9, $nv, $ip>($($args),*),
+                8 => tile::<8, $nv, $ip>($($args),*),
+                7 => tile::<7, $nv, $ip>($($args),*),
+                6 => tile::<6, $nv, $ip>($($args),*),
+                5 => tile::<5, $nv, $ip>($($args),*),
+                4 => tile::<4, $nv, $ip>($($args),*),
+                3 => tile::<3, $nv, $ip>($($args),*),
+                2 => tile::<2, $nv, $ip>($($args),*),
+                _ => tile::<1, $nv, $ip>($($args),*),
             }
         };
+    }
+
+    /// # Safety
+    /// The CPU has AVX-512 F/BW/VNNI; every row's quads (`src + bases[r] + qoff[q]`, 4 bytes)
+    /// are inside `src`; `c` holds `bases.len()` rows of `n` at stride `ldc`.
+    pub(super) unsafe fn run_in_place(
+        g: &QGemm,
+        src: &[u8],
+        bases: &[usize],
+        qoff: &[u32],
+        c: &mut [i32],
+        ldc: usize,
+    ) {
+        let rows = bases.len();
+        let nb = g.n.div_ceil(16);
+        let (ap, cp) = (src.as_ptr(), c.as_mut_ptr());
+        let qp = qoff.as_ptr();
+        let mut b = 0;
+        while b < nb {
+            let nv = (nb - b).min(4);
+            let per = rows_for(nv);
+            let mut r = 0;
+            while r < rows {
+                let mr = (rows - r).min(per);
+                let (br, cr) = unsafe { (bases.as_ptr().add(r), cp.add(r * ldc)) };
+                unsafe {
+                    match nv {
+                        4 => tiles!(4, true, mr, g, ap, 0, br, qp, b, cr, ldc),
+                        3 => tiles!(3, true, mr, g, ap, 0, br, qp, b, cr, ldc),
+                        2 => tiles!(2, true, mr, g, ap, 0, br, qp, b, cr, ldc),
+                        _ => tiles!(1, true, mr, g, ap, 0, br, qp, b, cr, ldc),
+                    }
+                };
+                r += mr;
+            }
+            b += nv;
+        }
     }
 
     /// # Safety
@@ -379,12 +461,13 @@ mod vnni {
             while r < rows {
                 let mr = (rows - r).min(per);
                 let (ar, cr) = unsafe { (ap.add(r * lda), cp.add(r * ldc)) };
+                let (nb0, nq) = (std::ptr::null(), std::ptr::null());
                 unsafe {
                     match nv {
-                        4 => tiles!(4, mr, g, ar, lda, b, cr, ldc),
-                        3 => tiles!(3, mr, g, ar, lda, b, cr, ldc),
-                        2 => tiles!(2, mr, g, ar, lda, b, cr, ldc),
-                        _ => tiles!(1, mr, g, ar, lda, b, cr, ldc),
+                        4 => tiles!(4, false, mr, g, ar, lda, nb0, nq, b, cr, ldc),
+                        3 => tiles!(3, false, mr, g, ar, lda, nb0, nq, b, cr, ldc),
+                        2 => tiles!(2, false, mr, g, ar, lda, nb0, nq, b, cr, ldc),
+                        _ => tiles!(1, false, mr, g, ar, lda, nb0, nq, b, cr, ldc),
                     }
                 };
                 r += mr;

@@ -292,6 +292,15 @@ enum Lin {
     Gemm { gemm: QGemm, k: usize },
     /// im2col (padding = the input's zero point) + one GEMM per group.
     Conv { geom: ConvGeom, gemms: Vec<QGemm> },
+    /// An ungrouped convolution on VNNI read in place (no im2col): GEMM rows are pixels whose
+    /// quads are read from the padded image (`bases` per pixel, `qoff` per quad; each kernel
+    /// row's `kw * Cin` bytes rounded up to 4, the extra bytes meeting zero weights).
+    InPlace {
+        geom: ConvGeom,
+        gemm: QGemm,
+        bases: Vec<usize>,
+        qoff: Vec<u32>,
+    },
     /// An ungrouped convolution with at most 8 output channels on VNNI, read in place: 16
     /// pixels in the lanes, each kernel row's `kw * Cin` bytes in quads (the row rounded up
     /// to 4; the bytes past it meet zero weights), one gather per quad.
@@ -690,6 +699,9 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                             } else if wide && c.groups == 1 && c.cout <= 8 {
                                 layout.cols_len = layout.cols_len.max(padded_len(&c));
                                 (narrow_conv(c, &l.w), epi)
+                            } else if wide && c.groups == 1 {
+                                layout.cols_len = layout.cols_len.max(padded_len(&c));
+                                (in_place_conv(c, &l.w, path), epi)
                             } else {
                                 layout.cols_len = layout
                                     .cols_len
@@ -989,6 +1001,22 @@ fn linear(
                 }
             }
         }
+        Lin::InPlace {
+            geom: c,
+            gemm,
+            bases,
+            qoff,
+        } => {
+            let pad = &mut cols[..padded_len(c)];
+            for n in 0..batch {
+                let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
+                let (src, _) = pad_image(img, c, zx as u8, pad);
+                let y = &mut out[n * out_len..(n + 1) * out_len];
+                let acc = &mut acc[..out_len];
+                gemm.run_in_place(src, bases, qoff, acc, c.cout);
+                epi.finish_run(acc, y);
+            }
+        }
         Lin::Narrow {
             geom: c,
             w,
@@ -1048,6 +1076,37 @@ fn linear(
 /// channel blocks of `depthwise_u8`: the padded image and the im2col block keep this much
 /// slack.
 const SLACK: usize = 64;
+
+/// The [`Lin::InPlace`] form of an ungrouped convolution: its weights with each kernel row's
+/// `kw * Cin` rows padded to a multiple of 4 (zeros), and the reading offsets.
+fn in_place_conv(c: ConvGeom, hwio: &[i8], path: QPath) -> Lin {
+    let run = c.kw * c.cin;
+    let run4 = run.next_multiple_of(4);
+    let k = c.kh * run4;
+    let mut w = vec![0i8; k * c.cout];
+    for ky in 0..c.kh {
+        for j in 0..run {
+            let (to, from) = ((ky * run4 + j) * c.cout, (ky * run + j) * c.cout);
+            w[to..to + c.cout].copy_from_slice(&hwio[from..from + c.cout]);
+        }
+    }
+    let wp = c.w + c.pad_left + c.pad_right;
+    let bases = (0..c.ho * c.wo)
+        .map(|p| ((p / c.wo) * c.sh * wp + (p % c.wo) * c.sw) * c.cin)
+        .collect();
+    let qoff = (0..k / 4)
+        .map(|q| {
+            let (ky, j) = (q / (run4 / 4), q % (run4 / 4));
+            (ky * wp * c.cin + 4 * j) as u32
+        })
+        .collect();
+    Lin::InPlace {
+        geom: c,
+        gemm: QGemm::new(&w, k, c.cout, 0, c.cout, path),
+        bases,
+        qoff,
+    }
+}
 
 /// The [`Lin::Narrow`] form of an ungrouped convolution's HWIO int8 weights.
 fn narrow_conv(c: ConvGeom, hwio: &[i8]) -> Lin {
