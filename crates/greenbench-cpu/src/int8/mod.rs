@@ -669,11 +669,15 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                                 .flat_map(|t| (0..span).map(move |j| (t, j % c.cout)))
                                 .map(|(t, ch)| w[t * chp + ch])
                                 .collect();
-                            let quads = if wide && c.sw == 1 {
+                            let quads = if wide && c.sw <= 2 {
                                 dw_quads(&tiled, c.kh * c.kw, span)
                             } else {
                                 vec![]
                             };
+                            if wide && c.sw == 2 {
+                                layout.cols_len =
+                                    layout.cols_len.max(padded_len(&c) + split_len(&c));
+                            }
                             let lin = Lin::Depthwise {
                                 geom: c,
                                 w,
@@ -1044,7 +1048,12 @@ fn linear(
             span,
             quads,
         } => {
-            let pad = &mut cols[..padded_len(c)];
+            let (pad, rest) = cols.split_at_mut(padded_len(c));
+            let split = &mut rest[..if quads.is_empty() || c.sw != 2 {
+                0
+            } else {
+                split_len(c)
+            }];
             for n in 0..batch {
                 let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
                 let (src, wp) = pad_image(img, c, zx as u8, pad);
@@ -1056,7 +1065,15 @@ fn linear(
                         let row = &mut acc[oy * c.wo * c.cout..(oy + 1) * c.wo * c.cout];
                         // SAFETY: quads are built only where AVX-512 F/BW/VNNI are present
                         // (the VNNI path); the padded image has SLACK bytes past its end.
-                        unsafe { dw_vnni_row(src, wp, c, quads, *span, oy, row) };
+                        unsafe { dw_vnni_row(src, wp, 0, c, quads, *span, oy, row) };
+                    }
+                } else if c.sw == 2 && !quads.is_empty() {
+                    let (split, wq, half) = split_columns(src, wp, c, split);
+                    #[cfg(target_arch = "x86_64")]
+                    for oy in 0..c.ho {
+                        let row = &mut acc[oy * c.wo * c.cout..(oy + 1) * c.wo * c.cout];
+                        // SAFETY: as above; `split` has SLACK bytes past its two halves.
+                        unsafe { dw_vnni_row(split, wq, half, c, quads, *span, oy, row) };
                     }
                 } else if c.sw == 1 {
                     for oy in 0..c.ho {
@@ -1283,6 +1300,39 @@ fn depthwise_row_s1(
     }
 }
 
+/// Bytes of a stride-2 depthwise convolution's column-split image (two halves of
+/// `hp x ceil(wp / 2)` pixels) with [`SLACK`].
+fn split_len(c: &ConvGeom) -> usize {
+    let (hp, wp) = (
+        c.h + c.pad_top + c.pad_bottom,
+        c.w + c.pad_left + c.pad_right,
+    );
+    2 * hp * wp.div_ceil(2) * c.cin + SLACK
+}
+
+/// The padded image's even columns, then its odd columns, each half `ceil(wp / 2)` pixels
+/// wide, into `out` (for stride-2 depthwise). Returns the halves (and slack), their width and
+/// where the odd half starts.
+fn split_columns<'a>(
+    src: &[u8],
+    wp: usize,
+    c: &ConvGeom,
+    out: &'a mut [u8],
+) -> (&'a [u8], usize, usize) {
+    let ch = c.cin;
+    let hp = c.h + c.pad_top + c.pad_bottom;
+    let wq = wp.div_ceil(2);
+    let half = hp * wq * ch;
+    for y in 0..hp {
+        for x in 0..wp {
+            let to = (x % 2) * half + (y * wq + x / 2) * ch;
+            let from = (y * wp + x) * ch;
+            out[to..to + ch].copy_from_slice(&src[from..from + ch]);
+        }
+    }
+    (&out[..], wq, half)
+}
+
 /// The VNNI kernel's weights: for each quad of taps `g` and each 64-value block offset `a`
 /// in `span`, four 64-byte vectors `k = 0..4` whose 32-bit lane `4L + i` holds the four taps'
 /// weights of value `a + 16L + 4k + i` (the order `unpack` leaves the interleaved inputs in).
@@ -1322,9 +1372,11 @@ fn dw_quads(tiled: &[i32], taps: usize, span: usize) -> Vec<i8> {
 /// AVX-512 F/BW/VNNI; `src` holds the padded image plus SLACK bytes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn dw_vnni_row(
     src: &[u8],
     wp: usize,
+    odd: usize,
     c: &ConvGeom,
     quads: &[i8],
     span: usize,
@@ -1338,9 +1390,19 @@ unsafe fn dw_vnni_row(
     let blocks = span / 64;
     let len = y.len();
     let top = oy * c.sh;
-    let last = ((top + c.kh - 1) * wp + c.kw - 1) * ch + len.next_multiple_of(64);
+    // Stride 1: tap (ky, kx) reads the row from column kx. Stride 2 (`odd` > 0): `src` holds
+    // the even columns, then from `odd` the odd ones, each `wp` wide, so tap (ky, kx) reads
+    // the row from column kx / 2 of its half: consecutive output pixels, consecutive bytes.
+    let tap_at = |t: usize| {
+        let (ky, kx) = (t / c.kw, t % c.kw);
+        if odd == 0 {
+            ((top + ky) * wp + kx) * ch
+        } else {
+            (kx % 2) * odd + ((top + ky) * wp + kx / 2) * ch
+        }
+    };
+    let last = (0..taps).map(tap_at).max().unwrap_or(0) + len.next_multiple_of(64);
     assert!(src.len() >= last && quads.len() == groups * blocks * 256);
-    let tap_at = |t: usize| ((top + t / c.kw) * wp + t % c.kw) * ch;
     let zero = _mm512_setzero_si512();
     let mut f = 0;
     while f < len {
