@@ -67,14 +67,7 @@ pub struct QGemm {
     packed16: Vec<i16>,
     /// Per column: `sum_k w[k, c]` (the zero-point correction's factor).
     pub col_sums: Vec<i32>,
-    /// vnni with few columns (`n <= NARROW`): each column's four weights of a quad as one
-    /// int32, `[ceil(K/4)][N]`, for the kernel with rows in the lanes.
-    narrow: Vec<i32>,
 }
-
-/// Up to this many columns the VNNI path puts 16 rows in the vector lanes and the columns in
-/// registers (`vnni::narrow`): a 16-column vector would leave most lanes idle.
-const NARROW: usize = 8;
 
 impl QGemm {
     /// Pack columns `col0..col0 + n` of a `[K, ldw]` row-major int8 matrix.
@@ -130,24 +123,6 @@ impl QGemm {
                     .collect();
             }
         }
-        let narrow = if path == QPath::Vnni && n <= NARROW {
-            let k4 = k.div_ceil(4);
-            let mut v = vec![0i32; k4 * n];
-            for q in 0..k4 {
-                for c in 0..n {
-                    let mut b = [0u8; 4];
-                    for (t, byte) in b.iter_mut().enumerate() {
-                        if q * 4 + t < k {
-                            *byte = at(q * 4 + t, c) as u8;
-                        }
-                    }
-                    v[q * n + c] = i32::from_le_bytes(b);
-                }
-            }
-            v
-        } else {
-            vec![]
-        };
         QGemm {
             k,
             n,
@@ -155,7 +130,6 @@ impl QGemm {
             packed,
             packed16,
             col_sums,
-            narrow,
         }
     }
 
@@ -174,25 +148,7 @@ impl QGemm {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `new` checked the CPU has the path's features; the asserts above bound
             // every access the kernels make.
-            QPath::Vnni => unsafe {
-                // Whole 16-row blocks whose quads' reads stay inside `a`, then the tiles.
-                let mut done = 0;
-                if !self.narrow.is_empty() {
-                    let span = 15 * lda + 4 * self.k.div_ceil(4);
-                    while done + 16 <= rows && done * lda + span <= a.len() {
-                        vnni::narrow(self, a, lda, done, c, ldc);
-                        done += 16;
-                    }
-                }
-                vnni::run(
-                    self,
-                    &a[done * lda..],
-                    lda,
-                    rows - done,
-                    &mut c[done * ldc..],
-                    ldc,
-                )
-            },
+            QPath::Vnni => unsafe { vnni::run(self, a, lda, rows, c, ldc) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
             QPath::Avx2 => unsafe { avx2::run(self, a, lda, rows, c, ldc) },
@@ -325,49 +281,6 @@ mod vnni {
                     unsafe { _mm512_mask_storeu_epi32(dst, m, *acc) };
                 }
             }
-        }
-    }
-
-    /// Rows `r0..r0 + 16` with the rows in the lanes: per quad, one gather of each row's four
-    /// bytes, then per column a broadcast of its four weights and one `vpdpbusd`; the
-    /// column sums are scattered to `c`.
-    ///
-    /// # Safety
-    /// AVX-512 F/VNNI; `a` has `r0 * lda + 15 * lda + 4 * ceil(k / 4)` bytes (a quad's bytes
-    /// past `k` are read against zero weights), `c` holds rows `r0 + 16` at stride `ldc`.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn narrow(
-        g: &QGemm,
-        a: &[u8],
-        lda: usize,
-        r0: usize,
-        c: &mut [i32],
-        ldc: usize,
-    ) {
-        let k4 = g.k.div_ceil(4);
-        let n = g.n;
-        debug_assert!(n <= super::NARROW && !g.narrow.is_empty());
-        let base = unsafe { a.as_ptr().add(r0 * lda) };
-        let idx = _mm512_mullo_epi32(
-            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            _mm512_set1_epi32(lda as i32),
-        );
-        let mut acc = [_mm512_setzero_si512(); super::NARROW];
-        for q in 0..k4 {
-            // SAFETY: row r0 + 15's quad q ends within `a` (the caller's bound).
-            let x = unsafe { _mm512_i32gather_epi32::<1>(idx, base.add(4 * q) as *const i32) };
-            let w = &g.narrow[q * n..q * n + n];
-            for (col, acc) in acc.iter_mut().enumerate().take(n) {
-                *acc = _mm512_dpbusd_epi32(*acc, x, _mm512_set1_epi32(w[col]));
-            }
-        }
-        let out = _mm512_mullo_epi32(
-            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            _mm512_set1_epi32(ldc as i32),
-        );
-        for (col, acc) in acc.iter().enumerate().take(n) {
-            // SAFETY: rows r0..r0 + 16 of `c` at stride ldc, column col < n.
-            unsafe { _mm512_i32scatter_epi32::<4>(c.as_mut_ptr().add(r0 * ldc + col), out, *acc) };
         }
     }
 
@@ -624,29 +537,6 @@ mod tests {
                 let sums: Vec<i32> = (0..n).map(|j| (0..k).map(|t| w[t * n + j] as i32).sum()).collect();
                 prop_assert_eq!(&g.col_sums, &sums);
             }
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
-        /// Few columns on VNNI: 16-row blocks with rows in the lanes (incl. a row stride
-        /// longer than k, as an im2col block with slack has), the rest by the tiles.
-        #[test]
-        fn narrow_columns_match_the_plain_loop(
-            rows in 16usize..70, k in 1usize..60, extra in 0usize..5, n in 1usize..9, seed in any::<u64>(),
-        ) {
-            prop_assume!(QPath::Vnni.available());
-            let lda = k + extra;
-            let mut s = seed | 1;
-            let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
-            let a: Vec<u8> = (0..rows * lda + 8).map(|_| next() as u8).collect();
-            let w: Vec<i8> = (0..k * n).map(|_| (next() % 255) as i8).map(|v| v.max(-127)).collect();
-            let dense: Vec<u8> = (0..rows).flat_map(|r| a[r * lda..r * lda + k].to_vec()).collect();
-            let want = plain(&dense, &w, rows, k, n);
-            let g = QGemm::new(&w, k, n, 0, n, QPath::Vnni);
-            let mut c = vec![0i32; rows * n];
-            g.run(&a, lda, rows, &mut c, n);
-            prop_assert_eq!(c, want);
         }
     }
 

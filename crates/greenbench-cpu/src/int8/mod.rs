@@ -301,16 +301,6 @@ enum Lin {
         bases: Vec<usize>,
         qoff: Vec<u32>,
     },
-    /// An ungrouped convolution with at most 8 output channels on VNNI, read in place: 16
-    /// pixels in the lanes, each kernel row's `kw * Cin` bytes in quads (the row rounded up
-    /// to 4; the bytes past it meet zero weights), one gather per quad.
-    Narrow {
-        geom: ConvGeom,
-        /// `[quad][Cout]`: a quad's four weights of an output channel as one int32.
-        w: Vec<i32>,
-        /// Per quad: its bytes' offset from a pixel's window corner in the padded image.
-        offsets: Vec<i32>,
-    },
     /// Depthwise: weights per tap `[kh * kw][C]`, widened (rows padded to 16 channels); and
     /// for stride-1 rows, each tap's weights repeated to `span` (a multiple of 64 and of C).
     Depthwise {
@@ -700,9 +690,6 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                             if c.is_pointwise() {
                                 let gemm = gemms.into_iter().next().expect("one group");
                                 (Lin::Gemm { gemm, k }, epi)
-                            } else if wide && c.groups == 1 && c.cout <= 8 {
-                                layout.cols_len = layout.cols_len.max(padded_len(&c));
-                                (narrow_conv(c, &l.w), epi)
                             } else if wide && c.groups == 1 {
                                 layout.cols_len = layout.cols_len.max(padded_len(&c));
                                 (in_place_conv(c, &l.w, path), epi)
@@ -1021,26 +1008,6 @@ fn linear(
                 epi.finish_run(acc, y);
             }
         }
-        Lin::Narrow {
-            geom: c,
-            w,
-            offsets,
-        } => {
-            let pad = &mut cols[..padded_len(c)];
-            for n in 0..batch {
-                let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
-                let (src, wp) = pad_image(img, c, zx as u8, pad);
-                let y = &mut out[n * out_len..(n + 1) * out_len];
-                let acc = &mut acc[..out_len];
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: Narrow is planned only on the VNNI path (AVX-512 F/BW/VNNI); the
-                // padded image has SLACK bytes after it.
-                unsafe {
-                    narrow_conv_image(src, wp, c, w, offsets, acc)
-                };
-                epi.finish_run(acc, y);
-            }
-        }
         Lin::Depthwise {
             geom: c,
             w,
@@ -1122,103 +1089,6 @@ fn in_place_conv(c: ConvGeom, hwio: &[i8], path: QPath) -> Lin {
         gemm: QGemm::new(&w, k, c.cout, 0, c.cout, path),
         bases,
         qoff,
-    }
-}
-
-/// The [`Lin::Narrow`] form of an ungrouped convolution's HWIO int8 weights.
-fn narrow_conv(c: ConvGeom, hwio: &[i8]) -> Lin {
-    let run = c.kw * c.cin;
-    let per_row = run.div_ceil(4);
-    let wp = c.w + c.pad_left + c.pad_right;
-    let mut w = vec![0i32; c.kh * per_row * c.cout];
-    let mut offsets = Vec::with_capacity(c.kh * per_row);
-    for ky in 0..c.kh {
-        for j in 0..per_row {
-            let q = ky * per_row + j;
-            offsets.push((ky * wp * c.cin + 4 * j) as i32);
-            for co in 0..c.cout {
-                let mut b = [0u8; 4];
-                for (t, byte) in b.iter_mut().enumerate() {
-                    let at = 4 * j + t;
-                    if at < run {
-                        // HWIO: tap (ky, at / cin), input channel at % cin.
-                        *byte = hwio[(ky * run + at) * c.cout + co] as u8;
-                    }
-                }
-                w[q * c.cout + co] = i32::from_le_bytes(b);
-            }
-        }
-    }
-    Lin::Narrow {
-        geom: c,
-        w,
-        offsets,
-    }
-}
-
-/// A [`Lin::Narrow`] convolution of one padded image into int32 sums `[ho * wo][Cout]`.
-///
-/// # Safety
-/// AVX-512 F/BW/VNNI; `src` is the padded image with SLACK bytes after it.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn narrow_conv_image(
-    src: &[u8],
-    wp: usize,
-    c: &ConvGeom,
-    w: &[i32],
-    offsets: &[i32],
-    acc_out: &mut [i32],
-) {
-    use std::arch::x86_64::*;
-    let n = c.cout;
-    let pix = c.ho * c.wo;
-    assert!(n <= 8 && acc_out.len() >= pix * n && w.len() == offsets.len() * n);
-    let last = ((c.ho - 1) * c.sh * wp + (c.wo - 1) * c.sw) * c.cin;
-    let reach = last + *offsets.last().expect("a quad") as usize + 4;
-    assert!(src.len() >= reach, "padded image without slack");
-    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    let stride = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(n as i32));
-    let mut p0 = 0;
-    while p0 < pix {
-        let valid = (pix - p0).min(16);
-        // Each lane's pixel (the last valid one repeated past the end) and its window corner.
-        let mut base = [0i32; 16];
-        for (l, b) in base.iter_mut().enumerate() {
-            let p = p0 + l.min(valid - 1);
-            let (oy, ox) = (p / c.wo, p % c.wo);
-            *b = ((oy * c.sh * wp + ox * c.sw) * c.cin) as i32;
-        }
-        // SAFETY: 16 ints from a local array.
-        let vbase = unsafe { _mm512_loadu_si512(base.as_ptr() as *const __m512i) };
-        let mut acc = [_mm512_setzero_si512(); 8];
-        for (q, &off) in offsets.iter().enumerate() {
-            // SAFETY: every lane reads 4 bytes ending by `reach` (asserted).
-            let x = unsafe {
-                _mm512_i32gather_epi32::<1>(vbase, src.as_ptr().add(off as usize) as *const i32)
-            };
-            let wq = &w[q * n..q * n + n];
-            for (co, a) in acc.iter_mut().enumerate().take(n) {
-                *a = _mm512_dpbusd_epi32(*a, x, _mm512_set1_epi32(wq[co]));
-            }
-        }
-        let mask: __mmask16 = if valid == 16 {
-            0xffff
-        } else {
-            ((1u32 << valid) - 1) as u16
-        };
-        for (co, a) in acc.iter().enumerate().take(n) {
-            // SAFETY: pixels p0..p0 + valid of `acc_out`, channel co < n.
-            unsafe {
-                _mm512_mask_i32scatter_epi32::<4>(
-                    acc_out.as_mut_ptr().add(p0 * n + co),
-                    mask,
-                    stride,
-                    *a,
-                )
-            };
-        }
-        p0 += 16;
     }
 }
 
