@@ -75,9 +75,7 @@ pub fn run(a: ExportArgs) -> Result<i32> {
         let c = m.cost.total;
         // The step of the last uint8 value before the output: what "within one quantization
         // step" means for this model's output.
-        let step = int8
-            .as_ref()
-            .and_then(|q| q.values.iter().rev().flatten().next().map(|p| p.scale));
+        let step = int8.as_ref().map(|q| q.output_step());
         let meta = serde_json::json!({
             "name": m.name, "input_shape": m.graph.input.shape,
             "token_vocab": m.graph.input.token_vocab, "output_shape": m.graph.output_shape(),

@@ -170,13 +170,7 @@ fn run_int8(a: &VerifyArgs) -> Result<i32> {
     for m in &models {
         let qm = greenbench_harness::runner::quantize_model(m, &QuantConfig::default(), 32)
             .map_err(anyhow::Error::msg)?;
-        let step = qm
-            .values
-            .iter()
-            .rev()
-            .flatten()
-            .next()
-            .map_or(0.0, |p| p.scale);
+        let step = qm.output_step();
         for &batch in &a.batch {
             let x = greenbench_core::generate_inputs(&m.graph, batch, a.seed, 1);
             let want = run_reference_q(&qm, &x, batch);

@@ -468,14 +468,7 @@ pub fn quantize(
                 let act = fusable_act(i);
                 let out_v = act.map_or(i + 1, |(j, _)| j + 1);
                 let y = params(out_v);
-                let (lo, hi, fused) = match act {
-                    None => (0, 255, None),
-                    Some((_, c)) => (
-                        y.quantize(0.0),
-                        if c.is_finite() { y.quantize(c) } else { 255 },
-                        Some(if c.is_finite() { "clip" } else { "relu" }),
-                    ),
-                };
+                let (lo, hi, fused) = clamp_of(act.map(|(_, c)| c), y);
                 nodes[i] = QNode::Linear(quantize_linear(w, i, x, y, lo, hi, fused, requantizer));
                 values[i + 1] = Some(y);
                 if let Some((j, _)) = act {
@@ -501,14 +494,7 @@ pub fn quantize(
                 let act = fusable_act(i);
                 let out_v = act.map_or(i + 1, |(j, _)| j + 1);
                 let y = params(out_v);
-                let (lo, hi, fused) = match act {
-                    None => (0, 255, None),
-                    Some((_, c)) => (
-                        y.quantize(0.0),
-                        if c.is_finite() { y.quantize(c) } else { 255 },
-                        Some(if c.is_finite() { "clip" } else { "relu" }),
-                    ),
-                };
+                let (lo, hi, fused) = clamp_of(act.map(|(_, c)| c), y);
                 let (ma, mb, shift) = add_multipliers(a.scale / y.scale, b.scale / y.scale);
                 nodes[i] = QNode::Add {
                     ma,
@@ -538,6 +524,16 @@ pub fn quantize(
         requantizer,
         calibration_examples: inputs.len() / g.input_len(),
     })
+}
+
+/// The uint8 clamp of an output with parameters `y` and a fused activation clamping at
+/// `cap` (ReLU: infinite, `Clip(0, c)`: `c`), and the activation's name; `[0, 255]` without.
+fn clamp_of(cap: Option<f32>, y: QParams) -> (u8, u8, Option<&'static str>) {
+    match cap {
+        None => (0, 255, None),
+        Some(c) if c.is_finite() => (y.quantize(0.0), y.quantize(c), Some("clip")),
+        Some(_) => (y.quantize(0.0), 255, Some("relu")),
+    }
 }
 
 /// Two multipliers over one shift, each below `2^31`, for an add's two inputs.
@@ -664,6 +660,17 @@ impl QModel {
             .filter(|n| matches!(n, QNode::Fp32))
             .count();
         (self.nodes.len() - f, f)
+    }
+
+    /// The step (scale) of the last value held as uint8: what "within one quantization step"
+    /// of the output means for this model (0 when nothing is uint8).
+    pub fn output_step(&self) -> f32 {
+        self.values
+            .iter()
+            .rev()
+            .flatten()
+            .next()
+            .map_or(0.0, |p| p.scale)
     }
 
     /// Int8 multiply-accumulates per example (conv / dense in int8).

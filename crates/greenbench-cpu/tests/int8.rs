@@ -134,13 +134,7 @@ fn zoo_models_in_int8_match_the_quantized_reference() {
         let m = Model::load(name, 3).unwrap();
         let calib = generate_inputs(&m.graph, 16, 3, 1);
         let qm = quantize(&m.graph, &m.weights, &calib, &QuantConfig::default()).unwrap();
-        let step = qm
-            .values
-            .iter()
-            .rev()
-            .flatten()
-            .next()
-            .map_or(0.0, |p| p.scale);
+        let step = qm.output_step();
         for (batch, requantizer) in [
             (1, Requantizer::Fixed),
             (32, Requantizer::Fixed),

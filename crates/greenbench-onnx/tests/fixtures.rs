@@ -103,13 +103,7 @@ fn every_fixture_runs_in_int8() {
         let qm = quantize(&m.graph, &m.weights, &calib, &QuantConfig::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(qm.int8_macs() > 0, "{name}: no int8 layer");
-        let step = qm
-            .values
-            .iter()
-            .rev()
-            .flatten()
-            .next()
-            .map_or(0.0, |p| p.scale);
+        let step = qm.output_step();
         for batch in [1, 6] {
             let x = greenbench_core::generate_inputs(&m.graph, batch, 0, 1);
             let want = run_reference_q(&qm, &x, batch);

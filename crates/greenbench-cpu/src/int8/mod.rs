@@ -157,11 +157,7 @@ impl Epi {
         for b in 0..n.div_ceil(16) {
             let (j, c) = (b * 16, c0 + b * 16);
             // The last block may be partial: its lanes past `n` are masked off.
-            let k: __mmask16 = if j + 16 <= n {
-                0xffff
-            } else {
-                ((1u32 << (n - j)) - 1) as u16
-            };
+            let k = lanes_from(j, n);
             // SAFETY: the masked loads and stores touch lanes j..min(j + 16, n) only, in
             // bounds of every slice (asserted).
             unsafe {
@@ -215,11 +211,7 @@ impl Epi {
         );
         for b in 0..n.div_ceil(16) {
             let (j, c) = (b * 16, c0 + b * 16);
-            let k: __mmask16 = if j + 16 <= n {
-                0xffff
-            } else {
-                ((1u32 << (n - j)) - 1) as u16
-            };
+            let k = lanes_from(j, n);
             // SAFETY: masked to lanes j..min(j + 16, n), in bounds (asserted by the caller).
             unsafe {
                 let ld = |p: *const i32| _mm512_maskz_loadu_epi32(k, p);
@@ -259,11 +251,7 @@ impl Epi {
         let zy = _mm512_set1_epi32(self.zy);
         for b in 0..n.div_ceil(16) {
             let (j, c) = (b * 16, c0 + b * 16);
-            let k: __mmask16 = if j + 16 <= n {
-                0xffff
-            } else {
-                ((1u32 << (n - j)) - 1) as u16
-            };
+            let k = lanes_from(j, n);
             // SAFETY: masked to lanes j..min(j + 16, n), in bounds (asserted by the caller).
             unsafe {
                 let v = _mm512_add_epi32(
@@ -377,6 +365,8 @@ struct Layout {
     acc_len: usize,
     /// Attention scores per example.
     scratch_len: usize,
+    /// Channels of the widest uint8 pool (its per-channel sums).
+    sum_len: usize,
 }
 
 struct Mem {
@@ -385,6 +375,8 @@ struct Mem {
     cols: Vec<u8>,
     acc: Vec<i32>,
     scratch: Vec<f32>,
+    /// Per-channel sums of the uint8 pools.
+    sums: Vec<i64>,
     batch: usize,
 }
 
@@ -396,6 +388,7 @@ impl Mem {
             cols: vec![0; l.cols_len],
             acc: vec![0; l.acc_len * batch],
             scratch: vec![0.0; l.scratch_len * batch],
+            sums: vec![0; l.sum_len],
             batch,
         }
     }
@@ -531,6 +524,7 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
         cols_len: 0,
         acc_len: 0,
         scratch_len: 0,
+        sum_len: 0,
     };
     // Where each value lives: its fp32 buffer (raw fp32, or the dequantized view of a uint8
     // value) and its uint8 buffer.
@@ -713,6 +707,8 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
             }
             QNode::MaxPool | QNode::AvgPool => {
                 let zero = p_out.zero;
+                let channels = *g.value_shape(ins[0]).last().expect("non-empty");
+                layout.sum_len = layout.sum_len.max(channels);
                 match g.nodes[i].op {
                     Op::GlobalAvgPool => {
                         let c = *g.value_shape(ins[0]).last().expect("non-empty");
@@ -796,6 +792,16 @@ fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a.max(1) } else { gcd(b, a % b) }
 }
 
+/// The 16-lane mask of a block starting at `j` of `n` values: all lanes, or those before `n`.
+#[inline(always)]
+fn lanes_from(j: usize, n: usize) -> u16 {
+    if j + 16 <= n {
+        0xffff
+    } else {
+        ((1u32 << (n - j)) - 1) as u16
+    }
+}
+
 /// Whether the AVX-512 forms of the integer loops and epilogues run here (F, BW, VL, DQ).
 fn wide_int8() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -861,7 +867,7 @@ fn execute_step(plan: &Plan, step: &Step, m: &mut Mem) {
                 zero,
             } => {
                 let mut out = std::mem::take(&mut m.q[*dst]);
-                pool_u8(&m.q[*src], batch, geom, *max, *zero, &mut out);
+                pool_u8(&m.q[*src], batch, geom, *max, *zero, &mut m.sums, &mut out);
                 m.q[*dst] = out;
             }
             Step::GlobalAvg {
@@ -873,8 +879,7 @@ fn execute_step(plan: &Plan, step: &Step, m: &mut Mem) {
             } => {
                 let mut out = std::mem::take(&mut m.q[*dst]);
                 let x = &m.q[*src];
-                let mut sums = vec![0i64; 0];
-                sums.resize(*c, 0);
+                let sums = &mut m.sums[..*c];
                 for n in 0..batch {
                     sums.iter_mut().for_each(|s| *s = 0);
                     for row in x[n * rows * c..(n + 1) * rows * c].chunks(*c) {
@@ -1442,11 +1447,20 @@ fn im2col_u8(src: &[u8], wp: usize, c: &ConvGeom, group: usize, cols: &mut [u8])
 }
 
 #[inline(always)]
-fn pool_u8(x: &[u8], batch: usize, p: &PoolGeom, max: bool, zero: i32, y: &mut [u8]) {
+#[allow(clippy::too_many_arguments)]
+fn pool_u8(
+    x: &[u8],
+    batch: usize,
+    p: &PoolGeom,
+    max: bool,
+    zero: i32,
+    sums: &mut [i64],
+    y: &mut [u8],
+) {
     if max && p.c < 16 {
         return max_pool_narrow(x, batch, p, y);
     }
-    let mut acc = vec![0i32; p.c];
+    let acc = &mut sums[..p.c];
     for n in 0..batch {
         let img = &x[n * p.h * p.w * p.c..(n + 1) * p.h * p.w * p.c];
         for oy in 0..p.ho {
@@ -1459,22 +1473,24 @@ fn pool_u8(x: &[u8], batch: usize, p: &PoolGeom, max: bool, zero: i32, y: &mut [
                         if max {
                             acc.iter_mut()
                                 .zip(src)
-                                .for_each(|(a, &s)| *a = (*a).max(s as i32));
+                                .for_each(|(a, &s)| *a = (*a).max(s as i64));
                         } else {
-                            acc.iter_mut().zip(src).for_each(|(a, &s)| *a += s as i32);
+                            acc.iter_mut().zip(src).for_each(|(a, &s)| *a += s as i64);
                         }
                         count += 1;
                     }
                 }
                 let o = &mut y[((n * p.ho + oy) * p.wo + ox) * p.c..][..p.c];
                 if max {
-                    o.iter_mut().zip(&acc).for_each(|(o, &a)| *o = a as u8);
+                    o.iter_mut()
+                        .zip(acc.iter())
+                        .for_each(|(o, &a)| *o = a as u8);
                 } else {
                     let d = p.divisor(oy, ox);
                     let off = count as i64 * zero as i64;
                     o.iter_mut()
-                        .zip(&acc)
-                        .for_each(|(o, &a)| *o = avg_round(a as i64 - off, d, zero));
+                        .zip(acc.iter())
+                        .for_each(|(o, &a)| *o = avg_round(a - off, d, zero));
                 }
             }
         }
