@@ -137,11 +137,27 @@ pub fn node_cost(g: &Graph, i: usize) -> Cost {
                 ..Cost::default()
             }
         }
-        Op::Mul => Cost {
+        // One arithmetic operation per output element, whatever the broadcast (a division
+        // counts 1, as shared/FPO.md counts softmax's).
+        Op::Mul | Op::Binary { .. } => Cost {
             other_fpo: n_out,
             ..Cost::default()
         },
-        Op::Concat { .. } | Op::ChannelShuffle { .. } | Op::Slice { .. } => Cost::default(),
+        // A product of two activations: MACs like a dense layer's, no parameters.
+        Op::MatMul => {
+            let m = crate::graph::MatMulGeom::of(x, g.value_shape(g.node_inputs(i)[1]))
+                .expect("validated matmul")
+                .0;
+            Cost {
+                macs: (m.mats * m.m * m.k * m.n) as u64,
+                ..Cost::default()
+            }
+        }
+        Op::Concat { .. }
+        | Op::ChannelShuffle { .. }
+        | Op::Slice { .. }
+        | Op::Transpose { .. }
+        | Op::Reshape { .. } => Cost::default(),
         Op::GlobalAvgPool => Cost {
             other_fpo: n_in,
             ..Cost::default()

@@ -159,6 +159,153 @@ impl Unary {
     }
 }
 
+/// The arithmetic of [`Op::Binary`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinOp {
+    /// Every binary op, in code order.
+    pub const ALL: [BinOp; 4] = [BinOp::Add, BinOp::Sub, BinOp::Mul, BinOp::Div];
+    /// `a op b` in f32 (the CPU's arithmetic).
+    #[inline(always)]
+    pub fn apply(self, a: f32, b: f32) -> f32 {
+        match self {
+            BinOp::Add => a + b,
+            BinOp::Sub => a - b,
+            BinOp::Mul => a * b,
+            BinOp::Div => a / b,
+        }
+    }
+    /// `a op b` in f64 (the reference interpreter's precision).
+    pub fn apply64(self, a: f64, b: f64) -> f64 {
+        match self {
+            BinOp::Add => a + b,
+            BinOp::Sub => a - b,
+            BinOp::Mul => a * b,
+            BinOp::Div => a / b,
+        }
+    }
+    /// The GPU kernel's op code (its index in [`BinOp::ALL`]).
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+    /// The ONNX operator of the same name.
+    pub fn onnx(self) -> &'static str {
+        match self {
+            BinOp::Add => "Add",
+            BinOp::Sub => "Sub",
+            BinOp::Mul => "Mul",
+            BinOp::Div => "Div",
+        }
+    }
+}
+
+/// numpy's broadcast of two per-example shapes (aligned at the right; an axis of 1 stretches),
+/// or `None` when an axis differs and neither is 1.
+pub fn broadcast(a: &[usize], b: &[usize]) -> Option<Shape> {
+    let r = a.len().max(b.len());
+    let at = |s: &[usize], i: usize| {
+        let pad = r - s.len();
+        if i < pad { 1 } else { s[i - pad] }
+    };
+    (0..r)
+        .map(|i| match (at(a, i), at(b, i)) {
+            (x, y) if x == y => Some(x),
+            (1, y) => Some(y),
+            (x, 1) => Some(x),
+            _ => None,
+        })
+        .collect()
+}
+
+/// For each axis of `out`, the row-major stride of `x` along it when `x` broadcasts to `out`
+/// (aligned at the right): 0 where `x` has no such axis or has 1 there.
+pub fn broadcast_strides(out: &[usize], x: &[usize]) -> Vec<usize> {
+    let pad = out.len() - x.len();
+    let mut st = vec![0; out.len()];
+    let mut s = 1;
+    for i in (0..x.len()).rev() {
+        if x[i] != 1 {
+            st[pad + i] = s;
+        }
+        s *= x[i];
+    }
+    st
+}
+
+/// The geometry of a batched matrix product `[.., m, k] x [.., k, n]` per example: `mats`
+/// products, the left operand's matrices `a_step` elements apart and the right's `b_step` (0:
+/// one matrix shared by all, broadcast).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatMulGeom {
+    pub mats: usize,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a_step: usize,
+    pub b_step: usize,
+}
+
+impl MatMulGeom {
+    /// The geometry of `a x b`, or why it has none: both at least 2-D, inner lengths equal,
+    /// leading axes equal or those of one side all 1 (broadcast).
+    pub fn of(a: &[usize], b: &[usize]) -> Result<(MatMulGeom, Shape), String> {
+        if a.len() < 2 || b.len() < 2 {
+            return Err(format!(
+                "both operands must be at least 2-D per example, got {} and {}",
+                fmt_shape(a),
+                fmt_shape(b)
+            ));
+        }
+        let (la, lb) = (&a[..a.len() - 2], &b[..b.len() - 2]);
+        let (m, k, k2, n) = (a[a.len() - 2], a[a.len() - 1], b[b.len() - 2], b[b.len() - 1]);
+        if k != k2 {
+            return Err(format!(
+                "inner lengths differ: {} x {}",
+                fmt_shape(a),
+                fmt_shape(b)
+            ));
+        }
+        let (pa, pb) = (la.iter().product::<usize>(), lb.iter().product::<usize>());
+        let strip = |l: &[usize]| l.iter().copied().skip_while(|&d| d == 1).collect::<Vec<_>>();
+        let lead: Vec<usize> = if strip(la) == strip(lb) {
+            if la.len() >= lb.len() { la.to_vec() } else { lb.to_vec() }
+        } else if pb == 1 {
+            let mut l = la.to_vec();
+            l.splice(0..0, std::iter::repeat_n(1, lb.len().saturating_sub(la.len())));
+            l
+        } else if pa == 1 {
+            let mut l = lb.to_vec();
+            l.splice(0..0, std::iter::repeat_n(1, la.len().saturating_sub(lb.len())));
+            l
+        } else {
+            return Err(format!(
+                "leading axes {} and {} must be equal, or one side's all 1 (greenbench broadcasts a whole side, not single axes)",
+                fmt_shape(la),
+                fmt_shape(lb)
+            ));
+        };
+        let mats = lead.iter().product::<usize>();
+        let mut out = lead;
+        out.extend([m, n]);
+        let geom = MatMulGeom {
+            mats,
+            m,
+            k,
+            n,
+            a_step: if pa == 1 { 0 } else { m * k },
+            b_step: if pb == 1 { 0 } else { k * n },
+        };
+        Ok((geom, out))
+    }
+}
+
 /// An operation. Weights are not part of the op; they come from [`crate::Weights`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -279,6 +426,16 @@ pub enum Op {
     /// `[S, 3*heads*head_dim]` laid out as `[Q | K | V]`, each head-major; output
     /// `[S, heads*head_dim]`. Projections are separate dense nodes.
     Attention { heads: usize, head_dim: usize },
+    /// Elementwise `a op b` of two inputs with numpy broadcasting of their per-example shapes
+    /// (aligned at the right; an axis of 1 stretches).
+    Binary { op: BinOp },
+    /// Matrix product of two inputs `[.., m, k] x [.., k, n] -> [.., m, n]`, per example; the
+    /// leading axes are equal, or one side's are all 1 (that side's one matrix is shared).
+    MatMul,
+    /// A permutation of the per-example axes: output axis `i` is input axis `perm[i]`.
+    Transpose { perm: Vec<usize> },
+    /// The same elements, in the same row-major order, under a new per-example shape.
+    Reshape { shape: Vec<usize> },
 }
 
 impl Op {
@@ -361,13 +518,22 @@ impl Op {
             Op::Slice { .. } => "slice",
             Op::Embedding { .. } => "embedding",
             Op::Attention { .. } => "attention",
+            Op::Binary { op } => match op {
+                BinOp::Add => "add_bcast",
+                BinOp::Sub => "sub",
+                BinOp::Mul => "mul_bcast",
+                BinOp::Div => "div",
+            },
+            Op::MatMul => "matmul",
+            Op::Transpose { .. } => "transpose",
+            Op::Reshape { .. } => "reshape",
         }
     }
 
     /// Number of inputs the op takes (`usize::MAX`: one or more, as concat).
     pub fn arity(&self) -> usize {
         match self {
-            Op::Add | Op::Mul => 2,
+            Op::Add | Op::Mul | Op::Binary { .. } | Op::MatMul => 2,
             Op::Concat { .. } => usize::MAX,
             _ => 1,
         }
@@ -1083,6 +1249,41 @@ fn infer(node: &Node, ins: &[&Shape], input: &InputSpec) -> Result<Shape, GraphE
             }
             Ok(vec![x[0], heads * head_dim])
         }
+        Op::Binary { .. } => broadcast(x, ins[1]).ok_or_else(|| GraphError::Shape {
+            node: node.name.clone(),
+            op: op.kind(),
+            what: "the inputs do not broadcast (numpy's rule)".into(),
+            got: fmt_shape(ins[1]),
+            expected: format!("a shape broadcastable with {}", fmt_shape(x)),
+        }),
+        Op::MatMul => MatMulGeom::of(x, ins[1]).map(|(_, out)| out).map_err(invalid),
+        Op::Transpose { perm } => {
+            let mut seen = vec![false; x.len()];
+            let ok = perm.len() == x.len()
+                && perm
+                    .iter()
+                    .all(|&p| p < x.len() && !std::mem::replace(&mut seen[p], true));
+            if !ok {
+                return Err(invalid(format!(
+                    "perm {perm:?} is not a permutation of the {} axes of {}",
+                    x.len(),
+                    fmt_shape(x)
+                )));
+            }
+            Ok(perm.iter().map(|&p| x[p]).collect())
+        }
+        Op::Reshape { shape } => {
+            if shape.is_empty()
+                || shape.contains(&0)
+                || shape.iter().product::<usize>() != x.iter().product::<usize>()
+            {
+                return Err(shape_err(
+                    &format!("cannot be reshaped to {}", fmt_shape(shape)),
+                    format!("{} elements", x.iter().product::<usize>()),
+                ));
+            }
+            Ok(shape.clone())
+        }
     }
 }
 
@@ -1148,6 +1349,9 @@ impl fmt::Display for Op {
                 write!(f, "slice {start}..{} of axis {axis}", start + len)
             }
             Op::Embedding { vocab, dim, .. } => write!(f, "embedding {vocab}x{dim}"),
+            Op::Binary { op } => write!(f, "{} (broadcast)", op.onnx().to_lowercase()),
+            Op::Transpose { perm } => write!(f, "transpose {perm:?}"),
+            Op::Reshape { shape } => write!(f, "reshape to {}", fmt_shape(shape)),
             other => f.write_str(other.kind()),
         }
     }

@@ -19,6 +19,7 @@ pub mod memory;
 pub mod model;
 pub mod quant;
 pub mod reference;
+pub mod strided;
 pub mod weights;
 pub mod zoo;
 

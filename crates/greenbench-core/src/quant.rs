@@ -485,7 +485,7 @@ pub fn quantize(
                 nodes[i] = QNode::AvgPool;
                 values[i + 1] = values[ins[0]];
             }
-            Op::Flatten if quantized_input => {
+            Op::Flatten | Op::Reshape { .. } if quantized_input => {
                 nodes[i] = QNode::Alias;
                 values[i + 1] = values[ins[0]];
             }

@@ -2,7 +2,7 @@
 //! f64 accumulation. Slow on purpose and obviously right; the fast backends are tested
 //! against it (property tests of every kernel, parity tests of every model).
 
-use crate::graph::{Graph, Op};
+use crate::graph::{Graph, MatMulGeom, Op, broadcast_strides};
 use crate::weights::Weights;
 
 /// Run `g` on `batch` examples (`input` batch-major, flattened). Returns the flattened output.
@@ -161,7 +161,62 @@ pub fn eval_node(g: &Graph, w: &Weights, i: usize, vals: &[Vec<f32>]) -> Vec<f32
                     })
                     .collect()
             }
-            Op::Flatten => a.clone(),
+            Op::Flatten | Op::Reshape { .. } => a.clone(),
+            Op::Binary { op } => {
+                let out = g.out_shape(i);
+                let b = &vals[ins[1]];
+                let sa = broadcast_strides(out, in_shape);
+                let sb = broadcast_strides(out, g.value_shape(ins[1]));
+                (0..out.iter().product::<usize>())
+                    .map(|j| {
+                        let (mut pa, mut pb, mut rest) = (0, 0, j);
+                        for ax in (0..out.len()).rev() {
+                            let ix = rest % out[ax];
+                            rest /= out[ax];
+                            pa += ix * sa[ax];
+                            pb += ix * sb[ax];
+                        }
+                        op.apply64(a[pa] as f64, b[pb] as f64) as f32
+                    })
+                    .collect()
+            }
+            Op::MatMul => {
+                let b = &vals[ins[1]];
+                let (m, _) = MatMulGeom::of(in_shape, g.value_shape(ins[1])).expect("validated");
+                let mut y = vec![0f32; m.mats * m.m * m.n];
+                for t in 0..m.mats {
+                    for r in 0..m.m {
+                        for c in 0..m.n {
+                            let acc: f64 = (0..m.k)
+                                .map(|j| {
+                                    a[t * m.a_step + r * m.k + j] as f64
+                                        * b[t * m.b_step + j * m.n + c] as f64
+                                })
+                                .sum();
+                            y[(t * m.m + r) * m.n + c] = acc as f32;
+                        }
+                    }
+                }
+                y
+            }
+            Op::Transpose { perm } => {
+                let out = g.out_shape(i);
+                // Row-major strides of the input, read along each output axis.
+                let mut st = vec![1; in_shape.len()];
+                for ax in (0..in_shape.len().saturating_sub(1)).rev() {
+                    st[ax] = st[ax + 1] * in_shape[ax + 1];
+                }
+                (0..a.len())
+                    .map(|j| {
+                        let (mut p, mut rest) = (0, j);
+                        for ax in (0..out.len()).rev() {
+                            p += (rest % out[ax]) * st[perm[ax]];
+                            rest /= out[ax];
+                        }
+                        a[p]
+                    })
+                    .collect()
+            }
             Op::Add => a.iter().zip(&vals[ins[1]]).map(|(p, q)| p + q).collect(),
             op @ crate::unary_ops!() => {
                 let f = op.unary().expect("unary op");

@@ -88,7 +88,10 @@ impl CpuPrepared {
             | Step::ChannelShuffle { dst, .. }
             | Step::Slice { dst, .. }
             | Step::Embedding { dst, .. }
-            | Step::Attention { dst, .. } => *dst,
+            | Step::Attention { dst, .. }
+            | Step::Binary { dst, .. }
+            | Step::Transpose { dst, .. }
+            | Step::MatMul { dst, .. } => *dst,
         };
         // Move the destination out so sources can be borrowed alongside (no allocation).
         let mut out = std::mem::take(&mut self.mem.bufs[dst_id]);
@@ -284,6 +287,18 @@ impl CpuPrepared {
                     &mut out,
                 );
             }
+            Step::Binary { a, b, map, op, .. } => {
+                kernels::binary(&bufs[*a], &bufs[*b], map, *op, &mut out)
+            }
+            Step::Transpose { src, map, .. } => kernels::transpose(&bufs[*src], map, &mut out),
+            Step::MatMul {
+                a,
+                b,
+                geom,
+                a_len,
+                b_len,
+                ..
+            } => kernels::matmul(&bufs[*a], &bufs[*b], geom, *a_len, *b_len, &mut out),
         }
         self.mem.bufs[dst_id] = out;
         kernels::set_serial(was_serial);

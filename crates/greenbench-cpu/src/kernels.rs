@@ -3,7 +3,8 @@
 //! must be called inside the backend's thread pool (`ThreadPool::install`), so the thread
 //! count is the one the user asked for.
 
-use greenbench_core::graph::{ConvGeom, PoolGeom, Unary};
+use greenbench_core::graph::{BinOp, ConvGeom, MatMulGeom, PoolGeom, Unary};
+use greenbench_core::strided::Strided;
 use rayon::prelude::*;
 
 thread_local! {
@@ -517,6 +518,102 @@ pub fn mul_broadcast(a: &[f32], b: &[f32], a_len: usize, b_len: usize, y: &mut [
                         .zip(s)
                         .for_each(|((o, x), s)| *o = x * s);
                 }
+            })
+        });
+}
+
+/// `y = a op b` with numpy broadcasting, over the map `p` (`Strided::binary`): each run is a
+/// loop the compiler vectorises when both operands are contiguous along it or one is a scalar
+/// there (the per-channel and per-row broadcasts), a strided loop otherwise.
+pub fn binary(a: &[f32], b: &[f32], p: &Strided, op: BinOp, y: &mut [f32]) {
+    match op {
+        BinOp::Add => binary_with(a, b, p, y, |x, z| x + z),
+        BinOp::Sub => binary_with(a, b, p, y, |x, z| x - z),
+        BinOp::Mul => binary_with(a, b, p, y, |x, z| x * z),
+        BinOp::Div => binary_with(a, b, p, y, |x, z| x / z),
+    }
+}
+
+#[inline(always)]
+fn binary_with(a: &[f32], b: &[f32], p: &Strided, y: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+    let (n, sa, sb) = (p.run(), p.inner(0), p.inner(1));
+    simd(Simd::detect(), || {
+        p.runs(|o, offs| {
+            let out = &mut y[o..o + n];
+            match (sa, sb) {
+                (1, 1) => out
+                    .iter_mut()
+                    .zip(&a[offs[0]..offs[0] + n])
+                    .zip(&b[offs[1]..offs[1] + n])
+                    .for_each(|((o, &x), &z)| *o = f(x, z)),
+                (1, 0) => {
+                    let z = b[offs[1]];
+                    out.iter_mut()
+                        .zip(&a[offs[0]..offs[0] + n])
+                        .for_each(|(o, &x)| *o = f(x, z));
+                }
+                (0, 1) => {
+                    let x = a[offs[0]];
+                    out.iter_mut()
+                        .zip(&b[offs[1]..offs[1] + n])
+                        .for_each(|(o, &z)| *o = f(x, z));
+                }
+                _ => {
+                    for (j, o) in out.iter_mut().enumerate() {
+                        *o = f(a[offs[0] + j * sa], b[offs[1] + j * sb]);
+                    }
+                }
+            }
+        })
+    })
+}
+
+/// `y = x` with its axes permuted, over the map `p` (`Strided::transpose`): contiguous runs
+/// are copies, the others strided gathers.
+pub fn transpose(x: &[f32], p: &Strided, y: &mut [f32]) {
+    let (n, s) = (p.run(), p.inner(0));
+    p.runs(|o, offs| {
+        let out = &mut y[o..o + n];
+        if s == 1 {
+            out.copy_from_slice(&x[offs[0]..offs[0] + n]);
+        } else {
+            for (j, v) in out.iter_mut().enumerate() {
+                *v = x[offs[0] + j * s];
+            }
+        }
+    });
+}
+
+/// `batch` examples of the batched product `a x b` (`g`: per example; `a_len`, `b_len`: the
+/// operands' per-example lengths), one GEMM per matrix, the matrices split across the pool.
+pub fn matmul(
+    a: &[f32],
+    b: &[f32],
+    g: &MatMulGeom,
+    a_len: usize,
+    b_len: usize,
+    y: &mut [f32],
+) {
+    let level = Simd::detect();
+    let per = g.m * g.n;
+    y.par_chunks_mut(per)
+        .enumerate()
+        .with_min_len(min_len())
+        .for_each(|(t, out)| {
+            let (ex, mt) = (t / g.mats, t % g.mats);
+            let lhs = &a[ex * a_len + mt * g.a_step..];
+            let rhs = &b[ex * b_len + mt * g.b_step..];
+            simd(level, || {
+                sgemm(
+                    g.m,
+                    g.n,
+                    g.k,
+                    Mat::rows(lhs, g.k),
+                    Mat::rows(rhs, g.n),
+                    out,
+                    g.n,
+                    Threads::One,
+                )
             })
         });
 }

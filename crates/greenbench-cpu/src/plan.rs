@@ -15,7 +15,8 @@ use crate::packed;
 use crate::team::{Split, Team};
 use crate::{CpuPrepared, Settings};
 use greenbench_core::backend::BackendError;
-use greenbench_core::graph::{ConvGeom, Graph, Op, PoolGeom, Unary};
+use greenbench_core::graph::{BinOp, ConvGeom, Graph, MatMulGeom, Op, PoolGeom, Unary};
+use greenbench_core::strided::Strided;
 use greenbench_core::weights::{Weights, check_weights};
 use std::sync::Arc;
 
@@ -174,6 +175,29 @@ pub(crate) enum Step {
         s: usize,
         h: usize,
         d: usize,
+    },
+    /// `dst = a op b`, numpy broadcasting, over the strided map.
+    Binary {
+        a: usize,
+        b: usize,
+        dst: usize,
+        map: Strided,
+        op: BinOp,
+    },
+    /// A permutation of axes, over the strided map.
+    Transpose {
+        src: usize,
+        dst: usize,
+        map: Strided,
+    },
+    /// A product of two activations (`a_len`, `b_len`: their per-example lengths).
+    MatMul {
+        a: usize,
+        b: usize,
+        dst: usize,
+        geom: MatMulGeom,
+        a_len: usize,
+        b_len: usize,
     },
 }
 
@@ -423,7 +447,9 @@ impl CpuPrepared {
             let src = buf_of[ins[0]];
             let t = w.node(i);
             let op = &g.nodes[i].op;
-            if let Op::Flatten = op {
+            // Flatten and reshape keep the row-major memory: an alias (a value stored with
+            // zero borders is read by convolutions only, see `wanted_borders`).
+            if matches!(op, Op::Flatten | Op::Reshape { .. }) {
                 buf_of[v] = src;
                 continue;
             }
@@ -681,7 +707,35 @@ impl CpuPrepared {
                         d: *head_dim,
                     }
                 }
-                Op::Flatten => unreachable!("handled above"),
+                Op::Flatten | Op::Reshape { .. } => unreachable!("aliased above"),
+                Op::Binary { op } => Step::Binary {
+                    a: src,
+                    b: buf_of[ins[1]],
+                    dst,
+                    map: Strided::binary(
+                        g.out_shape(i),
+                        in_shape,
+                        g.value_shape(ins[1]),
+                        batch,
+                    ),
+                    op: *op,
+                },
+                Op::Transpose { perm } => Step::Transpose {
+                    src,
+                    dst,
+                    map: Strided::transpose(in_shape, perm, batch),
+                },
+                Op::MatMul => {
+                    let b_shape = g.value_shape(ins[1]);
+                    Step::MatMul {
+                        a: src,
+                        b: buf_of[ins[1]],
+                        dst,
+                        geom: MatMulGeom::of(in_shape, b_shape).expect("validated").0,
+                        a_len: in_shape.iter().product(),
+                        b_len: b_shape.iter().product(),
+                    }
+                }
             };
             steps.push(step);
             let work = step_work(g, i, batch);

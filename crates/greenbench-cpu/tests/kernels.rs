@@ -2,13 +2,13 @@
 //! over random shapes, strides, paddings and groups; and every zoo model at batch 1 and 32;
 //! each in every configuration of the backend (direct or portable kernels, steps split or not).
 
-use greenbench_core::graph::{Graph, InputSpec, Node, Op, Padding};
+use greenbench_core::graph::{BinOp, Graph, InputSpec, Node, Op, Padding};
 use greenbench_core::reference::diff;
 use greenbench_core::zoo::zoo_model;
 use greenbench_core::{Backend, generate_weights};
 use greenbench_cpu::CpuBackend;
 use greenbench_testkit::{
-    self as testkit, chain, data_movement_case, padding, pool_op, reference_case, run_case,
+    self as testkit, chain, data_movement_case, tensor_op_case, padding, pool_op, reference_case, run_case,
     unary_op, zoo_cases,
 };
 use proptest::prelude::*;
@@ -131,6 +131,18 @@ proptest! {
         rows in 1usize..9, n in 1usize..70, op in unary_op(), batch in 1usize..4,
     ) {
         let err = max_rel_err(&chain(vec![rows, n], vec![op]).unwrap(), batch, 17, 2);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
+    #[test]
+    fn broadcast_transpose_reshape_and_matmul_match_reference(
+        dims in proptest::collection::vec(1usize..6, 1..5), which in 0usize..5, mask in 0u32..16,
+        drop in 0usize..3, rot in 0usize..4, op in 0usize..4, swap in any::<bool>(),
+        batch in 1usize..4,
+    ) {
+        let g = tensor_op_case(which, dims, mask, drop, rot, BinOp::ALL[op], swap);
+        prop_assume!(g.is_some());
+        let err = max_rel_err(&g.unwrap(), batch, 23, 2);
         prop_assert!(err < TOL, "err {err}");
     }
 
@@ -309,4 +321,20 @@ fn bad_inputs_are_errors_not_panics() {
     x[5] = 1000.0;
     let err = p.run(&x).unwrap_err().to_string();
     assert!(err.contains("1000") && err.contains("vocabulary"), "{err}");
+}
+
+/// The general tensor-op cases the property test draws from all build (so it is not vacuous),
+/// and a product broadcasting one matrix runs at batch 3 on 1 and 2 threads.
+#[test]
+fn tensor_op_cases_build_and_run() {
+    for which in 0..5 {
+        for mask in [0, 5, 6] {
+            let g = tensor_op_case(which, vec![2, 3, 4], mask, 1, 1, BinOp::Div, mask == 5);
+            let g = g.unwrap_or_else(|| panic!("case {which} mask {mask} builds"));
+            for threads in [1, 2] {
+                let err = max_rel_err(&g, 3, 29, threads);
+                assert!(err < TOL, "case {which} mask {mask}: err {err}");
+            }
+        }
+    }
 }

@@ -29,6 +29,7 @@ const FAMILIES: &[(&str, &str, &[&str])] = &[
             "concat_part",
             "channel_shuffle",
             "slice_part",
+            "strided",
         ],
     ),
     (

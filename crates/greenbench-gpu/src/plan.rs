@@ -5,7 +5,8 @@
 use crate::context::{GpuContext, MAX_HEAD_DIM, WG};
 use crate::{GpuPrepared, Timer};
 use greenbench_core::backend::BackendError;
-use greenbench_core::graph::{Graph, Op};
+use greenbench_core::graph::{Graph, MatMulGeom, Op};
+use greenbench_core::strided::Strided;
 use greenbench_core::weights::{Weights, check_weights};
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
@@ -124,6 +125,32 @@ impl Planner<'_> {
             groups,
         });
         Ok(())
+    }
+
+    /// `dst` = the strided map over `srcs` (`op`: a [`greenbench_core::graph::BinOp`] code, or
+    /// 4 for a copy of `srcs[0]`); the map's lengths and strides go in a table buffer.
+    fn strided(
+        &mut self,
+        map: &Strided,
+        op: u32,
+        srcs: &[usize],
+        dst: usize,
+    ) -> Result<(), BackendError> {
+        let r = map.dims.len();
+        let zeros = vec![0; r];
+        let table: Vec<f32> = map
+            .dims
+            .iter()
+            .chain(&map.strides[0])
+            .chain(map.strides.get(1).unwrap_or(&zeros))
+            .map(|&v| f32::from_bits(v as u32))
+            .collect();
+        let t = self.upload("strided map", &table);
+        let mut p = [0u32; 16];
+        p[..3].copy_from_slice(&[map.len() as u32, r as u32, op]);
+        let a = srcs[0];
+        let b = srcs.get(1).copied().unwrap_or(a);
+        self.dispatch("strided", p, &[a, b, t], dst, grid(map.len()))
     }
 
     /// `dst[m, n] = src[m, k] . w[k, n] (+ bias) (ReLU)`.
@@ -272,7 +299,7 @@ fn plan_graph(
         let (ins, in_shape, last, out_len) = g.node_io(i, batch);
         let src = buf_of[ins[0]];
         let t = w.node(i);
-        if let Op::Flatten = node.op {
+        if matches!(node.op, Op::Flatten | Op::Reshape { .. }) {
             buf_of[v] = src;
             continue;
         }
@@ -475,7 +502,43 @@ fn plan_graph(
                 ]);
                 pl.dispatch("attention", p, &[src], dst, grid(rows))?;
             }
-            Op::Flatten => unreachable!("handled above"),
+            Op::Flatten | Op::Reshape { .. } => unreachable!("aliased above"),
+            Op::Binary { op } => {
+                let map = Strided::binary(g.out_shape(i), in_shape, g.value_shape(ins[1]), batch);
+                pl.strided(&map, op.code(), &[src, buf_of[ins[1]]], dst)?;
+            }
+            Op::Transpose { perm } => {
+                let map = Strided::transpose(in_shape, perm, batch);
+                pl.strided(&map, 4, &[src], dst)?;
+            }
+            Op::MatMul => {
+                let b_shape = g.value_shape(ins[1]);
+                let m = MatMulGeom::of(in_shape, b_shape).expect("validated").0;
+                let block = 4 * pl.ctx.matmul_ts as usize;
+                let products = batch * m.mats;
+                let groups = (
+                    m.n.div_ceil(block) as u32,
+                    (m.m.div_ceil(block) * products) as u32,
+                );
+                if m.m.div_ceil(block) * products > 65_535 {
+                    return Err(unsupported(format!(
+                        "{products} products of {} rows exceed the dispatch grid; use a smaller batch",
+                        m.m
+                    )));
+                }
+                let mut q = [0u32; 16];
+                q[..7].copy_from_slice(&[
+                    m.m as u32, m.n as u32, m.k as u32, 0, m.k as u32, m.n as u32, m.n as u32,
+                ]);
+                q[11] = m.mats as u32;
+                q[12..16].copy_from_slice(&[
+                    in_shape.iter().product::<usize>() as u32,
+                    m.a_step as u32,
+                    b_shape.iter().product::<usize>() as u32,
+                    m.b_step as u32,
+                ]);
+                pl.dispatch("matmul", q, &[src, buf_of[ins[1]]], dst, groups)?;
+            }
         }
     }
     Ok((

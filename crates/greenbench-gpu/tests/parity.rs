@@ -4,12 +4,12 @@
 //! Without an adapter these tests skip with a message, unless GREENBENCH_REQUIRE_GPU=1 (CI,
 //! which installs Mesa's lavapipe), where a missing adapter fails them.
 
-use greenbench_core::graph::{Graph, InputSpec, Node, Op};
+use greenbench_core::graph::{BinOp, Graph, InputSpec, Node, Op};
 use greenbench_core::reference::diff;
 use greenbench_core::{Backend, Model};
 use greenbench_gpu::GpuBackend;
 use greenbench_testkit::{
-    chain, data_movement_case, padding, pool_op, reference_case, reference_case_with, run_case,
+    chain, data_movement_case, tensor_op_case, padding, pool_op, reference_case, reference_case_with, run_case,
     unary_op, zoo_cases,
 };
 use proptest::prelude::*;
@@ -103,6 +103,18 @@ proptest! {
     ) {
         let e = max_rel(&chain(vec![rows, n], vec![op]).unwrap(), batch, 17);
         prop_assert!(e < TOL, "err {e}");
+    }
+
+    #[test]
+    fn broadcast_transpose_reshape_and_matmul_match_reference(
+        dims in proptest::collection::vec(1usize..6, 1..5), which in 0usize..5, mask in 0u32..16,
+        drop in 0usize..3, rot in 0usize..4, op in 0usize..4, swap in any::<bool>(),
+        batch in 1usize..4,
+    ) {
+        let g = tensor_op_case(which, dims, mask, drop, rot, BinOp::ALL[op], swap);
+        prop_assume!(g.is_some());
+        let err = max_rel(&g.unwrap(), batch, 23);
+        prop_assert!(err < TOL, "err {err}");
     }
 
     #[test]

@@ -620,6 +620,46 @@ fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
                 };
                 (out, Layout::Native)
             }
+            Op::Binary { .. } | Op::MatMul => {
+                // Per-example shapes align at the right in greenbench; ONNX aligns whole
+                // tensors, batch included: the shorter operand gets unit axes after the batch.
+                let rank = |v: usize| g.value_shape(v).len();
+                let r = rank(ins[0]).max(rank(ins[1]));
+                let mut ops = Vec::new();
+                for (k, &v) in ins.iter().enumerate() {
+                    let mut s = get(&mut b, &vals, v, Layout::Native);
+                    let extra = r - rank(v);
+                    if extra > 0 {
+                        let axes: Vec<i64> = (1..=extra as i64).collect();
+                        let ax = b.init_i64(&format!("{nm}_axes{k}"), &[axes.len()], &axes);
+                        s = b.node("Unsqueeze", &format!("{nm}_bcast{k}"), &[&s, &ax], &[]);
+                    }
+                    ops.push(s);
+                }
+                let ty = match &node.op {
+                    Op::Binary { op } => op.onnx(),
+                    _ => "MatMul",
+                };
+                (b.node(ty, nm, &[&ops[0], &ops[1]], &[]), Layout::Native)
+            }
+            Op::Transpose { perm } => {
+                let src = get(&mut b, &vals, x, Layout::Native);
+                let p: Vec<i64> = std::iter::once(0)
+                    .chain(perm.iter().map(|&a| a as i64 + 1))
+                    .collect();
+                (
+                    b.node("Transpose", nm, &[&src], &[attr_ints("perm", &p)]),
+                    Layout::Native,
+                )
+            }
+            Op::Reshape { shape } => {
+                let src = get(&mut b, &vals, x, Layout::Native);
+                let dims: Vec<i64> = std::iter::once(0)
+                    .chain(shape.iter().map(|&d| d as i64))
+                    .collect();
+                let sh = b.init_i64(&format!("{nm}_shape"), &[dims.len()], &dims);
+                (b.node("Reshape", nm, &[&src, &sh], &[]), Layout::Native)
+            }
             Op::Attention { heads, head_dim } => {
                 let (h, d) = (*heads, *head_dim);
                 let src = get(&mut b, &vals, x, Layout::Native);

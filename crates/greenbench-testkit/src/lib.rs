@@ -101,6 +101,140 @@ pub fn data_movement_case(which: usize, h: usize, w: usize, c: usize, g: usize) 
     }
 }
 
+/// Case `which` (0..4) of the general tensor ops over an input of per-example shape `dims`
+/// (rank 1 to 4): a broadcasting `op` of `tanh(input)` with a part of the input whose axes
+/// in `mask` are cut to 1 and whose first `drop` axes are then removed (its sigmoid: positive,
+/// so a division is safe; `swap` puts it on the left); a transpose by the `rot`-th rotation of
+/// the axes, reversed when `mask` is odd; a reshape to the reversed dims, then that
+/// transpose; batched products of the input (`[.., m, k]`) with its own transpose, with
+/// the right-hand side one shared matrix (`which` 3) or the left-hand side (`which` 4).
+pub fn tensor_op_case(
+    which: usize,
+    dims: Vec<usize>,
+    mask: u32,
+    drop: usize,
+    rot: usize,
+    op: greenbench_core::graph::BinOp,
+    swap: bool,
+) -> Option<Graph> {
+    let r = dims.len();
+    let mut perm: Vec<usize> = (0..r).map(|a| (a + rot) % r).collect();
+    if mask % 2 == 1 {
+        perm.reverse();
+    }
+    let mut nodes = vec![Node::with_inputs("a", Op::Tanh, &["input"])];
+    let mut prev = "input".to_string();
+    let push = |nodes: &mut Vec<Node>, name: String, op: Op, ins: &[&str]| {
+        nodes.push(Node::with_inputs(name.clone(), op, ins));
+        name
+    };
+    match which {
+        0 => {
+            let mut part = dims.clone();
+            for (a, d) in part.iter_mut().enumerate() {
+                if mask & (1 << a) != 0 && *d > 1 {
+                    prev = push(
+                        &mut nodes,
+                        format!("cut{a}"),
+                        Op::Slice {
+                            axis: a,
+                            start: *d / 2,
+                            len: 1,
+                        },
+                        &[&prev],
+                    );
+                    *d = 1;
+                }
+            }
+            let drop = drop.min(r - 1);
+            if part[..drop].iter().all(|&d| d == 1) && drop > 0 {
+                prev = push(
+                    &mut nodes,
+                    "drop".into(),
+                    Op::Reshape {
+                        shape: part[drop..].to_vec(),
+                    },
+                    &[&prev],
+                );
+            }
+            let b = push(&mut nodes, "b".into(), Op::Sigmoid, &[&prev]);
+            let ins: [&str; 2] = if swap { [&b, "a"] } else { ["a", &b] };
+            push(&mut nodes, "y".into(), Op::Binary { op }, &ins);
+        }
+        1 => {
+            push(&mut nodes, "t".into(), Op::Transpose { perm }, &["a"]);
+        }
+        2 => {
+            let rev: Vec<usize> = dims.iter().rev().copied().collect();
+            push(&mut nodes, "r".into(), Op::Reshape { shape: rev }, &["a"]);
+            push(&mut nodes, "t".into(), Op::Transpose { perm }, &["r"]);
+        }
+        _ => {
+            if r < 2 {
+                return None;
+            }
+            let mut swap_last: Vec<usize> = (0..r).collect();
+            swap_last.swap(r - 1, r - 2);
+            let t = push(
+                &mut nodes,
+                "t".into(),
+                Op::Transpose { perm: swap_last },
+                &["a"],
+            );
+            // One matrix of the transpose (or of the input), as a 2-D value.
+            let one = |nodes: &mut Vec<Node>, src: &str, m: usize, k: usize| {
+                let mut cur = src.to_string();
+                for a in 0..r - 2 {
+                    cur = push(
+                        nodes,
+                        format!("{src}_first{a}"),
+                        Op::Slice {
+                            axis: a,
+                            start: 0,
+                            len: 1,
+                        },
+                        &[&cur],
+                    );
+                }
+                push(
+                    nodes,
+                    format!("{src}_mat"),
+                    Op::Reshape { shape: vec![m, k] },
+                    &[&cur],
+                )
+            };
+            let (m, k) = (dims[r - 2], dims[r - 1]);
+            match which {
+                3 => {
+                    let b = if r > 2 {
+                        one(&mut nodes, &t, k, m)
+                    } else {
+                        t.clone()
+                    };
+                    push(&mut nodes, "y".into(), Op::MatMul, &["a", &b]);
+                }
+                _ => {
+                    let a = if r > 2 {
+                        one(&mut nodes, "a", m, k)
+                    } else {
+                        "a".into()
+                    };
+                    push(&mut nodes, "y".into(), Op::MatMul, &[&a, &t]);
+                }
+            }
+        }
+    }
+    Graph::new(
+        "tensor_ops",
+        InputSpec {
+            shape: dims,
+            token_vocab: None,
+        },
+        nodes,
+    )
+    .ok()
+}
+
 /// Any convolution padding: `same`, `valid`, or explicit borders of 0 to 2 on each side.
 pub fn padding() -> impl Strategy<Value = Padding> {
     prop_oneof![

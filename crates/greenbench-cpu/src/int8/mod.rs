@@ -16,7 +16,8 @@ pub mod gemm;
 use crate::kernels;
 use gemm::{QGemm, QPath};
 use greenbench_core::backend::{BackendError, Prepared};
-use greenbench_core::graph::{ConvGeom, Graph, Op, PoolGeom};
+use greenbench_core::graph::{ConvGeom, Graph, MatMulGeom, Op, PoolGeom};
+use greenbench_core::strided::Strided;
 use greenbench_core::quant::{
     QLinear, QModel, QNode, QParams, Requantizer, add_q, avg_round, round_shift,
 };
@@ -1569,8 +1570,23 @@ fn fp32_node(
             let rows = g.value_shape(g.node_inputs(i)[0]).iter().product::<usize>() / last;
             kernels::global_avg_pool(x, batch, rows, last, out)
         }
-        Op::Flatten => out.copy_from_slice(x),
+        Op::Flatten | Op::Reshape { .. } => out.copy_from_slice(x),
         Op::Add => kernels::add(x, &m.f[ins[1]], out),
+        Op::Binary { op } => {
+            let (a, b) = (g.node_inputs(i)[0], g.node_inputs(i)[1]);
+            let map = Strided::binary(g.out_shape(i), g.value_shape(a), g.value_shape(b), batch);
+            kernels::binary(x, &m.f[ins[1]], &map, *op, out)
+        }
+        Op::Transpose { perm } => {
+            let map = Strided::transpose(g.value_shape(g.node_inputs(i)[0]), perm, batch);
+            kernels::transpose(x, &map, out)
+        }
+        Op::MatMul => {
+            let (a, b) = (g.value_shape(g.node_inputs(i)[0]), g.value_shape(g.node_inputs(i)[1]));
+            let geom = MatMulGeom::of(a, b).expect("validated").0;
+            let (a_len, b_len) = (a.iter().product(), b.iter().product());
+            kernels::matmul(x, &m.f[ins[1]], &geom, a_len, b_len, out)
+        }
         op @ greenbench_core::unary_ops!() => kernels::unary(x, op.unary().expect("unary op"), out),
         Op::Mul => {
             let (a_len, b_len) = (

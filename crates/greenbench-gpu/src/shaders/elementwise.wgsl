@@ -130,3 +130,34 @@ fn slice_part(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     if (i >= P.a.x) { return; }
     dst[i] = src0[(i / P.a.y) * P.a.z + P.a.w + i % P.a.y];
 }
+
+// A strided map (greenbench_core::strided::Strided): dst in row-major order over `rank` axes;
+// src2 holds, as u32 bits, the axes' lengths, then src0's strides, then src1's. P.a = (total, rank,
+// op): op 0..3 = src0 + - * / src1 (numpy broadcasting), 4 = a copy of src0 (a transpose).
+@compute @workgroup_size(64)
+fn strided(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if (i >= P.a.x) { return; }
+    let r = P.a.y;
+    var rest = i;
+    var pa = 0u;
+    var pb = 0u;
+    for (var k = 0u; k < r; k++) {
+        let ax = r - 1u - k;
+        let d = bitcast<u32>(src2[ax]);
+        let ix = rest % d;
+        rest = rest / d;
+        pa += ix * bitcast<u32>(src2[r + ax]);
+        pb += ix * bitcast<u32>(src2[2u * r + ax]);
+    }
+    let a = src0[pa];
+    var y = a;
+    switch P.a.z {
+        case 0u: { y = a + src1[pb]; }
+        case 1u: { y = a - src1[pb]; }
+        case 2u: { y = a * src1[pb]; }
+        case 3u: { y = a / src1[pb]; }
+        default: {}
+    }
+    dst[i] = y;
+}

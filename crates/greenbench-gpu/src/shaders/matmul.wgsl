@@ -3,7 +3,11 @@
 // (4 TS) x (4 TS) block of C, each invocation a 4x4 sub-block, stepping K by 16. TS is set
 // from the adapter's limits when the pipeline is built (16 where 256 invocations and 8 KiB of
 // workgroup memory are allowed, else 8); the line below is replaced then.
-// P.a = (M, N, K, flags: 1 bias, 2 relu); P.b = (lda, ldb, ldc, a_off); P.c = (b_off, c_off, bias_off, _)
+// P.a = (M, N, K, flags: 1 bias, 2 relu); P.b = (lda, ldb, ldc, a_off); P.c = (b_off, c_off, bias_off,
+// mats). Batched products (the MatMul of two activations): the grid's y axis holds the M tiles of
+// every product t in turn, example t / mats, matrix t % mats; A's matrix starts at
+// a_off + example * P.d.x + matrix * P.d.y, B's at b_off + example * P.d.z + matrix * P.d.w, C's at
+// c_off + t * M * N (contiguous). mats 0 (dense layers) is one product.
 
 const TS: u32 = 16u;
 const BM: u32 = 4u * TS;
@@ -25,11 +29,16 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     let lda = P.b.x;
     let ldb = P.b.y;
     let ldc = P.b.z;
-    let a_off = P.b.w;
-    let b_off = P.c.x;
-    let c_off = P.c.y;
     let bias_off = P.c.z;
-    let row0 = wid.y * BM;
+    let mats = max(P.c.w, 1u);
+    let mtiles = (M + BM - 1u) / BM;
+    let t = wid.y / mtiles;
+    let ex = t / mats;
+    let mt = t % mats;
+    let a_off = P.b.w + ex * P.d.x + mt * P.d.y;
+    let b_off = P.c.x + ex * P.d.z + mt * P.d.w;
+    let c_off = P.c.y + t * M * N;
+    let row0 = (wid.y % mtiles) * BM;
     let col0 = wid.x * BN;
     let tid = lid.y * TS + lid.x;
     var acc: array<f32, 16>;
