@@ -611,8 +611,102 @@ def opset21(root):
          "opset 21: Gelu op (exact, tanh), Split num_outputs, ReduceMean axes input, Squeeze/Unsqueeze")
 
 
+def generic_ops(root):
+    """Tensor ops outside the fused patterns, on a [N, S, D] sequence: a single-head attention
+    written with a general Transpose of K and two MatMuls of activations; a SiLU gate (Mul of
+    two activations); a mean over the sequence subtracted with broadcasting ([N, S, D] - [N, 1,
+    D]); a Div of two activations; a per-head Reshape whose Transpose is not attention's
+    (0, 3, 1, 2); a Reshape of that; a MatMul with weights; and an Add whose operands both
+    broadcast ([N, 24, 1] + [N, 1, 3]). Its own seeded generator (fixtures made before it keep
+    their bytes)."""
+    r = np.random.default_rng(2026113001)
+    wr = lambda *s, scale=0.3: (r.standard_normal(s) * scale).astype(np.float32)
+    S, D = 6, 8
+    inits = [init("wq", wr(D, D)), init("wk", wr(D, D)), init("wv", wr(D, D)), init("w2", wr(2, 3)),
+             init("heads", np.array([0, S, 2, 4], dtype=np.int64)),
+             init("flat", np.array([0, 24, 2], dtype=np.int64)), init("s0", np.array([0], dtype=np.int64)),
+             init("s1", np.array([1], dtype=np.int64)), init("ax2", np.array([2], dtype=np.int64))]
+    n = [helper.make_node("MatMul", ["x", "wq"], ["q"], name="q"),
+         helper.make_node("MatMul", ["x", "wk"], ["k"], name="k"),
+         helper.make_node("MatMul", ["x", "wv"], ["v"], name="v"),
+         helper.make_node("Transpose", ["k"], ["kt"], name="k_t", perm=[0, 2, 1]),
+         helper.make_node("MatMul", ["q", "kt"], ["sc"], name="scores"),
+         c("scale", np.float32(np.sqrt(D))),
+         helper.make_node("Div", ["sc", "scale"], ["scd"], name="scaled"),
+         helper.make_node("Softmax", ["scd"], ["p"], name="probs", axis=-1),
+         helper.make_node("MatMul", ["p", "v"], ["o"], name="context"),
+         helper.make_node("Sigmoid", ["o"], ["g"], name="gate"),
+         helper.make_node("Mul", ["o", "g"], ["m"], name="silu"),
+         helper.make_node("ReduceMean", ["m"], ["mu"], name="mean", axes=[1], keepdims=1),
+         helper.make_node("Sub", ["m", "mu"], ["cen"], name="centre"),
+         helper.make_node("Div", ["cen", "g"], ["dv"], name="divide"),
+         helper.make_node("Reshape", ["dv", "heads"], ["h"], name="split_heads"),
+         helper.make_node("Transpose", ["h"], ["ht"], name="heads_last", perm=[0, 3, 1, 2]),
+         helper.make_node("Reshape", ["ht", "flat"], ["f"], name="pairs"),
+         helper.make_node("MatMul", ["f", "w2"], ["f2"], name="proj"),
+         helper.make_node("Slice", ["f2", "s0", "s1", "ax2"], ["col"], name="first_col"),
+         helper.make_node("ReduceMean", ["f2"], ["row"], name="row_mean", axes=[1], keepdims=1),
+         helper.make_node("Add", ["col", "row"], ["y"], name="outer_sum")]
+    g = helper.make_graph(n, "generic_ops", [vi("x", TensorProto.FLOAT, ["N", S, D])],
+                          [vi("y", TensorProto.FLOAT, ["N", 24, 3])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    macs = 3 * S * D * D + S * D * S + S * S * D + 24 * 2 * 3
+    save(root, "generic_ops", m, r.standard_normal((3, S, D)).astype(np.float32), macs,
+         "general Transpose/Reshape, MatMul of two activations, broadcasting Sub/Div/Add of two activations")
+
+
+def nonlocal_block(root):
+    """A non-local (self-attention) block over an NCHW map, as torch.onnx writes it: 1x1 convs
+    theta/phi/g, each Reshaped [N, C', H*W], a Transpose, the affinity MatMul [N, HW, HW],
+    Softmax, the MatMul with g, a Transpose and Reshape back to [N, C', H, W], a 1x1 conv and
+    the residual; then a spatial gate (sigmoid of a 1-channel conv, Mul broadcasting over the
+    channels) and a Sub of two convolutions of the same map. Its own seeded generator."""
+    r = np.random.default_rng(2026113002)
+    wr = lambda *s, scale=0.3: (r.standard_normal(s) * scale).astype(np.float32)
+    C, Ci, H, W = 8, 4, 5, 6
+    inits = []
+    for nm, co, ci in [("theta", Ci, C), ("phi", Ci, C), ("g", Ci, C), ("out", C, Ci), ("gate", 1, C), ("a", C, C), ("b", C, C)]:
+        inits += [init(f"{nm}.w", wr(co, ci, 1, 1)), init(f"{nm}.b", wr(co, scale=0.1))]
+    inits += [init("flat", np.array([0, Ci, H * W], dtype=np.int64)), init("back", np.array([0, Ci, H, W], dtype=np.int64))]
+    conv = lambda nm, x, y: helper.make_node("Conv", [x, f"{nm}.w", f"{nm}.b"], [y], name=f"/{nm}/Conv", kernel_shape=[1, 1])
+    n = [conv("theta", "x", "th"), conv("phi", "x", "ph"), conv("g", "x", "gg"),
+         helper.make_node("Reshape", ["th", "flat"], ["thf"], name="/theta/Reshape"),
+         helper.make_node("Reshape", ["ph", "flat"], ["phf"], name="/phi/Reshape"),
+         helper.make_node("Reshape", ["gg", "flat"], ["gf"], name="/g/Reshape"),
+         helper.make_node("Transpose", ["thf"], ["tht"], name="/theta/Transpose", perm=[0, 2, 1]),
+         helper.make_node("MatMul", ["tht", "phf"], ["aff"], name="/affinity/MatMul"),
+         helper.make_node("Softmax", ["aff"], ["p"], name="/affinity/Softmax", axis=-1),
+         helper.make_node("Transpose", ["gf"], ["gt"], name="/g/Transpose", perm=[0, 2, 1]),
+         helper.make_node("MatMul", ["p", "gt"], ["yv"], name="/context/MatMul"),
+         helper.make_node("Transpose", ["yv"], ["yt"], name="/context/Transpose", perm=[0, 2, 1]),
+         helper.make_node("Reshape", ["yt", "back"], ["ym"], name="/context/Reshape"),
+         conv("out", "ym", "wy"),
+         helper.make_node("Add", ["wy", "x"], ["z"], name="/residual/Add"),
+         conv("gate", "z", "gl"),
+         helper.make_node("Sigmoid", ["gl"], ["gs"], name="/gate/Sigmoid"),
+         helper.make_node("Mul", ["z", "gs"], ["zg"], name="/gate/Mul"),
+         conv("a", "zg", "za"), conv("b", "zg", "zb"),
+         helper.make_node("Sub", ["za", "zb"], ["y"], name="/diff/Sub")]
+    g = helper.make_graph(n, "nonlocal_block", [vi("x", TensorProto.FLOAT, ["N", C, H, W])],
+                          [vi("y", TensorProto.FLOAT, ["N", C, H, W])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
+    m.ir_version = 8
+    hw = H * W
+    macs = 3 * hw * Ci * C + hw * Ci * hw + hw * hw * Ci + hw * C * Ci + hw * C + 2 * hw * C * C
+    save(root, "nonlocal_block", m, r.standard_normal((2, C, H, W)).astype(np.float32), macs,
+         "non-local block: NCHW Reshape/Transpose, affinity MatMul of activations, spatial gate Mul broadcast, Sub")
+
+
+ALL = [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools,
+       mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit, zero_pad, opset7, opset21,
+       generic_ops, nonlocal_block]
+
 if __name__ == "__main__":
+    # make_fixtures.py [ROOT [NAME ...]]: every fixture, or only the named ones (the fixtures from
+    # generic_ops on have their own generators, so making one alone gives the same bytes).
     root = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/onnx"
-    for f in [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools,
-              mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit, zero_pad, opset7, opset21]:
-        f(root)
+    only = set(sys.argv[2:])
+    for f in ALL:
+        if not only or f.__name__ in only:
+            f(root)

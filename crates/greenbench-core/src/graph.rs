@@ -264,7 +264,12 @@ impl MatMulGeom {
             ));
         }
         let (la, lb) = (&a[..a.len() - 2], &b[..b.len() - 2]);
-        let (m, k, k2, n) = (a[a.len() - 2], a[a.len() - 1], b[b.len() - 2], b[b.len() - 1]);
+        let (m, k, k2, n) = (
+            a[a.len() - 2],
+            a[a.len() - 1],
+            b[b.len() - 2],
+            b[b.len() - 1],
+        );
         if k != k2 {
             return Err(format!(
                 "inner lengths differ: {} x {}",
@@ -273,16 +278,31 @@ impl MatMulGeom {
             ));
         }
         let (pa, pb) = (la.iter().product::<usize>(), lb.iter().product::<usize>());
-        let strip = |l: &[usize]| l.iter().copied().skip_while(|&d| d == 1).collect::<Vec<_>>();
+        let strip = |l: &[usize]| {
+            l.iter()
+                .copied()
+                .skip_while(|&d| d == 1)
+                .collect::<Vec<_>>()
+        };
         let lead: Vec<usize> = if strip(la) == strip(lb) {
-            if la.len() >= lb.len() { la.to_vec() } else { lb.to_vec() }
+            if la.len() >= lb.len() {
+                la.to_vec()
+            } else {
+                lb.to_vec()
+            }
         } else if pb == 1 {
             let mut l = la.to_vec();
-            l.splice(0..0, std::iter::repeat_n(1, lb.len().saturating_sub(la.len())));
+            l.splice(
+                0..0,
+                std::iter::repeat_n(1, lb.len().saturating_sub(la.len())),
+            );
             l
         } else if pa == 1 {
             let mut l = lb.to_vec();
-            l.splice(0..0, std::iter::repeat_n(1, la.len().saturating_sub(lb.len())));
+            l.splice(
+                0..0,
+                std::iter::repeat_n(1, la.len().saturating_sub(lb.len())),
+            );
             l
         } else {
             return Err(format!(
@@ -1256,7 +1276,9 @@ fn infer(node: &Node, ins: &[&Shape], input: &InputSpec) -> Result<Shape, GraphE
             got: fmt_shape(ins[1]),
             expected: format!("a shape broadcastable with {}", fmt_shape(x)),
         }),
-        Op::MatMul => MatMulGeom::of(x, ins[1]).map(|(_, out)| out).map_err(invalid),
+        Op::MatMul => MatMulGeom::of(x, ins[1])
+            .map(|(_, out)| out)
+            .map_err(invalid),
         Op::Transpose { perm } => {
             let mut seen = vec![false; x.len()];
             let ok = perm.len() == x.len()

@@ -66,9 +66,11 @@ impl Strided {
                 continue;
             }
             let merge = !dims.is_empty()
-                && self.strides.iter().zip(&strides).all(|(s, kept)| {
-                    *kept.last().expect("kept axis") == s[ax] * d
-                });
+                && self
+                    .strides
+                    .iter()
+                    .zip(&strides)
+                    .all(|(s, kept)| *kept.last().expect("kept axis") == s[ax] * d);
             if merge {
                 *dims.last_mut().expect("kept axis") *= d;
                 for (s, kept) in self.strides.iter().zip(strides.iter_mut()) {

@@ -586,14 +586,7 @@ pub fn transpose(x: &[f32], p: &Strided, y: &mut [f32]) {
 
 /// `batch` examples of the batched product `a x b` (`g`: per example; `a_len`, `b_len`: the
 /// operands' per-example lengths), one GEMM per matrix, the matrices split across the pool.
-pub fn matmul(
-    a: &[f32],
-    b: &[f32],
-    g: &MatMulGeom,
-    a_len: usize,
-    b_len: usize,
-    y: &mut [f32],
-) {
+pub fn matmul(a: &[f32], b: &[f32], g: &MatMulGeom, a_len: usize, b_len: usize, y: &mut [f32]) {
     let level = Simd::detect();
     let per = g.m * g.n;
     y.par_chunks_mut(per)

@@ -712,12 +712,7 @@ impl CpuPrepared {
                     a: src,
                     b: buf_of[ins[1]],
                     dst,
-                    map: Strided::binary(
-                        g.out_shape(i),
-                        in_shape,
-                        g.value_shape(ins[1]),
-                        batch,
-                    ),
+                    map: Strided::binary(g.out_shape(i), in_shape, g.value_shape(ins[1]), batch),
                     op: *op,
                 },
                 Op::Transpose { perm } => Step::Transpose {

@@ -8,8 +8,8 @@ use greenbench_core::zoo::zoo_model;
 use greenbench_core::{Backend, generate_weights};
 use greenbench_cpu::CpuBackend;
 use greenbench_testkit::{
-    self as testkit, chain, data_movement_case, tensor_op_case, padding, pool_op, reference_case, run_case,
-    unary_op, zoo_cases,
+    self as testkit, chain, data_movement_case, padding, pool_op, reference_case, run_case,
+    tensor_op_case, unary_op, zoo_cases,
 };
 use proptest::prelude::*;
 

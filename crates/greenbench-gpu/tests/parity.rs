@@ -9,8 +9,8 @@ use greenbench_core::reference::diff;
 use greenbench_core::{Backend, Model};
 use greenbench_gpu::GpuBackend;
 use greenbench_testkit::{
-    chain, data_movement_case, tensor_op_case, padding, pool_op, reference_case, reference_case_with, run_case,
-    unary_op, zoo_cases,
+    chain, data_movement_case, padding, pool_op, reference_case, reference_case_with, run_case,
+    tensor_op_case, unary_op, zoo_cases,
 };
 use proptest::prelude::*;
 use std::sync::OnceLock;

@@ -23,7 +23,7 @@ use crate::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, ValueInfoProto, tensor_proto::DataType,
     tensor_shape_proto::dimension::Value as DimValue, type_proto,
 };
-use greenbench_core::graph::{Graph, GraphError, InputSpec, Node, Op, Padding, fmt_shape};
+use greenbench_core::graph::{BinOp, Graph, GraphError, InputSpec, Node, Op, Padding, fmt_shape};
 use greenbench_core::weights::Weights;
 use greenbench_core::{Model, ModelError};
 use ndarray::{ArrayD, IxDyn};
@@ -465,6 +465,9 @@ struct Importer<'a> {
     fixed_batch: Option<usize>,
     /// ONNX node name of each lazy expression value.
     expr_node: HashMap<String, String>,
+    /// An IR value's conversions made for the general ops (`(ir name, true)`: its plain form,
+    /// `false`: its image form), so that several readers share one.
+    converted: HashMap<(String, bool), Act>,
 }
 
 fn attr<'n>(n: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
@@ -651,6 +654,16 @@ impl<'a> Importer<'a> {
         }
     }
 
+    /// Set a pattern's value, remembering the node for the name of what it may become.
+    fn set_lazy(&mut self, n: &NodeProto, v: Val) {
+        if !matches!(v, Val::Act(_))
+            && let Some(out) = n.output.first()
+        {
+            self.expr_node.insert(out.clone(), Self::node_name(n));
+        }
+        self.set(n, v);
+    }
+
     fn set(&mut self, n: &NodeProto, v: Val) {
         if let Some(out) = n.output.first() {
             self.vals.insert(out.clone(), v);
@@ -744,11 +757,11 @@ impl<'a> Importer<'a> {
         // Lazy expressions become IR values before the other patterns look at their inputs.
         self.materialize_exprs(n)?;
         if let Some(v) = self.try_shuffle(n)? {
-            self.set(n, v);
+            self.set_lazy(n, v);
             return Ok(());
         }
         if let Some(v) = self.try_attention(n)? {
-            self.set(n, v);
+            self.set_lazy(n, v);
             return Ok(());
         }
         self.materialize_inputs(n)?;
@@ -1001,7 +1014,10 @@ impl<'a> Importer<'a> {
         // A zero Pad before the convolution becomes part of its padding.
         let (x, extra) = match self.need(n, 0)? {
             Val::Padded(x, p) => (x.clone(), *p),
-            _ => (self.need_act(n, 0)?, [0; 4]),
+            _ => {
+                let x = self.need_act(n, 0)?;
+                (self.image_of(n, x), [0; 4])
+            }
         };
         let w = self.need_const(n, 1, "the weight")?;
         let b = match self.input_val(n, 2)? {
@@ -1290,11 +1306,30 @@ impl<'a> Importer<'a> {
         };
         let b = match self.need(n, 1)? {
             Val::Const(t) => t.clone(),
+            Val::Act(y) => {
+                // A product of two activations.
+                let y = y.clone();
+                if x.dims.len() != y.dims.len() {
+                    return Err(self.node_err(
+                        n,
+                        format!(
+                            "MatMul of [N, ..] tensors of different ranks ({} and {}): the batch axis would broadcast against a per-example axis",
+                            fmt_shape(&x.dims),
+                            fmt_shape(&y.dims)
+                        ),
+                    ));
+                }
+                if let Err(e) = greenbench_core::graph::MatMulGeom::of(&x.dims, &y.dims) {
+                    return Err(self.node_err(n, e));
+                }
+                let name = Self::node_name(n);
+                let (a, b) = (self.plain_of(&name, x), self.plain_of(&name, y));
+                let out = self.matmul_plain(&name, a, b);
+                self.set(n, Val::Act(out));
+                return Ok(());
+            }
             _ => {
-                return Err(self.node_err(
-                    n,
-                    "a product of two activations (as in attention) is not in greenbench's IR yet",
-                ));
+                return Err(self.node_err(n, "input 1 is an unfinished pattern"));
             }
         };
         if b.dims.len() != 2 {
@@ -1371,14 +1406,9 @@ impl<'a> Importer<'a> {
         for (j, &k) in acts.iter().enumerate().skip(1) {
             let y = self.need_act(n, k)?;
             if y.dims != cur.dims || y.layout != cur.layout || y.ir_shape != cur.ir_shape {
-                return Err(self.node_err(
-                    n,
-                    format!(
-                        "adds {} to {}: only equal shapes are supported (broadcasting elementwise ops are planned)",
-                        fmt_shape(&y.dims),
-                        fmt_shape(&cur.dims)
-                    ),
-                ));
+                // Broadcasting (or differently laid out) operands.
+                cur = self.binary_acts(n, BinOp::Add, cur, y)?;
+                continue;
             }
             let base = if j + 1 == acts.len() && consts.is_empty() {
                 Self::node_name(n)
@@ -1534,6 +1564,302 @@ impl<'a> Importer<'a> {
         }
     }
 
+    /// `x` as an IR value in the file's own element order and shape (an NCHW map relabelled
+    /// NHWC is transposed back; unit axes the IR dropped come back): what the general ops
+    /// (reshape, transpose, matmul, broadcasting arithmetic) read.
+    fn plain_of(&mut self, base: &str, x: Act) -> Act {
+        let key = (x.ir.clone(), true);
+        if let Some(a) = self.converted.get(&key)
+            && a.dims == x.dims
+        {
+            return a.clone();
+        }
+        let y = self.plain_form(base, x);
+        self.converted.insert(key, y.clone());
+        y
+    }
+
+    fn plain_form(&mut self, base: &str, x: Act) -> Act {
+        let x = match x.layout {
+            Layout::Plain => x,
+            _ if x.layout.gather().is_none() => Act {
+                layout: Layout::Plain,
+                ..x
+            },
+            Layout::Chw { c, h, w } | Layout::Flat { c, h, w } => {
+                let img = if x.ir_shape == [h, w, c] {
+                    x.ir.clone()
+                } else {
+                    let op = Op::Reshape {
+                        shape: vec![h, w, c],
+                    };
+                    self.emit(&format!("{base}_hwc"), op, vec![x.ir.clone()], vec![])
+                };
+                let perm = vec![2, 0, 1];
+                let ir = self.emit(
+                    &format!("{base}_chw"),
+                    Op::Transpose { perm },
+                    vec![img],
+                    vec![],
+                );
+                Act {
+                    ir,
+                    layout: Layout::Plain,
+                    ir_shape: vec![c, h, w],
+                    ..x
+                }
+            }
+        };
+        if x.ir_shape == x.dims {
+            return x;
+        }
+        let op = Op::Reshape {
+            shape: x.dims.clone(),
+        };
+        let ir = self.emit(&format!("{base}_shaped"), op, vec![x.ir.clone()], vec![]);
+        Act {
+            ir,
+            ir_shape: x.dims.clone(),
+            ..x
+        }
+    }
+
+    /// An `[N, C, H, W]` value the general ops left in the file's order, as the IR's image
+    /// (`[H, W, C]`, relabelled NCHW) that convolutions and pools read; other values as they are.
+    fn image_of(&mut self, n: &NodeProto, x: Act) -> Act {
+        if !matches!(x.layout, Layout::Plain) || x.dims.len() != 3 {
+            return x;
+        }
+        let key = (x.ir.clone(), false);
+        if let Some(a) = self.converted.get(&key)
+            && a.dims == x.dims
+        {
+            return a.clone();
+        }
+        let name = Self::node_name(n);
+        let p = self.plain_of(&name, x);
+        let (c, h, w) = (p.dims[0], p.dims[1], p.dims[2]);
+        let perm = vec![1, 2, 0];
+        let ir = self.emit(
+            &format!("{name}_hwc"),
+            Op::Transpose { perm },
+            vec![p.ir],
+            vec![],
+        );
+        let y = Act {
+            ir,
+            dims: p.dims,
+            layout: Layout::Chw { c, h, w },
+            ir_shape: vec![h, w, c],
+        };
+        self.converted.insert(key, y.clone());
+        y
+    }
+
+    /// A reshape of a plain value (see [`Self::plain_of`]) to `dims`.
+    fn reshape_plain(&mut self, base: &str, x: Act, dims: Vec<usize>) -> Act {
+        if x.dims == dims {
+            return x;
+        }
+        let op = Op::Reshape {
+            shape: dims.clone(),
+        };
+        let ir = self.emit(base, op, vec![x.ir], vec![]);
+        Act {
+            ir,
+            dims: dims.clone(),
+            layout: Layout::Plain,
+            ir_shape: dims,
+        }
+    }
+
+    /// A transpose of a plain value's per-example axes.
+    fn transpose_plain(&mut self, base: &str, x: Act, perm: Vec<usize>) -> Act {
+        let dims: Vec<usize> = perm.iter().map(|&p| x.dims[p]).collect();
+        let ir = self.emit(base, Op::Transpose { perm }, vec![x.ir], vec![]);
+        Act {
+            ir,
+            dims: dims.clone(),
+            layout: Layout::Plain,
+            ir_shape: dims,
+        }
+    }
+
+    /// An attention stage that did not complete as the fused pattern, as the general ops it
+    /// stands for (per-head reshape and transposes, products, scale, softmax).
+    fn materialize_attn(&mut self, name: &str, a: Attn) -> Act {
+        // Each operand's stages named after the IR value they start from; the last stage
+        // after the ONNX node that made the value.
+        let heads = |me: &mut Self, x: Act, h: usize, d: usize, head_major: bool, key_t: bool| {
+            let s = x.dims[0];
+            let base = format!("{}_heads", x.ir);
+            let x = me.plain_of(&base, x);
+            let y = me.reshape_plain(&base, x, vec![s, h, d]);
+            match (head_major, key_t) {
+                (false, _) => y,
+                (true, false) => me.transpose_plain(&format!("{base}_t"), y, vec![1, 0, 2]),
+                (true, true) => me.transpose_plain(&format!("{base}_kt"), y, vec![1, 2, 0]),
+            }
+        };
+        if let Attn::Heads {
+            x,
+            h,
+            d,
+            head_major: false,
+            ..
+        } = a
+        {
+            let s = x.dims[0];
+            let x = self.plain_of(name, x);
+            return self.reshape_plain(name, x, vec![s, h, d]);
+        }
+        let scores =
+            |me: &mut Self, q: Act, k: Act, h: usize, d: usize, scale: f64, probs: bool| {
+                let qh = heads(me, q, h, d, true, false);
+                let kh = heads(me, k, h, d, true, true);
+                let mut sc = me.matmul_plain(&format!("{name}_scores"), qh, kh);
+                if scale != 1.0 {
+                    let c = *sc.ir_shape.last().expect("non-empty");
+                    sc = me.affine(
+                        &format!("{name}_scale"),
+                        &sc,
+                        vec![scale as f32; c],
+                        vec![0.0; c],
+                    );
+                }
+                if probs {
+                    let ir = me.emit(
+                        &format!("{name}_probs"),
+                        Op::Softmax,
+                        vec![sc.ir.clone()],
+                        vec![],
+                    );
+                    sc = Act { ir, ..sc };
+                }
+                sc
+            };
+        match a {
+            Attn::Heads {
+                x,
+                h,
+                d,
+                head_major,
+                key_t,
+            } => heads(self, x, h, d, head_major, key_t),
+            Attn::Scores {
+                q,
+                k,
+                h,
+                d,
+                scale,
+                probs,
+            } => scores(self, q, k, h, d, scale, probs),
+            Attn::Context {
+                q,
+                k,
+                v,
+                h,
+                d,
+                scale,
+                merged,
+            } => {
+                let p = scores(self, q, k, h, d, scale, true);
+                let vh = heads(self, v, h, d, true, false);
+                let c = self.matmul_plain(&format!("{name}_context"), p, vh);
+                if merged {
+                    self.transpose_plain(&format!("{name}_merged"), c, vec![1, 0, 2])
+                } else {
+                    c
+                }
+            }
+        }
+    }
+
+    /// The product of two plain values whose shapes the IR's MatMul takes (checked by the
+    /// caller, or by construction).
+    fn matmul_plain(&mut self, base: &str, a: Act, b: Act) -> Act {
+        let (_, dims) = greenbench_core::graph::MatMulGeom::of(&a.dims, &b.dims)
+            .expect("shapes checked by the caller");
+        let ir = self.emit(base, Op::MatMul, vec![a.ir, b.ir], vec![]);
+        Act {
+            ir,
+            dims: dims.clone(),
+            layout: Layout::Plain,
+            ir_shape: dims,
+        }
+    }
+
+    /// `a op b` of two activations by numpy's rule (ONNX's): on the IR values as they are
+    /// when both hold the same layout and shape, else on their plain forms. Errors name the
+    /// shapes when they do not broadcast, or when their ranks differ (the batch axis of one
+    /// would broadcast against a per-example axis of the other).
+    fn binary_acts(
+        &mut self,
+        n: &NodeProto,
+        op: BinOp,
+        a: Act,
+        b: Act,
+    ) -> Result<Act, ImportError> {
+        let name = Self::node_name(n);
+        if a.dims == b.dims && a.layout == b.layout && a.ir_shape == b.ir_shape {
+            let ir = self.emit(&name, Op::Binary { op }, vec![a.ir.clone(), b.ir], vec![]);
+            return Ok(Act { ir, ..a });
+        }
+        let shapes = || format!("{} and {}", fmt_shape(&a.dims), fmt_shape(&b.dims));
+        if a.dims.len() != b.dims.len() {
+            return Err(self.node_err(
+                n,
+                format!(
+                    "{} of [N, ..] tensors of different ranks ({}): the batch axis would broadcast against a per-example axis",
+                    op.onnx(),
+                    shapes()
+                ),
+            ));
+        }
+        let Some(out) = greenbench_core::graph::broadcast(&a.dims, &b.dims) else {
+            return Err(self.node_err(n, format!("{}: {} do not broadcast", op.onnx(), shapes())));
+        };
+        // Where the IR holds both in the file's order (plain; unit axes it dropped are
+        // leading ones) or both as NHWC images, the IR's broadcast (aligned at the right) is
+        // the file's: no conversion.
+        let padded = |ir: &[usize], r: usize| {
+            let mut v = vec![1; r.saturating_sub(ir.len())];
+            v.extend_from_slice(ir);
+            v
+        };
+        let plain = |x: &Act| {
+            matches!(x.layout, Layout::Plain) && padded(&x.ir_shape, x.dims.len()) == x.dims
+        };
+        let image = |x: &Act| match x.layout {
+            Layout::Chw { c, h, w } => padded(&x.ir_shape, 3) == [h, w, c],
+            _ => false,
+        };
+        let same_kind = (plain(&a) && plain(&b)) || (image(&a) && image(&b));
+        if same_kind
+            && let Some(ir_shape) = greenbench_core::graph::broadcast(&a.ir_shape, &b.ir_shape)
+        {
+            let layout = match (a.layout, &out[..]) {
+                (Layout::Chw { .. }, &[c, h, w]) => Layout::Chw { c, h, w },
+                _ => Layout::Plain,
+            };
+            let ir = self.emit(&name, Op::Binary { op }, vec![a.ir, b.ir], vec![]);
+            return Ok(Act {
+                ir,
+                dims: out,
+                layout,
+                ir_shape,
+            });
+        }
+        let (pa, pb) = (self.plain_of(&name, a), self.plain_of(&name, b));
+        let ir = self.emit(&name, Op::Binary { op }, vec![pa.ir, pb.ir], vec![]);
+        Ok(Act {
+            ir,
+            dims: out.clone(),
+            layout: Layout::Plain,
+            ir_shape: out,
+        })
+    }
+
     fn unary(&mut self, n: &NodeProto, op: Op) -> Result<(), ImportError> {
         let x = self.need_act(n, 0)?;
         self.emit_same(n, op, x, vec![])
@@ -1672,6 +1998,7 @@ impl<'a> Importer<'a> {
     fn pool(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         self.only_first_output(n)?;
         let x = self.need_act(n, 0)?;
+        let x = self.image_of(n, x);
         let Layout::Chw { c, h, w } = x.layout else {
             return Err(self.node_err(
                 n,
@@ -1743,6 +2070,7 @@ impl<'a> Importer<'a> {
 
     fn global_pool(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let x = self.need_act(n, 0)?;
+        let x = self.image_of(n, x);
         let Layout::Chw { c, .. } = x.layout else {
             return Err(self.node_err(
                 n,
@@ -1942,14 +2270,12 @@ impl<'a> Importer<'a> {
             self.set(n, Val::Act(Act { dims, layout, ..x }));
             return Ok(());
         }
-        Err(self.node_err(
-            n,
-            format!(
-                "reshape of {} to {} is not in greenbench's IR yet (flattening is)",
-                fmt_shape(&x.dims),
-                fmt_shape(&dims)
-            ),
-        ))
+        // Anything else: the file's element order, reshaped.
+        let name = Self::node_name(n);
+        let x = self.plain_of(&name, x);
+        let y = self.reshape_plain(&name, x, dims);
+        self.set(n, Val::Act(y));
+        Ok(())
     }
 
     fn transpose(&mut self, n: &NodeProto) -> Result<(), ImportError> {
@@ -1971,10 +2297,26 @@ impl<'a> Importer<'a> {
             },
             _ if perm.iter().enumerate().all(|(i, &p)| p == i as i64) => x,
             _ => {
-                return Err(self.node_err(
-                    n,
-                    format!("transpose {perm:?} of {} is not in greenbench's IR yet (NHWC <-> NCHW are)", fmt_shape(&x.dims)),
-                ));
+                let r = x.dims.len() + 1;
+                let mut seen = vec![false; r];
+                let valid = perm.len() == r
+                    && perm.iter().all(|&p| {
+                        (0..r as i64).contains(&p)
+                            && !std::mem::replace(&mut seen[p as usize], true)
+                    });
+                if !valid || perm[0] != 0 {
+                    return Err(self.node_err(
+                        n,
+                        format!(
+                            "transpose {perm:?} of [N, {}] must permute the axes after the batch",
+                            fmt_shape(&x.dims).trim_start_matches('[')
+                        ),
+                    ));
+                }
+                let name = Self::node_name(n);
+                let x = self.plain_of(&name, x);
+                let p: Vec<usize> = perm[1..].iter().map(|&a| a as usize - 1).collect();
+                self.transpose_plain(&name, x, p)
             }
         };
         self.set(n, Val::Act(y));
@@ -2112,24 +2454,24 @@ impl Importer<'_> {
                     let a = self.materialize(n, name, x, &e)?;
                     self.vals.insert(name.clone(), Val::Act(a));
                 }
-                Some(Val::Attn(_)) => {
-                    return Err(self.node_err(
-                        n,
-                        format!(
-                            "reads `{name}`, an attention's intermediate tensor, in a form \
-                             greenbench does not recognise (torch's per-head Reshape, Transpose, \
-                             MatMul, scale, Softmax, MatMul, Transpose, Reshape is)"
-                        ),
-                    ));
+                // A pattern that did not complete: the general ops it stands for.
+                Some(Val::Attn(a)) => {
+                    let base = self.expr_node.get(name).cloned().unwrap_or(name.clone());
+                    let a = self.materialize_attn(&base, *a);
+                    self.vals.insert(name.clone(), Val::Act(a));
                 }
-                Some(Val::Shuffle { .. }) => {
-                    return Err(self.node_err(
-                        n,
-                        format!(
-                            "reads `{name}`, a channel shuffle's reshape/transpose that does not \
-                             end in a Reshape back to [N, C, H, W]"
-                        ),
-                    ));
+                Some(Val::Shuffle { x, groups, swapped }) => {
+                    let base = self.expr_node.get(name).cloned().unwrap_or(name.clone());
+                    let x = self.plain_of(&base, x);
+                    let mut split = vec![groups, x.dims[0] / groups];
+                    split.extend_from_slice(&x.dims[1..]);
+                    let mut a = self.reshape_plain(&format!("{base}_groups"), x, split);
+                    if swapped {
+                        let mut perm: Vec<usize> = (0..a.dims.len()).collect();
+                        perm.swap(0, 1);
+                        a = self.transpose_plain(&base, a, perm);
+                    }
+                    self.vals.insert(name.clone(), Val::Act(a));
                 }
                 _ => {}
             }
@@ -2266,14 +2608,9 @@ impl Importer<'_> {
                         (Layout::Chw { .. }, Layout::Chw { h: 1, w: 1, .. })
                     );
                 if !(onnx_ok && ir_ok && same_order) {
-                    return Err(refuse(
-                        self,
-                        format!(
-                            "Mul of {} by {}: greenbench multiplies by an equal shape or a per-channel vector",
-                            fmt_shape(&big.dims),
-                            fmt_shape(&small.dims)
-                        ),
-                    ));
+                    let y = self.binary_acts(n, BinOp::Mul, x.clone(), y.clone())?;
+                    self.set(n, Val::Act(y));
+                    return Ok(());
                 }
                 let ir = self.emit(
                     &name,
@@ -2283,11 +2620,15 @@ impl Importer<'_> {
                 );
                 Act { ir, ..big.clone() }
             }
+            (Val::Act(x), Val::Act(y)) => {
+                let bop = if op == "Sub" { BinOp::Sub } else { BinOp::Div };
+                self.binary_acts(n, bop, x.clone(), y.clone())?
+            }
             _ => {
                 return Err(refuse(
                     self,
                     format!(
-                        "{op} of these operands is not in greenbench's IR (an activation {op} a per-channel constant, and Mul of two activations, are)"
+                        "{op} of these operands is not in greenbench's IR (an activation {op} a per-channel constant or another activation is)"
                     ),
                 ));
             }
@@ -2614,11 +2955,26 @@ impl Importer<'_> {
             d == BATCH || d == 0 || d == -1 || Some(d) == self.fixed_batch.map(|b| b as i64)
         };
         match (op, v) {
-            ("Reshape", Val::Act(x)) if matches!(x.layout, Layout::Plain) && x.dims.len() == 1 && x.ir_shape == x.dims => {
+            ("Reshape", Val::Act(x))
+                if matches!(x.layout, Layout::Plain)
+                    && x.dims.len() == 1
+                    && x.ir_shape == x.dims =>
+            {
                 // [N, C] -> [N, g, C / g]
-                let Some(t) = target(self) else { return Ok(None) };
-                if t.len() == 3 && lead_ok(t[0]) && t[1] > 0 && t[2] > 0 && (t[1] * t[2]) as usize == x.dims[0] {
-                    return Ok(Some(Val::Shuffle { x, groups: t[1] as usize, swapped: false }));
+                let Some(t) = target(self) else {
+                    return Ok(None);
+                };
+                if t.len() == 3
+                    && lead_ok(t[0])
+                    && t[1] > 0
+                    && t[2] > 0
+                    && (t[1] * t[2]) as usize == x.dims[0]
+                {
+                    return Ok(Some(Val::Shuffle {
+                        x,
+                        groups: t[1] as usize,
+                        swapped: false,
+                    }));
                 }
                 Ok(None)
             }
@@ -2626,7 +2982,9 @@ impl Importer<'_> {
                 let Layout::Chw { c, h, w } = x.layout else {
                     return Ok(None);
                 };
-                let Some(t) = target(self) else { return Ok(None) };
+                let Some(t) = target(self) else {
+                    return Ok(None);
+                };
                 if t.len() == 5
                     && lead_ok(t[0])
                     && t[1] > 0
@@ -2635,31 +2993,64 @@ impl Importer<'_> {
                     && t[3] as usize == h
                     && t[4] as usize == w
                 {
-                    return Ok(Some(Val::Shuffle { x, groups: t[1] as usize, swapped: false }));
+                    return Ok(Some(Val::Shuffle {
+                        x,
+                        groups: t[1] as usize,
+                        swapped: false,
+                    }));
                 }
                 Ok(None)
             }
-            ("Transpose", Val::Shuffle { x, groups, swapped: false }) => {
-                let want: &[i64] = if x.dims.len() == 1 { &[0, 2, 1] } else { &[0, 2, 1, 3, 4] };
-                if attr_ints(n, "perm").as_deref() == Some(want) {
-                    Ok(Some(Val::Shuffle { x, groups, swapped: true }))
+            (
+                "Transpose",
+                Val::Shuffle {
+                    x,
+                    groups,
+                    swapped: false,
+                },
+            ) => {
+                let want: &[i64] = if x.dims.len() == 1 {
+                    &[0, 2, 1]
                 } else {
-                    Err(self.node_err(n, "a transpose of a grouped NCHW tensor other than the channel shuffle's (0, 2, 1, 3, 4)"))
+                    &[0, 2, 1, 3, 4]
+                };
+                if attr_ints(n, "perm").as_deref() == Some(want) {
+                    Ok(Some(Val::Shuffle {
+                        x,
+                        groups,
+                        swapped: true,
+                    }))
+                } else {
+                    // Not a channel shuffle: the general ops take it.
+                    Ok(None)
                 }
             }
-            ("Reshape", Val::Shuffle { x, groups, swapped: true }) => {
+            (
+                "Reshape",
+                Val::Shuffle {
+                    x,
+                    groups,
+                    swapped: true,
+                },
+            ) => {
                 let t = target(self).unwrap_or_default();
-                let back = t.len() == x.dims.len() + 1 && lead_ok(t[0]) && t[1..].iter().zip(&x.dims).all(|(&a, &b)| a == b as i64 || a == -1 || a == 0);
+                let back = t.len() == x.dims.len() + 1
+                    && lead_ok(t[0])
+                    && t[1..]
+                        .iter()
+                        .zip(&x.dims)
+                        .all(|(&a, &b)| a == b as i64 || a == -1 || a == 0);
                 if !back {
-                    return Err(self.node_err(n, "a channel shuffle must end in a Reshape back to [N, C, H, W]"));
+                    return Ok(None);
                 }
-                let ir = self.emit(&Self::node_name(n), Op::ChannelShuffle { groups }, vec![x.ir.clone()], vec![]);
+                let ir = self.emit(
+                    &Self::node_name(n),
+                    Op::ChannelShuffle { groups },
+                    vec![x.ir.clone()],
+                    vec![],
+                );
                 Ok(Some(Val::Act(Act { ir, ..x })))
             }
-            (_, Val::Shuffle { .. }) => Err(self.node_err(
-                n,
-                "reads a channel shuffle's intermediate tensor (only Transpose (0, 2, 1, 3, 4) then Reshape back are supported)",
-            )),
             _ => Ok(None),
         }
     }
@@ -2739,12 +3130,8 @@ impl Importer<'_> {
                     (false, false, Some([0, 2, 1, 3])) => (true, false),
                     (false, false, Some([0, 2, 3, 1])) => (true, true),
                     (true, false, Some([0, 1, 3, 2])) => (true, true),
-                    _ => {
-                        return Err(self.node_err(
-                            n,
-                            format!("transposes attention heads with perm {perm:?}"),
-                        ));
-                    }
+                    // Not attention's: the general ops take it.
+                    _ => return Ok(None),
                 };
                 attn(Attn::Heads {
                     x,
@@ -2827,7 +3214,7 @@ impl Importer<'_> {
             ) => {
                 let ax = attr_i(n, "axis", if self.opset < 13 { 1 } else { -1 });
                 if !(ax == -1 || ax == 3) {
-                    return Err(self.node_err(n, format!("attention softmax over axis {ax}")));
+                    return Ok(None);
                 }
                 attn(Attn::Scores {
                     q,
@@ -2905,7 +3292,7 @@ impl Importer<'_> {
                     && (t[1] == s || t[1] == 0 || t[1] == -1)
                     && (t[2] == (h * d) as i64 || (t[2] == -1 && t[1] != -1));
                 if !ok {
-                    return Err(self.node_err(n, "attention heads must merge back to [N, S, h*d]"));
+                    return Ok(None);
                 }
                 self.emit_attention(n, [q, k, v], h, d, scale)
                     .map(|a| Some(Val::Act(a)))
@@ -3456,6 +3843,7 @@ fn import_inner(
         token_vocab: None,
         fixed_batch: None,
         expr_node: HashMap::new(),
+        converted: HashMap::new(),
     };
     imp.names.insert("input".into(), 1);
     for init in &g.initializer {

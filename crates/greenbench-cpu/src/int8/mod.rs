@@ -17,10 +17,10 @@ use crate::kernels;
 use gemm::{QGemm, QPath};
 use greenbench_core::backend::{BackendError, Prepared};
 use greenbench_core::graph::{ConvGeom, Graph, MatMulGeom, Op, PoolGeom};
-use greenbench_core::strided::Strided;
 use greenbench_core::quant::{
     QLinear, QModel, QNode, QParams, Requantizer, add_q, avg_round, round_shift,
 };
+use greenbench_core::strided::Strided;
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -1582,7 +1582,10 @@ fn fp32_node(
             kernels::transpose(x, &map, out)
         }
         Op::MatMul => {
-            let (a, b) = (g.value_shape(g.node_inputs(i)[0]), g.value_shape(g.node_inputs(i)[1]));
+            let (a, b) = (
+                g.value_shape(g.node_inputs(i)[0]),
+                g.value_shape(g.node_inputs(i)[1]),
+            );
             let geom = MatMulGeom::of(a, b).expect("validated").0;
             let (a_len, b_len) = (a.iter().product(), b.iter().product());
             kernels::matmul(x, &m.f[ins[1]], &geom, a_len, b_len, out)
