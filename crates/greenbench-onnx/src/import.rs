@@ -2308,7 +2308,7 @@ impl<'a> Importer<'a> {
                     return Err(self.node_err(
                         n,
                         format!(
-                            "transpose {perm:?} of [N, {}] must permute the axes after the batch",
+                            "transpose {perm:?} of [N, {} must permute the axes after the batch",
                             fmt_shape(&x.dims).trim_start_matches('[')
                         ),
                     ));

@@ -129,3 +129,116 @@ fn a_model_with_ops_outside_the_ir_names_them_all() {
         "{e}"
     );
 }
+
+/// The general tensor ops refuse what the IR cannot express with the node, the op and the
+/// shapes: a transpose that moves the batch, operands of different ranks.
+#[test]
+fn general_ops_name_what_they_refuse() {
+    use greenbench_onnx::proto::{
+        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto,
+        TypeProto, ValueInfoProto, tensor_shape_proto::Dimension,
+        tensor_shape_proto::dimension::Value, type_proto,
+    };
+    let dim = |v: Value| Dimension {
+        value: Some(v),
+        ..Default::default()
+    };
+    let vi = |name: &str| ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(1),
+                shape: Some(TensorShapeProto {
+                    dim: vec![
+                        dim(Value::DimParam("N".into())),
+                        dim(Value::DimValue(6)),
+                        dim(Value::DimValue(8)),
+                    ],
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let ints = |name: &str, v: &[i64]| AttributeProto {
+        name: Some(name.into()),
+        ints: v.to_vec(),
+        r#type: Some(7),
+        ..Default::default()
+    };
+    let node =
+        |op: &str, name: &str, ins: &[&str], o: &str, attrs: Vec<AttributeProto>| NodeProto {
+            op_type: Some(op.into()),
+            name: Some(name.into()),
+            input: ins.iter().map(|s| s.to_string()).collect(),
+            output: vec![o.into()],
+            attribute: attrs,
+            ..Default::default()
+        };
+    let model = |nodes: Vec<NodeProto>| ModelProto {
+        ir_version: Some(7),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(13),
+        }],
+        graph: Some(GraphProto {
+            node: nodes,
+            input: vec![vi("x")],
+            output: vec![vi("y")],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let err = |m: &ModelProto| {
+        import_model(m, "t", "model.onnx", None, 0)
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err(&model(vec![node(
+        "Transpose",
+        "t",
+        &["x"],
+        "y",
+        vec![ints("perm", &[1, 0, 2])],
+    )]));
+    assert_eq!(
+        e,
+        "model.onnx: node \"t\" (Transpose, opset 13): transpose [1, 0, 2] of [N, 6, 8] must permute the axes after the batch"
+    );
+    let e = err(&model(vec![
+        node(
+            "ReduceMean",
+            "r",
+            &["x"],
+            "r",
+            vec![
+                ints("axes", &[1]),
+                AttributeProto {
+                    name: Some("keepdims".into()),
+                    i: Some(0),
+                    r#type: Some(2),
+                    ..Default::default()
+                },
+            ],
+        ),
+        node("Sub", "sub", &["x", "r"], "y", vec![]),
+    ]));
+    assert!(
+        e.starts_with("model.onnx: node \"sub\" (Sub, opset 13): Sub of [N, ..] tensors of different ranks ([6, 8] and [8])"),
+        "{e}"
+    );
+    // The same with equal ranks imports, and a general transpose too.
+    let ok = model(vec![
+        node("ReduceMean", "r", &["x"], "r", vec![ints("axes", &[1])]),
+        node("Sub", "sub", &["x", "r"], "s", vec![]),
+        node(
+            "Transpose",
+            "t",
+            &["s"],
+            "y",
+            vec![ints("perm", &[0, 2, 1])],
+        ),
+    ]);
+    let imp = import_model(&ok, "t", "model.onnx", None, 0).unwrap();
+    assert_eq!(imp.model.graph.output_shape(), &vec![8, 6]);
+}
