@@ -115,9 +115,35 @@ pub fn sgemm(
     }
 }
 
-/// The activation a step applies in its epilogue: `None`, or `Some(hi)`: `max(x, 0)` then
-/// `min(_, hi)` (`hi` infinite: ReLU; 6: ReLU6, which MobileNetV2 uses everywhere).
-pub type Relu = Option<f32>;
+/// An activation a convolution or dense step applies in its epilogue, on the value it
+/// just computed (no second pass over memory).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Act {
+    /// `max(x, 0)` then `min(_, hi)`: `hi` infinite is ReLU, 6 is ReLU6 (MobileNetV2's).
+    Clamp(f32),
+    /// `x * clamp(x / 6 + 1/2, 0, 1)` (MobileNetV3's h-swish).
+    HardSwish,
+    /// `1 / (1 + e^-x)`, as the separate kernel computes it (`0.5 + 0.5 tanh(x / 2)`).
+    Sigmoid,
+}
+
+impl Act {
+    /// ReLU.
+    pub const RELU: Act = Act::Clamp(f32::INFINITY);
+    /// The activation on one value: the same formulas as the separate kernels
+    /// ([`relu`], [`unary`]).
+    #[inline(always)]
+    pub fn apply(self, v: f32) -> f32 {
+        match self {
+            Act::Clamp(hi) => relu_to(v, hi),
+            Act::HardSwish => v * (v * (1.0 / 6.0) + 0.5).clamp(0.0, 1.0),
+            Act::Sigmoid => 0.5 + 0.5 * fast_tanh(0.5 * v),
+        }
+    }
+}
+
+/// The activation a step applies in its epilogue, if any.
+pub type Relu = Option<Act>;
 
 /// ReLU, clamped above at `hi`.
 #[inline(always)]
@@ -125,7 +151,7 @@ pub(crate) fn relu_to(v: f32, hi: f32) -> f32 {
     v.max(0.0).min(hi)
 }
 
-/// Epilogue over `rows` rows of `n` values at row stride `rs`: add `bias`, then the ReLU.
+/// Epilogue over `rows` rows of `n` values at row stride `rs`: add `bias`, then the activation.
 pub fn bias_act(c: &mut [f32], rows: usize, n: usize, rs: usize, bias: Option<&[f32]>, relu: Relu) {
     let level = Simd::detect();
     if bias.is_none() && relu.is_none() {
@@ -145,16 +171,16 @@ pub fn bias_act(c: &mut [f32], rows: usize, n: usize, rs: usize, bias: Option<&[
         });
 }
 
-/// One row of [`bias_act`]: `row += bias` (as far as both go), then the ReLU.
+/// One row of [`bias_act`]: `row += bias` (as far as both go), then the activation.
 #[inline(always)]
 pub(crate) fn bias_act_row(row: &mut [f32], bias: Option<&[f32]>, relu: Relu) {
     match (bias, relu) {
-        (Some(b), Some(hi)) => row
+        (Some(b), Some(a)) => row
             .iter_mut()
             .zip(b)
-            .for_each(|(v, b)| *v = relu_to(*v + b, hi)),
+            .for_each(|(v, b)| *v = a.apply(*v + b)),
         (Some(b), None) => row.iter_mut().zip(b).for_each(|(v, b)| *v += b),
-        (None, Some(hi)) => row.iter_mut().for_each(|v| *v = relu_to(*v, hi)),
+        (None, Some(a)) => row.iter_mut().for_each(|v| *v = a.apply(*v)),
         (None, None) => {}
     }
 }
@@ -406,8 +432,8 @@ fn depthwise_row(a: &DwRow<'_>, r: usize, out_row: &mut [f32]) {
             }
         }
     }
-    if let Some(hi) = relu {
-        out_row.iter_mut().for_each(|v| *v = relu_to(*v, hi));
+    if let Some(a) = relu {
+        out_row.iter_mut().for_each(|v| *v = a.apply(*v));
     }
 }
 

@@ -5,8 +5,9 @@
 //! - **direct** (x86-64 with AVX-512F; the `direct` module): register-blocked AVX-512
 //!   micro-kernels for dense layers, ungrouped convolutions (no im2col: each pixel's window
 //!   is read in place, one pointer per kernel row), depthwise convolutions and pooling;
-//!   weights packed once in `prepare`; bias, folded batch norm, ReLU and a following
-//!   residual add fused into the producing kernel's epilogue; activations that padded
+//!   weights packed once in `prepare`; bias, folded batch norm, the activation (ReLU, ReLU6,
+//!   h-swish, sigmoid) and a following residual add fused into the producing kernel's
+//!   epilogue (the add before the activation: ReLU only); activations that padded
 //!   convolutions read are stored with their zero border, so no padding copy is made.
 //!   Dense layers with every side >= 256 (and the peak's 1024^3 matmul) run a packed GEMM
 //!   (the `packed` module: MLAS's layout, weights packed into cache-sized blocks, a 12 x 32

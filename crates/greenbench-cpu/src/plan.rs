@@ -1,15 +1,16 @@
 //! Planning: a graph and its weights become a sequence of steps over numbered buffers.
-//! Flatten aliases its input; a following ReLU, folded batch norm and bias go into the
-//! producing kernel's epilogue; a residual add (and the ReLU after it) into the convolution
-//! before it; activations read by padded convolutions are stored with their zero border
-//! (`wanted_borders`); each step is marked for splitting across threads by its work. The
-//! thresholds were measured on the dev VM; the figures are beside each.
+//! Flatten and reshape alias their input; a following activation (ReLU, ReLU6, h-swish,
+//! sigmoid), folded batch norm and bias go into the producing kernel's epilogue; a residual
+//! add (and the ReLU after it) into the convolution before it; activations read by padded
+//! convolutions are stored with their zero border (`wanted_borders`); each step is marked for
+//! splitting across threads by its work. The thresholds were measured on the dev VM; the
+//! figures are beside each.
 
 use crate::buffers::Buffers;
 #[cfg(target_arch = "x86_64")]
 use crate::direct;
 use crate::kernels;
-use crate::kernels::{Buf, Relu};
+use crate::kernels::{Act, Buf, Relu};
 #[cfg(target_arch = "x86_64")]
 use crate::packed;
 use crate::team::{Split, Team};
@@ -239,8 +240,9 @@ fn large_gemm(m: usize, k: usize, n: usize) -> bool {
     m >= 256 && k >= 256 && n >= 256
 }
 
-/// The ReLU a conv or dense node `i` may apply in its epilogue, skipping the next node: a
-/// ReLU, or a Clip to `[0, max]` (ReLU6), that is its output's only consumer.
+/// The activation a conv or dense node `i` may apply in its epilogue, skipping the next node:
+/// a ReLU, a Clip to `[0, max]` (ReLU6), an h-swish or a sigmoid that is its output's only
+/// consumer.
 fn relu_fusable(g: &Graph, i: usize) -> Relu {
     let v = i + 1;
     let next = g.nodes.get(i + 1)?;
@@ -251,8 +253,10 @@ fn relu_fusable(g: &Graph, i: usize) -> Relu {
         return None;
     }
     match next.op {
-        Op::Relu => Some(f32::INFINITY),
-        Op::Clip { min, max } if min == 0.0 && max > 0.0 => Some(max),
+        Op::Relu => Some(Act::RELU),
+        Op::Clip { min, max } if min == 0.0 && max > 0.0 => Some(Act::Clamp(max)),
+        Op::HardSwish => Some(Act::HardSwish),
+        Op::Sigmoid => Some(Act::Sigmoid),
         _ => None,
     }
 }
@@ -457,7 +461,7 @@ impl CpuPrepared {
             // A residual add (and the ReLU after it) fused into a direct convolution.
             let residual = if direct { residual_fusable(g, i) } else { None };
             let fuse_relu: Relu = match residual {
-                Some((_, relu)) => relu.then_some(f32::INFINITY),
+                Some((_, relu)) => relu.then_some(Act::RELU),
                 None => relu_fusable(g, i),
             };
             // The value this step finally produces (after the fused add and ReLU).
@@ -758,5 +762,54 @@ impl CpuPrepared {
             team,
             ..Self::empty(s, Some(g.clone()), batch, batch * g.output_len(), mem)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use greenbench_core::graph::{InputSpec, Node, Padding};
+
+    /// ReLU, ReLU6, h-swish and sigmoid after a convolution or dense layer run in its
+    /// epilogue (one step), on the direct and the portable kernels; tanh stays a step.
+    #[test]
+    fn activations_after_a_layer_are_its_epilogue() {
+        let acts = [
+            (Op::Relu, 1),
+            (Op::Clip { min: 0.0, max: 6.0 }, 1),
+            (Op::HardSwish, 1),
+            (Op::Sigmoid, 1),
+            (Op::Tanh, 2),
+        ];
+        for (act, steps) in acts {
+            for layer in [
+                Op::conv(8, [3, 3], [1, 1], Padding::Same),
+                Op::Dense {
+                    units: 8,
+                    bias: true,
+                },
+            ] {
+                let g = Graph::new(
+                    "g",
+                    InputSpec {
+                        shape: vec![6, 6, 4],
+                        token_vocab: None,
+                    },
+                    vec![Node::new("l", layer.clone()), Node::new("a", act.clone())],
+                )
+                .unwrap();
+                let w = greenbench_core::generate_weights(&g, 1);
+                for direct in [false, true] {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(1)
+                        .build()
+                        .unwrap();
+                    let mut s = Settings::new(1, pool, None);
+                    s.direct = direct && crate::direct_kernels_available();
+                    let p = CpuPrepared::plan(&g, &w, 2, &s).unwrap();
+                    assert_eq!(p.steps.len(), steps, "{layer} + {act}, direct {direct}");
+                }
+            }
+        }
     }
 }

@@ -49,6 +49,21 @@ fn max_rel_err(g: &Graph, batch: usize, seed: u64, threads: usize) -> f32 {
 
 const TOL: f32 = 2e-5;
 
+/// The activation after a convolution or dense layer, by number: none, ReLU, a ReLU6-style
+/// Clip(0, max), h-swish, sigmoid (the CPU fuses each into the layer's epilogue).
+fn epilogue(which: usize) -> Option<Op> {
+    match which {
+        1 => Some(Op::Relu),
+        2 => Some(Op::Clip {
+            min: 0.0,
+            max: 0.25,
+        }),
+        3 => Some(Op::HardSwish),
+        4 => Some(Op::Sigmoid),
+        _ => None,
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -56,14 +71,14 @@ proptest! {
     fn conv2d_matches_reference(
         h in 1usize..12, w in 1usize..12, gdiv in 1usize..4, cin_g in 1usize..5,
         cout_g in 1usize..6, kh in 1usize..6, kw in 1usize..6, sh in 1usize..4, sw in 1usize..4,
-        pad in padding(), relu in 0usize..3, batch in 1usize..4, threads in 1usize..3,
+        pad in padding(), relu in 0usize..5, batch in 1usize..4, threads in 1usize..3,
     ) {
         let groups = gdiv;
         let op = Op::Conv2d { filters: cout_g * groups, kernel: [kh, kw], stride: [sh, sw],
             padding: pad, groups, bias: true };
         let mut ops = vec![op];
-        // none, ReLU, or ReLU6-style Clip(0, max) (both fused into the epilogue)
-        match relu { 1 => ops.push(Op::Relu), 2 => ops.push(Op::Clip { min: 0.0, max: 0.25 }), _ => {} }
+        // none, ReLU, ReLU6-style Clip(0, max), h-swish or sigmoid (fused into the epilogue)
+        ops.extend(epilogue(relu));
         let g = chain(vec![h, w, cin_g * groups], ops);
         prop_assume!(g.is_some());
         let err = max_rel_err(&g.unwrap(), batch, 3, threads);
@@ -73,12 +88,12 @@ proptest! {
     #[test]
     fn depthwise_matches_reference(
         h in 1usize..14, w in 1usize..14, c in 2usize..20, k in 1usize..5, s in 1usize..3,
-        pad in padding(), relu in 0usize..3, batch in 1usize..4,
+        pad in padding(), relu in 0usize..5, batch in 1usize..4,
     ) {
         let mut ops = vec![Op::Conv2d { filters: c, kernel: [k, k], stride: [s, s], padding: pad,
             groups: c, bias: true }];
-        // none, ReLU, or ReLU6-style Clip(0, max) (both fused into the epilogue)
-        match relu { 1 => ops.push(Op::Relu), 2 => ops.push(Op::Clip { min: 0.0, max: 0.25 }), _ => {} }
+        // none, ReLU, ReLU6-style Clip(0, max), h-swish or sigmoid (fused into the epilogue)
+        ops.extend(epilogue(relu));
         let g = chain(vec![h, w, c], ops);
         prop_assume!(g.is_some());
         let err = max_rel_err(&g.unwrap(), batch, 5, 2);
@@ -88,7 +103,7 @@ proptest! {
     #[test]
     fn dense_and_pointwise_match_reference(
         lead in 1usize..6, k in 1usize..70, units in 1usize..70, bias in any::<bool>(),
-        relu in 0usize..3, batch in 1usize..5, image in any::<bool>(),
+        relu in 0usize..5, batch in 1usize..5, image in any::<bool>(),
     ) {
         let (shape, op) = if image {
             (vec![lead, 3, k], Op::Conv2d { filters: units, kernel: [1, 1], stride: [1, 1],
@@ -97,8 +112,8 @@ proptest! {
             (vec![lead, k], Op::Dense { units, bias })
         };
         let mut ops = vec![op];
-        // none, ReLU, or ReLU6-style Clip(0, max) (both fused into the epilogue)
-        match relu { 1 => ops.push(Op::Relu), 2 => ops.push(Op::Clip { min: 0.0, max: 0.25 }), _ => {} }
+        // none, ReLU, ReLU6-style Clip(0, max), h-swish or sigmoid (fused into the epilogue)
+        ops.extend(epilogue(relu));
         let err = max_rel_err(&chain(shape, ops).unwrap(), batch, 7, 2);
         prop_assert!(err < TOL, "err {err}");
     }
@@ -258,11 +273,11 @@ proptest! {
     #[test]
     fn large_dense_matches_reference(
         rows in 256usize..300, k in 256usize..700, units in 256usize..300,
-        bias in any::<bool>(), relu in 0usize..3, threads in 1usize..4,
+        bias in any::<bool>(), relu in 0usize..5, threads in 1usize..4,
     ) {
         let mut ops = vec![Op::Dense { units, bias }];
-        // none, ReLU, or ReLU6-style Clip(0, max) (both fused into the epilogue)
-        match relu { 1 => ops.push(Op::Relu), 2 => ops.push(Op::Clip { min: 0.0, max: 0.25 }), _ => {} }
+        // none, ReLU, ReLU6-style Clip(0, max), h-swish or sigmoid (fused into the epilogue)
+        ops.extend(epilogue(relu));
         let err = max_rel_err(&chain(vec![rows, k], ops).unwrap(), 1, 11, threads);
         prop_assert!(err < TOL, "err {err}");
     }

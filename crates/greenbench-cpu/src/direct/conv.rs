@@ -394,8 +394,7 @@ impl DirectPlan {
             let mode = Mode {
                 init: if kbi == 0 { Init::Bias } else { Init::Load },
                 last: kbi + 1 == nkb,
-                relu: self.relu.is_some() && kbi + 1 == nkb,
-                hi: self.relu.unwrap_or(f32::INFINITY),
+                act: self.relu.filter(|_| kbi + 1 == nkb),
             };
             for tile in t0..t1 {
                 let q0 = tile * self.p;
@@ -461,10 +460,9 @@ enum Init {
 #[derive(Clone, Copy)]
 struct Mode {
     init: Init,
-    /// Last reduction block: add the residual (if any), then ReLU (if set), clamped at `hi`.
+    /// Last reduction block: add the residual (if any), then the activation (if set).
     last: bool,
-    relu: bool,
-    hi: f32,
+    act: Option<Act>,
 }
 
 struct TileArgs<'a> {
@@ -555,8 +553,6 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
             w = unsafe { w.add(16 * V) };
         }
     }
-    let zero = _mm512_setzero_ps();
-    let hi = _mm512_set1_ps(a.mode.hi);
     for (p, row) in acc.iter().enumerate().take(a.np) {
         for v in 0..V {
             if masks[v] == 0 {
@@ -567,8 +563,8 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
                 let s = unsafe { _mm512_maskz_loadu_ps(masks[v], a.skip.add(a.sbase[p] + 16 * v)) };
                 r = _mm512_add_ps(r, s);
             }
-            if a.mode.relu {
-                r = _mm512_min_ps(_mm512_max_ps(r, zero), hi);
+            if let Some(act) = a.mode.act {
+                r = unsafe { super::act_ps(act, r) };
             }
             let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
             unsafe { _mm512_mask_storeu_ps(o, masks[v], r) };

@@ -303,11 +303,10 @@ impl DwStrip<'_> {
     #[inline]
     #[target_feature(enable = "avx512f")]
     unsafe fn store<const S: usize, const G: usize>(&self, ox: usize, acc: &[[__m512; G]; S]) {
-        let zero = _mm512_setzero_ps();
         for (p, row) in acc.iter().enumerate() {
             for (v, &val) in row.iter().enumerate() {
                 let r = match self.relu {
-                    Some(hi) => _mm512_min_ps(_mm512_max_ps(val, zero), _mm512_set1_ps(hi)),
+                    Some(act) => unsafe { super::act_ps(act, val) },
                     None => val,
                 };
                 let o = unsafe { self.out.add((ox + p) * self.g.cin + 16 * v) };
