@@ -11,6 +11,7 @@
 //! constants were measured on the dev VM; the figures are beside each.
 
 use crate::buffers::RawBuf;
+use crate::kernels::SendPtr;
 use crate::plan::{self, Step};
 use crate::{CpuPrepared, Settings};
 use greenbench_core::backend::BackendError;
@@ -86,7 +87,6 @@ impl Split {
                 count,
                 main,
                 one,
-                out: vec![0.0; count * g.output_len()],
             });
         }
         Ok(Split {
@@ -109,16 +109,22 @@ impl Split {
         let finished = &*finished;
         finished.store(0, Ordering::Relaxed);
         let nworkers = workers.len();
+        // Each worker writes its images' outputs into its own part of `out` (no gathering
+        // copy on the caller's thread afterwards).
+        let (base, total) = (SendPtr(out.as_mut_ptr()), out.len());
         pool.install(|| {
             workers.par_iter_mut().with_max_len(1).for_each(|wk| {
-                wk.run(input, in_per, out_per);
+                let (off, len) = (wk.start * out_per, wk.count * out_per);
+                assert!(off + len <= total, "worker outputs lie inside the output");
+                // SAFETY: workers cover disjoint image ranges (`new`), so these parts of
+                // `out` do not overlap, and the range is checked above; `out` outlives the
+                // pool call.
+                let dst = unsafe { std::slice::from_raw_parts_mut(base.get().add(off), len) };
+                wk.run(input, in_per, out_per, dst);
                 finished.fetch_add(1, Ordering::AcqRel);
                 spin_until(finished, nworkers, FINISH_SPIN);
             })
         });
-        for wk in workers.iter() {
-            out[wk.start * out_per..(wk.start + wk.count) * out_per].copy_from_slice(&wk.out);
-        }
     }
 }
 
@@ -144,12 +150,11 @@ struct Worker {
     /// The graph planned at the sub-batch, and at batch 1 for what is left over.
     main: CpuPrepared,
     one: Option<CpuPrepared>,
-    /// This worker's outputs, `count` examples.
-    out: Vec<f32>,
 }
 
 impl Worker {
-    fn run(&mut self, input: &[f32], in_per: usize, out_per: usize) {
+    /// Run the worker's images of `input`, their outputs into `out` (`count` examples).
+    fn run(&mut self, input: &[f32], in_per: usize, out_per: usize, out: &mut [f32]) {
         let sub = self.main.batch;
         let mut done = 0;
         while done < self.count {
@@ -164,7 +169,7 @@ impl Worker {
             let i0 = (self.start + done) * in_per;
             plan.mem.load_input(&input[i0..i0 + b * in_per]);
             plan.execute();
-            self.out[done * out_per..(done + b) * out_per]
+            out[done * out_per..(done + b) * out_per]
                 .copy_from_slice(&plan.mem.bufs[plan.mem.output][..b * out_per]);
             done += b;
         }
