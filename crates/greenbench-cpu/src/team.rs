@@ -192,6 +192,8 @@ enum PhaseKind {
     Copy,
     /// Units of a direct step's compute.
     Compute,
+    /// Ranges of output rows of a direct pool, or of outer blocks of a concatenation.
+    Rows,
 }
 
 #[derive(Debug)]
@@ -207,6 +209,10 @@ struct Phase {
 /// 209, mobilenet 157-164 / 173 / 165-170 / 189, tiny-transformer 289-294 / 288-293 /
 /// 289-296 / 301.
 pub const TEAM_MIN_WORK: u64 = 250_000;
+
+/// Units per thread of a pool or concatenation split by rows (enough for the faster thread to
+/// take over the slower one's tail).
+const ROW_UNITS_PER_THREAD: usize = 4;
 
 /// A run shared by a team of threads: every thread walks the same list of phases, claims
 /// units of the current phase from an atomic counter, and waits (spinning) until all of the
@@ -241,6 +247,26 @@ impl Team {
                 Step::DirectDw { plan, .. } => Some((plan.copy_units(), plan.compute_units())),
                 _ => None,
             };
+            // Pools and concatenations: memory-bound, split by output rows (a whole step on
+            // one thread left the others spinning: SqueezeNet's pools and fire-module concats).
+            let rows = match step {
+                Step::Pool {
+                    geom, direct: true, ..
+                } => Some(batch * geom.ho),
+                Step::Concat { outer, .. } => Some(*outer),
+                _ => None,
+            };
+            if let Some(rows) = rows
+                && big
+                && rows >= threads
+            {
+                phases.push(Phase {
+                    step: i,
+                    kind: PhaseKind::Rows,
+                    units: rows.min(ROW_UNITS_PER_THREAD * threads),
+                });
+                continue;
+            }
             match units {
                 Some((copy, compute)) if big => {
                     if copy > 0 {
@@ -356,6 +382,52 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
     let p = unsafe { &*this.0 };
     // SAFETY: the phase ordering of `team_walk`: nothing writes what a unit reads.
     let slice = |b: RawBuf| unsafe { b.slice() };
+    if let PhaseKind::Rows = ph.kind {
+        // Unit u of U takes rows [u R / U, (u + 1) R / U).
+        let part = |rows: usize| u * rows / ph.units..(u + 1) * rows / ph.units;
+        match &p.steps[ph.step] {
+            #[cfg(target_arch = "x86_64")]
+            Step::Pool {
+                src,
+                dst,
+                geom,
+                max,
+                ..
+            } => {
+                let y = p.mem.buf_ptrs[*dst];
+                let rows = y.len / (geom.wo * geom.c);
+                // SAFETY: units write disjoint output rows; the input is a finished phase's.
+                unsafe {
+                    crate::direct::pool_rows(
+                        slice(p.mem.buf_ptrs[*src]),
+                        geom,
+                        *max,
+                        part(rows),
+                        y.ptr,
+                    )
+                }
+            }
+            Step::Concat { srcs, dst, outer } => {
+                let y = p.mem.buf_ptrs[*dst];
+                let row: usize = srcs.iter().map(|s| s.1).sum();
+                assert!(y.len >= outer * row, "concat output too short");
+                let mut offset = 0;
+                for &(b, len) in srcs {
+                    let x = slice(p.mem.buf_ptrs[b]);
+                    for o in part(*outer) {
+                        // SAFETY: units write disjoint outer blocks, inside `y` (checked).
+                        let out = unsafe {
+                            std::slice::from_raw_parts_mut(y.ptr.add(o * row + offset), len)
+                        };
+                        out.copy_from_slice(&x[o * len..(o + 1) * len]);
+                    }
+                    offset += len;
+                }
+            }
+            _ => unreachable!("phase {ph:?} of a step without row units"),
+        }
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         let (src, dst, pad, reads_pad) = match &p.steps[ph.step] {

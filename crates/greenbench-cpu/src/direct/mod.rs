@@ -35,7 +35,7 @@ mod pool;
 
 pub use conv::DirectPlan;
 pub use depthwise::DwPlan;
-pub use pool::pool;
+pub use pool::{pool, pool_rows};
 
 use crate::kernels::{Act, Relu, SendPtr};
 use rayon::prelude::*;

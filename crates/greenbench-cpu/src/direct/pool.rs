@@ -27,6 +27,33 @@ pub fn pool(x: &[f32], batch: usize, p: &PoolGeom, max: bool, y: &mut [f32], par
     }
 }
 
+/// Output rows `rows` (over the whole batch: row `r` is image `r / ho`, output row `r % ho`)
+/// of [`pool`], written at `y` (the whole output). A team's threads share a pool this way.
+///
+/// # Safety
+/// `y` points to the step's output of `batch * ho * wo * c` values; concurrent calls write
+/// distinct rows.
+pub unsafe fn pool_rows(
+    x: &[f32],
+    p: &PoolGeom,
+    max: bool,
+    rows: std::ops::Range<usize>,
+    y: *mut f32,
+) {
+    assert!(available(), "direct kernels need AVX-512F");
+    let row_len = p.wo * p.c;
+    assert!(
+        x.len() >= (rows.end.div_ceil(p.ho)) * p.h * p.w * p.c,
+        "pool: input too short"
+    );
+    for r in rows {
+        // SAFETY: the caller's contract: row r of the output is this call's alone.
+        let out = unsafe { std::slice::from_raw_parts_mut(y.add(r * row_len), row_len) };
+        // SAFETY: as in `pool`.
+        unsafe { pool_row(x, p, max, r, out) };
+    }
+}
+
 #[target_feature(enable = "avx512f")]
 unsafe fn pool_row(x: &[f32], p: &PoolGeom, max: bool, r: usize, out: &mut [f32]) {
     let (n, oy) = (r / p.ho, r % p.ho);
