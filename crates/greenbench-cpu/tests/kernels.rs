@@ -9,7 +9,7 @@ use greenbench_core::{Backend, generate_weights};
 use greenbench_cpu::CpuBackend;
 use greenbench_testkit::{
     self as testkit, chain, data_movement_case, padding, pool_op, reference_case, run_case,
-    tensor_op_case, unary_op, zoo_cases,
+    tensor_op_case, tensor_op_graph, unary_op, zoo_cases,
 };
 use proptest::prelude::*;
 
@@ -151,11 +151,8 @@ proptest! {
 
     #[test]
     fn broadcast_transpose_reshape_and_matmul_match_reference(
-        dims in proptest::collection::vec(1usize..6, 1..5), which in 0usize..5, mask in 0u32..16,
-        drop in 0usize..3, rot in 0usize..4, op in 0usize..4, swap in any::<bool>(),
-        batch in 1usize..4,
+        g in tensor_op_graph(), batch in 1usize..4,
     ) {
-        let g = tensor_op_case(which, dims, mask, drop, rot, BinOp::ALL[op], swap);
         prop_assume!(g.is_some());
         let err = max_rel_err(&g.unwrap(), batch, 23, 2);
         prop_assert!(err < TOL, "err {err}");

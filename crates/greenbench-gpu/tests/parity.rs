@@ -4,13 +4,13 @@
 //! Without an adapter these tests skip with a message, unless GREENBENCH_REQUIRE_GPU=1 (CI,
 //! which installs Mesa's lavapipe), where a missing adapter fails them.
 
-use greenbench_core::graph::{BinOp, Graph, InputSpec, Node, Op};
+use greenbench_core::graph::{Graph, InputSpec, Node, Op};
 use greenbench_core::reference::diff;
 use greenbench_core::{Backend, Model};
 use greenbench_gpu::GpuBackend;
 use greenbench_testkit::{
     chain, data_movement_case, padding, pool_op, reference_case, reference_case_with, run_case,
-    tensor_op_case, unary_op, zoo_cases,
+    tensor_op_graph, unary_op, zoo_cases,
 };
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -107,11 +107,8 @@ proptest! {
 
     #[test]
     fn broadcast_transpose_reshape_and_matmul_match_reference(
-        dims in proptest::collection::vec(1usize..6, 1..5), which in 0usize..5, mask in 0u32..16,
-        drop in 0usize..3, rot in 0usize..4, op in 0usize..4, swap in any::<bool>(),
-        batch in 1usize..4,
+        g in tensor_op_graph(), batch in 1usize..4,
     ) {
-        let g = tensor_op_case(which, dims, mask, drop, rot, BinOp::ALL[op], swap);
         prop_assume!(g.is_some());
         let err = max_rel(&g.unwrap(), batch, 23);
         prop_assert!(err < TOL, "err {err}");

@@ -235,6 +235,24 @@ pub fn tensor_op_case(
     .ok()
 }
 
+/// A graph of [`tensor_op_case`] with every parameter drawn (dims of 1 to 5 on 1 to 4 axes);
+/// `None` where the case does not apply (a product needs two axes).
+pub fn tensor_op_graph() -> impl Strategy<Value = Option<Graph>> {
+    (
+        proptest::collection::vec(1usize..6, 1..5),
+        0usize..5,
+        0u32..16,
+        0usize..3,
+        0usize..4,
+        0usize..4,
+        any::<bool>(),
+    )
+        .prop_map(|(dims, which, mask, drop, rot, op, swap)| {
+            let op = greenbench_core::graph::BinOp::ALL[op];
+            tensor_op_case(which, dims, mask, drop, rot, op, swap)
+        })
+}
+
 /// Any convolution padding: `same`, `valid`, or explicit borders of 0 to 2 on each side.
 pub fn padding() -> impl Strategy<Value = Padding> {
     prop_oneof![
