@@ -698,9 +698,37 @@ def nonlocal_block(root):
          "non-local block: NCHW Reshape/Transpose, affinity MatMul of activations, spatial gate Mul broadcast, Sub")
 
 
+def vit_embed(root):
+    """A ViT-style patch embedding: a 4x4 stride-4 Conv over an NCHW image, Reshape to
+    [N, C, HW] and Transpose to tokens [N, HW, C], a learned position embedding added as a
+    [1, HW, C] constant, LayerNorm, then constants that are neither scalars nor per channel:
+    `1 - x` (the constant first) and a Div by a per-token [HW, 1] constant. Its own seeded
+    generator."""
+    r = np.random.default_rng(2026113003)
+    wr = lambda *s, scale=0.3: (r.standard_normal(s) * scale).astype(np.float32)
+    C, P = 16, 4
+    inits = [init("patch.w", wr(C, 3, P, P)), init("patch.b", wr(C, scale=0.1)),
+             init("pos", wr(1, 4, C, scale=0.5)), init("ln.g", 1 + wr(C, scale=0.1)), init("ln.b", wr(C, scale=0.1)),
+             init("flat", np.array([0, C, 4], dtype=np.int64)), init("one", np.array(1.0, dtype=np.float32)),
+             init("tok", (np.abs(wr(4, 1)) + 0.5).astype(np.float32))]
+    n = [helper.make_node("Conv", ["x", "patch.w", "patch.b"], ["p"], name="/patch_embed/proj/Conv", kernel_shape=[P, P], strides=[P, P]),
+         helper.make_node("Reshape", ["p", "flat"], ["pf"], name="/patch_embed/Reshape"),
+         helper.make_node("Transpose", ["pf"], ["t"], name="/patch_embed/Transpose", perm=[0, 2, 1]),
+         helper.make_node("Add", ["t", "pos"], ["e"], name="/pos_embed/Add"),
+         helper.make_node("LayerNormalization", ["e", "ln.g", "ln.b"], ["l"], name="/norm/LayerNorm", axis=-1, epsilon=1e-6),
+         helper.make_node("Sub", ["one", "l"], ["inv"], name="/one_minus"),
+         helper.make_node("Div", ["inv", "tok"], ["y"], name="/per_token")]
+    g = helper.make_graph(n, "vit_embed", [vi("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                          [vi("y", TensorProto.FLOAT, ["N", 4, C])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
+    m.ir_version = 8
+    save(root, "vit_embed", m, r.standard_normal((2, 3, 8, 8)).astype(np.float32), 4 * C * 3 * P * P,
+         "ViT patch embedding: Conv, Reshape/Transpose to tokens, position-embedding constant, 1 - x, per-token Div")
+
+
 ALL = [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools,
        mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit, zero_pad, opset7, opset21,
-       generic_ops, nonlocal_block]
+       generic_ops, nonlocal_block, vit_embed]
 
 if __name__ == "__main__":
     # make_fixtures.py [ROOT [NAME ...]]: every fixture, or only the named ones (the fixtures from

@@ -143,6 +143,12 @@ pub fn node_cost(g: &Graph, i: usize) -> Cost {
             other_fpo: n_out,
             ..Cost::default()
         },
+        // The constant is stored with the model: parameters.
+        Op::BinaryConst { shape, .. } => Cost {
+            other_fpo: n_out,
+            params: prod(shape),
+            ..Cost::default()
+        },
         // A product of two activations: MACs like a dense layer's, no parameters.
         Op::MatMul => {
             let m = crate::graph::MatMulGeom::of(x, g.value_shape(g.node_inputs(i)[1]))

@@ -449,6 +449,16 @@ pub enum Op {
     /// Elementwise `a op b` of two inputs with numpy broadcasting of their per-example shapes
     /// (aligned at the right; an axis of 1 stretches).
     Binary { op: BinOp },
+    /// Elementwise `x op c` (`c op x` when `left`) with a constant `c` of per-example shape
+    /// `shape` (the node's one weight, the same for every example), numpy broadcasting:
+    /// a position embedding added to a sequence, a mask, a constant that is neither a scalar
+    /// nor per channel.
+    BinaryConst {
+        op: BinOp,
+        shape: Vec<usize>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        left: bool,
+    },
     /// Matrix product of two inputs `[.., m, k] x [.., k, n] -> [.., m, n]`, per example; the
     /// leading axes are equal, or one side's are all 1 (that side's one matrix is shared).
     MatMul,
@@ -543,6 +553,12 @@ impl Op {
                 BinOp::Sub => "sub",
                 BinOp::Mul => "mul_bcast",
                 BinOp::Div => "div",
+            },
+            Op::BinaryConst { op, .. } => match op {
+                BinOp::Add => "add_const",
+                BinOp::Sub => "sub_const",
+                BinOp::Mul => "mul_const",
+                BinOp::Div => "div_const",
             },
             Op::MatMul => "matmul",
             Op::Transpose { .. } => "transpose",
@@ -1276,6 +1292,21 @@ fn infer(node: &Node, ins: &[&Shape], input: &InputSpec) -> Result<Shape, GraphE
             got: fmt_shape(ins[1]),
             expected: format!("a shape broadcastable with {}", fmt_shape(x)),
         }),
+        Op::BinaryConst { shape, .. } => {
+            if shape.is_empty() || shape.contains(&0) {
+                return Err(invalid(format!(
+                    "constant shape {} must be non-empty",
+                    fmt_shape(shape)
+                )));
+            }
+            broadcast(x, shape).ok_or_else(|| GraphError::Shape {
+                node: node.name.clone(),
+                op: op.kind(),
+                what: format!("the constant {} does not broadcast", fmt_shape(shape)),
+                got: fmt_shape(x),
+                expected: format!("a shape broadcastable with {}", fmt_shape(shape)),
+            })
+        }
         Op::MatMul => MatMulGeom::of(x, ins[1])
             .map(|(_, out)| out)
             .map_err(invalid),
@@ -1372,6 +1403,14 @@ impl fmt::Display for Op {
             }
             Op::Embedding { vocab, dim, .. } => write!(f, "embedding {vocab}x{dim}"),
             Op::Binary { op } => write!(f, "{} (broadcast)", op.onnx().to_lowercase()),
+            Op::BinaryConst { op, shape, left } => {
+                let o = op.onnx().to_lowercase();
+                if *left {
+                    write!(f, "constant {} {o} x", fmt_shape(shape))
+                } else {
+                    write!(f, "{o} constant {}", fmt_shape(shape))
+                }
+            }
             Op::Transpose { perm } => write!(f, "transpose {perm:?}"),
             Op::Reshape { shape } => write!(f, "reshape to {}", fmt_shape(shape)),
             other => f.write_str(other.kind()),

@@ -180,6 +180,30 @@ pub fn eval_node(g: &Graph, w: &Weights, i: usize, vals: &[Vec<f32>]) -> Vec<f32
                     })
                     .collect()
             }
+            Op::BinaryConst { op, shape, left } => {
+                let out = g.out_shape(i);
+                let c = t[0].as_slice().expect("standard layout");
+                let sa = broadcast_strides(out, in_shape);
+                let sc = broadcast_strides(out, shape);
+                (0..out.iter().product::<usize>())
+                    .map(|j| {
+                        let (mut pa, mut pc, mut rest) = (0, 0, j);
+                        for ax in (0..out.len()).rev() {
+                            let ix = rest % out[ax];
+                            rest /= out[ax];
+                            pa += ix * sa[ax];
+                            pc += ix * sc[ax];
+                        }
+                        let (x, k) = (a[pa] as f64, c[pc] as f64);
+                        let y = if *left {
+                            op.apply64(k, x)
+                        } else {
+                            op.apply64(x, k)
+                        };
+                        y as f32
+                    })
+                    .collect()
+            }
             Op::MatMul => {
                 let b = &vals[ins[1]];
                 let (m, _) = MatMulGeom::of(in_shape, g.value_shape(ins[1])).expect("validated");

@@ -27,18 +27,39 @@ fn row_major(shape: &[usize]) -> Vec<usize> {
 impl Strided {
     /// `batch` examples of `a op b` (per-example shapes `a`, `b`, broadcast to `out`).
     pub fn binary(out: &[usize], a: &[usize], b: &[usize], batch: usize) -> Strided {
-        let with_batch = |x: &[usize]| {
-            let mut s = vec![x.iter().product()];
-            s.extend(broadcast_strides(out, x));
-            s
-        };
+        Self::operands(out, &[(a, true), (b, true)], batch)
+    }
+
+    /// `batch` examples of `x op c` with a constant `c` (one for every example), or of
+    /// `c op x` when `left` (then `c` is operand 0).
+    pub fn with_constant(
+        out: &[usize],
+        x: &[usize],
+        c: &[usize],
+        left: bool,
+        batch: usize,
+    ) -> Strided {
+        if left {
+            Self::operands(out, &[(c, false), (x, true)], batch)
+        } else {
+            Self::operands(out, &[(x, true), (c, false)], batch)
+        }
+    }
+
+    /// Operands of per-example shapes broadcast to `out`; each either has its own values per
+    /// example (`true`) or one set for all.
+    fn operands(out: &[usize], ops: &[(&[usize], bool)], batch: usize) -> Strided {
         let mut dims = vec![batch];
         dims.extend_from_slice(out);
-        Strided {
-            dims,
-            strides: vec![with_batch(a), with_batch(b)],
-        }
-        .simplified()
+        let strides = ops
+            .iter()
+            .map(|&(x, per_example)| {
+                let mut s = vec![if per_example { x.iter().product() } else { 0 }];
+                s.extend(broadcast_strides(out, x));
+                s
+            })
+            .collect();
+        Strided { dims, strides }.simplified()
     }
 
     /// `batch` examples of `x` (per-example shape) with its axes permuted by `perm`.
@@ -156,6 +177,10 @@ mod tests {
         let p = Strided::transpose(&[2, 4, 6], &[0, 2, 1], 3);
         assert_eq!(p.dims, vec![6, 6, 4]);
         assert_eq!(p.strides, vec![vec![24, 1, 6]]);
+        // A constant [D] added to [S, D]: broadcast over the batch and S, one run of D.
+        let p = Strided::with_constant(&[5, 8], &[5, 8], &[8], false, 3);
+        assert_eq!(p.dims, vec![15, 8]);
+        assert_eq!(p.strides, vec![vec![8, 1], vec![0, 1]]);
         // Identity permutation: one run.
         assert_eq!(Strided::transpose(&[2, 3], &[0, 1], 4).dims, vec![24]);
     }

@@ -23,6 +23,7 @@ pub type Tensor = ArrayD<f32>;
 /// * batch_norm: gamma, beta, mean, var, each `[C]`
 /// * layer_norm: gamma, beta, each `[n]`
 /// * embedding: table `[vocab, dim]`, positions `[S, dim]` if any
+/// * binary_const: the constant, of its per-example shape
 #[derive(Clone, Debug, PartialEq)]
 pub struct Weights {
     pub per_node: Vec<Vec<ArrayD<f32>>>,
@@ -92,6 +93,7 @@ pub fn weight_shapes(g: &Graph, i: usize) -> Vec<Vec<usize>> {
             }
             v
         }
+        Op::BinaryConst { shape, .. } => vec![shape.clone()],
         _ => vec![],
     }
 }
@@ -99,7 +101,7 @@ pub fn weight_shapes(g: &Graph, i: usize) -> Vec<Vec<usize>> {
 /// Seeded weights for `g`. Kernels are He-uniform (`±sqrt(6 / fan_in)`) so activations keep
 /// their scale through deep stacks; biases `±0.05`; batch-norm gamma in [0.8, 1.2], beta and
 /// mean in [-0.1, 0.1], var in [0.5, 1.5]; layer-norm gamma in [0.9, 1.1], beta in [-0.1, 0.1];
-/// embeddings `±0.5`.
+/// embeddings `±0.5`; the constants of binary_const nodes in [0.5, 1.5].
 pub fn generate_weights(g: &Graph, seed: u64) -> Weights {
     let per_node = (0..g.nodes.len())
         .map(|i| {
@@ -134,6 +136,8 @@ pub fn generate_weights(g: &Graph, seed: u64) -> Weights {
                     .iter()
                     .map(|s| uniform(&mut rng, s, -0.5, 0.5))
                     .collect(),
+                // Positive, so a division by it is safe.
+                Op::BinaryConst { .. } => vec![uniform(&mut rng, &shapes[0], 0.5, 1.5)],
                 _ => vec![],
             }
         })

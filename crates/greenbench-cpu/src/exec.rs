@@ -90,6 +90,7 @@ impl CpuPrepared {
             | Step::Embedding { dst, .. }
             | Step::Attention { dst, .. }
             | Step::Binary { dst, .. }
+            | Step::BinaryConst { dst, .. }
             | Step::Transpose { dst, .. }
             | Step::MatMul { dst, .. } => *dst,
         };
@@ -289,6 +290,22 @@ impl CpuPrepared {
             }
             Step::Binary { a, b, map, op, .. } => {
                 kernels::binary(&bufs[*a], &bufs[*b], map, *op, &mut out)
+            }
+            Step::BinaryConst {
+                src,
+                c,
+                map,
+                op,
+                left,
+                ..
+            } => {
+                let x = &bufs[*src];
+                let (a, b) = if *left {
+                    (&c[..], &x[..])
+                } else {
+                    (&x[..], &c[..])
+                };
+                kernels::binary(a, b, map, *op, &mut out)
             }
             Step::Transpose { src, map, .. } => kernels::transpose(&bufs[*src], map, &mut out),
             Step::MatMul {

@@ -185,6 +185,15 @@ pub(crate) enum Step {
         map: Strided,
         op: BinOp,
     },
+    /// `dst = src op c` (`c op src` when `left`) with a constant, over the strided map.
+    BinaryConst {
+        src: usize,
+        dst: usize,
+        c: Vec<f32>,
+        map: Strided,
+        op: BinOp,
+        left: bool,
+    },
     /// A permutation of axes, over the strided map.
     Transpose {
         src: usize,
@@ -718,6 +727,14 @@ impl CpuPrepared {
                     dst,
                     map: Strided::binary(g.out_shape(i), in_shape, g.value_shape(ins[1]), batch),
                     op: *op,
+                },
+                Op::BinaryConst { op, shape, left } => Step::BinaryConst {
+                    src,
+                    dst,
+                    c: flat(&t[0]),
+                    map: Strided::with_constant(g.out_shape(i), in_shape, shape, *left, batch),
+                    op: *op,
+                    left: *left,
                 },
                 Op::Transpose { perm } => Step::Transpose {
                     src,

@@ -339,7 +339,7 @@ fn bad_inputs_are_errors_not_panics() {
 /// and a product broadcasting one matrix runs at batch 3 on 1 and 2 threads.
 #[test]
 fn tensor_op_cases_build_and_run() {
-    for which in 0..5 {
+    for which in 0..6 {
         for mask in [0, 5, 6] {
             let g = tensor_op_case(which, vec![2, 3, 4], mask, 1, 1, BinOp::Div, mask == 5);
             let g = g.unwrap_or_else(|| panic!("case {which} mask {mask} builds"));

@@ -507,6 +507,12 @@ fn plan_graph(
                 let map = Strided::binary(g.out_shape(i), in_shape, g.value_shape(ins[1]), batch);
                 pl.strided(&map, op.code(), &[src, buf_of[ins[1]]], dst)?;
             }
+            Op::BinaryConst { op, shape, left } => {
+                let map = Strided::with_constant(g.out_shape(i), in_shape, shape, *left, batch);
+                let c = pl.upload(&node.name, &flat(&t[0]));
+                let srcs = if *left { [c, src] } else { [src, c] };
+                pl.strided(&map, op.code(), &srcs, dst)?;
+            }
             Op::Transpose { perm } => {
                 let map = Strided::transpose(in_shape, perm, batch);
                 pl.strided(&map, 4, &[src], dst)?;

@@ -642,6 +642,23 @@ fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
                 };
                 (b.node(ty, nm, &[&ops[0], &ops[1]], &[]), Layout::Native)
             }
+            Op::BinaryConst { op, shape, left } => {
+                // The constant with a leading 1 (the batch) and unit axes up to the larger
+                // rank; the activation gets unit axes after its batch if it is the shorter.
+                let r = in_shape.len().max(shape.len());
+                let mut cdims = vec![1; r + 1 - shape.len()];
+                cdims.extend_from_slice(shape);
+                let c = b.init_f32(&format!("{nm}_c"), &cdims, &flat(&t[0]));
+                let mut s = get(&mut b, &vals, x, Layout::Native);
+                let extra = r - in_shape.len();
+                if extra > 0 {
+                    let axes: Vec<i64> = (1..=extra as i64).collect();
+                    let ax = b.init_i64(&format!("{nm}_axes"), &[axes.len()], &axes);
+                    s = b.node("Unsqueeze", &format!("{nm}_bcast"), &[&s, &ax], &[]);
+                }
+                let ins: [&str; 2] = if *left { [&c, &s] } else { [&s, &c] };
+                (b.node(op.onnx(), nm, &ins, &[]), Layout::Native)
+            }
             Op::Transpose { perm } => {
                 let src = get(&mut b, &vals, x, Layout::Native);
                 let p: Vec<i64> = std::iter::once(0)

@@ -1423,13 +1423,14 @@ impl<'a> Importer<'a> {
             let sole = acts.len() == 1 && self.sole_reader(&n.input[acts[0]]);
             cur = match self.add_const(n, &cur, sole, &c) {
                 Ok(y) => y,
-                // Not a bias the layer before can take: a per-channel shift of its own.
-                Err(e) => match self.per_channel(&cur, &c) {
+                // Not a bias the layer before can take: a per-channel shift of its own, or
+                // a broadcast constant.
+                Err(_) => match self.per_channel(&cur, &c) {
                     Some(v) => {
                         let ch = v.len();
                         self.affine(&Self::node_name(n), &cur, vec![1.0; ch], v)
                     }
-                    None => return Err(e),
+                    None => self.const_binary(n, BinOp::Add, cur, &c, false)?,
                 },
             };
         }
@@ -1787,6 +1788,63 @@ impl<'a> Importer<'a> {
             layout: Layout::Plain,
             ir_shape: dims,
         }
+    }
+
+    /// `x op c` (`c op x` when `left`) with a constant neither scalar nor per channel, by
+    /// numpy's rule: the constant's axes align at the right with `[N, ..]`; a leading one
+    /// that meets the batch must be 1. On `x`'s plain form.
+    fn const_binary(
+        &mut self,
+        n: &NodeProto,
+        op: BinOp,
+        x: Act,
+        c: &Tensor,
+        left: bool,
+    ) -> Result<Act, ImportError> {
+        let r = x.dims.len();
+        let shape: Vec<usize> = match c.dims.len() {
+            0 => vec![1],
+            k if k <= r => c.dims.clone(),
+            k if k == r + 1 && c.dims[0] == 1 => c.dims[1..].to_vec(),
+            _ => {
+                return Err(self.node_err(
+                    n,
+                    format!(
+                        "{} of [N, {} by a constant {:?}: the constant would broadcast over the batch",
+                        op.onnx(),
+                        fmt_shape(&x.dims).trim_start_matches('['),
+                        c.dims
+                    ),
+                ));
+            }
+        };
+        let shape = if shape.is_empty() { vec![1] } else { shape };
+        let Some(out) = greenbench_core::graph::broadcast(&x.dims, &shape) else {
+            return Err(self.node_err(
+                n,
+                format!(
+                    "{}: [N, {} and the constant {:?} do not broadcast",
+                    op.onnx(),
+                    fmt_shape(&x.dims).trim_start_matches('['),
+                    c.dims
+                ),
+            ));
+        };
+        let name = Self::node_name(n);
+        let x = self.plain_of(&name, x);
+        let w = ArrayD::from_shape_vec(IxDyn(&shape), c.to_f32()).expect("sized");
+        let ir = self.emit(
+            &name,
+            Op::BinaryConst { op, shape, left },
+            vec![x.ir],
+            vec![w],
+        );
+        Ok(Act {
+            ir,
+            dims: out.clone(),
+            layout: Layout::Plain,
+            ir_shape: out,
+        })
     }
 
     /// `a op b` of two activations by numpy's rule (ONNX's): on the IR values as they are
@@ -2562,16 +2620,17 @@ impl Importer<'_> {
             (Val::Act(x), Val::Const(c)) | (Val::Const(c), Val::Act(x))
                 if op == "Mul" || matches!(a, Val::Act(_)) =>
             {
-                let v = self.per_channel(x, c).ok_or_else(|| {
-                    refuse(
-                        self,
-                        format!(
-                            "{op} of {} by a constant {:?} that is neither a scalar nor per channel",
-                            fmt_shape(&x.dims),
-                            c.dims
-                        ),
-                    )
-                })?;
+                let Some(v) = self.per_channel(x, c) else {
+                    // Neither a scalar nor per channel: a broadcast constant of its own.
+                    let bop = match op.as_str() {
+                        "Sub" => BinOp::Sub,
+                        "Mul" => BinOp::Mul,
+                        _ => BinOp::Div,
+                    };
+                    let y = self.const_binary(n, bop, x.clone(), c, matches!(a, Val::Const(_)))?;
+                    self.set(n, Val::Act(y));
+                    return Ok(());
+                };
                 let ch = v.len();
                 match op.as_str() {
                     "Mul" => self.scale_or_new(&name, x, &n.input, v),
@@ -2623,6 +2682,11 @@ impl Importer<'_> {
             (Val::Act(x), Val::Act(y)) => {
                 let bop = if op == "Sub" { BinOp::Sub } else { BinOp::Div };
                 self.binary_acts(n, bop, x.clone(), y.clone())?
+            }
+            // constant - x, constant / x
+            (Val::Const(c), Val::Act(x)) => {
+                let bop = if op == "Sub" { BinOp::Sub } else { BinOp::Div };
+                self.const_binary(n, bop, x.clone(), c, true)?
             }
             _ => {
                 return Err(refuse(

@@ -101,13 +101,14 @@ pub fn data_movement_case(which: usize, h: usize, w: usize, c: usize, g: usize) 
     }
 }
 
-/// Case `which` (0..4) of the general tensor ops over an input of per-example shape `dims`
+/// Case `which` (0..6) of the general tensor ops over an input of per-example shape `dims`
 /// (rank 1 to 4): a broadcasting `op` of `tanh(input)` with a part of the input whose axes
 /// in `mask` are cut to 1 and whose first `drop` axes are then removed (its sigmoid: positive,
 /// so a division is safe; `swap` puts it on the left); a transpose by the `rot`-th rotation of
 /// the axes, reversed when `mask` is odd; a reshape to the reversed dims, then that
 /// transpose; batched products of the input (`[.., m, k]`) with its own transpose, with
-/// the right-hand side one shared matrix (`which` 3) or the left-hand side (`which` 4).
+/// the right-hand side one shared matrix (`which` 3) or the left-hand side (`which` 4); `op`
+/// with a constant shaped like the broadcast part (`which` 5, the constant first when `swap`).
 pub fn tensor_op_case(
     which: usize,
     dims: Vec<usize>,
@@ -163,6 +164,24 @@ pub fn tensor_op_case(
         }
         1 => {
             push(&mut nodes, "t".into(), Op::Transpose { perm }, &["a"]);
+        }
+        5 => {
+            // A constant of the input's shape with the `mask` axes cut to 1 and the first
+            // `drop` axes removed.
+            let mut shape: Vec<usize> = (0..r)
+                .map(|a| if mask & (1 << a) != 0 { 1 } else { dims[a] })
+                .collect();
+            shape.drain(..drop.min(r - 1));
+            push(
+                &mut nodes,
+                "y".into(),
+                Op::BinaryConst {
+                    op,
+                    shape,
+                    left: swap,
+                },
+                &["a"],
+            );
         }
         2 => {
             let rev: Vec<usize> = dims.iter().rev().copied().collect();
@@ -240,7 +259,7 @@ pub fn tensor_op_case(
 pub fn tensor_op_graph() -> impl Strategy<Value = Option<Graph>> {
     (
         proptest::collection::vec(1usize..6, 1..5),
-        0usize..5,
+        0usize..6,
         0u32..16,
         0usize..3,
         0usize..4,

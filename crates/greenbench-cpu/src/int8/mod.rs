@@ -1577,6 +1577,16 @@ fn fp32_node(
             let map = Strided::binary(g.out_shape(i), g.value_shape(a), g.value_shape(b), batch);
             kernels::binary(x, &m.f[ins[1]], &map, *op, out)
         }
+        Op::BinaryConst { op, shape, left } => {
+            let x_shape = g.value_shape(g.node_inputs(i)[0]);
+            let map = Strided::with_constant(g.out_shape(i), x_shape, shape, *left, batch);
+            let (a, b) = if *left {
+                (&data[0][..], &x[..])
+            } else {
+                (&x[..], &data[0][..])
+            };
+            kernels::binary(a, b, &map, *op, out)
+        }
         Op::Transpose { perm } => {
             let map = Strided::transpose(g.value_shape(g.node_inputs(i)[0]), perm, batch);
             kernels::transpose(x, &map, out)
