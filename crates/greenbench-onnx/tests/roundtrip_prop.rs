@@ -92,7 +92,12 @@ fn check_function(g: &Graph, seed: u64) -> Result<(), TestCaseError> {
         &imp.io.output_from_ir(&y, 2),
         &run_reference(&m.graph, &m.weights, &x, 2),
     );
-    prop_assert!(d.max_rel < 1e-6, "max rel diff {:e}\n{}", d.max_rel, m.graph.to_json());
+    prop_assert!(
+        d.max_rel < 1e-6,
+        "max rel diff {:e}\n{}",
+        d.max_rel,
+        m.graph.to_json()
+    );
     Ok(())
 }
 

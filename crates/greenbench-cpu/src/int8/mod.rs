@@ -14,6 +14,7 @@
 pub mod gemm;
 
 use crate::kernels;
+use crate::kernels::SendPtr;
 use gemm::{QGemm, QPath};
 use greenbench_core::backend::{BackendError, Prepared};
 use greenbench_core::graph::{ConvGeom, Graph, MatMulGeom, Op, PoolGeom};
@@ -406,11 +407,40 @@ struct Plan {
 /// A quantized model prepared for the CPU at a fixed batch.
 pub(crate) struct QPrepared {
     plan: Arc<Plan>,
-    /// One per worker (one unless the batch is split), with its example count.
-    mems: Vec<Mem>,
+    /// One per worker (one unless the batch is split).
+    workers: Vec<Worker>,
     out: Vec<f32>,
     pool: Arc<rayon::ThreadPool>,
     batch: usize,
+}
+
+/// A worker's memory: it runs its share of the batch `main.batch` examples at a time (a
+/// sub-batch, see [`sub_batch`]), and what is left over at once in `rest`.
+struct Worker {
+    main: Mem,
+    rest: Option<Mem>,
+}
+
+/// Sub-batch working-set budget (bytes of the largest step's int32 sums plus its input and
+/// output, per example, times the sub-batch), as the fp32 split's `SUB_BATCH_BYTES`: each
+/// layer of a sub-batch stays in L2 instead of streaming the worker's whole share through L3.
+const SUB_BATCH_BYTES: usize = 256 * 1024;
+
+/// Examples per sub-batch for a worker's `share`: the largest power of two within the budget.
+fn sub_batch(g: &Graph, share: usize) -> usize {
+    let per_example = (0..g.nodes.len())
+        .map(|i| {
+            let ins: usize = g.value_shape(g.node_inputs(i)[0]).iter().product();
+            let out: usize = g.out_shape(i).iter().product();
+            ins + 5 * out
+        })
+        .max()
+        .unwrap_or(1);
+    let mut sub = 1;
+    while sub * 2 <= share && sub * 2 * per_example <= SUB_BATCH_BYTES {
+        sub *= 2;
+    }
+    sub
 }
 
 /// Which GEMM path int8 steps use here (for the device description).
@@ -436,14 +466,21 @@ impl QPrepared {
             )));
         }
         let plan = Arc::new(plan(qm, path)?);
-        let workers = if batch >= 2 * threads { threads } else { 1 }.max(1);
-        let mems = (0..workers)
-            .map(|t| Mem::new(&plan.layout, share(batch, workers, t).1))
+        let nworkers = if batch >= 2 * threads { threads } else { 1 }.max(1);
+        let workers = (0..nworkers)
+            .map(|t| {
+                let n = share(batch, nworkers, t).1;
+                let sub = sub_batch(&plan.graph, n);
+                Worker {
+                    main: Mem::new(&plan.layout, sub),
+                    rest: (!n.is_multiple_of(sub)).then(|| Mem::new(&plan.layout, n % sub)),
+                }
+            })
             .collect();
         Ok(QPrepared {
             out: vec![0.0; batch * plan.graph.output_len()],
             plan,
-            mems,
+            workers,
             pool,
             batch,
         })
@@ -462,43 +499,44 @@ impl Prepared for QPrepared {
         g.check_input(input, self.batch)
             .map_err(BackendError::Invalid)?;
         let (inl, outl) = (g.input_len(), g.output_len());
-        let workers = self.mems.len();
+        let nworkers = self.workers.len();
         let plan = &self.plan;
         let batch = self.batch;
-        let out_chunks: Vec<&mut [f32]> = {
-            let mut v = Vec::with_capacity(workers);
-            let mut rest = self.out.as_mut_slice();
-            for t in 0..workers {
-                let (a, b) = rest.split_at_mut(share(batch, workers, t).1 * outl);
-                v.push(a);
-                rest = b;
+        // Each worker writes its examples' outputs into its own part of `out`.
+        let (base, total) = (SendPtr(self.out.as_mut_ptr()), self.out.len());
+        let work = |t: usize, wk: &mut Worker| {
+            let (first, n) = share(batch, nworkers, t);
+            assert!(
+                (first + n) * outl <= total,
+                "worker outputs lie inside the output"
+            );
+            // SAFETY: workers' shares are disjoint (`share`), inside `out` (checked above),
+            // and `out` outlives the pool call.
+            let out =
+                unsafe { std::slice::from_raw_parts_mut(base.get().add(first * outl), n * outl) };
+            let mut done = 0;
+            while done < n {
+                let m = match &mut wk.rest {
+                    Some(r) if n - done < wk.main.batch => r,
+                    _ => &mut wk.main,
+                };
+                let b = m.batch;
+                let i0 = (first + done) * inl;
+                m.f[plan.layout.input].copy_from_slice(&input[i0..i0 + b * inl]);
+                execute(plan, m);
+                out[done * outl..(done + b) * outl].copy_from_slice(&m.f[plan.layout.output]);
+                done += b;
             }
-            v
         };
         self.pool.install(|| {
-            if workers == 1 {
-                let m = &mut self.mems[0];
-                m.f[plan.layout.input].copy_from_slice(input);
-                execute(plan, m);
-                out_chunks
-                    .into_iter()
-                    .next()
-                    .unwrap()
-                    .copy_from_slice(&m.f[plan.layout.output]);
+            if nworkers == 1 {
+                work(0, &mut self.workers[0]);
             } else {
-                self.mems
-                    .par_iter_mut()
-                    .zip(out_chunks)
-                    .enumerate()
-                    .for_each(|(t, (m, out))| {
-                        let (first, n) = share(batch, workers, t);
-                        m.f[plan.layout.input]
-                            .copy_from_slice(&input[first * inl..(first + n) * inl]);
-                        let was = kernels::set_serial(true);
-                        execute(plan, m);
-                        kernels::set_serial(was);
-                        out.copy_from_slice(&m.f[plan.layout.output]);
-                    });
+                self.workers.par_iter_mut().enumerate().for_each(|(t, wk)| {
+                    let was = kernels::set_serial(true);
+                    work(t, wk);
+                    kernels::set_serial(was);
+                });
             }
         });
         Ok(&self.out)
