@@ -34,19 +34,31 @@ use std::time::Duration;
 /// The GPU backend over one opened adapter.
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
+    /// Bytes one buffer binding may hold: the adapter's `max_storage_buffer_binding_size`, or
+    /// less when set for a test ([`Self::with_binding_limit`]).
+    binding_limit: u64,
 }
 
 impl GpuBackend {
     /// Open the adapter chosen by `selector` (see [`GpuContext::open`]).
     pub fn new(selector: Option<&str>) -> Result<Self, BackendError> {
-        Ok(GpuBackend {
-            ctx: Arc::new(GpuContext::open(selector)?),
-        })
+        Ok(Self::from_context(GpuContext::open(selector)?))
     }
 
     /// A backend over an already opened context.
     pub fn from_context(ctx: GpuContext) -> Self {
-        GpuBackend { ctx: Arc::new(ctx) }
+        let binding_limit = ctx.device.limits().max_storage_buffer_binding_size;
+        GpuBackend {
+            ctx: Arc::new(ctx),
+            binding_limit,
+        }
+    }
+
+    /// Plan as if the adapter bound at most `bytes` per buffer (tests of the weight
+    /// splitting on small models; never above the adapter's own limit).
+    pub fn with_binding_limit(mut self, bytes: u64) -> Self {
+        self.binding_limit = bytes.min(self.binding_limit);
+        self
     }
 
     /// The adapter in use.
@@ -84,10 +96,21 @@ impl Backend for GpuBackend {
         greenbench_core::memory::check_fits(graph, batch, available)
             .map_err(BackendError::Invalid)?;
         // One buffer binding per weight tensor and per activation: each must fit the
-        // adapter's binding limit (lavapipe: 128 MiB; NVIDIA's Vulkan drivers: 4 GiB).
-        let limit = self.ctx.device.limits().max_storage_buffer_binding_size;
+        // adapter's binding limit (lavapipe: 128 MiB; NVIDIA's Vulkan drivers: 4 GiB). A dense
+        // layer's weight larger than that is split into blocks of columns (plan.rs), so only
+        // one block of them must fit.
+        let limit = self.binding_limit;
         for (i, node) in graph.nodes.iter().enumerate() {
-            let weight = weights.node(i).iter().map(|t| t.len()).max().unwrap_or(0);
+            let weight = match node.op {
+                greenbench_core::Op::Dense { .. } => {
+                    let k = *graph
+                        .value_shape(graph.node_inputs(i)[0])
+                        .last()
+                        .expect("non-empty");
+                    k * plan::DENSE_BLOCK_COLS
+                }
+                _ => weights.node(i).iter().map(|t| t.len()).max().unwrap_or(0),
+            };
             let output = batch * graph.out_shape(i).iter().product::<usize>();
             for (what, elems) in [("a weight", weight), ("its output", output)] {
                 let bytes = 4 * elems as u64;
@@ -113,6 +136,7 @@ impl Backend for GpuBackend {
             weights,
             batch,
             None,
+            limit,
         )?))
     }
 
@@ -123,6 +147,7 @@ impl Backend for GpuBackend {
             &Weights { per_node: vec![] },
             m,
             Some((k, n)),
+            self.binding_limit,
         )?))
     }
 }

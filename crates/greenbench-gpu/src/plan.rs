@@ -34,7 +34,14 @@ struct Planner<'a> {
     ctx: &'a GpuContext,
     buffers: Vec<wgpu::Buffer>,
     dispatches: Vec<Dispatch>,
+    /// Bytes one buffer binding may hold.
+    binding_limit: u64,
 }
+
+/// The columns of a dense layer's weight block when the whole weight exceeds the binding
+/// limit: a multiple of the matmul kernel's widest column tile (4 x 16), so the blocks'
+/// dispatches keep full tiles. The smallest block [`crate::GpuBackend`] admits is this wide.
+pub(crate) const DENSE_BLOCK_COLS: usize = 64;
 
 impl Planner<'_> {
     fn storage(&mut self, label: &str, len: usize) -> usize {
@@ -153,6 +160,52 @@ impl Planner<'_> {
         self.dispatch("strided", p, &[a, b, t], dst, grid(map.len()))
     }
 
+    /// A dense layer `dst[m, n] = src[m, k] . w[k, n] (+ bias) (ReLU)` whose weight may exceed
+    /// the binding limit: then uploaded as blocks of columns (each `[k, cols]`, within the
+    /// limit), one matmul dispatch per block writing its columns of `dst`.
+    #[allow(clippy::too_many_arguments)]
+    fn dense(
+        &mut self,
+        label: &str,
+        src: usize,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        dst: usize,
+        (m, k, n): (usize, usize, usize),
+        relu: bool,
+    ) -> Result<(), BackendError> {
+        let bias = bias.map(|b| self.upload(label, b));
+        if (4 * k * n) as u64 <= self.binding_limit {
+            let wk = self.upload(label, w);
+            return self.matmul(src, wk, bias, dst, (m, k, n), relu);
+        }
+        let fit = (self.binding_limit / (4 * k as u64)) as usize;
+        let cols = (fit / DENSE_BLOCK_COLS * DENSE_BLOCK_COLS).max(DENSE_BLOCK_COLS);
+        let mut c0 = 0;
+        while c0 < n {
+            let nb = cols.min(n - c0);
+            let block: Vec<f32> = (0..k)
+                .flat_map(|r| w[r * n + c0..r * n + c0 + nb].iter().copied())
+                .collect();
+            let wk = self.upload(label, &block);
+            let flags = u32::from(bias.is_some()) | (u32::from(relu) << 1);
+            let mut p = [0u32; 16];
+            // This block's columns of C (c_off, ldc = n) and of the bias (bias_off).
+            p[..10].copy_from_slice(&[
+                m as u32, nb as u32, k as u32, flags, k as u32, nb as u32, n as u32, 0, 0,
+                c0 as u32,
+            ]);
+            p[10] = c0 as u32;
+            let mut srcs = vec![src, wk];
+            srcs.extend(bias);
+            let block_px = 4 * self.ctx.matmul_ts as usize;
+            let groups = (nb.div_ceil(block_px) as u32, m.div_ceil(block_px) as u32);
+            self.dispatch("matmul", p, &srcs, dst, groups)?;
+            c0 += nb;
+        }
+        Ok(())
+    }
+
     /// `dst[m, n] = src[m, k] . w[k, n] (+ bias) (ReLU)`.
     #[allow(clippy::too_many_arguments)]
     fn matmul(
@@ -193,6 +246,7 @@ impl GpuPrepared {
         w: &Weights,
         batch: usize,
         matmul: Option<(usize, usize)>,
+        binding_limit: u64,
     ) -> Result<Self, BackendError> {
         if batch == 0 {
             return Err(BackendError::Invalid("batch must be at least 1".into()));
@@ -203,6 +257,7 @@ impl GpuPrepared {
             ctx: &ctx,
             buffers: vec![],
             dispatches: vec![],
+            binding_limit,
         };
         let (input, input_len, output, output_len) = match (graph, matmul) {
             (None, Some((k, n))) => {
@@ -320,12 +375,12 @@ fn plan_graph(
         };
         match &node.op {
             Op::Dense { units, .. } => {
-                let wk = pl.upload(&node.name, &flat(&t[0]));
-                let bias = t.get(1).map(|b| pl.upload(&node.name, &flat(b)));
-                pl.matmul(
+                let bias = t.get(1).map(flat);
+                pl.dense(
+                    &node.name,
                     src,
-                    wk,
-                    bias,
+                    &flat(&t[0]),
+                    bias.as_deref(),
                     dst,
                     (out_len / units, last, *units),
                     fuse_relu,

@@ -213,3 +213,49 @@ fn tile_choice_follows_limits() {
     l.max_compute_invocations_per_workgroup = 128;
     assert_eq!(greenbench_gpu::matmul_ts_for(&l), 8);
 }
+
+/// A dense weight beyond the adapter's binding limit runs as blocks of columns (here the
+/// limit is lowered to 100 columns' worth: blocks of 64, 64, 64, 64 and 44, bias and ReLU
+/// applied per block); a limit below one 64-column block is refused, naming the node.
+#[test]
+fn dense_weights_beyond_the_binding_limit_run_in_column_blocks() {
+    if gpu().is_none() {
+        return;
+    }
+    let nodes = vec![
+        Node::new(
+            "wide",
+            Op::Dense {
+                units: 300,
+                bias: true,
+            },
+        ),
+        Node::new("r", Op::Relu),
+    ];
+    let g = Graph::new(
+        "wide",
+        InputSpec {
+            shape: vec![64],
+            token_vocab: None,
+        },
+        nodes,
+    )
+    .unwrap();
+    let small = GpuBackend::new(None)
+        .unwrap()
+        .with_binding_limit(4 * 64 * 100);
+    for batch in [1, 3] {
+        let case = reference_case(&g, batch, 5);
+        let e = diff(&run_case(&small, &g, &case, batch), &case.want).max_rel;
+        assert!(e < TOL, "batch {batch}: err {e}");
+    }
+    let tiny = GpuBackend::new(None)
+        .unwrap()
+        .with_binding_limit(4 * 64 * 32);
+    let w = greenbench_core::generate_weights(&g, 5);
+    let err = tiny.prepare(&g, &w, 1).err().expect("refused").to_string();
+    assert!(
+        err.contains("wide") && err.contains("binds at most"),
+        "{err}"
+    );
+}
