@@ -726,9 +726,31 @@ def vit_embed(root):
          "ViT patch embedding: Conv, Reshape/Transpose to tokens, position-embedding constant, 1 - x, per-token Div")
 
 
+def reshape_bn(root):
+    """A sequence reshaped into an NCHW map by a general Reshape ([N, 6, 8] -> [N, 2, 3, 8]),
+    then BatchNormalization, Relu, a 1x1 Conv and a MaxPool: image ops reading a map the
+    general ops left in the file's order. Its own seeded generator."""
+    r = np.random.default_rng(2026113004)
+    wr = lambda *s, scale=0.3: (r.standard_normal(s) * scale).astype(np.float32)
+    inits = [init("shape", np.array([0, 2, 3, 8], dtype=np.int64)), init("g", 1 + wr(2, scale=0.1)),
+             init("b", wr(2, scale=0.1)), init("m", wr(2, scale=0.1)), init("v", (1 + np.abs(wr(2))).astype(np.float32)),
+             init("w", wr(4, 2, 1, 1)), init("wb", wr(4, scale=0.1))]
+    n = [helper.make_node("Reshape", ["x", "shape"], ["m4"], name="to_map"),
+         helper.make_node("BatchNormalization", ["m4", "g", "b", "m", "v"], ["bn"], name="bn", epsilon=1e-5),
+         helper.make_node("Relu", ["bn"], ["r"], name="relu"),
+         helper.make_node("Conv", ["r", "w", "wb"], ["c"], name="conv", kernel_shape=[1, 1]),
+         helper.make_node("MaxPool", ["c"], ["y"], name="pool", kernel_shape=[1, 2], strides=[1, 2])]
+    g = helper.make_graph(n, "reshape_bn", [vi("x", TensorProto.FLOAT, ["N", 6, 8])],
+                          [vi("y", TensorProto.FLOAT, ["N", 4, 3, 4])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    save(root, "reshape_bn", m, r.standard_normal((2, 6, 8)).astype(np.float32), 3 * 8 * 2 * 4,
+         "general Reshape to an NCHW map, then BatchNormalization, Relu, Conv, MaxPool on it")
+
+
 ALL = [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools,
        mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit, zero_pad, opset7, opset21,
-       generic_ops, nonlocal_block, vit_embed]
+       generic_ops, nonlocal_block, vit_embed, reshape_bn]
 
 if __name__ == "__main__":
     # make_fixtures.py [ROOT [NAME ...]]: every fixture, or only the named ones (the fixtures from

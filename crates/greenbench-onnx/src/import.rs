@@ -2025,6 +2025,8 @@ impl<'a> Importer<'a> {
             return Err(self.node_err(n, "training_mode = 1 is not supported (inference only)"));
         }
         let x = self.need_act(n, 0)?;
+        // (A [N, C, H, W] the general ops left in the file's order: as the IR's image.)
+        let x = self.image_of(n, x);
         // The channel axis (ONNX axis 1) must be the IR's last axis.
         let c = match x.layout {
             Layout::Chw { c, .. } => c,
