@@ -379,6 +379,12 @@ enum Attn {
     },
 }
 
+/// A piece of an expression written as IR ops: a value, or a constant folded at import.
+enum ExprPart {
+    Act(Act),
+    Const(f64),
+}
+
 /// An elementwise expression of `x`.
 #[derive(Clone, Debug)]
 enum Expr {
@@ -2562,14 +2568,83 @@ impl Importer<'_> {
                 let ir = self.emit(&base, op, vec![x.ir.clone()], vec![]);
                 Ok(Act { ir, ..x })
             }
-            None => Err(self.node_err(
-                n,
-                format!(
-                    "reads `{name}`, an elementwise expression of its input that greenbench \
-                     does not recognise (recognised: affine a*x+b, GELU (erf or tanh), sigmoid, tanh)"
-                ),
-            )),
+            // Not one op: the arithmetic it is written with, an IR op per ONNX op.
+            None => match self.expr_ops(&base, &x, e) {
+                Some(ExprPart::Act(a)) => Ok(a),
+                _ => Err(self.node_err(
+                    n,
+                    format!(
+                        "reads `{name}`, an elementwise expression of its input that greenbench \
+                         cannot write (recognised as one op: affine a*x+b, GELU (erf or tanh), \
+                         sigmoid, tanh; else written op by op, which an erf or a power other \
+                         than 2 of the input is not)"
+                    ),
+                )),
+            },
         }
+    }
+
+    /// An expression of `x` as IR ops, one per arithmetic node: a constant operand becomes a
+    /// one-value `binary_const`, a product of `x`-expressions a `binary`, tanh the tanh op,
+    /// a square a product; constant subexpressions are folded. `None` where the IR has no op
+    /// (erf of an activation, other powers).
+    fn expr_ops(&mut self, base: &str, x: &Act, e: &Expr) -> Option<ExprPart> {
+        let binary = |e: &Expr| match e {
+            Expr::Add(a, b) => Some((BinOp::Add, a.clone(), b.clone())),
+            Expr::Sub(a, b) => Some((BinOp::Sub, a.clone(), b.clone())),
+            Expr::Mul(a, b) => Some((BinOp::Mul, a.clone(), b.clone())),
+            Expr::Div(a, b) => Some((BinOp::Div, a.clone(), b.clone())),
+            Expr::Pow(a, b) if matches!(**b, Expr::C(c) if c == 2.0) => {
+                Some((BinOp::Mul, a.clone(), a.clone()))
+            }
+            _ => None,
+        };
+        let act = |me: &mut Self, op: Op, ins: Vec<String>, w: Vec<ArrayD<f32>>| {
+            let ir = me.emit(base, op, ins, w);
+            ExprPart::Act(Act { ir, ..x.clone() })
+        };
+        Some(match e {
+            Expr::X => ExprPart::Act(x.clone()),
+            Expr::C(c) => ExprPart::Const(*c),
+            Expr::Tanh(a) => match self.expr_ops(base, x, a)? {
+                ExprPart::Const(c) => ExprPart::Const(c.tanh()),
+                ExprPart::Act(y) => act(self, Op::Tanh, vec![y.ir], vec![]),
+            },
+            Expr::Erf(a) => match self.expr_ops(base, x, a)? {
+                ExprPart::Const(c) => ExprPart::Const(libm::erf(c)),
+                ExprPart::Act(_) => return None,
+            },
+            other => {
+                let (op, a, b) = binary(other)?;
+                let (pa, pb) = (self.expr_ops(base, x, &a)?, self.expr_ops(base, x, &b)?);
+                let one = |c: f64| {
+                    vec![ArrayD::from_shape_vec(IxDyn(&[1]), vec![c as f32]).expect("sized")]
+                };
+                let shape = vec![1];
+                match (pa, pb) {
+                    (ExprPart::Const(p), ExprPart::Const(q)) => ExprPart::Const(op.apply64(p, q)),
+                    (ExprPart::Act(y), ExprPart::Const(q)) => {
+                        let op = Op::BinaryConst {
+                            op,
+                            shape,
+                            left: false,
+                        };
+                        act(self, op, vec![y.ir], one(q))
+                    }
+                    (ExprPart::Const(p), ExprPart::Act(y)) => {
+                        let op = Op::BinaryConst {
+                            op,
+                            shape,
+                            left: true,
+                        };
+                        act(self, op, vec![y.ir], one(p))
+                    }
+                    (ExprPart::Act(y), ExprPart::Act(z)) => {
+                        act(self, Op::Binary { op }, vec![y.ir, z.ir], vec![])
+                    }
+                }
+            }
+        })
     }
 
     /// `x * scale + shift` over the IR's last axis, as an inference batch norm (mean 0,
