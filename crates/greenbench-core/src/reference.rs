@@ -31,6 +31,29 @@ pub fn run_values(g: &Graph, w: &Weights, x: &[f32]) -> Vec<Vec<f32>> {
     vals
 }
 
+/// Each element of an output of shape `out`, as `f(offset in a, offset in b)` of two operands
+/// of shapes `a`, `b` broadcast to it (numpy's rule), in row-major order.
+fn broadcast_map(
+    out: &[usize],
+    a: &[usize],
+    b: &[usize],
+    f: impl Fn(usize, usize) -> f32,
+) -> Vec<f32> {
+    let (sa, sb) = (broadcast_strides(out, a), broadcast_strides(out, b));
+    (0..out.iter().product::<usize>())
+        .map(|j| {
+            let (mut pa, mut pb, mut rest) = (0, 0, j);
+            for ax in (0..out.len()).rev() {
+                let ix = rest % out[ax];
+                rest /= out[ax];
+                pa += ix * sa[ax];
+                pb += ix * sb[ax];
+            }
+            f(pa, pb)
+        })
+        .collect()
+}
+
 /// Node `i`'s output for one example, its inputs read from `vals` (indexed by value id: 0 is
 /// the graph input, `j + 1` node `j`'s output).
 pub fn eval_node(g: &Graph, w: &Weights, i: usize, vals: &[Vec<f32>]) -> Vec<f32> {
@@ -163,46 +186,22 @@ pub fn eval_node(g: &Graph, w: &Weights, i: usize, vals: &[Vec<f32>]) -> Vec<f32
             }
             Op::Flatten | Op::Reshape { .. } => a.clone(),
             Op::Binary { op } => {
-                let out = g.out_shape(i);
                 let b = &vals[ins[1]];
-                let sa = broadcast_strides(out, in_shape);
-                let sb = broadcast_strides(out, g.value_shape(ins[1]));
-                (0..out.iter().product::<usize>())
-                    .map(|j| {
-                        let (mut pa, mut pb, mut rest) = (0, 0, j);
-                        for ax in (0..out.len()).rev() {
-                            let ix = rest % out[ax];
-                            rest /= out[ax];
-                            pa += ix * sa[ax];
-                            pb += ix * sb[ax];
-                        }
-                        op.apply64(a[pa] as f64, b[pb] as f64) as f32
-                    })
-                    .collect()
+                broadcast_map(g.out_shape(i), in_shape, g.value_shape(ins[1]), |pa, pb| {
+                    op.apply64(a[pa] as f64, b[pb] as f64) as f32
+                })
             }
             Op::BinaryConst { op, shape, left } => {
-                let out = g.out_shape(i);
                 let c = t[0].as_slice().expect("standard layout");
-                let sa = broadcast_strides(out, in_shape);
-                let sc = broadcast_strides(out, shape);
-                (0..out.iter().product::<usize>())
-                    .map(|j| {
-                        let (mut pa, mut pc, mut rest) = (0, 0, j);
-                        for ax in (0..out.len()).rev() {
-                            let ix = rest % out[ax];
-                            rest /= out[ax];
-                            pa += ix * sa[ax];
-                            pc += ix * sc[ax];
-                        }
-                        let (x, k) = (a[pa] as f64, c[pc] as f64);
-                        let y = if *left {
-                            op.apply64(k, x)
-                        } else {
-                            op.apply64(x, k)
-                        };
-                        y as f32
-                    })
-                    .collect()
+                broadcast_map(g.out_shape(i), in_shape, shape, |pa, pc| {
+                    let (x, k) = (a[pa] as f64, c[pc] as f64);
+                    let y = if *left {
+                        op.apply64(k, x)
+                    } else {
+                        op.apply64(x, k)
+                    };
+                    y as f32
+                })
             }
             Op::MatMul => {
                 let b = &vals[ins[1]];
