@@ -195,6 +195,10 @@ impl BinOp {
     pub fn code(self) -> u32 {
         self as u32
     }
+    /// The op of an ONNX operator name (`Add`, `Sub`, `Mul`, `Div`).
+    pub fn from_onnx(name: &str) -> Option<BinOp> {
+        BinOp::ALL.into_iter().find(|o| o.onnx() == name)
+    }
     /// The ONNX operator of the same name.
     pub fn onnx(self) -> &'static str {
         match self {

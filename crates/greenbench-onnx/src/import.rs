@@ -2699,11 +2699,7 @@ impl Importer<'_> {
             {
                 let Some(v) = self.per_channel(x, c) else {
                     // Neither a scalar nor per channel: a broadcast constant of its own.
-                    let bop = match op.as_str() {
-                        "Sub" => BinOp::Sub,
-                        "Mul" => BinOp::Mul,
-                        _ => BinOp::Div,
-                    };
+                    let bop = BinOp::from_onnx(&op).expect("Sub, Mul or Div");
                     let y = self.const_binary(n, bop, x.clone(), c, matches!(a, Val::Const(_)))?;
                     self.set(n, Val::Act(y));
                     return Ok(());
@@ -2757,12 +2753,12 @@ impl Importer<'_> {
                 Act { ir, ..big.clone() }
             }
             (Val::Act(x), Val::Act(y)) => {
-                let bop = if op == "Sub" { BinOp::Sub } else { BinOp::Div };
+                let bop = BinOp::from_onnx(&op).expect("Sub or Div");
                 self.binary_acts(n, bop, x.clone(), y.clone())?
             }
             // constant - x, constant / x
             (Val::Const(c), Val::Act(x)) => {
-                let bop = if op == "Sub" { BinOp::Sub } else { BinOp::Div };
+                let bop = BinOp::from_onnx(&op).expect("Sub or Div");
                 self.const_binary(n, bop, x.clone(), c, true)?
             }
             _ => {

@@ -351,6 +351,9 @@ enum Step {
         ins: Vec<usize>,
         dst: usize,
         data: Vec<Vec<f32>>,
+        /// One example's strided map of a broadcasting op or transpose, made here once (not
+        /// per run).
+        map: Option<Strided>,
     },
 }
 
@@ -644,11 +647,23 @@ fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                     }
                     _ => t.iter().map(flat).collect(),
                 };
+                let (x_shape, out) = (g.value_shape(ins[0]), g.out_shape(i));
+                let map = match &g.nodes[i].op {
+                    Op::Binary { .. } => {
+                        Some(Strided::binary(out, x_shape, g.value_shape(ins[1]), 1))
+                    }
+                    Op::BinaryConst { shape, left, .. } => {
+                        Some(Strided::with_constant(out, x_shape, shape, *left, 1))
+                    }
+                    Op::Transpose { perm } => Some(Strided::transpose(x_shape, perm, 1)),
+                    _ => None,
+                };
                 steps.push(Step::Fp32 {
                     node: i,
                     ins: srcs,
                     dst,
                     data,
+                    map,
                 });
                 settle(v, dst, &mut layout, &mut steps, &mut fbuf, &mut qbuf);
                 continue;
@@ -943,9 +958,19 @@ fn execute_step(plan: &Plan, step: &Step, m: &mut Mem) {
                 ins,
                 dst,
                 data,
+                map,
             } => {
                 let mut out = std::mem::take(&mut m.f[*dst]);
-                fp32_node(&plan.graph, *node, ins, data, m, batch, &mut out);
+                fp32_node(
+                    &plan.graph,
+                    *node,
+                    ins,
+                    data,
+                    map.as_ref(),
+                    m,
+                    batch,
+                    &mut out,
+                );
                 m.f[*dst] = out;
             }
         }
@@ -1577,11 +1602,13 @@ fn max_pool_narrow(x: &[u8], batch: usize, p: &PoolGeom, y: &mut [u8]) {
 }
 
 /// An fp32 node on this crate's kernels.
+#[allow(clippy::too_many_arguments)]
 fn fp32_node(
     g: &Graph,
     i: usize,
     ins: &[usize],
     data: &[Vec<f32>],
+    map: Option<&Strided>,
     m: &mut Mem,
     batch: usize,
     out: &mut [f32],
@@ -1610,24 +1637,30 @@ fn fp32_node(
         }
         Op::Flatten | Op::Reshape { .. } => out.copy_from_slice(x),
         Op::Add => kernels::add(x, &m.f[ins[1]], out),
+        // One example at a time on the plan's one-example map.
         Op::Binary { op } => {
-            let (a, b) = (g.node_inputs(i)[0], g.node_inputs(i)[1]);
-            let map = Strided::binary(g.out_shape(i), g.value_shape(a), g.value_shape(b), batch);
-            kernels::binary(x, &m.f[ins[1]], &map, *op, out)
+            let map = map.expect("planned with its map");
+            let (a_len, b_len) = (x.len() / batch, m.f[ins[1]].len() / batch);
+            for (n, o) in out.chunks_mut(map.len()).enumerate() {
+                let (a, b) = (&x[n * a_len..], &m.f[ins[1]][n * b_len..]);
+                kernels::binary(a, b, map, *op, o)
+            }
         }
-        Op::BinaryConst { op, shape, left } => {
-            let x_shape = g.value_shape(g.node_inputs(i)[0]);
-            let map = Strided::with_constant(g.out_shape(i), x_shape, shape, *left, batch);
-            let (a, b) = if *left {
-                (&data[0][..], &x[..])
-            } else {
-                (&x[..], &data[0][..])
-            };
-            kernels::binary(a, b, &map, *op, out)
+        Op::BinaryConst { op, left, .. } => {
+            let map = map.expect("planned with its map");
+            let (c, x_len) = (&data[0][..], x.len() / batch);
+            for (n, o) in out.chunks_mut(map.len()).enumerate() {
+                let xn = &x[n * x_len..];
+                let (a, b) = if *left { (c, xn) } else { (xn, c) };
+                kernels::binary(a, b, map, *op, o)
+            }
         }
-        Op::Transpose { perm } => {
-            let map = Strided::transpose(g.value_shape(g.node_inputs(i)[0]), perm, batch);
-            kernels::transpose(x, &map, out)
+        Op::Transpose { .. } => {
+            let map = map.expect("planned with its map");
+            let x_len = x.len() / batch;
+            for (n, o) in out.chunks_mut(map.len()).enumerate() {
+                kernels::transpose(&x[n * x_len..], map, o)
+            }
         }
         Op::MatMul => {
             let (a, b) = (
