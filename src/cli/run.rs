@@ -80,7 +80,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "minmax", value_parser = parse_calibration)]
     calibration_method: Calibration,
     /// How int8 layers turn int32 sums back into uint8: fixed (a fixed-point multiplier and
-    /// shift, gemmlowp / TFLite style, rounding half away from zero) or fp32 (an fp32
+    /// shift, TFLite's single rounding, ties rounded up) or fp32 (an fp32
     /// multiplier rounding half to even, as XNNPACK and ONNX Runtime do).
     #[arg(long, default_value = "fixed", value_parser = parse_requantizer)]
     requantizer: Requantizer,

@@ -14,9 +14,10 @@
 //!   `s_x * s_w` (`round(b / (s_x s_w))`, saturated).
 //! * **Requantization**, two ways ([`Requantizer`]), each exactly reproducible so every
 //!   kernel is checked bit for bit:
-//!   - `fixed` (gemmlowp / TFLite): the real multiplier `s_x s_w / s_y` as a fixed-point
-//!     `m * 2^-shift` with `m` in `[2^30, 2^31)`, applied exactly in 64 bits, rounding **half
-//!     away from zero**;
+//!   - `fixed` (TFLite's single-rounding `MultiplyByQuantizedMultiplier`, XNNPACK's
+//!     `rndnu`): the real multiplier `s_x s_w / s_y` as a fixed-point `m * 2^-shift` with `m`
+//!     in `[2^30, 2^31)`, applied exactly in 64 bits with one rounding, **half up** (ties
+//!     toward +inf): `(acc * m + 2^(shift-1)) >> shift`;
 //!   - `fp32` (XNNPACK's and ONNX Runtime's): `acc` converted to fp32 (round to nearest
 //!     even), multiplied by the fp32 multiplier, clamped, rounded **half to even** (what
 //!     `cvtps2dq` does, `f32::round_ties_even` in the reference).
@@ -196,10 +197,13 @@ impl Requant {
             .collect()
     }
 
-    /// `round(acc * multiplier / 2^shift)`, half away from zero, exact for `|acc| < 2^32`.
+    /// `round(acc * multiplier / 2^shift)`, ties up (toward +inf), exact for `|acc| < 2^32`:
+    /// `(acc * multiplier + 2^(shift-1)) >> shift`, TFLite's single rounding. (Half up rather
+    /// than half away from zero: it needs no sign correction, two vector instructions fewer
+    /// per 8 products in the kernels' epilogues.)
     #[inline]
     pub fn apply(&self, acc: i64) -> i64 {
-        round_shift(acc * self.multiplier as i64, self.shift)
+        round_shift_up(acc * self.multiplier as i64, self.shift)
     }
 
     /// The real multiplier this stands for.
@@ -219,11 +223,18 @@ pub fn round_shift(p: i64, s: u32) -> i64 {
     }
 }
 
+/// `round(p / 2^s)`, ties up (toward +inf): `(p + 2^(s-1)) >> s` (`s` in 1..=62, `|p| <
+/// 2^62`). The fixed-point requantizer's rounding.
+#[inline]
+pub fn round_shift_up(p: i64, s: u32) -> i64 {
+    (p + (1i64 << (s - 1))) >> s
+}
+
 /// How an int32 accumulator becomes a uint8 output (see the module documentation).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Requantizer {
-    /// Fixed-point multiplier and shift, 64-bit exact, half away from zero.
+    /// Fixed-point multiplier and shift, 64-bit exact, one rounding half up.
     #[default]
     Fixed,
     /// fp32 multiplier, half to even.
@@ -1002,12 +1013,12 @@ mod tests {
                 prop_assert!((1 << 30..1i64 << 31).contains(&(r.multiplier as i64)));
                 prop_assert!(((r.real() - real) / real).abs() < 2f64.powi(-30));
             }
-            // The exact rounding, half away from zero, in 128 bits.
+            // The exact rounding, ties up (toward +inf), in 128 bits: the quotient rounded
+            // down, plus one where the remainder is half the divisor or more.
             let p = acc as i128 * r.multiplier as i128;
             let d = 1i128 << r.shift;
-            let (n, rem) = (p.abs() / d, p.abs() % d);
-            let mag = if 2 * rem >= d { n + 1 } else { n };
-            let want = if p < 0 { -mag } else { mag };
+            let (n, rem) = (p.div_euclid(d), p.rem_euclid(d));
+            let want = if 2 * rem >= d { n + 1 } else { n };
             prop_assert_eq!(r.apply(acc as i64) as i128, want);
         }
 
