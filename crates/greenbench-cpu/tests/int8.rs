@@ -102,10 +102,10 @@ proptest! {
     }
 
     /// Pools on uint8 values (after a conv, so their input is quantized), and a residual add
-    /// with a fused ReLU.
+    /// with a fused ReLU. Channels on both sides of 16 (max pooling has a form for each).
     #[test]
     fn int8_pools_and_adds_are_bit_exact(
-        h in 2usize..10, w in 2usize..10, c in 1usize..12, pool in pool_op(), batch in 1usize..4,
+        h in 2usize..10, w in 2usize..10, c in 1usize..40, pool in pool_op(), batch in 1usize..4,
     ) {
         let conv = |f| Op::Conv2d { filters: f, kernel: [3, 3], stride: [1, 1],
             padding: greenbench_core::Padding::Same, groups: 1, bias: true };

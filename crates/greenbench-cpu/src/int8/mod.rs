@@ -1523,6 +1523,9 @@ fn pool_u8(
     if max && p.c < 16 {
         return max_pool_narrow(x, batch, p, y);
     }
+    if max {
+        return max_pool_wide(x, batch, p, y);
+    }
     let acc = &mut sums[..p.c];
     for n in 0..batch {
         let img = &x[n * p.h * p.w * p.c..(n + 1) * p.h * p.w * p.c];
@@ -1560,6 +1563,44 @@ fn pool_u8(
     }
 }
 
+/// Max pooling of 16 channels or more, on uint8 directly: each output pixel starts as its
+/// window's first pixel and takes the byte-wise maximum with the others (a loop over the
+/// channels the compiler vectorises). Exact: max commutes with the monotone dequantization.
+#[inline(always)]
+fn max_pool_wide(x: &[u8], batch: usize, p: &PoolGeom, y: &mut [u8]) {
+    let c = p.c;
+    let (img_in, img_out) = (p.h * p.w * c, p.ho * p.wo * c);
+    for n in 0..batch {
+        let img = &x[n * img_in..(n + 1) * img_in];
+        let out = &mut y[n * img_out..(n + 1) * img_out];
+        for oy in 0..p.ho {
+            let rows = p.rows(oy);
+            for (ox, o) in out[oy * p.wo * c..(oy + 1) * p.wo * c]
+                .chunks_exact_mut(c)
+                .enumerate()
+            {
+                let cols = p.cols(ox);
+                let mut first = true;
+                for iy in rows.clone() {
+                    let seg = &img[(iy * p.w + cols.start) * c..(iy * p.w + cols.end) * c];
+                    for px in seg.chunks_exact(c) {
+                        if first {
+                            o.copy_from_slice(px);
+                            first = false;
+                        } else {
+                            o.iter_mut().zip(px).for_each(|(o, &v)| *o = (*o).max(v));
+                        }
+                    }
+                }
+                if first {
+                    // An empty window (padding only): the maximum of nothing, as below.
+                    o.fill(0);
+                }
+            }
+        }
+    }
+}
+
 /// Max pooling of fewer than 16 channels: each pixel's channels as one 16-byte vector (the
 /// bytes past its channels belong to the next pixel and are dropped), written 16 bytes at a
 /// time left to right so each pixel's extra bytes are overwritten by the next pixel's; the
@@ -1567,11 +1608,16 @@ fn pool_u8(
 #[inline(always)]
 fn max_pool_narrow(x: &[u8], batch: usize, p: &PoolGeom, y: &mut [u8]) {
     let c = p.c;
-    let total = batch * p.ho * p.wo;
-    for q in 0..total {
-        let (n, oy, ox) = (q / (p.ho * p.wo), (q / p.wo) % p.ho, q % p.wo);
+    // Output pixels in order (q), without a division per pixel.
+    let pixels = (0..batch).flat_map(|n| {
+        (0..p.ho).flat_map(move |oy| {
+            let rows = p.rows(oy);
+            (0..p.wo).map(move |ox| (n, rows.clone(), ox))
+        })
+    });
+    for (q, (n, rows, ox)) in pixels.enumerate() {
         let base = n * p.h * p.w * c;
-        let (rows, cols) = (p.rows(oy), p.cols(ox));
+        let cols = p.cols(ox);
         let last_in = base + ((rows.end.max(1) - 1) * p.w + cols.end.max(1)) * c;
         let o = q * c;
         if last_in + 16 <= x.len() && o + 16 <= y.len() {
