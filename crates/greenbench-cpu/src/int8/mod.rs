@@ -26,9 +26,10 @@ use rayon::prelude::*;
 use std::sync::Arc;
 
 /// The integer epilogue of a conv / dense layer, per output channel. Its per-channel arrays
-/// repeat the channels' values to a length `span` that is a multiple of 16 (and at least
-/// 256), so a run of whole pixels is finished in full 16-lane blocks whatever the channel
-/// count ([`Epi::finish_run`]).
+/// repeat the channels' values cyclically to a length `span + 64`, `span` a multiple of 16
+/// (and at least 256) and of the channel count, so a run of whole pixels is finished in full
+/// 16-lane blocks whatever the channel count ([`Epi::finish_run`]), and 16 lanes can be read
+/// from any offset below `span + 48`.
 struct Epi {
     /// Output channels.
     ch: usize,
@@ -68,15 +69,17 @@ impl Epi {
         let mult: Vec<i32> = l.requant.iter().map(|r| r.multiplier).collect();
         let lcm = ch / gcd(ch, 16) * 16;
         let span = lcm * 256usize.div_ceil(lcm);
+        // Tiled 64 channels past `span`: a fused epilogue reads 16 from any channel offset
+        // below `span + 48` (a depthwise row's 64-value blocks start anywhere in it).
         fn tile<T: Copy>(v: &[T], span: usize) -> Vec<T> {
-            v.iter().copied().cycle().take(span).collect()
+            v.iter().copied().cycle().take(span + 64).collect()
         }
         Epi {
             ch,
             span,
             bias: tile(&bias, span),
             mult: tile(&mult, span),
-            mult_next: (0..span).map(|i| mult[(i + 1) % ch]).collect(),
+            mult_next: (0..span + 64).map(|i| mult[(i + 1) % ch]).collect(),
             shift: tile(&l.requant.iter().map(|r| r.shift).collect::<Vec<_>>(), span),
             scale: match l.requantizer {
                 Requantizer::Fp32 => tile(&l.scale, span),
@@ -134,53 +137,21 @@ impl Epi {
 
     /// [`Self::finish`] in 16-channel blocks (the last one masked); returns how many
     /// channels it did (all).
-    /// The same arithmetic in 64-bit lanes (even channels, then odd): the product of the
-    /// int32 sum and the multiplier, then `(p + half) >> shift` (arithmetic), which is
-    /// `round_shift_up`, the zero point, the clamp.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     unsafe fn finish_avx512(&self, acc: &[i32], c0: usize, out: &mut [u8]) -> usize {
         use std::arch::x86_64::*;
         let n = acc.len();
-        assert!(out.len() >= n && self.bias.len() >= c0 + n);
-        if !self.scale.is_empty() {
-            // SAFETY: the same features; bounds asserted above.
-            return unsafe { self.finish_fp32_avx512(acc, c0, out) };
-        }
-        if let Some(shift) = self.common_shift {
-            // SAFETY: as above.
-            return unsafe { self.finish_common_avx512(acc, c0, out, shift) };
-        }
-        let (zy, lo, hi) = (
-            _mm512_set1_epi64(self.zy as i64),
-            _mm512_set1_epi64(self.lo as i64),
-            _mm512_set1_epi64(self.hi as i64),
-        );
-        let one = _mm512_set1_epi64(1);
-        let low = _mm512_set1_epi64(0xffff_ffff);
+        assert!(out.len() >= n && c0 + n.next_multiple_of(16) <= self.bias.len());
         for b in 0..n.div_ceil(16) {
-            let (j, c) = (b * 16, c0 + b * 16);
+            let j = b * 16;
             // The last block may be partial: its lanes past `n` are masked off.
             let k = lanes_from(j, n);
-            // SAFETY: the masked loads and stores touch lanes j..min(j + 16, n) only, in
-            // bounds of every slice (asserted).
+            // SAFETY: the masked load and store touch lanes j..min(j + 16, n) only; `vec16`
+            // reads the per-channel arrays at c0 + j..c0 + j + 16, inside them (asserted).
             unsafe {
-                let ld = |p: *const i32| _mm512_maskz_loadu_epi32(k, p);
-                let v = _mm512_add_epi32(ld(acc.as_ptr().add(j)), ld(self.bias.as_ptr().add(c)));
-                let m = ld(self.mult.as_ptr().add(c));
-                let s = ld(self.shift.as_ptr().add(c) as *const i32);
-                let half = |p: __m512i, s: __m512i| {
-                    let h = _mm512_sllv_epi64(one, _mm512_sub_epi64(s, one));
-                    let r = _mm512_add_epi64(_mm512_srav_epi64(_mm512_add_epi64(p, h), s), zy);
-                    _mm512_min_epi64(_mm512_max_epi64(r, lo), hi)
-                };
-                let re = half(_mm512_mul_epi32(v, m), _mm512_and_si512(s, low));
-                let ro = half(
-                    _mm512_mul_epi32(_mm512_srli_epi64(v, 32), _mm512_srli_epi64(m, 32)),
-                    _mm512_srli_epi64(s, 32),
-                );
-                // Clamped to 0..=255, so both halves interleave back into 16 x i32.
-                let r = _mm512_or_si512(re, _mm512_slli_epi64(ro, 32));
+                let v = _mm512_maskz_loadu_epi32(k, acc.as_ptr().add(j));
+                let r = self.vec16(v, c0 + j);
                 _mm_mask_storeu_epi8(
                     out.as_mut_ptr().add(j) as *mut i8,
                     k,
@@ -191,88 +162,88 @@ impl Epi {
         n
     }
 
-    /// [`Self::finish_avx512`] when every channel shares one shift of at least 32 (every
-    /// real multiplier below 1/2): `(p + half) >> shift` by one count, even channels' products
-    /// shifted by `shift` (the result in their low 32 bits), odd channels' by `shift - 32`
-    /// (the same result in their high 32 bits), blended; the zero point and clamp in 32-bit
-    /// lanes (the shifted products fit: |p| < 2^62). 13 vector instructions per 16 channels.
+    /// The epilogue of 16 raw int32 sums in a register, channels `c..c + 16` (of the tiled
+    /// per-channel arrays: `c + 16 <= bias.len()`), to 16 uint8 values in int32 lanes. Fused
+    /// into the GEMM tiles and the depthwise rows, and run by [`Self::finish_avx512`].
+    ///
+    /// - fp32 requantizer: convert, multiply, clamp, round half to even (`cvtps2dq` under the
+    ///   default rounding mode), add the zero point;
+    /// - fixed-point, one shift for every channel of at least 32 (every real multiplier below
+    ///   1/2; `Requant::uniform` gives one shift per layer): `(p + half) >> shift` by one
+    ///   count, even channels' products shifted by `shift` (the result in their low 32 bits),
+    ///   odd channels' by `shift - 32` (the same result in their high 32 bits), blended; the
+    ///   zero point and clamp in 32-bit lanes (the shifted products fit: |p| < 2^62). 13
+    ///   vector instructions;
+    /// - fixed-point otherwise: the same in 64-bit lanes with a shift per channel.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VL; `c + 16 <= self.bias.len()`.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn finish_common_avx512(
+    #[inline]
+    unsafe fn vec16(
         &self,
-        acc: &[i32],
-        c0: usize,
-        out: &mut [u8],
-        shift: u32,
-    ) -> usize {
+        acc: std::arch::x86_64::__m512i,
+        c: usize,
+    ) -> std::arch::x86_64::__m512i {
         use std::arch::x86_64::*;
-        let n = acc.len();
-        let even = _mm_cvtsi32_si128(shift as i32);
-        let odd = _mm_cvtsi32_si128(shift as i32 - 32);
-        let half = _mm512_set1_epi64(1i64 << (shift - 1));
-        let (zy, lo, hi) = (
-            _mm512_set1_epi32(self.zy),
-            _mm512_set1_epi32(self.lo),
-            _mm512_set1_epi32(self.hi),
-        );
-        for b in 0..n.div_ceil(16) {
-            let (j, c) = (b * 16, c0 + b * 16);
-            let k = lanes_from(j, n);
-            // SAFETY: masked to lanes j..min(j + 16, n), in bounds (asserted by the caller;
-            // `mult_next` has `mult`'s length).
-            unsafe {
-                let ld = |p: *const i32| _mm512_maskz_loadu_epi32(k, p);
-                let v = _mm512_add_epi32(ld(acc.as_ptr().add(j)), ld(self.bias.as_ptr().add(c)));
-                let pe = _mm512_mul_epi32(v, ld(self.mult.as_ptr().add(c)));
-                let po =
-                    _mm512_mul_epi32(_mm512_srli_epi64(v, 32), ld(self.mult_next.as_ptr().add(c)));
+        debug_assert!(c + 16 <= self.bias.len());
+        // SAFETY: every per-channel array has `bias`'s length (the caller's bound).
+        unsafe {
+            let ld = |p: *const i32| _mm512_loadu_si512(p.add(c) as *const __m512i);
+            let v = _mm512_add_epi32(acc, ld(self.bias.as_ptr()));
+            if !self.scale.is_empty() {
+                let zy = _mm512_set1_epi32(self.zy);
+                let lo = _mm512_set1_ps((self.lo - self.zy) as f32);
+                let hi = _mm512_set1_ps((self.hi - self.zy) as f32);
+                let f = _mm512_mul_ps(
+                    _mm512_cvtepi32_ps(v),
+                    _mm512_loadu_ps(self.scale.as_ptr().add(c)),
+                );
+                let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+                return _mm512_add_epi32(_mm512_cvtps_epi32(f), zy);
+            }
+            if let Some(shift) = self.common_shift {
+                let (zy, lo, hi) = (
+                    _mm512_set1_epi32(self.zy),
+                    _mm512_set1_epi32(self.lo),
+                    _mm512_set1_epi32(self.hi),
+                );
+                let even = _mm_cvtsi32_si128(shift as i32);
+                let odd = _mm_cvtsi32_si128(shift as i32 - 32);
+                let half = _mm512_set1_epi64(1i64 << (shift - 1));
+                let pe = _mm512_mul_epi32(v, ld(self.mult.as_ptr()));
+                let po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), ld(self.mult_next.as_ptr()));
                 let re = _mm512_sra_epi64(_mm512_add_epi64(pe, half), even);
                 let ro = _mm512_sra_epi64(_mm512_add_epi64(po, half), odd);
                 let r = _mm512_mask_blend_epi32(0xaaaa, re, ro);
-                let r = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, zy), lo), hi);
-                _mm_mask_storeu_epi8(
-                    out.as_mut_ptr().add(j) as *mut i8,
-                    k,
-                    _mm512_cvtepi32_epi8(r),
-                );
+                return _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, zy), lo), hi);
             }
+            let one = _mm512_set1_epi64(1);
+            let m = ld(self.mult.as_ptr());
+            let s = ld(self.shift.as_ptr() as *const i32);
+            let round = |p: __m512i, s: __m512i| {
+                let h = _mm512_sllv_epi64(one, _mm512_sub_epi64(s, one));
+                _mm512_srav_epi64(_mm512_add_epi64(p, h), s)
+            };
+            let re = round(
+                _mm512_mul_epi32(v, m),
+                _mm512_and_si512(s, _mm512_set1_epi64(0xffff_ffff)),
+            );
+            let ro = round(
+                _mm512_mul_epi32(_mm512_srli_epi64(v, 32), _mm512_srli_epi64(m, 32)),
+                _mm512_srli_epi64(s, 32),
+            );
+            // Clamped in 64-bit lanes (the results may pass 32 bits), then interleaved.
+            let (zy, lo, hi) = (
+                _mm512_set1_epi64(self.zy as i64),
+                _mm512_set1_epi64(self.lo as i64),
+                _mm512_set1_epi64(self.hi as i64),
+            );
+            let clamp =
+                |r: __m512i| _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(r, zy), lo), hi);
+            _mm512_or_si512(clamp(re), _mm512_slli_epi64(clamp(ro), 32))
         }
-        n
-    }
-
-    /// The fp32 requantizer in 16-channel blocks: convert, multiply, clamp, round half to
-    /// even (`cvtps2dq` under the default rounding mode), add the zero point.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn finish_fp32_avx512(&self, acc: &[i32], c0: usize, out: &mut [u8]) -> usize {
-        use std::arch::x86_64::*;
-        let n = acc.len();
-        let lo = _mm512_set1_ps((self.lo - self.zy) as f32);
-        let hi = _mm512_set1_ps((self.hi - self.zy) as f32);
-        let zy = _mm512_set1_epi32(self.zy);
-        for b in 0..n.div_ceil(16) {
-            let (j, c) = (b * 16, c0 + b * 16);
-            let k = lanes_from(j, n);
-            // SAFETY: masked to lanes j..min(j + 16, n), in bounds (asserted by the caller).
-            unsafe {
-                let v = _mm512_add_epi32(
-                    _mm512_maskz_loadu_epi32(k, acc.as_ptr().add(j)),
-                    _mm512_maskz_loadu_epi32(k, self.bias.as_ptr().add(c)),
-                );
-                let f = _mm512_mul_ps(
-                    _mm512_cvtepi32_ps(v),
-                    _mm512_maskz_loadu_ps(k, self.scale.as_ptr().add(c)),
-                );
-                let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-                let r = _mm512_add_epi32(_mm512_cvtps_epi32(f), zy);
-                _mm_mask_storeu_epi8(
-                    out.as_mut_ptr().add(j) as *mut i8,
-                    k,
-                    _mm512_cvtepi32_epi8(r),
-                );
-            }
-        }
-        n
     }
 }
 
@@ -1759,5 +1730,71 @@ fn fp32_node(
             kernels::attention(x, batch, s, *heads, *head_dim, &mut m.scratch, out)
         }
         Op::Conv2d { .. } | Op::Dense { .. } => unreachable!("refused in plan"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use greenbench_core::quant::Requant;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// The epilogue (AVX-512 where present, and the plain loop) against the reference's
+        /// `QLinear::finish`, bit for bit: both requantizers; real multipliers below and above
+        /// 1/2 (the one-shift form and the per-channel-shift form); one shift per layer or one
+        /// per channel; any channel count and starting channel.
+        #[test]
+        fn epilogue_matches_the_reference(
+            ch in 1usize..70, log2 in -20f64..1.5, spread in 0f64..6.0, uniform in any::<bool>(),
+            fp32 in any::<bool>(), zy in 0i32..256, lo in 0u8..128, width in 1u8..128,
+            c0 in 0usize..40, seed in any::<u64>(),
+        ) {
+            let mut s = seed | 1;
+            let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+            let reals: Vec<f64> = (0..ch)
+                .map(|_| 2f64.powf(log2 - spread * (next() % 1000) as f64 / 1000.0))
+                .collect();
+            let requant = if uniform {
+                Requant::uniform(&reals)
+            } else {
+                reals.iter().map(|&r| Requant::new(r)).collect()
+            };
+            let hi = lo.saturating_add(width);
+            let l = QLinear {
+                w: vec![],
+                w_scale: vec![1.0; ch],
+                bias: (0..ch).map(|_| (next() % 20_001) as i32 - 10_000).collect(),
+                requant,
+                scale: reals.iter().map(|&r| r as f32).collect(),
+                requantizer: if fp32 { Requantizer::Fp32 } else { Requantizer::Fixed },
+                x: QParams { scale: 1.0, zero: 0 },
+                y: QParams { scale: 1.0, zero: zy },
+                lo,
+                hi,
+                fused: None,
+            };
+            // Sums from small to near the int32 limits (less the bias).
+            let n = (ch * 3).saturating_sub(c0 % ch).max(1);
+            let acc: Vec<i32> = (0..n)
+                .map(|_| {
+                    let mag = 1i64 << (next() % 31);
+                    ((next() as i64).rem_euclid(2 * mag) - mag) as i32
+                })
+                .collect();
+            let c0 = c0 % ch;
+            let want: Vec<u8> = acc
+                .iter()
+                .enumerate()
+                .map(|(j, &a)| l.finish(a + l.bias[(c0 + j) % ch], (c0 + j) % ch))
+                .collect();
+            for wide in [false, wide_int8()] {
+                let epi = Epi::new(&l, None, wide);
+                let mut got = vec![0u8; n];
+                epi.finish(&acc, c0, &mut got);
+                prop_assert_eq!(&got, &want, "wide {} requant {:?}", wide, l.requant.first());
+            }
+        }
     }
 }
