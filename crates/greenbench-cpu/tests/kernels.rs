@@ -85,6 +85,37 @@ proptest! {
         prop_assert!(err < TOL, "err {err}");
     }
 
+    /// Reductions longer than one block of the direct kernel's weights (256 KiB: 1,024 to
+    /// 4,096 values for 64 to 16 output channels), so tiles reload their accumulators between
+    /// blocks and add the bias, the residual and the activation only after the last one: a
+    /// k x k convolution over many channels with a residual add fused into it, and a dense
+    /// layer with a long reduction.
+    #[test]
+    fn long_reductions_match_reference(
+        h in 1usize..4, w in 1usize..4, cin in 340usize..1500, cout in 1usize..70, k in 1usize..4,
+        residual in any::<bool>(), relu in 0usize..5, batch in 1usize..3, threads in 1usize..3,
+    ) {
+        let conv = Op::Conv2d { filters: cout, kernel: [k, k], stride: [1, 1],
+            padding: Padding::Same, groups: 1, bias: true };
+        let mut nodes = vec![Node::new("c1", conv.clone())];
+        if residual {
+            // y = act(conv(x) + skip), skip a 1x1 convolution of x (the fused residual).
+            nodes.push(Node::with_inputs("skip", Op::Conv2d { filters: cout, kernel: [1, 1],
+                stride: [1, 1], padding: Padding::Valid, groups: 1, bias: false }, &["input"]));
+            nodes.push(Node::with_inputs("sum", Op::Add, &["c1", "skip"]));
+        }
+        for (i, op) in epilogue(relu).into_iter().enumerate() {
+            nodes.push(Node::new(format!("act{i}"), op));
+        }
+        let g = Graph::new("long", InputSpec { shape: vec![h, w, cin], token_vocab: None }, nodes);
+        prop_assert!(g.is_ok(), "{:?}", g.err());
+        let err = max_rel_err(&g.unwrap(), batch, 13, threads);
+        prop_assert!(err < TOL, "err {err}");
+        let dense = chain(vec![k * 1700], vec![Op::Dense { units: cout, bias: true }]).unwrap();
+        let err = max_rel_err(&dense, batch, 17, threads);
+        prop_assert!(err < TOL, "dense: err {err}");
+    }
+
     #[test]
     fn depthwise_matches_reference(
         h in 1usize..14, w in 1usize..14, c in 2usize..20, k in 1usize..5, s in 1usize..3,

@@ -4,6 +4,15 @@ use super::*;
 use greenbench_core::graph::ConvGeom;
 use std::arch::x86_64::*;
 
+/// Weights per reduction block (floats): 256 KiB, a block stays in L2 across the tiles of a
+/// unit while each tile's accumulators stay in registers over the whole block. Blocks sized
+/// for L1 (24 KiB, as before) cost more in accumulator reloads than they saved: ResNet-50
+/// (onnx light model) at batch 1 on the dev VM, 1 thread: 83.0 ms at 24 KiB, 81.9 at 32 KiB,
+/// 79.6 at 64 KiB, 78.1 at 256 KiB, 78.1 unbounded; 2 threads 43.1 -> 41.6 ms; zoo cells at
+/// batch 32 the same or faster (mlp 2.79 -> 2.51 us, autoencoder 2.84 -> 2.68 us). Bounded
+/// so a huge dense layer's weights are not streamed from memory once per tile.
+const KBLOCK_FLOATS: usize = 65536;
+
 /// One convolution or GEMM planned for the direct kernels.
 pub struct DirectPlan {
     pixels: usize,
@@ -170,9 +179,9 @@ impl DirectPlan {
         if let Some(b) = bias {
             padded_bias[..cout].copy_from_slice(&b[..cout]);
         }
-        // Reduction blocks: the weights of one block (kc * width floats) within ~24 KiB:
-        // whole kernel rows where they fit, else pieces of one row's run.
-        let kc = (6144 / width).max(1);
+        // Reduction blocks: the weights of one block (kc * width floats) within
+        // KBLOCK_FLOATS: whole kernel rows where they fit, else pieces of one row's run.
+        let kc = (KBLOCK_FLOATS / width).max(1);
         let run = geo.kw * geo.cin;
         let mut kblocks = Vec::new();
         if run <= kc {

@@ -10,7 +10,7 @@
 //! zero borders (one pass over the input, against `kh * kw` for im2col). Bias and ReLU
 //! are applied as the tile is stored; Cout that is not a multiple of 16 is stored with
 //! masks. Weights are packed once, in `prepare`, as `[channel block][k][16 V]`, and the
-//! reduction is cut into blocks whose weights fit in L1, so one weight block serves a whole
+//! reduction is cut into blocks whose weights fit in L2 (`KBLOCK_FLOATS`), so one weight block serves a whole
 //! run of pixel tiles.
 //!
 //! Why not the `gemm` crate with im2col, which this replaced on AVX-512 machines: the zoo's
