@@ -60,13 +60,22 @@ unsafe fn pool_row(x: &[f32], p: &PoolGeom, max: bool, r: usize, out: &mut [f32]
     let img = unsafe { x.as_ptr().add(n * p.h * p.w * p.c) };
     let init = _mm512_set1_ps(if max { f32::NEG_INFINITY } else { 0.0 });
     let rows = p.rows(oy);
-    let mut ch = 0;
-    while ch < p.c {
-        let m = lane_mask(p.c - ch, 0);
-        for ox in 0..p.wo {
+    // Output pixels outermost, their channels inside: a window's pixels are read whole while
+    // in L1 (channel blocks outermost streamed a large input from L3 once per 16 channels:
+    // SqueezeNet's 111x111x64 pool took 11 % of its time).
+    for ox in 0..p.wo {
+        let cols = p.cols(ox);
+        let scale = _mm512_set1_ps(if max {
+            1.0
+        } else {
+            1.0 / p.divisor(oy, ox) as f32
+        });
+        let mut ch = 0;
+        while ch < p.c {
+            let m = lane_mask(p.c - ch, 0);
             let mut acc = init;
             for iy in rows.clone() {
-                for ix in p.cols(ox) {
+                for ix in cols.clone() {
                     let off = (iy * p.w + ix) * p.c + ch;
                     let v = unsafe { _mm512_maskz_loadu_ps(m, img.add(off)) };
                     acc = if max {
@@ -77,10 +86,10 @@ unsafe fn pool_row(x: &[f32], p: &PoolGeom, max: bool, r: usize, out: &mut [f32]
                 }
             }
             if !max {
-                acc = _mm512_mul_ps(acc, _mm512_set1_ps(1.0 / p.divisor(oy, ox) as f32));
+                acc = _mm512_mul_ps(acc, scale);
             }
             unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(ox * p.c + ch), m, acc) };
+            ch += 16;
         }
-        ch += 16;
     }
 }
