@@ -294,6 +294,52 @@ fn residual_fusable(g: &Graph, i: usize) -> Option<(usize, bool)> {
     Some((skip, relu))
 }
 
+/// Per node: where an ungrouped convolution writes its output (after its fused activation)
+/// when that output's only reader is a concatenation along channels of 3-D images whose
+/// every input is such a convolution: `(the concatenation's node, the output's first
+/// channel in it, the concatenation's channels)`. Those convolutions then store straight
+/// into the concatenation's buffer and the concatenation is no step (no copy: SqueezeNet's
+/// fire modules and DenseNet's blocks copied every expand output once more).
+fn concat_slots(g: &Graph) -> Vec<Option<(usize, usize, usize)>> {
+    let mut slots = vec![None; g.nodes.len()];
+    for (j, node) in g.nodes.iter().enumerate() {
+        let Op::Concat { axis } = node.op else {
+            continue;
+        };
+        let out = g.out_shape(j);
+        if out.len() != 3 || axis != 2 {
+            continue;
+        }
+        let ins = g.node_inputs(j);
+        // The convolution producing value u, with u its output after any fused activation.
+        let producer = |u: usize| -> Option<usize> {
+            let plain = |c: usize| {
+                matches!(g.nodes[c].op, Op::Conv2d { .. })
+                    && g.conv_geom(c).groups == 1
+                    && residual_fusable(g, c).is_none()
+            };
+            if u == 0 || g.consumers(u) != 1 || ins.iter().filter(|&&x| x == u).count() != 1 {
+                return None;
+            }
+            let c = u - 1;
+            if plain(c) && relu_fusable(g, c).is_none() {
+                return Some(c);
+            }
+            (c >= 1 && plain(c - 1) && relu_fusable(g, c - 1).is_some()).then(|| c - 1)
+        };
+        let producers: Option<Vec<usize>> = ins.iter().map(|&u| producer(u)).collect();
+        let Some(producers) = producers else {
+            continue;
+        };
+        let mut offset = 0;
+        for (&u, c) in ins.iter().zip(producers) {
+            slots[c] = Some((j, offset, out[2]));
+            offset += g.value_shape(u)[2];
+        }
+    }
+    slots
+}
+
 /// Per value: the zero border (top, bottom, left, right) to store it with, so that the
 /// convolutions reading it need no padded copy. Only for values whose every consumer is a
 /// convolution the direct kernels run (ungrouped or depthwise) with the same non-zero
@@ -450,10 +496,23 @@ impl CpuPrepared {
             sizes[0] = batch * (h + t + b) * (w + l + r) * c;
         }
         let mut buf_border: Vec<Option<[usize; 4]>> = vec![input_border.map(|b| b.0)];
+        // Concatenations written in place by their producers (`concat_slots`): per node,
+        // the concatenation's buffer once its first producer is planned.
+        let slots = if direct {
+            concat_slots(g)
+        } else {
+            vec![None; g.nodes.len()]
+        };
+        let mut concat_buf: Vec<Option<usize>> = vec![None; g.nodes.len()];
         for i in 0..g.nodes.len() {
             let v = i + 1;
             if skip_nodes > 0 {
                 skip_nodes -= 1;
+                continue;
+            }
+            if let Some(b) = concat_buf[i] {
+                // Its producers have written it.
+                buf_of[v] = b;
                 continue;
             }
             let (ins, in_shape, last, out_len) = g.node_io(i, batch);
@@ -485,14 +544,33 @@ impl CpuPrepared {
                 }
                 _ => None,
             };
-            let dst = match out_border {
-                Some([t, b, l, r]) => {
-                    let s = g.out_shape(i);
-                    new_buf(&mut sizes, batch * (s[0] + t + b) * (s[1] + l + r) * s[2])
+            let bordered = |sizes: &mut Vec<usize>, j: usize, border: Option<[usize; 4]>| {
+                let s = g.out_shape(j);
+                match border {
+                    Some([t, b, l, r]) => {
+                        new_buf(sizes, batch * (s[0] + t + b) * (s[1] + l + r) * s[2])
+                    }
+                    None => new_buf(sizes, batch * s.iter().product::<usize>()),
                 }
-                None => new_buf(&mut sizes, out_len),
             };
-            buf_border.push(out_border);
+            // (concatenation node, channel offset, its channels, its border)
+            let slot = slots[i].map(|(j, off, ct)| (j, off, ct, want_border[j + 1]));
+            let dst = match slot {
+                Some((j, _, _, border)) => match concat_buf[j] {
+                    Some(b) => b,
+                    None => {
+                        let b = bordered(&mut sizes, j, border);
+                        buf_border.push(border);
+                        concat_buf[j] = Some(b);
+                        b
+                    }
+                },
+                None => {
+                    let b = bordered(&mut sizes, i, out_border);
+                    buf_border.push(out_border);
+                    b
+                }
+            };
             for f in 0..=fused {
                 buf_of[v + f] = dst;
             }
@@ -523,6 +601,10 @@ impl CpuPrepared {
                     )
                     .map(|p| match residual {
                         Some((skip, _)) => p.with_residual(buf_border[buf_of[skip]]),
+                        None => p,
+                    })
+                    .map(|p| match slot {
+                        Some((_, off, ct, border)) => p.into_concat(border, ct, off),
                         None => p,
                     }),
                     _ => None,
@@ -786,6 +868,55 @@ impl CpuPrepared {
 mod tests {
     use super::*;
     use greenbench_core::graph::{InputSpec, Node, Padding};
+
+    /// A fire module's expand convolutions write their halves of the concatenation in
+    /// place on the direct kernels (two steps, no copy); with an input that is no
+    /// convolution's output, or on the portable kernels, the concatenation is a step.
+    #[test]
+    fn concatenated_convolutions_write_in_place() {
+        for (with_input, direct, want) in [(false, true, 2), (true, true, 3), (false, false, 3)] {
+            let mut nodes = vec![
+                Node::with_inputs(
+                    "e1",
+                    Op::conv(8, [1, 1], [1, 1], Padding::Valid),
+                    &["input"],
+                ),
+                Node::new("r1", Op::Relu),
+                Node::with_inputs("e3", Op::conv(8, [3, 3], [1, 1], Padding::Same), &["input"]),
+                Node::new("r3", Op::Relu),
+            ];
+            let parts: &[&str] = if with_input {
+                &["r1", "r3", "input"]
+            } else {
+                &["r1", "r3"]
+            };
+            nodes.push(Node::with_inputs("cat", Op::Concat { axis: 2 }, parts));
+            let shape = vec![6, 6, 4];
+            let g = Graph::new(
+                "fire",
+                InputSpec {
+                    shape,
+                    token_vocab: None,
+                },
+                nodes,
+            )
+            .unwrap();
+            let w = greenbench_core::generate_weights(&g, 1);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            let mut s = Settings::new(1, pool, None);
+            s.direct = direct && crate::direct_kernels_available();
+            let want = if direct && !s.direct { 3 } else { want };
+            let p = CpuPrepared::plan(&g, &w, 2, &s).unwrap();
+            assert_eq!(
+                p.steps.len(),
+                want,
+                "input part {with_input}, direct {direct}"
+            );
+        }
+    }
 
     /// ReLU, ReLU6, h-swish and sigmoid after a convolution or dense layer run in its
     /// epilogue (one step), on the direct and the portable kernels; tanh stays a step.

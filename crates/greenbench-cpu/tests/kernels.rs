@@ -116,6 +116,48 @@ proptest! {
         prop_assert!(err < TOL, "dense: err {err}");
     }
 
+    /// Concatenations along channels whose inputs are convolutions (each with or without a
+    /// fused activation), written in place by those convolutions: at any channel offsets
+    /// (widths not multiples of 16), read by a padded convolution (the concatenation stored
+    /// with a zero border) or by a pool; and one input that is not a convolution (the copy).
+    #[test]
+    fn concatenated_convolutions_match_reference(
+        h in 2usize..9, w in 2usize..9, cin in 1usize..20, c1 in 1usize..40, c2 in 1usize..40,
+        k2 in 1usize..4, act1 in 0usize..5, act2 in 0usize..5, reader in 0usize..3,
+        plain_input in any::<bool>(), batch in 1usize..4, threads in 1usize..3,
+    ) {
+        let conv = |f, k| Op::Conv2d { filters: f, kernel: [k, k], stride: [1, 1],
+            padding: Padding::Same, groups: 1, bias: true };
+        let mut nodes = vec![Node::with_inputs("a", conv(c1, 1), &["input"])];
+        let mut a_out = "a".to_string();
+        for (i, op) in epilogue(act1).into_iter().enumerate() {
+            a_out = format!("a{i}");
+            nodes.push(Node::new(a_out.clone(), op));
+        }
+        nodes.push(Node::with_inputs("b", conv(c2, k2), &["input"]));
+        let mut b_out = "b".to_string();
+        for (i, op) in epilogue(act2).into_iter().enumerate() {
+            b_out = format!("b{i}");
+            nodes.push(Node::new(b_out.clone(), op));
+        }
+        // The input itself as a third part: not a convolution, so that concatenation copies.
+        let mut parts = vec![a_out.as_str(), b_out.as_str()];
+        if plain_input {
+            parts.push("input");
+        }
+        nodes.push(Node::with_inputs("cat", Op::Concat { axis: 2 }, &parts));
+        match reader {
+            0 => nodes.push(Node::new("next", conv(5, 3))),
+            1 => nodes.push(Node::new("next", Op::MaxPool { kernel: [2, 2], stride: [1, 1],
+                padding: Padding::Valid, ceil_mode: false })),
+            _ => {}
+        }
+        let g = Graph::new("cat", InputSpec { shape: vec![h, w, cin], token_vocab: None }, nodes);
+        prop_assume!(g.is_ok());
+        let err = max_rel_err(&g.unwrap(), batch, 19, threads);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
     #[test]
     fn depthwise_matches_reference(
         h in 1usize..14, w in 1usize..14, c in 2usize..20, k in 1usize..5, s in 1usize..3,

@@ -129,6 +129,19 @@ impl DirectPlan {
         Some(plan)
     }
 
+    /// Store the output as channels `offset..offset + cout` of a `c_total`-channel image
+    /// (a concatenation along channels written in place by its producers), stored with
+    /// `border` if any. Only for convolutions.
+    pub fn into_concat(mut self, border: Option<Border>, c_total: usize, offset: usize) -> Self {
+        let g = self.geo;
+        let batch = self.pixels / (g.ho * g.wo);
+        assert!(offset + self.cout <= c_total, "concat slice past its image");
+        let (pix, len) = bordered_offsets(batch, g.ho, g.wo, c_total, border.unwrap_or([0; 4]));
+        self.out_pix = pix.into_iter().map(|o| o + offset).collect();
+        self.out_len = len;
+        self
+    }
+
     /// Add a residual of the output's shape before the ReLU: `y = relu(conv(x) + skip)`,
     /// with `skip` stored with `border` (its producer's) if any. Only for convolutions.
     pub fn with_residual(mut self, border: Option<Border>) -> Self {
