@@ -614,6 +614,44 @@ impl CpuPrepared {
             };
             #[cfg(not(target_arch = "x86_64"))]
             let _ = (direct, in_padded);
+            // A grouped 1x1 convolution: one direct GEMM per group, each writing its group's
+            // channels of the one output.
+            #[cfg(target_arch = "x86_64")]
+            if direct && let Op::Conv2d { .. } = op {
+                let geom = g.conv_geom(i);
+                let pointwise = geom.kh == 1
+                    && geom.kw == 1
+                    && geom.sh == 1
+                    && geom.sw == 1
+                    && geom.pad_top + geom.pad_bottom + geom.pad_left + geom.pad_right == 0;
+                if pointwise && geom.groups > 1 && !geom.is_depthwise() && !in_padded {
+                    let w = flat(&t[0]);
+                    for grp in 0..geom.groups {
+                        let plan = Box::new(direct::DirectPlan::pointwise_group(
+                            &geom,
+                            batch,
+                            grp,
+                            &w,
+                            bias.as_deref(),
+                            fuse_relu,
+                        ));
+                        pads.push(plan.pad_buffer());
+                        steps.push(Step::Direct {
+                            skip: None,
+                            src,
+                            dst,
+                            plan,
+                            pad: pads.len() - 1,
+                        });
+                        if grp > 0 {
+                            step_nodes.push(i);
+                        }
+                        let work = step_work(g, i, batch) / geom.groups as u64;
+                        par.push(threads > 1 && work >= PAR_MIN_WORK);
+                    }
+                    continue;
+                }
+            }
             let step = match op {
                 #[cfg(target_arch = "x86_64")]
                 _ if direct_plan.is_some() => {

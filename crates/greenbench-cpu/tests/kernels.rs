@@ -158,6 +158,22 @@ proptest! {
         prop_assert!(err < TOL, "err {err}");
     }
 
+    /// Grouped 1x1 convolutions (one direct GEMM per group into the shared output), with
+    /// group widths that leave a ragged last channel block (e.g. 68 = 64 + 4).
+    #[test]
+    fn grouped_pointwise_matches_reference(
+        h in 1usize..8, w in 1usize..8, groups in 2usize..5, cin_g in 1usize..40,
+        cout_g in 1usize..80, relu in 0usize..5, batch in 1usize..3, threads in 1usize..3,
+    ) {
+        let mut ops = vec![Op::Conv2d { filters: cout_g * groups, kernel: [1, 1],
+            stride: [1, 1], padding: Padding::Valid, groups, bias: true }];
+        ops.extend(epilogue(relu));
+        let g = chain(vec![h, w, cin_g * groups], ops);
+        prop_assume!(g.is_some());
+        let err = max_rel_err(&g.unwrap(), batch, 23, threads);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
     #[test]
     fn depthwise_matches_reference(
         h in 1usize..14, w in 1usize..14, c in 2usize..20, k in 1usize..5, s in 1usize..3,

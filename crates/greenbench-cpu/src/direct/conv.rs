@@ -19,8 +19,9 @@ pub struct DirectPlan {
     cout: usize,
     geo: Geometry,
     pad: Option<Padding>,
-    /// Vectors (of 16 channels) per channel block, 1..=4.
+    /// Vectors (of 16 channels) per channel block, 1..=4; the last block has `v_last`.
     v: usize,
+    v_last: usize,
     /// Pixels per tile for this `v`.
     p: usize,
     /// `[block][k][16 v]` with k in (ky, kx, ci) order, zero-padded past `cout`.
@@ -129,9 +130,39 @@ impl DirectPlan {
         Some(plan)
     }
 
+    /// Group `grp` of a grouped 1x1 convolution (stride 1, unpadded; weights HWIO `[1, 1,
+    /// Cin/groups, Cout]`) over `batch` NHWC images: a GEMM reading its group's input
+    /// channels of each pixel and writing its group's output channels. One plan per group,
+    /// run one after the other into the same output (ShuffleNet's grouped pointwise layers
+    /// ran im2col + the `gemm` crate).
+    pub fn pointwise_group(
+        g: &ConvGeom,
+        batch: usize,
+        grp: usize,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        relu: Relu,
+    ) -> Self {
+        assert!(
+            g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.groups > 1,
+            "not a grouped pointwise convolution"
+        );
+        assert_eq!(g.pad_top + g.pad_bottom + g.pad_left + g.pad_right, 0);
+        let (cin_g, cout_g) = (g.cin / g.groups, g.cout / g.groups);
+        let rows = batch * g.ho * g.wo;
+        let wg: Vec<f32> = (0..cin_g)
+            .flat_map(|k| (0..cout_g).map(move |j| w[k * g.cout + grp * cout_g + j]))
+            .collect();
+        let bg = bias.map(|b| &b[grp * cout_g..(grp + 1) * cout_g]);
+        let mut plan = Self::gemm(rows, cin_g, cout_g, &wg, bg, relu);
+        plan.pix = (0..rows).map(|q| q * g.cin + grp * cin_g).collect();
+        plan.input_len = rows * g.cin;
+        plan.into_concat(None, g.cout, grp * cout_g)
+    }
+
     /// Store the output as channels `offset..offset + cout` of a `c_total`-channel image
-    /// (a concatenation along channels written in place by its producers), stored with
-    /// `border` if any. Only for convolutions.
+    /// (a concatenation along channels written in place by its producers, or one group of
+    /// a grouped convolution), stored with `border` if any.
     pub fn into_concat(mut self, border: Option<Border>, c_total: usize, offset: usize) -> Self {
         let g = self.geo;
         let batch = self.pixels / (g.ho * g.wo);
@@ -177,13 +208,17 @@ impl DirectPlan {
         let p = if v == 4 { 6 } else { 8 };
         let nb = cout.div_ceil(16 * v);
         let width = 16 * v;
-        let mut packed = vec![0.0f32; nb * k * width];
+        // The last block only as wide as the channels it has left (68 channels: 64 + 16,
+        // not 64 + 64 of which 4 are used).
+        let v_last = (cout - (nb - 1) * width).div_ceil(16);
+        let mut packed = vec![0.0f32; (nb - 1) * k * width + k * 16 * v_last];
         for b in 0..nb {
+            let wb = if b + 1 == nb { 16 * v_last } else { width };
             for kk in 0..k {
-                for j in 0..width {
+                for j in 0..wb {
                     let co = b * width + j;
                     if co < cout {
-                        packed[(b * k + kk) * width + j] = w[kk * cout + co];
+                        packed[b * k * width + kk * wb + j] = w[kk * cout + co];
                     }
                 }
             }
@@ -235,6 +270,7 @@ impl DirectPlan {
             geo,
             pad,
             v,
+            v_last,
             p,
             w: packed,
             bias: padded_bias,
@@ -406,13 +442,20 @@ impl DirectPlan {
         let k = g.kh * g.kw * g.cin;
         let run = g.kw * g.cin;
         let row_stride = g.wp * g.cin;
-        let ncols = (self.cout - b * width).min(width);
+        // This block's vectors: the last block may be narrower (`build`).
+        let last_block = (b + 1) * width >= self.cout;
+        let vb = if last_block { self.v_last } else { self.v };
+        let ncols = (self.cout - b * width).min(16 * vb);
         let nkb = self.kblocks.len();
         let mut base = [0usize; MAX_P];
         let mut obase = [0usize; MAX_P];
         let mut sbase = [0usize; MAX_P];
         for (kbi, &(r0, r1, c0, c1)) in self.kblocks.iter().enumerate() {
-            let w = unsafe { self.w.as_ptr().add((b * k + r0 * run + c0) * width) };
+            let w = unsafe {
+                self.w
+                    .as_ptr()
+                    .add(b * k * width + (r0 * run + c0) * 16 * vb)
+            };
             let mode = Mode {
                 init: if kbi == 0 { Init::Bias } else { Init::Load },
                 last: kbi + 1 == nkb,
@@ -467,7 +510,7 @@ impl DirectPlan {
                     ncols,
                     mode,
                 };
-                unsafe { dispatch(self.v, np, &a) };
+                unsafe { dispatch(vb, np, &a) };
             }
         }
     }
