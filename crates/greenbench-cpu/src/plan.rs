@@ -907,6 +907,20 @@ mod tests {
     use super::*;
     use greenbench_core::graph::{InputSpec, Node, Padding};
 
+    /// Steps of `g` planned at batch 2 on one thread (seeded weights), on the direct kernels
+    /// if asked and available; and whether they were.
+    fn steps_planned(g: &Graph, direct: bool) -> (usize, bool) {
+        let w = greenbench_core::generate_weights(g, 1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let mut s = Settings::new(1, pool, None);
+        s.direct = direct && crate::direct_kernels_available();
+        let p = CpuPrepared::plan(g, &w, 2, &s).unwrap();
+        (p.steps.len(), s.direct)
+    }
+
     /// A fire module's expand convolutions write their halves of the concatenation in
     /// place on the direct kernels (two steps, no copy); with an input that is no
     /// convolution's output, or on the portable kernels, the concatenation is a step.
@@ -939,20 +953,9 @@ mod tests {
                 nodes,
             )
             .unwrap();
-            let w = greenbench_core::generate_weights(&g, 1);
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .build()
-                .unwrap();
-            let mut s = Settings::new(1, pool, None);
-            s.direct = direct && crate::direct_kernels_available();
-            let want = if direct && !s.direct { 3 } else { want };
-            let p = CpuPrepared::plan(&g, &w, 2, &s).unwrap();
-            assert_eq!(
-                p.steps.len(),
-                want,
-                "input part {with_input}, direct {direct}"
-            );
+            let (steps, on_direct) = steps_planned(&g, direct);
+            let want = if direct && !on_direct { 3 } else { want };
+            assert_eq!(steps, want, "input part {with_input}, direct {direct}");
         }
     }
 
@@ -984,16 +987,9 @@ mod tests {
                     vec![Node::new("l", layer.clone()), Node::new("a", act.clone())],
                 )
                 .unwrap();
-                let w = greenbench_core::generate_weights(&g, 1);
                 for direct in [false, true] {
-                    let pool = rayon::ThreadPoolBuilder::new()
-                        .num_threads(1)
-                        .build()
-                        .unwrap();
-                    let mut s = Settings::new(1, pool, None);
-                    s.direct = direct && crate::direct_kernels_available();
-                    let p = CpuPrepared::plan(&g, &w, 2, &s).unwrap();
-                    assert_eq!(p.steps.len(), steps, "{layer} + {act}, direct {direct}");
+                    let (planned, _) = steps_planned(&g, direct);
+                    assert_eq!(planned, steps, "{layer} + {act}, direct {direct}");
                 }
             }
         }
