@@ -270,13 +270,27 @@ fn relu_fusable(g: &Graph, i: usize) -> Relu {
     }
 }
 
-/// Whether node `i`, an ungrouped convolution, is followed by an Add that is its output's
-/// only consumer (a residual connection): then `(the other operand's value, whether a ReLU
-/// that is the sum's only consumer follows)`, and the direct kernels add the residual and
-/// apply the ReLU in the convolution's epilogue.
+/// A grouped (not depthwise) 1x1, stride 1, unpadded convolution: the direct kernels run it
+/// as one GEMM per group.
+fn grouped_pointwise(c: &ConvGeom) -> bool {
+    c.kh == 1
+        && c.kw == 1
+        && c.sh == 1
+        && c.sw == 1
+        && c.pad_top + c.pad_bottom + c.pad_left + c.pad_right == 0
+        && c.groups > 1
+        && !c.is_depthwise()
+}
+
+/// Whether node `i`, an ungrouped or grouped-pointwise convolution, is followed by an Add
+/// that is its output's only consumer (a residual connection): then `(the other operand's
+/// value, whether a ReLU that is the sum's only consumer follows)`, and the direct kernels
+/// add the residual and apply the ReLU in the convolution's epilogue.
 fn residual_fusable(g: &Graph, i: usize) -> Option<(usize, bool)> {
     let v = i + 1;
-    if !matches!(g.nodes[i].op, Op::Conv2d { .. }) || g.conv_geom(i).groups != 1 {
+    if !matches!(g.nodes[i].op, Op::Conv2d { .. })
+        || !(g.conv_geom(i).groups == 1 || grouped_pointwise(&g.conv_geom(i)))
+    {
         return None;
     }
     if !matches!(g.nodes.get(i + 1)?.op, Op::Add) || g.consumers(v) != 1 {
@@ -619,12 +633,9 @@ impl CpuPrepared {
             #[cfg(target_arch = "x86_64")]
             if direct && let Op::Conv2d { .. } = op {
                 let geom = g.conv_geom(i);
-                let pointwise = geom.kh == 1
-                    && geom.kw == 1
-                    && geom.sh == 1
-                    && geom.sw == 1
-                    && geom.pad_top + geom.pad_bottom + geom.pad_left + geom.pad_right == 0;
-                if pointwise && geom.groups > 1 && !geom.is_depthwise() && !in_padded {
+                if grouped_pointwise(&geom) {
+                    // A 1x1 convolution's input never has a border (`wanted_borders`).
+                    assert!(!in_padded, "grouped 1x1 convolution over a bordered input");
                     let w = flat(&t[0]);
                     for grp in 0..geom.groups {
                         let plan = Box::new(direct::DirectPlan::pointwise_group(
@@ -634,10 +645,11 @@ impl CpuPrepared {
                             &w,
                             bias.as_deref(),
                             fuse_relu,
+                            residual.map(|(skip, _)| buf_border[buf_of[skip]]),
                         ));
                         pads.push(plan.pad_buffer());
                         steps.push(Step::Direct {
-                            skip: None,
+                            skip: residual.map(|(skip, _)| buf_of[skip]),
                             src,
                             dst,
                             plan,

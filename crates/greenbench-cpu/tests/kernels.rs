@@ -159,17 +159,41 @@ proptest! {
     }
 
     /// Grouped 1x1 convolutions (one direct GEMM per group into the shared output), with
-    /// group widths that leave a ragged last channel block (e.g. 68 = 64 + 4).
+    /// group widths that leave a ragged last channel block (e.g. 68 = 64 + 4), and with a
+    /// residual add (+ ReLU) fused into them, its skip stored plain or with a zero border
+    /// (when a padded convolution also reads it).
     #[test]
     fn grouped_pointwise_matches_reference(
         h in 1usize..8, w in 1usize..8, groups in 2usize..5, cin_g in 1usize..40,
-        cout_g in 1usize..80, relu in 0usize..5, batch in 1usize..3, threads in 1usize..3,
+        cout_g in 1usize..80, relu in 0usize..5, residual in 0usize..3, batch in 1usize..3,
+        threads in 1usize..3,
     ) {
-        let mut ops = vec![Op::Conv2d { filters: cout_g * groups, kernel: [1, 1],
-            stride: [1, 1], padding: Padding::Valid, groups, bias: true }];
-        ops.extend(epilogue(relu));
-        let g = chain(vec![h, w, cin_g * groups], ops);
-        prop_assume!(g.is_some());
+        let conv = |f, k, groups, pad| Op::Conv2d { filters: f, kernel: [k, k],
+            stride: [1, 1], padding: pad, groups, bias: true };
+        let cout = cout_g * groups;
+        let mut nodes = vec![];
+        let mut tail = vec![];
+        if residual > 0 {
+            // skip: a 3x3 convolution of the input (a value other convolutions read too when
+            // `residual == 2`, so that it is stored with a border).
+            nodes.push(Node::with_inputs("skip", conv(cout, 3, 1, Padding::Same), &["input"]));
+            nodes.push(Node::with_inputs("g", conv(cout, 1, groups, Padding::Valid), &["input"]));
+            nodes.push(Node::with_inputs("sum", Op::Add, &["g", "skip"]));
+            nodes.push(Node::new("relu", Op::Relu));
+            if residual == 2 {
+                nodes.push(Node::with_inputs("other", conv(3, 3, 1, Padding::Same), &["skip"]));
+                nodes.push(Node::with_inputs("out", Op::Concat { axis: 2 }, &["relu", "other"]));
+            }
+        } else {
+            nodes.push(Node::new("g", conv(cout, 1, groups, Padding::Valid)));
+            tail.extend(epilogue(relu));
+        }
+        for (i, op) in tail.into_iter().enumerate() {
+            nodes.push(Node::new(format!("act{i}"), op));
+        }
+        let g = Graph::new("gp", InputSpec { shape: vec![h, w, cin_g * groups], token_vocab: None },
+            nodes);
+        prop_assert!(g.is_ok(), "{:?}", g.err());
         let err = max_rel_err(&g.unwrap(), batch, 23, threads);
         prop_assert!(err < TOL, "err {err}");
     }

@@ -134,7 +134,8 @@ impl DirectPlan {
     /// Cin/groups, Cout]`) over `batch` NHWC images: a GEMM reading its group's input
     /// channels of each pixel and writing its group's output channels. One plan per group,
     /// run one after the other into the same output (ShuffleNet's grouped pointwise layers
-    /// ran im2col + the `gemm` crate).
+    /// ran im2col + the `gemm` crate). `skip`: a residual of the output's shape added before
+    /// the activation, stored with that border if any (each group adds its channels of it).
     pub fn pointwise_group(
         g: &ConvGeom,
         batch: usize,
@@ -142,6 +143,7 @@ impl DirectPlan {
         w: &[f32],
         bias: Option<&[f32]>,
         relu: Relu,
+        skip: Option<Option<Border>>,
     ) -> Self {
         assert!(
             g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.groups > 1,
@@ -157,6 +159,12 @@ impl DirectPlan {
         let mut plan = Self::gemm(rows, cin_g, cout_g, &wg, bg, relu);
         plan.pix = (0..rows).map(|q| q * g.cin + grp * cin_g).collect();
         plan.input_len = rows * g.cin;
+        if let Some(border) = skip {
+            let (pix, len) = bordered_offsets(batch, g.ho, g.wo, g.cout, border.unwrap_or([0; 4]));
+            plan.residual = true;
+            plan.skip_pix = pix.into_iter().map(|o| o + grp * cout_g).collect();
+            plan.skip_len = len;
+        }
         plan.into_concat(None, g.cout, grp * cout_g)
     }
 
