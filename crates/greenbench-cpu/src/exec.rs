@@ -213,8 +213,12 @@ impl CpuPrepared {
                 ..
             } => kernels::layer_norm_rows(&bufs[*src], *n, gamma, beta, *eps, &mut out),
             Step::ScaleShift {
-                src, scale, shift, ..
-            } => kernels::scale_shift(&bufs[*src], scale.len(), scale, shift, &mut out),
+                src,
+                scale,
+                shift,
+                relu,
+                ..
+            } => kernels::scale_shift(&bufs[*src], scale.len(), scale, shift, *relu, &mut out),
             Step::Pool {
                 src,
                 geom,

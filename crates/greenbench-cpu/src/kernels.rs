@@ -748,7 +748,7 @@ pub fn add(a: &[f32], b: &[f32], y: &mut [f32]) {
 }
 
 /// Unfolded inference batch norm as `x * scale + shift` over the last axis of length `c`.
-pub fn scale_shift(x: &[f32], c: usize, scale: &[f32], shift: &[f32], y: &mut [f32]) {
+pub fn scale_shift(x: &[f32], c: usize, scale: &[f32], shift: &[f32], relu: bool, y: &mut [f32]) {
     y[..x.len()]
         .par_chunks_mut(c)
         .zip(x.par_chunks(c))
@@ -756,6 +756,9 @@ pub fn scale_shift(x: &[f32], c: usize, scale: &[f32], shift: &[f32], y: &mut [f
         .for_each(|(o, i)| {
             for j in 0..c {
                 o[j] = i[j] * scale[j] + shift[j];
+            }
+            if relu {
+                o.iter_mut().for_each(|v| *v = v.max(0.0));
             }
         });
 }

@@ -102,11 +102,14 @@ pub(crate) enum Step {
         beta: Vec<f32>,
         eps: f32,
     },
+    /// `x * scale + shift` per channel (batch norms, consecutive ones composed), then a
+    /// ReLU if `relu`.
     ScaleShift {
         src: usize,
         dst: usize,
         scale: Vec<f32>,
         shift: Vec<f32>,
+        relu: bool,
     },
     Pool {
         src: usize,
@@ -268,6 +271,21 @@ fn relu_fusable(g: &Graph, i: usize) -> Relu {
         Op::Sigmoid => Some(Act::Sigmoid),
         _ => None,
     }
+}
+
+/// For batch norm node `i`: how many batch norms follow it in a chain (each the only
+/// reader of the value before it), and whether a ReLU, the only reader of the chain's
+/// output, follows them.
+fn bn_chain(g: &Graph, i: usize) -> (usize, bool) {
+    let only_reader =
+        |j: usize| g.nodes.get(j).is_some() && g.node_inputs(j) == [j] && g.consumers(j) == 1;
+    let mut more = 0;
+    while only_reader(i + more + 1) && matches!(g.nodes[i + more + 1].op, Op::BatchNorm { .. }) {
+        more += 1;
+    }
+    let last = i + more;
+    let relu = only_reader(last + 1) && matches!(g.nodes[last + 1].op, Op::Relu);
+    (more, relu)
 }
 
 /// A grouped (not depthwise) 1x1, stride 1, unpadded convolution: the direct kernels run it
@@ -546,8 +564,17 @@ impl CpuPrepared {
                 Some((_, relu)) => relu.then_some(Act::RELU),
                 None => relu_fusable(g, i),
             };
+            // Batch norms after a batch norm (each reading only the one before) compose with
+            // it, and a ReLU after them runs in the same pass (DenseNet's pre-activations).
+            let (bn_more, bn_relu) = match op {
+                Op::BatchNorm { .. } => bn_chain(g, i),
+                _ => (0, false),
+            };
             // The value this step finally produces (after the fused add and ReLU).
-            let fused = usize::from(residual.is_some()) + usize::from(fuse_relu.is_some());
+            let fused = usize::from(residual.is_some())
+                + usize::from(fuse_relu.is_some())
+                + bn_more
+                + usize::from(bn_relu);
             let in_padded = buf_border[src].is_some();
             // Store the output with the border its consumers want, if this step can.
             let out_border = match op {
@@ -757,12 +784,23 @@ impl CpuPrepared {
                     }
                 }
                 Op::BatchNorm { eps } => {
-                    let (scale, shift) = greenbench_core::fold::bn_scale_shift(t, *eps);
+                    let (mut scale, mut shift) = greenbench_core::fold::bn_scale_shift(t, *eps);
+                    for j in i + 1..=i + bn_more {
+                        let Op::BatchNorm { eps } = g.nodes[j].op else {
+                            unreachable!("bn_chain counts batch norms only")
+                        };
+                        let (s2, b2) = greenbench_core::fold::bn_scale_shift(w.node(j), eps);
+                        for c in 0..scale.len() {
+                            scale[c] *= s2[c];
+                            shift[c] = shift[c] * s2[c] + b2[c];
+                        }
+                    }
                     Step::ScaleShift {
                         src,
                         dst,
                         scale,
                         shift,
+                        relu: bn_relu,
                     }
                 }
                 Op::Relu => Step::Relu { src, dst },

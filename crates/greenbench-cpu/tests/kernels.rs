@@ -198,6 +198,34 @@ proptest! {
         prop_assert!(err < TOL, "err {err}");
     }
 
+    /// Chains of batch norms (composed into one scale and shift) with a ReLU after them (in
+    /// the same pass), after a convolution (the first one folds into it); and a chain whose
+    /// middle value has a second reader (not composed past it).
+    #[test]
+    fn batch_norm_chains_match_reference(
+        h in 1usize..6, w in 1usize..6, c in 1usize..20, n in 1usize..4, relu in any::<bool>(),
+        shared in any::<bool>(), batch in 1usize..3, threads in 1usize..3,
+    ) {
+        let mut nodes = vec![Node::new("conv", Op::conv(c, [3, 3], [1, 1], Padding::Same))];
+        // The first batch norm folds into the convolution; a ReLU between keeps the rest.
+        nodes.push(Node::new("r0", Op::Relu));
+        for k in 0..n {
+            nodes.push(Node::new(format!("bn{k}"), Op::BatchNorm { eps: 1e-5 }));
+        }
+        if relu {
+            nodes.push(Node::new("r1", Op::Relu));
+        }
+        if shared {
+            // bn0's output read twice: by bn1 (or what follows) and by this add.
+            let last = nodes.last().unwrap().name.clone();
+            nodes.push(Node::with_inputs("sum", Op::Add, &[last.as_str(), "bn0"]));
+        }
+        let g = Graph::new("bn", InputSpec { shape: vec![h, w, c], token_vocab: None }, nodes);
+        prop_assume!(g.is_ok());
+        let err = max_rel_err(&g.unwrap(), batch, 29, threads);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
     #[test]
     fn depthwise_matches_reference(
         h in 1usize..14, w in 1usize..14, c in 2usize..20, k in 1usize..5, s in 1usize..3,

@@ -1639,7 +1639,7 @@ fn fp32_node(
         Op::Gelu => kernels::gelu(x, out),
         Op::Softmax => kernels::softmax_rows(x, last, out),
         Op::LayerNorm { eps } => kernels::layer_norm_rows(x, last, &data[0], &data[1], *eps, out),
-        Op::BatchNorm { .. } => kernels::scale_shift(x, last, &data[0], &data[1], out),
+        Op::BatchNorm { .. } => kernels::scale_shift(x, last, &data[0], &data[1], false, out),
         op @ (Op::MaxPool { .. } | Op::AvgPool { .. }) => kernels::pool(
             x,
             batch,
