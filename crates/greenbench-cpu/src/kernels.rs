@@ -753,14 +753,20 @@ pub fn scale_shift(x: &[f32], c: usize, scale: &[f32], shift: &[f32], relu: bool
         .par_chunks_mut(c)
         .zip(x.par_chunks(c))
         .with_min_len(min_len())
-        .for_each(|(o, i)| {
-            for j in 0..c {
-                o[j] = i[j] * scale[j] + shift[j];
-            }
-            if relu {
-                o.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
-        });
+        .for_each(|(o, i)| scale_shift_rows(i, scale, shift, relu, o));
+}
+
+/// [`scale_shift`] of whole rows of `scale.len()` values, on the calling thread.
+pub fn scale_shift_rows(x: &[f32], scale: &[f32], shift: &[f32], relu: bool, y: &mut [f32]) {
+    let c = scale.len();
+    for (o, i) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        for j in 0..c {
+            o[j] = i[j] * scale[j] + shift[j];
+        }
+        if relu {
+            o.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    }
 }
 
 /// Softmax of each row of length `n`.

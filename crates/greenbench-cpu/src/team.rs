@@ -254,6 +254,10 @@ impl Team {
                     geom, direct: true, ..
                 } => Some(batch * geom.ho),
                 Step::Concat { outer, .. } => Some(*outer),
+                // Per-channel scale and shift (batch norms): rows of `c` values.
+                Step::ScaleShift { scale, .. } => {
+                    Some(batch * g.out_shape(node).iter().product::<usize>() / scale.len())
+                }
                 _ => None,
             };
             if let Some(rows) = rows
@@ -423,6 +427,23 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
                     }
                     offset += len;
                 }
+            }
+            Step::ScaleShift {
+                src,
+                dst,
+                scale,
+                shift,
+                relu,
+            } => {
+                let c = scale.len();
+                let y = p.mem.buf_ptrs[*dst];
+                let r = part(y.len / c);
+                let x = &slice(p.mem.buf_ptrs[*src])[r.start * c..r.end * c];
+                // SAFETY: units write disjoint row ranges of `y`, inside it (`part` of its
+                // rows); the input is a finished phase's.
+                let out =
+                    unsafe { std::slice::from_raw_parts_mut(y.ptr.add(r.start * c), x.len()) };
+                crate::kernels::scale_shift_rows(x, scale, shift, *relu, out);
             }
             _ => unreachable!("phase {ph:?} of a step without row units"),
         }
