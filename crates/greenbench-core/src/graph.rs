@@ -691,6 +691,11 @@ impl ConvGeom {
             && self.groups == 1
             && self.pad_top + self.pad_bottom + self.pad_left + self.pad_right == 0
     }
+    /// True for a grouped (not depthwise) convolution whose groups are each pointwise: one
+    /// plain GEMM per group.
+    pub fn is_grouped_pointwise(&self) -> bool {
+        self.groups > 1 && !self.is_depthwise() && ConvGeom { groups: 1, ..*self }.is_pointwise()
+    }
 }
 
 /// Resolved geometry of a pooling node.

@@ -288,18 +288,6 @@ fn bn_chain(g: &Graph, i: usize) -> (usize, bool) {
     (more, relu)
 }
 
-/// A grouped (not depthwise) 1x1, stride 1, unpadded convolution: the direct kernels run it
-/// as one GEMM per group.
-fn grouped_pointwise(c: &ConvGeom) -> bool {
-    c.kh == 1
-        && c.kw == 1
-        && c.sh == 1
-        && c.sw == 1
-        && c.pad_top + c.pad_bottom + c.pad_left + c.pad_right == 0
-        && c.groups > 1
-        && !c.is_depthwise()
-}
-
 /// Whether node `i`, an ungrouped or grouped-pointwise convolution, is followed by an Add
 /// that is its output's only consumer (a residual connection): then `(the other operand's
 /// value, whether a ReLU that is the sum's only consumer follows)`, and the direct kernels
@@ -307,7 +295,7 @@ fn grouped_pointwise(c: &ConvGeom) -> bool {
 fn residual_fusable(g: &Graph, i: usize) -> Option<(usize, bool)> {
     let v = i + 1;
     if !matches!(g.nodes[i].op, Op::Conv2d { .. })
-        || !(g.conv_geom(i).groups == 1 || grouped_pointwise(&g.conv_geom(i)))
+        || !(g.conv_geom(i).groups == 1 || g.conv_geom(i).is_grouped_pointwise())
     {
         return None;
     }
@@ -660,7 +648,7 @@ impl CpuPrepared {
             #[cfg(target_arch = "x86_64")]
             if direct && let Op::Conv2d { .. } = op {
                 let geom = g.conv_geom(i);
-                if grouped_pointwise(&geom) {
+                if geom.is_grouped_pointwise() {
                     // A 1x1 convolution's input never has a border (`wanted_borders`).
                     assert!(!in_padded, "grouped 1x1 convolution over a bordered input");
                     let w = flat(&t[0]);

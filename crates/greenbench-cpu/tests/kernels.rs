@@ -2,7 +2,7 @@
 //! over random shapes, strides, paddings and groups; and every zoo model at batch 1 and 32;
 //! each in every configuration of the backend (direct or portable kernels, steps split or not).
 
-use greenbench_core::graph::{BinOp, Graph, InputSpec, Node, Op, Padding};
+use greenbench_core::graph::{BinOp, Graph, GraphError, InputSpec, Node, Op, Padding};
 use greenbench_core::reference::diff;
 use greenbench_core::zoo::zoo_model;
 use greenbench_core::{Backend, generate_weights};
@@ -64,6 +64,30 @@ fn epilogue(which: usize) -> Option<Op> {
     }
 }
 
+/// Push `epilogue(which)`, if any, as node `name` after the last node; returns the name of
+/// the value the nodes now end on (`last` when there is no activation).
+fn push_epilogue(nodes: &mut Vec<Node>, which: usize, name: &str, last: &str) -> String {
+    match epilogue(which) {
+        Some(op) => {
+            nodes.push(Node::new(name, op));
+            name.to_string()
+        }
+        None => last.to_string(),
+    }
+}
+
+/// A graph of `nodes` over an `[h, w, c]` image input.
+fn image_graph(name: &str, [h, w, c]: [usize; 3], nodes: Vec<Node>) -> Result<Graph, GraphError> {
+    Graph::new(
+        name,
+        InputSpec {
+            shape: vec![h, w, c],
+            token_vocab: None,
+        },
+        nodes,
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -95,19 +119,14 @@ proptest! {
         h in 1usize..4, w in 1usize..4, cin in 340usize..1500, cout in 1usize..70, k in 1usize..4,
         residual in any::<bool>(), relu in 0usize..5, batch in 1usize..3, threads in 1usize..3,
     ) {
-        let conv = Op::Conv2d { filters: cout, kernel: [k, k], stride: [1, 1],
-            padding: Padding::Same, groups: 1, bias: true };
-        let mut nodes = vec![Node::new("c1", conv.clone())];
+        let mut nodes = vec![Node::new("c1", conv_op(cout, k, 1, Padding::Same, 1))];
         if residual {
             // y = act(conv(x) + skip), skip a 1x1 convolution of x (the fused residual).
-            nodes.push(Node::with_inputs("skip", Op::Conv2d { filters: cout, kernel: [1, 1],
-                stride: [1, 1], padding: Padding::Valid, groups: 1, bias: false }, &["input"]));
+            nodes.push(Node::with_inputs("skip", conv_op(cout, 1, 1, Padding::Valid, 1), &["input"]));
             nodes.push(Node::with_inputs("sum", Op::Add, &["c1", "skip"]));
         }
-        for (i, op) in epilogue(relu).into_iter().enumerate() {
-            nodes.push(Node::new(format!("act{i}"), op));
-        }
-        let g = Graph::new("long", InputSpec { shape: vec![h, w, cin], token_vocab: None }, nodes);
+        push_epilogue(&mut nodes, relu, "act", "");
+        let g = image_graph("long", [h, w, cin], nodes);
         prop_assert!(g.is_ok(), "{:?}", g.err());
         let err = max_rel_err(&g.unwrap(), batch, 13, threads);
         prop_assert!(err < TOL, "err {err}");
@@ -126,20 +145,11 @@ proptest! {
         k2 in 1usize..4, act1 in 0usize..5, act2 in 0usize..5, reader in 0usize..3,
         plain_input in any::<bool>(), batch in 1usize..4, threads in 1usize..3,
     ) {
-        let conv = |f, k| Op::Conv2d { filters: f, kernel: [k, k], stride: [1, 1],
-            padding: Padding::Same, groups: 1, bias: true };
+        let conv = |f, k| conv_op(f, k, 1, Padding::Same, 1);
         let mut nodes = vec![Node::with_inputs("a", conv(c1, 1), &["input"])];
-        let mut a_out = "a".to_string();
-        for (i, op) in epilogue(act1).into_iter().enumerate() {
-            a_out = format!("a{i}");
-            nodes.push(Node::new(a_out.clone(), op));
-        }
+        let a_out = push_epilogue(&mut nodes, act1, "a_act", "a");
         nodes.push(Node::with_inputs("b", conv(c2, k2), &["input"]));
-        let mut b_out = "b".to_string();
-        for (i, op) in epilogue(act2).into_iter().enumerate() {
-            b_out = format!("b{i}");
-            nodes.push(Node::new(b_out.clone(), op));
-        }
+        let b_out = push_epilogue(&mut nodes, act2, "b_act", "b");
         // The input itself as a third part: not a convolution, so that concatenation copies.
         let mut parts = vec![a_out.as_str(), b_out.as_str()];
         if plain_input {
@@ -152,7 +162,7 @@ proptest! {
                 padding: Padding::Valid, ceil_mode: false })),
             _ => {}
         }
-        let g = Graph::new("cat", InputSpec { shape: vec![h, w, cin], token_vocab: None }, nodes);
+        let g = image_graph("cat", [h, w, cin], nodes);
         prop_assume!(g.is_ok());
         let err = max_rel_err(&g.unwrap(), batch, 19, threads);
         prop_assert!(err < TOL, "err {err}");
@@ -168,11 +178,9 @@ proptest! {
         cout_g in 1usize..80, relu in 0usize..5, residual in 0usize..3, batch in 1usize..3,
         threads in 1usize..3,
     ) {
-        let conv = |f, k, groups, pad| Op::Conv2d { filters: f, kernel: [k, k],
-            stride: [1, 1], padding: pad, groups, bias: true };
+        let conv = |f, k, groups, pad| conv_op(f, k, 1, pad, groups);
         let cout = cout_g * groups;
         let mut nodes = vec![];
-        let mut tail = vec![];
         if residual > 0 {
             // skip: a 3x3 convolution of the input (a value other convolutions read too when
             // `residual == 2`, so that it is stored with a border).
@@ -186,13 +194,9 @@ proptest! {
             }
         } else {
             nodes.push(Node::new("g", conv(cout, 1, groups, Padding::Valid)));
-            tail.extend(epilogue(relu));
+            push_epilogue(&mut nodes, relu, "act", "g");
         }
-        for (i, op) in tail.into_iter().enumerate() {
-            nodes.push(Node::new(format!("act{i}"), op));
-        }
-        let g = Graph::new("gp", InputSpec { shape: vec![h, w, cin_g * groups], token_vocab: None },
-            nodes);
+        let g = image_graph("gp", [h, w, cin_g * groups], nodes);
         prop_assert!(g.is_ok(), "{:?}", g.err());
         let err = max_rel_err(&g.unwrap(), batch, 23, threads);
         prop_assert!(err < TOL, "err {err}");
@@ -220,7 +224,7 @@ proptest! {
             let last = nodes.last().unwrap().name.clone();
             nodes.push(Node::with_inputs("sum", Op::Add, &[last.as_str(), "bn0"]));
         }
-        let g = Graph::new("bn", InputSpec { shape: vec![h, w, c], token_vocab: None }, nodes);
+        let g = image_graph("bn", [h, w, c], nodes);
         prop_assume!(g.is_ok());
         let err = max_rel_err(&g.unwrap(), batch, 29, threads);
         prop_assert!(err < TOL, "err {err}");
@@ -394,7 +398,7 @@ proptest! {
         nodes.push(Node::with_inputs("c", conv_op(c + 1, 3, s, Padding::Same, 1), &[last]));
         nodes.push(Node::with_inputs("p", conv_op(c + 1, 1, s, Padding::Valid, 1), &[last]));
         nodes.push(Node::with_inputs("out", Op::Add, &["c", "p"]));
-        let g = Graph::new("chain", InputSpec { shape: vec![h, w, c], token_vocab: None }, nodes);
+        let g = image_graph("chain", [h, w, c], nodes);
         // Paddings that leave no output are skipped.
         prop_assume!(g.is_ok());
         let err = max_rel_err(&g.unwrap(), batch, 5, threads);

@@ -188,19 +188,7 @@ impl Planner<'_> {
                 .flat_map(|r| w[r * n + c0..r * n + c0 + nb].iter().copied())
                 .collect();
             let wk = self.upload(label, &block);
-            let flags = u32::from(bias.is_some()) | (u32::from(relu) << 1);
-            let mut p = [0u32; 16];
-            // This block's columns of C (c_off, ldc = n) and of the bias (bias_off).
-            p[..10].copy_from_slice(&[
-                m as u32, nb as u32, k as u32, flags, k as u32, nb as u32, n as u32, 0, 0,
-                c0 as u32,
-            ]);
-            p[10] = c0 as u32;
-            let mut srcs = vec![src, wk];
-            srcs.extend(bias);
-            let block_px = 4 * self.ctx.matmul_ts as usize;
-            let groups = (nb.div_ceil(block_px) as u32, m.div_ceil(block_px) as u32);
-            self.dispatch("matmul", p, &srcs, dst, groups)?;
+            self.matmul_cols(src, wk, bias, dst, (m, k, n), relu, c0..c0 + nb)?;
             c0 += nb;
         }
         Ok(())
@@ -217,15 +205,34 @@ impl Planner<'_> {
         (m, k, n): (usize, usize, usize),
         relu: bool,
     ) -> Result<(), BackendError> {
+        self.matmul_cols(src, w, bias, dst, (m, k, n), relu, 0..n)
+    }
+
+    /// [`Self::matmul`] of columns `cols` of `C` (row stride `n`) and of the bias, from a
+    /// `[k, cols.len()]` weight block `w` (a dense layer's weight split by [`Self::dense`]).
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_cols(
+        &mut self,
+        src: usize,
+        w: usize,
+        bias: Option<usize>,
+        dst: usize,
+        (m, k, n): (usize, usize, usize),
+        relu: bool,
+        cols: std::ops::Range<usize>,
+    ) -> Result<(), BackendError> {
+        let (c0, nb) = (cols.start, cols.len());
         let flags = u32::from(bias.is_some()) | (u32::from(relu) << 1);
         let mut p = [0u32; 16];
-        p[..7].copy_from_slice(&[
-            m as u32, n as u32, k as u32, flags, k as u32, n as u32, n as u32,
+        // p[9], p[10]: the block's first column of C and of the bias (0 for a whole matmul).
+        p[..11].copy_from_slice(&[
+            m as u32, nb as u32, k as u32, flags, k as u32, nb as u32, n as u32, 0, 0, c0 as u32,
+            c0 as u32,
         ]);
         let mut srcs = vec![src, w];
         srcs.extend(bias);
         let block = 4 * self.ctx.matmul_ts as usize;
-        let groups = (n.div_ceil(block) as u32, m.div_ceil(block) as u32);
+        let groups = (nb.div_ceil(block) as u32, m.div_ceil(block) as u32);
         if groups.1 > 65_535 {
             return Err(BackendError::Invalid(format!(
                 "a {m}-row matrix product exceeds the dispatch grid; use a smaller batch"

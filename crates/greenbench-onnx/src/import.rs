@@ -2620,25 +2620,15 @@ impl Importer<'_> {
                 let one = |c: f64| {
                     vec![ArrayD::from_shape_vec(IxDyn(&[1]), vec![c as f32]).expect("sized")]
                 };
-                let shape = vec![1];
+                // An activation and a scalar, the scalar first when `left`.
+                let with_scalar = |me: &mut Self, y: Act, c: f64, left: bool| {
+                    let shape = vec![1];
+                    act(me, Op::BinaryConst { op, shape, left }, vec![y.ir], one(c))
+                };
                 match (pa, pb) {
                     (ExprPart::Const(p), ExprPart::Const(q)) => ExprPart::Const(op.apply64(p, q)),
-                    (ExprPart::Act(y), ExprPart::Const(q)) => {
-                        let op = Op::BinaryConst {
-                            op,
-                            shape,
-                            left: false,
-                        };
-                        act(self, op, vec![y.ir], one(q))
-                    }
-                    (ExprPart::Const(p), ExprPart::Act(y)) => {
-                        let op = Op::BinaryConst {
-                            op,
-                            shape,
-                            left: true,
-                        };
-                        act(self, op, vec![y.ir], one(p))
-                    }
+                    (ExprPart::Act(y), ExprPart::Const(q)) => with_scalar(self, y, q, false),
+                    (ExprPart::Const(p), ExprPart::Act(y)) => with_scalar(self, y, p, true),
                     (ExprPart::Act(y), ExprPart::Act(z)) => {
                         act(self, Op::Binary { op }, vec![y.ir, z.ir], vec![])
                     }

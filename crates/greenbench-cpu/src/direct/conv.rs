@@ -19,9 +19,9 @@ pub struct DirectPlan {
     cout: usize,
     geo: Geometry,
     pad: Option<Padding>,
-    /// Vectors (of 16 channels) per channel block, 1..=4; the last block has `v_last`.
+    /// Vectors (of 16 channels) per channel block, 1..=4 (the last block as many as its
+    /// channels need).
     v: usize,
-    v_last: usize,
     /// Pixels per tile for this `v`.
     p: usize,
     /// `[block][k][16 v]` with k in (ky, kx, ci) order, zero-padded past `cout`.
@@ -146,10 +146,9 @@ impl DirectPlan {
         skip: Option<Option<Border>>,
     ) -> Self {
         assert!(
-            g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.groups > 1,
+            g.is_grouped_pointwise(),
             "not a grouped pointwise convolution"
         );
-        assert_eq!(g.pad_top + g.pad_bottom + g.pad_left + g.pad_right, 0);
         let (cin_g, cout_g) = (g.cin / g.groups, g.cout / g.groups);
         let rows = batch * g.ho * g.wo;
         let wg: Vec<f32> = (0..cin_g)
@@ -278,7 +277,6 @@ impl DirectPlan {
             geo,
             pad,
             v,
-            v_last,
             p,
             w: packed,
             bias: padded_bias,
@@ -450,10 +448,9 @@ impl DirectPlan {
         let k = g.kh * g.kw * g.cin;
         let run = g.kw * g.cin;
         let row_stride = g.wp * g.cin;
-        // This block's vectors: the last block may be narrower (`build`).
-        let last_block = (b + 1) * width >= self.cout;
-        let vb = if last_block { self.v_last } else { self.v };
-        let ncols = (self.cout - b * width).min(16 * vb);
+        // This block's channels and vectors: the last block may be narrower (`build`).
+        let ncols = (self.cout - b * width).min(width);
+        let vb = ncols.div_ceil(16);
         let nkb = self.kblocks.len();
         let mut base = [0usize; MAX_P];
         let mut obase = [0usize; MAX_P];
