@@ -110,7 +110,8 @@ fn main() {
         );
         (Source::Counters(Mutex::new(meters)), "measured")
     } else if estimate {
-        let machine = greenbench_harness::env::fingerprint("bench");
+        let machine =
+            greenbench_harness::env::fingerprint(&greenbench_harness::build_info!("bench"));
         let e = CpuEstimate::for_cpu(&machine.cpu_model, machine.cpu_logical_cores, None);
         eprintln!("energy bench: ESTIMATED joules ({})", e.label());
         (Source::Estimate(e), "estimated")

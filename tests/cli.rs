@@ -728,3 +728,51 @@ fn models_too_big_for_memory_are_named_not_aborted() {
         "{stdout}"
     );
 }
+
+/// The commit a result file records is the one the binary was built from (stamped by
+/// build.rs), not that of the git repository the run starts in.
+#[test]
+fn result_files_record_the_binarys_commit_wherever_the_run_starts() {
+    let Some(ours) = option_env!("GREENBENCH_GIT_COMMIT") else {
+        eprintln!("skipped: this build is not from a git checkout, so it stamps no commit");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "another project",
+    ]);
+    let theirs = git(&["rev-parse", "HEAD"]);
+    assert_ne!(theirs, ours);
+    let out = dir.path().join("r.json");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_greenbench"))
+        .args(["run", "--models", "mlp", "--batch", "1", "--threads", "1"])
+        .args(["--backends", "cpu", "--out", out.to_str().unwrap()])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let f = ResultFile::load(&out).unwrap();
+    assert_eq!(f.machine.git_commit.as_deref(), Some(ours));
+    assert_eq!(
+        f.machine.git_dirty,
+        option_env!("GREENBENCH_GIT_DIRTY").map(|d| d == "true")
+    );
+}

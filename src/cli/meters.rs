@@ -1,7 +1,7 @@
 //! `greenbench meters`, and the energy flags every measuring command shares: where energy
 //! comes from (counters, or the labelled TDP estimate) and what a kWh costs.
 
-use super::{Format, VERSION};
+use super::Format;
 use anyhow::Result;
 use greenbench_energy::{CpuEstimate, MeterStatus, RealFs, SysFs, discover};
 use greenbench_harness::energy::{Energy, Prices};
@@ -62,7 +62,7 @@ pub fn make_energy(args: &EnergyArgs) -> Result<(Energy, Vec<MeterStatus>)> {
     // The flags' ranges are checked as they are parsed (super::range).
     let fs: Arc<dyn SysFs> = Arc::new(RealFs::new(args.sysfs_root.clone()));
     let (meters, status) = discover(fs, !args.no_nvml);
-    let machine = fingerprint(VERSION);
+    let machine = fingerprint(&super::build());
     let estimate = CpuEstimate::for_cpu(
         &machine.cpu_model,
         machine.cpu_logical_cores,

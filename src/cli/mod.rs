@@ -26,6 +26,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// This binary: its version and the commit build.rs stamped (none outside a checkout).
+pub fn build() -> greenbench_harness::env::Build {
+    greenbench_harness::build_info!(VERSION)
+}
+
 /// Output format of the listing commands.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {

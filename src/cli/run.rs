@@ -181,7 +181,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         batches: args.batch.clone(),
         out: out.clone(),
         command: std::env::args().collect(),
-        machine: fingerprint(VERSION),
+        machine: fingerprint(&super::build()),
         peak_size: if args.no_peak { 0 } else { 1024 },
         shard,
         slurm: SlurmJob::from_env(),

@@ -95,7 +95,7 @@ pub fn run(a: SlurmArgs) -> Result<i32> {
 }
 
 fn cmd_submit(a: SubmitArgs) -> Result<i32> {
-    let machine = fingerprint(VERSION);
+    let machine = fingerprint(&super::build());
     let spec = SubmitSpec {
         dir: a.dir.clone(),
         partitions: a.partitions,

@@ -1,7 +1,6 @@
 //! `greenbench train`: set up (greenbench-train), measure each run of the sweep
 //! (greenbench-harness), price the whole experiment (greenbench-results), print.
 
-use super::VERSION;
 use super::meters::{EnergyArgs, make_energy};
 use anyhow::{Context, Result, bail};
 use greenbench_harness::env::{fingerprint, now_utc};
@@ -111,7 +110,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     if let Some(p) = &a.save {
         check_writable(p, true).with_context(|| format!("cannot write {}", p.display()))?;
     }
-    let machine = fingerprint(VERSION);
+    let machine = fingerprint(&super::build());
     let started = now_utc();
     let kind = energy.kind();
     let sweep = run_sweep(

@@ -5,9 +5,9 @@ use crate::CpuPrepared;
 #[cfg(target_arch = "x86_64")]
 use crate::direct;
 use crate::kernels::{self, Mat, Threads};
-use crate::plan::Step;
 #[cfg(target_arch = "x86_64")]
-use crate::team::FINISH_SPIN;
+use crate::spin::FINISH_SPIN;
+use crate::step::Step;
 
 impl CpuPrepared {
     /// The reduction length of a prepared matmul (`prepare_matmul`: one GEMM step).
@@ -203,7 +203,7 @@ impl CpuPrepared {
             }
             Step::Relu { src, .. } => kernels::relu(&bufs[*src], &mut out),
             Step::Gelu { src, .. } => kernels::gelu(&bufs[*src], &mut out),
-            Step::Softmax { src, n, .. } => kernels::softmax_rows(&bufs[*src], *n, &mut out),
+            Step::Softmax { src, n, .. } => crate::seq::softmax_rows(&bufs[*src], *n, &mut out),
             Step::LayerNorm {
                 src,
                 n,
@@ -211,7 +211,7 @@ impl CpuPrepared {
                 beta,
                 eps,
                 ..
-            } => kernels::layer_norm_rows(&bufs[*src], *n, gamma, beta, *eps, &mut out),
+            } => crate::seq::layer_norm_rows(&bufs[*src], *n, gamma, beta, *eps, &mut out),
             Step::ScaleShift {
                 src,
                 scale,
@@ -279,10 +279,10 @@ impl CpuPrepared {
                 table,
                 pos,
                 ..
-            } => kernels::embedding(&bufs[*src], *seq, table, pos.as_deref(), *dim, &mut out),
+            } => crate::seq::embedding(&bufs[*src], *seq, table, pos.as_deref(), *dim, &mut out),
             Step::Attention { src, s, h, d, .. } => {
                 let batch = out.len() / (s * h * d);
-                kernels::attention(
+                crate::seq::attention(
                     &bufs[*src],
                     batch,
                     *s,

@@ -44,6 +44,9 @@ pub mod kernels;
 #[cfg(target_arch = "x86_64")]
 mod packed;
 mod plan;
+mod seq;
+mod spin;
+mod step;
 mod team;
 
 use buffers::Buffers;
@@ -54,8 +57,8 @@ use greenbench_core::graph::Graph;
 use greenbench_core::quant::{Precision, QModel};
 use greenbench_core::weights::Weights;
 pub use int8::gemm::QPath;
-use plan::Step;
 use std::sync::Arc;
+use step::Step;
 pub use team::TEAM_MIN_WORK;
 use team::{Split, Team};
 

@@ -123,7 +123,7 @@ impl PackedGemm {
             }
             part(0);
             // Past `spin` the scope's own (sleeping) wait takes over.
-            crate::team::spin_until(finished, parts - 1, spin);
+            crate::spin::spin_until(finished, parts - 1, spin);
         });
     }
 

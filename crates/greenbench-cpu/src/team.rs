@@ -12,7 +12,8 @@
 
 use crate::buffers::RawBuf;
 use crate::kernels::SendPtr;
-use crate::plan::{self, Step};
+use crate::spin::{FINISH_SPIN, spin_until};
+use crate::step::{Step, step_work};
 use crate::{CpuPrepared, Settings};
 use greenbench_core::backend::BackendError;
 use greenbench_core::graph::Graph;
@@ -128,21 +129,6 @@ impl Split {
     }
 }
 
-/// How long a worker that finished its images early spins for the others, so that it is
-/// still awake (not parked by rayon) when the next run starts: with back-to-back runs a
-/// parked helper's wake-up cost about 70 us per batch-32 run on the dev VM (ds-cnn b32:
-/// 23.8 us/example against 21.6 at batch 128).
-pub(crate) const FINISH_SPIN: std::time::Duration = std::time::Duration::from_micros(500);
-
-/// Spin until `finished` reaches `n` or `max` has passed (then the caller's own, sleeping,
-/// wait takes over): a thread that is done early stays awake for the others.
-pub(crate) fn spin_until(finished: &AtomicUsize, n: usize, max: std::time::Duration) {
-    let t = std::time::Instant::now();
-    while finished.load(Ordering::Acquire) < n && t.elapsed() < max {
-        std::hint::spin_loop();
-    }
-}
-
 struct Worker {
     /// First image and image count of this worker.
     start: usize,
@@ -240,7 +226,7 @@ impl Team {
     ) -> Option<Team> {
         let mut phases = Vec::new();
         for ((i, step), &node) in steps.iter().enumerate().zip(step_nodes) {
-            let big = plan::step_work(g, node, batch) >= min_work;
+            let big = step_work(g, node, batch) >= min_work;
             // (copy units, compute units) of a direct step.
             let units = match step {
                 Step::Direct { plan, .. } => Some((plan.copy_units(), plan.compute_units(threads))),

@@ -17,9 +17,50 @@ pub struct Fingerprint {
     pub cpu_features: Vec<String>,
     pub memory_bytes: Option<u64>,
     pub greenbench_version: String,
-    /// `git rev-parse HEAD` of the working directory, if it is a checkout.
+    /// The commit the greenbench binary was built from, stamped at build time (`None`: built
+    /// outside a checkout of greenbench, shown as "unknown"). Files written before December
+    /// 2026 recorded `git rev-parse HEAD` of the directory the run started in instead (the
+    /// same commit when the run started in the checkout it was built from).
     pub git_commit: Option<String>,
+    /// Whether that checkout had uncommitted changes to tracked files at build time.
     pub git_dirty: Option<bool>,
+}
+
+/// Where the running binary came from: its version, and the commit (with a dirty flag) its
+/// build stamped (see the workspace's build.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Build {
+    pub version: &'static str,
+    pub git_commit: Option<&'static str>,
+    pub git_dirty: Option<bool>,
+}
+
+/// The [`Build`] of the crate that invokes it, with `version`: the commit and dirty flag its
+/// build script stamped as `GREENBENCH_GIT_COMMIT` / `GREENBENCH_GIT_DIRTY` (read where the
+/// macro expands, so in the calling crate), none where nothing was stamped.
+#[macro_export]
+macro_rules! build_info {
+    ($version:expr) => {
+        $crate::env::Build {
+            version: $version,
+            git_commit: option_env!("GREENBENCH_GIT_COMMIT"),
+            git_dirty: match option_env!("GREENBENCH_GIT_DIRTY") {
+                Some(d) => Some(matches!(d.as_bytes(), b"true")),
+                None => None,
+            },
+        }
+    };
+}
+
+impl Build {
+    /// A build that stamped no commit (tests, benches of other crates).
+    pub const fn unstamped(version: &'static str) -> Build {
+        Build {
+            version,
+            git_commit: None,
+            git_dirty: None,
+        }
+    }
 }
 
 fn read_trim(path: &str) -> Option<String> {
@@ -94,20 +135,9 @@ fn memory_bytes() -> Option<u64> {
     proc_kb_field("/proc/meminfo", "MemTotal:")
 }
 
-fn git(args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("git").args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Read the fingerprint of this machine. `version` is the calling binary's version.
-pub fn fingerprint(version: &str) -> Fingerprint {
-    let commit = git(&["rev-parse", "HEAD"]).filter(|s| !s.is_empty());
-    let dirty = commit
-        .as_ref()
-        .and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]))
-        .map(|s| !s.is_empty());
+/// Read the fingerprint of this machine, for the binary `build` describes. Nothing here
+/// depends on the working directory.
+pub fn fingerprint(build: &Build) -> Fingerprint {
     Fingerprint {
         hostname: hostname(),
         os: os_name(),
@@ -117,9 +147,9 @@ pub fn fingerprint(version: &str) -> Fingerprint {
         cpu_logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu_features: cpu_features(),
         memory_bytes: memory_bytes(),
-        greenbench_version: version.to_string(),
-        git_commit: commit,
-        git_dirty: dirty,
+        greenbench_version: build.version.to_string(),
+        git_commit: build.git_commit.map(str::to_string),
+        git_dirty: build.git_commit.and(build.git_dirty),
     }
 }
 
@@ -178,7 +208,7 @@ mod tests {
 
     #[test]
     fn fingerprint_has_the_basics() {
-        let f = fingerprint("0.0.0");
+        let f = fingerprint(&Build::unstamped("0.0.0"));
         assert!(!f.hostname.is_empty());
         assert!(f.cpu_logical_cores >= 1);
         assert_eq!(f.greenbench_version, "0.0.0");

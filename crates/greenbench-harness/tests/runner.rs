@@ -98,7 +98,7 @@ fn config(out: std::path::PathBuf) -> RunConfig {
         batches: vec![1, 4],
         out,
         command: vec!["test".into()],
-        machine: fingerprint("test"),
+        machine: fingerprint(&greenbench_harness::env::Build::unstamped("test")),
         peak_size: 16,
         shard: None,
         slurm: None,

@@ -28,7 +28,7 @@ fn run(dir: &Path, name: &str) -> PathBuf {
         batches: vec![1, 4],
         out: out.clone(),
         command: vec!["test".into()],
-        machine: fingerprint("test"),
+        machine: fingerprint(&greenbench_harness::env::Build::unstamped("test")),
         peak_size: 64,
         shard: None,
         slurm: None,

@@ -1,0 +1,153 @@
+//! The input side of the int8 convolutions: the padded image (its border = the input's zero
+//! point), im2col, the addresses of an in-place (no im2col) VNNI convolution, and the
+//! column split of a padded image for the depthwise kernel.
+
+use super::gemm::{QGemm, QPath};
+use super::step::Lin;
+use greenbench_core::graph::ConvGeom;
+
+/// Bytes read or written past a copy's end by the fixed-size copies of `im2col_u8` and the
+/// channel blocks of `depthwise_u8`: the padded image and the im2col block keep this much
+/// slack.
+pub(super) const SLACK: usize = 64;
+
+/// The [`Lin::InPlace`] form of an ungrouped convolution: its weights with each kernel row's
+/// `kw * Cin` rows padded to a multiple of 4 (zeros), and the reading offsets.
+pub(super) fn in_place_conv(c: ConvGeom, hwio: &[i8], path: QPath) -> Lin {
+    let run = c.kw * c.cin;
+    let run4 = run.next_multiple_of(4);
+    let k = c.kh * run4;
+    let mut w = vec![0i8; k * c.cout];
+    for ky in 0..c.kh {
+        for j in 0..run {
+            let (to, from) = ((ky * run4 + j) * c.cout, (ky * run + j) * c.cout);
+            w[to..to + c.cout].copy_from_slice(&hwio[from..from + c.cout]);
+        }
+    }
+    let wp = c.w + c.pad_left + c.pad_right;
+    let bases = (0..c.ho * c.wo)
+        .map(|p| ((p / c.wo) * c.sh * wp + (p % c.wo) * c.sw) * c.cin)
+        .collect();
+    let qoff = (0..k / 4)
+        .map(|q| {
+            let (ky, j) = (q / (run4 / 4), q % (run4 / 4));
+            (ky * wp * c.cin + 4 * j) as u32
+        })
+        .collect();
+    Lin::InPlace {
+        geom: c,
+        gemm: QGemm::new(&w, k, c.cout, 0, c.cout, path),
+        bases,
+        qoff,
+    }
+}
+
+/// Bytes of a convolution's zero-point-padded input image, with [`SLACK`].
+pub(super) fn padded_len(c: &ConvGeom) -> usize {
+    (c.h + c.pad_top + c.pad_bottom) * (c.w + c.pad_left + c.pad_right) * c.cin + SLACK
+}
+
+/// One image with its border of `zero` (the input's zero point: a real 0), in `pad`.
+/// Returns it and its row width in pixels.
+#[inline(always)]
+pub(super) fn pad_image<'a>(
+    img: &'a [u8],
+    c: &ConvGeom,
+    zero: u8,
+    pad: &'a mut [u8],
+) -> (&'a [u8], usize) {
+    let wp = c.w + c.pad_left + c.pad_right;
+    let row = c.w * c.cin;
+    let hp = c.h + c.pad_top + c.pad_bottom;
+    // Borders only: the top and bottom rows, and each row's two ends.
+    pad[..c.pad_top * wp * c.cin].fill(zero);
+    pad[(c.pad_top + c.h) * wp * c.cin..hp * wp * c.cin].fill(zero);
+    for y in 0..c.h {
+        let start = ((y + c.pad_top) * wp) * c.cin;
+        let body = start + c.pad_left * c.cin;
+        pad[start..body].fill(zero);
+        pad[body..body + row].copy_from_slice(&img[y * row..(y + 1) * row]);
+        pad[body + row..start + wp * c.cin].fill(zero);
+    }
+    (pad, wp)
+}
+
+/// Bytes of a stride-2 depthwise convolution's column-split image (two halves of
+/// `hp x ceil(wp / 2)` pixels) with [`SLACK`].
+pub(super) fn split_len(c: &ConvGeom) -> usize {
+    let (hp, wp) = (
+        c.h + c.pad_top + c.pad_bottom,
+        c.w + c.pad_left + c.pad_right,
+    );
+    2 * hp * wp.div_ceil(2) * c.cin + SLACK
+}
+
+/// The padded image's even columns, then its odd columns, each half `ceil(wp / 2)` pixels
+/// wide, into `out` (for stride-2 depthwise). Returns the halves (and slack), their width and
+/// where the odd half starts.
+pub(super) fn split_columns<'a>(
+    src: &[u8],
+    wp: usize,
+    c: &ConvGeom,
+    out: &'a mut [u8],
+) -> (&'a [u8], usize, usize) {
+    let ch = c.cin;
+    let hp = c.h + c.pad_top + c.pad_bottom;
+    let wq = wp.div_ceil(2);
+    let half = hp * wq * ch;
+    for y in 0..hp {
+        for x in 0..wp {
+            let to = (x % 2) * half + (y * wq + x / 2) * ch;
+            let from = (y * wp + x) * ch;
+            out[to..to + ch].copy_from_slice(&src[from..from + ch]);
+        }
+    }
+    (&out[..], wq, half)
+}
+
+/// im2col of one (padded) image of row width `wp` for group `group`: `ho * wo` rows of
+/// `kh * kw * cin_g` taps.
+#[inline(always)]
+pub(super) fn im2col_u8(src: &[u8], wp: usize, c: &ConvGeom, group: usize, cols: &mut [u8]) {
+    let cin_g = c.cin / c.groups;
+    let k = c.kh * c.kw * cin_g;
+    // With one group, a kernel row's taps are one contiguous run of kw * cin bytes.
+    let (run, runs) = if c.groups == 1 {
+        (c.kw * c.cin, 1)
+    } else {
+        (cin_g, c.kw)
+    };
+    let pix = c.ho * c.wo;
+    assert!(cols.len() >= pix * k + SLACK, "im2col block without slack");
+    let last = ((c.ho - 1) * c.sh + c.kh - 1) * wp + (c.wo - 1) * c.sw + c.kw;
+    assert!(
+        src.len() >= last * c.cin + SLACK,
+        "padded image without slack"
+    );
+    let (sp, cp) = (src.as_ptr(), cols.as_mut_ptr());
+    for oy in 0..c.ho {
+        for ox in 0..c.wo {
+            let row = (oy * c.wo + ox) * k;
+            for ky in 0..c.kh {
+                let base = ((oy * c.sh + ky) * wp + ox * c.sw) * c.cin + group * cin_g;
+                for r in 0..runs {
+                    let (from, to) = (base + r * c.cin, row + (ky * runs + r) * run);
+                    // SAFETY: `from + run` and `to + run` are in bounds (the geometry), and
+                    // a short run copies a whole 16 or 32 bytes into the slack asserted
+                    // above. Runs are written in increasing order, so the bytes a short
+                    // copy writes past its run are written again by the next run (or lie
+                    // in the slack).
+                    unsafe {
+                        if run <= 16 {
+                            std::ptr::copy_nonoverlapping(sp.add(from), cp.add(to), 16);
+                        } else if run <= 32 {
+                            std::ptr::copy_nonoverlapping(sp.add(from), cp.add(to), 32);
+                        } else {
+                            std::ptr::copy_nonoverlapping(sp.add(from), cp.add(to), run);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

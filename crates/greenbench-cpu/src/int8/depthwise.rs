@@ -1,0 +1,248 @@
+//! The int8 depthwise convolution: a direct loop over uint8 pixels with int32 sums, and the
+//! VNNI stride-1 row kernel over quads of taps.
+
+use greenbench_core::graph::ConvGeom;
+
+/// A depthwise convolution of one (padded) image into int32 sums: per output pixel and
+/// block of channels, the taps' `x * w` summed in registers (the zero point's share,
+/// `z_x * sum w`, is folded into the epilogue's bias). The last block may reach past the channels:
+/// it reads the next pixel's bytes (or the slack) against zero weights and keeps only its
+/// own channels.
+#[inline(always)]
+pub(super) fn depthwise_u8(src: &[u8], wp: usize, c: &ConvGeom, w: &[i32], y: &mut [i32]) {
+    let ch = c.cin;
+    for oy in 0..c.ho {
+        for ox in 0..c.wo {
+            let o = (oy * c.wo + ox) * ch;
+            let mut cb = 0;
+            while cb + 64 <= ch {
+                dw_block::<64>(src, wp, c, w, oy, ox, cb, &mut y[o + cb..o + cb + 64]);
+                cb += 64;
+            }
+            while cb < ch {
+                let n = (ch - cb).min(16);
+                dw_block::<16>(src, wp, c, w, oy, ox, cb, &mut y[o + cb..o + cb + n]);
+                cb += 16;
+            }
+        }
+    }
+}
+
+/// One output row of a stride-1 depthwise convolution as a 1-D convolution of the
+/// flattened row (`wo * C` values): output value `f` (pixel `f / C`, channel `f % C`) reads
+/// input value `f + kx * C` of each kernel row, so whole 64-value blocks span several pixels
+/// whatever C is, against weights repeated to `span`. The tail block reads past the row (the
+/// next row's bytes, or the slack) and keeps only its own values.
+#[inline(always)]
+pub(super) fn depthwise_row_s1(
+    src: &[u8],
+    wp: usize,
+    c: &ConvGeom,
+    tiled: &[i32],
+    span: usize,
+    oy: usize,
+    y: &mut [i32],
+) {
+    let len = y.len();
+    let mut f = 0;
+    while f + 64 <= len {
+        dw_run::<64>(src, wp, c, tiled, span, oy, f, &mut y[f..f + 64]);
+        f += 64;
+    }
+    while f < len {
+        let n = (len - f).min(16);
+        dw_run::<16>(src, wp, c, tiled, span, oy, f, &mut y[f..f + n]);
+        f += 16;
+    }
+}
+
+/// The VNNI kernel's weights: for each quad of taps `g` and each 64-value block offset `a`
+/// in `span`, four 64-byte vectors `k = 0..4` whose 32-bit lane `4L + i` holds the four taps'
+/// weights of value `a + 16L + 4k + i` (the order `unpack` leaves the interleaved inputs in).
+pub(super) fn dw_quads(tiled: &[i32], taps: usize, span: usize) -> Vec<i8> {
+    let groups = taps.div_ceil(4);
+    let blocks = span / 64;
+    let mut q = vec![0i8; groups * blocks * 256];
+    for g in 0..groups {
+        for b in 0..blocks {
+            for k in 0..4 {
+                for lane in 0..4 {
+                    for i in 0..4 {
+                        let value = b * 64 + 16 * lane + 4 * k + i;
+                        for t in 0..4 {
+                            let tap = 4 * g + t;
+                            if tap < taps {
+                                let at = (((g * blocks + b) * 4 + k) * 16 + 4 * lane + i) * 4 + t;
+                                q[at] = tiled[tap * span + value] as i8;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    q
+}
+
+/// One output row of a stride-1 depthwise convolution with `vpdpbusd`: per 64-value block
+/// of the flattened row (as [`depthwise_row_s1`]), the inputs of four taps are interleaved
+/// byte by byte (`unpack` 8 then 16 bits) so one instruction sums four taps' products per
+/// value; the four accumulators come out lane-permuted and are put back in order with a
+/// 4 x 4 transpose of 128-bit lanes. The last block reads past the row (into the slack) and
+/// keeps only its own values.
+///
+/// # Safety
+/// AVX-512 F/BW/VNNI; `src` holds the padded image plus SLACK bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn dw_vnni_row(
+    src: &[u8],
+    wp: usize,
+    odd: usize,
+    c: &ConvGeom,
+    quads: &[i8],
+    span: usize,
+    oy: usize,
+    y: &mut [i32],
+) {
+    use std::arch::x86_64::*;
+    let ch = c.cin;
+    let taps = c.kh * c.kw;
+    let groups = taps.div_ceil(4);
+    let blocks = span / 64;
+    let len = y.len();
+    let top = oy * c.sh;
+    // Stride 1: tap (ky, kx) reads the row from column kx. Stride 2 (`odd` > 0): `src` holds
+    // the even columns, then from `odd` the odd ones, each `wp` wide, so tap (ky, kx) reads
+    // the row from column kx / 2 of its half: consecutive output pixels, consecutive bytes.
+    let tap_at = |t: usize| {
+        let (ky, kx) = (t / c.kw, t % c.kw);
+        if odd == 0 {
+            ((top + ky) * wp + kx) * ch
+        } else {
+            (kx % 2) * odd + ((top + ky) * wp + kx / 2) * ch
+        }
+    };
+    let last = (0..taps).map(tap_at).max().unwrap_or(0) + len.next_multiple_of(64);
+    assert!(src.len() >= last && quads.len() == groups * blocks * 256);
+    let zero = _mm512_setzero_si512();
+    let mut f = 0;
+    while f < len {
+        let b = (f % span) / 64;
+        let mut acc = [_mm512_setzero_si512(); 4];
+        for g in 0..groups {
+            // SAFETY: every tap's 64 bytes from `f` end by `last` (asserted), the weights'
+            // 256 bytes are inside `quads` (asserted size).
+            unsafe {
+                let ld = |t: usize| {
+                    if t < taps {
+                        _mm512_loadu_si512(src.as_ptr().add(tap_at(t) + f) as *const __m512i)
+                    } else {
+                        zero
+                    }
+                };
+                let (x0, x1, x2, x3) = (ld(4 * g), ld(4 * g + 1), ld(4 * g + 2), ld(4 * g + 3));
+                let (a, bb) = (_mm512_unpacklo_epi8(x0, x1), _mm512_unpackhi_epi8(x0, x1));
+                let (cc, d) = (_mm512_unpacklo_epi8(x2, x3), _mm512_unpackhi_epi8(x2, x3));
+                let q = [
+                    _mm512_unpacklo_epi16(a, cc),
+                    _mm512_unpackhi_epi16(a, cc),
+                    _mm512_unpacklo_epi16(bb, d),
+                    _mm512_unpackhi_epi16(bb, d),
+                ];
+                let wq = quads.as_ptr().add((g * blocks + b) * 256);
+                for k in 0..4 {
+                    let wv = _mm512_loadu_si512(wq.add(64 * k) as *const __m512i);
+                    acc[k] = _mm512_dpbusd_epi32(acc[k], q[k], wv);
+                }
+            }
+        }
+        // acc[k] lane L holds values 16L + 4k .. 16L + 4k + 3: transpose the 128-bit lanes.
+        let t0 = _mm512_shuffle_i32x4(acc[0], acc[1], 0x44);
+        let t1 = _mm512_shuffle_i32x4(acc[0], acc[1], 0xee);
+        let t2 = _mm512_shuffle_i32x4(acc[2], acc[3], 0x44);
+        let t3 = _mm512_shuffle_i32x4(acc[2], acc[3], 0xee);
+        let out = [
+            _mm512_shuffle_i32x4(t0, t2, 0x88),
+            _mm512_shuffle_i32x4(t0, t2, 0xdd),
+            _mm512_shuffle_i32x4(t1, t3, 0x88),
+            _mm512_shuffle_i32x4(t1, t3, 0xdd),
+        ];
+        let n = (len - f).min(64);
+        if n == 64 {
+            for (v, o) in out.iter().enumerate() {
+                // SAFETY: f + 64 <= len.
+                unsafe { _mm512_storeu_si512(y.as_mut_ptr().add(f + 16 * v) as *mut __m512i, *o) };
+            }
+        } else {
+            let mut tmp = [0i32; 64];
+            for (v, o) in out.iter().enumerate() {
+                // SAFETY: 16 values into a 64-value local.
+                unsafe { _mm512_storeu_si512(tmp.as_mut_ptr().add(16 * v) as *mut __m512i, *o) };
+            }
+            y[f..f + n].copy_from_slice(&tmp[..n]);
+        }
+        f += 64;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn dw_run<const N: usize>(
+    src: &[u8],
+    wp: usize,
+    c: &ConvGeom,
+    tiled: &[i32],
+    span: usize,
+    oy: usize,
+    f: usize,
+    out: &mut [i32],
+) {
+    let ch = c.cin;
+    let mut acc = [0i32; N];
+    let at = f % span;
+    for ky in 0..c.kh {
+        let row = (oy * c.sh + ky) * wp * ch + f;
+        for kx in 0..c.kw {
+            let s: &[u8; N] = src[row + kx * ch..][..N].try_into().expect("N bytes");
+            let t: &[i32; N] = tiled[(ky * c.kw + kx) * span + at..][..N]
+                .try_into()
+                .expect("N weights");
+            for j in 0..N {
+                acc[j] += s[j] as i32 * t[j];
+            }
+        }
+    }
+    out.copy_from_slice(&acc[..out.len()]);
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn dw_block<const N: usize>(
+    src: &[u8],
+    wp: usize,
+    c: &ConvGeom,
+    w: &[i32],
+    oy: usize,
+    ox: usize,
+    cb: usize,
+    out: &mut [i32],
+) {
+    let ch = c.cin;
+    let chp = ch.next_multiple_of(16);
+    let mut acc = [0i32; N];
+    for ky in 0..c.kh {
+        let row = ((oy * c.sh + ky) * wp + ox * c.sw) * ch + cb;
+        for kx in 0..c.kw {
+            let s: &[u8; N] = src[row + kx * ch..][..N].try_into().expect("N bytes");
+            let t: &[i32; N] = w[(ky * c.kw + kx) * chp + cb..][..N]
+                .try_into()
+                .expect("N weights");
+            for j in 0..N {
+                acc[j] += s[j] as i32 * t[j];
+            }
+        }
+    }
+    out.copy_from_slice(&acc[..out.len()]);
+}

@@ -1,0 +1,360 @@
+//! The integer epilogue of a conv / dense layer (zero-point correction folded into the bias,
+//! fixed-point or fp32 requantization, the activation's clamp), per output channel, in an
+//! AVX-512 form and a plain loop; and the quantize step (fp32 to uint8) at an int8 border.
+
+use greenbench_core::quant::{QLinear, QParams, Requantizer, round_shift_up};
+
+/// The integer epilogue of a conv / dense layer, per output channel. Its per-channel arrays
+/// repeat the channels' values cyclically to a length `span + 64`, `span` a multiple of 16
+/// (and at least 256) and of the channel count, so a run of whole pixels is finished in full
+/// 16-lane blocks whatever the channel count ([`Epi::finish_run`]), and 16 lanes can be read
+/// from any offset below `span + 48`.
+pub(super) struct Epi {
+    /// Output channels.
+    pub(super) ch: usize,
+    pub(super) span: usize,
+    /// `bias - z_x * sum_k w` (the zero-point correction folded in), or `bias` where the
+    /// kernel subtracts the zero point itself (depthwise).
+    pub(super) bias: Vec<i32>,
+    pub(super) mult: Vec<i32>,
+    /// `mult` one channel on (`mult_next[i] = mult[i + 1]`, cyclically): loaded at a block's
+    /// start, its even lanes are the block's odd channels' multipliers, where `vpmuldq` reads.
+    pub(super) mult_next: Vec<i32>,
+    pub(super) shift: Vec<u32>,
+    /// The fp32 requantizer's multipliers (empty for the fixed-point one).
+    pub(super) scale: Vec<f32>,
+    /// The fixed-point requantizer's one shift when every channel shares it and it is at
+    /// least 32 (every real multiplier below 1/2): results then fit 32 bits before the clamp.
+    pub(super) common_shift: Option<u32>,
+    pub(super) zy: i32,
+    pub(super) lo: i32,
+    pub(super) hi: i32,
+    /// Run the AVX-512 form (16 channels at a time).
+    pub(super) wide: bool,
+}
+
+impl Epi {
+    pub(super) fn new(l: &QLinear, col_sums: Option<&[i32]>, wide: bool) -> Epi {
+        let bias = match col_sums {
+            Some(s) => l
+                .bias
+                .iter()
+                .zip(s)
+                .map(|(&b, &s)| (b as i64 - l.x.zero as i64 * s as i64) as i32)
+                .collect(),
+            None => l.bias.clone(),
+        };
+        let ch = bias.len();
+        let mult: Vec<i32> = l.requant.iter().map(|r| r.multiplier).collect();
+        let lcm = ch / gcd(ch, 16) * 16;
+        let span = lcm * 256usize.div_ceil(lcm);
+        // Tiled 64 channels past `span`: a fused epilogue reads 16 from any channel offset
+        // below `span + 48` (a depthwise row's 64-value blocks start anywhere in it).
+        fn tile<T: Copy>(v: &[T], span: usize) -> Vec<T> {
+            v.iter().copied().cycle().take(span + 64).collect()
+        }
+        Epi {
+            ch,
+            span,
+            bias: tile(&bias, span),
+            mult: tile(&mult, span),
+            mult_next: (0..span + 64).map(|i| mult[(i + 1) % ch]).collect(),
+            shift: tile(&l.requant.iter().map(|r| r.shift).collect::<Vec<_>>(), span),
+            scale: match l.requantizer {
+                Requantizer::Fp32 => tile(&l.scale, span),
+                Requantizer::Fixed => vec![],
+            },
+            common_shift: l
+                .requant
+                .first()
+                .map(|r| r.shift)
+                .filter(|&s| s >= 32 && l.requant.iter().all(|r| r.shift == s)),
+            zy: l.y.zero,
+            lo: l.lo as i32,
+            hi: l.hi as i32,
+            wide,
+        }
+    }
+
+    /// Whole pixels (every channel of each), contiguous: `acc` and `out` of one length, a
+    /// multiple of the channel count.
+    #[inline]
+    pub(super) fn finish_run(&self, acc: &[i32], out: &mut [u8]) {
+        debug_assert!(acc.len().is_multiple_of(self.ch));
+        for (a, o) in acc.chunks(self.span).zip(out.chunks_mut(self.span)) {
+            self.finish(a, 0, o);
+        }
+    }
+
+    /// Channels `c0..c0 + acc.len()` of one output row.
+    #[inline]
+    pub(super) fn finish(&self, acc: &[i32], c0: usize, out: &mut [u8]) {
+        let n = acc.len();
+        let mut j = 0;
+        #[cfg(target_arch = "x86_64")]
+        if self.wide {
+            // SAFETY: `wide` is set only where AVX-512F is present; the function reads
+            // `acc[..n]`, `self.*[c0..c0 + n]` and writes `out[..n]` in whole 16-lane blocks.
+            j = unsafe { self.finish_avx512(acc, c0, out) };
+        }
+        if !self.scale.is_empty() {
+            let (lo, hi) = ((self.lo - self.zy) as f32, (self.hi - self.zy) as f32);
+            for j in j..n {
+                let c = c0 + j;
+                let v = (acc[j].wrapping_add(self.bias[c]) as f32 * self.scale[c]).clamp(lo, hi);
+                out[j] = (v.round_ties_even() as i32 + self.zy) as u8;
+            }
+            return;
+        }
+        for j in j..n {
+            let c = c0 + j;
+            let v = (acc[j] as i64 + self.bias[c] as i64) * self.mult[c] as i64;
+            out[j] = (round_shift_up(v, self.shift[c]) + self.zy as i64)
+                .clamp(self.lo as i64, self.hi as i64) as u8;
+        }
+    }
+
+    /// [`Self::finish`] in 16-channel blocks (the last one masked); returns how many
+    /// channels it did (all).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn finish_avx512(&self, acc: &[i32], c0: usize, out: &mut [u8]) -> usize {
+        use std::arch::x86_64::*;
+        let n = acc.len();
+        assert!(out.len() >= n && c0 + n.next_multiple_of(16) <= self.bias.len());
+        for b in 0..n.div_ceil(16) {
+            let j = b * 16;
+            // The last block may be partial: its lanes past `n` are masked off.
+            let k = lanes_from(j, n);
+            // SAFETY: the masked load and store touch lanes j..min(j + 16, n) only; `vec16`
+            // reads the per-channel arrays at c0 + j..c0 + j + 16, inside them (asserted).
+            unsafe {
+                let v = _mm512_maskz_loadu_epi32(k, acc.as_ptr().add(j));
+                let r = self.vec16(v, c0 + j);
+                _mm_mask_storeu_epi8(
+                    out.as_mut_ptr().add(j) as *mut i8,
+                    k,
+                    _mm512_cvtepi32_epi8(r),
+                );
+            }
+        }
+        n
+    }
+
+    /// The epilogue of 16 raw int32 sums in a register, channels `c..c + 16` (of the tiled
+    /// per-channel arrays: `c + 16 <= bias.len()`), to 16 uint8 values in int32 lanes. Fused
+    /// into the GEMM tiles and the depthwise rows, and run by [`Self::finish_avx512`].
+    ///
+    /// - fp32 requantizer: convert, multiply, clamp, round half to even (`cvtps2dq` under the
+    ///   default rounding mode), add the zero point;
+    /// - fixed-point, one shift for every channel of at least 32 (every real multiplier below
+    ///   1/2; `Requant::uniform` gives one shift per layer): `(p + half) >> shift` by one
+    ///   count, even channels' products shifted by `shift` (the result in their low 32 bits),
+    ///   odd channels' by `shift - 32` (the same result in their high 32 bits), blended; the
+    ///   zero point and clamp in 32-bit lanes (the shifted products fit: |p| < 2^62). 13
+    ///   vector instructions;
+    /// - fixed-point otherwise: the same in 64-bit lanes with a shift per channel.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VL; `c + 16 <= self.bias.len()`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn vec16(
+        &self,
+        acc: std::arch::x86_64::__m512i,
+        c: usize,
+    ) -> std::arch::x86_64::__m512i {
+        use std::arch::x86_64::*;
+        debug_assert!(c + 16 <= self.bias.len());
+        // SAFETY: every per-channel array has `bias`'s length (the caller's bound).
+        unsafe {
+            let ld = |p: *const i32| _mm512_loadu_si512(p.add(c) as *const __m512i);
+            let v = _mm512_add_epi32(acc, ld(self.bias.as_ptr()));
+            if !self.scale.is_empty() {
+                let zy = _mm512_set1_epi32(self.zy);
+                let lo = _mm512_set1_ps((self.lo - self.zy) as f32);
+                let hi = _mm512_set1_ps((self.hi - self.zy) as f32);
+                let f = _mm512_mul_ps(
+                    _mm512_cvtepi32_ps(v),
+                    _mm512_loadu_ps(self.scale.as_ptr().add(c)),
+                );
+                let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+                return _mm512_add_epi32(_mm512_cvtps_epi32(f), zy);
+            }
+            if let Some(shift) = self.common_shift {
+                let (zy, lo, hi) = (
+                    _mm512_set1_epi32(self.zy),
+                    _mm512_set1_epi32(self.lo),
+                    _mm512_set1_epi32(self.hi),
+                );
+                let even = _mm_cvtsi32_si128(shift as i32);
+                let odd = _mm_cvtsi32_si128(shift as i32 - 32);
+                let half = _mm512_set1_epi64(1i64 << (shift - 1));
+                let pe = _mm512_mul_epi32(v, ld(self.mult.as_ptr()));
+                let po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), ld(self.mult_next.as_ptr()));
+                let re = _mm512_sra_epi64(_mm512_add_epi64(pe, half), even);
+                let ro = _mm512_sra_epi64(_mm512_add_epi64(po, half), odd);
+                let r = _mm512_mask_blend_epi32(0xaaaa, re, ro);
+                return _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, zy), lo), hi);
+            }
+            let one = _mm512_set1_epi64(1);
+            let m = ld(self.mult.as_ptr());
+            let s = ld(self.shift.as_ptr() as *const i32);
+            let round = |p: __m512i, s: __m512i| {
+                let h = _mm512_sllv_epi64(one, _mm512_sub_epi64(s, one));
+                _mm512_srav_epi64(_mm512_add_epi64(p, h), s)
+            };
+            let re = round(
+                _mm512_mul_epi32(v, m),
+                _mm512_and_si512(s, _mm512_set1_epi64(0xffff_ffff)),
+            );
+            let ro = round(
+                _mm512_mul_epi32(_mm512_srli_epi64(v, 32), _mm512_srli_epi64(m, 32)),
+                _mm512_srli_epi64(s, 32),
+            );
+            // Clamped in 64-bit lanes (the results may pass 32 bits), then interleaved.
+            let (zy, lo, hi) = (
+                _mm512_set1_epi64(self.zy as i64),
+                _mm512_set1_epi64(self.lo as i64),
+                _mm512_set1_epi64(self.hi as i64),
+            );
+            let clamp =
+                |r: __m512i| _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(r, zy), lo), hi);
+            _mm512_or_si512(clamp(re), _mm512_slli_epi64(clamp(ro), 32))
+        }
+    }
+}
+
+pub(super) fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a.max(1) } else { gcd(b, a % b) }
+}
+
+/// The 16-lane mask of a block starting at `j` of `n` values: all lanes, or those before `n`.
+#[inline(always)]
+pub(super) fn lanes_from(j: usize, n: usize) -> u16 {
+    if j + 16 <= n {
+        0xffff
+    } else {
+        ((1u32 << (n - j)) - 1) as u16
+    }
+}
+
+/// Whether the AVX-512 forms of the integer loops and epilogues run here (F, BW, VL, DQ).
+pub(super) fn wide_int8() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `QParams::quantize` over a slice: 16 at a time with AVX-512 (the same IEEE division,
+/// rounding half to even, NaN to the zero point, clamp), the rest one by one.
+pub(super) fn quantize(x: &[f32], p: QParams, y: &mut [u8], wide: bool) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if wide {
+        // SAFETY: AVX-512 F/BW/VL are present.
+        done = unsafe { quantize_avx512(x, p, y) };
+    }
+    for (q, &v) in y[done..].iter_mut().zip(&x[done..]) {
+        *q = p.quantize(v);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) unsafe fn quantize_avx512(x: &[f32], p: QParams, y: &mut [u8]) -> usize {
+    use std::arch::x86_64::*;
+    let n = x.len().min(y.len()) / 16 * 16;
+    let (s, z) = (_mm512_set1_ps(p.scale), _mm512_set1_ps(p.zero as f32));
+    let (lo, hi) = (_mm512_setzero_ps(), _mm512_set1_ps(255.0));
+    for i in (0..n).step_by(16) {
+        // SAFETY: i + 16 <= n, within both slices.
+        unsafe {
+            let v = _mm512_div_ps(_mm512_loadu_ps(x.as_ptr().add(i)), s);
+            // NaN (unordered with itself) becomes 0, i.e. the zero point.
+            let v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
+            let v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            let v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, z), lo), hi);
+            _mm_storeu_si128(
+                y.as_mut_ptr().add(i) as *mut __m128i,
+                _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)),
+            );
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use greenbench_core::quant::Requant;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// The epilogue (AVX-512 where present, and the plain loop) against the reference's
+        /// `QLinear::finish`, bit for bit: both requantizers; real multipliers below and above
+        /// 1/2 (the one-shift form and the per-channel-shift form); one shift per layer or one
+        /// per channel; any channel count and starting channel.
+        #[test]
+        fn epilogue_matches_the_reference(
+            ch in 1usize..70, log2 in -20f64..1.5, spread in 0f64..6.0, uniform in any::<bool>(),
+            fp32 in any::<bool>(), zy in 0i32..256, lo in 0u8..128, width in 1u8..128,
+            c0 in 0usize..40, seed in any::<u64>(),
+        ) {
+            let mut s = seed | 1;
+            let mut next = move || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+            let reals: Vec<f64> = (0..ch)
+                .map(|_| 2f64.powf(log2 - spread * (next() % 1000) as f64 / 1000.0))
+                .collect();
+            let requant = if uniform {
+                Requant::uniform(&reals)
+            } else {
+                reals.iter().map(|&r| Requant::new(r)).collect()
+            };
+            let hi = lo.saturating_add(width);
+            let l = QLinear {
+                w: vec![],
+                w_scale: vec![1.0; ch],
+                bias: (0..ch).map(|_| (next() % 20_001) as i32 - 10_000).collect(),
+                requant,
+                scale: reals.iter().map(|&r| r as f32).collect(),
+                requantizer: if fp32 { Requantizer::Fp32 } else { Requantizer::Fixed },
+                x: QParams { scale: 1.0, zero: 0 },
+                y: QParams { scale: 1.0, zero: zy },
+                lo,
+                hi,
+                fused: None,
+            };
+            // Sums from small to near the int32 limits (less the bias).
+            let n = (ch * 3).saturating_sub(c0 % ch).max(1);
+            let acc: Vec<i32> = (0..n)
+                .map(|_| {
+                    let mag = 1i64 << (next() % 31);
+                    ((next() as i64).rem_euclid(2 * mag) - mag) as i32
+                })
+                .collect();
+            let c0 = c0 % ch;
+            let want: Vec<u8> = acc
+                .iter()
+                .enumerate()
+                .map(|(j, &a)| l.finish(a + l.bias[(c0 + j) % ch], (c0 + j) % ch))
+                .collect();
+            for wide in [false, wide_int8()] {
+                let epi = Epi::new(&l, None, wide);
+                let mut got = vec![0u8; n];
+                epi.finish(&acc, c0, &mut got);
+                prop_assert_eq!(&got, &want, "wide {} requant {:?}", wide, l.requant.first());
+            }
+        }
+    }
+}

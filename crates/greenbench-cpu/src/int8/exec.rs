@@ -1,0 +1,361 @@
+//! Execution: one plan's steps over a worker's memory: the linear layers (im2col or in
+//! place, GEMM, epilogue), the uint8 pools and adds, the borders, and the fp32 nodes on this
+//! crate's fp32 kernels.
+
+use super::conv::{SLACK, im2col_u8, pad_image, padded_len, split_columns, split_len};
+use super::depthwise::{depthwise_row_s1, depthwise_u8, dw_vnni_row};
+use super::epilogue::{Epi, quantize};
+use super::pool::pool_u8;
+use super::step::{Lin, Mem, Plan, Step};
+use crate::kernels;
+use greenbench_core::graph::{Graph, MatMulGeom, Op};
+use greenbench_core::quant::{add_q, avg_round};
+use greenbench_core::strided::Strided;
+
+pub(super) fn execute(plan: &Plan, m: &mut Mem) {
+    #[cfg(target_arch = "x86_64")]
+    let wide = plan.wide;
+    for step in &plan.steps {
+        #[cfg(target_arch = "x86_64")]
+        if wide && !matches!(step, Step::Fp32 { .. }) {
+            // SAFETY: AVX-512 F/BW/VL/DQ are present (`wide_int8`).
+            unsafe { execute_step_avx512(plan, step, m) };
+            continue;
+        }
+        execute_step(plan, step, m);
+    }
+}
+
+/// The integer loops compiled for AVX-512 registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+pub(super) unsafe fn execute_step_avx512(plan: &Plan, step: &Step, m: &mut Mem) {
+    execute_step(plan, step, m)
+}
+
+#[inline(always)]
+pub(super) fn execute_step(plan: &Plan, step: &Step, m: &mut Mem) {
+    let batch = m.batch;
+    {
+        match step {
+            Step::Quantize { src, dst, p } => quantize(&m.f[*src], *p, &mut m.q[*dst], plan.wide),
+            Step::Dequantize { src, dst, p } => {
+                let (x, y) = (&m.q[*src], &mut m.f[*dst]);
+                let (s, z) = (p.scale, p.zero);
+                y.iter_mut()
+                    .zip(x)
+                    .for_each(|(f, &q)| *f = (q as i32 - z) as f32 * s);
+            }
+            Step::Linear {
+                src,
+                dst,
+                zx,
+                lin,
+                epi,
+                out_len,
+            } => {
+                let mut out = std::mem::take(&mut m.q[*dst]);
+                linear(
+                    &m.q[*src],
+                    &mut out,
+                    batch,
+                    *zx,
+                    lin,
+                    epi,
+                    *out_len,
+                    &mut m.cols,
+                    &mut m.acc,
+                );
+                m.q[*dst] = out;
+            }
+            Step::Pool {
+                src,
+                dst,
+                geom,
+                max,
+                zero,
+            } => {
+                let mut out = std::mem::take(&mut m.q[*dst]);
+                pool_u8(&m.q[*src], batch, geom, *max, *zero, &mut m.sums, &mut out);
+                m.q[*dst] = out;
+            }
+            Step::GlobalAvg {
+                src,
+                dst,
+                rows,
+                c,
+                zero,
+            } => {
+                let mut out = std::mem::take(&mut m.q[*dst]);
+                let x = &m.q[*src];
+                let sums = &mut m.sums[..*c];
+                for n in 0..batch {
+                    sums.iter_mut().for_each(|s| *s = 0);
+                    for row in x[n * rows * c..(n + 1) * rows * c].chunks(*c) {
+                        sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v as i64);
+                    }
+                    let off = *rows as i64 * *zero as i64;
+                    for (j, s) in sums.iter().enumerate() {
+                        out[n * c + j] = avg_round(s - off, *rows, *zero);
+                    }
+                }
+                m.q[*dst] = out;
+            }
+            Step::Add { a, b, dst, z, node } => {
+                let mut out = std::mem::take(&mut m.q[*dst]);
+                out.iter_mut()
+                    .zip(m.q[*a].iter().zip(&m.q[*b]))
+                    .for_each(|(o, (&p, &r))| *o = add_q(p, r, z.0, z.1, z.2, *node));
+                m.q[*dst] = out;
+            }
+            Step::Fp32 {
+                node,
+                ins,
+                dst,
+                data,
+                map,
+            } => {
+                let mut out = std::mem::take(&mut m.f[*dst]);
+                fp32_node(
+                    &plan.graph,
+                    *node,
+                    ins,
+                    data,
+                    map.as_ref(),
+                    m,
+                    batch,
+                    &mut out,
+                );
+                m.f[*dst] = out;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn linear(
+    x: &[u8],
+    out: &mut [u8],
+    batch: usize,
+    zx: i32,
+    lin: &Lin,
+    epi: &Epi,
+    out_len: usize,
+    cols: &mut [u8],
+    acc: &mut [i32],
+) {
+    match lin {
+        Lin::Gemm { gemm, k } => {
+            let rows = x.len() / k;
+            let n = gemm.n;
+            let acc = &mut acc[..rows * n];
+            gemm.run(x, *k, rows, acc, n);
+            epi.finish_run(acc, &mut out[..rows * n]);
+        }
+        Lin::Conv { geom: c, gemms } => {
+            let cin_g = c.cin / c.groups;
+            let cout_g = c.cout / c.groups;
+            let k = c.kh * c.kw * cin_g;
+            let pix = c.ho * c.wo;
+            let (pad, cols) = cols.split_at_mut(padded_len(c));
+            for n in 0..batch {
+                let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
+                let (src, wp) = pad_image(img, c, zx as u8, pad);
+                let y = &mut out[n * out_len..(n + 1) * out_len];
+                for (grp, gm) in gemms.iter().enumerate() {
+                    im2col_u8(src, wp, c, grp, &mut cols[..pix * k + SLACK]);
+                    let acc = &mut acc[..pix * cout_g];
+                    gm.run(cols, k, pix, acc, cout_g);
+                    if c.groups == 1 {
+                        epi.finish_run(acc, y);
+                        continue;
+                    }
+                    for (p, a) in acc.chunks(cout_g).enumerate() {
+                        let o = &mut y[p * c.cout + grp * cout_g..p * c.cout + (grp + 1) * cout_g];
+                        epi.finish(a, grp * cout_g, o);
+                    }
+                }
+            }
+        }
+        Lin::InPlace {
+            geom: c,
+            gemm,
+            bases,
+            qoff,
+        } => {
+            let pad = &mut cols[..padded_len(c)];
+            for n in 0..batch {
+                let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
+                let (src, _) = pad_image(img, c, zx as u8, pad);
+                let y = &mut out[n * out_len..(n + 1) * out_len];
+                let acc = &mut acc[..out_len];
+                gemm.run_in_place(src, bases, qoff, acc, c.cout);
+                epi.finish_run(acc, y);
+            }
+        }
+        Lin::Depthwise {
+            geom: c,
+            w,
+            tiled,
+            span,
+            quads,
+        } => {
+            let (pad, rest) = cols.split_at_mut(padded_len(c));
+            let split = &mut rest[..if quads.is_empty() || c.sw != 2 {
+                0
+            } else {
+                split_len(c)
+            }];
+            for n in 0..batch {
+                let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
+                let (src, wp) = pad_image(img, c, zx as u8, pad);
+                let y = &mut out[n * out_len..(n + 1) * out_len];
+                let acc = &mut acc[..out_len];
+                if c.sw == 1 && !quads.is_empty() {
+                    #[cfg(target_arch = "x86_64")]
+                    for oy in 0..c.ho {
+                        let row = &mut acc[oy * c.wo * c.cout..(oy + 1) * c.wo * c.cout];
+                        // SAFETY: quads are built only where AVX-512 F/BW/VNNI are present
+                        // (the VNNI path); the padded image has SLACK bytes past its end.
+                        unsafe { dw_vnni_row(src, wp, 0, c, quads, *span, oy, row) };
+                    }
+                } else if c.sw == 2 && !quads.is_empty() {
+                    let (split, wq, half) = split_columns(src, wp, c, split);
+                    #[cfg(target_arch = "x86_64")]
+                    for oy in 0..c.ho {
+                        let row = &mut acc[oy * c.wo * c.cout..(oy + 1) * c.wo * c.cout];
+                        // SAFETY: as above; `split` has SLACK bytes past its two halves.
+                        unsafe { dw_vnni_row(split, wq, half, c, quads, *span, oy, row) };
+                    }
+                } else if c.sw == 1 {
+                    for oy in 0..c.ho {
+                        let row = &mut acc[oy * c.wo * c.cout..(oy + 1) * c.wo * c.cout];
+                        depthwise_row_s1(src, wp, c, tiled, *span, oy, row);
+                    }
+                } else {
+                    depthwise_u8(src, wp, c, w, acc);
+                }
+                epi.finish_run(acc, y);
+            }
+        }
+    }
+}
+
+/// An fp32 node on this crate's kernels.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn fp32_node(
+    g: &Graph,
+    i: usize,
+    ins: &[usize],
+    data: &[Vec<f32>],
+    map: Option<&Strided>,
+    m: &mut Mem,
+    batch: usize,
+    out: &mut [f32],
+) {
+    let x = &m.f[ins[0]];
+    let last = *g
+        .value_shape(g.node_inputs(i)[0])
+        .last()
+        .expect("non-empty");
+    match &g.nodes[i].op {
+        Op::Relu => kernels::relu(x, out),
+        Op::Gelu => kernels::gelu(x, out),
+        Op::Softmax => crate::seq::softmax_rows(x, last, out),
+        Op::LayerNorm { eps } => {
+            crate::seq::layer_norm_rows(x, last, &data[0], &data[1], *eps, out)
+        }
+        Op::BatchNorm { .. } => kernels::scale_shift(x, last, &data[0], &data[1], false, out),
+        op @ (Op::MaxPool { .. } | Op::AvgPool { .. }) => kernels::pool(
+            x,
+            batch,
+            &g.pool_geom(i),
+            matches!(op, Op::MaxPool { .. }),
+            out,
+        ),
+        Op::GlobalAvgPool => {
+            let rows = g.value_shape(g.node_inputs(i)[0]).iter().product::<usize>() / last;
+            kernels::global_avg_pool(x, batch, rows, last, out)
+        }
+        Op::Flatten | Op::Reshape { .. } => out.copy_from_slice(x),
+        Op::Add => kernels::add(x, &m.f[ins[1]], out),
+        // One example at a time on the plan's one-example map.
+        Op::Binary { op } => {
+            let map = map.expect("planned with its map");
+            let (a_len, b_len) = (x.len() / batch, m.f[ins[1]].len() / batch);
+            for (n, o) in out.chunks_mut(map.len()).enumerate() {
+                let (a, b) = (&x[n * a_len..], &m.f[ins[1]][n * b_len..]);
+                kernels::binary(a, b, map, *op, o)
+            }
+        }
+        Op::BinaryConst { op, left, .. } => {
+            let map = map.expect("planned with its map");
+            let (c, x_len) = (&data[0][..], x.len() / batch);
+            for (n, o) in out.chunks_mut(map.len()).enumerate() {
+                let xn = &x[n * x_len..];
+                let (a, b) = if *left { (c, xn) } else { (xn, c) };
+                kernels::binary(a, b, map, *op, o)
+            }
+        }
+        Op::Transpose { .. } => {
+            let map = map.expect("planned with its map");
+            let x_len = x.len() / batch;
+            for (n, o) in out.chunks_mut(map.len()).enumerate() {
+                kernels::transpose(&x[n * x_len..], map, o)
+            }
+        }
+        Op::MatMul => {
+            let (a, b) = (
+                g.value_shape(g.node_inputs(i)[0]),
+                g.value_shape(g.node_inputs(i)[1]),
+            );
+            let geom = MatMulGeom::of(a, b).expect("validated").0;
+            let (a_len, b_len) = (a.iter().product(), b.iter().product());
+            kernels::matmul(x, &m.f[ins[1]], &geom, a_len, b_len, out)
+        }
+        op @ greenbench_core::unary_ops!() => kernels::unary(x, op.unary().expect("unary op"), out),
+        Op::Mul => {
+            let (a_len, b_len) = (
+                g.value_shape(g.node_inputs(i)[0]).iter().product(),
+                g.value_shape(g.node_inputs(i)[1]).iter().product(),
+            );
+            kernels::mul_broadcast(x, &m.f[ins[1]], a_len, b_len, out)
+        }
+        Op::Concat { axis } => {
+            let shape = g.out_shape(i);
+            let outer = batch * shape[..*axis].iter().product::<usize>();
+            let row: usize = shape[*axis..].iter().product();
+            let mut offset = 0;
+            for (k, &b) in ins.iter().enumerate() {
+                let part: usize = g.value_shape(g.node_inputs(i)[k])[*axis..].iter().product();
+                kernels::concat_part(&m.f[b], part, offset, row, outer, out);
+                offset += part;
+            }
+        }
+        Op::Slice { axis, start, len } => {
+            let s = g.value_shape(g.node_inputs(i)[0]);
+            let outer = batch * s[..*axis].iter().product::<usize>();
+            let inner: usize = s[axis + 1..].iter().product();
+            let (row, part) = (s[*axis] * inner, len * inner);
+            for o in 0..outer {
+                out[o * part..(o + 1) * part]
+                    .copy_from_slice(&x[o * row + start * inner..][..part]);
+            }
+        }
+        Op::ChannelShuffle { groups } => kernels::channel_shuffle(x, last, *groups, out),
+        Op::Embedding { dim, .. } => crate::seq::embedding(
+            x,
+            g.value_shape(g.node_inputs(i)[0])[0],
+            &data[0],
+            data.get(1).map(|v| v.as_slice()),
+            *dim,
+            out,
+        ),
+        Op::Attention { heads, head_dim } => {
+            let s = g.value_shape(g.node_inputs(i)[0])[0];
+            crate::seq::attention(x, batch, s, *heads, *head_dim, &mut m.scratch, out)
+        }
+        Op::Conv2d { .. } | Op::Dense { .. } => unreachable!("refused in plan"),
+    }
+}

@@ -1,0 +1,142 @@
+//! Pools on uint8 activations: max pooling (wide, 16+ channels, and narrow) and average
+//! pooling with the reference's rounding.
+
+use greenbench_core::graph::PoolGeom;
+use greenbench_core::quant::avg_round;
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn pool_u8(
+    x: &[u8],
+    batch: usize,
+    p: &PoolGeom,
+    max: bool,
+    zero: i32,
+    sums: &mut [i64],
+    y: &mut [u8],
+) {
+    if max && p.c < 16 {
+        return max_pool_narrow(x, batch, p, y);
+    }
+    if max {
+        return max_pool_wide(x, batch, p, y);
+    }
+    let acc = &mut sums[..p.c];
+    for n in 0..batch {
+        let img = &x[n * p.h * p.w * p.c..(n + 1) * p.h * p.w * p.c];
+        for oy in 0..p.ho {
+            for ox in 0..p.wo {
+                acc.iter_mut().for_each(|a| *a = 0);
+                let mut count = 0i32;
+                for iy in p.rows(oy) {
+                    for ix in p.cols(ox) {
+                        let src = &img[(iy * p.w + ix) * p.c..][..p.c];
+                        if max {
+                            acc.iter_mut()
+                                .zip(src)
+                                .for_each(|(a, &s)| *a = (*a).max(s as i64));
+                        } else {
+                            acc.iter_mut().zip(src).for_each(|(a, &s)| *a += s as i64);
+                        }
+                        count += 1;
+                    }
+                }
+                let o = &mut y[((n * p.ho + oy) * p.wo + ox) * p.c..][..p.c];
+                if max {
+                    o.iter_mut()
+                        .zip(acc.iter())
+                        .for_each(|(o, &a)| *o = a as u8);
+                } else {
+                    let d = p.divisor(oy, ox);
+                    let off = count as i64 * zero as i64;
+                    o.iter_mut()
+                        .zip(acc.iter())
+                        .for_each(|(o, &a)| *o = avg_round(a - off, d, zero));
+                }
+            }
+        }
+    }
+}
+
+/// Max pooling of 16 channels or more, on uint8 directly: each output pixel starts as its
+/// window's first pixel and takes the byte-wise maximum with the others (a loop over the
+/// channels the compiler vectorises). Exact: max commutes with the monotone dequantization.
+#[inline(always)]
+pub(super) fn max_pool_wide(x: &[u8], batch: usize, p: &PoolGeom, y: &mut [u8]) {
+    let c = p.c;
+    let (img_in, img_out) = (p.h * p.w * c, p.ho * p.wo * c);
+    for n in 0..batch {
+        let img = &x[n * img_in..(n + 1) * img_in];
+        let out = &mut y[n * img_out..(n + 1) * img_out];
+        for oy in 0..p.ho {
+            let rows = p.rows(oy);
+            for (ox, o) in out[oy * p.wo * c..(oy + 1) * p.wo * c]
+                .chunks_exact_mut(c)
+                .enumerate()
+            {
+                let cols = p.cols(ox);
+                let mut first = true;
+                for iy in rows.clone() {
+                    let seg = &img[(iy * p.w + cols.start) * c..(iy * p.w + cols.end) * c];
+                    for px in seg.chunks_exact(c) {
+                        if first {
+                            o.copy_from_slice(px);
+                            first = false;
+                        } else {
+                            o.iter_mut().zip(px).for_each(|(o, &v)| *o = (*o).max(v));
+                        }
+                    }
+                }
+                if first {
+                    // An empty window (padding only): the maximum of nothing, as below.
+                    o.fill(0);
+                }
+            }
+        }
+    }
+}
+
+/// Max pooling of fewer than 16 channels: each pixel's channels as one 16-byte vector (the
+/// bytes past its channels belong to the next pixel and are dropped), written 16 bytes at a
+/// time left to right so each pixel's extra bytes are overwritten by the next pixel's; the
+/// last pixels, whose 16 bytes would pass the end of the input or output, go byte by byte.
+#[inline(always)]
+pub(super) fn max_pool_narrow(x: &[u8], batch: usize, p: &PoolGeom, y: &mut [u8]) {
+    let c = p.c;
+    // Output pixels in order (q), without a division per pixel.
+    let pixels = (0..batch).flat_map(|n| {
+        (0..p.ho).flat_map(move |oy| {
+            let rows = p.rows(oy);
+            (0..p.wo).map(move |ox| (n, rows.clone(), ox))
+        })
+    });
+    for (q, (n, rows, ox)) in pixels.enumerate() {
+        let base = n * p.h * p.w * c;
+        let cols = p.cols(ox);
+        let last_in = base + ((rows.end.max(1) - 1) * p.w + cols.end.max(1)) * c;
+        let o = q * c;
+        if last_in + 16 <= x.len() && o + 16 <= y.len() {
+            let mut acc = [0u8; 16];
+            for iy in rows {
+                for ix in cols.clone() {
+                    let at = base + (iy * p.w + ix) * c;
+                    let s: &[u8; 16] = x[at..at + 16].try_into().expect("16 bytes");
+                    for j in 0..16 {
+                        acc[j] = acc[j].max(s[j]);
+                    }
+                }
+            }
+            y[o..o + 16].copy_from_slice(&acc);
+        } else {
+            for j in 0..c {
+                let mut m = 0u8;
+                for iy in rows.clone() {
+                    for ix in cols.clone() {
+                        m = m.max(x[base + (iy * p.w + ix) * c + j]);
+                    }
+                }
+                y[o + j] = m;
+            }
+        }
+    }
+}

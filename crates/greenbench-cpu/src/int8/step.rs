@@ -1,0 +1,139 @@
+//! The int8 plan's vocabulary: a linear layer's form (`Lin`), one step over numbered fp32 and
+//! uint8 buffers (`Step`), the buffers' per-example lengths (`Layout`), a worker's memory
+//! (`Mem`) and the plan itself. The planner writes these, the executor reads them.
+
+use super::epilogue::Epi;
+use super::gemm::QGemm;
+use greenbench_core::graph::{ConvGeom, Graph, PoolGeom};
+use greenbench_core::quant::QParams;
+use greenbench_core::strided::Strided;
+
+pub(super) enum Lin {
+    /// Dense or pointwise conv: rows of `k` straight from the input.
+    Gemm { gemm: QGemm, k: usize },
+    /// im2col (padding = the input's zero point) + one GEMM per group.
+    Conv { geom: ConvGeom, gemms: Vec<QGemm> },
+    /// An ungrouped convolution on VNNI read in place (no im2col): GEMM rows are pixels whose
+    /// quads are read from the padded image (`bases` per pixel, `qoff` per quad; each kernel
+    /// row's `kw * Cin` bytes rounded up to 4, the extra bytes meeting zero weights).
+    InPlace {
+        geom: ConvGeom,
+        gemm: QGemm,
+        bases: Vec<usize>,
+        qoff: Vec<u32>,
+    },
+    /// Depthwise: weights per tap `[kh * kw][C]`, widened (rows padded to 16 channels); and
+    /// for stride-1 rows, each tap's weights repeated to `span` (a multiple of 64 and of C).
+    Depthwise {
+        geom: ConvGeom,
+        w: Vec<i32>,
+        tiled: Vec<i32>,
+        span: usize,
+        /// For the VNNI stride-1 kernel: the weights of each quad of taps, per 64-value block
+        /// offset in `span`, interleaved as `dw_vnni` reads them (empty when not used).
+        quads: Vec<i8>,
+    },
+}
+
+pub(super) enum Step {
+    Quantize {
+        src: usize,
+        dst: usize,
+        p: QParams,
+    },
+    Dequantize {
+        src: usize,
+        dst: usize,
+        p: QParams,
+    },
+    Linear {
+        src: usize,
+        dst: usize,
+        zx: i32,
+        lin: Box<Lin>,
+        epi: Epi,
+        /// Output values per example.
+        out_len: usize,
+    },
+    Pool {
+        src: usize,
+        dst: usize,
+        geom: PoolGeom,
+        max: bool,
+        zero: i32,
+    },
+    GlobalAvg {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        c: usize,
+        zero: i32,
+    },
+    Add {
+        a: usize,
+        b: usize,
+        dst: usize,
+        z: (i32, i32, i32),
+        node: (i64, i64, u32, u8, u8),
+    },
+    /// An fp32 node on fp32 buffers.
+    Fp32 {
+        node: usize,
+        ins: Vec<usize>,
+        dst: usize,
+        data: Vec<Vec<f32>>,
+        /// One example's strided map of a broadcasting op or transpose, made here once (not
+        /// per run).
+        map: Option<Strided>,
+    },
+}
+
+/// Per example lengths of the buffers (fp32 and uint8), and where the input / output are.
+#[derive(Clone)]
+pub(super) struct Layout {
+    pub(super) f32_len: Vec<usize>,
+    pub(super) u8_len: Vec<usize>,
+    pub(super) input: usize,
+    pub(super) output: usize,
+    /// Largest padded image + im2col block (bytes, one example at a time) and accumulator
+    /// block (ints per example).
+    pub(super) cols_len: usize,
+    pub(super) acc_len: usize,
+    /// Attention scores per example.
+    pub(super) scratch_len: usize,
+    /// Channels of the widest uint8 pool (its per-channel sums).
+    pub(super) sum_len: usize,
+}
+
+pub(super) struct Mem {
+    pub(super) f: Vec<Vec<f32>>,
+    pub(super) q: Vec<Vec<u8>>,
+    pub(super) cols: Vec<u8>,
+    pub(super) acc: Vec<i32>,
+    pub(super) scratch: Vec<f32>,
+    /// Per-channel sums of the uint8 pools.
+    pub(super) sums: Vec<i64>,
+    pub(super) batch: usize,
+}
+
+impl Mem {
+    pub(super) fn new(l: &Layout, batch: usize) -> Mem {
+        Mem {
+            f: l.f32_len.iter().map(|n| vec![0.0; n * batch]).collect(),
+            q: l.u8_len.iter().map(|n| vec![0; n * batch]).collect(),
+            cols: vec![0; l.cols_len],
+            acc: vec![0; l.acc_len * batch],
+            scratch: vec![0.0; l.scratch_len * batch],
+            sums: vec![0; l.sum_len],
+            batch,
+        }
+    }
+}
+
+pub(super) struct Plan {
+    pub(super) graph: Graph,
+    /// Run the AVX-512 forms of the integer loops.
+    pub(super) wide: bool,
+    pub(super) steps: Vec<Step>,
+    pub(super) layout: Layout,
+}

@@ -1,0 +1,213 @@
+//! The plan's vocabulary: one step of a CPU execution plan (a kernel call over numbered
+//! buffers, with what was fused into it) and a step's work estimate. The planner writes steps,
+//! the executor and the thread team read them; this file knows neither.
+
+#[cfg(target_arch = "x86_64")]
+use crate::direct;
+use crate::kernels::Relu;
+#[cfg(target_arch = "x86_64")]
+use crate::packed;
+use greenbench_core::graph::{BinOp, ConvGeom, Graph, MatMulGeom, PoolGeom, Unary};
+use greenbench_core::strided::Strided;
+
+/// One step of the execution plan; `src`/`dst` are buffer indices.
+pub(crate) enum Step {
+    /// A depthwise convolution on the direct AVX-512 kernel (bias/ReLU inside).
+    #[cfg(target_arch = "x86_64")]
+    DirectDw {
+        src: usize,
+        dst: usize,
+        plan: Box<direct::DwPlan>,
+        /// Index of its padded-input buffer in `CpuPrepared::pads`.
+        pad: usize,
+    },
+    /// A convolution or dense layer on the direct AVX-512 kernels (bias/ReLU inside).
+    #[cfg(target_arch = "x86_64")]
+    Direct {
+        src: usize,
+        dst: usize,
+        /// Buffer of a fused residual (added before the ReLU).
+        skip: Option<usize>,
+        plan: Box<direct::DirectPlan>,
+        /// Index of its padded-input buffer in `CpuPrepared::pads`.
+        pad: usize,
+    },
+    /// A large dense layer (see `large_gemm`) on the packed AVX-512 GEMM.
+    #[cfg(target_arch = "x86_64")]
+    Packed {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        plan: Box<packed::PackedGemm>,
+    },
+    /// `dst[rows, n] = src[rows, k] . w[k, n]` (+ bias, ReLU): dense and 1x1 convolutions.
+    Gemm {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        k: usize,
+        n: usize,
+        w: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        relu: Relu,
+    },
+    /// im2col + GEMM per group.
+    Conv {
+        src: usize,
+        dst: usize,
+        geom: ConvGeom,
+        w: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        relu: Relu,
+    },
+    Depthwise {
+        src: usize,
+        dst: usize,
+        geom: ConvGeom,
+        w: Vec<f32>,
+        w_tiled: Option<Vec<f32>>,
+
+        bias: Option<Vec<f32>>,
+        relu: Relu,
+    },
+    Relu {
+        src: usize,
+        dst: usize,
+    },
+    Gelu {
+        src: usize,
+        dst: usize,
+    },
+    Softmax {
+        src: usize,
+        dst: usize,
+        n: usize,
+    },
+    LayerNorm {
+        src: usize,
+        dst: usize,
+        n: usize,
+        gamma: Vec<f32>,
+        beta: Vec<f32>,
+        eps: f32,
+    },
+    /// `x * scale + shift` per channel (batch norms, consecutive ones composed), then a
+    /// ReLU if `relu`.
+    ScaleShift {
+        src: usize,
+        dst: usize,
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+        relu: bool,
+    },
+    Pool {
+        src: usize,
+        dst: usize,
+        geom: PoolGeom,
+        max: bool,
+        /// On the direct AVX-512 kernel.
+        direct: bool,
+    },
+    GlobalAvgPool {
+        src: usize,
+        dst: usize,
+        rows: usize,
+        c: usize,
+    },
+    Add {
+        a: usize,
+        b: usize,
+        dst: usize,
+    },
+    Unary {
+        src: usize,
+        dst: usize,
+        f: Unary,
+    },
+    /// `dst = a * b`, `b` broadcast over each example of `a`.
+    Mul {
+        a: usize,
+        b: usize,
+        dst: usize,
+        a_len: usize,
+        b_len: usize,
+    },
+    /// Each source's block per outer index, in turn.
+    Concat {
+        /// (buffer, values per outer index)
+        srcs: Vec<(usize, usize)>,
+        dst: usize,
+        outer: usize,
+    },
+    ChannelShuffle {
+        src: usize,
+        dst: usize,
+        c: usize,
+        groups: usize,
+    },
+    /// Per outer index, `part` values from `offset` of a `row` of the source.
+    Slice {
+        src: usize,
+        dst: usize,
+        outer: usize,
+        row: usize,
+        offset: usize,
+        part: usize,
+    },
+    Embedding {
+        src: usize,
+        dst: usize,
+        seq: usize,
+        dim: usize,
+        table: Vec<f32>,
+        pos: Option<Vec<f32>>,
+    },
+    Attention {
+        src: usize,
+        dst: usize,
+        s: usize,
+        h: usize,
+        d: usize,
+    },
+    /// `dst = a op b`, numpy broadcasting, over the strided map.
+    Binary {
+        a: usize,
+        b: usize,
+        dst: usize,
+        map: Strided,
+        op: BinOp,
+    },
+    /// `dst = src op c` (`c op src` when `left`) with a constant, over the strided map.
+    BinaryConst {
+        src: usize,
+        dst: usize,
+        c: Vec<f32>,
+        map: Strided,
+        op: BinOp,
+        left: bool,
+    },
+    /// A permutation of axes, over the strided map.
+    Transpose {
+        src: usize,
+        dst: usize,
+        map: Strided,
+    },
+    /// A product of two activations (`a_len`, `b_len`: their per-example lengths).
+    MatMul {
+        a: usize,
+        b: usize,
+        dst: usize,
+        geom: MatMulGeom,
+        a_len: usize,
+        b_len: usize,
+    },
+}
+
+/// A step's work for threading decisions: FPO, or 4 per output element for memory-bound
+/// ops, whole batch.
+pub(crate) fn step_work(g: &Graph, i: usize, batch: usize) -> u64 {
+    let c = greenbench_core::cost::node_cost(g, i);
+    batch as u64
+        * c.fpo()
+            .max(4 * g.out_shape(i).iter().product::<usize>() as u64)
+}
