@@ -770,9 +770,9 @@ fn result_files_record_the_binarys_commit_wherever_the_run_starts() {
         .unwrap();
     assert!(status.status.success(), "{status:?}");
     let f = ResultFile::load(&out).unwrap();
-    assert_eq!(f.machine.git_commit.as_deref(), Some(ours));
+    assert_eq!(f.environment.machine.git_commit.as_deref(), Some(ours));
     assert_eq!(
-        f.machine.git_dirty,
+        f.environment.machine.git_dirty,
         option_env!("GREENBENCH_GIT_DIRTY").map(|d| d == "true")
     );
 }

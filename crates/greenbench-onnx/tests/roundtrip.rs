@@ -128,6 +128,32 @@ fn a_model_with_ops_outside_the_ir_names_them_all() {
         ),
         "{e}"
     );
+    // The supported list is the op tables' names, sorted, each once, and every one of them is
+    // dispatched: a file of that op alone never reports it as unknown.
+    let supported = greenbench_onnx::import::supported_ops();
+    let mut sorted = supported.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(supported, sorted);
+    for op in ["Conv", "Gemm", "MatMul", "Softmax", "Reshape", "Shape", "Cast", "Unsqueeze"] {
+        assert!(supported.contains(&op), "{op} missing from {supported:?}");
+    }
+    assert!(
+        e.ends_with(&format!(". Supported: {}", supported.join(", "))),
+        "{e}"
+    );
+    for op in &supported {
+        let mut one = m.clone();
+        one.graph.as_mut().unwrap().node = vec![node(op, "only", "x", "y")];
+        if let Err(e) = import_model(&one, "t", "model.onnx", None, 0) {
+            let e = e.to_string();
+            assert!(
+                !e.contains("cannot import")
+                    && !e.contains(&format!("operator {op} is not supported")),
+                "{op}: {e}"
+            );
+        }
+    }
 }
 
 /// The general tensor ops refuse what the IR cannot express with the node, the op and the
