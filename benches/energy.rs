@@ -112,7 +112,11 @@ fn main() {
     } else if estimate {
         let machine =
             greenbench_harness::env::fingerprint(&greenbench_harness::build_info!("bench"));
-        let e = CpuEstimate::for_cpu(&machine.cpu_model, machine.cpu_logical_cores, None);
+        let e = CpuEstimate::for_cpu(
+            &machine.cpu_model,
+            greenbench_energy::Topology::read(),
+            None,
+        );
         eprintln!("energy bench: ESTIMATED joules ({})", e.label());
         (Source::Estimate(e), "estimated")
     } else {

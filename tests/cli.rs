@@ -776,3 +776,82 @@ fn result_files_record_the_binarys_commit_wherever_the_run_starts() {
         option_env!("GREENBENCH_GIT_DIRTY").map(|d| d == "true")
     );
 }
+
+/// A result file is never replaced by accident: a plain --out naming an existing file is
+/// refused before anything is measured (--resume continues it, --force replaces it), and two
+/// default names made in the same second differ (they carry the process id).
+#[test]
+fn existing_result_files_are_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    std::fs::write(&out, "{\"precious\": true}").unwrap();
+    let (code, _, err) = greenbench(&["run", "--models", "mlp", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("exists") && err.contains("--resume") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "{\"precious\": true}"
+    );
+}
+
+/// `report` without --out writes a fresh directory under results/reports/ and leaves the
+/// committed results/BASELINES.md, cells.csv and plots/ alone.
+#[test]
+fn report_without_out_leaves_committed_files_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    std::fs::write(results.join("BASELINES.md"), "committed").unwrap();
+    let sample =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/samples/readme-quick.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_greenbench"))
+        .args(["report", sample.to_str().unwrap()])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(results.join("BASELINES.md")).unwrap(),
+        "committed"
+    );
+    assert!(stdout.contains("results/reports/"), "{stdout}");
+    let reports: Vec<_> = std::fs::read_dir(results.join("reports"))
+        .unwrap()
+        .collect();
+    assert_eq!(reports.len(), 1);
+}
+
+/// The shipped digits are built into the binary: `train` works from any directory; a
+/// --datasets-dir that does not hold them is an error that states its cause once.
+#[test]
+fn training_works_outside_the_checkout_and_errors_state_their_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_greenbench"))
+            .args([
+                "train",
+                "--model",
+                "mlp",
+                "--dataset",
+                "digits",
+                "--epochs",
+                "1",
+            ])
+            .args(extra)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let ok = run(&[]);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("test accuracy"));
+    let bad = run(&["--datasets-dir", "/nonexistent"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("/nonexistent/digits/digits.csv.gz"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

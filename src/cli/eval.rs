@@ -28,8 +28,10 @@ pub struct EvalArgs {
     dataset: String,
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    #[arg(long, default_value = "datasets")]
-    datasets_dir: PathBuf,
+    /// A folder holding the shipped datasets (digits/digits.csv.gz) to read instead of the
+    /// copy built into the binary.
+    #[arg(long)]
+    datasets_dir: Option<PathBuf>,
     /// Precisions, comma-separated.
     #[arg(long, default_value = "fp32", value_delimiter = ',', value_parser = parse_precision)]
     precision: Vec<Precision>,
@@ -69,7 +71,7 @@ struct Score {
 pub fn run(a: EvalArgs) -> Result<i32> {
     let model = greenbench_onnx::load_model(&a.model, a.seed, a.weights.as_deref())?;
     let classes = model.graph.output_len();
-    let d = load_dataset(&a.dataset, a.data_dir.as_deref(), &a.datasets_dir)?;
+    let d = load_dataset(&a.dataset, a.data_dir.as_deref(), a.datasets_dir.as_deref())?;
     let (fitted, _) = fit_to_model(d, &model.graph, classes)?;
     let (train, test) = fitted.split(0.2, a.seed);
     if test.is_empty() {

@@ -65,7 +65,7 @@ pub fn make_energy(args: &EnergyArgs) -> Result<(Energy, Vec<MeterStatus>)> {
     let machine = fingerprint(&super::build());
     let estimate = CpuEstimate::for_cpu(
         &machine.cpu_model,
-        machine.cpu_logical_cores,
+        greenbench_energy::Topology::read(),
         args.cpu_tdp_w,
     );
     let prices = prices(args.grid_g_per_kwh, args.price_usd_per_kwh);

@@ -26,6 +26,30 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// An error and its causes in one line, each cause stated once: a cause whose text the
+/// message already carries (an error that prints its source, wrapped in a context that does
+/// too) is not repeated.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if text.contains(&c) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&c);
+    }
+    text
+}
+
+/// `stem` made unique among this machine's processes: `<stem>-<pid>` (two runs started in the
+/// same second on one host get different names).
+pub fn unique_name(stem: &str) -> String {
+    format!("{stem}-{}", std::process::id())
+}
+
 /// This binary: its version and the commit build.rs stamped (none outside a checkout).
 pub fn build() -> greenbench_harness::env::Build {
     greenbench_harness::build_info!(VERSION)

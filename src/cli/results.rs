@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use greenbench_harness::record::check_writable;
 use greenbench_results::Loaded;
 use greenbench_results::compare::Verdict;
-use greenbench_results::cost::CostQuery;
+use greenbench_results::cost::{CostQuery, Pricing};
 use greenbench_results::text::{Table, duration};
 use std::path::PathBuf;
 
@@ -15,9 +15,11 @@ use std::path::PathBuf;
 pub struct ReportArgs {
     /// Result files. Default: every file in results/runs/.
     files: Vec<PathBuf>,
-    /// Output directory.
-    #[arg(long, default_value = "results")]
-    out: PathBuf,
+    /// Output directory. Default: a fresh results/reports/<UTC timestamp>-<pid>/, so the
+    /// committed results/BASELINES.md, cells.csv and plots/ are only rewritten when asked for
+    /// with `--out results` (as scripts/baselines.sh does).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Name of the Markdown file inside --out.
     #[arg(long, default_value = "BASELINES.md")]
     name: String,
@@ -57,11 +59,12 @@ pub struct CostArgs {
     /// H = the runs present (a sweep's result files, e.g. a Slurm fleet's results/*.json).
     #[arg(long, value_parser = super::range::count64)]
     examples: Option<u64>,
-    #[arg(long, default_value_t = 1, value_parser = super::range::count64)]
-    epochs: u64,
-    /// H: hyperparameter runs.
-    #[arg(long, default_value_t = 1, value_parser = super::range::count64)]
-    runs: u64,
+    /// Passes over the data (with --examples; default 1).
+    #[arg(long, value_parser = super::range::count64)]
+    epochs: Option<u64>,
+    /// H: hyperparameter runs (with --examples; default 1).
+    #[arg(long, value_parser = super::range::count64)]
+    runs: Option<u64>,
     /// Result files to take per-example figures from. Default: results/runs/*.json.
     #[arg(long = "from", num_args = 1..)]
     from: Vec<PathBuf>,
@@ -84,6 +87,10 @@ pub struct CostArgs {
     /// Price money by machine time instead of energy: US dollars per hour.
     #[arg(long, value_parser = super::range::non_negative)]
     cloud_usd_per_hour: Option<f64>,
+    /// Which energy to price: gross (everything the meters saw, idle draw included: what the
+    /// bill sees) or net (what the model added above idle).
+    #[arg(long, default_value = "gross", value_parser = ["gross", "net"])]
+    energy: String,
 }
 
 /// Result files given, or every JSON file of results/runs/ (sorted, so reports are stable).
@@ -121,7 +128,12 @@ fn load(files: &[PathBuf], strict: bool) -> Result<Vec<Loaded>> {
 
 pub fn report(a: ReportArgs) -> Result<i32> {
     let files = load(&files_or_default(a.files)?, a.strict)?;
-    write_report(&files, &a.out, &a.name)
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from("results/reports").join(super::unique_name(
+            &greenbench_harness::env::now_utc().replace(':', ""),
+        ))
+    });
+    write_report(&files, &out, &a.name)
 }
 
 /// Write the report of `files` into `out` (BASELINES.md), saying what was written.
@@ -210,20 +222,28 @@ pub fn cost(a: CostArgs) -> Result<i32> {
     } else {
         a.model
     };
+    if a.examples.is_none() && (a.epochs.is_some() || a.runs.is_some()) {
+        bail!(
+            "--epochs and --runs describe an experiment priced from --examples; without --examples the measured training runs in --from are priced, with their own measured passes and H = the runs present: leave --epochs and --runs out, or give --examples"
+        );
+    }
     let q = CostQuery {
         model,
         examples: a.examples.unwrap_or(0),
-        epochs: a.epochs,
-        runs: a.runs,
+        epochs: a.epochs.unwrap_or(1),
+        runs: a.runs.unwrap_or(1),
         backend: a.backend,
         batch: a.batch,
         precision: a.precision,
-        pue: a.pue,
-        grid_g_per_kwh: prices.grid_g_co2e_per_kwh,
-        grid_source: prices.grid_source,
-        usd_per_kwh: prices.usd_per_kwh,
-        price_source: prices.price_source,
-        cloud_usd_per_hour: a.cloud_usd_per_hour,
+        pricing: Pricing {
+            pue: a.pue,
+            grid_g_per_kwh: prices.grid_g_co2e_per_kwh,
+            grid_source: prices.grid_source,
+            usd_per_kwh: prices.usd_per_kwh,
+            price_source: prices.price_source,
+            cloud_usd_per_hour: a.cloud_usd_per_hour,
+            basis: a.energy.parse().map_err(anyhow::Error::msg)?,
+        },
     };
     if a.examples.is_none() {
         let files = load(&files_or_default(a.from)?, false)?;

@@ -65,8 +65,9 @@ pub struct RunArgs {
     /// version, seed or profile.
     #[arg(long, requires = "out")]
     resume: bool,
-    /// With --resume: start over when the file cannot be continued.
-    #[arg(long, requires = "resume")]
+    /// Replace an existing --out file (without it, an existing file is refused: results are
+    /// never overwritten by accident); with --resume, start over when it cannot be continued.
+    #[arg(long, requires = "out")]
     force: bool,
     /// Precisions, comma-separated: fp32 (default), int8 (post-training static quantization,
     /// CPU backend; docs/INT8.md). Each model runs once per precision.
@@ -160,13 +161,19 @@ pub fn run(args: RunArgs) -> Result<i32> {
         Some(p) => (p.clone(), false),
         None => (
             PathBuf::from("results/runs").join(format!(
-                "{}-{}.json",
-                hostname(),
-                now_utc().replace(':', "")
+                "{}.json",
+                super::unique_name(&format!("{}-{}", hostname(), now_utc().replace(':', "")))
             )),
             true,
         ),
     };
+    // Never replace a result file by accident.
+    if out.exists() && !args.resume && !args.force {
+        bail!(
+            "{} exists: greenbench does not replace a result file. Continue it with --resume, replace it with --force, or give another --out",
+            out.display()
+        );
+    }
     // Fail before measuring anything if the result cannot be written.
     check_writable(&out, default_out)
         .with_context(|| format!("cannot write the result file {}", out.display()))?;

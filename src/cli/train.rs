@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use greenbench_harness::env::{fingerprint, now_utc};
 use greenbench_harness::record::check_writable;
 use greenbench_harness::training::{Experiment, run_sweep, sweep_result_file};
-use greenbench_results::cost::price_sweep;
+use greenbench_results::cost::{EnergyBasis, Pricing, price_sweep};
 use greenbench_train::nn::Net;
 use greenbench_train::setup::{
     fit_to_model, load_dataset, optimizer_by_name, sweep_learning_rates,
@@ -26,9 +26,10 @@ pub struct TrainArgs {
     /// binary batches (data_batch_*.bin).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Where the shipped datasets live.
-    #[arg(long, default_value = "datasets")]
-    datasets_dir: PathBuf,
+    /// A folder holding the shipped datasets (digits/digits.csv.gz) to read instead of the
+    /// copy built into the binary.
+    #[arg(long)]
+    datasets_dir: Option<PathBuf>,
     #[arg(long, default_value_t = 15, value_parser = super::range::count)]
     epochs: usize,
     #[arg(long, default_value_t = 1e-3, value_parser = super::range::positive32)]
@@ -79,7 +80,7 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     }
     let model = greenbench_core::load_model(&a.model)?;
     let net = Net::new(&model)?;
-    let d = load_dataset(&a.dataset, a.data_dir.as_deref(), &a.datasets_dir)?;
+    let d = load_dataset(&a.dataset, a.data_dir.as_deref(), a.datasets_dir.as_deref())?;
     let (fitted, (h, w)) = fit_to_model(d, &model, net.classes)?;
     let (tr, te) = fitted.split(0.2, a.seed);
     let (energy, _) = make_energy(&a.energy)?;
@@ -144,7 +145,18 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     let cells = sweep.cells();
     // The price tag of the whole experiment: H = the sweep's runs, every factor measured.
     let prices = &energy.prices;
-    let p = price_sweep(&cells, prices.grid_g_co2e_per_kwh, prices.usd_per_kwh);
+    let p = price_sweep(
+        &cells,
+        &Pricing {
+            pue: greenbench_results::cost::DEFAULT_PUE,
+            grid_g_per_kwh: prices.grid_g_co2e_per_kwh,
+            grid_source: prices.grid_source.clone(),
+            usd_per_kwh: prices.usd_per_kwh,
+            price_source: prices.price_source.clone(),
+            cloud_usd_per_hour: None,
+            basis: EnergyBasis::Gross,
+        },
+    );
     let cost = exp.cost();
     let t = &p.totals;
     println!(

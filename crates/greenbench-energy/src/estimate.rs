@@ -1,11 +1,18 @@
 //! The energy **estimate**, for machines where no counter is readable.
 //!
 //! Model (Green Algorithms, Lannelongue, Grealey, Inouye, Adv. Sci. 2021): energy = power per
-//! core x core-seconds used. greenbench takes the power per core as the CPU's TDP divided by
-//! its cores, and the core-seconds as this process's CPU time (user + system, all threads,
-//! from getrusage), so the figure is the energy attributable to the benchmark, not the
-//! machine's. TDP comes from `datasets/cpu-tdp.csv` (vendor specifications), from
-//! `--cpu-tdp-w`, or, for a CPU not in the table, the table's median TDP per core.
+//! core x core-seconds used. The operating system counts CPU time per **logical CPU**
+//! (hardware thread), so that is greenbench's one definition of "core": the power per logical
+//! CPU is the package's TDP divided by the package's logical CPUs (physical cores x hardware
+//! threads per core, as the OS topology shows them), whether the TDP comes from
+//! `datasets/cpu-tdp.csv` (vendor specifications: TDP and physical cores), from `--cpu-tdp-w`
+//! (the package TDP), or, for a CPU not in the table, the table's median TDP per physical
+//! core divided by the threads per core. All logical CPUs of the package busy for one second
+//! is then the TDP for one second, on every path. Affinity and cgroup limits (a container
+//! given 4 CPUs of a 128-thread package) do not change the figure per CPU-second, only how
+//! many CPU-seconds the process can use. The CPU-seconds are this process's CPU time (user +
+//! system, all threads, from getrusage), so the figure is the energy attributable to the
+//! benchmark, not the machine's.
 //! It is an estimate: it ignores memory, idle and uncore power and turbo above TDP, and every
 //! figure it produces is labelled `estimated` with this model.
 
@@ -81,40 +88,100 @@ impl TdpTable {
     }
 }
 
-/// A CPU power model: watts per busy core, and where that number comes from.
+/// The topology the estimate divides a package's TDP over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Topology {
+    /// Logical CPUs (hardware threads) of one package.
+    pub package_cpus: usize,
+    /// Hardware threads per physical core (2 with SMT / Hyper-Threading, else 1).
+    pub threads_per_core: usize,
+}
+
+impl Topology {
+    /// This machine's, from `/sys/devices/system/cpu/cpu*/topology` (CPU 0's package); where
+    /// that is unreadable, every CPU the OS reports as one package without SMT.
+    pub fn read() -> Topology {
+        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let topo = |cpu: usize, f: &str| {
+            std::fs::read_to_string(format!("/sys/devices/system/cpu/cpu{cpu}/topology/{f}"))
+                .ok()
+                .map(|s| s.trim().to_string())
+        };
+        let Some(package) = topo(0, "physical_package_id") else {
+            return Topology {
+                package_cpus: online,
+                threads_per_core: 1,
+            };
+        };
+        let mut package_cpus = 0;
+        let mut cpu = 0;
+        while let Some(p) = topo(cpu, "physical_package_id") {
+            package_cpus += usize::from(p == package);
+            cpu += 1;
+        }
+        let threads_per_core = topo(0, "thread_siblings_list")
+            .map(|s| cpu_list_len(&s))
+            .unwrap_or(1)
+            .max(1);
+        Topology {
+            package_cpus: package_cpus.max(1),
+            threads_per_core,
+        }
+    }
+}
+
+/// The number of CPUs in a sysfs CPU list such as `0,64` or `0-3,8`.
+fn cpu_list_len(s: &str) -> usize {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('-') {
+            Some((a, b)) => match (a.trim().parse::<usize>(), b.trim().parse::<usize>()) {
+                (Ok(a), Ok(b)) if b >= a => b - a + 1,
+                _ => 1,
+            },
+            None => 1,
+        })
+        .sum()
+}
+
+/// A CPU power model: watts per busy logical CPU, and where that number comes from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CpuEstimate {
+    /// Watts per busy logical CPU (hardware thread): what one CPU-second of process time costs.
     pub w_per_core: f64,
     /// How the figure was chosen, for every table and result that shows it.
     pub basis: String,
 }
 
 impl CpuEstimate {
-    /// Choose the model for `cpu_model` with `cores` cores: `tdp_override_w` (the user's
-    /// `--cpu-tdp-w`) first, then the table, then the table's median per core.
-    pub fn for_cpu(cpu_model: &str, cores: usize, tdp_override_w: Option<f64>) -> Self {
+    /// Choose the model for `cpu_model` on `topo`: `tdp_override_w` (the user's
+    /// `--cpu-tdp-w`, the package's TDP) first, then the table, then the table's median per
+    /// core. Every path gives watts per logical CPU (see the module's documentation).
+    pub fn for_cpu(cpu_model: &str, topo: Topology, tdp_override_w: Option<f64>) -> Self {
         let table = TdpTable::shipped();
-        let cores = cores.max(1);
+        let tpc = topo.threads_per_core.max(1);
         if let Some(w) = tdp_override_w {
+            let cpus = topo.package_cpus.max(1);
             return CpuEstimate {
-                w_per_core: w / cores as f64,
-                basis: format!("TDP {w} W (--cpu-tdp-w) / {cores} cores"),
+                w_per_core: w / cpus as f64,
+                basis: format!("TDP {w} W (--cpu-tdp-w) / {cpus} logical CPUs of the package"),
             };
         }
         if let Some(r) = table.find(cpu_model) {
+            let cpus = r.cores as usize * tpc;
             return CpuEstimate {
-                w_per_core: r.tdp_w / r.cores as f64,
+                w_per_core: r.tdp_w / cpus as f64,
                 basis: format!(
-                    "TDP {} W / {} cores ({}; datasets/cpu-tdp.csv)",
+                    "TDP {} W / ({} cores x {tpc} threads per core) = {cpus} logical CPUs ({}; datasets/cpu-tdp.csv)",
                     r.tdp_w, r.cores, r.source
                 ),
             };
         }
-        let w = table.median_w_per_core();
+        let w = table.median_w_per_core() / tpc as f64;
         CpuEstimate {
             w_per_core: w,
             basis: format!(
-                "CPU `{cpu_model}` not in datasets/cpu-tdp.csv: the table's median {w:.2} W per core; set --cpu-tdp-w for a better estimate"
+                "CPU `{cpu_model}` not in datasets/cpu-tdp.csv: the table's median TDP per core / {tpc} threads per core = {w:.2} W per logical CPU; set --cpu-tdp-w (the package TDP) for a better estimate"
             ),
         }
     }
@@ -127,7 +194,7 @@ impl CpuEstimate {
     /// The label every estimated figure carries.
     pub fn label(&self) -> String {
         format!(
-            "estimated: {:.2} W per busy core x process CPU time (Green Algorithms model); {}",
+            "estimated: {:.2} W per busy logical CPU x process CPU time (Green Algorithms model); {}",
             self.w_per_core, self.basis
         )
     }
@@ -179,17 +246,56 @@ mod tests {
         assert!(m > 2.0 && m < 20.0, "{m}");
     }
 
+    fn topo(package_cpus: usize, threads_per_core: usize) -> Topology {
+        Topology {
+            package_cpus,
+            threads_per_core,
+        }
+    }
+
     #[test]
     fn estimate_choice_and_label() {
-        let e = CpuEstimate::for_cpu("Intel(R) Core(TM) i7-8700K CPU @ 3.70GHz", 12, None);
-        assert!((e.w_per_core - 95.0 / 6.0).abs() < 1e-9);
+        let e = CpuEstimate::for_cpu(
+            "Intel(R) Core(TM) i7-8700K CPU @ 3.70GHz",
+            topo(12, 2),
+            None,
+        );
+        assert!((e.w_per_core - 95.0 / 12.0).abs() < 1e-9);
         assert!(e.label().starts_with("estimated:") && e.label().contains("Intel ARK"));
-        let e = CpuEstimate::for_cpu("Mystery CPU", 2, Some(30.0));
+        let e = CpuEstimate::for_cpu("Mystery CPU", topo(2, 1), Some(30.0));
         assert_eq!(e.w_per_core, 15.0);
         assert!((e.joules(2.0) - 30.0).abs() < 1e-12);
-        let e = CpuEstimate::for_cpu("Mystery CPU", 2, None);
+        let e = CpuEstimate::for_cpu("Mystery CPU", topo(2, 1), None);
         assert!(e.basis.contains("not in datasets/cpu-tdp.csv"));
         assert!(TdpTable::parse("pattern,cores,tdp_w,source\nx,zero,1,s").is_err());
+    }
+
+    /// One definition of a core on every path: the table's TDP and the same TDP given as
+    /// `--cpu-tdp-w` price a CPU-second alike (they were 2x apart: physical cores against
+    /// logical CPUs), all logical CPUs busy is the TDP, and a container's CPU limit does not
+    /// raise the figure per CPU-second (it was 16x too high on 4 CPUs of an EPYC 7763).
+    #[test]
+    fn table_and_flag_agree_per_logical_cpu() {
+        for (model, tdp, cores, tpc) in [
+            ("Intel(R) Core(TM) i7-8700K CPU @ 3.70GHz", 95.0, 6, 2),
+            ("AMD EPYC 7763 64-Core Processor", 280.0, 64, 2),
+        ] {
+            let t = topo(cores * tpc, tpc);
+            let table = CpuEstimate::for_cpu(model, t, None);
+            let flag = CpuEstimate::for_cpu(model, t, Some(tdp));
+            assert!((table.w_per_core - flag.w_per_core).abs() < 1e-9, "{model}");
+            assert!(
+                (table.joules((cores * tpc) as f64) - tdp).abs() < 1e-9,
+                "{model}"
+            );
+        }
+        assert!(
+            (CpuEstimate::for_cpu("x", topo(128, 2), Some(280.0)).w_per_core - 280.0 / 128.0).abs()
+                < 1e-12
+        );
+        assert_eq!(cpu_list_len("0,64"), 2);
+        assert_eq!(cpu_list_len("0-3,8"), 5);
+        assert_eq!(cpu_list_len("5"), 1);
     }
 
     #[test]

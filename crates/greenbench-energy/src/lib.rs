@@ -16,7 +16,7 @@ pub mod estimate;
 pub mod meters;
 pub mod sysfs;
 
-pub use estimate::{CpuEstimate, TdpTable};
+pub use estimate::{CpuEstimate, TdpTable, Topology};
 pub use meters::{EnergyKind, Meter, MeterError, MeterStatus, discover};
 pub use sysfs::{MemFs, RealFs, SysFs};
 

@@ -325,7 +325,14 @@ fn energy_with(watts: f64, fail_after: Option<usize>) -> greenbench_harness::ene
     };
     greenbench_harness::energy::Energy::new(
         vec![Box::new(m)],
-        greenbench_energy::CpuEstimate::for_cpu("test", 1, Some(10.0)),
+        greenbench_energy::CpuEstimate::for_cpu(
+            "test",
+            greenbench_energy::Topology {
+                package_cpus: 1,
+                threads_per_core: 1,
+            },
+            Some(10.0),
+        ),
         Default::default(),
     )
 }
@@ -389,7 +396,14 @@ fn estimate_is_labelled_everywhere() {
     let backends = fake(&[], Arc::default());
     let mut energy = greenbench_harness::energy::Energy::new(
         vec![],
-        greenbench_energy::CpuEstimate::for_cpu("test", 2, Some(30.0)),
+        greenbench_energy::CpuEstimate::for_cpu(
+            "test",
+            greenbench_energy::Topology {
+                package_cpus: 2,
+                threads_per_core: 1,
+            },
+            Some(30.0),
+        ),
         Default::default(),
     );
     let file = run_plain(&backends, &models, &config(out), Some(&mut energy));

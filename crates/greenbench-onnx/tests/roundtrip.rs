@@ -135,7 +135,16 @@ fn a_model_with_ops_outside_the_ir_names_them_all() {
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(supported, sorted);
-    for op in ["Conv", "Gemm", "MatMul", "Softmax", "Reshape", "Shape", "Cast", "Unsqueeze"] {
+    for op in [
+        "Conv",
+        "Gemm",
+        "MatMul",
+        "Softmax",
+        "Reshape",
+        "Shape",
+        "Cast",
+        "Unsqueeze",
+    ] {
         assert!(supported.contains(&op), "{op} missing from {supported:?}");
     }
     assert!(

@@ -4,6 +4,7 @@
 
 use crate::{Loaded, host_of, ok_cells, short};
 use greenbench_core::Precision;
+use greenbench_harness::record::Cell;
 use std::fmt::Write;
 
 /// Training work per example relative to inference, until training is measured: backward
@@ -13,6 +14,145 @@ pub const TRAIN_FACTOR: f64 = 3.0;
 /// Data centres averaged 1.58 in 2023 (Uptime Institute, Global Data Center Survey 2023):
 /// pass `--pue` for a data-centre run.
 pub const DEFAULT_PUE: f64 = 1.0;
+
+/// Which energy figure a price tag prices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EnergyBasis {
+    /// Everything the meters saw while the cells ran, idle draw included: what the meter and
+    /// the electricity bill see. The default.
+    #[default]
+    Gross,
+    /// What the model added above the idle power measured before the run (idle subtracted).
+    Net,
+}
+
+impl EnergyBasis {
+    pub fn name(self) -> &'static str {
+        match self {
+            EnergyBasis::Gross => "gross",
+            EnergyBasis::Net => "net",
+        }
+    }
+
+    /// A cell's joules per example on this basis; `None` when it has no usable figure (none
+    /// was read, or it was withheld on a shared node). An estimate has no idle draw to
+    /// subtract: its gross and net are one figure.
+    pub fn of(self, c: &Cell) -> Option<f64> {
+        let headline = c.energy_per_example_j?;
+        Some(match self {
+            EnergyBasis::Gross => c.energy_gross_per_example_j.unwrap_or(headline),
+            EnergyBasis::Net => c.energy_net_per_example_j.unwrap_or(headline),
+        })
+    }
+}
+
+impl std::str::FromStr for EnergyBasis {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "gross" => Ok(EnergyBasis::Gross),
+            "net" => Ok(EnergyBasis::Net),
+            _ => Err(format!("`{s}` is not an energy basis: gross or net")),
+        }
+    }
+}
+
+/// How energy becomes a price: data-centre overhead, grid intensity, electricity or machine
+/// price, and which energy figure is priced.
+#[derive(Clone, Debug)]
+pub struct Pricing {
+    pub pue: f64,
+    pub grid_g_per_kwh: f64,
+    pub grid_source: String,
+    pub usd_per_kwh: f64,
+    pub price_source: String,
+    /// If set, money = hours x this cloud price instead of energy x electricity price.
+    pub cloud_usd_per_hour: Option<f64>,
+    pub basis: EnergyBasis,
+}
+
+impl Pricing {
+    /// The totals of `items`: each cell's figures times its example-passes. FPO and time are
+    /// summed; energy (x PUE) only when every cell has a figure on the basis, else unknown
+    /// rather than understated; money by machine time when a cloud price is set.
+    pub fn totals(&self, items: &[(&Cell, f64)]) -> Totals {
+        let total_fpo = items
+            .iter()
+            .map(|(c, w)| c.fpo_per_example as f64 * w)
+            .sum();
+        let seconds = items
+            .iter()
+            .map(|(c, w)| c.time_per_example_s.as_ref().map_or(0.0, |t| t.median) * w)
+            .sum();
+        let raw: Option<f64> = items
+            .iter()
+            .map(|(c, w)| self.basis.of(c).map(|j| j * w))
+            .sum();
+        let joules = raw.map(|j| j * self.pue);
+        let kwh = joules.map(|j| j / greenbench_energy::J_PER_KWH);
+        let co2e_g = kwh.map(|k| k * self.grid_g_per_kwh);
+        let usd = match self.cloud_usd_per_hour {
+            Some(p) => Some(seconds / 3600.0 * p),
+            None => kwh.map(|k| k * self.usd_per_kwh),
+        };
+        Totals {
+            total_fpo,
+            seconds,
+            joules,
+            kwh,
+            co2e_g,
+            usd,
+        }
+    }
+
+    /// The energy, CO2e and money lines of a price tag; `raw_j` is the energy before PUE
+    /// and `kind` what it is (measured, estimated).
+    fn explain(&self, t: &Totals, raw_j: Option<f64>, kind: &str, s: &mut String) {
+        match (raw_j, t.joules, t.kwh, t.co2e_g) {
+            (Some(r), Some(j), Some(k), Some(g)) => {
+                let _ = writeln!(
+                    s,
+                    "  energy      = {r:.4e} J ({} energy, {kind}) x PUE {} = {j:.4e} J = {k:.4e} kWh",
+                    self.basis.name(),
+                    self.pue
+                );
+                let _ = writeln!(
+                    s,
+                    "  CO2e        = {k:.4e} kWh x {} g/kWh ({}) = {g:.4e} g",
+                    self.grid_g_per_kwh, self.grid_source
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    s,
+                    "  energy, CO2e: not available (a priced cell has no energy figure)"
+                );
+            }
+        }
+        match (self.cloud_usd_per_hour, t.usd, t.kwh) {
+            (Some(p), Some(u), _) => {
+                let _ = writeln!(
+                    s,
+                    "  money       = {:.4e} h x ${p}/h (--cloud-usd-per-hour, machine time) = ${u:.4e}",
+                    t.seconds / 3600.0
+                );
+            }
+            (None, Some(u), Some(k)) => {
+                let _ = writeln!(
+                    s,
+                    "  money       = {k:.4e} kWh x ${}/kWh ({}) = ${u:.4e}",
+                    self.usd_per_kwh, self.price_source
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    s,
+                    "  money: not available (no energy figure; pass --cloud-usd-per-hour)"
+                );
+            }
+        }
+    }
+}
 
 /// What to price.
 #[derive(Clone, Debug)]
@@ -28,13 +168,32 @@ pub struct CostQuery {
     pub batch: Option<usize>,
     /// The precision priced (cells of other precisions are not candidates).
     pub precision: Precision,
-    pub pue: f64,
-    pub grid_g_per_kwh: f64,
-    pub grid_source: String,
-    pub usd_per_kwh: f64,
-    pub price_source: String,
-    /// If set, money = hours x this cloud price instead of energy x electricity price.
-    pub cloud_usd_per_hour: Option<f64>,
+    pub pricing: Pricing,
+}
+
+impl CostQuery {
+    /// Whether cell `c` is one this query may price (model, backend, batch, precision).
+    fn matches(&self, c: &Cell) -> bool {
+        c.model == self.model
+            && self.backend.as_ref().is_none_or(|b| &c.backend == b)
+            && self.batch.is_none_or(|b| c.batch == b)
+            && c.precision == self.precision
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "`{}`{}{}, precision {}",
+            self.model,
+            self.backend
+                .as_ref()
+                .map(|b| format!(", backend {b}"))
+                .unwrap_or_default(),
+            self.batch
+                .map(|b| format!(", batch {b}"))
+                .unwrap_or_default(),
+            self.precision
+        )
+    }
 }
 
 /// What a whole experiment costs: counted FPO, measured time, and (when the cells have an
@@ -45,7 +204,7 @@ pub struct Totals {
     pub total_fpo: f64,
     /// Measured wall-clock, in seconds.
     pub seconds: f64,
-    /// Energy in joules (PUE applied where the query gives one).
+    /// Energy in joules (PUE applied).
     pub joules: Option<f64>,
     /// The same energy in kilowatt-hours.
     pub kwh: Option<f64>,
@@ -53,6 +212,68 @@ pub struct Totals {
     pub co2e_g: Option<f64>,
     /// US dollars: energy at the electricity price, or machine time at a cloud price.
     pub usd: Option<f64>,
+}
+
+/// The cell a price is taken from, among `cands`: the lowest positive energy per example on
+/// the basis, compared only among cells of one kind (measured ones where any is measured,
+/// else estimated ones); with no positive energy figure at all, the lowest time. Returns it
+/// and a sentence saying how it was chosen.
+fn cheapest<'a>(
+    cands: &[(&'a Loaded, &'a Cell)],
+    basis: EnergyBasis,
+) -> Option<((&'a Loaded, &'a Cell), String)> {
+    let energy = |c: &Cell| basis.of(c).filter(|j| *j > 0.0);
+    let kind_of = |c: &Cell| c.energy_kind.clone().unwrap_or_default();
+    let with: Vec<_> = cands.iter().filter(|(_, c)| energy(c).is_some()).collect();
+    let kind = if with.iter().any(|(_, c)| kind_of(c) == "measured") {
+        "measured".to_string()
+    } else {
+        with.first().map(|(_, c)| kind_of(c)).unwrap_or_default()
+    };
+    let same: Vec<_> = with.iter().filter(|(_, c)| kind_of(c) == kind).collect();
+    if let Some(best) = same.iter().min_by(|a, b| {
+        energy(a.1)
+            .partial_cmp(&energy(b.1))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    }) {
+        let mut why = format!(
+            "chosen: the lowest {} energy per example of {} {kind} cell(s)",
+            basis.name(),
+            same.len()
+        );
+        let other = with.len() - same.len();
+        if other > 0 {
+            let _ = write!(
+                why,
+                "; {other} cell(s) of another kind not compared with them"
+            );
+        }
+        let none = cands.len() - with.len();
+        if none > 0 {
+            let _ = write!(
+                why,
+                "; {none} cell(s) without a positive energy figure left out"
+            );
+        }
+        return Some(((best.0, best.1), why));
+    }
+    let best = cands.iter().min_by(|a, b| {
+        let t = |c: &Cell| {
+            c.time_per_example_s
+                .as_ref()
+                .map_or(f64::INFINITY, |t| t.median)
+        };
+        t(a.1)
+            .partial_cmp(&t(b.1))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    })?;
+    Some((
+        *best,
+        format!(
+            "chosen: the lowest time per example of {} cell(s) (none has a positive energy figure)",
+            cands.len()
+        ),
+    ))
 }
 
 /// The computed price tag.
@@ -63,39 +284,24 @@ pub struct PriceTag {
     pub text: String,
 }
 
-/// Price `q` from the cheapest matching measured cell (lowest energy per example, else
-/// lowest time). Errors name what is missing.
+/// Price `q` from the cheapest matching cell ([`cheapest`]: lowest positive energy among
+/// cells of one kind, else lowest time). Errors name what is missing.
 pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
     let cands: Vec<_> = ok_cells(files)
         .into_iter()
-        .filter(|(_, c)| c.model == q.model)
-        .filter(|(_, c)| q.backend.as_ref().is_none_or(|b| &c.backend == b))
-        .filter(|(_, c)| q.batch.is_none_or(|b| c.batch == b))
-        .filter(|(_, c)| c.precision == q.precision)
+        .filter(|(_, c)| q.matches(c))
         .collect();
-    let (l, c) = cands
-        .iter()
-        .min_by(|a, b| {
-            let k = |c: &greenbench_harness::record::Cell| {
-                c.energy_per_example_j
-                    .unwrap_or(c.time_per_example_s.as_ref().expect("ok").median * 1e9)
-            };
-            k(a.1).partial_cmp(&k(b.1)).expect("finite")
-        })
-        .ok_or_else(|| {
-            format!(
-                "no measured cell for model `{}`{}{}, precision {} in the given result files; run `greenbench run --models {}{}` first",
-                q.model,
-                q.backend.as_ref().map(|b| format!(", backend {b}")).unwrap_or_default(),
-                q.batch.map(|b| format!(", batch {b}")).unwrap_or_default(),
-                q.precision,
-                q.model,
-                match q.precision {
-                    Precision::Fp32 => String::new(),
-                    p => format!(" --precision {p}"),
-                }
-            )
-        })?;
+    let ((l, c), why) = cheapest(&cands, q.pricing.basis).ok_or_else(|| {
+        format!(
+            "no measured cell for model {} in the given result files; run `greenbench run --models {}{}` first",
+            q.describe(),
+            q.model,
+            match q.precision {
+                Precision::Fp32 => String::new(),
+                p => format!(" --precision {p}"),
+            }
+        )
+    })?;
     let t = c.time_per_example_s.as_ref().expect("ok cells have times");
     let passes = q.examples as f64 * q.epochs as f64 * q.runs as f64;
     // A training cell's figures are per training example-pass already (measured); an
@@ -103,15 +309,8 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
     let trained = c.backend.ends_with("-train");
     let factor = if trained { 1.0 } else { TRAIN_FACTOR };
     let work = factor * passes;
-    let total_fpo = c.fpo_per_example as f64 * work;
-    let seconds = t.median * work;
-    let joules = c.energy_per_example_j.map(|j| j * work * q.pue);
-    let kwh = joules.map(|j| j / greenbench_energy::J_PER_KWH);
-    let co2e_g = kwh.map(|k| k * q.grid_g_per_kwh);
-    let usd = match q.cloud_usd_per_hour {
-        Some(p) => Some(seconds / 3600.0 * p),
-        None => kwh.map(|k| k * q.usd_per_kwh),
-    };
+    let totals = q.pricing.totals(&[(c, work)]);
+    let e = q.pricing.basis.of(c);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -120,7 +319,7 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
     );
     let _ = writeln!(
         s,
-        "from the measured cell: host {}, {} on {} ({:?}{}), batch {}, {}, in {}",
+        "from the measured cell: host {}, {} on {} ({:?}{}), batch {}, {}, in {} ({why})",
         host_of(l, c),
         c.backend,
         c.device,
@@ -134,7 +333,7 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
     );
     let _ = writeln!(
         s,
-        "  per example ({}; time measured): {:.3e} s [95% {:.3e}, {:.3e}], {} FPO, energy {}",
+        "  per example ({}; time measured): {:.3e} s [95% {:.3e}, {:.3e}], {} FPO, {} energy {}",
         if trained {
             "a training pass: forward + backward + optimizer share, FPO counted"
         } else {
@@ -144,8 +343,9 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
         t.ci95_low,
         t.ci95_high,
         c.fpo_per_example,
-        match c.energy_per_example_j {
-            Some(j) => format!("{j:.3e} J ({})", c.energy_source),
+        q.pricing.basis.name(),
+        match e {
+            Some(j) => format!("{j:.4e} J ({})", c.energy_source),
             None => format!("not available ({})", c.energy_source),
         }
     );
@@ -165,69 +365,20 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
     }
     let _ = writeln!(
         s,
-        "  total FPO   = {factor} x {} x {passes:.3e} = {total_fpo:.3e}",
-        c.fpo_per_example
+        "  total FPO   = {factor} x {} x {passes:.3e} = {:.4e}",
+        c.fpo_per_example, totals.total_fpo
     );
     let _ = writeln!(
         s,
-        "  time        = {factor} x {:.3e} s x {passes:.3e} = {seconds:.3e} s = {:.2} h",
+        "  time        = {factor} x {:.4e} s x {passes:.3e} = {:.4e} s = {:.4} h",
         t.median,
-        seconds / 3600.0
+        totals.seconds,
+        totals.seconds / 3600.0
     );
-    match (joules, kwh, co2e_g) {
-        (Some(j), Some(k), Some(g)) => {
-            let _ = writeln!(
-                s,
-                "  energy      = {factor} x {:.3e} J x {passes:.3e} x PUE {} = {j:.3e} J = {k:.4} kWh",
-                c.energy_per_example_j.unwrap_or(0.0),
-                q.pue
-            );
-            let _ = writeln!(
-                s,
-                "  CO2e        = {k:.4} kWh x {} g/kWh ({}) = {:.1} g",
-                q.grid_g_per_kwh, q.grid_source, g
-            );
-        }
-        _ => {
-            let _ = writeln!(
-                s,
-                "  energy, CO2e: not available (the cell has no energy figure)"
-            );
-        }
-    }
-    match (q.cloud_usd_per_hour, usd, kwh) {
-        (Some(p), Some(u), _) => {
-            let _ = writeln!(
-                s,
-                "  money       = {:.2} h x ${p}/h (--cloud-usd-per-hour) = ${u:.2}",
-                seconds / 3600.0
-            );
-        }
-        (None, Some(u), Some(k)) => {
-            let _ = writeln!(
-                s,
-                "  money       = {k:.4} kWh x ${}/kWh ({}) = ${u:.4}",
-                q.usd_per_kwh, q.price_source
-            );
-        }
-        _ => {
-            let _ = writeln!(
-                s,
-                "  money: not available (no energy figure; pass --cloud-usd-per-hour)"
-            );
-        }
-    }
-    Ok(PriceTag {
-        totals: Totals {
-            total_fpo,
-            seconds,
-            joules,
-            kwh,
-            co2e_g,
-            usd,
-        },
-        text: s,
-    })
+    let kind = c.energy_kind.as_deref().unwrap_or("none");
+    q.pricing
+        .explain(&totals, e.map(|j| j * work), kind, &mut s);
+    Ok(PriceTag { totals, text: s })
 }
 
 /// The price tag of a measured training sweep: every run's cells summed, every factor
@@ -240,50 +391,35 @@ pub struct SweepPrice {
     pub totals: Totals,
 }
 
-/// Price a sweep from its cells (`cpu-train` cells, each with its example-passes) at the
-/// given grid intensity and electricity price.
-pub fn price_sweep(
-    cells: &[greenbench_harness::record::Cell],
-    grid_g_per_kwh: f64,
-    usd_per_kwh: f64,
-) -> SweepPrice {
-    let passes = |c: &greenbench_harness::record::Cell| c.train_passes.unwrap_or(0) as f64;
-    let sum = |f: &dyn Fn(&greenbench_harness::record::Cell) -> f64| -> f64 {
-        cells.iter().map(|c| f(c) * passes(c)).sum()
-    };
-    let joules: Option<f64> = cells
+/// Price a sweep from its cells (`cpu-train` cells, each with its example-passes).
+pub fn price_sweep(cells: &[Cell], pricing: &Pricing) -> SweepPrice {
+    let items: Vec<(&Cell, f64)> = cells
         .iter()
-        .map(|c| c.energy_per_example_j.map(|j| j * passes(c)))
-        .sum();
-    let priced = joules.map(|j| greenbench_energy::co2e_and_cost(j, grid_g_per_kwh, usd_per_kwh));
+        .map(|c| (c, c.train_passes.unwrap_or(0) as f64))
+        .collect();
     SweepPrice {
         runs: cells.len(),
-        totals: Totals {
-            total_fpo: sum(&|c| c.fpo_per_example as f64),
-            seconds: sum(&|c| c.time_per_example_s.as_ref().map_or(0.0, |t| t.median)),
-            joules,
-            kwh: joules.map(|j| j / greenbench_energy::J_PER_KWH),
-            co2e_g: priced.map(|p| p.0),
-            usd: priced.map(|p| p.1),
-        },
+        totals: pricing.totals(&items),
     }
 }
 
 /// The price tag of a measured sweep read back from result files (one per run, as a Slurm
-/// fleet writes them, or merged): every training cell of `model` is one of the H runs, each
-/// priced by its own measured figures. Slices of a sharded sweep that are absent are named.
+/// fleet writes them, or merged): every training cell of `q`'s model (and backend, batch,
+/// precision where given) is one of the H runs, each priced by its own measured figures.
+/// Slices of a sharded sweep that are absent are named.
 pub fn price_measured_sweep(
     files: &[Loaded],
     q: &CostQuery,
 ) -> Result<(SweepPrice, String), String> {
     let runs: Vec<_> = ok_cells(files)
         .into_iter()
-        .filter(|(_, c)| c.model == q.model && c.backend.ends_with("-train"))
+        .filter(|(_, c)| q.matches(c) && c.backend.ends_with("-train"))
         .collect();
     if runs.is_empty() {
         return Err(format!(
-            "no measured training run of `{}` in the given result files; give --examples to price it from an inference cell, or train it (`greenbench train --model {}`)",
-            q.model, q.model
+            "no measured training run of {} in the given result files; give --examples to price it from an inference cell, or train it (`greenbench train --model {}`)",
+            q.describe(),
+            q.model
         ));
     }
     // Shards a sweep was cut into, per file environment (merged files keep each one's).
@@ -305,7 +441,7 @@ pub fn price_measured_sweep(
         None => vec![],
     };
     let cells: Vec<_> = runs.iter().map(|(_, c)| (*c).clone()).collect();
-    let p = price_sweep(&cells, q.grid_g_per_kwh, q.usd_per_kwh);
+    let p = price_sweep(&cells, &q.pricing);
     let t = &p.totals;
     let mut s = String::new();
     let _ = writeln!(
@@ -333,50 +469,32 @@ pub fn price_measured_sweep(
             c.train_passes.unwrap_or(0),
             c.accuracy
                 .map_or("?".into(), |a| format!("{:.2} %", 100.0 * a)),
-            match (c.energy_per_example_j, c.energy_kind.as_deref()) {
-                (Some(j), Some(k)) => format!("{j:.3e} J per example-pass ({k})"),
+            match (q.pricing.basis.of(c), c.energy_kind.as_deref()) {
+                (Some(j), Some(k)) => format!("{j:.4e} J per example-pass ({k})"),
                 _ => format!("not available ({})", c.energy_source),
             }
         );
     }
-    let _ = writeln!(s, "  total FPO   = {:.3e} (counted)", t.total_fpo);
+    let _ = writeln!(s, "  total FPO   = {:.4e} (counted)", t.total_fpo);
     let _ = writeln!(
         s,
-        "  time        = {:.3e} s = {:.2} h (measured)",
+        "  time        = {:.4e} s = {:.4} h (measured)",
         t.seconds,
         t.seconds / 3600.0
     );
-    match (t.joules, t.kwh, t.co2e_g, t.usd) {
-        (Some(j), Some(k), Some(g), Some(u)) => {
-            let kinds: std::collections::BTreeSet<&str> = runs
-                .iter()
-                .filter_map(|(_, c)| c.energy_kind.as_deref())
-                .collect();
-            let kind = match kinds.len() {
-                1 => kinds.iter().next().copied().unwrap_or("?").to_string(),
-                _ => format!(
-                    "partly {}",
-                    kinds.into_iter().collect::<Vec<_>>().join(", partly ")
-                ),
-            };
-            let _ = writeln!(s, "  energy      = {j:.3e} J = {k:.3e} kWh ({kind})");
-            let _ = writeln!(
-                s,
-                "  CO2e        = {k:.3e} kWh x {} g/kWh ({}) = {g:.3e} g",
-                q.grid_g_per_kwh, q.grid_source
-            );
-            let _ = writeln!(
-                s,
-                "  money       = {k:.3e} kWh x ${}/kWh ({}) = ${u:.3e}",
-                q.usd_per_kwh, q.price_source
-            );
-        }
-        _ => {
-            let _ = writeln!(
-                s,
-                "  energy, CO2e, money: not available (a run has no energy figure)"
-            );
-        }
-    }
+    let kinds: std::collections::BTreeSet<&str> = runs
+        .iter()
+        .filter_map(|(_, c)| c.energy_kind.as_deref())
+        .collect();
+    let kind = match kinds.len() {
+        0 => "none".to_string(),
+        1 => kinds.iter().next().copied().unwrap_or("?").to_string(),
+        _ => format!(
+            "partly {}",
+            kinds.into_iter().collect::<Vec<_>>().join(", partly ")
+        ),
+    };
+    let raw = t.joules.map(|j| j / q.pricing.pue);
+    q.pricing.explain(t, raw, &kind, &mut s);
     Ok((p, s))
 }

@@ -191,6 +191,26 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
 }
 
 /// The CPU-versus-GPU table per host and model.
+/// The CPU and GPU cells' energies per example when they may be compared: both measured by
+/// counters (an estimate is host CPU time x watts per CPU, which leaves the GPU's own draw out,
+/// and a measured figure is not compared with an estimated one); else why not.
+fn comparable_energy(cpu: &Cell, gpu: &Cell) -> Result<(f64, f64), String> {
+    let kind = |c: &Cell| c.energy_kind.clone().unwrap_or_else(|| "none".into());
+    match (cpu.energy_per_example_j, gpu.energy_per_example_j) {
+        (Some(a), Some(g)) if kind(cpu) == "measured" && kind(gpu) == "measured" => Ok((a, g)),
+        (Some(_), Some(_)) if kind(gpu) == "estimated" => Err(format!(
+            "the GPU cells' energy is estimated from host CPU time (the GPU's own draw is not in it), the CPU cells' is {}; measure both with readable counters (RAPL, NVML: `greenbench meters`)",
+            kind(cpu)
+        )),
+        (Some(_), Some(_)) => Err(format!(
+            "the CPU cells' energy is {} and the GPU cells' {}: only measured figures are compared",
+            kind(cpu),
+            kind(gpu)
+        )),
+        _ => Err("a cell has no energy figure".into()),
+    }
+}
+
 pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
     // (host, model) -> batch -> backend -> cell
     type ByBatch<'a> = BTreeMap<usize, BTreeMap<String, &'a Cell>>;
@@ -222,9 +242,10 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
         for (b, cpu, gpu) in &both {
             let tc = cpu.time_per_example_s.as_ref().expect("ok").median;
             let tg = gpu.time_per_example_s.as_ref().expect("ok").median;
-            let ratio = match (cpu.energy_per_example_j, gpu.energy_per_example_j) {
-                (Some(a), Some(g)) if a > 0.0 => format!("{:.2}", g / a),
-                _ => "n/a".into(),
+            let ratio = match comparable_energy(cpu, gpu) {
+                Ok((a, g)) if a > 0.0 => format!("{:.2}", g / a),
+                Ok(_) => "n/a".into(),
+                Err(_) => "n/a (not like with like)".into(),
             };
             t.row(vec![
                 host.clone(),
@@ -245,16 +266,23 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
                 ratio,
             ]);
         }
-        let max_b = both.iter().map(|x| x.0).max().unwrap_or(0);
-        let cheaper =
-            both.iter().find(
-                |(_, c, g)| match (c.energy_per_example_j, g.energy_per_example_j) {
-                    (Some(a), Some(b)) => b < a,
-                    _ => false,
-                },
-            );
+        let compared: Vec<(usize, f64, f64)> = both
+            .iter()
+            .filter_map(|(b, c, g)| comparable_energy(c, g).ok().map(|(x, y)| (*b, x, y)))
+            .collect();
+        let Some(max_b) = compared.iter().map(|x| x.0).max() else {
+            let why = both
+                .iter()
+                .find_map(|(_, c, g)| comparable_energy(c, g).err())
+                .unwrap_or_default();
+            verdicts.push(format!(
+                "- {host}, {model}: cannot compare CPU and GPU energy: {why}."
+            ));
+            continue;
+        };
+        let cheaper = compared.iter().find(|(_, a, g)| g < a);
         verdicts.push(format!(
-            "- {host}, {model}: the GPU is the cheaper choice (energy per example) {}.",
+            "- {host}, {model}: the GPU is the cheaper choice (measured energy per example) {}.",
             match cheaper {
                 Some((b, ..)) => format!("from batch {b}"),
                 None => format!("never, up to batch {max_b}"),

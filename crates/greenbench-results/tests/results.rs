@@ -7,6 +7,7 @@ use greenbench_harness::env::fingerprint;
 use greenbench_harness::record::ResultFile;
 use greenbench_harness::runner::{RunConfig, Silent, run_suite};
 use greenbench_results::compare::{Verdict, compare};
+use greenbench_results::cost::{CostQuery, EnergyBasis, Pricing, price, price_measured_sweep};
 use greenbench_results::{Loaded, load_many};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -45,7 +46,14 @@ fn run(dir: &Path, name: &str) -> PathBuf {
     let backends: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new(1).unwrap())];
     let mut energy = greenbench_harness::energy::Energy::new(
         vec![],
-        greenbench_energy::CpuEstimate::for_cpu("test", 1, Some(10.0)),
+        greenbench_energy::CpuEstimate::for_cpu(
+            "test",
+            greenbench_energy::Topology {
+                package_cpus: 1,
+                threads_per_core: 1,
+            },
+            Some(10.0),
+        ),
         Default::default(),
     );
     run_suite(
@@ -58,6 +66,19 @@ fn run(dir: &Path, name: &str) -> PathBuf {
     )
     .unwrap();
     out
+}
+
+/// Test prices: 400 g/kWh, $0.2/kWh, gross energy.
+fn pricing(pue: f64, cloud: Option<f64>) -> Pricing {
+    Pricing {
+        pue,
+        grid_g_per_kwh: 400.0,
+        grid_source: "test".into(),
+        usd_per_kwh: 0.2,
+        price_source: "test".into(),
+        cloud_usd_per_hour: cloud,
+        basis: EnergyBasis::Gross,
+    }
 }
 
 fn loaded(p: &Path) -> Loaded {
@@ -217,12 +238,7 @@ fn price_tag_traces_every_figure() {
         backend: Some("cpu".into()),
         batch: Some(4),
         precision: greenbench_core::Precision::Fp32,
-        pue: 1.5,
-        grid_g_per_kwh: 400.0,
-        grid_source: "test".into(),
-        usd_per_kwh: 0.2,
-        price_source: "test".into(),
-        cloud_usd_per_hour: None,
+        pricing: pricing(1.5, None),
     };
     let tag = greenbench_results::cost::price(&files, &q).unwrap();
     let cell = files[0]
@@ -235,7 +251,7 @@ fn price_tag_traces_every_figure() {
     assert_eq!(tag.totals.total_fpo, cell.fpo_per_example as f64 * work);
     let t = cell.time_per_example_s.as_ref().unwrap().median;
     assert!((tag.totals.seconds - t * work).abs() < 1e-9 * tag.totals.seconds);
-    let j = cell.energy_per_example_j.unwrap() * work * 1.5;
+    let j = cell.energy_gross_per_example_j.unwrap() * work * 1.5;
     assert!((tag.totals.joules.unwrap() - j).abs() < 1e-9 * j);
     let kwh = j / 3.6e6;
     assert!((tag.totals.co2e_g.unwrap() - kwh * 400.0).abs() < 1e-9);
@@ -260,7 +276,7 @@ fn sweep_price_sums_every_run() {
             c
         })
         .collect();
-    let p = greenbench_results::cost::price_sweep(&cells, 400.0, 0.2);
+    let p = greenbench_results::cost::price_sweep(&cells, &pricing(1.0, None));
     assert_eq!(p.runs, 3);
     let fpo: f64 = cells.iter().map(|c| c.fpo_per_example as f64).sum();
     assert_eq!(p.totals.total_fpo, fpo * passes);
@@ -279,7 +295,7 @@ fn sweep_price_sums_every_run() {
     assert!((p.totals.co2e_g.unwrap() - kwh * 400.0).abs() < 1e-9 * kwh * 400.0);
     let mut partial = cells.clone();
     partial[1].energy_per_example_j = None;
-    let q = greenbench_results::cost::price_sweep(&partial, 400.0, 0.2);
+    let q = greenbench_results::cost::price_sweep(&partial, &pricing(1.0, None));
     assert_eq!(
         (q.totals.joules, q.totals.co2e_g, q.totals.usd),
         (None, None, None)
@@ -341,4 +357,151 @@ fn unstable_cells_are_marked_everywhere() {
     let t = old.file.cells[1].time_per_example_s.as_mut().unwrap();
     t.cv = 0.2;
     assert!(old.file.cells[1].is_unstable());
+}
+
+/// A measured sweep priced from result files honours every pricing flag, as a price from an
+/// inference cell does (issue: `cost` without --examples ignored --pue and
+/// --cloud-usd-per-hour, and --backend, --batch, --precision).
+#[test]
+fn measured_sweep_price_honours_pue_cloud_and_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = run(dir.path(), "a.json");
+    let mut l = loaded(&a);
+    l.file.cells.retain(|c| c.model == "mlp");
+    for c in &mut l.file.cells {
+        c.backend = "cpu-train".into();
+        c.train_passes = Some(10_000);
+    }
+    let files = vec![l];
+    let q = |pue: f64, cloud: Option<f64>| CostQuery {
+        model: "mlp".into(),
+        examples: 0,
+        epochs: 1,
+        runs: 1,
+        backend: None,
+        batch: None,
+        precision: greenbench_core::Precision::Fp32,
+        pricing: pricing(pue, cloud),
+    };
+    let (one, _) = price_measured_sweep(&files, &q(1.0, None)).unwrap();
+    let (dc, text) = price_measured_sweep(&files, &q(1.58, None)).unwrap();
+    assert_eq!(one.runs, 2);
+    let (j1, j2) = (one.totals.joules.unwrap(), dc.totals.joules.unwrap());
+    assert!((j2 / j1 - 1.58).abs() < 1e-12, "{j1} {j2}");
+    assert!((dc.totals.co2e_g.unwrap() / one.totals.co2e_g.unwrap() - 1.58).abs() < 1e-12);
+    assert!(text.contains("x PUE 1.58"), "{text}");
+    let (cloud, text) = price_measured_sweep(&files, &q(1.0, Some(2.0))).unwrap();
+    let usd = cloud.totals.usd.unwrap();
+    assert!((usd - cloud.totals.seconds / 3600.0 * 2.0).abs() < 1e-12 * usd.max(1e-30));
+    assert!(text.contains("--cloud-usd-per-hour"), "{text}");
+    // The filters select runs: batch 4 only is one run; another backend is none.
+    let mut b = q(1.0, None);
+    b.batch = Some(4);
+    assert_eq!(price_measured_sweep(&files, &b).unwrap().0.runs, 1);
+    let mut g = q(1.0, None);
+    g.backend = Some("gpu-train".into());
+    let e = price_measured_sweep(&files, &g).unwrap_err();
+    assert!(e.contains("backend gpu-train"), "{e}");
+    let mut p = q(1.0, None);
+    p.precision = greenbench_core::Precision::Int8;
+    assert!(price_measured_sweep(&files, &p).is_err());
+}
+
+/// The cheapest cell is chosen among cells of one kind with a positive energy figure, and the
+/// price tag says how (issue: a net figure clamped to 0 won, and an estimate beat a
+/// measurement); gross is priced by default, net on request.
+#[test]
+fn cheapest_cell_is_positive_and_of_one_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = run(dir.path(), "a.json");
+    let mut l = loaded(&a);
+    l.file.cells.retain(|c| c.model == "mlp");
+    assert_eq!(l.file.cells.len(), 2);
+    // Cell 0: measured, net clamped to 0 (idle above the reading). Cell 1: measured, 2 mJ
+    // gross, 1 mJ net. A third, estimated, cell far cheaper.
+    let mut est = l.file.cells[1].clone();
+    est.batch = 7;
+    est.energy_kind = Some("estimated".into());
+    for (c, (gross, net)) in l.file.cells.iter_mut().zip([(5e-3, 0.0), (2e-3, 1e-3)]) {
+        c.energy_kind = Some("measured".into());
+        c.energy_gross_per_example_j = Some(gross);
+        c.energy_net_per_example_j = Some(net);
+        c.energy_per_example_j = Some(net);
+    }
+    for v in [
+        &mut est.energy_gross_per_example_j,
+        &mut est.energy_net_per_example_j,
+        &mut est.energy_per_example_j,
+    ] {
+        *v = Some(1e-6);
+    }
+    l.file.cells.push(est);
+    let files = vec![l];
+    let mut q = CostQuery {
+        model: "mlp".into(),
+        examples: 1000,
+        epochs: 1,
+        runs: 1,
+        backend: None,
+        batch: None,
+        precision: greenbench_core::Precision::Fp32,
+        pricing: pricing(1.0, None),
+    };
+    let tag = price(&files, &q).unwrap();
+    // Gross, measured: cell 1 (2 mJ), never the estimate nor a 0.
+    let work = 3.0 * 1000.0;
+    assert!((tag.totals.joules.unwrap() - 2e-3 * work).abs() < 1e-12);
+    assert!(tag.text.contains("batch 4"), "{}", tag.text);
+    assert!(
+        tag.text
+            .contains("lowest gross energy per example of 2 measured cell(s)")
+            && tag.text.contains("1 cell(s) of another kind not compared"),
+        "{}",
+        tag.text
+    );
+    q.pricing.basis = EnergyBasis::Net;
+    let tag = price(&files, &q).unwrap();
+    assert!((tag.totals.joules.unwrap() - 1e-3 * work).abs() < 1e-12);
+    assert!(
+        tag.text
+            .contains("1 cell(s) without a positive energy figure left out"),
+        "{}",
+        tag.text
+    );
+}
+
+/// The CPU-versus-GPU verdict compares measured energy with measured energy only: a GPU cell
+/// whose energy is the host-CPU-time estimate gets "cannot compare", not a verdict.
+#[test]
+fn cpu_gpu_verdict_needs_measured_energy_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = run(dir.path(), "a.json");
+    let mut l = loaded(&a);
+    l.file.cells.retain(|c| c.model == "mlp");
+    let gpus: Vec<_> = l
+        .file
+        .cells
+        .iter()
+        .map(|c| {
+            let mut g = c.clone();
+            g.backend = "gpu".into();
+            g.energy_per_example_j = c.energy_per_example_j.map(|j| j / 10.0);
+            g
+        })
+        .collect();
+    l.file.cells.extend(gpus);
+    for c in &mut l.file.cells {
+        c.energy_kind = Some("estimated".into());
+    }
+    let text = greenbench_results::report::cpu_vs_gpu(std::slice::from_ref(&l));
+    assert!(text.contains("cannot compare CPU and GPU energy"), "{text}");
+    assert!(!text.contains("cheaper choice"), "{text}");
+    for c in &mut l.file.cells {
+        c.energy_kind = Some("measured".into());
+    }
+    let text = greenbench_results::report::cpu_vs_gpu(std::slice::from_ref(&l));
+    assert!(
+        text.contains("the GPU is the cheaper choice (measured energy per example) from batch 1"),
+        "{text}"
+    );
 }

@@ -194,10 +194,16 @@ pub fn script(f: &Fleet, dir: &Path) -> String {
         cmd.push("--threads \"$threads\"".into());
     }
     cmd.push(format!("--shard \"$SLURM_ARRAY_TASK_ID/{}\"", f.shards));
-    cmd.push(format!(
-        "--out {}/results/\"$partition-$SLURM_ARRAY_TASK_ID.json\"",
+    s += &format!(
+        "out={}/results/\"$partition-$SLURM_ARRAY_TASK_ID.json\"\n",
         shell_quote(&d)
-    ));
+    );
+    cmd.push("--out \"$out\"".into());
+    if f.kind == Kind::Run {
+        // A requeued task continues its own file (run refuses to replace one otherwise).
+        s += "resume=()\n[ -e \"$out\" ] && resume=(--resume --force)\n";
+        cmd.push("\"${resume[@]}\"".into());
+    }
     s += &format!("exec {}\n", cmd.join(" "));
     s
 }

@@ -50,15 +50,19 @@ pub fn sweep_learning_rates(sweep: Option<&str>, lr: f32) -> Result<Vec<f32>, Se
         })
 }
 
-/// A dataset by name: `digits` (shipped under `datasets_dir`), `mnist` (IDX files) or
+/// A dataset by name: `digits` (built into the binary, or read under `datasets_dir` when
+/// given), `mnist` (IDX files) or
 /// `cifar10` (binary batches) from `data_dir`.
 pub fn load_dataset(
     name: &str,
     data_dir: Option<&Path>,
-    datasets_dir: &Path,
+    datasets_dir: Option<&Path>,
 ) -> Result<Dataset, SetupError> {
     Ok(match name {
-        "digits" => data::load_digits(&data::digits_path(datasets_dir))?,
+        "digits" => match datasets_dir {
+            Some(d) => data::load_digits(&data::digits_path(d))?,
+            None => data::shipped_digits()?,
+        },
         "mnist" => {
             let dir = data_dir
                 .ok_or_else(|| invalid("--dataset mnist needs --data-dir with the IDX files"))?;
