@@ -855,3 +855,30 @@ fn training_works_outside_the_checkout_and_errors_state_their_cause_once() {
     assert!(err.contains("/nonexistent/digits/digits.csv.gz"), "{err}");
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
+
+/// docs/PRICE.md derives a price tag by hand; the CLI prints exactly the output shown there
+/// for each command it shows (run from the checkout, on the committed result file).
+#[test]
+fn price_md_matches_the_cli() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/PRICE.md")).unwrap();
+    let mut checked = 0;
+    for block in doc.split("```console\n").skip(1) {
+        let block = block.split("```").next().unwrap();
+        let (cmd, expected) = block.split_once('\n').unwrap();
+        let args: Vec<&str> = cmd
+            .strip_prefix("$ greenbench ")
+            .expect("a command")
+            .split_whitespace()
+            .collect();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_greenbench"))
+            .args(&args)
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cmd}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{cmd}");
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
+}
