@@ -361,6 +361,29 @@ fn train_save_and_reuse_trained_weights() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("not `lenet5`"), "{err}");
+    // Cells measured with the trained weights say so, not a seed that made none of them.
+    let wout = dir.path().join("trained.json");
+    let (code, _, err) = greenbench(&[
+        "run",
+        "--models",
+        "mlp",
+        "--batch",
+        "1",
+        "--threads",
+        "1",
+        "--weights",
+        ck.to_str().unwrap(),
+        "--out",
+        wout.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let wf = ResultFile::load(&wout).unwrap();
+    assert!(wf.cells.iter().all(|c| {
+        c.weights_seed.is_none()
+            && c.weights_source
+                .as_deref()
+                .is_some_and(|s| s.contains("checkpoint"))
+    }));
 
     // The trained weights' accuracy in fp32 and int8 (calibrated on training examples): the
     // fp32 figure is the one training reported for the same split; int8 stays close.

@@ -14,7 +14,12 @@ pub struct Model {
     /// The folded graph every backend runs.
     pub graph: Graph,
     pub weights: Weights,
+    /// Seeds the inputs a run generates, and the weights unless `weights_source` says where
+    /// they came from instead.
     pub seed: u64,
+    /// Where the weights came from when not generated from `seed`: a checkpoint, an ONNX
+    /// file's initializers.
+    pub weights_source: Option<String>,
     /// Per-example counts of the folded graph.
     pub cost: GraphCost,
 }
@@ -49,7 +54,9 @@ impl Model {
             Some(p) => crate::checkpoint::load(&g, p).map_err(ModelError::Checkpoint)?,
             None => generate_weights(&g, seed),
         };
-        Self::from_parts(&g, &w, seed)
+        let mut m = Self::from_parts(&g, &w, seed)?;
+        m.weights_source = checkpoint.map(|p| format!("checkpoint {}", p.display()));
+        Ok(m)
     }
 
     /// A model from a graph and its own weights (an imported file's): batch norm folded,
@@ -65,6 +72,7 @@ impl Model {
             graph,
             weights,
             seed,
+            weights_source: None,
             cost,
         })
     }

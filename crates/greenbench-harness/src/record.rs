@@ -211,7 +211,13 @@ pub struct Cell {
     pub train_passes: Option<u64>,
     /// Peak resident memory of the process while this cell was prepared and measured.
     pub peak_rss_bytes: Option<u64>,
-    pub weights_seed: u64,
+    /// The seed the weights were generated from; null where they were not (a checkpoint given
+    /// with --weights, an ONNX file's own: `weights_source` says). Files written before
+    /// December 2026 recorded the run's --seed here even then.
+    pub weights_seed: Option<u64>,
+    /// Where the weights came from when not from `weights_seed` alone.
+    #[serde(default)]
+    pub weights_source: Option<String>,
     /// FNV-1a 64 of the weights, hex: equal fingerprints mean identical weights.
     pub weights_fingerprint: String,
     pub warmup_batches: u64,

@@ -491,10 +491,12 @@ fn import_inner(
             )));
         }
     }
-    let model = Model::from_parts(&graph, &weights, seed).map_err(|source| ImportError::Fold {
-        file: file.to_string(),
-        err: Box::new(source),
-    })?;
+    let mut model =
+        Model::from_parts(&graph, &weights, seed).map_err(|source| ImportError::Fold {
+            file: file.to_string(),
+            err: Box::new(source),
+        })?;
+    model.weights_source = Some(format!("the initializers of {file}"));
     let io = Io {
         input_name: in_name,
         input_dims: per,
