@@ -28,15 +28,25 @@ pub struct ReportArgs {
     strict: bool,
 }
 
-/// Per-cell time ratios NEW / BASE with a verdict that respects the measured intervals.
-/// Exits 1 on a regression beyond --threshold (for CI).
+/// Per-cell time ratios NEW / BASE with a verdict that accounts for run-to-run variation
+/// (docs/COMPARE.md). Exits 1 on a regression (for CI), 2 when the files share no cell.
 #[derive(clap::Args)]
 pub struct CompareArgs {
     base: PathBuf,
     new: PathBuf,
-    /// Percent slower that counts as a regression (when the intervals do not overlap).
+    /// The smallest change that matters, in percent.
     #[arg(long, default_value_t = 5.0, value_parser = super::range::non_negative)]
     threshold: f64,
+    /// This machine's run-to-run variation of a cell's time, in percent: no change smaller
+    /// than it gets a verdict. Default: measured on the dev VM (docs/COMPARE.md); measure
+    /// yours the same way.
+    #[arg(long, default_value_t = 100.0 * greenbench_results::compare::DEFAULT_NOISE, value_parser = super::range::non_negative, conflicts_with = "noise_from")]
+    noise: f64,
+    /// Measure --noise from these result files instead: repeated runs of one suite on this
+    /// machine, in the order they ran (the largest change of any cell between a run and the
+    /// next).
+    #[arg(long, num_args = 2..)]
+    noise_from: Vec<PathBuf>,
 }
 
 /// Merge result files from many machines into one; conflicts are reported, nothing is lost.
@@ -151,10 +161,27 @@ fn write_report(files: &[Loaded], out: &std::path::Path, name: &str) -> Result<i
 }
 
 pub fn compare(a: CompareArgs) -> Result<i32> {
-    let threshold = a.threshold;
+    let noise = if a.noise_from.is_empty() {
+        a.noise
+    } else {
+        let runs = load(&a.noise_from, true)?;
+        let (n, pairs) = greenbench_results::compare::run_to_run_noise(&runs)
+            .context("--noise-from: the files share no cell; give repeated runs of one suite")?;
+        println!(
+            "run-to-run variation: {:.1} % (the largest of {pairs} cell pairs of {} runs)",
+            100.0 * n,
+            runs.len()
+        );
+        100.0 * n
+    };
+    let rule = greenbench_results::compare::Rule {
+        threshold: a.threshold / 100.0,
+        noise: noise / 100.0,
+    };
     let b = load(std::slice::from_ref(&a.base), true)?.remove(0);
     let n = load(std::slice::from_ref(&a.new), true)?.remove(0);
-    let c = greenbench_results::compare::compare(&b, &n, threshold / 100.0);
+    let c = greenbench_results::compare::compare(&b, &n, rule).map_err(anyhow::Error::msg)?;
+    let margin = 100.0 * rule.margin();
     let mut t = Table::new("cell|>base time/ex|>new time/ex|>new / base|verdict");
     for r in &c.rows {
         t.row(vec![
@@ -165,9 +192,10 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
             format!(
                 "{}{}",
                 match r.verdict {
-                    Verdict::Regression => "REGRESSION",
-                    Verdict::Improvement => "faster",
-                    Verdict::NoChange => "no change (within noise or threshold)",
+                    Verdict::Regression => "REGRESSION".to_string(),
+                    Verdict::Improvement => "faster".to_string(),
+                    Verdict::NoChange => format!("no change beyond +-{margin:.0} %"),
+                    Verdict::Inconclusive => "inconclusive".to_string(),
                 },
                 if r.unstable {
                     " (unstable: see the cells' warnings)"
@@ -185,7 +213,14 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
         println!("only in {}: {k}", a.new.display());
     }
     let r = c.regressions();
-    println!("{r} regression(s) beyond {threshold} % with non-overlapping 95 % intervals");
+    println!(
+        "{r} regression(s), {} improvement(s), {} no change, {} inconclusive: a verdict needs a change beyond +-{margin:.0} % (the larger of --threshold {} % and this machine's run-to-run variation --noise {} %) and disjoint 95 % intervals",
+        c.count(Verdict::Improvement),
+        c.count(Verdict::NoChange),
+        c.count(Verdict::Inconclusive),
+        a.threshold,
+        (noise * 10.0).round() / 10.0
+    );
     Ok(if r > 0 { 1 } else { 0 })
 }
 

@@ -1,18 +1,109 @@
-//! `greenbench compare BASE NEW`: per-cell time ratios with a verdict that respects the
-//! measured intervals, so noise gets no verdict.
+//! `greenbench compare BASE NEW`: per-cell time ratios with a verdict that accounts for the
+//! variation between runs, not only within one.
+//!
+//! One run's 95 % interval describes the windows of that run; two invocations of the same
+//! binary on a VM differ by more than that (other tenants, frequency, memory placement), so
+//! intervals alone cry wolf. A verdict therefore needs the change to exceed the **margin**,
+//! the larger of the threshold and the run-to-run variation (`noise`, measured on the dev VM:
+//! [`DEFAULT_NOISE`]; `--noise` for another machine), and the two runs' intervals to be
+//! disjoint. Where neither a change beyond the margin nor its absence can be told, the
+//! verdict is **inconclusive**, never "no change".
 
 use crate::{Loaded, key, ok_cells};
 use std::collections::BTreeMap;
 
+/// Run-to-run variation of a cell's median time per example between back-to-back
+/// invocations of one binary on the 2-core dev VM (AMD EPYC, 2026-12-03, a day of noisy
+/// neighbours): the largest |new / base - 1| over the 14 cells of 10 back-to-back quick
+/// suites, each against the next (140 pairs): 0.745 ([`run_to_run_noise`]; docs/COMPARE.md).
+/// Measure yours with `compare --noise-from`.
+pub const DEFAULT_NOISE: f64 = 0.745;
+
+/// The run-to-run variation shown by repeated runs of one suite (`files`, in the order they
+/// ran): the largest |next / this - 1| of any cell's median over each run and the next (the
+/// last with the first), and how many pairs it rests on. The largest, not a percentile: a
+/// compare of a whole suite (14 cells) must rarely raise a false alarm, and with 140 pairs the
+/// largest is exceeded by about one identical pair in 140, so by about one compare in 20
+/// (measured: docs/COMPARE.md). `None` with fewer than two files or no cell in common.
+pub fn run_to_run_noise(files: &[Loaded]) -> Option<(f64, usize)> {
+    let medians: Vec<BTreeMap<String, f64>> = files
+        .iter()
+        .map(|l| {
+            ok_cells(std::slice::from_ref(l))
+                .into_iter()
+                .map(|(l, c)| {
+                    let t = c.time_per_example_s.as_ref().expect("ok cells have times");
+                    (key(l, c), t.median)
+                })
+                .collect()
+        })
+        .collect();
+    if medians.len() < 2 {
+        return None;
+    }
+    let mut devs: Vec<f64> = Vec::new();
+    for i in 0..medians.len() {
+        let (a, b) = (&medians[i], &medians[(i + 1) % medians.len()]);
+        if medians.len() == 2 && i == 1 {
+            break;
+        }
+        devs.extend(
+            a.iter()
+                .filter_map(|(k, x)| b.get(k).map(|y| (y / x - 1.0).abs())),
+        );
+    }
+    if devs.is_empty() {
+        return None;
+    }
+    let max = devs.iter().copied().fold(0.0, f64::max);
+    Some((max, devs.len()))
+}
+
 /// The verdict on one cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Slower beyond the threshold, and the 95 % intervals do not overlap.
+    /// Slower beyond the margin, and the 95 % intervals do not overlap.
     Regression,
-    /// Faster beyond the threshold, and the intervals do not overlap.
+    /// Faster beyond the margin, and the intervals do not overlap.
     Improvement,
-    /// The intervals overlap, or the change is under the threshold: no verdict on noise.
+    /// The ratio's whole range (from the two intervals) lies within +-margin: no change
+    /// larger than the margin.
     NoChange,
+    /// Neither: the data cannot tell a change beyond the margin from none.
+    Inconclusive,
+}
+
+/// How a comparison decides.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rule {
+    /// The smallest change that matters, as a fraction (0.05 = 5 %).
+    pub threshold: f64,
+    /// Run-to-run variation of this machine, as a fraction ([`DEFAULT_NOISE`] on the dev VM).
+    pub noise: f64,
+}
+
+impl Rule {
+    /// The smallest change this rule can call: the larger of threshold and noise.
+    pub fn margin(&self) -> f64 {
+        self.threshold.max(self.noise)
+    }
+
+    /// The verdict on base and new medians and 95 % intervals `(median, low, high)`.
+    pub fn verdict(&self, b: (f64, f64, f64), n: (f64, f64, f64)) -> Verdict {
+        let ratio = n.0 / b.0;
+        let m = self.margin();
+        // The range of the ratio the two intervals allow.
+        let (lo, hi) = (n.1 / b.2, n.2 / b.1);
+        if ratio > 1.0 + m && n.1 > b.2 {
+            Verdict::Regression
+        } else if ratio < 1.0 - m && n.2 < b.1 {
+            Verdict::Improvement
+        } else if lo >= 1.0 - m && hi <= 1.0 + m {
+            Verdict::NoChange
+        } else {
+            Verdict::Inconclusive
+        }
+    }
 }
 
 /// One compared cell.
@@ -39,24 +130,26 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    pub fn count(&self, v: Verdict) -> usize {
+        self.rows.iter().filter(|r| r.verdict == v).count()
+    }
+
     pub fn regressions(&self) -> usize {
-        self.rows
-            .iter()
-            .filter(|r| r.verdict == Verdict::Regression)
-            .count()
+        self.count(Verdict::Regression)
     }
 }
 
-/// Compare `new` against `base`; `threshold` is a fraction (0.05 = 5 %).
-pub fn compare(base: &Loaded, new: &Loaded, threshold: f64) -> Comparison {
-    let index = |l: &Loaded| -> BTreeMap<String, (f64, f64, f64, bool)> {
+/// Compare `new` against `base` under `rule`. Two files with no cell in common (another
+/// host, other models) are an error: there is nothing to decide.
+pub fn compare(base: &Loaded, new: &Loaded, rule: Rule) -> Result<Comparison, String> {
+    let index = |l: &Loaded| -> BTreeMap<String, ((f64, f64, f64), bool)> {
         ok_cells(std::slice::from_ref(l))
             .into_iter()
             .map(|(l, c)| {
                 let t = c.time_per_example_s.as_ref().expect("ok cells have times");
                 (
                     key(l, c),
-                    (t.median, t.ci95_low, t.ci95_high, c.is_unstable()),
+                    ((t.median, t.ci95_low, t.ci95_high), c.is_unstable()),
                 )
             })
             .collect()
@@ -64,28 +157,37 @@ pub fn compare(base: &Loaded, new: &Loaded, threshold: f64) -> Comparison {
     let b = index(base);
     let n = index(new);
     let mut out = Comparison::default();
-    for (k, &(bm, blo, bhi, bu)) in &b {
-        let Some(&(nm, nlo, nhi, nu)) = n.get(k) else {
+    for (k, &(bt, bu)) in &b {
+        let Some(&(nt, nu)) = n.get(k) else {
             out.only_base.push(k.clone());
             continue;
         };
-        let ratio = nm / bm;
-        let verdict = if ratio > 1.0 + threshold && nlo > bhi {
-            Verdict::Regression
-        } else if ratio < 1.0 - threshold && nhi < blo {
-            Verdict::Improvement
-        } else {
-            Verdict::NoChange
-        };
         out.rows.push(Row {
             key: k.clone(),
-            base_s: bm,
-            new_s: nm,
-            ratio,
-            verdict,
+            base_s: bt.0,
+            new_s: nt.0,
+            ratio: nt.0 / bt.0,
+            verdict: rule.verdict(bt, nt),
             unstable: bu || nu,
         });
     }
     out.only_new = n.keys().filter(|k| !b.contains_key(*k)).cloned().collect();
-    out
+    if out.rows.is_empty() {
+        let hosts = |m: &BTreeMap<String, _>| {
+            let mut h: Vec<&str> = m
+                .keys()
+                .filter_map(|k: &String| k.split(" | ").next())
+                .collect();
+            h.dedup();
+            h.join(", ")
+        };
+        return Err(format!(
+            "nothing to compare: no cell (host, model, backend, device, batch, threads) is in both files ({} cell(s) on {} against {} cell(s) on {}); compare runs of the same suite on the same host",
+            b.len(),
+            hosts(&b),
+            n.len(),
+            hosts(&n)
+        ));
+    }
+    Ok(out)
 }

@@ -105,14 +105,15 @@ impl Pricing {
         }
     }
 
-    /// The energy, CO2e and money lines of a price tag; `raw_j` is the energy before PUE
-    /// and `kind` what it is (measured, estimated).
-    fn explain(&self, t: &Totals, raw_j: Option<f64>, kind: &str, s: &mut String) {
+    /// The energy, CO2e and money lines of a price tag; `raw_j` is the energy before PUE,
+    /// `how` how it was summed (`"3 x 1e-3 J x 3e7 = "`, or empty) and `kind` what it is
+    /// (measured, estimated).
+    fn explain(&self, t: &Totals, raw_j: Option<f64>, how: &str, kind: &str, s: &mut String) {
         match (raw_j, t.joules, t.kwh, t.co2e_g) {
             (Some(r), Some(j), Some(k), Some(g)) => {
                 let _ = writeln!(
                     s,
-                    "  energy      = {r:.4e} J ({} energy, {kind}) x PUE {} = {j:.4e} J = {k:.4e} kWh",
+                    "  energy      = {how}{r:.4e} J ({} energy, {kind}) x PUE {} = {j:.4e} J = {k:.4e} kWh",
                     self.basis.name(),
                     self.pue
                 );
@@ -376,8 +377,11 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
         totals.seconds / 3600.0
     );
     let kind = c.energy_kind.as_deref().unwrap_or("none");
+    let how = e.map_or(String::new(), |j| {
+        format!("{factor} x {j:.4e} J x {passes:.3e} = ")
+    });
     q.pricing
-        .explain(&totals, e.map(|j| j * work), kind, &mut s);
+        .explain(&totals, e.map(|j| j * work), &how, kind, &mut s);
     Ok(PriceTag { totals, text: s })
 }
 
@@ -495,6 +499,6 @@ pub fn price_measured_sweep(
         ),
     };
     let raw = t.joules.map(|j| j / q.pricing.pue);
-    q.pricing.explain(t, raw, &kind, &mut s);
+    q.pricing.explain(t, raw, "the runs' sum ", &kind, &mut s);
     Ok((p, s))
 }

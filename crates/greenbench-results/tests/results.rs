@@ -6,7 +6,13 @@ use greenbench_harness::Profile;
 use greenbench_harness::env::fingerprint;
 use greenbench_harness::record::ResultFile;
 use greenbench_harness::runner::{RunConfig, Silent, run_suite};
-use greenbench_results::compare::{Verdict, compare};
+use greenbench_results::compare::{Rule, Verdict, compare};
+
+/// 5 % threshold, no run-to-run variation: the intervals decide (as the fixtures set them).
+const RULE: Rule = Rule {
+    threshold: 0.05,
+    noise: 0.0,
+};
 use greenbench_results::cost::{CostQuery, EnergyBasis, Pricing, price, price_measured_sweep};
 use greenbench_results::{Loaded, load_many};
 use std::path::{Path, PathBuf};
@@ -120,7 +126,7 @@ fn compare_self_is_clean_and_doubled_times_regress() {
     let dir = tempfile::tempdir().unwrap();
     let a = run(dir.path(), "a.json");
     with_intervals(&a, 0.02);
-    let c = compare(&loaded(&a), &loaded(&a), 0.05);
+    let c = compare(&loaded(&a), &loaded(&a), RULE).unwrap();
     assert_eq!(c.rows.len(), 4);
     assert!(
         c.rows
@@ -129,28 +135,33 @@ fn compare_self_is_clean_and_doubled_times_regress() {
     );
     let slow = dir.path().join("slow.json");
     scaled(&a, &slow, 2.0);
-    let c = compare(&loaded(&a), &loaded(&slow), 0.05);
+    let c = compare(&loaded(&a), &loaded(&slow), RULE).unwrap();
     assert_eq!(c.regressions(), 4);
     assert!(c.rows.iter().all(|r| (r.ratio - 2.0).abs() < 1e-9));
     // Within noise: 2 % slower with overlapping intervals gets no verdict.
     let noise = dir.path().join("noise.json");
     scaled(&a, &noise, 1.02);
-    assert_eq!(compare(&loaded(&a), &loaded(&noise), 0.05).regressions(), 0);
+    assert_eq!(
+        compare(&loaded(&a), &loaded(&noise), RULE)
+            .unwrap()
+            .regressions(),
+        0
+    );
     // 10 % slower is beyond the threshold, but with intervals of +-8 % they overlap: no verdict.
     let wide = dir.path().join("wide.json");
     std::fs::copy(&a, &wide).unwrap();
     with_intervals(&wide, 0.08);
     let wide_slow = dir.path().join("wide-slow.json");
     scaled(&wide, &wide_slow, 1.10);
-    let c = compare(&loaded(&wide), &loaded(&wide_slow), 0.05);
+    let c = compare(&loaded(&wide), &loaded(&wide_slow), RULE).unwrap();
     assert_eq!(c.regressions(), 0);
-    assert!(c.rows.iter().all(|r| r.verdict == Verdict::NoChange));
+    assert!(c.rows.iter().all(|r| r.verdict == Verdict::Inconclusive));
     // Cells in one file only are listed, not dropped.
     let mut f = ResultFile::load(&a).unwrap();
     f.cells.truncate(3);
     let fewer = dir.path().join("fewer.json");
     f.save(&fewer).unwrap();
-    let c = compare(&loaded(&a), &loaded(&fewer), 0.05);
+    let c = compare(&loaded(&a), &loaded(&fewer), RULE).unwrap();
     assert_eq!(
         (c.rows.len(), c.only_base.len(), c.only_new.len()),
         (3, 1, 0)
@@ -329,7 +340,7 @@ fn unstable_cells_are_marked_everywhere() {
         md.contains(" (unstable) |") && md.contains("(unstable) unstable:"),
         "{md}"
     );
-    let c = compare(&base, &noisy, 0.05);
+    let c = compare(&base, &noisy, RULE).unwrap();
     assert_eq!(c.rows.iter().filter(|r| r.unstable).count(), 1);
     // A peak measured again after the cells, and disagreeing: both shown, with the warning.
     let mut moved = base.clone();
@@ -503,5 +514,37 @@ fn cpu_gpu_verdict_needs_measured_energy_on_both_sides() {
     assert!(
         text.contains("the GPU is the cheaper choice (measured energy per example) from batch 1"),
         "{text}"
+    );
+}
+
+/// Run-to-run variation decides with the intervals: a 7 % slowdown with disjoint intervals
+/// is a regression at noise 0 but no change beyond +-10 % where runs vary by 10 %, and
+/// inconclusive where its range reaches past the margin; a change beyond the
+/// noise is still caught; a ratio whose whole range is inside the margin is "no change"; two
+/// files with nothing in common are refused (issue: "0 regression(s)", exit 0).
+#[test]
+fn compare_accounts_for_run_to_run_variation() {
+    let noisy = Rule {
+        threshold: 0.05,
+        noise: 0.10,
+    };
+    let b = (1.0, 0.99, 1.01);
+    assert_eq!(RULE.verdict(b, (1.07, 1.06, 1.08)), Verdict::Regression);
+    assert_eq!(noisy.verdict(b, (1.07, 1.06, 1.08)), Verdict::NoChange);
+    assert_eq!(noisy.verdict(b, (1.09, 1.05, 1.15)), Verdict::Inconclusive);
+    assert_eq!(noisy.verdict(b, (1.25, 1.24, 1.26)), Verdict::Regression);
+    assert_eq!(noisy.verdict(b, (0.80, 0.79, 0.81)), Verdict::Improvement);
+    assert_eq!(noisy.verdict(b, (1.02, 1.01, 1.03)), Verdict::NoChange);
+    assert_eq!(noisy.margin(), 0.10);
+    let dir = tempfile::tempdir().unwrap();
+    let a = run(dir.path(), "a.json");
+    let mut other = loaded(&a);
+    for c in &mut other.file.cells {
+        c.host = Some("elsewhere".into());
+    }
+    let e = compare(&loaded(&a), &other, noisy).unwrap_err();
+    assert!(
+        e.contains("nothing to compare") && e.contains("elsewhere"),
+        "{e}"
     );
 }
