@@ -20,7 +20,7 @@ pub struct EvalArgs {
     #[arg(long)]
     model: String,
     /// Trained weights (safetensors from `greenbench train --save`); without them the
-    /// seeded weights score at chance, and the output says so.
+    /// seeded (untrained) weights are scored, and the output says what that means.
     #[arg(long)]
     weights: Option<PathBuf>,
     /// digits (shipped), mnist or cifar10 (files in --data-dir).
@@ -134,7 +134,9 @@ pub fn run(a: EvalArgs) -> Result<i32> {
             }
             if a.weights.is_none() {
                 println!(
-                    "note: seeded (untrained) weights score at chance; train first: greenbench train --model {} --save w.safetensors, then --weights w.safetensors",
+                    "note: these are seeded, untrained weights: their accuracy (chance is {:.2} % on {} classes) is no measure of the model; train first: greenbench train --model {} --save w.safetensors, then --weights w.safetensors",
+                    100.0 / classes as f64,
+                    classes,
                     a.model
                 );
             }

@@ -24,6 +24,47 @@ pub struct Reading {
     pub machine_busy_s: Option<f64>,
 }
 
+/// An idle-power measurement.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Idle {
+    /// Watts the meters read while greenbench did nothing.
+    pub w: f64,
+    /// CPU cores the machine's processes kept busy meanwhile (from /proc/stat), if readable:
+    /// above [`IDLE_BUSY_CORES`] the idle figure includes someone else's work.
+    pub busy_cores: Option<f64>,
+}
+
+/// Busy cores above which an idle measurement is not quiet.
+pub const IDLE_BUSY_CORES: f64 = 0.2;
+
+/// Relative change of idle power between before and after the cells above which the run's
+/// net figures are flagged (and at least [`IDLE_MOVED_MIN_W`]).
+pub const IDLE_MOVED_FRACTION: f64 = 0.10;
+/// The smallest move of idle power worth a warning, watts.
+pub const IDLE_MOVED_MIN_W: f64 = 0.5;
+
+impl Idle {
+    /// Why this measurement is not a quiet machine's idle, if it is not.
+    pub fn noisy(&self) -> Option<String> {
+        self.busy_cores.filter(|&c| c > IDLE_BUSY_CORES).map(|c| {
+            format!(
+                "idle power ({:.2} W) was measured while the machine's processes kept {c:.2} CPU cores busy: it includes that work, so net figures are understated; measure on a quiet machine",
+                self.w
+            )
+        })
+    }
+}
+
+/// The warning when idle power moved between before and after the cells, if it did.
+pub fn idle_moved(before: f64, after: f64) -> Option<String> {
+    let moved = (after - before).abs();
+    (moved > IDLE_MOVED_MIN_W && moved > IDLE_MOVED_FRACTION * before.abs()).then(|| {
+        format!(
+            "idle power moved from {before:.2} W before the cells to {after:.2} W after them: the net (idle-subtracted) figures rest on the first and are uncertain by that difference; gross figures are unaffected"
+        )
+    })
+}
+
 /// Measured meters sampled by a background thread.
 struct Monitor {
     meters: Arc<Mutex<Vec<Box<dyn Meter>>>>,
@@ -169,8 +210,19 @@ impl Energy {
         }
     }
 
-    /// Measure idle power for `seconds` (measured meters only; the estimate has no idle).
-    pub fn measure_idle(&mut self, seconds: f64) -> Result<Option<f64>, String> {
+    /// Measure idle power for `seconds` (measured meters only; the estimate has no idle),
+    /// and keep it as the idle every net figure subtracts.
+    pub fn measure_idle(&mut self, seconds: f64) -> Result<Option<Idle>, String> {
+        let idle = self.idle_power(seconds)?;
+        if let Some(i) = idle {
+            self.idle_w = Some(i.w);
+        }
+        Ok(idle)
+    }
+
+    /// Idle power over `seconds`, and how busy the rest of the machine was meanwhile, without
+    /// changing the idle the run subtracts (for the check after the cells).
+    pub fn idle_power(&self, seconds: f64) -> Result<Option<Idle>, String> {
         if self.monitor.is_none() || seconds <= 0.0 {
             return Ok(None);
         }
@@ -178,10 +230,13 @@ impl Energy {
         let t = Instant::now();
         std::thread::sleep(Duration::from_secs_f64(seconds));
         let b = self.read()?;
-        let w =
-            (b.measured_j.unwrap_or(0.0) - a.measured_j.unwrap_or(0.0)) / t.elapsed().as_secs_f64();
-        self.idle_w = Some(w);
-        Ok(Some(w))
+        let secs = t.elapsed().as_secs_f64();
+        let w = (b.measured_j.unwrap_or(0.0) - a.measured_j.unwrap_or(0.0)) / secs;
+        let busy_cores = match (a.machine_busy_s, b.machine_busy_s) {
+            (Some(x), Some(y)) => Some(((y - x) / secs).max(0.0)),
+            _ => None,
+        };
+        Ok(Some(Idle { w, busy_cores }))
     }
 
     /// Where figures come from, as every cell states it.

@@ -110,8 +110,16 @@ pub struct EnergyEnv {
     pub source: String,
     /// Measured meters in use (empty when estimated).
     pub meters: Vec<String>,
-    /// Idle power measured before the run (measured meters only), watts.
+    /// Idle power measured before the run (measured meters only), watts: what net figures
+    /// subtract.
     pub idle_power_w: Option<f64>,
+    /// Idle power measured again after the cells, watts (files before December 2026: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_after_w: Option<f64>,
+    /// Why the idle figures are in doubt: measured while the machine was busy, or moved
+    /// between before and after the cells.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub idle_warnings: Vec<String>,
     pub idle_s: f64,
     pub prices: crate::energy::Prices,
 }

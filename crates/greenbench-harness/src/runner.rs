@@ -556,16 +556,34 @@ pub fn run_suite(
             source,
         })
     };
+    // Other greenbench runs measuring on this machine meanwhile are named in every cell
+    // measured beside them (and this run in theirs): announced before idle is measured, so
+    // a run starting now sees this one busy.
+    let presence = crate::presence::Presence::announce(crate::presence::default_dir());
+    let mut idle_warnings = Vec::new();
     if let Some(e) = energy.as_deref_mut() {
         if e.measured() && cfg.profile.idle_s > 0.0 {
             obs.note(&format!(
                 "measuring idle power for {} s...",
                 cfg.profile.idle_s
             ));
-            if let Err(msg) = e.measure_idle(cfg.profile.idle_s) {
-                obs.note(&format!(
+            match e.measure_idle(cfg.profile.idle_s) {
+                Ok(idle) => {
+                    let others = presence.others();
+                    if !others.is_empty() {
+                        idle_warnings.push(format!(
+                            "idle power: {} (the idle figure includes its work)",
+                            crate::presence::warning(&others)
+                        ));
+                    }
+                    idle_warnings.extend(idle.and_then(|i| i.noisy()));
+                }
+                Err(msg) => obs.note(&format!(
                     "idle power unreadable ({msg}); reporting gross energy"
-                ));
+                )),
+            }
+            for w in &idle_warnings {
+                obs.note(&format!("warning: {w}"));
             }
         }
         file.environment.energy = Some(EnergyEnv {
@@ -573,15 +591,14 @@ pub fn run_suite(
             source: e.source(),
             meters: e.measured_names.clone(),
             idle_power_w: e.idle_w,
+            idle_after_w: None,
+            idle_warnings: idle_warnings.clone(),
             idle_s: cfg.profile.idle_s,
             prices: e.prices.clone(),
         });
     }
     let energy = energy.as_deref();
     save(&file)?;
-    // Other greenbench runs measuring on this machine meanwhile are named in every cell
-    // measured beside them (and this run in theirs).
-    let presence = crate::presence::Presence::announce(crate::presence::default_dir());
     // Cell k of the backend-major order (backends x models x batches x precisions) belongs
     // to slice k % N.
     let precisions: Vec<Precision> = if cfg.precisions.is_empty() {
@@ -738,6 +755,34 @@ pub fn run_suite(
                     });
                 }
             }
+        }
+    }
+    // Idle again after the cells: a machine whose idle draw moved (another job started,
+    // the clock or fans changed) makes every net figure uncertain by that much.
+    if let (Some(e), false) = (energy, cancel.load(Ordering::Relaxed))
+        && let Some(before) = e.idle_w
+    {
+        obs.note(&format!(
+            "measuring idle power again for {} s...",
+            cfg.profile.idle_s
+        ));
+        match e.idle_power(cfg.profile.idle_s) {
+            Ok(Some(after)) => {
+                let env = file.environment.energy.as_mut().expect("set with idle");
+                env.idle_after_w = Some(after.w);
+                let new: Vec<String> = after
+                    .noisy()
+                    .map(|w| format!("after the cells: {w}"))
+                    .into_iter()
+                    .chain(crate::energy::idle_moved(before, after.w))
+                    .collect();
+                for w in &new {
+                    obs.note(&format!("warning: {w}"));
+                }
+                env.idle_warnings.extend(new);
+            }
+            Ok(None) => {}
+            Err(msg) => obs.note(&format!("idle power after the cells unreadable ({msg})")),
         }
     }
     file.status = if cancel.load(Ordering::Relaxed) {

@@ -839,3 +839,94 @@ fn precisions_are_cells_of_their_own() {
             .all(|c| c.precision == Precision::Fp32 && c.int_ops_per_example == 0)
     );
 }
+
+/// A meter drawing `before` watts, then `after` watts from `at_s` seconds after it was made.
+struct StepPower {
+    before: f64,
+    after: f64,
+    at_s: f64,
+    born: std::time::Instant,
+    seen: f64,
+}
+
+impl greenbench_energy::Meter for StepPower {
+    fn name(&self) -> &str {
+        "step meter"
+    }
+    fn kind(&self) -> greenbench_energy::EnergyKind {
+        greenbench_energy::EnergyKind::Measured
+    }
+    fn sample(&mut self) -> Result<(), greenbench_energy::MeterError> {
+        let t = self.born.elapsed().as_secs_f64();
+        self.seen = self.before * t.min(self.at_s) + self.after * (t - self.at_s).max(0.0);
+        Ok(())
+    }
+    fn joules(&self) -> f64 {
+        self.seen
+    }
+}
+
+/// Idle power is measured again after the cells: a steady machine's stays (no warning), one
+/// whose idle draw moved gets a warning in the run's environment, and the net figures keep
+/// resting on the idle measured before (issue: idle was measured once, unchecked).
+#[test]
+fn idle_is_measured_again_after_the_cells() {
+    let run = |meter: Box<dyn greenbench_energy::Meter>| {
+        let (_dir, out) = scratch();
+        let models = models(&["mlp"], 3);
+        let backends = fake(&[], Arc::default());
+        let mut cfg = config(out);
+        cfg.profile.idle_s = 0.05;
+        cfg.profile.window_s = 0.05;
+        let mut energy = greenbench_harness::energy::Energy::new(
+            vec![meter],
+            greenbench_energy::CpuEstimate::for_cpu(
+                "test",
+                greenbench_energy::Topology {
+                    package_cpus: 1,
+                    threads_per_core: 1,
+                },
+                Some(10.0),
+            ),
+            Default::default(),
+        );
+        run_plain(&backends, &models, &cfg, Some(&mut energy))
+            .environment
+            .energy
+            .unwrap()
+    };
+    let steady = run(Box::new(StepPower {
+        before: 20.0,
+        after: 20.0,
+        at_s: 0.0,
+        born: std::time::Instant::now(),
+        seen: 0.0,
+    }));
+    let (before, after) = (steady.idle_power_w.unwrap(), steady.idle_after_w.unwrap());
+    assert!(
+        (before - 20.0).abs() < 1.0 && (after - 20.0).abs() < 1.0,
+        "{before} {after}"
+    );
+    assert!(
+        steady.idle_warnings.iter().all(|w| !w.contains("moved")),
+        "{:?}",
+        steady.idle_warnings
+    );
+    let moved = run(Box::new(StepPower {
+        before: 20.0,
+        after: 40.0,
+        at_s: 0.2,
+        born: std::time::Instant::now(),
+        seen: 0.0,
+    }));
+    assert!((moved.idle_power_w.unwrap() - 20.0).abs() < 1.0);
+    assert!((moved.idle_after_w.unwrap() - 40.0).abs() < 2.0);
+    assert!(
+        moved
+            .idle_warnings
+            .iter()
+            .any(|w| w.contains("idle power moved from") && w.contains("after them")),
+        "{:?}",
+        moved.idle_warnings
+    );
+}
