@@ -12,12 +12,15 @@
 //!
 //! It knows nothing of models, backends or tables: the harness asks it for joules.
 
+pub mod discover;
 pub mod estimate;
+mod hwmon;
 pub mod meters;
 pub mod sysfs;
 
+pub use discover::{Scope, discover};
 pub use estimate::{CpuEstimate, TdpTable, Topology};
-pub use meters::{EnergyKind, Meter, MeterError, MeterStatus, discover};
+pub use meters::{EnergyKind, Meter, MeterError, MeterStatus};
 pub use sysfs::{MemFs, RealFs, SysFs};
 
 /// Default grid carbon intensity: the world average of 2023, 480 g CO2e per kWh

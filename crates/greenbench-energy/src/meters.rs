@@ -52,7 +52,7 @@ pub const HWMON: &str = "/sys/class/hwmon";
 
 const RAPL_HOW: &str = "RAPL counters are root-only since Linux 5.10 (CVE-2020-8694). Run as root, or allow reading until the next reboot: sudo chmod a+r /sys/class/powercap/intel-rapl:*/energy_uj /sys/class/powercap/intel-rapl:*:*/energy_uj";
 
-fn read_u64(fs: &dyn SysFs, path: &str, meter: &str) -> Result<u64, MeterError> {
+pub(crate) fn read_u64(fs: &dyn SysFs, path: &str, meter: &str) -> Result<u64, MeterError> {
     let err = |message: String| MeterError {
         meter: meter.to_string(),
         message,
@@ -199,20 +199,7 @@ impl Meter for PowerMeter {
     }
 }
 
-/// Find every meter under `fs`, and (if `nvml`) NVIDIA GPUs. Returns the usable meters and a
-/// status line for every meter considered, usable or not.
-pub fn discover(fs: Arc<dyn SysFs>, nvml: bool) -> (Vec<Box<dyn Meter>>, Vec<MeterStatus>) {
-    let mut meters: Vec<Box<dyn Meter>> = Vec::new();
-    let mut status = Vec::new();
-    discover_rapl(&fs, &mut meters, &mut status);
-    discover_hwmon(&fs, &mut meters, &mut status);
-    if nvml {
-        discover_nvml(&mut meters, &mut status);
-    }
-    (meters, status)
-}
-
-fn discover_rapl(
+pub(crate) fn discover_rapl(
     fs: &Arc<dyn SysFs>,
     meters: &mut Vec<Box<dyn Meter>>,
     status: &mut Vec<MeterStatus>,
@@ -316,97 +303,7 @@ fn discover_rapl(
     }
 }
 
-fn discover_hwmon(
-    fs: &Arc<dyn SysFs>,
-    meters: &mut Vec<Box<dyn Meter>>,
-    status: &mut Vec<MeterStatus>,
-) {
-    let Ok(entries) = fs.list(HWMON) else {
-        status.push(MeterStatus {
-            name: "hwmon".into(),
-            available: false,
-            detail: format!("no hwmon tree at {}", fs.display(HWMON)),
-            how_to_enable: None,
-        });
-        return;
-    };
-    let mut any = false;
-    for hw in entries {
-        let dir = format!("{HWMON}/{hw}");
-        let name = fs
-            .read(&format!("{dir}/name"))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
-        let files = fs.list(&dir).unwrap_or_default();
-        let energy = files
-            .iter()
-            .find(|f| f.starts_with("energy") && f.ends_with("_input"));
-        let power = files
-            .iter()
-            .find(|f| f.starts_with("power") && f.ends_with("_average"));
-        let label = format!("hwmon {hw} ({name})");
-        if let Some(f) = energy {
-            any = true;
-            match CounterMeter::new(label.clone(), fs.clone(), format!("{dir}/{f}"), None) {
-                Ok(m) => {
-                    status.push(MeterStatus {
-                        name: label,
-                        available: true,
-                        detail: format!("{f} (cumulative uJ)"),
-                        how_to_enable: None,
-                    });
-                    meters.push(Box::new(m));
-                }
-                Err(e) => status.push(MeterStatus {
-                    name: label,
-                    available: false,
-                    detail: e.message,
-                    how_to_enable: None,
-                }),
-            }
-        } else if let Some(f) = power {
-            any = true;
-            let path = format!("{dir}/{f}");
-            let fs2 = fs.clone();
-            let lbl = label.clone();
-            match read_u64(fs.as_ref(), &path, &label) {
-                Ok(_) => {
-                    let read = Box::new(move || {
-                        read_u64(fs2.as_ref(), &path, &lbl)
-                            .map(|uw| uw as f64 * 1e-6)
-                            .map_err(|e| e.message)
-                    });
-                    status.push(MeterStatus {
-                        name: label.clone(),
-                        available: true,
-                        detail: format!("{f} (uW) sampled every 50 ms and integrated"),
-                        how_to_enable: None,
-                    });
-                    meters.push(Box::new(PowerMeter::new(label, read)));
-                }
-                Err(e) => status.push(MeterStatus {
-                    name: label,
-                    available: false,
-                    detail: e.message,
-                    how_to_enable: None,
-                }),
-            }
-        }
-    }
-    if !any {
-        status.push(MeterStatus {
-            name: "hwmon".into(),
-            available: false,
-            detail: "no hwmon device reports energy*_input or power*_average".into(),
-            how_to_enable: Some(
-                "AMD GPUs expose power1_average with the amdgpu driver; other devices rarely do"
-                    .into(),
-            ),
-        });
-    }
-}
-
-fn discover_nvml(meters: &mut Vec<Box<dyn Meter>>, status: &mut Vec<MeterStatus>) {
+pub(crate) fn discover_nvml(meters: &mut Vec<Box<dyn Meter>>, status: &mut Vec<MeterStatus>) {
     use nvml_wrapper::Nvml;
     let nvml = match Nvml::init() {
         Ok(n) => Arc::new(n),
@@ -509,6 +406,7 @@ impl Meter for NvmlCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discover::discover;
     use crate::sysfs::MemFs;
 
     fn rapl_tree(fs: &MemFs) {
@@ -625,39 +523,6 @@ mod tests {
         );
         assert!(meters[0].sample().is_err());
         assert!(meters[0].joules() >= 0.0 && meters[0].joules() < 1e6);
-    }
-
-    #[test]
-    fn hwmon_energy_and_power() {
-        let fs = Arc::new(MemFs::new());
-        fs.set("/sys/class/hwmon/hwmon0/name", "amdgpu");
-        fs.set("/sys/class/hwmon/hwmon0/power1_average", "50000000"); // 50 W
-        fs.set("/sys/class/hwmon/hwmon1/name", "acpi");
-        fs.set("/sys/class/hwmon/hwmon1/energy1_input", "1000");
-        let (mut meters, status) = discover(fs.clone(), false);
-        assert_eq!(meters.len(), 2, "{status:?}");
-        fs.set("/sys/class/hwmon/hwmon1/energy1_input", "2001000");
-        for m in meters.iter_mut() {
-            m.sample().unwrap();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        for m in meters.iter_mut() {
-            m.sample().unwrap();
-        }
-        let power = meters.iter().find(|m| m.name().contains("amdgpu")).unwrap();
-        // 50 W over >= 20 ms.
-        assert!(power.joules() >= 50.0 * 0.02 * 0.99, "{}", power.joules());
-        let energy = meters.iter().find(|m| m.name().contains("acpi")).unwrap();
-        assert!((energy.joules() - 2.0).abs() < 1e-9);
-        // A 64-bit counter that goes back is a reset: an error, never a negative step.
-        fs.set("/sys/class/hwmon/hwmon1/energy1_input", "5");
-        let e = meters
-            .iter_mut()
-            .find(|m| m.name().contains("acpi"))
-            .unwrap()
-            .sample()
-            .unwrap_err();
-        assert!(e.message.contains("reset"), "{e}");
     }
 
     #[test]
