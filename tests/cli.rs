@@ -610,6 +610,14 @@ fn numeric_flags_name_their_range() {
         (vec!["run", "--grid-g-per-kwh=-3"], "at least 0"),
         (vec!["peak", "--size", "0"], "at least 1"),
         (vec!["run", "--idle-s", "nan"], "at least 0"),
+        // Relative sizes are percentages everywhere; a fraction is refused, not misread.
+        (vec!["run", "--until-stable", "0.02"], "would be 0.02 %"),
+        (vec!["run", "--until-stable", "200"], "from 0.1 to 100"),
+        // A command that takes one precision says so for a list.
+        (
+            vec!["inspect", "mlp", "--precision", "fp32,int8"],
+            "takes one precision",
+        ),
     ] {
         let (code, _, err) = greenbench(&args);
         assert_eq!(code, 2, "{args:?}");
@@ -904,4 +912,23 @@ fn price_md_matches_the_cli() {
         checked += 1;
     }
     assert_eq!(checked, 2);
+}
+
+/// `verify --precision` takes a list, as `run` and `eval` do: both paths in one call.
+#[test]
+fn verify_takes_a_list_of_precisions() {
+    let (code, stdout, err) = greenbench(&[
+        "verify",
+        "--models",
+        "mlp",
+        "--batch",
+        "1",
+        "--backends",
+        "cpu",
+        "--precision",
+        "fp32,int8",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("reference"), "{stdout}");
+    assert!(stdout.to_lowercase().contains("int8"), "{stdout}");
 }

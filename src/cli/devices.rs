@@ -8,6 +8,7 @@ use greenbench_results::text::Table;
 /// List the GPU adapters wgpu can see (name, backend, device type, driver).
 #[derive(clap::Args)]
 pub struct DevicesArgs {
+    /// Output: table or json.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
 }

@@ -26,6 +26,7 @@ pub struct EvalArgs {
     /// digits (shipped), mnist or cifar10 (files in --data-dir).
     #[arg(long, default_value = "digits")]
     dataset: String,
+    /// Folder of the MNIST IDX files or CIFAR-10 binary batches (with --dataset mnist or cifar10).
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// A folder holding the shipped datasets (digits/digits.csv.gz) to read instead of the
@@ -38,8 +39,10 @@ pub struct EvalArgs {
     /// Training examples int8 calibration reads activation ranges from.
     #[arg(long, default_value_t = 256, value_parser = super::range::count)]
     calibration: usize,
+    /// int8 calibration of activation ranges: minmax or percentile:P (50 < P <= 100; docs/INT8.md).
     #[arg(long, default_value = "minmax", value_parser = parse_calibration)]
     calibration_method: Calibration,
+    /// int8 requantizer: fixed (fixed-point, TFLite) or fp32 (XNNPACK, ONNX Runtime).
     #[arg(long, default_value = "fixed", value_parser = parse_requantizer)]
     requantizer: Requantizer,
     /// Seed of the train/test split (as `greenbench train --seed`) and of seeded weights.
@@ -48,6 +51,7 @@ pub struct EvalArgs {
     /// CPU threads.
     #[arg(long, default_value_t = 1, value_parser = super::range::threads)]
     threads: usize,
+    /// Output: table or json.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
 }

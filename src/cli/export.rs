@@ -16,11 +16,13 @@ pub struct ExportArgs {
     /// Zoo model names, ONNX files (.onnx) or JSON files, comma-separated, or `all`.
     #[arg(value_delimiter = ',')]
     models: Vec<String>,
+    /// Export format: onnx (the only one).
     #[arg(long, default_value = "onnx")]
     format: String,
     /// Output directory: one folder per model (model.onnx, test_data_set_0/, greenbench.json).
     #[arg(long)]
     out: PathBuf,
+    /// Seed of the generated weights and the test data set's input.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Trained weights (safetensors) for the one model given.
@@ -34,6 +36,7 @@ pub struct ExportArgs {
     /// With --precision int8: seeded calibration examples (as `run --precision int8`).
     #[arg(long, default_value_t = 32, value_parser = super::range::count)]
     calibration: usize,
+    /// With --precision int8: fixed (fixed-point, TFLite) or fp32 (XNNPACK, ONNX Runtime).
     #[arg(long, default_value = "fixed", value_parser = super::run::parse_requantizer)]
     requantizer: Requantizer,
 }

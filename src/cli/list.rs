@@ -9,6 +9,7 @@ use greenbench_results::text::{Table, shape, thousands};
 /// List the models with input shape, parameters, MACs, FPO and transcendentals per example.
 #[derive(clap::Args)]
 pub struct ListArgs {
+    /// Output: table or json.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
 }

@@ -37,6 +37,7 @@ pub struct EnergyArgs {
 /// List the energy meters: each one available or not, why, and how to enable it.
 #[derive(clap::Args)]
 pub struct MetersArgs {
+    /// Output: table or json.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     #[command(flatten)]

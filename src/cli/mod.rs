@@ -219,6 +219,23 @@ pub mod range {
         positive(s).map(|x| x as f32)
     }
 
+    /// A relative size in percent (every relative flag is in percent): from 0.1 to 100. A
+    /// value below 0.1 is refused rather than read as a fraction: `--until-stable` took a
+    /// fraction before December 2026 (0.02 for 2 %).
+    pub fn percent(s: &str) -> Result<f64, String> {
+        let what = "a percentage from 0.1 to 100 (2 means 2 %)";
+        let x = at_least(s, 0.0, what)?;
+        if (0.1..=100.0).contains(&x) {
+            Ok(x)
+        } else if x > 0.0 && x < 0.1 {
+            Err(format!(
+                "must be {what}; {x} would be {x} %: a fraction such as 0.02 is written 2"
+            ))
+        } else {
+            Err(format!("must be {what}"))
+        }
+    }
+
     /// A power usage effectiveness: 1 or more.
     pub fn pue(s: &str) -> Result<f64, String> {
         at_least(

@@ -9,11 +9,13 @@ use std::sync::atomic::AtomicBool;
 /// Measure each backend's attainable peak with a large fp32 matmul.
 #[derive(clap::Args)]
 pub struct PeakArgs {
+    /// Backends to measure, comma-separated: cpu, gpu.
     #[arg(long, default_value = "cpu", value_delimiter = ',')]
     backends: Vec<String>,
     /// Matrix size n of the n x n x n product.
     #[arg(long, default_value_t = 1024, value_parser = super::range::count)]
     size: usize,
+    /// Measuring profile: quick or full.
     #[arg(long, default_value = "quick")]
     profile: String,
     /// CPU worker threads (default: all cores).

@@ -53,8 +53,10 @@ pub struct CompareArgs {
 #[derive(clap::Args)]
 pub struct MergeArgs {
     files: Vec<PathBuf>,
+    /// The merged result file to write.
     #[arg(long)]
     out: PathBuf,
+    /// Fail on the first unreadable file instead of skipping it.
     #[arg(long)]
     strict: bool,
 }
@@ -62,6 +64,7 @@ pub struct MergeArgs {
 /// The Green AI price tag Cost(R) ∝ E·D·H of a whole experiment, from measured cells.
 #[derive(clap::Args)]
 pub struct CostArgs {
+    /// The model to price: a zoo name, or the name an ONNX/JSON model's cells carry (an .onnx path is taken by its name).
     #[arg(long)]
     model: String,
     /// D: training-set size, in examples (priced from the cheapest inference or training
@@ -78,8 +81,10 @@ pub struct CostArgs {
     /// Result files to take per-example figures from. Default: results/runs/*.json.
     #[arg(long = "from", num_args = 1..)]
     from: Vec<PathBuf>,
+    /// Price only cells of this backend (cpu, gpu, cpu-train, onnxruntime-cpu, ...).
     #[arg(long)]
     backend: Option<String>,
+    /// Price only cells of this batch size.
     #[arg(long, value_parser = super::range::count)]
     batch: Option<usize>,
     /// Price cells of this precision (fp32, int8).

@@ -55,10 +55,10 @@ pub struct RunArgs {
     /// JOB_COMPLETION_INDEX. Run every I (anywhere) and `greenbench merge` the files.
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
-    /// Keep adding windows to each cell until the 95 % interval's half-width is within REL of
-    /// the median (default 0.02 = 2 %), for at most 10 times the profile's windows; each cell
-    /// records whether it got there.
-    #[arg(long, value_name = "REL", num_args = 0..=1, default_missing_value = "0.02", value_parser = super::range::positive)]
+    /// Keep adding windows to each cell until the 95 % interval's half-width is within PCT
+    /// percent of the median (default 2), for at most 10 times the profile's windows; each
+    /// cell records whether it got there.
+    #[arg(long, value_name = "PCT", num_args = 0..=1, default_missing_value = "2", value_parser = super::range::percent)]
     until_stable: Option<f64>,
     /// Continue the interrupted run in --out: its finished cells are kept as they are, the
     /// rest are measured and appended. Refused if it came from another machine, greenbench
@@ -90,6 +90,12 @@ pub struct RunArgs {
 }
 
 pub(crate) fn parse_precision(s: &str) -> Result<Precision, String> {
+    if s.contains(',') {
+        return Err(
+            "this command takes one precision, fp32 or int8 (run, verify and eval take a comma-separated list)"
+                .into(),
+        );
+    }
     s.parse()
 }
 
@@ -181,7 +187,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     if let Some(s) = args.energy.idle_s {
         profile.idle_s = s;
     }
-    profile.until_stable = args.until_stable;
+    profile.until_stable = args.until_stable.map(|pct| pct / 100.0);
     let cfg = RunConfig {
         profile,
         seed: args.seed,

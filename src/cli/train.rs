@@ -17,6 +17,7 @@ use std::path::PathBuf;
 /// energy and the price tag of the whole experiment (H = the sweep's runs).
 #[derive(clap::Args)]
 pub struct TrainArgs {
+    /// The model to train: mlp or lenet5 (or a JSON/zoo model the training ops cover).
     #[arg(long)]
     model: String,
     /// digits (shipped), mnist or cifar10 (files in --data-dir).
@@ -30,18 +31,22 @@ pub struct TrainArgs {
     /// copy built into the binary.
     #[arg(long)]
     datasets_dir: Option<PathBuf>,
+    /// Passes over the training split.
     #[arg(long, default_value_t = 15, value_parser = super::range::count)]
     epochs: usize,
+    /// Learning rate (overridden per run by --sweep lr=...).
     #[arg(long, default_value_t = 1e-3, value_parser = super::range::positive32)]
     lr: f32,
     /// adam or sgd (momentum 0.9).
     #[arg(long, default_value = "adam")]
     optimizer: String,
+    /// Mini-batch size of training (examples per optimizer step).
     #[arg(long, default_value_t = 32, value_parser = super::range::count)]
     batch: usize,
     /// A hyperparameter sweep, e.g. lr=0.003,0.001,0.0003: one run per value (H runs).
     #[arg(long)]
     sweep: Option<String>,
+    /// Seed of the initial weights, the split and the shuffling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Result file (one training cell per run).

@@ -15,6 +15,7 @@ pub struct VerifyArgs {
     /// Models (zoo names, ONNX files or JSON files). Default: the whole zoo.
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
+    /// Batch sizes, comma-separated.
     #[arg(long, default_value = "1,32", value_delimiter = ',', value_parser = super::range::count)]
     batch: Vec<usize>,
     /// Backends to check. Default: cpu, plus gpu when any adapter (software included) exists.
@@ -23,8 +24,10 @@ pub struct VerifyArgs {
     /// Largest accepted difference, relative to the output's largest magnitude.
     #[arg(long, default_value_t = 1e-4, value_parser = super::range::positive32)]
     tolerance: f32,
+    /// GPU adapter: index or part of the name (see `greenbench devices`).
     #[arg(long)]
     gpu_adapter: Option<String>,
+    /// Seed of the generated weights and inputs.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Trained weights (safetensors) for the one model given.
@@ -35,20 +38,35 @@ pub struct VerifyArgs {
     /// output. The batch is the test data's own. Needs `.onnx` models.
     #[arg(long, value_delimiter = ',')]
     test_data: Vec<PathBuf>,
-    /// int8: check the CPU's int8 path against the quantized reference interpreter instead
-    /// (each model quantized as `run --precision int8` does); a model passes within one
-    /// quantization step of the last uint8 value before its output.
-    #[arg(long, default_value = "fp32", value_parser = super::run::parse_precision)]
-    precision: greenbench_core::Precision,
+    /// Precisions, comma-separated: fp32 (every backend against the reference) and/or int8
+    /// (the CPU's int8 path against the quantized reference interpreter, each model quantized
+    /// as `run --precision int8` does; a model passes within one quantization step of the
+    /// last uint8 value before its output).
+    #[arg(long, default_value = "fp32", value_delimiter = ',', value_parser = super::run::parse_precision)]
+    precision: Vec<greenbench_core::Precision>,
 }
 
 pub fn run(a: VerifyArgs) -> Result<i32> {
     if !a.test_data.is_empty() {
         return run_test_data(&a);
     }
-    if a.precision == greenbench_core::Precision::Int8 {
-        return run_int8(&a);
+    let mut code = 0;
+    let mut seen = Vec::new();
+    for &p in &a.precision {
+        if seen.contains(&p) {
+            continue;
+        }
+        seen.push(p);
+        code = code.max(match p {
+            greenbench_core::Precision::Int8 => run_int8(&a)?,
+            greenbench_core::Precision::Fp32 => run_fp32(&a)?,
+        });
     }
+    Ok(code)
+}
+
+/// `verify` in fp32: every backend against the reference interpreter.
+fn run_fp32(a: &VerifyArgs) -> Result<i32> {
     let models = load_models(&names_or_zoo(&a.models), a.seed, a.weights.as_deref())?;
     let mut backends = make_backends(&a.backends, None, a.gpu_adapter.as_deref(), true)?;
     // The CPU backend is the baseline every other backend is compared with.
