@@ -245,6 +245,34 @@ fn meters_read_the_configured_sysfs_root() {
         out.contains("no powercap tree") && out.contains("estimated:"),
         "{out}"
     );
+    // Every flag meters takes is honoured: --idle-s measures idle power now (a fixed counter:
+    // 0 W), or is refused where nothing is readable; the prices it would use are shown.
+    let (code, out, err) = greenbench(&[
+        "meters",
+        "--no-nvml",
+        "--sysfs-root",
+        root,
+        "--idle-s",
+        "0.1",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["idle_power_w"].as_f64(), Some(0.0));
+    let (code, _, err) = greenbench(&[
+        "meters",
+        "--no-nvml",
+        "--sysfs-root",
+        empty.path().to_str().unwrap(),
+        "--idle-s",
+        "0.1",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no energy counter is readable"), "{err}");
+    let (code, out, _) = greenbench(&["meters", "--no-nvml", "--grid-g-per-kwh", "123"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("123 g CO2e/kWh (--grid-g-per-kwh)"), "{out}");
     let (code, _, err) = greenbench(&["meters", "--cpu-tdp-w=-5"]);
     assert_eq!(code, 2);
     assert!(

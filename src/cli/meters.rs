@@ -34,7 +34,8 @@ pub struct EnergyArgs {
     pub no_nvml: bool,
 }
 
-/// List the energy meters: each one available or not, why, and how to enable it.
+/// List the energy meters: each one available or not, why, and how to enable it; the prices
+/// a run would use; with --idle-s, the idle power now.
 #[derive(clap::Args)]
 pub struct MetersArgs {
     /// Output: table or json.
@@ -74,13 +75,26 @@ pub fn make_energy(args: &EnergyArgs) -> Result<(Energy, Vec<MeterStatus>)> {
 }
 
 pub fn run(a: MetersArgs) -> Result<i32> {
-    let (energy, status) = make_energy(&a.energy)?;
+    let (mut energy, status) = make_energy(&a.energy)?;
+    // --idle-s: measure idle power now (a flag meters cannot honour is refused, not ignored).
+    let idle = match a.energy.idle_s {
+        Some(s) if !energy.measured() => anyhow::bail!(
+            "--idle-s {s}: no energy counter is readable here, so there is no idle power to measure (the estimate has none)"
+        ),
+        Some(s) => energy
+            .measure_idle(s)
+            .map_err(|e| anyhow::anyhow!("idle power unreadable: {e}"))?,
+        None => None,
+    };
     if let Format::Json = a.format {
         let v = serde_json::json!({
             "meters": status,
             "in_use": energy.kind(),
             "source": energy.source(),
             "estimate": energy.estimate,
+            "prices": energy.prices,
+            "idle_power_w": idle.map(|i| i.w),
+            "idle_busy_cores": idle.and_then(|i| i.busy_cores),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
@@ -98,6 +112,21 @@ pub fn run(a: MetersArgs) -> Result<i32> {
         if let Some(h) = &s.how_to_enable {
             println!("to enable {}: {h}", s.name);
         }
+    }
+    let p = &energy.prices;
+    println!(
+        "CO2e and money at {} g CO2e/kWh ({}) and ${}/kWh ({})",
+        p.grid_g_co2e_per_kwh, p.grid_source, p.usd_per_kwh, p.price_source
+    );
+    if let Some(i) = idle {
+        println!(
+            "idle power now: {:.2} W over {} s{}",
+            i.w,
+            a.energy.idle_s.unwrap_or(0.0),
+            i.noisy()
+                .map(|w| format!(" (warning: {w})"))
+                .unwrap_or_default()
+        );
     }
     if energy.measured() {
         println!("energy figures will be measured: {}", energy.source());
