@@ -960,3 +960,29 @@ fn verify_takes_a_list_of_precisions() {
     assert!(stdout.contains("reference"), "{stdout}");
     assert!(stdout.to_lowercase().contains("int8"), "{stdout}");
 }
+
+/// One name per concept, both spellings accepted: `--model` and `--models`, `--backend` and
+/// `--backends` work on every command that takes models or backends (the other spelling is a
+/// hidden alias).
+#[test]
+fn model_and_backend_flags_take_both_spellings() {
+    let (code, _, err) = greenbench(&["run", "--model", "no-such-model", "--out", "/tmp/x.json"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no-such-model"), "{err}");
+    let (code, out, err) = greenbench(&[
+        "cost",
+        "--models",
+        "mlp",
+        "--backends",
+        "cpu",
+        "--examples",
+        "100",
+        "--from",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/price/mlp-b32.json"
+        ),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Price tag of training mlp"), "{out}");
+}

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct EvalArgs {
     /// Zoo model name (or a JSON description / ONNX file whose input fits the dataset).
-    #[arg(long)]
+    #[arg(long, alias = "models")]
     model: String,
     /// Trained weights (safetensors from `greenbench train --save`); without them the
     /// seeded (untrained) weights are scored, and the output says what that means.

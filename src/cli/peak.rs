@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 #[derive(clap::Args)]
 pub struct PeakArgs {
     /// Backends to measure, comma-separated: cpu, gpu.
-    #[arg(long, default_value = "cpu", value_delimiter = ',')]
+    #[arg(long, alias = "backend", default_value = "cpu", value_delimiter = ',')]
     backends: Vec<String>,
     /// Matrix size n of the n x n x n product.
     #[arg(long, default_value_t = 1024, value_parser = super::range::count)]

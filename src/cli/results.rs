@@ -65,7 +65,7 @@ pub struct MergeArgs {
 #[derive(clap::Args)]
 pub struct CostArgs {
     /// The model to price: a zoo name, or the name an ONNX/JSON model's cells carry (an .onnx path is taken by its name).
-    #[arg(long)]
+    #[arg(long, alias = "models")]
     model: String,
     /// D: training-set size, in examples (priced from the cheapest inference or training
     /// cell). Without it, the measured training runs of --model in --from are summed instead:
@@ -82,7 +82,7 @@ pub struct CostArgs {
     #[arg(long = "from", num_args = 1..)]
     from: Vec<PathBuf>,
     /// Price only cells of this backend (cpu, gpu, cpu-train, onnxruntime-cpu, ...).
-    #[arg(long)]
+    #[arg(long, alias = "backends")]
     backend: Option<String>,
     /// Price only cells of this batch size.
     #[arg(long, value_parser = super::range::count)]

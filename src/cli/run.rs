@@ -19,11 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(clap::Args, Clone)]
 pub struct RunArgs {
     /// Models to run (zoo names, ONNX files or JSON files), comma-separated. Default: the whole zoo.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, alias = "model", value_delimiter = ',')]
     models: Vec<String>,
     /// Backends, comma-separated (cpu, gpu). Default: cpu, plus gpu when a hardware GPU
     /// adapter exists (a software adapter only when asked for by name).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, alias = "backend", value_delimiter = ',')]
     backends: Vec<String>,
     /// GPU adapter: index or part of the name (see `greenbench devices`).
     #[arg(long)]

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// The model to train: mlp or lenet5 (or a JSON/zoo model the training ops cover).
-    #[arg(long)]
+    #[arg(long, alias = "models")]
     model: String,
     /// digits (shipped), mnist or cifar10 (files in --data-dir).
     #[arg(long, default_value = "digits")]

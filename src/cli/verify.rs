@@ -13,13 +13,13 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct VerifyArgs {
     /// Models (zoo names, ONNX files or JSON files). Default: the whole zoo.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, alias = "model", value_delimiter = ',')]
     models: Vec<String>,
     /// Batch sizes, comma-separated.
     #[arg(long, default_value = "1,32", value_delimiter = ',', value_parser = super::range::count)]
     batch: Vec<usize>,
     /// Backends to check. Default: cpu, plus gpu when any adapter (software included) exists.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, alias = "backend", value_delimiter = ',')]
     backends: Vec<String>,
     /// Largest accepted difference, relative to the output's largest magnitude.
     #[arg(long, default_value_t = 1e-4, value_parser = super::range::positive32)]
