@@ -548,3 +548,31 @@ fn compare_accounts_for_run_to_run_variation() {
         "{e}"
     );
 }
+
+/// The README's sample table is the committed sample file rendered by this code (columns
+/// included), so it cannot drift from what `greenbench run` prints.
+#[test]
+fn readme_sample_is_the_committed_file_rendered() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let after = readme
+        .split("committed as `results/samples/readme-quick.json`:")
+        .nth(1)
+        .unwrap();
+    let block = after
+        .split("```text\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let f = ResultFile::load(&root.join("results/samples/readme-quick.json")).unwrap();
+    let table = greenbench_results::text::run_table(&f);
+    if block != table {
+        std::fs::write(std::env::temp_dir().join("readme-sample.txt"), &table).unwrap();
+    }
+    assert_eq!(
+        block, table,
+        "README sample differs; the rendering is in $TMPDIR/readme-sample.txt"
+    );
+}
