@@ -852,6 +852,9 @@ fn existing_result_files_are_not_replaced() {
         err.contains("exists") && err.contains("--resume") && err.contains("--force"),
         "{err}"
     );
+    let (code, _, err) = greenbench(&["train", "--model", "mlp", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exists") && err.contains("--force"), "{err}");
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
         "{\"precious\": true}"

@@ -52,6 +52,10 @@ pub struct TrainArgs {
     /// Result file (one training cell per run).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Replace an existing --out file (without it, an existing file is refused before
+    /// training starts: results are never overwritten by accident).
+    #[arg(long, requires = "out")]
+    force: bool,
     /// Save the trained weights (the best test accuracy of the sweep) as safetensors.
     #[arg(long)]
     save: Option<PathBuf>,
@@ -115,6 +119,17 @@ pub fn run(a: TrainArgs) -> Result<i32> {
     );
     if let Some(p) = &a.save {
         check_writable(p, true).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    // The result file: refused before training if it exists (unless --force) or cannot be
+    // written.
+    if let Some(out) = &a.out {
+        if out.exists() && !a.force {
+            anyhow::bail!(
+                "{} exists: greenbench does not replace a result file. Replace it with --force, or give another --out",
+                out.display()
+            );
+        }
+        check_writable(out, true).with_context(|| format!("cannot write {}", out.display()))?;
     }
     let machine = fingerprint(&super::build());
     let started = now_utc();

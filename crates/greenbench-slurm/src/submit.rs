@@ -199,11 +199,15 @@ pub fn script(f: &Fleet, dir: &Path) -> String {
         shell_quote(&d)
     );
     cmd.push("--out \"$out\"".into());
-    if f.kind == Kind::Run {
-        // A requeued task continues its own file (run refuses to replace one otherwise).
-        s += "resume=()\n[ -e \"$out\" ] && resume=(--resume --force)\n";
-        cmd.push("\"${resume[@]}\"".into());
-    }
+    // A requeued task's file exists: run continues it, train starts over (both refuse to
+    // replace a result file otherwise).
+    let again = if f.kind == Kind::Run {
+        "--resume --force"
+    } else {
+        "--force"
+    };
+    s += &format!("again=()\n[ -e \"$out\" ] && again=({again})\n");
+    cmd.push("\"${again[@]}\"".into());
     s += &format!("exec {}\n", cmd.join(" "));
     s
 }
