@@ -11,4 +11,4 @@ if [ "${1:-}" != "--report" ]; then
   mkdir -p results/baseline
   ./target/release/greenbench run --profile full --backends cpu,gpu --out "$RUN"
 fi
-./target/release/greenbench report "$RUN" --out results --name BASELINES.md
+./target/release/greenbench report "$RUN" --out-dir results --name BASELINES.md

@@ -44,7 +44,7 @@ SUFFIX=$PROFILE
 [ "$PRECISION" = fp32 ] || SUFFIX="$PROFILE-${PRECISION//,/-}"
 IFS=, read -r -a precisions <<<"$PRECISION"
 for p in "${precisions[@]}"; do
-  ./target/release/greenbench export all --precision "$p" --out "$EXPORT/$p" >/dev/null
+  ./target/release/greenbench export all --precision "$p" --out-dir "$EXPORT/$p" >/dev/null
 done
 ./target/release/greenbench run --backends cpu --threads "$THREADS" --profile "$PROFILE" \
   --precision "$PRECISION" --out "$OUT/greenbench-cpu-$SUFFIX.json" >/dev/null

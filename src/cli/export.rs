@@ -20,7 +20,7 @@ pub struct ExportArgs {
     #[arg(long, default_value = "onnx")]
     format: String,
     /// Output directory: one folder per model (model.onnx, test_data_set_0/, greenbench.json).
-    #[arg(long)]
+    #[arg(long = "out-dir", alias = "out", value_name = "DIR")]
     out: PathBuf,
     /// Seed of the generated weights and the test data set's input.
     #[arg(long, default_value_t = 0)]

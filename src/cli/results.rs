@@ -17,10 +17,10 @@ pub struct ReportArgs {
     files: Vec<PathBuf>,
     /// Output directory. Default: a fresh results/reports/<UTC timestamp>-<pid>/, so the
     /// committed results/BASELINES.md, cells.csv and plots/ are only rewritten when asked for
-    /// with `--out results` (as scripts/baselines.sh does).
-    #[arg(long)]
+    /// with `--out-dir results` (as scripts/baselines.sh does).
+    #[arg(long = "out-dir", alias = "out", value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Name of the Markdown file inside --out.
+    /// Name of the Markdown file inside --out-dir.
     #[arg(long, default_value = "BASELINES.md")]
     name: String,
     /// Fail on the first unreadable file instead of skipping it.

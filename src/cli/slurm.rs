@@ -31,9 +31,12 @@ enum SlurmCommand {
 #[derive(clap::Args)]
 struct SubmitArgs {
     /// The fleet directory (on a filesystem every node shares): job.sbatch, fleet.json,
-    /// logs/, results/.
-    #[arg(long)]
-    dir: PathBuf,
+    /// logs/, results/ (as `status DIR` and `collect DIR` take it).
+    #[arg(required_unless_present = "dir_flag")]
+    dir: Option<PathBuf>,
+    /// The fleet directory, the old spelling (`--dir DIR`).
+    #[arg(long = "dir", hide = true, conflicts_with = "dir")]
+    dir_flag: Option<PathBuf>,
     /// Partitions, comma-separated: one array job each (default: Slurm's default partition).
     #[arg(long, value_delimiter = ',')]
     partitions: Vec<String>,
@@ -57,7 +60,7 @@ struct SubmitArgs {
     /// Write job.sbatch and fleet.json and print the script; submit nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Replace a fleet already in --dir (its results and logs are removed).
+    /// Replace a fleet already in DIR (its results and logs are removed).
     #[arg(long)]
     force: bool,
     /// The greenbench command each task runs, after `--`: `run <args>` or `train <args>`.
@@ -72,7 +75,7 @@ struct StatusArgs {
     dir: PathBuf,
 }
 
-/// Merge every finished task's result file into --out (and a report with --report); exits 1
+/// Merge every finished task's result file into --out (and a report with --report-dir); exits 1
 /// naming each task that did not finish, after writing what the others measured.
 #[derive(clap::Args)]
 struct CollectArgs {
@@ -82,7 +85,7 @@ struct CollectArgs {
     #[arg(long)]
     out: PathBuf,
     /// Also write the cross-machine report (Markdown, CSV, plots) into this directory.
-    #[arg(long)]
+    #[arg(long = "report-dir", alias = "report", value_name = "DIR")]
     report: Option<PathBuf>,
 }
 
@@ -96,8 +99,13 @@ pub fn run(a: SlurmArgs) -> Result<i32> {
 
 fn cmd_submit(a: SubmitArgs) -> Result<i32> {
     let machine = fingerprint(&super::build());
+    let dir = a
+        .dir
+        .clone()
+        .or(a.dir_flag.clone())
+        .expect("clap requires one");
     let spec = SubmitSpec {
-        dir: a.dir.clone(),
+        dir: dir.clone(),
         partitions: a.partitions,
         shards: a.shards,
         sbatch_args: a.sbatch_args,
@@ -118,7 +126,7 @@ fn cmd_submit(a: SubmitArgs) -> Result<i32> {
         greenbench_slurm::submit::sbatch_available()?;
     }
     let (fleet, script) = prepare(&spec)?;
-    let dir = std::path::absolute(&a.dir)?;
+    let dir = std::path::absolute(&dir)?;
     if a.dry_run {
         print!("{script}");
         eprintln!(
