@@ -990,4 +990,19 @@ fn model_and_backend_flags_take_both_spellings() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Price tag of training mlp"), "{out}");
+    // inspect and export take their models positionally or by the flag.
+    let (code, a, _) = greenbench(&["inspect", "mlp"]);
+    let (code2, b, err) = greenbench(&["inspect", "--model", "mlp"]);
+    assert_eq!((code, code2), (0, 0), "{err}");
+    assert_eq!(a, b);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = greenbench(&[
+        "export",
+        "--models",
+        "mlp",
+        "--out-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(dir.path().join("mlp/model.onnx").exists());
 }

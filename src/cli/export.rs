@@ -16,6 +16,14 @@ pub struct ExportArgs {
     /// Zoo model names, ONNX files (.onnx) or JSON files, comma-separated, or `all`.
     #[arg(value_delimiter = ',')]
     models: Vec<String>,
+    /// The models, spelled as other commands spell them (`--models a,b`).
+    #[arg(
+        long = "models",
+        alias = "model",
+        value_delimiter = ',',
+        conflicts_with = "models"
+    )]
+    models_flag: Vec<String>,
     /// Export format: onnx (the only one).
     #[arg(long, default_value = "onnx")]
     format: String,
@@ -45,10 +53,11 @@ pub fn run(a: ExportArgs) -> Result<i32> {
     if a.format != "onnx" {
         bail!("unknown export format `{}`; supported: onnx", a.format);
     }
-    let names: Vec<String> = if a.models.is_empty() || a.models.iter().any(|m| m == "all") {
+    let given: Vec<String> = a.models.iter().chain(&a.models_flag).cloned().collect();
+    let names: Vec<String> = if given.is_empty() || given.iter().any(|m| m == "all") {
         MODEL_NAMES.iter().map(|s| s.to_string()).collect()
     } else {
-        a.models.clone()
+        given
     };
     let seed = a.seed;
     let loaded = load_models(&names, seed, a.weights.as_deref())?;

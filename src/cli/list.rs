@@ -18,7 +18,17 @@ pub struct ListArgs {
 #[derive(clap::Args)]
 pub struct InspectArgs {
     /// Zoo model name, or a path to an ONNX file (.onnx) or a JSON model description.
-    model: String,
+    #[arg(required_unless_present = "model_flag")]
+    model: Option<String>,
+    /// The model, spelled as other commands spell it (`--model M`).
+    #[arg(
+        long = "model",
+        alias = "models",
+        conflicts_with = "model",
+        value_name = "MODEL"
+    )]
+    model_flag: Option<String>,
+    /// Output: table or json.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Count the model as it runs in this precision: int8 adds a per-layer precision column
@@ -79,7 +89,12 @@ pub fn list(a: ListArgs) -> Result<i32> {
 }
 
 pub fn inspect(a: InspectArgs) -> Result<i32> {
-    let m = greenbench_onnx::load_model(&a.model, 0, None)?;
+    let name = a
+        .model
+        .clone()
+        .or(a.model_flag.clone())
+        .expect("clap requires one");
+    let m = greenbench_onnx::load_model(&name, 0, None)?;
     if a.precision == Precision::Int8 {
         return inspect_int8(&m, &a);
     }
