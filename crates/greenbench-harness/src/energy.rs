@@ -22,6 +22,10 @@ pub struct Reading {
     pub process_cpu_s: Option<f64>,
     /// All processes' busy CPU seconds.
     pub machine_busy_s: Option<f64>,
+    /// When the meters were sampled (measured meters only): intervals between readings are
+    /// taken from these, so a thread descheduled between the sample and its clock does not
+    /// shorten the interval (an idle figure read 3x too high under load before).
+    pub at: Option<Instant>,
 }
 
 /// An idle-power measurement.
@@ -191,11 +195,13 @@ impl Energy {
 
     /// Read every source now.
     pub fn read(&self) -> Result<Reading, String> {
+        let (measured_j, at) = match &self.monitor {
+            Some(m) => (Some(m.read()?), Some(Instant::now())),
+            None => (None, None),
+        };
         Ok(Reading {
-            measured_j: match &self.monitor {
-                Some(m) => Some(m.read()?),
-                None => None,
-            },
+            measured_j,
+            at,
             process_cpu_s: process_cpu_seconds(),
             machine_busy_s: machine_busy_seconds(),
         })
@@ -227,10 +233,12 @@ impl Energy {
             return Ok(None);
         }
         let a = self.read()?;
-        let t = Instant::now();
         std::thread::sleep(Duration::from_secs_f64(seconds));
         let b = self.read()?;
-        let secs = t.elapsed().as_secs_f64();
+        let secs = match (a.at, b.at) {
+            (Some(x), Some(y)) => (y - x).as_secs_f64(),
+            _ => seconds,
+        };
         let w = (b.measured_j.unwrap_or(0.0) - a.measured_j.unwrap_or(0.0)) / secs;
         let busy_cores = match (a.machine_busy_s, b.machine_busy_s) {
             (Some(x), Some(y)) => Some(((y - x) / secs).max(0.0)),

@@ -316,15 +316,19 @@ impl greenbench_energy::Meter for ConstPower {
 }
 
 fn energy_with(watts: f64, fail_after: Option<usize>) -> greenbench_harness::energy::Energy {
-    let m = ConstPower {
+    energy_of(Box::new(ConstPower {
         watts,
         born: std::time::Instant::now(),
         seen: 0.0,
         samples: 0,
         fail_after,
-    };
+    }))
+}
+
+/// Measured energy from `meter` (the estimate, 10 W on one CPU, never used).
+fn energy_of(meter: Box<dyn greenbench_energy::Meter>) -> greenbench_harness::energy::Energy {
     greenbench_harness::energy::Energy::new(
-        vec![Box::new(m)],
+        vec![meter],
         greenbench_energy::CpuEstimate::for_cpu(
             "test",
             greenbench_energy::Topology {
@@ -840,13 +844,40 @@ fn precisions_are_cells_of_their_own() {
     );
 }
 
-/// A meter drawing `before` watts, then `after` watts from `at_s` seconds after it was made.
+/// The rule for a moved idle: beyond 10 % and 0.5 W, either way.
+#[test]
+fn idle_moved_threshold() {
+    use greenbench_harness::energy::idle_moved;
+    assert!(idle_moved(20.0, 20.4).is_none());
+    assert!(idle_moved(20.0, 21.9).is_none());
+    assert!(idle_moved(20.0, 22.5).is_some());
+    assert!(idle_moved(20.0, 17.0).is_some());
+    assert!(idle_moved(2.0, 2.4).is_none());
+}
+
+/// A meter drawing `before` watts until the backend first prepares a model (`prepares` > 0:
+/// after the idle measured before the run), then `after` watts.
 struct StepPower {
     before: f64,
     after: f64,
-    at_s: f64,
+    prepares: Arc<AtomicUsize>,
     born: std::time::Instant,
+    /// When a sample first saw a prepare (never before the prepare itself).
+    switched: Option<std::time::Instant>,
     seen: f64,
+}
+
+impl StepPower {
+    fn new(before: f64, after: f64, prepares: Arc<AtomicUsize>) -> Self {
+        StepPower {
+            before,
+            after,
+            prepares,
+            born: std::time::Instant::now(),
+            switched: None,
+            seen: 0.0,
+        }
+    }
 }
 
 impl greenbench_energy::Meter for StepPower {
@@ -857,8 +888,13 @@ impl greenbench_energy::Meter for StepPower {
         greenbench_energy::EnergyKind::Measured
     }
     fn sample(&mut self) -> Result<(), greenbench_energy::MeterError> {
-        let t = self.born.elapsed().as_secs_f64();
-        self.seen = self.before * t.min(self.at_s) + self.after * (t - self.at_s).max(0.0);
+        let now = std::time::Instant::now();
+        if self.switched.is_none() && self.prepares.load(Ordering::SeqCst) > 0 {
+            self.switched = Some(now);
+        }
+        let sw = self.switched.unwrap_or(now);
+        self.seen =
+            self.before * (sw - self.born).as_secs_f64() + self.after * (now - sw).as_secs_f64();
         Ok(())
     }
     fn joules(&self) -> f64 {
@@ -871,37 +907,21 @@ impl greenbench_energy::Meter for StepPower {
 /// resting on the idle measured before (issue: idle was measured once, unchecked).
 #[test]
 fn idle_is_measured_again_after_the_cells() {
-    let run = |meter: Box<dyn greenbench_energy::Meter>| {
+    let run = |after: f64| {
         let (_dir, out) = scratch();
         let models = models(&["mlp"], 3);
-        let backends = fake(&[], Arc::default());
+        let prepares = Arc::new(AtomicUsize::new(0));
+        let backends = fake(&[], prepares.clone());
         let mut cfg = config(out);
         cfg.profile.idle_s = 0.05;
         cfg.profile.window_s = 0.05;
-        let mut energy = greenbench_harness::energy::Energy::new(
-            vec![meter],
-            greenbench_energy::CpuEstimate::for_cpu(
-                "test",
-                greenbench_energy::Topology {
-                    package_cpus: 1,
-                    threads_per_core: 1,
-                },
-                Some(10.0),
-            ),
-            Default::default(),
-        );
+        let mut energy = energy_of(Box::new(StepPower::new(20.0, after, prepares)));
         run_plain(&backends, &models, &cfg, Some(&mut energy))
             .environment
             .energy
             .unwrap()
     };
-    let steady = run(Box::new(StepPower {
-        before: 20.0,
-        after: 20.0,
-        at_s: 0.0,
-        born: std::time::Instant::now(),
-        seen: 0.0,
-    }));
+    let steady = run(20.0);
     let (before, after) = (steady.idle_power_w.unwrap(), steady.idle_after_w.unwrap());
     assert!(
         (before - 20.0).abs() < 1.0 && (after - 20.0).abs() < 1.0,
@@ -912,15 +932,15 @@ fn idle_is_measured_again_after_the_cells() {
         "{:?}",
         steady.idle_warnings
     );
-    let moved = run(Box::new(StepPower {
-        before: 20.0,
-        after: 40.0,
-        at_s: 0.2,
-        born: std::time::Instant::now(),
-        seen: 0.0,
-    }));
-    assert!((moved.idle_power_w.unwrap() - 20.0).abs() < 1.0);
-    assert!((moved.idle_after_w.unwrap() - 40.0).abs() < 2.0);
+    let moved = run(40.0);
+    assert!(
+        (moved.idle_power_w.unwrap() - 20.0).abs() < 1.0,
+        "{moved:?}"
+    );
+    assert!(
+        (moved.idle_after_w.unwrap() - 40.0).abs() < 2.0,
+        "{moved:?}"
+    );
     assert!(
         moved
             .idle_warnings
