@@ -39,12 +39,12 @@ def summarize(samples):
                 samples=list(samples))
 
 
-def session(path, threads):
+def session(path, threads, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
     o = ort.SessionOptions()
     o.intra_op_num_threads = threads
     o.inter_op_num_threads = 1
     o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    o.graph_optimization_level = level
     return ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
 
 
@@ -52,7 +52,12 @@ def check(d, tolerance):
     """fp32 exports: ONNX Runtime's output within `tolerance` of greenbench's, relative to
     its largest magnitude. int8 (QDQ) exports: within one quantization step of the last
     uint8 value before the output (greenbench.json's output_step), absolute: the two
-    runtimes round the same quantized model's values in their own way."""
+    runtimes round the same quantized model's values in their own way. The int8 check runs
+    the model as ONNX defines QDQ (basic graph optimizations: DequantizeLinear, the float op,
+    QuantizeLinear); with all optimizations ONNX Runtime fuses QDQ into its own integer
+    kernels, whose results depend on the CPU (on AVX2 without VNNI, MLAS's u8 x s8 products
+    saturate in 16 bits: up to 9 output steps off on the dev VM, 2026-12-03), so that
+    deviation is reported beside the verdict, not judged."""
     model = onnx.load(os.path.join(d, "model.onnx"))
     onnx.checker.check_model(model, full_check=True)
     meta = json.load(open(os.path.join(d, "greenbench.json")))
@@ -64,8 +69,12 @@ def check(d, tolerance):
     diff = float(np.abs(got - y).max())
     if meta.get("precision") == "int8":
         step = meta["output_step"]
-        return diff <= step * 1.0001 + 1e-6, (
-            f"int8 (QDQ): max |ort - greenbench| = {diff:.3e} = {diff / step:.2f} output steps ({step:.3e})")
+        qdq = session(os.path.join(d, "model.onnx"), 1,
+                      ort.GraphOptimizationLevel.ORT_ENABLE_BASIC).run(None, {"input": x})[0]
+        dq = float(np.abs(qdq - y).max())
+        return dq <= step * 1.0001 + 1e-6, (
+            f"int8 (QDQ): max |ort - greenbench| = {dq:.3e} = {dq / step:.2f} output steps "
+            f"({step:.3e}); ONNX Runtime's fused integer kernels on this CPU: {diff / step:.2f} steps")
     rel = diff / max(float(np.abs(y).max()), 1e-30)
     return rel <= tolerance, f"max |ort - greenbench| / max |greenbench| = {rel:.2e}"
 
