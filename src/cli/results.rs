@@ -10,7 +10,20 @@ use greenbench_results::cost::{CostQuery, Pricing};
 use greenbench_results::text::{Table, duration};
 use std::path::PathBuf;
 
-/// Markdown report, CSV and SVG plots from result files (any number, any machines).
+/// What `report` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// The Markdown report, cells.csv and plots/*.svg.
+    Md,
+    /// index.html (self-contained), models/*.html and labels/*.svg.
+    Html,
+    /// Both (the default).
+    Both,
+}
+
+/// The report of result files (any number, any machines): a self-contained HTML page with a
+/// page per model and a price-tag label per model and machine, and the Markdown report with
+/// CSV and SVG plots (docs/REPORT.md).
 #[derive(clap::Args)]
 pub struct ReportArgs {
     /// Result files. Default: every file in results/runs/.
@@ -23,6 +36,14 @@ pub struct ReportArgs {
     /// Name of the Markdown file inside --out-dir.
     #[arg(long, default_value = "BASELINES.md")]
     name: String,
+    /// What to write: md (BASELINES.md, cells.csv, plots/), html (index.html, models/,
+    /// labels/) or both.
+    #[arg(long, value_enum, default_value = "both")]
+    format: ReportFormat,
+    /// Also write the price-tag labels (labels/<model>--<host>.svg) with --format md (html
+    /// always writes them).
+    #[arg(long)]
+    labels: bool,
     /// Fail on the first unreadable file instead of skipping it.
     #[arg(long)]
     strict: bool,
@@ -148,17 +169,40 @@ pub fn report(a: ReportArgs) -> Result<i32> {
             &greenbench_harness::env::now_utc().replace(':', ""),
         ))
     });
-    write_report(&files, &out, &a.name)
+    write_report(&files, &out, &a.name, a.format, a.labels)
 }
 
-/// Write the report of `files` into `out` (BASELINES.md), saying what was written.
+/// Write the report of `files` into `out` (BASELINES.md and index.html), saying what was
+/// written.
 pub fn load_report_files(files: &[Loaded], out: &std::path::Path) -> Result<i32> {
-    write_report(files, out, "BASELINES.md")
+    write_report(files, out, "BASELINES.md", ReportFormat::Both, false)
 }
 
-fn write_report(files: &[Loaded], out: &std::path::Path, name: &str) -> Result<i32> {
-    let written = greenbench_results::report::write_report(files, out, name)
-        .with_context(|| format!("cannot write the report into {}", out.display()))?;
+fn write_report(
+    files: &[Loaded],
+    out: &std::path::Path,
+    name: &str,
+    format: ReportFormat,
+    labels: bool,
+) -> Result<i32> {
+    let cannot = || format!("cannot write the report into {}", out.display());
+    let mut written = Vec::new();
+    if format != ReportFormat::Html {
+        written.extend(
+            greenbench_results::report::write_report(files, out, name).with_context(cannot)?,
+        );
+    }
+    if format != ReportFormat::Md {
+        written.extend(greenbench_results::html::write(files, out).with_context(cannot)?);
+    } else if labels {
+        let dir = out.join("labels");
+        std::fs::create_dir_all(&dir).with_context(cannot)?;
+        for l in greenbench_results::label::labels(files) {
+            let p = dir.join(&l.file_name);
+            greenbench_harness::record::write_atomic(&p, l.svg.as_bytes()).with_context(cannot)?;
+            written.push(p);
+        }
+    }
     for p in written {
         println!("wrote {}", p.display());
     }

@@ -15,6 +15,20 @@ pub const MODEL_NAMES: [&str; 7] = [
     "tiny-transformer",
 ];
 
+/// The task a zoo model solves (shared/MODELS.md), as labels and reports name it: models of
+/// one task are compared with each other, never across tasks.
+pub fn zoo_task(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "ds-cnn" => "keyword spotting (49x10 MFCC, 12 classes)",
+        "mobilenet-v1-0.25" => "visual wake words (96x96x3, 2 classes)",
+        "resnet8" => "image classification (CIFAR-10, 10 classes)",
+        "autoencoder" => "anomaly detection (640 mel inputs)",
+        "lenet5" | "mlp" => "digit classification (28x28, 10 classes)",
+        "tiny-transformer" => "text classification (64 tokens, 2 classes)",
+        _ => return None,
+    })
+}
+
 /// Why a model could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

@@ -219,7 +219,7 @@ pub struct Totals {
 /// the basis, compared only among cells of one kind (measured ones where any is measured,
 /// else estimated ones); with no positive energy figure at all, the lowest time. Returns it
 /// and a sentence saying how it was chosen.
-fn cheapest<'a>(
+pub(crate) fn cheapest<'a>(
     cands: &[(&'a Loaded, &'a Cell)],
     basis: EnergyBasis,
 ) -> Option<((&'a Loaded, &'a Cell), String)> {

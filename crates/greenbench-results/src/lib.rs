@@ -13,7 +13,10 @@
 
 pub mod compare;
 pub mod cost;
+pub mod html;
+pub mod label;
 pub mod merge;
+pub mod plot;
 pub mod report;
 pub mod text;
 
@@ -53,6 +56,20 @@ pub fn host_of<'a>(l: &'a Loaded, c: &'a Cell) -> &'a str {
     c.host
         .as_deref()
         .unwrap_or(&l.file.environment.machine.hostname)
+}
+
+/// The machine a cell ran on, as labels and ranks tell machines apart: its host and that
+/// host's CPU (hosts of one name with different CPUs, as cloud VMs often are, are different
+/// machines).
+pub fn machine_of(l: &Loaded, c: &Cell) -> String {
+    let host = host_of(l, c);
+    let env = l
+        .file
+        .merged_from
+        .iter()
+        .find(|e| e.machine.hostname == host)
+        .unwrap_or(&l.file.environment);
+    format!("{host} ({})", env.machine.cpu_model)
 }
 
 /// Identity of a cell across files: host, model, backend, device, batch (and precision),

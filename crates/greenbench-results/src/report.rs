@@ -1,12 +1,10 @@
 //! `greenbench report`: Markdown, CSV and SVG plots from result files. The output depends
 //! only on the files (no clock, no paths), so the committed report regenerates byte for byte.
 
-use crate::text::{MdTable, kind_label, mj, pct, peak_item, us};
-use crate::{Loaded, host_of, ok_cells, short};
+use crate::text::{MdTable, kind_label, mj, mj_marked, pct, peak_item, us};
+use crate::{Loaded, host_of, machine_of, ok_cells, short};
 use greenbench_core::DeviceKind;
 use greenbench_harness::record::Cell;
-use plotters::coord::{CoordTranslate, Shift};
-use plotters::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -190,7 +188,6 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
     s
 }
 
-/// The CPU-versus-GPU table per host and model.
 /// The CPU and GPU cells' energies per example when they may be compared: both measured by
 /// counters (an estimate is host CPU time x watts per CPU, which leaves the GPU's own draw out,
 /// and a measured figure is not compared with an estimated one); else why not.
@@ -211,7 +208,17 @@ fn comparable_energy(cpu: &Cell, gpu: &Cell) -> Result<(f64, f64), String> {
     }
 }
 
-pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
+/// The CPU-versus-GPU comparison: per host and model, each batch both backends ran, and a
+/// verdict per host and model on which is cheaper in measured energy.
+pub struct CpuGpu {
+    /// Column names, `|`-separated.
+    pub header: &'static str,
+    pub rows: Vec<Vec<String>>,
+    pub verdicts: Vec<String>,
+}
+
+/// [`CpuGpu`] of `files`; `None` when no host has both CPU and GPU cells.
+pub fn cpu_gpu(files: &[Loaded]) -> Option<CpuGpu> {
     // (host, model) -> batch -> backend -> cell
     type ByBatch<'a> = BTreeMap<usize, BTreeMap<String, &'a Cell>>;
     let mut m: BTreeMap<(String, String), ByBatch> = BTreeMap::new();
@@ -226,7 +233,7 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
             .or_default()
             .insert(c.backend.clone(), c);
     }
-    let mut table: Option<MdTable> = None;
+    let mut rows = Vec::new();
     let mut verdicts = Vec::new();
     for ((host, model), batches) in &m {
         let both: Vec<(usize, &Cell, &Cell)> = batches
@@ -236,9 +243,6 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
         if both.is_empty() {
             continue;
         }
-        let t = table.get_or_insert_with(|| {
-            MdTable::new("host|model|batch|CPU time/ex (us)|GPU time/ex (us)|GPU speed-up|CPU energy/ex (mJ)|GPU energy/ex (mJ)|GPU / CPU energy")
-        });
         for (b, cpu, gpu) in &both {
             let tc = cpu.time_per_example_s.as_ref().expect("ok").median;
             let tg = gpu.time_per_example_s.as_ref().expect("ok").median;
@@ -247,7 +251,7 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
                 Ok(_) => "n/a".into(),
                 Err(_) => "n/a (not like with like)".into(),
             };
-            t.row(vec![
+            rows.push(vec![
                 host.clone(),
                 format!(
                     "{model}{}",
@@ -261,8 +265,8 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
                 us(tc),
                 us(tg),
                 format!("{:.2}x", tc / tg),
-                mj(cpu.energy_per_example_j),
-                mj(gpu.energy_per_example_j),
+                mj_marked(cpu.energy_per_example_j, cpu.energy_kind.as_deref()),
+                mj_marked(gpu.energy_per_example_j, gpu.energy_kind.as_deref()),
                 ratio,
             ]);
         }
@@ -276,25 +280,45 @@ pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
                 .find_map(|(_, c, g)| comparable_energy(c, g).err())
                 .unwrap_or_default();
             verdicts.push(format!(
-                "- {host}, {model}: cannot compare CPU and GPU energy: {why}."
+                "{host}, {model}: cannot compare CPU and GPU energy: {why}."
             ));
             continue;
         };
         let cheaper = compared.iter().find(|(_, a, g)| g < a);
         verdicts.push(format!(
-            "- {host}, {model}: the GPU is the cheaper choice (measured energy per example) {}.",
+            "{host}, {model}: the GPU is the cheaper choice (measured energy per example) {}.",
             match cheaper {
                 Some((b, ..)) => format!("from batch {b}"),
                 None => format!("never, up to batch {max_b}"),
             }
         ));
     }
-    match table {
-        Some(t) => format!("{}\n{}\n", t.render(), verdicts.join("\n")),
-        None => {
-            "No host has both CPU and GPU cells in these files (run with `--backends cpu,gpu`).\n"
-                .into()
+    if rows.is_empty() {
+        return None;
+    }
+    Some(CpuGpu {
+        header: "host|model|batch|CPU time/ex (us)|GPU time/ex (us)|GPU speed-up|CPU energy/ex (mJ)|GPU energy/ex (mJ)|GPU / CPU energy",
+        rows,
+        verdicts,
+    })
+}
+
+/// What the report says when no host has both CPU and GPU cells.
+pub const NO_CPU_GPU: &str =
+    "No host has both CPU and GPU cells in these files (run with `--backends cpu,gpu`).";
+
+/// The CPU-versus-GPU comparison as Markdown: the table, then one verdict per host and model.
+pub fn cpu_vs_gpu(files: &[Loaded]) -> String {
+    match cpu_gpu(files) {
+        Some(c) => {
+            let mut t = MdTable::new(c.header);
+            for r in c.rows {
+                t.row(r);
+            }
+            let v: Vec<String> = c.verdicts.iter().map(|v| format!("- {v}")).collect();
+            format!("{}\n{}\n", t.render(), v.join("\n"))
         }
+        None => format!("{NO_CPU_GPU}\n"),
     }
 }
 
@@ -352,7 +376,7 @@ pub fn plots(files: &[Loaded]) -> Vec<(String, String)> {
                 .push((fpo, 100.0 * c.accuracy.unwrap_or(0.0)));
         }
     }
-    if let Some(svg) = plot_accuracy(&acc) {
+    if let Some(svg) = crate::plot::accuracy(&acc) {
         out.push(("accuracy-vs-training-fpo.svg".to_string(), svg));
     }
     let cells: Vec<_> = cells
@@ -364,22 +388,42 @@ pub fn plots(files: &[Loaded]) -> Vec<(String, String)> {
         type Series = BTreeMap<String, Vec<(f64, f64)>>;
         let mut time: Series = BTreeMap::new();
         let mut energy: Series = BTreeMap::new();
-        for (l, c) in cells.iter().filter(|(_, c)| c.model == model) {
-            let label = format!(
+        let base = |l: &Loaded, c: &Cell| {
+            format!(
                 "{} {} ({}){}",
-                host_of(l, c),
+                machine_of(l, c),
                 c.backend,
                 kind_label(c.device_kind),
                 match c.precision {
                     greenbench_core::Precision::Fp32 => String::new(),
                     p => format!(" {p}"),
                 }
-            );
+            )
+        };
+        // A series that several files hold is split by file (one line per run).
+        let mut files_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (l, c) in cells.iter().filter(|(_, c)| c.model == model) {
+            files_of
+                .entry(base(l, c))
+                .or_default()
+                .insert(short(&l.path));
+        }
+        for (l, c) in cells.iter().filter(|(_, c)| c.model == model) {
+            let b = base(l, c);
+            let label = if files_of[&b].len() > 1 {
+                format!("{b}, {}", short(&l.path))
+            } else {
+                b
+            };
             let t = c.time_per_example_s.as_ref().expect("ok").median;
             time.entry(label.clone())
                 .or_default()
                 .push((c.batch as f64, t * 1e6));
             if let Some(j) = c.energy_per_example_j.filter(|j| *j > 0.0) {
+                let label = match c.energy_kind.as_deref() {
+                    Some("estimated") => format!("{label} {}", crate::text::ESTIMATE_MARK),
+                    _ => label,
+                };
                 energy
                     .entry(label)
                     .or_default()
@@ -387,14 +431,14 @@ pub fn plots(files: &[Loaded]) -> Vec<(String, String)> {
             }
         }
         let slug = model.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_");
-        if let Some(svg) = plot(
+        if let Some(svg) = crate::plot::against_batch(
             &format!("{model}: time per example"),
             "time per example (us)",
             &time,
         ) {
             out.push((format!("{slug}-time.svg"), svg));
         }
-        if let Some(svg) = plot(
+        if let Some(svg) = crate::plot::against_batch(
             &format!("{model}: energy per example"),
             "energy per example (mJ)",
             &energy,
@@ -403,134 +447,6 @@ pub fn plots(files: &[Loaded]) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-/// The smallest and largest of `f` over `pts`.
-fn extent(pts: &[(f64, f64)], f: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
-    pts.iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(f(p)), b.max(f(p))))
-}
-
-/// A 720 x 420 SVG drawn by `draw` on a white area; `None` if plotters fails.
-fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Option<()>) -> Option<String> {
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (720, 420)).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        draw(&root)?;
-        root.present().ok()?;
-    }
-    Some(buf)
-}
-
-/// The chart builder every plot starts from: caption, margins, axis label areas.
-fn chart_on<'a, 'b>(
-    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
-    title: &str,
-    y_label_area: u32,
-) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
-    let mut b = ChartBuilder::on(root);
-    b.caption(title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(y_label_area);
-    b
-}
-
-/// The legend box every plot ends with.
-fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
-    chart: &mut ChartContext<'a, DB, CT>,
-) -> Option<()> {
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .ok()
-}
-
-/// Test accuracy (linear, %) against training FPO (log).
-fn plot_accuracy(series: &BTreeMap<String, Vec<(f64, f64)>>) -> Option<String> {
-    let pts: Vec<(f64, f64)> = series.values().flatten().copied().collect();
-    if pts.is_empty() {
-        return None;
-    }
-    let (xmin, xmax) = extent(&pts, |p| p.0);
-    let ymin = pts.iter().fold(100f64, |a, p| a.min(p.1));
-    svg(|root| {
-        let mut chart = chart_on(root, "test accuracy against training FPO", 60)
-            .build_cartesian_2d(
-                (xmin / 3.0..xmax * 3.0).log_scale(),
-                (ymin - 5.0).floor().max(0.0)..100.0,
-            )
-            .ok()?;
-        chart
-            .configure_mesh()
-            .max_light_lines(1)
-            .x_label_formatter(&|x| format!("{x:.0e}"))
-            .x_desc("training FPO of the run (counted)")
-            .y_desc("test accuracy (%)")
-            .draw()
-            .ok()?;
-        for (i, (label, s)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(s.iter().map(|p| Circle::new(*p, 5, color.filled())))
-                .ok()?
-                .label(label.clone())
-                .legend(move |(x, y)| Circle::new((x + 9, y), 5, color.filled()));
-        }
-        legend(&mut chart)
-    })
-}
-
-/// One line per series against batch size, both axes logarithmic.
-fn plot(title: &str, y_label: &str, series: &BTreeMap<String, Vec<(f64, f64)>>) -> Option<String> {
-    let pts: Vec<(f64, f64)> = series.values().flatten().copied().collect();
-    if pts.is_empty() {
-        return None;
-    }
-    let (xmin, xmax) = extent(&pts, |p| p.0);
-    let (ymin, ymax) = extent(&pts, |p| p.1);
-    svg(|root| {
-        let mut chart = chart_on(root, title, 70)
-            .build_cartesian_2d(
-                ((xmin / 1.5).max(0.5)..xmax * 1.5).log_scale(),
-                (ymin / 2.0..ymax * 2.0).log_scale(),
-            )
-            .ok()?;
-        chart
-            .configure_mesh()
-            .max_light_lines(1)
-            .x_labels(8)
-            .y_labels(8)
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| {
-                if *y >= 10.0 {
-                    format!("{y:.0}")
-                } else {
-                    format!("{y:.2}")
-                }
-            })
-            .x_desc("batch size")
-            .y_desc(y_label)
-            .draw()
-            .ok()?;
-        for (i, (label, s)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            let mut s = s.clone();
-            s.sort_by(|a, b| a.0.partial_cmp(&b.0).expect("finite"));
-            chart
-                .draw_series(LineSeries::new(s.clone(), color.stroke_width(2)))
-                .ok()?
-                .label(label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
-            chart
-                .draw_series(s.iter().map(|p| Circle::new(*p, 4, color.filled())))
-                .ok()?;
-        }
-        legend(&mut chart)
-    })
 }
 
 /// Write `<out>/<md_name>`, `<out>/cells.csv` and `<out>/plots/*.svg` atomically.

@@ -191,6 +191,23 @@ pub fn mj(j: Option<f64>) -> String {
     j.map_or("n/a".into(), |j| format!("{:.4}", j * 1e3))
 }
 
+/// Joules per example with their kind's mark: `1.20 mJ`, `1.20 mJ (est.)`, `n/a`.
+pub fn energy_marked(j: Option<f64>, kind: Option<&str>) -> String {
+    match (j, kind) {
+        (Some(j), Some("estimated")) => format!("{} {ESTIMATE_MARK}", joules(j)),
+        (Some(j), _) => joules(j),
+        (None, _) => "n/a".into(),
+    }
+}
+
+/// Millijoules as the report writes them ([`mj`]), with the estimate's mark.
+pub fn mj_marked(j: Option<f64>, kind: Option<&str>) -> String {
+    match (j, kind) {
+        (Some(_), Some("estimated")) => format!("{} {ESTIMATE_MARK}", mj(j)),
+        _ => mj(j),
+    }
+}
+
 /// A percentage of peak, or `n/a`.
 pub fn pct(p: Option<f64>) -> String {
     p.map_or("n/a".into(), |p| format!("{p:.0} %"))
@@ -294,8 +311,14 @@ pub fn peak_item(p: &Peak, host: &str) -> String {
 /// The footnote under a table with `unstable` cells.
 pub const UNSTABLE_NOTE: &str = "(!) unstable: the measurement windows disagree by more than 10 % (CV); the cell's warning names the likely causes. Do not publish it as it stands.";
 
+/// The run table's columns (a leading `>`: a figure, right-aligned).
+pub const RUN_COLUMNS: &str = "model|backend|device|>batch|precision|>MACs/ex|>FPO/ex|>int ops/ex|>time/ex (median)|>95% interval|>device time/ex|>ex/s|>GFPO/s|>% peak|>energy/ex";
+
+/// The mark an estimated energy figure carries wherever it is shown.
+pub const ESTIMATE_MARK: &str = "(est.)";
+
 /// The run table's row for one cell (a failed cell says so, with its error).
-fn cell_row(c: &Cell) -> Vec<String> {
+pub fn cell_row(c: &Cell) -> Vec<String> {
     let head = vec![
         c.model.clone(),
         c.backend.clone(),
@@ -320,11 +343,7 @@ fn cell_row(c: &Cell) -> Vec<String> {
             si(c.examples_per_s.unwrap_or(0.0)),
             format!("{:.1}", c.gflops.unwrap_or(0.0)),
             pct(c.pct_of_peak),
-            match (c.energy_per_example_j, c.energy_kind.as_deref()) {
-                (Some(j), Some("estimated")) => format!("{} (est.)", joules(j)),
-                (Some(j), _) => joules(j),
-                (None, _) => "n/a".into(),
-            },
+            energy_marked(c.energy_per_example_j, c.energy_kind.as_deref()),
         ],
         None => {
             let mut v = vec!["FAILED".into(), c.error.clone().unwrap_or_default()];
@@ -370,9 +389,7 @@ pub fn run_table(file: &ResultFile) -> String {
         s.push_str(&peak_line(p));
         s.push('\n');
     }
-    let mut t = Table::new(
-        "model|backend|device|>batch|precision|>MACs/ex|>FPO/ex|>int ops/ex|>time/ex (median)|>95% interval|>device time/ex|>ex/s|>GFPO/s|>% peak|>energy/ex",
-    );
+    let mut t = Table::new(RUN_COLUMNS);
     for c in &file.cells {
         t.row(cell_row(c));
     }
