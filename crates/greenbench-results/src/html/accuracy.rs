@@ -7,7 +7,7 @@ use super::page::{HtmlTable, Td, figure};
 use crate::label::pricing_of;
 use crate::plot::{Point, escape, mark_front, pareto};
 use crate::text::{ESTIMATE_MARK, energy_marked};
-use crate::{Loaded, host_of, ok_cells, short};
+use crate::{Loaded, host_of, machine_of, ok_cells, short};
 use greenbench_harness::record::Cell;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -25,7 +25,7 @@ fn scored(files: &[Loaded]) -> Vec<(&Loaded, &Cell)> {
 
 /// The legend entry of a point: model, precision, machine.
 fn series(l: &Loaded, c: &Cell) -> String {
-    format!("{} {} on {}", c.model, c.precision, host_of(l, c))
+    format!("{} {} on {}", c.model, c.precision, machine_of(l, c))
 }
 
 /// One Pareto figure: accuracy against `x` of every scored cell that has it.
@@ -60,7 +60,7 @@ fn figure_of(
     let mut t = HtmlTable::new(
         &format!("{id}-data"),
         &format!("{title}: the points"),
-        &format!("model|precision|host|run|>test accuracy|>{x_label}|Pareto front|file"),
+        &format!("model|precision|machine|run|>test accuracy|>{x_label}|Pareto front|file"),
     );
     for (p, (l, c)) in pts.iter().zip(&rows) {
         t.row(
@@ -77,7 +77,7 @@ fn figure_of(
             vec![
                 Td::text(&c.model),
                 Td::text(c.precision.to_string()),
-                Td::text(host_of(l, c)),
+                Td::text(machine_of(l, c)),
                 Td::text(c.train.as_deref().unwrap_or("")),
                 Td::num(format!("{:.2} %", p.y), Some(p.y)),
                 Td::num(x_text(c), Some(p.x)),

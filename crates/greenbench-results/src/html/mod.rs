@@ -227,6 +227,44 @@ fn batch_figures(files: &[Loaded], model: &str) -> String {
             None,
         ));
     }
+    // The figures' data, each point with its file.
+    let mut t = HtmlTable::new(
+        &format!("batch-data-{}", slug(model)),
+        &format!("{model}: the points of the figures above"),
+        "machine|backend|device|precision|>batch|>time/ex|>energy/ex|file",
+    );
+    for (l, c) in ok_cells(files)
+        .into_iter()
+        .filter(|(_, c)| c.model == model && c.accuracy.is_none())
+    {
+        let tm = c.time_per_example_s.as_ref().expect("ok").median;
+        t.row(
+            format!(
+                " data-kind=\"{}\"",
+                escape(c.energy_kind.as_deref().unwrap_or("none"))
+            ),
+            vec![
+                Td::text(crate::machine_of(l, c)),
+                Td::text(&c.backend),
+                Td::text(kind_label(c.device_kind)),
+                Td::text(c.precision.to_string()),
+                Td::num(c.batch.to_string(), Some(c.batch as f64)),
+                Td::num(crate::text::duration(tm), Some(tm)),
+                Td::num(
+                    crate::text::energy_marked(c.energy_per_example_j, c.energy_kind.as_deref()),
+                    c.energy_per_example_j,
+                ),
+                Td::text(short(&l.path)),
+            ],
+        );
+    }
+    if !t.is_empty() {
+        let _ = write!(
+            s,
+            "<details><summary>the figures' data</summary>{}</details>\n",
+            t.render()
+        );
+    }
     s
 }
 
