@@ -259,9 +259,9 @@ fn batch_figures(files: &[Loaded], model: &str) -> String {
         );
     }
     if !t.is_empty() {
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "<details><summary>the figures' data</summary>{}</details>\n",
+            "<details><summary>the figures' data</summary>{}</details>",
             t.render()
         );
     }
