@@ -439,31 +439,23 @@ fn card(
             i + 1
         );
     }
+    // The scale's words, its definition, the footer: lines of (text, class, line height).
     let mut y = y0 + 36;
-    for t in &rank_lines {
-        let _ = write!(
-            s,
-            "<text x=\"12\" y=\"{y}\" class=\"t\">{}</text>",
-            escape(t)
-        );
-        y += 15;
-    }
-    for t in &def_lines {
-        let _ = write!(
-            s,
-            "<text x=\"12\" y=\"{y}\" class=\"s\">{}</text>",
-            escape(t)
-        );
-        y += 12;
-    }
-    y += 8;
-    for t in &foot {
-        let _ = write!(
-            s,
-            "<text x=\"12\" y=\"{y}\" class=\"s\">{}</text>",
-            escape(t)
-        );
-        y += 12;
+    let blocks: [(&[String], &str, usize, usize); 3] = [
+        (&rank_lines, "t", 15, 0),
+        (&def_lines, "s", 12, 0),
+        (&foot, "s", 12, 8),
+    ];
+    for (block, class, step, gap) in blocks {
+        y += gap;
+        for t in block {
+            let _ = write!(
+                s,
+                "<text x=\"12\" y=\"{y}\" class=\"{class}\">{}</text>",
+                escape(t)
+            );
+            y += step;
+        }
     }
     s.push_str("</svg>\n");
     s

@@ -134,10 +134,7 @@ fn describe_series(series: &BTreeMap<String, Vec<(f64, f64)>>) -> String {
 
 /// Test accuracy (linear, %) against training FPO (log), one colour per series.
 pub fn accuracy(series: &BTreeMap<String, Vec<(f64, f64)>>) -> Option<String> {
-    let pts: Vec<(f64, f64)> = series.values().flatten().copied().collect();
-    if pts.is_empty() {
-        return None;
-    }
+    let pts = points(series)?;
     let title = "test accuracy against training FPO";
     let (xmin, xmax) = extent(&pts, |p| p.0);
     let ymin = pts.iter().fold(100f64, |a, p| a.min(p.1));
@@ -176,16 +173,19 @@ pub fn accuracy(series: &BTreeMap<String, Vec<(f64, f64)>>) -> Option<String> {
     ))
 }
 
+/// Every point of `series`; `None` when there is none (no figure is drawn empty).
+fn points(series: &BTreeMap<String, Vec<(f64, f64)>>) -> Option<Vec<(f64, f64)>> {
+    let pts: Vec<(f64, f64)> = series.values().flatten().copied().collect();
+    (!pts.is_empty()).then_some(pts)
+}
+
 /// One line per series against batch size, both axes logarithmic.
 pub fn against_batch(
     title: &str,
     y_label: &str,
     series: &BTreeMap<String, Vec<(f64, f64)>>,
 ) -> Option<String> {
-    let pts: Vec<(f64, f64)> = series.values().flatten().copied().collect();
-    if pts.is_empty() {
-        return None;
-    }
+    let pts = points(series)?;
     let (xmin, xmax) = extent(&pts, |p| p.0);
     let (ymin, ymax) = extent(&pts, |p| p.1);
     let s = svg((720, 420), |root| {
@@ -253,10 +253,7 @@ pub fn lines(
     y_label: &str,
     series: &BTreeMap<String, Vec<(f64, f64)>>,
 ) -> Option<String> {
-    let pts: Vec<(f64, f64)> = series.values().flatten().copied().collect();
-    if pts.is_empty() {
-        return None;
-    }
+    let pts = points(series)?;
     let (xmin, xmax) = extent(&pts, |p| p.0);
     let (_, ymax) = extent(&pts, |p| p.1);
     let s = svg((720, 380), |root| {
