@@ -12,6 +12,7 @@ pub mod peak;
 pub mod results;
 pub mod run;
 pub mod slurm;
+pub mod track;
 pub mod train;
 pub mod verify;
 
@@ -80,6 +81,7 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     Peak(peak::PeakArgs),
     Slurm(slurm::SlurmArgs),
+    Track(track::TrackArgs),
 }
 
 impl Command {
@@ -101,6 +103,7 @@ impl Command {
             Command::Verify(a) => verify::run(a),
             Command::Peak(a) => peak::run(a),
             Command::Slurm(a) => slurm::run(a),
+            Command::Track(a) => track::run(a),
         }
     }
 }

@@ -85,9 +85,11 @@ pub struct MergeArgs {
 /// The Green AI price tag Cost(R) ∝ E·D·H of a whole experiment, from measured cells.
 #[derive(clap::Args)]
 pub struct CostArgs {
-    /// The model to price: a zoo name, or the name an ONNX/JSON model's cells carry (an .onnx path is taken by its name).
+    /// The model to price: a zoo name, or the name an ONNX/JSON model's cells carry (an .onnx
+    /// path is taken by its name), or a tracked run's label. Without --examples it may be
+    /// left out when the --from files' runs are all of one name.
     #[arg(long, alias = "models")]
-    model: String,
+    model: Option<String>,
     /// D: training-set size, in examples (priced from the cheapest inference or training
     /// cell). Without it, the measured training runs of --model in --from are summed instead:
     /// H = the runs present (a sweep's result files, e.g. a Slurm fleet's results/*.json).
@@ -96,11 +98,14 @@ pub struct CostArgs {
     /// Passes over the data (with --examples; default 1).
     #[arg(long, value_parser = super::range::count64)]
     epochs: Option<u64>,
-    /// H: hyperparameter runs (with --examples; default 1).
+    /// H: hyperparameter runs (default 1). With --examples, of the priced cell's experiment;
+    /// without, H runs like the measured ones in --from (their mean x H: e.g. a tracked
+    /// run's price tag for the H runs a sweep will make).
     #[arg(long, value_parser = super::range::count64)]
     runs: Option<u64>,
-    /// Result files to take per-example figures from. Default: results/runs/*.json.
-    #[arg(long = "from", num_args = 1..)]
+    /// Result files to take per-example figures from (space- or comma-separated). Default:
+    /// results/runs/*.json.
+    #[arg(long = "from", num_args = 1.., value_delimiter = ',')]
     from: Vec<PathBuf>,
     /// Price only cells of this backend (cpu, gpu, cpu-train, onnxruntime-cpu, ...).
     #[arg(long, alias = "backends")]
@@ -300,17 +305,40 @@ pub fn merge(a: MergeArgs) -> Result<i32> {
 
 pub fn cost(a: CostArgs) -> Result<i32> {
     let prices = prices(a.grid_g_per_kwh, a.price_usd_per_kwh);
-    // An ONNX file is priced under the name its cells carry (its stem, or its folder).
-    let model = if a.model.to_ascii_lowercase().ends_with(".onnx") {
-        greenbench_onnx::import::model_name(std::path::Path::new(&a.model))
-    } else {
-        a.model
-    };
-    if a.examples.is_none() && (a.epochs.is_some() || a.runs.is_some()) {
+    if a.examples.is_none() && a.epochs.is_some() {
         bail!(
-            "--epochs and --runs describe an experiment priced from --examples; without --examples the measured training runs in --from are priced, with their own measured passes and H = the runs present: leave --epochs and --runs out, or give --examples"
+            "--epochs describes an experiment priced from --examples; without --examples the measured runs in --from are priced with their own measured passes: leave --epochs out, or give --examples"
         );
     }
+    let from = files_or_default(a.from)?;
+    let model = match a.model {
+        // An ONNX file is priced under the name its cells carry (its stem, or its folder).
+        Some(m) if m.to_ascii_lowercase().ends_with(".onnx") => {
+            greenbench_onnx::import::model_name(std::path::Path::new(&m))
+        }
+        Some(m) => m,
+        None if a.examples.is_some() => {
+            bail!("--examples prices a model from its inference cells: name it with --model")
+        }
+        None => {
+            let files = load(&from, false)?;
+            let names: std::collections::BTreeSet<String> = greenbench_results::ok_cells(&files)
+                .into_iter()
+                .filter(|(_, c)| greenbench_results::cost::is_run(c))
+                .map(|(_, c)| c.model.clone())
+                .collect();
+            match names.len() {
+                1 => names.into_iter().next().expect("one"),
+                0 => bail!(
+                    "no measured run (training or tracked) in the --from files: measure one with `greenbench train` or `greenbench track -- CMD`, or name --model and give --examples"
+                ),
+                _ => bail!(
+                    "the --from files hold runs of {}: name one with --model",
+                    names.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+    };
     let q = CostQuery {
         model,
         examples: a.examples.unwrap_or(0),
@@ -330,13 +358,13 @@ pub fn cost(a: CostArgs) -> Result<i32> {
         },
     };
     if a.examples.is_none() {
-        let files = load(&files_or_default(a.from)?, false)?;
+        let files = load(&from, false)?;
         let (_, text) = greenbench_results::cost::price_measured_sweep(&files, &q)
             .map_err(anyhow::Error::msg)?;
         print!("{text}");
         return Ok(0);
     }
-    let files = load(&files_or_default(a.from)?, false)?;
+    let files = load(&from, false)?;
     let tag = greenbench_results::cost::price(&files, &q).map_err(anyhow::Error::msg)?;
     print!("{}", tag.text);
     Ok(0)

@@ -6,7 +6,8 @@
 //! ([`env`]), the versioned result schema with atomic, incremental saving ([`record`]), the
 //! suite runner that ties them together ([`runner`]), parity between backends
 //! ([`parity`]: every backend against the CPU, the CPU against the reference interpreter), and
-//! the measured training sweep whose cells price an experiment's E·D·H ([`training`]).
+//! the measured training sweep whose cells price an experiment's E·D·H ([`training`]), and the
+//! measurement of any other program's run ([`tracking`]: `greenbench track -- CMD`).
 //!
 //! It drives backends only through `greenbench_core::Backend`: it knows nothing of ndarray,
 //! wgpu, or how a table is drawn.
@@ -21,6 +22,7 @@ pub mod protocol;
 pub mod record;
 pub mod runner;
 pub mod stats;
+pub mod tracking;
 pub mod training;
 
 pub use protocol::Profile;

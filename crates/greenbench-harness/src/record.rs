@@ -231,6 +231,13 @@ pub struct Cell {
     pub warmup_batches: u64,
     /// Batches run in each measurement window.
     pub window_batches: Vec<u64>,
+    /// CPU seconds of the measured process tree (tracked commands: `greenbench track`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s: Option<f64>,
+    /// Power over time, `[seconds since start, watts]` at the tracking interval (tracked
+    /// commands; gross for counters, the estimate's for the estimate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub power_series_w: Vec<[f64; 2]>,
 }
 
 impl Cell {

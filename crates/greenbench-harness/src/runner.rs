@@ -254,6 +254,8 @@ pub fn measure_cell(
         weights_fingerprint: format!("{:016x}", model.weights.fingerprint()),
         warmup_batches: 0,
         window_batches: vec![],
+        cpu_s: None,
+        power_series_w: vec![],
     };
     reset_peak_rss();
     let label = match precision {

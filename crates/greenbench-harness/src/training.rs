@@ -177,6 +177,8 @@ pub fn run_sweep(
             weights_fingerprint: format!("{:016x}", done.weights.fingerprint()),
             warmup_batches: 0,
             window_batches: vec![steps_per_epoch; exp.epochs],
+            cpu_s: None,
+            power_series_w: vec![],
             accuracy: Some(done.test_accuracy),
             train_passes: Some(passes as u64),
             train: Some(format!(

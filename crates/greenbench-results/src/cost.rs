@@ -277,6 +277,26 @@ pub(crate) fn cheapest<'a>(
     ))
 }
 
+/// Whether a cell is one run of a measured experiment: a training run greenbench measured
+/// (`cpu-train`), or a tracked command (`greenbench track`).
+pub fn is_run(c: &Cell) -> bool {
+    c.backend.ends_with("-train") || c.backend == greenbench_harness::tracking::TRACK_BACKEND
+}
+
+impl Totals {
+    /// Every total times `k` (H runs like the mean of the ones measured).
+    fn scaled(&self, k: f64) -> Totals {
+        Totals {
+            total_fpo: self.total_fpo * k,
+            seconds: self.seconds * k,
+            joules: self.joules.map(|v| v * k),
+            kwh: self.kwh.map(|v| v * k),
+            co2e_g: self.co2e_g.map(|v| v * k),
+            usd: self.usd.map(|v| v * k),
+        }
+    }
+}
+
 /// The computed price tag.
 #[derive(Clone, Debug)]
 pub struct PriceTag {
@@ -307,7 +327,7 @@ pub fn price(files: &[Loaded], q: &CostQuery) -> Result<PriceTag, String> {
     let passes = q.examples as f64 * q.epochs as f64 * q.runs as f64;
     // A training cell's figures are per training example-pass already (measured); an
     // inference cell's are scaled by TRAIN_FACTOR.
-    let trained = c.backend.ends_with("-train");
+    let trained = is_run(c);
     let factor = if trained { 1.0 } else { TRAIN_FACTOR };
     let work = factor * passes;
     let totals = q.pricing.totals(&[(c, work)]);
@@ -417,11 +437,11 @@ pub fn price_measured_sweep(
 ) -> Result<(SweepPrice, String), String> {
     let runs: Vec<_> = ok_cells(files)
         .into_iter()
-        .filter(|(_, c)| q.matches(c) && c.backend.ends_with("-train"))
+        .filter(|(_, c)| q.matches(c) && is_run(c))
         .collect();
     if runs.is_empty() {
         return Err(format!(
-            "no measured training run of {} in the given result files; give --examples to price it from an inference cell, or train it (`greenbench train --model {}`)",
+            "no measured training run or tracked command of {} in the given result files; give --examples to price it from an inference cell, train it (`greenbench train --model {}`), or measure your own run (`greenbench track -- CMD`)",
             q.describe(),
             q.model
         ));
@@ -445,14 +465,28 @@ pub fn price_measured_sweep(
         None => vec![],
     };
     let cells: Vec<_> = runs.iter().map(|(_, c)| (*c).clone()).collect();
-    let p = price_sweep(&cells, &q.pricing);
+    let mut p = price_sweep(&cells, &q.pricing);
+    // --runs H: H runs like the mean of the ones measured.
+    let h = if q.runs > 1 {
+        let k = q.runs as f64 / p.runs as f64;
+        p.totals = p.totals.scaled(k);
+        format!(
+            "H = {} runs like the {} measured (their mean x {})",
+            q.runs, p.runs, q.runs
+        )
+    } else {
+        format!("H = {} run(s) present", p.runs)
+    };
     let t = &p.totals;
+    let tracked = cells
+        .iter()
+        .all(|c| c.backend == greenbench_harness::tracking::TRACK_BACKEND);
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Price tag of the measured sweep of {}: H = {} run(s) present{}; time measured, FPO counted, energy as each run says",
+        "Price tag of the measured {} of {}: {h}{}; time measured, {}, energy as each run says",
+        if tracked { "runs" } else { "sweep" },
         q.model,
-        p.runs,
         if missing.is_empty() {
             String::new()
         } else {
@@ -461,25 +495,40 @@ pub fn price_measured_sweep(
                 expected.unwrap_or(0),
                 missing.join(", ")
             )
+        },
+        if tracked {
+            "work not counted (a tracked command)"
+        } else {
+            "FPO counted"
         }
     );
     for (l, c) in &runs {
         let _ = writeln!(
             s,
-            "  run: {} on {} ({}), {} example-passes, test accuracy {}, energy {}",
+            "  run: {} on {} ({}), {} example-passes, {}, energy {}",
             c.train.as_deref().unwrap_or("?"),
             host_of(l, c),
             short(&l.path),
             c.train_passes.unwrap_or(0),
-            c.accuracy
-                .map_or("?".into(), |a| format!("{:.2} %", 100.0 * a)),
+            match (c.accuracy, c.cpu_s) {
+                (Some(a), _) => format!("test accuracy {:.2} %", 100.0 * a),
+                (None, Some(cpu)) => format!("CPU time {cpu:.4e} s"),
+                (None, None) => "test accuracy ?".into(),
+            },
             match (q.pricing.basis.of(c), c.energy_kind.as_deref()) {
                 (Some(j), Some(k)) => format!("{j:.4e} J per example-pass ({k})"),
                 _ => format!("not available ({})", c.energy_source),
             }
         );
     }
-    let _ = writeln!(s, "  total FPO   = {:.4e} (counted)", t.total_fpo);
+    if tracked {
+        let _ = writeln!(
+            s,
+            "  total FPO   = not counted (greenbench counts the work of the models it runs, not of a tracked command)"
+        );
+    } else {
+        let _ = writeln!(s, "  total FPO   = {:.4e} (counted)", t.total_fpo);
+    }
     let _ = writeln!(
         s,
         "  time        = {:.4e} s = {:.4} h (measured)",
@@ -499,6 +548,11 @@ pub fn price_measured_sweep(
         ),
     };
     let raw = t.joules.map(|j| j / q.pricing.pue);
-    q.pricing.explain(t, raw, "the runs' sum ", &kind, &mut s);
+    let how = if q.runs > 1 {
+        format!("{} x the runs' mean ", q.runs)
+    } else {
+        "the runs' sum ".into()
+    };
+    q.pricing.explain(t, raw, &how, &kind, &mut s);
     Ok((p, s))
 }

@@ -69,7 +69,7 @@ pub fn pricing_of(l: &Loaded) -> Pricing {
 fn chosen<'a>(cells: &[(&'a Loaded, &'a Cell)]) -> Option<((&'a Loaded, &'a Cell), String)> {
     let inference: Vec<_> = cells
         .iter()
-        .filter(|(_, c)| !c.backend.ends_with("-train"))
+        .filter(|(_, c)| !crate::cost::is_run(c))
         .copied()
         .collect();
     cheapest(&inference, EnergyBasis::Gross)
@@ -289,7 +289,7 @@ fn card(
     // Accuracy and the training price tag, from the training cells of this model here.
     let train: Vec<(&Loaded, &Cell)> = cells
         .iter()
-        .filter(|(_, c)| c.backend.ends_with("-train"))
+        .filter(|(_, c)| crate::cost::is_run(c))
         .copied()
         .collect();
     match train

@@ -381,7 +381,7 @@ pub fn plots(files: &[Loaded]) -> Vec<(String, String)> {
     }
     let cells: Vec<_> = cells
         .into_iter()
-        .filter(|(_, c)| c.accuracy.is_none())
+        .filter(|(_, c)| !crate::cost::is_run(c))
         .collect();
     let models: BTreeSet<&str> = cells.iter().map(|(_, c)| c.model.as_str()).collect();
     for model in models {

@@ -176,7 +176,7 @@ pub fn training_tags(files: &[Loaded]) -> String {
     let mut by: BTreeMap<(String, String), Vec<(&Loaded, &Cell)>> = BTreeMap::new();
     for (l, c) in ok_cells(files)
         .into_iter()
-        .filter(|(_, c)| c.backend.ends_with("-train"))
+        .filter(|(_, c)| crate::cost::is_run(c))
     {
         by.entry((c.model.clone(), host_of(l, c).to_string()))
             .or_default()
@@ -232,6 +232,34 @@ pub fn training_tags(files: &[Loaded]) -> String {
                 let _ = writeln!(s, "<p>{}</p>", escape(&e));
             }
         }
+        // A tracked command's power time series, where it recorded one.
+        let mut power: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for (l, c) in runs.iter().filter(|(_, c)| !c.power_series_w.is_empty()) {
+            power.insert(
+                format!("{} ({})", c.model, short(&l.path)),
+                c.power_series_w.iter().map(|p| (p[0], p[1])).collect(),
+            );
+        }
+        let est = runs
+            .iter()
+            .any(|(_, c)| c.energy_kind.as_deref() == Some("estimated"));
+        if let Some(svg) = crate::plot::lines(
+            &format!("{model} on {host}: power while the command ran"),
+            "seconds since the command started",
+            if est {
+                "power (W) (est.: estimated from CPU time)"
+            } else {
+                "power (W), gross (measured)"
+            },
+            &power,
+        ) {
+            s.push_str(&figure(
+                &format!("power-{}", super::page::slug(&format!("{model}-{host}"))),
+                &svg,
+                "Power at each sampling interval of the tracked command: counters' gross power (idle included) where measured, else the estimate from the process tree's CPU time.",
+                None,
+            ));
+        }
         let mut epochs: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         for (l, c) in runs.iter().filter(|(_, c)| !c.energy_samples_j.is_empty()) {
             let label = format!(
@@ -268,7 +296,7 @@ pub fn training_tags(files: &[Loaded]) -> String {
                 ),
                 None,
             ));
-        } else {
+        } else if power.is_empty() {
             let _ = writeln!(
                 s,
                 "<p class=\"note\">No per-epoch energy recorded for these runs ({}): an estimate has no time series; a run with a readable meter records one sample per epoch.</p>",

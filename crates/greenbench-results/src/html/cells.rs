@@ -175,7 +175,7 @@ pub fn int8_vs_fp32(files: &[Loaded]) -> String {
     let mut m: BTreeMap<(String, String, String, usize), Pair> = BTreeMap::new();
     for (l, c) in ok_cells(files)
         .into_iter()
-        .filter(|(_, c)| !c.backend.ends_with("-train"))
+        .filter(|(_, c)| !crate::cost::is_run(c))
     {
         m.entry((
             host_of(l, c).to_string(),

@@ -235,7 +235,7 @@ fn batch_figures(files: &[Loaded], model: &str) -> String {
     );
     for (l, c) in ok_cells(files)
         .into_iter()
-        .filter(|(_, c)| c.model == model && c.accuracy.is_none())
+        .filter(|(_, c)| c.model == model && !crate::cost::is_run(c))
     {
         let tm = c.time_per_example_s.as_ref().expect("ok").median;
         t.row(
@@ -284,7 +284,7 @@ fn index(files: &[Loaded], labels: &[Label], models: &BTreeSet<String>) -> Strin
         files.len(),
         escape(&names.join(", "))
     );
-    b.push_str("<nav><ul><li><a href=\"#machines\">Machines and provenance</a></li><li><a href=\"#baselines\">Baseline tables</a></li><li><a href=\"#against-batch\">Time and energy against batch</a></li><li><a href=\"#cpu-gpu\">CPU versus GPU</a></li><li><a href=\"#int8\">int8 against fp32</a></li><li><a href=\"#accuracy\">Accuracy against cost</a></li><li><a href=\"#training\">Training price tags</a></li><li><a href=\"#labels\">Labels</a></li><li><a href=\"#models\">Models</a></li><li><a href=\"#files\">Files</a></li></ul></nav>\n");
+    b.push_str("<nav><ul><li><a href=\"#machines\">Machines and provenance</a></li><li><a href=\"#baselines\">Baseline tables</a></li><li><a href=\"#against-batch\">Time and energy against batch</a></li><li><a href=\"#cpu-gpu\">CPU versus GPU</a></li><li><a href=\"#int8\">int8 against fp32</a></li><li><a href=\"#accuracy\">Accuracy against cost</a></li><li><a href=\"#training\">Price tags of runs (E · D · H)</a></li><li><a href=\"#labels\">Labels</a></li><li><a href=\"#models\">Models</a></li><li><a href=\"#files\">Files</a></li></ul></nav>\n");
     let _ = write!(
         b,
         "<h2 id=\"machines\">Machines and provenance</h2>\n{}",
@@ -298,7 +298,7 @@ fn index(files: &[Loaded], labels: &[Label], models: &BTreeSet<String>) -> Strin
     b.push_str("<h2 id=\"against-batch\">Time and energy per example against batch</h2>\n");
     let inference: BTreeSet<&str> = ok_cells(files)
         .iter()
-        .filter(|(_, c)| c.accuracy.is_none())
+        .filter(|(_, c)| !crate::cost::is_run(c))
         .map(|(_, c)| c.model.as_str())
         .collect();
     for m in models.iter().filter(|m| inference.contains(m.as_str())) {
@@ -327,7 +327,7 @@ fn index(files: &[Loaded], labels: &[Label], models: &BTreeSet<String>) -> Strin
     );
     let _ = write!(
         b,
-        "<h2 id=\"training\">Training price tags (E · D · H)</h2>\n{}",
+        "<h2 id=\"training\">Price tags of training and tracked runs (E · D · H)</h2>\n{}",
         accuracy::training_tags(files)
     );
     let _ = write!(
