@@ -3,12 +3,11 @@
 
 use super::Format;
 use anyhow::Result;
-use greenbench_energy::{CpuEstimate, MeterStatus, RealFs, SysFs, discover};
+use greenbench_energy::MeterStatus;
 use greenbench_harness::energy::{Energy, Prices};
 use greenbench_harness::env::fingerprint;
 use greenbench_results::text::Table;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// Where energy comes from, and what it costs.
 #[derive(clap::Args, Clone, Default)]
@@ -47,31 +46,20 @@ pub struct MetersArgs {
 
 /// The cited default grid intensity and price, overridden by the flags given.
 pub fn prices(grid_g_per_kwh: Option<f64>, usd_per_kwh: Option<f64>) -> Prices {
-    let mut p = Prices::default();
-    if let Some(g) = grid_g_per_kwh {
-        p.grid_g_co2e_per_kwh = g;
-        p.grid_source = "--grid-g-per-kwh".into();
-    }
-    if let Some(u) = usd_per_kwh {
-        p.usd_per_kwh = u;
-        p.price_source = "--price-usd-per-kwh".into();
-    }
-    p
+    Prices::overridden(grid_g_per_kwh, usd_per_kwh)
 }
 
 /// The energy source the flags describe, and the status of every meter.
 pub fn make_energy(args: &EnergyArgs) -> Result<(Energy, Vec<MeterStatus>)> {
     // The flags' ranges are checked as they are parsed (super::range).
-    let fs: Arc<dyn SysFs> = Arc::new(RealFs::new(args.sysfs_root.clone()));
-    let (meters, status) = discover(fs, !args.no_nvml);
     let machine = fingerprint(&super::build());
-    let estimate = CpuEstimate::for_cpu(
+    Ok(Energy::from_system(
+        args.sysfs_root.clone(),
+        !args.no_nvml,
         &machine.cpu_model,
-        greenbench_energy::Topology::read(),
         args.cpu_tdp_w,
-    );
-    let prices = prices(args.grid_g_per_kwh, args.price_usd_per_kwh);
-    Ok((Energy::new(meters, estimate, prices), status))
+        prices(args.grid_g_per_kwh, args.price_usd_per_kwh),
+    ))
 }
 
 pub fn run(a: MetersArgs) -> Result<i32> {

@@ -322,21 +322,8 @@ pub fn cost(a: CostArgs) -> Result<i32> {
         }
         None => {
             let files = load(&from, false)?;
-            let names: std::collections::BTreeSet<String> = greenbench_results::ok_cells(&files)
-                .into_iter()
-                .filter(|(_, c)| greenbench_results::cost::is_run(c))
-                .map(|(_, c)| c.model.clone())
-                .collect();
-            match names.len() {
-                1 => names.into_iter().next().expect("one"),
-                0 => bail!(
-                    "no measured run (training or tracked) in the --from files: measure one with `greenbench train` or `greenbench track -- CMD`, or name --model and give --examples"
-                ),
-                _ => bail!(
-                    "the --from files hold runs of {}: name one with --model",
-                    names.into_iter().collect::<Vec<_>>().join(", ")
-                ),
-            }
+            greenbench_results::cost::only_run_model(&files)
+                .map_err(|e| anyhow::anyhow!("{e} (--model)"))?
         }
     };
     let q = CostQuery {

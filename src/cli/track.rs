@@ -5,13 +5,9 @@
 
 use super::meters::{EnergyArgs, make_energy};
 use anyhow::{Context, Result, bail};
-use greenbench_harness::Profile;
-use greenbench_harness::cluster::SlurmJob;
 use greenbench_harness::env::{fingerprint, hostname, now_utc};
-use greenbench_harness::record::{
-    CellStatus, EnergyEnv, Environment, ResultFile, RunStatus, check_writable,
-};
-use greenbench_harness::tracking::{TrackConfig, catch_signals, cell, track};
+use greenbench_harness::record::{CellStatus, check_writable};
+use greenbench_harness::tracking::{TrackConfig, catch_signals, cell, result_file, track};
 use greenbench_results::text::{duration, energy_marked};
 use std::path::PathBuf;
 
@@ -104,50 +100,16 @@ pub fn run(a: TrackArgs) -> Result<i32> {
     };
     let t = track(&cfg, &energy).map_err(anyhow::Error::msg)?;
     let c = cell(&t, &label, a.examples, &energy, idle, &machine.cpu_model);
-    let mut idle_warnings = Vec::new();
-    if let Some(w) = idle.and_then(|i| i.noisy()) {
-        idle_warnings.push(w);
-    }
-    let environment = Environment {
+    let file = result_file(
+        &t,
+        c.clone(),
+        &energy,
+        idle,
+        idle_s,
         machine,
-        started_utc: started,
-        finished_utc: Some(now_utc()),
-        profile: Profile {
-            name: "track".into(),
-            warmup_s: 0.0,
-            windows: 1,
-            window_s: t.wall_s,
-            input_sets: 0,
-            idle_s,
-            until_stable: None,
-        },
-        seed: 0,
-        command: std::env::args().collect(),
-        peaks: vec![],
-        energy: Some(EnergyEnv {
-            kind: energy.kind().into(),
-            source: energy.source(),
-            meters: energy.measured_names.clone(),
-            idle_power_w: energy.idle_w,
-            idle_after_w: None,
-            idle_warnings,
-            idle_s,
-            prices: energy.prices.clone(),
-        }),
-        shard: None,
-        slurm: SlurmJob::from_env(),
-    };
-    let file = ResultFile {
-        schema_version: greenbench_harness::SCHEMA_VERSION,
-        status: if t.signals.is_empty() {
-            RunStatus::Complete
-        } else {
-            RunStatus::Interrupted
-        },
-        environment,
-        cells: vec![c.clone()],
-        merged_from: vec![],
-    };
+        started,
+        std::env::args().collect(),
+    );
     file.save(&out)
         .with_context(|| format!("cannot write {}", out.display()))?;
     let energy_text = match (t.gross_j, t.net_j, energy.measured()) {

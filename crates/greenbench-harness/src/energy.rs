@@ -154,6 +154,22 @@ impl Default for Prices {
     }
 }
 
+impl Prices {
+    /// The cited defaults, with the grid intensity and the price overridden where given.
+    pub fn overridden(grid_g_per_kwh: Option<f64>, usd_per_kwh: Option<f64>) -> Prices {
+        let mut p = Prices::default();
+        if let Some(g) = grid_g_per_kwh {
+            p.grid_g_co2e_per_kwh = g;
+            p.grid_source = "--grid-g-per-kwh".into();
+        }
+        if let Some(u) = usd_per_kwh {
+            p.usd_per_kwh = u;
+            p.price_source = "--price-usd-per-kwh".into();
+        }
+        p
+    }
+}
+
 /// The energy side of a run.
 pub struct Energy {
     monitor: Option<Monitor>,
@@ -177,6 +193,23 @@ impl Energy {
             idle_w: None,
             prices,
         }
+    }
+
+    /// The energy source of this machine: every readable counter under `sysfs_root` (default
+    /// /sys; NVML unless `nvml` is false), else the labelled estimate for `cpu_model`
+    /// (`tdp_w` overriding the table); and the status of every meter, readable or not.
+    pub fn from_system(
+        sysfs_root: Option<std::path::PathBuf>,
+        nvml: bool,
+        cpu_model: &str,
+        tdp_w: Option<f64>,
+        prices: Prices,
+    ) -> (Energy, Vec<greenbench_energy::MeterStatus>) {
+        let fs: Arc<dyn greenbench_energy::SysFs> =
+            Arc::new(greenbench_energy::RealFs::new(sysfs_root));
+        let (meters, status) = greenbench_energy::discover(fs, nvml);
+        let estimate = CpuEstimate::for_cpu(cpu_model, greenbench_energy::Topology::read(), tdp_w);
+        (Energy::new(meters, estimate, prices), status)
     }
 
     /// Whether a counter is read (else figures are estimated).

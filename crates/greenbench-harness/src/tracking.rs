@@ -487,6 +487,61 @@ pub fn cell(
     }
 }
 
+#[allow(clippy::too_many_arguments)] // each is one fact the file records
+/// The result file of a tracked run: its one cell, the machine, the energy source and
+/// prices, the command line that made it; marked interrupted when a signal ended it.
+pub fn result_file(
+    t: &Tracked,
+    cell: Cell,
+    energy: &Energy,
+    idle: Option<Idle>,
+    idle_s: f64,
+    machine: crate::env::Fingerprint,
+    started_utc: String,
+    command: Vec<String>,
+) -> crate::record::ResultFile {
+    use crate::record::{EnergyEnv, Environment, ResultFile, RunStatus};
+    ResultFile {
+        schema_version: crate::SCHEMA_VERSION,
+        status: if t.signals.is_empty() {
+            RunStatus::Complete
+        } else {
+            RunStatus::Interrupted
+        },
+        environment: Environment {
+            machine,
+            started_utc,
+            finished_utc: Some(crate::env::now_utc()),
+            profile: crate::Profile {
+                name: "track".into(),
+                warmup_s: 0.0,
+                windows: 1,
+                window_s: t.wall_s,
+                input_sets: 0,
+                idle_s,
+                until_stable: None,
+            },
+            seed: 0,
+            command,
+            peaks: vec![],
+            energy: Some(EnergyEnv {
+                kind: energy.kind().into(),
+                source: energy.source(),
+                meters: energy.measured_names.clone(),
+                idle_power_w: energy.idle_w,
+                idle_after_w: None,
+                idle_warnings: idle.and_then(|i| i.noisy()).into_iter().collect(),
+                idle_s,
+                prices: energy.prices.clone(),
+            }),
+            shard: None,
+            slurm: crate::cluster::SlurmJob::from_env(),
+        },
+        cells: vec![cell],
+        merged_from: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -283,6 +283,25 @@ pub fn is_run(c: &Cell) -> bool {
     c.backend.ends_with("-train") || c.backend == greenbench_harness::tracking::TRACK_BACKEND
 }
 
+/// The one name the measured runs (training or tracked) in `files` carry, for pricing them
+/// without naming it; an error listing the names when there are several, or saying how to
+/// measure a run when there is none.
+pub fn only_run_model(files: &[Loaded]) -> Result<String, String> {
+    let names: std::collections::BTreeSet<String> = ok_cells(files)
+        .into_iter()
+        .filter(|(_, c)| is_run(c))
+        .map(|(_, c)| c.model.clone())
+        .collect();
+    match names.len() {
+        1 => Ok(names.into_iter().next().expect("one")),
+        0 => Err("no measured run (training or tracked) in the given files: measure one with `greenbench train` or `greenbench track -- CMD`, or name the model and give the examples to price it from an inference cell".into()),
+        _ => Err(format!(
+            "the files hold runs of {}: name one model",
+            names.into_iter().collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
 impl Totals {
     /// Every total times `k` (H runs like the mean of the ones measured).
     fn scaled(&self, k: f64) -> Totals {
