@@ -51,6 +51,16 @@ fn burn_helper() {
     }
 }
 
+/// Whether process `pid` has a child (from /proc).
+fn has_child(pid: u32) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|t| greenbench_harness::tracking::parse_stat(&t))
+        .any(|(_, ppid, _)| ppid == pid)
+}
+
 fn load(p: &Path) -> ResultFile {
     ResultFile::load(p).unwrap()
 }
@@ -147,7 +157,17 @@ fn a_signal_is_passed_on_and_the_partial_run_written() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    // Signal once the command runs (greenbench catches signals before it spawns it), however
+    // slowly a loaded machine starts greenbench.
+    let waited = Instant::now();
+    while !has_child(child.id()) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "the command never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     // SAFETY: kill with the pid of the process we spawned.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
