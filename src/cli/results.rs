@@ -335,13 +335,8 @@ pub fn cost(a: CostArgs) -> Result<i32> {
         batch: a.batch,
         precision: a.precision,
         pricing: Pricing {
-            pue: a.pue,
-            grid_g_per_kwh: prices.grid_g_co2e_per_kwh,
-            grid_source: prices.grid_source,
-            usd_per_kwh: prices.usd_per_kwh,
-            price_source: prices.price_source,
             cloud_usd_per_hour: a.cloud_usd_per_hour,
-            basis: a.energy.parse().map_err(anyhow::Error::msg)?,
+            ..Pricing::at(prices, a.pue, a.energy.parse().map_err(anyhow::Error::msg)?)
         },
     };
     if a.examples.is_none() {

@@ -200,17 +200,27 @@ impl CpuEstimate {
     }
 }
 
-/// This process's CPU time so far (user + system, all threads), in seconds.
-pub fn process_cpu_seconds() -> Option<f64> {
-    // SAFETY: getrusage writes into the zeroed struct we own; RUSAGE_SELF is always valid.
+/// CPU seconds (user + system) and peak resident bytes of `who`: `libc::RUSAGE_SELF` (this
+/// process, all threads) or `libc::RUSAGE_CHILDREN` (the children it has waited for; the peak
+/// is the largest one's).
+pub fn rusage(who: libc::c_int) -> Option<(f64, u64)> {
+    // SAFETY: getrusage writes into the zeroed struct we own; `who` is one of the two above.
     unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_SELF, &mut u) != 0 {
+        if libc::getrusage(who, &mut u) != 0 {
             return None;
         }
         let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
-        Some(t(u.ru_utime) + t(u.ru_stime))
+        Some((
+            t(u.ru_utime) + t(u.ru_stime),
+            u.ru_maxrss.max(0) as u64 * 1024,
+        ))
     }
+}
+
+/// This process's CPU time so far (user + system, all threads), in seconds.
+pub fn process_cpu_seconds() -> Option<f64> {
+    rusage(libc::RUSAGE_SELF).map(|u| u.0)
 }
 
 /// CPU seconds all processes of the machine have been busy (from /proc/stat), if readable.

@@ -137,18 +137,7 @@ fn take_pending() -> Vec<i32> {
 
 /// CPU seconds and peak RSS (bytes) of the children this process has waited for.
 fn children_usage() -> Option<(f64, u64)> {
-    // SAFETY: getrusage writes into the zeroed struct we own.
-    unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) != 0 {
-            return None;
-        }
-        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
-        Some((
-            t(u.ru_utime) + t(u.ru_stime),
-            (u.ru_maxrss.max(0) as u64) * 1024,
-        ))
-    }
+    greenbench_energy::estimate::rusage(libc::RUSAGE_CHILDREN)
 }
 
 /// (pid, parent pid, CPU ticks of it and its waited-for children) from `/proc/PID/stat`.

@@ -252,26 +252,14 @@ def inspect(model: str, dims: dict[str, int] | None = None) -> dict[str, Any]:
             "dims: greenbench binds no symbolic dimensions yet (models with fixed shapes only)"
         )
     v = json.loads(inspect_json(str(model)))
-
-    def counts(c: dict[str, Any]) -> dict[str, Any]:
-        out = dict(c)
-        out["fpo"] = 2 * c["macs"] + c.get("other_fpo", 0)
-        return out
-
-    cost = v["cost"]
     return {
         "name": v["name"],
         "input_shape": v["input_shape"],
         "output_shape": v["output_shape"],
-        "total": counts(cost["total"]),
+        "total": v["total"],
         "layers": [
-            dict(
-                name=n["name"],
-                op=n["label"],
-                output_shape=n["output_shape"],
-                **counts(n["cost"]),
-            )
-            for n in cost["nodes"]
+            dict(name=n["name"], op=n["op"], output_shape=n["output_shape"], **n["cost"])
+            for n in v["layers"]
         ],
     }
 

@@ -6,6 +6,7 @@
 
 use greenbench_core::{Backend, Model, Precision};
 use greenbench_cpu::CpuBackend;
+use greenbench_energy::estimate::rusage;
 use greenbench_harness::energy::{Energy, Idle, Prices, Reading};
 use greenbench_harness::env::{Build, fingerprint, now_utc};
 use greenbench_harness::host_load::{CpuTimes, HostLoad, steal_share};
@@ -42,22 +43,11 @@ fn machine() -> greenbench_harness::env::Fingerprint {
 
 /// CPU seconds of this process (all threads) and the children it has waited for.
 fn own_cpu_seconds() -> f64 {
-    rusage(libc::RUSAGE_SELF).0 + rusage(libc::RUSAGE_CHILDREN).0
-}
-
-fn rusage(who: i32) -> (f64, u64) {
-    // SAFETY: getrusage writes into the zeroed struct we own.
-    unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(who, &mut u) != 0 {
-            return (0.0, 0);
-        }
-        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
-        (
-            t(u.ru_utime) + t(u.ru_stime),
-            u.ru_maxrss.max(0) as u64 * 1024,
-        )
-    }
+    [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN]
+        .into_iter()
+        .filter_map(rusage)
+        .map(|u| u.0)
+        .sum()
 }
 
 /// A tracking session in this Python process: idle measured at its start (counters), power
@@ -246,7 +236,7 @@ impl Session {
             signals: vec![],
             wall_s,
             cpu_s: Some(cpu_s),
-            peak_rss_bytes: Some(rusage(libc::RUSAGE_SELF).1).filter(|b| *b > 0),
+            peak_rss_bytes: rusage(libc::RUSAGE_SELF).map(|u| u.1).filter(|b| *b > 0),
             gross_j,
             net_j,
             energy_fault: fault,
@@ -299,11 +289,23 @@ fn inspect_json(py: Python<'_>, model: String) -> PyResult<String> {
     let m = py
         .detach(|| greenbench_onnx::load_model(&model, 0, None))
         .map_err(err)?;
+    // FPO as greenbench-core counts it (Cost::fpo), next to each row's other counts.
+    let with_fpo = |c: &greenbench_core::Cost| {
+        let mut v = serde_json::to_value(c).unwrap_or_default();
+        v["fpo"] = c.fpo().into();
+        v
+    };
     let v = serde_json::json!({
         "name": m.name,
         "input_shape": m.graph.input.shape,
         "output_shape": m.graph.output_shape(),
-        "cost": m.cost,
+        "total": with_fpo(&m.cost.total),
+        "layers": m.cost.nodes.iter().map(|n| serde_json::json!({
+            "name": n.name,
+            "op": n.label,
+            "output_shape": n.output_shape,
+            "cost": with_fpo(&n.cost),
+        })).collect::<Vec<_>>(),
     });
     Ok(v.to_string())
 }
@@ -453,15 +455,7 @@ fn price_json(
         backend: None,
         batch: None,
         precision: Precision::Fp32,
-        pricing: Pricing {
-            pue,
-            grid_g_per_kwh: prices.grid_g_co2e_per_kwh,
-            grid_source: prices.grid_source,
-            usd_per_kwh: prices.usd_per_kwh,
-            price_source: prices.price_source,
-            cloud_usd_per_hour: None,
-            basis: energy.parse().map_err(err)?,
-        },
+        pricing: Pricing::at(prices, pue, energy.parse().map_err(err)?),
     };
     let (totals, text, n) = if examples.is_some() {
         let t = greenbench_results::cost::price(&loaded, &q).map_err(err)?;

@@ -72,6 +72,20 @@ pub struct Pricing {
 }
 
 impl Pricing {
+    /// Pricing at a run's (or the flags') grid intensity and electricity price, with `pue`
+    /// and the energy `basis`; money by energy (set `cloud_usd_per_hour` for machine time).
+    pub fn at(prices: greenbench_harness::energy::Prices, pue: f64, basis: EnergyBasis) -> Pricing {
+        Pricing {
+            pue,
+            grid_g_per_kwh: prices.grid_g_co2e_per_kwh,
+            grid_source: prices.grid_source,
+            usd_per_kwh: prices.usd_per_kwh,
+            price_source: prices.price_source,
+            cloud_usd_per_hour: None,
+            basis,
+        }
+    }
+
     /// The totals of `items`: each cell's figures times its example-passes. FPO and time are
     /// summed; energy (x PUE) only when every cell has a figure on the basis, else unknown
     /// rather than understated; money by machine time when a cloud price is set.

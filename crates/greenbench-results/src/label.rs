@@ -53,15 +53,7 @@ pub fn pricing_of(l: &Loaded) -> Pricing {
         .as_ref()
         .map(|e| e.prices.clone())
         .unwrap_or_default();
-    Pricing {
-        pue: crate::cost::DEFAULT_PUE,
-        grid_g_per_kwh: p.grid_g_co2e_per_kwh,
-        grid_source: p.grid_source,
-        usd_per_kwh: p.usd_per_kwh,
-        price_source: p.price_source,
-        cloud_usd_per_hour: None,
-        basis: EnergyBasis::Gross,
-    }
+    Pricing::at(p, crate::cost::DEFAULT_PUE, EnergyBasis::Gross)
 }
 
 /// The cell a label shows for one model on one machine: its cheapest inference cell (the

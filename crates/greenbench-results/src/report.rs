@@ -362,6 +362,12 @@ pub fn csv(files: &[Loaded]) -> String {
     s
 }
 
+/// The file-name stem of a model's plots (`mobilenet-v1-0_25`): `<stem>-time.svg`,
+/// `<stem>-energy.svg`.
+pub fn plot_slug(model: &str) -> String {
+    model.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+}
+
 /// SVG plots: per model, time and energy per example against batch size.
 pub fn plots(files: &[Loaded]) -> Vec<(String, String)> {
     let cells = ok_cells(files);
@@ -430,7 +436,7 @@ pub fn plots(files: &[Loaded]) -> Vec<(String, String)> {
                     .push((c.batch as f64, j * 1e3));
             }
         }
-        let slug = model.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_");
+        let slug = plot_slug(model);
         if let Some(svg) = crate::plot::against_batch(
             &format!("{model}: time per example"),
             "time per example (us)",

@@ -213,7 +213,7 @@ fn batch_figures(files: &[Loaded], model: &str) -> String {
     let mut s = String::new();
     for (name, svg) in crate::report::plots(files)
         .into_iter()
-        .filter(|(n, _)| n.starts_with(&format!("{}-", slug_md(model))))
+        .filter(|(n, _)| n.starts_with(&format!("{}-", crate::report::plot_slug(model))))
     {
         let what = if name.ends_with("-time.svg") {
             "time per example against batch size"
@@ -266,11 +266,6 @@ fn batch_figures(files: &[Loaded], model: &str) -> String {
         );
     }
     s
-}
-
-/// The file-name slug the Markdown report's plots use.
-fn slug_md(model: &str) -> String {
-    model.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
 }
 
 fn index(files: &[Loaded], labels: &[Label], models: &BTreeSet<String>) -> String {
