@@ -185,3 +185,105 @@ fn bad_files_get_clear_errors() {
     assert_eq!(code, 2);
     assert!(err.contains("carries its own weights"), "{err}");
 }
+
+/// A model exported with a symbolic sequence: every command that takes a model refuses it
+/// unbound (naming the dimension, its input and the flag), `--dim` binds it, a list sweeps it
+/// into cells of their own that record their bindings, `verify --test-data` binds it from the
+/// test data (and refuses a `--dim` that contradicts it), and a name no model uses is refused.
+#[test]
+fn symbolic_dims_are_bound_swept_and_refused_clearly() {
+    let dir = fixture("bert_layer_dynamic");
+    let m = dir.join("model.onnx");
+    let m = m.to_str().unwrap();
+    for cmd in [
+        vec!["inspect", m],
+        vec!["run", "--models", m, "--no-peak"],
+        vec!["verify", "--models", m],
+        vec!["export", m, "--out-dir", "/nonexistent-greenbench"],
+    ] {
+        let (code, _, err) = greenbench(&cmd);
+        assert_ne!(code, 0, "{cmd:?}");
+        assert!(
+            err.contains("symbolic dimension unbound: `sequence` (input `x` dimension 1)")
+                && err.contains("--dim sequence=128"),
+            "{cmd:?}: {err}"
+        );
+    }
+    let (code, out, err) = greenbench(&["inspect", m, "--dim", "sequence=16", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // 4 S D^2 + h S^2 2 d + 2 S D F at S = 16, D = 32, h = 4, d = 8, F = 64.
+    assert_eq!(
+        v["total"]["macs"],
+        4 * 16 * 32 * 32 + 4 * 16 * 16 * 2 * 8 + 16 * 32 * 64 * 2
+    );
+    let (code, _, err) = greenbench(&["inspect", m, "--dim", "sequence=16,32"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("one size per --dim"), "{err}");
+
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("r.json");
+    let (code, _, err) = greenbench(&[
+        "run",
+        "--models",
+        m,
+        "--dim",
+        "sequence=4,16",
+        "--backends",
+        "cpu",
+        "--batch",
+        "1",
+        "--no-peak",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r = ResultFile::load(&out).unwrap();
+    let cells: Vec<(String, usize)> = (r.cells.iter())
+        .map(|c| (c.model.clone(), c.dims["sequence"]))
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            ("bert_layer_dynamic[sequence=4]".to_string(), 4),
+            ("bert_layer_dynamic[sequence=16]".to_string(), 16)
+        ]
+    );
+    assert!(r.cells[1].macs_per_example > 4 * r.cells[0].macs_per_example);
+
+    let (code, _, err) = greenbench(&["run", "--models", m, "--dim", "sequence=4,seq=2"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(
+            "--dim seq: no model given has a symbolic dimension `seq` (theirs: `sequence`)"
+        ),
+        "{err}"
+    );
+
+    let data = dir.join("test_data_set_0");
+    let (code, out, err) = greenbench(&[
+        "verify",
+        "--models",
+        m,
+        "--test-data",
+        data.to_str().unwrap(),
+        "--backends",
+        "cpu",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("bert_layer_dynamic[sequence=8]"), "{out}");
+    let (code, _, err) = greenbench(&[
+        "verify",
+        "--models",
+        m,
+        "--test-data",
+        data.to_str().unwrap(),
+        "--dim",
+        "sequence=9",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("the test data in") && err.contains("sequence=8"),
+        "{err}"
+    );
+}

@@ -432,7 +432,7 @@ def bert_ffn(root):
          "BERT feed-forward: LayerNorm, exact GELU (Div/Erf/Add/Mul/Mul), residual; GPT-2 tanh GELU (Pow)")
 
 
-def bert_layer(root):
+def bert_layer(root, name="bert_layer", seq=None):
     """A whole BERT encoder layer as torch.onnx writes HuggingFace's BertLayer: Q, K, V
     projections (MatMul + Add), per-head Reshape (one through Shape/Gather/Unsqueeze/Concat, two
     with a constant [0, 0, h, d]) and Transpose (K to [N, h, d, S]), scores MatMul, Div by
@@ -490,14 +490,27 @@ def bert_layer(root):
           helper.make_node("Add", ["f2.b", "f2m"], ["f2a"], name="/output/dense/Add"),
           helper.make_node("Add", ["f2a", "l1"], ["r2"], name="/output/Add"),
           helper.make_node("LayerNormalization", ["r2", "ln2.g", "ln2.b"], ["y"], name="/output/LayerNorm", axis=-1, epsilon=1e-12)]
-    g = helper.make_graph(n, "bert_layer", [vi("x", TensorProto.FLOAT, ["batch", S, D])],
-                          [vi("y", TensorProto.FLOAT, ["batch", S, D])], inits)
+    g = helper.make_graph(n, name, [vi("x", TensorProto.FLOAT, ["batch", seq or S, D])],
+                          [vi("y", TensorProto.FLOAT, ["batch", seq or S, D])], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
     m.ir_version = 8
     # Q, K, V, O projections, scores and context (h * S * S * (d + d)), the two FFN layers
     macs = 4 * S * D * D + H * S * S * 2 * dh + S * D * 64 * 2
-    save(root, "bert_layer", m, rng.standard_normal((3, S, D)).astype(np.float32), macs,
-         "BERT encoder layer: per-head Reshape/Transpose attention, Erf GELU, LayerNorm, residuals")
+    note = "BERT encoder layer: per-head Reshape/Transpose attention, Erf GELU, LayerNorm, residuals"
+    if seq:
+        note += f"; the sequence is the symbolic dimension `{seq}` (test data at {S}: --dim {seq}=SIZE binds it)"
+    save(root, name, m, rng.standard_normal((3, S, D)).astype(np.float32), macs, note)
+
+
+def bert_layer_dynamic(root):
+    """bert_layer exported with dynamic axes (`dynamic_axes={'x': {0: 'batch', 1: 'sequence'}}`):
+    the sequence is symbolic; its own generator, so making it alone gives the same bytes."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261203)
+    try:
+        bert_layer(root, "bert_layer_dynamic", seq="sequence")
+    finally:
+        rng = saved
 
 
 def shufflenetv2_unit(root):
@@ -750,7 +763,7 @@ def reshape_bn(root):
 
 ALL = [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools,
        mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit, zero_pad, opset7, opset21,
-       generic_ops, nonlocal_block, vit_embed, reshape_bn]
+       generic_ops, nonlocal_block, vit_embed, reshape_bn, bert_layer_dynamic]
 
 if __name__ == "__main__":
     # make_fixtures.py [ROOT [NAME ...]]: every fixture, or only the named ones (the fixtures from

@@ -23,6 +23,11 @@ pub struct EvalArgs {
     /// seeded (untrained) weights are scored, and the output says what that means.
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Bind a symbolic dimension of an ONNX model's inputs: NAME=SIZE, repeatable and
+    /// comma-separated (`--dim sequence=128`); one size per name here.
+    /// The leading dimension stays the batch.
+    #[arg(long = "dim", value_name = "NAME=SIZE")]
+    pub dim: Vec<String>,
     /// digits (shipped), mnist or cifar10 (files in --data-dir).
     #[arg(long, default_value = "digits")]
     dataset: String,
@@ -73,7 +78,7 @@ struct Score {
 }
 
 pub fn run(a: EvalArgs) -> Result<i32> {
-    let model = greenbench_onnx::load_model(&a.model, a.seed, a.weights.as_deref())?;
+    let model = super::load_one(&a.model, a.seed, a.weights.as_deref(), &a.dim)?;
     let classes = model.graph.output_len();
     let d = load_dataset(&a.dataset, a.data_dir.as_deref(), a.datasets_dir.as_deref())?;
     let (fitted, _) = fit_to_model(d, &model.graph, classes)?;

@@ -36,6 +36,12 @@ pub struct ExportArgs {
     /// Trained weights (safetensors) for the one model given.
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Bind a symbolic dimension of an ONNX model's inputs: NAME=SIZE, repeatable and
+    /// comma-separated (`--dim sequence=128`); a list sweeps it like --batch
+    /// (`--dim sequence=64,128,256`), each size a model of its own (`bert[sequence=128]`).
+    /// The leading dimension stays the batch.
+    #[arg(long = "dim", value_name = "NAME=SIZE")]
+    pub dim: Vec<String>,
     /// fp32, or int8: the quantized model in ONNX's QDQ form (QuantizeLinear /
     /// DequantizeLinear around every uint8 value, per-channel int8 weights), its test data
     /// greenbench's int8 output.
@@ -60,7 +66,7 @@ pub fn run(a: ExportArgs) -> Result<i32> {
         given
     };
     let seed = a.seed;
-    let loaded = load_models(&names, seed, a.weights.as_deref())?;
+    let loaded = load_models(&names, seed, a.weights.as_deref(), &a.dim)?;
     let cpu = CpuBackend::on_this_thread(0)?;
     for m in &loaded {
         let dir = a.out.join(&m.name);

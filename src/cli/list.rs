@@ -39,6 +39,11 @@ pub struct InspectArgs {
     /// With --precision int8: seeded calibration examples.
     #[arg(long, default_value_t = 32, value_parser = super::range::count)]
     calibration: usize,
+    /// Bind a symbolic dimension of an ONNX model's inputs: NAME=SIZE, repeatable and
+    /// comma-separated (`--dim sequence=128`); one size per name here.
+    /// The leading dimension stays the batch.
+    #[arg(long = "dim", value_name = "NAME=SIZE")]
+    dim: Vec<String>,
 }
 
 pub fn list(a: ListArgs) -> Result<i32> {
@@ -94,7 +99,7 @@ pub fn inspect(a: InspectArgs) -> Result<i32> {
         .clone()
         .or(a.model_flag.clone())
         .expect("clap requires one");
-    let m = greenbench_onnx::load_model(&name, 0, None)?;
+    let m = super::load_one(&name, 0, None, &a.dim)?;
     if a.precision == Precision::Int8 {
         return inspect_int8(&m, &a);
     }

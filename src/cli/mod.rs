@@ -118,44 +118,96 @@ pub fn names_or_zoo(models: &[String]) -> Vec<String> {
 }
 
 /// Load models (zoo names, `.json` descriptions, `.onnx` files); a checkpoint applies to
-/// exactly one model. Two different files never share a name: when their stems collide, each
+/// exactly one model. `dims` are the `--dim NAME=SIZE[,SIZE..]` arguments: a file with
+/// symbolic dimensions loads once per binding (`bert[sequence=128]`), and a name that no model
+/// uses is an error. Two different files never share a name: when their stems collide, each
 /// goes by its path as given (without the extension).
 pub fn load_models(
     names: &[String],
     seed: u64,
     weights: Option<&std::path::Path>,
+    dims: &[String],
 ) -> Result<Vec<Model>> {
+    use greenbench_onnx::import::{DimSweep, bound_name};
     if weights.is_some() && names.len() != 1 {
         bail!("--weights holds one model's weights: give exactly one model with --models");
     }
-    let mut models: Vec<Model> = names
-        .iter()
-        .map(|n| greenbench_onnx::load_model(n, seed, weights))
-        .collect::<Result<_, _>>()?;
-    let clashes: Vec<bool> = (0..models.len())
-        .map(|i| (0..models.len()).any(|j| j != i && models[j].name == models[i].name))
-        .collect();
-    for (m, (given, clash)) in models.iter_mut().zip(names.iter().zip(clashes)) {
-        if clash && *given != m.name {
-            m.name = std::path::Path::new(given)
-                .with_extension("")
-                .display()
+    let sweep = DimSweep::parse(dims).map_err(anyhow::Error::msg)?;
+    // (the name as given, the model's name before its bindings, the model)
+    let mut loaded: Vec<(String, String, Model)> = vec![];
+    for n in names {
+        for m in greenbench_onnx::import::load_models_swept(n, seed, weights, &sweep)? {
+            let stem = m
+                .name
+                .strip_suffix(&bound_name("", &m.dims))
+                .unwrap_or(&m.name)
                 .to_string();
+            loaded.push((n.clone(), stem, m));
         }
     }
-    for i in 0..models.len() {
-        if let Some(j) = (0..i).find(|&j| models[j].name == models[i].name)
-            && names[i] != names[j]
+    let used: std::collections::BTreeSet<&str> = loaded
+        .iter()
+        .flat_map(|(_, _, m)| m.dims.keys().map(String::as_str))
+        .collect();
+    if let Some(unused) = sweep.names().into_iter().find(|n| !used.contains(n)) {
+        let have = if used.is_empty() {
+            "none of them has a symbolic dimension besides the batch".to_string()
+        } else {
+            format!(
+                "theirs: {}",
+                used.iter()
+                    .map(|u| format!("`{u}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        bail!(
+            "--dim {unused}: no model given has a symbolic dimension `{unused}` ({have}); `greenbench inspect FILE` lists a file's inputs"
+        );
+    }
+    let clashes: Vec<bool> = (0..loaded.len())
+        .map(|i| {
+            (0..loaded.len())
+                .any(|j| loaded[j].0 != loaded[i].0 && loaded[j].2.name == loaded[i].2.name)
+        })
+        .collect();
+    for ((given, stem, m), clash) in loaded.iter_mut().zip(clashes) {
+        if clash && given != stem {
+            let path = std::path::Path::new(given.as_str()).with_extension("");
+            m.name = bound_name(&path.display().to_string(), &m.dims);
+        }
+    }
+    for i in 0..loaded.len() {
+        if let Some(j) = (0..i).find(|&j| loaded[j].2.name == loaded[i].2.name)
+            && loaded[i].0 != loaded[j].0
         {
             bail!(
                 "`{}` and `{}` would both be called `{}` in the results; rename one",
-                names[j],
-                names[i],
-                models[i].name
+                loaded[j].0,
+                loaded[i].0,
+                loaded[i].2.name
             );
         }
     }
-    Ok(models)
+    Ok(loaded.into_iter().map(|(_, _, m)| m).collect())
+}
+
+/// One model, for the commands that take one (`inspect`, `eval`): each `--dim` must then
+/// give one size.
+pub fn load_one(
+    name: &str,
+    seed: u64,
+    weights: Option<&std::path::Path>,
+    dims: &[String],
+) -> Result<Model> {
+    let mut v = load_models(&[name.to_string()], seed, weights, dims)?;
+    if v.len() != 1 {
+        bail!(
+            "this command takes one model, and --dim gives {} bindings of `{name}`: give one size per --dim",
+            v.len()
+        );
+    }
+    Ok(v.remove(0))
 }
 
 /// Value parsers for numeric flags: clap's error then names the flag, the value and the valid

@@ -50,6 +50,12 @@ pub struct RunArgs {
     /// model given, instead of seeded ones.
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Bind a symbolic dimension of an ONNX model's inputs: NAME=SIZE, repeatable and
+    /// comma-separated (`--dim sequence=128`); a list sweeps it like --batch
+    /// (`--dim sequence=64,128,256`), each size a model of its own (`bert[sequence=128]`).
+    /// The leading dimension stays the batch.
+    #[arg(long = "dim", value_name = "NAME=SIZE")]
+    pub dim: Vec<String>,
     /// Measure only slice I of N of the cells (models x backends x batches, deterministic and
     /// balanced): `I/N`, or `auto/N` to take I from SLURM_ARRAY_TASK_ID or
     /// JOB_COMPLETION_INDEX. Run every I (anywhere) and `greenbench merge` the files.
@@ -121,6 +127,7 @@ impl Default for RunArgs {
             seed: 0,
             no_peak: false,
             weights: None,
+            dim: vec![],
             shard: None,
             until_stable: None,
             resume: false,
@@ -156,6 +163,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         &names_or_zoo(&args.models),
         args.seed,
         args.weights.as_deref(),
+        &args.dim,
     )?;
     let backends = make_backends(
         &args.backends,

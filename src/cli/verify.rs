@@ -33,6 +33,12 @@ pub struct VerifyArgs {
     /// Trained weights (safetensors) for the one model given.
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Bind a symbolic dimension of an ONNX model's inputs: NAME=SIZE, repeatable and
+    /// comma-separated (`--dim sequence=128`); a list sweeps it like --batch
+    /// (`--dim sequence=64,128,256`), each size a model of its own (`bert[sequence=128]`).
+    /// The leading dimension stays the batch.
+    #[arg(long = "dim", value_name = "NAME=SIZE")]
+    pub dim: Vec<String>,
     /// ONNX model zoo test data (`DIR/input_0.pb`, `DIR/output_0.pb`; several folders, comma-
     /// separated): each backend's output on the recorded input is compared with the recorded
     /// output. The batch is the test data's own. Needs `.onnx` models.
@@ -67,7 +73,12 @@ pub fn run(a: VerifyArgs) -> Result<i32> {
 
 /// `verify` in fp32: every backend against the reference interpreter.
 fn run_fp32(a: &VerifyArgs) -> Result<i32> {
-    let models = load_models(&names_or_zoo(&a.models), a.seed, a.weights.as_deref())?;
+    let models = load_models(
+        &names_or_zoo(&a.models),
+        a.seed,
+        a.weights.as_deref(),
+        &a.dim,
+    )?;
     let mut backends = make_backends(&a.backends, None, a.gpu_adapter.as_deref(), true)?;
     // The CPU backend is the baseline every other backend is compared with.
     if !backends.iter().any(|b| b.name() == "cpu") {
@@ -114,15 +125,40 @@ fn run_test_data(a: &VerifyArgs) -> Result<i32> {
     if a.models.is_empty() {
         bail!("--test-data needs the ONNX model it belongs to: --models model.onnx");
     }
-    let mut imported = vec![];
     for m in &a.models {
         if !m.to_ascii_lowercase().ends_with(".onnx") {
             bail!("--test-data checks ONNX files; `{m}` is not a .onnx path");
         }
-        imported.push(greenbench_onnx::import_file(
-            std::path::Path::new(m),
-            a.seed,
-        )?);
+    }
+    // Each test data set binds the model's symbolic dimensions to its own shapes; an
+    // explicit --dim must agree with them.
+    let given = greenbench_onnx::import::DimSweep::parse(&a.dim).map_err(anyhow::Error::msg)?;
+    let mut imported = vec![];
+    for m in &a.models {
+        let path = std::path::Path::new(m);
+        for dir in &a.test_data {
+            let dims =
+                greenbench_onnx::testdata::dims_from(path, dir).map_err(anyhow::Error::msg)?;
+            for (name, sizes) in &given.0 {
+                if let Some(&v) = dims.get(name)
+                    && !sizes.contains(&v)
+                {
+                    bail!(
+                        "--dim {name}={}: the test data in {} has {name}={v}",
+                        sizes
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        dir.display()
+                    );
+                }
+            }
+            imported.push((
+                greenbench_onnx::import::import_file_with(path, a.seed, &dims)?,
+                dir,
+            ));
+        }
     }
     let backends = make_backends(&a.backends, None, a.gpu_adapter.as_deref(), true)?;
     for b in &backends {
@@ -131,42 +167,40 @@ fn run_test_data(a: &VerifyArgs) -> Result<i32> {
     }
     let mut t = Table::new("model|test data|>batch|backend|>max abs diff|>max rel diff|verdict");
     let mut bad = 0;
-    for imp in &imported {
-        for dir in &a.test_data {
-            let td = greenbench_onnx::testdata::read(imp, dir).map_err(anyhow::Error::msg)?;
-            let mut runs: Vec<(String, Option<&dyn greenbench_core::Backend>)> =
-                vec![("reference".into(), None)];
-            runs.extend(
-                backends
-                    .iter()
-                    .map(|b| (b.name().to_string(), Some(b.as_ref()))),
-            );
-            for (name, b) in runs {
-                let (abs, rel, verdict) = match greenbench_onnx::testdata::check(imp, &td, b) {
-                    Ok(d) => {
-                        let ok = d.max_rel <= a.tolerance;
-                        bad += usize::from(!ok);
-                        (
-                            format!("{:.2e}", d.max_abs),
-                            format!("{:.2e}", d.max_rel),
-                            if ok { "ok" } else { "MISMATCH" }.to_string(),
-                        )
-                    }
-                    Err(e) => {
-                        bad += 1;
-                        ("-".into(), "-".into(), format!("FAILED: {e}"))
-                    }
-                };
-                t.row(vec![
-                    imp.model.name.clone(),
-                    dir.display().to_string(),
-                    td.batch.to_string(),
-                    name,
-                    abs,
-                    rel,
-                    verdict,
-                ]);
-            }
+    for (imp, dir) in &imported {
+        let td = greenbench_onnx::testdata::read(imp, dir).map_err(anyhow::Error::msg)?;
+        let mut runs: Vec<(String, Option<&dyn greenbench_core::Backend>)> =
+            vec![("reference".into(), None)];
+        runs.extend(
+            backends
+                .iter()
+                .map(|b| (b.name().to_string(), Some(b.as_ref()))),
+        );
+        for (name, b) in runs {
+            let (abs, rel, verdict) = match greenbench_onnx::testdata::check(imp, &td, b) {
+                Ok(d) => {
+                    let ok = d.max_rel <= a.tolerance;
+                    bad += usize::from(!ok);
+                    (
+                        format!("{:.2e}", d.max_abs),
+                        format!("{:.2e}", d.max_rel),
+                        if ok { "ok" } else { "MISMATCH" }.to_string(),
+                    )
+                }
+                Err(e) => {
+                    bad += 1;
+                    ("-".into(), "-".into(), format!("FAILED: {e}"))
+                }
+            };
+            t.row(vec![
+                imp.model.name.clone(),
+                dir.display().to_string(),
+                td.batch.to_string(),
+                name,
+                abs,
+                rel,
+                verdict,
+            ]);
         }
     }
     print!("{}", t.render());
@@ -181,7 +215,12 @@ fn run_test_data(a: &VerifyArgs) -> Result<i32> {
 fn run_int8(a: &VerifyArgs) -> Result<i32> {
     use greenbench_core::Backend;
     use greenbench_core::quant::{QuantConfig, run_reference_q};
-    let models = load_models(&names_or_zoo(&a.models), a.seed, a.weights.as_deref())?;
+    let models = load_models(
+        &names_or_zoo(&a.models),
+        a.seed,
+        a.weights.as_deref(),
+        &a.dim,
+    )?;
     let cpu = CpuBackend::on_this_thread(0)?;
     let mut t = Table::new("model|>batch|precision|>max abs diff|>output step|verdict");
     let mut bad = 0;

@@ -22,6 +22,9 @@ pub struct Model {
     pub weights_source: Option<String>,
     /// Per-example counts of the folded graph.
     pub cost: GraphCost,
+    /// The symbolic dimensions of an imported model and the sizes they were bound to
+    /// (`--dim sequence=128`); empty for models without any.
+    pub dims: std::collections::BTreeMap<String, usize>,
 }
 
 impl Model {
@@ -74,6 +77,7 @@ impl Model {
             seed,
             weights_source: None,
             cost,
+            dims: Default::default(),
         })
     }
 }

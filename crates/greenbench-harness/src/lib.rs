@@ -4,7 +4,8 @@
 //! windows, several distinct input buffers), its statistics ([`stats`]: median, a
 //! distribution-free 95 % interval, coefficient of variation), the environment fingerprint
 //! ([`env`]), the versioned result schema with atomic, incremental saving ([`record`]), the
-//! suite runner that ties them together ([`runner`]), parity between backends
+//! suite runner that ties them together ([`runner`]), the measurements it takes again after the
+//! cells ([`recheck`]: the peak, the run's first cell), parity between backends
 //! ([`parity`]: every backend against the CPU, the CPU against the reference interpreter), and
 //! the measured training sweep whose cells price an experiment's E·D·H ([`training`]), and the
 //! measurement of any other program's run ([`tracking`]: `greenbench track -- CMD`).
@@ -19,6 +20,7 @@ pub mod host_load;
 pub mod parity;
 pub mod presence;
 pub mod protocol;
+pub mod recheck;
 pub mod record;
 pub mod runner;
 pub mod stats;

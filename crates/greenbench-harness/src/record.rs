@@ -139,6 +139,10 @@ pub struct Cell {
     #[serde(default)]
     pub host: Option<String>,
     pub model: String,
+    /// The sizes the model's symbolic dimensions were bound to (`--dim sequence=128`; the
+    /// model's name carries them too: `bert[sequence=128]`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dims: std::collections::BTreeMap<String, usize>,
     pub backend: String,
     /// Device name (CPU model or GPU adapter).
     pub device: String,
@@ -238,6 +242,24 @@ pub struct Cell {
     /// commands; gross for counters, the estimate's for the estimate).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub power_series_w: Vec<[f64; 2]>,
+    /// The run's first cell on its backend, measured again after the backend's other cells
+    /// (a slowdown that lasts through the first cell passes every within-cell check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remeasured: Option<Remeasured>,
+}
+
+/// A cell measured again at the end of its backend's cells (see [`crate::recheck`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Remeasured {
+    pub time_per_example_s: Summary,
+    #[serde(default)]
+    pub energy_per_example_j: Option<f64>,
+    #[serde(default)]
+    pub cpu_mhz: Option<f64>,
+    /// The first measurement was slowed down against this one (95 % intervals apart, medians
+    /// more than [`crate::recheck::FIRST_CELL_TOLERANCE`] apart): the cell is flagged unstable.
+    pub disagrees: bool,
 }
 
 impl Cell {

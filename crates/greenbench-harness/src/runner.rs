@@ -210,6 +210,7 @@ pub fn measure_cell(
     let mut cell = Cell {
         host: Some(crate::env::hostname()),
         model: model.name.clone(),
+        dims: model.dims.clone(),
         backend: backend.name().to_string(),
         device: dev.name.clone(),
         device_kind: dev.kind,
@@ -256,6 +257,7 @@ pub fn measure_cell(
         window_batches: vec![],
         cpu_s: None,
         power_series_w: vec![],
+        remeasured: None,
     };
     reset_peak_rss();
     let label = match precision {
@@ -367,30 +369,6 @@ fn set_pct_of_peak(cell: &mut Cell, attainable: f64) {
             "{pct:.0} % {ABOVE_PEAK} the peak matmul was disturbed while it was measured, or this backend's matmul does not reach this CPU's peak (its kernels were tuned on another CPU); either way % of peak is not a sound figure for this cell"
         ));
     }
-}
-
-/// Record the peak measured again after the cells in `p`, warning when the two 95 %
-/// intervals do not overlap.
-fn recheck_peak(p: &mut Peak, again: &Peak) {
-    p.after = Some(crate::record::PeakAgain {
-        gflops: again.gflops,
-        gflops_ci95_low: again.gflops_ci95_low,
-        gflops_ci95_high: again.gflops_ci95_high,
-        best_gflops: again.best_gflops,
-    });
-    let disjoint =
-        again.gflops_ci95_low > p.gflops_ci95_high || again.gflops_ci95_high < p.gflops_ci95_low;
-    p.warning = disjoint.then(|| {
-        format!(
-            "the peak measured after the cells ({:.1} GFPO/s [{:.1}, {:.1}]) disagrees with the one before ({:.1} [{:.1}, {:.1}]): the machine's state changed during the run; % of peak is taken against the better",
-            again.gflops,
-            again.gflops_ci95_low,
-            again.gflops_ci95_high,
-            p.gflops,
-            p.gflops_ci95_low,
-            p.gflops_ci95_high
-        )
-    });
 }
 
 /// Per-window energy -> the cell's energy fields.
@@ -645,6 +623,8 @@ pub fn run_suite(
         }
         save(&file)?;
         let mut measured_here: Vec<usize> = Vec::new();
+        // What the first cell measured here was: model index, batch, precision.
+        let mut first_here: Option<(usize, usize, Precision)> = None;
         // Hashing a model's weights reads all of them: once per backend, not once per check.
         let device = backend.device().name;
         let fingerprints: Vec<String> = if resumed.is_some() {
@@ -729,11 +709,50 @@ pub fn run_suite(
                             }
                             file.cells.push(cell);
                             measured_here.push(file.cells.len() - 1);
+                            first_here.get_or_insert((mi, batch, precision));
                             save(&file)?;
                         }
                         Err(_) => break 'outer,
                     }
                 }
+            }
+        }
+        // The first cell again, after the others: a slowdown that lasted through it (the
+        // windows agree, all slow) shows only against a later measurement of the same cell.
+        if let (Some((mi, batch, precision)), true) = (first_here, measured_here.len() > 1) {
+            if cancel.load(Ordering::Relaxed) {
+                break 'outer;
+            }
+            obs.note("measuring the run's first cell again, after the others");
+            let int8 = match precision {
+                Precision::Fp32 => None,
+                Precision::Int8 => quantized[mi].as_ref(),
+            };
+            let mhz0 = cfg.host_load.mean_mhz();
+            match measure_cell(
+                backend.as_ref(),
+                &models[mi],
+                int8,
+                batch,
+                &cfg.profile,
+                None,
+                energy,
+                cancel,
+                obs,
+            ) {
+                Ok(mut again) => {
+                    again.cpu_mhz = mhz0.or(cfg.host_load.mean_mhz());
+                    let first = &mut file.cells[measured_here[0]];
+                    crate::recheck::recheck_first_cell(first, &again);
+                    if first.remeasured.as_ref().is_some_and(|r| r.disagrees) {
+                        obs.note(&format!(
+                            "warning: {}",
+                            first.warnings.last().expect("pushed with the flag")
+                        ));
+                    }
+                    save(&file)?;
+                }
+                Err(_) => break 'outer,
             }
         }
         // The peak again, after the cells: a disturbed measurement shows as disagreement,
@@ -742,7 +761,7 @@ pub fn run_suite(
             match measure_peak(backend.as_ref(), cfg.peak_size, &cfg.profile, cancel, obs) {
                 Ok(again) => {
                     let p = file.environment.peaks.last_mut().expect("measured above");
-                    recheck_peak(p, &again);
+                    crate::recheck::recheck_peak(p, &again);
                     let attainable = p.attainable();
                     for &i in &measured_here {
                         set_pct_of_peak(&mut file.cells[i], attainable);

@@ -417,6 +417,7 @@ pub fn cell(
     Cell {
         host: None,
         model: label.to_string(),
+        dims: Default::default(),
         backend: TRACK_BACKEND.into(),
         device: device.to_string(),
         device_kind: DeviceKind::Cpu,
@@ -473,6 +474,7 @@ pub fn cell(
         window_batches: vec![],
         cpu_s: t.cpu_s,
         power_series_w: t.series.clone(),
+        remeasured: None,
     }
 }
 

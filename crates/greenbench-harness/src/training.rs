@@ -132,6 +132,7 @@ pub fn run_sweep(
         let cell = Cell {
             host: Some(machine.hostname.clone()),
             model: exp.model.name.clone(),
+            dims: Default::default(),
             backend: "cpu-train".into(),
             device: machine.cpu_model.clone(),
             device_kind: DeviceKind::Cpu,
@@ -179,6 +180,7 @@ pub fn run_sweep(
             window_batches: vec![steps_per_epoch; exp.epochs],
             cpu_s: None,
             power_series_w: vec![],
+            remeasured: None,
             accuracy: Some(done.test_accuracy),
             train_passes: Some(passes as u64),
             train: Some(format!(

@@ -196,8 +196,16 @@ fn resume_keeps_finished_cells_and_measures_the_rest() {
     assert_eq!(done.cells.len(), 4);
     assert_eq!(
         prepares.load(Ordering::SeqCst),
-        4,
-        "only the 3 missing cells measured"
+        5,
+        "only the 3 missing cells measured, and the first of them again after the others"
+    );
+    assert!(
+        done.cells[0].remeasured.is_none(),
+        "a kept cell is not re-measured"
+    );
+    assert!(
+        done.cells[1].remeasured.is_some(),
+        "the first measured by the resume is"
     );
     let json = |c: &greenbench_harness::Cell| serde_json::to_string(c).unwrap();
     assert_eq!(
@@ -297,6 +305,81 @@ fn unstable_cells_and_impossible_peaks_are_flagged() {
         saved.cells.iter().all(|c| c.unstable),
         "the flag is saved in the file"
     );
+}
+
+/// The run's first cell is measured again after the others: a slowdown injected into it
+/// alone (5x, its windows agreeing) flags it unstable with a warning in the file, the table
+/// and compare; a steady run records the second measurement and flags nothing.
+#[test]
+fn a_slow_first_cell_is_flagged_and_a_steady_one_is_not() {
+    use greenbench_harness::recheck::FIRST_CELL_WARNING;
+    let (_dir, out) = scratch();
+    let models = models(&["mlp", "autoencoder"], 3);
+    let mut cfg = config(out.clone());
+    cfg.profile.window_s = 0.02;
+    // A steady run must come out clean in one of three tries (sleeps on a loaded machine can
+    // wake late; a flag that fired on every run would fail all three).
+    let mut tries = 0;
+    let steady = loop {
+        tries += 1;
+        let prepares = Arc::new(AtomicUsize::new(0));
+        let f = run_plain(&fake(&[], prepares.clone()), &models, &cfg, None);
+        assert_eq!(
+            prepares.load(Ordering::SeqCst),
+            5,
+            "4 cells + the first again"
+        );
+        let flagged = |c: &greenbench_harness::Cell| {
+            c.warnings.iter().any(|w| w.starts_with(FIRST_CELL_WARNING))
+        };
+        if !f.cells.iter().any(flagged) || tries == 3 {
+            break f;
+        }
+    };
+    let first = &steady.cells[0];
+    let again = first
+        .remeasured
+        .as_ref()
+        .expect("the first cell is measured again");
+    assert!(
+        !again.disagrees,
+        "steady fake flagged in {tries} tries: {first:?}"
+    );
+    assert!(again.time_per_example_s.median >= 2e-4);
+    assert!(steady.cells[1..].iter().all(|c| c.remeasured.is_none()));
+    assert!(
+        (steady.cells.iter())
+            .all(|c| !c.warnings.iter().any(|w| w.starts_with(FIRST_CELL_WARNING))),
+        "{:?}",
+        steady.cells[0].warnings
+    );
+
+    let slow = run_plain(&slow_first(Arc::default()), &models, &cfg, None);
+    let first = &slow.cells[0];
+    let again = first.remeasured.as_ref().unwrap();
+    assert!(again.disagrees);
+    let t = first.time_per_example_s.as_ref().unwrap();
+    assert!(
+        t.median > 3.0 * again.time_per_example_s.median,
+        "{t:?} vs {again:?}"
+    );
+    assert!(
+        t.cv < 0.1,
+        "the injected slowdown passes the within-cell check: {t:?}"
+    );
+    assert!(first.unstable && first.is_unstable());
+    let w = first
+        .warnings
+        .iter()
+        .find(|w| w.starts_with(FIRST_CELL_WARNING))
+        .expect("warned");
+    assert!(w.contains("slower at the start"), "{w}");
+    assert!(
+        (slow.cells[1..].iter())
+            .all(|c| !c.warnings.iter().any(|w| w.starts_with(FIRST_CELL_WARNING)))
+    );
+    let saved = ResultFile::load(&out).unwrap();
+    assert_eq!(saved.cells[0], *first, "flag and second measurement saved");
 }
 
 /// A fake /proc/stat whose steal rises while cells run: every cell records the share and
@@ -420,6 +503,7 @@ fn the_peak_is_measured_before_and_after_the_cells() {
         prepares: Arc::default(),
         drift_us: 0,
         matmuls: Some(Arc::default()),
+        slow_first: 1,
     })];
     let changed = run_plain(&backends, &models, &config(out.clone()), None);
     let p = &changed.environment.peaks[0];

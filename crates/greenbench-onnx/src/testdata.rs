@@ -2,7 +2,8 @@
 //! model on the recorded input and compare with the recorded output.
 
 use crate::decode::{self, Values};
-use crate::import::Imported;
+use crate::import::{Dims, Imported, bind_from_shape};
+use crate::proto::{tensor_shape_proto::dimension::Value as DimValue, type_proto};
 use greenbench_core::Backend;
 use greenbench_core::reference::{Diff, diff, run_reference};
 use std::path::{Path, PathBuf};
@@ -67,6 +68,54 @@ pub fn read(imp: &Imported, dir: &Path) -> Result<TestData, String> {
         input,
         expected: y.to_f32(),
     })
+}
+
+/// The symbolic dimensions of `model`'s input bound to the sizes `dir/input_0.pb` has there
+/// (`verify --test-data` on a model exported with dynamic axes): empty for a model without
+/// any.
+pub fn dims_from(model: &Path, dir: &Path) -> Result<Dims, String> {
+    let m = decode::read_model(model).map_err(|e| e.to_string())?;
+    let Some(g) = &m.graph else {
+        return Ok(Dims::new());
+    };
+    let inits: Vec<&str> = g
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.as_deref())
+        .collect();
+    let Some(input) = g
+        .input
+        .iter()
+        .find(|v| !inits.contains(&v.name.as_deref().unwrap_or("")))
+    else {
+        return Ok(Dims::new());
+    };
+    let Some(type_proto::Value::TensorType(t)) =
+        input.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
+        return Ok(Dims::new());
+    };
+    let declared: Vec<Result<usize, String>> = t
+        .shape
+        .iter()
+        .flat_map(|s| &s.dim)
+        .map(|d| match &d.value {
+            Some(DimValue::DimParam(p)) => Err(p.clone()),
+            Some(DimValue::DimValue(v)) => Ok((*v).max(0) as usize),
+            None => Ok(0),
+        })
+        .collect();
+    if declared.iter().skip(1).all(|d| d.is_ok()) {
+        return Ok(Dims::new());
+    }
+    let p = dir.join("input_0.pb");
+    let x = decode::read_tensor(&p).map_err(|e| e.to_string())?;
+    let mut dims = Dims::new();
+    let name = input.name.clone().unwrap_or_default();
+    let actual: Vec<usize> = x.dims.iter().map(|&d| d.max(0) as usize).collect();
+    bind_from_shape(&name, &declared, &actual, &mut dims)
+        .map_err(|e| format!("{}: {e}", p.display()))?;
+    Ok(dims)
 }
 
 /// Run the test data on `backend` (or, with `None`, greenbench's plain-loop reference

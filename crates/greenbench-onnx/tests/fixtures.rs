@@ -8,7 +8,7 @@
 use greenbench_core::Backend;
 use greenbench_cpu::CpuBackend;
 use greenbench_gpu::GpuBackend;
-use greenbench_onnx::import::import_file;
+use greenbench_onnx::import::{DimSweep, Dims, import_file, import_file_swept, import_file_with};
 use greenbench_onnx::testdata;
 use std::path::PathBuf;
 
@@ -43,8 +43,16 @@ fn every_fixture_matches_onnx_runtime_on_every_backend() {
     let gpu = gpu();
     for dir in fixtures() {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
-        let imp = import_file(&dir.join("model.onnx"), 0).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(imp.model.name, name, "a model.onnx is named by its folder");
+        // A fixture exported with dynamic axes is bound by its test data's shapes.
+        let dims = testdata::dims_from(&dir.join("model.onnx"), &dir.join("test_data_set_0"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let imp =
+            import_file_with(&dir.join("model.onnx"), 0, &dims).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            imp.model.name,
+            greenbench_onnx::import::bound_name(&name, &dims),
+            "a model.onnx is named by its folder"
+        );
         let expect: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("expect.json")).unwrap())
                 .unwrap();
@@ -98,7 +106,11 @@ fn every_fixture_runs_in_int8() {
     let cpu = CpuBackend::new(2).unwrap();
     for dir in fixtures() {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
-        let m = import_file(&dir.join("model.onnx"), 0).unwrap().model;
+        let dims =
+            testdata::dims_from(&dir.join("model.onnx"), &dir.join("test_data_set_0")).unwrap();
+        let m = import_file_with(&dir.join("model.onnx"), 0, &dims)
+            .unwrap()
+            .model;
         let calib = greenbench_core::generate_inputs(&m.graph, 8, 0, 5);
         let qm = quantize(&m.graph, &m.weights, &calib, &QuantConfig::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -120,4 +132,56 @@ fn every_fixture_runs_in_int8() {
             );
         }
     }
+}
+
+/// A BERT layer exported with a symbolic sequence (`["batch", "sequence", 32]`): refused
+/// unbound with an error that names the dimension, its input and the flag; bound by its test
+/// data (sequence 8) it matches ONNX Runtime (the fixture test above); swept over other
+/// sequence lengths, each binding is a model of its own whose MACs follow the count (S x the
+/// projections, S^2 x the attention) and whose CPU output matches the reference interpreter.
+#[test]
+fn a_symbolic_sequence_is_bound_by_name_and_swept() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx");
+    let path = root.join("bert_layer_dynamic/model.onnx");
+    let e = import_file(&path, 0).unwrap_err().to_string();
+    assert!(
+        e.contains("1 symbolic dimension unbound: `sequence` (input `x` dimension 1)")
+            && e.contains("--dim sequence="),
+        "{e}"
+    );
+    let td = testdata::dims_from(&path, &root.join("bert_layer_dynamic/test_data_set_0")).unwrap();
+    assert_eq!(td, Dims::from([("sequence".to_string(), 8)]));
+    let sweep = DimSweep::parse(&["sequence=4,16,33"]).unwrap();
+    let models = import_file_swept(&path, 0, &sweep).unwrap();
+    let cpu = CpuBackend::on_this_thread(0).unwrap();
+    let (d, h, dh, ffn) = (32u64, 4u64, 8u64, 64u64);
+    for (imp, s) in models.iter().zip([4u64, 16, 33]) {
+        let m = &imp.model;
+        assert_eq!(m.name, format!("bert_layer_dynamic[sequence={s}]"));
+        assert_eq!(m.dims["sequence"], s as usize);
+        assert_eq!(
+            m.cost.total.macs,
+            4 * s * d * d + h * s * s * 2 * dh + s * d * ffn * 2,
+            "sequence {s}"
+        );
+        let x = greenbench_core::generate_inputs(&m.graph, 2, 0, 1);
+        let want = greenbench_core::reference::run_reference(&m.graph, &m.weights, &x, 2);
+        let got = cpu
+            .prepare(&m.graph, &m.weights, 2)
+            .unwrap()
+            .run(&x)
+            .unwrap()
+            .to_vec();
+        let diff = greenbench_core::reference::diff(&got, &want);
+        assert!(diff.max_rel < 1e-4, "sequence {s}: {diff:?}");
+    }
+    // The batch is not a --dim.
+    let e = import_file_swept(
+        &path,
+        0,
+        &DimSweep::parse(&["batch=2", "sequence=4"]).unwrap(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("--batch"), "{e}");
 }

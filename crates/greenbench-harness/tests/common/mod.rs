@@ -22,6 +22,9 @@ pub struct Fake {
     /// Matmuls prepared so far; from the second on they take 10x as long (a machine whose
     /// state changed between the peak before the cells and the one after).
     pub matmuls: Option<Arc<AtomicUsize>>,
+    /// The first model prepared runs this many times slower than the rest (a slowdown that
+    /// lasts through the run's first cell: its windows agree, all slow).
+    pub slow_first: u64,
 }
 
 pub struct FakePrepared {
@@ -71,7 +74,11 @@ impl Backend for Fake {
                 message: "shader exploded".into(),
             });
         }
-        Ok(FakePrepared::new(batch * g.output_len(), self.drift_us))
+        let mut p = FakePrepared::new(batch * g.output_len(), self.drift_us);
+        if self.prepares.load(Ordering::SeqCst) == 1 {
+            p.base_us *= self.slow_first.max(1);
+        }
+        Ok(p)
     }
     fn prepare_matmul(&self, m: usize, _k: usize, n: usize) -> PrepareResult {
         let mut p = FakePrepared::new(m * n, self.drift_us);
@@ -175,6 +182,18 @@ pub fn fake(fail: &[&str], prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> 
         prepares,
         drift_us: 0,
         matmuls: None,
+        slow_first: 1,
+    })]
+}
+
+/// A fake whose first prepared model runs 5x slower than everything after it.
+pub fn slow_first(prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> {
+    vec![Box::new(Fake {
+        fail: vec![],
+        prepares,
+        drift_us: 0,
+        matmuls: None,
+        slow_first: 5,
     })]
 }
 
@@ -185,6 +204,7 @@ pub fn drifting() -> Vec<Box<dyn Backend>> {
         prepares: Arc::default(),
         drift_us: 40,
         matmuls: None,
+        slow_first: 1,
     })]
 }
 

@@ -20,6 +20,7 @@
 mod array;
 mod attention;
 mod boundary;
+mod dims;
 mod error;
 mod expr;
 mod fold;
@@ -32,9 +33,11 @@ mod values;
 mod walk;
 
 pub use boundary::{Imported, Io, Layout};
+pub use dims::{DimSweep, Dims, Symbolic, bind_from_shape, bound_name, dims_label};
 pub use error::ImportError;
 pub use shape::{MAX_FOLDED_ELEMENTS, MAX_INPUT_ELEMENTS};
 pub use walk::{
-    LoadError, import_file, import_model, import_model_limited, load_model, model_name,
+    LoadError, import_file, import_file_swept, import_file_with, import_model,
+    import_model_limited, import_model_with, load_model, load_models_swept, model_name,
     supported_ops,
 };

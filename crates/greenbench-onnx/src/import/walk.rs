@@ -4,6 +4,7 @@
 
 use super::array;
 use super::boundary::{Imported, Io, Layout};
+use super::dims::{DimSweep, Dims, Symbolic, bound_name};
 use super::error::ImportError;
 use super::fold;
 use super::math;
@@ -65,23 +66,63 @@ pub fn model_name(path: &Path) -> String {
 
 /// Import an `.onnx` file (external data found beside it).
 pub fn import_file(path: &Path, seed: u64) -> Result<Imported, ImportError> {
-    let m = decode::read_model(path)?;
-    let base = path.parent().map(|p| {
+    import_file_with(path, seed, &Dims::new())
+}
+
+/// The folder a file's external data is read from.
+fn base_of(path: &Path) -> Option<&Path> {
+    path.parent().map(|p| {
         if p.as_os_str().is_empty() {
             Path::new(".")
         } else {
             p
         }
-    });
-    let mut imp = import_model(
-        &m,
-        &model_name(path),
+    })
+}
+
+/// [`import_file`] with its symbolic dimensions bound to `dims` (the model is named
+/// `stem[name=size,...]`).
+pub fn import_file_with(path: &Path, seed: u64, dims: &Dims) -> Result<Imported, ImportError> {
+    let m = decode::read_model(path)?;
+    import_decoded(&m, path, seed, dims)
+}
+
+fn import_decoded(
+    m: &ModelProto,
+    path: &Path,
+    seed: u64,
+    dims: &Dims,
+) -> Result<Imported, ImportError> {
+    let mut imp = import_model_with(
+        m,
+        &bound_name(&model_name(path), dims),
         &path.display().to_string(),
-        base,
+        base_of(path),
         seed,
+        dims,
     )?;
     imp.path = path.to_path_buf();
     Ok(imp)
+}
+
+/// Import `path` once per binding of `sweep` that applies to it (its symbolic dimensions;
+/// a file without any is imported once). The file is decoded once.
+pub fn import_file_swept(
+    path: &Path,
+    seed: u64,
+    sweep: &DimSweep,
+) -> Result<Vec<Imported>, ImportError> {
+    let m = decode::read_model(path)?;
+    let sym = m.graph.as_ref().map(Symbolic::of).unwrap_or_default();
+    sym.check(sweep).map_err(|message| ImportError::Model {
+        file: path.display().to_string(),
+        message,
+    })?;
+    sweep
+        .bindings(&sym.names())
+        .iter()
+        .map(|d| import_decoded(&m, path, seed, d))
+        .collect()
 }
 
 /// Why a model named on the command line did not load.
@@ -95,21 +136,34 @@ pub enum LoadError {
     WeightsForOnnx(String),
 }
 
-/// Load a model by zoo name, `.json` description or `.onnx` file.
+/// Load a model by zoo name, `.json` description or `.onnx` file (whose symbolic
+/// dimensions, if any, must be bound: [`load_models_swept`]).
 pub fn load_model(
     name_or_path: &str,
     seed: u64,
     checkpoint: Option<&Path>,
 ) -> Result<Model, LoadError> {
+    let mut v = load_models_swept(name_or_path, seed, checkpoint, &DimSweep::default())?;
+    Ok(v.remove(0))
+}
+
+/// Load a model by zoo name, `.json` description or `.onnx` file: one model, or for a file
+/// with symbolic dimensions one per binding of `sweep` (each recording its `dims`).
+pub fn load_models_swept(
+    name_or_path: &str,
+    seed: u64,
+    checkpoint: Option<&Path>,
+    sweep: &DimSweep,
+) -> Result<Vec<Model>, LoadError> {
     if name_or_path.to_ascii_lowercase().ends_with(".onnx") {
         if checkpoint.is_some() {
             return Err(LoadError::WeightsForOnnx(name_or_path.to_string()));
         }
-        return import_file(Path::new(name_or_path), seed)
-            .map(|i| i.model)
+        return import_file_swept(Path::new(name_or_path), seed, sweep)
+            .map(|v| v.into_iter().map(|i| i.model).collect())
             .map_err(|e| LoadError::Import(Box::new(e)));
     }
-    Ok(Model::load_with(name_or_path, seed, checkpoint)?)
+    Ok(vec![Model::load_with(name_or_path, seed, checkpoint)?])
 }
 
 impl Importer<'_> {
@@ -182,7 +236,22 @@ pub fn import_model(
     base: Option<&Path>,
     seed: u64,
 ) -> Result<Imported, ImportError> {
-    import_model_limited(m, name, file, base, seed, MAX_FOLDED_ELEMENTS)
+    import_model_with(m, name, file, base, seed, &Dims::new())
+}
+
+/// [`import_model`] with the symbolic dimensions of its inputs bound to `dims`.
+pub fn import_model_with(
+    m: &ModelProto,
+    name: &str,
+    file: &str,
+    base: Option<&Path>,
+    seed: u64,
+    dims: &Dims,
+) -> Result<Imported, ImportError> {
+    let before = FOLD_LIMIT.with(|l| l.replace(MAX_FOLDED_ELEMENTS));
+    let r = import_inner(m, name, file, base, seed, dims);
+    FOLD_LIMIT.with(|l| l.set(before));
+    r
 }
 
 /// [`import_model`] with another bound on the elements of a constant folded at import (the
@@ -196,7 +265,7 @@ pub fn import_model_limited(
     max_folded_elements: usize,
 ) -> Result<Imported, ImportError> {
     let before = FOLD_LIMIT.with(|l| l.replace(max_folded_elements));
-    let r = import_inner(m, name, file, base, seed);
+    let r = import_inner(m, name, file, base, seed, &Dims::new());
     FOLD_LIMIT.with(|l| l.set(before));
     r
 }
@@ -207,6 +276,7 @@ fn import_inner(
     file: &str,
     base: Option<&Path>,
     seed: u64,
+    bound: &Dims,
 ) -> Result<Imported, ImportError> {
     let merr = |message: String| ImportError::Model {
         file: file.to_string(),
@@ -227,6 +297,10 @@ fn import_inner(
         .graph
         .as_ref()
         .ok_or_else(|| merr("the file has no graph".into()))?;
+
+    // Every symbolic dimension but the batch bound, or each unbound one named.
+    let given = DimSweep(bound.iter().map(|(k, &v)| (k.clone(), vec![v])).collect());
+    Symbolic::of(g).check(&given).map_err(merr)?;
 
     // Every operator that cannot be imported, all at once.
     let supported = supported_ops();
@@ -343,11 +417,14 @@ fn import_inner(
         match d {
             Ok(v) if *v > 0 => per.push(*v),
             Ok(_) => return Err(merr(format!("input `{in_name}` dimension {i} is 0"))),
-            Err(p) => {
-                return Err(merr(format!(
-                    "input `{in_name}` dimension {i} is symbolic (`{p}`): greenbench needs every dimension but the batch static; re-export with a fixed size"
-                )));
-            }
+            Err(p) => match bound.get(p) {
+                Some(&v) => per.push(v),
+                None => {
+                    return Err(merr(format!(
+                        "input `{in_name}` dimension {i} is symbolic (`{p}`) and unbound: bind it with --dim {p}=SIZE"
+                    )));
+                }
+            },
         }
     }
     if per
@@ -497,6 +574,7 @@ fn import_inner(
             err: Box::new(source),
         })?;
     model.weights_source = Some(format!("the initializers of {file}"));
+    model.dims = bound.clone();
     let io = Io {
         input_name: in_name,
         input_dims: per,
