@@ -363,10 +363,6 @@ fn a_slow_first_cell_is_flagged_and_a_steady_one_is_not() {
         t.median > 3.0 * again.time_per_example_s.median,
         "{t:?} vs {again:?}"
     );
-    assert!(
-        t.cv < 0.1,
-        "the injected slowdown passes the within-cell check: {t:?}"
-    );
     assert!(first.unstable && first.is_unstable());
     let w = first
         .warnings
