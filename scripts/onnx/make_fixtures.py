@@ -432,7 +432,28 @@ def bert_ffn(root):
          "BERT feed-forward: LayerNorm, exact GELU (Div/Erf/Add/Mul/Mul), residual; GPT-2 tanh GELU (Pow)")
 
 
-def bert_layer(root, name="bert_layer", seq=None):
+def decomposed_layer_norm(x, g, b, y, prefix, eps, square="Pow"):
+    """LayerNorm as torch.onnx writes it below opset 17 (ReduceMean, Sub, Pow, ReduceMean, Add,
+    Sqrt, Div, Mul, Add); `square="Mul"` writes the square as d * d."""
+    p = prefix
+    n = [helper.make_node("ReduceMean", [x], [f"{p}/mean"], name=f"{p}/ReduceMean", axes=[-1]),
+         helper.make_node("Sub", [x, f"{p}/mean"], [f"{p}/d"], name=f"{p}/Sub")]
+    if square == "Pow":
+        n += [c(f"{p}/two", np.float32(2.0)),
+              helper.make_node("Pow", [f"{p}/d", f"{p}/two"], [f"{p}/sq"], name=f"{p}/Pow")]
+    else:
+        n += [helper.make_node("Mul", [f"{p}/d", f"{p}/d"], [f"{p}/sq"], name=f"{p}/Mul_sq")]
+    n += [helper.make_node("ReduceMean", [f"{p}/sq"], [f"{p}/var"], name=f"{p}/ReduceMean_1", axes=[-1]),
+          c(f"{p}/eps", np.float32(eps)),
+          helper.make_node("Add", [f"{p}/var", f"{p}/eps"], [f"{p}/vare"], name=f"{p}/Add"),
+          helper.make_node("Sqrt", [f"{p}/vare"], [f"{p}/std"], name=f"{p}/Sqrt"),
+          helper.make_node("Div", [f"{p}/d", f"{p}/std"], [f"{p}/norm"], name=f"{p}/Div"),
+          helper.make_node("Mul", [f"{p}/norm", g], [f"{p}/scaled"], name=f"{p}/Mul"),
+          helper.make_node("Add", [f"{p}/scaled", b], [y], name=f"{p}/Add_1")]
+    return n
+
+
+def bert_layer(root, name="bert_layer", seq=None, opset=17):
     """A whole BERT encoder layer as torch.onnx writes HuggingFace's BertLayer: Q, K, V
     projections (MatMul + Add), per-head Reshape (one through Shape/Gather/Unsqueeze/Concat, two
     with a constant [0, 0, h, d]) and Transpose (K to [N, h, d, S]), scores MatMul, Div by
@@ -490,13 +511,26 @@ def bert_layer(root, name="bert_layer", seq=None):
           helper.make_node("Add", ["f2.b", "f2m"], ["f2a"], name="/output/dense/Add"),
           helper.make_node("Add", ["f2a", "l1"], ["r2"], name="/output/Add"),
           helper.make_node("LayerNormalization", ["r2", "ln2.g", "ln2.b"], ["y"], name="/output/LayerNorm", axis=-1, epsilon=1e-12)]
+    if opset < 17:
+        # No LayerNormalization before opset 17: torch.onnx decomposes it.
+        out = []
+        for node in n:
+            if node.op_type == "LayerNormalization":
+                x, gm, bt = node.input
+                out += decomposed_layer_norm(x, gm, bt, node.output[0], node.name, 1e-12,
+                                             square="Pow" if node.name.startswith("/attention") else "Mul")
+            else:
+                out.append(node)
+        n = out
     g = helper.make_graph(n, name, [vi("x", TensorProto.FLOAT, ["batch", seq or S, D])],
                           [vi("y", TensorProto.FLOAT, ["batch", seq or S, D])], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="pytorch")
     m.ir_version = 8
     # Q, K, V, O projections, scores and context (h * S * S * (d + d)), the two FFN layers
     macs = 4 * S * D * D + H * S * S * 2 * dh + S * D * 64 * 2
     note = "BERT encoder layer: per-head Reshape/Transpose attention, Erf GELU, LayerNorm, residuals"
+    if opset < 17:
+        note += f"; opset {opset}: each LayerNorm decomposed (ReduceMean, Sub, Pow or Mul, ReduceMean, Add, Sqrt, Div, Mul, Add)"
     if seq:
         note += f"; the sequence is the symbolic dimension `{seq}` (test data at {S}: --dim {seq}=SIZE binds it)"
     save(root, name, m, rng.standard_normal((3, S, D)).astype(np.float32), macs, note)
@@ -509,6 +543,17 @@ def bert_layer_dynamic(root):
     saved, rng = rng, np.random.default_rng(20261203)
     try:
         bert_layer(root, "bert_layer_dynamic", seq="sequence")
+    finally:
+        rng = saved
+
+
+def bert_layer_opset14(root):
+    """bert_layer as torch.onnx writes it at opset 14 with dynamic axes: both LayerNorms
+    decomposed (one squaring with Pow, one with Mul), a symbolic sequence; its own generator."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261204)
+    try:
+        bert_layer(root, "bert_layer_opset14", seq="sequence", opset=14)
     finally:
         rng = saved
 
@@ -763,7 +808,8 @@ def reshape_bn(root):
 
 ALL = [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools,
        mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit, zero_pad, opset7, opset21,
-       generic_ops, nonlocal_block, vit_embed, reshape_bn, bert_layer_dynamic]
+       generic_ops, nonlocal_block, vit_embed, reshape_bn, bert_layer_dynamic,
+       bert_layer_opset14]
 
 if __name__ == "__main__":
     # make_fixtures.py [ROOT [NAME ...]]: every fixture, or only the named ones (the fixtures from

@@ -24,6 +24,7 @@ mod dims;
 mod error;
 mod expr;
 mod fold;
+mod fuse;
 mod math;
 mod matmul;
 mod nn;

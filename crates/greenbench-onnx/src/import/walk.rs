@@ -7,6 +7,7 @@ use super::boundary::{Imported, Io, Layout};
 use super::dims::{DimSweep, Dims, Symbolic, bound_name};
 use super::error::ImportError;
 use super::fold;
+use super::fuse;
 use super::math;
 use super::matmul;
 use super::nn;
@@ -302,10 +303,13 @@ fn import_inner(
     let given = DimSweep(bound.iter().map(|(k, &v)| (k.clone(), vec![v])).collect());
     Symbolic::of(g).check(&given).map_err(merr)?;
 
+    // Multi-node spellings of one operator (the decomposed LayerNorm) become that operator.
+    let nodes = fuse::rewrite(g, base);
+
     // Every operator that cannot be imported, all at once.
     let supported = supported_ops();
     let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for n in &g.node {
+    for n in &nodes {
         let op = n.op_type.clone().unwrap_or_default();
         let domain = n.domain.as_deref().unwrap_or("");
         let known = matches!(domain, "" | "ai.onnx") && supported.contains(&op.as_str());
@@ -366,7 +370,7 @@ fn import_inner(
         imp.vals
             .insert(init.name.clone().unwrap_or_default(), Val::Const(t));
     }
-    for n in &g.node {
+    for n in &nodes {
         for i in &n.input {
             *imp.readers.entry(i.clone()).or_insert(0) += 1;
         }
@@ -469,7 +473,7 @@ fn import_inner(
         }),
     );
 
-    for n in &g.node {
+    for n in &nodes {
         imp.import_node(n)?;
     }
 
