@@ -806,10 +806,40 @@ def reshape_bn(root):
          "general Reshape to an NCHW map, then BatchNormalization, Relu, Conv, MaxPool on it")
 
 
+def math_ops(root):
+    """ONNX's elementwise math operators on an activation, as exporters leave them outside
+    the patterns greenbench fuses: Abs, Sqrt, Log, Neg, Exp, Reciprocal, Pow by 1.5, Sign,
+    Erf, a product of two of them. Its own generator."""
+    r = np.random.default_rng(20261205)
+    inits = [init("w", (r.standard_normal((8, 8)) * 0.4).astype(np.float32)),
+             init("b", (r.standard_normal(8) * 0.1).astype(np.float32))]
+    n = [helper.make_node("Gemm", ["x", "w", "b"], ["a"], name="fc"),
+         helper.make_node("Abs", ["a"], ["a_abs"], name="abs"),
+         c("half", np.float32(0.5)),
+         helper.make_node("Add", ["a_abs", "half"], ["a_pos"], name="add_half"),
+         helper.make_node("Sqrt", ["a_pos"], ["s"], name="sqrt"),
+         helper.make_node("Log", ["s"], ["l"], name="log"),
+         helper.make_node("Neg", ["l"], ["ng"], name="neg"),
+         helper.make_node("Exp", ["ng"], ["e"], name="exp"),
+         helper.make_node("Reciprocal", ["e"], ["rc"], name="reciprocal"),
+         c("p15", np.float32(1.5)),
+         helper.make_node("Pow", ["rc", "p15"], ["pw"], name="pow"),
+         helper.make_node("Sign", ["a"], ["sg"], name="sign"),
+         helper.make_node("Erf", ["a"], ["ef"], name="erf"),
+         helper.make_node("Mul", ["sg", "ef"], ["se"], name="sign_erf"),
+         helper.make_node("Add", ["pw", "se"], ["y"], name="out")]
+    g = helper.make_graph(n, "math_ops", [vi("x", TensorProto.FLOAT, ["N", 8])],
+                          [vi("y", TensorProto.FLOAT, ["N", 8])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)])
+    m.ir_version = 8
+    save(root, "math_ops", m, r.standard_normal((4, 8)).astype(np.float32), 64,
+         "Abs, Sqrt, Log, Neg, Exp, Reciprocal, Pow 1.5, Sign, Erf of an activation, and a product of two")
+
+
 ALL = [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools,
        mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit, zero_pad, opset7, opset21,
        generic_ops, nonlocal_block, vit_embed, reshape_bn, bert_layer_dynamic,
-       bert_layer_opset14]
+       bert_layer_opset14, math_ops]
 
 if __name__ == "__main__":
     # make_fixtures.py [ROOT [NAME ...]]: every fixture, or only the named ones (the fixtures from

@@ -3,7 +3,7 @@
 //! must be called inside the backend's thread pool (`ThreadPool::install`), so the thread
 //! count is the one the user asked for.
 
-use greenbench_core::graph::{BinOp, ConvGeom, MatMulGeom, PoolGeom, Unary};
+use greenbench_core::graph::{BinOp, ConvGeom, MatMulGeom, MathFn, PoolGeom, Unary};
 use greenbench_core::strided::Strided;
 use rayon::prelude::*;
 
@@ -523,6 +523,16 @@ pub fn unary(x: &[f32], f: Unary, y: &mut [f32]) {
         Unary::GeluErf => map(x, y, |v| {
             0.5 * v * (1.0 + fast_erf(v * std::f32::consts::FRAC_1_SQRT_2))
         }),
+        // ONNX's math operators, one loop each (the function chosen once, not per element).
+        Unary::Math(f) => match f {
+            MathFn::Sqrt => map(x, y, f32::sqrt),
+            MathFn::Reciprocal => map(x, y, |v| 1.0 / v),
+            MathFn::Neg => map(x, y, |v| -v),
+            MathFn::Abs => map(x, y, f32::abs),
+            MathFn::Exp => map(x, y, f32::exp),
+            MathFn::Log => map(x, y, f32::ln),
+            MathFn::Sign | MathFn::Erf | MathFn::Pow { .. } => map(x, y, move |v| f.eval32(v)),
+        },
     }
 }
 

@@ -8,8 +8,8 @@ use greenbench_core::zoo::zoo_model;
 use greenbench_core::{Backend, generate_weights};
 use greenbench_cpu::CpuBackend;
 use greenbench_testkit::{
-    self as testkit, chain, data_movement_case, padding, pool_op, reference_case, run_case,
-    tensor_op_case, tensor_op_graph, unary_op, zoo_cases,
+    self as testkit, chain, data_movement_case, padding, pool_op, positive_math_ops,
+    reference_case, run_case, tensor_op_case, tensor_op_graph, unary_op, zoo_cases,
 };
 use proptest::prelude::*;
 
@@ -291,6 +291,14 @@ proptest! {
         rows in 1usize..9, n in 1usize..70, op in unary_op(), batch in 1usize..4,
     ) {
         let err = max_rel_err(&chain(vec![rows, n], vec![op]).unwrap(), batch, 17, 2);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
+    #[test]
+    fn positive_domain_math_matches_reference(
+        rows in 1usize..9, n in 1usize..70, ops in positive_math_ops(), batch in 1usize..4,
+    ) {
+        let err = max_rel_err(&chain(vec![rows, n], ops).unwrap(), batch, 29, 2);
         prop_assert!(err < TOL, "err {err}");
     }
 

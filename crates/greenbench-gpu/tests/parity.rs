@@ -9,8 +9,8 @@ use greenbench_core::reference::diff;
 use greenbench_core::{Backend, Model};
 use greenbench_gpu::GpuBackend;
 use greenbench_testkit::{
-    chain, data_movement_case, padding, pool_op, reference_case, reference_case_with, run_case,
-    tensor_op_graph, unary_op, zoo_cases,
+    chain, data_movement_case, padding, pool_op, positive_math_ops, reference_case,
+    reference_case_with, run_case, tensor_op_graph, unary_op, zoo_cases,
 };
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -102,6 +102,14 @@ proptest! {
         rows in 1usize..9, n in 1usize..70, op in unary_op(), batch in 1usize..3,
     ) {
         let e = max_rel(&chain(vec![rows, n], vec![op]).unwrap(), batch, 17);
+        prop_assert!(e < TOL, "err {e}");
+    }
+
+    #[test]
+    fn positive_domain_math_matches_reference(
+        rows in 1usize..9, n in 1usize..70, ops in positive_math_ops(), batch in 1usize..3,
+    ) {
+        let e = max_rel(&chain(vec![rows, n], ops).unwrap(), batch, 29);
         prop_assert!(e < TOL, "err {e}");
     }
 

@@ -446,6 +446,30 @@ fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
                 let attrs = [attr_float("alpha", *alpha)];
                 (b.node("LeakyRelu", nm, &[&src], &attrs), l)
             }
+            Op::Math { f } => {
+                use greenbench_core::graph::MathFn;
+                let (src, l) = vals[x].clone();
+                let out = match f {
+                    MathFn::Pow { exponent } => {
+                        let e = b.scalar(&format!("{nm}_exponent"), *exponent);
+                        b.node("Pow", nm, &[&src, &e], &[])
+                    }
+                    _ => {
+                        let name = match f {
+                            MathFn::Sqrt => "Sqrt",
+                            MathFn::Reciprocal => "Reciprocal",
+                            MathFn::Neg => "Neg",
+                            MathFn::Exp => "Exp",
+                            MathFn::Log => "Log",
+                            MathFn::Abs => "Abs",
+                            MathFn::Sign => "Sign",
+                            _ => "Erf",
+                        };
+                        b.node(name, nm, &[&src], &[])
+                    }
+                };
+                (out, l)
+            }
             Op::Clip { min, max } => {
                 let (src, l) = vals[x].clone();
                 let lo = b.scalar(&format!("{nm}_min"), *min);

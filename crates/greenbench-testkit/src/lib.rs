@@ -5,7 +5,7 @@
 //!
 //! It knows greenbench-core only; each backend's tests bring their own backend.
 
-use greenbench_core::graph::{Graph, InputSpec, Node, Op, Padding};
+use greenbench_core::graph::{Graph, InputSpec, MathFn, Node, Op, Padding};
 use greenbench_core::reference::run_reference;
 use greenbench_core::weights::Weights;
 use greenbench_core::zoo::MODEL_NAMES;
@@ -42,7 +42,39 @@ pub fn unary_op() -> impl Strategy<Value = Op> {
         Just(Op::Tanh),
         (0.0f32..0.5).prop_map(|alpha| Op::LeakyRelu { alpha }),
         Just(Op::GeluErf),
+        prop_oneof![
+            Just(MathFn::Neg),
+            Just(MathFn::Abs),
+            Just(MathFn::Sign),
+            Just(MathFn::Exp),
+            Just(MathFn::Erf),
+            // (x^2 is not here: the importer writes a square as a product, x * x.)
+            Just(MathFn::Pow { exponent: 3.0 }),
+        ]
+        .prop_map(|f| Op::Math { f }),
     ]
+}
+
+/// ONNX's math functions defined on the positive numbers only (sqrt, log, reciprocal,
+/// fractional and negative powers), each after a clip that keeps its input at 0.25 and above:
+/// the ops to chain.
+pub fn positive_math_ops() -> impl Strategy<Value = Vec<Op>> {
+    prop_oneof![
+        Just(MathFn::Sqrt),
+        Just(MathFn::Log),
+        Just(MathFn::Reciprocal),
+        Just(MathFn::Pow { exponent: 0.5 }),
+        Just(MathFn::Pow { exponent: -1.5 }),
+    ]
+    .prop_map(|f| {
+        vec![
+            Op::Clip {
+                min: 0.25,
+                max: 1e6,
+            },
+            Op::Math { f },
+        ]
+    })
 }
 
 /// The ops that join branches, over an input of `shape`: `a = relu(input)`, `b = tanh(input)`

@@ -69,7 +69,8 @@ pub(super) fn infer(node: &Node, ins: &[&Shape], input: &InputSpec) -> Result<Sh
         | Op::Clip { .. }
         | Op::Tanh
         | Op::LeakyRelu { .. }
-        | Op::GeluErf => Ok(x.clone()),
+        | Op::GeluErf
+        | Op::Math { .. } => Ok(x.clone()),
         Op::Mul => {
             let b = ins[1];
             let n: usize = b.iter().product();

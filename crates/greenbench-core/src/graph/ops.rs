@@ -88,6 +88,7 @@ macro_rules! unary_ops {
             | $crate::graph::Op::Tanh
             | $crate::graph::Op::LeakyRelu { .. }
             | $crate::graph::Op::GeluErf
+            | $crate::graph::Op::Math { .. }
     };
 }
 
@@ -101,6 +102,7 @@ pub enum Unary {
     Tanh,
     LeakyRelu { alpha: f32 },
     GeluErf,
+    Math(MathFn),
 }
 
 impl Unary {
@@ -120,6 +122,7 @@ impl Unary {
                 }
             }
             Unary::GeluErf => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+            Unary::Math(f) => f.eval(x),
         }
     }
     /// The GPU kernel's function code and its two parameters.
@@ -132,6 +135,7 @@ impl Unary {
             Unary::Tanh => (4, [0.0; 2]),
             Unary::LeakyRelu { alpha } => (5, [alpha, 0.0]),
             Unary::GeluErf => (6, [0.0; 2]),
+            Unary::Math(f) => f.code(),
         }
     }
     /// (other FPO, transcendentals) per element (shared/FPO.md's rule: count the elementwise
@@ -151,7 +155,111 @@ impl Unary {
             Unary::LeakyRelu { .. } => (2, 0),
             // x / sqrt 2, + 1, * x, * 0.5 + erf
             Unary::GeluErf => (4, 1),
+            Unary::Math(f) => f.cost(),
         }
+    }
+}
+
+/// The elementwise functions of ONNX's math operators (`Sqrt`, `Reciprocal`, `Neg`, `Exp`,
+/// `Log`, `Abs`, `Sign`, `Erf`, `Pow` by a constant): the IR's [`Op::Math`], with ONNX's
+/// semantics (the square root and logarithm of a negative number are NaN, 1/0 is infinite).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "fn", deny_unknown_fields)]
+pub enum MathFn {
+    Sqrt,
+    Reciprocal,
+    Neg,
+    Exp,
+    Log,
+    Abs,
+    /// -1, 0 or 1.
+    Sign,
+    Erf,
+    /// x to a constant power.
+    Pow {
+        exponent: f32,
+    },
+}
+
+impl MathFn {
+    /// The function in f64 (the reference interpreter's precision).
+    pub fn eval(self, x: f64) -> f64 {
+        match self {
+            MathFn::Sqrt => x.sqrt(),
+            MathFn::Reciprocal => 1.0 / x,
+            MathFn::Neg => -x,
+            MathFn::Exp => x.exp(),
+            MathFn::Log => x.ln(),
+            MathFn::Abs => x.abs(),
+            MathFn::Sign => sign(x),
+            MathFn::Erf => libm::erf(x),
+            MathFn::Pow { exponent } => x.powf(exponent as f64),
+        }
+    }
+    /// The function in f32 (the CPU's arithmetic).
+    #[inline(always)]
+    pub fn eval32(self, x: f32) -> f32 {
+        match self {
+            MathFn::Sqrt => x.sqrt(),
+            MathFn::Reciprocal => 1.0 / x,
+            MathFn::Neg => -x,
+            MathFn::Exp => x.exp(),
+            MathFn::Log => x.ln(),
+            MathFn::Abs => x.abs(),
+            MathFn::Sign => sign(x as f64) as f32,
+            MathFn::Erf => libm::erff(x),
+            MathFn::Pow { exponent } => x.powf(exponent),
+        }
+    }
+    /// The GPU kernel's function code (after [`Unary`]'s own) and its parameters.
+    pub fn code(self) -> (u32, [f32; 2]) {
+        match self {
+            MathFn::Sqrt => (7, [0.0; 2]),
+            MathFn::Reciprocal => (8, [0.0; 2]),
+            MathFn::Neg => (9, [0.0; 2]),
+            MathFn::Exp => (10, [0.0; 2]),
+            MathFn::Log => (11, [0.0; 2]),
+            MathFn::Abs => (12, [0.0; 2]),
+            MathFn::Sign => (13, [0.0; 2]),
+            MathFn::Erf => (14, [0.0; 2]),
+            MathFn::Pow { exponent } => (15, [exponent, 0.0]),
+        }
+    }
+    /// (other FPO, transcendentals) per element: a square root, exp, log, erf or power is
+    /// one transcendental (as FPO.md counts layer norm's rsqrt and softmax's exp); a
+    /// reciprocal is a division, a negation or absolute value one operation, a sign two
+    /// comparisons.
+    pub fn cost(self) -> (u64, u64) {
+        match self {
+            MathFn::Sqrt | MathFn::Exp | MathFn::Log | MathFn::Erf | MathFn::Pow { .. } => (0, 1),
+            MathFn::Reciprocal | MathFn::Neg | MathFn::Abs => (1, 0),
+            MathFn::Sign => (2, 0),
+        }
+    }
+    /// The name tables show (ONNX's operator, lower case).
+    pub fn name(self) -> &'static str {
+        match self {
+            MathFn::Sqrt => "sqrt",
+            MathFn::Reciprocal => "reciprocal",
+            MathFn::Neg => "neg",
+            MathFn::Exp => "exp",
+            MathFn::Log => "log",
+            MathFn::Abs => "abs",
+            MathFn::Sign => "sign",
+            MathFn::Erf => "erf",
+            MathFn::Pow { .. } => "pow",
+        }
+    }
+}
+
+/// ONNX's Sign: -1, 0 or 1 (NaN stays NaN).
+fn sign(x: f64) -> f64 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        x
     }
 }
 
@@ -306,6 +414,9 @@ pub enum Op {
     },
     /// GELU with the exact erf: 0.5 x (1 + erf(x / sqrt 2)) (BERT's, torch's default).
     GeluErf,
+    /// An elementwise math function of ONNX's (sqrt, reciprocal, neg, exp, log, abs, sign,
+    /// erf, pow by a constant): `{"type": "math", "f": {"fn": "sqrt"}}`.
+    Math { f: MathFn },
     /// Elementwise product of two inputs; the second's shape equals the first's or is a
     /// trailing part of it (`[C]` over `[H, W, C]`: a squeeze-excite scale), broadcast.
     Mul,
@@ -396,6 +507,7 @@ impl Op {
             Op::Tanh => Unary::Tanh,
             Op::LeakyRelu { alpha } => Unary::LeakyRelu { alpha },
             Op::GeluErf => Unary::GeluErf,
+            Op::Math { f } => Unary::Math(f),
             _ => return None,
         })
     }
@@ -422,6 +534,7 @@ impl Op {
             Op::Tanh => "tanh",
             Op::LeakyRelu { .. } => "leaky_relu",
             Op::GeluErf => "gelu_erf",
+            Op::Math { f } => f.name(),
             Op::Mul => "mul",
             Op::Concat { .. } => "concat",
             Op::ChannelShuffle { .. } => "channel_shuffle",

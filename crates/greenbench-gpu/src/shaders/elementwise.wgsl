@@ -67,6 +67,16 @@ fn erf_as(x: f32) -> f32 {
     return select(-r, r, x >= 0.0);
 }
 
+// x^p as ONNX's Pow: WGSL's pow is undefined for x < 0, so a negative base takes |x|^p with
+// the sign of an odd integer power (NaN for a non-integer power, as in f32 powf).
+fn pow_onnx(x: f32, p: f32) -> f32 {
+    if (x >= 0.0) { return pow(x, p); }
+    if (p != floor(p)) { let z = x - x; return z / z; }
+    let m = pow(-x, p);
+    let odd = (i32(p) % 2) != 0;
+    return select(m, -m, odd);
+}
+
 // The elementwise activations of greenbench_core::graph::Unary. P.a = (total, code, p0, p1)
 // with p0, p1 f32 bits; codes as Unary::code.
 @compute @workgroup_size(64)
@@ -84,7 +94,17 @@ fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
         case 3u: { y = min(max(x, p0), p1); }
         case 4u: { y = tanh_exp(x); }
         case 5u: { y = select(p0 * x, x, x >= 0.0); }
-        default: { y = 0.5 * x * (1.0 + erf_as(x * 0.70710678118654752)); }
+        case 6u: { y = 0.5 * x * (1.0 + erf_as(x * 0.70710678118654752)); }
+        // MathFn (ONNX's math operators)
+        case 7u: { y = sqrt(x); }
+        case 8u: { y = 1.0 / x; }
+        case 9u: { y = -x; }
+        case 10u: { y = exp(x); }
+        case 11u: { y = log(x); }
+        case 12u: { y = abs(x); }
+        case 13u: { y = sign(x); }
+        case 14u: { y = erf_as(x); }
+        default: { y = pow_onnx(x, p0); }
     }
     dst[i] = y;
 }

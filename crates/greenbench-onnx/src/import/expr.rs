@@ -6,7 +6,21 @@
 use super::error::ImportError;
 use super::values::*;
 use crate::proto::NodeProto;
-use greenbench_core::graph::{BinOp, Op};
+use greenbench_core::graph::{BinOp, MathFn, Op};
+
+/// The math function ONNX operator `op` is, for the single-input ones.
+pub(super) fn math_fn(op: &str) -> Option<MathFn> {
+    Some(match op {
+        "Sqrt" => MathFn::Sqrt,
+        "Reciprocal" => MathFn::Reciprocal,
+        "Neg" => MathFn::Neg,
+        "Exp" => MathFn::Exp,
+        "Log" => MathFn::Log,
+        "Abs" => MathFn::Abs,
+        "Sign" => MathFn::Sign,
+        _ => return None,
+    })
+}
 use ndarray::{ArrayD, IxDyn};
 
 /// A piece of an expression written as IR ops: a value, or a constant folded at import.
@@ -61,7 +75,9 @@ impl Importer<'_> {
     /// constants or itself.
     pub(super) fn try_expr(&mut self, n: &NodeProto) -> Result<Option<Val>, ImportError> {
         let op = n.op_type.as_deref().unwrap_or("");
-        if !matches!(op, "Erf" | "Tanh" | "Pow" | "Add" | "Sub" | "Mul" | "Div") {
+        if !matches!(op, "Erf" | "Tanh" | "Pow" | "Add" | "Sub" | "Mul" | "Div")
+            && math_fn(op).is_none()
+        {
             return Ok(None);
         }
         // An expression that already is a known activation (a finished GELU, say) becomes
@@ -111,6 +127,9 @@ impl Importer<'_> {
         let e = match (op, terms.len()) {
             ("Erf", 1) => Expr::Erf(b(0)),
             ("Tanh", 1) if any_expr => Expr::Tanh(b(0)),
+            (_, 1) if any_expr && math_fn(op).is_some() => {
+                Expr::F(math_fn(op).expect("checked"), b(0))
+            }
             ("Pow", 2) => Expr::Pow(b(0), b(1)),
             ("Add" | "Sub" | "Mul" | "Div", 2) => {
                 // An activation with a per-channel constant, or two different activations,
@@ -202,8 +221,8 @@ impl Importer<'_> {
                     format!(
                         "reads `{name}`, an elementwise expression of its input that greenbench \
                          cannot write (recognised as one op: affine a*x+b, GELU (erf or tanh), \
-                         sigmoid, tanh; else written op by op, which an erf or a power other \
-                         than 2 of the input is not)"
+                         sigmoid, tanh; else written op by op, which a power by an exponent \
+                         computed from the input is not)"
                     ),
                 )),
             },
@@ -238,8 +257,23 @@ impl Importer<'_> {
             },
             Expr::Erf(a) => match self.expr_ops(base, x, a)? {
                 ExprPart::Const(c) => ExprPart::Const(libm::erf(c)),
-                ExprPart::Act(_) => return None,
+                ExprPart::Act(y) => act(self, Op::Math { f: MathFn::Erf }, vec![y.ir], vec![]),
             },
+            Expr::F(f, a) => match self.expr_ops(base, x, a)? {
+                ExprPart::Const(c) => ExprPart::Const(f.eval(c)),
+                ExprPart::Act(y) => act(self, Op::Math { f: *f }, vec![y.ir], vec![]),
+            },
+            // A power other than 2 by a constant exponent.
+            Expr::Pow(a, p) if !matches!(**p, Expr::C(c) if c == 2.0) => {
+                match (self.expr_ops(base, x, a)?, self.expr_ops(base, x, p)?) {
+                    (ExprPart::Const(c), ExprPart::Const(e)) => ExprPart::Const(c.powf(e)),
+                    (ExprPart::Act(y), ExprPart::Const(e)) => {
+                        let f = MathFn::Pow { exponent: e as f32 };
+                        act(self, Op::Math { f }, vec![y.ir], vec![])
+                    }
+                    _ => return None,
+                }
+            }
             other => {
                 let (op, a, b) = binary(other)?;
                 let (pa, pb) = (self.expr_ops(base, x, &a)?, self.expr_ops(base, x, &b)?);

@@ -7,15 +7,17 @@ use super::shape::*;
 use super::values::*;
 use crate::decode::Tensor;
 use crate::proto::NodeProto;
-use greenbench_core::graph::{BinOp, Op, fmt_shape};
+use greenbench_core::graph::{BinOp, MathFn, Op, fmt_shape};
 use ndarray::{ArrayD, IxDyn};
 
 /// This family's ops.
 pub(super) const OPS: &[(&str, ImportFn)] = &[
+    ("Abs", |i, n| i.math(n)),
     ("Add", |i, n| i.add(n)),
     ("Clip", |i, n| i.clip(n)),
     ("Div", |i, n| i.arith(n)),
-    ("Erf", |i, n| i.alone(n)),
+    ("Erf", |i, n| i.unary(n, Op::Math { f: MathFn::Erf })),
+    ("Exp", |i, n| i.math(n)),
     ("Gelu", |i, n| i.gelu(n)),
     ("HardSigmoid", |i, n| {
         let (alpha, beta) = (attr_f(n, "alpha", 0.2), attr_f(n, "beta", 0.5));
@@ -26,12 +28,17 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
         let alpha = attr_f(n, "alpha", 0.01);
         i.unary(n, Op::LeakyRelu { alpha })
     }),
+    ("Log", |i, n| i.math(n)),
     ("Mul", |i, n| i.arith(n)),
+    ("Neg", |i, n| i.math(n)),
     ("Pow", |i, n| i.alone(n)),
+    ("Reciprocal", |i, n| i.math(n)),
     ("ReduceMean", |i, n| i.reduce_mean(n)),
     ("Relu", |i, n| i.unary(n, Op::Relu)),
     ("Sigmoid", |i, n| i.unary(n, Op::Sigmoid)),
+    ("Sign", |i, n| i.math(n)),
     ("Softmax", |i, n| i.softmax(n)),
+    ("Sqrt", |i, n| i.math(n)),
     ("Sub", |i, n| i.arith(n)),
     ("Sum", |i, n| i.add(n)),
     ("Tanh", |i, n| i.unary(n, Op::Tanh)),
@@ -47,7 +54,15 @@ impl Importer<'_> {
         }
     }
 
-    /// `Erf`, `Pow` outside an expression the importer recognises.
+    /// Sqrt, Reciprocal, Neg, Exp, Log, Abs, Sign of an activation.
+    fn math(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let op = n.op_type.as_deref().unwrap_or("");
+        let f = super::expr::math_fn(op).expect("in the table");
+        self.unary(n, Op::Math { f })
+    }
+
+    /// `Pow` outside an expression the importer recognises (an exponent that is not a scalar
+    /// constant).
     fn alone(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         Err(self.node_err(
             n,

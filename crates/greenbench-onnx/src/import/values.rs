@@ -93,6 +93,8 @@ pub(super) enum Expr {
     Pow(Box<Expr>, Box<Expr>),
     Erf(Box<Expr>),
     Tanh(Box<Expr>),
+    /// One of ONNX's math operators (Sqrt, Reciprocal, Neg, Exp, Log, Abs, Sign).
+    F(greenbench_core::graph::MathFn, Box<Expr>),
 }
 
 impl Expr {
@@ -107,6 +109,7 @@ impl Expr {
             Expr::Pow(a, b) => a.eval(x).powf(b.eval(x)),
             Expr::Erf(a) => libm::erf(a.eval(x)),
             Expr::Tanh(a) => a.eval(x).tanh(),
+            Expr::F(f, a) => f.eval(a.eval(x)),
         }
     }
 }
