@@ -836,10 +836,112 @@ def math_ops(root):
          "Abs, Sqrt, Log, Neg, Exp, Reciprocal, Pow 1.5, Sign, Erf of an activation, and a product of two")
 
 
+def gpt2_block(root):
+    """A GPT-2 as torch.onnx writes HuggingFace's GPT2LMHeadModel (one block, opset 17, dynamic
+    batch and sequence): token embedding Gather, position ids from Range over Shape, learned
+    positions, LayerNormalization, the fused c_attn projection Split into Q, K, V, per-head
+    Reshape/Transpose, scores divided by a constant sqrt(d), the causal mask sliced from a
+    lower-triangular bool buffer by the sequence length and applied with Where(mask, scores,
+    finfo.min), Softmax, context, c_proj, residual, the MLP with the tanh GELU written out
+    (Pow 3, Tanh), final LayerNorm, and the lm_head tied to the token embedding (MatMul by its
+    Transpose). Its own generator."""
+    r = np.random.default_rng(20261206)
+    V, P, D, H = 50, 32, 16, 2
+    dh = D // H
+    def rw(*shape, scale=0.3):
+        return (r.standard_normal(shape) * scale).astype(np.float32)
+    i64 = lambda v: np.array(v, dtype=np.int64)
+    inits = [init("wte", rw(V, D)), init("wpe", rw(P, D, scale=0.1)),
+             init("ln1.g", 1 + rw(D, scale=0.1)), init("ln1.b", rw(D, scale=0.1)),
+             init("attn.w", rw(D, 3 * D, scale=0.25)), init("attn.b", rw(3 * D, scale=0.1)),
+             init("proj.w", rw(D, D, scale=0.25)), init("proj.b", rw(D, scale=0.1)),
+             init("ln2.g", 1 + rw(D, scale=0.1)), init("ln2.b", rw(D, scale=0.1)),
+             init("fc.w", rw(D, 4 * D, scale=0.25)), init("fc.b", rw(4 * D, scale=0.1)),
+             init("mproj.w", rw(4 * D, D, scale=0.15)), init("mproj.b", rw(D, scale=0.1)),
+             init("lnf.g", 1 + rw(D, scale=0.1)), init("lnf.b", rw(D, scale=0.1)),
+             init("bias", np.tril(np.ones((P, P), dtype=bool)).reshape(1, 1, P, P)),
+             init("split", i64([D, D, D])), init("i0", i64(0)), init("i1", i64(1)),
+             init("ax0", i64([0])), init("ax2", i64([2])), init("ax3", i64([3])),
+             init("hd", i64([H, dh])), init("merge", i64([0, 0, D]))]
+    n = [helper.make_node("Shape", ["input_ids"], ["ids_shape"], name="/transformer/Shape"),
+         helper.make_node("Gather", ["ids_shape", "i1"], ["seq"], name="/transformer/Gather", axis=0),
+         c("zero", np.int64(0)), c("one", np.int64(1)),
+         helper.make_node("Range", ["zero", "seq", "one"], ["pos"], name="/transformer/Range"),
+         helper.make_node("Unsqueeze", ["pos", "ax0"], ["pos_ids"], name="/transformer/Unsqueeze"),
+         helper.make_node("Gather", ["wte", "input_ids"], ["tok"], name="/transformer/wte/Gather", axis=0),
+         helper.make_node("Gather", ["wpe", "pos_ids"], ["pose"], name="/transformer/wpe/Gather", axis=0),
+         helper.make_node("Add", ["tok", "pose"], ["h0"], name="/transformer/Add"),
+         helper.make_node("LayerNormalization", ["h0", "ln1.g", "ln1.b"], ["l1"], name="/transformer/h.0/ln_1/LayerNormalization", axis=-1, epsilon=1e-5),
+         helper.make_node("MatMul", ["l1", "attn.w"], ["qkv0"], name="/transformer/h.0/attn/c_attn/MatMul"),
+         helper.make_node("Add", ["attn.b", "qkv0"], ["qkv"], name="/transformer/h.0/attn/c_attn/Add"),
+         helper.make_node("Split", ["qkv", "split"], ["q", "k", "v"], name="/transformer/h.0/attn/Split", axis=2)]
+    # per-head view: [N, S, H, dh] through Shape/Gather/Unsqueeze/Concat, then transposes
+    for nm, perm in [("q", [0, 2, 1, 3]), ("k", [0, 2, 3, 1]), ("v", [0, 2, 1, 3])]:
+        p = f"/transformer/h.0/attn/{nm}"
+        n += [helper.make_node("Shape", [nm], [f"{nm}_s"], name=f"{p}/Shape"),
+              helper.make_node("Gather", [f"{nm}_s", "i0"], [f"{nm}_s0"], name=f"{p}/Gather", axis=0),
+              helper.make_node("Gather", [f"{nm}_s", "i1"], [f"{nm}_s1"], name=f"{p}/Gather_1", axis=0),
+              helper.make_node("Unsqueeze", [f"{nm}_s0", "ax0"], [f"{nm}_u0"], name=f"{p}/Unsqueeze"),
+              helper.make_node("Unsqueeze", [f"{nm}_s1", "ax0"], [f"{nm}_u1"], name=f"{p}/Unsqueeze_1"),
+              helper.make_node("Concat", [f"{nm}_u0", f"{nm}_u1", "hd"], [f"{nm}_shape"], name=f"{p}/Concat", axis=0),
+              helper.make_node("Reshape", [nm, f"{nm}_shape"], [f"{nm}_r"], name=f"{p}/Reshape"),
+              helper.make_node("Transpose", [f"{nm}_r"], [f"{nm}_t"], name=f"{p}/Transpose", perm=perm)]
+    a = "/transformer/h.0/attn"
+    n += [helper.make_node("MatMul", ["q_t", "k_t"], ["sc"], name=f"{a}/MatMul"),
+          c("scale", np.float32(np.sqrt(dh))),
+          helper.make_node("Div", ["sc", "scale"], ["scd"], name=f"{a}/Div"),
+          # causal_mask = bias[:, :, k_len - q_len : k_len, :k_len]
+          helper.make_node("Shape", ["q_t"], ["qs"], name=f"{a}/Shape"),
+          helper.make_node("Gather", ["qs", "ax2"], ["qlen"], name=f"{a}/Gather", axis=0),
+          helper.make_node("Shape", ["k_t"], ["ks"], name=f"{a}/Shape_1"),
+          helper.make_node("Gather", ["ks", "ax3"], ["klen"], name=f"{a}/Gather_1", axis=0),
+          helper.make_node("Sub", ["klen", "qlen"], ["start"], name=f"{a}/Sub"),
+          helper.make_node("Slice", ["bias", "start", "klen", "ax2"], ["rows"], name=f"{a}/Slice"),
+          helper.make_node("Slice", ["rows", "ax0", "klen", "ax3"], ["mask"], name=f"{a}/Slice_1"),
+          c("minval", np.float32(np.finfo(np.float32).min)),
+          helper.make_node("Where", ["mask", "scd", "minval"], ["masked"], name=f"{a}/Where"),
+          helper.make_node("Softmax", ["masked"], ["pr"], name=f"{a}/Softmax", axis=-1),
+          helper.make_node("MatMul", ["pr", "v_t"], ["cx"], name=f"{a}/MatMul_1"),
+          helper.make_node("Transpose", ["cx"], ["cxt"], name=f"{a}/Transpose_3", perm=[0, 2, 1, 3]),
+          helper.make_node("Reshape", ["cxt", "merge"], ["ctx"], name=f"{a}/Reshape_3"),
+          helper.make_node("MatMul", ["ctx", "proj.w"], ["pm"], name=f"{a}/c_proj/MatMul"),
+          helper.make_node("Add", ["proj.b", "pm"], ["pa"], name=f"{a}/c_proj/Add"),
+          helper.make_node("Add", ["pa", "h0"], ["h1"], name="/transformer/h.0/Add"),
+          helper.make_node("LayerNormalization", ["h1", "ln2.g", "ln2.b"], ["l2"], name="/transformer/h.0/ln_2/LayerNormalization", axis=-1, epsilon=1e-5),
+          helper.make_node("MatMul", ["l2", "fc.w"], ["fm"], name="/transformer/h.0/mlp/c_fc/MatMul"),
+          helper.make_node("Add", ["fc.b", "fm"], ["fa"], name="/transformer/h.0/mlp/c_fc/Add")]
+    # NewGELUActivation: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))
+    g = "/transformer/h.0/mlp/act"
+    n += [c("half", np.float32(0.5)), c("three", np.float32(3.0)), c("k044", np.float32(0.044715)),
+          c("s2pi", np.float32(np.sqrt(2.0 / np.pi))), c("onef", np.float32(1.0)),
+          helper.make_node("Mul", ["half", "fa"], ["g0"], name=f"{g}/Mul"),
+          helper.make_node("Pow", ["fa", "three"], ["g1"], name=f"{g}/Pow"),
+          helper.make_node("Mul", ["k044", "g1"], ["g2"], name=f"{g}/Mul_1"),
+          helper.make_node("Add", ["fa", "g2"], ["g3"], name=f"{g}/Add"),
+          helper.make_node("Mul", ["s2pi", "g3"], ["g4"], name=f"{g}/Mul_2"),
+          helper.make_node("Tanh", ["g4"], ["g5"], name=f"{g}/Tanh"),
+          helper.make_node("Add", ["onef", "g5"], ["g6"], name=f"{g}/Add_1"),
+          helper.make_node("Mul", ["g0", "g6"], ["g7"], name=f"{g}/Mul_3"),
+          helper.make_node("MatMul", ["g7", "mproj.w"], ["mm"], name="/transformer/h.0/mlp/c_proj/MatMul"),
+          helper.make_node("Add", ["mproj.b", "mm"], ["ma"], name="/transformer/h.0/mlp/c_proj/Add"),
+          helper.make_node("Add", ["h1", "ma"], ["h2"], name="/transformer/h.0/Add_1"),
+          helper.make_node("LayerNormalization", ["h2", "lnf.g", "lnf.b"], ["hf"], name="/transformer/ln_f/LayerNormalization", axis=-1, epsilon=1e-5),
+          helper.make_node("Transpose", ["wte"], ["wte_t"], name="/lm_head/Transpose", perm=[1, 0]),
+          helper.make_node("MatMul", ["hf", "wte_t"], ["logits"], name="/lm_head/MatMul")]
+    gr = helper.make_graph(n, "gpt2_block", [vi("input_ids", TensorProto.INT64, ["batch_size", "sequence_length"])],
+                           [vi("logits", TensorProto.FLOAT, ["batch_size", "sequence_length", V])], inits)
+    m = helper.make_model(gr, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
+    m.ir_version = 8
+    S = 8
+    macs = S * D * 3 * D + 2 * H * S * S * dh + S * D * D + 2 * S * D * 4 * D + S * D * V
+    save(root, "gpt2_block", m, r.integers(0, V, (2, S)).astype(np.int64), macs,
+         "GPT-2 (one block): Range position ids, Split Q/K/V, causal Where from a sliced tril buffer, tanh GELU written out, tied lm_head; sequence symbolic (test data at 8)")
+
+
 ALL = [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools,
        mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit, zero_pad, opset7, opset21,
        generic_ops, nonlocal_block, vit_embed, reshape_bn, bert_layer_dynamic,
-       bert_layer_opset14, math_ops]
+       bert_layer_opset14, math_ops, gpt2_block]
 
 if __name__ == "__main__":
     # make_fixtures.py [ROOT [NAME ...]]: every fixture, or only the named ones (the fixtures from

@@ -185,3 +185,40 @@ fn a_symbolic_sequence_is_bound_by_name_and_swept() {
     .to_string();
     assert!(e.contains("--batch"), "{e}");
 }
+
+/// A GPT-2 block as torch.onnx writes it (Range position ids, Split Q/K/V, the causal mask
+/// sliced from a tril buffer and applied with Where, tanh GELU, tied lm_head): matched against
+/// ONNX Runtime at sequence 8 above; here at other sequence lengths, each its own count and
+/// the CPU against the reference; beyond the position table, a clear error.
+#[test]
+fn gpt2_runs_at_any_sequence_its_position_table_holds() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx");
+    let path = root.join("gpt2_block/model.onnx");
+    let cpu = CpuBackend::on_this_thread(0).unwrap();
+    let (v, d, h, dh) = (50u64, 16u64, 2u64, 8u64);
+    for s in [1u64, 5, 32] {
+        let dims = Dims::from([("sequence_length".to_string(), s as usize)]);
+        let m = import_file_with(&path, 0, &dims).unwrap().model;
+        assert_eq!(
+            m.cost.total.macs,
+            s * d * 3 * d + 2 * h * s * s * dh + s * d * d + 2 * s * d * 4 * d + s * d * v,
+            "sequence {s}"
+        );
+        let x = greenbench_core::generate_inputs(&m.graph, 2, 0, 1);
+        let want = greenbench_core::reference::run_reference(&m.graph, &m.weights, &x, 2);
+        let got = cpu
+            .prepare(&m.graph, &m.weights, 2)
+            .unwrap()
+            .run(&x)
+            .unwrap()
+            .to_vec();
+        let diff = greenbench_core::reference::diff(&got, &want);
+        assert!(diff.max_rel < 1e-4, "sequence {s}: {diff:?}");
+    }
+    let dims = Dims::from([("sequence_length".to_string(), 33)]);
+    let e = import_file_with(&path, 0, &dims).unwrap_err().to_string();
+    assert!(
+        e.contains("wpe/Gather") && e.contains("outside 0..32"),
+        "{e}"
+    );
+}

@@ -3,6 +3,7 @@
 //! batch entry.
 
 use super::error::ImportError;
+use super::logic;
 use super::shape::*;
 use super::values::*;
 use crate::decode::{self, Tensor, Values};
@@ -19,9 +20,51 @@ pub(super) const CONSTANTS: &[(&str, ImportFn)] = &[
 /// Ops imported only when their inputs are constants (folded); on activations they are an
 /// error that says so.
 pub(super) const FOLDED: &[(&str, ImportFn)] = &[
+    ("And", |i, n| i.constants_only(n)),
     ("Cast", |i, n| i.constants_only(n)),
     ("ConstantOfShape", |i, n| i.constants_only(n)),
+    ("Equal", |i, n| i.constants_only(n)),
+    ("Expand", |i, n| i.constants_only(n)),
+    ("Greater", |i, n| i.constants_only(n)),
+    ("GreaterOrEqual", |i, n| i.constants_only(n)),
+    ("Less", |i, n| i.constants_only(n)),
+    ("LessOrEqual", |i, n| i.constants_only(n)),
+    ("Not", |i, n| i.constants_only(n)),
+    ("Or", |i, n| i.constants_only(n)),
+    ("Range", |i, n| i.constants_only(n)),
+    ("Trilu", |i, n| i.constants_only(n)),
+    ("Xor", |i, n| i.constants_only(n)),
 ];
+
+/// The per-example ONNX dims a half-done attention stands for.
+fn attn_dims(a: &Attn) -> Vec<usize> {
+    match a {
+        Attn::Heads {
+            x,
+            h,
+            d,
+            head_major,
+            key_t,
+        } => {
+            let s = x.dims[0];
+            match (head_major, key_t) {
+                (_, true) => vec![*h, *d, s],
+                (true, false) => vec![*h, s, *d],
+                (false, false) => vec![s, *h, *d],
+            }
+        }
+        Attn::Scores { q, h, .. } => vec![*h, q.dims[0], q.dims[0]],
+        Attn::Context {
+            q, h, d, merged, ..
+        } => {
+            if *merged {
+                vec![q.dims[0], *h, *d]
+            } else {
+                vec![*h, q.dims[0], *d]
+            }
+        }
+    }
+}
 
 impl Importer<'_> {
     fn constant(&mut self, n: &NodeProto) -> Result<(), ImportError> {
@@ -46,10 +89,12 @@ impl Importer<'_> {
             Val::Act(a) | Val::Expr(a, _) => std::iter::once(BATCH)
                 .chain(a.dims.iter().map(|&d| d as i64))
                 .collect(),
-            Val::Shuffle { .. } | Val::Attn(_) | Val::Padded(..) => {
-                return Err(
-                    self.node_err(n, "the shape of a half-done channel shuffle or attention")
-                );
+            // A half-done attention's shape is its stage's (the pattern stays lazy).
+            Val::Attn(a) => std::iter::once(BATCH)
+                .chain(attn_dims(a).into_iter().map(|d| d as i64))
+                .collect(),
+            Val::Shuffle { .. } | Val::Padded(..) => {
+                return Err(self.node_err(n, "the shape of a half-done channel shuffle"));
             }
         };
         let r = dims.len() as i64;
@@ -251,6 +296,24 @@ impl Importer<'_> {
                     acc = binary(op, &acc, &c(k)?, &name)?;
                 }
                 acc
+            }
+            "Range" => logic::range(&x, &c(1)?, &c(2)?, &name)?,
+            "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "And" | "Or"
+            | "Xor" => logic::compare(op, &x, &c(1)?, &name)?,
+            "Not" => logic::not(&x, &name)?,
+            "Where" => logic::where_(&x, &c(1)?, &c(2)?, &name)?,
+            "Expand" => logic::expand(&x, &i64_values(&c(1)?)?, &name)?,
+            "Trilu" => {
+                let k = match opt(1) {
+                    Some(t) => *i64_values(&t)?.first().ok_or("Trilu's k is empty")?,
+                    None => 0,
+                };
+                logic::trilu(&x, k, attr_i(n, "upper", 1) != 0, &name)?
+            }
+            "Pow" => logic::pow(&x, &c(1)?, &name)?,
+            "Erf" => logic::math(greenbench_core::graph::MathFn::Erf, &x, &name),
+            m if super::expr::math_fn(m).is_some() => {
+                logic::math(super::expr::math_fn(m).expect("checked"), &x, &name)
             }
             "Relu" => t_f32(
                 &name,

@@ -42,6 +42,7 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("Sub", |i, n| i.arith(n)),
     ("Sum", |i, n| i.add(n)),
     ("Tanh", |i, n| i.unary(n, Op::Tanh)),
+    ("Where", |i, n| i.where_act(n)),
 ];
 
 impl Importer<'_> {

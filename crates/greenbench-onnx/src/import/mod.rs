@@ -25,6 +25,7 @@ mod error;
 mod expr;
 mod fold;
 mod fuse;
+mod logic;
 mod math;
 mod matmul;
 mod nn;
