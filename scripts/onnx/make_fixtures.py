@@ -938,10 +938,109 @@ def gpt2_block(root):
          "GPT-2 (one block): Range position ids, Split Q/K/V, causal Where from a sliced tril buffer, tanh GELU written out, tied lm_head; sequence symbolic (test data at 8)")
 
 
+def whisper_encoder(root):
+    """A Whisper-style audio encoder as torch.onnx writes it (opset 17): log-mel features
+    [N, 8, 16] through Conv1d 3 (pad 1) and GELU, Conv1d 3 with stride 2 (pad 1) and GELU
+    (the exact-erf GELU written out), the permute to [N, L, D], learned positions, one
+    pre-norm encoder block (LayerNormalization, Q/K/V projections with per-head
+    Reshape/Transpose, scaled scores, Softmax, context, output projection, residual, the
+    feed-forward block with GELU, residual) and the final LayerNormalization. Its own
+    generator."""
+    r = np.random.default_rng(20261207)
+    M, L, D, H, F = 8, 16, 16, 2, 32
+    dh, L2 = D // H, L // 2
+    def rw(*shape, scale=0.3):
+        return (r.standard_normal(shape) * scale).astype(np.float32)
+    inits = [init("c1.w", rw(D, M, 3)), init("c1.b", rw(D, scale=0.1)),
+             init("c2.w", rw(D, D, 3, scale=0.2)), init("c2.b", rw(D, scale=0.1)),
+             init("pos", rw(L2, D, scale=0.1)),
+             init("ln1.g", 1 + rw(D, scale=0.1)), init("ln1.b", rw(D, scale=0.1)),
+             init("ln2.g", 1 + rw(D, scale=0.1)), init("ln2.b", rw(D, scale=0.1)),
+             init("lnf.g", 1 + rw(D, scale=0.1)), init("lnf.b", rw(D, scale=0.1)),
+             init("f1.w", rw(D, F, scale=0.25)), init("f1.b", rw(F, scale=0.1)),
+             init("f2.w", rw(F, D, scale=0.2)), init("f2.b", rw(D, scale=0.1)),
+             init("heads", np.array([0, 0, H, dh], dtype=np.int64)),
+             init("merge", np.array([0, 0, D], dtype=np.int64))]
+    for nm in ["q", "k", "v", "o"]:
+        inits += [init(f"{nm}.w", rw(D, D, scale=0.25)), init(f"{nm}.b", rw(D, scale=0.1))]
+    def gelu(x, y, p):
+        return [helper.make_node("Div", [x, "sqrt2"], [f"{p}/d"], name=f"{p}/Div"),
+                helper.make_node("Erf", [f"{p}/d"], [f"{p}/e"], name=f"{p}/Erf"),
+                helper.make_node("Add", [f"{p}/e", "onef"], [f"{p}/a"], name=f"{p}/Add"),
+                helper.make_node("Mul", [x, f"{p}/a"], [f"{p}/m"], name=f"{p}/Mul"),
+                helper.make_node("Mul", [f"{p}/m", "half"], [y], name=f"{p}/Mul_1")]
+    n = [c("sqrt2", np.float32(np.sqrt(2.0))), c("onef", np.float32(1.0)), c("half", np.float32(0.5)),
+         helper.make_node("Conv", ["features", "c1.w", "c1.b"], ["c1"], name="/conv1/Conv", kernel_shape=[3], pads=[1, 1], strides=[1]),
+         *gelu("c1", "g1", "/gelu"),
+         helper.make_node("Conv", ["g1", "c2.w", "c2.b"], ["c2"], name="/conv2/Conv", kernel_shape=[3], pads=[1, 1], strides=[2]),
+         *gelu("c2", "g2", "/gelu_1"),
+         helper.make_node("Transpose", ["g2"], ["t"], name="/Transpose", perm=[0, 2, 1]),
+         helper.make_node("Add", ["t", "pos"], ["h0"], name="/Add"),
+         helper.make_node("LayerNormalization", ["h0", "ln1.g", "ln1.b"], ["l1"], name="/layers.0/self_attn_layer_norm/LayerNormalization", axis=-1, epsilon=1e-5)]
+    a = "/layers.0/self_attn"
+    for nm in ["q", "k", "v"]:
+        n += [helper.make_node("MatMul", ["l1", f"{nm}.w"], [f"{nm}m"], name=f"{a}/{nm}_proj/MatMul"),
+              helper.make_node("Add", [f"{nm}.b", f"{nm}m"], [f"{nm}a"], name=f"{a}/{nm}_proj/Add"),
+              helper.make_node("Reshape", [f"{nm}a", "heads"], [f"{nm}r"], name=f"{a}/Reshape_{nm}"),
+              helper.make_node("Transpose", [f"{nm}r"], [f"{nm}t"], name=f"{a}/Transpose_{nm}",
+                               perm=[0, 2, 3, 1] if nm == "k" else [0, 2, 1, 3])]
+    n += [helper.make_node("MatMul", ["qt", "kt"], ["sc"], name=f"{a}/MatMul"),
+          c("scale", np.float32(1.0 / np.sqrt(dh))),
+          helper.make_node("Mul", ["sc", "scale"], ["scs"], name=f"{a}/Mul"),
+          helper.make_node("Softmax", ["scs"], ["pr"], name=f"{a}/Softmax", axis=-1),
+          helper.make_node("MatMul", ["pr", "vt"], ["cx"], name=f"{a}/MatMul_1"),
+          helper.make_node("Transpose", ["cx"], ["cxt"], name=f"{a}/Transpose", perm=[0, 2, 1, 3]),
+          helper.make_node("Reshape", ["cxt", "merge"], ["ctx"], name=f"{a}/Reshape"),
+          helper.make_node("MatMul", ["ctx", "o.w"], ["om"], name=f"{a}/out_proj/MatMul"),
+          helper.make_node("Add", ["o.b", "om"], ["oa"], name=f"{a}/out_proj/Add"),
+          helper.make_node("Add", ["h0", "oa"], ["h1"], name="/layers.0/Add"),
+          helper.make_node("LayerNormalization", ["h1", "ln2.g", "ln2.b"], ["l2"], name="/layers.0/final_layer_norm/LayerNormalization", axis=-1, epsilon=1e-5),
+          helper.make_node("MatMul", ["l2", "f1.w"], ["f1m"], name="/layers.0/fc1/MatMul"),
+          helper.make_node("Add", ["f1.b", "f1m"], ["f1a"], name="/layers.0/fc1/Add"),
+          *gelu("f1a", "fg", "/layers.0/activation_fn"),
+          helper.make_node("MatMul", ["fg", "f2.w"], ["f2m"], name="/layers.0/fc2/MatMul"),
+          helper.make_node("Add", ["f2.b", "f2m"], ["f2a"], name="/layers.0/fc2/Add"),
+          helper.make_node("Add", ["h1", "f2a"], ["h2"], name="/layers.0/Add_1"),
+          helper.make_node("LayerNormalization", ["h2", "lnf.g", "lnf.b"], ["y"], name="/layer_norm/LayerNormalization", axis=-1, epsilon=1e-5)]
+    g = helper.make_graph(n, "whisper_encoder", [vi("features", TensorProto.FLOAT, ["batch_size", M, L])],
+                          [vi("y", TensorProto.FLOAT, ["batch_size", L2, D])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
+    m.ir_version = 8
+    macs = L * D * M * 3 + L2 * D * D * 3 + 4 * L2 * D * D + 2 * H * L2 * L2 * dh + 2 * L2 * D * F
+    save(root, "whisper_encoder", m, r.standard_normal((2, M, L)).astype(np.float32), macs,
+         "Whisper-style encoder: two 1-D convolutions (the second strided), GELU, permute, positions, one pre-norm block, final LayerNorm")
+
+
+def wav2vec2_frontend(root):
+    """wav2vec2's feature encoder front as torch.onnx writes it: raw audio [N, 32] unsqueezed
+    to [N, 1, 32], Conv1d 1->8 (kernel 4, stride 2, no bias), Gelu (opset 20's op), Conv1d 8->8
+    (kernel 3, stride 2, SAME_UPPER), Relu, the permute to [N, L, C]. Its own generator."""
+    r = np.random.default_rng(20261208)
+    inits = [init("c1.w", (r.standard_normal((8, 1, 4)) * 0.5).astype(np.float32)),
+             init("c2.w", (r.standard_normal((8, 8, 3)) * 0.3).astype(np.float32)),
+             init("c2.b", (r.standard_normal(8) * 0.1).astype(np.float32)),
+             init("ax1", np.array([1], dtype=np.int64))]
+    n = [helper.make_node("Unsqueeze", ["audio", "ax1"], ["a3"], name="/Unsqueeze"),
+         helper.make_node("Conv", ["a3", "c1.w"], ["c1"], name="/conv_layers.0/conv/Conv", kernel_shape=[4], strides=[2]),
+         helper.make_node("Gelu", ["c1"], ["g1"], name="/conv_layers.0/activation/Gelu"),
+         helper.make_node("Conv", ["g1", "c2.w", "c2.b"], ["c2"], name="/conv_layers.1/conv/Conv", kernel_shape=[3], strides=[2], auto_pad="SAME_UPPER"),
+         helper.make_node("Relu", ["c2"], ["r2"], name="/conv_layers.1/activation/Relu"),
+         helper.make_node("Transpose", ["r2"], ["y"], name="/Transpose", perm=[0, 2, 1])]
+    g = helper.make_graph(n, "wav2vec2_frontend", [vi("audio", TensorProto.FLOAT, ["batch", 32])],
+                          [vi("y", TensorProto.FLOAT, ["batch", 8, 8])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)], producer_name="pytorch")
+    m.ir_version = 9
+    # conv1: L1 = (32 - 4) / 2 + 1 = 15 outputs x 8 x 4; conv2 SAME: ceil(15 / 2) = 8 x 8 x 8 x 3
+    macs = 15 * 8 * 4 + 8 * 8 * 8 * 3
+    save(root, "wav2vec2_frontend", m, r.standard_normal((3, 32)).astype(np.float32), macs,
+         "raw audio, Unsqueeze, two 1-D convolutions (strided, the second SAME_UPPER), Gelu, Relu, permute")
+
+
 ALL = [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_output, embed_ln, pools,
        mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit, zero_pad, opset7, opset21,
        generic_ops, nonlocal_block, vit_embed, reshape_bn, bert_layer_dynamic,
-       bert_layer_opset14, math_ops, gpt2_block]
+       bert_layer_opset14, math_ops, gpt2_block, whisper_encoder,
+       wav2vec2_frontend]
 
 if __name__ == "__main__":
     # make_fixtures.py [ROOT [NAME ...]]: every fixture, or only the named ones (the fixtures from

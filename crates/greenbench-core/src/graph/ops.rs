@@ -596,11 +596,12 @@ impl fmt::Display for Op {
                 } else {
                     ""
                 };
-                write!(
-                    f,
-                    "{dw}conv {}x{}/{}, {filters}",
-                    kernel[0], kernel[1], stride[0]
-                )
+                let s = if stride[0] == stride[1] {
+                    stride[0].to_string()
+                } else {
+                    format!("{}x{}", stride[0], stride[1])
+                };
+                write!(f, "{dw}conv {}x{}/{s}, {filters}", kernel[0], kernel[1])
             }
             Op::Dense { units, .. } => write!(f, "dense {units}"),
             Op::MaxPool {

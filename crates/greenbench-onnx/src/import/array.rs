@@ -196,6 +196,22 @@ impl Importer<'_> {
                 layout: Layout::Plain,
                 ..x
             },
+            // A 1-D convolution's [C, L] -> [L, C] (Whisper's permute): the IR already holds
+            // [1, L, C], a reshape away.
+            (Layout::Chw { c, h: 1, w }, [0, 2, 1], &[_, _]) if x.ir_shape == [1, w, c] => {
+                let ir = self.emit(
+                    &Self::node_name(n),
+                    Op::Reshape { shape: vec![w, c] },
+                    vec![x.ir],
+                    vec![],
+                );
+                Act {
+                    ir,
+                    dims: vec![w, c],
+                    layout: Layout::Plain,
+                    ir_shape: vec![w, c],
+                }
+            }
             _ if perm.iter().enumerate().all(|(i, &p)| p == i as i64) => x,
             _ => {
                 let r = x.dims.len() + 1;

@@ -70,17 +70,28 @@ impl Importer<'_> {
             );
             return Ok(());
         }
+        // A 1-D convolution over [N, C, L] (Whisper's and wav2vec2's front ends) is a 2-D one
+        // over a [N, C, 1, L] map: the weight [M, C/g, k] as [M, C/g, 1, k].
+        let one_d = w.dims.len() == 3 && extra == [0; 4];
+        let (x, w) = if one_d {
+            let x = self.sequence_image(n, x)?;
+            let mut w = w.clone();
+            w.dims.insert(2, 1);
+            (x, w)
+        } else {
+            (x, w)
+        };
         let Layout::Chw { c, h, w: wd } = x.layout else {
             return Err(self.node_err(
                 n,
                 format!(
-                    "input of ONNX dims {} is not an NCHW image (2-D convolution over [N, C, H, W] is supported)",
+                    "input of ONNX dims {} is not an NCHW image (2-D convolution over [N, C, H, W] and 1-D over [N, C, L] are supported)",
                     fmt_shape(&x.dims)
                 ),
             ));
         };
         if w.dims.len() != 4 {
-            return Err(self.node_err(n, "only 2-D convolutions are supported"));
+            return Err(self.node_err(n, "only 1-D and 2-D convolutions are supported"));
         }
         let (co, cig, kh, kw) = (w.dims[0], w.dims[1], w.dims[2], w.dims[3]);
         let groups = attr_i(n, "group", 1).max(1) as usize;
@@ -98,17 +109,25 @@ impl Importer<'_> {
         {
             return Err(self.node_err(n, format!("dilations {d:?}: only 1 is supported")));
         }
-        let s = attr_ints(n, "strides").unwrap_or_else(|| vec![1, 1]);
+        let mut s = attr_ints(n, "strides").unwrap_or_else(|| vec![1; if one_d { 1 } else { 2 }]);
+        if one_d && s.len() == 1 {
+            s.insert(0, 1);
+        }
         if s.len() != 2 || s.iter().any(|&v| v < 1) {
-            return Err(self.node_err(n, format!("strides {s:?} must be two positive numbers")));
+            return Err(self.node_err(n, format!("strides {s:?} must be positive, one per axis")));
         }
         let (sh, sw) = (s[0] as usize, s[1] as usize);
-        let own = self.pads(
-            n,
-            [h + extra[0] + extra[2], wd + extra[1] + extra[3]],
-            [kh, kw],
-            [sh, sw],
-        )?;
+        let own = if one_d {
+            let [b, e] = self.pads_1d(n, wd, kw, sw)?;
+            [0, b, 0, e]
+        } else {
+            self.pads(
+                n,
+                [h + extra[0] + extra[2], wd + extra[1] + extra[3]],
+                [kh, kw],
+                [sh, sw],
+            )?
+        };
         let pads = [0, 1, 2, 3].map(|k| own[k] + extra[k]);
         let mut hwio = vec![0f32; w.len()];
         let src = w.to_f32();
@@ -150,7 +169,11 @@ impl Importer<'_> {
             n,
             Val::Act(Act {
                 ir: name,
-                dims: vec![co, ho, wo],
+                dims: if one_d {
+                    vec![co, wo]
+                } else {
+                    vec![co, ho, wo]
+                },
                 layout: Layout::Chw {
                     c: co,
                     h: ho,
@@ -160,6 +183,79 @@ impl Importer<'_> {
             }),
         );
         Ok(())
+    }
+
+    /// Explicit pads `[begin, end]` of a 1-D convolution over `l` from `pads` or `auto_pad`.
+    fn pads_1d(
+        &self,
+        n: &NodeProto,
+        l: usize,
+        k: usize,
+        s: usize,
+    ) -> Result<[usize; 2], ImportError> {
+        let auto = attr_s(n, "auto_pad").unwrap_or_else(|| "NOTSET".into());
+        match auto.as_str() {
+            "NOTSET" | "" => {
+                let p = attr_ints(n, "pads").unwrap_or_else(|| vec![0; 2]);
+                if p.len() != 2 || p.iter().any(|&v| v < 0) {
+                    return Err(self.node_err(
+                        n,
+                        format!("pads {p:?} of a 1-D convolution must be two non-negative numbers"),
+                    ));
+                }
+                Ok([p[0] as usize, p[1] as usize])
+            }
+            "VALID" => Ok([0; 2]),
+            "SAME_UPPER" | "SAME_LOWER" => {
+                let total = ((l.div_ceil(s) - 1) * s + k).saturating_sub(l);
+                let small = total / 2;
+                Ok(if auto == "SAME_UPPER" {
+                    [small, total - small]
+                } else {
+                    [total - small, small]
+                })
+            }
+            other => Err(self.node_err(n, format!("auto_pad {other} is not supported"))),
+        }
+    }
+
+    /// A `[C, L]` activation as the IR's `[1, L, C]` map a 1-D convolution reads: as it is
+    /// when a 1-D convolution (or the boundary) left it so, else transposed once.
+    fn sequence_image(&mut self, n: &NodeProto, x: Act) -> Result<Act, ImportError> {
+        match (x.layout, x.dims.as_slice()) {
+            (Layout::Chw { h: 1, .. }, [_, _]) => Ok(x),
+            (Layout::Plain, &[c, l]) => {
+                let name = Self::node_name(n);
+                let p = self.plain_of(&name, x);
+                let t = self.emit(
+                    &format!("{name}_lc"),
+                    Op::Transpose { perm: vec![1, 0] },
+                    vec![p.ir],
+                    vec![],
+                );
+                let ir = self.emit(
+                    &format!("{name}_1lc"),
+                    Op::Reshape {
+                        shape: vec![1, l, c],
+                    },
+                    vec![t],
+                    vec![],
+                );
+                Ok(Act {
+                    ir,
+                    dims: vec![c, l],
+                    layout: Layout::Chw { c, h: 1, w: l },
+                    ir_shape: vec![1, l, c],
+                })
+            }
+            _ => Err(self.node_err(
+                n,
+                format!(
+                    "a 1-D convolution reads [N, C, L]; its input has ONNX dims {}",
+                    fmt_shape(&x.dims)
+                ),
+            )),
+        }
     }
 
     /// Explicit pads `[top, left, bottom, right]` from `pads` or `auto_pad`.

@@ -373,6 +373,21 @@ impl Importer<'_> {
                     vec![img],
                     vec![],
                 );
+                if x.dims.len() == 2 && h == 1 {
+                    // A 1-D convolution's [C, L] (held as [1, L, C]).
+                    let ir = self.emit(
+                        &format!("{base}_cl"),
+                        Op::Reshape { shape: vec![c, w] },
+                        vec![ir],
+                        vec![],
+                    );
+                    return Act {
+                        ir,
+                        layout: Layout::Plain,
+                        ir_shape: vec![c, w],
+                        ..x
+                    };
+                }
                 Act {
                     ir,
                     layout: Layout::Plain,

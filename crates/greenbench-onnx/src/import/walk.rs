@@ -460,6 +460,10 @@ fn import_inner(
         } else {
             (per.clone(), Layout::Plain)
         }
+    } else if per.len() == 2 && !input_int && reads_as_image(g, &in_name) {
+        // [N, C, L] read by a 1-D convolution: held as the IR's [1, L, C].
+        let (c, l) = (per[0], per[1]);
+        (vec![1, l, c], Layout::Chw { c, h: 1, w: l })
     } else {
         (per.clone(), Layout::Plain)
     };
