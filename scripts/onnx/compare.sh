@@ -3,7 +3,7 @@
 # batch, and sgemm 1024^3 GFLOP/s against ONNX Runtime's MatMul, measured back to back with
 # the same thread count and profile.
 #   scripts/onnx/compare.sh [--threads N] [--profile quick|full] [--out-dir DIR] [--precision fp32,int8]
-#   scripts/onnx/compare.sh --models a.onnx,b.onnx [--threads N] [--profile P] [--out-dir DIR]
+#   scripts/onnx/compare.sh --models a.onnx,b.onnx [--threads N] [--profile P] [--out-dir DIR] [--batch 1,32] [--dim NAME=SIZE]
 # With --models: your own ONNX files, imported by greenbench and run by ONNX Runtime as they are
 # (greenbench CPU / ORT per file and batch; scripts/onnx/ort_files.py).
 # --precision int8 (or fp32,int8): greenbench int8 beside ONNX Runtime running the same quantized
@@ -12,7 +12,7 @@
 # Needs a Python with scripts/onnx/requirements.txt (VENV, default .venv; created if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-THREADS=2 PROFILE=quick OUT=results/onnx MODELS="" PRECISION=fp32
+THREADS=2 PROFILE=quick OUT=results/onnx MODELS="" PRECISION=fp32 BATCH=1,32 DIMS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS=$2; shift 2 ;;
@@ -20,7 +20,9 @@ while [ $# -gt 0 ]; do
     --out-dir) OUT=$2; shift 2 ;;
     --models) MODELS=$2; shift 2 ;;
     --precision) PRECISION=$2; shift 2 ;;
-    *) echo "unknown argument $1 (use --threads N, --profile quick|full, --out-dir DIR, --precision fp32,int8)" >&2; exit 2 ;;
+    --batch) BATCH=$2; shift 2 ;;
+    --dim) DIMS+=(--dim "$2"); shift 2 ;;
+    *) echo "unknown argument $1 (use --threads N, --profile quick|full, --out-dir DIR, --precision fp32,int8, --models FILES, --batch 1,32, --dim NAME=SIZE)" >&2; exit 2 ;;
   esac
 done
 VENV=${VENV:-.venv}
@@ -32,9 +34,11 @@ mkdir -p "$OUT"
 if [ -n "$MODELS" ]; then
   cargo build --release -q
   ./target/release/greenbench run --models "$MODELS" --backends cpu --threads "$THREADS" \
-    --profile "$PROFILE" --out "$OUT/greenbench-imported-$PROFILE.json" >/dev/null
+    --profile "$PROFILE" --batch "$BATCH" "${DIMS[@]}" --force \
+    --out "$OUT/greenbench-imported-$PROFILE.json" >/dev/null
   IFS=, read -r -a files <<<"$MODELS"
   "$VENV/bin/python" scripts/onnx/ort_files.py "${files[@]}" --threads "$THREADS" --profile "$PROFILE" \
+    --batch "$BATCH" "${DIMS[@]}" \
     --greenbench "$OUT/greenbench-imported-$PROFILE.json" --out "$OUT/onnxruntime-imported-$PROFILE.json"
   exit 0
 fi

@@ -453,18 +453,17 @@ def decomposed_layer_norm(x, g, b, y, prefix, eps, square="Pow"):
     return n
 
 
-def bert_layer(root, name="bert_layer", seq=None, opset=17):
+def bert_layer(root, name="bert_layer", seq=None, opset=17, S=8, D=32, H=4, F=64, examples=3):
     """A whole BERT encoder layer as torch.onnx writes HuggingFace's BertLayer: Q, K, V
     projections (MatMul + Add), per-head Reshape (one through Shape/Gather/Unsqueeze/Concat, two
     with a constant [0, 0, h, d]) and Transpose (K to [N, h, d, S]), scores MatMul, Div by
     sqrt(d), Softmax, context MatMul, Transpose back, Reshape to [N, S, D], output projection,
     residual, LayerNorm, the feed-forward block with the exact GELU, residual, LayerNorm."""
-    S, D, H = 8, 32, 4
     dh = D // H
     inits = []
     for nm in ["q", "k", "v", "o"]:
         inits += [init(f"{nm}.w", w(D, D, scale=0.2)), init(f"{nm}.b", w(D, scale=0.1))]
-    inits += [init("f1.w", w(D, 64, scale=0.2)), init("f1.b", w(64, scale=0.1)), init("f2.w", w(64, D, scale=0.15)),
+    inits += [init("f1.w", w(D, F, scale=0.2)), init("f1.b", w(F, scale=0.1)), init("f2.w", w(F, D, scale=0.15)),
               init("f2.b", w(D, scale=0.1)), init("ln1.g", 1 + w(D, scale=0.1)), init("ln1.b", w(D, scale=0.1)),
               init("ln2.g", 1 + w(D, scale=0.1)), init("ln2.b", w(D, scale=0.1)),
               init("heads", np.array([0, 0, H, dh], dtype=np.int64)), init("merge", np.array([0, 0, D], dtype=np.int64)),
@@ -527,13 +526,13 @@ def bert_layer(root, name="bert_layer", seq=None, opset=17):
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="pytorch")
     m.ir_version = 8
     # Q, K, V, O projections, scores and context (h * S * S * (d + d)), the two FFN layers
-    macs = 4 * S * D * D + H * S * S * 2 * dh + S * D * 64 * 2
+    macs = 4 * S * D * D + H * S * S * 2 * dh + S * D * F * 2
     note = "BERT encoder layer: per-head Reshape/Transpose attention, Erf GELU, LayerNorm, residuals"
     if opset < 17:
         note += f"; opset {opset}: each LayerNorm decomposed (ReduceMean, Sub, Pow or Mul, ReduceMean, Add, Sqrt, Div, Mul, Add)"
     if seq:
         note += f"; the sequence is the symbolic dimension `{seq}` (test data at {S}: --dim {seq}=SIZE binds it)"
-    save(root, name, m, rng.standard_normal((3, S, D)).astype(np.float32), macs, note)
+    save(root, name, m, rng.standard_normal((examples, S, D)).astype(np.float32), macs, note)
 
 
 def bert_layer_dynamic(root):
@@ -836,7 +835,7 @@ def math_ops(root):
          "Abs, Sqrt, Log, Neg, Exp, Reciprocal, Pow 1.5, Sign, Erf of an activation, and a product of two")
 
 
-def gpt2_block(root):
+def gpt2_block(root, name="gpt2_block", V=50, P=32, D=16, H=2, S=8):
     """A GPT-2 as torch.onnx writes HuggingFace's GPT2LMHeadModel (one block, opset 17, dynamic
     batch and sequence): token embedding Gather, position ids from Range over Shape, learned
     positions, LayerNormalization, the fused c_attn projection Split into Q, K, V, per-head
@@ -846,7 +845,6 @@ def gpt2_block(root):
     (Pow 3, Tanh), final LayerNorm, and the lm_head tied to the token embedding (MatMul by its
     Transpose). Its own generator."""
     r = np.random.default_rng(20261206)
-    V, P, D, H = 50, 32, 16, 2
     dh = D // H
     def rw(*shape, scale=0.3):
         return (r.standard_normal(shape) * scale).astype(np.float32)
@@ -928,13 +926,12 @@ def gpt2_block(root):
           helper.make_node("LayerNormalization", ["h2", "lnf.g", "lnf.b"], ["hf"], name="/transformer/ln_f/LayerNormalization", axis=-1, epsilon=1e-5),
           helper.make_node("Transpose", ["wte"], ["wte_t"], name="/lm_head/Transpose", perm=[1, 0]),
           helper.make_node("MatMul", ["hf", "wte_t"], ["logits"], name="/lm_head/MatMul")]
-    gr = helper.make_graph(n, "gpt2_block", [vi("input_ids", TensorProto.INT64, ["batch_size", "sequence_length"])],
+    gr = helper.make_graph(n, name, [vi("input_ids", TensorProto.INT64, ["batch_size", "sequence_length"])],
                            [vi("logits", TensorProto.FLOAT, ["batch_size", "sequence_length", V])], inits)
     m = helper.make_model(gr, opset_imports=[helper.make_opsetid("", 17)], producer_name="pytorch")
     m.ir_version = 8
-    S = 8
     macs = S * D * 3 * D + 2 * H * S * S * dh + S * D * D + 2 * S * D * 4 * D + S * D * V
-    save(root, "gpt2_block", m, r.integers(0, V, (2, S)).astype(np.int64), macs,
+    save(root, name, m, r.integers(0, V, (2, S)).astype(np.int64), macs,
          "GPT-2 (one block): Range position ids, Split Q/K/V, causal Where from a sliced tril buffer, tanh GELU written out, tied lm_head; sequence symbolic (test data at 8)")
 
 
@@ -1042,7 +1039,23 @@ ALL = [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_out
        bert_layer_opset14, math_ops, gpt2_block, whisper_encoder,
        wav2vec2_frontend]
 
+def bench_models(root):
+    """Not fixtures: the transformer shapes the closing benchmarks time (written to ROOT, never
+    committed): a BERT-base encoder layer (hidden 768, 12 heads, FFN 3072) and a GPT-2-small
+    block with its 50257-token tied lm_head, both with a symbolic sequence (test data at 128)."""
+    global rng
+    saved, rng = rng, np.random.default_rng(20261209)
+    try:
+        bert_layer(root, "bert_base_layer", seq="sequence", S=128, D=768, H=12, F=3072, examples=1)
+    finally:
+        rng = saved
+    gpt2_block(root, "gpt2_small_block", V=50257, P=1024, D=768, H=12, S=128)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--bench":
+        bench_models(sys.argv[2])
+        sys.exit(0)
     # make_fixtures.py [ROOT [NAME ...]]: every fixture, or only the named ones (the fixtures from
     # generic_ops on have their own generators, so making one alone gives the same bytes).
     root = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/onnx"

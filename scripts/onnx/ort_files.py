@@ -7,7 +7,10 @@ profile): the comparison `scripts/onnx/compare.sh --models a.onnx,b.onnx` prints
         --profile quick --greenbench run.json [--out ort.json]
 
 A model is named as greenbench names it (the file stem, or the folder of a `model.onnx`).
-Inputs are seeded uniform [-1, 1) floats (integer inputs: ids below --vocab).
+Inputs are seeded uniform [-1, 1) floats (integer inputs: ids below --vocab). Symbolic
+dimensions other than the batch take the sizes `--dim NAME=SIZE` gives (as greenbench's
+`--dim`, one size per name here), and the model is then named as greenbench names it
+(`stem[name=size]`).
 """
 import argparse, json, os, sys
 
@@ -35,16 +38,24 @@ def main():
     ap.add_argument("--vocab", type=int, default=2)
     ap.add_argument("--greenbench", required=True, help="greenbench result file of the same files")
     ap.add_argument("--out", default=None, help="write ONNX Runtime's medians here (JSON)")
+    ap.add_argument("--dim", action="append", default=[], help="NAME=SIZE for a symbolic dimension (repeatable)")
     a = ap.parse_args()
     p = ob.PROFILES[a.profile]
     g = json.load(open(a.greenbench))
     mine = {(c["model"], c["batch"]): c for c in g["cells"] if c["backend"] == "cpu" and c["status"] == "ok"}
     rows, out = [], []
+    dims = {}
+    for d in a.dim:
+        for part in d.split(","):
+            k, v = part.split("=")
+            dims[k.strip()] = int(v)
     for f in a.files:
         sess = ob.session(f, a.threads)
         inp = sess.get_inputs()[0]
+        used = {d: dims[d] for d in inp.shape[1:] if isinstance(d, str) and d in dims}
         for b in [int(x) for x in a.batch.split(",")]:
-            shape = [d if isinstance(d, int) else b for d in inp.shape]
+            shape = [b if i == 0 and not isinstance(d, int) else d if isinstance(d, int) else dims[d]
+                     for i, d in enumerate(inp.shape)]
             if isinstance(inp.shape[0], int) and inp.shape[0] != b:
                 print(f"{f}: fixed batch {inp.shape[0]}, skipping batch {b}", file=sys.stderr)
                 continue
@@ -61,6 +72,8 @@ def main():
             per_ex, _, _ = ob.measure(S(), xs, b, p)
             t = ob.summarize(per_ex)
             name = name_of(f)
+            if used:
+                name += "[" + ",".join(f"{k}={v}" for k, v in sorted(used.items())) + "]"
             out.append(dict(model=name, file=f, batch=b, threads=a.threads, time_per_example_s=t))
             m = mine.get((name, b))
             gt = m["time_per_example_s"]["median"] if m else None
