@@ -222,3 +222,92 @@ fn gpt2_runs_at_any_sequence_its_position_table_holds() {
         "{e}"
     );
 }
+
+/// Optimum's optimised exports write `com.microsoft` operators: refused, each named with its
+/// domain and node among everything that cannot be imported (the default-domain ops beside
+/// them import).
+#[test]
+fn com_microsoft_operators_are_refused_naming_the_domain() {
+    use greenbench_onnx::proto::{
+        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
+        TypeProto, ValueInfoProto, tensor_shape_proto::Dimension,
+        tensor_shape_proto::dimension::Value, type_proto,
+    };
+    let vi = |name: &str, dims: &[i64]| ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(1),
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&d| Dimension {
+                            value: Some(if d < 0 {
+                                Value::DimParam("batch".into())
+                            } else {
+                                Value::DimValue(d)
+                            }),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let node = |op: &str, domain: &str, name: &str, ins: &[&str], out: &str| NodeProto {
+        op_type: Some(op.into()),
+        domain: Some(domain.into()),
+        name: Some(name.into()),
+        input: ins.iter().map(|s| s.to_string()).collect(),
+        output: vec![out.into()],
+        ..Default::default()
+    };
+    let g = GraphProto {
+        node: vec![
+            node("Attention", "com.microsoft", "attn_0", &["x", "w"], "a"),
+            node(
+                "SkipLayerNormalization",
+                "com.microsoft",
+                "sln_0",
+                &["a", "x"],
+                "s",
+            ),
+            node("Relu", "", "relu", &["s"], "y"),
+        ],
+        input: vec![vi("x", &[-1, 4, 8])],
+        output: vec![vi("y", &[-1, 4, 8])],
+        initializer: vec![TensorProto {
+            name: Some("w".into()),
+            dims: vec![8, 24],
+            data_type: Some(1),
+            float_data: vec![0.0; 192],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let m = ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![
+            OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(17),
+            },
+            OperatorSetIdProto {
+                domain: Some("com.microsoft".into()),
+                version: Some(1),
+            },
+        ],
+        graph: Some(g),
+        ..Default::default()
+    };
+    let e = greenbench_onnx::import::import_model(&m, "bert-opt", "bert-opt.onnx", None, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("bert-opt.onnx: 2 operators greenbench cannot import: com.microsoft.Attention (node \"attn_0\"), com.microsoft.SkipLayerNormalization (node \"sln_0\")"),
+        "{e}"
+    );
+    assert!(e.contains("without `--optimize`"), "{e}");
+}

@@ -341,6 +341,13 @@ fn import_inner(
             })
             .collect::<Vec<_>>()
             .join(", ");
+        let list = if missing.keys().any(|k| k.starts_with("com.microsoft.")) {
+            format!(
+                "{list} (com.microsoft is ONNX Runtime's own domain, written by Optimum's and onnxruntime's transformer optimisers: export without optimisation, e.g. `optimum-cli export onnx` without `--optimize`, or with torch.onnx)"
+            )
+        } else {
+            list
+        };
         return Err(ImportError::Unsupported {
             file: file.to_string(),
             count,
