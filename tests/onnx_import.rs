@@ -223,7 +223,7 @@ fn symbolic_dims_are_bound_swept_and_refused_clearly() {
 
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("r.json");
-    let (code, _, err) = greenbench(&[
+    let (code, table, err) = greenbench(&[
         "run",
         "--models",
         m,
@@ -250,6 +250,20 @@ fn symbolic_dims_are_bound_swept_and_refused_clearly() {
         ]
     );
     assert!(r.cells[1].macs_per_example > 4 * r.cells[0].macs_per_example);
+    // Per-token figures: the bound sequence is the tokens per example.
+    assert_eq!(r.cells[1].tokens_per_example, Some(16));
+    let per = r.cells[1].time_per_token_s().unwrap();
+    let t = r.cells[1].time_per_example_s.as_ref().unwrap().median;
+    assert!(
+        (per * 16.0 - t).abs() < 1e-12 * t.max(1.0),
+        "{per} x 16 vs {t}"
+    );
+    assert!(
+        table.contains("per token (per example / tokens per example):")
+            && table.contains("tokens/ex")
+            && table.contains("bert_layer_dynamic[sequence=16]"),
+        "{table}"
+    );
 
     let (code, _, err) = greenbench(&["run", "--models", m, "--dim", "sequence=4,seq=2"]);
     assert_ne!(code, 0);

@@ -62,6 +62,18 @@ impl Model {
         Ok(m)
     }
 
+    /// Tokens per example, for models with a sequence: the token ids a token-input model
+    /// reads, else the size bound to a symbolic dimension whose name says sequence (`seq...`).
+    /// Per-token figures divide by it.
+    pub fn tokens_per_example(&self) -> Option<u64> {
+        if self.graph.input.token_vocab.is_some() {
+            return Some(self.graph.input.shape.iter().product::<usize>() as u64);
+        }
+        (self.dims.iter())
+            .find(|(k, _)| k.to_ascii_lowercase().contains("seq"))
+            .map(|(_, &v)| v as u64)
+    }
+
     /// A model from a graph and its own weights (an imported file's): batch norm folded,
     /// work counted. `seed` still seeds the inputs a run generates.
     pub fn from_parts(g: &Graph, w: &Weights, seed: u64) -> Result<Model, ModelError> {

@@ -143,6 +143,10 @@ pub struct Cell {
     /// model's name carries them too: `bert[sequence=128]`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub dims: std::collections::BTreeMap<String, usize>,
+    /// Tokens per example of a model with a sequence (token ids read, or the bound sequence
+    /// length): time and energy per token are the per-example figures divided by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_example: Option<u64>,
     pub backend: String,
     /// Device name (CPU model or GPU adapter).
     pub device: String,
@@ -263,6 +267,17 @@ pub struct Remeasured {
 }
 
 impl Cell {
+    /// Median seconds per token (per example / tokens per example), for models with a sequence.
+    pub fn time_per_token_s(&self) -> Option<f64> {
+        let t = self.time_per_example_s.as_ref()?;
+        Some(t.median / self.tokens_per_example.filter(|&n| n > 0)? as f64)
+    }
+
+    /// Joules per token, for models with a sequence.
+    pub fn energy_per_token_j(&self) -> Option<f64> {
+        Some(self.energy_per_example_j? / self.tokens_per_example.filter(|&n| n > 0)? as f64)
+    }
+
     /// Whether this measurement is flagged `unstable`: marked so when measured, or (files
     /// written before the flag) windows whose CV exceeds [`crate::stats::UNSTABLE_CV`].
     /// Training cells (one window per epoch) are not judged this way.

@@ -211,6 +211,7 @@ pub fn measure_cell(
         host: Some(crate::env::hostname()),
         model: model.name.clone(),
         dims: model.dims.clone(),
+        tokens_per_example: model.tokens_per_example(),
         backend: backend.name().to_string(),
         device: dev.name.clone(),
         device_kind: dev.kind,

@@ -418,6 +418,7 @@ pub fn cell(
         host: None,
         model: label.to_string(),
         dims: Default::default(),
+        tokens_per_example: None,
         backend: TRACK_BACKEND.into(),
         device: device.to_string(),
         device_kind: DeviceKind::Cpu,

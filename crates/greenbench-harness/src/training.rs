@@ -133,6 +133,7 @@ pub fn run_sweep(
             host: Some(machine.hostname.clone()),
             model: exp.model.name.clone(),
             dims: Default::default(),
+            tokens_per_example: None,
             backend: "cpu-train".into(),
             device: machine.cpu_model.clone(),
             device_kind: DeviceKind::Cpu,

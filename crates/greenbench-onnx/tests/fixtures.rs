@@ -199,6 +199,7 @@ fn gpt2_runs_at_any_sequence_its_position_table_holds() {
     for s in [1u64, 5, 32] {
         let dims = Dims::from([("sequence_length".to_string(), s as usize)]);
         let m = import_file_with(&path, 0, &dims).unwrap().model;
+        assert_eq!(m.tokens_per_example(), Some(s), "token ids per example");
         assert_eq!(
             m.cost.total.macs,
             s * d * 3 * d + 2 * h * s * s * dh + s * d * d + 2 * s * d * 4 * d + s * d * v,

@@ -371,6 +371,38 @@ pub fn batch_label(c: &Cell) -> String {
     }
 }
 
+/// Per-token figures of the cells whose model has a sequence (empty when none has): time
+/// and energy per example divided by the tokens per example, the unit language models are
+/// compared in.
+pub fn token_table(cells: &[Cell]) -> String {
+    let with: Vec<&Cell> = cells
+        .iter()
+        .filter(|c| c.tokens_per_example.is_some() && c.time_per_example_s.is_some())
+        .collect();
+    if with.is_empty() {
+        return String::new();
+    }
+    let mut t =
+        Table::new("model|backend|>batch|precision|>tokens/ex|>time/token|>tokens/s|>energy/token");
+    for c in with {
+        let per = c.time_per_token_s().expect("filtered");
+        t.row(vec![
+            c.model.clone(),
+            c.backend.clone(),
+            c.batch.to_string(),
+            c.precision.to_string(),
+            c.tokens_per_example.expect("filtered").to_string(),
+            duration(per),
+            si(1.0 / per),
+            energy_marked(c.energy_per_token_j(), c.energy_kind.as_deref()),
+        ]);
+    }
+    format!(
+        "per token (per example / tokens per example):\n{}",
+        t.render()
+    )
+}
+
 /// The table `greenbench run` prints: the machine and profile, each peak, one row per cell,
 /// the energy source and every cell's warnings.
 pub fn run_table(file: &ResultFile) -> String {
@@ -400,6 +432,7 @@ pub fn run_table(file: &ResultFile) -> String {
     if let Some(e) = &env.energy {
         s.push_str(&format!("energy/ex: {}\n", e.source));
     }
+    s.push_str(&token_table(&file.cells));
     for c in &file.cells {
         for w in &c.warnings {
             s.push_str(&format!(
