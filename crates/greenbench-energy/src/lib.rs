@@ -16,9 +16,11 @@ pub mod discover;
 pub mod estimate;
 mod hwmon;
 pub mod meters;
+mod scope;
 pub mod sysfs;
 
-pub use discover::{Scope, discover};
+pub use discover::discover;
+pub use scope::Scope;
 pub use estimate::{CpuEstimate, TdpTable, Topology};
 pub use meters::{EnergyKind, Meter, MeterError, MeterStatus};
 pub use sysfs::{MemFs, RealFs, SysFs};
