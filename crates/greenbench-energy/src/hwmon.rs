@@ -1,8 +1,8 @@
 //! hwmon meters: every energy (else power) channel of every device, each with the domain it
 //! measures, so that `discover` never adds a meter to one that already contains it.
 
-use crate::scope::Scope;
 use crate::meters::{CounterMeter, HWMON, Meter, MeterStatus, PowerMeter, read_u64};
+use crate::scope::Scope;
 use crate::sysfs::SysFs;
 use std::sync::Arc;
 

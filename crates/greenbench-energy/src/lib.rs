@@ -20,9 +20,9 @@ mod scope;
 pub mod sysfs;
 
 pub use discover::discover;
-pub use scope::Scope;
 pub use estimate::{CpuEstimate, TdpTable, Topology};
 pub use meters::{EnergyKind, Meter, MeterError, MeterStatus};
+pub use scope::Scope;
 pub use sysfs::{MemFs, RealFs, SysFs};
 
 /// Default grid carbon intensity: the world average of 2023, 480 g CO2e per kWh
