@@ -182,7 +182,9 @@ pub fn node_cost(g: &Graph, i: usize) -> Cost {
                 ..Cost::default()
             }
         }
-        Op::Attention { heads, head_dim } => {
+        Op::Attention {
+            heads, head_dim, ..
+        } => {
             let s = x[0] as u64;
             let h = *heads as u64;
             let d = *head_dim as u64;

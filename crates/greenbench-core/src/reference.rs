@@ -299,7 +299,11 @@ pub fn eval_node(g: &Graph, w: &Weights, i: usize, vals: &[Vec<f32>]) -> Vec<f32
                 }
                 y
             }
-            Op::Attention { heads, head_dim } => {
+            Op::Attention {
+                heads,
+                head_dim,
+                causal,
+            } => {
                 let (h, d) = (*heads, *head_dim);
                 let s = in_shape[0];
                 let stride = 3 * h * d;
@@ -310,14 +314,16 @@ pub fn eval_node(g: &Graph, w: &Weights, i: usize, vals: &[Vec<f32>]) -> Vec<f32
                     let k = |r: usize, j: usize| a[r * stride + h * d + hh * d + j] as f64;
                     let v = |r: usize, j: usize| a[r * stride + 2 * h * d + hh * d + j] as f64;
                     for r in 0..s {
-                        let scores: Vec<f64> = (0..s)
+                        // A causal row sees keys 0..=r only.
+                        let keys = if *causal { r + 1 } else { s };
+                        let scores: Vec<f64> = (0..keys)
                             .map(|c| (0..d).map(|j| q(r, j) * k(c, j)).sum::<f64>() * scale)
                             .collect();
                         let m = scores.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
                         let e: Vec<f64> = scores.iter().map(|&v| (v - m).exp()).collect();
                         let z: f64 = e.iter().sum();
                         for j in 0..d {
-                            let acc: f64 = (0..s).map(|c| e[c] * v(c, j)).sum();
+                            let acc: f64 = (0..keys).map(|c| e[c] * v(c, j)).sum();
                             y[r * h * d + hh * d + j] = (acc / z) as f32;
                         }
                     }

@@ -303,7 +303,14 @@ fn tiny_transformer() -> Result<Graph, crate::GraphError> {
         let p = format!("l{l}");
         b.op_from(format!("{p}_ln1"), Op::LayerNorm { eps: 1e-5 }, &[&x]);
         b.dense(&format!("{p}_qkv"), 3 * dim);
-        b.op(format!("{p}_attn"), Op::Attention { heads, head_dim });
+        b.op(
+            format!("{p}_attn"),
+            Op::Attention {
+                heads,
+                head_dim,
+                causal: false,
+            },
+        );
         let proj = b.dense(&format!("{p}_proj"), dim);
         let r1 = b.op_from(format!("{p}_res1"), Op::Add, &[&x, &proj]);
         b.op(format!("{p}_ln2"), Op::LayerNorm { eps: 1e-5 });

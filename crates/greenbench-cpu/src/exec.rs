@@ -280,7 +280,14 @@ impl CpuPrepared {
                 pos,
                 ..
             } => crate::seq::embedding(&bufs[*src], *seq, table, pos.as_deref(), *dim, &mut out),
-            Step::Attention { src, s, h, d, .. } => {
+            Step::Attention {
+                src,
+                s,
+                h,
+                d,
+                causal,
+                ..
+            } => {
                 let batch = out.len() / (s * h * d);
                 crate::seq::attention(
                     &bufs[*src],
@@ -288,6 +295,7 @@ impl CpuPrepared {
                     *s,
                     *h,
                     *d,
+                    *causal,
                     &mut self.mem.scratch,
                     &mut out,
                 );

@@ -667,7 +667,11 @@ impl CpuPrepared {
                     table: flat(&t[0]),
                     pos: t.get(1).map(flat),
                 },
-                Op::Attention { heads, head_dim } => {
+                Op::Attention {
+                    heads,
+                    head_dim,
+                    causal,
+                } => {
                     scratch_len = scratch_len.max(batch * heads * in_shape[0] * in_shape[0]);
                     Step::Attention {
                         src,
@@ -675,6 +679,7 @@ impl CpuPrepared {
                         s: in_shape[0],
                         h: *heads,
                         d: *head_dim,
+                        causal: *causal,
                     }
                 }
                 Op::Flatten | Op::Reshape { .. } => unreachable!("aliased above"),

@@ -84,6 +84,7 @@ pub fn attention(
     s: usize,
     h: usize,
     d: usize,
+    causal: bool,
     scratch: &mut [f32],
     y: &mut [f32],
 ) {
@@ -112,8 +113,12 @@ pub fn attention(
                     cs: stride,
                 };
                 sgemm(s, s, d, q, kt, scores, s, Threads::One);
-                for row in scores.chunks_mut(s) {
+                for (r, row) in scores.chunks_mut(s).enumerate() {
                     row.iter_mut().for_each(|v| *v *= scale);
+                    if causal {
+                        // Keys after the query's own row get no weight: exp(-inf - m) = 0.
+                        row[r + 1..].iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
+                    }
                     let m = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
                     let mut z = 0.0;
                     row.iter_mut().for_each(|v| {

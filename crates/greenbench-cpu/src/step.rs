@@ -168,6 +168,7 @@ pub(crate) enum Step {
         s: usize,
         h: usize,
         d: usize,
+        causal: bool,
     },
     /// `dst = a op b`, numpy broadcasting, over the strided map.
     Binary {

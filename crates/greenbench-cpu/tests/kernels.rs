@@ -8,8 +8,8 @@ use greenbench_core::zoo::zoo_model;
 use greenbench_core::{Backend, generate_weights};
 use greenbench_cpu::CpuBackend;
 use greenbench_testkit::{
-    self as testkit, chain, data_movement_case, padding, pool_op, positive_math_ops,
-    reference_case, run_case, tensor_op_case, tensor_op_graph, unary_op, zoo_cases,
+    self as testkit, chain, clipped_math_ops, data_movement_case, padding, pool_op, reference_case,
+    run_case, tensor_op_case, tensor_op_graph, unary_op, zoo_cases,
 };
 use proptest::prelude::*;
 
@@ -295,8 +295,8 @@ proptest! {
     }
 
     #[test]
-    fn positive_domain_math_matches_reference(
-        rows in 1usize..9, n in 1usize..70, ops in positive_math_ops(), batch in 1usize..4,
+    fn clipped_math_matches_reference(
+        rows in 1usize..9, n in 1usize..70, ops in clipped_math_ops(), batch in 1usize..4,
     ) {
         let err = max_rel_err(&chain(vec![rows, n], ops).unwrap(), batch, 29, 2);
         prop_assert!(err < TOL, "err {err}");
@@ -341,8 +341,10 @@ proptest! {
     #[test]
     fn attention_matches_reference(
         s in 1usize..20, heads in 1usize..5, d in 1usize..9, batch in 1usize..4,
+        causal in any::<bool>(),
     ) {
-        let g = chain(vec![s, 3 * heads * d], vec![Op::Attention { heads, head_dim: d }]);
+        let op = Op::Attention { heads, head_dim: d, causal };
+        let g = chain(vec![s, 3 * heads * d], vec![op]);
         let err = max_rel_err(&g.unwrap(), batch, 13, 2);
         prop_assert!(err < TOL, "err {err}");
     }

@@ -547,7 +547,11 @@ fn plan_graph(
                 ]);
                 pl.dispatch("embedding", p, &srcs, dst, threads)?;
             }
-            Op::Attention { heads, head_dim } => {
+            Op::Attention {
+                heads,
+                head_dim,
+                causal,
+            } => {
                 if *head_dim > MAX_HEAD_DIM {
                     return Err(unsupported(format!(
                         "head_dim {head_dim} > {MAX_HEAD_DIM}, the kernel's register budget"
@@ -555,12 +559,13 @@ fn plan_graph(
                 }
                 let s = in_shape[0];
                 let rows = batch * heads * s;
-                p[..5].copy_from_slice(&[
+                p[..6].copy_from_slice(&[
                     rows as u32,
                     s as u32,
                     *heads as u32,
                     *head_dim as u32,
                     (1.0 / (*head_dim as f32).sqrt()).to_bits(),
+                    u32::from(*causal),
                 ]);
                 pl.dispatch("attention", p, &[src], dst, grid(rows))?;
             }

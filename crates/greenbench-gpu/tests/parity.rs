@@ -9,7 +9,7 @@ use greenbench_core::reference::diff;
 use greenbench_core::{Backend, Model};
 use greenbench_gpu::GpuBackend;
 use greenbench_testkit::{
-    chain, data_movement_case, padding, pool_op, positive_math_ops, reference_case,
+    chain, clipped_math_ops, data_movement_case, padding, pool_op, reference_case,
     reference_case_with, run_case, tensor_op_graph, unary_op, zoo_cases,
 };
 use proptest::prelude::*;
@@ -106,8 +106,8 @@ proptest! {
     }
 
     #[test]
-    fn positive_domain_math_matches_reference(
-        rows in 1usize..9, n in 1usize..70, ops in positive_math_ops(), batch in 1usize..3,
+    fn clipped_math_matches_reference(
+        rows in 1usize..9, n in 1usize..70, ops in clipped_math_ops(), batch in 1usize..3,
     ) {
         let e = max_rel(&chain(vec![rows, n], ops).unwrap(), batch, 29);
         prop_assert!(e < TOL, "err {e}");
@@ -135,13 +135,13 @@ proptest! {
     #[test]
     fn attention_and_embedding_match_reference(
         s in 1usize..17, heads in 1usize..4, d in 1usize..17, vocab in 1usize..30,
-        batch in 1usize..3,
+        batch in 1usize..3, causal in any::<bool>(),
     ) {
         let dim = heads * d;
         let nodes = vec![
             Node::new("e", Op::Embedding { vocab, dim, positions: true }),
             Node::new("qkv", Op::Dense { units: 3 * dim, bias: true }),
-            Node::new("a", Op::Attention { heads, head_dim: d }),
+            Node::new("a", Op::Attention { heads, head_dim: d, causal }),
             Node::with_inputs("r", Op::Add, &["e", "a"]),
         ];
         let g = Graph::new("att", InputSpec { shape: vec![s], token_vocab: Some(vocab) }, nodes)

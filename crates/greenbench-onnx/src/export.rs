@@ -701,7 +701,11 @@ fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
                 let sh = b.init_i64(&format!("{nm}_shape"), &[dims.len()], &dims);
                 (b.node("Reshape", nm, &[&src, &sh], &[]), Layout::Native)
             }
-            Op::Attention { heads, head_dim } => {
+            Op::Attention {
+                heads,
+                head_dim,
+                causal,
+            } => {
                 let (h, d) = (*heads, *head_dim);
                 let src = get(&mut b, &vals, x, Layout::Native);
                 // As torch.onnx writes multi-head attention (so greenbench imports it back):
@@ -737,7 +741,17 @@ fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
                 let kt = qkv[1].clone();
                 let s = b.node("MatMul", &format!("{nm}_scores"), &[&qkv[0], &kt], &[]);
                 let scale = b.scalar(&format!("{nm}_scale"), 1.0 / (d as f32).sqrt());
-                let ss = b.node("Mul", &format!("{nm}_scaled"), &[&s, &scale], &[]);
+                let mut ss = b.node("Mul", &format!("{nm}_scaled"), &[&s, &scale], &[]);
+                if *causal {
+                    // The additive causal mask: 0 on and below the diagonal, f32::MIN above
+                    // (x + MIN rounds to MIN for any score below 1e31; exp then gives 0).
+                    let n = in_shape[0];
+                    let mask: Vec<f32> = (0..n * n)
+                        .map(|i| if i % n > i / n { f32::MIN } else { 0.0 })
+                        .collect();
+                    let m = b.init_f32(&format!("{nm}_causal"), &[n, n], &mask);
+                    ss = b.node("Add", &format!("{nm}_masked"), &[&ss, &m], &[]);
+                }
                 let p = b.node(
                     "Softmax",
                     &format!("{nm}_probs"),

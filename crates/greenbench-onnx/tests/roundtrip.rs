@@ -65,6 +65,58 @@ fn zoo_models_round_trip_to_the_identical_graph_and_weights() {
     }
 }
 
+/// A causal (decoder) attention exports as torch.onnx's per-head ops with an additive causal
+/// mask and comes back as the same causal attention, computing the same function.
+#[test]
+fn causal_attention_round_trips() {
+    use greenbench_core::graph::{Graph, InputSpec, Node};
+    let g = Graph::new(
+        "decoder",
+        InputSpec {
+            shape: vec![6, 8],
+            token_vocab: None,
+        },
+        vec![
+            Node::new(
+                "qkv",
+                Op::Dense {
+                    units: 24,
+                    bias: true,
+                },
+            ),
+            Node::new(
+                "att",
+                Op::Attention {
+                    heads: 2,
+                    head_dim: 4,
+                    causal: true,
+                },
+            ),
+        ],
+    )
+    .unwrap();
+    let m = Model::from_parts(&g, &greenbench_core::generate_weights(&g, 5), 5).unwrap();
+    let bytes = greenbench_onnx::export(&m);
+    let proto = decode_model(&bytes, "decoder").unwrap();
+    let imp = import_model(&proto, "decoder", "decoder.onnx", None, 5).unwrap();
+    let ops: Vec<&Op> = imp.model.graph.nodes.iter().map(|n| &n.op).collect();
+    assert_eq!(ops, m.graph.nodes.iter().map(|n| &n.op).collect::<Vec<_>>());
+    let x = generate_inputs(&m.graph, 2, 5, 0);
+    let want = run_reference(&m.graph, &m.weights, &x, 2);
+    assert_eq!(
+        run_reference(&imp.model.graph, &imp.model.weights, &x, 2),
+        want
+    );
+    // Not the non-causal function.
+    let mut open = m.graph.clone();
+    open.nodes[1].op = Op::Attention {
+        heads: 2,
+        head_dim: 4,
+        causal: false,
+    };
+    assert_ne!(run_reference(&open, &m.weights, &x, 2), want);
+}
+
 #[test]
 fn a_model_with_ops_outside_the_ir_names_them_all() {
     use greenbench_onnx::proto::{

@@ -177,7 +177,9 @@ pub(super) fn infer(node: &Node, ins: &[&Shape], input: &InputSpec) -> Result<Sh
             }
             Ok(vec![x[0], *dim])
         }
-        Op::Attention { heads, head_dim } => {
+        Op::Attention {
+            heads, head_dim, ..
+        } => {
             let qkv = 3 * heads * head_dim;
             if x.len() != 2 || x[1] != qkv {
                 return Err(shape_err(

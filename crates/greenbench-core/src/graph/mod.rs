@@ -65,6 +65,7 @@ mod tests {
             Op::Attention {
                 heads: 2,
                 head_dim: 4,
+                causal: false,
             },
         )];
         let err = Graph::new(

@@ -435,8 +435,14 @@ pub enum Op {
     ChannelShuffle { groups: usize },
     /// Scaled dot-product multi-head self-attention core over a fused QKV input
     /// `[S, 3*heads*head_dim]` laid out as `[Q | K | V]`, each head-major; output
-    /// `[S, heads*head_dim]`. Projections are separate dense nodes.
-    Attention { heads: usize, head_dim: usize },
+    /// `[S, heads*head_dim]`. Projections are separate dense nodes. `causal`: each query row
+    /// attends to itself and the rows before it only (a decoder's mask; GPT-2's).
+    Attention {
+        heads: usize,
+        head_dim: usize,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        causal: bool,
+    },
     /// Elementwise `a op b` of two inputs with numpy broadcasting of their per-example shapes
     /// (aligned at the right; an axis of 1 stretches).
     Binary { op: BinOp },
@@ -623,7 +629,15 @@ impl fmt::Display for Op {
                 write!(f, "avg pool {}x{}/{}", kernel[0], kernel[1], stride[0])?;
                 pool_suffix(f, padding, *ceil_mode)
             }
-            Op::Attention { heads, head_dim } => write!(f, "attention {heads}x{head_dim}"),
+            Op::Attention {
+                heads,
+                head_dim,
+                causal,
+            } => write!(
+                f,
+                "attention {heads}x{head_dim}{}",
+                if *causal { " causal" } else { "" }
+            ),
             Op::Clip { min, max } if *min == 0.0 && *max == 6.0 => f.write_str("relu6"),
             Op::Clip { min, max } => write!(f, "clip [{min}, {max}]"),
             Op::Concat { axis } => write!(f, "concat axis {axis}"),

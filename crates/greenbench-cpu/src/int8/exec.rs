@@ -352,9 +352,14 @@ pub(super) fn fp32_node(
             *dim,
             out,
         ),
-        Op::Attention { heads, head_dim } => {
+        Op::Attention {
+            heads,
+            head_dim,
+            causal,
+        } => {
             let s = g.value_shape(g.node_inputs(i)[0])[0];
-            crate::seq::attention(x, batch, s, *heads, *head_dim, &mut m.scratch, out)
+            let (h, d) = (*heads, *head_dim);
+            crate::seq::attention(x, batch, s, h, d, *causal, &mut m.scratch, out)
         }
         Op::Conv2d { .. } | Op::Dense { .. } => unreachable!("refused in plan"),
     }

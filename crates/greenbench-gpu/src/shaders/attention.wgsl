@@ -1,7 +1,8 @@
 // Multi-head self-attention core over fused QKV [batch * S, 3 * H * D] -> [batch * S, H * D]:
 // one (example, head, query row) per invocation; scores in two passes (max, then exp-sum and
 // the weighted sum of V), so nothing of size S x S is stored. D <= 64.
-// P.a = (batch * H * S, S, H, D); P.b.x = scale bits (1 / sqrt(D)).
+// P.a = (batch * H * S, S, H, D); P.b.x = scale bits (1 / sqrt(D)); P.b.y = 1 for causal (row r
+// attends to keys 0..=r only).
 
 @compute @workgroup_size(64)
 fn attention(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -16,8 +17,9 @@ fn attention(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let n = i / (S * H);
     let stride = 3u * H * D;
     let q = (n * S + r) * stride + h * D;
+    let keys = select(S, r + 1u, P.b.y != 0u);
     var m = -3.4028235e38;
-    for (var c = 0u; c < S; c++) {
+    for (var c = 0u; c < keys; c++) {
         let k = (n * S + c) * stride + H * D + h * D;
         var s = 0.0;
         for (var j = 0u; j < D; j++) {
@@ -30,7 +32,7 @@ fn attention(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         acc[j] = 0.0;
     }
     var z = 0.0;
-    for (var c = 0u; c < S; c++) {
+    for (var c = 0u; c < keys; c++) {
         let k = (n * S + c) * stride + H * D + h * D;
         let v = (n * S + c) * stride + 2u * H * D + h * D;
         var s = 0.0;

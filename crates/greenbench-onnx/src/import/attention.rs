@@ -39,31 +39,39 @@ impl Importer<'_> {
             let x = self.plain_of(name, x);
             return self.reshape_plain(name, x, vec![s, h, d]);
         }
-        let scores =
-            |me: &mut Self, q: Act, k: Act, h: usize, d: usize, scale: f64, probs: bool| {
-                let qh = heads(me, q, h, d, true, false);
-                let kh = heads(me, k, h, d, true, true);
-                let mut sc = me.matmul_plain(&format!("{name}_scores"), qh, kh);
-                if scale != 1.0 {
-                    let c = *sc.ir_shape.last().expect("non-empty");
-                    sc = me.affine(
-                        &format!("{name}_scale"),
-                        &sc,
-                        vec![scale as f32; c],
-                        vec![0.0; c],
-                    );
-                }
-                if probs {
-                    let ir = me.emit(
-                        &format!("{name}_probs"),
-                        Op::Softmax,
-                        vec![sc.ir.clone()],
-                        vec![],
-                    );
-                    sc = Act { ir, ..sc };
-                }
-                sc
-            };
+        let scores = |me: &mut Self,
+                      q: Act,
+                      k: Act,
+                      (h, d): (usize, usize),
+                      scale: f64,
+                      probs: bool,
+                      causal: bool| {
+            let qh = heads(me, q, h, d, true, false);
+            let kh = heads(me, k, h, d, true, true);
+            let mut sc = me.matmul_plain(&format!("{name}_scores"), qh, kh);
+            if scale != 1.0 {
+                let c = *sc.ir_shape.last().expect("non-empty");
+                sc = me.affine(
+                    &format!("{name}_scale"),
+                    &sc,
+                    vec![scale as f32; c],
+                    vec![0.0; c],
+                );
+            }
+            if causal {
+                sc = me.causal_mask(&format!("{name}_causal"), sc);
+            }
+            if probs {
+                let ir = me.emit(
+                    &format!("{name}_probs"),
+                    Op::Softmax,
+                    vec![sc.ir.clone()],
+                    vec![],
+                );
+                sc = Act { ir, ..sc };
+            }
+            sc
+        };
         match a {
             Attn::Heads {
                 x,
@@ -79,7 +87,8 @@ impl Importer<'_> {
                 d,
                 scale,
                 probs,
-            } => scores(self, q, k, h, d, scale, probs),
+                causal,
+            } => scores(self, q, k, (h, d), scale, probs, causal),
             Attn::Context {
                 q,
                 k,
@@ -88,8 +97,9 @@ impl Importer<'_> {
                 d,
                 scale,
                 merged,
+                causal,
             } => {
-                let p = scores(self, q, k, h, d, scale, true);
+                let p = scores(self, q, k, (h, d), scale, true, causal);
                 let vh = heads(self, v, h, d, true, false);
                 let c = self.matmul_plain(&format!("{name}_context"), p, vh);
                 if merged {
@@ -208,6 +218,7 @@ impl Importer<'_> {
                 d,
                 scale: 1.0,
                 probs: false,
+                causal: false,
             }),
             (
                 "Div" | "Mul",
@@ -218,6 +229,7 @@ impl Importer<'_> {
                     d,
                     scale,
                     probs: false,
+                    causal: false,
                 })),
                 Some(V::O(Val::Const(c))),
             )
@@ -231,6 +243,7 @@ impl Importer<'_> {
                     d,
                     scale,
                     probs: false,
+                    causal: false,
                 })),
             ) if c.len() == 1 => {
                 let v = c.to_f32()[0] as f64;
@@ -242,7 +255,29 @@ impl Importer<'_> {
                     d,
                     scale,
                     probs: false,
+                    causal: false,
                 })
+            }
+            // A causal mask on the scaled scores: `Where(tril, scores, min)` (GPT-2's) or
+            // `scores + mask` (0 on and below the diagonal, min above).
+            ("Where" | "Add", _, _) if self.causal_mask_of(n).is_some() => {
+                let Some(Val::Attn(b)) = self.causal_mask_of(n) else {
+                    unreachable!("checked")
+                };
+                match *b {
+                    Attn::Scores {
+                        q, k, h, d, scale, ..
+                    } => attn(Attn::Scores {
+                        q,
+                        k,
+                        h,
+                        d,
+                        scale,
+                        probs: false,
+                        causal: true,
+                    }),
+                    _ => unreachable!("causal_mask_of returns scores"),
+                }
             }
             (
                 "Softmax",
@@ -253,6 +288,7 @@ impl Importer<'_> {
                     d,
                     scale,
                     probs: false,
+                    causal,
                 })),
                 _,
             ) => {
@@ -267,6 +303,7 @@ impl Importer<'_> {
                     d,
                     scale,
                     probs: true,
+                    causal,
                 })
             }
             (
@@ -278,6 +315,7 @@ impl Importer<'_> {
                     d,
                     scale,
                     probs: true,
+                    causal,
                 })),
                 Some(V::A(Attn::Heads {
                     x: v,
@@ -294,6 +332,7 @@ impl Importer<'_> {
                 d,
                 scale,
                 merged: false,
+                causal,
             }),
             (
                 "Transpose",
@@ -305,6 +344,7 @@ impl Importer<'_> {
                     d,
                     scale,
                     merged: false,
+                    causal,
                 })),
                 _,
             ) if perm == Some(&[0, 2, 1, 3]) => attn(Attn::Context {
@@ -315,6 +355,7 @@ impl Importer<'_> {
                 d,
                 scale,
                 merged: true,
+                causal,
             }),
             (
                 "Reshape",
@@ -326,6 +367,7 @@ impl Importer<'_> {
                     d,
                     scale,
                     merged: true,
+                    causal,
                 })),
                 t,
             ) => {
@@ -338,7 +380,7 @@ impl Importer<'_> {
                 if !ok {
                     return Ok(None);
                 }
-                self.emit_attention(n, [q, k, v], h, d, scale)
+                self.emit_attention(n, [q, k, v], (h, d), scale, causal)
                     .map(|a| Some(Val::Act(a)))
             }
             ("Dropout" | "Identity", Some(V::A(v)), _) => attn(v),
@@ -350,9 +392,9 @@ impl Importer<'_> {
         &mut self,
         n: &NodeProto,
         qkv: [Act; 3],
-        h: usize,
-        d: usize,
+        (h, d): (usize, usize),
         scale: f64,
+        causal: bool,
     ) -> Result<Act, ImportError> {
         let alpha = (scale * (d as f64).sqrt()) as f32;
         // Q, K and V sliced in turn from one [S, 3 h d] value (greenbench's own export): the
@@ -386,6 +428,7 @@ impl Importer<'_> {
                 Op::Attention {
                     heads: h,
                     head_dim: d,
+                    causal,
                 },
                 vec![sl[0].0.clone()],
                 vec![],
@@ -461,6 +504,7 @@ impl Importer<'_> {
             Op::Attention {
                 heads: h,
                 head_dim: d,
+                causal,
             },
             vec![fused],
             vec![],

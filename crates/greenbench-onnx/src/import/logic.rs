@@ -249,7 +249,102 @@ pub(super) fn math(f: MathFn, x: &Tensor, name: &str) -> Tensor {
     )
 }
 
+/// Whether `t` is a causal mask over `s` positions (trailing dims `[s, s]`, leading ones 1):
+/// `keep(v)` holds on and below the diagonal, `drop(v)` above it.
+fn causal_pattern(
+    t: &Tensor,
+    s: usize,
+    keep: impl Fn(f32) -> bool,
+    drop: impl Fn(f32) -> bool,
+) -> bool {
+    let r = t.dims.len();
+    if r < 2 || t.dims[r - 2..] != [s, s] || t.dims[..r - 2].iter().any(|&d| d != 1) {
+        return false;
+    }
+    t.to_f32().iter().enumerate().all(|(i, &v)| {
+        let (row, col) = (i / s, i % s);
+        if col <= row { keep(v) } else { drop(v) }
+    })
+}
+
+/// A value that gives a softmax weight of zero in any row that keeps its diagonal.
+fn masks_out(v: f32) -> bool {
+    v <= -1e30
+}
+
 impl Importer<'_> {
+    /// When `n` applies a causal mask to attention scores not yet masked or softmaxed
+    /// (`Where(tril, scores, min)`, or `scores + mask` with 0 on and below the diagonal and
+    /// min above; min at most -1e30 or -inf), those scores.
+    pub(super) fn causal_mask_of(&self, n: &NodeProto) -> Option<Val> {
+        let val = |k: usize| n.input.get(k).and_then(|i| self.vals.get(i));
+        let scores = |v: Option<&Val>| match v {
+            Some(Val::Attn(a)) => match **a {
+                Attn::Scores {
+                    ref q,
+                    probs: false,
+                    causal: false,
+                    ..
+                } => Some((Val::Attn(a.clone()), q.dims[0])),
+                _ => None,
+            },
+            _ => None,
+        };
+        match n.op_type.as_deref()? {
+            "Where" => {
+                let (a, s) = scores(val(1))?;
+                let (Some(Val::Const(c)), Some(Val::Const(y))) = (val(0), val(2)) else {
+                    return None;
+                };
+                let min = (y.len() == 1)
+                    .then(|| y.to_f32()[0])
+                    .filter(|&v| masks_out(v))?;
+                causal_pattern(c, s, |v| v != 0.0, |v| v == 0.0)
+                    .then_some(a)
+                    .filter(|_| masks_out(min))
+            }
+            "Add" => {
+                let ((a, s), m) = match (val(0), val(1)) {
+                    (x, Some(Val::Const(m))) => (scores(x)?, m),
+                    (Some(Val::Const(m)), x) => (scores(x)?, m),
+                    _ => return None,
+                };
+                causal_pattern(m, s, |v| v == 0.0, masks_out).then_some(a)
+            }
+            _ => None,
+        }
+    }
+
+    /// The causal mask on scores `[h, S, S]` written as general ops (an attention pattern
+    /// that did not complete): `x * m + b`, as a constant-condition `Where` is.
+    pub(super) fn causal_mask(&mut self, name: &str, sc: Act) -> Act {
+        let s = *sc.dims.last().expect("scores");
+        let keep = |i: usize| i % s <= i / s;
+        let m = t_f32(
+            &format!("{name}_keep"),
+            vec![s, s],
+            (0..s * s)
+                .map(|i| if keep(i) { 1.0 } else { 0.0 })
+                .collect(),
+        );
+        let b = t_f32(
+            &format!("{name}_min"),
+            vec![s, s],
+            (0..s * s)
+                .map(|i| if keep(i) { 0.0 } else { f32::MIN })
+                .collect(),
+        );
+        let node = |nm: String| NodeProto {
+            name: Some(nm),
+            ..Default::default()
+        };
+        let y = self
+            .const_binary(&node(format!("{name}_mask")), BinOp::Mul, sc, &m, false)
+            .expect("[S, S] broadcasts over [h, S, S]");
+        self.const_binary(&node(name.to_string()), BinOp::Add, y, &b, false)
+            .expect("[S, S] broadcasts over [h, S, S]")
+    }
+
     /// `Where(c, x, y)` with a constant condition and one activation branch: `x * m + b` as
     /// two broadcasting constants (see the module's note).
     pub(super) fn where_act(&mut self, n: &NodeProto) -> Result<(), ImportError> {

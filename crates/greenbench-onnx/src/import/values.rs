@@ -60,7 +60,7 @@ pub(super) enum Attn {
         head_major: bool,
         key_t: bool,
     },
-    /// `Q K^T * scale` (`probs`: after the softmax).
+    /// `Q K^T * scale` (`probs`: after the softmax; `causal`: a causal mask applied).
     Scores {
         q: Act,
         k: Act,
@@ -68,6 +68,7 @@ pub(super) enum Attn {
         d: usize,
         scale: f64,
         probs: bool,
+        causal: bool,
     },
     /// `probs V` as `[N, h, S, d]` (`merged`: transposed to `[N, S, h, d]`).
     Context {
@@ -78,6 +79,7 @@ pub(super) enum Attn {
         d: usize,
         scale: f64,
         merged: bool,
+        causal: bool,
     },
 }
 
