@@ -134,6 +134,20 @@ fn every_fixture_runs_in_int8() {
     }
 }
 
+/// The CPU backend against the reference interpreter on seeded inputs, at batch 2.
+fn cpu_matches_reference(cpu: &CpuBackend, m: &greenbench_core::Model, what: &str) {
+    let x = greenbench_core::generate_inputs(&m.graph, 2, 0, 1);
+    let want = greenbench_core::reference::run_reference(&m.graph, &m.weights, &x, 2);
+    let got = cpu
+        .prepare(&m.graph, &m.weights, 2)
+        .unwrap()
+        .run(&x)
+        .unwrap()
+        .to_vec();
+    let diff = greenbench_core::reference::diff(&got, &want);
+    assert!(diff.max_rel < 1e-4, "{what}: {diff:?}");
+}
+
 /// A BERT layer exported with a symbolic sequence (`["batch", "sequence", 32]`): refused
 /// unbound with an error that names the dimension, its input and the flag; bound by its test
 /// data (sequence 8) it matches ONNX Runtime (the fixture test above); swept over other
@@ -164,16 +178,7 @@ fn a_symbolic_sequence_is_bound_by_name_and_swept() {
             4 * s * d * d + h * s * s * 2 * dh + s * d * ffn * 2,
             "sequence {s}"
         );
-        let x = greenbench_core::generate_inputs(&m.graph, 2, 0, 1);
-        let want = greenbench_core::reference::run_reference(&m.graph, &m.weights, &x, 2);
-        let got = cpu
-            .prepare(&m.graph, &m.weights, 2)
-            .unwrap()
-            .run(&x)
-            .unwrap()
-            .to_vec();
-        let diff = greenbench_core::reference::diff(&got, &want);
-        assert!(diff.max_rel < 1e-4, "sequence {s}: {diff:?}");
+        cpu_matches_reference(&cpu, m, &format!("sequence {s}"));
     }
     // The batch is not a --dim.
     let e = import_file_swept(
@@ -205,16 +210,7 @@ fn gpt2_runs_at_any_sequence_its_position_table_holds() {
             s * d * 3 * d + 2 * h * s * s * dh + s * d * d + 2 * s * d * 4 * d + s * d * v,
             "sequence {s}"
         );
-        let x = greenbench_core::generate_inputs(&m.graph, 2, 0, 1);
-        let want = greenbench_core::reference::run_reference(&m.graph, &m.weights, &x, 2);
-        let got = cpu
-            .prepare(&m.graph, &m.weights, 2)
-            .unwrap()
-            .run(&x)
-            .unwrap()
-            .to_vec();
-        let diff = greenbench_core::reference::diff(&got, &want);
-        assert!(diff.max_rel < 1e-4, "sequence {s}: {diff:?}");
+        cpu_matches_reference(&cpu, &m, &format!("sequence {s}"));
     }
     let dims = Dims::from([("sequence_length".to_string(), 33)]);
     let e = import_file_with(&path, 0, &dims).unwrap_err().to_string();

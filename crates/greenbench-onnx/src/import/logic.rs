@@ -147,36 +147,33 @@ pub(super) fn where_(c: &Tensor, x: &Tensor, y: &Tensor, name: &str) -> Result<T
     let n = count(&dims)?;
     let cv = c.to_f32();
     let pick = |i: usize| cv[bcast_index(&dims, &c.dims, i)] != 0.0;
+    let choose = |i: usize| {
+        if pick(i) {
+            (true, bcast_index(&dims, &x.dims, i))
+        } else {
+            (false, bcast_index(&dims, &y.dims, i))
+        }
+    };
+    fn select<T: Copy>(
+        n: usize,
+        p: &[T],
+        q: &[T],
+        choose: impl Fn(usize) -> (bool, usize),
+    ) -> Vec<T> {
+        (0..n)
+            .map(|i| match choose(i) {
+                (true, k) => p[k],
+                (false, k) => q[k],
+            })
+            .collect()
+    }
     Ok(match (&x.values, &y.values) {
-        (Values::I64(p), Values::I64(q)) => t_i64(
+        (Values::I64(p), Values::I64(q)) => t_i64(name, dims.clone(), select(n, p, q, choose)),
+        _ => t_f32(
             name,
             dims.clone(),
-            (0..n)
-                .map(|i| {
-                    if pick(i) {
-                        p[bcast_index(&dims, &x.dims, i)]
-                    } else {
-                        q[bcast_index(&dims, &y.dims, i)]
-                    }
-                })
-                .collect(),
+            select(n, &x.to_f32(), &y.to_f32(), choose),
         ),
-        _ => {
-            let (p, q) = (x.to_f32(), y.to_f32());
-            t_f32(
-                name,
-                dims.clone(),
-                (0..n)
-                    .map(|i| {
-                        if pick(i) {
-                            p[bcast_index(&dims, &x.dims, i)]
-                        } else {
-                            q[bcast_index(&dims, &y.dims, i)]
-                        }
-                    })
-                    .collect(),
-            )
-        }
     })
 }
 
