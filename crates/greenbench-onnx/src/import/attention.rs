@@ -144,6 +144,11 @@ impl Importer<'_> {
         let perm = attr_ints(n, "perm");
         let perm = perm.as_deref();
         let attn = |v: Attn| Ok(Some(Val::Attn(Box::new(v))));
+        // A causal mask on the scaled scores: `Where(tril, scores, min)` (GPT-2's) or
+        // `scores + mask` (0 on and below the diagonal, min above).
+        if let Some(masked) = self.causal_scores(n) {
+            return attn(masked);
+        }
         match (op, a, b) {
             ("Reshape", Some(V::O(Val::Act(x))), t) => {
                 let Some(t) = target(&t) else { return Ok(None) };
@@ -257,27 +262,6 @@ impl Importer<'_> {
                     probs: false,
                     causal: false,
                 })
-            }
-            // A causal mask on the scaled scores: `Where(tril, scores, min)` (GPT-2's) or
-            // `scores + mask` (0 on and below the diagonal, min above).
-            ("Where" | "Add", _, _) if self.causal_mask_of(n).is_some() => {
-                let Some(Val::Attn(b)) = self.causal_mask_of(n) else {
-                    unreachable!("checked")
-                };
-                match *b {
-                    Attn::Scores {
-                        q, k, h, d, scale, ..
-                    } => attn(Attn::Scores {
-                        q,
-                        k,
-                        h,
-                        d,
-                        scale,
-                        probs: false,
-                        causal: true,
-                    }),
-                    _ => unreachable!("causal_mask_of returns scores"),
-                }
             }
             (
                 "Softmax",

@@ -272,33 +272,32 @@ fn masks_out(v: f32) -> bool {
 impl Importer<'_> {
     /// When `n` applies a causal mask to attention scores not yet masked or softmaxed
     /// (`Where(tril, scores, min)`, or `scores + mask` with 0 on and below the diagonal and
-    /// min above; min at most -1e30 or -inf), those scores.
-    pub(super) fn causal_mask_of(&self, n: &NodeProto) -> Option<Val> {
+    /// min above; min at most -1e30 or -inf), those scores marked causal.
+    pub(super) fn causal_scores(&self, n: &NodeProto) -> Option<Attn> {
         let val = |k: usize| n.input.get(k).and_then(|i| self.vals.get(i));
         let scores = |v: Option<&Val>| match v {
-            Some(Val::Attn(a)) => match **a {
+            Some(Val::Attn(a)) => match &**a {
                 Attn::Scores {
-                    ref q,
+                    q,
                     probs: false,
                     causal: false,
                     ..
-                } => Some((Val::Attn(a.clone()), q.dims[0])),
+                } => Some(((**a).clone(), q.dims[0])),
                 _ => None,
             },
             _ => None,
         };
-        match n.op_type.as_deref()? {
+        let (a, masked) = match n.op_type.as_deref()? {
             "Where" => {
                 let (a, s) = scores(val(1))?;
                 let (Some(Val::Const(c)), Some(Val::Const(y))) = (val(0), val(2)) else {
                     return None;
                 };
-                let min = (y.len() == 1)
-                    .then(|| y.to_f32()[0])
-                    .filter(|&v| masks_out(v))?;
-                causal_pattern(c, s, |v| v != 0.0, |v| v == 0.0)
-                    .then_some(a)
-                    .filter(|_| masks_out(min))
+                let min_ok = y.len() == 1 && masks_out(y.to_f32()[0]);
+                (
+                    a,
+                    min_ok && causal_pattern(c, s, |v| v != 0.0, |v| v == 0.0),
+                )
             }
             "Add" => {
                 let ((a, s), m) = match (val(0), val(1)) {
@@ -306,8 +305,25 @@ impl Importer<'_> {
                     (Some(Val::Const(m)), x) => (scores(x)?, m),
                     _ => return None,
                 };
-                causal_pattern(m, s, |v| v == 0.0, masks_out).then_some(a)
+                (a, causal_pattern(m, s, |v| v == 0.0, masks_out))
             }
+            _ => return None,
+        };
+        match (a, masked) {
+            (
+                Attn::Scores {
+                    q, k, h, d, scale, ..
+                },
+                true,
+            ) => Some(Attn::Scores {
+                q,
+                k,
+                h,
+                d,
+                scale,
+                probs: false,
+                causal: true,
+            }),
             _ => None,
         }
     }
@@ -316,21 +332,17 @@ impl Importer<'_> {
     /// that did not complete): `x * m + b`, as a constant-condition `Where` is.
     pub(super) fn causal_mask(&mut self, name: &str, sc: Act) -> Act {
         let s = *sc.dims.last().expect("scores");
-        let keep = |i: usize| i % s <= i / s;
-        let m = t_f32(
-            &format!("{name}_keep"),
-            vec![s, s],
-            (0..s * s)
-                .map(|i| if keep(i) { 1.0 } else { 0.0 })
-                .collect(),
-        );
-        let b = t_f32(
-            &format!("{name}_min"),
-            vec![s, s],
-            (0..s * s)
-                .map(|i| if keep(i) { 0.0 } else { f32::MIN })
-                .collect(),
-        );
+        let (keep, min): (Vec<f32>, Vec<f32>) = (0..s * s)
+            .map(|i| {
+                if i % s <= i / s {
+                    (1.0, 0.0)
+                } else {
+                    (0.0, f32::MIN)
+                }
+            })
+            .unzip();
+        let m = t_f32(&format!("{name}_keep"), vec![s, s], keep);
+        let b = t_f32(&format!("{name}_min"), vec![s, s], min);
         let node = |nm: String| NodeProto {
             name: Some(nm),
             ..Default::default()
