@@ -116,10 +116,7 @@ fn residual_case() -> Graph {
     ];
     Graph::new(
         "residual/resnet8-s1-32x32x16",
-        InputSpec {
-            shape: vec![32, 32, 16],
-            token_vocab: None,
-        },
+        InputSpec::new(vec![32, 32, 16], None),
         nodes,
     )
     .expect("valid")
@@ -145,15 +142,7 @@ fn main() {
             if relu {
                 nodes.push(Node::new("relu", Op::Relu));
             }
-            Graph::new(
-                id,
-                InputSpec {
-                    shape,
-                    token_vocab: None,
-                },
-                nodes,
-            )
-            .expect("valid")
+            Graph::new(id, InputSpec::new(shape, None), nodes).expect("valid")
         })
         .collect();
     graphs.push(residual_case());

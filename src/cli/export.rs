@@ -108,14 +108,18 @@ pub fn run(a: ExportArgs) -> Result<i32> {
             "int8_fpo": int8.as_ref().map(|q| q.cost().0.fpo),
         });
         write_atomic(&dir.join("model.onnx"), &bytes)?;
-        write_atomic(
-            &data.join("input_0.pb"),
-            &greenbench_onnx::input_tensor(&m.graph, 1, &x),
-        )?;
-        write_atomic(
-            &data.join("output_0.pb"),
-            &greenbench_onnx::output_tensor(&m.graph, 1, &y),
-        )?;
+        for (k, t) in greenbench_onnx::input_tensors(&m.graph, 1, &x)
+            .iter()
+            .enumerate()
+        {
+            write_atomic(&data.join(format!("input_{k}.pb")), t)?;
+        }
+        for (k, t) in greenbench_onnx::output_tensors(&m.graph, 1, &y)
+            .iter()
+            .enumerate()
+        {
+            write_atomic(&data.join(format!("output_{k}.pb")), t)?;
+        }
         write_atomic(
             &dir.join("greenbench.json"),
             serde_json::to_string_pretty(&meta)?.as_bytes(),

@@ -160,6 +160,8 @@ pub fn node_cost(g: &Graph, i: usize) -> Cost {
             }
         }
         Op::Concat { .. }
+        | Op::Input { .. }
+        | Op::Pack { .. }
         | Op::ChannelShuffle { .. }
         | Op::Slice { .. }
         | Op::Transpose { .. }
@@ -183,15 +185,20 @@ pub fn node_cost(g: &Graph, i: usize) -> Cost {
             }
         }
         Op::Attention {
-            heads, head_dim, ..
+            heads,
+            head_dim,
+            key_bias,
+            ..
         } => {
             let s = x[0] as u64;
             let h = *heads as u64;
             let d = *head_dim as u64;
+            // A key bias is one more add per score.
+            let bias = if *key_bias { h * s * s } else { 0 };
             Cost {
                 macs: h * s * s * (d + d),
                 // scale of the scores + softmax over each of the h * s rows of length s.
-                other_fpo: h * s * s + h * s * (4 * s - 2),
+                other_fpo: h * s * s + h * s * (4 * s - 2) + bias,
                 transcendentals: h * s * s,
                 params: 0,
             }

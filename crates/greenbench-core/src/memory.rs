@@ -77,6 +77,7 @@ mod tests {
             InputSpec {
                 shape: vec![4096, 4096, 64],
                 token_vocab: None,
+                parts: vec![],
             },
             vec![Node::new(
                 "wide",

@@ -69,6 +69,11 @@ impl Model {
         if self.graph.input.token_vocab.is_some() {
             return Some(self.graph.input.shape.iter().product::<usize>() as u64);
         }
+        if let Some(p) =
+            (self.graph.input.parts.iter()).find(|p| p.role == crate::graph::InputRole::TokenIds)
+        {
+            return Some(p.len() as u64);
+        }
         (self.dims.iter())
             .find(|(k, _)| k.to_ascii_lowercase().contains("seq"))
             .map(|(_, &v)| v as u64)

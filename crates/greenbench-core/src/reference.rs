@@ -185,6 +185,11 @@ pub fn eval_node(g: &Graph, w: &Weights, i: usize, vals: &[Vec<f32>]) -> Vec<f32
                     .collect()
             }
             Op::Flatten | Op::Reshape { .. } => a.clone(),
+            Op::Input { index } => {
+                let at = g.input.part_offset(*index);
+                a[at..at + g.input.parts[*index].len()].to_vec()
+            }
+            Op::Pack { .. } => ins.iter().flat_map(|&v| vals[v].iter().copied()).collect(),
             Op::Binary { op } => {
                 let b = &vals[ins[1]];
                 broadcast_map(g.out_shape(i), in_shape, g.value_shape(ins[1]), |pa, pb| {
@@ -303,7 +308,15 @@ pub fn eval_node(g: &Graph, w: &Weights, i: usize, vals: &[Vec<f32>]) -> Vec<f32
                 heads,
                 head_dim,
                 causal,
+                key_bias,
             } => {
+                let bias = |c: usize| {
+                    if *key_bias {
+                        vals[ins[1]][c] as f64
+                    } else {
+                        0.0
+                    }
+                };
                 let (h, d) = (*heads, *head_dim);
                 let s = in_shape[0];
                 let stride = 3 * h * d;
@@ -317,7 +330,9 @@ pub fn eval_node(g: &Graph, w: &Weights, i: usize, vals: &[Vec<f32>]) -> Vec<f32
                         // A causal row sees keys 0..=r only.
                         let keys = if *causal { r + 1 } else { s };
                         let scores: Vec<f64> = (0..keys)
-                            .map(|c| (0..d).map(|j| q(r, j) * k(c, j)).sum::<f64>() * scale)
+                            .map(|c| {
+                                (0..d).map(|j| q(r, j) * k(c, j)).sum::<f64>() * scale + bias(c)
+                            })
                             .collect();
                         let m = scores.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
                         let e: Vec<f64> = scores.iter().map(|&v| (v - m).exp()).collect();

@@ -6,7 +6,7 @@
 //! same seed gives the same bits on every platform; [`Weights::fingerprint`] is tested
 //! against golden values so a dependency update that changes them cannot pass unnoticed.
 
-use crate::graph::{Graph, Op};
+use crate::graph::{Graph, InputRole, Op};
 use ndarray::{ArrayD, IxDyn};
 use ndarray_rand::RandomExt;
 use ndarray_rand::rand_distr::Uniform;
@@ -170,11 +170,36 @@ pub fn check_weights(g: &Graph, w: &Weights) -> Result<(), String> {
 
 /// `batch` seeded example inputs for `g`, flattened (batch-major): uniform in [-1, 1), or
 /// token ids in `0..token_vocab` for token inputs. `stream` picks one of several distinct
-/// input sets.
+/// input sets. A model with several named inputs gets each by its role: values uniform in
+/// [-1, 1), token ids uniform in the table they index, type ids zeros, attention masks all
+/// ones (no padding: every token is priced).
 pub fn generate_inputs(g: &Graph, batch: usize, seed: u64, stream: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_1a9b_7f00_0000);
     rng.set_stream(stream);
     let n = batch * g.input_len();
+    if !g.input.parts.is_empty() {
+        let mut x = Vec::with_capacity(n);
+        for _ in 0..batch {
+            for p in &g.input.parts {
+                let len = p.len();
+                match (p.role, p.vocab) {
+                    (InputRole::TokenIds, Some(v)) => {
+                        x.extend((0..len).map(|_| rng.random_range(0..v) as f32))
+                    }
+                    (InputRole::TokenIds | InputRole::TypeIds, _) => {
+                        x.extend(std::iter::repeat_n(0.0, len))
+                    }
+                    (InputRole::AttentionMask, _) => x.extend(std::iter::repeat_n(1.0, len)),
+                    (InputRole::Values, _) => x.extend(
+                        uniform(&mut rng, &[len], -1.0, 1.0)
+                            .into_raw_vec_and_offset()
+                            .0,
+                    ),
+                }
+            }
+        }
+        return x;
+    }
     match g.input.token_vocab {
         Some(v) => (0..n).map(|_| rng.random_range(0..v) as f32).collect(),
         None => {

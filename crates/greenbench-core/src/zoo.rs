@@ -153,6 +153,7 @@ fn image(h: usize, w: usize, c: usize) -> InputSpec {
     InputSpec {
         shape: vec![h, w, c],
         token_vocab: None,
+        parts: vec![],
     }
 }
 
@@ -160,6 +161,7 @@ fn vector(n: usize) -> InputSpec {
     InputSpec {
         shape: vec![n],
         token_vocab: None,
+        parts: vec![],
     }
 }
 
@@ -309,6 +311,7 @@ fn tiny_transformer() -> Result<Graph, crate::GraphError> {
                 heads,
                 head_dim,
                 causal: false,
+                key_bias: false,
             },
         );
         let proj = b.dense(&format!("{p}_proj"), dim);
@@ -328,6 +331,7 @@ fn tiny_transformer() -> Result<Graph, crate::GraphError> {
         InputSpec {
             shape: vec![seq],
             token_vocab: Some(1000),
+            parts: vec![],
         },
     )
 }

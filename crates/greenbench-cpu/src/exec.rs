@@ -286,16 +286,16 @@ impl CpuPrepared {
                 h,
                 d,
                 causal,
+                bias,
                 ..
             } => {
                 let batch = out.len() / (s * h * d);
                 crate::seq::attention(
                     &bufs[*src],
                     batch,
-                    *s,
-                    *h,
-                    *d,
+                    (*s, *h, *d),
                     *causal,
+                    bias.map(|b| bufs[b].as_slice()),
                     &mut self.mem.scratch,
                     &mut out,
                 );

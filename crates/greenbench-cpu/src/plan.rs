@@ -642,6 +642,27 @@ impl CpuPrepared {
                         outer: batch * out[..*axis].iter().product::<usize>(),
                     }
                 }
+                // A named input: its values in each example's packed input.
+                Op::Input { index } => {
+                    let part = g.input.parts[*index].len();
+                    Step::Slice {
+                        src,
+                        dst,
+                        outer: batch,
+                        row: g.input_len(),
+                        offset: g.input.part_offset(*index),
+                        part,
+                    }
+                }
+                // Several outputs: each example's values of each, flattened, in turn.
+                Op::Pack { .. } => Step::Concat {
+                    srcs: ins
+                        .iter()
+                        .map(|&v| (buf_of[v], g.value_shape(v).iter().product()))
+                        .collect(),
+                    dst,
+                    outer: batch,
+                },
                 Op::Slice { axis, start, len } => {
                     let inner: usize = in_shape[axis + 1..].iter().product();
                     Step::Slice {
@@ -671,6 +692,7 @@ impl CpuPrepared {
                     heads,
                     head_dim,
                     causal,
+                    key_bias,
                 } => {
                     scratch_len = scratch_len.max(batch * heads * in_shape[0] * in_shape[0]);
                     Step::Attention {
@@ -680,6 +702,7 @@ impl CpuPrepared {
                         h: *heads,
                         d: *head_dim,
                         causal: *causal,
+                        bias: key_bias.then(|| buf_of[ins[1]]),
                     }
                 }
                 Op::Flatten | Op::Reshape { .. } => unreachable!("aliased above"),
@@ -791,6 +814,7 @@ mod tests {
                 InputSpec {
                     shape,
                     token_vocab: None,
+                    parts: vec![],
                 },
                 nodes,
             )
@@ -825,6 +849,7 @@ mod tests {
                     InputSpec {
                         shape: vec![6, 6, 4],
                         token_vocab: None,
+                        parts: vec![],
                     },
                     vec![Node::new("l", layer.clone()), Node::new("a", act.clone())],
                 )

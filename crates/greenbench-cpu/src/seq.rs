@@ -77,14 +77,13 @@ pub fn embedding(
 /// Multi-head self-attention core over fused QKV `[batch * s, 3 * h * d]` into
 /// `[batch * s, h * d]`. `scratch` holds `batch * h * s * s` scores. Each (example, head)
 /// is one task: two GEMMs with strided operands (no copies) and a row softmax between.
-#[allow(clippy::too_many_arguments)]
+/// `bias` (`batch * s` values, a padding mask) is added to each example's scores at each key.
 pub fn attention(
     qkv: &[f32],
     batch: usize,
-    s: usize,
-    h: usize,
-    d: usize,
+    (s, h, d): (usize, usize, usize),
     causal: bool,
+    bias: Option<&[f32]>,
     scratch: &mut [f32],
     y: &mut [f32],
 ) {
@@ -113,8 +112,15 @@ pub fn attention(
                     cs: stride,
                 };
                 sgemm(s, s, d, q, kt, scores, s, Threads::One);
+                let key_bias = bias.map(|b| &b[n * s..(n + 1) * s]);
                 for (r, row) in scores.chunks_mut(s).enumerate() {
-                    row.iter_mut().for_each(|v| *v *= scale);
+                    match key_bias {
+                        Some(b) => row
+                            .iter_mut()
+                            .zip(b)
+                            .for_each(|(v, &k)| *v = *v * scale + k),
+                        None => row.iter_mut().for_each(|v| *v *= scale),
+                    }
                     if causal {
                         // Keys after the query's own row get no weight: exp(-inf - m) = 0.
                         row[r + 1..].iter_mut().for_each(|v| *v = f32::NEG_INFINITY);

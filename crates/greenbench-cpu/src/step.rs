@@ -169,6 +169,8 @@ pub(crate) enum Step {
         h: usize,
         d: usize,
         causal: bool,
+        /// A buffer of `batch * s` values added to each example's scores at each key.
+        bias: Option<usize>,
     },
     /// `dst = a op b`, numpy broadcasting, over the strided map.
     Binary {

@@ -117,7 +117,7 @@ proptest! {
             Node::new("pool", pool),
             Node::new("gap", Op::GlobalAvgPool),
         ];
-        let g = Graph::new("pools", InputSpec { shape: vec![h, w, c], token_vocab: None }, nodes);
+        let g = Graph::new("pools", InputSpec { shape: vec![h, w, c], token_vocab: None, parts: vec![] }, nodes);
         prop_assume!(g.is_ok());
         let qm = quantized(&g.unwrap(), 4, 3);
         prop_assert!(qm.nodes.iter().all(|n| n.precision() == greenbench_core::Precision::Int8));

@@ -83,6 +83,7 @@ fn image_graph(name: &str, [h, w, c]: [usize; 3], nodes: Vec<Node>) -> Result<Gr
         InputSpec {
             shape: vec![h, w, c],
             token_vocab: None,
+            parts: vec![],
         },
         nodes,
     )
@@ -343,9 +344,20 @@ proptest! {
         s in 1usize..20, heads in 1usize..5, d in 1usize..9, batch in 1usize..4,
         causal in any::<bool>(),
     ) {
-        let op = Op::Attention { heads, head_dim: d, causal };
+        let op = Op::Attention { heads, head_dim: d, causal, key_bias: false };
         let g = chain(vec![s, 3 * heads * d], vec![op]);
         let err = max_rel_err(&g.unwrap(), batch, 13, 2);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
+    /// Two named inputs, a key bias on the attention, two packed outputs.
+    #[test]
+    fn masked_attention_and_packed_io_match_reference(
+        s in 1usize..20, heads in 1usize..5, d in 1usize..9, batch in 1usize..4,
+        causal in any::<bool>(),
+    ) {
+        let g = testkit::masked_attention_graph(s, heads, d, causal);
+        let err = max_rel_err(&g, batch, 23, 2);
         prop_assert!(err < TOL, "err {err}");
     }
 
@@ -359,7 +371,7 @@ proptest! {
             Node::new("d", Op::Dense { units: dim, bias: true }),
             Node::with_inputs("r", Op::Add, &["e", "d"]),
         ];
-        let g = Graph::new("emb", InputSpec { shape: vec![s], token_vocab: Some(vocab) }, nodes)
+        let g = Graph::new("emb", InputSpec { shape: vec![s], token_vocab: Some(vocab), parts: vec![] }, nodes)
             .unwrap();
         let err = max_rel_err(&g, batch, 17, 2);
         prop_assert!(err < TOL, "err {err}");
@@ -504,4 +516,69 @@ fn tensor_op_cases_build_and_run() {
             }
         }
     }
+}
+
+/// A key whose bias is finfo.min gets no weight: changing its value vector changes nothing
+/// on the CPU or in the reference, while the same change without the bias does (so the check
+/// cannot pass on a kernel that ignores the bias).
+#[test]
+fn a_masked_key_contributes_nothing() {
+    let (s, h, d) = (5, 2, 3);
+    let g = testkit::masked_attention_graph(s, h, d, false);
+    let w = generate_weights(&g, 3);
+    let per = g.input_len();
+    let mut x = greenbench_core::generate_inputs(&g, 1, 3, 0);
+    let bias_at = s * 3 * h * d;
+    let masked_key = s - 1;
+    let v_of = |x: &mut Vec<f32>| {
+        for j in 0..h * d {
+            x[masked_key * 3 * h * d + 2 * h * d + j] += 5.0;
+        }
+    };
+    let context = |x: &[f32]| -> (Vec<f32>, Vec<f32>) {
+        let mut p = CpuBackend::new(2).unwrap().prepare(&g, &w, 1).unwrap();
+        let cpu = p.run(x).unwrap()[..s * h * d].to_vec();
+        let want = greenbench_core::reference::run_reference(&g, &w, x, 1)[..s * h * d].to_vec();
+        (cpu, want)
+    };
+    assert_eq!(x.len(), per);
+    for b in &mut x[bias_at..bias_at + s] {
+        *b = 0.0;
+    }
+    x[bias_at + masked_key] = f32::MIN;
+    let (before, want_before) = context(&x);
+    let mut y = x.clone();
+    v_of(&mut y);
+    let (after, want_after) = context(&y);
+    assert!(
+        testkit::max_rel_err(&before, &after) < 1e-6,
+        "a masked key counted"
+    );
+    assert!(testkit::max_rel_err(&want_before, &want_after) < 1e-6);
+    assert!(testkit::max_rel_err(&before, &want_before) < TOL);
+    // Unmasked, the same change moves the output.
+    let mut z = y.clone();
+    z[bias_at + masked_key] = 0.0;
+    let (unmasked, _) = context(&z);
+    assert!(testkit::max_rel_err(&unmasked, &after) > 1e-2);
+}
+
+/// An attention mask holds 0s and 1s: anything else is refused before running.
+#[test]
+fn a_mask_of_other_values_is_refused() {
+    use greenbench_core::graph::{DType, InputPart, InputRole};
+    let mut g = testkit::masked_attention_graph(4, 1, 2, false);
+    let mut input = g.input.clone();
+    input.parts[1] = InputPart {
+        role: InputRole::AttentionMask,
+        dtype: DType::I64,
+        ..input.parts[1].clone()
+    };
+    g = Graph::new("masked", input, g.nodes.clone()).unwrap();
+    let mut x = greenbench_core::generate_inputs(&g, 2, 0, 0);
+    assert!(g.check_input(&x, 2).is_ok(), "generated masks are all ones");
+    let at = g.input_len() + g.input.part_offset(1) + 2;
+    x[at] = 0.5;
+    let err = g.check_input(&x, 2).unwrap_err();
+    assert!(err.contains("`bias`") && err.contains("0.5"), "{err}");
 }

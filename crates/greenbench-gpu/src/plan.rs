@@ -481,6 +481,32 @@ fn plan_graph(
                     offset += part;
                 }
             }
+            // A named input: its values in each example's packed input.
+            Op::Input { index } => {
+                p[..4].copy_from_slice(&[
+                    out_len as u32,
+                    g.input.parts[*index].len() as u32,
+                    g.input_len() as u32,
+                    g.input.part_offset(*index) as u32,
+                ]);
+                pl.dispatch("slice_part", p, &[src], dst, threads)?;
+            }
+            // Several outputs: each example's values of each, flattened, in turn.
+            Op::Pack { .. } => {
+                let row = g.output_len();
+                let mut offset = 0;
+                for &v in ins {
+                    let part = g.value_shape(v).iter().product::<usize>();
+                    p[..4].copy_from_slice(&[
+                        (batch * part) as u32,
+                        part as u32,
+                        row as u32,
+                        offset as u32,
+                    ]);
+                    pl.dispatch("concat_part", p, &[buf_of[v]], dst, grid(batch * part))?;
+                    offset += part;
+                }
+            }
             Op::Slice { axis, start, len } => {
                 let inner: usize = in_shape[axis + 1..].iter().product();
                 p[..4].copy_from_slice(&[
@@ -551,6 +577,7 @@ fn plan_graph(
                 heads,
                 head_dim,
                 causal,
+                key_bias,
             } => {
                 if *head_dim > MAX_HEAD_DIM {
                     return Err(unsupported(format!(
@@ -559,15 +586,21 @@ fn plan_graph(
                 }
                 let s = in_shape[0];
                 let rows = batch * heads * s;
-                p[..6].copy_from_slice(&[
+                p[..7].copy_from_slice(&[
                     rows as u32,
                     s as u32,
                     *heads as u32,
                     *head_dim as u32,
                     (1.0 / (*head_dim as f32).sqrt()).to_bits(),
                     u32::from(*causal),
+                    u32::from(*key_bias),
                 ]);
-                pl.dispatch("attention", p, &[src], dst, grid(rows))?;
+                let srcs: &[usize] = if *key_bias {
+                    &[src, buf_of[ins[1]]]
+                } else {
+                    &[src]
+                };
+                pl.dispatch("attention", p, srcs, dst, grid(rows))?;
             }
             Op::Flatten | Op::Reshape { .. } => unreachable!("aliased above"),
             Op::Binary { op } => {

@@ -141,12 +141,23 @@ proptest! {
         let nodes = vec![
             Node::new("e", Op::Embedding { vocab, dim, positions: true }),
             Node::new("qkv", Op::Dense { units: 3 * dim, bias: true }),
-            Node::new("a", Op::Attention { heads, head_dim: d, causal }),
+            Node::new("a", Op::Attention { heads, head_dim: d, causal, key_bias: false }),
             Node::with_inputs("r", Op::Add, &["e", "a"]),
         ];
-        let g = Graph::new("att", InputSpec { shape: vec![s], token_vocab: Some(vocab) }, nodes)
+        let g = Graph::new("att", InputSpec { shape: vec![s], token_vocab: Some(vocab), parts: vec![] }, nodes)
             .unwrap();
         let e = max_rel(&g, batch, 11);
+        prop_assert!(e < TOL, "err {e}");
+    }
+
+    /// Two named inputs, a key bias on the attention, two packed outputs.
+    #[test]
+    fn masked_attention_and_packed_io_match_reference(
+        s in 1usize..17, heads in 1usize..4, d in 1usize..17, batch in 1usize..3,
+        causal in any::<bool>(),
+    ) {
+        let g = greenbench_testkit::masked_attention_graph(s, heads, d, causal);
+        let e = max_rel(&g, batch, 29);
         prop_assert!(e < TOL, "err {e}");
     }
 }
@@ -245,6 +256,7 @@ fn dense_weights_beyond_the_binding_limit_run_in_column_blocks() {
         InputSpec {
             shape: vec![64],
             token_vocab: None,
+            parts: vec![],
         },
         nodes,
     )

@@ -18,6 +18,6 @@ pub mod proto;
 pub mod testdata;
 
 pub use export::{
-    INPUT, OPSET, OUTPUT, export, input_tensor, output_tensor, tensor_f32, tensor_i64,
+    INPUT, OPSET, OUTPUT, export, input_tensors, output_tensors, tensor_f32, tensor_i64, unpack,
 };
 pub use import::{Imported, import_file, load_model};

@@ -75,6 +75,7 @@ fn causal_attention_round_trips() {
         InputSpec {
             shape: vec![6, 8],
             token_vocab: None,
+            parts: vec![],
         },
         vec![
             Node::new(
@@ -90,6 +91,7 @@ fn causal_attention_round_trips() {
                     heads: 2,
                     head_dim: 4,
                     causal: true,
+                    key_bias: false,
                 },
             ),
         ],
@@ -113,8 +115,42 @@ fn causal_attention_round_trips() {
         heads: 2,
         head_dim: 4,
         causal: false,
+        key_bias: false,
     };
     assert_ne!(run_reference(&open, &m.weights, &x, 2), want);
+}
+
+/// Two named inputs, a key-biased attention and two named outputs export as ONNX inputs
+/// `qkv` and `bias` and outputs `context` and `projected`, and import back as the same
+/// function (the bias found again as the attention's key bias).
+#[test]
+fn named_inputs_outputs_and_key_bias_round_trip() {
+    let g = greenbench_testkit::masked_attention_graph(5, 2, 3, false);
+    let m = Model::from_parts(&g, &greenbench_core::generate_weights(&g, 7), 7).unwrap();
+    let bytes = greenbench_onnx::export(&m);
+    let proto = decode_model(&bytes, "masked").unwrap();
+    let gp = proto.graph.as_ref().unwrap();
+    let names = |v: &[greenbench_onnx::proto::ValueInfoProto]| -> Vec<String> {
+        v.iter()
+            .map(|i| i.name.clone().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(names(&gp.input), ["qkv", "bias"]);
+    assert_eq!(names(&gp.output), ["context", "projected"]);
+    let imp = import_model(&proto, "masked", "masked.onnx", None, 7).unwrap();
+    assert_eq!(imp.model.graph.input, m.graph.input);
+    assert!(
+        imp.model
+            .graph
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, Op::Attention { key_bias: true, .. }))
+    );
+    let x = generate_inputs(&m.graph, 2, 7, 0);
+    let want = run_reference(&m.graph, &m.weights, &x, 2);
+    let got = run_reference(&imp.model.graph, &imp.model.weights, &x, 2);
+    let d = greenbench_core::reference::diff(&got, &want);
+    assert!(d.max_rel < 1e-5, "{d:?}");
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //!
 //! It knows greenbench-core only; each backend's tests bring their own backend.
 
-use greenbench_core::graph::{Graph, InputSpec, MathFn, Node, Op, Padding};
+use greenbench_core::graph::{
+    DType, Graph, InputPart, InputRole, InputSpec, MathFn, Node, Op, Padding,
+};
 use greenbench_core::reference::run_reference;
 use greenbench_core::weights::Weights;
 use greenbench_core::zoo::MODEL_NAMES;
@@ -25,6 +27,7 @@ pub fn chain(shape: Vec<usize>, ops: Vec<Op>) -> Option<Graph> {
         InputSpec {
             shape,
             token_vocab: None,
+            parts: vec![],
         },
         nodes,
     )
@@ -91,6 +94,7 @@ pub fn join(shape: Vec<usize>, op: Op, per_channel: bool) -> Option<Graph> {
         InputSpec {
             shape,
             token_vocab: None,
+            parts: vec![],
         },
         nodes,
     )
@@ -274,6 +278,7 @@ pub fn tensor_op_case(
         InputSpec {
             shape: dims,
             token_vocab: None,
+            parts: vec![],
         },
         nodes,
     )
@@ -347,6 +352,54 @@ pub struct Case {
 }
 
 /// The reference case of `g` at `batch`: weights and inputs from `seed` (input set 0).
+/// A model with two named inputs and two outputs around a masked attention: `qkv`
+/// (`[s, 3 h d]`, values) and `bias` (`[1, s]`, the key bias, values), the attention core
+/// reading both, a dense layer of `qkv` beside it, and both packed as outputs `context` and
+/// `projected`.
+pub fn masked_attention_graph(s: usize, heads: usize, d: usize, causal: bool) -> Graph {
+    let part = |name: &str, shape: Vec<usize>| InputPart {
+        name: name.into(),
+        shape,
+        dtype: DType::F32,
+        role: InputRole::Values,
+        vocab: None,
+    };
+    let input = InputSpec::packed(vec![
+        part("qkv", vec![s, 3 * heads * d]),
+        part("bias", vec![1, s]),
+    ]);
+    let nodes = vec![
+        Node::new("x", Op::Input { index: 0 }),
+        Node::new("b", Op::Input { index: 1 }),
+        Node::with_inputs(
+            "att",
+            Op::Attention {
+                heads,
+                head_dim: d,
+                causal,
+                key_bias: true,
+            },
+            &["x", "b"],
+        ),
+        Node::with_inputs(
+            "proj",
+            Op::Dense {
+                units: 3,
+                bias: true,
+            },
+            &["x"],
+        ),
+        Node::with_inputs(
+            "outputs",
+            Op::Pack {
+                names: vec!["context".into(), "projected".into()],
+            },
+            &["att", "proj"],
+        ),
+    ];
+    Graph::new("masked", input, nodes).expect("a valid graph")
+}
+
 pub fn reference_case(g: &Graph, batch: usize, seed: u64) -> Case {
     let weights = generate_weights(g, seed);
     reference_case_with(g, weights, batch, seed, 0)

@@ -7,7 +7,13 @@ use super::ops::Op;
 use super::shape::{Shape, fmt_shape};
 
 /// Shape inference for one node.
-pub(super) fn infer(node: &Node, ins: &[&Shape], input: &InputSpec) -> Result<Shape, GraphError> {
+/// `ids_vocab`: the table size the first input's ids are declared within, if they are ids.
+pub(super) fn infer(
+    node: &Node,
+    ins: &[&Shape],
+    input: &InputSpec,
+    ids_vocab: Option<usize>,
+) -> Result<Shape, GraphError> {
     let op = &node.op;
     let x = ins[0];
     let shape_err = |what: &str, expected: String| GraphError::Shape {
@@ -167,18 +173,22 @@ pub(super) fn infer(node: &Node, ins: &[&Shape], input: &InputSpec) -> Result<Sh
             if *vocab == 0 || *dim == 0 {
                 return Err(invalid("vocab and dim must be positive".into()));
             }
-            match input.token_vocab {
+            match ids_vocab {
                 Some(v) if v <= *vocab => {}
                 _ => {
                     return Err(invalid(format!(
-                        "the graph input must declare token_vocab <= {vocab}"
+                        "its input must be token ids of a table <= {vocab} (the graph input's \
+                         token_vocab, or a named input's vocab)"
                     )));
                 }
             }
             Ok(vec![x[0], *dim])
         }
         Op::Attention {
-            heads, head_dim, ..
+            heads,
+            head_dim,
+            key_bias,
+            ..
         } => {
             let qkv = 3 * heads * head_dim;
             if x.len() != 2 || x[1] != qkv {
@@ -187,7 +197,33 @@ pub(super) fn infer(node: &Node, ins: &[&Shape], input: &InputSpec) -> Result<Sh
                     format!("[S, {qkv}] (3 x {heads} heads x {head_dim})"),
                 ));
             }
+            if *key_bias && ins[1].iter().product::<usize>() != x[0] {
+                return Err(GraphError::Shape {
+                    node: node.name.clone(),
+                    op: op.kind(),
+                    what: "the key bias must hold one value per key".into(),
+                    got: fmt_shape(ins[1]),
+                    expected: format!("[{}]", x[0]),
+                });
+            }
             Ok(vec![x[0], heads * head_dim])
+        }
+        Op::Input { index } => match input.parts.get(*index) {
+            Some(p) => Ok(p.shape.clone()),
+            None => Err(invalid(format!(
+                "input {index} of a graph with {} named inputs",
+                input.parts.len()
+            ))),
+        },
+        Op::Pack { names } => {
+            if names.len() != ins.len() {
+                return Err(invalid(format!(
+                    "{} names for {} outputs",
+                    names.len(),
+                    ins.len()
+                )));
+            }
+            Ok(vec![ins.iter().map(|s| s.iter().product::<usize>()).sum()])
         }
         Op::Binary { .. } => broadcast(x, ins[1]).ok_or_else(|| GraphError::Shape {
             node: node.name.clone(),

@@ -48,6 +48,38 @@ impl From<Graph> for GraphDesc {
     }
 }
 
+/// A packed input's parts: named once each, non-empty, filling the input exactly.
+fn check_parts(input: &InputSpec) -> Result<(), GraphError> {
+    if input.parts.is_empty() {
+        return Ok(());
+    }
+    let bad = |message: String| {
+        Err(GraphError::Invalid {
+            node: "input".into(),
+            op: "input",
+            message,
+        })
+    };
+    let total: usize = input.parts.iter().map(|p| p.len()).sum();
+    if input.shape != [total] || input.token_vocab.is_some() {
+        return bad(format!(
+            "an input of {} named parts has shape [{total}] (their lengths summed) and no \
+             token_vocab of its own, not {}",
+            input.parts.len(),
+            fmt_shape(&input.shape)
+        ));
+    }
+    for (k, p) in input.parts.iter().enumerate() {
+        if p.shape.is_empty() || p.shape.contains(&0) {
+            return bad(format!("input `{}` has an empty shape", p.name));
+        }
+        if input.parts[..k].iter().any(|q| q.name == p.name) {
+            return bad(format!("input name `{}` is used twice", p.name));
+        }
+    }
+    Ok(())
+}
+
 impl Graph {
     /// Build and validate a graph.
     pub fn new(
@@ -70,9 +102,18 @@ impl Graph {
                 message: format!("input shape {} must be non-empty", fmt_shape(&input.shape)),
             });
         }
+        check_parts(&input)?;
+        // The table each value's ids index, where the value is ids (an embedding's input).
+        let mut vocabs = vec![input.token_vocab];
+        let last = nodes.len() - 1;
         for (i, node) in nodes.iter().enumerate() {
             let src: Vec<usize> = if node.inputs.is_empty() {
-                vec![i]
+                // A named input reads the graph input; anything else the previous node.
+                vec![if matches!(node.op, Op::Input { .. }) {
+                    0
+                } else {
+                    i
+                }]
             } else {
                 node.inputs
                     .iter()
@@ -97,8 +138,25 @@ impl Graph {
                     got: src.len(),
                 });
             }
+            let misplaced = match node.op {
+                Op::Input { .. } if src != [0] => Some("reads the graph input `input` only"),
+                Op::Pack { .. } if i != last => Some("must be the graph's last node"),
+                _ => None,
+            };
+            if let Some(message) = misplaced {
+                return Err(GraphError::Invalid {
+                    node: node.name.clone(),
+                    op: node.op.kind(),
+                    message: message.into(),
+                });
+            }
             let in_shapes: Vec<&Shape> = src.iter().map(|&s| &shapes[s]).collect();
-            let out = infer(node, &in_shapes, &input)?;
+            let out = infer(node, &in_shapes, &input, vocabs[src[0]])?;
+            vocabs.push(match &node.op {
+                Op::Input { index } => input.parts[*index].vocab,
+                Op::Reshape { .. } | Op::Flatten => vocabs[src[0]],
+                _ => None,
+            });
             if ids.insert(node.name.as_str(), i + 1).is_some() {
                 return Err(GraphError::DuplicateName(node.name.clone()));
             }
@@ -177,7 +235,7 @@ impl Graph {
 
     /// Check a flattened batch-major input for `batch` examples: its length, and for token
     /// inputs that every id is an integer inside the vocabulary (an out-of-range id would
-    /// index outside the embedding table).
+    /// index outside the embedding table); for several named inputs, each part's values.
     pub fn check_input(&self, input: &[f32], batch: usize) -> Result<(), String> {
         let want = batch * self.input_len();
         if input.len() != want {
@@ -194,7 +252,30 @@ impl Graph {
         {
             return Err(format!("token id {bad} is outside the vocabulary 0..{v}"));
         }
+        if !self.input.parts.is_empty() {
+            for example in input.chunks(self.input_len()) {
+                let mut at = 0;
+                for p in &self.input.parts {
+                    p.check(&example[at..at + p.len()])?;
+                    at += p.len();
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The graph's outputs by name with their per-example shapes: a [`Op::Pack`]'s inputs,
+    /// or the last node's value named `output`.
+    pub fn output_parts(&self) -> Vec<(String, Shape)> {
+        let last = self.nodes.len() - 1;
+        match &self.nodes[last].op {
+            Op::Pack { names } => names
+                .iter()
+                .zip(self.node_inputs(last))
+                .map(|(n, &v)| (n.clone(), self.value_shape(v).clone()))
+                .collect(),
+            _ => vec![("output".into(), self.output_shape().clone())],
+        }
     }
 
     /// Parse a graph from its JSON description.

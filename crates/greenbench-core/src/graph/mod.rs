@@ -32,6 +32,7 @@ mod tests {
         InputSpec {
             shape: vec![h, w, c],
             token_vocab: None,
+            parts: vec![],
         }
     }
 
@@ -66,6 +67,7 @@ mod tests {
                 heads: 2,
                 head_dim: 4,
                 causal: false,
+                key_bias: false,
             },
         )];
         let err = Graph::new(
@@ -73,6 +75,7 @@ mod tests {
             InputSpec {
                 shape: vec![5, 20],
                 token_vocab: None,
+                parts: vec![],
             },
             nodes,
         )

@@ -437,11 +437,16 @@ pub enum Op {
     /// `[S, 3*heads*head_dim]` laid out as `[Q | K | V]`, each head-major; output
     /// `[S, heads*head_dim]`. Projections are separate dense nodes. `causal`: each query row
     /// attends to itself and the rows before it only (a decoder's mask; GPT-2's).
+    /// `key_bias`: a second input of per-example shape `[S]` is added to every head's and
+    /// every query row's scores at each key (an additive padding mask: 0 for a token, a large
+    /// negative number for padding, as BERT's `(1 - attention_mask) * min` is).
     Attention {
         heads: usize,
         head_dim: usize,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         causal: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        key_bias: bool,
     },
     /// Elementwise `a op b` of two inputs with numpy broadcasting of their per-example shapes
     /// (aligned at the right; an axis of 1 stretches).
@@ -463,6 +468,12 @@ pub enum Op {
     Transpose { perm: Vec<usize> },
     /// The same elements, in the same row-major order, under a new per-example shape.
     Reshape { shape: Vec<usize> },
+    /// Named input `index` of a model with several ([`super::InputSpec::parts`]), read from
+    /// the packed graph input under its own shape. Its one input is `input`.
+    Input { index: usize },
+    /// The outputs of a model with several, named `names`, each example's values one after
+    /// the other (flattened): the graph's last node.
+    Pack { names: Vec<String> },
 }
 
 impl Op {
@@ -562,6 +573,8 @@ impl Op {
             Op::MatMul => "matmul",
             Op::Transpose { .. } => "transpose",
             Op::Reshape { .. } => "reshape",
+            Op::Input { .. } => "input",
+            Op::Pack { .. } => "outputs",
         }
     }
 
@@ -569,7 +582,8 @@ impl Op {
     pub fn arity(&self) -> usize {
         match self {
             Op::Add | Op::Mul | Op::Binary { .. } | Op::MatMul => 2,
-            Op::Concat { .. } => usize::MAX,
+            Op::Attention { key_bias, .. } => 1 + usize::from(*key_bias),
+            Op::Concat { .. } | Op::Pack { .. } => usize::MAX,
             _ => 1,
         }
     }
@@ -633,11 +647,15 @@ impl fmt::Display for Op {
                 heads,
                 head_dim,
                 causal,
+                key_bias,
             } => write!(
                 f,
-                "attention {heads}x{head_dim}{}",
-                if *causal { " causal" } else { "" }
+                "attention {heads}x{head_dim}{}{}",
+                if *causal { " causal" } else { "" },
+                if *key_bias { " masked" } else { "" }
             ),
+            Op::Input { index } => write!(f, "input {index}"),
+            Op::Pack { names } => write!(f, "outputs {}", names.join(", ")),
             Op::Clip { min, max } if *min == 0.0 && *max == 6.0 => f.write_str("relu6"),
             Op::Clip { min, max } => write!(f, "clip [{min}, {max}]"),
             Op::Concat { axis } => write!(f, "concat axis {axis}"),

@@ -279,6 +279,22 @@ pub(super) fn fp32_node(
             kernels::global_avg_pool(x, batch, rows, last, out)
         }
         Op::Flatten | Op::Reshape { .. } => out.copy_from_slice(x),
+        Op::Input { index } => {
+            let (row, at) = (g.input_len(), g.input.part_offset(*index));
+            let part = g.input.parts[*index].len();
+            for (o, y) in out.chunks_mut(part).enumerate() {
+                y.copy_from_slice(&x[o * row + at..][..part]);
+            }
+        }
+        Op::Pack { .. } => {
+            let row = g.output_len();
+            let mut offset = 0;
+            for &b in ins {
+                let part = m.f[b].len() / batch;
+                kernels::concat_part(&m.f[b], part, offset, row, batch, out);
+                offset += part;
+            }
+        }
         Op::Add => kernels::add(x, &m.f[ins[1]], out),
         // One example at a time on the plan's one-example map.
         Op::Binary { op } => {
@@ -356,10 +372,12 @@ pub(super) fn fp32_node(
             heads,
             head_dim,
             causal,
+            key_bias,
         } => {
             let s = g.value_shape(g.node_inputs(i)[0])[0];
             let (h, d) = (*heads, *head_dim);
-            crate::seq::attention(x, batch, s, h, d, *causal, &mut m.scratch, out)
+            let bias = key_bias.then(|| m.f[ins[1]].as_slice());
+            crate::seq::attention(x, batch, (s, h, d), *causal, bias, &mut m.scratch, out)
         }
         Op::Conv2d { .. } | Op::Dense { .. } => unreachable!("refused in plan"),
     }

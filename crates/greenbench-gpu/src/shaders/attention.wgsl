@@ -2,7 +2,15 @@
 // one (example, head, query row) per invocation; scores in two passes (max, then exp-sum and
 // the weighted sum of V), so nothing of size S x S is stored. D <= 64.
 // P.a = (batch * H * S, S, H, D); P.b.x = scale bits (1 / sqrt(D)); P.b.y = 1 for causal (row r
-// attends to keys 0..=r only).
+// attends to keys 0..=r only); P.b.z = 1 when src1 holds a key bias, [batch * S] values added to
+// each example's scaled scores at each key (a padding mask).
+
+fn key_bias(k: u32) -> f32 {
+    if (P.b.z != 0u) {
+        return src1[k];
+    }
+    return 0.0;
+}
 
 @compute @workgroup_size(64)
 fn attention(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -25,7 +33,7 @@ fn attention(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         for (var j = 0u; j < D; j++) {
             s = fma(src0[q + j], src0[k + j], s);
         }
-        m = max(m, s * scale);
+        m = max(m, s * scale + key_bias(n * S + c));
     }
     var acc: array<f32, 64>;
     for (var j = 0u; j < D; j++) {
@@ -39,7 +47,7 @@ fn attention(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         for (var j = 0u; j < D; j++) {
             s = fma(src0[q + j], src0[k + j], s);
         }
-        let e = exp(s * scale - m);
+        let e = exp(s * scale + key_bias(n * S + c) - m);
         z += e;
         for (var j = 0u; j < D; j++) {
             acc[j] = fma(e, src0[v + j], acc[j]);

@@ -243,23 +243,25 @@ impl Importer<'_> {
     pub(super) fn gather(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let table = match self.need(n, 0)? {
             Val::Const(t) => t.clone(),
+            Val::Act(x) => {
+                let x = x.clone();
+                return self.gather_entry(n, x);
+            }
             _ => {
                 return Err(self.node_err(n, "gathering from an activation is not supported (embedding lookups from a constant table are)"));
             }
         };
         let ids = self.need_act(n, 1)?;
-        if attr_i(n, "axis", 0) != 0
-            || table.dims.len() != 2
-            || ids.ir != "input"
-            || ids.dims.len() != 1
-        {
+        let is_ids = ids.ir == "input" || self.integral.contains(&ids.ir);
+        if attr_i(n, "axis", 0) != 0 || table.dims.len() != 2 || !is_ids || ids.dims.len() != 1 {
             return Err(self.node_err(
                 n,
-                "only an embedding lookup (axis 0 of a [vocab, dim] table, indexed by the model's [N, S] token input) is supported",
+                "only an embedding lookup (axis 0 of a [vocab, dim] table, indexed by one of the model's [N, S] integer inputs) is supported",
             ));
         }
         let (vocab, dim) = (table.dims[0], table.dims[1]);
-        self.token_vocab = Some(vocab);
+        let v = self.vocabs.entry(ids.ir.clone()).or_insert(vocab);
+        *v = (*v).min(vocab);
         let ws = vec![ArrayD::from_shape_vec(IxDyn(&[vocab, dim]), table.to_f32()).expect("sized")];
         let op = Op::Embedding {
             vocab,
@@ -277,6 +279,42 @@ impl Importer<'_> {
             }),
         );
         Ok(())
+    }
+
+    /// `Gather` of an activation at one constant index on any axis but the batch (BERT's
+    /// pooler and ViT's head read token 0: `x[:, 0]`): a slice, the axis dropped for a scalar
+    /// index.
+    fn gather_entry(&mut self, n: &NodeProto, x: Act) -> Result<(), ImportError> {
+        let idx = self.need_const(n, 1, "the index")?;
+        let at = i64_values(&idx).map_err(|m| self.node_err(n, m))?;
+        let [at] = at[..] else {
+            return Err(self.node_err(
+                n,
+                "gathering several entries of an activation is not supported (one constant index is)",
+            ));
+        };
+        let ax = axis(attr_i(n, "axis", 0), x.dims.len() + 1).map_err(|m| self.node_err(n, m))?;
+        if ax == 0 {
+            return Err(self.node_err(n, "gathering along the batch axis"));
+        }
+        let len = x.dims[ax - 1] as i64;
+        let i = if at < 0 { at + len } else { at };
+        if !(0..len).contains(&i) {
+            return Err(self.node_err(
+                n,
+                format!("index {at} is outside axis {ax} of length {len}"),
+            ));
+        }
+        let name = Self::node_name(n);
+        let y = self.slice_act(n, &x, ax, i as usize, 1, &name)?;
+        let mut dims = y.dims.clone();
+        if idx.dims.is_empty() {
+            dims.remove(ax - 1);
+            if dims.is_empty() {
+                return Err(self.node_err(n, "leaves only the batch axis"));
+            }
+        }
+        self.reshape_to(n, y, dims)
     }
 
     /// `len` entries from `start` of ONNX axis `ax` of `x`, as an IR slice.

@@ -7,7 +7,7 @@ use super::error::ImportError;
 use super::shape::*;
 use super::values::*;
 use crate::proto::NodeProto;
-use greenbench_core::graph::Op;
+use greenbench_core::graph::{BinOp, Op};
 use ndarray::{ArrayD, IxDyn};
 
 impl Importer<'_> {
@@ -45,7 +45,7 @@ impl Importer<'_> {
                       (h, d): (usize, usize),
                       scale: f64,
                       probs: bool,
-                      causal: bool| {
+                      (causal, mask): (bool, Option<Act>)| {
             let qh = heads(me, q, h, d, true, false);
             let kh = heads(me, k, h, d, true, true);
             let mut sc = me.matmul_plain(&format!("{name}_scores"), qh, kh);
@@ -60,6 +60,16 @@ impl Importer<'_> {
             }
             if causal {
                 sc = me.causal_mask(&format!("{name}_causal"), sc);
+            }
+            if let Some(m) = mask {
+                // The key bias [S] broadcast over heads and query rows.
+                let ir = me.emit(
+                    &format!("{name}_masked"),
+                    Op::Binary { op: BinOp::Add },
+                    vec![sc.ir.clone(), m.ir],
+                    vec![],
+                );
+                sc = Act { ir, ..sc };
             }
             if probs {
                 let ir = me.emit(
@@ -88,7 +98,8 @@ impl Importer<'_> {
                 scale,
                 probs,
                 causal,
-            } => scores(self, q, k, (h, d), scale, probs, causal),
+                mask,
+            } => scores(self, q, k, (h, d), scale, probs, (causal, mask)),
             Attn::Context {
                 q,
                 k,
@@ -98,8 +109,9 @@ impl Importer<'_> {
                 scale,
                 merged,
                 causal,
+                mask,
             } => {
-                let p = scores(self, q, k, (h, d), scale, true, causal);
+                let p = scores(self, q, k, (h, d), scale, true, (causal, mask));
                 let vh = heads(self, v, h, d, true, false);
                 let c = self.matmul_plain(&format!("{name}_context"), p, vh);
                 if merged {
@@ -138,15 +150,18 @@ impl Importer<'_> {
                 _ => None,
             }
         };
-        let lead_ok = |d: i64| {
-            d == BATCH || d == 0 || d == -1 || Some(d) == self.fixed_batch.map(|b| b as i64)
-        };
+        let fixed = self.fixed_batch.map(|b| b as i64);
+        let lead_ok = |d: i64| d == BATCH || d == 0 || d == -1 || Some(d) == fixed;
         let perm = attr_ints(n, "perm");
         let perm = perm.as_deref();
         let attn = |v: Attn| Ok(Some(Val::Attn(Box::new(v))));
         // A causal mask on the scaled scores: `Where(tril, scores, min)` (GPT-2's) or
         // `scores + mask` (0 on and below the diagonal, min above).
         if let Some(masked) = self.causal_scores(n) {
+            return attn(masked);
+        }
+        // A padding mask's key bias on the scores.
+        if let Some(masked) = self.padding_scores(n) {
             return attn(masked);
         }
         match (op, a, b) {
@@ -224,6 +239,7 @@ impl Importer<'_> {
                 scale: 1.0,
                 probs: false,
                 causal: false,
+                mask: None,
             }),
             (
                 "Div" | "Mul",
@@ -235,6 +251,7 @@ impl Importer<'_> {
                     scale,
                     probs: false,
                     causal: false,
+                    mask: None,
                 })),
                 Some(V::O(Val::Const(c))),
             )
@@ -249,6 +266,7 @@ impl Importer<'_> {
                     scale,
                     probs: false,
                     causal: false,
+                    mask: None,
                 })),
             ) if c.len() == 1 => {
                 let v = c.to_f32()[0] as f64;
@@ -261,6 +279,7 @@ impl Importer<'_> {
                     scale,
                     probs: false,
                     causal: false,
+                    mask: None,
                 })
             }
             (
@@ -273,6 +292,7 @@ impl Importer<'_> {
                     scale,
                     probs: false,
                     causal,
+                    mask,
                 })),
                 _,
             ) => {
@@ -288,6 +308,7 @@ impl Importer<'_> {
                     scale,
                     probs: true,
                     causal,
+                    mask,
                 })
             }
             (
@@ -300,6 +321,7 @@ impl Importer<'_> {
                     scale,
                     probs: true,
                     causal,
+                    mask,
                 })),
                 Some(V::A(Attn::Heads {
                     x: v,
@@ -317,6 +339,7 @@ impl Importer<'_> {
                 scale,
                 merged: false,
                 causal,
+                mask,
             }),
             (
                 "Transpose",
@@ -329,6 +352,7 @@ impl Importer<'_> {
                     scale,
                     merged: false,
                     causal,
+                    mask,
                 })),
                 _,
             ) if perm == Some(&[0, 2, 1, 3]) => attn(Attn::Context {
@@ -340,6 +364,7 @@ impl Importer<'_> {
                 scale,
                 merged: true,
                 causal,
+                mask,
             }),
             (
                 "Reshape",
@@ -352,6 +377,7 @@ impl Importer<'_> {
                     scale,
                     merged: true,
                     causal,
+                    mask,
                 })),
                 t,
             ) => {
@@ -364,7 +390,7 @@ impl Importer<'_> {
                 if !ok {
                     return Ok(None);
                 }
-                self.emit_attention(n, [q, k, v], (h, d), scale, causal)
+                self.emit_attention(n, [q, k, v], (h, d), scale, (causal, mask))
                     .map(|a| Some(Val::Act(a)))
             }
             ("Dropout" | "Identity", Some(V::A(v)), _) => attn(v),
@@ -378,8 +404,10 @@ impl Importer<'_> {
         qkv: [Act; 3],
         (h, d): (usize, usize),
         scale: f64,
-        causal: bool,
+        (causal, mask): (bool, Option<Act>),
     ) -> Result<Act, ImportError> {
+        let key_bias = mask.is_some();
+        let bias_in: Vec<String> = mask.map(|m| m.ir).into_iter().collect();
         let alpha = (scale * (d as f64).sqrt()) as f32;
         // Q, K and V sliced in turn from one [S, 3 h d] value (greenbench's own export): the
         // attention core reads that value as it is when the scale is the core's own.
@@ -413,8 +441,9 @@ impl Importer<'_> {
                     heads: h,
                     head_dim: d,
                     causal,
+                    key_bias,
                 },
-                vec![sl[0].0.clone()],
+                [vec![sl[0].0.clone()], bias_in].concat(),
                 vec![],
             );
             return Ok(Act {
@@ -489,8 +518,9 @@ impl Importer<'_> {
                 heads: h,
                 head_dim: d,
                 causal,
+                key_bias,
             },
-            vec![fused],
+            [vec![fused], bias_in].concat(),
             vec![],
         );
         Ok(Act {

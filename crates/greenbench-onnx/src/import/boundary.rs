@@ -3,6 +3,7 @@
 //! output (`Io`), and the imported model itself.
 
 use greenbench_core::Model;
+use greenbench_core::graph::DType;
 use std::path::PathBuf;
 
 /// How an activation's IR memory order relates to the ONNX tensor it stands for.
@@ -73,6 +74,18 @@ pub struct Io {
     pub output_dims: Vec<usize>,
     pub(super) input_layout: Layout,
     pub(super) output_layout: Layout,
+    /// Every declared input in order (one, or the parts of a packed input).
+    pub inputs: Vec<IoTensor>,
+    /// Every declared output in order (one, or the names of the graph's `Pack`).
+    pub outputs: Vec<IoTensor>,
+}
+
+/// A declared input or output: its name, per-example dims and element type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IoTensor {
+    pub name: String,
+    pub dims: Vec<usize>,
+    pub dtype: DType,
 }
 
 impl Io {

@@ -21,15 +21,15 @@ pub(super) const CONSTANTS: &[(&str, ImportFn)] = &[
 /// error that says so.
 pub(super) const FOLDED: &[(&str, ImportFn)] = &[
     ("And", |i, n| i.constants_only(n)),
-    ("Cast", |i, n| i.constants_only(n)),
+    ("Cast", |i, n| i.cast(n)),
     ("ConstantOfShape", |i, n| i.constants_only(n)),
-    ("Equal", |i, n| i.constants_only(n)),
+    ("Equal", |i, n| i.mask_logic(n)),
     ("Expand", |i, n| i.constants_only(n)),
     ("Greater", |i, n| i.constants_only(n)),
     ("GreaterOrEqual", |i, n| i.constants_only(n)),
     ("Less", |i, n| i.constants_only(n)),
     ("LessOrEqual", |i, n| i.constants_only(n)),
-    ("Not", |i, n| i.constants_only(n)),
+    ("Not", |i, n| i.mask_logic(n)),
     ("Or", |i, n| i.constants_only(n)),
     ("Range", |i, n| i.constants_only(n)),
     ("Trilu", |i, n| i.constants_only(n)),

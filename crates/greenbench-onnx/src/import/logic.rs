@@ -312,7 +312,13 @@ impl Importer<'_> {
         match (a, masked) {
             (
                 Attn::Scores {
-                    q, k, h, d, scale, ..
+                    q,
+                    k,
+                    h,
+                    d,
+                    scale,
+                    mask,
+                    ..
                 },
                 true,
             ) => Some(Attn::Scores {
@@ -323,6 +329,7 @@ impl Importer<'_> {
                 scale,
                 probs: false,
                 causal: true,
+                mask,
             }),
             _ => None,
         }

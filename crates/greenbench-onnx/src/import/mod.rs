@@ -25,7 +25,9 @@ mod error;
 mod expr;
 mod fold;
 mod fuse;
+mod graph_io;
 mod logic;
+mod masks;
 mod math;
 mod matmul;
 mod nn;
@@ -34,7 +36,7 @@ mod shuffle;
 mod values;
 mod walk;
 
-pub use boundary::{Imported, Io, Layout};
+pub use boundary::{Imported, Io, IoTensor, Layout};
 pub use dims::{DimSweep, Dims, Symbolic, bind_from_shape, bound_name, dims_label};
 pub use error::ImportError;
 pub use shape::{MAX_FOLDED_ELEMENTS, MAX_INPUT_ELEMENTS};

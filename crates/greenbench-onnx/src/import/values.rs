@@ -9,7 +9,7 @@ use crate::decode::Tensor;
 use crate::proto::{AttributeProto, NodeProto};
 use greenbench_core::graph::{Node, Op, fmt_shape};
 use ndarray::{ArrayD, IxDyn};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// One op's import: reads node `n`'s inputs from the importer's values and sets its outputs.
@@ -60,7 +60,8 @@ pub(super) enum Attn {
         head_major: bool,
         key_t: bool,
     },
-    /// `Q K^T * scale` (`probs`: after the softmax; `causal`: a causal mask applied).
+    /// `Q K^T * scale` (`probs`: after the softmax; `causal`: a causal mask applied; `mask`:
+    /// a padding mask's additive key bias, `[S]` per example, added).
     Scores {
         q: Act,
         k: Act,
@@ -69,6 +70,7 @@ pub(super) enum Attn {
         scale: f64,
         probs: bool,
         causal: bool,
+        mask: Option<Act>,
     },
     /// `probs V` as `[N, h, S, d]` (`merged`: transposed to `[N, S, h, d]`).
     Context {
@@ -80,6 +82,7 @@ pub(super) enum Attn {
         scale: f64,
         merged: bool,
         causal: bool,
+        mask: Option<Act>,
     },
 }
 
@@ -128,7 +131,12 @@ pub(super) struct Importer<'a> {
     pub(super) names: HashMap<String, usize>,
     /// How many ONNX nodes read each ONNX value (graph outputs count once).
     pub(super) readers: HashMap<String, usize>,
-    pub(super) token_vocab: Option<usize>,
+    /// The rows of the smallest embedding table each IR value is read as ids of.
+    pub(super) vocabs: HashMap<String, usize>,
+    /// IR values of integer inputs (a cast of them to an integer type changes nothing).
+    pub(super) integral: HashSet<String>,
+    /// IR values of attention-mask inputs (0 or 1, checked when given).
+    pub(super) masks: HashSet<String>,
     pub(super) fixed_batch: Option<usize>,
     /// ONNX node name of each lazy expression value.
     pub(super) expr_node: HashMap<String, String>,

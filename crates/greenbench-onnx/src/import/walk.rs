@@ -3,22 +3,20 @@
 //! the patterns, and the op table (op name -> import function, one per op family).
 
 use super::array;
-use super::boundary::{Imported, Io, Layout};
+use super::boundary::{Imported, Io, IoTensor, Layout};
 use super::dims::{DimSweep, Dims, Symbolic, bound_name};
 use super::error::ImportError;
 use super::fold;
 use super::fuse;
+use super::graph_io::{GraphInput, graph_input, io_tensors};
 use super::math;
 use super::matmul;
 use super::nn;
-use super::shape::{FOLD_LIMIT, MAX_FOLDED_ELEMENTS, MAX_INPUT_ELEMENTS};
+use super::shape::{FOLD_LIMIT, MAX_FOLDED_ELEMENTS};
 use super::values::{Act, ImportFn, Importer, Val};
 use crate::decode::{self};
-use crate::proto::{
-    GraphProto, ModelProto, NodeProto, ValueInfoProto, tensor_proto::DataType,
-    tensor_shape_proto::dimension::Value as DimValue, type_proto,
-};
-use greenbench_core::graph::{Graph, InputSpec, fmt_shape};
+use crate::proto::{GraphProto, ModelProto, NodeProto, ValueInfoProto};
+use greenbench_core::graph::{DType, Graph, InputSpec};
 use greenbench_core::weights::Weights;
 use greenbench_core::{Model, ModelError};
 use std::collections::{BTreeMap, HashMap};
@@ -210,25 +208,6 @@ impl Importer<'_> {
     }
 }
 
-/// The tensor type of a graph input/output: element type and dims (`None` = symbolic).
-fn value_type(v: &ValueInfoProto) -> Option<(i32, Vec<Result<usize, String>>)> {
-    let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref()?.value.as_ref() else {
-        return None;
-    };
-    let dims = t
-        .shape
-        .as_ref()?
-        .dim
-        .iter()
-        .map(|d| match &d.value {
-            Some(DimValue::DimValue(v)) if *v >= 0 => Ok(*v as usize),
-            Some(DimValue::DimParam(p)) => Err(p.clone()),
-            _ => Err("?".into()),
-        })
-        .collect();
-    Some((t.elem_type.unwrap_or(0), dims))
-}
-
 /// Import a decoded model. `base` is the folder external data is read from.
 pub fn import_model(
     m: &ModelProto,
@@ -366,7 +345,9 @@ fn import_inner(
         index: HashMap::new(),
         names: HashMap::new(),
         readers: HashMap::new(),
-        token_vocab: None,
+        vocabs: HashMap::new(),
+        integral: Default::default(),
+        masks: Default::default(),
         fixed_batch: None,
         expr_node: HashMap::new(),
         converted: HashMap::new(),
@@ -389,76 +370,35 @@ fn import_inner(
     }
 
     // The model's inputs: graph inputs without an initializer (IR version 3 lists both).
-    let inputs: Vec<&ValueInfoProto> = g
+    let declared: Vec<&ValueInfoProto> = g
         .input
         .iter()
         .filter(|v| !imp.vals.contains_key(v.name.as_deref().unwrap_or("")))
         .collect();
-    if inputs.len() != 1 {
-        let names: Vec<&str> = inputs
-            .iter()
-            .map(|v| v.name.as_deref().unwrap_or(""))
-            .collect();
-        return Err(merr(format!(
-            "greenbench runs models with exactly one input; this one has {}: {}",
-            inputs.len(),
-            names.join(", ")
-        )));
+    if declared.is_empty() {
+        return Err(merr("the graph declares no input".into()));
     }
-    let vin = inputs[0];
-    let in_name = vin.name.clone().unwrap_or_default();
-    let (elem, dims) = value_type(vin)
-        .ok_or_else(|| merr(format!("input `{in_name}` is not a tensor with a shape")))?;
-    if dims.is_empty() {
-        return Err(merr(format!(
-            "input `{in_name}` is a scalar; greenbench needs a batch dimension"
-        )));
-    }
-    let fixed_batch = match &dims[0] {
-        Ok(1) => Some(1),
-        Ok(b) => {
-            return Err(merr(format!(
-                "input `{in_name}` has a fixed leading dimension {b}; greenbench takes the leading dimension as the batch (symbolic, or 1)"
-            )));
-        }
-        Err(_) => None,
-    };
-    let mut per: Vec<usize> = vec![];
-    for (i, d) in dims.iter().enumerate().skip(1) {
-        match d {
-            Ok(v) if *v > 0 => per.push(*v),
-            Ok(_) => return Err(merr(format!("input `{in_name}` dimension {i} is 0"))),
-            Err(p) => match bound.get(p) {
-                Some(&v) => per.push(v),
-                None => {
-                    return Err(merr(format!(
-                        "input `{in_name}` dimension {i} is symbolic (`{p}`) and unbound: bind it with --dim {p}=SIZE"
-                    )));
-                }
-            },
-        }
-    }
-    if per
+    let ins: Vec<GraphInput> = declared
         .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .is_none_or(|n| n > MAX_INPUT_ELEMENTS)
-    {
+        .map(|v| graph_input(v, bound))
+        .collect::<Result<_, _>>()
+        .map_err(merr)?;
+    let fixed_batch = ins[0].fixed_batch;
+    if let Some(other) = ins.iter().find(|i| i.fixed_batch != fixed_batch) {
         return Err(merr(format!(
-            "input `{in_name}` declares {} per example: more than the {MAX_INPUT_ELEMENTS} elements greenbench takes",
-            fmt_shape(&per)
+            "inputs `{}` and `{}` disagree on the batch dimension: both symbolic, or both 1",
+            ins[0].name, other.name
         )));
     }
-    let input_int = match DataType::try_from(elem) {
-        Ok(DataType::Float) => false,
-        Ok(DataType::Int64 | DataType::Int32) => true,
-        _ => {
-            return Err(merr(format!(
-                "input `{in_name}` has element type {elem}; float32 and int64/int32 token ids are supported"
-            )));
-        }
-    };
     imp.fixed_batch = fixed_batch;
-    let (ir_shape, in_layout) = if per.len() == 3 && !input_int {
+    let in_name = ins[0].name.clone();
+    let per = ins[0].per.clone();
+    let input_int = ins[0].dtype != DType::F32;
+    let several = ins.len() > 1;
+    let (ir_shape, in_layout) = if several {
+        imp.named_inputs(&ins);
+        (vec![], Layout::Plain)
+    } else if per.len() == 3 && !input_int {
         let (c, h, w) = (per[0], per[1], per[2]);
         // A 3-D per-example input is NCHW if a Conv/pool reads it directly, else NHWC-as-is.
         let nchw = reads_as_image(g, &in_name);
@@ -474,63 +414,108 @@ fn import_inner(
     } else {
         (per.clone(), Layout::Plain)
     };
-    imp.vals.insert(
-        in_name.clone(),
-        Val::Act(Act {
-            ir: "input".into(),
-            dims: per.clone(),
-            layout: in_layout,
-            ir_shape: ir_shape.clone(),
-        }),
-    );
+    if !several {
+        if input_int {
+            imp.integral.insert("input".into());
+            if ins[0].name.to_ascii_lowercase().contains("mask") {
+                return Err(merr(format!(
+                    "input `{in_name}` is an attention mask and the model's only input: nothing to mask"
+                )));
+            }
+        }
+        imp.vals.insert(
+            in_name.clone(),
+            Val::Act(Act {
+                ir: "input".into(),
+                dims: per.clone(),
+                layout: in_layout,
+                ir_shape: ir_shape.clone(),
+            }),
+        );
+    }
 
     for n in &nodes {
         imp.import_node(n)?;
     }
 
-    if g.output.len() != 1 {
-        return Err(merr(format!(
-            "greenbench runs models with exactly one output; this one has {}",
-            g.output.len()
-        )));
+    if g.output.is_empty() {
+        return Err(merr("the graph declares no output".into()));
     }
-    let out_name = g.output[0].name.clone().unwrap_or_default();
-    // A lazy output (an elementwise expression) becomes its IR op.
-    let out_node = NodeProto {
-        name: Some("output".into()),
-        op_type: Some("Identity".into()),
-        input: vec![out_name.clone()],
-        ..Default::default()
-    };
-    imp.materialize_inputs(&out_node)?;
-    let out = match imp.vals.get(&out_name) {
-        Some(Val::Act(a)) => a.clone(),
-        Some(Val::Expr(..) | Val::Shuffle { .. } | Val::Attn(_) | Val::Padded(..)) => {
+    let mut outs: Vec<(String, Act)> = vec![];
+    for o in &g.output {
+        let out_name = o.name.clone().unwrap_or_default();
+        // A lazy output (an elementwise expression) becomes its IR op.
+        let out_node = NodeProto {
+            name: Some("output".into()),
+            op_type: Some("Identity".into()),
+            input: vec![out_name.clone()],
+            ..Default::default()
+        };
+        imp.materialize_inputs(&out_node)?;
+        let out = match imp.vals.get(&out_name) {
+            Some(Val::Act(a)) => a.clone(),
+            Some(Val::Expr(..) | Val::Shuffle { .. } | Val::Attn(_) | Val::Padded(..)) => {
+                return Err(merr(format!(
+                    "output `{out_name}` is an unfinished pattern"
+                )));
+            }
+            Some(Val::Const(_)) => {
+                return Err(merr(format!(
+                    "output `{out_name}` is a constant: the model computes nothing from its input"
+                )));
+            }
+            None => {
+                return Err(merr(format!(
+                    "output `{out_name}` is not produced by any node"
+                )));
+            }
+        };
+        if out.ir == "input"
+            || imp.index.get(&out.ir).is_some_and(|&i| {
+                matches!(imp.nodes[i].op, greenbench_core::graph::Op::Input { .. })
+            })
+        {
             return Err(merr(format!(
-                "output `{out_name}` is an unfinished pattern"
+                "output `{out_name}` is an input: nothing to run"
             )));
         }
-        Some(Val::Const(_)) => {
-            return Err(merr(format!(
-                "output `{out_name}` is a constant: the model computes nothing from its input"
-            )));
-        }
-        None => {
-            return Err(merr(format!(
-                "output `{out_name}` is not produced by any node"
-            )));
-        }
-    };
-    if out.ir == "input" {
-        return Err(merr("the output is the input: nothing to run".into()));
+        outs.push((out_name, out));
     }
+    let out_names: Vec<IoTensor> = outs
+        .iter()
+        .map(|(n, a)| IoTensor {
+            name: n.clone(),
+            dims: a.dims.clone(),
+            dtype: DType::F32,
+        })
+        .collect();
+    let out_name = outs[0].0.clone();
+    let out = if outs.len() == 1 {
+        outs.pop().expect("one output").1
+    } else {
+        imp.pack_outputs(outs)
+    };
 
     // Keep the nodes the output needs; it must be the last.
+    let used_inputs: Vec<bool> = ins
+        .iter()
+        .map(|gi| match imp.vals.get(&gi.name) {
+            Some(Val::Act(a)) => {
+                a.ir == "input" || imp.nodes.iter().any(|n| n.inputs.contains(&a.ir))
+            }
+            _ => false,
+        })
+        .collect();
+    let parts = if several {
+        imp.input_parts(&ins, &used_inputs).map_err(merr)?
+    } else {
+        vec![]
+    };
+    let token_vocab = imp.vocabs.get("input").copied();
     let Importer {
         nodes,
         weights,
         index,
-        token_vocab,
         ..
     } = imp;
     let mut keep = vec![false; nodes.len()];
@@ -555,11 +540,12 @@ fn import_inner(
             kept_w.push(w);
         }
     }
-    let spec = InputSpec {
-        shape: ir_shape,
-        token_vocab: if input_int { token_vocab } else { None },
+    let spec = if several {
+        InputSpec::packed(parts)
+    } else {
+        InputSpec::new(ir_shape, if input_int { token_vocab } else { None })
     };
-    if input_int && token_vocab.is_none() {
+    if !several && input_int && token_vocab.is_none() {
         return Err(merr(format!(
             "input `{in_name}` holds integers but feeds no embedding lookup"
         )));
@@ -599,6 +585,8 @@ fn import_inner(
         output_dims: out.dims.clone(),
         input_layout: in_layout,
         output_layout: out.layout,
+        inputs: io_tensors(&ins),
+        outputs: out_names,
     };
     Ok(Imported {
         model,

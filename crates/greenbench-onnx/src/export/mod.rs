@@ -7,18 +7,20 @@
 //! Transpose wherever an op needs the other layout. The batch dimension is symbolic (`N`), so
 //! one file serves every batch size. Token inputs are int64.
 
+mod attention;
+mod tensors;
+
 use crate::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
     attribute_proto::AttributeType,
-    tensor_shape_proto::{Dimension, dimension::Value as DimValue},
-    type_proto,
 };
-use greenbench_core::graph::{Graph, Op};
+use greenbench_core::graph::{DType, Graph, Op};
 use greenbench_core::quant::{QLinear, QModel, QNode, QParams};
 use greenbench_core::{Model, weights::Tensor};
 use prost::Message;
 use std::collections::HashMap;
+use tensors::{f32_tensor, graph_inputs, graph_outputs, i64_tensor, tensor};
+pub use tensors::{input_tensors, output_tensors, tensor_f32, tensor_i64, unpack};
 
 /// ONNX opset the exports use.
 pub const OPSET: i64 = 17;
@@ -29,6 +31,7 @@ const UINT8: i32 = 2;
 const INT8: i32 = 3;
 const INT32: i32 = 6;
 const INT64: i32 = 7;
+const BOOL: i32 = 9;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Layout {
@@ -70,60 +73,6 @@ fn attr_float(name: &str, v: f32) -> AttributeProto {
     AttributeProto {
         f: Some(v),
         ..attr(name, AttributeType::Float)
-    }
-}
-
-fn tensor(name: &str, dims: &[i64], dtype: i32, raw: Vec<u8>) -> TensorProto {
-    TensorProto {
-        dims: dims.to_vec(),
-        data_type: Some(dtype),
-        name: Some(name.into()),
-        raw_data: Some(raw),
-        ..Default::default()
-    }
-}
-
-/// A float tensor message.
-pub fn tensor_f32(name: &str, dims: &[i64], data: &[f32]) -> Vec<u8> {
-    f32_tensor(name, dims, data).encode_to_vec()
-}
-
-fn f32_tensor(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
-    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    tensor(name, dims, FLOAT, raw)
-}
-
-fn i64_tensor(name: &str, dims: &[i64], data: &[i64]) -> TensorProto {
-    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    tensor(name, dims, INT64, raw)
-}
-
-/// An int64 tensor message.
-pub fn tensor_i64(name: &str, dims: &[i64], data: &[i64]) -> Vec<u8> {
-    i64_tensor(name, dims, data).encode_to_vec()
-}
-
-fn value_info(name: &str, elem: i32, per_example: &[usize]) -> ValueInfoProto {
-    let dim = |v| Dimension {
-        value: Some(v),
-        ..Default::default()
-    };
-    let mut dims = vec![dim(DimValue::DimParam("N".into()))];
-    dims.extend(
-        per_example
-            .iter()
-            .map(|&d| dim(DimValue::DimValue(d as i64))),
-    );
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(elem),
-                shape: Some(TensorShapeProto { dim: dims }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
     }
 }
 
@@ -298,11 +247,18 @@ fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
         used: HashMap::new(),
     };
     b.used.insert(INPUT.into(), 1);
+    for p in &g.input.parts {
+        b.used.insert(p.name.clone(), 1);
+    }
+    for (name, _) in g.output_parts() {
+        b.used.insert(name, 1);
+    }
     // value id -> (name, layout); conversions cached per (value, layout).
     let held = |v: usize| qm.and_then(|q| q.values[v]);
+    // Several named inputs have no packed value in the file: `Input` nodes name them.
     let first = match held(0) {
-        Some(p) => b.qdq(INPUT, p),
-        None => INPUT.to_string(),
+        Some(p) if g.input.parts.is_empty() => b.qdq(INPUT, p),
+        _ => INPUT.to_string(),
     };
     let mut vals: Vec<(String, Layout)> = vec![(first, Layout::Native)];
     let mut converted: HashMap<(usize, Layout), String> = HashMap::new();
@@ -701,72 +657,42 @@ fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
                 let sh = b.init_i64(&format!("{nm}_shape"), &[dims.len()], &dims);
                 (b.node("Reshape", nm, &[&src, &sh], &[]), Layout::Native)
             }
+            // A named input: ids as they are (Gather reads them), anything else as floats.
+            Op::Input { index } => {
+                let p = &g.input.parts[*index];
+                let out = if p.vocab.is_some() || p.dtype == DType::F32 {
+                    p.name.clone()
+                } else {
+                    let to = attr_int("to", i64::from(FLOAT));
+                    b.node("Cast", &format!("{}_f32", p.name), &[&p.name], &[to])
+                };
+                (out, Layout::Native)
+            }
+            // Each output under its name (the last node: nothing reads it).
+            Op::Pack { names } => {
+                for (name, &v) in names.iter().zip(ins) {
+                    let src = get(&mut b, &vals, v, Layout::Native);
+                    b.nodes.push(NodeProto {
+                        input: vec![src],
+                        output: vec![name.clone()],
+                        name: Some(name.clone()),
+                        op_type: Some("Identity".into()),
+                        ..Default::default()
+                    });
+                }
+                (names[0].clone(), Layout::Native)
+            }
             Op::Attention {
                 heads,
                 head_dim,
                 causal,
+                key_bias,
             } => {
-                let (h, d) = (*heads, *head_dim);
                 let src = get(&mut b, &vals, x, Layout::Native);
-                // As torch.onnx writes multi-head attention (so greenbench imports it back):
-                // Q, K, V sliced from the fused projection, each reshaped to [N, S, h, d] and
-                // transposed to [N, h, S, d] (K to [N, h, d, S]).
-                let hd = (h * d) as i64;
-                let heads = b.init_i64(&format!("{nm}_heads"), &[4], &[0, 0, h as i64, d as i64]);
-                let axis = b.init_i64(&format!("{nm}_axis"), &[1], &[2]);
-                let mut qkv = Vec::new();
-                for (k, part) in ["q", "k", "v"].iter().enumerate() {
-                    let st = b.init_i64(&format!("{nm}_{part}_start"), &[1], &[k as i64 * hd]);
-                    let en = b.init_i64(&format!("{nm}_{part}_end"), &[1], &[(k as i64 + 1) * hd]);
-                    let sl = b.node(
-                        "Slice",
-                        &format!("{nm}_{part}"),
-                        &[&src, &st, &en, &axis],
-                        &[],
-                    );
-                    let r = b.node(
-                        "Reshape",
-                        &format!("{nm}_{part}_split"),
-                        &[&sl, &heads],
-                        &[],
-                    );
-                    let perm: &[i64] = if k == 1 { &[0, 2, 3, 1] } else { &[0, 2, 1, 3] };
-                    qkv.push(b.node(
-                        "Transpose",
-                        &format!("{nm}_{part}_heads"),
-                        &[&r],
-                        &[attr_ints("perm", perm)],
-                    ));
-                }
-                let kt = qkv[1].clone();
-                let s = b.node("MatMul", &format!("{nm}_scores"), &[&qkv[0], &kt], &[]);
-                let scale = b.scalar(&format!("{nm}_scale"), 1.0 / (d as f32).sqrt());
-                let mut ss = b.node("Mul", &format!("{nm}_scaled"), &[&s, &scale], &[]);
-                if *causal {
-                    // The additive causal mask: 0 on and below the diagonal, f32::MIN above
-                    // (x + MIN rounds to MIN for any score below 1e31; exp then gives 0).
-                    let n = in_shape[0];
-                    let mask: Vec<f32> = (0..n * n)
-                        .map(|i| if i % n > i / n { f32::MIN } else { 0.0 })
-                        .collect();
-                    let m = b.init_f32(&format!("{nm}_causal"), &[n, n], &mask);
-                    ss = b.node("Add", &format!("{nm}_masked"), &[&ss, &m], &[]);
-                }
-                let p = b.node(
-                    "Softmax",
-                    &format!("{nm}_probs"),
-                    &[&ss],
-                    &[attr_int("axis", -1)],
-                );
-                let o = b.node("MatMul", &format!("{nm}_ctx"), &[&p, &qkv[2]], &[]);
-                let ot = b.node(
-                    "Transpose",
-                    &format!("{nm}_merge"),
-                    &[&o],
-                    &[attr_ints("perm", &[0, 2, 1, 3])],
-                );
-                let shape3 = b.init_i64(&format!("{nm}_shape3"), &[3], &[0, 0, (h * d) as i64]);
-                (b.node("Reshape", nm, &[&ot, &shape3], &[]), Layout::Native)
+                let bias = key_bias.then(|| vals[ins[1]].0.clone());
+                let s = in_shape[0];
+                let out = b.attention(nm, &src, (s, *heads, *head_dim), *causal, bias.as_deref());
+                (out, Layout::Native)
             }
         };
         let out = match held(i + 1) {
@@ -775,27 +701,26 @@ fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
         };
         vals.push((out, layout));
     }
-    // The output in greenbench's layout, named `output`.
-    let last_v = vals.len() - 1;
-    let fin = get(&mut b, &vals, last_v, Layout::Native);
-    b.nodes.push(NodeProto {
-        input: vec![fin],
-        output: vec![OUTPUT.into()],
-        name: Some(OUTPUT.into()),
-        op_type: Some("Identity".into()),
-        ..Default::default()
-    });
-    let in_type = if g.input.token_vocab.is_some() {
-        INT64
-    } else {
-        FLOAT
-    };
+    // The output in greenbench's layout, named `output` (a Pack has named its own).
+    let packed = matches!(g.nodes.last().map(|n| &n.op), Some(Op::Pack { .. }));
+    if !packed {
+        let last_v = vals.len() - 1;
+        let fin = get(&mut b, &vals, last_v, Layout::Native);
+        let name = graph_outputs(g)[0].name.clone().unwrap_or_default();
+        b.nodes.push(NodeProto {
+            input: vec![fin],
+            output: vec![name.clone()],
+            name: Some(name),
+            op_type: Some("Identity".into()),
+            ..Default::default()
+        });
+    }
     let graph = GraphProto {
         node: b.nodes,
         name: Some(g.name.clone()),
         initializer: b.inits,
-        input: vec![value_info(INPUT, in_type, &g.input.shape)],
-        output: vec![value_info(OUTPUT, FLOAT, g.output_shape())],
+        input: graph_inputs(g),
+        output: graph_outputs(g),
         ..Default::default()
     };
     ModelProto {
@@ -816,24 +741,4 @@ fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
         ..Default::default()
     }
     .encode_to_vec()
-}
-
-/// The input tensor of a test data set: f32 values, or int64 token ids for token models.
-pub fn input_tensor(g: &Graph, batch: usize, input: &[f32]) -> Vec<u8> {
-    let mut dims = vec![batch as i64];
-    dims.extend(g.input.shape.iter().map(|&d| d as i64));
-    match g.input.token_vocab {
-        Some(_) => {
-            let ids: Vec<i64> = input.iter().map(|&v| v as i64).collect();
-            tensor_i64(INPUT, &dims, &ids)
-        }
-        None => tensor_f32(INPUT, &dims, input),
-    }
-}
-
-/// The output tensor of a test data set.
-pub fn output_tensor(g: &Graph, batch: usize, output: &[f32]) -> Vec<u8> {
-    let mut dims = vec![batch as i64];
-    dims.extend(g.output_shape().iter().map(|&d| d as i64));
-    tensor_f32(OUTPUT, &dims, output)
 }
