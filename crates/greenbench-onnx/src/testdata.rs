@@ -5,6 +5,7 @@ use crate::decode::{self, Values};
 use crate::import::{Dims, Imported, bind_from_shape};
 use crate::proto::{tensor_shape_proto::dimension::Value as DimValue, type_proto};
 use greenbench_core::Backend;
+use greenbench_core::graph::DType;
 use greenbench_core::reference::{Diff, diff, run_reference};
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,9 @@ pub struct TestData {
 }
 
 /// Read `dir/input_0.pb` and `dir/output_0.pb`, checked against `imp`'s declared shapes.
+/// Read `dir/input_K.pb` and `dir/output_K.pb` for each of the model's inputs and outputs,
+/// checked against `imp`'s declared shapes and types; several are packed per example as the
+/// IR takes and gives them.
 pub fn read(imp: &Imported, dir: &Path) -> Result<TestData, String> {
     let io = &imp.io;
     let read = |f: &str| -> Result<decode::Tensor, String> {
@@ -28,8 +32,6 @@ pub fn read(imp: &Imported, dir: &Path) -> Result<TestData, String> {
         let t = decode::read_tensor(&p).map_err(|e| e.to_string())?;
         decode::tensor_values(&t, Some(dir)).map_err(|e| format!("{}: {e}", p.display()))
     };
-    let x = read("input_0.pb")?;
-    let y = read("output_0.pb")?;
     let split =
         |t: &decode::Tensor, want: &[usize], what: &str, name: &str| match t.dims.split_first() {
             Some((&b, per)) if per == want && b >= 1 => Ok(b),
@@ -43,34 +45,75 @@ pub fn read(imp: &Imported, dir: &Path) -> Result<TestData, String> {
                     .join(", ")
             )),
         };
-    let batch = split(&x, &io.input_dims, "input_0.pb", &io.input_name)?;
-    let yb = split(&y, &io.output_dims, "output_0.pb", &io.output_name)?;
-    if yb != batch {
-        return Err(format!(
-            "{}: input_0.pb holds {batch} examples, output_0.pb {yb}",
-            dir.display()
-        ));
-    }
-    io.check_batch(batch)?;
-    let input = match (&x.values, io.input_int) {
-        (Values::I64(v), true) => v.iter().map(|&t| t as f32).collect(),
-        (Values::F32(v), false) => v.clone(),
-        _ => {
-            return Err(format!(
-                "{}: input_0.pb's element type does not match the model's input",
+    // Every input and output file, `input_K.pb` for the model's K-th input.
+    let mut batch = None;
+    let mut same_batch = |b: usize, what: &str| -> Result<(), String> {
+        match batch {
+            Some(first) if first != b => Err(format!(
+                "{}: {what} holds {b} examples, input_0.pb {first}",
                 dir.display()
-            ));
+            )),
+            _ => {
+                batch = Some(b);
+                Ok(())
+            }
         }
     };
+    let mut inputs = vec![];
+    for (k, t) in io.inputs.iter().enumerate() {
+        let f = format!("input_{k}.pb");
+        let x = read(&f)?;
+        same_batch(split(&x, &t.dims, &f, &t.name)?, &f)?;
+        let v: Vec<f32> = match (&x.values, t.dtype) {
+            (Values::I64(v), DType::I64 | DType::I32 | DType::Bool) => {
+                v.iter().map(|&t| t as f32).collect()
+            }
+            (Values::F32(v), DType::F32) => v.clone(),
+            _ => {
+                return Err(format!(
+                    "{}: {f}'s element type does not match the model's input `{}` ({})",
+                    dir.display(),
+                    t.name,
+                    t.dtype.name()
+                ));
+            }
+        };
+        inputs.push(v);
+    }
+    let mut outputs = vec![];
+    for (k, t) in io.outputs.iter().enumerate() {
+        let f = format!("output_{k}.pb");
+        let y = read(&f)?;
+        same_batch(split(&y, &t.dims, &f, &t.name)?, &f)?;
+        outputs.push(y.to_f32());
+    }
+    let batch = batch.unwrap_or(1);
+    io.check_batch(batch)?;
     Ok(TestData {
         dir: dir.to_path_buf(),
         batch,
-        input,
-        expected: y.to_f32(),
+        input: pack(&inputs, batch),
+        expected: pack(&outputs, batch),
     })
 }
 
-/// The symbolic dimensions of `model`'s input bound to the sizes `dir/input_0.pb` has there
+/// Batch-major arrays, one per tensor, as one batch of packed examples: each example's values
+/// of each tensor in turn (the IR's packed input, a `Pack`'s output).
+pub fn pack(tensors: &[Vec<f32>], batch: usize) -> Vec<f32> {
+    if tensors.len() == 1 {
+        return tensors[0].clone();
+    }
+    let mut out = Vec::with_capacity(tensors.iter().map(Vec::len).sum());
+    for n in 0..batch {
+        for t in tensors {
+            let per = t.len() / batch;
+            out.extend_from_slice(&t[n * per..(n + 1) * per]);
+        }
+    }
+    out
+}
+
+/// The symbolic dimensions of `model`'s inputs bound to the sizes `dir/input_K.pb` has there
 /// (`verify --test-data` on a model exported with dynamic axes): empty for a model without
 /// any.
 pub fn dims_from(model: &Path, dir: &Path) -> Result<Dims, String> {
@@ -83,38 +126,37 @@ pub fn dims_from(model: &Path, dir: &Path) -> Result<Dims, String> {
         .iter()
         .filter_map(|t| t.name.as_deref())
         .collect();
-    let Some(input) = g
+    let mut dims = Dims::new();
+    let declared_inputs = g
         .input
         .iter()
-        .find(|v| !inits.contains(&v.name.as_deref().unwrap_or("")))
-    else {
-        return Ok(Dims::new());
-    };
-    let Some(type_proto::Value::TensorType(t)) =
-        input.r#type.as_ref().and_then(|t| t.value.as_ref())
-    else {
-        return Ok(Dims::new());
-    };
-    let declared: Vec<Result<usize, String>> = t
-        .shape
-        .iter()
-        .flat_map(|s| &s.dim)
-        .map(|d| match &d.value {
-            Some(DimValue::DimParam(p)) => Err(p.clone()),
-            Some(DimValue::DimValue(v)) => Ok((*v).max(0) as usize),
-            None => Ok(0),
-        })
-        .collect();
-    if declared.iter().skip(1).all(|d| d.is_ok()) {
-        return Ok(Dims::new());
+        .filter(|v| !inits.contains(&v.name.as_deref().unwrap_or("")));
+    for (k, input) in declared_inputs.enumerate() {
+        let Some(type_proto::Value::TensorType(t)) =
+            input.r#type.as_ref().and_then(|t| t.value.as_ref())
+        else {
+            continue;
+        };
+        let declared: Vec<Result<usize, String>> = t
+            .shape
+            .iter()
+            .flat_map(|s| &s.dim)
+            .map(|d| match &d.value {
+                Some(DimValue::DimParam(p)) => Err(p.clone()),
+                Some(DimValue::DimValue(v)) => Ok((*v).max(0) as usize),
+                None => Ok(0),
+            })
+            .collect();
+        if declared.iter().skip(1).all(|d| d.is_ok()) {
+            continue;
+        }
+        let p = dir.join(format!("input_{k}.pb"));
+        let x = decode::read_tensor(&p).map_err(|e| e.to_string())?;
+        let name = input.name.clone().unwrap_or_default();
+        let actual: Vec<usize> = x.dims.iter().map(|&d| d.max(0) as usize).collect();
+        bind_from_shape(&name, &declared, &actual, &mut dims)
+            .map_err(|e| format!("{}: {e}", p.display()))?;
     }
-    let p = dir.join("input_0.pb");
-    let x = decode::read_tensor(&p).map_err(|e| e.to_string())?;
-    let mut dims = Dims::new();
-    let name = input.name.clone().unwrap_or_default();
-    let actual: Vec<usize> = x.dims.iter().map(|&d| d.max(0) as usize).collect();
-    bind_from_shape(&name, &declared, &actual, &mut dims)
-        .map_err(|e| format!("{}: {e}", p.display()))?;
     Ok(dims)
 }
 

@@ -215,6 +215,32 @@ impl Importer<'_> {
                     key_t: kt,
                 })
             }
+            // Q scaled before the product (DistilBERT's `q / sqrt(d)`): the scale taken into a
+            // copy of its projection.
+            (
+                "Div" | "Mul",
+                Some(V::A(Attn::Heads {
+                    x,
+                    h,
+                    d,
+                    head_major,
+                    key_t: false,
+                })),
+                Some(V::O(Val::Const(c))),
+            ) if c.len() == 1 => {
+                let v = c.to_f32()[0];
+                let f = if op == "Div" { 1.0 / v } else { v };
+                match self.scaled_projection(n, &x, f) {
+                    Some(x) => attn(Attn::Heads {
+                        x,
+                        h,
+                        d,
+                        head_major,
+                        key_t: false,
+                    }),
+                    None => Ok(None),
+                }
+            }
             (
                 "MatMul",
                 Some(V::A(Attn::Heads {
@@ -396,6 +422,23 @@ impl Importer<'_> {
             ("Dropout" | "Identity", Some(V::A(v)), _) => attn(v),
             _ => Ok(None),
         }
+    }
+
+    /// A copy of dense projection `x` with its weights and bias multiplied by `f` (the
+    /// original stays for any other reader, and is dropped when it has none).
+    fn scaled_projection(&mut self, n: &NodeProto, x: &Act, f: f32) -> Option<Act> {
+        let i = *self.index.get(&x.ir)?;
+        let Op::Dense { units, bias } = self.nodes[i].op else {
+            return None;
+        };
+        if !f.is_finite() {
+            return None;
+        }
+        let ws: Vec<ArrayD<f32>> = self.weights[i].iter().map(|t| t * f).collect();
+        let inputs = self.nodes[i].inputs.clone();
+        let name = format!("{}_scaled", Self::node_name(n));
+        let ir = self.emit(&name, Op::Dense { units, bias }, inputs, ws);
+        Some(Act { ir, ..x.clone() })
     }
 
     pub(super) fn emit_attention(
