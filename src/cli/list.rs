@@ -4,7 +4,7 @@ use super::Format;
 use anyhow::Result;
 use greenbench_core::quant::{QNode, QuantConfig};
 use greenbench_core::{MODEL_NAMES, Model, Precision};
-use greenbench_results::text::{Table, shape, thousands};
+use greenbench_results::text::{Table, input_label, shape, thousands};
 
 /// List the models with input shape, parameters, MACs, FPO and transcendentals per example.
 #[derive(clap::Args)]
@@ -60,6 +60,7 @@ pub fn list(a: ListArgs) -> Result<i32> {
                     serde_json::json!({
                         "name": m.name,
                         "input_shape": m.graph.input.shape,
+                        "inputs": m.graph.input.parts,
                         "params": c.params,
                         "macs": c.macs,
                         "fpo": c.fpo(),
@@ -76,7 +77,7 @@ pub fn list(a: ListArgs) -> Result<i32> {
                 let c = m.cost.total;
                 t.row(vec![
                     m.name.clone(),
-                    shape(&m.graph.input.shape, m.graph.input.token_vocab),
+                    input_label(&m.graph.input),
                     thousands(c.params),
                     thousands(c.macs),
                     thousands(c.fpo()),
@@ -132,7 +133,7 @@ pub fn inspect(a: InspectArgs) -> Result<i32> {
     println!(
         "{} — input {}, per example; FPO = 2 x MACs + other FPO",
         m.name,
-        shape(&m.graph.input.shape, m.graph.input.token_vocab)
+        input_label(&m.graph.input)
     );
     print!("{}", t.render());
     println!(
@@ -208,7 +209,7 @@ fn inspect_int8(m: &Model, a: &InspectArgs) -> Result<i32> {
         "{} in int8 — input {}, per example; {n8} layers int8, {n32} fp32 (with quantize / \
          dequantize at their borders); {} of {} MACs in int8",
         m.name,
-        shape(&m.graph.input.shape, m.graph.input.token_vocab),
+        input_label(&m.graph.input),
         thousands(total.int8_macs),
         thousands(total.macs),
     );

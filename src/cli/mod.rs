@@ -5,6 +5,7 @@
 
 pub mod devices;
 pub mod eval;
+mod examples;
 pub mod export;
 pub mod list;
 pub mod meters;

@@ -56,6 +56,11 @@ pub struct RunArgs {
     /// The leading dimension stays the batch.
     #[arg(long = "dim", value_name = "NAME=SIZE")]
     pub dim: Vec<String>,
+    /// Time these examples instead of generated ones: a test data directory in the ONNX
+    /// layout (`input_0.pb`, `input_1.pb`, ... one per input of the one ONNX model given),
+    /// cycled to fill each batch. Without --dim, its shapes bind the symbolic dimensions.
+    #[arg(long, value_name = "DIR")]
+    pub inputs: Option<PathBuf>,
     /// Measure only slice I of N of the cells (models x backends x batches, deterministic and
     /// balanced): `I/N`, or `auto/N` to take I from SLURM_ARRAY_TASK_ID or
     /// JOB_COMPLETION_INDEX. Run every I (anywhere) and `greenbench merge` the files.
@@ -128,6 +133,7 @@ impl Default for RunArgs {
             no_peak: false,
             weights: None,
             dim: vec![],
+            inputs: None,
             shard: None,
             until_stable: None,
             resume: false,
@@ -159,12 +165,15 @@ fn cancel_on_ctrl_c() -> Result<Arc<AtomicBool>> {
 pub fn run(args: RunArgs) -> Result<i32> {
     let mut profile = profile(&args.profile)?;
     let shard = super::parse_shard(args.shard.as_deref())?;
-    let models = load_models(
-        &names_or_zoo(&args.models),
-        args.seed,
-        args.weights.as_deref(),
-        &args.dim,
-    )?;
+    let names = names_or_zoo(&args.models);
+    let dims = match &args.inputs {
+        Some(dir) => super::examples::dims_for(&names, dir, &args.dim)?,
+        None => args.dim.clone(),
+    };
+    let mut models = load_models(&names, args.seed, args.weights.as_deref(), &dims)?;
+    if let Some(dir) = &args.inputs {
+        super::examples::attach(&mut models, &names[0], dir)?;
+    }
     let backends = make_backends(
         &args.backends,
         args.threads,

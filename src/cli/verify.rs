@@ -205,7 +205,7 @@ fn run_test_data(a: &VerifyArgs) -> Result<i32> {
     }
     print!("{}", t.render());
     println!(
-        "compared with output_0.pb; tolerance: {:e} of the output's largest magnitude; {} check(s) failed",
+        "compared with the recorded outputs (output_0.pb, ... one per model output); tolerance: {:e} of the output's largest magnitude; {} check(s) failed",
         a.tolerance, bad
     );
     Ok(if bad > 0 { 1 } else { 0 })

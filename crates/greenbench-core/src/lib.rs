@@ -26,7 +26,7 @@ pub mod zoo;
 pub use backend::{Backend, BackendError, DeviceInfo, DeviceKind, PrepareResult, Prepared};
 pub use cost::{Cost, GraphCost, NodeCost};
 pub use graph::{Graph, GraphError, InputSpec, Node, Op, Padding, Shape};
-pub use model::Model;
+pub use model::{Examples, Model};
 pub use quant::{Precision, QModel};
 pub use weights::{Weights, generate_inputs, generate_weights};
 pub use zoo::{MODEL_NAMES, ModelError, load_model};

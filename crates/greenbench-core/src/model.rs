@@ -25,6 +25,32 @@ pub struct Model {
     /// The symbolic dimensions of an imported model and the sizes they were bound to
     /// (`--dim sequence=128`); empty for models without any.
     pub dims: std::collections::BTreeMap<String, usize>,
+    /// Real examples a run times instead of generated ones (`run --inputs DIR`).
+    pub inputs: Option<Examples>,
+}
+
+/// Examples read from files (packed per example as the graph takes them), cycled to fill
+/// each batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Examples {
+    /// Where they came from, as result files record it.
+    pub source: String,
+    pub count: usize,
+    /// `count` examples, batch-major.
+    pub values: Vec<f32>,
+}
+
+impl Examples {
+    /// Batch `set` of `batch` examples: examples `set * batch ..`, cycled.
+    pub fn batch(&self, batch: usize, set: usize) -> Vec<f32> {
+        let per = self.values.len() / self.count.max(1);
+        (0..batch)
+            .flat_map(|j| {
+                let e = (set * batch + j) % self.count.max(1);
+                self.values[e * per..(e + 1) * per].iter().copied()
+            })
+            .collect()
+    }
 }
 
 impl Model {
@@ -95,6 +121,7 @@ impl Model {
             weights_source: None,
             cost,
             dims: Default::default(),
+            inputs: None,
         })
     }
 }

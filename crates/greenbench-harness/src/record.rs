@@ -147,6 +147,9 @@ pub struct Cell {
     /// length): time and energy per token are the per-example figures divided by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_per_example: Option<u64>,
+    /// Where the examples came from when they were read, not generated (`run --inputs DIR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<String>,
     pub backend: String,
     /// Device name (CPU model or GPU adapter).
     pub device: String,

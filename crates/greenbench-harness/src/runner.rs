@@ -212,6 +212,7 @@ pub fn measure_cell(
         model: model.name.clone(),
         dims: model.dims.clone(),
         tokens_per_example: model.tokens_per_example(),
+        inputs: model.inputs.as_ref().map(|e| e.source.clone()),
         backend: backend.name().to_string(),
         device: dev.name.clone(),
         device_kind: dev.kind,
@@ -267,7 +268,10 @@ pub fn measure_cell(
     };
     obs.started(&label, profile.windows);
     let inputs: Vec<Vec<f32>> = (0..profile.input_sets.max(1))
-        .map(|s| generate_inputs(&model.graph, batch, model.seed, s as u64))
+        .map(|s| match &model.inputs {
+            Some(ex) => ex.batch(batch, s),
+            None => generate_inputs(&model.graph, batch, model.seed, s as u64),
+        })
         .collect();
     let prepared = match int8 {
         None => backend.prepare(&model.graph, &model.weights, batch),

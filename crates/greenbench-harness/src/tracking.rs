@@ -419,6 +419,7 @@ pub fn cell(
         model: label.to_string(),
         dims: Default::default(),
         tokens_per_example: None,
+        inputs: None,
         backend: TRACK_BACKEND.into(),
         device: device.to_string(),
         device_kind: DeviceKind::Cpu,

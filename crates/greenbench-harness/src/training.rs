@@ -134,6 +134,7 @@ pub fn run_sweep(
             model: exp.model.name.clone(),
             dims: Default::default(),
             tokens_per_example: None,
+            inputs: None,
             backend: "cpu-train".into(),
             device: machine.cpu_model.clone(),
             device_kind: DeviceKind::Cpu,

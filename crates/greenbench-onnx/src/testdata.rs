@@ -26,44 +26,76 @@ pub struct TestData {
 /// checked against `imp`'s declared shapes and types; several are packed per example as the
 /// IR takes and gives them.
 pub fn read(imp: &Imported, dir: &Path) -> Result<TestData, String> {
-    let io = &imp.io;
-    let read = |f: &str| -> Result<decode::Tensor, String> {
-        let p = dir.join(f);
-        let t = decode::read_tensor(&p).map_err(|e| e.to_string())?;
-        decode::tensor_values(&t, Some(dir)).map_err(|e| format!("{}: {e}", p.display()))
-    };
-    let split =
-        |t: &decode::Tensor, want: &[usize], what: &str, name: &str| match t.dims.split_first() {
-            Some((&b, per)) if per == want && b >= 1 => Ok(b),
-            _ => Err(format!(
-                "{}: {what} has dims {:?}; the model's `{name}` is [N, {}]",
-                dir.display(),
-                t.dims,
-                want.iter()
-                    .map(|d| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        };
-    // Every input and output file, `input_K.pb` for the model's K-th input.
-    let mut batch = None;
-    let mut same_batch = |b: usize, what: &str| -> Result<(), String> {
-        match batch {
-            Some(first) if first != b => Err(format!(
-                "{}: {what} holds {b} examples, input_0.pb {first}",
+    let (batch, input) = read_inputs(imp, dir)?;
+    let mut outputs = vec![];
+    for (k, t) in imp.io.outputs.iter().enumerate() {
+        let f = format!("output_{k}.pb");
+        let y = read_tensor(dir, &f)?;
+        let b = split(dir, &y, &t.dims, &f, &t.name)?;
+        if b != batch {
+            return Err(format!(
+                "{}: {f} holds {b} examples, input_0.pb {batch}",
                 dir.display()
-            )),
-            _ => {
-                batch = Some(b);
-                Ok(())
-            }
+            ));
         }
-    };
+        outputs.push(y.to_f32());
+    }
+    Ok(TestData {
+        dir: dir.to_path_buf(),
+        batch,
+        input,
+        expected: pack(&outputs, batch),
+    })
+}
+
+fn read_tensor(dir: &Path, f: &str) -> Result<decode::Tensor, String> {
+    let p = dir.join(f);
+    let t = decode::read_tensor(&p).map_err(|e| e.to_string())?;
+    decode::tensor_values(&t, Some(dir)).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// The batch of a recorded tensor whose per-example dims must be `want`.
+fn split(
+    dir: &Path,
+    t: &decode::Tensor,
+    want: &[usize],
+    what: &str,
+    name: &str,
+) -> Result<usize, String> {
+    match t.dims.split_first() {
+        Some((&b, per)) if per == want && b >= 1 => Ok(b),
+        _ => Err(format!(
+            "{}: {what} has dims {:?}; the model's `{name}` is [N, {}]",
+            dir.display(),
+            t.dims,
+            want.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// The examples in `dir/input_K.pb` (one file per model input, the ONNX test data layout),
+/// checked against `imp`'s declared shapes and element types: their count and the values
+/// packed per example in the file's layout (`run --inputs DIR` times these).
+pub fn read_inputs(imp: &Imported, dir: &Path) -> Result<(usize, Vec<f32>), String> {
+    let io = &imp.io;
+    let mut batch = None;
     let mut inputs = vec![];
     for (k, t) in io.inputs.iter().enumerate() {
         let f = format!("input_{k}.pb");
-        let x = read(&f)?;
-        same_batch(split(&x, &t.dims, &f, &t.name)?, &f)?;
+        let x = read_tensor(dir, &f)?;
+        let b = split(dir, &x, &t.dims, &f, &t.name)?;
+        match batch {
+            Some(first) if first != b => {
+                return Err(format!(
+                    "{}: {f} holds {b} examples, input_0.pb {first}",
+                    dir.display()
+                ));
+            }
+            _ => batch = Some(b),
+        }
         let v: Vec<f32> = match (&x.values, t.dtype) {
             (Values::I64(v), DType::I64 | DType::I32 | DType::Bool) => {
                 v.iter().map(|&t| t as f32).collect()
@@ -80,21 +112,9 @@ pub fn read(imp: &Imported, dir: &Path) -> Result<TestData, String> {
         };
         inputs.push(v);
     }
-    let mut outputs = vec![];
-    for (k, t) in io.outputs.iter().enumerate() {
-        let f = format!("output_{k}.pb");
-        let y = read(&f)?;
-        same_batch(split(&y, &t.dims, &f, &t.name)?, &f)?;
-        outputs.push(y.to_f32());
-    }
     let batch = batch.unwrap_or(1);
     io.check_batch(batch)?;
-    Ok(TestData {
-        dir: dir.to_path_buf(),
-        batch,
-        input: pack(&inputs, batch),
-        expected: pack(&outputs, batch),
-    })
+    Ok((batch, pack(&inputs, batch)))
 }
 
 /// Batch-major arrays, one per tensor, as one batch of packed examples: each example's values

@@ -222,6 +222,30 @@ pub fn shape(s: &[usize], vocab: Option<usize>) -> String {
     }
 }
 
+/// A model's input: its shape (see [`shape`]), or each named input with what it holds
+/// (`input_ids 8 ids < 60, attention_mask 8 mask, token_type_ids 8 type ids < 2`).
+pub fn input_label(spec: &greenbench_core::graph::InputSpec) -> String {
+    use greenbench_core::graph::InputRole;
+    if spec.parts.is_empty() {
+        return shape(&spec.shape, spec.token_vocab);
+    }
+    spec.parts
+        .iter()
+        .map(|p| {
+            let dims = shape(&p.shape, None);
+            let what = match (p.role, p.vocab) {
+                (InputRole::TokenIds, Some(v)) => format!(" ids < {v}"),
+                (InputRole::TypeIds, Some(v)) => format!(" type ids < {v}"),
+                (InputRole::TokenIds | InputRole::TypeIds, None) => " ids (unused)".into(),
+                (InputRole::AttentionMask, _) => " mask".into(),
+                (InputRole::Values, _) => String::new(),
+            };
+            format!("{} {dims}{what}", p.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A device kind as the report names it (software adapters say what they are).
 pub fn kind_label(kind: DeviceKind) -> &'static str {
     match kind {
