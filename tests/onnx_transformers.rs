@@ -159,3 +159,39 @@ fn a_model_with_several_inputs_and_outputs_exports_and_verifies() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("0 check(s) failed"), "{out}");
 }
+
+/// ViT's class token (a constant expanded to the batch, concatenated before the patches)
+/// exports as an Expand of an initializer to the input's batch, and verifies at another batch.
+#[test]
+fn a_class_token_constant_exports_and_verifies() {
+    let m = fixture("vit_model/model.onnx");
+    let t = tempfile::tempdir().unwrap();
+    let (code, out, err) = greenbench(&[
+        "export",
+        m.to_str().unwrap(),
+        "--out-dir",
+        t.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let dir = t.path().join("vit_model");
+    let (code, out, err) = greenbench(&[
+        "verify",
+        "--models",
+        dir.join("model.onnx").to_str().unwrap(),
+        "--test-data",
+        dir.join("test_data_set_0").to_str().unwrap(),
+        "--backends",
+        "cpu",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = greenbench(&[
+        "verify",
+        "--models",
+        dir.join("model.onnx").to_str().unwrap(),
+        "--batch",
+        "3",
+        "--backends",
+        "cpu",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+}

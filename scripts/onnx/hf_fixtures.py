@@ -23,11 +23,17 @@ def layer_norm(n, x, g, b, y, name, opset, eps=1e-12):
         n += decomposed_layer_norm(x, g, b, y, name, eps)
 
 
-def encoder_layer(n, inits, r, x, y, p, opset, add_mask=None, fill_mask=None, q_scaled=False):
-    """One encoder layer: BertLayer (`add_mask`: scores / sqrt(d) + the extended mask) or
+def encoder_layer(n, inits, r, x, y, p, opset, add_mask=None, fill_mask=None, q_scaled=False,
+                  pre_norm=False):
+    """One encoder layer: BertLayer (`add_mask`: scores / sqrt(d) + the extended mask),
     DistilBERT's TransformerBlock (`q_scaled`: q / sqrt(d) before the product; `fill_mask`:
-    Where(mask == 0, min, scores), masked_fill). Heads split with view(bs, -1, h, d)."""
+    Where(mask == 0, min, scores), masked_fill) or ViTLayer (`pre_norm`: each block reads the
+    LayerNorm of its input and adds to the input). Heads split with view(bs, -1, h, d)."""
     dh = D // H
+    res = x
+    if pre_norm:
+        layer_norm(n, x, f"{p}.ln1.g", f"{p}.ln1.b", f"{p}.x1", f"/{p}/ln1", opset)
+        x = f"{p}.x1"
 
     def wt(*shape, scale):
         return (r.standard_normal(shape) * scale).astype(np.float32)
@@ -70,8 +76,13 @@ def encoder_layer(n, inits, r, x, y, p, opset, add_mask=None, fill_mask=None, q_
           helper.make_node("Reshape", [f"{p}.cxt", f"{p}.merge"], [f"{p}.ctx"], name=f"{a}/Reshape"),
           helper.make_node("MatMul", [f"{p}.ctx", f"{p}.o.w"], [f"{p}.om"], name=f"{a}/output/MatMul"),
           helper.make_node("Add", [f"{p}.o.b", f"{p}.om"], [f"{p}.oa"], name=f"{a}/output/Add"),
-          helper.make_node("Add", [f"{p}.oa", x], [f"{p}.r1"], name=f"{a}/output/Add_1")]
-    layer_norm(n, f"{p}.r1", f"{p}.ln1.g", f"{p}.ln1.b", f"{p}.l1", f"/{p}/ln1", opset)
+          helper.make_node("Add", [f"{p}.oa", res], [f"{p}.r1"], name=f"{a}/output/Add_1")]
+    if pre_norm:
+        layer_norm(n, f"{p}.r1", f"{p}.ln2.g", f"{p}.ln2.b", f"{p}.l1", f"/{p}/ln2", opset)
+        res2, out = f"{p}.r1", y
+    else:
+        layer_norm(n, f"{p}.r1", f"{p}.ln1.g", f"{p}.ln1.b", f"{p}.l1", f"/{p}/ln1", opset)
+        res2, out = f"{p}.l1", f"{p}.r2"
     n += [helper.make_node("MatMul", [f"{p}.l1", f"{p}.f1.w"], [f"{p}.f1m"], name=f"/{p}/ffn/MatMul"),
           helper.make_node("Add", [f"{p}.f1.b", f"{p}.f1m"], [f"{p}.f1a"], name=f"/{p}/ffn/Add"),
           c(f"{p}.sqrt2", np.float32(1.4142135381698608)), c(f"{p}.one", np.float32(1.0)),
@@ -83,13 +94,14 @@ def encoder_layer(n, inits, r, x, y, p, opset, add_mask=None, fill_mask=None, q_
           helper.make_node("Mul", [f"{p}.g3", f"{p}.half"], [f"{p}.g4"], name=f"/{p}/gelu/Mul_1"),
           helper.make_node("MatMul", [f"{p}.g4", f"{p}.f2.w"], [f"{p}.f2m"], name=f"/{p}/ffn/MatMul_1"),
           helper.make_node("Add", [f"{p}.f2.b", f"{p}.f2m"], [f"{p}.f2a"], name=f"/{p}/ffn/Add_1"),
-          helper.make_node("Add", [f"{p}.f2a", f"{p}.l1"], [f"{p}.r2"], name=f"/{p}/ffn/Add_2")]
-    layer_norm(n, f"{p}.r2", f"{p}.ln2.g", f"{p}.ln2.b", y, f"/{p}/ln2", opset)
+          helper.make_node("Add", [f"{p}.f2a", res2], [out], name=f"/{p}/ffn/Add_2")]
+    if not pre_norm:
+        layer_norm(n, f"{p}.r2", f"{p}.ln2.g", f"{p}.ln2.b", y, f"/{p}/ln2", opset)
 
 
-def layer_macs():
+def layer_macs(s=S):
     # Q, K, V, O projections; scores and context (h * S * S * (d + d)); the two FFN layers.
-    return 4 * S * D * D + H * S * S * 2 * (D // H) + 2 * S * D * F
+    return 4 * s * D * D + H * s * s * 2 * (D // H) + 2 * s * D * F
 
 
 def examples(r, types=False):
@@ -204,3 +216,53 @@ def distilbert_model(root):
                "DistilBertModel, 2 layers, opset 17: input_ids, attention_mask; q / sqrt(d) before "
                "the product, masked_fill(mask == 0, min); sequence symbolic (test data at "
                f"{S}, the second example padded)", unmasked=unmasked)
+
+
+def vit_model(root):
+    """ViTForImageClassification (1 layer) as torch.onnx writes it at opset 17: a 4x4 stride-4
+    patch Conv over a 16x16 image, flatten(2).transpose(1, 2) to 16 tokens, the class token
+    `cls_token.expand(batch, -1, -1)` (Expand to a shape built from Shape, with torch's
+    Where(Equal(shape, -1), 1, shape)) concatenated before them, position embeddings, a
+    pre-norm layer, the final LayerNorm, token 0 through Gather, the classifier (Gemm)."""
+    r = np.random.default_rng(20261208)
+    opset, P, classes = 17, 4, 10
+    patches = (16 // P) ** 2
+    inits = [init("patch.w", (r.standard_normal((D, 3, P, P)) * 0.2).astype(np.float32)),
+             init("patch.b", (r.standard_normal(D) * 0.1).astype(np.float32)),
+             init("cls_token", (r.standard_normal((1, 1, D)) * 0.5).astype(np.float32)),
+             init("pos", (r.standard_normal((1, patches + 1, D)) * 0.5).astype(np.float32)),
+             init("ln.g", (1 + r.standard_normal(D) * 0.1).astype(np.float32)),
+             init("ln.b", (r.standard_normal(D) * 0.1).astype(np.float32)),
+             init("head.w", (r.standard_normal((classes, D)) * 0.2).astype(np.float32)),
+             init("head.b", (r.standard_normal(classes) * 0.1).astype(np.float32)),
+             init("flat", np.array([0, D, -1], dtype=np.int64)), init("i0", np.array(0, dtype=np.int64)),
+             init("ax0", np.array([0], dtype=np.int64)), init("m1", np.array([-1, -1], dtype=np.int64)),
+             init("neg1", np.array(-1, dtype=np.int64)), init("ones3", np.ones(3, dtype=np.int64)),
+             init("cls", np.array(0, dtype=np.int64))]
+    n = [helper.make_node("Conv", ["pixel_values", "patch.w", "patch.b"], ["p"], name="/embeddings/patch_embeddings/projection/Conv",
+                          kernel_shape=[P, P], strides=[P, P]),
+         helper.make_node("Reshape", ["p", "flat"], ["pf"], name="/embeddings/patch_embeddings/Reshape"),
+         helper.make_node("Transpose", ["pf"], ["tok"], name="/embeddings/patch_embeddings/Transpose", perm=[0, 2, 1]),
+         helper.make_node("Shape", ["pixel_values"], ["ish"], name="/embeddings/Shape"),
+         helper.make_node("Gather", ["ish", "i0"], ["bs"], name="/embeddings/Gather", axis=0),
+         helper.make_node("Unsqueeze", ["bs", "ax0"], ["bs1"], name="/embeddings/Unsqueeze"),
+         helper.make_node("Concat", ["bs1", "m1"], ["want"], name="/embeddings/Concat", axis=0),
+         helper.make_node("Equal", ["want", "neg1"], ["is_neg"], name="/embeddings/Equal"),
+         helper.make_node("Where", ["is_neg", "ones3", "want"], ["shape"], name="/embeddings/Where"),
+         helper.make_node("Expand", ["cls_token", "shape"], ["cls_e"], name="/embeddings/Expand"),
+         helper.make_node("Concat", ["cls_e", "tok"], ["seq"], name="/embeddings/Concat_1", axis=1),
+         helper.make_node("Add", ["seq", "pos"], ["h0"], name="/embeddings/Add")]
+    encoder_layer(n, inits, r, "h0", "h1", "layer.0", opset, pre_norm=True)
+    layer_norm(n, "h1", "ln.g", "ln.b", "last", "/layernorm", opset)
+    n += [helper.make_node("Gather", ["last", "cls"], ["first"], name="/Gather", axis=1),
+          helper.make_node("Gemm", ["first", "head.w", "head.b"], ["logits"], name="/classifier/Gemm", transB=1)]
+    g = helper.make_graph(n, "vit_model", [vi("pixel_values", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+                          [vi("logits", TensorProto.FLOAT, ["batch", classes])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="pytorch")
+    m.ir_version = 8
+    x = r.standard_normal((2, 3, 16, 16)).astype(np.float32)
+    macs = patches * D * 3 * P * P + layer_macs(patches + 1) + classes * D
+    save_multi(root, "vit_model", m, [("pixel_values", x)], macs,
+               "ViTForImageClassification, 1 layer, opset 17: patch Conv, the class token expanded "
+               "to the batch and concatenated, position embeddings, pre-norm layer, Gather of "
+               "token 0, classifier")

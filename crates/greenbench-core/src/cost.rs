@@ -159,6 +159,11 @@ pub fn node_cost(g: &Graph, i: usize) -> Cost {
                 ..Cost::default()
             }
         }
+        // Stored with the model: parameters.
+        Op::Constant { shape } => Cost {
+            params: prod(shape),
+            ..Cost::default()
+        },
         Op::Concat { .. }
         | Op::Input { .. }
         | Op::Pack { .. }

@@ -190,6 +190,7 @@ pub fn eval_node(g: &Graph, w: &Weights, i: usize, vals: &[Vec<f32>]) -> Vec<f32
                 a[at..at + g.input.parts[*index].len()].to_vec()
             }
             Op::Pack { .. } => ins.iter().flat_map(|&v| vals[v].iter().copied()).collect(),
+            Op::Constant { .. } => t[0].iter().copied().collect(),
             Op::Binary { op } => {
                 let b = &vals[ins[1]];
                 broadcast_map(g.out_shape(i), in_shape, g.value_shape(ins[1]), |pa, pb| {

@@ -93,7 +93,7 @@ pub fn weight_shapes(g: &Graph, i: usize) -> Vec<Vec<usize>> {
             }
             v
         }
-        Op::BinaryConst { shape, .. } => vec![shape.clone()],
+        Op::BinaryConst { shape, .. } | Op::Constant { shape } => vec![shape.clone()],
         _ => vec![],
     }
 }
@@ -138,6 +138,7 @@ pub fn generate_weights(g: &Graph, seed: u64) -> Weights {
                     .collect(),
                 // Positive, so a division by it is safe.
                 Op::BinaryConst { .. } => vec![uniform(&mut rng, &shapes[0], 0.5, 1.5)],
+                Op::Constant { .. } => vec![uniform(&mut rng, &shapes[0], -0.5, 0.5)],
                 _ => vec![],
             }
         })

@@ -87,6 +87,7 @@ impl CpuPrepared {
             | Step::Concat { dst, .. }
             | Step::ChannelShuffle { dst, .. }
             | Step::Slice { dst, .. }
+            | Step::Fill { dst, .. }
             | Step::Embedding { dst, .. }
             | Step::Attention { dst, .. }
             | Step::Binary { dst, .. }
@@ -253,6 +254,11 @@ impl CpuPrepared {
                 for &(b, part) in srcs {
                     kernels::concat_part(&bufs[b], part, offset, row, *outer, &mut out);
                     offset += part;
+                }
+            }
+            Step::Fill { values, .. } => {
+                for y in out.chunks_mut(values.len()) {
+                    y.copy_from_slice(values);
                 }
             }
             Step::Slice {

@@ -654,6 +654,11 @@ impl CpuPrepared {
                         part,
                     }
                 }
+                // The same values for every example.
+                Op::Constant { .. } => Step::Fill {
+                    dst,
+                    values: flat(&t[0]),
+                },
                 // Several outputs: each example's values of each, flattened, in turn.
                 Op::Pack { .. } => Step::Concat {
                     srcs: ins

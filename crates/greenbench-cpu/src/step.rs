@@ -145,6 +145,11 @@ pub(crate) enum Step {
         c: usize,
         groups: usize,
     },
+    /// `values` (one example's) written for every example: a constant.
+    Fill {
+        dst: usize,
+        values: Vec<f32>,
+    },
     /// Per outer index, `part` values from `offset` of a `row` of the source.
     Slice {
         src: usize,

@@ -365,6 +365,13 @@ fn plan_graph(
             buf_of[v] = src;
             continue;
         }
+        // A constant: its values for every example, uploaded once.
+        if let Op::Constant { .. } = node.op {
+            let one = t[0].as_slice().expect("standard layout");
+            let tiled: Vec<f32> = (0..batch).flat_map(|_| one.iter().copied()).collect();
+            buf_of[v] = pl.upload(&node.name, &tiled);
+            continue;
+        }
         let fuse_relu = g.relu_fusable(i);
         let dst = pl.storage(&node.name, out_len);
         buf_of[v] = dst;
@@ -602,7 +609,9 @@ fn plan_graph(
                 };
                 pl.dispatch("attention", p, srcs, dst, grid(rows))?;
             }
-            Op::Flatten | Op::Reshape { .. } => unreachable!("aliased above"),
+            Op::Flatten | Op::Reshape { .. } | Op::Constant { .. } => {
+                unreachable!("aliased or uploaded above")
+            }
             Op::Binary { op } => {
                 let map = Strided::binary(g.out_shape(i), in_shape, g.value_shape(ins[1]), batch);
                 pl.strided(&map, op.code(), &[src, buf_of[ins[1]]], dst)?;

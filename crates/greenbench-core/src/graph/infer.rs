@@ -215,6 +215,15 @@ pub(super) fn infer(
                 input.parts.len()
             ))),
         },
+        Op::Constant { shape } => {
+            if shape.is_empty() || shape.contains(&0) {
+                return Err(invalid(format!(
+                    "constant shape {} must be non-empty",
+                    fmt_shape(shape)
+                )));
+            }
+            Ok(shape.clone())
+        }
         Op::Pack { names } => {
             if names.len() != ins.len() {
                 return Err(invalid(format!(

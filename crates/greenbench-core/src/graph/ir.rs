@@ -108,12 +108,15 @@ impl Graph {
         let last = nodes.len() - 1;
         for (i, node) in nodes.iter().enumerate() {
             let src: Vec<usize> = if node.inputs.is_empty() {
-                // A named input reads the graph input; anything else the previous node.
-                vec![if matches!(node.op, Op::Input { .. }) {
-                    0
-                } else {
-                    i
-                }]
+                // A named input or a constant reads the graph input; anything else the
+                // previous node.
+                vec![
+                    if matches!(node.op, Op::Input { .. } | Op::Constant { .. }) {
+                        0
+                    } else {
+                        i
+                    },
+                ]
             } else {
                 node.inputs
                     .iter()

@@ -474,6 +474,9 @@ pub enum Op {
     /// The outputs of a model with several, named `names`, each example's values one after
     /// the other (flattened): the graph's last node.
     Pack { names: Vec<String> },
+    /// A constant of per-example shape `shape` (the node's one weight), the same for every
+    /// example: ViT's class token, concatenated before the patches. Its one input is `input`.
+    Constant { shape: Vec<usize> },
 }
 
 impl Op {
@@ -575,6 +578,7 @@ impl Op {
             Op::Reshape { .. } => "reshape",
             Op::Input { .. } => "input",
             Op::Pack { .. } => "outputs",
+            Op::Constant { .. } => "constant",
         }
     }
 
@@ -656,6 +660,7 @@ impl fmt::Display for Op {
             ),
             Op::Input { index } => write!(f, "input {index}"),
             Op::Pack { names } => write!(f, "outputs {}", names.join(", ")),
+            Op::Constant { shape } => write!(f, "constant {}", fmt_shape(shape)),
             Op::Clip { min, max } if *min == 0.0 && *max == 6.0 => f.write_str("relu6"),
             Op::Clip { min, max } => write!(f, "clip [{min}, {max}]"),
             Op::Concat { axis } => write!(f, "concat axis {axis}"),

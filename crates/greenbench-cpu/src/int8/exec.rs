@@ -286,6 +286,11 @@ pub(super) fn fp32_node(
                 y.copy_from_slice(&x[o * row + at..][..part]);
             }
         }
+        Op::Constant { .. } => {
+            for y in out.chunks_mut(data[0].len()) {
+                y.copy_from_slice(&data[0]);
+            }
+        }
         Op::Pack { .. } => {
             let row = g.output_len();
             let mut offset = 0;

@@ -668,6 +668,28 @@ fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
                 };
                 (out, Layout::Native)
             }
+            // A constant for every example: [1, ...] expanded to the batch of the first input.
+            Op::Constant { shape } => {
+                let mut dims = vec![1];
+                dims.extend(shape);
+                let c = b.init_f32(&format!("{nm}_value"), &dims, &flat(&t[0]));
+                let first = g.input.parts.first().map_or(INPUT, |p| p.name.as_str());
+                let sh = b.node("Shape", &format!("{nm}_batch_shape"), &[first], &[]);
+                let (s0, s1) = (
+                    b.init_i64(&format!("{nm}_b0"), &[1], &[0]),
+                    b.init_i64(&format!("{nm}_b1"), &[1], &[1]),
+                );
+                let n = b.node("Slice", &format!("{nm}_batch"), &[&sh, &s0, &s1], &[]);
+                let rest: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+                let rest = b.init_i64(&format!("{nm}_shape"), &[rest.len()], &rest);
+                let full = b.node(
+                    "Concat",
+                    &format!("{nm}_full"),
+                    &[&n, &rest],
+                    &[attr_int("axis", 0)],
+                );
+                (b.node("Expand", nm, &[&c, &full], &[]), Layout::Native)
+            }
             // Each output under its name (the last node: nothing reads it).
             Op::Pack { names } => {
                 for (name, &v) in names.iter().zip(ins) {

@@ -5,6 +5,7 @@ use super::boundary::Layout;
 use super::error::ImportError;
 use super::shape::*;
 use super::values::*;
+use crate::decode::Tensor;
 use crate::proto::NodeProto;
 use greenbench_core::graph::{Op, fmt_shape};
 use ndarray::{ArrayD, IxDyn};
@@ -281,6 +282,32 @@ impl Importer<'_> {
         Ok(())
     }
 
+    /// Constant input `k` of `n` (`[1, ...]`: one value for every example) as an IR constant.
+    fn constant_act(&mut self, n: &NodeProto, k: usize, t: &Tensor) -> Result<Act, ImportError> {
+        let per = match t.dims.split_first() {
+            Some((1, per)) if !per.is_empty() => per.to_vec(),
+            _ => {
+                return Err(self.node_err(
+                    n,
+                    format!(
+                        "input {k} is a constant of dims {:?}: greenbench concatenates a constant that is the same for every example ([1, ...], e.g. expanded to the batch)",
+                        t.dims
+                    ),
+                ));
+            }
+        };
+        let w = ArrayD::from_shape_vec(IxDyn(&per), t.to_f32()).expect("sized");
+        let base = format!("{}_const{k}", Self::node_name(n));
+        let op = Op::Constant { shape: per.clone() };
+        let ir = self.emit(&base, op, vec!["input".into()], vec![w]);
+        Ok(Act {
+            ir,
+            dims: per.clone(),
+            layout: Layout::Plain,
+            ir_shape: per,
+        })
+    }
+
     /// `Gather` of an activation at one constant index on any axis but the batch (BERT's
     /// pooler and ViT's head read token 0: `x[:, 0]`): a slice, the axis dropped for a scalar
     /// index.
@@ -463,10 +490,18 @@ impl Importer<'_> {
     }
 
     pub(super) fn concat(&mut self, n: &NodeProto) -> Result<(), ImportError> {
-        let parts: Vec<Act> = (0..n.input.len())
-            .filter(|&k| !n.input[k].is_empty())
-            .map(|k| self.need_act(n, k))
-            .collect::<Result<_, _>>()?;
+        let mut parts: Vec<Act> = vec![];
+        for k in (0..n.input.len()).filter(|&k| !n.input[k].is_empty()) {
+            let part = match self.need(n, k)? {
+                // A constant the same for every example (ViT's class token): an IR constant.
+                Val::Const(t) => {
+                    let t = t.clone();
+                    self.constant_act(n, k, &t)?
+                }
+                _ => self.need_act(n, k)?,
+            };
+            parts.push(part);
+        }
         let first = parts
             .first()
             .ok_or_else(|| self.node_err(n, "no inputs"))?

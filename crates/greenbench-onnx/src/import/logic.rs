@@ -111,8 +111,52 @@ fn zip(
     })
 }
 
+/// `Equal` of shapes holding the dynamic batch size where it is decided all the same: the
+/// batch (at least 1) never equals a number below 1 (torch's `expand(N, -1, -1)` compares its
+/// target with -1), and equals itself.
+fn equal_with_batch(a: &Tensor, b: &Tensor, name: &str) -> Option<Result<Tensor, String>> {
+    let (Values::I64(x), Values::I64(y)) = (&a.values, &b.values) else {
+        return None;
+    };
+    if !x.contains(&BATCH) && !y.contains(&BATCH) {
+        return None;
+    }
+    let dims = match broadcast_shape(&a.dims, &b.dims) {
+        Ok(d) => d,
+        Err(e) => return Some(Err(e)),
+    };
+    let n = match count(&dims) {
+        Ok(n) => n,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let (p, q) = (
+            x[bcast_index(&dims, &a.dims, i)],
+            y[bcast_index(&dims, &b.dims, i)],
+        );
+        out.push(match (p == BATCH, q == BATCH) {
+            (true, true) => 1,
+            (false, false) => i64::from(p == q),
+            (true, false) if q < 1 => 0,
+            (false, true) if p < 1 => 0,
+            _ => {
+                return Some(Err(
+                    "compares the dynamic batch size with a number it may equal: the value cannot be made static".into(),
+                ));
+            }
+        });
+    }
+    Some(Ok(t_i64(name, dims, out)))
+}
+
 /// Equal, Less, Greater, LessOrEqual, GreaterOrEqual, And, Or, Xor of constants.
 pub(super) fn compare(op: &str, a: &Tensor, b: &Tensor, name: &str) -> Result<Tensor, String> {
+    if op == "Equal"
+        && let Some(t) = equal_with_batch(a, b, name)
+    {
+        return t;
+    }
     let t = |c: bool| if c { 1.0 } else { 0.0 };
     let f: fn(f64, f64) -> bool = match op {
         "Equal" => |p, q| p == q,
@@ -179,9 +223,15 @@ pub(super) fn where_(c: &Tensor, x: &Tensor, y: &Tensor, name: &str) -> Result<T
 
 /// `Expand(x, shape)` of a constant to a static shape (numpy's broadcasting both ways).
 pub(super) fn expand(x: &Tensor, shape: &[i64], name: &str) -> Result<Tensor, String> {
+    // To the batch (ViT's class token `cls.expand(N, -1, -1)`): the batch axis stays 1, the
+    // same constant for every example (a Concat with an activation makes it one per example).
+    let mut shape = shape.to_vec();
+    if shape.first() == Some(&BATCH) && x.dims.len() == shape.len() && x.dims[0] == 1 {
+        shape[0] = 1;
+    }
     if shape.contains(&BATCH) {
         return Err(
-            "Expand of a constant to the batch: per-example constants are not in greenbench's IR"
+            "Expand of a constant to the batch is supported from a leading 1 only (the same constant for every example)"
                 .into(),
         );
     }
@@ -512,6 +562,21 @@ mod tests {
         .unwrap();
         assert_eq!(w.dims, [2, 3]);
         assert_eq!(w.to_f32(), [1.0, 2.0, 3.0, f32::MIN, f32::MIN, f32::MIN]);
+    }
+
+    #[test]
+    fn the_batch_is_decided_against_numbers_below_one_and_expanded_to() {
+        // torch's `cls.expand(N, -1, -1)`: Where(Equal(shape, -1), 1, shape).
+        let shape = i(vec![3], vec![BATCH, -1, -1]);
+        let e = compare("Equal", &shape, &i(vec![], vec![-1]), "").unwrap();
+        assert_eq!(ints(&e), [0, 1, 1]);
+        let e = compare("Equal", &shape, &shape, "").unwrap();
+        assert_eq!(ints(&e), [1, 1, 1]);
+        assert!(compare("Equal", &shape, &i(vec![], vec![2]), "").is_err());
+        assert!(compare("Less", &shape, &i(vec![], vec![-1]), "").is_err());
+        let x = expand(&f(vec![1, 1, 2], vec![1.0, 2.0]), &[BATCH, 1, 1], "").unwrap();
+        assert_eq!(x.dims, [1, 1, 2]);
+        assert!(expand(&f(vec![2, 1], vec![1.0, 2.0]), &[BATCH, 3], "").is_err());
     }
 
     #[test]
