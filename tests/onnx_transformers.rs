@@ -195,3 +195,35 @@ fn a_class_token_constant_exports_and_verifies() {
     ]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// int8 on a transformer states what it costs against fp32: cosine similarity and max
+/// relative error of the last hidden state.
+#[test]
+fn int8_states_its_error_against_fp32() {
+    let m = fixture("bert_model/model.onnx");
+    let (code, out, err) = greenbench(&[
+        "verify",
+        "--models",
+        m.to_str().unwrap(),
+        "--dim",
+        "sequence=8",
+        "--precision",
+        "int8",
+        "--batch",
+        "4",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("on the first output (last_hidden_state)"),
+        "{out}"
+    );
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("bert_model[sequence=8]"))
+        .unwrap();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    let cos: f64 = cols[cols.len() - 2].parse().unwrap();
+    let rel: f64 = cols[cols.len() - 1].parse().unwrap();
+    assert!(cos > 0.99 && cos < 1.0, "{row}");
+    assert!(rel > 0.0 && rel < 0.2, "{row}");
+}

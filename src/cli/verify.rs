@@ -222,7 +222,10 @@ fn run_int8(a: &VerifyArgs) -> Result<i32> {
         &a.dim,
     )?;
     let cpu = CpuBackend::on_this_thread(0)?;
-    let mut t = Table::new("model|>batch|precision|>max abs diff|>output step|verdict");
+    let mut t = Table::new(
+        "model|>batch|precision|>max abs diff|>output step|verdict|>cosine vs fp32|>max rel vs fp32",
+    );
+    let mut firsts = std::collections::BTreeSet::new();
     let mut bad = 0;
     for m in &models {
         let qm = greenbench_harness::runner::quantize_model(m, &QuantConfig::default(), 32)
@@ -234,6 +237,23 @@ fn run_int8(a: &VerifyArgs) -> Result<i32> {
             let got = cpu
                 .prepare_quantized(&qm, batch)
                 .and_then(|mut p| p.run(&x).map(|y| y.to_vec()));
+            // What int8 costs in accuracy: its output against fp32's, on the first output
+            // (a transformer's last hidden state).
+            let (cos, rel) = match &got {
+                Ok(y) => {
+                    let fp32 =
+                        greenbench_core::reference::run_reference(&m.graph, &m.weights, &x, batch);
+                    let parts = m.graph.output_parts();
+                    firsts.insert(parts[0].0.clone());
+                    let (a, b) = first_output(&parts, y, &fp32, batch);
+                    let d = greenbench_core::reference::diff(&a, &b);
+                    (
+                        format!("{:.5}", greenbench_core::reference::cosine(&a, &b)),
+                        format!("{:.2e}", d.max_rel),
+                    )
+                }
+                Err(_) => ("-".into(), "-".into()),
+            };
             let (abs, verdict) = match got {
                 Ok(y) => {
                     let d = greenbench_core::reference::diff(&y, &want);
@@ -256,10 +276,33 @@ fn run_int8(a: &VerifyArgs) -> Result<i32> {
                 abs,
                 format!("{step:.2e}"),
                 verdict,
+                cos,
+                rel,
             ]);
         }
     }
     print!("{}", t.render());
     println!("cpu int8 against the quantized reference interpreter; {bad} check(s) failed");
+    println!(
+        "vs fp32: int8's error against the fp32 reference on the first output ({}): cosine similarity, and the largest difference over the output's largest magnitude",
+        firsts.into_iter().collect::<Vec<_>>().join(", ")
+    );
     Ok(if bad > 0 { 1 } else { 0 })
+}
+
+/// The first of several packed outputs of a batch, from two runs.
+fn first_output(
+    parts: &[(String, Vec<usize>)],
+    a: &[f32],
+    b: &[f32],
+    batch: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let lens: Vec<usize> = parts.iter().map(|(_, s)| s.iter().product()).collect();
+    let per: usize = lens.iter().sum();
+    let take = |y: &[f32]| -> Vec<f32> {
+        (0..batch)
+            .flat_map(|n| y[n * per..n * per + lens[0]].iter().copied())
+            .collect()
+    };
+    (take(a), take(b))
 }

@@ -406,6 +406,18 @@ pub struct Diff {
     pub max_rel: f32,
 }
 
+/// Cosine similarity of two outputs (1 for the same direction; 1 when both are zero).
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
+    let na: f64 = a.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+    if na == 0.0 && nb == 0.0 {
+        1.0
+    } else {
+        dot / (na * nb).max(f64::MIN_POSITIVE)
+    }
+}
+
 /// Compare `got` against the reference `want` (same length).
 pub fn diff(got: &[f32], want: &[f32]) -> Diff {
     assert_eq!(got.len(), want.len(), "outputs differ in length");
