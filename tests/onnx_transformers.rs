@@ -120,6 +120,30 @@ fn run_times_real_examples_and_other_sequence_lengths() {
     let (code, _, err) = greenbench(&["run", "--models", "mlp", "--inputs", "x"]);
     assert_ne!(code, 0);
     assert!(err.contains("not an .onnx file"), "{err}");
+
+    // The report has the per-token figures, in Markdown and HTML.
+    let rep = t.path().join("report");
+    let (code, _, err) = greenbench(&[
+        "report",
+        out2.to_str().unwrap(),
+        "--out-dir",
+        rep.to_str().unwrap(),
+        "--format",
+        "both",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let md = std::fs::read_to_string(rep.join("BASELINES.md")).unwrap();
+    assert!(md.contains("## Time and energy per token"), "{md}");
+    let row = md
+        .lines()
+        .find(|l| l.contains("bert_model[sequence=16]") && l.contains("| int8 | 16 |"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(row.contains("(est.)") || row.contains("estimate"), "{row}");
+    let html = std::fs::read_to_string(rep.join("index.html")).unwrap();
+    assert!(
+        html.contains("id=\"per-token\""),
+        "per-token section missing"
+    );
 }
 
 #[test]

@@ -132,6 +132,35 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
             crate::text::UNSTABLE_NOTE.replace("(!)", "(unstable)")
         );
     }
+    let tokens: Vec<_> = cells
+        .iter()
+        .filter(|(_, c)| c.time_per_token_s().is_some())
+        .collect();
+    if !tokens.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Time and energy per token\n\nModels with a sequence: the per-example figures divided by the tokens per example.\n"
+        );
+        let mut t = MdTable::new(
+            "host|model|backend|batch|precision|tokens/ex|time/token (us)|tokens/s|energy/token (mJ)|energy kind",
+        );
+        for (l, c) in tokens {
+            let per = c.time_per_token_s().expect("filtered");
+            t.row(vec![
+                host_of(l, c).to_string(),
+                c.model.clone(),
+                c.backend.clone(),
+                c.batch.to_string(),
+                c.precision.to_string(),
+                c.tokens_per_example.unwrap_or(0).to_string(),
+                us(per),
+                format!("{:.0}", 1.0 / per),
+                mj(c.energy_per_token_j()),
+                c.energy_kind.as_deref().unwrap_or("none").to_string(),
+            ]);
+        }
+        s.push_str(&t.render());
+    }
     let failed: Vec<String> = files
         .iter()
         .flat_map(|l| l.file.cells.iter().map(move |c| (l, c)))

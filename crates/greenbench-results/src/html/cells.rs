@@ -236,3 +236,42 @@ pub fn int8_vs_fp32(files: &[Loaded]) -> String {
         t.render()
     }
 }
+
+/// Time and energy per token of the cells of models with a sequence (per example divided by
+/// the tokens per example: the unit language models are compared in).
+pub fn per_token(files: &[Loaded]) -> String {
+    let mut t = HtmlTable::new(
+        "per-token",
+        "per token: the per-example figures divided by the tokens per example",
+        "host|model|backend|>batch|precision|>tokens/ex|>time/token (us)|>tokens/s|>energy/token (mJ)|file",
+    );
+    for (l, c) in ok_cells(files) {
+        let (Some(per), Some(n)) = (c.time_per_token_s(), c.tokens_per_example) else {
+            continue;
+        };
+        t.row(
+            "",
+            vec![
+                Td::text(host_of(l, c)),
+                Td::text(&c.model),
+                Td::text(&c.backend),
+                Td::num(c.batch.to_string(), Some(c.batch as f64)),
+                Td::text(c.precision.to_string()),
+                Td::num(n.to_string(), Some(n as f64)),
+                Td::num(us(per), Some(per)),
+                Td::num(format!("{:.0}", 1.0 / per), Some(1.0 / per)),
+                Td {
+                    text: marked(&mj_marked(c.energy_per_token_j(), c.energy_kind.as_deref())),
+                    sort: c.energy_per_token_j(),
+                    html: true,
+                },
+                Td::text(short(&l.path)),
+            ],
+        );
+    }
+    if t.is_empty() {
+        String::new()
+    } else {
+        t.render()
+    }
+}

@@ -290,6 +290,13 @@ fn index(files: &[Loaded], labels: &[Label], models: &BTreeSet<String>) -> Strin
         "<h2 id=\"baselines\">Baseline tables</h2>\n<p class=\"muted\">Click a column's name to sort by it. Columns as <code>greenbench run</code> prints them.</p>\n{}",
         cells::baselines(files)
     );
+    let tokens = cells::per_token(files);
+    if !tokens.is_empty() {
+        let _ = write!(
+            b,
+            "<h2 id=\"per-token\">Time and energy per token</h2>\n<p class=\"muted\">Models with a sequence: the per-example figures divided by the tokens per example (the bound sequence length, or the token ids read).</p>\n{tokens}"
+        );
+    }
     b.push_str("<h2 id=\"against-batch\">Time and energy per example against batch</h2>\n");
     let inference: BTreeSet<&str> = ok_cells(files)
         .iter()
