@@ -99,8 +99,9 @@ def encoder_layer(n, inits, r, x, y, p, opset, add_mask=None, fill_mask=None, q_
         layer_norm(n, f"{p}.r2", f"{p}.ln2.g", f"{p}.ln2.b", y, f"/{p}/ln2", opset)
 
 
-def layer_macs(s=S):
+def layer_macs(s=None):
     # Q, K, V, O projections; scores and context (h * S * S * (d + d)); the two FFN layers.
+    s = S if s is None else s
     return 4 * s * D * D + H * s * s * 2 * (D // H) + 2 * s * D * F
 
 
@@ -116,7 +117,7 @@ def examples(r, types=False):
     return ids, mask, tt
 
 
-def bert_model(root):
+def bert_model(root, name="bert_model"):
     """BertModel (2 layers) as torch.onnx writes it at opset 14 with dynamic axes: word, token
     type and position embeddings (position ids sliced from the registered buffer by the
     sequence length), decomposed LayerNorms, the extended attention mask
@@ -161,14 +162,14 @@ def bert_model(root):
            vi("token_type_ids", TensorProto.INT64, ["batch", "sequence"])]
     outs = [vi("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", D]),
             vi("pooler_output", TensorProto.FLOAT, ["batch", D])]
-    g = helper.make_graph(n, "bert_model", ins, outs, inits)
+    g = helper.make_graph(n, name, ins, outs, inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="pytorch")
     m.ir_version = 8
     ids, mask, tt = examples(r)
     feeds = [("input_ids", ids), ("attention_mask", mask), ("token_type_ids", tt)]
     unmasked = [("input_ids", ids), ("attention_mask", np.ones_like(mask)), ("token_type_ids", tt)]
     macs = 2 * layer_macs() + D * D
-    save_multi(root, "bert_model", m, feeds, macs,
+    save_multi(root, name, m, feeds, macs,
                "BertModel, 2 layers, opset 14 (decomposed LayerNorms): input_ids, attention_mask, "
                "token_type_ids; last_hidden_state, pooler_output; the extended mask added to the "
                f"scores; sequence symbolic (test data at {S}, the second example padded)",
@@ -266,3 +267,16 @@ def vit_model(root):
                "ViTForImageClassification, 1 layer, opset 17: patch Conv, the class token expanded "
                "to the batch and concatenated, position embeddings, pre-norm layer, Gather of "
                "token 0, classifier")
+
+
+def bench_models(root):
+    """Not fixtures: the BERT-base shape the closing benchmarks time (written to ROOT, never
+    committed): bert_model with hidden 768, 12 heads, FFN 3072, BERT's 30522-token vocabulary and
+    512 positions, two layers, three inputs and both outputs, test data at sequence 128."""
+    global S, D, H, F, VOCAB, MAXPOS
+    saved = (S, D, H, F, VOCAB, MAXPOS)
+    S, D, H, F, VOCAB, MAXPOS = 128, 768, 12, 3072, 30522, 512
+    try:
+        bert_model(root, "bert_base_model")
+    finally:
+        S, D, H, F, VOCAB, MAXPOS = saved

@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
 from fixture_kit import bn, c, init, rng, save, vi, w  # noqa: E402
+from hf_fixtures import bench_models as hf_bench_models  # noqa: E402
 from hf_fixtures import bert_model, distilbert_model, vit_model  # noqa: E402
 from transformer_fixtures import (  # noqa: E402
     bench_models, bert_layer, bert_layer_dynamic, bert_layer_opset14, gpt2_block, math_ops,
@@ -645,6 +646,7 @@ ALL = [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_out
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--bench":
         bench_models(sys.argv[2])
+        hf_bench_models(sys.argv[2])
         sys.exit(0)
     # make_fixtures.py [ROOT [NAME ...]]: every fixture, or only the named ones (the fixtures from
     # generic_ops on have their own generators, so making one alone gives the same bytes).

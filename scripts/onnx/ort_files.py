@@ -7,7 +7,9 @@ profile): the comparison `scripts/onnx/compare.sh --models a.onnx,b.onnx` prints
         --profile quick --greenbench run.json [--out ort.json]
 
 A model is named as greenbench names it (the file stem, or the folder of a `model.onnx`).
-Inputs are seeded uniform [-1, 1) floats (integer inputs: ids below --vocab). Symbolic
+Inputs are seeded uniform [-1, 1) floats; integer inputs by role, as greenbench generates them:
+attention masks (a name with `mask`) all ones, type ids (`type`, `segment`) zeros, other ids
+below --vocab. Symbolic
 dimensions other than the batch take the sizes `--dim NAME=SIZE` gives (as greenbench's
 `--dim`, one size per name here), and the model is then named as greenbench names it
 (`stem[name=size]`).
@@ -51,24 +53,31 @@ def main():
             dims[k.strip()] = int(v)
     for f in a.files:
         sess = ob.session(f, a.threads)
-        inp = sess.get_inputs()[0]
-        used = {d: dims[d] for d in inp.shape[1:] if isinstance(d, str) and d in dims}
+        inps = sess.get_inputs()
+        used = {d: dims[d] for inp in inps for d in inp.shape[1:] if isinstance(d, str) and d in dims}
         for b in [int(x) for x in a.batch.split(",")]:
-            shape = [b if i == 0 and not isinstance(d, int) else d if isinstance(d, int) else dims[d]
-                     for i, d in enumerate(inp.shape)]
-            if isinstance(inp.shape[0], int) and inp.shape[0] != b:
-                print(f"{f}: fixed batch {inp.shape[0]}, skipping batch {b}", file=sys.stderr)
+            if any(isinstance(inp.shape[0], int) and inp.shape[0] != b for inp in inps):
+                print(f"{f}: fixed batch, skipping batch {b}", file=sys.stderr)
                 continue
             rng = np.random.default_rng(a.seed)
-            if "int" in inp.type:
-                xs = [rng.integers(0, a.vocab, size=shape, dtype=np.int64) for _ in range(p["input_sets"])]
-            else:
-                xs = [rng.uniform(-1, 1, size=shape).astype(np.float32) for _ in range(p["input_sets"])]
-            feed_name = inp.name
 
-            class S:  # ort_bench.measure feeds {"input": x}; rename to the file's input
+            def value(inp):
+                shape = [b if i == 0 and not isinstance(d, int) else d if isinstance(d, int) else dims[d]
+                         for i, d in enumerate(inp.shape)]
+                name = inp.name.lower()
+                if "int" not in inp.type and "bool" not in inp.type:
+                    return rng.uniform(-1, 1, size=shape).astype(np.float32)
+                dt = np.int32 if "int32" in inp.type else np.bool_ if "bool" in inp.type else np.int64
+                if "mask" in name:
+                    return np.ones(shape, dtype=dt)
+                if "type" in name or "segment" in name:
+                    return np.zeros(shape, dtype=dt)
+                return rng.integers(0, a.vocab, size=shape).astype(dt)
+            xs = [{inp.name: value(inp) for inp in inps} for _ in range(p["input_sets"])]
+
+            class S:  # ort_bench.measure feeds {"input": x}: here x is the whole feed
                 def run(self, o, feed):
-                    return sess.run(o, {feed_name: feed["input"]})
+                    return sess.run(o, feed["input"])
             per_ex, _, _ = ob.measure(S(), xs, b, p)
             t = ob.summarize(per_ex)
             name = name_of(f)
