@@ -192,14 +192,15 @@ pub fn node_cost(g: &Graph, i: usize) -> Cost {
         Op::Attention {
             heads,
             head_dim,
+            causal,
             key_bias,
-            ..
         } => {
             let s = x[0] as u64;
             let h = *heads as u64;
             let d = *head_dim as u64;
-            // A key bias is one more add per score.
-            let bias = if *key_bias { h * s * s } else { 0 };
+            // Each mask is one operation per score (FPO.md: the add of a padding mask's key
+            // bias, the select of the causal mask), h * S^2 per call.
+            let bias = (u64::from(*key_bias) + u64::from(*causal)) * h * s * s;
             Cost {
                 macs: h * s * s * (d + d),
                 // scale of the scores + softmax over each of the h * s rows of length s.
