@@ -43,6 +43,8 @@ pub mod int8;
 pub mod kernels;
 #[cfg(target_arch = "x86_64")]
 mod packed;
+#[cfg(target_arch = "x86_64")]
+mod packed_avx2;
 mod plan;
 mod seq;
 mod spin;
@@ -78,6 +80,9 @@ pub(crate) struct Settings {
     pub(crate) owner: Option<std::thread::ThreadId>,
     /// Use the direct AVX-512 kernels for convolutions and dense layers where the CPU has them.
     pub(crate) direct: bool,
+    /// Dense layers on the packed AVX2 GEMM (a CPU with AVX2 and FMA, the direct kernels not
+    /// in use).
+    pub(crate) packed_avx2: bool,
     /// Direct steps with at least this much work are split across threads (see `team::Team`).
     pub(crate) team_min_work: u64,
     /// The int8 GEMM kernels.
@@ -91,6 +96,7 @@ impl Settings {
             pool: Arc::new(pool),
             owner,
             direct: direct_kernels_available(),
+            packed_avx2: packed_avx2_available(),
             team_min_work: TEAM_MIN_WORK,
             int8_path: QPath::detect(),
         }
@@ -102,6 +108,19 @@ impl Settings {
             threads,
             ..self.clone()
         }
+    }
+}
+
+/// Whether dense layers run on the packed AVX2 GEMM when the direct kernels do not: a CPU
+/// with AVX2 and FMA.
+fn packed_avx2_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        packed_avx2::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -206,8 +225,9 @@ pub fn gemm_kernel_family() -> &'static str {
         if std::arch::is_x86_feature_detected!("avx512f") {
             return "gemm 0.19, AVX-512 kernels";
         }
-        if std::arch::is_x86_feature_detected!("fma") {
-            return "gemm 0.19, AVX2/FMA kernels";
+        if std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2")
+        {
+            return "packed AVX2 GEMM for dense layers; gemm 0.19 AVX2/FMA kernels for convolutions and attention";
         }
         "gemm 0.19, SSE kernels"
     }

@@ -12,7 +12,7 @@ use crate::direct;
 use crate::kernels;
 use crate::kernels::{Act, Buf, Relu};
 #[cfg(target_arch = "x86_64")]
-use crate::packed;
+use crate::step::PackedPlan;
 use crate::step::{Step, step_work};
 use crate::team::{Split, Team};
 use crate::{CpuPrepared, Settings};
@@ -251,12 +251,12 @@ impl CpuPrepared {
             relu: None,
         };
         #[cfg(target_arch = "x86_64")]
-        let step = if s.direct {
+        let step = if s.direct || s.packed_avx2 {
             Step::Packed {
                 src: 0,
                 dst: 1,
                 rows: m,
-                plan: Box::new(packed::PackedGemm::new(&b, k, n, None, None)),
+                plan: PackedPlan::new(s.direct, &b, k, n, None, None),
             }
         } else {
             gemm(b)
@@ -492,17 +492,11 @@ impl CpuPrepared {
                     }
                 }
                 #[cfg(target_arch = "x86_64")]
-                Op::Dense { units, .. } if direct => Step::Packed {
+                Op::Dense { units, .. } if direct || s.packed_avx2 => Step::Packed {
                     src,
                     dst,
                     rows: out_len / units,
-                    plan: Box::new(packed::PackedGemm::new(
-                        &flat(&t[0]),
-                        last,
-                        *units,
-                        bias,
-                        fuse_relu,
-                    )),
+                    plan: PackedPlan::new(direct, &flat(&t[0]), last, *units, bias, fuse_relu),
                 },
                 Op::Dense { units, .. } => Step::Gemm {
                     src,

@@ -32,13 +32,13 @@ pub(crate) enum Step {
         /// Index of its padded-input buffer in `CpuPrepared::pads`.
         pad: usize,
     },
-    /// A large dense layer (see `large_gemm`) on the packed AVX-512 GEMM.
+    /// A dense layer on a GEMM whose weights were packed in `prepare`: AVX-512, or AVX2.
     #[cfg(target_arch = "x86_64")]
     Packed {
         src: usize,
         dst: usize,
         rows: usize,
-        plan: Box<packed::PackedGemm>,
+        plan: Box<PackedPlan>,
     },
     /// `dst[rows, n] = src[rows, k] . w[k, n]` (+ bias, ReLU): dense and 1x1 convolutions.
     Gemm {
@@ -218,4 +218,62 @@ pub(crate) fn step_work(g: &Graph, i: usize, batch: usize) -> u64 {
     batch as u64
         * c.fpo()
             .max(4 * g.out_shape(i).iter().product::<usize>() as u64)
+}
+
+/// A GEMM with packed weights, on the widest kernel this CPU runs.
+#[cfg(target_arch = "x86_64")]
+pub(crate) enum PackedPlan {
+    Avx512(packed::PackedGemm),
+    Avx2(crate::packed_avx2::PackedGemm2),
+}
+
+#[cfg(target_arch = "x86_64")]
+impl PackedPlan {
+    /// Pack `w` (`k x n`) for the AVX-512 kernel when `avx512`, else the AVX2 one.
+    pub(crate) fn new(
+        avx512: bool,
+        w: &[f32],
+        k: usize,
+        n: usize,
+        bias: Option<Vec<f32>>,
+        relu: crate::kernels::Relu,
+    ) -> Box<Self> {
+        Box::new(if avx512 {
+            PackedPlan::Avx512(packed::PackedGemm::new(w, k, n, bias, relu))
+        } else {
+            PackedPlan::Avx2(crate::packed_avx2::PackedGemm2::new(w, k, n, bias, relu))
+        })
+    }
+
+    /// The reduction length.
+    pub(crate) fn k(&self) -> usize {
+        match self {
+            PackedPlan::Avx512(p) => p.k(),
+            PackedPlan::Avx2(p) => p.k(),
+        }
+    }
+
+    /// `c = a · w` on `threads` row ranges of the current pool.
+    pub(crate) fn run(&self, a: &[f32], rows: usize, c: &mut [f32], threads: usize) {
+        match self {
+            PackedPlan::Avx512(p) => p.run(a, rows, c, threads),
+            PackedPlan::Avx2(p) => p.run(a, rows, c, threads),
+        }
+    }
+
+    /// As [`Self::run`], from outside `pool` (a prepared matmul).
+    pub(crate) fn run_from_caller(
+        &self,
+        pool: &rayon::ThreadPool,
+        a: &[f32],
+        rows: usize,
+        c: &mut [f32],
+        threads: usize,
+        spin: std::time::Duration,
+    ) {
+        match self {
+            PackedPlan::Avx512(p) => p.run_from_caller(pool, a, rows, c, threads, spin),
+            PackedPlan::Avx2(p) => pool.install(|| p.run(a, rows, c, threads)),
+        }
+    }
 }
