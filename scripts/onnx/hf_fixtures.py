@@ -280,3 +280,71 @@ def bench_models(root):
         bert_model(root, "bert_base_model")
     finally:
         S, D, H, F, VOCAB, MAXPOS = saved
+
+
+def bert_ort_optimized(root):
+    """A 2-layer BERT encoder as onnxruntime's transformer optimiser (and `optimum-cli export
+    onnx --optimize`) writes its layers, in the com.microsoft domain: `Attention` (the fused QKV
+    weights, the raw int32 [N, S] mask as mask_index), `SkipLayerNormalization` (residual, bias
+    and LayerNorm in one; the bias of the output projection and of the second FFN layer taken
+    into it), `BiasGelu` in the first layer's FFN and `FastGelu` (the tanh GELU) in the second's.
+    The embeddings stay unfused (word + position Gathers, LayerNormalization): the optimiser's
+    `EmbedLayerNormalization` is not imported. Inputs input_ids and attention_mask (int32, as
+    the contrib Attention takes it)."""
+    r = np.random.default_rng(20261209)
+    opset = 17
+
+    def wt(*shape, scale):
+        return (r.standard_normal(shape) * scale).astype(np.float32)
+
+    inits = [init("word", wt(VOCAB, D, scale=0.5)), init("pos", wt(MAXPOS, D, scale=0.5)),
+             init("eln.g", 1 + wt(D, scale=0.1)), init("eln.b", wt(D, scale=0.1)),
+             init("i0", np.array(0, dtype=np.int64)), init("i1", np.array(1, dtype=np.int64)),
+             init("step", np.array(1, dtype=np.int64)), init("ax0", np.array([0], dtype=np.int64))]
+    n = [helper.make_node("Shape", ["input_ids"], ["ish"], name="/embeddings/Shape"),
+         helper.make_node("Gather", ["ish", "i1"], ["seq"], name="/embeddings/Gather", axis=0),
+         helper.make_node("Range", ["i0", "seq", "step"], ["pids0"], name="/embeddings/Range"),
+         helper.make_node("Unsqueeze", ["pids0", "ax0"], ["pids"], name="/embeddings/Unsqueeze"),
+         helper.make_node("Gather", ["word", "input_ids"], ["we"], name="/embeddings/word_embeddings/Gather"),
+         helper.make_node("Gather", ["pos", "pids"], ["pe"], name="/embeddings/position_embeddings/Gather"),
+         helper.make_node("Add", ["we", "pe"], ["e1"], name="/embeddings/Add")]
+    layer_norm(n, "e1", "eln.g", "eln.b", "h0", "/embeddings/LayerNorm", opset)
+    x = "h0"
+    for li, gelu in enumerate(["BiasGelu", "FastGelu"]):
+        p = f"layer.{li}"
+        inits += [init(f"{p}.qkv.w", wt(D, 3 * D, scale=0.2)), init(f"{p}.qkv.b", wt(3 * D, scale=0.1)),
+                  init(f"{p}.o.w", wt(D, D, scale=0.2)), init(f"{p}.o.b", wt(D, scale=0.1)),
+                  init(f"{p}.f1.w", wt(D, F, scale=0.2)), init(f"{p}.f1.b", wt(F, scale=0.1)),
+                  init(f"{p}.f2.w", wt(F, D, scale=0.15)), init(f"{p}.f2.b", wt(D, scale=0.1)),
+                  init(f"{p}.ln1.g", 1 + wt(D, scale=0.1)), init(f"{p}.ln1.b", wt(D, scale=0.1)),
+                  init(f"{p}.ln2.g", 1 + wt(D, scale=0.1)), init(f"{p}.ln2.b", wt(D, scale=0.1))]
+        y = "last_hidden_state" if li == 1 else f"{p}.out"
+        n += [helper.make_node("Attention", [x, f"{p}.qkv.w", f"{p}.qkv.b", "attention_mask"], [f"{p}.att"],
+                               name=f"/{p}/attention/Attention", domain="com.microsoft", num_heads=H),
+              helper.make_node("MatMul", [f"{p}.att", f"{p}.o.w"], [f"{p}.om"], name=f"/{p}/attention/output/MatMul"),
+              helper.make_node("SkipLayerNormalization", [f"{p}.om", x, f"{p}.ln1.g", f"{p}.ln1.b", f"{p}.o.b"],
+                               [f"{p}.l1"], name=f"/{p}/attention/output/SkipLayerNorm", domain="com.microsoft",
+                               epsilon=1e-12),
+              helper.make_node("MatMul", [f"{p}.l1", f"{p}.f1.w"], [f"{p}.f1m"], name=f"/{p}/intermediate/MatMul"),
+              helper.make_node(gelu, [f"{p}.f1m", f"{p}.f1.b"], [f"{p}.g"], name=f"/{p}/intermediate/{gelu}",
+                               domain="com.microsoft"),
+              helper.make_node("MatMul", [f"{p}.g", f"{p}.f2.w"], [f"{p}.f2m"], name=f"/{p}/output/MatMul"),
+              helper.make_node("SkipLayerNormalization", [f"{p}.f2m", f"{p}.l1", f"{p}.ln2.g", f"{p}.ln2.b", f"{p}.f2.b"],
+                               [y], name=f"/{p}/output/SkipLayerNorm", domain="com.microsoft", epsilon=1e-12)]
+        x = y
+    ins = [vi("input_ids", TensorProto.INT64, ["batch", "sequence"]),
+           vi("attention_mask", TensorProto.INT32, ["batch", "sequence"])]
+    outs = [vi("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", D])]
+    g = helper.make_graph(n, "bert_ort_optimized", ins, outs, inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid("com.microsoft", 1)],
+                          producer_name="onnxruntime.transformers")
+    m.ir_version = 8
+    ids, mask, _ = examples(r)
+    mask = mask.astype(np.int32)
+    feeds = [("input_ids", ids), ("attention_mask", mask)]
+    unmasked = [("input_ids", ids), ("attention_mask", np.ones_like(mask))]
+    save_multi(root, "bert_ort_optimized", m, feeds, 2 * layer_macs(),
+               "BERT, 2 layers, as onnxruntime's optimiser writes them: com.microsoft Attention (raw "
+               "int32 mask), SkipLayerNormalization with bias, BiasGelu, FastGelu; embeddings "
+               f"unfused; sequence symbolic (test data at {S}, the second example padded)",
+               unmasked=unmasked)

@@ -26,7 +26,7 @@ from onnx import TensorProto, helper  # noqa: E402
 
 from fixture_kit import bn, c, init, rng, save, vi, w  # noqa: E402
 from hf_fixtures import bench_models as hf_bench_models  # noqa: E402
-from hf_fixtures import bert_model, distilbert_model, vit_model  # noqa: E402
+from hf_fixtures import bert_model, bert_ort_optimized, distilbert_model, vit_model  # noqa: E402
 from transformer_fixtures import (  # noqa: E402
     bench_models, bert_layer, bert_layer_dynamic, bert_layer_opset14, gpt2_block, math_ops,
     wav2vec2_frontend, whisper_encoder)
@@ -641,7 +641,7 @@ ALL = [torch_cnn, torch_flatten_fixed1, tf_nhwc, old_ir3, external_mlp, nchw_out
        mobilenetv2_block, se_hardswish, fire_module, shufflenet_unit, bert_ffn, bert_layer, shufflenetv2_unit, zero_pad, opset7, opset21,
        generic_ops, nonlocal_block, vit_embed, reshape_bn, bert_layer_dynamic,
        bert_layer_opset14, math_ops, gpt2_block, whisper_encoder,
-       wav2vec2_frontend, bert_model, distilbert_model, vit_model]
+       wav2vec2_frontend, bert_model, distilbert_model, vit_model, bert_ort_optimized]
 
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--bench":

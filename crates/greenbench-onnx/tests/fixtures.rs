@@ -263,11 +263,17 @@ fn com_microsoft_operators_are_refused_naming_the_domain() {
     };
     let g = GraphProto {
         node: vec![
-            node("Attention", "com.microsoft", "attn_0", &["x", "w"], "a"),
             node(
-                "SkipLayerNormalization",
+                "MultiHeadAttention",
                 "com.microsoft",
-                "sln_0",
+                "mha_0",
+                &["x", "w"],
+                "a",
+            ),
+            node(
+                "EmbedLayerNormalization",
+                "com.microsoft",
+                "emb_0",
                 &["a", "x"],
                 "s",
             ),
@@ -303,8 +309,12 @@ fn com_microsoft_operators_are_refused_naming_the_domain() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.starts_with("bert-opt.onnx: 2 operators greenbench cannot import: com.microsoft.Attention (node \"attn_0\"), com.microsoft.SkipLayerNormalization (node \"sln_0\")"),
+        e.starts_with("bert-opt.onnx: 2 operators greenbench cannot import: com.microsoft.EmbedLayerNormalization (node \"emb_0\"), com.microsoft.MultiHeadAttention (node \"mha_0\")"),
         "{e}"
     );
     assert!(e.contains("without `--optimize`"), "{e}");
+    assert!(
+        e.contains("greenbench imports its Attention, BiasGelu, FastGelu, SkipLayerNormalization"),
+        "{e}"
+    );
 }

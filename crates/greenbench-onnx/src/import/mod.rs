@@ -20,6 +20,7 @@
 mod array;
 mod attention;
 mod boundary;
+mod contrib;
 mod dims;
 mod error;
 mod expr;

@@ -4,6 +4,7 @@
 
 use super::array;
 use super::boundary::{Imported, Io, IoTensor, Layout};
+use super::contrib;
 use super::dims::{DimSweep, Dims, Symbolic, bound_name};
 use super::error::ImportError;
 use super::fold;
@@ -201,6 +202,10 @@ impl Importer<'_> {
             return Ok(());
         }
         self.materialize_inputs(n)?;
+        if n.domain.as_deref() == Some("com.microsoft") {
+            let f = lookup(contrib::CONTRIB, op).expect("checked before the walk");
+            return f(self, n);
+        }
         match FAMILIES.iter().find_map(|t| lookup(t, op)) {
             Some(f) => f(self, n),
             None => Err(self.node_err(n, format!("operator {op} is not supported"))),
@@ -291,7 +296,11 @@ fn import_inner(
     for n in &nodes {
         let op = n.op_type.clone().unwrap_or_default();
         let domain = n.domain.as_deref().unwrap_or("");
-        let known = matches!(domain, "" | "ai.onnx") && supported.contains(&op.as_str());
+        let known = match domain {
+            "" | "ai.onnx" => supported.contains(&op.as_str()),
+            "com.microsoft" => lookup(contrib::CONTRIB, &op).is_some(),
+            _ => false,
+        };
         if !known {
             let label = if matches!(domain, "" | "ai.onnx") {
                 op
@@ -322,7 +331,12 @@ fn import_inner(
             .join(", ");
         let list = if missing.keys().any(|k| k.starts_with("com.microsoft.")) {
             format!(
-                "{list} (com.microsoft is ONNX Runtime's own domain, written by Optimum's and onnxruntime's transformer optimisers: export without optimisation, e.g. `optimum-cli export onnx` without `--optimize`, or with torch.onnx)"
+                "{list} (com.microsoft is ONNX Runtime's own domain, written by Optimum's and onnxruntime's transformer optimisers; greenbench imports its {}: export without optimisation, e.g. `optimum-cli export onnx` without `--optimize`, or with torch.onnx)",
+                contrib::CONTRIB
+                    .iter()
+                    .map(|(op, _)| *op)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         } else {
             list
