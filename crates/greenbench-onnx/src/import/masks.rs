@@ -53,8 +53,8 @@ impl Importer<'_> {
             _ => {
                 let c = self.need_const(n, 1, "the value compared with")?;
                 match c.to_f32()[..] {
-                    [v] if v == 0.0 => true,
-                    [v] if v == 1.0 => false,
+                    [0.0] => true,
+                    [1.0] => false,
                     _ => {
                         return Err(self.node_err(
                             n,
