@@ -45,27 +45,10 @@ pub struct PackedGemm {
 impl PackedGemm {
     /// Pack `w` (`k x n`, row-major, `k > 0`).
     pub fn new(w: &[f32], k: usize, n: usize, bias: Option<Vec<f32>>, relu: Relu) -> Self {
-        assert_eq!(w.len(), k * n, "packed gemm: weights are not k x n");
-        assert!(k > 0, "packed gemm: empty reduction");
-        assert!(bias.as_ref().is_none_or(|b| b.len() == n));
-        let mut p = Buf::zeros(k * n.div_ceil(NR) * NR);
-        let mut out = p.iter_mut();
-        for n0 in (0..n).step_by(NB) {
-            let n1 = (n0 + NB).min(n);
-            for k0 in (0..k).step_by(KB) {
-                for s in (n0..n1).step_by(NR) {
-                    for row in w[k0 * n..(k0 + KB).min(k) * n].chunks(n) {
-                        for (j, o) in (s..s + NR).zip(&mut out) {
-                            *o = if j < n1 { row[j] } else { 0.0 };
-                        }
-                    }
-                }
-            }
-        }
         PackedGemm {
             k,
             n,
-            w: p,
+            w: pack_blocks(w, k, n, [KB, NB, NR], bias.as_deref()),
             bias,
             relu,
         }
@@ -197,6 +180,37 @@ impl PackedGemm {
             bias_act_row(row, bias, self.relu);
         }
     }
+}
+
+/// `w` (`k x n`, row-major, `k > 0`) packed as the packed GEMMs read it, for blocks of
+/// `kb` reduction rows x `nb` columns made of `nr`-column strips: blocks in (column block,
+/// reduction block) order, each strip `[k][nr]`, zero-padded to `nr` columns. Checks the
+/// operands (and that a bias has `n` values).
+pub(crate) fn pack_blocks(
+    w: &[f32],
+    k: usize,
+    n: usize,
+    [kb, nb, nr]: [usize; 3],
+    bias: Option<&[f32]>,
+) -> Buf {
+    assert_eq!(w.len(), k * n, "packed gemm: weights are not k x n");
+    assert!(k > 0, "packed gemm: empty reduction");
+    assert!(bias.is_none_or(|b| b.len() == n));
+    let mut p = Buf::zeros(k * n.div_ceil(nr) * nr);
+    let mut out = p.iter_mut();
+    for n0 in (0..n).step_by(nb) {
+        let n1 = (n0 + nb).min(n);
+        for k0 in (0..k).step_by(kb) {
+            for s in (n0..n1).step_by(nr) {
+                for row in w[k0 * n..(k0 + kb).min(k) * n].chunks(n) {
+                    for (j, o) in (s..s + nr).zip(&mut out) {
+                        *o = if j < n1 { row[j] } else { 0.0 };
+                    }
+                }
+            }
+        }
+    }
+    p
 }
 
 /// A tile narrower than 12 x 32 (`mr` rows, `cols` columns): row chunks of 8, 4, 2 and 1

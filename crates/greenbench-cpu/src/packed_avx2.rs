@@ -47,27 +47,10 @@ pub struct PackedGemm2 {
 impl PackedGemm2 {
     /// Pack `w` (`k x n`, row-major, `k > 0`).
     pub fn new(w: &[f32], k: usize, n: usize, bias: Option<Vec<f32>>, relu: Relu) -> Self {
-        assert_eq!(w.len(), k * n, "packed gemm: weights are not k x n");
-        assert!(k > 0, "packed gemm: empty reduction");
-        assert!(bias.as_ref().is_none_or(|b| b.len() == n));
-        let mut p = Buf::zeros(k * n.div_ceil(NR) * NR);
-        let mut out = p.iter_mut();
-        for n0 in (0..n).step_by(NB) {
-            let n1 = (n0 + NB).min(n);
-            for k0 in (0..k).step_by(KB) {
-                for s in (n0..n1).step_by(NR) {
-                    for row in w[k0 * n..(k0 + KB).min(k) * n].chunks(n) {
-                        for (j, o) in (s..s + NR).zip(&mut out) {
-                            *o = if j < n1 { row[j] } else { 0.0 };
-                        }
-                    }
-                }
-            }
-        }
         PackedGemm2 {
             k,
             n,
-            w: p,
+            w: crate::packed::pack_blocks(w, k, n, [KB, NB, NR], bias.as_deref()),
             bias,
             relu,
         }
