@@ -178,6 +178,37 @@ impl QModel {
             .map_or(0.0, |p| p.scale)
     }
 
+    /// For each of the graph's outputs (a [`Op::Pack`]'s inputs, else the last node), the step
+    /// of the last value held as uint8 that it depends on (0 when none): what "within one
+    /// quantization step" means for that output. (One step for all of a packed model's
+    /// outputs would hold a last hidden state to the pooler's finer step.)
+    pub fn output_steps(&self) -> Vec<f32> {
+        let g = &self.graph;
+        let last = g.nodes.len() - 1;
+        let outs: Vec<usize> = match g.nodes[last].op {
+            crate::graph::Op::Pack { .. } => g.node_inputs(last).to_vec(),
+            _ => vec![last + 1],
+        };
+        outs.iter()
+            .map(|&v| {
+                let mut seen = vec![false; g.nodes.len() + 1];
+                let (mut stack, mut latest) = (vec![v], None);
+                while let Some(u) = stack.pop() {
+                    if std::mem::replace(&mut seen[u], true) {
+                        continue;
+                    }
+                    if self.values[u].is_some() {
+                        latest = latest.max(Some(u));
+                    }
+                    if u > 0 {
+                        stack.extend(g.node_inputs(u - 1));
+                    }
+                }
+                latest.and_then(|u| self.values[u]).map_or(0.0, |p| p.scale)
+            })
+            .collect()
+    }
+
     /// Int8 multiply-accumulates per example (conv / dense in int8).
     pub fn int8_macs(&self) -> u64 {
         (0..self.nodes.len())
