@@ -246,7 +246,7 @@ fn run_int8(a: &VerifyArgs) -> Result<i32> {
                     let fp32 =
                         greenbench_core::reference::run_reference(&m.graph, &m.weights, &x, batch);
                     firsts.insert(parts[0].0.clone());
-                    let (a, b) = (part(&parts, y, batch, 0), part(&parts, &fp32, batch, 0));
+                    let (a, b) = (part(&parts, y, 0), part(&parts, &fp32, 0));
                     let d = greenbench_core::reference::diff(&a, &b);
                     (
                         format!("{:.5}", greenbench_core::reference::cosine(&a, &b)),
@@ -259,8 +259,7 @@ fn run_int8(a: &VerifyArgs) -> Result<i32> {
                 Ok(y) => {
                     let diffs: Vec<f32> = (0..parts.len())
                         .map(|k| {
-                            let (g, w) =
-                                (part(&parts, &y, batch, k), part(&parts, &want, batch, k));
+                            let (g, w) = (part(&parts, &y, k), part(&parts, &want, k));
                             greenbench_core::reference::diff(&g, &w).max_abs
                         })
                         .collect();
@@ -303,12 +302,9 @@ fn run_int8(a: &VerifyArgs) -> Result<i32> {
 }
 
 /// Output `k` of several packed ones, for a batch (`y`: the packed outputs).
-fn part(parts: &[(String, Vec<usize>)], y: &[f32], batch: usize, k: usize) -> Vec<f32> {
+fn part(parts: &[(String, Vec<usize>)], y: &[f32], k: usize) -> Vec<f32> {
     let lens: Vec<usize> = parts.iter().map(|(_, s)| s.iter().product()).collect();
-    let (per, at): (usize, usize) = (lens.iter().sum(), lens[..k].iter().sum());
-    (0..batch)
-        .flat_map(|n| y[n * per + at..n * per + at + lens[k]].iter().copied())
-        .collect()
+    greenbench_onnx::unpack(y, &lens).swap_remove(k)
 }
 
 /// Figures per output, `a/b` for several.

@@ -51,9 +51,6 @@ impl InputSpec {
         if !self.parts.is_empty() {
             return self.parts.clone();
         }
-        InputSpec::whole(self)
-    }
-    fn whole(&self) -> Vec<InputPart> {
         let role = match self.token_vocab {
             Some(_) => InputRole::TokenIds,
             None => InputRole::Values,
