@@ -39,6 +39,7 @@ fn main() {
             &QuantConfig::default(),
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let half = greenbench_core::bf16::model(&model).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut group = c.benchmark_group(name.as_str());
         for backend in &backends {
             for (batch, precision) in [1usize, 32]
@@ -55,6 +56,7 @@ fn main() {
                 let prepared = match precision {
                     Precision::Fp32 => backend.prepare(&model.graph, &model.weights, batch),
                     Precision::Int8 => backend.prepare_quantized(&qm, batch),
+                    Precision::Bf16 => backend.prepare(&half.graph, &half.weights, batch),
                 };
                 let mut prepared = match prepared {
                     Ok(p) => p,

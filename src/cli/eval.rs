@@ -132,14 +132,14 @@ pub fn run(a: EvalArgs) -> Result<i32> {
                     }
                 );
             }
-            if let (Some(f), Some(q)) = (
-                scores.iter().find(|s| s.precision == Precision::Fp32),
-                scores.iter().find(|s| s.precision == Precision::Int8),
-            ) {
-                println!(
-                    "int8 - fp32: {:+.2} points",
-                    100.0 * (q.accuracy - f.accuracy)
-                );
+            if let Some(f) = scores.iter().find(|s| s.precision == Precision::Fp32) {
+                for q in scores.iter().filter(|s| s.precision != Precision::Fp32) {
+                    println!(
+                        "{} - fp32: {:+.2} points",
+                        q.precision,
+                        100.0 * (q.accuracy - f.accuracy)
+                    );
+                }
             }
             if a.weights.is_none() {
                 println!(
@@ -167,6 +167,11 @@ pub(crate) fn score(
 ) -> Result<f64> {
     match p {
         Precision::Fp32 => accuracy(cpu, m, None, test),
+        Precision::Bf16 => {
+            let b = greenbench_core::bf16::model(m)
+                .with_context(|| format!("converting {} to bf16", m.name))?;
+            accuracy(cpu, &b, None, test)
+        }
         Precision::Int8 => {
             let n = calibration.min(train.len()).max(1);
             let x = &train.images[..n * train.example_len()];

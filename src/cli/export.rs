@@ -80,6 +80,15 @@ pub fn run(a: ExportArgs) -> Result<i32> {
                 cpu.prepare(&m.graph, &m.weights, 1)?.run(&x)?.to_vec(),
                 None,
             ),
+            Precision::Bf16 => {
+                let b = greenbench_core::bf16::model(m)
+                    .with_context(|| format!("converting {} to bf16", m.name))?;
+                (
+                    greenbench_onnx::export(&b),
+                    cpu.prepare(&b.graph, &b.weights, 1)?.run(&x)?.to_vec(),
+                    None,
+                )
+            }
             Precision::Int8 => {
                 let cfg = QuantConfig {
                     requantizer: a.requantizer,

@@ -1,7 +1,8 @@
 //! `greenbench verify`: parity of every backend (`greenbench_harness::parity`), as a table.
 
 use super::{load_models, make_backends, names_or_zoo};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use greenbench_core::Model;
 use greenbench_cpu::CpuBackend;
 use greenbench_harness::parity::check_parity;
 use greenbench_results::text::Table;
@@ -65,20 +66,25 @@ pub fn run(a: VerifyArgs) -> Result<i32> {
         seen.push(p);
         code = code.max(match p {
             greenbench_core::Precision::Int8 => run_int8(&a)?,
-            greenbench_core::Precision::Fp32 => run_fp32(&a)?,
+            greenbench_core::Precision::Fp32 => run_fp32(&a, false)?,
+            greenbench_core::Precision::Bf16 => run_fp32(&a, true)?,
         });
     }
     Ok(code)
 }
 
-/// `verify` in fp32: every backend against the reference interpreter.
-fn run_fp32(a: &VerifyArgs) -> Result<i32> {
-    let models = load_models(
+/// `verify` in fp32 (or bf16: every model converted first, `greenbench_core::bf16`, and its
+/// error against fp32 stated): every backend against the reference interpreter.
+fn run_fp32(a: &VerifyArgs, bf16: bool) -> Result<i32> {
+    let mut models = load_models(
         &names_or_zoo(&a.models),
         a.seed,
         a.weights.as_deref(),
         &a.dim,
     )?;
+    if bf16 {
+        models = bf16_against_fp32(&models, a.seed)?;
+    }
     let mut backends = make_backends(&a.backends, None, a.gpu_adapter.as_deref(), true)?;
     // The CPU backend is the baseline every other backend is compared with.
     if !backends.iter().any(|b| b.name() == "cpu") {
@@ -117,6 +123,33 @@ fn run_fp32(a: &VerifyArgs) -> Result<i32> {
         a.tolerance, bad
     );
     Ok(if bad > 0 { 1 } else { 0 })
+}
+
+/// `models` in bf16, after printing each one's reference output in bf16 against fp32 (one
+/// batch of 4 generated examples): the precision's own error, besides the backends' check.
+fn bf16_against_fp32(models: &[Model], seed: u64) -> Result<Vec<Model>> {
+    let mut t = Table::new("model|precision|>cosine vs fp32|>max rel vs fp32");
+    let mut out = Vec::with_capacity(models.len());
+    for m in models {
+        let b = greenbench_core::bf16::model(m)
+            .with_context(|| format!("converting {} to bf16", m.name))?;
+        let x = greenbench_core::generate_inputs(&m.graph, 4, seed, 0);
+        let y32 = greenbench_core::reference::run_reference(&m.graph, &m.weights, &x, 4);
+        let y16 = greenbench_core::reference::run_reference(&b.graph, &b.weights, &x, 4);
+        let d = greenbench_core::reference::diff(&y16, &y32);
+        t.row(vec![
+            m.name.clone(),
+            "bf16".into(),
+            format!("{:.6}", greenbench_core::reference::cosine(&y16, &y32)),
+            format!("{:.2e}", d.max_rel),
+        ]);
+        out.push(b);
+    }
+    print!("{}", t.render());
+    println!(
+        "bf16: weight layers on bf16 operands (weights and their inputs rounded to nearest, ties to even), fp32 products and sums; each backend below is checked against the reference interpreter running the same bf16 graph"
+    );
+    Ok(out)
 }
 
 /// `verify --test-data`: every backend (and the reference interpreter) against the output the

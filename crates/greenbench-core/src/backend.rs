@@ -80,6 +80,12 @@ pub trait Backend {
     fn precisions(&self) -> Vec<Precision> {
         vec![Precision::Fp32]
     }
+    /// How this backend runs `p`, where that needs saying (shown with each cell of it): e.g.
+    /// bf16 on the CPU's bf16 instructions, or emulated (operands rounded, fp32 arithmetic).
+    fn precision_note(&self, p: Precision) -> Option<String> {
+        let _ = p;
+        None
+    }
     /// Prepare a quantized model (`greenbench_core::quant`) at `batch`. Backends without an
     /// int8 path refuse, naming the precisions they run.
     fn prepare_quantized(&self, qm: &QModel, batch: usize) -> PrepareResult {

@@ -10,6 +10,7 @@
 //! (greenbench-cpu, greenbench-gpu) execute a [`Graph`], the harness measures them.
 
 pub mod backend;
+pub mod bf16;
 pub mod checkpoint;
 pub mod cost;
 pub mod fold;

@@ -531,6 +531,7 @@ pub fn unary(x: &[f32], f: Unary, y: &mut [f32]) {
             MathFn::Abs => map(x, y, f32::abs),
             MathFn::Exp => map(x, y, f32::exp),
             MathFn::Log => map(x, y, f32::ln),
+            MathFn::RoundBf16 => map(x, y, greenbench_core::bf16::round),
             MathFn::Sign | MathFn::Erf | MathFn::Pow { .. } => map(x, y, move |v| f.eval32(v)),
         },
     }

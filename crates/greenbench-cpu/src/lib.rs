@@ -46,6 +46,7 @@ mod packed;
 #[cfg(target_arch = "x86_64")]
 mod packed_avx2;
 mod plan;
+mod plan_bf16;
 mod seq;
 mod spin;
 mod step;
@@ -87,6 +88,9 @@ pub(crate) struct Settings {
     pub(crate) team_min_work: u64,
     /// The int8 GEMM kernels.
     pub(crate) int8_path: QPath,
+    /// bf16 weight layers on the AVX-512 BF16 direct kernels (`plan_bf16`); without, a bf16
+    /// graph's roundings run as steps and the fp32 kernels multiply.
+    pub(crate) bf16: bool,
 }
 
 impl Settings {
@@ -99,6 +103,7 @@ impl Settings {
             packed_avx2: packed_avx2_available(),
             team_min_work: TEAM_MIN_WORK,
             int8_path: QPath::detect(),
+            bf16: bf16_kernels_available(),
         }
     }
 
@@ -109,6 +114,16 @@ impl Settings {
             ..self.clone()
         }
     }
+}
+
+/// Whether bf16 weight layers run on `vdpbf16ps` (AVX-512F and AVX-512 BF16).
+pub fn bf16_kernels_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        direct_kernels_available() && direct::bf16::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Whether dense layers run on the packed AVX2 GEMM when the direct kernels do not: a CPU
@@ -207,6 +222,18 @@ impl CpuBackend {
         self
     }
 
+    /// Turn the bf16 kernels (`vdpbf16ps`) off (a bf16 graph's roundings then run as steps
+    /// and the fp32 kernels multiply the rounded values) or back on where the CPU has them.
+    pub fn with_bf16_kernels(mut self, on: bool) -> Self {
+        self.settings.bf16 = on && bf16_kernels_available();
+        self
+    }
+
+    /// Whether bf16 weight layers run on the AVX-512 BF16 kernels.
+    pub fn uses_bf16_kernels(&self) -> bool {
+        self.settings.bf16 && self.settings.direct
+    }
+
     /// Whether convolutions and dense layers run on the direct AVX-512 kernels.
     pub fn uses_direct_kernels(&self) -> bool {
         self.settings.direct
@@ -281,6 +308,16 @@ impl Backend for CpuBackend {
 
     fn prepare_quantized(&self, qm: &QModel, batch: usize) -> PrepareResult {
         self.prepare_quantized_on(qm, batch, self.settings.int8_path)
+    }
+
+    fn precision_note(&self, p: Precision) -> Option<String> {
+        (p == Precision::Bf16).then(|| {
+            if self.uses_bf16_kernels() {
+                "bf16 dense layers and ungrouped convolutions on AVX-512 BF16 (vdpbf16ps, fp32 sums); depthwise and grouped convolutions on the fp32 kernels over bf16-rounded operands".to_string()
+            } else {
+                "bf16 emulated: this CPU has no AVX-512 BF16 (or the direct kernels are off), so weight layers multiply bf16-rounded operands on the fp32 kernels: bf16's numbers, not its speed".to_string()
+            }
+        })
     }
 }
 

@@ -323,6 +323,8 @@ impl CpuPrepared {
             vec![None; g.nodes.len()]
         };
         let mut concat_buf: Vec<Option<usize>> = vec![None; g.nodes.len()];
+        // bf16 roundings the layers after them do as they copy their input in.
+        let mut fused_round = crate::plan_bf16::fused_rounds(g, s);
         for i in 0..g.nodes.len() {
             let v = i + 1;
             if skip_nodes > 0 {
@@ -341,6 +343,11 @@ impl CpuPrepared {
             // Flatten and reshape keep the row-major memory: an alias (a value stored with
             // zero borders is read by convolutions only, see `wanted_borders`).
             if matches!(op, Op::Flatten | Op::Reshape { .. }) {
+                buf_of[v] = src;
+                continue;
+            }
+            fused_round[v] &= buf_border[src].is_none();
+            if fused_round[v] {
                 buf_of[v] = src;
                 continue;
             }
@@ -408,6 +415,26 @@ impl CpuPrepared {
             #[cfg(target_arch = "x86_64")]
             let direct_plan = if direct {
                 match op {
+                    _ if fused_round[ins[0]] => Some(
+                        crate::plan_bf16::bf16_plan(
+                            g,
+                            i,
+                            batch,
+                            &flat(&t[0]),
+                            bias.as_deref(),
+                            fuse_relu,
+                            out_border,
+                        )
+                        .map(|p| match residual {
+                            Some((skip, _)) => p.with_residual(buf_border[buf_of[skip]]),
+                            None => p,
+                        })
+                        .map(|p| match slot {
+                            Some((_, off, ct, border)) => p.into_concat(border, ct, off),
+                            None => p,
+                        })
+                        .expect("fused roundings feed bf16 layers only"),
+                    ),
                     Op::Dense { units, .. } if !large_gemm(out_len / units, last, *units) => {
                         Some(direct::DirectPlan::gemm(
                             out_len / units,

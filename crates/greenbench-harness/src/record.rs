@@ -253,6 +253,10 @@ pub struct Cell {
     /// (a slowdown that lasts through the first cell passes every within-cell check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remeasured: Option<Remeasured>,
+    /// How the backend ran this precision where that is not plain (bf16 on `vdpbf16ps`, or
+    /// emulated: operands rounded, fp32 arithmetic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision_note: Option<String>,
 }
 
 /// A cell measured again at the end of its backend's cells (see [`crate::recheck`]).

@@ -187,10 +187,35 @@ pub fn measure_peak(
 /// it could not be quantized, recorded as a failed cell). Backend failures become a failed
 /// cell, not an error.
 #[allow(clippy::too_many_arguments)]
+/// What a cell runs: the model as it is (fp32), its quantized form, or its bf16 form
+/// (`greenbench_core::bf16`); a form that could not be made is the cell's error.
+#[derive(Clone, Copy)]
+pub enum Variant<'a> {
+    Fp32,
+    Int8(&'a Result<QModel, String>),
+    Bf16(&'a Result<Model, String>),
+}
+
+impl Variant<'_> {
+    pub fn precision(&self) -> Precision {
+        match self {
+            Variant::Fp32 => Precision::Fp32,
+            Variant::Int8(_) => Precision::Int8,
+            Variant::Bf16(_) => Precision::Bf16,
+        }
+    }
+}
+
+/// `model` in bf16, or why not (the cell's error).
+pub fn bf16_model(model: &Model) -> Result<Model, String> {
+    greenbench_core::bf16::model(model)
+        .map_err(|e| format!("{}: bf16 conversion failed: {e}", model.name))
+}
+
 pub fn measure_cell(
     backend: &dyn Backend,
     model: &Model,
-    int8: Option<&Result<QModel, String>>,
+    variant: Variant<'_>,
     batch: usize,
     profile: &Profile,
     peak_gflops: Option<f64>,
@@ -200,12 +225,11 @@ pub fn measure_cell(
 ) -> Result<Cell, MeasureError> {
     let dev = backend.device();
     let total = model.cost.total;
-    let qcost = int8.and_then(|q| q.as_ref().ok()).map(|q| q.cost().0);
-    let precision = if int8.is_some() {
-        Precision::Int8
-    } else {
-        Precision::Fp32
+    let qcost = match variant {
+        Variant::Int8(Ok(q)) => Some(q.cost().0),
+        _ => None,
     };
+    let precision = variant.precision();
     let fpo = qcost.map_or(total.fpo(), |q| q.fpo);
     let mut cell = Cell {
         host: Some(crate::env::hostname()),
@@ -260,6 +284,7 @@ pub fn measure_cell(
         cpu_s: None,
         power_series_w: vec![],
         remeasured: None,
+        precision_note: backend.precision_note(precision),
     };
     reset_peak_rss();
     let label = match precision {
@@ -273,10 +298,22 @@ pub fn measure_cell(
             None => generate_inputs(&model.graph, batch, model.seed, s as u64),
         })
         .collect();
-    let prepared = match int8 {
-        None => backend.prepare(&model.graph, &model.weights, batch),
-        Some(Ok(qm)) => backend.prepare_quantized(qm, batch),
-        Some(Err(why)) => Err(BackendError::Invalid(why.clone())),
+    let prepared = match variant {
+        Variant::Fp32 => backend.prepare(&model.graph, &model.weights, batch),
+        Variant::Int8(Ok(qm)) => backend.prepare_quantized(qm, batch),
+        Variant::Bf16(Ok(m)) if backend.precisions().contains(&Precision::Bf16) => {
+            backend.prepare(&m.graph, &m.weights, batch)
+        }
+        Variant::Bf16(Ok(_)) => Err(BackendError::Invalid(format!(
+            "the {} backend does not run bf16 (it runs {}); bf16 runs on the cpu backend",
+            backend.name(),
+            (backend.precisions().iter().map(|p| p.name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        Variant::Int8(Err(why)) | Variant::Bf16(Err(why)) => {
+            Err(BackendError::Invalid(why.clone()))
+        }
     };
     let outcome = prepared.map_err(MeasureError::from).and_then(|mut p| {
         measure(
@@ -593,8 +630,9 @@ pub fn run_suite(
     };
     let np = precisions.len();
     let per_backend = models.len() * cfg.batches.len() * np;
-    // Each model quantized once, when an int8 cell first needs it.
+    // Each model quantized (converted to bf16) once, when an int8 (bf16) cell first needs it.
     let mut quantized: Vec<Option<Result<QModel, String>>> = vec![None; models.len()];
+    let mut halved: Vec<Option<Result<Model, String>>> = vec![None; models.len()];
     let in_shard = |k: usize| cfg.shard.is_none_or(|s| s.takes(k));
     let node_shared = cfg.slurm.as_ref().is_some_and(|j| j.node_shared);
     'outer: for (bi, backend) in backends.iter().enumerate() {
@@ -663,27 +701,23 @@ pub fn run_suite(
                     }
                     let before = presence.others();
                     let (times0, mhz0) = (cfg.host_load.cpu_times(), cfg.host_load.mean_mhz());
-                    let int8 = match precision {
-                        Precision::Fp32 => None,
-                        Precision::Int8 => {
-                            if quantized[mi].is_none() {
-                                obs.note(&format!(
-                                    "quantizing {} for int8 ({} calibration examples)",
-                                    model.name, cfg.calibration_examples
-                                ));
-                                quantized[mi] = Some(quantize_model(
-                                    model,
-                                    &cfg.quant,
-                                    cfg.calibration_examples,
-                                ));
-                            }
-                            quantized[mi].as_ref()
+                    let variant = match precision {
+                        Precision::Fp32 => Variant::Fp32,
+                        Precision::Int8 => Variant::Int8(quantized[mi].get_or_insert_with(|| {
+                            obs.note(&format!(
+                                "quantizing {} for int8 ({} calibration examples)",
+                                model.name, cfg.calibration_examples
+                            ));
+                            quantize_model(model, &cfg.quant, cfg.calibration_examples)
+                        })),
+                        Precision::Bf16 => {
+                            Variant::Bf16(halved[mi].get_or_insert_with(|| bf16_model(model)))
                         }
                     };
                     match measure_cell(
                         backend.as_ref(),
                         model,
-                        int8,
+                        variant,
                         batch,
                         &cfg.profile,
                         peak_gflops,
@@ -729,15 +763,16 @@ pub fn run_suite(
                 break 'outer;
             }
             obs.note("measuring the run's first cell again, after the others");
-            let int8 = match precision {
-                Precision::Fp32 => None,
-                Precision::Int8 => quantized[mi].as_ref(),
+            let variant = match (precision, &quantized[mi], &halved[mi]) {
+                (Precision::Int8, Some(q), _) => Variant::Int8(q),
+                (Precision::Bf16, _, Some(m)) => Variant::Bf16(m),
+                _ => Variant::Fp32,
             };
             let mhz0 = cfg.host_load.mean_mhz();
             match measure_cell(
                 backend.as_ref(),
                 &models[mi],
-                int8,
+                variant,
                 batch,
                 &cfg.profile,
                 None,

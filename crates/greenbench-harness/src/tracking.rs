@@ -477,6 +477,7 @@ pub fn cell(
         cpu_s: t.cpu_s,
         power_series_w: t.series.clone(),
         remeasured: None,
+        precision_note: None,
     }
 }
 

@@ -183,6 +183,7 @@ pub fn run_sweep(
             cpu_s: None,
             power_series_w: vec![],
             remeasured: None,
+            precision_note: None,
             accuracy: Some(done.test_accuracy),
             train_passes: Some(passes as u64),
             train: Some(format!(

@@ -122,7 +122,7 @@ fn elem(dt: i32) -> Option<usize> {
     Some(match DataType::try_from(dt).ok()? {
         DataType::Float | DataType::Int32 => 4,
         DataType::Double | DataType::Int64 => 8,
-        DataType::Float16 => 2,
+        DataType::Float16 | DataType::Bfloat16 => 2,
         DataType::Int8 | DataType::Uint8 | DataType::Bool => 1,
         _ => return None,
     })
@@ -292,6 +292,11 @@ pub fn tensor_values(t: &TensorProto, base: Option<&Path>) -> Result<Tensor, Dec
                     .map(|c| f16_to_f32(u16::from_le_bytes(c.try_into().unwrap())))
                     .collect(),
             ),
+            DataType::Bfloat16 => Values::F32(
+                raw.chunks_exact(2)
+                    .map(|c| greenbench_core::bf16::from_bits(u16::from_le_bytes([c[0], c[1]])))
+                    .collect(),
+            ),
             DataType::Int64 => Values::I64(
                 raw.chunks_exact(8)
                     .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
@@ -313,6 +318,11 @@ pub fn tensor_values(t: &TensorProto, base: Option<&Path>) -> Result<Tensor, Dec
             DataType::Float16 => {
                 Values::F32(t.int32_data.iter().map(|&x| f16_to_f32(x as u16)).collect())
             }
+            DataType::Bfloat16 => Values::F32(
+                (t.int32_data.iter())
+                    .map(|&x| greenbench_core::bf16::from_bits(x as u16))
+                    .collect(),
+            ),
             DataType::Int64 => Values::I64(t.int64_data.clone()),
             _ => Values::I64(t.int32_data.iter().map(|&x| x as i64).collect()),
         };

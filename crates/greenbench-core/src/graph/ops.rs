@@ -179,6 +179,9 @@ pub enum MathFn {
     Pow {
         exponent: f32,
     },
+    /// Round to the nearest bfloat16 (ties to even), kept as fp32: the bf16 precision's
+    /// operand rounding ([`crate::bf16`]); ONNX's `Cast` to `BFLOAT16` and back.
+    RoundBf16,
 }
 
 impl MathFn {
@@ -194,6 +197,7 @@ impl MathFn {
             MathFn::Sign => sign(x),
             MathFn::Erf => libm::erf(x),
             MathFn::Pow { exponent } => x.powf(exponent as f64),
+            MathFn::RoundBf16 => crate::bf16::round(x as f32) as f64,
         }
     }
     /// The function in f32 (the CPU's arithmetic).
@@ -209,6 +213,7 @@ impl MathFn {
             MathFn::Sign => sign(x as f64) as f32,
             MathFn::Erf => libm::erff(x),
             MathFn::Pow { exponent } => x.powf(exponent),
+            MathFn::RoundBf16 => crate::bf16::round(x),
         }
     }
     /// The GPU kernel's function code (after [`Unary`]'s own) and its parameters.
@@ -223,6 +228,7 @@ impl MathFn {
             MathFn::Sign => (13, [0.0; 2]),
             MathFn::Erf => (14, [0.0; 2]),
             MathFn::Pow { exponent } => (15, [exponent, 0.0]),
+            MathFn::RoundBf16 => (16, [0.0; 2]),
         }
     }
     /// (other FPO, transcendentals) per element: a square root, exp, log, erf or power is
@@ -234,6 +240,8 @@ impl MathFn {
             MathFn::Sqrt | MathFn::Exp | MathFn::Log | MathFn::Erf | MathFn::Pow { .. } => (0, 1),
             MathFn::Reciprocal | MathFn::Neg | MathFn::Abs => (1, 0),
             MathFn::Sign => (2, 0),
+            // A conversion, as FPO.md counts a cast: no arithmetic.
+            MathFn::RoundBf16 => (0, 0),
         }
     }
     /// The name tables show (ONNX's operator, lower case).
@@ -248,6 +256,7 @@ impl MathFn {
             MathFn::Sign => "sign",
             MathFn::Erf => "erf",
             MathFn::Pow { .. } => "pow",
+            MathFn::RoundBf16 => "round_bf16",
         }
     }
 }

@@ -13,16 +13,19 @@ pub enum Precision {
     #[default]
     Fp32,
     Int8,
+    /// Weight layers on bf16 operands with fp32 accumulation ([`crate::bf16`]).
+    Bf16,
 }
 
 impl Precision {
     /// Every precision, in the order tables list them.
-    pub const ALL: [Precision; 2] = [Precision::Fp32, Precision::Int8];
+    pub const ALL: [Precision; 3] = [Precision::Fp32, Precision::Int8, Precision::Bf16];
 
     pub fn name(self) -> &'static str {
         match self {
             Precision::Fp32 => "fp32",
             Precision::Int8 => "int8",
+            Precision::Bf16 => "bf16",
         }
     }
 }

@@ -44,9 +44,156 @@ pub struct DirectPlan {
     skip_len: usize,
     input_len: usize,
     out_len: usize,
+    /// Run on bf16 operands (`super::bf16`): the input converted by this copy, the weights
+    /// (`w` emptied) as pairs of reduction steps.
+    bf16: Option<Bf16Operands>,
+}
+
+/// A bf16 plan's input conversion and weights: `[block][k / 2][16 V][2]` bf16 bits, the
+/// two values of a lane's pair consecutive reduction steps (`vdpbf16ps`'s operand layout).
+struct Bf16Operands {
+    copy: PadCopy,
+    w: Vec<u16>,
+}
+
+/// `w` (`[k][cout]`, k in (tap, channel) order with `cin` channels per tap) with each tap's
+/// channels padded with zero rows to `cp`.
+fn pad_channels(w: &[f32], taps: usize, cin: usize, cp: usize, cout: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; taps * cp * cout];
+    for t in 0..taps {
+        for c in 0..cin {
+            let (src, dst) = ((t * cin + c) * cout, (t * cp + c) * cout);
+            out[dst..dst + cout].copy_from_slice(&w[src..src + cout]);
+        }
+    }
+    out
+}
+
+/// Reduction blocks: the weights of one block (kc * width floats) within KBLOCK_FLOATS:
+/// whole kernel rows where they fit, else pieces of one row's run (of an even length when
+/// `even`, so bf16 pairs never straddle two blocks).
+fn reduction_blocks(geo: &Geometry, width: usize, even: bool) -> Vec<(usize, usize, usize, usize)> {
+    let mut kc = (KBLOCK_FLOATS / width).max(1);
+    if even {
+        kc = (kc & !1).max(2);
+    }
+    let run = geo.kw * geo.cin;
+    let mut kblocks = Vec::new();
+    if run <= kc {
+        let per = kc / run;
+        let mut r0 = 0;
+        while r0 < geo.kh {
+            let r1 = (r0 + per).min(geo.kh);
+            kblocks.push((r0, r1, 0, run));
+            r0 = r1;
+        }
+    } else {
+        for r in 0..geo.kh {
+            let mut c0 = 0;
+            while c0 < run {
+                let c1 = (c0 + kc).min(run);
+                kblocks.push((r, r + 1, c0, c1));
+                c0 = c1;
+            }
+        }
+    }
+    kblocks
 }
 
 impl DirectPlan {
+    /// [`Self::gemm`] on bf16 operands: `x` rounded to bf16 as it is copied in (each row's
+    /// `k` values padded to even), `w` rounded (callers pass weights already bf16), products
+    /// exact, sums fp32. Needs AVX-512 BF16 ([`super::bf16::available`]).
+    pub fn gemm_bf16(
+        rows: usize,
+        k: usize,
+        n: usize,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        relu: Relu,
+    ) -> Self {
+        let kp = k.next_multiple_of(2);
+        let plan = Self::gemm(rows, kp, n, &pad_channels(w, 1, k, kp, n), bias, relu);
+        let copy = PadCopy {
+            batch: rows,
+            h: 1,
+            w: 1,
+            c: k,
+            top: 0,
+            left: 0,
+            hp: 1,
+            wp: 1,
+            cp: kp,
+            bf16: true,
+        };
+        plan.into_bf16(copy, rows * k)
+    }
+
+    /// [`Self::conv`] on bf16 operands (see [`Self::gemm_bf16`]): the input (unbordered NHWC)
+    /// copied into a zero-bordered bf16 buffer, each pixel's channels padded to even.
+    pub fn conv_bf16(
+        g: &ConvGeom,
+        batch: usize,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        relu: Relu,
+        out_border: Option<Border>,
+    ) -> Option<Self> {
+        let cp = g.cin.next_multiple_of(2);
+        let mut gp = g.clone();
+        gp.cin = cp;
+        let wp = pad_channels(w, g.kh * g.kw, g.cin, cp, g.cout);
+        // Built as over an input stored padded: the copy below pads.
+        let plan = Self::conv(&gp, batch, &wp, bias, relu, true, out_border)?;
+        let copy = PadCopy {
+            batch,
+            h: g.h,
+            w: g.w,
+            c: g.cin,
+            top: g.pad_top,
+            left: g.pad_left,
+            hp: plan.geo.hp,
+            wp: plan.geo.wp,
+            cp,
+            bf16: true,
+        };
+        Some(plan.into_bf16(copy, batch * g.h * g.w * g.cin))
+    }
+
+    /// This plan (built over `copy`'s buffer geometry, fp32 weights) on bf16 operands, reading
+    /// an fp32 input of `input_len` values through `copy`.
+    fn into_bf16(mut self, copy: PadCopy, input_len: usize) -> Self {
+        let k = self.geo.kh * self.geo.kw * self.geo.cin;
+        assert!(k % 2 == 0 && self.geo.cin % 2 == 0, "bf16: odd reduction");
+        let width = 16 * self.v;
+        let nb = self.cout.div_ceil(width);
+        let v_last = (self.cout - (nb - 1) * width).div_ceil(16);
+        let mut w = vec![0u16; self.w.len()];
+        for b in 0..nb {
+            let wb = if b + 1 == nb { 16 * v_last } else { width };
+            let base = b * k * width;
+            for kk in (0..k).step_by(2) {
+                for j in 0..wb {
+                    let (lo, hi) = (self.w[base + kk * wb + j], self.w[base + (kk + 1) * wb + j]);
+                    let o = base + kk * wb + 2 * j;
+                    w[o] = greenbench_core::bf16::to_bits(lo);
+                    w[o + 1] = greenbench_core::bf16::to_bits(hi);
+                }
+            }
+        }
+        self.w = Vec::new();
+        self.kblocks = reduction_blocks(&self.geo, width, true);
+        self.pad = None;
+        self.input_len = input_len;
+        self.bf16 = Some(Bf16Operands { copy, w });
+        self
+    }
+
+    /// Whether this plan runs on bf16 operands.
+    pub fn is_bf16(&self) -> bool {
+        self.bf16.is_some()
+    }
+
     /// A GEMM `y[rows, n] = x[rows, k] . w[k, n]` (+ bias, ReLU); `w` row-major.
     pub fn gemm(
         rows: usize,
@@ -234,29 +381,7 @@ impl DirectPlan {
         if let Some(b) = bias {
             padded_bias[..cout].copy_from_slice(&b[..cout]);
         }
-        // Reduction blocks: the weights of one block (kc * width floats) within
-        // KBLOCK_FLOATS: whole kernel rows where they fit, else pieces of one row's run.
-        let kc = (KBLOCK_FLOATS / width).max(1);
-        let run = geo.kw * geo.cin;
-        let mut kblocks = Vec::new();
-        if run <= kc {
-            let per = kc / run;
-            let mut r0 = 0;
-            while r0 < geo.kh {
-                let r1 = (r0 + per).min(geo.kh);
-                kblocks.push((r0, r1, 0, run));
-                r0 = r1;
-            }
-        } else {
-            for r in 0..geo.kh {
-                let mut c0 = 0;
-                while c0 < run {
-                    let c1 = (c0 + kc).min(run);
-                    kblocks.push((r, r + 1, c0, c1));
-                    c0 = c1;
-                }
-            }
-        }
+        let kblocks = reduction_blocks(&geo, width, false);
         // Window offsets, computed once here (two divisions per pixel cost as much as the
         // multiply-adds of a small tile).
         let pix = if geo.ho * geo.wo == 1 && geo.hp * geo.wp == 1 && geo.kh * geo.kw == 1 {
@@ -288,6 +413,7 @@ impl DirectPlan {
             skip_len: 0,
             input_len,
             out_len: pixels * cout,
+            bf16: None,
         }
     }
 
@@ -298,6 +424,9 @@ impl DirectPlan {
 
     /// The zeroed buffer [`Self::run`] needs (empty when the convolution has no padding).
     pub fn pad_buffer(&self) -> PadBuffer {
+        if let Some(b) = &self.bf16 {
+            return PadBuffer::zeros(b.copy.dst_floats());
+        }
         match self.pad {
             Some(_) => {
                 let batch = self.pixels / (self.geo.ho * self.geo.wo);
@@ -308,6 +437,9 @@ impl DirectPlan {
     }
 
     fn pad_copy(&self) -> Option<PadCopy> {
+        if let Some(b) = &self.bf16 {
+            return Some(b.copy);
+        }
         self.pad.map(|pd| PadCopy {
             batch: self.pixels / (self.geo.ho * self.geo.wo),
             h: pd.h,
@@ -317,6 +449,8 @@ impl DirectPlan {
             left: pd.left,
             hp: self.geo.hp,
             wp: self.geo.wp,
+            cp: self.geo.cin,
+            bf16: false,
         })
     }
 
@@ -337,7 +471,7 @@ impl DirectPlan {
 
     /// Whether the compute reads the pad buffer (after the copy) rather than the input.
     pub fn reads_pad_buffer(&self) -> bool {
-        self.pad.is_some()
+        self.pad.is_some() || self.bf16.is_some()
     }
 
     /// Units of the compute for `threads` threads (one unit per tile chunk and channel
@@ -382,7 +516,7 @@ impl DirectPlan {
             _ => panic!("direct: residual given to a plan without one, or missing"),
         };
         let need = match self.pad_copy() {
-            Some(c) => c.batch * c.hp * c.wp * c.c,
+            Some(c) => c.dst_floats(),
             None => self.input_len,
         };
         assert!(x.len() >= need, "direct: input too short");
@@ -456,10 +590,12 @@ impl DirectPlan {
         let mut obase = [0usize; MAX_P];
         let mut sbase = [0usize; MAX_P];
         for (kbi, &(r0, r1, c0, c1)) in self.kblocks.iter().enumerate() {
-            let w = unsafe {
-                self.w
-                    .as_ptr()
-                    .add(b * k * width + (r0 * run + c0) * 16 * vb)
+            // Element offset of the block's weights (bf16 weights: the same offset in u16s,
+            // handed to the bf16 tile as a float pointer it casts back).
+            let wo = b * k * width + (r0 * run + c0) * 16 * vb;
+            let w = match &self.bf16 {
+                Some(h) => unsafe { h.w.as_ptr().add(wo) as *const f32 },
+                None => unsafe { self.w.as_ptr().add(wo) },
             };
             let mode = Mode {
                 init: if kbi == 0 { Init::Bias } else { Init::Load },
@@ -515,46 +651,51 @@ impl DirectPlan {
                     ncols,
                     mode,
                 };
-                unsafe { dispatch(vb, np, &a) };
+                if self.bf16.is_some() {
+                    // SAFETY: bf16 plans are built only where `super::bf16::available()`.
+                    unsafe { super::bf16::dispatch(vb, np, &a) };
+                } else {
+                    unsafe { dispatch(vb, np, &a) };
+                }
             }
         }
     }
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Init {
+pub(super) enum Init {
     Bias,
     Load,
 }
 
 #[derive(Clone, Copy)]
-struct Mode {
-    init: Init,
+pub(super) struct Mode {
+    pub(super) init: Init,
     /// Last reduction block: add the residual (if any), then the activation (if set).
-    last: bool,
-    act: Option<Act>,
+    pub(super) last: bool,
+    pub(super) act: Option<Act>,
 }
 
-struct TileArgs<'a> {
-    x: *const f32,
+pub(super) struct TileArgs<'a> {
+    pub(super) x: *const f32,
     /// Offset in `x` of each pixel's first value of this block (first `P` used).
-    base: &'a [usize; MAX_P],
+    pub(super) base: &'a [usize; MAX_P],
     /// Kernel rows in the block, `row_stride` apart in `x`.
-    nr: usize,
-    row_stride: usize,
+    pub(super) nr: usize,
+    pub(super) row_stride: usize,
     /// Contiguous values per kernel row in the block.
-    kc: usize,
-    w: *const f32,
-    bias: *const f32,
-    y: *mut f32,
+    pub(super) kc: usize,
+    pub(super) w: *const f32,
+    pub(super) bias: *const f32,
+    pub(super) y: *mut f32,
     /// Offset in `y` of each pixel's first channel of this block.
-    obase: &'a [usize; MAX_P],
+    pub(super) obase: &'a [usize; MAX_P],
     /// Residual added before the ReLU on the last block (null when none), at `sbase`.
-    skip: *const f32,
-    sbase: &'a [usize; MAX_P],
-    np: usize,
-    ncols: usize,
-    mode: Mode,
+    pub(super) skip: *const f32,
+    pub(super) sbase: &'a [usize; MAX_P],
+    pub(super) np: usize,
+    pub(super) ncols: usize,
+    pub(super) mode: Mode,
 }
 
 /// Pick the kernel instance: `V` from the plan, `P` from the pixels left in this tile (so

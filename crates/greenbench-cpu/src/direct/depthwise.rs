@@ -78,6 +78,8 @@ impl DwPlan {
                 left: g.pad_left,
                 hp: self.hp,
                 wp: self.wp,
+                cp: g.cin,
+                bf16: false,
             },
         )
     }

@@ -29,6 +29,7 @@
 
 #![cfg(target_arch = "x86_64")]
 
+pub mod bf16;
 mod conv;
 mod depthwise;
 mod pool;
@@ -112,7 +113,9 @@ struct Padding {
 pub type Border = [usize; 4];
 
 /// Copying a batch of NHWC images into a zero-bordered buffer, in units of a few rows so
-/// that threads can share it.
+/// that threads can share it. With `bf16`, each value is rounded to bf16 (ties to even,
+/// `greenbench_core::bf16`) and stored as its 16 bits, each pixel's `c` channels in a slot of
+/// `cp` (the rest stay zero): the operands of the bf16 kernels.
 #[derive(Clone, Copy)]
 struct PadCopy {
     batch: usize,
@@ -123,6 +126,9 @@ struct PadCopy {
     left: usize,
     hp: usize,
     wp: usize,
+    /// Channels per pixel in the buffer (`c`, or `c` rounded up to even for bf16).
+    cp: usize,
+    bf16: bool,
 }
 
 /// Input rows per copy unit.
@@ -133,17 +139,33 @@ impl PadCopy {
         self.batch * self.h.div_ceil(COPY_ROWS)
     }
 
-    /// Copy unit `u` of `x` into `dst` (`batch * hp * wp * c` values).
+    /// Floats of the destination buffer (bf16 values two to a float).
+    fn dst_floats(&self) -> usize {
+        let n = self.batch * self.hp * self.wp * self.cp;
+        if self.bf16 { n.div_ceil(2) } else { n }
+    }
+
+    /// Copy unit `u` of `x` into `dst` ([`Self::dst_floats`] floats).
     ///
     /// # Safety
-    /// `dst` must point to that many values; concurrent calls must use distinct `u`.
+    /// `dst` must point to that many floats; concurrent calls must use distinct `u`.
     unsafe fn unit(&self, x: &[f32], dst: *mut f32, u: usize) {
         let per = self.h.div_ceil(COPY_ROWS);
         let (n, r0) = (u / per, (u % per) * COPY_ROWS);
         let row = self.w * self.c;
         for iy in r0..(r0 + COPY_ROWS).min(self.h) {
             let src = &x[(n * self.h + iy) * row..(n * self.h + iy + 1) * row];
-            let o = ((n * self.hp + iy + self.top) * self.wp + self.left) * self.c;
+            let o = ((n * self.hp + iy + self.top) * self.wp + self.left) * self.cp;
+            if self.bf16 {
+                let d = dst as *mut u16;
+                for (px, vals) in src.chunks_exact(self.c).enumerate() {
+                    for (j, &v) in vals.iter().enumerate() {
+                        // SAFETY: pixel left + px < wp of row iy + top < hp of image n.
+                        unsafe { *d.add(o + px * self.cp + j) = greenbench_core::bf16::to_bits(v) };
+                    }
+                }
+                continue;
+            }
             // SAFETY: the row lies inside image n of `dst` (iy + top < hp, left + w <= wp);
             // distinct units write distinct rows.
             unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.add(o), row) };
@@ -155,10 +177,7 @@ impl PadCopy {
             x.len() >= self.batch * self.h * self.w * self.c,
             "pad copy: input"
         );
-        assert!(
-            dst.len() >= self.batch * self.hp * self.wp * self.c,
-            "pad copy: buffer"
-        );
+        assert!(dst.len() >= self.dst_floats(), "pad copy: buffer");
         let d = SendPtr(dst.as_mut_ptr());
         // SAFETY: lengths asserted above; units are distinct.
         let body = |u| unsafe { self.unit(x, d.get(), u) };

@@ -104,9 +104,19 @@ fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
         case 12u: { y = abs(x); }
         case 13u: { y = sign(x); }
         case 14u: { y = erf_as(x); }
+        // round to the nearest bfloat16, ties to even (greenbench_core::bf16::round)
+        case 16u: { y = round_bf16(x); }
         default: { y = pow_onnx(x, p0); }
     }
     dst[i] = y;
+}
+
+// x rounded to the nearest bfloat16 (ties to even), as f32; NaN stays NaN (quiet).
+fn round_bf16(x: f32) -> f32 {
+    let b = bitcast<u32>(x);
+    if (x != x) { return bitcast<f32>((b | 0x00400000u) & 0xffff0000u); }
+    let lsb = (b >> 16u) & 1u;
+    return bitcast<f32>((b + 0x7fffu + lsb) & 0xffff0000u);
 }
 
 // dst[n, k] = src0[n, k] * src1[n, k % b_len]. P.a = (total, a_len, b_len).

@@ -12,7 +12,7 @@ mod tensors;
 
 use crate::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    attribute_proto::AttributeType,
+    attribute_proto::AttributeType, tensor_proto::DataType,
 };
 use greenbench_core::graph::{DType, Graph, Op};
 use greenbench_core::quant::{QLinear, QModel, QNode, QParams};
@@ -115,6 +115,25 @@ impl Builder {
         let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
         self.inits.push(f32_tensor(&name, &dims, data));
         name
+    }
+
+    /// A weight layer's weights: fp32, or (`bf16`) a BFLOAT16 initializer and a `Cast` to
+    /// float: half the bytes, the same values (they are bf16 already, `greenbench_core::bf16`).
+    fn weight(&mut self, base: &str, dims: &[usize], data: &[f32], bf16: bool) -> String {
+        if !bf16 {
+            return self.init_f32(base, dims, data);
+        }
+        let raw: Vec<u8> = (data.iter())
+            .flat_map(|&x| greenbench_core::bf16::to_bits(x).to_le_bytes())
+            .collect();
+        let h = self.init_raw(
+            &format!("{base}_bf16"),
+            dims,
+            DataType::Bfloat16 as i32,
+            raw,
+        );
+        let to = [attr_int("to", DataType::Float as i64)];
+        self.node("Cast", base, &[&h], &to)
     }
 
     fn init_i64(&mut self, base: &str, dims: &[usize], data: &[i64]) -> String {
@@ -241,6 +260,8 @@ pub fn export_qdq(model: &Model, qm: &QModel) -> Vec<u8> {
 fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
     let g: &Graph = &model.graph;
     let w = &model.weights;
+    // A bf16 model's weight layers store their (bf16) weights as BFLOAT16.
+    let bf16 = qm.is_none() && greenbench_core::bf16::is_converted(g);
     let mut b = Builder {
         nodes: vec![],
         inits: vec![],
@@ -310,7 +331,7 @@ fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
                     }
                     None => {
                         let (dims, data) = hwio_to_oihw(&t[0]);
-                        let wn = b.init_f32(&format!("{nm}_w"), &dims, &data);
+                        let wn = b.weight(&format!("{nm}_w"), &dims, &data, bf16);
                         let mut inputs = vec![src, wn];
                         if *bias {
                             inputs.push(b.init_f32(&format!("{nm}_b"), &[c.cout], &flat(&t[1])));
@@ -343,7 +364,7 @@ fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
                     let bn = b.dq_bias(&format!("{nm}_b"), l);
                     (b.node("Add", nm, &[&mm, &bn], &[]), Layout::Native)
                 } else {
-                    let wn = b.init_f32(&format!("{nm}_w"), &[last, *units], &flat(&t[0]));
+                    let wn = b.weight(&format!("{nm}_w"), &[last, *units], &flat(&t[0]), bf16);
                     let mm = b.node("MatMul", &format!("{nm}_mm"), &[&src, &wn], &[]);
                     let out = if *bias {
                         let bn = b.init_f32(&format!("{nm}_b"), &[*units], &flat(&t[1]));
@@ -409,6 +430,13 @@ fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
                     MathFn::Pow { exponent } => {
                         let e = b.scalar(&format!("{nm}_exponent"), *exponent);
                         b.node("Pow", nm, &[&src, &e], &[])
+                    }
+                    // To bfloat16 (round to nearest even) and back to float.
+                    MathFn::RoundBf16 => {
+                        let to = [attr_int("to", DataType::Bfloat16 as i64)];
+                        let h = b.node("Cast", &format!("{nm}_bf16"), &[&src], &to);
+                        let back = [attr_int("to", DataType::Float as i64)];
+                        b.node("Cast", nm, &[&h], &back)
                     }
                     _ => {
                         let name = match f {

@@ -173,6 +173,15 @@ impl Importer<'_> {
                         }
                         t_f32(&name, x.dims.clone(), x.to_f32())
                     }
+                    // Held as fp32 values rounded to bf16 (exact in fp32).
+                    Ok(DataType::Bfloat16) => t_f32(
+                        &name,
+                        x.dims.clone(),
+                        x.to_f32()
+                            .into_iter()
+                            .map(greenbench_core::bf16::round)
+                            .collect(),
+                    ),
                     Ok(DataType::Int64 | DataType::Int32 | DataType::Int8 | DataType::Uint8) => {
                         let v = match &x.values {
                             Values::I64(v) => v.clone(),

@@ -18,8 +18,18 @@ impl Importer<'_> {
     /// in f32); to an integer type only integer inputs (ids, masks) are, and to bool only
     /// masks (0 or 1).
     pub(super) fn cast(&mut self, n: &NodeProto) -> Result<(), ImportError> {
-        let x = self.need_act(n, 0)?;
         let to = attr_i(n, "to", 1) as i32;
+        // To bfloat16 and (later) back: the value rounded to the nearest bf16, as greenbench's
+        // bf16 precision rounds a weight layer's input (`greenbench_core::bf16`).
+        if to == DataType::Bfloat16 as i32 {
+            return self.unary(
+                n,
+                greenbench_core::Op::Math {
+                    f: greenbench_core::graph::MathFn::RoundBf16,
+                },
+            );
+        }
+        let x = self.need_act(n, 0)?;
         let ok = match DataType::try_from(to) {
             Ok(DataType::Float | DataType::Double | DataType::Float16) => true,
             Ok(DataType::Int64 | DataType::Int32) => self.integral.contains(&x.ir),

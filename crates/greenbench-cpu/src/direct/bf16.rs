@@ -1,0 +1,118 @@
+//! The direct kernels' register tile on bf16 operands (`--precision bf16`, AVX-512 BF16).
+//!
+//! The same `P` pixels x `16 V` channels tile as the fp32 one (`conv::tile`), over a bf16
+//! copy of the input (`PadCopy` with `bf16`, each pixel's channels padded to even) and
+//! weights packed as pairs of reduction steps (`[block][k / 2][16 V][2]`): per pair, one
+//! 32-bit broadcast of a pixel's two input values and one `vdpbf16ps` per weight vector, which
+//! adds both exact bf16 x bf16 products to the fp32 accumulators. Half the weight bytes and
+//! half the instructions of the fp32 tile per multiply-add. The epilogue (bias, residual,
+//! activation, masked store) is the fp32 tile's.
+//!
+//! `vdpbf16ps` flushes denormal inputs and outputs to zero and rounds each of its two adds to
+//! nearest even: against the reference (exact products, f64 sums) it differs as an fp32 sum
+//! in another order does, which the fp32 kernels' tolerance covers.
+
+use super::conv::{Init, TileArgs};
+use super::{MAX_P, lane_mask};
+use std::arch::x86_64::*;
+
+/// Whether this CPU runs the bf16 tile (AVX-512F and AVX-512 BF16).
+pub fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bf16")
+}
+
+/// [`tile`]'s instance for `v` weight vectors and `np` pixels (as `conv::dispatch`).
+///
+/// # Safety
+/// The CPU has [`available`]; `a`'s pointers are a bf16 plan's (`a.x` its converted input
+/// and `a.w` its paired weights, both bf16 bits behind a float pointer).
+#[target_feature(enable = "avx512f,avx512bf16")]
+pub(super) unsafe fn dispatch(v: usize, np: usize, a: &TileArgs<'_>) {
+    macro_rules! by_p {
+        ($v:literal, $($p:literal)*) => {
+            match np {
+                $($p => unsafe { tile::<$p, $v>(a) },)*
+                _ => unreachable!("tile of {np} pixels"),
+            }
+        };
+    }
+    const _: () = assert!(MAX_P == 8);
+    match v {
+        1 => by_p!(1, 1 2 3 4 5 6 7 8),
+        2 => by_p!(2, 1 2 3 4 5 6 7 8),
+        3 => by_p!(3, 1 2 3 4 5 6 7 8),
+        _ => by_p!(4, 1 2 3 4 5 6),
+    }
+}
+
+/// The micro-kernel: `P` pixels x `16 V` channels over one reduction block, two reduction
+/// steps per `vdpbf16ps`. `a.kc` (values per kernel row in the block) is even.
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
+    debug_assert!(a.kc % 2 == 0, "bf16 tile: odd run");
+    let x = a.x as *const u16;
+    let mut acc = [[_mm512_setzero_ps(); V]; P];
+    let mut masks = [0u16; V];
+    for (v, m) in masks.iter_mut().enumerate() {
+        *m = lane_mask(a.ncols, v);
+    }
+    match a.mode.init {
+        Init::Bias => {
+            for v in 0..V {
+                let b = unsafe { _mm512_loadu_ps(a.bias.add(16 * v)) };
+                for row in acc.iter_mut() {
+                    row[v] = b;
+                }
+            }
+        }
+        Init::Load => {
+            for (p, row) in acc.iter_mut().enumerate().take(a.np) {
+                for v in 0..V {
+                    let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
+                    row[v] = unsafe { _mm512_maskz_loadu_ps(masks[v], o) };
+                }
+            }
+        }
+    }
+    let mut w = a.w as *const u16;
+    for r in 0..a.nr {
+        let mut px = [std::ptr::null::<u16>(); P];
+        for (p, ptr) in px.iter_mut().enumerate() {
+            *ptr = unsafe { x.add(a.base[p] + r * a.row_stride) };
+        }
+        for c in (0..a.kc).step_by(2) {
+            let mut wv = [_mm512_setzero_si512(); V];
+            for (v, wr) in wv.iter_mut().enumerate() {
+                *wr = unsafe { _mm512_loadu_si512(w.add(32 * v) as *const _) };
+            }
+            for p in 0..P {
+                // The pixel's two values (c, c + 1) as one 32-bit lane, in every lane.
+                let pair = unsafe { (px[p].add(c) as *const u32).read_unaligned() };
+                let xb: __m512bh = unsafe { std::mem::transmute(_mm512_set1_epi32(pair as i32)) };
+                for v in 0..V {
+                    let wb: __m512bh = unsafe { std::mem::transmute(wv[v]) };
+                    acc[p][v] = _mm512_dpbf16_ps(acc[p][v], xb, wb);
+                }
+            }
+            w = unsafe { w.add(32 * V) };
+        }
+    }
+    for (p, row) in acc.iter().enumerate().take(a.np) {
+        for v in 0..V {
+            if masks[v] == 0 {
+                continue;
+            }
+            let mut r = row[v];
+            if a.mode.last && !a.skip.is_null() {
+                let s = unsafe { _mm512_maskz_loadu_ps(masks[v], a.skip.add(a.sbase[p] + 16 * v)) };
+                r = _mm512_add_ps(r, s);
+            }
+            if let Some(act) = a.mode.act {
+                r = unsafe { super::act_ps(act, r) };
+            }
+            let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
+            unsafe { _mm512_mask_storeu_ps(o, masks[v], r) };
+        }
+    }
+}
