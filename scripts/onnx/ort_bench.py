@@ -75,7 +75,21 @@ def check(d, tolerance):
         return dq <= step * 1.0001 + 1e-6, (
             f"int8 (QDQ): max |ort - greenbench| = {dq:.3e} = {dq / step:.2f} output steps "
             f"({step:.3e}); ONNX Runtime's fused integer kernels on this CPU: {diff / step:.2f} steps")
-    rel = diff / max(float(np.abs(y).max()), 1e-30)
+    scale = max(float(np.abs(y).max()), 1e-30)
+    if meta.get("precision") == "bf16":
+        # As ONNX defines the Casts (basic optimizations), within one bf16 step (2^-8) of the
+        # output's scale: a last-bit difference before a rounding to bf16 can flip it to the
+        # neighbouring bf16 (greenbench's `verify --precision bf16` holds its own backends
+        # to the same). With all optimizations ONNX Runtime may drop a float->bf16->float
+        # Cast pair: that deviation is reported beside the verdict.
+        basic = session(os.path.join(d, "model.onnx"), 1,
+                        ort.GraphOptimizationLevel.ORT_ENABLE_BASIC).run(None, {"input": x})[0]
+        rel = float(np.abs(basic - y).max()) / scale
+        tol = max(tolerance, 2.0 ** -8)
+        return rel <= tol, (
+            f"bf16: max |ort - greenbench| / max |greenbench| = {rel:.2e} (tolerance {tol:.2e}); "
+            f"with all of ONNX Runtime's optimizations {diff / scale:.2e}")
+    rel = diff / scale
     return rel <= tolerance, f"max |ort - greenbench| / max |greenbench| = {rel:.2e}"
 
 

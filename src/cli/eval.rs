@@ -11,7 +11,7 @@ use greenbench_train::data::Dataset;
 use greenbench_train::setup::{fit_to_model, load_dataset};
 use std::path::PathBuf;
 
-/// Test accuracy of a model in one or more precisions (fp32, int8) on a dataset's test
+/// Test accuracy of a model in one or more precisions (fp32, int8, bf16) on a dataset's test
 /// split (the split `greenbench train` holds out for the same --seed). Int8 is calibrated
 /// on real training examples.
 #[derive(clap::Args)]

@@ -44,7 +44,9 @@ pub struct ExportArgs {
     pub dim: Vec<String>,
     /// fp32, or int8: the quantized model in ONNX's QDQ form (QuantizeLinear /
     /// DequantizeLinear around every uint8 value, per-channel int8 weights), its test data
-    /// greenbench's int8 output.
+    /// greenbench's int8 output; or bf16: the weight layers' weights as BFLOAT16 initializers
+    /// with a `Cast` to float, their inputs through `Cast` to BFLOAT16 and back (the rounding
+    /// bf16 defines), its test data greenbench's bf16 output.
     #[arg(long, default_value = "fp32", value_parser = super::run::parse_precision)]
     precision: Precision,
     /// With --precision int8: seeded calibration examples (as `run --precision int8`).

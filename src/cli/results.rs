@@ -113,7 +113,7 @@ pub struct CostArgs {
     /// Price only cells of this batch size.
     #[arg(long, value_parser = super::range::count)]
     batch: Option<usize>,
-    /// Price cells of this precision (fp32, int8).
+    /// Price cells of this precision (fp32, int8, bf16).
     #[arg(long, default_value = "fp32", value_parser = super::run::parse_precision)]
     precision: greenbench_core::Precision,
     /// Power usage effectiveness (1.0: no data-centre overhead; data centres average 1.58).

@@ -81,7 +81,9 @@ pub struct RunArgs {
     #[arg(long, requires = "out")]
     force: bool,
     /// Precisions, comma-separated: fp32 (default), int8 (post-training static quantization,
-    /// CPU backend; docs/INT8.md). Each model runs once per precision.
+    /// CPU backend; docs/INT8.md), bf16 (weight layers on bf16 operands with fp32 sums, on
+    /// AVX-512 BF16 where the CPU has it, emulated elsewhere; docs/BF16.md). Each model runs
+    /// once per precision.
     #[arg(long, default_value = "fp32", value_delimiter = ',', value_parser = parse_precision)]
     precision: Vec<Precision>,
     /// Seeded examples int8 calibration reads activation ranges from.

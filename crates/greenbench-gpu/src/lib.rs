@@ -140,6 +140,19 @@ impl Backend for GpuBackend {
         )?))
     }
 
+    /// fp32, and bf16 emulated: a bf16 graph's roundings run as elementwise dispatches and the
+    /// fp32 kernels multiply the rounded operands (WGSL has no bf16 type).
+    fn precisions(&self) -> Vec<greenbench_core::Precision> {
+        use greenbench_core::Precision;
+        vec![Precision::Fp32, Precision::Bf16]
+    }
+
+    fn precision_note(&self, p: greenbench_core::Precision) -> Option<String> {
+        (p == greenbench_core::Precision::Bf16).then(|| {
+            "bf16 emulated: WGSL has no bf16 type, so weight layers multiply bf16-rounded operands in fp32 (weights held as fp32): bf16's numbers, not its speed or memory".to_string()
+        })
+    }
+
     fn prepare_matmul(&self, m: usize, k: usize, n: usize) -> PrepareResult {
         Ok(Box::new(GpuPrepared::new(
             self.ctx.clone(),

@@ -181,6 +181,50 @@ fn zoo_parity_at_batch_1_and_32() {
     }
 }
 
+/// Every zoo model in bf16 (`greenbench_core::bf16`: roundings before each weight layer),
+/// against the reference running the same graph: within one bf16 step of the output's scale
+/// (a last-bit difference before a rounding may flip it), and the rounding shader itself
+/// exactly as the reference rounds.
+#[test]
+fn zoo_parity_in_bf16() {
+    let Some(gpu) = gpu() else { return };
+    for name in greenbench_core::MODEL_NAMES {
+        let m = greenbench_core::bf16::model(&Model::load(name, 42).unwrap()).unwrap();
+        for batch in [1usize, 32] {
+            let case = reference_case_with(&m.graph, m.weights.clone(), batch, 42, 1);
+            let got = run_case(gpu, &m.graph, &case, batch);
+            let d = diff(&got, &case.want);
+            assert!(d.max_rel < 1.0 / 256.0, "{name} b{batch}: {d:?}");
+        }
+    }
+    let g = chain(
+        vec![4096],
+        vec![Op::Math {
+            f: greenbench_core::graph::MathFn::RoundBf16,
+        }],
+    )
+    .unwrap();
+    // Values around every rounding case: ties, just above and below, negative, large.
+    let x: Vec<f32> = (0..4096u32)
+        .map(|i| {
+            f32::from_bits(0x3f80_0000 + (i % 64) * 0x4000 + (i / 64) * 0x1_0001)
+                * if i % 3 == 0 { -1.0 } else { 1.0 }
+        })
+        .collect();
+    let mut p = gpu
+        .prepare(
+            &g,
+            &greenbench_core::Weights {
+                per_node: vec![vec![]],
+            },
+            1,
+        )
+        .unwrap();
+    let got = p.run(&x).unwrap().to_vec();
+    let want: Vec<f32> = x.iter().map(|&v| greenbench_core::bf16::round(v)).collect();
+    assert_eq!(got, want);
+}
+
 #[test]
 fn software_adapters_are_labelled_software() {
     let Some(gpu) = gpu() else { return };

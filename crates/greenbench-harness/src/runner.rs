@@ -332,8 +332,7 @@ pub fn measure_cell(
             let gflops = fpo as f64 / t.median / 1e9;
             cell.examples_per_s = Some(1.0 / t.median);
             cell.gflops = Some(gflops);
-            // The peak is an fp32 matmul's: a share of it says nothing of integer work.
-            if let Some(p) = peak_gflops.filter(|_| precision == Precision::Fp32) {
+            if let Some(p) = peak_gflops {
                 set_pct_of_peak(&mut cell, p);
             }
             cell.stable = m.stable;
@@ -399,9 +398,13 @@ pub(crate) fn withhold_node_energy(cell: &mut Cell) {
 /// The start of the warning a cell above 100 % of the peak carries.
 const ABOVE_PEAK: &str = "of the measured peak: either";
 
-/// `% of peak` of a measured cell against `attainable` GFPO/s, with its warning when above
-/// 100 % (replacing an earlier one).
+/// `% of peak` of a measured fp32 cell against `attainable` GFPO/s (an fp32 matmul's), with
+/// its warning when above 100 % (replacing an earlier one). int8 and bf16 cells get none: the
+/// fp32 peak says nothing of integer or bf16 arithmetic.
 fn set_pct_of_peak(cell: &mut Cell, attainable: f64) {
+    if cell.precision != Precision::Fp32 {
+        return;
+    }
     let Some(g) = cell.gflops else { return };
     let pct = 100.0 * g / attainable;
     cell.pct_of_peak = Some(pct);
