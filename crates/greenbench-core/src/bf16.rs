@@ -1,11 +1,13 @@
 //! The bf16 precision, defined once for every backend.
 //!
-//! A model runs in bf16 as mixed-precision training frameworks run it (`torch.autocast`'s
-//! bfloat16 rule for linear layers): the **weight layers** (dense layers and convolutions,
-//! grouped and depthwise included) multiply bf16 operands, their weights stored as bf16 and
-//! their input rounded to bf16, and accumulate in fp32 (a bf16 x bf16 product has at most 16
-//! significant bits, so it is exact in fp32); biases, normalisations, activations, softmax,
-//! attention's own products, embeddings and residual adds stay fp32.
+//! A model runs in bf16 as mixed-precision inference runs it (`torch.autocast`'s bfloat16
+//! rule for linear layers and convolutions): the **weight layers** (dense layers and
+//! ungrouped convolutions) multiply bf16 operands, their weights stored as bf16 and their
+//! input rounded to bf16, and accumulate in fp32 (a bf16 x bf16 product has at most 16
+//! significant bits, so it is exact in fp32). Everything else stays fp32: biases,
+//! normalisations, activations, softmax, attention's own products, embeddings, residual adds,
+//! and depthwise and grouped convolutions (a few multiply-adds per value they read: bound by
+//! memory traffic, where bf16 arithmetic buys nothing and a rounding pass costs a copy).
 //!
 //! [`convert`] writes exactly that into the graph: a [`MathFn::RoundBf16`] node before each
 //! weight layer's input (one per value, shared by the layers that read it) and the layers'
@@ -43,9 +45,10 @@ pub fn round(x: f32) -> f32 {
     from_bits(to_bits(x))
 }
 
-/// Whether node op `op` is a weight layer, whose operands bf16 rounds.
+/// Whether node op `op` is a weight layer, whose operands bf16 rounds: a dense layer or an
+/// ungrouped convolution.
 pub fn is_weight_layer(op: &Op) -> bool {
-    matches!(op, Op::Dense { .. } | Op::Conv2d { .. })
+    matches!(op, Op::Dense { .. } | Op::Conv2d { groups: 1, .. })
 }
 
 /// Whether a graph was written by [`convert`] (it has rounding nodes).

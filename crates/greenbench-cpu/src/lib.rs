@@ -313,7 +313,7 @@ impl Backend for CpuBackend {
     fn precision_note(&self, p: Precision) -> Option<String> {
         (p == Precision::Bf16).then(|| {
             if self.uses_bf16_kernels() {
-                "bf16 dense layers and ungrouped convolutions on AVX-512 BF16 (vdpbf16ps, fp32 sums); depthwise and grouped convolutions on the fp32 kernels over bf16-rounded operands".to_string()
+                "bf16 dense layers and ungrouped convolutions on AVX-512 BF16 (vdpbf16ps, fp32 sums)".to_string()
             } else {
                 "bf16 emulated: this CPU has no AVX-512 BF16 (or the direct kernels are off), so weight layers multiply bf16-rounded operands on the fp32 kernels: bf16's numbers, not its speed".to_string()
             }

@@ -116,3 +116,68 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
         }
     }
 }
+
+/// `src` rounded to bf16 (ties to even, NaN kept quiet: `greenbench_core::bf16::to_bits`
+/// exactly, denormals included) into `dst`, 16 values per step.
+///
+/// # Safety
+/// The CPU has AVX-512F; `dst` points to `src.len()` writable values.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn round_row(src: &[f32], dst: *mut u16) {
+    let n16 = src.len() / 16 * 16;
+    let one = _mm512_set1_epi32(1);
+    let half = _mm512_set1_epi32(0x7fff);
+    let quiet = _mm512_set1_epi32(0x0040);
+    for i in (0..n16).step_by(16) {
+        let x = unsafe { _mm512_loadu_ps(src.as_ptr().add(i)) };
+        let b = _mm512_castps_si512(x);
+        let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(b), one);
+        let r = _mm512_srli_epi32::<16>(_mm512_add_epi32(b, _mm512_add_epi32(half, lsb)));
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
+        let r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32::<16>(b), quiet));
+        unsafe { _mm256_storeu_si256(dst.add(i) as *mut __m256i, _mm512_cvtepi32_epi16(r)) };
+    }
+    for (i, &v) in src.iter().enumerate().skip(n16) {
+        unsafe { *dst.add(i) = greenbench_core::bf16::to_bits(v) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vectorised rounding is `greenbench_core::bf16::to_bits`, bit for bit, on every kind
+    /// of value: ties both ways, just past them, denormals, infinities, NaN, the largest
+    /// finite (to infinity), signed zeros; lengths that leave a scalar tail.
+    #[test]
+    fn round_row_is_the_reference_rounding() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: no AVX-512F");
+            return;
+        }
+        let mut x: Vec<f32> = vec![
+            1.0 + 2f32.powi(-8),
+            1.0 + 3.0 * 2f32.powi(-8),
+            -(1.0 + 2f32.powi(-8)),
+            f32::from_bits(0x3f80_8001),
+            f32::from_bits(0x3f80_7fff),
+            f32::from_bits(0x0000_8001),
+            f32::from_bits(0x0001_8000),
+            f32::MAX,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::from_bits(0xffc1_2345),
+            -0.0,
+            0.0,
+        ];
+        x.extend((0..1000u32).map(|i| f32::from_bits(i.wrapping_mul(2_654_435_761))));
+        for len in [0, 5, 16, 17, x.len()] {
+            let mut got = vec![0u16; len];
+            unsafe { round_row(&x[..len], got.as_mut_ptr()) };
+            for (i, (&g, &v)) in got.iter().zip(&x).enumerate() {
+                assert_eq!(g, greenbench_core::bf16::to_bits(v), "value {i}: {v:e}");
+            }
+        }
+    }
+}

@@ -156,12 +156,28 @@ impl PadCopy {
         for iy in r0..(r0 + COPY_ROWS).min(self.h) {
             let src = &x[(n * self.h + iy) * row..(n * self.h + iy + 1) * row];
             let o = ((n * self.hp + iy + self.top) * self.wp + self.left) * self.cp;
+            if self.bf16 && self.c == self.cp {
+                // SAFETY: bf16 copies belong to bf16 plans, built only on AVX-512 CPUs; the
+                // row's `row` values lie inside image n (as below).
+                unsafe { bf16::round_row(src, (dst as *mut u16).add(o)) };
+                continue;
+            }
             if self.bf16 {
+                // Odd channel counts (a first layer's RGB): rounded a chunk of whole pixels
+                // at a time, then each pixel's channels stored in its slot of `cp`.
                 let d = dst as *mut u16;
-                for (px, vals) in src.chunks_exact(self.c).enumerate() {
-                    for (j, &v) in vals.iter().enumerate() {
-                        // SAFETY: pixel left + px < wp of row iy + top < hp of image n.
-                        unsafe { *d.add(o + px * self.cp + j) = greenbench_core::bf16::to_bits(v) };
+                let mut tmp = vec![0u16; self.c.max(2048)];
+                let per = tmp.len() / self.c;
+                for (k, chunk) in src.chunks(per * self.c).enumerate() {
+                    // SAFETY: as above; `tmp` holds `chunk.len()` values.
+                    unsafe { bf16::round_row(chunk, tmp.as_mut_ptr()) };
+                    for (j, px) in tmp[..chunk.len()].chunks_exact(self.c).enumerate() {
+                        let at = o + (k * per + j) * self.cp;
+                        // SAFETY: pixel left + k * per + j < wp of row iy + top < hp of
+                        // image n.
+                        for (t, &h) in px.iter().enumerate() {
+                            unsafe { *d.add(at + t) = h };
+                        }
                     }
                 }
                 continue;
