@@ -13,11 +13,17 @@ use crate::kernels::Relu;
 use greenbench_core::graph::{Graph, MathFn, Op};
 
 /// Whether node `j` is a weight layer the bf16 direct kernels run: a dense layer, or an
-/// ungrouped convolution.
+/// ungrouped convolution over more than one channel. (The kernels pair consecutive channels
+/// of a pixel; one channel would be paired with a zero, half of every `vdpbf16ps` wasted: no
+/// faster than the fp32 kernel on the rounded input, plus the conversion. lenet5's first
+/// layer, measured: see docs/BF16.md.)
 fn bf16_layer(g: &Graph, j: usize) -> bool {
     match g.nodes[j].op {
         Op::Dense { .. } => true,
-        Op::Conv2d { .. } => g.conv_geom(j).groups == 1,
+        Op::Conv2d { .. } => {
+            let c = g.conv_geom(j);
+            c.groups == 1 && c.cin > 1
+        }
         _ => false,
     }
 }

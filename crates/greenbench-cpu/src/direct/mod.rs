@@ -166,17 +166,26 @@ impl PadCopy {
                 // Odd channel counts (a first layer's RGB): rounded a chunk of whole pixels
                 // at a time, then each pixel's channels stored in its slot of `cp`.
                 let d = dst as *mut u16;
-                let mut tmp = vec![0u16; self.c.max(2048)];
+                let mut tmp = vec![0u16; row.clamp(self.c, 2048.max(self.c))];
                 let per = tmp.len() / self.c;
                 for (k, chunk) in src.chunks(per * self.c).enumerate() {
                     // SAFETY: as above; `tmp` holds `chunk.len()` values.
                     unsafe { bf16::round_row(chunk, tmp.as_mut_ptr()) };
-                    for (j, px) in tmp[..chunk.len()].chunks_exact(self.c).enumerate() {
-                        let at = o + (k * per + j) * self.cp;
-                        // SAFETY: pixel left + k * per + j < wp of row iy + top < hp of
-                        // image n.
-                        for (t, &h) in px.iter().enumerate() {
-                            unsafe { *d.add(at + t) = h };
+                    let first = o + k * per * self.cp;
+                    let px = tmp[..chunk.len()].chunks_exact(self.c);
+                    // SAFETY: pixel left + k * per + j < wp of row iy + top < hp of image n.
+                    if self.c == 3 {
+                        // RGB: a pixel's three values and the zero after them, one store.
+                        for (j, v) in px.enumerate() {
+                            let word = v[0] as u64 | (v[1] as u64) << 16 | (v[2] as u64) << 32;
+                            unsafe { (d.add(first + 4 * j) as *mut u64).write_unaligned(word) };
+                        }
+                    } else {
+                        for (j, v) in px.enumerate() {
+                            let at = first + j * self.cp;
+                            for (t, &h) in v.iter().enumerate() {
+                                unsafe { *d.add(at + t) = h };
+                            }
                         }
                     }
                 }
