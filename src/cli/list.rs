@@ -100,9 +100,14 @@ pub fn inspect(a: InspectArgs) -> Result<i32> {
         .clone()
         .or(a.model_flag.clone())
         .expect("clap requires one");
-    let m = super::load_one(&name, 0, None, &a.dim)?;
+    let mut m = super::load_one(&name, 0, None, &a.dim)?;
     if a.precision == Precision::Int8 {
         return inspect_int8(&m, &a);
+    }
+    // bf16: the graph as it runs, a rounding (0 FPO) before each weight layer's input.
+    if a.precision == Precision::Bf16 {
+        m = greenbench_core::bf16::model(&m)?;
+        m.cost = greenbench_core::cost::graph_cost(&m.graph);
     }
     if let Format::Json = a.format {
         println!("{}", serde_json::to_string_pretty(&m.cost)?);

@@ -197,5 +197,5 @@ fn other_backends_refuse_int8_naming_the_precisions() {
         panic!("prepared")
     };
     assert!(e.to_string().contains("precision fp32 only"), "{e}");
-    assert_eq!(CpuBackend::new(1).unwrap().precisions().len(), 2);
+    assert_eq!(CpuBackend::new(1).unwrap().precisions().len(), 3);
 }
