@@ -31,7 +31,9 @@ fn lane_sum(x: &[f32]) -> f32 {
 /// The largest value (NaN if any is NaN, as the reference's max propagates it).
 #[inline(always)]
 fn lane_max(x: &[f32]) -> f32 {
-    lanes(x, f32::NEG_INFINITY, |a, v| if v > a || v.is_nan() { v } else { a })
+    lanes(x, f32::NEG_INFINITY, |a, v| {
+        if v > a || v.is_nan() { v } else { a }
+    })
 }
 
 #[inline(always)]
@@ -44,7 +46,11 @@ fn lane_sq_dev(x: &[f32], mean: f32) -> f32 {
             acc[j] += d * d;
         }
     }
-    let tail: f32 = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|v| (v - mean) * (v - mean))
+        .sum();
     tail + acc.iter().sum::<f32>()
 }
 
@@ -88,9 +94,18 @@ pub fn softmax_rows(x: &[f32], n: usize, y: &mut [f32]) {
         .par_chunks_mut(n)
         .zip(x.par_chunks(n))
         .with_min_len(min_len())
-        .for_each(|(o, i)| simd(level, || softmax_row(i, o)));
+        .for_each(|(o, i)| {
+            simd(
+                level,
+                #[inline(always)]
+                || softmax_row(i, o),
+            )
+        });
 }
 
+// Row functions are inlined into `simd`'s target-feature wrapper (a closure or function
+// left out of line is compiled for the x86-64 baseline: 4-lane SSE2).
+#[inline(always)]
 fn softmax_row(i: &[f32], o: &mut [f32]) {
     let m = lane_max(i);
     for (o, &v) in o.iter_mut().zip(i) {
@@ -109,15 +124,49 @@ pub fn layer_norm_rows(x: &[f32], n: usize, gamma: &[f32], beta: &[f32], eps: f3
         .zip(x.par_chunks(n))
         .with_min_len(min_len())
         .for_each(|(o, i)| {
-            simd(level, || {
-                let mean = lane_sum(i) / n as f32;
-                let var = lane_sq_dev(i, mean) / n as f32;
-                let inv = 1.0 / (var + eps).sqrt();
-                for j in 0..n {
-                    o[j] = (i[j] - mean) * inv * gamma[j] + beta[j];
-                }
-            })
+            simd(
+                level,
+                #[inline(always)]
+                || layer_norm_row(i, gamma, beta, eps, o),
+            )
         });
+}
+
+#[inline(always)]
+fn layer_norm_row(i: &[f32], gamma: &[f32], beta: &[f32], eps: f32, o: &mut [f32]) {
+    let n = i.len();
+    let mean = lane_sum(i) / n as f32;
+    let var = lane_sq_dev(i, mean) / n as f32;
+    let inv = 1.0 / (var + eps).sqrt();
+    for j in 0..n {
+        o[j] = (i[j] - mean) * inv * gamma[j] + beta[j];
+    }
+}
+
+/// One row of attention scores: scaled, the key bias added, keys from `masked_from` on
+/// masked (causal), then the softmax.
+#[inline(always)]
+fn attention_row(
+    row: &mut [f32],
+    scale: f32,
+    key_bias: Option<&[f32]>,
+    masked_from: Option<usize>,
+) {
+    match key_bias {
+        Some(b) => row
+            .iter_mut()
+            .zip(b)
+            .for_each(|(v, &k)| *v = *v * scale + k),
+        None => row.iter_mut().for_each(|v| *v *= scale),
+    }
+    if let Some(r) = masked_from {
+        // Keys after the query's own row get no weight: exp(-inf - m) = 0.
+        row[r..].iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
+    }
+    let m = lane_max(row);
+    row.iter_mut().for_each(|v| *v = fast_exp(*v - m));
+    let inv = 1.0 / lane_sum(row);
+    row.iter_mut().for_each(|v| *v *= inv);
 }
 
 /// Token embedding plus optional positions: `tokens` holds `batch * seq` ids.
@@ -172,52 +221,47 @@ pub fn attention(
         .enumerate()
         .with_min_len(min_len())
         .for_each(|(t, scores)| {
-            simd(level, || {
-                let (n, hh) = (t / h, t % h);
-                let base = n * s * stride;
-                let q = Mat {
-                    data: &qkv[base + hh * d..],
-                    rs: stride,
-                    cs: 1,
-                };
-                // K^T as a [d, s] operand: element (j, c) = K[c, j].
-                let kt = Mat {
-                    data: &qkv[base + h * d + hh * d..],
-                    rs: 1,
-                    cs: stride,
-                };
-                sgemm(s, s, d, q, kt, scores, s, Threads::One);
-                let key_bias = bias.map(|b| &b[n * s..(n + 1) * s]);
-                for (r, row) in scores.chunks_mut(s).enumerate() {
-                    match key_bias {
-                        Some(b) => row
-                            .iter_mut()
-                            .zip(b)
-                            .for_each(|(v, &k)| *v = *v * scale + k),
-                        None => row.iter_mut().for_each(|v| *v *= scale),
+            simd(
+                level,
+                #[inline(always)]
+                || {
+                    let (n, hh) = (t / h, t % h);
+                    let base = n * s * stride;
+                    let q = Mat {
+                        data: &qkv[base + hh * d..],
+                        rs: stride,
+                        cs: 1,
+                    };
+                    // K^T as a [d, s] operand: element (j, c) = K[c, j].
+                    let kt = Mat {
+                        data: &qkv[base + h * d + hh * d..],
+                        rs: 1,
+                        cs: stride,
+                    };
+                    sgemm(s, s, d, q, kt, scores, s, Threads::One);
+                    let key_bias = bias.map(|b| &b[n * s..(n + 1) * s]);
+                    for (r, row) in scores.chunks_mut(s).enumerate() {
+                        let masked_from = causal.then_some(r + 1);
+                        simd(
+                            level,
+                            #[inline(always)]
+                            || attention_row(row, scale, key_bias, masked_from),
+                        );
                     }
-                    if causal {
-                        // Keys after the query's own row get no weight: exp(-inf - m) = 0.
-                        row[r + 1..].iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
-                    }
-                    let m = lane_max(row);
-                    row.iter_mut().for_each(|v| *v = fast_exp(*v - m));
-                    let inv = 1.0 / lane_sum(row);
-                    row.iter_mut().for_each(|v| *v *= inv);
-                }
-                let v = Mat {
-                    data: &qkv[base + 2 * h * d + hh * d..],
-                    rs: stride,
-                    cs: 1,
-                };
-                let off = n * s * h * d + hh * d;
-                let len = (s - 1) * h * d + d;
-                assert!(off + len <= y_len);
-                // SAFETY: task (n, hh) writes only rows n*s..(n+1)*s, columns hh*d..(hh+1)*d of
-                // `y`; tasks write disjoint elements, and the range is checked above.
-                let out = unsafe { std::slice::from_raw_parts_mut(yp.get().add(off), len) };
-                sgemm(s, d, s, Mat::rows(scores, s), v, out, h * d, Threads::One);
-            })
+                    let v = Mat {
+                        data: &qkv[base + 2 * h * d + hh * d..],
+                        rs: stride,
+                        cs: 1,
+                    };
+                    let off = n * s * h * d + hh * d;
+                    let len = (s - 1) * h * d + d;
+                    assert!(off + len <= y_len);
+                    // SAFETY: task (n, hh) writes only rows n*s..(n+1)*s, columns hh*d..(hh+1)*d of
+                    // `y`; tasks write disjoint elements, and the range is checked above.
+                    let out = unsafe { std::slice::from_raw_parts_mut(yp.get().add(off), len) };
+                    sgemm(s, d, s, Mat::rows(scores, s), v, out, h * d, Threads::One);
+                },
+            )
         });
 }
 
@@ -245,7 +289,9 @@ mod tests {
     #[test]
     fn lane_reductions_match_sequential_ones() {
         for n in [0usize, 1, 15, 16, 17, 100, 1000] {
-            let x: Vec<f32> = (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+                .collect();
             let s: f64 = x.iter().map(|&v| v as f64).sum();
             assert!((lane_sum(&x) as f64 - s).abs() <= 1e-4 * (1.0 + s.abs()));
             let m = x.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
