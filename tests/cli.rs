@@ -466,12 +466,12 @@ fn precision_flags_name_the_valid_precisions() {
         ][..],
         &["inspect", "mlp", "--precision", "fp16"],
         &["eval", "--model", "mlp", "--precision", "int4"],
-        &["cost", "--model", "mlp", "--precision", "bf16"],
+        &["cost", "--model", "mlp", "--precision", "bf8"],
     ] {
         let (code, _, err) = greenbench(args);
         assert_eq!(code, 2, "{args:?}");
         assert!(
-            err.contains("valid precisions are fp32, int8"),
+            err.contains("valid precisions are fp32, int8, bf16"),
             "{args:?}: {err}"
         );
     }

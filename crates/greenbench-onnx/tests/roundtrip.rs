@@ -65,6 +65,45 @@ fn zoo_models_round_trip_to_the_identical_graph_and_weights() {
     }
 }
 
+/// A bf16 model (`export --precision bf16`) exports its weight layers' weights as BFLOAT16
+/// initializers behind a `Cast` and each rounding as `Cast` to BFLOAT16 and back; it imports
+/// as the same bf16 graph (a rounding before each weight layer) with the same (bf16) weights,
+/// computing the same function, at half the weight bytes.
+#[test]
+fn bf16_models_round_trip() {
+    for name in ROUND_TRIP {
+        let m = greenbench_core::bf16::model(&Model::load(name, 3).unwrap()).unwrap();
+        let bytes = greenbench_onnx::export(&m);
+        let fp32 = greenbench_onnx::export(&Model::load(name, 3).unwrap());
+        let proto = decode_model(&bytes, name).unwrap();
+        let imp = import_model(&proto, name, name, None, 3).unwrap();
+        let g = &imp.model.graph;
+        assert!(
+            greenbench_core::bf16::is_converted(g),
+            "{name}: no roundings"
+        );
+        let rounds = |g: &greenbench_core::Graph| {
+            (g.nodes.iter())
+                .filter(|n| n.op.kind() == "round_bf16")
+                .count()
+        };
+        assert_eq!(rounds(g), rounds(&m.graph), "{name}: roundings");
+        let x = generate_inputs(g, 2, 9, 0);
+        assert_eq!(
+            run_reference(g, &imp.model.weights, &x, 2),
+            run_reference(&m.graph, &m.weights, &x, 2),
+            "{name}: outputs"
+        );
+        // The weight layers' weights are most of every zoo model's bytes.
+        assert!(
+            (bytes.len() as f64) < 0.75 * fp32.len() as f64,
+            "{name}: {} bytes in bf16 against {} in fp32",
+            bytes.len(),
+            fp32.len()
+        );
+    }
+}
+
 /// A causal (decoder) attention exports as torch.onnx's per-head ops with an additive causal
 /// mask and comes back as the same causal attention, computing the same function.
 #[test]

@@ -50,7 +50,7 @@ pub(super) unsafe fn dispatch(v: usize, np: usize, a: &TileArgs<'_>) {
 /// steps per `vdpbf16ps`. `a.kc` (values per kernel row in the block) is even.
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
-    debug_assert!(a.kc % 2 == 0, "bf16 tile: odd run");
+    debug_assert!(a.kc.is_multiple_of(2), "bf16 tile: odd run");
     let x = a.x as *const u16;
     let mut acc = [[_mm512_setzero_ps(); V]; P];
     let mut masks = [0u16; V];

@@ -140,7 +140,7 @@ impl DirectPlan {
         out_border: Option<Border>,
     ) -> Option<Self> {
         let cp = g.cin.next_multiple_of(2);
-        let mut gp = g.clone();
+        let mut gp = *g;
         gp.cin = cp;
         let wp = pad_channels(w, g.kh * g.kw, g.cin, cp, g.cout);
         // Built as over an input stored padded: the copy below pads.
@@ -164,7 +164,10 @@ impl DirectPlan {
     /// an fp32 input of `input_len` values through `copy`.
     fn into_bf16(mut self, copy: PadCopy, input_len: usize) -> Self {
         let k = self.geo.kh * self.geo.kw * self.geo.cin;
-        assert!(k % 2 == 0 && self.geo.cin % 2 == 0, "bf16: odd reduction");
+        assert!(
+            k.is_multiple_of(2) && self.geo.cin.is_multiple_of(2),
+            "bf16: odd reduction"
+        );
         let width = 16 * self.v;
         let nb = self.cout.div_ceil(width);
         let v_last = (self.cout - (nb - 1) * width).div_ceil(16);
