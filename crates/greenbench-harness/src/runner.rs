@@ -183,10 +183,6 @@ pub fn measure_peak(
     Ok(peak)
 }
 
-/// Prepare and measure one cell: `model` in fp32, or its quantized form `int8` (`Err`: why
-/// it could not be quantized, recorded as a failed cell). Backend failures become a failed
-/// cell, not an error.
-#[allow(clippy::too_many_arguments)]
 /// What a cell runs: the model as it is (fp32), its quantized form, or its bf16 form
 /// (`greenbench_core::bf16`); a form that could not be made is the cell's error.
 #[derive(Clone, Copy)]
@@ -212,6 +208,10 @@ pub fn bf16_model(model: &Model) -> Result<Model, String> {
         .map_err(|e| format!("{}: bf16 conversion failed: {e}", model.name))
 }
 
+/// Prepare and measure one cell: `model` as `variant` says (fp32, its quantized form, its bf16
+/// form; `Err`: why that form could not be made, recorded as a failed cell). Backend failures
+/// become a failed cell, not an error.
+#[allow(clippy::too_many_arguments)]
 pub fn measure_cell(
     backend: &dyn Backend,
     model: &Model,

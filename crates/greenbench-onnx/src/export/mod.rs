@@ -331,7 +331,8 @@ fn export_with(model: &Model, qm: Option<&QModel>) -> Vec<u8> {
                     }
                     None => {
                         let (dims, data) = hwio_to_oihw(&t[0]);
-                        let wn = b.weight(&format!("{nm}_w"), &dims, &data, bf16);
+                        let half = bf16 && greenbench_core::bf16::is_weight_layer(&node.op);
+                        let wn = b.weight(&format!("{nm}_w"), &dims, &data, half);
                         let mut inputs = vec![src, wn];
                         if *bias {
                             inputs.push(b.init_f32(&format!("{nm}_b"), &[c.cout], &flat(&t[1])));
