@@ -425,14 +425,6 @@ impl CpuPrepared {
                             fuse_relu,
                             out_border,
                         )
-                        .map(|p| match residual {
-                            Some((skip, _)) => p.with_residual(buf_border[buf_of[skip]]),
-                            None => p,
-                        })
-                        .map(|p| match slot {
-                            Some((_, off, ct, border)) => p.into_concat(border, ct, off),
-                            None => p,
-                        })
                         .expect("fused roundings feed bf16 layers only"),
                     ),
                     Op::Dense { units, .. } if !large_gemm(out_len / units, last, *units) => {
@@ -453,17 +445,18 @@ impl CpuPrepared {
                         fuse_relu,
                         in_padded,
                         out_border,
-                    )
-                    .map(|p| match residual {
-                        Some((skip, _)) => p.with_residual(buf_border[buf_of[skip]]),
-                        None => p,
-                    })
-                    .map(|p| match slot {
-                        Some((_, off, ct, border)) => p.into_concat(border, ct, off),
-                        None => p,
-                    }),
+                    ),
                     _ => None,
                 }
+                // A convolution's fused residual, and its place in a concatenation.
+                .map(|p| match residual {
+                    Some((skip, _)) => p.with_residual(buf_border[buf_of[skip]]),
+                    None => p,
+                })
+                .map(|p| match slot {
+                    Some((_, off, ct, border)) => p.into_concat(border, ct, off),
+                    None => p,
+                })
             } else {
                 None
             };
