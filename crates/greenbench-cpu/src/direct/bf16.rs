@@ -14,7 +14,7 @@
 //! nearest even: against the reference (exact products, f64 sums) it differs as an fp32 sum
 //! in another order does, which the fp32 kernels' tolerance covers.
 
-use super::conv::{Init, TileArgs};
+use super::tile::{Init, TileArgs};
 use super::{MAX_P, lane_mask};
 use std::arch::x86_64::*;
 

@@ -1,5 +1,6 @@
 //! The direct convolution / GEMM: plans, work units and the `P x 16 V` register tile.
 
+use super::tile::{Init, Mode, TileArgs};
 use super::*;
 use greenbench_core::graph::ConvGeom;
 use std::arch::x86_64::*;
@@ -663,42 +664,6 @@ impl DirectPlan {
             }
         }
     }
-}
-
-#[derive(Clone, Copy, PartialEq)]
-pub(super) enum Init {
-    Bias,
-    Load,
-}
-
-#[derive(Clone, Copy)]
-pub(super) struct Mode {
-    pub(super) init: Init,
-    /// Last reduction block: add the residual (if any), then the activation (if set).
-    pub(super) last: bool,
-    pub(super) act: Option<Act>,
-}
-
-pub(super) struct TileArgs<'a> {
-    pub(super) x: *const f32,
-    /// Offset in `x` of each pixel's first value of this block (first `P` used).
-    pub(super) base: &'a [usize; MAX_P],
-    /// Kernel rows in the block, `row_stride` apart in `x`.
-    pub(super) nr: usize,
-    pub(super) row_stride: usize,
-    /// Contiguous values per kernel row in the block.
-    pub(super) kc: usize,
-    pub(super) w: *const f32,
-    pub(super) bias: *const f32,
-    pub(super) y: *mut f32,
-    /// Offset in `y` of each pixel's first channel of this block.
-    pub(super) obase: &'a [usize; MAX_P],
-    /// Residual added before the ReLU on the last block (null when none), at `sbase`.
-    pub(super) skip: *const f32,
-    pub(super) sbase: &'a [usize; MAX_P],
-    pub(super) np: usize,
-    pub(super) ncols: usize,
-    pub(super) mode: Mode,
 }
 
 /// Pick the kernel instance: `V` from the plan, `P` from the pixels left in this tile (so

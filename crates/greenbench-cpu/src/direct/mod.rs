@@ -33,6 +33,7 @@ pub mod bf16;
 mod conv;
 mod depthwise;
 mod pool;
+mod tile;
 
 pub use conv::DirectPlan;
 pub use depthwise::DwPlan;
