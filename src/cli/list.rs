@@ -107,7 +107,6 @@ pub fn inspect(a: InspectArgs) -> Result<i32> {
     // bf16: the graph as it runs, a rounding (0 FPO) before each weight layer's input.
     if a.precision == Precision::Bf16 {
         m = greenbench_core::bf16::model(&m)?;
-        m.cost = greenbench_core::cost::graph_cost(&m.graph);
     }
     if let Format::Json = a.format {
         println!("{}", serde_json::to_string_pretty(&m.cost)?);

@@ -125,11 +125,12 @@ pub fn convert(g: &Graph, w: &Weights) -> Result<(Graph, Weights), GraphError> {
     Ok((graph, Weights { per_node }))
 }
 
-/// `m` in bf16: its graph and weights [`convert`]ed; name, seed, inputs and work (a rounding
-/// is a conversion, 0 FPO) as `m`'s.
+/// `m` in bf16: its graph and weights [`convert`]ed, its work counted on that graph (the
+/// same totals: a rounding is a conversion, 0 FPO); name, seed and inputs as `m`'s.
 pub fn model(m: &crate::Model) -> Result<crate::Model, GraphError> {
     let (graph, weights) = convert(&m.graph, &m.weights)?;
     Ok(crate::Model {
+        cost: crate::cost::graph_cost(&graph),
         graph,
         weights,
         ..m.clone()
