@@ -57,6 +57,8 @@ pub(crate) struct Buffers {
     /// Data pointers of `bufs` and `pads`, refreshed at the start of each team run.
     pub(crate) buf_ptrs: Vec<RawBuf>,
     pub(crate) pad_ptrs: Vec<RawBuf>,
+    /// Data pointer of `scratch` (attention's scores, split across a team by task).
+    pub(crate) scratch_ptr: RawBuf,
     /// The buffer the input is loaded into, and the one the output is read from.
     pub(crate) input: usize,
     pub(crate) output: usize,
@@ -96,6 +98,10 @@ impl Buffers {
         for (p, b) in self.pad_ptrs.iter_mut().zip(self.pads.iter_mut()) {
             *p = RawBuf::of(b);
         }
+        self.scratch_ptr = RawBuf {
+            ptr: self.scratch.as_mut_ptr(),
+            len: self.scratch.len(),
+        };
     }
 
     /// Copy `x` (already checked) into the input buffer, inside its border if it has one.

@@ -205,64 +205,112 @@ pub fn embedding(
 pub fn attention(
     qkv: &[f32],
     batch: usize,
-    (s, h, d): (usize, usize, usize),
+    dims: (usize, usize, usize),
     causal: bool,
     bias: Option<&[f32]>,
     scratch: &mut [f32],
     y: &mut [f32],
 ) {
-    let level = Simd::detect();
-    let stride = 3 * h * d;
-    let scale = 1.0 / (d as f32).sqrt();
+    let (s, h, _) = dims;
     let yp = SendPtr(y.as_mut_ptr());
     let y_len = y.len();
     scratch[..batch * h * s * s]
         .par_chunks_mut(s * s)
         .enumerate()
         .with_min_len(min_len())
-        .for_each(|(t, scores)| {
-            simd(
-                level,
-                #[inline(always)]
-                || {
-                    let (n, hh) = (t / h, t % h);
-                    let base = n * s * stride;
-                    let q = Mat {
-                        data: &qkv[base + hh * d..],
-                        rs: stride,
-                        cs: 1,
-                    };
-                    // K^T as a [d, s] operand: element (j, c) = K[c, j].
-                    let kt = Mat {
-                        data: &qkv[base + h * d + hh * d..],
-                        rs: 1,
-                        cs: stride,
-                    };
-                    sgemm(s, s, d, q, kt, scores, s, Threads::One);
-                    let key_bias = bias.map(|b| &b[n * s..(n + 1) * s]);
-                    for (r, row) in scores.chunks_mut(s).enumerate() {
-                        let masked_from = causal.then_some(r + 1);
-                        simd(
-                            level,
-                            #[inline(always)]
-                            || attention_row(row, scale, key_bias, masked_from),
-                        );
-                    }
-                    let v = Mat {
-                        data: &qkv[base + 2 * h * d + hh * d..],
-                        rs: stride,
-                        cs: 1,
-                    };
-                    let off = n * s * h * d + hh * d;
-                    let len = (s - 1) * h * d + d;
-                    assert!(off + len <= y_len);
-                    // SAFETY: task (n, hh) writes only rows n*s..(n+1)*s, columns hh*d..(hh+1)*d of
-                    // `y`; tasks write disjoint elements, and the range is checked above.
-                    let out = unsafe { std::slice::from_raw_parts_mut(yp.get().add(off), len) };
-                    sgemm(s, d, s, Mat::rows(scores, s), v, out, h * d, Threads::One);
-                },
-            )
+        // SAFETY: `y` is `y_len` long; each task writes its own elements (`attention_task`).
+        .for_each(|(t, scores)| unsafe {
+            attention_task(qkv, dims, causal, bias, t, scores, yp.get(), y_len)
         });
+}
+
+/// Tasks `tasks` of [`attention`] (task `t` = example `t / h`, head `t % h`), one after the
+/// other on this thread: a team's share of the step. `scratch` holds `s * s` values per task
+/// (indexed by task), `y` the whole output.
+///
+/// # Safety
+/// `scratch` and `y` point to [`attention`]'s scratch and output (`y_len` values); concurrent
+/// calls take disjoint task ranges.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn attention_tasks(
+    qkv: &[f32],
+    dims: (usize, usize, usize),
+    causal: bool,
+    bias: Option<&[f32]>,
+    tasks: std::ops::Range<usize>,
+    scratch: *mut f32,
+    y: *mut f32,
+    y_len: usize,
+) {
+    let ss = dims.0 * dims.0;
+    for t in tasks {
+        // SAFETY: task t's scores are its own `s * s` values of the scratch.
+        let scores = unsafe { std::slice::from_raw_parts_mut(scratch.add(t * ss), ss) };
+        unsafe { attention_task(qkv, dims, causal, bias, t, scores, y, y_len) };
+    }
+}
+
+/// Task `t` of [`attention`]: `softmax(Q Kᵀ / √d + bias) V` of one example's head into its
+/// columns of `y`, the scores in `scores`.
+///
+/// # Safety
+/// `y` points to `y_len` values; no other task writes rows `n*s..(n+1)*s`, columns
+/// `hh*d..(hh+1)*d` of it concurrently.
+#[allow(clippy::too_many_arguments)]
+unsafe fn attention_task(
+    qkv: &[f32],
+    (s, h, d): (usize, usize, usize),
+    causal: bool,
+    bias: Option<&[f32]>,
+    t: usize,
+    scores: &mut [f32],
+    y: *mut f32,
+    y_len: usize,
+) {
+    let level = Simd::detect();
+    let stride = 3 * h * d;
+    let scale = 1.0 / (d as f32).sqrt();
+    simd(
+        level,
+        #[inline(always)]
+        || {
+            let (n, hh) = (t / h, t % h);
+            let base = n * s * stride;
+            let q = Mat {
+                data: &qkv[base + hh * d..],
+                rs: stride,
+                cs: 1,
+            };
+            // K^T as a [d, s] operand: element (j, c) = K[c, j].
+            let kt = Mat {
+                data: &qkv[base + h * d + hh * d..],
+                rs: 1,
+                cs: stride,
+            };
+            sgemm(s, s, d, q, kt, scores, s, Threads::One);
+            let key_bias = bias.map(|b| &b[n * s..(n + 1) * s]);
+            for (r, row) in scores.chunks_mut(s).enumerate() {
+                let masked_from = causal.then_some(r + 1);
+                simd(
+                    level,
+                    #[inline(always)]
+                    || attention_row(row, scale, key_bias, masked_from),
+                );
+            }
+            let v = Mat {
+                data: &qkv[base + 2 * h * d + hh * d..],
+                rs: stride,
+                cs: 1,
+            };
+            let off = n * s * h * d + hh * d;
+            let len = (s - 1) * h * d + d;
+            assert!(off + len <= y_len);
+            // SAFETY: task (n, hh) writes only rows n*s..(n+1)*s, columns hh*d..(hh+1)*d of
+            // `y`; tasks write disjoint elements, and the range is checked above.
+            let out = unsafe { std::slice::from_raw_parts_mut(y.add(off), len) };
+            sgemm(s, d, s, Mat::rows(scores, s), v, out, h * d, Threads::One);
+        },
+    )
 }
 
 #[cfg(test)]

@@ -244,6 +244,17 @@ impl Team {
                 Step::ScaleShift { scale, .. } => {
                     Some(batch * g.out_shape(node).iter().product::<usize>() / scale.len())
                 }
+                // A transformer's steps between its dense layers, split so that at batch 1
+                // both threads work (they ran whole on one thread while the other spun):
+                // attention by (example, head), norms and softmax by row, elementwise steps
+                // by element.
+                Step::Attention { h, .. } => Some(batch * h),
+                Step::LayerNorm { n, .. } | Step::Softmax { n, .. } => {
+                    Some(batch * g.out_shape(node).iter().product::<usize>() / n)
+                }
+                Step::Relu { .. } | Step::Gelu { .. } | Step::Unary { .. } | Step::Add { .. } => {
+                    Some(batch * g.out_shape(node).iter().product::<usize>())
+                }
                 _ => None,
             };
             if let Some(rows) = rows
@@ -360,6 +371,87 @@ unsafe fn team_walk(this: PlanPtr, team: &Team, me: usize) {
     }
 }
 
+/// A team unit of a transformer step (see [`Team::plan`]): `part(rows)` of its attention
+/// tasks, rows or elements, on this thread.
+///
+/// # Safety
+/// As [`team_walk`]: the inputs are finished phases'; units write disjoint parts of the output.
+unsafe fn seq_rows(p: &CpuPrepared, step: &Step, part: &dyn Fn(usize) -> std::ops::Range<usize>) {
+    // SAFETY: the phase ordering of `team_walk`: nothing writes what a unit reads.
+    let slice = |b: crate::buffers::RawBuf| unsafe { b.slice() };
+    // Output values `r` of buffer `dst`, as a slice only this unit writes.
+    let out = |dst: usize, r: &std::ops::Range<usize>| {
+        let y = p.mem.buf_ptrs[dst];
+        assert!(r.end <= y.len, "unit past its output");
+        // SAFETY: in bounds (checked); units take disjoint ranges.
+        unsafe { std::slice::from_raw_parts_mut(y.ptr.add(r.start), r.len()) }
+    };
+    match step {
+        Step::Attention {
+            src,
+            dst,
+            s,
+            h,
+            d,
+            causal,
+            bias,
+        } => {
+            let y = p.mem.buf_ptrs[*dst];
+            let sc = p.mem.scratch_ptr;
+            let tasks = part(y.len / (s * d));
+            assert!(tasks.end * s * s <= sc.len, "attention scratch too short");
+            unsafe {
+                crate::seq::attention_tasks(
+                    slice(p.mem.buf_ptrs[*src]),
+                    (*s, *h, *d),
+                    *causal,
+                    bias.map(|b| slice(p.mem.buf_ptrs[b])),
+                    tasks,
+                    sc.ptr,
+                    y.ptr,
+                    y.len,
+                )
+            }
+        }
+        Step::LayerNorm {
+            src,
+            dst,
+            n,
+            gamma,
+            beta,
+            eps,
+        } => {
+            let rows = part(p.mem.buf_ptrs[*dst].len / n);
+            let r = rows.start * n..rows.end * n;
+            let x = &slice(p.mem.buf_ptrs[*src])[r.clone()];
+            crate::seq::layer_norm_rows(x, *n, gamma, beta, *eps, out(*dst, &r));
+        }
+        Step::Softmax { src, dst, n } => {
+            let rows = part(p.mem.buf_ptrs[*dst].len / n);
+            let r = rows.start * n..rows.end * n;
+            crate::seq::softmax_rows(&slice(p.mem.buf_ptrs[*src])[r.clone()], *n, out(*dst, &r));
+        }
+        Step::Relu { src, dst } => {
+            let r = part(p.mem.buf_ptrs[*dst].len);
+            crate::kernels::relu(&slice(p.mem.buf_ptrs[*src])[r.clone()], out(*dst, &r));
+        }
+        Step::Gelu { src, dst } => {
+            let r = part(p.mem.buf_ptrs[*dst].len);
+            crate::kernels::gelu(&slice(p.mem.buf_ptrs[*src])[r.clone()], out(*dst, &r));
+        }
+        Step::Unary { src, dst, f } => {
+            let r = part(p.mem.buf_ptrs[*dst].len);
+            crate::kernels::unary(&slice(p.mem.buf_ptrs[*src])[r.clone()], *f, out(*dst, &r));
+        }
+        Step::Add { a, b, dst } => {
+            let r = part(p.mem.buf_ptrs[*dst].len);
+            let (x, z) = (slice(p.mem.buf_ptrs[*a]), slice(p.mem.buf_ptrs[*b]));
+            crate::kernels::add(&x[r.clone()], &z[r.clone()], out(*dst, &r));
+        }
+        _ => unreachable!("a team unit of a step without row units"),
+    }
+}
+
 /// Unit `u` of phase `ph`. Safety: as [`team_walk`].
 unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
     if let PhaseKind::Whole = ph.kind {
@@ -431,7 +523,12 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
                     unsafe { std::slice::from_raw_parts_mut(y.ptr.add(r.start * c), x.len()) };
                 crate::kernels::scale_shift_rows(x, scale, shift, *relu, out);
             }
-            _ => unreachable!("phase {ph:?} of a step without row units"),
+            step => {
+                // SAFETY: as above: units write disjoint parts of the output.
+                let was = crate::kernels::set_serial(true);
+                unsafe { seq_rows(p, step, &part) };
+                crate::kernels::set_serial(was);
+            }
         }
         return;
     }
