@@ -4,8 +4,10 @@
 //! - a **split** batch: each worker runs its own images through the whole graph, in
 //!   L2-sized sub-batches, on one thread, with no synchronisation between layers;
 //! - a **team** run (batches too small to split): every thread walks the same list of
-//!   phases, takes units of each large direct step (the same pixel range in every layer),
-//!   and spins between steps instead of sleeping.
+//!   phases, takes units of each large step (direct steps by pixel range and channel block;
+//!   pools, concatenations and scale-shifts by rows; a transformer's attention by (example,
+//!   head), its norms and softmax by row, elementwise steps by element), and spins between
+//!   steps instead of sleeping.
 //!
 //! Threads that finish early spin for a bounded time so the next run finds them awake. The
 //! constants were measured on the dev VM; the figures are beside each.
