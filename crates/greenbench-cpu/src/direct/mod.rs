@@ -164,10 +164,19 @@ impl PadCopy {
                 continue;
             }
             if self.bf16 {
-                // Odd channel counts (a first layer's RGB): rounded a chunk of whole pixels
-                // at a time, then each pixel's channels stored in its slot of `cp`.
+                // Odd channel counts. A pixel's channels are contiguous in its slot of `cp`:
+                // wide pixels (an odd-length dense row) are rounded straight into it; narrow
+                // ones (a first layer's RGB) a chunk of whole pixels at a time through a stack
+                // buffer (no allocation inside the run), then stored pixel by pixel.
                 let d = dst as *mut u16;
-                let mut tmp = vec![0u16; row.clamp(self.c, 2048.max(self.c))];
+                if self.c >= 16 {
+                    for (j, px) in src.chunks_exact(self.c).enumerate() {
+                        // SAFETY: as above; the pixel's slot holds `c` values.
+                        unsafe { bf16::round_row(px, d.add(o + j * self.cp)) };
+                    }
+                    continue;
+                }
+                let mut tmp = [0u16; 2048];
                 let per = tmp.len() / self.c;
                 for (k, chunk) in src.chunks(per * self.c).enumerate() {
                     // SAFETY: as above; `tmp` holds `chunk.len()` values.
