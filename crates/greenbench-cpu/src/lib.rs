@@ -36,6 +36,7 @@
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_mut))]
 
 mod buffers;
+mod crew;
 #[cfg(target_arch = "x86_64")]
 pub mod direct;
 mod exec;
@@ -333,6 +334,7 @@ impl CpuBackend {
             self.settings.threads,
             self.settings.pool.clone(),
             path,
+            self.settings.team_min_work,
         )?))
     }
 

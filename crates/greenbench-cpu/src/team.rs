@@ -13,6 +13,7 @@
 //! constants were measured on the dev VM; the figures are beside each.
 
 use crate::buffers::RawBuf;
+use crate::crew::Crew;
 use crate::kernels::SendPtr;
 use crate::spin::{FINISH_SPIN, spin_until};
 use crate::step::{Step, step_work};
@@ -202,17 +203,12 @@ pub const TEAM_MIN_WORK: u64 = 250_000;
 /// take over the slower one's tail).
 const ROW_UNITS_PER_THREAD: usize = 4;
 
-/// A run shared by a team of threads: every thread walks the same list of phases, claims
-/// units of the current phase from an atomic counter, and waits (spinning) until all of the
-/// phase's units are done before the next. Nobody sleeps between steps (a rayon fork-join
-/// per step cost a helper's wake-up, 20-40 us on the dev VM, each time), and a helper that
-/// wakes late just joins at the current phase.
+/// A run shared by a team of threads (walked by a [`Crew`]): every thread walks the same
+/// list of phases, claims units of the current phase, and waits (spinning) until all of the
+/// phase's units are done before the next.
 pub(crate) struct Team {
     phases: Vec<Phase>,
-    /// Per phase and thread slot: units of the slot's range claimed so far.
-    claimed: Vec<AtomicUsize>,
-    done: Vec<AtomicUsize>,
-    threads: usize,
+    crew: Crew,
 }
 
 impl Team {
@@ -292,16 +288,17 @@ impl Team {
                 }),
             }
         }
-        let n = phases.len();
         if !phases.iter().any(|p| !matches!(p.kind, PhaseKind::Whole)) {
             return None;
         }
-        Some(Team {
-            phases,
-            claimed: (0..n * threads).map(|_| AtomicUsize::new(0)).collect(),
-            done: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+        let crew = Crew::new(
+            phases
+                .iter()
+                .map(|p| (p.units, matches!(p.kind, PhaseKind::Whole)))
+                .collect(),
             threads,
-        })
+        );
+        Some(Team { phases, crew })
     }
 }
 
@@ -309,67 +306,17 @@ impl CpuPrepared {
     /// Run the steps as a team of `threads` threads (see [`Team`]): the calling thread
     /// starts at once; the others join when rayon wakes them.
     pub(crate) fn execute_team(&mut self, team: &Arc<Team>) {
-        for c in team.claimed.iter().chain(&team.done) {
-            c.store(0, Ordering::Relaxed);
-        }
         self.mem.refresh_ptrs();
         let this = PlanPtr(self as *mut CpuPrepared);
-        team_fork(this, team, 0, team.threads);
-    }
-}
-
-/// Start the walks of threads `lo..hi` with nested `rayon::join`s (stack jobs: no heap
-/// allocation per run, unlike `rayon::scope`); the calling thread walks as `lo` at once.
-fn team_fork(this: PlanPtr, team: &Team, lo: usize, hi: usize) {
-    if hi - lo <= 1 {
-        // SAFETY: see `team_walk`.
-        unsafe { team_walk(this, team, lo) };
-        return;
-    }
-    let mid = lo + (hi - lo).div_ceil(2);
-    rayon::join(
-        || team_fork(this, team, lo, mid),
-        || team_fork(this, team, mid, hi),
-    );
-}
-
-/// One thread's walk through a team run.
-///
-/// # Safety
-/// `this` points to a plan that outlives the run and that nothing else touches meanwhile;
-/// its `buf_ptrs`/`pad_ptrs` are fresh. Phases are strictly ordered (a thread starts phase
-/// k + 1 only when every unit of phase k is done, with acquire/release on `done`), units of
-/// a split phase write disjoint parts of one buffer and read only buffers no phase writes
-/// at the same time, and a whole step runs on one thread while the others spin on `done`
-/// without touching the plan.
-unsafe fn team_walk(this: PlanPtr, team: &Team, me: usize) {
-    let n = team.threads;
-    for (k, ph) in team.phases.iter().enumerate() {
-        // Whole steps stay on the calling thread (me == 0), where small steps' data is
-        // cached. Split phases: thread t owns units [t U / n, (t + 1) U / n), the same
-        // pixel range in every layer, so most of what it reads it wrote itself; it takes
-        // its own units first, then helps with the others' that are still unclaimed.
-        let whole = matches!(ph.kind, PhaseKind::Whole);
-        let slots = if whole { usize::from(me == 0) } else { n };
-        for j in 0..slots {
-            let slot = (me + j) % n;
-            let (lo, hi) = if whole {
-                (0, ph.units)
-            } else {
-                (slot * ph.units / n, (slot + 1) * ph.units / n)
-            };
-            loop {
-                let u = lo + team.claimed[k * n + slot].fetch_add(1, Ordering::Relaxed);
-                if u >= hi {
-                    break;
-                }
-                unsafe { team_unit(this, ph, u, team.threads) };
-                team.done[k].fetch_add(1, Ordering::Release);
-            }
-        }
-        while team.done[k].load(Ordering::Acquire) < ph.units {
-            std::hint::spin_loop();
-        }
+        let threads = team.crew.threads();
+        // SAFETY: `this` points to a plan that outlives the run and that nothing else touches
+        // meanwhile; its `buf_ptrs`/`pad_ptrs` are fresh. The crew orders the phases (a
+        // thread starts phase k + 1 only when every unit of phase k is done), units of a
+        // split phase write disjoint parts of one buffer and read only buffers no phase
+        // writes at the same time, and a whole step runs on one thread while the others
+        // spin without touching the plan.
+        team.crew
+            .run(&|k, u| unsafe { team_unit(this, &team.phases[k], u, threads) });
     }
 }
 
@@ -377,9 +324,9 @@ unsafe fn team_walk(this: PlanPtr, team: &Team, me: usize) {
 /// tasks, rows or elements, on this thread.
 ///
 /// # Safety
-/// As [`team_walk`]: the inputs are finished phases'; units write disjoint parts of the output.
+/// As in `execute_team`: the inputs are finished phases'; units write disjoint parts of the output.
 unsafe fn seq_rows(p: &CpuPrepared, step: &Step, part: &dyn Fn(usize) -> std::ops::Range<usize>) {
-    // SAFETY: the phase ordering of `team_walk`: nothing writes what a unit reads.
+    // SAFETY: the crew's phase ordering: nothing writes what a unit reads.
     let slice = |b: crate::buffers::RawBuf| unsafe { b.slice() };
     // Output values `r` of buffer `dst`, as a slice only this unit writes.
     let out = |dst: usize, r: &std::ops::Range<usize>| {
@@ -454,7 +401,7 @@ unsafe fn seq_rows(p: &CpuPrepared, step: &Step, part: &dyn Fn(usize) -> std::op
     }
 }
 
-/// Unit `u` of phase `ph`. Safety: as [`team_walk`].
+/// Unit `u` of phase `ph`. Safety: as in `execute_team`.
 unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
     if let PhaseKind::Whole = ph.kind {
         // SAFETY: this thread alone runs the phase; the others only spin on atomics.
@@ -464,7 +411,7 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
     }
     // SAFETY: shared access; writes go through raw pointers to disjoint parts.
     let p = unsafe { &*this.0 };
-    // SAFETY: the phase ordering of `team_walk`: nothing writes what a unit reads.
+    // SAFETY: the crew's phase ordering: nothing writes what a unit reads.
     let slice = |b: RawBuf| unsafe { b.slice() };
     if let PhaseKind::Rows = ph.kind {
         // Unit u of U takes rows [u R / U, (u + 1) R / U).

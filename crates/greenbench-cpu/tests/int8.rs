@@ -34,26 +34,41 @@ fn requantized(qm: &QModel, requantizer: Requantizer) -> QModel {
     q
 }
 
+/// The CPU backends a test runs on `threads` threads: as configured, and (with more than one
+/// thread) with every step of a batch-1 run split across the team, however small.
+fn backends(threads: usize) -> Vec<(CpuBackend, &'static str)> {
+    let mut b = vec![(CpuBackend::new(threads).unwrap(), "default split")];
+    if threads > 1 {
+        let every = CpuBackend::new(threads)
+            .unwrap()
+            .with_step_split_threshold(0);
+        b.push((every, "every step split"));
+    }
+    b
+}
+
 /// Every path's output for `batch` examples, checked equal to the reference bit for bit,
 /// with either requantizer.
 fn exact_on_every_path(qm: &QModel, batch: usize, threads: usize) -> Result<(), TestCaseError> {
     let x = generate_inputs(&qm.graph, batch, 11, 3);
-    let cpu = CpuBackend::new(threads).unwrap();
-    for requantizer in [Requantizer::Fixed, Requantizer::Fp32] {
-        let qm = &requantized(qm, requantizer);
-        let want = run_reference_q(qm, &x, batch);
-        for path in paths() {
-            let mut p = cpu.prepare_quantized_on(qm, batch, path).unwrap();
-            let got = p.run(&x).unwrap();
-            prop_assert_eq!(
-                got,
-                &want[..],
-                "{:?} {:?}, batch {}, {} threads",
-                requantizer,
-                path,
-                batch,
-                threads
-            );
+    for (cpu, how) in backends(threads) {
+        for requantizer in [Requantizer::Fixed, Requantizer::Fp32] {
+            let qm = &requantized(qm, requantizer);
+            let want = run_reference_q(qm, &x, batch);
+            for path in paths() {
+                let mut p = cpu.prepare_quantized_on(qm, batch, path).unwrap();
+                let got = p.run(&x).unwrap();
+                prop_assert_eq!(
+                    got,
+                    &want[..],
+                    "{:?} {:?}, batch {}, {} threads, {}",
+                    requantizer,
+                    path,
+                    batch,
+                    threads,
+                    how
+                );
+            }
         }
     }
     Ok(())
@@ -101,6 +116,28 @@ proptest! {
         exact_on_every_path(&quantized(&g, 9, 4), batch, threads)?;
     }
 
+    /// Batch 1 on two threads, where the team splits each step: a convolution (in place or
+    /// im2col, by pixel ranges, after its padded image by rows), a depthwise convolution of
+    /// stride 1 or 2 (by output rows, after its padded image and column split) and a
+    /// pointwise one (GEMM rows), on images big enough for several units of each.
+    #[test]
+    fn int8_team_steps_are_bit_exact(
+        h in 4usize..20, w in 4usize..20, cin in 1usize..8, c in 2usize..24, k in 1usize..5,
+        s1 in 1usize..3, s2 in 1usize..3, cout in 1usize..40, pad in padding(),
+    ) {
+        let g = chain(vec![h, w, cin], vec![
+            Op::Conv2d { filters: c, kernel: [k, k], stride: [s1, s1], padding: pad.clone(),
+                groups: 1, bias: true },
+            Op::Relu,
+            Op::Conv2d { filters: c, kernel: [3, 3], stride: [s2, s2], padding: pad,
+                groups: c, bias: true },
+            Op::Conv2d { filters: cout, kernel: [1, 1], stride: [1, 1],
+                padding: greenbench_core::Padding::Valid, groups: 1, bias: true },
+        ]);
+        prop_assume!(g.is_some());
+        exact_on_every_path(&quantized(&g.unwrap(), 6, 3), 1, 2)?;
+    }
+
     /// Pools on uint8 values (after a conv, so their input is quantized), and a residual add
     /// with a fused ReLU. Channels on both sides of 16 (max pooling has a form for each).
     #[test]
@@ -145,19 +182,20 @@ fn zoo_models_in_int8_match_the_quantized_reference() {
             let qm = requantized(&qm, requantizer);
             let x = generate_inputs(&m.graph, batch, 3, 2);
             let want = run_reference_q(&qm, &x, batch);
-            let cpu = CpuBackend::new(2).unwrap();
-            for path in paths() {
-                let got = cpu
-                    .prepare_quantized_on(&qm, batch, path)
-                    .unwrap()
-                    .run(&x)
-                    .unwrap()
-                    .to_vec();
-                let d = greenbench_core::reference::diff(&got, &want);
-                assert!(
-                    d.max_abs <= step * 1.01 + 1e-5,
-                    "{name} b{batch} {path:?}: {d:?}, step {step}"
-                );
+            for (cpu, how) in backends(2) {
+                for path in paths() {
+                    let got = cpu
+                        .prepare_quantized_on(&qm, batch, path)
+                        .unwrap()
+                        .run(&x)
+                        .unwrap()
+                        .to_vec();
+                    let d = greenbench_core::reference::diff(&got, &want);
+                    assert!(
+                        d.max_abs <= step * 1.01 + 1e-5,
+                        "{name} b{batch} {path:?} ({how}): {d:?}, step {step}"
+                    );
+                }
             }
         }
     }

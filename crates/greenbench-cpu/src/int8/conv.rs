@@ -5,6 +5,7 @@
 use super::gemm::{QGemm, QPath};
 use super::step::Lin;
 use greenbench_core::graph::ConvGeom;
+use std::ops::Range;
 
 /// Bytes read or written past a copy's end by the fixed-size copies of `im2col_u8` and the
 /// channel blocks of `depthwise_u8`: the padded image and the im2col block keep this much
@@ -51,25 +52,42 @@ pub(super) fn padded_len(c: &ConvGeom) -> usize {
 /// Returns it and its row width in pixels.
 #[inline(always)]
 pub(super) fn pad_image<'a>(
-    img: &'a [u8],
+    img: &[u8],
     c: &ConvGeom,
     zero: u8,
     pad: &'a mut [u8],
 ) -> (&'a [u8], usize) {
-    let wp = c.w + c.pad_left + c.pad_right;
-    let row = c.w * c.cin;
-    let hp = c.h + c.pad_top + c.pad_bottom;
-    // Borders only: the top and bottom rows, and each row's two ends.
-    pad[..c.pad_top * wp * c.cin].fill(zero);
-    pad[(c.pad_top + c.h) * wp * c.cin..hp * wp * c.cin].fill(zero);
-    for y in 0..c.h {
-        let start = ((y + c.pad_top) * wp) * c.cin;
-        let body = start + c.pad_left * c.cin;
-        pad[start..body].fill(zero);
-        pad[body..body + row].copy_from_slice(&img[y * row..(y + 1) * row]);
-        pad[body + row..start + wp * c.cin].fill(zero);
-    }
+    let (wp, hp) = (
+        c.w + c.pad_left + c.pad_right,
+        c.h + c.pad_top + c.pad_bottom,
+    );
+    let row = wp * c.cin;
+    pad_rows(img, c, zero, 0..hp, &mut pad[..hp * row]);
     (pad, wp)
+}
+
+/// Rows `rows` of the padded image (of `h + pad_top + pad_bottom`) into `out` (those rows
+/// only): border rows all `zero`, the others the image row between its two ends of `zero`.
+#[inline(always)]
+pub(super) fn pad_rows(img: &[u8], c: &ConvGeom, zero: u8, rows: Range<usize>, out: &mut [u8]) {
+    let wp = c.w + c.pad_left + c.pad_right;
+    let (prow, row) = (wp * c.cin, c.w * c.cin);
+    assert!(
+        out.len() >= rows.len() * prow,
+        "padded rows past their block"
+    );
+    for (j, yp) in rows.enumerate() {
+        let o = &mut out[j * prow..(j + 1) * prow];
+        if yp < c.pad_top || yp >= c.pad_top + c.h {
+            o.fill(zero);
+            continue;
+        }
+        let y = yp - c.pad_top;
+        let body = c.pad_left * c.cin;
+        o[..body].fill(zero);
+        o[body..body + row].copy_from_slice(&img[y * row..(y + 1) * row]);
+        o[body + row..].fill(zero);
+    }
 }
 
 /// Bytes of a stride-2 depthwise convolution's column-split image (two halves of
@@ -91,24 +109,61 @@ pub(super) fn split_columns<'a>(
     c: &ConvGeom,
     out: &'a mut [u8],
 ) -> (&'a [u8], usize, usize) {
-    let ch = c.cin;
     let hp = c.h + c.pad_top + c.pad_bottom;
-    let wq = wp.div_ceil(2);
-    let half = hp * wq * ch;
-    for y in 0..hp {
-        for x in 0..wp {
-            let to = (x % 2) * half + (y * wq + x / 2) * ch;
-            let from = (y * wp + x) * ch;
-            out[to..to + ch].copy_from_slice(&src[from..from + ch]);
-        }
-    }
+    let (wq, half) = split_shape(c);
+    let (even, odd) = out.split_at_mut(half);
+    split_rows(src, wp, c, 0..hp, even, odd);
     (&out[..], wq, half)
 }
 
-/// im2col of one (padded) image of row width `wp` for group `group`: `ho * wo` rows of
-/// `kh * kw * cin_g` taps.
+/// Width of each half of a column split, and where the odd half starts.
+pub(super) fn split_shape(c: &ConvGeom) -> (usize, usize) {
+    let (hp, wp) = (
+        c.h + c.pad_top + c.pad_bottom,
+        c.w + c.pad_left + c.pad_right,
+    );
+    let wq = wp.div_ceil(2);
+    (wq, hp * wq * c.cin)
+}
+
+/// Rows `rows` of the column split: their even pixels into `even`, their odd ones into
+/// `odd` (each from that block's first row).
 #[inline(always)]
-pub(super) fn im2col_u8(src: &[u8], wp: usize, c: &ConvGeom, group: usize, cols: &mut [u8]) {
+pub(super) fn split_rows(
+    src: &[u8],
+    wp: usize,
+    c: &ConvGeom,
+    rows: Range<usize>,
+    even: &mut [u8],
+    odd: &mut [u8],
+) {
+    let ch = c.cin;
+    let wq = wp.div_ceil(2);
+    for (j, y) in rows.enumerate() {
+        let line = &src[y * wp * ch..(y + 1) * wp * ch];
+        let (e, o) = (
+            &mut even[j * wq * ch..(j + 1) * wq * ch],
+            &mut odd[j * wq * ch..(j + 1) * wq * ch],
+        );
+        for (x, px) in line.chunks_exact(ch).enumerate() {
+            let to = (x / 2) * ch;
+            let half = if x % 2 == 0 { &mut *e } else { &mut *o };
+            half[to..to + ch].copy_from_slice(px);
+        }
+    }
+}
+
+/// im2col of one (padded) image of row width `wp` for group `group`: a row of `kh * kw *
+/// cin_g` taps for each output pixel of `pixels` (of `ho * wo`), the first at row 0.
+#[inline(always)]
+pub(super) fn im2col_u8(
+    src: &[u8],
+    wp: usize,
+    c: &ConvGeom,
+    group: usize,
+    pixels: std::ops::Range<usize>,
+    cols: &mut [u8],
+) {
     let cin_g = c.cin / c.groups;
     let k = c.kh * c.kw * cin_g;
     // With one group, a kernel row's taps are one contiguous run of kw * cin bytes.
@@ -117,17 +172,21 @@ pub(super) fn im2col_u8(src: &[u8], wp: usize, c: &ConvGeom, group: usize, cols:
     } else {
         (cin_g, c.kw)
     };
-    let pix = c.ho * c.wo;
-    assert!(cols.len() >= pix * k + SLACK, "im2col block without slack");
+    assert!(pixels.end <= c.ho * c.wo, "pixels past the image");
+    assert!(
+        cols.len() >= pixels.len() * k + SLACK,
+        "im2col block without slack"
+    );
     let last = ((c.ho - 1) * c.sh + c.kh - 1) * wp + (c.wo - 1) * c.sw + c.kw;
     assert!(
         src.len() >= last * c.cin + SLACK,
         "padded image without slack"
     );
     let (sp, cp) = (src.as_ptr(), cols.as_mut_ptr());
-    for oy in 0..c.ho {
-        for ox in 0..c.wo {
-            let row = (oy * c.wo + ox) * k;
+    for p in pixels.clone() {
+        let (oy, ox) = (p / c.wo, p % c.wo);
+        {
+            let row = (p - pixels.start) * k;
             for ky in 0..c.kh {
                 let base = ((oy * c.sh + ky) * wp + ox * c.sw) * c.cin + group * cin_g;
                 for r in 0..runs {

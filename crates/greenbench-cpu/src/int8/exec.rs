@@ -13,17 +13,21 @@ use greenbench_core::quant::{add_q, avg_round};
 use greenbench_core::strided::Strided;
 
 pub(super) fn execute(plan: &Plan, m: &mut Mem) {
-    #[cfg(target_arch = "x86_64")]
-    let wide = plan.wide;
     for step in &plan.steps {
-        #[cfg(target_arch = "x86_64")]
-        if wide && !matches!(step, Step::Fp32 { .. }) {
-            // SAFETY: AVX-512 F/BW/VL/DQ are present (`wide_int8`).
-            unsafe { execute_step_avx512(plan, step, m) };
-            continue;
-        }
-        execute_step(plan, step, m);
+        run_step(plan, step, m);
     }
+}
+
+/// One step, its integer loops compiled for AVX-512 where the plan is `wide`.
+#[inline(always)]
+pub(super) fn run_step(plan: &Plan, step: &Step, m: &mut Mem) {
+    #[cfg(target_arch = "x86_64")]
+    if plan.wide && !matches!(step, Step::Fp32 { .. }) {
+        // SAFETY: AVX-512 F/BW/VL/DQ are present (`wide_int8`).
+        unsafe { execute_step_avx512(plan, step, m) };
+        return;
+    }
+    execute_step(plan, step, m);
 }
 
 /// The integer loops compiled for AVX-512 registers.
@@ -164,7 +168,7 @@ pub(super) fn linear(
                 let (src, wp) = pad_image(img, c, zx as u8, pad);
                 let y = &mut out[n * out_len..(n + 1) * out_len];
                 for (grp, gm) in gemms.iter().enumerate() {
-                    im2col_u8(src, wp, c, grp, &mut cols[..pix * k + SLACK]);
+                    im2col_u8(src, wp, c, grp, 0..pix, &mut cols[..pix * k + SLACK]);
                     let acc = &mut acc[..pix * cout_g];
                     gm.run(cols, k, pix, acc, cout_g);
                     if c.groups == 1 {

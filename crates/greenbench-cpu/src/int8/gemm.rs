@@ -137,6 +137,17 @@ impl QGemm {
         self.path
     }
 
+    /// Rows of `A` one register tile of this GEMM covers (a team splits a GEMM's rows into
+    /// multiples of it, so no share ends in a short tile that a whole run would not have).
+    pub fn tile_rows(&self) -> usize {
+        match self.path {
+            #[cfg(target_arch = "x86_64")]
+            QPath::Vnni => vnni::rows_for(self.n.div_ceil(16).min(4)),
+            QPath::Avx2 => 4,
+            _ => 1,
+        }
+    }
+
     /// `c[r * ldc + j] = sum_k a[r * lda + k] * w[k, j]` for `r < rows`, `j < n`.
     pub fn run(&self, a: &[u8], lda: usize, rows: usize, c: &mut [i32], ldc: usize) {
         if rows == 0 {
@@ -287,7 +298,7 @@ mod vnni {
     /// Rows per tile for `nv` column vectors: as many accumulators as the 32 registers
     /// allow beside the weights and the broadcast (each row reuses the `nv` weight vectors;
     /// each weight vector is reused by every row).
-    fn rows_for(nv: usize) -> usize {
+    pub(super) fn rows_for(nv: usize) -> usize {
         match nv {
             1 => 12,
             2 => 8,

@@ -5,9 +5,9 @@
 //! ReLU / ReLU6 clamp); pools and residual adds work on uint8; every other op runs the fp32
 //! kernels of this crate, with a dequantize / quantize step at each border.
 //!
-//! Threads: a batch of at least two examples per thread is split across the pool, each
-//! worker running its examples through every step with its own memory; a smaller batch runs
-//! on one thread (the fp32 steps inside it may still split). All memory is allocated in
+//! Threads: a batch of at least one example per thread is split across the pool, each
+//! worker running its examples through every step with its own memory; one example runs as
+//! a team (`team`: the large linear steps split into row units the threads share). All memory is allocated in
 //! `prepare`, none in `run`. The arithmetic is `greenbench_core::quant`'s, bit for bit
 //! (tested against `run_reference_q`).
 
@@ -19,6 +19,7 @@ pub mod gemm;
 mod plan;
 mod pool;
 mod step;
+mod team;
 
 use crate::kernels;
 use crate::kernels::SendPtr;
@@ -37,6 +38,8 @@ pub(crate) struct QPrepared {
     plan: Arc<Plan>,
     /// One per worker (one unless the batch is split).
     workers: Vec<Worker>,
+    /// Batch 1 on several threads: the steps split across them (see `team`).
+    team: Option<team::QTeam>,
     out: Vec<f32>,
     pool: Arc<rayon::ThreadPool>,
     batch: usize,
@@ -83,6 +86,7 @@ impl QPrepared {
         threads: usize,
         pool: Arc<rayon::ThreadPool>,
         path: QPath,
+        min_work: u64,
     ) -> Result<QPrepared, BackendError> {
         if batch == 0 {
             return Err(BackendError::Invalid("batch must be at least 1".into()));
@@ -94,8 +98,18 @@ impl QPrepared {
             )));
         }
         let plan = Arc::new(plan(qm, path)?);
-        let nworkers = if batch >= 2 * threads { threads } else { 1 }.max(1);
-        let workers = (0..nworkers)
+        // Batches of at least one example per thread split; one example runs as a team.
+        let nworkers = if batch >= threads { threads } else { 1 }.max(1);
+        // The int8 kernels do a step's FPO about four times as fast as the fp32 ones, so a
+        // step is worth splitting at a quarter of the fp32 threshold. Measured on the dev VM
+        // (batch 1, 2 threads, best of 4, us; thresholds 0 / 30 k / 62.5 k / 250 k, and one
+        // thread): mobilenet 97.5 / 103.2 / 95.5 / 101.7 (133.5), ds-cnn 27.0 / 27.5 / 27.2 /
+        // 34.0 (40.5), resnet8 62.1 / 105.0 / 106.2 / 64.1 (88.6; the two middle figures in one of the VM's
+        // slow spells: rerun, 0 / 62.5 k read 64.0 / 64.4), lenet5 10.1 / 10.0 / 9.9 / 9.8 (9.2).
+        let team = (batch == 1 && threads > 1)
+            .then(|| team::QTeam::plan(&plan, threads, min_work / 4))
+            .flatten();
+        let mut workers: Vec<Worker> = (0..nworkers)
             .map(|t| {
                 let n = share(batch, nworkers, t).1;
                 let sub = sub_batch(&plan.graph, n);
@@ -105,10 +119,15 @@ impl QPrepared {
                 }
             })
             .collect();
+        if let Some(t) = &team {
+            let cols = &mut workers[0].main.cols;
+            cols.resize(cols.len().max(t.cols_len), 0);
+        }
         Ok(QPrepared {
             out: vec![0.0; batch * plan.graph.output_len()],
             plan,
             workers,
+            team,
             pool,
             batch,
         })
@@ -127,6 +146,14 @@ impl Prepared for QPrepared {
         g.check_input(input, self.batch)
             .map_err(BackendError::Invalid)?;
         let (inl, outl) = (g.input_len(), g.output_len());
+        if let Some(team) = &mut self.team {
+            let m = &mut self.workers[0].main;
+            m.f[self.plan.layout.input].copy_from_slice(input);
+            let plan = &self.plan;
+            self.pool.install(|| team.run(plan, m));
+            self.out.copy_from_slice(&m.f[self.plan.layout.output]);
+            return Ok(&self.out);
+        }
         let nworkers = self.workers.len();
         let plan = &self.plan;
         let batch = self.batch;

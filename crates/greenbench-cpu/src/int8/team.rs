@@ -1,0 +1,453 @@
+//! Batch-1 int8 runs shared by a team of threads (walked by `crate::crew`): each large
+//! linear step is split into units the threads share — row ranges of a GEMM (pointwise
+//! convolutions, dense layers over several rows), pixel ranges of an im2col or in-place
+//! convolution (each unit with its own im2col block), output rows of a depthwise
+//! convolution — each unit running its own requantizing epilogue; a split convolution's
+//! padded image (and a stride-2 depthwise's column split) is made first, as its own phase.
+//! Every other step (quantize, pools, adds, fp32 nodes, small layers) runs whole on the
+//! calling thread while the others spin. Before this a batch-1 int8 run used one core.
+
+use super::conv::{SLACK, im2col_u8, pad_rows, padded_len, split_len, split_rows, split_shape};
+use super::depthwise::depthwise_row_s1;
+#[cfg(target_arch = "x86_64")]
+use super::depthwise::dw_vnni_row;
+use super::epilogue::quantize;
+use super::exec::run_step;
+use super::step::{Lin, Mem, Plan, Step};
+use crate::crew::Crew;
+use std::ops::Range;
+
+/// Units per thread of a split step (enough for the faster thread to take over the slower
+/// one's tail).
+const UNITS_PER_THREAD: usize = 4;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    /// The whole step, on the calling thread.
+    Whole,
+    /// Units of `per` rows of `total` of the padded image (and a stride-2 depthwise's
+    /// column split) of a split step.
+    Prep { per: usize, total: usize },
+    /// Units of `per` rows (GEMM rows, pixels or output rows) of `total`.
+    Rows { per: usize, total: usize },
+    /// Units of `per` values of `total` of a quantization.
+    Values { per: usize, total: usize },
+}
+
+impl Kind {
+    /// The unit count, and whether the phase is whole.
+    fn units(self) -> (usize, bool) {
+        match self {
+            Kind::Whole => (1, true),
+            Kind::Prep { per, total } | Kind::Rows { per, total } | Kind::Values { per, total } => {
+                (total.div_ceil(per), false)
+            }
+        }
+    }
+}
+
+/// `per` for `total` rows split into about `target` units of a multiple of `tile` rows,
+/// or `None` when that leaves fewer than two units.
+fn split(total: usize, target: usize, tile: usize) -> Option<usize> {
+    let per = total.div_ceil(target).next_multiple_of(tile).max(1);
+    (total.div_ceil(per) >= 2).then_some(per)
+}
+
+struct Phase {
+    step: usize,
+    kind: Kind,
+}
+
+/// A buffer's data pointer and length, for the team's threads.
+#[derive(Clone, Copy)]
+struct Raw<T> {
+    ptr: *mut T,
+    len: usize,
+}
+
+impl<T> Raw<T> {
+    fn of(v: &mut [T]) -> Self {
+        Raw {
+            ptr: v.as_mut_ptr(),
+            len: v.len(),
+        }
+    }
+
+    /// Values `r`, read only.
+    ///
+    /// # Safety
+    /// No thread writes them meanwhile.
+    unsafe fn part<'a>(self, r: Range<usize>) -> &'a [T] {
+        assert!(r.start <= r.end && r.end <= self.len, "read past a buffer");
+        unsafe { std::slice::from_raw_parts(self.ptr.add(r.start), r.len()) }
+    }
+
+    /// Values `r`, written by this unit alone.
+    ///
+    /// # Safety
+    /// No other thread reads or writes them meanwhile.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn part_mut<'a>(self, r: Range<usize>) -> &'a mut [T] {
+        assert!(r.start <= r.end && r.end <= self.len, "write past a buffer");
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r.start), r.len()) }
+    }
+}
+
+/// The memory of the one worker a team runs on, as raw pointers (refreshed each run).
+struct Ptrs {
+    f: Vec<Raw<f32>>,
+    q: Vec<Raw<u8>>,
+    cols: Raw<u8>,
+    acc: Raw<i32>,
+    mem: *mut Mem,
+}
+
+// SAFETY: the pointers are used as `QTeam::run` says: units write disjoint parts, read what
+// finished phases wrote, and whole phases run on one thread while the others only spin.
+unsafe impl Send for Ptrs {}
+// SAFETY: as above.
+unsafe impl Sync for Ptrs {}
+
+/// A batch-1 plan's phases, and the crew that walks them.
+pub(super) struct QTeam {
+    phases: Vec<Phase>,
+    crew: Crew,
+    ptrs: Ptrs,
+    /// Bytes of the worker's `cols` a run needs: each split im2col step's padded image and
+    /// every unit's block.
+    pub(super) cols_len: usize,
+}
+
+/// Per unit: an im2col block of `per` pixels of `k` bytes, and its slack.
+fn block_len(per: usize, k: usize) -> usize {
+    per * k + SLACK
+}
+
+impl QTeam {
+    /// The team for `plan` at batch 1 on `threads` threads, or `None` when no step has
+    /// `min_work` FPO (then one thread runs the plan).
+    pub(super) fn plan(plan: &Plan, threads: usize, min_work: u64) -> Option<QTeam> {
+        let mut phases = Vec::new();
+        let mut cols_len = 0;
+        for (i, step) in plan.steps.iter().enumerate() {
+            let whole = Phase {
+                step: i,
+                kind: Kind::Whole,
+            };
+            let target = threads * UNITS_PER_THREAD;
+            if let Step::Quantize { dst, .. } = step {
+                // Quantizing the input: ~5 FPO a value, in 16-value vectors.
+                let total = plan.layout.u8_len[*dst];
+                match split(total, target, 64) {
+                    Some(per) if 5 * total as u64 >= min_work => phases.push(Phase {
+                        step: i,
+                        kind: Kind::Values { per, total },
+                    }),
+                    _ => phases.push(whole),
+                }
+                continue;
+            }
+            let Step::Linear { src, lin, .. } = step else {
+                phases.push(whole);
+                continue;
+            };
+            // (rows to split, FPO, GEMM tile rows, padded image first, im2col bytes per row)
+            let (total, work, tile, prep, im2col) = match &**lin {
+                Lin::Gemm { gemm, k } => {
+                    let rows = plan.layout.u8_len[*src] / k;
+                    (rows, 2 * rows * k * gemm.n, gemm.tile_rows(), false, 0)
+                }
+                Lin::Conv { geom: c, gemms } if c.groups == 1 => {
+                    let (pix, k) = (c.ho * c.wo, c.kh * c.kw * c.cin);
+                    (pix, 2 * pix * k * c.cout, gemms[0].tile_rows(), true, k)
+                }
+                Lin::InPlace { geom: c, gemm, .. } => {
+                    let pix = c.ho * c.wo;
+                    (pix, 2 * pix * gemm.k * c.cout, gemm.tile_rows(), true, 0)
+                }
+                // The row kernels (VNNI, or stride 1); the plain loop runs whole.
+                Lin::Depthwise { geom: c, quads, .. }
+                    if c.sw == 1 || (c.sw == 2 && !quads.is_empty()) =>
+                {
+                    let work = 2 * c.ho * c.wo * c.cout * c.kh * c.kw;
+                    (c.ho, work, 1, true, 0)
+                }
+                _ => (0, 0, 1, false, 0),
+            };
+            let Some(per) = split(total, target, tile).filter(|_| work as u64 >= min_work) else {
+                phases.push(whole);
+                continue;
+            };
+            let units = total.div_ceil(per);
+            let c = match &**lin {
+                Lin::Conv { geom, .. }
+                | Lin::InPlace { geom, .. }
+                | Lin::Depthwise { geom, .. } => Some(geom),
+                Lin::Gemm { .. } => None,
+            };
+            if let Some(c) = c.filter(|_| prep) {
+                if im2col > 0 {
+                    cols_len = cols_len.max(padded_len(c) + units * block_len(per, im2col));
+                }
+                // The padded image, by rows (one unit when too small to share).
+                let hp = c.h + c.pad_top + c.pad_bottom;
+                let per = split(hp, target, 1).unwrap_or(hp);
+                phases.push(Phase {
+                    step: i,
+                    kind: Kind::Prep { per, total: hp },
+                });
+            }
+            phases.push(Phase {
+                step: i,
+                kind: Kind::Rows { per, total },
+            });
+        }
+        if phases.iter().all(|p| matches!(p.kind, Kind::Whole)) {
+            return None;
+        }
+        let units = phases.iter().map(|p| p.kind.units()).collect();
+        Some(QTeam {
+            phases,
+            crew: Crew::new(units, threads),
+            ptrs: Ptrs {
+                f: vec![
+                    Raw {
+                        ptr: std::ptr::null_mut(),
+                        len: 0
+                    };
+                    plan.layout.f32_len.len()
+                ],
+                q: vec![
+                    Raw {
+                        ptr: std::ptr::null_mut(),
+                        len: 0
+                    };
+                    plan.layout.u8_len.len()
+                ],
+                cols: Raw {
+                    ptr: std::ptr::null_mut(),
+                    len: 0,
+                },
+                acc: Raw {
+                    ptr: std::ptr::null_mut(),
+                    len: 0,
+                },
+                mem: std::ptr::null_mut(),
+            },
+            cols_len,
+        })
+    }
+
+    /// Run `plan` over `m` (one example, its input loaded) on the current rayon pool's
+    /// threads.
+    pub(super) fn run(&mut self, plan: &Plan, m: &mut Mem) {
+        assert_eq!(m.batch, 1, "a team runs one example");
+        assert!(m.cols.len() >= self.cols_len, "cols planned for the team");
+        for (r, q) in self.ptrs.q.iter_mut().zip(&mut m.q) {
+            *r = Raw::of(q);
+        }
+        for (r, f) in self.ptrs.f.iter_mut().zip(&mut m.f) {
+            *r = Raw::of(f);
+        }
+        self.ptrs.cols = Raw::of(&mut m.cols);
+        self.ptrs.acc = Raw::of(&mut m.acc);
+        self.ptrs.mem = m;
+        let this = &*self;
+        let threads = this.crew.threads();
+        // SAFETY: the crew starts a phase only when the previous one is done; whole and
+        // prep phases run on the calling thread alone (the others spin without touching
+        // the memory); the units of a split phase write disjoint ranges (`unit`).
+        this.crew.run(&|k, u| unsafe {
+            #[cfg(target_arch = "x86_64")]
+            if plan.wide {
+                return this.unit_avx512(plan, k, u, threads);
+            }
+            this.unit(plan, k, u, threads)
+        });
+    }
+
+    /// `unit` with its integer loops compiled for AVX-512.
+    ///
+    /// # Safety
+    /// As `unit`; the CPU has AVX-512 F/BW/VL/DQ (the plan is `wide`).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+    unsafe fn unit_avx512(&self, plan: &Plan, k: usize, u: usize, threads: usize) {
+        unsafe { self.unit(plan, k, u, threads) }
+    }
+
+    /// Unit `u` of phase `k`.
+    ///
+    /// # Safety
+    /// Called by the crew of `run`: phases in order, whole and prep phases on one thread.
+    #[inline(always)]
+    unsafe fn unit(&self, plan: &Plan, k: usize, u: usize, _threads: usize) {
+        let ph = &self.phases[k];
+        let step = &plan.steps[ph.step];
+        match ph.kind {
+            Kind::Whole => {
+                // SAFETY: this thread alone touches the memory during a whole phase.
+                let m = unsafe { &mut *self.ptrs.mem };
+                let was = crate::kernels::set_serial(true);
+                run_step(plan, step, m);
+                crate::kernels::set_serial(was);
+            }
+            Kind::Prep { per, total } => {
+                // SAFETY: units of one phase take disjoint rows.
+                unsafe { self.prep(step, u * per..((u + 1) * per).min(total)) }
+            }
+            Kind::Values { per, total } => {
+                let Step::Quantize { src, dst, p } = step else {
+                    unreachable!("values of a quantization")
+                };
+                let r = u * per..((u + 1) * per).min(total);
+                // SAFETY: units of one phase take disjoint values; the input is loaded.
+                let (x, y) = unsafe {
+                    (
+                        self.ptrs.f[*src].part(r.clone()),
+                        self.ptrs.q[*dst].part_mut(r),
+                    )
+                };
+                quantize(x, *p, y, plan.wide);
+            }
+            Kind::Rows { per, total } => {
+                let r = u * per..((u + 1) * per).min(total);
+                // SAFETY: units of one phase take disjoint row ranges.
+                unsafe { self.rows(step, r, u, per) }
+            }
+        }
+    }
+
+    /// Rows `r` of the padded image of a split step's input, and of a stride-2 VNNI
+    /// depthwise's column split.
+    ///
+    /// # Safety
+    /// No other unit writes rows `r`; the input is a finished phase's.
+    #[inline(always)]
+    unsafe fn prep(&self, step: &Step, r: Range<usize>) {
+        let Step::Linear { src, zx, lin, .. } = step else {
+            unreachable!("only linear steps are prepared")
+        };
+        let c = match &**lin {
+            Lin::Conv { geom, .. } | Lin::InPlace { geom, .. } | Lin::Depthwise { geom, .. } => {
+                geom
+            }
+            Lin::Gemm { .. } => unreachable!("a GEMM reads its input in place"),
+        };
+        let (x, cols) = (self.ptrs.q[*src], self.ptrs.cols);
+        let prow = (c.w + c.pad_left + c.pad_right) * c.cin;
+        // SAFETY: the input is finished; these padded rows are this unit's.
+        let (img, pad) = unsafe {
+            (
+                x.part(0..x.len),
+                cols.part_mut(r.start * prow..r.end * prow),
+            )
+        };
+        pad_rows(img, c, *zx as u8, r.clone(), pad);
+        if let Lin::Depthwise { quads, .. } = &**lin
+            && c.sw == 2
+            && !quads.is_empty()
+        {
+            let (wq, half) = split_shape(c);
+            let (at, n) = (padded_len(c), r.len() * wq * c.cin);
+            let (e0, o0) = (at + r.start * wq * c.cin, at + half + r.start * wq * c.cin);
+            // SAFETY: these rows of each half are this unit's; the padded rows just written
+            // are its own.
+            let (even, odd) = unsafe { (cols.part_mut(e0..e0 + n), cols.part_mut(o0..o0 + n)) };
+            split_rows(pad, prow / c.cin, c, 0..r.len(), even, odd);
+        }
+    }
+
+    /// Rows `r` of a split linear step (unit `u` of `per` rows): its sums and its outputs.
+    ///
+    /// # Safety
+    /// No other unit writes rows `r`; the input and padded image are finished phases'.
+    #[inline(always)]
+    unsafe fn rows(&self, step: &Step, r: Range<usize>, u: usize, per: usize) {
+        let Step::Linear {
+            src, dst, lin, epi, ..
+        } = step
+        else {
+            unreachable!("a split step is linear")
+        };
+        let (x, y, acc, cols) = (
+            self.ptrs.q[*src],
+            self.ptrs.q[*dst],
+            self.ptrs.acc,
+            self.ptrs.cols,
+        );
+        // Sums and outputs of rows `r` of `n` values: this unit's alone.
+        let out = |n: usize| unsafe {
+            (
+                acc.part_mut(r.start * n..r.end * n),
+                y.part_mut(r.start * n..r.end * n),
+            )
+        };
+        match &**lin {
+            Lin::Gemm { gemm, k } => {
+                let (a, o) = out(gemm.n);
+                let x = unsafe { x.part(r.start * k..x.len) };
+                gemm.run(x, *k, r.len(), a, gemm.n);
+                epi.finish_run(a, o);
+            }
+            Lin::Conv { geom: c, gemms } => {
+                assert_eq!(c.groups, 1, "grouped im2col convolutions run whole");
+                let (pl, k) = (padded_len(c), c.kh * c.kw * c.cin);
+                let wp = c.w + c.pad_left + c.pad_right;
+                let at = pl + u * block_len(per, k);
+                let (pad, block) =
+                    unsafe { (cols.part(0..pl), cols.part_mut(at..at + block_len(per, k))) };
+                im2col_u8(pad, wp, c, 0, r.clone(), block);
+                let (a, o) = out(c.cout);
+                gemms[0].run(block, k, r.len(), a, c.cout);
+                epi.finish_run(a, o);
+            }
+            Lin::InPlace {
+                geom: c,
+                gemm,
+                bases,
+                qoff,
+            } => {
+                let pad = unsafe { cols.part(0..padded_len(c)) };
+                let (a, o) = out(c.cout);
+                gemm.run_in_place(pad, &bases[r.clone()], qoff, a, c.cout);
+                epi.finish_run(a, o);
+            }
+            Lin::Depthwise {
+                geom: c,
+                tiled,
+                span,
+                quads,
+                ..
+            } => {
+                let (pl, wp) = (padded_len(c), c.w + c.pad_left + c.pad_right);
+                let row = c.wo * c.cout;
+                let (a, o) = out(row);
+                let pad = unsafe { cols.part(0..pl) };
+                for (j, oy) in r.clone().enumerate() {
+                    let acc_row = &mut a[j * row..(j + 1) * row];
+                    if quads.is_empty() {
+                        depthwise_row_s1(pad, wp, c, tiled, *span, oy, acc_row);
+                        continue;
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        // The VNNI rows: stride 1 reads the padded image, stride 2 its
+                        // column split (made in the prep phase, after the image).
+                        let (src, w, odd) = if c.sw == 1 {
+                            (pad, wp, 0)
+                        } else {
+                            let (wq, hp) = (wp.div_ceil(2), c.h + c.pad_top + c.pad_bottom);
+                            let split = unsafe { cols.part(pl..pl + split_len(c)) };
+                            (split, wq, hp * wq * c.cin)
+                        };
+                        // SAFETY: quads are built only where AVX-512 F/BW/VNNI are present;
+                        // the image and its split have SLACK bytes past their ends.
+                        unsafe { dw_vnni_row(src, w, odd, c, quads, *span, oy, acc_row) };
+                    }
+                }
+                epi.finish_run(a, o);
+            }
+        }
+    }
+}
