@@ -21,6 +21,13 @@ use std::ops::Range;
 /// one's tail).
 const UNITS_PER_THREAD: usize = 4;
 
+/// A team runs only when the steps it splits have at least this many times the per-step
+/// threshold of work together: below that, waking the helper costs what sharing saves.
+/// Measured on the dev VM (batch 1, 2 threads, int8, us): lenet5 (two split convolutions,
+/// 0.48 M FPO) 9.9-10.0 before the team (one thread), 10.8-12.9 as a team; ds-cnn (5.8 M)
+/// 40-43 -> 29-30.
+const TEAM_MIN_TOTAL: u64 = 8;
+
 #[derive(Clone, Copy)]
 enum Kind {
     /// The whole step, on the calling thread.
@@ -125,9 +132,11 @@ fn block_len(per: usize, k: usize) -> usize {
 
 impl QTeam {
     /// The team for `plan` at batch 1 on `threads` threads, or `None` when no step has
-    /// `min_work` FPO (then one thread runs the plan).
+    /// `min_work` FPO, or the split steps together have less than [`TEAM_MIN_TOTAL`] times
+    /// it (then one thread runs the plan).
     pub(super) fn plan(plan: &Plan, threads: usize, min_work: u64) -> Option<QTeam> {
         let mut phases = Vec::new();
+        let mut split_work = 0u64;
         let mut cols_len = 0;
         for (i, step) in plan.steps.iter().enumerate() {
             let whole = Phase {
@@ -139,10 +148,13 @@ impl QTeam {
                 // Quantizing the input: ~5 FPO a value, in 16-value vectors.
                 let total = plan.layout.u8_len[*dst];
                 match split(total, target, 64) {
-                    Some(per) if 5 * total as u64 >= min_work => phases.push(Phase {
-                        step: i,
-                        kind: Kind::Values { per, total },
-                    }),
+                    Some(per) if 5 * total as u64 >= min_work => {
+                        split_work += 5 * total as u64;
+                        phases.push(Phase {
+                            step: i,
+                            kind: Kind::Values { per, total },
+                        })
+                    }
                     _ => phases.push(whole),
                 }
                 continue;
@@ -178,6 +190,7 @@ impl QTeam {
                 phases.push(whole);
                 continue;
             };
+            split_work += work as u64;
             let units = total.div_ceil(per);
             let c = match &**lin {
                 Lin::Conv { geom, .. }
@@ -202,7 +215,9 @@ impl QTeam {
                 kind: Kind::Rows { per, total },
             });
         }
-        if phases.iter().all(|p| matches!(p.kind, Kind::Whole)) {
+        if split_work < TEAM_MIN_TOTAL * min_work
+            || phases.iter().all(|p| matches!(p.kind, Kind::Whole))
+        {
             return None;
         }
         let units = phases.iter().map(|p| p.kind.units()).collect();
