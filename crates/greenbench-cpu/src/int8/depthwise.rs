@@ -1,6 +1,7 @@
 //! The int8 depthwise convolution: a direct loop over uint8 pixels with int32 sums, and the
 //! VNNI stride-1 row kernel over quads of taps.
 
+use super::epilogue::{Epi, lanes_from};
 use greenbench_core::graph::ConvGeom;
 
 /// A depthwise convolution of one (padded) image into int32 sums: per output pixel and
@@ -91,10 +92,13 @@ pub(super) fn dw_quads(tiled: &[i32], taps: usize, span: usize) -> Vec<i8> {
 /// 4 x 4 transpose of 128-bit lanes. The last block reads past the row (into the slack) and
 /// keeps only its own values.
 ///
+/// With `fin`, the values go through the epilogue straight into the row's uint8 outputs
+/// (`y` is then untouched): no int32 sums reach memory.
+///
 /// # Safety
-/// AVX-512 F/BW/VNNI; `src` holds the padded image plus SLACK bytes.
+/// AVX-512 F/BW/VL/VNNI; `src` holds the padded image plus SLACK bytes.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn dw_vnni_row(
     src: &[u8],
@@ -105,6 +109,7 @@ pub(super) unsafe fn dw_vnni_row(
     span: usize,
     oy: usize,
     y: &mut [i32],
+    fin: Option<(&Epi, &mut [u8])>,
 ) {
     use std::arch::x86_64::*;
     let ch = c.cin;
@@ -126,6 +131,12 @@ pub(super) unsafe fn dw_vnni_row(
     };
     let last = (0..taps).map(tap_at).max().unwrap_or(0) + len.next_multiple_of(64);
     assert!(src.len() >= last && quads.len() == groups * blocks * 256);
+    if let Some((epi, q)) = &fin {
+        assert!(
+            q.len() >= len && epi.wide && epi.ch == ch,
+            "a fused row's outputs"
+        );
+    }
     let zero = _mm512_setzero_si512();
     let mut f = 0;
     while f < len {
@@ -170,7 +181,21 @@ pub(super) unsafe fn dw_vnni_row(
             _mm512_shuffle_i32x4(t1, t3, 0xdd),
         ];
         let n = (len - f).min(64);
-        if n == 64 {
+        if let Some((epi, q)) = &fin {
+            // The epilogue here: value f + 16 v is channel (f + 16 v) % C, which the epilogue's
+            // cyclic arrays hold at (f % its span) + 16 v (below its span + 48).
+            let at = f % epi.span;
+            for (v, o) in out.iter().enumerate().take((len - f).div_ceil(16)) {
+                let m = lanes_from(f + 16 * v, len);
+                // SAFETY: the epilogue's arrays cover `at + 16 v + 16` (above); the masked
+                // store writes values f + 16 v .. min(f + 16 v + 16, len) of `q` (asserted to
+                // hold `len`).
+                unsafe {
+                    let r = _mm512_cvtepi32_epi8(epi.vec16(*o, at + 16 * v));
+                    _mm_mask_storeu_epi8(q.as_ptr().add(f + 16 * v) as *mut i8, m, r);
+                }
+            }
+        } else if n == 64 {
             for (v, o) in out.iter().enumerate() {
                 // SAFETY: f + 64 <= len.
                 unsafe { _mm512_storeu_si512(y.as_mut_ptr().add(f + 16 * v) as *mut __m512i, *o) };

@@ -160,7 +160,7 @@ impl Epi {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
-    unsafe fn vec16(
+    pub(super) unsafe fn vec16(
         &self,
         acc: std::arch::x86_64::__m512i,
         c: usize,

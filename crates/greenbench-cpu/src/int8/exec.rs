@@ -153,6 +153,10 @@ pub(super) fn linear(
         Lin::Gemm { gemm, k } => {
             let rows = x.len() / k;
             let n = gemm.n;
+            if gemm.fuses(epi) {
+                gemm.run_fused(x, *k, rows, epi, 0, &mut out[..rows * n], n);
+                return;
+            }
             let acc = &mut acc[..rows * n];
             gemm.run(x, *k, rows, acc, n);
             epi.finish_run(acc, &mut out[..rows * n]);
@@ -169,6 +173,11 @@ pub(super) fn linear(
                 let y = &mut out[n * out_len..(n + 1) * out_len];
                 for (grp, gm) in gemms.iter().enumerate() {
                     im2col_u8(src, wp, c, grp, 0..pix, &mut cols[..pix * k + SLACK]);
+                    if gm.fuses(epi) {
+                        let y = &mut y[grp * cout_g..];
+                        gm.run_fused(cols, k, pix, epi, grp * cout_g, y, c.cout);
+                        continue;
+                    }
                     let acc = &mut acc[..pix * cout_g];
                     gm.run(cols, k, pix, acc, cout_g);
                     if c.groups == 1 {
@@ -193,6 +202,10 @@ pub(super) fn linear(
                 let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
                 let (src, _) = pad_image(img, c, zx as u8, pad);
                 let y = &mut out[n * out_len..(n + 1) * out_len];
+                if gemm.fuses(epi) {
+                    gemm.run_in_place_fused(src, bases, qoff, epi, 0, y, c.cout);
+                    continue;
+                }
                 let acc = &mut acc[..out_len];
                 gemm.run_in_place(src, bases, qoff, acc, c.cout);
                 epi.finish_run(acc, y);
@@ -216,22 +229,25 @@ pub(super) fn linear(
                 let (src, wp) = pad_image(img, c, zx as u8, pad);
                 let y = &mut out[n * out_len..(n + 1) * out_len];
                 let acc = &mut acc[..out_len];
-                if c.sw == 1 && !quads.is_empty() {
+                if !quads.is_empty() {
+                    // The VNNI rows, their epilogue fused (quads exist only with the wide
+                    // epilogue): stride 1 reads the padded image, stride 2 its column split.
+                    let (src, w, odd) = if c.sw == 1 {
+                        (src, wp, 0)
+                    } else {
+                        split_columns(src, wp, c, split)
+                    };
+                    let row = c.wo * c.cout;
                     #[cfg(target_arch = "x86_64")]
                     for oy in 0..c.ho {
-                        let row = &mut acc[oy * c.wo * c.cout..(oy + 1) * c.wo * c.cout];
-                        // SAFETY: quads are built only where AVX-512 F/BW/VNNI are present
-                        // (the VNNI path); the padded image has SLACK bytes past its end.
-                        unsafe { dw_vnni_row(src, wp, 0, c, quads, *span, oy, row) };
+                        let fin = Some((epi, &mut y[oy * row..(oy + 1) * row]));
+                        // SAFETY: quads are built only where AVX-512 F/BW/VL/VNNI are present
+                        // (the VNNI path); the image and its split have SLACK bytes past
+                        // their ends.
+                        let a = &mut acc[..row];
+                        unsafe { dw_vnni_row(src, w, odd, c, quads, *span, oy, a, fin) };
                     }
-                } else if c.sw == 2 && !quads.is_empty() {
-                    let (split, wq, half) = split_columns(src, wp, c, split);
-                    #[cfg(target_arch = "x86_64")]
-                    for oy in 0..c.ho {
-                        let row = &mut acc[oy * c.wo * c.cout..(oy + 1) * c.wo * c.cout];
-                        // SAFETY: as above; `split` has SLACK bytes past its two halves.
-                        unsafe { dw_vnni_row(split, wq, half, c, quads, *span, oy, row) };
-                    }
+                    continue;
                 } else if c.sw == 1 {
                     for oy in 0..c.ho {
                         let row = &mut acc[oy * c.wo * c.cout..(oy + 1) * c.wo * c.cout];

@@ -9,7 +9,10 @@
 //! - **portable**: plain int32 loops over `[K, N]` (the compiler vectorises the inner loop).
 //!
 //! All three give the identical int32 sums (integer arithmetic has one answer); tests force
-//! each path against the plain loop.
+//! each path against the plain loop. On VNNI the requantizing epilogue can run inside the
+//! tile (`run_fused`), so a layer's int32 sums never reach memory.
+
+use super::epilogue::Epi;
 
 /// Which kernel a [`QGemm`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +29,7 @@ impl QPath {
         {
             if std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("avx512vnni")
             {
                 return QPath::Vnni;
@@ -159,7 +163,7 @@ impl QGemm {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `new` checked the CPU has the path's features; the asserts above bound
             // every access the kernels make.
-            QPath::Vnni => unsafe { vnni::run(self, a, lda, rows, c, ldc) },
+            QPath::Vnni => unsafe { vnni::run(self, a, lda, rows, c.as_mut_ptr(), ldc, None) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
             QPath::Avx2 => unsafe { avx2::run(self, a, lda, rows, c, ldc) },
@@ -178,10 +182,10 @@ impl QGemm {
         ldc: usize,
     ) {
         assert!(self.path == QPath::Vnni && self.k.is_multiple_of(4) && qoff.len() == self.k / 4);
-        let reach = bases.iter().max().copied().unwrap_or(0)
-            + qoff.iter().max().copied().unwrap_or(0) as usize
-            + 4;
-        assert!(src.len() >= reach, "in-place rows read past the source");
+        assert!(
+            src.len() >= self.reach(bases, qoff),
+            "in-place rows read past the source"
+        );
         if let Some(last) = bases.len().checked_sub(1) {
             assert!(c.len() >= last * ldc + self.n, "C too short");
         }
@@ -189,8 +193,92 @@ impl QGemm {
         // SAFETY: VNNI checked in `new`; every read is bounded by `reach`, every write by the
         // assert on `c`.
         unsafe {
-            vnni::run_in_place(self, src, bases, qoff, c, ldc)
+            vnni::run_in_place(self, src, bases, qoff, c.as_mut_ptr(), ldc, None)
         }
+    }
+
+    /// Whether [`Self::run_fused`] runs here: the VNNI path with the AVX-512 epilogue.
+    pub(super) fn fuses(&self, epi: &Epi) -> bool {
+        self.path == QPath::Vnni && epi.wide
+    }
+
+    /// `run` with the epilogue in the tile: row `r`'s result `j` goes through `epi` (as
+    /// channel `c0 + j`) straight into `y[r * ldy + j]` as uint8; no int32 sums reach memory.
+    /// Where [`Self::fuses`] only.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run_fused(
+        &self,
+        a: &[u8],
+        lda: usize,
+        rows: usize,
+        epi: &Epi,
+        c0: usize,
+        y: &mut [u8],
+        ldy: usize,
+    ) {
+        if rows == 0 {
+            return;
+        }
+        assert!(
+            self.fuses(epi),
+            "a fused GEMM runs on VNNI with the wide epilogue"
+        );
+        assert!(a.len() >= (rows - 1) * lda + self.k, "A too short");
+        assert!(y.len() >= (rows - 1) * ldy + self.n, "Y too short");
+        assert!(c0 + self.n <= epi.ch, "channels past the epilogue's");
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: VNNI (and VL, in `detect`) checked in `new`; reads bounded as in `run`,
+        // writes by the assert on `y`; the epilogue's arrays cover `c0 + n + 16`.
+        unsafe {
+            let fin = vnni::Fin {
+                epi,
+                c0,
+                y: y.as_mut_ptr(),
+                ldy,
+            };
+            vnni::run(self, a, lda, rows, std::ptr::null_mut(), 0, Some(fin))
+        }
+    }
+
+    /// `run_in_place` with the epilogue in the tile, as [`Self::run_fused`].
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run_in_place_fused(
+        &self,
+        src: &[u8],
+        bases: &[usize],
+        qoff: &[u32],
+        epi: &Epi,
+        c0: usize,
+        y: &mut [u8],
+        ldy: usize,
+    ) {
+        assert!(self.fuses(epi) && self.k.is_multiple_of(4) && qoff.len() == self.k / 4);
+        assert!(
+            src.len() >= self.reach(bases, qoff),
+            "in-place rows read past the source"
+        );
+        if let Some(last) = bases.len().checked_sub(1) {
+            assert!(y.len() >= last * ldy + self.n, "Y too short");
+        }
+        assert!(c0 + self.n <= epi.ch, "channels past the epilogue's");
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as `run_fused`, reads bounded by the assert on `src`.
+        unsafe {
+            let fin = vnni::Fin {
+                epi,
+                c0,
+                y: y.as_mut_ptr(),
+                ldy,
+            };
+            vnni::run_in_place(self, src, bases, qoff, std::ptr::null_mut(), 0, Some(fin))
+        }
+    }
+
+    /// Bytes past `src` an in-place run reads.
+    fn reach(&self, bases: &[usize], qoff: &[u32]) -> usize {
+        bases.iter().max().copied().unwrap_or(0)
+            + qoff.iter().max().copied().unwrap_or(0) as usize
+            + 4
     }
 
     fn run_portable(&self, a: &[u8], lda: usize, rows: usize, c: &mut [i32], ldc: usize) {
@@ -212,6 +300,7 @@ impl QGemm {
 #[cfg(target_arch = "x86_64")]
 mod vnni {
     use super::QGemm;
+    use crate::int8::epilogue::Epi;
     use std::arch::x86_64::*;
 
     /// Four bytes of row `a` from `k0` (fewer past `k`, zero-filled) as one int32.
@@ -231,7 +320,7 @@ mod vnni {
     /// An `MR x 16 NV` block of `C`. Row `r` of `A` is at `a + r * lda`, its quad `q` at
     /// `+ 4 q`; or, `IN_PLACE`, at `a + bases[r]` and `+ qoff[q]` (a convolution reading its
     /// padded image in place; `k` is then a multiple of 4).
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile<const MR: usize, const NV: usize, const IN_PLACE: bool>(
         g: &QGemm,
@@ -242,6 +331,7 @@ mod vnni {
         b0: usize,
         c: *mut i32,
         ldc: usize,
+        fin: Option<Fin>,
     ) {
         let k4 = g.k.div_ceil(4);
         let full = g.k / 4;
@@ -280,6 +370,21 @@ mod vnni {
                 }
             }
         }
+        if let Some(f) = fin {
+            for (r, row) in acc.iter().enumerate() {
+                for (v, acc) in row.iter().enumerate() {
+                    let col = (b0 + v) * 16;
+                    let m = crate::int8::epilogue::lanes_from(col, g.n);
+                    // SAFETY: the caller's bounds: row r's channels col..col + 16 (masked
+                    // to n) lie in `y`, and the epilogue's arrays cover c0 + col + 16.
+                    unsafe {
+                        let q = _mm512_cvtepi32_epi8(f.epi.vec16(*acc, f.c0 + col));
+                        _mm_mask_storeu_epi8(f.y.add(r * f.ldy + col) as *mut i8, m, q);
+                    }
+                }
+            }
+            return;
+        }
         for (r, row) in acc.iter().enumerate() {
             for (v, acc) in row.iter().enumerate() {
                 let col = (b0 + v) * 16;
@@ -304,6 +409,26 @@ mod vnni {
             2 => 8,
             3 => 6,
             _ => 5,
+        }
+    }
+
+    /// A fused run's destination: row `r`'s results through `epi` (channels `c0..`) into
+    /// `y + r * ldy` as uint8.
+    #[derive(Clone, Copy)]
+    pub(super) struct Fin<'a> {
+        pub(super) epi: &'a Epi,
+        pub(super) c0: usize,
+        pub(super) y: *mut u8,
+        pub(super) ldy: usize,
+    }
+
+    impl Fin<'_> {
+        /// The destination from row `r` on.
+        fn row(self, r: usize) -> Self {
+            Fin {
+                y: self.y.wrapping_add(r * self.ldy),
+                ..self
+            }
         }
     }
 
@@ -334,12 +459,13 @@ mod vnni {
         src: &[u8],
         bases: &[usize],
         qoff: &[u32],
-        c: &mut [i32],
+        cp: *mut i32,
         ldc: usize,
+        fin: Option<Fin>,
     ) {
         let rows = bases.len();
         let nb = g.n.div_ceil(16);
-        let (ap, cp) = (src.as_ptr(), c.as_mut_ptr());
+        let ap = src.as_ptr();
         let qp = qoff.as_ptr();
         let mut b = 0;
         while b < nb {
@@ -348,13 +474,14 @@ mod vnni {
             let mut r = 0;
             while r < rows {
                 let mr = (rows - r).min(per);
-                let (br, cr) = unsafe { (bases.as_ptr().add(r), cp.add(r * ldc)) };
+                let (br, cr) = (bases.as_ptr().wrapping_add(r), cp.wrapping_add(r * ldc));
+                let f = fin.map(|f| f.row(r));
                 unsafe {
                     match nv {
-                        4 => tiles!(4, true, mr, g, ap, 0, br, qp, b, cr, ldc),
-                        3 => tiles!(3, true, mr, g, ap, 0, br, qp, b, cr, ldc),
-                        2 => tiles!(2, true, mr, g, ap, 0, br, qp, b, cr, ldc),
-                        _ => tiles!(1, true, mr, g, ap, 0, br, qp, b, cr, ldc),
+                        4 => tiles!(4, true, mr, g, ap, 0, br, qp, b, cr, ldc, f),
+                        3 => tiles!(3, true, mr, g, ap, 0, br, qp, b, cr, ldc, f),
+                        2 => tiles!(2, true, mr, g, ap, 0, br, qp, b, cr, ldc, f),
+                        _ => tiles!(1, true, mr, g, ap, 0, br, qp, b, cr, ldc, f),
                     }
                 };
                 r += mr;
@@ -371,11 +498,12 @@ mod vnni {
         a: &[u8],
         lda: usize,
         rows: usize,
-        c: &mut [i32],
+        cp: *mut i32,
         ldc: usize,
+        fin: Option<Fin>,
     ) {
         let nb = g.n.div_ceil(16);
-        let (ap, cp) = (a.as_ptr(), c.as_mut_ptr());
+        let ap = a.as_ptr();
         // Column blocks outermost: a block's packed weights stay in L1 across the rows.
         let mut b = 0;
         while b < nb {
@@ -384,14 +512,15 @@ mod vnni {
             let mut r = 0;
             while r < rows {
                 let mr = (rows - r).min(per);
-                let (ar, cr) = unsafe { (ap.add(r * lda), cp.add(r * ldc)) };
+                let (ar, cr) = unsafe { (ap.add(r * lda), cp.wrapping_add(r * ldc)) };
                 let (nb0, nq) = (std::ptr::null(), std::ptr::null());
+                let f = fin.map(|f| f.row(r));
                 unsafe {
                     match nv {
-                        4 => tiles!(4, false, mr, g, ar, lda, nb0, nq, b, cr, ldc),
-                        3 => tiles!(3, false, mr, g, ar, lda, nb0, nq, b, cr, ldc),
-                        2 => tiles!(2, false, mr, g, ar, lda, nb0, nq, b, cr, ldc),
-                        _ => tiles!(1, false, mr, g, ar, lda, nb0, nq, b, cr, ldc),
+                        4 => tiles!(4, false, mr, g, ar, lda, nb0, nq, b, cr, ldc, f),
+                        3 => tiles!(3, false, mr, g, ar, lda, nb0, nq, b, cr, ldc, f),
+                        2 => tiles!(2, false, mr, g, ar, lda, nb0, nq, b, cr, ldc, f),
+                        _ => tiles!(1, false, mr, g, ar, lda, nb0, nq, b, cr, ldc, f),
                     }
                 };
                 r += mr;

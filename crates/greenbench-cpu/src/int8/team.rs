@@ -402,6 +402,10 @@ impl QTeam {
             Lin::Gemm { gemm, k } => {
                 let (a, o) = out(gemm.n);
                 let x = unsafe { x.part(r.start * k..x.len) };
+                if gemm.fuses(epi) {
+                    gemm.run_fused(x, *k, r.len(), epi, 0, o, gemm.n);
+                    return;
+                }
                 gemm.run(x, *k, r.len(), a, gemm.n);
                 epi.finish_run(a, o);
             }
@@ -414,6 +418,10 @@ impl QTeam {
                     unsafe { (cols.part(0..pl), cols.part_mut(at..at + block_len(per, k))) };
                 im2col_u8(pad, wp, c, 0, r.clone(), block);
                 let (a, o) = out(c.cout);
+                if gemms[0].fuses(epi) {
+                    gemms[0].run_fused(block, k, r.len(), epi, 0, o, c.cout);
+                    return;
+                }
                 gemms[0].run(block, k, r.len(), a, c.cout);
                 epi.finish_run(a, o);
             }
@@ -425,6 +433,10 @@ impl QTeam {
             } => {
                 let pad = unsafe { cols.part(0..padded_len(c)) };
                 let (a, o) = out(c.cout);
+                if gemm.fuses(epi) {
+                    gemm.run_in_place_fused(pad, &bases[r.clone()], qoff, epi, 0, o, c.cout);
+                    return;
+                }
                 gemm.run_in_place(pad, &bases[r.clone()], qoff, a, c.cout);
                 epi.finish_run(a, o);
             }
@@ -439,29 +451,41 @@ impl QTeam {
                 let row = c.wo * c.cout;
                 let (a, o) = out(row);
                 let pad = unsafe { cols.part(0..pl) };
-                for (j, oy) in r.clone().enumerate() {
-                    let acc_row = &mut a[j * row..(j + 1) * row];
-                    if quads.is_empty() {
+                if quads.is_empty() {
+                    for (j, oy) in r.clone().enumerate() {
+                        let acc_row = &mut a[j * row..(j + 1) * row];
                         depthwise_row_s1(pad, wp, c, tiled, *span, oy, acc_row);
-                        continue;
                     }
-                    #[cfg(target_arch = "x86_64")]
-                    {
-                        // The VNNI rows: stride 1 reads the padded image, stride 2 its
-                        // column split (made in the prep phase, after the image).
-                        let (src, w, odd) = if c.sw == 1 {
-                            (pad, wp, 0)
-                        } else {
-                            let (wq, hp) = (wp.div_ceil(2), c.h + c.pad_top + c.pad_bottom);
-                            let split = unsafe { cols.part(pl..pl + split_len(c)) };
-                            (split, wq, hp * wq * c.cin)
-                        };
-                        // SAFETY: quads are built only where AVX-512 F/BW/VNNI are present;
-                        // the image and its split have SLACK bytes past their ends.
-                        unsafe { dw_vnni_row(src, w, odd, c, quads, *span, oy, acc_row) };
-                    }
+                    epi.finish_run(a, o);
+                    return;
                 }
-                epi.finish_run(a, o);
+                // The VNNI rows, their epilogue fused: stride 1 reads the padded image,
+                // stride 2 its column split (made in the prep phase, after the image).
+                let (src, w, odd) = if c.sw == 1 {
+                    (pad, wp, 0)
+                } else {
+                    let (wq, half) = split_shape(c);
+                    (unsafe { cols.part(pl..pl + split_len(c)) }, wq, half)
+                };
+                #[cfg(target_arch = "x86_64")]
+                for (j, oy) in r.clone().enumerate() {
+                    let (acc_row, y_row) = (&mut a[..row], &mut o[j * row..(j + 1) * row]);
+                    // SAFETY: quads are built only where AVX-512 F/BW/VL/VNNI are present;
+                    // the image and its split have SLACK bytes past their ends.
+                    unsafe {
+                        dw_vnni_row(
+                            src,
+                            w,
+                            odd,
+                            c,
+                            quads,
+                            *span,
+                            oy,
+                            acc_row,
+                            Some((epi, y_row)),
+                        )
+                    };
+                }
             }
         }
     }
