@@ -48,6 +48,8 @@ mod packed;
 mod packed_avx2;
 mod plan;
 mod plan_bf16;
+mod plan_concat;
+mod plan_fuse;
 mod seq;
 mod spin;
 mod step;
