@@ -215,11 +215,12 @@ impl CpuPrepared {
             } => crate::seq::layer_norm_rows(&bufs[*src], *n, gamma, beta, *eps, &mut out),
             Step::ScaleShift {
                 src,
+                stride,
                 scale,
                 shift,
                 relu,
                 ..
-            } => kernels::scale_shift(&bufs[*src], scale.len(), scale, shift, *relu, &mut out),
+            } => kernels::scale_shift(&bufs[*src], *stride, scale, shift, *relu, &mut out),
             Step::Pool {
                 src,
                 geom,
@@ -248,11 +249,12 @@ impl CpuPrepared {
             Step::Mul {
                 a, b, a_len, b_len, ..
             } => kernels::mul_broadcast(&bufs[*a], &bufs[*b], *a_len, *b_len, &mut out),
-            Step::Concat { srcs, outer, .. } => {
-                let row: usize = srcs.iter().map(|s| s.1).sum();
+            Step::Concat {
+                srcs, outer, row, ..
+            } => {
                 let mut offset = 0;
                 for &(b, part) in srcs {
-                    kernels::concat_part(&bufs[b], part, offset, row, *outer, &mut out);
+                    kernels::concat_part(&bufs[b], part, offset, *row, *outer, &mut out);
                     offset += part;
                 }
             }

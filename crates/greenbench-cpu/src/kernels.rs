@@ -758,19 +758,38 @@ pub fn add(a: &[f32], b: &[f32], y: &mut [f32]) {
         });
 }
 
-/// Unfolded inference batch norm as `x * scale + shift` over the last axis of length `c`.
-pub fn scale_shift(x: &[f32], c: usize, scale: &[f32], shift: &[f32], relu: bool, y: &mut [f32]) {
-    y[..x.len()]
+/// Unfolded inference batch norm as `x * scale + shift` over the last axis of length `c =
+/// scale.len()`, read from rows `stride` apart in `x` (`c`, or more when `x` is the first
+/// channels of a wider buffer).
+pub fn scale_shift(
+    x: &[f32],
+    stride: usize,
+    scale: &[f32],
+    shift: &[f32],
+    relu: bool,
+    y: &mut [f32],
+) {
+    let (c, rows) = (scale.len(), x.len() / stride);
+    y[..rows * c]
         .par_chunks_mut(c)
-        .zip(x.par_chunks(c))
+        .enumerate()
         .with_min_len(min_len())
-        .for_each(|(o, i)| scale_shift_rows(i, scale, shift, relu, o));
+        .for_each(|(r, o)| scale_shift_rows(&x[r * stride..], stride, scale, shift, relu, o));
 }
 
-/// [`scale_shift`] of whole rows of `scale.len()` values, on the calling thread.
-pub fn scale_shift_rows(x: &[f32], scale: &[f32], shift: &[f32], relu: bool, y: &mut [f32]) {
+/// [`scale_shift`] of whole rows of `scale.len()` values, `stride` apart in `x`, on the
+/// calling thread: as many rows as `y` holds.
+pub fn scale_shift_rows(
+    x: &[f32],
+    stride: usize,
+    scale: &[f32],
+    shift: &[f32],
+    relu: bool,
+    y: &mut [f32],
+) {
     let c = scale.len();
-    for (o, i) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+    for (r, o) in y.chunks_exact_mut(c).enumerate() {
+        let i = &x[r * stride..r * stride + c];
         for j in 0..c {
             o[j] = i[j] * scale[j] + shift[j];
         }

@@ -11,7 +11,7 @@ use crate::buffers::Buffers;
 use crate::direct;
 use crate::kernels;
 use crate::kernels::{Act, Buf, Relu};
-use crate::plan_concat::concat_slots;
+use crate::plan_concat::Concats;
 use crate::plan_fuse::{bn_chain, relu_fusable, residual_fusable, wanted_borders};
 #[cfg(target_arch = "x86_64")]
 use crate::step::PackedPlan;
@@ -163,12 +163,13 @@ impl CpuPrepared {
             sizes[0] = batch * (h + t + b) * (w + l + r) * c;
         }
         let mut buf_border: Vec<Option<[usize; 4]>> = vec![input_border.map(|b| b.0)];
-        // Concatenations written in place by their producers (`concat_slots`): per node,
-        // the concatenation's buffer once its first producer is planned.
-        let slots = if direct {
-            concat_slots(g)
+        // Concatenations written in place by their producers, and running concatenations
+        // sharing one buffer (`plan_concat`): per node, the concatenation's buffer once its
+        // first producer is planned.
+        let concats = if direct {
+            Concats::of(g, &want_border)
         } else {
-            vec![None; g.nodes.len()]
+            Concats::none(g)
         };
         let mut concat_buf: Vec<Option<usize>> = vec![None; g.nodes.len()];
         // bf16 roundings the layers after them do as they copy their input in.
@@ -179,12 +180,31 @@ impl CpuPrepared {
                 skip_nodes -= 1;
                 continue;
             }
+            let (ins, in_shape, last, out_len) = g.node_io(i, batch);
+            if let Some(chain) = concats.chain_of[i].map(|c| &concats.chains[c]) {
+                // A running concatenation: its convolution wrote its channels in place, the
+                // ones before are the previous concatenation's (the same buffer); the first
+                // copies the block's base in.
+                let last_node = *chain.nodes.last().expect("non-empty");
+                let b = concat_buf[last_node].expect("a chain's first convolution comes first");
+                if i == chain.nodes[0] {
+                    step_nodes.push(i);
+                    par.push(threads > 1 && step_work(g, i, batch) >= PAR_MIN_WORK);
+                    steps.push(Step::Concat {
+                        srcs: vec![(buf_of[chain.base], chain.base_channels)],
+                        dst: b,
+                        outer: batch * in_shape[0] * in_shape[1],
+                        row: chain.width,
+                    });
+                }
+                buf_of[v] = b;
+                continue;
+            }
             if let Some(b) = concat_buf[i] {
                 // Its producers have written it.
                 buf_of[v] = b;
                 continue;
             }
-            let (ins, in_shape, last, out_len) = g.node_io(i, batch);
             let src = buf_of[ins[0]];
             let t = w.node(i);
             let op = &g.nodes[i].op;
@@ -237,7 +257,7 @@ impl CpuPrepared {
                 }
             };
             // (concatenation node, channel offset, its channels, its border)
-            let slot = slots[i].map(|(j, off, ct)| (j, off, ct, want_border[j + 1]));
+            let slot = concats.slots[i].map(|(j, off, ct)| (j, off, ct, want_border[j + 1]));
             let dst = match slot {
                 Some((j, _, _, border)) => match concat_buf[j] {
                     Some(b) => b,
@@ -447,6 +467,7 @@ impl CpuPrepared {
                     Step::ScaleShift {
                         src,
                         dst,
+                        stride: concats.stride[ins[0]].unwrap_or(scale.len()),
                         scale,
                         shift,
                         relu: bn_relu,
@@ -502,6 +523,7 @@ impl CpuPrepared {
                             .collect(),
                         dst,
                         outer: batch * out[..*axis].iter().product::<usize>(),
+                        row: out[*axis..].iter().product(),
                     }
                 }
                 // A named input: its values in each example's packed input.
@@ -529,6 +551,7 @@ impl CpuPrepared {
                         .collect(),
                     dst,
                     outer: batch,
+                    row: g.output_len(),
                 },
                 Op::Slice { axis, start, len } => {
                     let inner: usize = in_shape[axis + 1..].iter().product();

@@ -96,6 +96,9 @@ pub(crate) enum Step {
     ScaleShift {
         src: usize,
         dst: usize,
+        /// Values from one pixel's channels to the next's in `src` (more than the channels
+        /// when `src` is the first channels of a wider buffer: a running concatenation).
+        stride: usize,
         scale: Vec<f32>,
         shift: Vec<f32>,
         relu: bool,
@@ -132,12 +135,15 @@ pub(crate) enum Step {
         a_len: usize,
         b_len: usize,
     },
-    /// Each source's block per outer index, in turn.
+    /// Each source's block per outer index, in turn, from the start of each of the output's
+    /// rows of `row` values (the sources' total, or more: a running concatenation's base
+    /// copied into its first channels).
     Concat {
         /// (buffer, values per outer index)
         srcs: Vec<(usize, usize)>,
         dst: usize,
         outer: usize,
+        row: usize,
     },
     ChannelShuffle {
         src: usize,

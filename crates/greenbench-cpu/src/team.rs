@@ -438,9 +438,13 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
                     )
                 }
             }
-            Step::Concat { srcs, dst, outer } => {
-                let y = p.mem.buf_ptrs[*dst];
-                let row: usize = srcs.iter().map(|s| s.1).sum();
+            Step::Concat {
+                srcs,
+                dst,
+                outer,
+                row,
+            } => {
+                let (y, row) = (p.mem.buf_ptrs[*dst], *row);
                 assert!(y.len >= outer * row, "concat output too short");
                 let mut offset = 0;
                 for &(b, len) in srcs {
@@ -458,6 +462,7 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
             Step::ScaleShift {
                 src,
                 dst,
+                stride,
                 scale,
                 shift,
                 relu,
@@ -465,12 +470,13 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
                 let c = scale.len();
                 let y = p.mem.buf_ptrs[*dst];
                 let r = part(y.len / c);
-                let x = &slice(p.mem.buf_ptrs[*src])[r.start * c..r.end * c];
+                let x = slice(p.mem.buf_ptrs[*src]);
+                let x = &x[r.start * stride..(r.end * stride).min(x.len())];
                 // SAFETY: units write disjoint row ranges of `y`, inside it (`part` of its
                 // rows); the input is a finished phase's.
                 let out =
-                    unsafe { std::slice::from_raw_parts_mut(y.ptr.add(r.start * c), x.len()) };
-                crate::kernels::scale_shift_rows(x, scale, shift, *relu, out);
+                    unsafe { std::slice::from_raw_parts_mut(y.ptr.add(r.start * c), r.len() * c) };
+                crate::kernels::scale_shift_rows(x, *stride, scale, shift, *relu, out);
             }
             step => {
                 // SAFETY: as above: units write disjoint parts of the output.

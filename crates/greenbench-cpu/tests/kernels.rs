@@ -169,6 +169,62 @@ proptest! {
         prop_assert!(err < TOL, "err {err}");
     }
 
+    /// DenseNet-style dense blocks: a base (a pool's output, or the input itself), then
+    /// layers of batch norm + ReLU, 1x1 convolution + ReLU, 3x3 convolution, each
+    /// concatenated after the running concatenation (which shares one buffer: earlier ones
+    /// read with a pixel stride, the base copied in once); a transition (batch norm, 1x1
+    /// convolution, average pool) into a second block; or a running value with a reader that
+    /// is no batch norm (the chain stops there).
+    #[test]
+    fn dense_blocks_match_reference(
+        h in 2usize..9, w in 2usize..9, c0 in 1usize..20, growth in 1usize..20,
+        layers in 1usize..5, extra in 0usize..3, pool_base in any::<bool>(), batch in 1usize..3,
+        threads in 1usize..3,
+    ) {
+        let mut nodes = vec![];
+        let mut x = "input".to_string();
+        if pool_base {
+            nodes.push(Node::with_inputs("stem", Op::MaxPool { kernel: [2, 2], stride: [1, 1],
+                padding: Padding::Valid, ceil_mode: false }, &["input"]));
+            x = "stem".into();
+        }
+        let block = |nodes: &mut Vec<Node>, x: &mut String, b: usize| {
+            for l in 0..layers {
+                let n = |s: &str| format!("b{b}l{l}{s}");
+                nodes.push(Node::with_inputs(n("bn"), Op::BatchNorm { eps: 1e-5 }, &[x.as_str()]));
+                nodes.push(Node::new(n("relu"), Op::Relu));
+                nodes.push(Node::new(n("c1"), conv_op(2 * growth, 1, 1, Padding::Valid, 1)));
+                nodes.push(Node::new(n("relu2"), Op::Relu));
+                nodes.push(Node::new(n("c3"), conv_op(growth, 3, 1, Padding::Same, 1)));
+                nodes.push(Node::with_inputs(n("cat"), Op::Concat { axis: 2 },
+                    &[x.as_str(), n("c3").as_str()]));
+                *x = n("cat");
+            }
+        };
+        block(&mut nodes, &mut x, 0);
+        let first_cat = "b0l0cat".to_string();
+        match extra {
+            1 => {
+                nodes.push(Node::with_inputs("tbn", Op::BatchNorm { eps: 1e-5 }, &[x.as_str()]));
+                nodes.push(Node::new("tconv", conv_op(c0 + growth, 1, 1, Padding::Valid, 1)));
+                nodes.push(Node::new("tpool", Op::AvgPool { kernel: [1, 1], stride: [1, 1],
+                    padding: Padding::Valid, ceil_mode: false, count_include_pad: false }));
+                x = "tpool".into();
+                block(&mut nodes, &mut x, 1);
+            }
+            2 => {
+                // The first running value also read by a ReLU, joined at the end.
+                nodes.push(Node::with_inputs("side", Op::Relu, &[first_cat.as_str()]));
+                nodes.push(Node::with_inputs("out", Op::Concat { axis: 2 }, &[x.as_str(), "side"]));
+            }
+            _ => {}
+        }
+        let g = image_graph("dense", [h, w, c0], nodes);
+        prop_assert!(g.is_ok(), "{:?}", g.err());
+        let err = max_rel_err(&g.unwrap(), batch, 31, threads);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
     /// Grouped 1x1 convolutions (one direct GEMM per group into the shared output), with
     /// group widths that leave a ragged last channel block (e.g. 68 = 64 + 4), and with a
     /// residual add (+ ReLU) fused into them, its skip stored plain or with a zero border
