@@ -92,8 +92,8 @@ impl Concats {
                 continued[k] = true;
             }
         }
-        for start in 0..g.nodes.len() {
-            let Some((base, _)) = link(start).filter(|_| !continued[start]) else {
+        for (start, &cont) in continued.iter().enumerate() {
+            let Some((base, _)) = link(start).filter(|_| !cont) else {
                 continue;
             };
             let mut nodes = vec![start];
