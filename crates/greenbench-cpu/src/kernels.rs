@@ -671,9 +671,11 @@ pub fn channel_shuffle(x: &[f32], c: usize, groups: usize, y: &mut [f32]) {
         .zip(x.par_chunks(c))
         .with_min_len(min_len())
         .for_each(|(o, i)| {
-            for g in 0..groups {
-                for j in 0..k {
-                    o[j * groups + g] = i[g * k + j];
+            // Output in order (each output block of `groups` values gathers one value of
+            // every group).
+            for (j, out) in o.chunks_exact_mut(groups).enumerate() {
+                for (g, v) in out.iter_mut().enumerate() {
+                    *v = i[g * k + j];
                 }
             }
         });

@@ -5,9 +5,9 @@
 //!   L2-sized sub-batches, on one thread, with no synchronisation between layers;
 //! - a **team** run (batches too small to split): every thread walks the same list of
 //!   phases, takes units of each large step (direct steps by pixel range and channel block;
-//!   pools, concatenations and scale-shifts by rows; a transformer's attention by (example,
-//!   head), its norms and softmax by row, elementwise steps by element), and spins between
-//!   steps instead of sleeping.
+//!   pools, concatenations, scale-shifts and channel shuffles by rows; a transformer's
+//!   attention by (example, head), its norms and softmax by row, elementwise steps by
+//!   element), and spins between steps instead of sleeping.
 //!
 //! Threads that finish early spin for a bounded time so the next run finds them awake. The
 //! constants were measured on the dev VM; the figures are beside each.
@@ -253,6 +253,10 @@ impl Team {
                 Step::Relu { .. } | Step::Gelu { .. } | Step::Unary { .. } | Step::Add { .. } => {
                     Some(batch * g.out_shape(node).iter().product::<usize>())
                 }
+                // Channel shuffles (ShuffleNet): by pixel.
+                Step::ChannelShuffle { c, .. } => {
+                    Some(batch * g.out_shape(node).iter().product::<usize>() / c)
+                }
                 _ => None,
             };
             if let Some(rows) = rows
@@ -391,6 +395,17 @@ unsafe fn seq_rows(p: &CpuPrepared, step: &Step, part: &dyn Fn(usize) -> std::op
         Step::Unary { src, dst, f } => {
             let r = part(p.mem.buf_ptrs[*dst].len);
             crate::kernels::unary(&slice(p.mem.buf_ptrs[*src])[r.clone()], *f, out(*dst, &r));
+        }
+        Step::ChannelShuffle {
+            src,
+            dst,
+            c,
+            groups,
+        } => {
+            let rows = part(p.mem.buf_ptrs[*dst].len / c);
+            let r = rows.start * c..rows.end * c;
+            let x = &slice(p.mem.buf_ptrs[*src])[r.clone()];
+            crate::kernels::channel_shuffle(x, *c, *groups, out(*dst, &r));
         }
         Step::Add { a, b, dst } => {
             let r = part(p.mem.buf_ptrs[*dst].len);
