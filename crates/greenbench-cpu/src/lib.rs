@@ -24,9 +24,11 @@
 //! choices were made by measurement against ONNX Runtime on the dev VM; the figures are
 //! beside each constant and in `results/onnx/README.md`.
 //!
-//! Where things live: `plan` turns a graph into steps (fusion, borders, thresholds),
+//! Where things live: `plan` turns a graph into steps (thresholds, buffers; what it may fuse
+//! is read off the graph by `plan_fuse`, concatenations written in place by `plan_concat`),
 //! `exec` runs one step on its kernels, `team` shares a run between threads (a team inside
-//! steps, or a batch split across workers), `buffers` owns the activation memory; `direct`,
+//! steps, walked by `crew`, or a batch split across workers), `buffers` owns the activation
+//! memory; `direct`,
 //! `packed` and `kernels` are the kernels. This file holds the backend and the run dispatch.
 //!
 //! It knows nothing of timing protocols, energy or tables: that is the harness's job.
