@@ -152,14 +152,7 @@ pub(super) fn linear(
     match lin {
         Lin::Gemm { gemm, k } => {
             let rows = x.len() / k;
-            let n = gemm.n;
-            if gemm.fuses(epi) {
-                gemm.run_fused(x, *k, rows, epi, 0, &mut out[..rows * n], n);
-                return;
-            }
-            let acc = &mut acc[..rows * n];
-            gemm.run(x, *k, rows, acc, n);
-            epi.finish_run(acc, &mut out[..rows * n]);
+            gemm.run_epi(x, *k, rows, acc, epi, 0, out, gemm.n);
         }
         Lin::Conv { geom: c, gemms } => {
             let cin_g = c.cin / c.groups;
@@ -173,21 +166,8 @@ pub(super) fn linear(
                 let y = &mut out[n * out_len..(n + 1) * out_len];
                 for (grp, gm) in gemms.iter().enumerate() {
                     im2col_u8(src, wp, c, grp, 0..pix, &mut cols[..pix * k + SLACK]);
-                    if gm.fuses(epi) {
-                        let y = &mut y[grp * cout_g..];
-                        gm.run_fused(cols, k, pix, epi, grp * cout_g, y, c.cout);
-                        continue;
-                    }
-                    let acc = &mut acc[..pix * cout_g];
-                    gm.run(cols, k, pix, acc, cout_g);
-                    if c.groups == 1 {
-                        epi.finish_run(acc, y);
-                        continue;
-                    }
-                    for (p, a) in acc.chunks(cout_g).enumerate() {
-                        let o = &mut y[p * c.cout + grp * cout_g..p * c.cout + (grp + 1) * cout_g];
-                        epi.finish(a, grp * cout_g, o);
-                    }
+                    let y = &mut y[grp * cout_g..];
+                    gm.run_epi(cols, k, pix, acc, epi, grp * cout_g, y, c.cout);
                 }
             }
         }
@@ -202,13 +182,7 @@ pub(super) fn linear(
                 let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
                 let (src, _) = pad_image(img, c, zx as u8, pad);
                 let y = &mut out[n * out_len..(n + 1) * out_len];
-                if gemm.fuses(epi) {
-                    gemm.run_in_place_fused(src, bases, qoff, epi, 0, y, c.cout);
-                    continue;
-                }
-                let acc = &mut acc[..out_len];
-                gemm.run_in_place(src, bases, qoff, acc, c.cout);
-                epi.finish_run(acc, y);
+                gemm.run_in_place_epi(src, bases, qoff, acc, epi, 0, y, c.cout);
             }
         }
         Lin::Depthwise {

@@ -230,12 +230,7 @@ impl QGemm {
         // SAFETY: VNNI (and VL, in `detect`) checked in `new`; reads bounded as in `run`,
         // writes by the assert on `y`; the epilogue's arrays cover `c0 + n + 16`.
         unsafe {
-            let fin = vnni::Fin {
-                epi,
-                c0,
-                y: y.as_mut_ptr(),
-                ldy,
-            };
+            let fin = vnni::Fin::new(epi, c0, y, ldy);
             vnni::run(self, a, lda, rows, std::ptr::null_mut(), 0, Some(fin))
         }
     }
@@ -264,14 +259,53 @@ impl QGemm {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as `run_fused`, reads bounded by the assert on `src`.
         unsafe {
-            let fin = vnni::Fin {
-                epi,
-                c0,
-                y: y.as_mut_ptr(),
-                ldy,
-            };
+            let fin = vnni::Fin::new(epi, c0, y, ldy);
             vnni::run_in_place(self, src, bases, qoff, std::ptr::null_mut(), 0, Some(fin))
         }
+    }
+
+    /// `rows` rows through the GEMM and `epi` into `y` (row `r`'s result `j` at `y[r * ldy +
+    /// j]`, channel `c0 + j`): fused in the tile where [`Self::fuses`], else through int32
+    /// sums in `acc`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run_epi(
+        &self,
+        a: &[u8],
+        lda: usize,
+        rows: usize,
+        acc: &mut [i32],
+        epi: &Epi,
+        c0: usize,
+        y: &mut [u8],
+        ldy: usize,
+    ) {
+        if self.fuses(epi) {
+            return self.run_fused(a, lda, rows, epi, c0, y, ldy);
+        }
+        let acc = &mut acc[..rows * self.n];
+        self.run(a, lda, rows, acc, self.n);
+        finish(acc, self.n, epi, c0, y, ldy);
+    }
+
+    /// [`Self::run_in_place`] through `epi` into `y`, as [`Self::run_epi`].
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn run_in_place_epi(
+        &self,
+        src: &[u8],
+        bases: &[usize],
+        qoff: &[u32],
+        acc: &mut [i32],
+        epi: &Epi,
+        c0: usize,
+        y: &mut [u8],
+        ldy: usize,
+    ) {
+        if self.fuses(epi) {
+            return self.run_in_place_fused(src, bases, qoff, epi, c0, y, ldy);
+        }
+        let acc = &mut acc[..bases.len() * self.n];
+        self.run_in_place(src, bases, qoff, acc, self.n);
+        finish(acc, self.n, epi, c0, y, ldy);
     }
 
     /// Bytes past `src` an in-place run reads.
@@ -294,6 +328,17 @@ impl QGemm {
                     .for_each(|(o, &w)| *o += av * w as i32);
             }
         }
+    }
+}
+
+/// Rows of `n` int32 sums (`acc`) through `epi` into `y` (rows `ldy` apart, channels from
+/// `c0`): whole runs of pixels when the rows are contiguous whole pixels.
+fn finish(acc: &[i32], n: usize, epi: &Epi, c0: usize, y: &mut [u8], ldy: usize) {
+    if c0 == 0 && ldy == n && n == epi.ch {
+        return epi.finish_run(acc, &mut y[..acc.len()]);
+    }
+    for (r, a) in acc.chunks(n).enumerate() {
+        epi.finish(a, c0, &mut y[r * ldy..r * ldy + n]);
     }
 }
 
@@ -422,7 +467,16 @@ mod vnni {
         pub(super) ldy: usize,
     }
 
-    impl Fin<'_> {
+    impl<'a> Fin<'a> {
+        pub(super) fn new(epi: &'a Epi, c0: usize, y: &mut [u8], ldy: usize) -> Self {
+            Fin {
+                epi,
+                c0,
+                y: y.as_mut_ptr(),
+                ldy,
+            }
+        }
+
         /// The destination from row `r` on.
         fn row(self, r: usize) -> Self {
             Fin {

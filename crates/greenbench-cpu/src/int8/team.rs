@@ -402,12 +402,7 @@ impl QTeam {
             Lin::Gemm { gemm, k } => {
                 let (a, o) = out(gemm.n);
                 let x = unsafe { x.part(r.start * k..x.len) };
-                if gemm.fuses(epi) {
-                    gemm.run_fused(x, *k, r.len(), epi, 0, o, gemm.n);
-                    return;
-                }
-                gemm.run(x, *k, r.len(), a, gemm.n);
-                epi.finish_run(a, o);
+                gemm.run_epi(x, *k, r.len(), a, epi, 0, o, gemm.n);
             }
             Lin::Conv { geom: c, gemms } => {
                 assert_eq!(c.groups, 1, "grouped im2col convolutions run whole");
@@ -418,12 +413,7 @@ impl QTeam {
                     unsafe { (cols.part(0..pl), cols.part_mut(at..at + block_len(per, k))) };
                 im2col_u8(pad, wp, c, 0, r.clone(), block);
                 let (a, o) = out(c.cout);
-                if gemms[0].fuses(epi) {
-                    gemms[0].run_fused(block, k, r.len(), epi, 0, o, c.cout);
-                    return;
-                }
-                gemms[0].run(block, k, r.len(), a, c.cout);
-                epi.finish_run(a, o);
+                gemms[0].run_epi(block, k, r.len(), a, epi, 0, o, c.cout);
             }
             Lin::InPlace {
                 geom: c,
@@ -433,12 +423,7 @@ impl QTeam {
             } => {
                 let pad = unsafe { cols.part(0..padded_len(c)) };
                 let (a, o) = out(c.cout);
-                if gemm.fuses(epi) {
-                    gemm.run_in_place_fused(pad, &bases[r.clone()], qoff, epi, 0, o, c.cout);
-                    return;
-                }
-                gemm.run_in_place(pad, &bases[r.clone()], qoff, a, c.cout);
-                epi.finish_run(a, o);
+                gemm.run_in_place_epi(pad, &bases[r.clone()], qoff, a, epi, 0, o, c.cout);
             }
             Lin::Depthwise {
                 geom: c,
