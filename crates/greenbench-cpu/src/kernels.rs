@@ -670,15 +670,35 @@ pub fn channel_shuffle(x: &[f32], c: usize, groups: usize, y: &mut [f32]) {
         .par_chunks_mut(c)
         .zip(x.par_chunks(c))
         .with_min_len(min_len())
-        .for_each(|(o, i)| {
-            // Output in order (each output block of `groups` values gathers one value of
-            // every group).
-            for (j, out) in o.chunks_exact_mut(groups).enumerate() {
-                for (g, v) in out.iter_mut().enumerate() {
-                    *v = i[g * k + j];
+        .for_each(|(o, i)| match groups {
+            2 => shuffle_pixel::<2>(i, k, o),
+            3 => shuffle_pixel::<3>(i, k, o),
+            4 => shuffle_pixel::<4>(i, k, o),
+            8 => shuffle_pixel::<8>(i, k, o),
+            _ => {
+                for (j, out) in o.chunks_exact_mut(groups).enumerate() {
+                    for (g, v) in out.iter_mut().enumerate() {
+                        *v = i[g * k + j];
+                    }
                 }
             }
         });
+}
+
+/// One pixel's channel shuffle with `G` groups of `k` channels: output block `j` of `G`
+/// values gathers value `j` of every group. The groups are read as `G` sequential streams
+/// (no bounds checks in the loop), so the compiler interleaves them with vector shuffles
+/// (a per-value indexed loop ran ShuffleNet's shuffles at 13 % of its time on one thread).
+#[inline(always)]
+fn shuffle_pixel<const G: usize>(i: &[f32], k: usize, o: &mut [f32]) {
+    let streams: [&[f32]; G] = std::array::from_fn(|g| &i[g * k..(g + 1) * k]);
+    for (j, out) in o[..G * k].chunks_exact_mut(G).enumerate() {
+        let out: &mut [f32; G] = out.try_into().expect("G values");
+        for g in 0..G {
+            // SAFETY: `j < k` (the output has `k` blocks of `G`), and each stream holds `k`.
+            out[g] = unsafe { *streams[g].get_unchecked(j) };
+        }
+    }
 }
 
 /// erf by Abramowitz & Stegun 7.1.28, `1 - (1 + a1 x + ... + a6 x^6)^-16` for x >= 0, odd
