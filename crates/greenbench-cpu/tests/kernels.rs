@@ -259,6 +259,31 @@ proptest! {
         prop_assert!(err < TOL, "err {err}");
     }
 
+    /// ShuffleNet units: a grouped 1x1 convolution (+ activation) and a channel shuffle of as
+    /// many groups (or of another group count), read by a padded depthwise convolution, by a
+    /// 1x1 convolution, or by nothing.
+    #[test]
+    fn shuffled_grouped_pointwise_matches_reference(
+        h in 1usize..8, w in 1usize..8, groups in 2usize..5, cin_g in 1usize..12,
+        cout_g in 1usize..40, act in 0usize..3, reader in 0usize..3, other_groups in any::<bool>(),
+        batch in 1usize..3, threads in 1usize..3,
+    ) {
+        let cout = cout_g * groups;
+        let mut nodes = vec![Node::new("g", conv_op(cout, 1, 1, Padding::Valid, groups))];
+        let last = push_epilogue(&mut nodes, act, "act", "g");
+        let sg = if other_groups && cout % (groups + 1) == 0 { groups + 1 } else { groups };
+        nodes.push(Node::with_inputs("shuffle", Op::ChannelShuffle { groups: sg }, &[last.as_str()]));
+        match reader {
+            0 => nodes.push(Node::new("dw", conv_op(cout, 3, 1, Padding::Same, cout))),
+            1 => nodes.push(Node::new("pw", conv_op(5, 1, 1, Padding::Valid, 1))),
+            _ => {}
+        }
+        let g = image_graph("shuffle", [h, w, cin_g * groups], nodes);
+        prop_assert!(g.is_ok(), "{:?}", g.err());
+        let err = max_rel_err(&g.unwrap(), batch, 37, threads);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
     /// Chains of batch norms (composed into one scale and shift) with a ReLU after them (in
     /// the same pass), after a convolution (the first one folds into it); and a chain whose
     /// middle value has a second reader (not composed past it).
