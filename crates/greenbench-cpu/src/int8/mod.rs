@@ -7,8 +7,8 @@
 //!
 //! Threads: a batch of at least one example per thread is split across the pool, each
 //! worker running its examples through every step with its own memory; one example runs as
-//! a team (`team`: the large linear steps split into row units the threads share). All memory is allocated in
-//! `prepare`, none in `run`. The arithmetic is `greenbench_core::quant`'s, bit for bit
+//! a team (`team`: the large linear steps split into row units the threads share). All
+//! memory is allocated in `prepare`, none in `run`. The arithmetic is `greenbench_core::quant`'s, bit for bit
 //! (tested against `run_reference_q`).
 
 mod conv;
@@ -104,8 +104,9 @@ impl QPrepared {
         // step is worth splitting at a quarter of the fp32 threshold. Measured on the dev VM
         // (batch 1, 2 threads, best of 4, us; thresholds 0 / 30 k / 62.5 k / 250 k, and one
         // thread): mobilenet 97.5 / 103.2 / 95.5 / 101.7 (133.5), ds-cnn 27.0 / 27.5 / 27.2 /
-        // 34.0 (40.5), resnet8 62.1 / 105.0 / 106.2 / 64.1 (88.6; the two middle figures in one of the VM's
-        // slow spells: rerun, 0 / 62.5 k read 64.0 / 64.4), lenet5 10.1 / 10.0 / 9.9 / 9.8 (9.2).
+        // 34.0 (40.5), resnet8 62.1 / 105.0 / 106.2 / 64.1 (88.6; the two middle figures in
+        // one of the VM's slow spells: rerun, 0 / 62.5 k read 64.0 / 64.4), lenet5 10.1 /
+        // 10.0 / 9.9 / 9.8 (9.2).
         let team = (batch == 1 && threads > 1)
             .then(|| team::QTeam::plan(&plan, threads, min_work / 4))
             .flatten();
