@@ -268,16 +268,15 @@ impl QTeam {
         self.ptrs.acc = Raw::of(&mut m.acc);
         self.ptrs.mem = m;
         let this = &*self;
-        let threads = this.crew.threads();
         // SAFETY: the crew starts a phase only when the previous one is done; whole and
         // prep phases run on the calling thread alone (the others spin without touching
         // the memory); the units of a split phase write disjoint ranges (`unit`).
         this.crew.run(&|k, u| unsafe {
             #[cfg(target_arch = "x86_64")]
             if plan.wide {
-                return this.unit_avx512(plan, k, u, threads);
+                return this.unit_avx512(plan, k, u);
             }
-            this.unit(plan, k, u, threads)
+            this.unit(plan, k, u)
         });
     }
 
@@ -287,8 +286,8 @@ impl QTeam {
     /// As `unit`; the CPU has AVX-512 F/BW/VL/DQ (the plan is `wide`).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-    unsafe fn unit_avx512(&self, plan: &Plan, k: usize, u: usize, threads: usize) {
-        unsafe { self.unit(plan, k, u, threads) }
+    unsafe fn unit_avx512(&self, plan: &Plan, k: usize, u: usize) {
+        unsafe { self.unit(plan, k, u) }
     }
 
     /// Unit `u` of phase `k`.
@@ -296,7 +295,7 @@ impl QTeam {
     /// # Safety
     /// Called by the crew of `run`: phases in order, whole and prep phases on one thread.
     #[inline(always)]
-    unsafe fn unit(&self, plan: &Plan, k: usize, u: usize, _threads: usize) {
+    unsafe fn unit(&self, plan: &Plan, k: usize, u: usize) {
         let ph = &self.phases[k];
         let step = &plan.steps[ph.step];
         match ph.kind {
