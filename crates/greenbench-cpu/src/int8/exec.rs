@@ -57,6 +57,7 @@ pub(super) fn execute_step(plan: &Plan, step: &Step, m: &mut Mem) {
                 lin,
                 epi,
                 out_len,
+                ..
             } => {
                 let mut out = std::mem::take(&mut m.q[*dst]);
                 linear(

@@ -217,6 +217,7 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                     }
                 };
                 Step::Linear {
+                    node: i,
                     src: q_in(0),
                     dst,
                     zx: l.x.zero,

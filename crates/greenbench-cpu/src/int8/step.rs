@@ -47,6 +47,8 @@ pub(super) enum Step {
         p: QParams,
     },
     Linear {
+        /// The graph node (for the team's work estimate).
+        node: usize,
         src: usize,
         dst: usize,
         zx: i32,

@@ -15,6 +15,7 @@ use super::epilogue::quantize;
 use super::exec::run_step;
 use super::step::{Lin, Mem, Plan, Step};
 use crate::crew::Crew;
+use crate::step::step_work;
 use std::ops::Range;
 
 /// Units per thread of a split step (enough for the faster thread to take over the slower
@@ -159,38 +160,33 @@ impl QTeam {
                 }
                 continue;
             }
-            let Step::Linear { src, lin, .. } = step else {
+            let Step::Linear { node, src, lin, .. } = step else {
                 phases.push(whole);
                 continue;
             };
-            // (rows to split, FPO, GEMM tile rows, padded image first, im2col bytes per row)
-            let (total, work, tile, prep, im2col) = match &**lin {
-                Lin::Gemm { gemm, k } => {
-                    let rows = plan.layout.u8_len[*src] / k;
-                    (rows, 2 * rows * k * gemm.n, gemm.tile_rows(), false, 0)
-                }
+            // (rows to split, GEMM tile rows, padded image first, im2col bytes per row)
+            let (total, tile, prep, im2col) = match &**lin {
+                Lin::Gemm { gemm, k } => (plan.layout.u8_len[*src] / k, gemm.tile_rows(), false, 0),
                 Lin::Conv { geom: c, gemms } if c.groups == 1 => {
-                    let (pix, k) = (c.ho * c.wo, c.kh * c.kw * c.cin);
-                    (pix, 2 * pix * k * c.cout, gemms[0].tile_rows(), true, k)
+                    let k = c.kh * c.kw * c.cin;
+                    (c.ho * c.wo, gemms[0].tile_rows(), true, k)
                 }
-                Lin::InPlace { geom: c, gemm, .. } => {
-                    let pix = c.ho * c.wo;
-                    (pix, 2 * pix * gemm.k * c.cout, gemm.tile_rows(), true, 0)
-                }
+                Lin::InPlace { geom: c, gemm, .. } => (c.ho * c.wo, gemm.tile_rows(), true, 0),
                 // The row kernels (VNNI, or stride 1); the plain loop runs whole.
                 Lin::Depthwise { geom: c, quads, .. }
                     if c.sw == 1 || (c.sw == 2 && !quads.is_empty()) =>
                 {
-                    let work = 2 * c.ho * c.wo * c.cout * c.kh * c.kw;
-                    (c.ho, work, 1, true, 0)
+                    (c.ho, 1, true, 0)
                 }
-                _ => (0, 0, 1, false, 0),
+                _ => (0, 1, false, 0),
             };
-            let Some(per) = split(total, target, tile).filter(|_| work as u64 >= min_work) else {
+            // The node's counted work (greenbench-core's FPO), as the fp32 team weighs steps.
+            let work = step_work(&plan.graph, *node, 1);
+            let Some(per) = split(total, target, tile).filter(|_| work >= min_work) else {
                 phases.push(whole);
                 continue;
             };
-            split_work += work as u64;
+            split_work += work;
             let units = total.div_ceil(per);
             let c = match &**lin {
                 Lin::Conv { geom, .. }
