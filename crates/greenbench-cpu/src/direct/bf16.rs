@@ -50,6 +50,7 @@ pub(super) unsafe fn dispatch(v: usize, np: usize, a: &TileArgs<'_>) {
 
 /// The micro-kernel: `P` pixels x `16 V` channels over one reduction block, two reduction
 /// steps per `vdpbf16ps`. `a.kc` (values per kernel row in the block) is even.
+#[allow(clippy::needless_range_loop)] // index loops keep the accumulators in registers
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
     debug_assert!(a.kc.is_multiple_of(2), "bf16 tile: odd run");
@@ -69,10 +70,13 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
             }
         }
         Init::Load => {
-            for (p, row) in acc.iter_mut().enumerate().take(a.np) {
-                for v in 0..V {
-                    let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
-                    row[v] = unsafe { _mm512_maskz_loadu_ps(masks[v], o) };
+            // Fixed trip counts, as in the fp32 tile (keeps the accumulators in registers).
+            for p in 0..P {
+                if p < a.np {
+                    for v in 0..V {
+                        let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
+                        acc[p][v] = unsafe { _mm512_maskz_loadu_ps(masks[v], o) };
+                    }
                 }
             }
         }
@@ -100,12 +104,15 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
             w = unsafe { w.add(32 * V) };
         }
     }
-    for (p, row) in acc.iter().enumerate().take(a.np) {
+    for p in 0..P {
+        if p >= a.np {
+            break;
+        }
         for v in 0..V {
             if masks[v] == 0 {
                 continue;
             }
-            let mut r = row[v];
+            let mut r = acc[p][v];
             if a.mode.last && !a.skip.is_null() {
                 let s = unsafe { _mm512_maskz_loadu_ps(masks[v], a.skip.add(a.sbase[p] + 16 * v)) };
                 r = _mm512_add_ps(r, s);

@@ -687,6 +687,7 @@ unsafe fn dispatch(v: usize, np: usize, a: &TileArgs<'_>) {
 }
 
 /// The micro-kernel: `P` pixels x `16 V` channels, over one reduction block.
+#[allow(clippy::needless_range_loop)] // index loops keep the accumulators in registers
 #[target_feature(enable = "avx512f")]
 unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
     let mut acc = [[_mm512_setzero_ps(); V]; P];
@@ -704,10 +705,15 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
             }
         }
         Init::Load => {
-            for (p, row) in acc.iter_mut().enumerate().take(a.np) {
-                for v in 0..V {
-                    let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
-                    row[v] = unsafe { _mm512_maskz_loadu_ps(masks[v], o) };
+            // Fixed trip counts (`p < a.np` tested inside) keep the accumulators in
+            // registers: a loop bounded by `np` over the array made LLVM keep it in memory and
+            // store every accumulator after each multiply-add (seen in `perf annotate`).
+            for p in 0..P {
+                if p < a.np {
+                    for v in 0..V {
+                        let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
+                        acc[p][v] = unsafe { _mm512_maskz_loadu_ps(masks[v], o) };
+                    }
                 }
             }
         }
@@ -732,12 +738,15 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
             w = unsafe { w.add(16 * V) };
         }
     }
-    for (p, row) in acc.iter().enumerate().take(a.np) {
+    for p in 0..P {
+        if p >= a.np {
+            break;
+        }
         for v in 0..V {
             if masks[v] == 0 {
                 continue;
             }
-            let mut r = row[v];
+            let mut r = acc[p][v];
             if a.mode.last && !a.skip.is_null() {
                 let s = unsafe { _mm512_maskz_loadu_ps(masks[v], a.skip.add(a.sbase[p] + 16 * v)) };
                 r = _mm512_add_ps(r, s);

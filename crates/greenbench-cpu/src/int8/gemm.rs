@@ -365,6 +365,7 @@ mod vnni {
     /// An `MR x 16 NV` block of `C`. Row `r` of `A` is at `a + r * lda`, its quad `q` at
     /// `+ 4 q`; or, `IN_PLACE`, at `a + bases[r]` and `+ qoff[q]` (a convolution reading its
     /// padded image in place; `k` is then a multiple of 4).
+    #[allow(clippy::needless_range_loop)] // index loops keep the accumulators in registers
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile<const MR: usize, const NV: usize, const IN_PLACE: bool>(
@@ -402,7 +403,10 @@ mod vnni {
             } else {
                 q * 4
             };
-            for (r, row) in acc.iter_mut().enumerate() {
+            // Index loops over the accumulators, not iterators over references to them:
+            // with the latter LLVM kept `acc` in memory and stored every accumulator after
+            // each `vpdpbusd` (seen in `perf annotate`; the fp32 tile had the same defect).
+            for r in 0..MR {
                 let ar = rows[r];
                 let x = if IN_PLACE || q < full {
                     unsafe { (ar.add(off) as *const i32).read_unaligned() }
@@ -410,36 +414,36 @@ mod vnni {
                     unsafe { quad(ar, q * 4, g.k) }
                 };
                 let xa = _mm512_set1_epi32(x);
-                for (v, acc) in row.iter_mut().enumerate() {
-                    *acc = _mm512_dpbusd_epi32(*acc, xa, bv[v]);
+                for v in 0..NV {
+                    acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], xa, bv[v]);
                 }
             }
         }
         if let Some(f) = fin {
-            for (r, row) in acc.iter().enumerate() {
-                for (v, acc) in row.iter().enumerate() {
+            for r in 0..MR {
+                for v in 0..NV {
                     let col = (b0 + v) * 16;
                     let m = crate::int8::epilogue::lanes_from(col, g.n);
                     // SAFETY: the caller's bounds: row r's channels col..col + 16 (masked
                     // to n) lie in `y`, and the epilogue's arrays cover c0 + col + 16.
                     unsafe {
-                        let q = _mm512_cvtepi32_epi8(f.epi.vec16(*acc, f.c0 + col));
+                        let q = _mm512_cvtepi32_epi8(f.epi.vec16(acc[r][v], f.c0 + col));
                         _mm_mask_storeu_epi8(f.y.add(r * f.ldy + col) as *mut i8, m, q);
                     }
                 }
             }
             return;
         }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, acc) in row.iter().enumerate() {
+        for r in 0..MR {
+            for v in 0..NV {
                 let col = (b0 + v) * 16;
                 let left = g.n - col;
                 let dst = unsafe { c.add(r * ldc + col) };
                 if left >= 16 {
-                    unsafe { _mm512_storeu_si512(dst as *mut __m512i, *acc) };
+                    unsafe { _mm512_storeu_si512(dst as *mut __m512i, acc[r][v]) };
                 } else {
                     let m: __mmask16 = (1u32 << left) as u16 - 1;
-                    unsafe { _mm512_mask_storeu_epi32(dst, m, *acc) };
+                    unsafe { _mm512_mask_storeu_epi32(dst, m, acc[r][v]) };
                 }
             }
         }
