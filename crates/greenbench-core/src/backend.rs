@@ -58,6 +58,12 @@ pub trait Prepared {
     /// Run one batch. `input` is batch-major, flattened, `batch * input_len` values. Returns
     /// the flattened output once the work is complete.
     fn run(&mut self, input: &[f32]) -> Result<&[f32], BackendError>;
+    /// How this prepared model computes where its arithmetic differs from the FPO counted
+    /// for it (e.g. a fast convolution algorithm doing fewer multiplies than the model's
+    /// counted work): shown with the cell, and named when a cell reads above the peak.
+    fn algorithm_note(&self) -> Option<String> {
+        None
+    }
     /// Device-only time of the last `run`, where the device can tell (GPU timestamp queries).
     fn device_time(&self) -> Option<Duration> {
         None

@@ -96,6 +96,8 @@ pub(crate) struct Settings {
     /// bf16 weight layers on the AVX-512 BF16 direct kernels (`plan_bf16`); without, a bf16
     /// graph's roundings run as steps and the fp32 kernels multiply.
     pub(crate) bf16: bool,
+    /// 3x3 stride-1 convolutions on Winograd F(2x2, 3x3) (`direct::winograd`).
+    pub(crate) winograd: bool,
 }
 
 impl Settings {
@@ -109,6 +111,7 @@ impl Settings {
             team_min_work: TEAM_MIN_WORK,
             int8_path: QPath::detect(),
             bf16: bf16_kernels_available(),
+            winograd: direct_kernels_available(),
         }
     }
 
@@ -232,6 +235,19 @@ impl CpuBackend {
     pub fn with_bf16_kernels(mut self, on: bool) -> Self {
         self.settings.bf16 = on && bf16_kernels_available();
         self
+    }
+
+    /// Turn Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (with at least 16 input and
+    /// output channels) off (the direct tile runs them) or back on where the direct kernels
+    /// run. Tests use this to check both on one machine.
+    pub fn with_winograd(mut self, on: bool) -> Self {
+        self.settings.winograd = on && direct_kernels_available();
+        self
+    }
+
+    /// Whether 3x3 stride-1 convolutions run on Winograd F(2x2, 3x3).
+    pub fn uses_winograd(&self) -> bool {
+        self.settings.winograd && self.settings.direct
     }
 
     /// Whether bf16 weight layers run on the AVX-512 BF16 kernels.
@@ -366,6 +382,8 @@ pub struct CpuPrepared {
     pub(crate) batch: usize,
     pub(crate) output_len: usize,
     pub(crate) settings: Settings,
+    /// Graph nodes run as Winograd F(2x2, 3x3) (`direct::winograd`), for the cell's note.
+    pub(crate) winograd_nodes: Vec<usize>,
 }
 
 impl CpuPrepared {
@@ -387,11 +405,27 @@ impl CpuPrepared {
             batch,
             output_len,
             settings: settings.clone(),
+            winograd_nodes: Vec::new(),
         }
     }
 }
 
 impl Prepared for CpuPrepared {
+    fn algorithm_note(&self) -> Option<String> {
+        let g = self.graph.as_ref()?;
+        if self.winograd_nodes.is_empty() {
+            return None;
+        }
+        let fpo = |i: usize| greenbench_core::cost::node_cost(g, i).fpo();
+        let total: u64 = (0..g.nodes.len()).map(fpo).sum();
+        let wino: u64 = self.winograd_nodes.iter().map(|&i| fpo(i)).sum();
+        Some(format!(
+            "{} 3x3 stride-1 convolutions ({:.0} % of the counted FPO) ran as Winograd F(2x2, 3x3): 16 multiplies where the direct convolution counts 36, so GFPO/s (counted FPO per second, FPO.md) can exceed the machine's peak",
+            self.winograd_nodes.len(),
+            100.0 * wino as f64 / total.max(1) as f64
+        ))
+    }
+
     fn run(&mut self, input: &[f32]) -> Result<&[f32], BackendError> {
         let want = match &self.graph {
             Some(_) => self.mem.bufs[self.mem.input].len(),

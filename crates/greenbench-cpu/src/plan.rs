@@ -70,6 +70,7 @@ impl CpuPrepared {
         let out_len = batch * g.output_len();
         // The input is read from the caller's slice: no buffer for it.
         Ok(CpuPrepared {
+            winograd_nodes: split.winograd_nodes(),
             split: Some(split),
             ..Self::empty(
                 s,
@@ -313,6 +314,7 @@ impl CpuPrepared {
                         fuse_relu,
                         in_padded,
                         out_border,
+                        s.winograd,
                     ),
                     _ => None,
                 }
@@ -648,10 +650,17 @@ impl CpuPrepared {
         let mut mem = Buffers::new(&sizes, scratch_len, pads);
         mem.input_border = input_border;
         mem.output = buf_of[nvals - 1];
+        let winograd_nodes = steps
+            .iter()
+            .zip(&step_nodes)
+            .filter(|(st, _)| st.is_winograd())
+            .map(|(_, &i)| i)
+            .collect();
         Ok(CpuPrepared {
             steps,
             par,
             team,
+            winograd_nodes,
             ..Self::empty(s, Some(g.clone()), batch, batch * g.output_len(), mem)
         })
     }

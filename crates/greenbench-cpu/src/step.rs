@@ -217,6 +217,17 @@ pub(crate) enum Step {
     },
 }
 
+impl Step {
+    /// Whether this step is a convolution run as Winograd F(2x2, 3x3).
+    pub(crate) fn is_winograd(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if let Step::Direct { plan, .. } = self {
+            return plan.is_winograd();
+        }
+        false
+    }
+}
+
 /// A step's work for threading decisions: FPO, or 4 per output element for memory-bound
 /// ops, whole batch.
 pub(crate) fn step_work(g: &Graph, i: usize, batch: usize) -> u64 {

@@ -43,6 +43,13 @@ pub(crate) struct Split {
 }
 
 impl Split {
+    /// The graph nodes its workers run as Winograd convolutions (the same in each).
+    pub(crate) fn winograd_nodes(&self) -> Vec<usize> {
+        self.workers
+            .first()
+            .map_or_else(Vec::new, |w| w.main.winograd_nodes.clone())
+    }
+
     /// Images per sub-batch when `batch` is split across `threads` workers (every thread
     /// gets at least two images), or `None` when it runs as one plan.
     pub(crate) fn sub_batch(g: &Graph, batch: usize, threads: usize) -> Option<usize> {

@@ -473,6 +473,54 @@ fn conv_op(filters: usize, k: usize, s: usize, padding: Padding, groups: usize) 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
+    /// Winograd F(2x2, 3x3) (3x3, stride 1, at least 16 channels in and out) against the
+    /// reference, with Winograd on (every configuration) and off: odd and even output sizes
+    /// (tiles past the image's edge), every padding, a fused residual, an activation, an
+    /// output stored with the border of a second Winograd convolution that reads it, 1 to 3
+    /// images; two threads split one image's tiles and output channels across a team.
+    #[test]
+    fn winograd_convolutions_match_reference(
+        h in 2usize..14, w in 2usize..14, cin in 16usize..40, cout in 16usize..100,
+        pad in padding(), residual in any::<bool>(), act in 0usize..5, next in any::<bool>(),
+        batch in 1usize..4, threads in 1usize..3,
+    ) {
+        let pad = if residual { Padding::Same } else { pad };
+        let mut nodes = vec![Node::new("c1", conv_op(cout, 3, 1, pad, 1))];
+        let mut last = "c1".to_string();
+        if residual {
+            nodes.push(Node::with_inputs("skip", conv_op(cout, 1, 1, Padding::Valid, 1), &["input"]));
+            nodes.push(Node::with_inputs("sum", Op::Add, &["c1", "skip"]));
+            last = "sum".to_string();
+        }
+        let last = push_epilogue(&mut nodes, act, "act", &last);
+        if next {
+            nodes.push(Node::with_inputs("c2", conv_op(cout, 3, 1, Padding::Same, 1), &[last.as_str()]));
+        }
+        let g = image_graph("wino", [h, w, cin], nodes);
+        prop_assume!(g.is_ok());
+        let g = g.unwrap();
+        let case = reference_case(&g, batch, 41);
+        let mut backends = configurations(threads);
+        backends.push(("winograd off".into(), CpuBackend::new(threads).unwrap().with_winograd(false)));
+        for (name, cpu) in &backends {
+            let err = testkit::max_rel_err(&run_case(cpu, &g, &case, batch), &case.want);
+            prop_assert!(err < TOL, "{name}: err {err}");
+        }
+        // The default configuration did run Winograd where it applies (outputs of at least
+        // 2 x 2), and says so with the cell.
+        let cpu = CpuBackend::new(threads).unwrap();
+        let out = g.out_shape(0);
+        let want = if out[0] >= 2 && out[1] >= 2 { 1 + next as usize } else { 0 };
+        if cpu.uses_winograd() {
+            let prepared = cpu.prepare(&g, &generate_weights(&g, 1), batch).unwrap();
+            let note = prepared.algorithm_note();
+            match want {
+                0 => prop_assert!(note.is_none(), "{note:?}"),
+                n => prop_assert!(note.as_deref().unwrap_or("").starts_with(&format!("{n} ")), "{note:?}"),
+            }
+        }
+    }
+
     /// Chains that exercise what the planner fuses and lays out: activations stored with the
     /// zero border of the convolutions that read them (also when several convolutions with
     /// different paddings, or a fused residual, read one value), residual add + ReLU fused

@@ -257,6 +257,10 @@ pub struct Cell {
     /// emulated: operands rounded, fp32 arithmetic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision_note: Option<String>,
+    /// How the backend computed where its arithmetic differs from the counted FPO (a fast
+    /// convolution algorithm: fewer multiplies than FPO.md counts for the model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm_note: Option<String>,
 }
 
 /// A cell measured again at the end of its backend's cells (see [`crate::recheck`]).

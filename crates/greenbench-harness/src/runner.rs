@@ -285,6 +285,7 @@ pub fn measure_cell(
         power_series_w: vec![],
         remeasured: None,
         precision_note: backend.precision_note(precision),
+        algorithm_note: None,
     };
     reset_peak_rss();
     let label = match precision {
@@ -316,6 +317,7 @@ pub fn measure_cell(
         }
     };
     let outcome = prepared.map_err(MeasureError::from).and_then(|mut p| {
+        cell.algorithm_note = p.algorithm_note();
         measure(
             p.as_mut(),
             &inputs,
@@ -396,7 +398,7 @@ pub(crate) fn withhold_node_energy(cell: &mut Cell) {
 }
 
 /// The start of the warning a cell above 100 % of the peak carries.
-const ABOVE_PEAK: &str = "of the measured peak: either";
+const ABOVE_PEAK: &str = "of the measured peak:";
 
 /// `% of peak` of a measured fp32 cell against `attainable` GFPO/s (an fp32 matmul's), with
 /// its warning when above 100 % (replacing an earlier one). int8 and bf16 cells get none: the
@@ -410,9 +412,13 @@ fn set_pct_of_peak(cell: &mut Cell, attainable: f64) {
     cell.pct_of_peak = Some(pct);
     cell.warnings.retain(|w| !w.contains(ABOVE_PEAK));
     if pct > 100.0 {
-        cell.warnings.push(format!(
-            "{pct:.0} % {ABOVE_PEAK} the peak matmul was disturbed while it was measured, or this backend's matmul does not reach this CPU's peak (its kernels were tuned on another CPU); either way % of peak is not a sound figure for this cell"
-        ));
+        let why = match &cell.algorithm_note {
+            Some(note) => format!(
+                "the backend did fewer multiplies than the FPO counted for the model ({note}); % of peak here is counted work per second against the matmul's peak, not the share of the machine in use"
+            ),
+            None => "either the peak matmul was disturbed while it was measured, or this backend's matmul does not reach this CPU's peak (its kernels were tuned on another CPU); either way % of peak is not a sound figure for this cell".to_string(),
+        };
+        cell.warnings.push(format!("{pct:.0} % {ABOVE_PEAK} {why}"));
     }
 }
 

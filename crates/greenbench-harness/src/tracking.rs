@@ -478,6 +478,7 @@ pub fn cell(
         power_series_w: t.series.clone(),
         remeasured: None,
         precision_note: None,
+        algorithm_note: None,
     }
 }
 

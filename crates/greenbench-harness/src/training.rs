@@ -184,6 +184,7 @@ pub fn run_sweep(
             power_series_w: vec![],
             remeasured: None,
             precision_note: None,
+            algorithm_note: None,
             accuracy: Some(done.test_accuracy),
             train_passes: Some(passes as u64),
             train: Some(format!(

@@ -1,6 +1,7 @@
 //! The direct convolution / GEMM: plans, work units and the `P x 16 V` register tile.
 
 use super::tile::{Init, Mode, TileArgs};
+use super::winograd::{self, Dest, Wino};
 use super::*;
 use greenbench_core::graph::ConvGeom;
 use std::arch::x86_64::*;
@@ -48,6 +49,8 @@ pub struct DirectPlan {
     /// Run on bf16 operands (`super::bf16`): the input converted by this copy, the weights
     /// (`w` emptied) as pairs of reduction steps.
     bf16: Option<Bf16Operands>,
+    /// Run as Winograd F(2x2, 3x3) (`super::winograd`; `w` emptied).
+    wino: Option<Box<Wino>>,
 }
 
 /// A bf16 plan's input conversion and weights: `[block][k / 2][16 V][2]` bf16 bits, the
@@ -145,7 +148,7 @@ impl DirectPlan {
         gp.cin = cp;
         let wp = pad_channels(w, g.kh * g.kw, g.cin, cp, g.cout);
         // Built as over an input stored padded: the copy below pads.
-        let plan = Self::conv(&gp, batch, &wp, bias, relu, true, out_border)?;
+        let plan = Self::conv(&gp, batch, &wp, bias, relu, true, out_border, false)?;
         let copy = PadCopy {
             batch,
             h: g.h,
@@ -164,6 +167,7 @@ impl DirectPlan {
     /// This plan (built over `copy`'s buffer geometry, fp32 weights) on bf16 operands, reading
     /// an fp32 input of `input_len` values through `copy`.
     fn into_bf16(mut self, copy: PadCopy, input_len: usize) -> Self {
+        assert!(self.wino.is_none(), "bf16 plans run the direct tile");
         let k = self.geo.kh * self.geo.kw * self.geo.cin;
         assert!(
             k.is_multiple_of(2) && self.geo.cin.is_multiple_of(2),
@@ -191,6 +195,11 @@ impl DirectPlan {
         self.input_len = input_len;
         self.bf16 = Some(Bf16Operands { copy, w });
         self
+    }
+
+    /// Whether this plan runs as Winograd F(2x2, 3x3).
+    pub fn is_winograd(&self) -> bool {
+        self.wino.is_some()
     }
 
     /// Whether this plan runs on bf16 operands.
@@ -225,6 +234,7 @@ impl DirectPlan {
     /// input is stored with this convolution's padding as its [`Border`] (no copy needed);
     /// `out_border`: store the output with that border.
     /// `None` when the geometry is not one the kernels take (grouped convolutions).
+    /// `winograd`: run it as Winograd F(2x2, 3x3) where that applies (`super::winograd`).
     #[allow(clippy::too_many_arguments)]
     pub fn conv(
         g: &ConvGeom,
@@ -234,6 +244,7 @@ impl DirectPlan {
         relu: Relu,
         in_padded: bool,
         out_border: Option<Border>,
+        winograd: bool,
     ) -> Option<Self> {
         if g.groups != 1 {
             return None;
@@ -277,6 +288,10 @@ impl DirectPlan {
         );
         if let Some(border) = out_border {
             (plan.out_pix, plan.out_len) = bordered_offsets(batch, g.ho, g.wo, g.cout, border);
+        }
+        if winograd && winograd::eligible(g) {
+            plan.wino = Some(Box::new(Wino::new(g, batch, hp, wp, w, bias, relu)));
+            plan.w = Vec::new();
         }
         Some(plan)
     }
@@ -418,6 +433,7 @@ impl DirectPlan {
             input_len,
             out_len: pixels * cout,
             bf16: None,
+            wino: None,
         }
     }
 
@@ -481,6 +497,9 @@ impl DirectPlan {
     /// Units of the compute for `threads` threads (one unit per tile chunk and channel
     /// block; at least ~4 per thread so all stay busy to the end).
     pub fn compute_units(&self, threads: usize) -> usize {
+        if let Some(wn) = &self.wino {
+            return wn.compute_units(threads);
+        }
         let (chunks, _, nb) = self.layout(threads);
         chunks * nb
     }
@@ -524,6 +543,17 @@ impl DirectPlan {
             None => self.input_len,
         };
         assert!(x.len() >= need, "direct: input too short");
+        if let Some(wn) = &self.wino {
+            let d = Dest {
+                y,
+                out_pix: &self.out_pix,
+                skip,
+                skip_pix: &self.skip_pix,
+            };
+            // SAFETY: AVX-512F checked; `d` is this plan's output layout, `y` as documented.
+            unsafe { wn.compute_unit(x, &d, u, threads) };
+            return;
+        }
         let (_, unit_tiles, nb) = self.layout(threads);
         let tiles = self.pixels.div_ceil(self.p);
         let (chunk, b) = (u / nb, u % nb);
@@ -568,6 +598,27 @@ impl DirectPlan {
         } else {
             (0..units).for_each(body);
         }
+    }
+
+    /// Output channel blocks of a GEMM plan (its units per row range).
+    pub(super) fn channel_blocks(&self) -> usize {
+        self.cout.div_ceil(16 * self.v)
+    }
+
+    /// Channels per block (the last block may hold fewer).
+    pub(super) fn block_width(&self) -> usize {
+        16 * self.v
+    }
+
+    /// The first `rows` rows of a GEMM plan, channel block `b`: `x` row `r` at `r * k`, `y`
+    /// row `r` at `r * n` (Winograd's per-unit products).
+    ///
+    /// # Safety
+    /// AVX-512F; `x` and `y` hold the plan's `pixels` rows; `rows <= pixels`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gemm_rows(&self, x: *const f32, y: *mut f32, rows: usize, b: usize) {
+        debug_assert!(self.pix.is_empty() && self.out_pix.is_empty() && rows <= self.pixels);
+        unsafe { self.unit(x, y, std::ptr::null(), 0, rows.div_ceil(self.p), b) };
     }
 
     #[target_feature(enable = "avx512f")]

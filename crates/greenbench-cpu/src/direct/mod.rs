@@ -21,8 +21,9 @@
 //! this the default and `results/onnx/README.md`.
 //!
 //! Files: `conv` (dense layers and ungrouped convolutions: plans, units, the register tile),
-//! `depthwise` (depthwise plans and strip kernels), `pool` (max/average pooling); this one
-//! holds what they share: padded-input copies, stored borders, lane masks.
+//! `winograd` (3x3 stride-1 convolutions as Winograd F(2x2, 3x3): transforms around 16 of
+//! `conv`'s GEMMs), `depthwise` (depthwise plans and strip kernels), `pool` (max/average
+//! pooling); this one holds what they share: padded-input copies, stored borders, lane masks.
 //!
 //! Only compiled for x86-64; other CPUs (and x86-64 CPUs without AVX-512) keep the
 //! im2col + `gemm` crate path, which dispatches to AVX2/FMA or NEON kernels.
@@ -34,6 +35,7 @@ mod conv;
 mod depthwise;
 mod pool;
 mod tile;
+mod winograd;
 
 pub use conv::DirectPlan;
 pub use depthwise::DwPlan;

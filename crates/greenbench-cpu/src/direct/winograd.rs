@@ -1,0 +1,408 @@
+//! Winograd F(2x2, 3x3) for 3x3, stride-1, ungrouped convolutions of at least 16 input and
+//! 16 output channels: a run of output tiles (2x2 pixels each) as 16 GEMMs of the tiles'
+//! transformed 4x4 input windows with the transformed weights, then each tile's 4x4 of
+//! products folded back into its 2x2 outputs. 16 multiplies per 4 outputs and input channel
+//! where the direct tile does 36, for a transform of the input (per tile and channel:
+//! 32 additions) and of the output (24 per tile and output channel).
+//!
+//! The counted work does not change: FPO.md counts a convolution's multiply-adds as the
+//! model defines them, whatever algorithm runs it; a fast algorithm shows as more FPO per
+//! second, not as fewer FPO (the cell's `driver` names it; see `lib.rs`).
+//!
+//! Numbers: the transforms' coefficients are 0, ±1 and ±1/2 (the weight side, done once in
+//! f64), so the sums differ from the direct kernels' in order and by the input transform's
+//! additions, within the fp32 kernels' tolerance (`tests/kernels.rs`).
+//!
+//! Layout (per work unit of `chunk` tiles, in a per-thread scratch): `V[16][chunk][cin]`, the
+//! transformed inputs, and `M[16][chunk][cout]`, the GEMMs' products; the 16 GEMMs are the
+//! direct kernels' own dense-layer plans (`DirectPlan::gemm`, `[cin] x [cout]` each).
+
+#![allow(clippy::needless_range_loop)] // index loops keep 4x4 register arrays in registers
+
+use super::conv::DirectPlan;
+use super::{act_ps, lane_mask};
+use crate::kernels::Relu;
+use greenbench_core::graph::ConvGeom;
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+/// Tile budget of one unit's scratch, in floats (`16 x chunk x (cin + cout)`): 768 KiB, so
+/// it stays in a Zen 4 or Sapphire Rapids core's L2 beside the weights of one GEMM.
+const SCRATCH_FLOATS: usize = 196_608;
+
+/// Whether a convolution runs on Winograd F(2x2, 3x3): 3x3 kernel, stride 1, ungrouped,
+/// and channels enough for the GEMMs to dominate the transforms.
+pub(super) fn eligible(g: &ConvGeom) -> bool {
+    g.kh == 3
+        && g.kw == 3
+        && g.sh == 1
+        && g.sw == 1
+        && g.groups == 1
+        && g.cin >= 16
+        && g.cout >= 16
+        && g.ho >= 2
+        && g.wo >= 2
+}
+
+/// A convolution planned for Winograd F(2x2, 3x3).
+pub(super) struct Wino {
+    batch: usize,
+    /// Tile rows and columns of an image (`ho / 2`, `wo / 2` rounded up).
+    th: usize,
+    tw: usize,
+    ho: usize,
+    wo: usize,
+    /// The input as the kernels read it (padded, or with its border): rows, columns.
+    hp: usize,
+    wp: usize,
+    cin: usize,
+    cout: usize,
+    /// Most tiles per unit (the GEMMs' rows).
+    chunk: usize,
+    /// `gemms[xi]`: `chunk` rows of `cin` transformed inputs times `U_xi` (`cin x cout`).
+    gemms: Vec<DirectPlan>,
+    /// Bias padded to whole vectors (zeros when none).
+    bias: Vec<f32>,
+    relu: Relu,
+}
+
+/// Where a unit writes: each output pixel's offset in `y` (`out_pix`, or `q * cout` when
+/// empty) and its residual's in `skip` (`skip_pix` likewise; `skip` null when none).
+pub(super) struct Dest<'a> {
+    pub(super) y: *mut f32,
+    pub(super) out_pix: &'a [usize],
+    pub(super) skip: *const f32,
+    pub(super) skip_pix: &'a [usize],
+}
+
+thread_local! {
+    /// A unit's `V` and `M` (grown on a thread's first unit, reused after).
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `G g G^T` of one 3x3 kernel (row-major taps), `G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2;
+/// 0 0 1]`, in f64.
+fn weight_transform(g: [f64; 9]) -> [f64; 16] {
+    let gm = [
+        [1.0, 0.0, 0.0],
+        [0.5, 0.5, 0.5],
+        [0.5, -0.5, 0.5],
+        [0.0, 0.0, 1.0],
+    ];
+    let mut t = [[0.0f64; 3]; 4];
+    for i in 0..4 {
+        for j in 0..3 {
+            t[i][j] = (0..3).map(|k| gm[i][k] * g[k * 3 + j]).sum();
+        }
+    }
+    let mut u = [0.0f64; 16];
+    for i in 0..4 {
+        for j in 0..4 {
+            u[i * 4 + j] = (0..3).map(|k| t[i][k] * gm[j][k]).sum();
+        }
+    }
+    u
+}
+
+impl Wino {
+    /// `w`: HWIO `[3, 3, cin, cout]`; `hp`, `wp`: the input the kernels read.
+    pub(super) fn new(
+        g: &ConvGeom,
+        batch: usize,
+        hp: usize,
+        wp: usize,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        relu: Relu,
+    ) -> Self {
+        let (cin, cout) = (g.cin, g.cout);
+        assert_eq!(w.len(), 9 * cin * cout, "winograd: weights");
+        let (th, tw) = (g.ho.div_ceil(2), g.wo.div_ceil(2));
+        let tiles = batch * th * tw;
+        // At least 64 tiles a unit: the weights of a wide layer (16 x 512 x 512 floats)
+        // are then read once per 64 tiles; one `xi`'s share of the scratch (64 x 512 inputs)
+        // still fits L2 while its GEMM runs.
+        let chunk = (SCRATCH_FLOATS / (16 * (cin + cout)))
+            .clamp(64, 256)
+            .next_multiple_of(8)
+            .min(tiles.next_multiple_of(8));
+        let mut u = vec![vec![0.0f32; cin * cout]; 16];
+        for ci in 0..cin {
+            for co in 0..cout {
+                let taps = std::array::from_fn(|t| w[(t * cin + ci) * cout + co] as f64);
+                for (xi, v) in weight_transform(taps).into_iter().enumerate() {
+                    u[xi][ci * cout + co] = v as f32;
+                }
+            }
+        }
+        let gemms = u
+            .iter()
+            .map(|ux| DirectPlan::gemm(chunk, cin, cout, ux, None, None))
+            .collect();
+        let mut padded_bias = vec![0.0f32; cout.next_multiple_of(16)];
+        if let Some(b) = bias {
+            padded_bias[..cout].copy_from_slice(&b[..cout]);
+        }
+        Wino {
+            batch,
+            th,
+            tw,
+            ho: g.ho,
+            wo: g.wo,
+            hp,
+            wp,
+            cin,
+            cout,
+            chunk,
+            gemms,
+            bias: padded_bias,
+            relu,
+        }
+    }
+
+    /// Units for `threads` threads: (tiles per unit, output channel groups). One thread:
+    /// `chunk` tiles, all channels. A team (batch 1) wants about four units a thread: fewer
+    /// tiles a unit, down to 32, then the output channels split into groups (each unit
+    /// transforms its tiles' inputs, then multiplies and stores only its group's channels).
+    fn layout(&self, threads: usize) -> (usize, usize) {
+        let tiles = self.batch * self.th * self.tw;
+        if threads <= 1 {
+            return (self.chunk, 1);
+        }
+        let want = 4 * threads;
+        let per = tiles
+            .div_ceil(want)
+            .next_multiple_of(8)
+            .max(32)
+            .min(self.chunk);
+        let blocks = self.gemms[0].channel_blocks();
+        let groups = want.div_ceil(tiles.div_ceil(per)).min(blocks);
+        (per, groups)
+    }
+
+    pub(super) fn compute_units(&self, threads: usize) -> usize {
+        let (per, groups) = self.layout(threads);
+        (self.batch * self.th * self.tw).div_ceil(per) * groups
+    }
+
+    /// Unit `u` (of [`Self::compute_units`] for `threads`): its tiles' inputs from `x` (the
+    /// padded input, `batch x hp x wp x cin`) transformed, multiplied and written to `d`.
+    ///
+    /// # Safety
+    /// AVX-512F; `x` holds the padded input; `d`'s pointers and offsets are the plan's
+    /// (every output pixel's `cout` values inside `y`, its residual's inside `skip`).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn compute_unit(&self, x: &[f32], d: &Dest<'_>, u: usize, threads: usize) {
+        assert!(
+            x.len() >= self.batch * self.hp * self.wp * self.cin,
+            "winograd: input too short"
+        );
+        let (per, groups) = self.layout(threads);
+        let tiles = self.batch * self.th * self.tw;
+        let (chunk, group) = (u / groups, u % groups);
+        let t0 = chunk * per;
+        let nt = (tiles - t0).min(per);
+        // This unit's GEMM channel blocks, and the output channels they hold.
+        let blocks = self.gemms[0].channel_blocks();
+        let (b0, b1) = (group * blocks / groups, (group + 1) * blocks / groups);
+        let width = self.gemms[0].block_width();
+        let chans = (b0 * width, (b1 * width).min(self.cout));
+        let (vlen, mlen) = (16 * self.vstride(), 16 * self.mstride());
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < vlen + mlen {
+                s.resize(vlen + mlen, 0.0);
+            }
+            let (v, m) = s.split_at_mut(vlen);
+            // SAFETY: AVX-512F (this function's); every offset is checked or derived from
+            // the plan's geometry (see each function).
+            unsafe {
+                self.input_transform(x, t0, nt, v.as_mut_ptr());
+                for (xi, gm) in self.gemms.iter().enumerate() {
+                    let vx = v.as_ptr().add(xi * self.vstride());
+                    let mx = m.as_mut_ptr().add(xi * self.mstride());
+                    for b in b0..b1 {
+                        gm.gemm_rows(vx, mx, nt, b);
+                    }
+                }
+                self.output_transform(t0, nt, chans, m.as_ptr(), d);
+            }
+        });
+    }
+
+    /// Floats from one `xi`'s transformed inputs to the next's: a cache line past the
+    /// `chunk x cin` values, so the 16 a tile touches do not fall in one L1 set (a stride
+    /// of 16 KiB put them there: the output transform's loads then missed L1).
+    fn vstride(&self) -> usize {
+        self.chunk * self.cin + 16
+    }
+
+    /// As [`Self::vstride`] for the products.
+    fn mstride(&self) -> usize {
+        self.chunk * self.cout + 16
+    }
+
+    /// Tile `t` (global): image, tile row, tile column.
+    fn tile_pos(&self, t: usize) -> (usize, usize, usize) {
+        let per_img = self.th * self.tw;
+        let (n, r) = (t / per_img, t % per_img);
+        (n, r / self.tw, r % self.tw)
+    }
+
+    /// `B^T d B` of each tile's 4x4 window (rows and columns past the input read as zero)
+    /// into `v[xi][t - t0][ci]`, `xi = 4 i + j`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn input_transform(&self, x: &[f32], t0: usize, nt: usize, v: *mut f32) {
+        let c = self.cin;
+        let zero = _mm512_setzero_ps();
+        for lt in 0..nt {
+            let (n, ty, tx) = self.tile_pos(t0 + lt);
+            let (r0, c0) = (2 * ty, 2 * tx);
+            let img = n * self.hp * self.wp * c;
+            let mut cv = 0;
+            while cv < c {
+                let mask = lane_mask(c - cv, 0);
+                let mut dd = [[zero; 4]; 4];
+                for i in 0..4 {
+                    if r0 + i >= self.hp {
+                        continue;
+                    }
+                    for j in 0..4 {
+                        if c0 + j < self.wp {
+                            let o = img + ((r0 + i) * self.wp + c0 + j) * c + cv;
+                            // SAFETY: pixel (r0 + i, c0 + j) of image n lies in `x`
+                            // (asserted length), lanes masked to its channels.
+                            dd[i][j] = unsafe { _mm512_maskz_loadu_ps(mask, x.as_ptr().add(o)) };
+                        }
+                    }
+                }
+                // Rows: B^T d.
+                let mut t = [[zero; 4]; 4];
+                for j in 0..4 {
+                    t[0][j] = _mm512_sub_ps(dd[0][j], dd[2][j]);
+                    t[1][j] = _mm512_add_ps(dd[1][j], dd[2][j]);
+                    t[2][j] = _mm512_sub_ps(dd[2][j], dd[1][j]);
+                    t[3][j] = _mm512_sub_ps(dd[1][j], dd[3][j]);
+                }
+                // Columns: (B^T d) B, stored by xi.
+                for i in 0..4 {
+                    let r = [
+                        _mm512_sub_ps(t[i][0], t[i][2]),
+                        _mm512_add_ps(t[i][1], t[i][2]),
+                        _mm512_sub_ps(t[i][2], t[i][1]),
+                        _mm512_sub_ps(t[i][1], t[i][3]),
+                    ];
+                    for (j, rv) in r.into_iter().enumerate() {
+                        let o = (4 * i + j) * self.vstride() + lt * c + cv;
+                        // SAFETY: xi < 16, lt < chunk, lanes masked to cin: inside `v`.
+                        unsafe { _mm512_mask_storeu_ps(v.add(o), mask, rv) };
+                    }
+                }
+                cv += 16;
+            }
+        }
+    }
+
+    /// `A^T m A` of each tile's 16 products (`A^T = [1 1 1 0; 0 1 -1 -1]`), plus bias,
+    /// residual and activation, stored for the tile's output pixels inside the image:
+    /// channels `c0..c1` (`c0` a multiple of 16).
+    #[target_feature(enable = "avx512f")]
+    unsafe fn output_transform(
+        &self,
+        t0: usize,
+        nt: usize,
+        (c0, c1): (usize, usize),
+        m: *const f32,
+        d: &Dest<'_>,
+    ) {
+        let c = self.cout;
+        for lt in 0..nt {
+            let (n, ty, tx) = self.tile_pos(t0 + lt);
+            let mut cv = c0;
+            while cv < c1 {
+                let mask = lane_mask(c1 - cv, 0);
+                let mut mm = [[_mm512_setzero_ps(); 4]; 4];
+                for i in 0..4 {
+                    for j in 0..4 {
+                        let o = (4 * i + j) * self.mstride() + lt * c + cv;
+                        // SAFETY: inside `M` (xi < 16, lt < chunk), lanes masked.
+                        mm[i][j] = unsafe { _mm512_maskz_loadu_ps(mask, m.add(o)) };
+                    }
+                }
+                let mut s = [[_mm512_setzero_ps(); 4]; 2];
+                for j in 0..4 {
+                    s[0][j] = _mm512_add_ps(_mm512_add_ps(mm[0][j], mm[1][j]), mm[2][j]);
+                    s[1][j] = _mm512_sub_ps(_mm512_sub_ps(mm[1][j], mm[2][j]), mm[3][j]);
+                }
+                // SAFETY: the bias is padded to whole vectors.
+                let bias = unsafe { _mm512_loadu_ps(self.bias.as_ptr().add(cv)) };
+                for (i, si) in s.iter().enumerate() {
+                    let y = [
+                        _mm512_add_ps(_mm512_add_ps(si[0], si[1]), si[2]),
+                        _mm512_sub_ps(_mm512_sub_ps(si[1], si[2]), si[3]),
+                    ];
+                    let oy = 2 * ty + i;
+                    if oy >= self.ho {
+                        continue;
+                    }
+                    for (j, yv) in y.into_iter().enumerate() {
+                        let ox = 2 * tx + j;
+                        if ox >= self.wo {
+                            continue;
+                        }
+                        let q = (n * self.ho + oy) * self.wo + ox;
+                        let mut r = _mm512_add_ps(yv, bias);
+                        if !d.skip.is_null() {
+                            let so = if d.skip_pix.is_empty() {
+                                q * c
+                            } else {
+                                d.skip_pix[q]
+                            };
+                            // SAFETY: the residual's pixel q (the plan's layout).
+                            let sv = unsafe { _mm512_maskz_loadu_ps(mask, d.skip.add(so + cv)) };
+                            r = _mm512_add_ps(r, sv);
+                        }
+                        if let Some(a) = self.relu {
+                            r = unsafe { act_ps(a, r) };
+                        }
+                        let yo = if d.out_pix.is_empty() {
+                            q * c
+                        } else {
+                            d.out_pix[q]
+                        };
+                        // SAFETY: output pixel q's channels (the plan's layout).
+                        unsafe { _mm512_mask_storeu_ps(d.y.add(yo + cv), mask, r) };
+                    }
+                }
+                cv += 16;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::weight_transform;
+
+    /// F(2, 3) in one dimension, from the transforms: `A^T [(G g) . (B^T d)]` equals the
+    /// direct correlation of `d` (4 values) with `g` (3) at both outputs.
+    #[test]
+    fn transforms_compute_a_correlation() {
+        let g = [0.3, -1.2, 2.5];
+        let d = [1.5, -0.25, 4.0, 0.75];
+        // The 2D weight transform of an outer product is the outer product of 1D ones.
+        let g2: [f64; 9] = std::array::from_fn(|t| if t / 3 == 0 { g[t % 3] } else { 0.0 });
+        let u = weight_transform(g2);
+        let gg = [u[0], u[1], u[2], u[3]];
+        let bd = [d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]];
+        let m: Vec<f64> = (0..4).map(|i| gg[i] * bd[i]).collect();
+        let y = [m[0] + m[1] + m[2], m[1] - m[2] - m[3]];
+        let want = [
+            d[0] * g[0] + d[1] * g[1] + d[2] * g[2],
+            d[1] * g[0] + d[2] * g[1] + d[3] * g[2],
+        ];
+        for k in 0..2 {
+            assert!((y[k] - want[k]).abs() < 1e-12, "{y:?} vs {want:?}");
+        }
+    }
+}
