@@ -161,22 +161,21 @@ impl Wino {
     }
 
     /// Units for `threads` threads: (tiles per unit, output channel groups). One thread:
-    /// `chunk` tiles, all channels. A team (batch 1) wants about four units a thread: fewer
-    /// tiles a unit, down to 32, then the output channels split into groups (each unit
-    /// transforms its tiles' inputs, then multiplies and stores only its group's channels).
+    /// `chunk` tiles, all channels. A team (batch 1) wants about four units a thread: the
+    /// output channels split into groups first (each unit transforms its tiles' inputs, then
+    /// multiplies and stores only its group's channels: the transform is repeated, the
+    /// weights are not), then the tiles, down to 8 a unit (resnet8's 8x8 layers: 16 tiles).
     fn layout(&self, threads: usize) -> (usize, usize) {
         let tiles = self.batch * self.th * self.tw;
         if threads <= 1 {
             return (self.chunk, 1);
         }
         let want = 4 * threads;
+        let groups = self.gemms[0].channel_blocks().min(want);
         let per = tiles
-            .div_ceil(want)
+            .div_ceil(want.div_ceil(groups))
             .next_multiple_of(8)
-            .max(32)
             .min(self.chunk);
-        let blocks = self.gemms[0].channel_blocks();
-        let groups = want.div_ceil(tiles.div_ceil(per)).min(blocks);
         (per, groups)
     }
 
