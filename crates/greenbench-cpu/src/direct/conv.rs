@@ -1,7 +1,7 @@
 //! The direct convolution / GEMM: plans, work units and the `P x 16 V` register tile.
 
 use super::tile::{Init, Mode, TileArgs};
-use super::winograd::{self, Dest, Wino};
+use super::winograd::{self, Dest, RowGemm, Wino};
 use super::*;
 use greenbench_core::graph::ConvGeom;
 use std::arch::x86_64::*;
@@ -50,7 +50,7 @@ pub struct DirectPlan {
     /// (`w` emptied) as pairs of reduction steps.
     bf16: Option<Bf16Operands>,
     /// Run as Winograd F(2x2, 3x3) (`super::winograd`; `w` emptied).
-    wino: Option<Box<Wino>>,
+    wino: Option<Box<Wino<DirectPlan>>>,
 }
 
 /// A bf16 plan's input conversion and weights: `[block][k / 2][16 V][2]` bf16 bits, the
@@ -290,7 +290,8 @@ impl DirectPlan {
             (plan.out_pix, plan.out_len) = bordered_offsets(batch, g.ho, g.wo, g.cout, border);
         }
         if winograd && winograd::eligible(g) {
-            plan.wino = Some(Box::new(Wino::new(g, batch, hp, wp, w, bias, relu)));
+            let gemm = |rows, k, n, u: &[f32]| Self::gemm(rows, k, n, u, None, None);
+            plan.wino = Some(Box::new(Wino::new(g, batch, hp, wp, w, bias, relu, gemm)));
             plan.w = Vec::new();
         }
         Some(plan)
@@ -600,27 +601,6 @@ impl DirectPlan {
         }
     }
 
-    /// Output channel blocks of a GEMM plan (its units per row range).
-    pub(super) fn channel_blocks(&self) -> usize {
-        self.cout.div_ceil(16 * self.v)
-    }
-
-    /// Channels per block (the last block may hold fewer).
-    pub(super) fn block_width(&self) -> usize {
-        16 * self.v
-    }
-
-    /// The first `rows` rows of a GEMM plan, channel block `b`: `x` row `r` at `r * k`, `y`
-    /// row `r` at `r * n` (Winograd's per-unit products).
-    ///
-    /// # Safety
-    /// AVX-512F; `x` and `y` hold the plan's `pixels` rows; `rows <= pixels`.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn gemm_rows(&self, x: *const f32, y: *mut f32, rows: usize, b: usize) {
-        debug_assert!(self.pix.is_empty() && self.out_pix.is_empty() && rows <= self.pixels);
-        unsafe { self.unit(x, y, std::ptr::null(), 0, rows.div_ceil(self.p), b) };
-    }
-
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     unsafe fn unit(
@@ -714,6 +694,23 @@ impl DirectPlan {
                 }
             }
         }
+    }
+}
+
+/// A dense-layer plan as Winograd's GEMM: the first `rows` rows, one channel block.
+impl RowGemm for DirectPlan {
+    fn channel_blocks(&self) -> usize {
+        self.cout.div_ceil(16 * self.v)
+    }
+
+    fn block_width(&self) -> usize {
+        16 * self.v
+    }
+
+    unsafe fn gemm_rows(&self, x: *const f32, y: *mut f32, rows: usize, b: usize) {
+        debug_assert!(self.pix.is_empty() && self.out_pix.is_empty() && rows <= self.pixels);
+        // SAFETY: the caller's (AVX-512F, rows inside `x` and `y`).
+        unsafe { self.unit(x, y, std::ptr::null(), 0, rows.div_ceil(self.p), b) };
     }
 }
 

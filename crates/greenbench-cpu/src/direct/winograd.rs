@@ -15,11 +15,11 @@
 //!
 //! Layout (per work unit of `chunk` tiles, in a per-thread scratch): `V[16][chunk][cin]`, the
 //! transformed inputs, and `M[16][chunk][cout]`, the GEMMs' products; the 16 GEMMs are the
-//! direct kernels' own dense-layer plans (`DirectPlan::gemm`, `[cin] x [cout]` each).
+//! direct kernels' own dense-layer plans (`DirectPlan::gemm`, `[cin] x [cout]` each), reached
+//! through [`RowGemm`] so that this file does not import `conv` (which imports this one).
 
 #![allow(clippy::needless_range_loop)] // index loops keep 4x4 register arrays in registers
 
-use super::conv::DirectPlan;
 use super::{act_ps, lane_mask};
 use crate::kernels::Relu;
 use greenbench_core::graph::ConvGeom;
@@ -44,8 +44,22 @@ pub(super) fn eligible(g: &ConvGeom) -> bool {
         && g.wo >= 2
 }
 
-/// A convolution planned for Winograd F(2x2, 3x3).
-pub(super) struct Wino {
+/// A GEMM over rows of `k` values into rows of `n`, run by output channel block: what a
+/// Winograd plan multiplies its transformed tiles with (`conv`'s dense-layer plan).
+pub(super) trait RowGemm {
+    /// Output channel blocks (units per row range).
+    fn channel_blocks(&self) -> usize;
+    /// Channels per block (the last block may hold fewer).
+    fn block_width(&self) -> usize;
+    /// Rows `0..rows` of block `b`: row `r` of `x` at `r * k`, of `y` at `r * n`.
+    ///
+    /// # Safety
+    /// AVX-512F; `x` and `y` hold the plan's rows; `rows` at most the plan's.
+    unsafe fn gemm_rows(&self, x: *const f32, y: *mut f32, rows: usize, b: usize);
+}
+
+/// A convolution planned for Winograd F(2x2, 3x3), its GEMMs `G`.
+pub(super) struct Wino<G> {
     batch: usize,
     /// Tile rows and columns of an image (`ho / 2`, `wo / 2` rounded up).
     th: usize,
@@ -60,7 +74,7 @@ pub(super) struct Wino {
     /// Most tiles per unit (the GEMMs' rows).
     chunk: usize,
     /// `gemms[xi]`: `chunk` rows of `cin` transformed inputs times `U_xi` (`cin x cout`).
-    gemms: Vec<DirectPlan>,
+    gemms: Vec<G>,
     /// Bias padded to whole vectors (zeros when none).
     bias: Vec<f32>,
     relu: Relu,
@@ -104,8 +118,10 @@ fn weight_transform(g: [f64; 9]) -> [f64; 16] {
     u
 }
 
-impl Wino {
-    /// `w`: HWIO `[3, 3, cin, cout]`; `hp`, `wp`: the input the kernels read.
+impl<G: RowGemm> Wino<G> {
+    /// `w`: HWIO `[3, 3, cin, cout]`; `hp`, `wp`: the input the kernels read; `gemm(rows, k,
+    /// n, weights)` plans one `[rows x k] x [k x n]` product (weights `[k][n]`, no bias).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         g: &ConvGeom,
         batch: usize,
@@ -114,6 +130,7 @@ impl Wino {
         w: &[f32],
         bias: Option<&[f32]>,
         relu: Relu,
+        gemm: impl Fn(usize, usize, usize, &[f32]) -> G,
     ) -> Self {
         let (cin, cout) = (g.cin, g.cout);
         assert_eq!(w.len(), 9 * cin * cout, "winograd: weights");
@@ -135,10 +152,7 @@ impl Wino {
                 }
             }
         }
-        let gemms = u
-            .iter()
-            .map(|ux| DirectPlan::gemm(chunk, cin, cout, ux, None, None))
-            .collect();
+        let gemms = u.iter().map(|ux| gemm(chunk, cin, cout, ux)).collect();
         let mut padded_bias = vec![0.0f32; cout.next_multiple_of(16)];
         if let Some(b) = bias {
             padded_bias[..cout].copy_from_slice(&b[..cout]);
