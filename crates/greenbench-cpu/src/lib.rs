@@ -11,7 +11,9 @@
 //!   convolutions read are stored with their zero border, so no padding copy is made.
 //!   Dense layers with every side >= 256 (and the peak's 1024^3 matmul) run a packed GEMM
 //!   (the `packed` module: MLAS's layout, weights packed into cache-sized blocks, a 12 x 32
-//!   register tile in inline assembly).
+//!   register tile in inline assembly). 3x3 stride-1 convolutions of 16+ channels run as
+//!   Winograd F(2x2, 3x3) (`direct::winograd`: transforms around 16 GEMMs on the same tile;
+//!   the cells say so, `Prepared::algorithm_note`).
 //! - **portable** (every other CPU, or [`CpuBackend::with_direct_kernels`]`(false)`): im2col +
 //!   the `gemm` crate (run-time AVX2/FMA or NEON kernels), a row-streamed depthwise kernel,
 //!   fused bias/ReLU.
@@ -20,7 +22,8 @@
 //! least two examples per thread is split across threads, each running its own examples
 //! through the whole graph in L2-sized sub-batches; smaller batches run as a *team* (see
 //! `Team` in the source) in which every thread takes the same pixel range of each large step and spins
-//! between steps. Every activation buffer is allocated in `prepare`, none in `run`. The
+//! between steps. Every activation buffer is allocated in `prepare`, none in `run` (the one
+//! exception: Winograd's per-thread scratch, allocated on a thread's first run and kept). The
 //! choices were made by measurement against ONNX Runtime on the dev VM; the figures are
 //! beside each constant and in `results/onnx/README.md`.
 //!

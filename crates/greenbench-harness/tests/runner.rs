@@ -237,6 +237,42 @@ fn resume_keeps_finished_cells_and_measures_the_rest() {
     assert!(resumable(&back, &cfg).unwrap_err().contains("complete"));
 }
 
+/// A backend whose prepared model computes with fewer multiplies than the counted FPO (a fast
+/// convolution algorithm) has its note kept with the cell, and a cell above the peak then
+/// names that cause instead of blaming the peak.
+#[test]
+fn fast_algorithms_are_named_above_the_peak() {
+    let (_dir, out) = scratch();
+    let models = models(&["mlp"], 3);
+    let note = "2 3x3 stride-1 convolutions (40 % of the counted FPO) ran as Winograd";
+    let backends: Vec<Box<dyn Backend>> = vec![Box::new(Fake {
+        fail: vec![],
+        prepares: Arc::default(),
+        drift_us: 0,
+        matmuls: None,
+        slow_first: 1,
+        note: Some(note.into()),
+    })];
+    let f = run_plain(&backends, &models, &config(out), None);
+    assert!(!f.cells.is_empty());
+    for c in &f.cells {
+        assert_eq!(c.algorithm_note.as_deref(), Some(note));
+        // The fake's 16^3 matmul takes as long as a whole mlp batch: far "above" the peak.
+        assert!(c.pct_of_peak.unwrap() > 100.0);
+        let above: Vec<_> = c
+            .warnings
+            .iter()
+            .filter(|w| w.contains("of the measured peak:"))
+            .collect();
+        assert_eq!(above.len(), 1, "{:?}", c.warnings);
+        assert!(
+            above[0].contains("fewer multiplies") && above[0].contains(note),
+            "{above:?}"
+        );
+        assert!(!above[0].contains("disturbed"), "{above:?}");
+    }
+}
+
 /// Noisy windows flag a cell `unstable` (with the causes named); steady ones do not. A cell
 /// above 100 % of the peak says the peak was disturbed; `% of peak` is taken against the best
 /// peak window.
@@ -500,6 +536,7 @@ fn the_peak_is_measured_before_and_after_the_cells() {
         drift_us: 0,
         matmuls: Some(Arc::default()),
         slow_first: 1,
+        note: None,
     })];
     let changed = run_plain(&backends, &models, &config(out.clone()), None);
     let p = &changed.environment.peaks[0];

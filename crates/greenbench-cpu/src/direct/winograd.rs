@@ -7,14 +7,16 @@
 //!
 //! The counted work does not change: FPO.md counts a convolution's multiply-adds as the
 //! model defines them, whatever algorithm runs it; a fast algorithm shows as more FPO per
-//! second, not as fewer FPO (the cell's `driver` names it; see `lib.rs`).
+//! second, not as fewer FPO (each cell says which convolutions ran this way and their share
+//! of the FPO: `Prepared::algorithm_note`, `CpuPrepared`'s in `lib.rs`).
 //!
 //! Numbers: the transforms' coefficients are 0, ±1 and ±1/2 (the weight side, done once in
 //! f64), so the sums differ from the direct kernels' in order and by the input transform's
 //! additions, within the fp32 kernels' tolerance (`tests/kernels.rs`).
 //!
 //! Layout (per work unit of `chunk` tiles, in a per-thread scratch): `V[16][chunk][cin]`, the
-//! transformed inputs, and `M[16][chunk][cout]`, the GEMMs' products; the 16 GEMMs are the
+//! transformed inputs, and `M[16][chunk][cout]`, the GEMMs' products (each `xi`'s slice a
+//! cache line past the previous one's end: see `vstride`); the 16 GEMMs are the
 //! direct kernels' own dense-layer plans (`DirectPlan::gemm`, `[cin] x [cout]` each), reached
 //! through [`RowGemm`] so that this file does not import `conv` (which imports this one).
 

@@ -25,6 +25,8 @@ pub struct Fake {
     /// The first model prepared runs this many times slower than the rest (a slowdown that
     /// lasts through the run's first cell: its windows agree, all slow).
     pub slow_first: u64,
+    /// What its prepared models say of their arithmetic (`Prepared::algorithm_note`).
+    pub note: Option<String>,
 }
 
 pub struct FakePrepared {
@@ -32,6 +34,7 @@ pub struct FakePrepared {
     pub base_us: u64,
     pub drift_us: u64,
     pub calls: u64,
+    pub note: Option<String>,
 }
 
 impl FakePrepared {
@@ -41,6 +44,7 @@ impl FakePrepared {
             base_us: 200,
             drift_us,
             calls: 0,
+            note: None,
         })
     }
 }
@@ -51,6 +55,9 @@ impl Prepared for FakePrepared {
         self.calls += 1;
         std::thread::sleep(std::time::Duration::from_micros(us));
         Ok(&self.out)
+    }
+    fn algorithm_note(&self) -> Option<String> {
+        self.note.clone()
     }
 }
 
@@ -78,6 +85,7 @@ impl Backend for Fake {
         if self.prepares.load(Ordering::SeqCst) == 1 {
             p.base_us *= self.slow_first.max(1);
         }
+        p.note = self.note.clone();
         Ok(p)
     }
     fn prepare_matmul(&self, m: usize, _k: usize, n: usize) -> PrepareResult {
@@ -183,6 +191,7 @@ pub fn fake(fail: &[&str], prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> 
         drift_us: 0,
         matmuls: None,
         slow_first: 1,
+        note: None,
     })]
 }
 
@@ -194,6 +203,7 @@ pub fn slow_first(prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> {
         drift_us: 0,
         matmuls: None,
         slow_first: 5,
+        note: None,
     })]
 }
 
@@ -205,6 +215,7 @@ pub fn drifting() -> Vec<Box<dyn Backend>> {
         drift_us: 40,
         matmuls: None,
         slow_first: 1,
+        note: None,
     })]
 }
 
