@@ -419,9 +419,11 @@ impl Prepared for CpuPrepared {
         if self.winograd_nodes.is_empty() {
             return None;
         }
-        let fpo = |i: usize| greenbench_core::cost::node_cost(g, i).fpo();
-        let total: u64 = (0..g.nodes.len()).map(fpo).sum();
-        let wino: u64 = self.winograd_nodes.iter().map(|&i| fpo(i)).sum();
+        let cost = greenbench_core::cost::graph_cost(g);
+        let total = cost.total.fpo();
+        let wino: u64 = (self.winograd_nodes.iter())
+            .map(|&i| cost.nodes[i].cost.fpo())
+            .sum();
         Some(format!(
             "{} 3x3 stride-1 convolutions ({:.0} % of the counted FPO) ran as Winograd F(2x2, 3x3): 16 multiplies where the direct convolution counts 36, so GFPO/s (counted FPO per second, FPO.md) can exceed the machine's peak",
             self.winograd_nodes.len(),

@@ -291,7 +291,7 @@ impl DirectPlan {
         }
         if winograd && winograd::eligible(g) {
             let gemm = |rows, k, n, u: &[f32]| Self::gemm(rows, k, n, u, None, None);
-            plan.wino = Some(Box::new(Wino::new(g, batch, hp, wp, w, bias, relu, gemm)));
+            plan.wino = Some(Box::new(Wino::new(g, batch, hp, wp, w, gemm)));
             plan.w = Vec::new();
         }
         Some(plan)
@@ -546,6 +546,8 @@ impl DirectPlan {
         assert!(x.len() >= need, "direct: input too short");
         if let Some(wn) = &self.wino {
             let d = Dest {
+                bias: &self.bias,
+                act: self.relu,
                 y,
                 out_pix: &self.out_pix,
                 skip,

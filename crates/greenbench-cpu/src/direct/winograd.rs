@@ -28,8 +28,10 @@ use greenbench_core::graph::ConvGeom;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
-/// Tile budget of one unit's scratch, in floats (`16 x chunk x (cin + cout)`): 768 KiB, so
-/// it stays in a Zen 4 or Sapphire Rapids core's L2 beside the weights of one GEMM.
+/// Scratch budget of one unit (`16 x chunk x (cin + cout)` floats), 768 KiB, which sets the
+/// tiles a unit takes, clamped to 64..=256: up to `cin + cout = 192` the scratch stays within
+/// the budget (a 1 MiB L2), wider layers take 64 tiles and exceed it (fewer would re-read
+/// their weights every few tiles). Not tuned per CPU: measured on the Zen 4 VM only.
 const SCRATCH_FLOATS: usize = 196_608;
 
 /// Whether a convolution runs on Winograd F(2x2, 3x3): 3x3 kernel, stride 1, ungrouped,
@@ -77,14 +79,14 @@ pub(super) struct Wino<G> {
     chunk: usize,
     /// `gemms[xi]`: `chunk` rows of `cin` transformed inputs times `U_xi` (`cin x cout`).
     gemms: Vec<G>,
-    /// Bias padded to whole vectors (zeros when none).
-    bias: Vec<f32>,
-    relu: Relu,
 }
 
-/// Where a unit writes: each output pixel's offset in `y` (`out_pix`, or `q * cout` when
-/// empty) and its residual's in `skip` (`skip_pix` likewise; `skip` null when none).
+/// The epilogue and where a unit writes, all the convolution plan's own: its bias (padded to
+/// whole vectors) and activation; each output pixel's offset in `y` (`out_pix`, or `q * cout`
+/// when empty) and its residual's in `skip` (`skip_pix` likewise; `skip` null when none).
 pub(super) struct Dest<'a> {
+    pub(super) bias: &'a [f32],
+    pub(super) act: Relu,
     pub(super) y: *mut f32,
     pub(super) out_pix: &'a [usize],
     pub(super) skip: *const f32,
@@ -123,15 +125,12 @@ fn weight_transform(g: [f64; 9]) -> [f64; 16] {
 impl<G: RowGemm> Wino<G> {
     /// `w`: HWIO `[3, 3, cin, cout]`; `hp`, `wp`: the input the kernels read; `gemm(rows, k,
     /// n, weights)` plans one `[rows x k] x [k x n]` product (weights `[k][n]`, no bias).
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         g: &ConvGeom,
         batch: usize,
         hp: usize,
         wp: usize,
         w: &[f32],
-        bias: Option<&[f32]>,
-        relu: Relu,
         gemm: impl Fn(usize, usize, usize, &[f32]) -> G,
     ) -> Self {
         let (cin, cout) = (g.cin, g.cout);
@@ -155,10 +154,6 @@ impl<G: RowGemm> Wino<G> {
             }
         }
         let gemms = u.iter().map(|ux| gemm(chunk, cin, cout, ux)).collect();
-        let mut padded_bias = vec![0.0f32; cout.next_multiple_of(16)];
-        if let Some(b) = bias {
-            padded_bias[..cout].copy_from_slice(&b[..cout]);
-        }
         Wino {
             batch,
             th,
@@ -171,8 +166,6 @@ impl<G: RowGemm> Wino<G> {
             cout,
             chunk,
             gemms,
-            bias: padded_bias,
-            relu,
         }
     }
 
@@ -350,7 +343,7 @@ impl<G: RowGemm> Wino<G> {
                     s[1][j] = _mm512_sub_ps(_mm512_sub_ps(mm[1][j], mm[2][j]), mm[3][j]);
                 }
                 // SAFETY: the bias is padded to whole vectors.
-                let bias = unsafe { _mm512_loadu_ps(self.bias.as_ptr().add(cv)) };
+                let bias = unsafe { _mm512_loadu_ps(d.bias.as_ptr().add(cv)) };
                 for (i, si) in s.iter().enumerate() {
                     let y = [
                         _mm512_add_ps(_mm512_add_ps(si[0], si[1]), si[2]),
@@ -377,7 +370,7 @@ impl<G: RowGemm> Wino<G> {
                             let sv = unsafe { _mm512_maskz_loadu_ps(mask, d.skip.add(so + cv)) };
                             r = _mm512_add_ps(r, sv);
                         }
-                        if let Some(a) = self.relu {
+                        if let Some(a) = d.act {
                             r = unsafe { act_ps(a, r) };
                         }
                         let yo = if d.out_pix.is_empty() {
