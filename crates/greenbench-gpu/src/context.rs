@@ -323,14 +323,18 @@ impl GpuContext {
             .find(|f| f.2.contains(&entry))
             .expect("every entry point belongs to a family");
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(family),
-                source: wgpu::ShaderSource::Wgsl(
-                    format!("{COMMON}\n{}", self.specialise(src)).into(),
-                ),
-            });
+        let desc = wgpu::ShaderModuleDescriptor {
+            label: Some(family),
+            source: wgpu::ShaderSource::Wgsl(format!("{COMMON}\n{}", self.specialise(src)).into()),
+        };
+        let checks = runtime_checks(
+            std::env::var("GREENBENCH_GPU_LOOP_BOUNDING")
+                .ok()
+                .as_deref(),
+        );
+        // SAFETY: the only check relaxed is loop bounding, and every loop in these shaders
+        // terminates (see `runtime_checks`).
+        let module = unsafe { self.device.create_shader_module_trusted(desc, checks) };
         let mut built = Vec::new();
         for e in entries.iter() {
             let p = self
@@ -356,5 +360,36 @@ impl GpuContext {
             map.insert(e, p);
         }
         Ok(map[entry].clone())
+    }
+}
+
+/// The runtime checks wgpu compiles greenbench's shaders with: every check on except loop
+/// bounding, which `GREENBENCH_GPU_LOOP_BOUNDING=1` (`env`) puts back, to measure its cost.
+///
+/// wgpu (since 25) wraps every loop in a counter that breaks after 2^64 iterations
+/// (`force_loop_bounding`), against drivers that treat an infinite loop as unreachable. The
+/// counter keeps drivers from unrolling loops, and the matmul's 4x4 accumulators then live in
+/// memory instead of registers: on an NVIDIA H200 the 4096^3 matmul ran at 0.51 TFLOP/s with it
+/// and 14.1 TFLOP/s without (docs/GPU.md; gfx-rs/wgpu#7698 reports 0.1 -> 10 ms). Every loop
+/// in these shaders terminates: each `for` counts up by 1 to a bound it reaches, or (the
+/// matmul's `k0 += BK`) to K, a matrix dimension far below u32::MAX - BK.
+pub(crate) fn runtime_checks(env: Option<&str>) -> wgpu::ShaderRuntimeChecks {
+    wgpu::ShaderRuntimeChecks {
+        force_loop_bounding: env == Some("1"),
+        ..wgpu::ShaderRuntimeChecks::checked()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runtime_checks;
+
+    #[test]
+    fn shaders_keep_bounds_checks_and_drop_loop_bounding() {
+        let c = runtime_checks(None);
+        assert!(c.bounds_checks && c.int_div_checks);
+        assert!(!c.force_loop_bounding);
+        assert!(runtime_checks(Some("1")).force_loop_bounding);
+        assert!(!runtime_checks(Some("0")).force_loop_bounding);
     }
 }

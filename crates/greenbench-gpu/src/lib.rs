@@ -12,15 +12,18 @@
 //! nothing of timing protocols, energy or tables.
 //!
 //! Files: `context` (adapters, the opened device, pipelines compiled once per entry point),
-//! `plan` (a graph as buffers, bind groups and dispatches), this one (the backend, and a
+//! `plan` (a graph as buffers, bind groups and dispatches), `profile` (each dispatch's device
+//! time, a diagnostic), this one (the backend, and a
 //! run: upload, one compute pass, read back, device time).
 
 mod context;
 mod plan;
+mod profile;
 
 pub use context::{
     AdapterSummary, GpuContext, NO_ADAPTER_HELP, adapters, matmul_ts_for, wgpu_limits_default,
 };
+pub use profile::DispatchTime;
 
 use greenbench_core::backend::{
     Backend, BackendError, DeviceInfo, DeviceKind, PrepareResult, Prepared,

@@ -13,6 +13,8 @@ use wgpu::util::DeviceExt;
 
 /// One recorded dispatch.
 pub(crate) struct Dispatch {
+    /// The WGSL entry point (named in a dispatch profile).
+    pub(crate) entry: &'static str,
     pub(crate) pipeline: wgpu::ComputePipeline,
     pub(crate) bind_group: wgpu::BindGroup,
     pub(crate) groups: (u32, u32),
@@ -127,6 +129,7 @@ impl Planner<'_> {
             });
         self.buffers.push(ubuf);
         self.dispatches.push(Dispatch {
+            entry,
             pipeline,
             bind_group,
             groups,
