@@ -277,8 +277,25 @@ impl CpuPrepared {
                         .copy_from_slice(&x[o * row + offset..o * row + offset + part]);
                 }
             }
-            Step::ChannelShuffle { src, c, groups, .. } => {
-                kernels::channel_shuffle(&bufs[*src], *c, *groups, &mut out)
+            Step::ChannelShuffle {
+                src,
+                c,
+                groups,
+                border: None,
+                ..
+            } => kernels::channel_shuffle(&bufs[*src], *c, *groups, &mut out),
+            Step::ChannelShuffle {
+                src,
+                c,
+                groups,
+                border: Some(lines),
+                ..
+            } => {
+                let row = lines.w * c;
+                for (i, x) in bufs[*src].chunks_exact(row).enumerate() {
+                    let o = lines.start(i, *c);
+                    kernels::shuffle_pixels(x, *c, *groups, &mut out[o..o + row]);
+                }
             }
             Step::Embedding {
                 src,

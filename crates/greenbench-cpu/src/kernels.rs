@@ -8,7 +8,7 @@ use greenbench_core::strided::Strided;
 use rayon::prelude::*;
 
 mod movement;
-pub use movement::{channel_shuffle, concat_part, transpose};
+pub use movement::{channel_shuffle, concat_part, shuffle_pixels, transpose};
 
 thread_local! {
     static SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };

@@ -15,7 +15,7 @@ use crate::plan_concat::Concats;
 use crate::plan_fuse::{bn_chain, relu_fusable, residual_fusable, wanted_borders};
 #[cfg(target_arch = "x86_64")]
 use crate::step::PackedPlan;
-use crate::step::{Step, step_work};
+use crate::step::{Lines, Step, step_work};
 use crate::team::{Split, Team};
 use crate::{CpuPrepared, Settings};
 use greenbench_core::backend::BackendError;
@@ -246,6 +246,9 @@ impl CpuPrepared {
                 {
                     want_border[v + fused]
                 }
+                // A shuffle's source never has a border: only convolutions read bordered
+                // values (`wanted_borders`).
+                Op::ChannelShuffle { .. } if direct && in_shape.len() == 3 => want_border[v],
                 _ => None,
             };
             let bordered = |sizes: &mut Vec<usize>, j: usize, border: Option<[usize; 4]>| {
@@ -566,12 +569,20 @@ impl CpuPrepared {
                         part: len * inner,
                     }
                 }
-                Op::ChannelShuffle { groups } => Step::ChannelShuffle {
-                    src,
-                    dst,
-                    c: last,
-                    groups: *groups,
-                },
+                Op::ChannelShuffle { groups } => {
+                    assert!(!in_padded, "a channel shuffle over a bordered input");
+                    Step::ChannelShuffle {
+                        src,
+                        dst,
+                        c: last,
+                        groups: *groups,
+                        border: out_border.map(|border| Lines {
+                            h: in_shape[0],
+                            w: in_shape[1],
+                            border,
+                        }),
+                    }
+                }
                 Op::Embedding { dim, .. } => Step::Embedding {
                     src,
                     dst,

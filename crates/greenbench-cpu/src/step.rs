@@ -150,6 +150,9 @@ pub(crate) enum Step {
         dst: usize,
         c: usize,
         groups: usize,
+        /// Stored with the zero border of the convolution that reads it (so that the
+        /// depthwise convolution after a ShuffleNet shuffle needs no padded copy).
+        border: Option<Lines>,
     },
     /// `values` (one example's) written for every example: a constant.
     Fill {
@@ -292,5 +295,25 @@ impl PackedPlan {
             PackedPlan::Avx512(p) => p.run_from_caller(pool, a, rows, c, threads, spin),
             PackedPlan::Avx2(p) => pool.install(|| p.run(a, rows, c, threads)),
         }
+    }
+}
+
+/// The image rows of a value stored with a zero border: `h` x `w` pixels an image, border
+/// `[top, bottom, left, right]`; the value without its border is `batch * h` rows of `w`
+/// pixels, one after the other.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lines {
+    pub(crate) h: usize,
+    pub(crate) w: usize,
+    pub(crate) border: [usize; 4],
+}
+
+impl Lines {
+    /// Offset (in values of `c` channels a pixel) of row `line`'s first pixel in the
+    /// bordered buffer; row `line` is row `line % h` of image `line / h`.
+    pub(crate) fn start(&self, line: usize, c: usize) -> usize {
+        let [t, b, l, r] = self.border;
+        let (n, y) = (line / self.h, line % self.h);
+        ((n * (self.h + t + b) + y + t) * (self.w + l + r) + l) * c
     }
 }

@@ -261,9 +261,11 @@ impl Team {
                     Some(batch * g.out_shape(node).iter().product::<usize>())
                 }
                 // Channel shuffles (ShuffleNet): by pixel.
-                Step::ChannelShuffle { c, .. } => {
-                    Some(batch * g.out_shape(node).iter().product::<usize>() / c)
-                }
+                Step::ChannelShuffle { c, border, .. } => Some(match border {
+                    // Stored with a border: by image row.
+                    Some(lines) => batch * lines.h,
+                    None => batch * g.out_shape(node).iter().product::<usize>() / c,
+                }),
                 _ => None,
             };
             if let Some(rows) = rows
@@ -408,11 +410,27 @@ unsafe fn seq_rows(p: &CpuPrepared, step: &Step, part: &dyn Fn(usize) -> std::op
             dst,
             c,
             groups,
+            border: None,
         } => {
             let rows = part(p.mem.buf_ptrs[*dst].len / c);
             let r = rows.start * c..rows.end * c;
             let x = &slice(p.mem.buf_ptrs[*src])[r.clone()];
-            crate::kernels::channel_shuffle(x, *c, *groups, out(*dst, &r));
+            crate::kernels::shuffle_pixels(x, *c, *groups, out(*dst, &r));
+        }
+        Step::ChannelShuffle {
+            src,
+            dst,
+            c,
+            groups,
+            border: Some(lines),
+        } => {
+            let row = lines.w * c;
+            let x = slice(p.mem.buf_ptrs[*src]);
+            for line in part(p.mem.buf_ptrs[*src].len / row) {
+                let o = lines.start(line, *c);
+                let src_row = &x[line * row..(line + 1) * row];
+                crate::kernels::shuffle_pixels(src_row, *c, *groups, out(*dst, &(o..o + row)));
+            }
         }
         Step::Add { a, b, dst } => {
             let r = part(p.mem.buf_ptrs[*dst].len);

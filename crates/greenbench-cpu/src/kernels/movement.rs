@@ -38,12 +38,18 @@ pub fn concat_part(
 
 /// ShuffleNet's channel shuffle of rows of `c = groups x k`: `y[j * groups + g] = x[g * k + j]`.
 pub fn channel_shuffle(x: &[f32], c: usize, groups: usize, y: &mut [f32]) {
-    let k = c / groups;
     y[..x.len()]
         .par_chunks_mut(c)
         .zip(x.par_chunks(c))
         .with_min_len(min_len())
-        .for_each(|(o, i)| match groups {
+        .for_each(|(o, i)| shuffle_pixels(i, c, groups, o));
+}
+
+/// [`channel_shuffle`] on the calling thread: every pixel of `x` (`c` values each) into `y`.
+pub fn shuffle_pixels(x: &[f32], c: usize, groups: usize, y: &mut [f32]) {
+    let k = c / groups;
+    for (o, i) in y[..x.len()].chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        match groups {
             2 => shuffle_pixel::<2>(i, k, o),
             3 => shuffle_pixel::<3>(i, k, o),
             4 => shuffle_pixel::<4>(i, k, o),
@@ -55,7 +61,8 @@ pub fn channel_shuffle(x: &[f32], c: usize, groups: usize, y: &mut [f32]) {
                     }
                 }
             }
-        });
+        }
+    }
 }
 
 /// One pixel's channel shuffle with `G` groups of `k` channels: output block `j` of `G`
