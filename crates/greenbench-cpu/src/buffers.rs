@@ -4,6 +4,7 @@
 //! buffers through raw pointers refreshed at the start of each run.
 
 use crate::kernels::Buf;
+use crate::reuse::Reuse;
 
 /// A buffer's data pointer and length, for team runs (see `team`).
 #[derive(Clone, Copy)]
@@ -48,8 +49,12 @@ unsafe impl Sync for RawBuf {}
 /// Activations, scratch and padded-input copies of one plan.
 #[derive(Default)]
 pub(crate) struct Buffers {
-    /// Activations; a buffer id is an index here.
+    /// Activations; a buffer id is an index here. Some are views of `blocks`.
     pub(crate) bufs: Vec<Buf>,
+    /// Memory that buffers in use at different steps share (`reuse.rs`): owned here, read
+    /// and written only through the views in `bufs`.
+    #[allow(dead_code)]
+    pub(crate) blocks: Vec<Buf>,
     /// im2col patches and attention scores.
     pub(crate) scratch: Vec<f32>,
     /// Zero-bordered input copies of padded direct convolutions.
@@ -68,10 +73,23 @@ pub(crate) struct Buffers {
 }
 
 impl Buffers {
-    /// Zeroed buffers of the given lengths, scratch and pads.
-    pub(crate) fn new(sizes: &[usize], scratch_len: usize, pads: Vec<Buf>) -> Self {
+    /// Zeroed buffers of the given lengths, those `reuse` shares as views of its blocks;
+    /// scratch and pads.
+    pub(crate) fn new(sizes: &[usize], reuse: &Reuse, scratch_len: usize, pads: Vec<Buf>) -> Self {
+        let mut blocks: Vec<Buf> = reuse.blocks.iter().map(|&n| Buf::zeros(n)).collect();
+        let bufs = sizes
+            .iter()
+            .zip(&reuse.block_of)
+            .map(|(&n, blk)| match blk {
+                // SAFETY: the blocks live in `self.blocks` as long as the views, never
+                // reallocated; the plan gives no two buffers in use at once one block.
+                Some(k) => unsafe { Buf::view(&mut blocks[*k], n) },
+                None => Buf::zeros(n),
+            })
+            .collect();
         Buffers {
-            bufs: sizes.iter().map(|&n| Buf::zeros(n)).collect(),
+            bufs,
+            blocks,
             scratch: vec![0.0; scratch_len],
             buf_ptrs: vec![RawBuf::default(); sizes.len()],
             pad_ptrs: vec![RawBuf::default(); pads.len()],

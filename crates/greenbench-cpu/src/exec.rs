@@ -66,35 +66,7 @@ impl CpuPrepared {
             Threads::One
         };
         let was_serial = kernels::set_serial(!par);
-        let dst_id = match step {
-            #[cfg(target_arch = "x86_64")]
-            Step::Direct { dst, .. } | Step::DirectDw { dst, .. } | Step::Packed { dst, .. } => {
-                *dst
-            }
-            Step::Gemm { dst, .. }
-            | Step::Conv { dst, .. }
-            | Step::Depthwise { dst, .. }
-            | Step::Relu { dst, .. }
-            | Step::Gelu { dst, .. }
-            | Step::Softmax { dst, .. }
-            | Step::LayerNorm { dst, .. }
-            | Step::ScaleShift { dst, .. }
-            | Step::Pool { dst, .. }
-            | Step::GlobalAvgPool { dst, .. }
-            | Step::Add { dst, .. }
-            | Step::Unary { dst, .. }
-            | Step::Mul { dst, .. }
-            | Step::Concat { dst, .. }
-            | Step::ChannelShuffle { dst, .. }
-            | Step::Slice { dst, .. }
-            | Step::Fill { dst, .. }
-            | Step::Embedding { dst, .. }
-            | Step::Attention { dst, .. }
-            | Step::Binary { dst, .. }
-            | Step::BinaryConst { dst, .. }
-            | Step::Transpose { dst, .. }
-            | Step::MatMul { dst, .. } => *dst,
-        };
+        let dst_id = step.dst();
         // Move the destination out so sources can be borrowed alongside (no allocation).
         let mut out = std::mem::take(&mut self.mem.bufs[dst_id]);
         let bufs = &self.mem.bufs;

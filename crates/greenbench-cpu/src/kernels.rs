@@ -7,7 +7,9 @@ use greenbench_core::graph::{BinOp, ConvGeom, MatMulGeom, MathFn, PoolGeom, Unar
 use greenbench_core::strided::Strided;
 use rayon::prelude::*;
 
+mod buf;
 mod movement;
+pub use buf::Buf;
 pub use movement::{channel_shuffle, concat_part, shuffle_pixels, transpose};
 
 thread_local! {
@@ -795,45 +797,5 @@ mod tests {
         assert!(worst < 2e-6, "max abs error {worst}");
         assert_eq!(fast_erf(f32::INFINITY), 1.0);
         assert_eq!(fast_erf(f32::NEG_INFINITY), -1.0);
-    }
-}
-
-/// A zeroed `f32` buffer whose data starts on a 64-byte cache line, so a 16-lane vector at
-/// a multiple of 16 values never straddles two lines (a `Vec<f32>` of this size starts 16
-/// bytes into a page, so every such load and store of an activation did). Measured on the
-/// dev VM (quick profile, 2 threads, us per example, Vec -> Buf for activations and pad
-/// buffers): mobilenet b32 94.0-94.7 -> 89.2-91.4, ds-cnn b32 22.8-23.6 -> 21.6-23.1,
-/// resnet8 b1 119 -> 115, mlp b32 2.15 -> 1.97.
-#[derive(Default)]
-pub struct Buf {
-    v: Vec<f32>,
-    off: usize,
-    len: usize,
-}
-
-impl Buf {
-    /// `len` zeros, line-aligned.
-    pub fn zeros(len: usize) -> Self {
-        let v = vec![0.0f32; len + 15];
-        let off = v.as_ptr().align_offset(64).min(15);
-        Buf { v, off, len }
-    }
-
-    /// The values.
-    pub fn as_slice(&self) -> &[f32] {
-        &self.v[self.off..self.off + self.len]
-    }
-}
-
-impl std::ops::Deref for Buf {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
-        self.as_slice()
-    }
-}
-
-impl std::ops::DerefMut for Buf {
-    fn deref_mut(&mut self) -> &mut [f32] {
-        &mut self.v[self.off..self.off + self.len]
     }
 }

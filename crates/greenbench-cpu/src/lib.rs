@@ -55,6 +55,7 @@ mod plan;
 mod plan_bf16;
 mod plan_concat;
 mod plan_fuse;
+mod reuse;
 mod seq;
 mod spin;
 mod step;
@@ -101,6 +102,8 @@ pub(crate) struct Settings {
     pub(crate) bf16: bool,
     /// 3x3 stride-1 convolutions on Winograd F(2x2, 3x3) (`direct::winograd`).
     pub(crate) winograd: bool,
+    /// Activation buffers used at different steps share memory (`reuse`).
+    pub(crate) reuse: bool,
 }
 
 impl Settings {
@@ -115,6 +118,7 @@ impl Settings {
             int8_path: QPath::detect(),
             bf16: bf16_kernels_available(),
             winograd: direct_kernels_available(),
+            reuse: true,
         }
     }
 
@@ -245,6 +249,13 @@ impl CpuBackend {
     /// run. Tests use this to check both on one machine.
     pub fn with_winograd(mut self, on: bool) -> Self {
         self.settings.winograd = on && direct_kernels_available();
+        self
+    }
+
+    /// Give every activation buffer memory of its own (`false`) instead of sharing blocks
+    /// between buffers used at different steps (the default). Tests run both.
+    pub fn with_buffer_reuse(mut self, on: bool) -> Self {
+        self.settings.reuse = on;
         self
     }
 

@@ -13,6 +13,7 @@ use crate::kernels;
 use crate::kernels::{Act, Buf, Relu};
 use crate::plan_concat::Concats;
 use crate::plan_fuse::{bn_chain, relu_fusable, residual_fusable, wanted_borders};
+use crate::reuse::Reuse;
 #[cfg(target_arch = "x86_64")]
 use crate::step::PackedPlan;
 use crate::step::{Lines, Step, step_work};
@@ -658,7 +659,14 @@ impl CpuPrepared {
         };
         #[cfg(not(target_arch = "x86_64"))]
         let team = None;
-        let mut mem = Buffers::new(&sizes, scratch_len, pads);
+        // Buffers used at different steps share memory, except bordered ones, the input and
+        // the output.
+        let output = buf_of[nvals - 1];
+        let own: Vec<bool> = (0..sizes.len())
+            .map(|b| b == 0 || b == output || buf_border[b].is_some() || !s.reuse)
+            .collect();
+        let reuse = Reuse::plan(&sizes, &own, &steps);
+        let mut mem = Buffers::new(&sizes, &reuse, scratch_len, pads);
         mem.input_border = input_border;
         mem.output = buf_of[nvals - 1];
         let winograd_nodes = steps

@@ -221,6 +221,72 @@ pub(crate) enum Step {
 }
 
 impl Step {
+    /// The buffer this step writes.
+    pub(crate) fn dst(&self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Step::Direct { dst, .. } | Step::DirectDw { dst, .. } | Step::Packed { dst, .. } => {
+                *dst
+            }
+            Step::Gemm { dst, .. }
+            | Step::Conv { dst, .. }
+            | Step::Depthwise { dst, .. }
+            | Step::Relu { dst, .. }
+            | Step::Gelu { dst, .. }
+            | Step::Softmax { dst, .. }
+            | Step::LayerNorm { dst, .. }
+            | Step::ScaleShift { dst, .. }
+            | Step::Pool { dst, .. }
+            | Step::GlobalAvgPool { dst, .. }
+            | Step::Add { dst, .. }
+            | Step::Unary { dst, .. }
+            | Step::Mul { dst, .. }
+            | Step::Concat { dst, .. }
+            | Step::ChannelShuffle { dst, .. }
+            | Step::Slice { dst, .. }
+            | Step::Fill { dst, .. }
+            | Step::Embedding { dst, .. }
+            | Step::Attention { dst, .. }
+            | Step::Binary { dst, .. }
+            | Step::BinaryConst { dst, .. }
+            | Step::Transpose { dst, .. }
+            | Step::MatMul { dst, .. } => *dst,
+        }
+    }
+
+    /// The buffers this step reads (its sources, a fused residual, an attention bias).
+    pub(crate) fn reads(&self) -> Vec<usize> {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Step::Direct { src, skip, .. } => std::iter::once(*src).chain(*skip).collect(),
+            #[cfg(target_arch = "x86_64")]
+            Step::DirectDw { src, .. } | Step::Packed { src, .. } => vec![*src],
+            Step::Gemm { src, .. }
+            | Step::Conv { src, .. }
+            | Step::Depthwise { src, .. }
+            | Step::Relu { src, .. }
+            | Step::Gelu { src, .. }
+            | Step::Softmax { src, .. }
+            | Step::LayerNorm { src, .. }
+            | Step::ScaleShift { src, .. }
+            | Step::Pool { src, .. }
+            | Step::GlobalAvgPool { src, .. }
+            | Step::Unary { src, .. }
+            | Step::ChannelShuffle { src, .. }
+            | Step::Slice { src, .. }
+            | Step::Embedding { src, .. }
+            | Step::BinaryConst { src, .. }
+            | Step::Transpose { src, .. } => vec![*src],
+            Step::Attention { src, bias, .. } => std::iter::once(*src).chain(*bias).collect(),
+            Step::Add { a, b, .. }
+            | Step::Mul { a, b, .. }
+            | Step::Binary { a, b, .. }
+            | Step::MatMul { a, b, .. } => vec![*a, *b],
+            Step::Concat { srcs, .. } => srcs.iter().map(|&(b, _)| b).collect(),
+            Step::Fill { .. } => vec![],
+        }
+    }
+
     /// Whether this step is a convolution run as Winograd F(2x2, 3x3).
     pub(crate) fn is_winograd(&self) -> bool {
         #[cfg(target_arch = "x86_64")]

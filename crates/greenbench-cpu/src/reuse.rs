@@ -1,0 +1,211 @@
+//! Which activation buffers share memory: a buffer's memory goes back to a pool after the
+//! last step that reads it, and a later buffer takes the smallest free block that holds it
+//! (or the largest free one, grown). Every buffer once had memory of its own: a network's
+//! activations then ran through memory once per run (ResNet-50: ~100 MB of layer outputs a
+//! batch-1 run), where a few blocks reused stay in cache.
+//!
+//! Buffers stored with a zero border keep memory of their own (their borders are zeroed once,
+//! in `prepare`, and never written), and so do the input and the output buffers.
+
+use crate::step::Step;
+
+/// Where each buffer lives: a block shared with others, or memory of its own.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Reuse {
+    /// Sizes (values) of the shared blocks.
+    pub(crate) blocks: Vec<usize>,
+    /// Per buffer id: its block, or `None` for memory of its own.
+    pub(crate) block_of: Vec<Option<usize>>,
+}
+
+impl Reuse {
+    /// Plan the sharing of buffers of `sizes` written and read by `steps` in order; `own[b]`:
+    /// buffer `b` keeps memory of its own.
+    pub(crate) fn plan(sizes: &[usize], own: &[bool], steps: &[Step]) -> Reuse {
+        let n = sizes.len();
+        // First step that writes, last step that reads or writes, each buffer.
+        let mut first = vec![usize::MAX; n];
+        let mut last = vec![0usize; n];
+        for (i, st) in steps.iter().enumerate() {
+            for b in st.reads() {
+                last[b] = last[b].max(i);
+            }
+            let d = st.dst();
+            first[d] = first[d].min(i);
+            last[d] = last[d].max(i);
+        }
+        let mut r = Reuse {
+            blocks: vec![],
+            block_of: vec![None; n],
+        };
+        // Buffers by the step that first writes them; a buffer read before any step writes
+        // it (none should be, but the input is) keeps its own memory.
+        let mut starts: Vec<Vec<usize>> = vec![vec![]; steps.len()];
+        for b in 0..n {
+            let read_before = steps[..first[b].min(steps.len())]
+                .iter()
+                .any(|st| st.reads().contains(&b));
+            if !own[b] && first[b] != usize::MAX && !read_before {
+                starts[first[b]].push(b);
+            }
+        }
+        let mut free: Vec<usize> = vec![];
+        // Blocks in use: (block, the last step that needs it).
+        let mut busy: Vec<(usize, usize)> = vec![];
+        for (i, bufs) in starts.iter().enumerate() {
+            // Blocks whose buffer's last step came before this one are free again.
+            busy.retain(|&(blk, end)| {
+                if end < i {
+                    free.push(blk);
+                    false
+                } else {
+                    true
+                }
+            });
+            for &b in bufs {
+                let need = sizes[b];
+                let fits = free
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &blk)| r.blocks[blk] >= need)
+                    .min_by_key(|&(_, &blk)| r.blocks[blk])
+                    .map(|(k, _)| k);
+                let largest = || (0..free.len()).max_by_key(|&k| r.blocks[free[k]]);
+                let blk = match fits.or_else(largest) {
+                    Some(k) => {
+                        let blk = free.swap_remove(k);
+                        r.blocks[blk] = r.blocks[blk].max(need);
+                        blk
+                    }
+                    None => {
+                        r.blocks.push(need);
+                        r.blocks.len() - 1
+                    }
+                };
+                r.block_of[b] = Some(blk);
+                busy.push((blk, last[b]));
+            }
+        }
+        r
+    }
+
+    /// Values allocated: the shared blocks and the buffers of their own.
+    #[cfg(test)]
+    pub(crate) fn total(&self, sizes: &[usize]) -> usize {
+        let own: usize = sizes
+            .iter()
+            .zip(&self.block_of)
+            .filter(|(_, b)| b.is_none())
+            .map(|(s, _)| s)
+            .sum();
+        own + self.blocks.iter().sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn relu(src: usize, dst: usize) -> Step {
+        Step::Relu { src, dst }
+    }
+
+    /// Every buffer in a block fits it, and no two buffers of one block are in use at a
+    /// common step (from the first step that writes one to the last that reads or writes it).
+    fn check(r: &Reuse, sizes: &[usize], steps: &[Step]) {
+        let live = |b: usize| {
+            let touches = |st: &Step| st.dst() == b || st.reads().contains(&b);
+            let first = steps.iter().position(|st| st.dst() == b);
+            let last = steps.iter().rposition(touches);
+            first.zip(last)
+        };
+        for (b, blk) in r.block_of.iter().enumerate() {
+            let Some(blk) = blk else { continue };
+            assert!(
+                r.blocks[*blk] >= sizes[b],
+                "buffer {b} does not fit its block"
+            );
+            let (s0, e0) = live(b).expect("a shared buffer is written");
+            for (c, other) in r.block_of.iter().enumerate().skip(b + 1) {
+                if *other == Some(*blk) {
+                    let (s1, e1) = live(c).expect("a shared buffer is written");
+                    assert!(
+                        e0 < s1 || e1 < s0,
+                        "buffers {b} and {c} share a block in use"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A chain 0 -> 1 -> 2 -> 3 -> 4 (buffer 0 the input, kept): two blocks, alternating.
+    #[test]
+    fn a_chain_alternates_between_two_blocks() {
+        let sizes = [8, 8, 8, 8, 8];
+        let own = [true, false, false, false, false];
+        let steps = [relu(0, 1), relu(1, 2), relu(2, 3), relu(3, 4)];
+        let r = Reuse::plan(&sizes, &own, &steps);
+        assert_eq!(r.block_of[0], None);
+        assert_eq!(r.block_of[1], r.block_of[3]);
+        assert_eq!(r.block_of[2], r.block_of[4]);
+        assert_ne!(r.block_of[1], r.block_of[2]);
+        assert_eq!(r.total(&sizes), 8 + 16);
+        check(&r, &sizes, &steps);
+    }
+
+    /// A residual read by the last step keeps its block until then; a block grows to the
+    /// largest buffer it holds.
+    #[test]
+    fn a_residual_keeps_its_block_and_blocks_grow() {
+        let sizes = [8, 8, 8, 30, 8];
+        let own = [true, false, false, false, false];
+        let steps = [
+            relu(0, 1),
+            relu(1, 2),
+            relu(2, 3),
+            Step::Add { a: 3, b: 1, dst: 4 },
+        ];
+        let r = Reuse::plan(&sizes, &own, &steps);
+        assert_ne!(r.block_of[3], r.block_of[1]);
+        assert_ne!(r.block_of[4], r.block_of[1]);
+        // 3 reuses 2's block? No: 2 is read by step 2, which writes 3. So 3 takes a third
+        // block; 4 then takes 2's, freed after step 2.
+        assert_eq!(r.block_of[4], r.block_of[2]);
+        assert_eq!(r.blocks.len(), 3);
+        check(&r, &sizes, &steps);
+    }
+
+    proptest! {
+        /// Random step sequences (each step writes a new buffer from one or two earlier
+        /// ones; some buffers kept, some steps writing a buffer again): the plan never
+        /// shares a block between buffers in use at a common step.
+        #[test]
+        fn no_block_is_shared_by_buffers_in_use_together(
+            n in 1usize..30,
+            picks in proptest::collection::vec((0usize..1000, 0usize..1000, 0usize..4), 30),
+            sizes in proptest::collection::vec(1usize..100, 31),
+            kept in proptest::collection::vec(any::<bool>(), 31),
+        ) {
+            let mut steps = vec![];
+            for (i, &(a, b, kind)) in picks.iter().take(n).enumerate() {
+                // Step i writes buffer i + 1 (or, kind 3, again a buffer written before).
+                let (a, b) = (a % (i + 1), b % (i + 1));
+                steps.push(match kind {
+                    0 => relu(a, i + 1),
+                    3 if a > 0 => Step::Add { a: b, b, dst: a },
+                    _ => Step::Add { a, b, dst: i + 1 },
+                });
+            }
+            let mut own: Vec<bool> = kept[..=n].to_vec();
+            own[0] = true;
+            let r = Reuse::plan(&sizes[..=n], &own, &steps);
+            check(&r, &sizes[..=n], &steps);
+            for (b, &k) in own.iter().enumerate() {
+                if k {
+                    prop_assert!(r.block_of[b].is_none());
+                }
+            }
+        }
+    }
+}
