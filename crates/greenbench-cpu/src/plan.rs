@@ -165,6 +165,9 @@ impl CpuPrepared {
             sizes[0] = batch * (h + t + b) * (w + l + r) * c;
         }
         let mut buf_border: Vec<Option<[usize; 4]>> = vec![input_border.map(|b| b.0)];
+        // Per buffer stored with a border: its layout (border and shape), which a buffer
+        // sharing its memory must have too (`reuse`).
+        let mut buf_layout: Vec<Option<Vec<usize>>> = vec![None];
         // Concatenations written in place by their producers, and running concatenations
         // sharing one buffer (`plan_concat`): per node, the concatenation's buffer once its
         // first producer is planned.
@@ -269,6 +272,7 @@ impl CpuPrepared {
                     None => {
                         let b = bordered(&mut sizes, j, border);
                         buf_border.push(border);
+                        buf_layout.push(border.map(|bd| layout_key(bd, &g.out_shape(j))));
                         concat_buf[j] = Some(b);
                         b
                     }
@@ -276,6 +280,7 @@ impl CpuPrepared {
                 None => {
                     let b = bordered(&mut sizes, i, out_border);
                     buf_border.push(out_border);
+                    buf_layout.push(out_border.map(|bd| layout_key(bd, &g.out_shape(i))));
                     b
                 }
             };
@@ -659,13 +664,13 @@ impl CpuPrepared {
         };
         #[cfg(not(target_arch = "x86_64"))]
         let team = None;
-        // Buffers used at different steps share memory, except bordered ones, the input and
-        // the output.
+        // Buffers used at different steps share memory (bordered ones only with buffers of
+        // the same layout), except the input and the output.
         let output = buf_of[nvals - 1];
         let own: Vec<bool> = (0..sizes.len())
-            .map(|b| b == 0 || b == output || buf_border[b].is_some() || !s.reuse)
+            .map(|b| b == 0 || b == output || !s.reuse)
             .collect();
-        let reuse = Reuse::plan(&sizes, &own, &steps);
+        let reuse = Reuse::plan(&sizes, &own, &buf_layout, &steps);
         let mut mem = Buffers::new(&sizes, &reuse, scratch_len, pads);
         mem.input_border = input_border;
         mem.output = buf_of[nvals - 1];
@@ -683,6 +688,12 @@ impl CpuPrepared {
             ..Self::empty(s, Some(g.clone()), batch, batch * g.output_len(), mem)
         })
     }
+}
+
+/// What a bordered buffer's layout is: its border and per-example shape, and so where its
+/// zeros lie. Buffers share memory only with buffers of the same layout (or none).
+fn layout_key(border: [usize; 4], shape: &[usize]) -> Vec<usize> {
+    border.iter().chain(shape).copied().collect()
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //! activations then ran through memory once per run (ResNet-50: ~100 MB of layer outputs a
 //! batch-1 run), where a few blocks reused stay in cache.
 //!
-//! Buffers stored with a zero border keep memory of their own (their borders are zeroed once,
-//! in `prepare`, and never written), and so do the input and the output buffers.
+//! Buffers stored with a zero border (zeroed once, in `prepare`; steps write inside it only)
+//! share blocks only with buffers of the same layout, which keep the same places zero, and
+//! blocks of fixed size. The input and the output buffers keep memory of their own.
 
 use crate::step::Step;
 
@@ -20,8 +21,14 @@ pub(crate) struct Reuse {
 
 impl Reuse {
     /// Plan the sharing of buffers of `sizes` written and read by `steps` in order; `own[b]`:
-    /// buffer `b` keeps memory of its own.
-    pub(crate) fn plan(sizes: &[usize], own: &[bool], steps: &[Step]) -> Reuse {
+    /// buffer `b` keeps memory of its own; `layout[b]`: buffer `b` is stored with a border of
+    /// this layout (it shares only with the same layout).
+    pub(crate) fn plan(
+        sizes: &[usize],
+        own: &[bool],
+        layout: &[Option<Vec<usize>>],
+        steps: &[Step],
+    ) -> Reuse {
         let n = sizes.len();
         // First step that writes, last step that reads or writes, each buffer.
         let mut first = vec![usize::MAX; n];
@@ -49,7 +56,9 @@ impl Reuse {
                 starts[first[b]].push(b);
             }
         }
+        // Free blocks, and the layout each was made for (`None`: plain values, any size).
         let mut free: Vec<usize> = vec![];
+        let mut block_layout: Vec<Option<Vec<usize>>> = vec![];
         // Blocks in use: (block, the last step that needs it).
         let mut busy: Vec<(usize, usize)> = vec![];
         for (i, bufs) in starts.iter().enumerate() {
@@ -64,13 +73,17 @@ impl Reuse {
             });
             for &b in bufs {
                 let need = sizes[b];
-                let fits = free
-                    .iter()
-                    .enumerate()
-                    .filter(|&(_, &blk)| r.blocks[blk] >= need)
-                    .min_by_key(|&(_, &blk)| r.blocks[blk])
-                    .map(|(k, _)| k);
-                let largest = || (0..free.len()).max_by_key(|&k| r.blocks[free[k]]);
+                let lay = layout.get(b).cloned().flatten();
+                let same = |k: &usize| block_layout[free[*k]] == lay;
+                let fits = (0..free.len())
+                    .filter(|k| same(k) && r.blocks[free[*k]] >= need)
+                    .min_by_key(|&k| r.blocks[free[k]]);
+                // A plain buffer may grow the largest plain block; a bordered one never grows.
+                let largest = || {
+                    (0..free.len())
+                        .filter(|k| lay.is_none() && same(k))
+                        .max_by_key(|&k| r.blocks[free[k]])
+                };
                 let blk = match fits.or_else(largest) {
                     Some(k) => {
                         let blk = free.swap_remove(k);
@@ -79,6 +92,7 @@ impl Reuse {
                     }
                     None => {
                         r.blocks.push(need);
+                        block_layout.push(lay);
                         r.blocks.len() - 1
                     }
                 };
@@ -145,7 +159,7 @@ mod tests {
         let sizes = [8, 8, 8, 8, 8];
         let own = [true, false, false, false, false];
         let steps = [relu(0, 1), relu(1, 2), relu(2, 3), relu(3, 4)];
-        let r = Reuse::plan(&sizes, &own, &steps);
+        let r = Reuse::plan(&sizes, &own, &[], &steps);
         assert_eq!(r.block_of[0], None);
         assert_eq!(r.block_of[1], r.block_of[3]);
         assert_eq!(r.block_of[2], r.block_of[4]);
@@ -166,7 +180,7 @@ mod tests {
             relu(2, 3),
             Step::Add { a: 3, b: 1, dst: 4 },
         ];
-        let r = Reuse::plan(&sizes, &own, &steps);
+        let r = Reuse::plan(&sizes, &own, &[], &steps);
         assert_ne!(r.block_of[3], r.block_of[1]);
         assert_ne!(r.block_of[4], r.block_of[1]);
         // 3 reuses 2's block? No: 2 is read by step 2, which writes 3. So 3 takes a third
@@ -178,14 +192,16 @@ mod tests {
 
     proptest! {
         /// Random step sequences (each step writes a new buffer from one or two earlier
-        /// ones; some buffers kept, some steps writing a buffer again): the plan never
-        /// shares a block between buffers in use at a common step.
+        /// ones; some buffers kept, some steps writing a buffer again, some buffers of two
+        /// bordered layouts): the plan never shares a block between buffers in use at a
+        /// common step, nor between buffers of different layouts.
         #[test]
         fn no_block_is_shared_by_buffers_in_use_together(
             n in 1usize..30,
             picks in proptest::collection::vec((0usize..1000, 0usize..1000, 0usize..4), 30),
             sizes in proptest::collection::vec(1usize..100, 31),
             kept in proptest::collection::vec(any::<bool>(), 31),
+            layouts in proptest::collection::vec(0usize..3, 31),
         ) {
             let mut steps = vec![];
             for (i, &(a, b, kind)) in picks.iter().take(n).enumerate() {
@@ -199,8 +215,23 @@ mod tests {
             }
             let mut own: Vec<bool> = kept[..=n].to_vec();
             own[0] = true;
-            let r = Reuse::plan(&sizes[..=n], &own, &steps);
-            check(&r, &sizes[..=n], &steps);
+            // Layout 0: plain values; 1, 2: two bordered layouts (a size of their own each).
+            let layout: Vec<Option<Vec<usize>>> =
+                layouts[..=n].iter().map(|&l| (l > 0).then(|| vec![l])).collect();
+            let sizes: Vec<usize> = sizes[..=n]
+                .iter()
+                .zip(&layouts)
+                .map(|(&s, &l)| if l > 0 { 40 * l } else { s })
+                .collect();
+            let r = Reuse::plan(&sizes, &own, &layout, &steps);
+            check(&r, &sizes, &steps);
+            for (b, blk) in r.block_of.iter().enumerate() {
+                for (c, other) in r.block_of.iter().enumerate() {
+                    if blk.is_some() && blk == other {
+                        prop_assert_eq!(&layout[b], &layout[c], "buffers {} and {}", b, c);
+                    }
+                }
+            }
             for (b, &k) in own.iter().enumerate() {
                 if k {
                     prop_assert!(r.block_of[b].is_none());
