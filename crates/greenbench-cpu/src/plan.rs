@@ -272,7 +272,7 @@ impl CpuPrepared {
                     None => {
                         let b = bordered(&mut sizes, j, border);
                         buf_border.push(border);
-                        buf_layout.push(border.map(|bd| layout_key(bd, &g.out_shape(j))));
+                        buf_layout.push(border.map(|bd| layout_key(bd, g.out_shape(j))));
                         concat_buf[j] = Some(b);
                         b
                     }
@@ -280,7 +280,7 @@ impl CpuPrepared {
                 None => {
                     let b = bordered(&mut sizes, i, out_border);
                     buf_border.push(out_border);
-                    buf_layout.push(out_border.map(|bd| layout_key(bd, &g.out_shape(i))));
+                    buf_layout.push(out_border.map(|bd| layout_key(bd, g.out_shape(i))));
                     b
                 }
             };
