@@ -31,11 +31,13 @@ impl Reuse {
         steps: &[Step],
     ) -> Reuse {
         let n = sizes.len();
-        // First step that writes, last step that reads or writes, each buffer.
+        // First step that writes, first that reads, last that reads or writes, each buffer.
         let mut first = vec![usize::MAX; n];
+        let mut first_read = vec![usize::MAX; n];
         let mut last = vec![0usize; n];
         for (i, st) in steps.iter().enumerate() {
             for b in st.reads() {
+                first_read[b] = first_read[b].min(i);
                 last[b] = last[b].max(i);
             }
             let d = st.dst();
@@ -50,10 +52,7 @@ impl Reuse {
         // it (none should be, but the input is) keeps its own memory.
         let mut starts: Vec<Vec<usize>> = vec![vec![]; steps.len()];
         for b in 0..n {
-            let read_before = steps[..first[b].min(steps.len())]
-                .iter()
-                .any(|st| st.reads().contains(&b));
-            if !own[b] && first[b] != usize::MAX && !read_before {
+            if !own[b] && first[b] != usize::MAX && first_read[b] >= first[b] {
                 starts[first[b]].push(b);
             }
         }
@@ -169,10 +168,10 @@ mod tests {
         check(&r, &sizes, &steps);
     }
 
-    /// A residual read by the last step keeps its block until then; a block grows to the
-    /// largest buffer it holds.
+    /// A residual read by the last step keeps its block until then, and the block freed
+    /// before it goes to the next buffer.
     #[test]
-    fn a_residual_keeps_its_block_and_blocks_grow() {
+    fn a_residual_keeps_its_block() {
         let sizes = [8, 8, 8, 30, 8];
         let own = [true, false, false, false, false];
         let steps = [
@@ -184,10 +183,23 @@ mod tests {
         let r = Reuse::plan(&sizes, &own, &[], &steps);
         assert_ne!(r.block_of[3], r.block_of[1]);
         assert_ne!(r.block_of[4], r.block_of[1]);
-        // 3 reuses 2's block? No: 2 is read by step 2, which writes 3. So 3 takes a third
-        // block; 4 then takes 2's, freed after step 2.
+        // 3 is written by the step that reads 2 last, so it takes a third block; 4 then
+        // takes 2's, free after step 2.
         assert_eq!(r.block_of[4], r.block_of[2]);
         assert_eq!(r.blocks.len(), 3);
+        check(&r, &sizes, &steps);
+    }
+
+    /// No free block fits: the largest free one grows to the buffer's size.
+    #[test]
+    fn a_free_block_grows_for_a_larger_buffer() {
+        let sizes = [8, 8, 8, 30];
+        let own = [true, false, false, false];
+        let steps = [relu(0, 1), relu(1, 2), relu(2, 3)];
+        let r = Reuse::plan(&sizes, &own, &[], &steps);
+        assert_eq!(r.block_of[3], r.block_of[1]);
+        assert_eq!(r.blocks[r.block_of[3].unwrap()], 30);
+        assert_eq!(r.blocks.len(), 2);
         check(&r, &sizes, &steps);
     }
 

@@ -296,6 +296,15 @@ impl GpuContext {
         self.fault.lock().expect("lock").take()
     }
 
+    /// Wait for everything submitted (mapped reads included), then report a device fault
+    /// raised meanwhile.
+    pub(crate) fn wait(&self) -> Result<(), String> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| format!("waiting for the GPU: {e}"))?;
+        self.take_fault().map_or(Ok(()), Err)
+    }
+
     /// The matmul workgroup side in use.
     pub fn matmul_ts(&self) -> u32 {
         self.matmul_ts

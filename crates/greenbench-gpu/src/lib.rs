@@ -244,12 +244,7 @@ impl Prepared for GpuPrepared {
         if let Some(t) = &self.timer {
             t.read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
         }
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| failed(format!("waiting for the GPU: {e}")))?;
-        if let Some(f) = ctx.take_fault() {
-            return Err(failed(f));
-        }
+        ctx.wait().map_err(failed)?;
         {
             let view = slice
                 .get_mapped_range()

@@ -123,12 +123,7 @@ fn profile(
         enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, bytes);
         ctx.queue.submit([enc.finish()]);
         read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| failed(format!("waiting for the GPU: {e}")))?;
-        if let Some(f) = ctx.take_fault() {
-            return Err(failed(f));
-        }
+        ctx.wait().map_err(failed)?;
         {
             let view = read
                 .slice(..)
