@@ -1,7 +1,7 @@
 //! The int8 depthwise convolution: a direct loop over uint8 pixels with int32 sums, and the
 //! VNNI stride-1 row kernel over quads of taps.
 
-use super::epilogue::{Epi, lanes_from};
+use super::epilogue::Epi;
 use greenbench_core::graph::ConvGeom;
 
 /// A depthwise convolution of one (padded) image into int32 sums: per output pixel and
@@ -85,6 +85,10 @@ pub(super) fn dw_quads(tiled: &[i32], taps: usize, span: usize) -> Vec<i8> {
     q
 }
 
+/// The most taps (rounded up to quads) the VNNI depthwise kernel takes: 7 x 9 (the plan
+/// uses the plain loops past it).
+pub(super) const MAX_VNNI_TAPS: usize = 64;
+
 /// One output row of a stride-1 depthwise convolution with `vpdpbusd`: per 64-value block
 /// of the flattened row (as [`depthwise_row_s1`]), the inputs of four taps are interleaved
 /// byte by byte (`unpack` 8 then 16 bits) so one instruction sums four taps' products per
@@ -93,7 +97,8 @@ pub(super) fn dw_quads(tiled: &[i32], taps: usize, span: usize) -> Vec<i8> {
 /// keeps only its own values.
 ///
 /// With `fin`, the values go through the epilogue straight into the row's uint8 outputs
-/// (`y` is then untouched): no int32 sums reach memory.
+/// (`y` is then untouched): no int32 sums reach memory and no transpose is made; its
+/// epilogue is the layer's [`Epi::quad_permuted`] to this `span`.
 ///
 /// # Safety
 /// AVX-512 F/BW/VL/VNNI; `src` holds the padded image plus SLACK bytes.
@@ -121,39 +126,52 @@ pub(super) unsafe fn dw_vnni_row(
     // Stride 1: tap (ky, kx) reads the row from column kx. Stride 2 (`odd` > 0): `src` holds
     // the even columns, then from `odd` the odd ones, each `wp` wide, so tap (ky, kx) reads
     // the row from column kx / 2 of its half: consecutive output pixels, consecutive bytes.
-    let tap_at = |t: usize| {
-        let (ky, kx) = (t / c.kw, t % c.kw);
+    let tap_at = |ky: usize, kx: usize| {
         if odd == 0 {
             ((top + ky) * wp + kx) * ch
         } else {
             (kx % 2) * odd + ((top + ky) * wp + kx / 2) * ch
         }
     };
-    let last = (0..taps).map(tap_at).max().unwrap_or(0) + len.next_multiple_of(64);
+    // Each tap's offset, once per row (no division per tap and block); the quads' padding
+    // taps (past `taps`, zero weights) read tap 0's bytes.
+    assert!(
+        groups * 4 <= MAX_VNNI_TAPS,
+        "planned only up to {MAX_VNNI_TAPS} taps"
+    );
+    let mut offs = [0usize; MAX_VNNI_TAPS];
+    for ky in 0..c.kh {
+        for kx in 0..c.kw {
+            offs[ky * c.kw + kx] = tap_at(ky, kx);
+        }
+    }
+    for t in taps..groups * 4 {
+        offs[t] = offs[0];
+    }
+    let offs = &offs[..groups * 4];
+    let last = offs.iter().max().copied().unwrap_or(0) + len.next_multiple_of(64);
     assert!(src.len() >= last && quads.len() == groups * blocks * 256);
     if let Some((epi, q)) = &fin {
         assert!(
-            q.len() >= len && epi.wide && epi.ch == ch,
-            "a fused row's outputs"
+            q.len() >= len && epi.wide && epi.ch == ch && epi.span == span,
+            "a fused row's outputs, through the quad-permuted epilogue"
         );
     }
-    let zero = _mm512_setzero_si512();
+    // SAFETY: AVX-512 F (this function's features).
+    let regs = fin.as_ref().map(|(epi, _)| unsafe { epi.regs() });
+    // `f % span`, kept as f steps by 64.
+    let mut fs = 0;
     let mut f = 0;
     while f < len {
-        let b = (f % span) / 64;
+        let b = fs / 64;
         let mut acc = [_mm512_setzero_si512(); 4];
-        for g in 0..groups {
+        for (g, o) in offs.chunks_exact(4).enumerate() {
             // SAFETY: every tap's 64 bytes from `f` end by `last` (asserted), the weights'
             // 256 bytes are inside `quads` (asserted size).
             unsafe {
-                let ld = |t: usize| {
-                    if t < taps {
-                        _mm512_loadu_si512(src.as_ptr().add(tap_at(t) + f) as *const __m512i)
-                    } else {
-                        zero
-                    }
-                };
-                let (x0, x1, x2, x3) = (ld(4 * g), ld(4 * g + 1), ld(4 * g + 2), ld(4 * g + 3));
+                let ld =
+                    |t: usize| _mm512_loadu_si512(src.as_ptr().add(o[t] + f) as *const __m512i);
+                let (x0, x1, x2, x3) = (ld(0), ld(1), ld(2), ld(3));
                 let (a, bb) = (_mm512_unpacklo_epi8(x0, x1), _mm512_unpackhi_epi8(x0, x1));
                 let (cc, d) = (_mm512_unpacklo_epi8(x2, x3), _mm512_unpackhi_epi8(x2, x3));
                 let q = [
@@ -169,6 +187,35 @@ pub(super) unsafe fn dw_vnni_row(
                 }
             }
         }
+        if let (Some((epi, q)), Some(k)) = (&fin, &regs) {
+            // The epilogue on the lane-permuted sums (the permuted epilogue's arrays meet
+            // register j's values at fs + 16 j), then packed: `vpackssdw` of registers 0 and 1
+            // puts lane L's values 16L .. 16L + 8 together, `vpackuswb` with 2 and 3's adds
+            // 16L + 8 .. 16L + 16: the 64 bytes in order, no transpose. The values are
+            // clamped to uint8 already, so the saturating packs keep them.
+            let m: u64 = if len - f >= 64 {
+                !0
+            } else {
+                (1u64 << (len - f)) - 1
+            };
+            // SAFETY: the epilogue's arrays cover `fs + 64 <= span + 64`; the masked store
+            // writes values f .. min(f + 64, len) of `q` (asserted to hold `len`).
+            unsafe {
+                // Four calls, not a closure: a closure lacks this function's target features,
+                // so `vec16` would not inline into it.
+                let r0 = epi.vec16(k, acc[0], fs);
+                let r1 = epi.vec16(k, acc[1], fs + 16);
+                let r2 = epi.vec16(k, acc[2], fs + 32);
+                let r3 = epi.vec16(k, acc[3], fs + 48);
+                let lo = _mm512_packs_epi32(r0, r1);
+                let hi = _mm512_packs_epi32(r2, r3);
+                let bytes = _mm512_packus_epi16(lo, hi);
+                _mm512_mask_storeu_epi8(q.as_ptr().add(f) as *mut i8, m, bytes);
+            }
+            f += 64;
+            fs = if fs + 64 == span { 0 } else { fs + 64 };
+            continue;
+        }
         // acc[k] lane L holds values 16L + 4k .. 16L + 4k + 3: transpose the 128-bit lanes.
         let t0 = _mm512_shuffle_i32x4(acc[0], acc[1], 0x44);
         let t1 = _mm512_shuffle_i32x4(acc[0], acc[1], 0xee);
@@ -181,21 +228,7 @@ pub(super) unsafe fn dw_vnni_row(
             _mm512_shuffle_i32x4(t1, t3, 0xdd),
         ];
         let n = (len - f).min(64);
-        if let Some((epi, q)) = &fin {
-            // The epilogue here: value f + 16 v is channel (f + 16 v) % C, which the epilogue's
-            // cyclic arrays hold at (f % its span) + 16 v (below its span + 48).
-            let at = f % epi.span;
-            for (v, o) in out.iter().enumerate().take((len - f).div_ceil(16)) {
-                let m = lanes_from(f + 16 * v, len);
-                // SAFETY: the epilogue's arrays cover `at + 16 v + 16` (above); the masked
-                // store writes values f + 16 v .. min(f + 16 v + 16, len) of `q` (asserted to
-                // hold `len`).
-                unsafe {
-                    let r = _mm512_cvtepi32_epi8(epi.vec16(*o, at + 16 * v));
-                    _mm_mask_storeu_epi8(q.as_ptr().add(f + 16 * v) as *mut i8, m, r);
-                }
-            }
-        } else if n == 64 {
+        if n == 64 {
             for (v, o) in out.iter().enumerate() {
                 // SAFETY: f + 64 <= len.
                 unsafe { _mm512_storeu_si512(y.as_mut_ptr().add(f + 16 * v) as *mut __m512i, *o) };
@@ -209,6 +242,7 @@ pub(super) unsafe fn dw_vnni_row(
             y[f..f + n].copy_from_slice(&tmp[..n]);
         }
         f += 64;
+        fs = if fs + 64 == span { 0 } else { fs + 64 };
     }
 }
 

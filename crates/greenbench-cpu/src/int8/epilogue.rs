@@ -76,6 +76,47 @@ impl Epi {
         }
     }
 
+    /// This epilogue for the VNNI depthwise rows' accumulators, whose 64-value blocks come
+    /// out of `vpdpbusd` lane-permuted (`dw_vnni_row`: register `k`'s lane `L` element `i`
+    /// holds value `16 L + 4 k + i` of the block): its arrays hold, at position `64 b + 16 k +
+    /// 4 L + i`, the channel of value `64 b + 16 L + 4 k + i`, cyclically over `span` (a
+    /// multiple of 64 and of the channel count), so register `k` of a block at `f` meets its
+    /// channels at `f % span + 16 k`. The results, packed with `vpackssdw` / `vpackuswb`,
+    /// come out in order. Only for [`Self::vec16`] from a block start; `finish` would apply
+    /// channels in the wrong order.
+    pub(super) fn quad_permuted(&self, span: usize) -> Epi {
+        assert!(span.is_multiple_of(64) && span.is_multiple_of(self.ch));
+        // Position p of the permuted arrays reads position `src(p)` of these (any copy of
+        // the channel: these arrays are cyclic in the channel count).
+        let src = |p: usize| {
+            let (b, j) = (p / 64, p % 64);
+            let (k, l, i) = (j / 16, (j % 16) / 4, j % 4);
+            (b * 64 + 16 * l + 4 * k + i) % span % self.ch
+        };
+        let perm = |v: &[i32]| -> Vec<i32> { (0..span + 64).map(|p| v[src(p)]).collect() };
+        let mult = perm(&self.mult);
+        Epi {
+            ch: self.ch,
+            span,
+            bias: perm(&self.bias),
+            mult_next: (0..span + 64)
+                .map(|p| mult[(p + 1) % (span + 64)])
+                .collect(),
+            mult,
+            shift: (0..span + 64).map(|p| self.shift[src(p)]).collect(),
+            scale: if self.scale.is_empty() {
+                vec![]
+            } else {
+                (0..span + 64).map(|p| self.scale[src(p)]).collect()
+            },
+            common_shift: self.common_shift,
+            zy: self.zy,
+            lo: self.lo,
+            hi: self.hi,
+            wide: self.wide,
+        }
+    }
+
     /// Whole pixels (every channel of each), contiguous: `acc` and `out` of one length, a
     /// multiple of the channel count.
     #[inline]
@@ -122,6 +163,8 @@ impl Epi {
         use std::arch::x86_64::*;
         let n = acc.len();
         assert!(out.len() >= n && c0 + n.next_multiple_of(16) <= self.bias.len());
+        // SAFETY: AVX-512 F (this function's features).
+        let regs = unsafe { self.regs() };
         for b in 0..n.div_ceil(16) {
             let j = b * 16;
             // The last block may be partial: its lanes past `n` are masked off.
@@ -130,7 +173,7 @@ impl Epi {
             // reads the per-channel arrays at c0 + j..c0 + j + 16, inside them (asserted).
             unsafe {
                 let v = _mm512_maskz_loadu_epi32(k, acc.as_ptr().add(j));
-                let r = self.vec16(v, c0 + j);
+                let r = self.vec16(&regs, v, c0 + j);
                 _mm_mask_storeu_epi8(
                     out.as_mut_ptr().add(j) as *mut i8,
                     k,
@@ -141,9 +184,47 @@ impl Epi {
         n
     }
 
+    /// The epilogue's loop-invariant registers ([`EpiRegs`]), made once per tile or row
+    /// rather than once per 16 values.
+    ///
+    /// # Safety
+    /// AVX-512 F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    pub(super) unsafe fn regs(&self) -> EpiRegs {
+        use std::arch::x86_64::*;
+        let fp32 = !self.scale.is_empty();
+        let shift = self.common_shift.unwrap_or(33);
+        EpiRegs {
+            mode: if fp32 {
+                Mode::Fp32
+            } else if self.common_shift.is_some() {
+                Mode::Common
+            } else {
+                Mode::PerChannel
+            },
+            zy: _mm512_set1_epi32(self.zy),
+            lo: if fp32 {
+                _mm512_castps_si512(_mm512_set1_ps((self.lo - self.zy) as f32))
+            } else {
+                _mm512_set1_epi32(self.lo)
+            },
+            hi: if fp32 {
+                _mm512_castps_si512(_mm512_set1_ps((self.hi - self.zy) as f32))
+            } else {
+                _mm512_set1_epi32(self.hi)
+            },
+            half: _mm512_set1_epi64(1i64 << (shift - 1)),
+            even: _mm_cvtsi32_si128(shift as i32),
+            odd: _mm_cvtsi32_si128(shift as i32 - 32),
+        }
+    }
+
     /// The epilogue of 16 raw int32 sums in a register, channels `c..c + 16` (of the tiled
-    /// per-channel arrays: `c + 16 <= bias.len()`), to 16 uint8 values in int32 lanes. Fused
-    /// into the GEMM tiles and the depthwise rows, and run by [`Self::finish_avx512`].
+    /// per-channel arrays: `c + 16 <= bias.len()`), to 16 uint8 values in int32 lanes, with
+    /// the loop-invariant registers `k` (this epilogue's [`Self::regs`]). Fused into the GEMM
+    /// tiles and the depthwise rows, and run by [`Self::finish_avx512`]:
     ///
     /// - fp32 requantizer: convert, multiply, clamp, round half to even (`cvtps2dq` under the
     ///   default rounding mode), add the zero point;
@@ -156,12 +237,13 @@ impl Epi {
     /// - fixed-point otherwise: the same in 64-bit lanes with a shift per channel.
     ///
     /// # Safety
-    /// AVX-512 F/BW/VL; `c + 16 <= self.bias.len()`.
+    /// AVX-512 F/BW/VL; `c + 16 <= self.bias.len()`; `k` made by this epilogue's `regs`.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
     pub(super) unsafe fn vec16(
         &self,
+        k: &EpiRegs,
         acc: std::arch::x86_64::__m512i,
         c: usize,
     ) -> std::arch::x86_64::__m512i {
@@ -171,32 +253,29 @@ impl Epi {
         unsafe {
             let ld = |p: *const i32| _mm512_loadu_si512(p.add(c) as *const __m512i);
             let v = _mm512_add_epi32(acc, ld(self.bias.as_ptr()));
-            if !self.scale.is_empty() {
-                let zy = _mm512_set1_epi32(self.zy);
-                let lo = _mm512_set1_ps((self.lo - self.zy) as f32);
-                let hi = _mm512_set1_ps((self.hi - self.zy) as f32);
-                let f = _mm512_mul_ps(
-                    _mm512_cvtepi32_ps(v),
-                    _mm512_loadu_ps(self.scale.as_ptr().add(c)),
-                );
-                let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-                return _mm512_add_epi32(_mm512_cvtps_epi32(f), zy);
-            }
-            if let Some(shift) = self.common_shift {
-                let (zy, lo, hi) = (
-                    _mm512_set1_epi32(self.zy),
-                    _mm512_set1_epi32(self.lo),
-                    _mm512_set1_epi32(self.hi),
-                );
-                let even = _mm_cvtsi32_si128(shift as i32);
-                let odd = _mm_cvtsi32_si128(shift as i32 - 32);
-                let half = _mm512_set1_epi64(1i64 << (shift - 1));
-                let pe = _mm512_mul_epi32(v, ld(self.mult.as_ptr()));
-                let po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), ld(self.mult_next.as_ptr()));
-                let re = _mm512_sra_epi64(_mm512_add_epi64(pe, half), even);
-                let ro = _mm512_sra_epi64(_mm512_add_epi64(po, half), odd);
-                let r = _mm512_mask_blend_epi32(0xaaaa, re, ro);
-                return _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, zy), lo), hi);
+            match k.mode {
+                Mode::Fp32 => {
+                    let f = _mm512_mul_ps(
+                        _mm512_cvtepi32_ps(v),
+                        _mm512_loadu_ps(self.scale.as_ptr().add(c)),
+                    );
+                    let (lo, hi) = (_mm512_castsi512_ps(k.lo), _mm512_castsi512_ps(k.hi));
+                    let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+                    return _mm512_add_epi32(_mm512_cvtps_epi32(f), k.zy);
+                }
+                Mode::Common => {
+                    let pe = _mm512_mul_epi32(v, ld(self.mult.as_ptr()));
+                    let po =
+                        _mm512_mul_epi32(_mm512_srli_epi64(v, 32), ld(self.mult_next.as_ptr()));
+                    let re = _mm512_sra_epi64(_mm512_add_epi64(pe, k.half), k.even);
+                    let ro = _mm512_sra_epi64(_mm512_add_epi64(po, k.half), k.odd);
+                    let r = _mm512_mask_blend_epi32(0xaaaa, re, ro);
+                    return _mm512_min_epi32(
+                        _mm512_max_epi32(_mm512_add_epi32(r, k.zy), k.lo),
+                        k.hi,
+                    );
+                }
+                Mode::PerChannel => {}
             }
             let one = _mm512_set1_epi64(1);
             let m = ld(self.mult.as_ptr());
@@ -224,6 +303,31 @@ impl Epi {
             _mm512_or_si512(clamp(re), _mm512_slli_epi64(clamp(ro), 32))
         }
     }
+}
+
+/// Which form [`Epi::vec16`] takes.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    Fp32,
+    /// Fixed-point, one shift of at least 32 for every channel.
+    Common,
+    /// Fixed-point, a shift per channel.
+    PerChannel,
+}
+
+/// An epilogue's loop-invariant registers ([`Epi::regs`]): the zero point and clamp bounds
+/// (fp32 bounds for the fp32 requantizer), the common shift's rounding half and counts.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) struct EpiRegs {
+    mode: Mode,
+    zy: std::arch::x86_64::__m512i,
+    lo: std::arch::x86_64::__m512i,
+    hi: std::arch::x86_64::__m512i,
+    half: std::arch::x86_64::__m512i,
+    even: std::arch::x86_64::__m128i,
+    odd: std::arch::x86_64::__m128i,
 }
 
 pub(super) fn gcd(a: usize, b: usize) -> usize {
@@ -354,6 +458,39 @@ mod tests {
                 let mut got = vec![0u8; n];
                 epi.finish(&acc, c0, &mut got);
                 prop_assert_eq!(&got, &want, "wide {} requant {:?}", wide, l.requant.first());
+            }
+            // The depthwise rows' quad-permuted epilogue, on AVX-512: register k of the block
+            // at f holds values f + 16 L + 4 k + i (lane L, element i); its results, put back
+            // in order, are `finish`'s. From channel 0, blocks over two spans.
+            #[cfg(target_arch = "x86_64")]
+            if wide_int8() {
+                let epi = Epi::new(&l, None, true);
+                let span = ch / gcd(ch, 64) * 64;
+                let qe = epi.quad_permuted(span);
+                let acc: Vec<i32> = (0..2 * span).map(|j| acc[j % n]).collect();
+                let mut want = vec![0u8; acc.len()];
+                epi.finish_run(&acc, &mut want);
+                let mut got = vec![0u8; acc.len()];
+                // SAFETY: AVX-512 F/BW/VL are present (`wide_int8`); vec16 reads the permuted
+                // arrays at (f % span) + 16 k + 16 <= span + 64, their length.
+                unsafe {
+                    use std::arch::x86_64::*;
+                    let regs = qe.regs();
+                    for f in (0..acc.len()).step_by(64) {
+                        for k in 0..4 {
+                            let lanes: Vec<i32> =
+                                (0..16).map(|e| acc[f + 16 * (e / 4) + 4 * k + e % 4]).collect();
+                            let v = _mm512_loadu_si512(lanes.as_ptr() as *const __m512i);
+                            let mut r = [0i32; 16];
+                            let out = qe.vec16(&regs, v, f % span + 16 * k);
+                            _mm512_storeu_si512(r.as_mut_ptr() as *mut __m512i, out);
+                            for e in 0..16 {
+                                got[f + 16 * (e / 4) + 4 * k + e % 4] = r[e] as u8;
+                            }
+                        }
+                    }
+                }
+                prop_assert_eq!(&got, &want, "quad-permuted, {} channels", ch);
             }
         }
     }

@@ -192,6 +192,7 @@ pub(super) fn linear(
             tiled,
             span,
             quads,
+            qepi,
         } => {
             let (pad, rest) = cols.split_at_mut(padded_len(c));
             let split = &mut rest[..if quads.is_empty() || c.sw != 2 {
@@ -204,9 +205,10 @@ pub(super) fn linear(
                 let (src, wp) = pad_image(img, c, zx as u8, pad);
                 let y = &mut out[n * out_len..(n + 1) * out_len];
                 let acc = &mut acc[..out_len];
-                if !quads.is_empty() {
-                    // The VNNI rows, their epilogue fused (quads exist only with the wide
-                    // epilogue): stride 1 reads the padded image, stride 2 its column split.
+                if let Some(qepi) = qepi {
+                    // The VNNI rows, their (quad-permuted) epilogue fused (quads exist only
+                    // with the wide epilogue): stride 1 reads the padded image, stride 2 its
+                    // column split.
                     let (src, w, odd) = if c.sw == 1 {
                         (src, wp, 0)
                     } else {
@@ -215,7 +217,7 @@ pub(super) fn linear(
                     let row = c.wo * c.cout;
                     #[cfg(target_arch = "x86_64")]
                     for oy in 0..c.ho {
-                        let fin = Some((epi, &mut y[oy * row..(oy + 1) * row]));
+                        let fin = Some((&**qepi, &mut y[oy * row..(oy + 1) * row]));
                         // SAFETY: quads are built only where AVX-512 F/BW/VL/VNNI are present
                         // (the VNNI path); the image and its split have SLACK bytes past
                         // their ends.

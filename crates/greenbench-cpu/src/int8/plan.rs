@@ -3,7 +3,7 @@
 //! lengths.
 
 use super::conv::{SLACK, in_place_conv, padded_len, split_len};
-use super::depthwise::dw_quads;
+use super::depthwise::{MAX_VNNI_TAPS, dw_quads};
 use super::epilogue::{Epi, gcd, wide_int8};
 use super::gemm::{QGemm, QPath};
 use super::step::{Layout, Lin, Plan, Step};
@@ -173,7 +173,7 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                                 .flat_map(|t| (0..span).map(move |j| (t, j % c.cout)))
                                 .map(|(t, ch)| w[t * chp + ch])
                                 .collect();
-                            let quads = if wide && c.sw <= 2 {
+                            let quads = if wide && c.sw <= 2 && c.kh * c.kw <= MAX_VNNI_TAPS {
                                 dw_quads(&tiled, c.kh * c.kw, span)
                             } else {
                                 vec![]
@@ -182,14 +182,18 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                                 layout.cols_len =
                                     layout.cols_len.max(padded_len(&c) + split_len(&c));
                             }
+                            let epi = Epi::new(l, Some(&sums), wide);
+                            let qepi =
+                                (!quads.is_empty()).then(|| Box::new(epi.quad_permuted(span)));
                             let lin = Lin::Depthwise {
                                 geom: c,
                                 w,
                                 tiled,
                                 span,
                                 quads,
+                                qepi,
                             };
-                            (lin, Epi::new(l, Some(&sums), wide))
+                            (lin, epi)
                         } else {
                             let cin_g = c.cin / c.groups;
                             let cout_g = c.cout / c.groups;

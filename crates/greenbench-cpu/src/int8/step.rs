@@ -32,6 +32,9 @@ pub(super) enum Lin {
         /// For the VNNI stride-1 kernel: the weights of each quad of taps, per 64-value block
         /// offset in `span`, interleaved as `dw_vnni` reads them (empty when not used).
         quads: Vec<i8>,
+        /// The step's epilogue in the VNNI rows' lane order (`Epi::quad_permuted` to
+        /// `span`), with `quads`.
+        qepi: Option<Box<Epi>>,
     },
 }
 

@@ -425,6 +425,7 @@ impl QTeam {
                 tiled,
                 span,
                 quads,
+                qepi,
                 ..
             } => {
                 let (pl, wp) = (padded_len(c), c.w + c.pad_left + c.pad_right);
@@ -439,8 +440,10 @@ impl QTeam {
                     epi.finish_run(a, o);
                     return;
                 }
-                // The VNNI rows, their epilogue fused: stride 1 reads the padded image,
-                // stride 2 its column split (made in the prep phase, after the image).
+                // The VNNI rows, their (quad-permuted) epilogue fused: stride 1 reads the
+                // padded image, stride 2 its column split (made in the prep phase, after the
+                // image).
+                let qepi = qepi.as_deref().expect("planned with the VNNI quads");
                 let (src, w, odd) = if c.sw == 1 {
                     (pad, wp, 0)
                 } else {
@@ -462,7 +465,7 @@ impl QTeam {
                             *span,
                             oy,
                             acc_row,
-                            Some((epi, y_row)),
+                            Some((qepi, y_row)),
                         )
                     };
                 }
