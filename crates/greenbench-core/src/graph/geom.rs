@@ -188,6 +188,7 @@ pub struct PoolGeom {
 
 /// The part of a window `[start, start + k)` (in unpadded coordinates, start may be negative)
 /// inside `[lo, hi)`.
+#[inline]
 pub(super) fn clip(start: isize, k: usize, lo: isize, hi: isize) -> std::ops::Range<usize> {
     let a = start.max(lo);
     let b = (start + k as isize).min(hi);
@@ -205,11 +206,13 @@ impl PoolGeom {
             && (self.wo - 1) * self.sw + self.kw <= self.w
     }
     /// The input rows under output row `oy`'s window, clipped to the image.
+    #[inline]
     pub fn rows(&self, oy: usize) -> std::ops::Range<usize> {
         let s = (oy * self.sh) as isize - self.pad_top as isize;
         clip(s, self.kh, 0, self.h as isize)
     }
     /// The input columns under output column `ox`'s window, clipped to the image.
+    #[inline]
     pub fn cols(&self, ox: usize) -> std::ops::Range<usize> {
         let s = (ox * self.sw) as isize - self.pad_left as isize;
         clip(s, self.kw, 0, self.w as isize)

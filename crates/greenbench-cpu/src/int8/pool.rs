@@ -102,41 +102,56 @@ pub(super) fn max_pool_wide(x: &[u8], batch: usize, p: &PoolGeom, y: &mut [u8]) 
 /// last pixels, whose 16 bytes would pass the end of the input or output, go byte by byte.
 #[inline(always)]
 pub(super) fn max_pool_narrow(x: &[u8], batch: usize, p: &PoolGeom, y: &mut [u8]) {
-    let c = p.c;
-    // Output pixels in order (q), without a division per pixel.
-    let pixels = (0..batch).flat_map(|n| {
-        (0..p.ho).flat_map(move |oy| {
+    // Output pixels in order (q): plain loops (an iterator chain here was a call per pixel).
+    let mut q = 0;
+    for n in 0..batch {
+        for oy in 0..p.ho {
             let rows = p.rows(oy);
-            (0..p.wo).map(move |ox| (n, rows.clone(), ox))
-        })
-    });
-    for (q, (n, rows, ox)) in pixels.enumerate() {
-        let base = n * p.h * p.w * c;
-        let cols = p.cols(ox);
-        let last_in = base + ((rows.end.max(1) - 1) * p.w + cols.end.max(1)) * c;
-        let o = q * c;
-        if last_in + 16 <= x.len() && o + 16 <= y.len() {
-            let mut acc = [0u8; 16];
-            for iy in rows {
+            for ox in 0..p.wo {
+                pool_pixel_narrow(x, p, n, rows.clone(), ox, q, y);
+                q += 1;
+            }
+        }
+    }
+}
+
+/// Output pixel `q` (example `n`, window rows `rows`, column `ox`) of [`max_pool_narrow`].
+#[inline(always)]
+fn pool_pixel_narrow(
+    x: &[u8],
+    p: &PoolGeom,
+    n: usize,
+    rows: std::ops::Range<usize>,
+    ox: usize,
+    q: usize,
+    y: &mut [u8],
+) {
+    let c = p.c;
+    let base = n * p.h * p.w * c;
+    let cols = p.cols(ox);
+    let last_in = base + ((rows.end.max(1) - 1) * p.w + cols.end.max(1)) * c;
+    let o = q * c;
+    if last_in + 16 <= x.len() && o + 16 <= y.len() {
+        let mut acc = [0u8; 16];
+        for iy in rows {
+            for ix in cols.clone() {
+                let at = base + (iy * p.w + ix) * c;
+                let s: &[u8; 16] = x[at..at + 16].try_into().expect("16 bytes");
+                for j in 0..16 {
+                    acc[j] = acc[j].max(s[j]);
+                }
+            }
+        }
+        y[o..o + 16].copy_from_slice(&acc);
+    } else {
+        for j in 0..c {
+            let mut m = 0u8;
+            for iy in rows.clone() {
                 for ix in cols.clone() {
-                    let at = base + (iy * p.w + ix) * c;
-                    let s: &[u8; 16] = x[at..at + 16].try_into().expect("16 bytes");
-                    for j in 0..16 {
-                        acc[j] = acc[j].max(s[j]);
-                    }
+                    m = m.max(x[base + (iy * p.w + ix) * c + j]);
                 }
             }
-            y[o..o + 16].copy_from_slice(&acc);
-        } else {
-            for j in 0..c {
-                let mut m = 0u8;
-                for iy in rows.clone() {
-                    for ix in cols.clone() {
-                        m = m.max(x[base + (iy * p.w + ix) * c + j]);
-                    }
-                }
-                y[o + j] = m;
-            }
+            y[o + j] = m;
         }
     }
 }
