@@ -74,7 +74,15 @@ pub use int8::gemm::QPath;
 use std::sync::Arc;
 use step::Step;
 pub use team::TEAM_MIN_WORK;
+
 use team::{Split, Team};
+
+/// The fewest 4x4 output tiles (over the batch) for which a layer runs on F(4x4, 3x3)
+/// rather than F(2x2, 3x3): each of its 36 GEMMs reads a `cin x cout` weight matrix for
+/// every unit of tiles, 2.25 times F(2x2, 3x3)'s 16, so a layer with few tiles (ResNet-50's
+/// 7x7 and 14x14 stages at batch 1: 4 and 16) streams weights rather than multiplies.
+/// Measured on the dev VM (Zen 4, 2 threads; see the commit that set it).
+pub const WINOGRAD_F4_MIN_TILES: usize = 32;
 
 /// The CPU backend.
 pub struct CpuBackend {
@@ -102,8 +110,11 @@ pub(crate) struct Settings {
     /// bf16 weight layers on the AVX-512 BF16 direct kernels (`plan_bf16`); without, a bf16
     /// graph's roundings run as steps and the fp32 kernels multiply.
     pub(crate) bf16: bool,
-    /// 3x3 stride-1 convolutions on Winograd F(2x2, 3x3) (`direct::winograd`).
+    /// 3x3 stride-1 convolutions on Winograd (`direct::winograd`).
     pub(crate) winograd: bool,
+    /// Winograd layers with at least this many 4x4 output tiles run F(4x4, 3x3), the others
+    /// F(2x2, 3x3) ([`WINOGRAD_F4_MIN_TILES`] by default).
+    pub(crate) winograd_f4_min_tiles: usize,
     /// Activation buffers used at different steps share memory (`reuse`).
     pub(crate) reuse: bool,
 }
@@ -120,6 +131,7 @@ impl Settings {
             int8_path: QPath::detect(),
             bf16: bf16_kernels_available(),
             winograd: direct_kernels_available(),
+            winograd_f4_min_tiles: WINOGRAD_F4_MIN_TILES,
             reuse: true,
         }
     }
@@ -251,6 +263,14 @@ impl CpuBackend {
     /// run. Tests use this to check both on one machine.
     pub fn with_winograd(mut self, on: bool) -> Self {
         self.settings.winograd = on && direct_kernels_available();
+        self
+    }
+
+    /// Which Winograd layers run F(4x4, 3x3) rather than F(2x2, 3x3): those whose batch has
+    /// at least `tiles` 4x4 output tiles (0: every one; `usize::MAX`: none). Tests use this
+    /// to check both forms on one machine.
+    pub fn with_winograd_f4_min_tiles(mut self, tiles: usize) -> Self {
+        self.settings.winograd_f4_min_tiles = tiles;
         self
     }
 
@@ -398,8 +418,9 @@ pub struct CpuPrepared {
     pub(crate) batch: usize,
     pub(crate) output_len: usize,
     pub(crate) settings: Settings,
-    /// Graph nodes run as Winograd F(2x2, 3x3) (`direct::winograd`), for the cell's note.
-    pub(crate) winograd_nodes: Vec<usize>,
+    /// Graph nodes run as Winograd (`direct::winograd`) and their output tile side (2 for
+    /// F(2x2, 3x3), 4 for F(4x4, 3x3)), for the cell's note.
+    pub(crate) winograd_nodes: Vec<(usize, usize)>,
 }
 
 impl CpuPrepared {
@@ -435,12 +456,22 @@ impl Prepared for CpuPrepared {
         let cost = greenbench_core::cost::graph_cost(g);
         let total = cost.total.fpo();
         let wino: u64 = (self.winograd_nodes.iter())
-            .map(|&i| cost.nodes[i].cost.fpo())
+            .map(|&(i, _)| cost.nodes[i].cost.fpo())
             .sum();
+        let f4 = self.winograd_nodes.iter().filter(|&&(_, m)| m == 4).count();
+        let f2 = self.winograd_nodes.len() - f4;
+        let mut how = Vec::new();
+        if f4 > 0 {
+            how.push(format!("{f4} as F(4x4, 3x3): 36 multiplies per 16 outputs where the direct convolution counts 144"));
+        }
+        if f2 > 0 {
+            how.push(format!("{f2} as F(2x2, 3x3): 16 multiplies per 4 outputs where the direct convolution counts 36"));
+        }
         Some(format!(
-            "{} 3x3 stride-1 convolutions ({:.0} % of the counted FPO) ran as Winograd F(2x2, 3x3): 16 multiplies where the direct convolution counts 36, so GFPO/s (counted FPO per second, FPO.md) can exceed the machine's peak",
+            "{} 3x3 stride-1 convolutions ({:.0} % of the counted FPO) ran as Winograd ({}), so GFPO/s (counted FPO per second, FPO.md) can exceed the machine's peak",
             self.winograd_nodes.len(),
-            100.0 * wino as f64 / total.max(1) as f64
+            100.0 * wino as f64 / total.max(1) as f64,
+            how.join("; ")
         ))
     }
 

@@ -323,7 +323,8 @@ impl CpuPrepared {
                         fuse_relu,
                         in_padded,
                         out_border,
-                        s.winograd,
+                        (s.winograd && !crate::plan_bf16::is_bf16_rounding(g, ins[0]))
+                            .then_some(s.winograd_f4_min_tiles),
                     ),
                     _ => None,
                 }
@@ -677,8 +678,7 @@ impl CpuPrepared {
         let winograd_nodes = steps
             .iter()
             .zip(&step_nodes)
-            .filter(|(st, _)| st.is_winograd())
-            .map(|(_, &i)| i)
+            .filter_map(|(st, &i)| st.winograd_tile().map(|m| (i, m)))
             .collect();
         Ok(CpuPrepared {
             steps,

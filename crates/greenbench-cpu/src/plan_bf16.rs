@@ -28,6 +28,21 @@ fn bf16_layer(g: &Graph, j: usize) -> bool {
     }
 }
 
+/// Whether value `v` is a bf16 rounding's output. A convolution reading one multiplies bf16
+/// values: with the bf16 kernels off it runs the direct fp32 tile, not Winograd, whose
+/// transformed weights and inputs are no longer bf16 values (the products would differ from
+/// the bf16 graph's, and F(4x4, 3x3)'s larger transform errors flipped downstream
+/// roundings past the bf16 tolerance: resnet8 at batch 32, 0.0071 against 2^-8).
+pub(crate) fn is_bf16_rounding(g: &Graph, v: usize) -> bool {
+    v > 0
+        && matches!(
+            g.nodes[v - 1].op,
+            Op::Math {
+                f: MathFn::RoundBf16
+            }
+        )
+}
+
 /// Per value: whether it is a bf16 rounding that the layers reading it do themselves (`s`
 /// has the bf16 kernels; every reader is a [`bf16_layer`] reading it as its only input).
 pub(crate) fn fused_rounds(g: &Graph, s: &Settings) -> Vec<bool> {

@@ -287,13 +287,14 @@ impl Step {
         }
     }
 
-    /// Whether this step is a convolution run as Winograd F(2x2, 3x3).
-    pub(crate) fn is_winograd(&self) -> bool {
+    /// The output tile side (2 or 4) when this step is a convolution run as Winograd
+    /// F(m x m, 3x3).
+    pub(crate) fn winograd_tile(&self) -> Option<usize> {
         #[cfg(target_arch = "x86_64")]
         if let Step::Direct { plan, .. } = self {
-            return plan.is_winograd();
+            return plan.winograd_tile();
         }
-        false
+        None
     }
 }
 

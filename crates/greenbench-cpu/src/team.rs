@@ -44,7 +44,7 @@ pub(crate) struct Split {
 
 impl Split {
     /// The graph nodes its workers run as Winograd convolutions (the same in each).
-    pub(crate) fn winograd_nodes(&self) -> Vec<usize> {
+    pub(crate) fn winograd_nodes(&self) -> Vec<(usize, usize)> {
         self.workers
             .first()
             .map_or_else(Vec::new, |w| w.main.winograd_nodes.clone())

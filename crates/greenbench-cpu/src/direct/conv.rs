@@ -148,7 +148,7 @@ impl DirectPlan {
         gp.cin = cp;
         let wp = pad_channels(w, g.kh * g.kw, g.cin, cp, g.cout);
         // Built as over an input stored padded: the copy below pads.
-        let plan = Self::conv(&gp, batch, &wp, bias, relu, true, out_border, false)?;
+        let plan = Self::conv(&gp, batch, &wp, bias, relu, true, out_border, None)?;
         let copy = PadCopy {
             batch,
             h: g.h,
@@ -197,9 +197,9 @@ impl DirectPlan {
         self
     }
 
-    /// Whether this plan runs as Winograd F(2x2, 3x3).
-    pub fn is_winograd(&self) -> bool {
-        self.wino.is_some()
+    /// The output tile side (2 or 4) when this plan runs as Winograd F(m x m, 3x3).
+    pub fn winograd_tile(&self) -> Option<usize> {
+        self.wino.as_ref().map(|w| w.tile())
     }
 
     /// Whether this plan runs on bf16 operands.
@@ -234,7 +234,8 @@ impl DirectPlan {
     /// input is stored with this convolution's padding as its [`Border`] (no copy needed);
     /// `out_border`: store the output with that border.
     /// `None` when the geometry is not one the kernels take (grouped convolutions).
-    /// `winograd`: run it as Winograd F(2x2, 3x3) where that applies (`super::winograd`).
+    /// `winograd`: run it as Winograd where that applies (`super::winograd`), F(4x4, 3x3) when
+    /// the batch has at least this many 4x4 output tiles, else F(2x2, 3x3); `None`: direct.
     #[allow(clippy::too_many_arguments)]
     pub fn conv(
         g: &ConvGeom,
@@ -244,7 +245,7 @@ impl DirectPlan {
         relu: Relu,
         in_padded: bool,
         out_border: Option<Border>,
-        winograd: bool,
+        winograd: Option<usize>,
     ) -> Option<Self> {
         if g.groups != 1 {
             return None;
@@ -289,9 +290,9 @@ impl DirectPlan {
         if let Some(border) = out_border {
             (plan.out_pix, plan.out_len) = bordered_offsets(batch, g.ho, g.wo, g.cout, border);
         }
-        if winograd && winograd::eligible(g) {
+        if let Some(f4_min_tiles) = winograd.filter(|_| winograd::eligible(g)) {
             let gemm = |rows, k, n, u: &[f32]| Self::gemm(rows, k, n, u, None, None);
-            plan.wino = Some(Box::new(Wino::new(g, batch, hp, wp, w, gemm)));
+            plan.wino = Some(Box::new(Wino::new(g, batch, hp, wp, w, f4_min_tiles, gemm)));
             plan.w = Vec::new();
         }
         Some(plan)

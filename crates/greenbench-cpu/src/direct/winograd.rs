@@ -1,9 +1,12 @@
-//! Winograd F(2x2, 3x3) for 3x3, stride-1, ungrouped convolutions of at least 16 input and
-//! 16 output channels: a run of output tiles (2x2 pixels each) as 16 GEMMs of the tiles'
-//! transformed 4x4 input windows with the transformed weights, then each tile's 4x4 of
-//! products folded back into its 2x2 outputs. 16 multiplies per 4 outputs and input channel
-//! where the direct tile does 36, for a transform of the input (per tile and channel:
-//! 32 additions) and of the output (24 per tile and output channel).
+//! Winograd F(2x2, 3x3) and F(4x4, 3x3) for 3x3, stride-1, ungrouped convolutions of at
+//! least 16 input and 16 output channels: a run of output tiles (2x2 pixels each) as 16
+//! GEMMs of the tiles' transformed 4x4 input windows with the transformed weights, then each
+//! tile's 4x4 of products folded back into its 2x2 outputs. 16 multiplies per 4 outputs and
+//! input channel where the direct tile does 36, for a transform of the input (per tile and
+//! channel: 32 additions) and of the output (24 per tile and output channel). F(4x4, 3x3)
+//! (`f4`: 4x4 tiles, 6x6 windows, 36 GEMMs) does 36 multiplies per 16 outputs where the
+//! direct tile does 144, for 36 transformed weight matrices: a layer takes it when its batch
+//! has at least `WINOGRAD_F4_MIN_TILES` 4x4 tiles (`Wino::new`, the crate's settings), so the weights serve enough rows.
 //!
 //! The counted work does not change: FPO.md counts a convolution's multiply-adds as the
 //! model defines them, whatever algorithm runs it; a fast algorithm shows as more FPO per
@@ -21,6 +24,8 @@
 //! through [`RowGemm`] so that this file does not import `conv` (which imports this one).
 
 #![allow(clippy::needless_range_loop)] // index loops keep 4x4 register arrays in registers
+
+mod f4;
 
 use super::{act_ps, lane_mask};
 use crate::kernels::Relu;
@@ -62,10 +67,12 @@ pub(super) trait RowGemm {
     unsafe fn gemm_rows(&self, x: *const f32, y: *mut f32, rows: usize, b: usize);
 }
 
-/// A convolution planned for Winograd F(2x2, 3x3), its GEMMs `G`.
+/// A convolution planned for Winograd F(m x m, 3x3), its GEMMs `G`.
 pub(super) struct Wino<G> {
+    /// Output tile side: 2 or 4 (`f4`).
+    m: usize,
     batch: usize,
-    /// Tile rows and columns of an image (`ho / 2`, `wo / 2` rounded up).
+    /// Tile rows and columns of an image (`ho / m`, `wo / m` rounded up).
     th: usize,
     tw: usize,
     ho: usize,
@@ -123,38 +130,52 @@ fn weight_transform(g: [f64; 9]) -> [f64; 16] {
 }
 
 impl<G: RowGemm> Wino<G> {
-    /// `w`: HWIO `[3, 3, cin, cout]`; `hp`, `wp`: the input the kernels read; `gemm(rows, k,
-    /// n, weights)` plans one `[rows x k] x [k x n]` product (weights `[k][n]`, no bias).
+    /// `w`: HWIO `[3, 3, cin, cout]`; `hp`, `wp`: the input the kernels read; F(4x4, 3x3)
+    /// when the batch has at least `f4_min_tiles` 4x4 tiles, else F(2x2, 3x3); `gemm(rows,
+    /// k, n, weights)` plans one `[rows x k] x [k x n]` product (weights `[k][n]`, no bias).
     pub(super) fn new(
         g: &ConvGeom,
         batch: usize,
         hp: usize,
         wp: usize,
         w: &[f32],
+        f4_min_tiles: usize,
         gemm: impl Fn(usize, usize, usize, &[f32]) -> G,
     ) -> Self {
         let (cin, cout) = (g.cin, g.cout);
         assert_eq!(w.len(), 9 * cin * cout, "winograd: weights");
-        let (th, tw) = (g.ho.div_ceil(2), g.wo.div_ceil(2));
+        let m = if batch * g.ho.div_ceil(4) * g.wo.div_ceil(4) >= f4_min_tiles {
+            4
+        } else {
+            2
+        };
+        let nxi = (m + 2) * (m + 2);
+        let (th, tw) = (g.ho.div_ceil(m), g.wo.div_ceil(m));
         let tiles = batch * th * tw;
-        // At least 64 tiles a unit: the weights of a wide layer (16 x 512 x 512 floats)
-        // are then read once per 64 tiles; one `xi`'s share of the scratch (64 x 512 inputs)
-        // still fits L2 while its GEMM runs.
-        let chunk = (SCRATCH_FLOATS / (16 * (cin + cout)))
-            .clamp(64, 256)
+        // At least 64 tiles a unit (F(4x4): 32, as many outputs again): the weights of a
+        // wide layer (16 x 512 x 512 floats) are then read once per 64 tiles; one `xi`'s
+        // share of the scratch (64 x 512 inputs) still fits L2 while its GEMM runs.
+        let chunk = (SCRATCH_FLOATS / (nxi * (cin + cout)))
+            .clamp(if m == 4 { 32 } else { 64 }, 256)
             .next_multiple_of(8)
             .min(tiles.next_multiple_of(8));
-        let mut u = vec![vec![0.0f32; cin * cout]; 16];
+        let mut u = vec![vec![0.0f32; cin * cout]; nxi];
         for ci in 0..cin {
             for co in 0..cout {
                 let taps = std::array::from_fn(|t| w[(t * cin + ci) * cout + co] as f64);
-                for (xi, v) in weight_transform(taps).into_iter().enumerate() {
+                let ut: Vec<f64> = if m == 4 {
+                    f4::weight_transform(taps).to_vec()
+                } else {
+                    weight_transform(taps).to_vec()
+                };
+                for (xi, v) in ut.into_iter().enumerate() {
                     u[xi][ci * cout + co] = v as f32;
                 }
             }
         }
         let gemms = u.iter().map(|ux| gemm(chunk, cin, cout, ux)).collect();
         Wino {
+            m,
             batch,
             th,
             tw,
@@ -188,6 +209,11 @@ impl<G: RowGemm> Wino<G> {
         (per, groups)
     }
 
+    /// The output tile side: 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)).
+    pub(super) fn tile(&self) -> usize {
+        self.m
+    }
+
     pub(super) fn compute_units(&self, threads: usize) -> usize {
         let (per, groups) = self.layout(threads);
         (self.batch * self.th * self.tw).div_ceil(per) * groups
@@ -215,7 +241,8 @@ impl<G: RowGemm> Wino<G> {
         let (b0, b1) = (group * blocks / groups, (group + 1) * blocks / groups);
         let width = self.gemms[0].block_width();
         let chans = (b0 * width, (b1 * width).min(self.cout));
-        let (vlen, mlen) = (16 * self.vstride(), 16 * self.mstride());
+        let nxi = self.gemms.len();
+        let (vlen, mlen) = (nxi * self.vstride(), nxi * self.mstride());
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             if s.len() < vlen + mlen {
@@ -225,7 +252,11 @@ impl<G: RowGemm> Wino<G> {
             // SAFETY: AVX-512F (this function's); every offset is checked or derived from
             // the plan's geometry (see each function).
             unsafe {
-                self.input_transform(x, t0, nt, v.as_mut_ptr());
+                if self.m == 4 {
+                    self.input_transform4(x, t0, nt, v.as_mut_ptr());
+                } else {
+                    self.input_transform(x, t0, nt, v.as_mut_ptr());
+                }
                 for (xi, gm) in self.gemms.iter().enumerate() {
                     let vx = v.as_ptr().add(xi * self.vstride());
                     let mx = m.as_mut_ptr().add(xi * self.mstride());
@@ -233,7 +264,11 @@ impl<G: RowGemm> Wino<G> {
                         gm.gemm_rows(vx, mx, nt, b);
                     }
                 }
-                self.output_transform(t0, nt, chans, m.as_ptr(), d);
+                if self.m == 4 {
+                    self.output_transform4(t0, nt, chans, m.as_ptr(), d);
+                } else {
+                    self.output_transform(t0, nt, chans, m.as_ptr(), d);
+                }
             }
         });
     }
@@ -359,32 +394,45 @@ impl<G: RowGemm> Wino<G> {
                             continue;
                         }
                         let q = (n * self.ho + oy) * self.wo + ox;
-                        let mut r = _mm512_add_ps(yv, bias);
-                        if !d.skip.is_null() {
-                            let so = if d.skip_pix.is_empty() {
-                                q * c
-                            } else {
-                                d.skip_pix[q]
-                            };
-                            // SAFETY: the residual's pixel q (the plan's layout).
-                            let sv = unsafe { _mm512_maskz_loadu_ps(mask, d.skip.add(so + cv)) };
-                            r = _mm512_add_ps(r, sv);
-                        }
-                        if let Some(a) = d.act {
-                            r = unsafe { act_ps(a, r) };
-                        }
-                        let yo = if d.out_pix.is_empty() {
-                            q * c
-                        } else {
-                            d.out_pix[q]
-                        };
-                        // SAFETY: output pixel q's channels (the plan's layout).
-                        unsafe { _mm512_mask_storeu_ps(d.y.add(yo + cv), mask, r) };
+                        // SAFETY: the plan's layout (see `Dest`).
+                        unsafe { self.store(d, q, cv, mask, _mm512_add_ps(yv, bias)) };
                     }
                 }
                 cv += 16;
             }
         }
+    }
+
+    /// Output pixel `q`'s channels `cv..` (`mask`): `r` plus the residual, through the
+    /// activation, stored.
+    ///
+    /// # Safety
+    /// AVX-512F; `q` an output pixel of the plan, `d` the plan's destination.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn store(&self, d: &Dest<'_>, q: usize, cv: usize, mask: u16, r: __m512) {
+        let c = self.cout;
+        let mut r = r;
+        if !d.skip.is_null() {
+            let so = if d.skip_pix.is_empty() {
+                q * c
+            } else {
+                d.skip_pix[q]
+            };
+            // SAFETY: the residual's pixel q (the plan's layout).
+            let sv = unsafe { _mm512_maskz_loadu_ps(mask, d.skip.add(so + cv)) };
+            r = _mm512_add_ps(r, sv);
+        }
+        if let Some(a) = d.act {
+            r = unsafe { act_ps(a, r) };
+        }
+        let yo = if d.out_pix.is_empty() {
+            q * c
+        } else {
+            d.out_pix[q]
+        };
+        // SAFETY: output pixel q's channels (the plan's layout).
+        unsafe { _mm512_mask_storeu_ps(d.y.add(yo + cv), mask, r) };
     }
 }
 
