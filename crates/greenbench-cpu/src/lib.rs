@@ -12,8 +12,9 @@
 //!   Dense layers with every side >= 256 (and the peak's 1024^3 matmul) run a packed GEMM
 //!   (the `packed` module: MLAS's layout, weights packed into cache-sized blocks, a 12 x 32
 //!   register tile in inline assembly). 3x3 stride-1 convolutions of 16+ channels run as
-//!   Winograd F(2x2, 3x3) (`direct::winograd`: transforms around 16 GEMMs on the same tile;
-//!   the cells say so, `Prepared::algorithm_note`).
+//!   Winograd F(2x2, 3x3), or F(4x4, 3x3) where the batch has tiles enough
+//!   ([`WINOGRAD_F4_MIN_TILES`]) (`direct::winograd`: transforms around 16 or 36 GEMMs on
+//!   the same tile; the cells say so, `Prepared::algorithm_note`).
 //! - **portable** (every other CPU, or [`CpuBackend::with_direct_kernels`]`(false)`): im2col +
 //!   the `gemm` crate (run-time AVX2/FMA or NEON kernels), a row-streamed depthwise kernel,
 //!   fused bias/ReLU.
@@ -81,7 +82,9 @@ use team::{Split, Team};
 /// rather than F(2x2, 3x3): each of its 36 GEMMs reads a `cin x cout` weight matrix for
 /// every unit of tiles, 2.25 times F(2x2, 3x3)'s 16, so a layer with few tiles (ResNet-50's
 /// 7x7 and 14x14 stages at batch 1: 4 and 16) streams weights rather than multiplies.
-/// Measured on the dev VM (Zen 4, 2 threads; see the commit that set it).
+/// Measured on the dev VM (Zen 4, 2 threads, batch 1, three alternating rounds, ms; 32
+/// against F(2x2, 3x3) everywhere and F(4x4, 3x3) everywhere): ResNet-50 36.5-37.8 against
+/// 38.1-40.8 and 40.1-46.3; docs/ONNX.md has VGG-19.
 pub const WINOGRAD_F4_MIN_TILES: usize = 32;
 
 /// The CPU backend.
@@ -258,7 +261,7 @@ impl CpuBackend {
         self
     }
 
-    /// Turn Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (with at least 16 input and
+    /// Turn Winograd (F(2x2, 3x3) and F(4x4, 3x3)) for 3x3 stride-1 convolutions (with at least 16 input and
     /// output channels) off (the direct tile runs them) or back on where the direct kernels
     /// run. Tests use this to check both on one machine.
     pub fn with_winograd(mut self, on: bool) -> Self {
@@ -281,7 +284,7 @@ impl CpuBackend {
         self
     }
 
-    /// Whether 3x3 stride-1 convolutions run on Winograd F(2x2, 3x3).
+    /// Whether 3x3 stride-1 convolutions run on Winograd (F(2x2, 3x3) or F(4x4, 3x3)).
     pub fn uses_winograd(&self) -> bool {
         self.settings.winograd && self.settings.direct
     }

@@ -21,8 +21,8 @@
 //! this the default and `results/onnx/README.md`.
 //!
 //! Files: `conv` (dense layers and ungrouped convolutions: plans, units, the register tile),
-//! `winograd` (3x3 stride-1 convolutions as Winograd F(2x2, 3x3): transforms around 16 of
-//! `conv`'s GEMMs), `depthwise` (depthwise plans and strip kernels), `pool` (max/average
+//! `winograd` (3x3 stride-1 convolutions as Winograd F(2x2, 3x3) or F(4x4, 3x3): transforms
+//! around 16 or 36 of `conv`'s GEMMs), `depthwise` (depthwise plans and strip kernels), `pool` (max/average
 //! pooling); this one holds what they share: padded-input copies, stored borders, lane masks.
 //!
 //! Only compiled for x86-64; other CPUs (and x86-64 CPUs without AVX-512) keep the
