@@ -85,8 +85,8 @@ pub(super) fn dw_quads(tiled: &[i32], taps: usize, span: usize) -> Vec<i8> {
     q
 }
 
-/// The most taps (rounded up to quads) the VNNI depthwise kernel takes: 7 x 9 (the plan
-/// uses the plain loops past it).
+/// The most taps (rounded up to whole quads) the VNNI depthwise kernel takes, 8 x 8 (its
+/// tap offsets live in a fixed array); the plan gives larger kernels the plain loops.
 pub(super) const MAX_VNNI_TAPS: usize = 64;
 
 /// One output row of a stride-1 depthwise convolution with `vpdpbusd`: per 64-value block
@@ -114,7 +114,7 @@ pub(super) unsafe fn dw_vnni_row(
     span: usize,
     oy: usize,
     y: &mut [i32],
-    fin: Option<(&Epi, &mut [u8])>,
+    mut fin: Option<(&Epi, &mut [u8])>,
 ) {
     use std::arch::x86_64::*;
     let ch = c.cin;
@@ -187,7 +187,7 @@ pub(super) unsafe fn dw_vnni_row(
                 }
             }
         }
-        if let (Some((epi, q)), Some(k)) = (&fin, &regs) {
+        if let (Some((epi, q)), Some(k)) = (&mut fin, &regs) {
             // The epilogue on the lane-permuted sums (the permuted epilogue's arrays meet
             // register j's values at fs + 16 j), then packed: `vpackssdw` of registers 0 and 1
             // puts lane L's values 16L .. 16L + 8 together, `vpackuswb` with 2 and 3's adds
@@ -210,7 +210,7 @@ pub(super) unsafe fn dw_vnni_row(
                 let lo = _mm512_packs_epi32(r0, r1);
                 let hi = _mm512_packs_epi32(r2, r3);
                 let bytes = _mm512_packus_epi16(lo, hi);
-                _mm512_mask_storeu_epi8(q.as_ptr().add(f) as *mut i8, m, bytes);
+                _mm512_mask_storeu_epi8(q.as_mut_ptr().add(f) as *mut i8, m, bytes);
             }
             f += 64;
             fs = if fs + 64 == span { 0 } else { fs + 64 };
