@@ -6,7 +6,8 @@
 //! channel: 32 additions) and of the output (24 per tile and output channel). F(4x4, 3x3)
 //! (`f4`: 4x4 tiles, 6x6 windows, 36 GEMMs) does 36 multiplies per 16 outputs where the
 //! direct tile does 144, for 36 transformed weight matrices: a layer takes it when its batch
-//! has at least `WINOGRAD_F4_MIN_TILES` 4x4 tiles (`Wino::new`, the crate's settings), so the weights serve enough rows.
+//! has at least `WINOGRAD_F4_MIN_TILES` 4x4 tiles (`Wino::new`, the crate's settings), so
+//! the weights serve enough rows.
 //!
 //! The counted work does not change: FPO.md counts a convolution's multiply-adds as the
 //! model defines them, whatever algorithm runs it; a fast algorithm shows as more FPO per
@@ -163,12 +164,15 @@ impl<G: RowGemm> Wino<G> {
         for ci in 0..cin {
             for co in 0..cout {
                 let taps = std::array::from_fn(|t| w[(t * cin + ci) * cout + co] as f64);
-                let ut: Vec<f64> = if m == 4 {
-                    f4::weight_transform(taps).to_vec()
+                let (u2, u4);
+                let ut: &[f64] = if m == 4 {
+                    u4 = f4::weight_transform(taps);
+                    &u4
                 } else {
-                    weight_transform(taps).to_vec()
+                    u2 = weight_transform(taps);
+                    &u2
                 };
-                for (xi, v) in ut.into_iter().enumerate() {
+                for (xi, &v) in ut.iter().enumerate() {
                     u[xi][ci * cout + co] = v as f32;
                 }
             }
