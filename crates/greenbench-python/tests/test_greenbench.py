@@ -148,9 +148,24 @@ def test_to_pandas_without_pandas_says_how_to_get_it(monkeypatch):
 
 def test_ctrl_c_during_run_raises_keyboard_interrupt_and_keeps_cells(tmp_path):
     out = tmp_path / "r.json"
-    # Each quick cell takes about 2 s: interrupt during the second.
-    timer = threading.Timer(2.6, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
+    # Interrupt once the result file holds its first finished cell (the run rewrites it after
+    # each cell), i.e. during the second of four. A fixed delay (2.6 s) failed in CI when the
+    # cells ran faster than it assumed and the run ended before the signal.
+    stop = threading.Event()
+
+    def interrupt_after_first_cell():
+        deadline = time.monotonic() + 120
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                if json.loads(out.read_text())["cells"]:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    return
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=interrupt_after_first_cell, daemon=True)
+    watcher.start()
     try:
         with pytest.raises(KeyboardInterrupt, match="finished cell"):
             greenbench.run(
@@ -158,7 +173,8 @@ def test_ctrl_c_during_run_raises_keyboard_interrupt_and_keeps_cells(tmp_path):
                 threads=1, out=str(out),
             )
     finally:
-        timer.cancel()
+        stop.set()
+        watcher.join(timeout=5)
     f = json.loads(out.read_text())
     assert f["status"] == "interrupted"
     assert 1 <= len(f["cells"]) < 4
