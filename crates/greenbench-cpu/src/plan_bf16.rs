@@ -50,20 +50,14 @@ pub(crate) fn fused_rounds(g: &Graph, s: &Settings) -> Vec<bool> {
     if !(s.bf16 && s.direct) {
         return fused;
     }
-    for (i, node) in g.nodes.iter().enumerate() {
-        if !matches!(
-            node.op,
-            Op::Math {
-                f: MathFn::RoundBf16
-            }
-        ) {
+    for (v, f) in fused.iter_mut().enumerate() {
+        if !is_bf16_rounding(g, v) {
             continue;
         }
-        let v = i + 1;
         let readers: Vec<usize> = (0..g.nodes.len())
             .filter(|&j| g.node_inputs(j).contains(&v))
             .collect();
-        fused[v] = !readers.is_empty()
+        *f = !readers.is_empty()
             && readers
                 .iter()
                 .all(|&j| bf16_layer(g, j) && g.node_inputs(j) == [v]);

@@ -96,9 +96,9 @@ pub(super) const MAX_VNNI_TAPS: usize = 64;
 /// 4 x 4 transpose of 128-bit lanes. The last block reads past the row (into the slack) and
 /// keeps only its own values.
 ///
-/// With `fin`, the values go through the epilogue straight into the row's uint8 outputs
-/// (`y` is then untouched): no int32 sums reach memory and no transpose is made; its
-/// epilogue is the layer's [`Epi::quad_permuted`] to this `span`.
+/// The values go through the epilogue `epi` (the layer's [`Epi::quad_permuted`] to this
+/// `span`) straight into the row's uint8 outputs `q`: no int32 sums reach memory and no
+/// transpose is made.
 ///
 /// # Safety
 /// AVX-512 F/BW/VL/VNNI; `src` holds the padded image plus SLACK bytes.
@@ -113,15 +113,15 @@ pub(super) unsafe fn dw_vnni_row(
     quads: &[i8],
     span: usize,
     oy: usize,
-    y: &mut [i32],
-    mut fin: Option<(&Epi, &mut [u8])>,
+    epi: &Epi,
+    q: &mut [u8],
 ) {
     use std::arch::x86_64::*;
     let ch = c.cin;
     let taps = c.kh * c.kw;
     let groups = taps.div_ceil(4);
     let blocks = span / 64;
-    let len = y.len();
+    let len = c.wo * c.cout;
     let top = oy * c.sh;
     // Stride 1: tap (ky, kx) reads the row from column kx. Stride 2 (`odd` > 0): `src` holds
     // the even columns, then from `odd` the odd ones, each `wp` wide, so tap (ky, kx) reads
@@ -151,14 +151,12 @@ pub(super) unsafe fn dw_vnni_row(
     let offs = &offs[..groups * 4];
     let last = offs.iter().max().copied().unwrap_or(0) + len.next_multiple_of(64);
     assert!(src.len() >= last && quads.len() == groups * blocks * 256);
-    if let Some((epi, q)) = &fin {
-        assert!(
-            q.len() >= len && epi.wide && epi.ch == ch && epi.span == span,
-            "a fused row's outputs, through the quad-permuted epilogue"
-        );
-    }
+    assert!(
+        q.len() >= len && epi.wide && epi.ch == ch && epi.span == span,
+        "a fused row's outputs, through the quad-permuted epilogue"
+    );
     // SAFETY: AVX-512 F (this function's features).
-    let regs = fin.as_ref().map(|(epi, _)| unsafe { epi.regs() });
+    let regs = unsafe { epi.regs() };
     // `f % span`, kept as f steps by 64.
     let mut fs = 0;
     let mut f = 0;
@@ -174,7 +172,7 @@ pub(super) unsafe fn dw_vnni_row(
                 let (x0, x1, x2, x3) = (ld(0), ld(1), ld(2), ld(3));
                 let (a, bb) = (_mm512_unpacklo_epi8(x0, x1), _mm512_unpackhi_epi8(x0, x1));
                 let (cc, d) = (_mm512_unpacklo_epi8(x2, x3), _mm512_unpackhi_epi8(x2, x3));
-                let q = [
+                let xq = [
                     _mm512_unpacklo_epi16(a, cc),
                     _mm512_unpackhi_epi16(a, cc),
                     _mm512_unpacklo_epi16(bb, d),
@@ -183,63 +181,33 @@ pub(super) unsafe fn dw_vnni_row(
                 let wq = quads.as_ptr().add((g * blocks + b) * 256);
                 for k in 0..4 {
                     let wv = _mm512_loadu_si512(wq.add(64 * k) as *const __m512i);
-                    acc[k] = _mm512_dpbusd_epi32(acc[k], q[k], wv);
+                    acc[k] = _mm512_dpbusd_epi32(acc[k], xq[k], wv);
                 }
             }
         }
-        if let (Some((epi, q)), Some(k)) = (&mut fin, &regs) {
-            // The epilogue on the lane-permuted sums (the permuted epilogue's arrays meet
-            // register j's values at fs + 16 j), then packed: `vpackssdw` of registers 0 and 1
-            // puts lane L's values 16L .. 16L + 8 together, `vpackuswb` with 2 and 3's adds
-            // 16L + 8 .. 16L + 16: the 64 bytes in order, no transpose. The values are
-            // clamped to uint8 already, so the saturating packs keep them.
-            let m: u64 = if len - f >= 64 {
-                !0
-            } else {
-                (1u64 << (len - f)) - 1
-            };
-            // SAFETY: the epilogue's arrays cover `fs + 64 <= span + 64`; the masked store
-            // writes values f .. min(f + 64, len) of `q` (asserted to hold `len`).
-            unsafe {
-                // Four calls, not a closure: a closure lacks this function's target features,
-                // so `vec16` would not inline into it.
-                let r0 = epi.vec16(k, acc[0], fs);
-                let r1 = epi.vec16(k, acc[1], fs + 16);
-                let r2 = epi.vec16(k, acc[2], fs + 32);
-                let r3 = epi.vec16(k, acc[3], fs + 48);
-                let lo = _mm512_packs_epi32(r0, r1);
-                let hi = _mm512_packs_epi32(r2, r3);
-                let bytes = _mm512_packus_epi16(lo, hi);
-                _mm512_mask_storeu_epi8(q.as_mut_ptr().add(f) as *mut i8, m, bytes);
-            }
-            f += 64;
-            fs = if fs + 64 == span { 0 } else { fs + 64 };
-            continue;
-        }
-        // acc[k] lane L holds values 16L + 4k .. 16L + 4k + 3: transpose the 128-bit lanes.
-        let t0 = _mm512_shuffle_i32x4(acc[0], acc[1], 0x44);
-        let t1 = _mm512_shuffle_i32x4(acc[0], acc[1], 0xee);
-        let t2 = _mm512_shuffle_i32x4(acc[2], acc[3], 0x44);
-        let t3 = _mm512_shuffle_i32x4(acc[2], acc[3], 0xee);
-        let out = [
-            _mm512_shuffle_i32x4(t0, t2, 0x88),
-            _mm512_shuffle_i32x4(t0, t2, 0xdd),
-            _mm512_shuffle_i32x4(t1, t3, 0x88),
-            _mm512_shuffle_i32x4(t1, t3, 0xdd),
-        ];
-        let n = (len - f).min(64);
-        if n == 64 {
-            for (v, o) in out.iter().enumerate() {
-                // SAFETY: f + 64 <= len.
-                unsafe { _mm512_storeu_si512(y.as_mut_ptr().add(f + 16 * v) as *mut __m512i, *o) };
-            }
+        // The epilogue on the lane-permuted sums (the permuted epilogue's arrays meet
+        // register j's values at fs + 16 j), then packed: `vpackssdw` of registers 0 and 1
+        // puts lane L's values 16L .. 16L + 8 together, `vpackuswb` with 2 and 3's adds
+        // 16L + 8 .. 16L + 16: the 64 bytes in order, no transpose. The values are
+        // clamped to uint8 already, so the saturating packs keep them.
+        let m: u64 = if len - f >= 64 {
+            !0
         } else {
-            let mut tmp = [0i32; 64];
-            for (v, o) in out.iter().enumerate() {
-                // SAFETY: 16 values into a 64-value local.
-                unsafe { _mm512_storeu_si512(tmp.as_mut_ptr().add(16 * v) as *mut __m512i, *o) };
-            }
-            y[f..f + n].copy_from_slice(&tmp[..n]);
+            (1u64 << (len - f)) - 1
+        };
+        // SAFETY: the epilogue's arrays cover `fs + 64 <= span + 64`; the masked store
+        // writes values f .. min(f + 64, len) of `q` (asserted to hold `len`).
+        unsafe {
+            // Four calls, not a closure: a closure lacks this function's target features,
+            // so `vec16` would not inline into it.
+            let r0 = epi.vec16(&regs, acc[0], fs);
+            let r1 = epi.vec16(&regs, acc[1], fs + 16);
+            let r2 = epi.vec16(&regs, acc[2], fs + 32);
+            let r3 = epi.vec16(&regs, acc[3], fs + 48);
+            let lo = _mm512_packs_epi32(r0, r1);
+            let hi = _mm512_packs_epi32(r2, r3);
+            let bytes = _mm512_packus_epi16(lo, hi);
+            _mm512_mask_storeu_epi8(q.as_mut_ptr().add(f) as *mut i8, m, bytes);
         }
         f += 64;
         fs = if fs + 64 == span { 0 } else { fs + 64 };

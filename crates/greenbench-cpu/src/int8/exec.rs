@@ -217,12 +217,11 @@ pub(super) fn linear(
                     let row = c.wo * c.cout;
                     #[cfg(target_arch = "x86_64")]
                     for oy in 0..c.ho {
-                        let fin = Some((&**qepi, &mut y[oy * row..(oy + 1) * row]));
+                        let q = &mut y[oy * row..(oy + 1) * row];
                         // SAFETY: quads are built only where AVX-512 F/BW/VL/VNNI are present
                         // (the VNNI path); the image and its split have SLACK bytes past
                         // their ends.
-                        let a = &mut acc[..row];
-                        unsafe { dw_vnni_row(src, w, odd, c, quads, *span, oy, a, fin) };
+                        unsafe { dw_vnni_row(src, w, odd, c, quads, *span, oy, qepi, q) };
                     }
                     continue;
                 } else if c.sw == 1 {

@@ -452,22 +452,10 @@ impl QTeam {
                 };
                 #[cfg(target_arch = "x86_64")]
                 for (j, oy) in r.clone().enumerate() {
-                    let (acc_row, y_row) = (&mut a[..row], &mut o[j * row..(j + 1) * row]);
+                    let y_row = &mut o[j * row..(j + 1) * row];
                     // SAFETY: quads are built only where AVX-512 F/BW/VL/VNNI are present;
                     // the image and its split have SLACK bytes past their ends.
-                    unsafe {
-                        dw_vnni_row(
-                            src,
-                            w,
-                            odd,
-                            c,
-                            quads,
-                            *span,
-                            oy,
-                            acc_row,
-                            Some((qepi, y_row)),
-                        )
-                    };
+                    unsafe { dw_vnni_row(src, w, odd, c, quads, *span, oy, qepi, y_row) };
                 }
             }
         }
