@@ -200,11 +200,24 @@ struct Phase {
 }
 
 /// Steps with less work than this (FPO, whole batch) run whole on the calling thread in a
-/// team run; bigger direct steps are split into units the team's threads share. Measured on the dev VM at batch 1,
-/// 2 threads (us; 250 k / 500 k / 1 M / no split): resnet8 142-148 / 140-144 / 143-147 /
-/// 209, mobilenet 157-164 / 173 / 165-170 / 189, tiny-transformer 289-294 / 288-293 /
-/// 289-296 / 301.
-pub const TEAM_MIN_WORK: u64 = 250_000;
+/// team run; bigger direct steps are split into units the team's threads share. Measured on
+/// the dev VM at batch 1, 2 threads (us). First (2026-11): 250 k / 500 k / 1 M / no split:
+/// resnet8 142-148 / 140-144 / 143-147 / 209, mobilenet 157-164 / 173 / 165-170 / 189,
+/// tiny-transformer 289-294 / 288-293 / 289-296 / 301. Then (2026-12-04, the kernels about
+/// twice as fast, best / median of 4-5 alternating rounds, 250 k -> 100 k): ds-cnn 47.9 / 49.8
+/// -> 40.5 / 41.0 (its four depthwise layers, 152 k FPO each, had run on one thread while the
+/// other spun), autoencoder 14.2 -> 10.9, mlp 9.2 -> 8.1, lenet5 16.9 -> 14.7, ShuffleNet (onnx
+/// light model) 3.14 -> 2.31 ms; resnet8, mobilenet, tiny-transformer, ResNet-50, DenseNet-121
+/// the same within the VM's spread. 50 k and 30 k were no better (ds-cnn 39.3-39.8) and
+/// 10 k slower (lenet5 33, resnet8 153).
+pub const TEAM_MIN_WORK: u64 = 100_000;
+
+/// A team runs only when the steps it splits have at least this many times [`TEAM_MIN_WORK`]
+/// of work together: below that, waking the helper costs what sharing saves. Measured (batch
+/// 1, 2 threads, us, best of 4, with / without): the onnx fixtures torch_cnn (one 112 k FPO
+/// convolution to split) 4.6 / 3.5 and fire_module (126 k) 5.4 / 4.8; autoencoder (two 164 k
+/// dense layers) keeps its team.
+const TEAM_MIN_TOTAL: u64 = 3;
 
 /// Units per thread of a pool or concatenation split by rows (enough for the faster thread to
 /// take over the slower one's tail).
@@ -220,7 +233,8 @@ pub(crate) struct Team {
 
 impl Team {
     #[cfg(target_arch = "x86_64")]
-    /// `None` when no step is big enough to split (then the steps just run in order).
+    /// `None` when no step is big enough to split, or the split steps together have less than
+    /// [`TEAM_MIN_TOTAL`] times `min_work` (then the steps just run in order).
     pub(crate) fn plan(
         g: &Graph,
         steps: &[Step],
@@ -230,8 +244,10 @@ impl Team {
         min_work: u64,
     ) -> Option<Team> {
         let mut phases = Vec::new();
+        let mut split_work = 0u64;
         for ((i, step), &node) in steps.iter().enumerate().zip(step_nodes) {
-            let big = step_work(g, node, batch) >= min_work;
+            let work = step_work(g, node, batch);
+            let big = work >= min_work;
             // (copy units, compute units) of a direct step.
             let units = match step {
                 Step::Direct { plan, .. } => Some((plan.copy_units(), plan.compute_units(threads))),
@@ -272,6 +288,7 @@ impl Team {
                 && big
                 && rows >= threads
             {
+                split_work += work;
                 phases.push(Phase {
                     step: i,
                     kind: PhaseKind::Rows,
@@ -281,6 +298,7 @@ impl Team {
             }
             match units {
                 Some((copy, compute)) if big => {
+                    split_work += work;
                     if copy > 0 {
                         phases.push(Phase {
                             step: i,
@@ -301,7 +319,9 @@ impl Team {
                 }),
             }
         }
-        if !phases.iter().any(|p| !matches!(p.kind, PhaseKind::Whole)) {
+        if split_work < TEAM_MIN_TOTAL * min_work
+            || !phases.iter().any(|p| !matches!(p.kind, PhaseKind::Whole))
+        {
             return None;
         }
         let crew = Crew::new(
@@ -575,4 +595,54 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (p, slice, u, threads);
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use crate::{CpuPrepared, Settings};
+    use greenbench_core::graph::{Graph, InputSpec, Node, Op, Padding};
+
+    /// Whether `g` at batch 1 on two threads runs as a team when steps of `min_work` FPO
+    /// are split.
+    fn teamed(g: &Graph, min_work: u64) -> bool {
+        let w = greenbench_core::generate_weights(g, 1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let mut s = Settings::new(2, pool, None);
+        s.team_min_work = min_work;
+        CpuPrepared::plan(g, &w, 1, &s).unwrap().team.is_some()
+    }
+
+    /// A team forms only when its split steps together have `TEAM_MIN_TOTAL` times the
+    /// per-step threshold: one convolution of W FPO splits at a threshold of W / 3 but not
+    /// at W / 2 (alone it is not worth waking the helper), two of them do at W / 2; none at
+    /// a threshold above W.
+    #[test]
+    fn a_team_needs_enough_split_work() {
+        if !crate::direct_kernels_available() {
+            return;
+        }
+        let conv = |name: &str| Node::new(name, Op::conv(16, [3, 3], [1, 1], Padding::Same));
+        let graph = |nodes| {
+            Graph::new(
+                "g",
+                InputSpec {
+                    shape: vec![16, 16, 16],
+                    token_vocab: None,
+                    parts: vec![],
+                },
+                nodes,
+            )
+            .unwrap()
+        };
+        let one = graph(vec![conv("c1")]);
+        let two = graph(vec![conv("c1"), conv("c2")]);
+        let w = greenbench_core::cost::node_cost(&one, 0).fpo();
+        assert!(teamed(&one, w / 3));
+        assert!(!teamed(&one, w / 2));
+        assert!(teamed(&two, w / 2));
+        assert!(!teamed(&two, w + 1));
+    }
 }

@@ -101,14 +101,16 @@ impl QPrepared {
         // Batches of at least one example per thread split; one example runs as a team.
         let nworkers = if batch >= threads { threads } else { 1 }.max(1);
         // The int8 kernels do a step's FPO about four times as fast as the fp32 ones, so a
-        // step is worth splitting at a quarter of the fp32 threshold. Measured on the dev VM
-        // (batch 1, 2 threads, best of 4, us; thresholds 0 / 30 k / 62.5 k / 250 k, and one
-        // thread): mobilenet 97.5 / 103.2 / 95.5 / 101.7 (133.5), ds-cnn 27.0 / 27.5 / 27.2 /
-        // 34.0 (40.5), resnet8 62.1 / 105.0 / 106.2 / 64.1 (88.6; the two middle figures in
-        // one of the VM's slow spells: rerun, 0 / 62.5 k read 64.0 / 64.4), lenet5 10.1 /
-        // 10.0 / 9.9 / 9.8 (9.2).
+        // step is worth splitting at a quarter of the fp32 threshold it was measured against
+        // (250 k, before fp32's dropped to 100 k for fp32's reasons: int8 at 100 k / 4 read
+        // the same or slower, lenet5 8.7 -> 9.3 us as a team), i.e. 5/8 of today's. Measured
+        // on the dev VM (batch 1, 2 threads, best of 4, us; thresholds 0 / 30 k / 62.5 k / 250
+        // k, and one thread): mobilenet 97.5 / 103.2 / 95.5 / 101.7 (133.5), ds-cnn 27.0 /
+        // 27.5 / 27.2 / 34.0 (40.5), resnet8 62.1 / 105.0 / 106.2 / 64.1 (88.6; the two middle
+        // figures in one of the VM's slow spells: rerun, 0 / 62.5 k read 64.0 / 64.4), lenet5
+        // 10.1 / 10.0 / 9.9 / 9.8 (9.2).
         let team = (batch == 1 && threads > 1)
-            .then(|| team::QTeam::plan(&plan, threads, min_work / 4))
+            .then(|| team::QTeam::plan(&plan, threads, min_work.saturating_mul(5) / 8))
             .flatten();
         let mut workers: Vec<Worker> = (0..nworkers)
             .map(|t| {
