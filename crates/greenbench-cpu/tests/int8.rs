@@ -237,3 +237,57 @@ fn other_backends_refuse_int8_naming_the_precisions() {
     assert!(e.to_string().contains("precision fp32 only"), "{e}");
     assert_eq!(CpuBackend::new(1).unwrap().precisions().len(), 3);
 }
+
+/// A transformer block's int8 model (layer norm, QKV, attention, projection, residual add,
+/// feed-forward with GELU, softmax) on `s` tokens of `h` heads of `d` features.
+fn transformer_block(s: usize, h: usize, d: usize, ffn: usize, causal: bool) -> Graph {
+    let dense = |units| Op::Dense { units, bias: true };
+    let nodes = vec![
+        Node::new("ln", Op::LayerNorm { eps: 1e-5 }),
+        Node::new("qkv", dense(3 * h * d)),
+        Node::new(
+            "attn",
+            Op::Attention {
+                heads: h,
+                head_dim: d,
+                causal,
+                key_bias: false,
+            },
+        ),
+        Node::new("proj", dense(h * d)),
+        Node::with_inputs("res", Op::Add, &["input", "proj"]),
+        Node::new("ff1", dense(ffn)),
+        Node::new("gelu", Op::Gelu),
+        Node::new("ff2", dense(h * d)),
+        Node::new("relu", Op::Relu),
+        Node::new("softmax", Op::Softmax),
+    ];
+    let input = InputSpec {
+        shape: vec![s, h * d],
+        token_vocab: None,
+        parts: vec![],
+    };
+    Graph::new("block", input, nodes).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Batch 1 on a team that splits every step, the fp32 ones between the int8 layers too
+    /// (attention by head, layer norm and softmax by row, GELU, ReLU and the residual add by
+    /// value): the same output, bit for bit, as one thread running the steps whole.
+    #[test]
+    fn int8_team_fp32_steps_match_one_thread(
+        s in 1usize..20, h in 1usize..5, d in 1usize..9, ffn in 1usize..40, causal in any::<bool>(),
+    ) {
+        let qm = quantized(&transformer_block(s, h, d, ffn, causal), 7, 3);
+        let x = generate_inputs(&qm.graph, 1, 5, 1);
+        let every = CpuBackend::new(2).unwrap().with_step_split_threshold(0);
+        let one = CpuBackend::new(1).unwrap();
+        for path in paths() {
+            let want = one.prepare_quantized_on(&qm, 1, path).unwrap().run(&x).unwrap().to_vec();
+            let got = every.prepare_quantized_on(&qm, 1, path).unwrap().run(&x).unwrap().to_vec();
+            prop_assert_eq!(got, want, "{:?}", path);
+        }
+    }
+}

@@ -4,8 +4,10 @@
 //! convolution (each unit with its own im2col block), output rows of a depthwise
 //! convolution — each unit running its own requantizing epilogue; a split convolution's
 //! padded image (and a stride-2 depthwise's column split) is made first, as its own phase.
-//! Every other step (quantize, pools, adds, fp32 nodes, small layers) runs whole on the
-//! calling thread while the others spin. Before this a batch-1 int8 run used one core.
+//! A transformer's fp32 steps between its int8 layers split as the fp32 team splits them:
+//! attention by head, layer norms and softmax by row, GELU, ReLU and residual adds by value.
+//! Every other step (quantize, pools, uint8 adds, other fp32 nodes, small layers) runs whole
+//! on the calling thread while the others spin. Before this a batch-1 int8 run used one core.
 
 use super::conv::{SLACK, im2col_u8, pad_rows, padded_len, split_len, split_rows, split_shape};
 use super::depthwise::depthwise_row_s1;
@@ -16,6 +18,7 @@ use super::exec::run_step;
 use super::step::{Lin, Mem, Plan, Step};
 use crate::crew::Crew;
 use crate::step::step_work;
+use greenbench_core::graph::{Graph, Op};
 use std::ops::Range;
 
 /// Units per thread of a split step (enough for the faster thread to take over the slower
@@ -40,6 +43,9 @@ enum Kind {
     Rows { per: usize, total: usize },
     /// Units of `per` values of `total` of a quantization.
     Values { per: usize, total: usize },
+    /// Units of `per` of `total` attention heads, rows (layer norm, softmax) or values
+    /// (elementwise) of an fp32 step (see [`seq_split`]).
+    Seq { per: usize, total: usize },
 }
 
 impl Kind {
@@ -47,9 +53,10 @@ impl Kind {
     fn units(self) -> (usize, bool) {
         match self {
             Kind::Whole => (1, true),
-            Kind::Prep { per, total } | Kind::Rows { per, total } | Kind::Values { per, total } => {
-                (total.div_ceil(per), false)
-            }
+            Kind::Prep { per, total }
+            | Kind::Rows { per, total }
+            | Kind::Values { per, total }
+            | Kind::Seq { per, total } => (total.div_ceil(per), false),
         }
     }
 }
@@ -64,6 +71,22 @@ fn split(total: usize, target: usize, tile: usize) -> Option<usize> {
 struct Phase {
     step: usize,
     kind: Kind,
+}
+
+/// How the team splits fp32 node `i` of `g` (batch 1): its unit count (attention heads, rows
+/// of the last axis, or values) and the multiple units are cut at; `None` for nodes that run
+/// whole.
+fn seq_split(g: &Graph, i: usize) -> Option<(usize, usize)> {
+    let out: usize = g.out_shape(i).iter().product();
+    match &g.nodes[i].op {
+        Op::Attention { heads, .. } => Some((*heads, 1)),
+        Op::LayerNorm { .. } | Op::Softmax => {
+            let last = *g.value_shape(g.node_inputs(i)[0]).last()?;
+            Some((out / last.max(1), 1))
+        }
+        Op::Gelu | Op::Relu | Op::Add => Some((out, 16)),
+        _ => None,
+    }
 }
 
 /// A buffer's data pointer and length, for the team's threads.
@@ -107,6 +130,7 @@ struct Ptrs {
     q: Vec<Raw<u8>>,
     cols: Raw<u8>,
     acc: Raw<i32>,
+    scratch: Raw<f32>,
     mem: *mut Mem,
 }
 
@@ -157,6 +181,23 @@ impl QTeam {
                         })
                     }
                     _ => phases.push(whole),
+                }
+                continue;
+            }
+            if let Step::Fp32 { node, .. } = step {
+                let work = step_work(&plan.graph, *node, 1);
+                let per = seq_split(&plan.graph, *node)
+                    .and_then(|(total, tile)| split(total, target, tile).map(|per| (per, total)))
+                    .filter(|_| work >= min_work);
+                match per {
+                    Some((per, total)) => {
+                        split_work += work;
+                        phases.push(Phase {
+                            step: i,
+                            kind: Kind::Seq { per, total },
+                        })
+                    }
+                    None => phases.push(whole),
                 }
                 continue;
             }
@@ -243,6 +284,10 @@ impl QTeam {
                     ptr: std::ptr::null_mut(),
                     len: 0,
                 },
+                scratch: Raw {
+                    ptr: std::ptr::null_mut(),
+                    len: 0,
+                },
                 mem: std::ptr::null_mut(),
             },
             cols_len,
@@ -262,6 +307,7 @@ impl QTeam {
         }
         self.ptrs.cols = Raw::of(&mut m.cols);
         self.ptrs.acc = Raw::of(&mut m.acc);
+        self.ptrs.scratch = Raw::of(&mut m.scratch);
         self.ptrs.mem = m;
         let this = &*self;
         // SAFETY: the crew starts a phase only when the previous one is done; whole and
@@ -325,6 +371,87 @@ impl QTeam {
                 // SAFETY: units of one phase take disjoint row ranges.
                 unsafe { self.rows(step, r, u, per) }
             }
+            Kind::Seq { per, total } => {
+                let r = u * per..((u + 1) * per).min(total);
+                let was = crate::kernels::set_serial(true);
+                // SAFETY: units of one phase take disjoint heads, rows or values.
+                unsafe { self.seq(&plan.graph, step, r) };
+                crate::kernels::set_serial(was);
+            }
+        }
+    }
+
+    /// Heads, rows or values `r` (as [`seq_split`] counts them) of a split fp32 step.
+    ///
+    /// # Safety
+    /// No other unit writes the outputs of `r`; the inputs are finished phases'.
+    #[inline(always)]
+    unsafe fn seq(&self, g: &Graph, step: &Step, r: Range<usize>) {
+        let Step::Fp32 {
+            node,
+            ins,
+            dst,
+            data,
+            ..
+        } = step
+        else {
+            unreachable!("a split fp32 step")
+        };
+        let (x, y) = (self.ptrs.f[ins[0]], self.ptrs.f[*dst]);
+        let in_shape = g.value_shape(g.node_inputs(*node)[0]);
+        let last = *in_shape.last().expect("non-empty");
+        // Values `v` of the input and of this unit's output.
+        let io = |v: Range<usize>| unsafe { (x.part(v.clone()), y.part_mut(v)) };
+        match &g.nodes[*node].op {
+            Op::Attention {
+                heads,
+                head_dim,
+                causal,
+                key_bias,
+            } => {
+                let (s, sc) = (in_shape[0], self.ptrs.scratch);
+                assert!(r.end * s * s <= sc.len, "attention scratch too short");
+                let bias = key_bias.then(|| {
+                    let b = self.ptrs.f[ins[1]];
+                    unsafe { b.part(0..b.len) }
+                });
+                // SAFETY: head `t` writes its own scores (`t * s * s` on) and its own
+                // columns of `y`.
+                unsafe {
+                    crate::seq::attention_tasks(
+                        x.part(0..x.len),
+                        (s, *heads, *head_dim),
+                        *causal,
+                        bias,
+                        r,
+                        sc.ptr,
+                        y.ptr,
+                        y.len,
+                    )
+                }
+            }
+            Op::LayerNorm { eps } => {
+                let (x, o) = io(r.start * last..r.end * last);
+                crate::seq::layer_norm_rows(x, last, &data[0], &data[1], *eps, o)
+            }
+            Op::Softmax => {
+                let (x, o) = io(r.start * last..r.end * last);
+                crate::seq::softmax_rows(x, last, o)
+            }
+            Op::Gelu => {
+                let (x, o) = io(r);
+                crate::kernels::gelu(x, o)
+            }
+            Op::Relu => {
+                let (x, o) = io(r);
+                crate::kernels::relu(x, o)
+            }
+            Op::Add => {
+                let b = unsafe { self.ptrs.f[ins[1]].part(r.clone()) };
+                let (x, o) = io(r);
+                crate::kernels::add(x, b, o)
+            }
+            _ => unreachable!("seq_split splits only these"),
         }
     }
 
