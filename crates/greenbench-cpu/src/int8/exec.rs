@@ -12,37 +12,46 @@ use greenbench_core::graph::{Graph, MatMulGeom, Op};
 use greenbench_core::quant::{add_q, avg_round};
 use greenbench_core::strided::Strided;
 
-pub(super) fn execute(plan: &Plan, m: &mut Mem) {
+/// The plan's steps over `m`, whose input buffer holds `input` (this sub-batch's), or which
+/// reads it from `input` when the plan's input is direct.
+pub(super) fn execute(plan: &Plan, m: &mut Mem, input: &[f32]) {
     for step in &plan.steps {
-        run_step(plan, step, m);
+        run_step(plan, step, m, input);
     }
 }
 
 /// One step, its integer loops compiled for AVX-512 where the plan is `wide`.
 #[inline(always)]
-pub(super) fn run_step(plan: &Plan, step: &Step, m: &mut Mem) {
+pub(super) fn run_step(plan: &Plan, step: &Step, m: &mut Mem, input: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     if plan.wide && !matches!(step, Step::Fp32 { .. }) {
         // SAFETY: AVX-512 F/BW/VL/DQ are present (`wide_int8`).
-        unsafe { execute_step_avx512(plan, step, m) };
+        unsafe { execute_step_avx512(plan, step, m, input) };
         return;
     }
-    execute_step(plan, step, m);
+    execute_step(plan, step, m, input);
 }
 
 /// The integer loops compiled for AVX-512 registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
-pub(super) unsafe fn execute_step_avx512(plan: &Plan, step: &Step, m: &mut Mem) {
-    execute_step(plan, step, m)
+pub(super) unsafe fn execute_step_avx512(plan: &Plan, step: &Step, m: &mut Mem, input: &[f32]) {
+    execute_step(plan, step, m, input)
 }
 
 #[inline(always)]
-pub(super) fn execute_step(plan: &Plan, step: &Step, m: &mut Mem) {
+pub(super) fn execute_step(plan: &Plan, step: &Step, m: &mut Mem, input: &[f32]) {
     let batch = m.batch;
     {
         match step {
-            Step::Quantize { src, dst, p } => quantize(&m.f[*src], *p, &mut m.q[*dst], plan.wide),
+            Step::Quantize { src, dst, p } => {
+                let x = if plan.layout.input_direct && *src == plan.layout.input {
+                    input
+                } else {
+                    &m.f[*src]
+                };
+                quantize(x, *p, &mut m.q[*dst], plan.wide)
+            }
             Step::Dequantize { src, dst, p } => {
                 let (x, y) = (&m.q[*src], &mut m.f[*dst]);
                 let (s, z) = (p.scale, p.zero);

@@ -151,9 +151,11 @@ impl Prepared for QPrepared {
         let (inl, outl) = (g.input_len(), g.output_len());
         if let Some(team) = &mut self.team {
             let m = &mut self.workers[0].main;
-            m.f[self.plan.layout.input].copy_from_slice(input);
+            if !self.plan.layout.input_direct {
+                m.f[self.plan.layout.input].copy_from_slice(input);
+            }
             let plan = &self.plan;
-            self.pool.install(|| team.run(plan, m));
+            self.pool.install(|| team.run(plan, m, input));
             self.out.copy_from_slice(&m.f[self.plan.layout.output]);
             return Ok(&self.out);
         }
@@ -180,8 +182,11 @@ impl Prepared for QPrepared {
                 };
                 let b = m.batch;
                 let i0 = (first + done) * inl;
-                m.f[plan.layout.input].copy_from_slice(&input[i0..i0 + b * inl]);
-                execute(plan, m);
+                let x = &input[i0..i0 + b * inl];
+                if !plan.layout.input_direct {
+                    m.f[plan.layout.input].copy_from_slice(x);
+                }
+                execute(plan, m, x);
                 out[done * outl..(done + b) * outl].copy_from_slice(&m.f[plan.layout.output]);
                 done += b;
             }

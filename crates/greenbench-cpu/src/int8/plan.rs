@@ -28,6 +28,7 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
         f32_len: vec![],
         u8_len: vec![],
         input: 0,
+        input_direct: false,
         output: 0,
         cols_len: 0,
         acc_len: 0,
@@ -66,6 +67,11 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
     let input = new_f(&mut layout, len(0));
     layout.input = input;
     settle(0, input, &mut layout, &mut steps, &mut fbuf, &mut qbuf);
+    // A quantized input is never read as fp32 again (fp32 nodes read its dequantized view).
+    if qm.values[0].is_some() {
+        layout.input_direct = true;
+        layout.f32_len[input] = 0;
+    }
     for i in 0..g.nodes.len() {
         let ins = g.node_inputs(i);
         let v = i + 1;

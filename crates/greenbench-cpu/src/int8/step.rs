@@ -99,6 +99,9 @@ pub(super) struct Layout {
     pub(super) f32_len: Vec<usize>,
     pub(super) u8_len: Vec<usize>,
     pub(super) input: usize,
+    /// The input is read only by the first step's quantize: its fp32 buffer is empty and the
+    /// quantize reads the run's input where the caller holds it (no copy of the batch).
+    pub(super) input_direct: bool,
     pub(super) output: usize,
     /// Largest padded image + im2col block (bytes, one example at a time) and accumulator
     /// block (ints per example).

@@ -131,6 +131,8 @@ struct Ptrs {
     cols: Raw<u8>,
     acc: Raw<i32>,
     scratch: Raw<f32>,
+    /// The run's input (read only).
+    input: Raw<f32>,
     mem: *mut Mem,
 }
 
@@ -288,6 +290,10 @@ impl QTeam {
                     ptr: std::ptr::null_mut(),
                     len: 0,
                 },
+                input: Raw {
+                    ptr: std::ptr::null_mut(),
+                    len: 0,
+                },
                 mem: std::ptr::null_mut(),
             },
             cols_len,
@@ -296,7 +302,7 @@ impl QTeam {
 
     /// Run `plan` over `m` (one example, its input loaded) on the current rayon pool's
     /// threads.
-    pub(super) fn run(&mut self, plan: &Plan, m: &mut Mem) {
+    pub(super) fn run(&mut self, plan: &Plan, m: &mut Mem, input: &[f32]) {
         assert_eq!(m.batch, 1, "a team runs one example");
         assert!(m.cols.len() >= self.cols_len, "cols planned for the team");
         for (r, q) in self.ptrs.q.iter_mut().zip(&mut m.q) {
@@ -308,6 +314,14 @@ impl QTeam {
         self.ptrs.cols = Raw::of(&mut m.cols);
         self.ptrs.acc = Raw::of(&mut m.acc);
         self.ptrs.scratch = Raw::of(&mut m.scratch);
+        // Only ever read (`Raw::part`): the quantize of a direct input reads it in place.
+        self.ptrs.input = Raw {
+            ptr: input.as_ptr().cast_mut(),
+            len: input.len(),
+        };
+        if plan.layout.input_direct {
+            self.ptrs.f[plan.layout.input] = self.ptrs.input;
+        }
         self.ptrs.mem = m;
         let this = &*self;
         // SAFETY: the crew starts a phase only when the previous one is done; whole and
@@ -345,7 +359,9 @@ impl QTeam {
                 // SAFETY: this thread alone touches the memory during a whole phase.
                 let m = unsafe { &mut *self.ptrs.mem };
                 let was = crate::kernels::set_serial(true);
-                run_step(plan, step, m);
+                // SAFETY: the input outlives the run and nothing writes it.
+                let input = unsafe { self.ptrs.input.part(0..self.ptrs.input.len) };
+                run_step(plan, step, m, input);
                 crate::kernels::set_serial(was);
             }
             Kind::Prep { per, total } => {
