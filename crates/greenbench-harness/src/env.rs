@@ -15,6 +15,10 @@ pub struct Fingerprint {
     pub cpu_logical_cores: usize,
     /// SIMD features that decide which kernels run.
     pub cpu_features: Vec<String>,
+    /// The first CPU's data caches as the OS reports them (Linux sysfs); `None` where it does
+    /// not, and in files written before December 2026.
+    #[serde(default)]
+    pub cpu_caches: Option<CpuCaches>,
     pub memory_bytes: Option<u64>,
     pub greenbench_version: String,
     /// The commit the greenbench binary was built from, stamped at build time (`None`: built
@@ -24,6 +28,77 @@ pub struct Fingerprint {
     pub git_commit: Option<String>,
     /// Whether that checkout had uncommitted changes to tracked files at build time.
     pub git_dirty: Option<bool>,
+}
+
+impl Fingerprint {
+    /// The CPU model with its caches where recorded: `AMD EPYC (L1d 32 KiB, L2 1 MiB, L3 32
+    /// MiB)`.
+    pub fn cpu_with_caches(&self) -> String {
+        match &self.cpu_caches {
+            Some(c) => format!("{} ({})", self.cpu_model, c.describe()),
+            None => self.cpu_model.clone(),
+        }
+    }
+}
+
+/// Sizes of one CPU's data caches, in bytes: its L1 data cache, and the L2 and L3 that serve
+/// it (each one instance, however many cores share it).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CpuCaches {
+    pub l1d: Option<u64>,
+    pub l2: Option<u64>,
+    pub l3: Option<u64>,
+}
+
+impl CpuCaches {
+    /// `L1d 32 KiB, L2 1 MiB, L3 32 MiB` (the levels known).
+    pub fn describe(&self) -> String {
+        let size = |b: u64| {
+            if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
+                format!("{} MiB", b >> 20)
+            } else {
+                format!("{} KiB", b >> 10)
+            }
+        };
+        [("L1d", self.l1d), ("L2", self.l2), ("L3", self.l3)]
+            .iter()
+            .filter_map(|(name, b)| b.map(|b| format!("{name} {}", size(b))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The caches of `cpu0` under a sysfs root (`/sys/devices/system/cpu`): each
+    /// `cache/index*` directory's `level`, `type` and `size` (`32K`). `None` when none reads.
+    pub fn read_sysfs(root: &std::path::Path) -> Option<CpuCaches> {
+        let mut c = CpuCaches {
+            l1d: None,
+            l2: None,
+            l3: None,
+        };
+        for e in std::fs::read_dir(root.join("cpu0/cache")).ok()?.flatten() {
+            let field = |f: &str| std::fs::read_to_string(e.path().join(f)).ok();
+            let (Some(level), Some(kind), Some(size)) =
+                (field("level"), field("type"), field("size"))
+            else {
+                continue;
+            };
+            let size = size.trim();
+            let bytes = match size.strip_suffix('K') {
+                Some(k) => k.parse::<u64>().ok().map(|k| k * 1024),
+                None => match size.strip_suffix('M') {
+                    Some(m) => m.parse::<u64>().ok().map(|m| m << 20),
+                    None => size.parse().ok(),
+                },
+            };
+            match (level.trim(), kind.trim()) {
+                ("1", "Data") => c.l1d = bytes,
+                ("2", "Unified" | "Data") => c.l2 = bytes,
+                ("3", "Unified" | "Data") => c.l3 = bytes,
+                _ => {}
+            }
+        }
+        (c.l1d.is_some() || c.l2.is_some() || c.l3.is_some()).then_some(c)
+    }
 }
 
 /// Where the running binary came from: its version, and the commit (with a dirty flag) its
@@ -107,7 +182,8 @@ fn cpu_features() -> Vec<String> {
             "avx512f",
             "avx512bw",
             "avx512vl",
-            "avx512vnni"
+            "avx512vnni",
+            "avx512bf16"
         );
     }
     #[cfg(target_arch = "aarch64")]
@@ -146,6 +222,7 @@ pub fn fingerprint(build: &Build) -> Fingerprint {
         cpu_model: greenbench_core::host::cpu_model_name(),
         cpu_logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         cpu_features: cpu_features(),
+        cpu_caches: CpuCaches::read_sysfs(std::path::Path::new("/sys/devices/system/cpu")),
         memory_bytes: memory_bytes(),
         greenbench_version: build.version.to_string(),
         git_commit: build.git_commit.map(str::to_string),
@@ -212,5 +289,47 @@ mod tests {
         assert!(!f.hostname.is_empty());
         assert!(f.cpu_logical_cores >= 1);
         assert_eq!(f.greenbench_version, "0.0.0");
+    }
+
+    /// A sysfs cache tree as Linux writes it (AMD Zen 4's): L1d and L1i, per-core L2, shared
+    /// L3; the instruction cache and unreadable entries are ignored; no tree reads as `None`.
+    #[test]
+    fn caches_from_sysfs() {
+        let root = tempfile::tempdir().unwrap();
+        let entries = [
+            ("1", "Data", "32K"),
+            ("1", "Instruction", "64K"),
+            ("2", "Unified", "1024K"),
+            ("3", "Unified", "32768K"),
+        ];
+        for (i, (level, kind, size)) in entries.iter().enumerate() {
+            let d = root.path().join(format!("cpu0/cache/index{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("level"), format!("{level}\n")).unwrap();
+            std::fs::write(d.join("type"), format!("{kind}\n")).unwrap();
+            std::fs::write(d.join("size"), format!("{size}\n")).unwrap();
+        }
+        std::fs::create_dir_all(root.path().join("cpu0/cache/index9")).unwrap();
+        let c = CpuCaches::read_sysfs(root.path()).unwrap();
+        assert_eq!(
+            c,
+            CpuCaches {
+                l1d: Some(32 << 10),
+                l2: Some(1 << 20),
+                l3: Some(32 << 20)
+            }
+        );
+        assert_eq!(c.describe(), "L1d 32 KiB, L2 1 MiB, L3 32 MiB");
+        let none = tempfile::tempdir().unwrap();
+        assert_eq!(CpuCaches::read_sysfs(none.path()), None);
+    }
+
+    /// A result file written before the caches were recorded still reads (no caches).
+    #[test]
+    fn fingerprints_without_caches_read() {
+        let mut v = serde_json::to_value(fingerprint(&Build::unstamped("0.0.0"))).unwrap();
+        v.as_object_mut().unwrap().remove("cpu_caches");
+        let f: Fingerprint = serde_json::from_value(v).unwrap();
+        assert_eq!(f.cpu_caches, None);
     }
 }

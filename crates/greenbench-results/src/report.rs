@@ -46,7 +46,7 @@ pub fn markdown(files: &[Loaded], plots: &[(String, String)]) -> String {
         let m = &e.machine;
         t.row(vec![
             m.hostname.clone(),
-            m.cpu_model.clone(),
+            m.cpu_with_caches(),
             m.cpu_logical_cores.to_string(),
             m.cpu_features.join(" "),
             m.memory_bytes.map_or("?".into(), |b| {

@@ -432,10 +432,13 @@ pub fn token_table(cells: &[Cell]) -> String {
 pub fn run_table(file: &ResultFile) -> String {
     let env = &file.environment;
     let mut s = format!(
-        "{} — {} ({} logical cores), {} profile: {} windows of {} s after {} s warm-up\n",
+        "{} — {} ({} logical cores{}), {} profile: {} windows of {} s after {} s warm-up\n",
         env.machine.hostname,
         env.machine.cpu_model,
         env.machine.cpu_logical_cores,
+        env.machine
+            .cpu_caches
+            .map_or(String::new(), |c| format!("; {}", c.describe())),
         env.profile.name,
         env.profile.windows,
         env.profile.window_s,

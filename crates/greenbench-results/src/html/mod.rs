@@ -124,7 +124,7 @@ fn machines(files: &[Loaded]) -> String {
                 "",
                 vec![
                     Td::text(&m.hostname),
-                    Td::text(&m.cpu_model),
+                    Td::text(m.cpu_with_caches()),
                     Td::num(
                         m.cpu_logical_cores.to_string(),
                         Some(m.cpu_logical_cores as f64),
