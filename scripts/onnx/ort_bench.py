@@ -161,6 +161,31 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+def cpu_caches(root="/sys/devices/system/cpu"):
+    """cpu0's data caches in bytes as greenbench records them (machine.cpu_caches), or None."""
+    c = dict(l1d=None, l2=None, l3=None)
+    try:
+        entries = os.listdir(os.path.join(root, "cpu0", "cache"))
+    except OSError:
+        return None
+    for e in entries:
+        d = os.path.join(root, "cpu0", "cache", e)
+        try:
+            level, kind, size = (open(os.path.join(d, f)).read().strip() for f in ("level", "type", "size"))
+        except OSError:
+            continue
+        mult = {"K": 1024, "M": 1 << 20}.get(size[-1:], 1)
+        try:
+            n = int(size.rstrip("KM")) * mult
+        except ValueError:
+            continue
+        key = {("1", "Data"): "l1d", ("2", "Unified"): "l2", ("2", "Data"): "l2",
+               ("3", "Unified"): "l3", ("3", "Data"): "l3"}.get((level, kind))
+        if key:
+            c[key] = n
+    return c if any(v is not None for v in c.values()) else None
+
+
 def now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -237,7 +262,7 @@ def main():
     result = dict(schema_version=2, status="complete", environment=dict(
         machine=dict(hostname=socket.gethostname(), os=platform.platform(), kernel=platform.release(),
                      arch=platform.machine(), cpu_model=cpu_model(), cpu_logical_cores=os.cpu_count() or 1,
-                     cpu_features=[], memory_bytes=mem,
+                     cpu_features=[], cpu_caches=cpu_caches(), memory_bytes=mem,
                      greenbench_version=f"onnxruntime {ort.__version__} (scripts/onnx/ort_bench.py)",
                      git_commit=git.stdout.strip() or None if git.returncode == 0 else None, git_dirty=None),
         started_utc=started, finished_utc=now(), profile=p, seed=a.seed, command=sys.argv,
