@@ -76,21 +76,20 @@ impl CpuCaches {
             l3: None,
         };
         for e in std::fs::read_dir(root.join("cpu0/cache")).ok()?.flatten() {
-            let field = |f: &str| std::fs::read_to_string(e.path().join(f)).ok();
+            let field = |f: &str| read_trim(e.path().join(f).to_str()?);
             let (Some(level), Some(kind), Some(size)) =
                 (field("level"), field("type"), field("size"))
             else {
                 continue;
             };
-            let size = size.trim();
-            let bytes = match size.strip_suffix('K') {
-                Some(k) => k.parse::<u64>().ok().map(|k| k * 1024),
-                None => match size.strip_suffix('M') {
-                    Some(m) => m.parse::<u64>().ok().map(|m| m << 20),
-                    None => size.parse().ok(),
-                },
+            let (digits, unit) = match size.strip_suffix('K') {
+                Some(k) => (k, 1 << 10),
+                None => size
+                    .strip_suffix('M')
+                    .map_or((size.as_str(), 1), |m| (m, 1 << 20)),
             };
-            match (level.trim(), kind.trim()) {
+            let bytes = digits.parse::<u64>().ok().map(|n| n * unit);
+            match (level.as_str(), kind.as_str()) {
                 ("1", "Data") => c.l1d = bytes,
                 ("2", "Unified" | "Data") => c.l2 = bytes,
                 ("3", "Unified" | "Data") => c.l3 = bytes,
