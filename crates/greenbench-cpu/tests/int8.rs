@@ -10,7 +10,7 @@ use greenbench_testkit::{chain, padding, pool_op};
 use proptest::prelude::*;
 
 fn paths() -> Vec<QPath> {
-    [QPath::Portable, QPath::Avx2, QPath::Vnni]
+    [QPath::Portable, QPath::Avx2, QPath::Vnni, QPath::Amx]
         .into_iter()
         .filter(|p| p.available())
         .collect()
@@ -114,6 +114,20 @@ proptest! {
         if relu { ops.push(Op::Relu); }
         let g = chain(vec![rows, k], ops).unwrap();
         exact_on_every_path(&quantized(&g, 9, 4), batch, threads)?;
+    }
+
+    /// Pointwise convolutions over 32 and more channels: whole 16-pixel blocks on AMX-INT8
+    /// where the CPU has it (its K in tile chunks), the epilogue fused; the remainder on VNNI.
+    #[test]
+    fn int8_wide_pointwise_is_bit_exact(
+        h in 1usize..9, w in 1usize..9, cin in 32usize..160, cout in 1usize..70,
+        relu in any::<bool>(), batch in 1usize..4, threads in 1usize..3,
+    ) {
+        let mut ops = vec![Op::Conv2d { filters: cout, kernel: [1, 1], stride: [1, 1],
+            padding: greenbench_core::Padding::Valid, groups: 1, bias: true }];
+        if relu { ops.push(Op::Relu); }
+        let g = chain(vec![h, w, cin], ops).unwrap();
+        exact_on_every_path(&quantized(&g, 8, 3), batch, threads)?;
     }
 
     /// Batch 1 on two threads, where the team splits each step: a convolution (in place or

@@ -17,6 +17,9 @@ use super::epilogue::Epi;
 /// Which kernel a [`QGemm`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QPath {
+    /// AMX-INT8 (`tdpbusd`) for whole 16-row blocks of contiguous rows, VNNI for the rest
+    /// (the same weight packing; `amx.rs`).
+    Amx,
     Vnni,
     Avx2,
     Portable,
@@ -32,7 +35,11 @@ impl QPath {
                 && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("avx512vnni")
             {
-                return QPath::Vnni;
+                return if amx::enabled() {
+                    QPath::Amx
+                } else {
+                    QPath::Vnni
+                };
             }
             if std::arch::is_x86_feature_detected!("avx2") {
                 return QPath::Avx2;
@@ -45,13 +52,20 @@ impl QPath {
     pub fn available(self) -> bool {
         match self {
             QPath::Portable => true,
-            QPath::Avx2 => matches!(QPath::detect(), QPath::Avx2 | QPath::Vnni),
-            QPath::Vnni => QPath::detect() == QPath::Vnni,
+            QPath::Avx2 => QPath::detect() != QPath::Portable,
+            QPath::Vnni => QPath::detect().vnni_packed(),
+            QPath::Amx => QPath::detect() == QPath::Amx,
         }
+    }
+
+    /// Whether the weights are packed for `vpdpbusd` (and `tdpbusd`: the same layout).
+    pub fn vnni_packed(self) -> bool {
+        matches!(self, QPath::Vnni | QPath::Amx)
     }
 
     pub fn name(self) -> &'static str {
         match self {
+            QPath::Amx => "AMX-INT8 (tdpbusd) with AVX-512 VNNI (vpdpbusd)",
             QPath::Vnni => "AVX-512 VNNI (vpdpbusd)",
             QPath::Avx2 => "AVX2 (vpmaddwd)",
             QPath::Portable => "portable",
@@ -88,7 +102,7 @@ impl QGemm {
         let mut packed = Vec::new();
         let mut packed16 = Vec::new();
         match path {
-            QPath::Vnni => {
+            QPath::Vnni | QPath::Amx => {
                 let (nb, k4) = (n.div_ceil(16), k.div_ceil(4));
                 packed = vec![0i8; nb * k4 * 64];
                 for b in 0..nb {
@@ -146,7 +160,8 @@ impl QGemm {
     pub fn tile_rows(&self) -> usize {
         match self.path {
             #[cfg(target_arch = "x86_64")]
-            QPath::Vnni => vnni::rows_for(self.n.div_ceil(16).min(4)),
+            QPath::Amx if amx::chunk(self.k).is_some() => 32,
+            QPath::Vnni | QPath::Amx => vnni::rows_for(self.n.div_ceil(16).min(4)),
             QPath::Avx2 => 4,
             _ => 1,
         }
@@ -163,7 +178,9 @@ impl QGemm {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `new` checked the CPU has the path's features; the asserts above bound
             // every access the kernels make.
-            QPath::Vnni => unsafe { vnni::run(self, a, lda, rows, c.as_mut_ptr(), ldc, None) },
+            QPath::Vnni | QPath::Amx => unsafe {
+                vnni::run(self, a, lda, rows, c.as_mut_ptr(), ldc, None)
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
             QPath::Avx2 => unsafe { avx2::run(self, a, lda, rows, c, ldc) },
@@ -181,7 +198,7 @@ impl QGemm {
         c: &mut [i32],
         ldc: usize,
     ) {
-        assert!(self.path == QPath::Vnni && self.k.is_multiple_of(4) && qoff.len() == self.k / 4);
+        assert!(self.path.vnni_packed() && self.k.is_multiple_of(4) && qoff.len() == self.k / 4);
         assert!(
             src.len() >= self.reach(bases, qoff),
             "in-place rows read past the source"
@@ -199,7 +216,7 @@ impl QGemm {
 
     /// Whether [`Self::run_fused`] runs here: the VNNI path with the AVX-512 epilogue.
     pub(super) fn fuses(&self, epi: &Epi) -> bool {
-        self.path == QPath::Vnni && epi.wide
+        self.path.vnni_packed() && epi.wide
     }
 
     /// `run` with the epilogue in the tile: row `r`'s result `j` goes through `epi` (as
@@ -343,8 +360,11 @@ fn finish(acc: &[i32], n: usize, epi: &Epi, c0: usize, y: &mut [u8], ldy: usize)
 }
 
 #[cfg(target_arch = "x86_64")]
+mod amx;
+
+#[cfg(target_arch = "x86_64")]
 mod vnni {
-    use super::QGemm;
+    use super::{QGemm, QPath, amx};
     use crate::int8::epilogue::Epi;
     use std::arch::x86_64::*;
 
@@ -590,12 +610,19 @@ mod vnni {
     ) {
         let nb = g.n.div_ceil(16);
         let ap = a.as_ptr();
+        // Whole 16-row blocks on AMX where it runs (this path and K); the rest here.
+        let done = if g.path == QPath::Amx && amx::chunk(g.k).is_some() {
+            // SAFETY: `Amx` is only `available` where `amx::enabled`; the caller's bounds.
+            unsafe { amx::run(g, ap, lda, rows, cp, ldc, fin) }
+        } else {
+            0
+        };
         // Column blocks outermost: a block's packed weights stay in L1 across the rows.
         let mut b = 0;
         while b < nb {
             let nv = (nb - b).min(4);
             let per = rows_for(nv);
-            let mut r = 0;
+            let mut r = done;
             while r < rows {
                 let mr = (rows - r).min(per);
                 let (ar, cr) = unsafe { (ap.add(r * lda), cp.wrapping_add(r * ldc)) };
@@ -749,7 +776,7 @@ mod tests {
                 .map(|v| v.max(-127))
                 .collect();
             let want = plain(&a, &w, rows, k, n);
-            for path in [QPath::Portable, QPath::Avx2, QPath::Vnni] {
+            for path in [QPath::Portable, QPath::Avx2, QPath::Vnni, QPath::Amx] {
                 if !path.available() { continue; }
                 let g = QGemm::new(&w, k, n, 0, n, path);
                 let mut c = vec![7i32; rows * (n + 3)];
@@ -762,6 +789,38 @@ mod tests {
                 }
                 let sums: Vec<i32> = (0..n).map(|j| (0..k).map(|t| w[t * n + j] as i32).sum()).collect();
                 prop_assert_eq!(&g.col_sums, &sums);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// The shapes AMX takes: many 16-row blocks (and a remainder), K of several tile
+        /// chunks, strided rows of A and C; the same sums as the plain loop on every path.
+        #[test]
+        fn long_rows_and_wide_k_match_the_plain_loop(
+            rows in 1usize..100, k4 in 8usize..80, n in 1usize..70, pad_a in 0usize..9,
+            seed in any::<u64>(),
+        ) {
+            let k = 4 * k4;
+            let mut s = seed | 1;
+            let mut next = || { s ^= s << 13; s ^= s >> 7; s ^= s << 17; s };
+            let lda = k + pad_a;
+            let a: Vec<u8> = (0..rows * lda).map(|_| next() as u8).collect();
+            let w: Vec<i8> = (0..k * n).map(|_| (next() % 255) as i8).map(|v| v.max(-127)).collect();
+            let dense: Vec<u8> = (0..rows).flat_map(|r| a[r * lda..r * lda + k].to_vec()).collect();
+            let want = plain(&dense, &w, rows, k, n);
+            for path in [QPath::Portable, QPath::Avx2, QPath::Vnni, QPath::Amx] {
+                if !path.available() { continue; }
+                let g = QGemm::new(&w, k, n, 0, n, path);
+                let ldc = n + 5;
+                let mut c = vec![-3i32; rows * ldc];
+                g.run(&a, lda, rows, &mut c, ldc);
+                for r in 0..rows {
+                    prop_assert_eq!(&c[r * ldc..r * ldc + n], &want[r * n..(r + 1) * n],
+                        "{:?} rows {} k {} n {} row {}", path, rows, k, n, r);
+                    prop_assert!(c[r * ldc + n..(r + 1) * ldc].iter().all(|&v| v == -3));
+                }
             }
         }
     }

@@ -20,7 +20,7 @@ pub(super) fn flat(t: &ndarray::ArrayD<f32>) -> Vec<f32> {
 pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
     // The AVX-512 loops and epilogues go with the VNNI path; forcing the AVX2 or portable
     // GEMM (as on CPUs without AVX-512) runs the plain forms too.
-    let wide = path == QPath::Vnni && wide_int8();
+    let wide = path.vnni_packed() && wide_int8();
     let g = &qm.graph;
     let nv = g.nodes.len() + 1;
     let len = |v: usize| -> usize { g.value_shape(v).iter().product() };

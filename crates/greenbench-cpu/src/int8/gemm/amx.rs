@@ -1,0 +1,289 @@
+//! The int8 GEMM on Intel AMX (`tdpbusd`): eight tile registers of 16 rows x 64 bytes, one
+//! instruction multiplying a 16 x 64 uint8 tile of `A` by a 64 x 16 int8 tile of `B` (in the
+//! VNNI layout the weights are already packed in: `[K/4][16 x 4]`) into 16 x 16 int32 sums,
+//! 16 384 multiply-adds per instruction against `vpdpbusd`'s 64.
+//!
+//! Used for the whole 16-row blocks of a contiguous `A` whose `K` splits into equal chunks of
+//! 32..64 bytes (a tile's width); the rows left over, in-place convolutions and other `K`s run
+//! on the VNNI tile (same packing, identical int32 sums: integer arithmetic has one answer).
+//!
+//! Rust has no stable AMX intrinsics, so the tile instructions are inline assembly; the tile
+//! registers are never touched by compiled code, so their state carries from one `asm!` to the
+//! next within a run. Linux hands AMX's 8 KB register state to a process only on request
+//! (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, [`enabled`] asks once); each run
+//! loads its tile configuration and releases the tiles at its end.
+//! `GREENBENCH_NO_AMX` (any value) turns the path off, for measuring with and without it.
+
+use super::QGemm;
+use super::vnni::Fin;
+use std::arch::asm;
+use std::arch::x86_64::*;
+use std::sync::OnceLock;
+
+/// Whether this process may run AMX-INT8: the CPU has AMX-TILE and AMX-INT8 (CPUID leaf 7),
+/// the OS saves their state (XCR0 bits 17 and 18), Linux granted the permission, and
+/// `GREENBENCH_NO_AMX` is unset. Asked once per process.
+pub(in crate::int8) fn enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("GREENBENCH_NO_AMX").is_none() && probe())
+}
+
+fn probe() -> bool {
+    let leaf7 = __cpuid_count(7, 0);
+    let (tile, int8) = (leaf7.edx >> 24 & 1 == 1, leaf7.edx >> 25 & 1 == 1);
+    let osxsave = __cpuid(1).ecx >> 27 & 1 == 1;
+    if !(tile && int8 && osxsave) {
+        return false;
+    }
+    let xcr0: u64;
+    // SAFETY: OSXSAVE (checked) makes `xgetbv` with ECX = 0 valid.
+    unsafe {
+        let (lo, hi): (u32, u32);
+        asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") hi, options(nomem, nostack));
+        xcr0 = (hi as u64) << 32 | lo as u64;
+    }
+    if xcr0 & (3 << 17) != 3 << 17 {
+        return false;
+    }
+    request_permission()
+}
+
+#[cfg(target_os = "linux")]
+fn request_permission() -> bool {
+    const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
+    const XFEATURE_XTILEDATA: i64 = 18;
+    const SYS_ARCH_PRCTL: i64 = 158;
+    let r: i64;
+    // SAFETY: the `arch_prctl` system call with an integer argument; it reads and writes no
+    // memory of ours. `syscall` clobbers rcx and r11.
+    unsafe {
+        asm!("syscall", inlateout("rax") SYS_ARCH_PRCTL => r, in("rdi") ARCH_REQ_XCOMP_PERM,
+             in("rsi") XFEATURE_XTILEDATA, lateout("rcx") _, lateout("r11") _, options(nostack));
+    }
+    r == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn request_permission() -> bool {
+    false
+}
+
+/// The tile width in bytes a `k` runs in: the largest multiple of 4 up to 64 dividing it,
+/// when at least 32 (narrower chunks waste most of each tile). `None`: not on AMX.
+pub(super) fn chunk(k: usize) -> Option<usize> {
+    (32..=64).rev().step_by(4).find(|c| k.is_multiple_of(*c))
+}
+
+/// The 64-byte tile configuration: `tmm0..3` sums (16 x 16 int32), `tmm4..5` rows of `A`
+/// (16 x `kc` bytes), `tmm6..7` weights (`kc / 4` rows of 64 bytes).
+#[repr(C, align(64))]
+struct Config([u8; 64]);
+
+impl Config {
+    fn new(kc: usize) -> Config {
+        let mut c = [0u8; 64];
+        c[0] = 1; // palette 1
+        let mut set = |t: usize, rows: usize, bytes: usize| {
+            c[16 + 2 * t..18 + 2 * t].copy_from_slice(&(bytes as u16).to_le_bytes());
+            c[48 + t] = rows as u8;
+        };
+        for t in 0..4 {
+            set(t, 16, 64);
+        }
+        set(4, 16, kc);
+        set(5, 16, kc);
+        set(6, kc / 4, 64);
+        set(7, kc / 4, 64);
+        Config(c)
+    }
+}
+
+/// One tile instruction with its register numbers spliced in.
+macro_rules! load {
+    ($t:literal, $p:expr, $stride:expr) => {
+        asm!(concat!("tileloadd tmm", $t, ", [{p} + {s}*1]"), p = in(reg) $p, s = in(reg) $stride,
+             options(nostack, readonly))
+    };
+}
+macro_rules! store {
+    ($t:literal, $p:expr, $stride:expr) => {
+        asm!(concat!("tilestored [{p} + {s}*1], tmm", $t), p = in(reg) $p, s = in(reg) $stride,
+             options(nostack))
+    };
+}
+macro_rules! dp {
+    ($c:literal, $a:literal, $b:literal) => {
+        asm!(
+            concat!("tdpbusd tmm", $c, ", tmm", $a, ", tmm", $b),
+            options(nomem, nostack)
+        )
+    };
+}
+
+/// `C = A W` for the first `rows / 16 * 16` rows (the rest are the caller's), into `c` (int32,
+/// rows `ldc` apart) or, with `fin`, through its epilogue into uint8. Returns the rows done.
+///
+/// # Safety
+/// [`enabled`]; AVX-512 F/BW/VL; `g` packed for VNNI with `chunk(g.k)` some; `a` holds `rows`
+/// rows of `g.k` bytes `lda` apart; `c` (without `fin`) `rows` rows of `g.n` at `ldc`; with
+/// `fin`, its destination `rows` rows of `g.n` and its epilogue's arrays `c0 + n + 16`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) unsafe fn run(
+    g: &QGemm,
+    a: *const u8,
+    lda: usize,
+    rows: usize,
+    c: *mut i32,
+    ldc: usize,
+    fin: Option<Fin>,
+) -> usize {
+    let kc = chunk(g.k).expect("a K that splits into tile chunks");
+    let full = rows / 16 * 16;
+    if full == 0 {
+        return 0;
+    }
+    let (chunks, k4) = (g.k / kc, g.k / 4);
+    let nb = g.n.div_ceil(16);
+    let cfg = Config::new(kc);
+    let mut scratch = Scratch([0; 256]);
+    let sp = scratch.0.as_mut_ptr();
+    let bp = g.packed.as_ptr();
+    // SAFETY (whole body): the tile loads read `A` rows r0..r0 + 16 (whole, `kc`-byte chunks
+    // inside `k`) and packed weight blocks inside `packed` (`nb * k4 * 64` bytes); stores go to
+    // the scratch or, for whole 16-column blocks without `fin`, to `c` rows inside `rows`.
+    unsafe {
+        asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        let mut r0 = 0;
+        while r0 < full {
+            let two_rows = r0 + 32 <= full;
+            let mut b = 0;
+            while b < nb {
+                let two_cols = b + 1 < nb;
+                asm!(
+                    "tilezero tmm0",
+                    "tilezero tmm1",
+                    "tilezero tmm2",
+                    "tilezero tmm3",
+                    options(nomem, nostack)
+                );
+                for q in 0..chunks {
+                    let ap = a.add(r0 * lda + q * kc);
+                    let wp = bp.add((b * k4 + q * kc / 4) * 64);
+                    load!("4", ap, lda);
+                    load!("6", wp, 64usize);
+                    dp!("0", "4", "6");
+                    if two_cols {
+                        load!("7", wp.add(k4 * 64), 64usize);
+                        dp!("1", "4", "7");
+                    }
+                    if two_rows {
+                        load!("5", ap.add(16 * lda), lda);
+                        dp!("2", "5", "6");
+                        if two_cols {
+                            dp!("3", "5", "7");
+                        }
+                    }
+                }
+                let out = |t: usize, r: usize, cb: usize| Block { r, cb, t };
+                let mut blocks = [out(0, r0, b); 4];
+                let mut nblk = 1;
+                for (want, blk) in [
+                    (two_cols, out(1, r0, b + 1)),
+                    (two_rows, out(2, r0 + 16, b)),
+                    (two_rows && two_cols, out(3, r0 + 16, b + 1)),
+                ] {
+                    if want {
+                        blocks[nblk] = blk;
+                        nblk += 1;
+                    }
+                }
+                for blk in &blocks[..nblk] {
+                    let col = blk.cb * 16;
+                    let whole = col + 16 <= g.n;
+                    if fin.is_none() && whole {
+                        let dst = c.add(blk.r * ldc + col);
+                        match blk.t {
+                            0 => store!("0", dst, ldc * 4),
+                            1 => store!("1", dst, ldc * 4),
+                            2 => store!("2", dst, ldc * 4),
+                            _ => store!("3", dst, ldc * 4),
+                        }
+                        continue;
+                    }
+                    match blk.t {
+                        0 => store!("0", sp, 64usize),
+                        1 => store!("1", sp, 64usize),
+                        2 => store!("2", sp, 64usize),
+                        _ => store!("3", sp, 64usize),
+                    }
+                    match fin {
+                        Some(f) => finish(g, &scratch, f, blk.r, col),
+                        None => {
+                            let left = g.n - col;
+                            for r in 0..16 {
+                                std::ptr::copy_nonoverlapping(
+                                    sp.add(r * 16),
+                                    c.add((blk.r + r) * ldc + col),
+                                    left,
+                                );
+                            }
+                        }
+                    }
+                }
+                b += if two_cols { 2 } else { 1 };
+            }
+            r0 += if two_rows { 32 } else { 16 };
+        }
+        asm!("tilerelease", options(nomem, nostack));
+    }
+    full
+}
+
+/// One 16 x 16 block of sums: its tile register, first row and column block.
+#[derive(Clone, Copy)]
+struct Block {
+    r: usize,
+    cb: usize,
+    t: usize,
+}
+
+/// One tile's sums, as `tilestored` leaves them (16 rows of 16 int32).
+#[repr(C, align(64))]
+struct Scratch([i32; 256]);
+
+/// A block's sums through the epilogue into rows `r..r + 16`, columns `col..` (masked to `n`).
+///
+/// # Safety
+/// AVX-512 F/BW/VL; `f`'s destination and arrays as [`run`]'s.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn finish(g: &QGemm, s: &Scratch, f: Fin, r: usize, col: usize) {
+    let m = crate::int8::epilogue::lanes_from(col, g.n);
+    // SAFETY: the caller's bounds (rows r..r + 16, channels col..col + 16 masked to n; the
+    // epilogue's arrays cover c0 + col + 16).
+    unsafe {
+        let k = f.epi.regs();
+        for i in 0..16 {
+            let acc = _mm512_load_si512(s.0.as_ptr().add(16 * i) as *const __m512i);
+            let q = _mm512_cvtepi32_epi8(f.epi.vec16(&k, acc, f.c0 + col));
+            _mm_mask_storeu_epi8(f.y.add((r + i) * f.ldy + col) as *mut i8, m, q);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk;
+
+    #[test]
+    fn chunks_are_whole_tiles_or_none() {
+        assert_eq!(chunk(64), Some(64));
+        assert_eq!(chunk(256), Some(64));
+        assert_eq!(chunk(48), Some(48));
+        assert_eq!(chunk(144), Some(48));
+        assert_eq!(chunk(40), Some(40));
+        assert_eq!(chunk(72), Some(36));
+        assert_eq!(chunk(68), None); // 4 x 17: only 4-byte chunks
+        assert_eq!(chunk(25), None);
+        assert_eq!(chunk(16), None);
+    }
+}
