@@ -130,6 +130,21 @@ proptest! {
         exact_on_every_path(&quantized(&g, 8, 3), batch, threads)?;
     }
 
+    /// Convolutions read in place over runs of 36..64-byte chunks (AMX-INT8 where the CPU has
+    /// it): output rows of 16 and more pixels (whole evenly spaced 16-pixel blocks on the
+    /// tiles, blocks across two output rows and the remainder on VNNI).
+    #[test]
+    fn int8_wide_conv_in_place_is_bit_exact(
+        h in 1usize..6, w in 14usize..40, cin in prop::sample::select(vec![12usize, 16, 20, 32, 64]),
+        k in 1usize..4, s in 1usize..3, cout in 1usize..40, pad in padding(), batch in 1usize..3,
+        threads in 1usize..3,
+    ) {
+        let g = chain(vec![h, w, cin], vec![Op::Conv2d { filters: cout, kernel: [k, k],
+            stride: [s, s], padding: pad, groups: 1, bias: true }, Op::Relu]);
+        prop_assume!(g.is_some());
+        exact_on_every_path(&quantized(&g.unwrap(), 8, 3), batch, threads)?;
+    }
+
     /// Batch 1 on two threads, where the team splits each step: a convolution (in place or
     /// im2col, by pixel ranges, after its padded image by rows), a depthwise convolution of
     /// stride 1 or 2 (by output rows, after its padded image and column split) and a

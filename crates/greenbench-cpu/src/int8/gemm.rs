@@ -569,6 +569,35 @@ mod vnni {
         ldc: usize,
         fin: Option<Fin>,
     ) {
+        let kc = match g.path {
+            QPath::Amx => amx::in_place_chunk(g.k, qoff),
+            _ => None,
+        };
+        let Some(kc) = kc else {
+            return unsafe { in_place_vnni(g, src, bases, qoff, cp, ldc, fin) };
+        };
+        // SAFETY: `Amx` is only `available` where `amx::enabled`; the caller's bounds.
+        let left = unsafe { amx::run_in_place(g, src.as_ptr(), bases, qoff, kc, cp, ldc, fin) };
+        for (r, n) in left {
+            let (c, f) = (cp.wrapping_add(r * ldc), fin.map(|f| f.row(r)));
+            // SAFETY: rows r..r + n of the caller's.
+            unsafe { in_place_vnni(g, src, &bases[r..r + n], qoff, c, ldc, f) };
+        }
+    }
+
+    /// [`run_in_place`] on the VNNI tile alone.
+    ///
+    /// # Safety
+    /// As [`run_in_place`].
+    unsafe fn in_place_vnni(
+        g: &QGemm,
+        src: &[u8],
+        bases: &[usize],
+        qoff: &[u32],
+        cp: *mut i32,
+        ldc: usize,
+        fin: Option<Fin>,
+    ) {
         let rows = bases.len();
         let nb = g.n.div_ceil(16);
         let ap = src.as_ptr();

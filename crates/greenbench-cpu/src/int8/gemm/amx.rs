@@ -120,14 +120,16 @@ macro_rules! dp {
     };
 }
 
-/// `C = A W` for the first `rows / 16 * 16` rows (the rest are the caller's), into `c` (int32,
-/// rows `ldc` apart) or, with `fin`, through its epilogue into uint8. Returns the rows done.
+/// `C = A W` for the first `rows / 16 * 16` rows of a contiguous `A` (the rest are the
+/// caller's), into `c` (int32, rows `ldc` apart) or, with `fin`, through its epilogue into
+/// uint8. Returns the rows done.
 ///
 /// # Safety
 /// [`enabled`]; AVX-512 F/BW/VL; `g` packed for VNNI with `chunk(g.k)` some; `a` holds `rows`
 /// rows of `g.k` bytes `lda` apart; `c` (without `fin`) `rows` rows of `g.n` at `ldc`; with
 /// `fin`, its destination `rows` rows of `g.n` and its epilogue's arrays `c0 + n + 16`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn run(
     g: &QGemm,
     a: *const u8,
@@ -139,8 +141,85 @@ pub(super) unsafe fn run(
 ) -> usize {
     let kc = chunk(g.k).expect("a K that splits into tile chunks");
     let full = rows / 16 * 16;
+    let at = |r0: usize| Some((a.wrapping_add(r0 * lda), lda));
+    // SAFETY: the caller's bounds: every block's rows are whole rows of `A`.
+    unsafe { blocks(g, full, kc, at, |q| q * kc, c, ldc, fin, |_| {}) };
+    full
+}
+
+/// The chunk width an in-place run's `K` takes on AMX: one that divides it and whose every
+/// chunk reads one contiguous run of the row (`qoff` consecutive inside it).
+pub(super) fn in_place_chunk(k: usize, qoff: &[u32]) -> Option<usize> {
+    (32..=64).rev().step_by(4).find(|&kc| {
+        k.is_multiple_of(kc)
+            && qoff.chunks(kc / 4).all(|ch| {
+                ch.iter()
+                    .enumerate()
+                    .all(|(i, &o)| o == ch[0] + 4 * i as u32)
+            })
+    })
+}
+
+/// [`QGemm::run_in_place`]'s rows on AMX: every 16-row block whose rows are evenly spaced in
+/// `src` (pixels of one output row: the tile loads rows at one stride). Returns the rows it
+/// left to the caller as `(first, count)` ranges: uneven blocks and the rows past the last
+/// whole block.
+///
+/// # Safety
+/// [`enabled`]; AVX-512 F/BW/VL; `g` VNNI-packed, `kc = in_place_chunk(g.k, qoff)`; reads
+/// inside `src` as [`QGemm::run_in_place`] asserts; `c` / `fin` as [`run`]'s for
+/// `bases.len()` rows.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn run_in_place(
+    g: &QGemm,
+    src: *const u8,
+    bases: &[usize],
+    qoff: &[u32],
+    kc: usize,
+    c: *mut i32,
+    ldc: usize,
+    fin: Option<Fin>,
+) -> Vec<(usize, usize)> {
+    let rows = bases.len();
+    let full = rows / 16 * 16;
+    let at = |r0: usize| {
+        let b = &bases[r0..r0 + 16];
+        let d = b[1].wrapping_sub(b[0]);
+        let even = b.windows(2).all(|w| w[1].wrapping_sub(w[0]) == d);
+        (even && b[1] > b[0]).then(|| (src.wrapping_add(b[0]), d))
+    };
+    let mut left = Vec::new();
+    let koff = |q: usize| qoff[q * kc / 4] as usize;
+    // SAFETY: the caller's bounds: a block's tile rows read the bytes its quads would.
+    unsafe { blocks(g, full, kc, at, koff, c, ldc, fin, |r0| left.push((r0, 16))) };
+    if full < rows {
+        left.push((full, rows - full));
+    }
+    left
+}
+
+/// The tiles over rows `0..full` (a multiple of 16): block `r0`'s 16 rows of `A` from
+/// `at(r0)` (its first row and the stride between rows; `None` leaves the block to the
+/// caller, through `skip`), its `K` chunk `q` at byte `koff(q)` of each row.
+///
+/// # Safety
+/// As [`run`]: every byte the tiles read is inside the caller's `A`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocks(
+    g: &QGemm,
+    full: usize,
+    kc: usize,
+    at: impl Fn(usize) -> Option<(*const u8, usize)>,
+    koff: impl Fn(usize) -> usize,
+    c: *mut i32,
+    ldc: usize,
+    fin: Option<Fin>,
+    mut skip: impl FnMut(usize),
+) {
     if full == 0 {
-        return 0;
+        return;
     }
     let (chunks, k4) = (g.k / kc, g.k / 4);
     let nb = g.n.div_ceil(16);
@@ -148,14 +227,21 @@ pub(super) unsafe fn run(
     let mut scratch = Scratch([0; 256]);
     let sp = scratch.0.as_mut_ptr();
     let bp = g.packed.as_ptr();
-    // SAFETY (whole body): the tile loads read `A` rows r0..r0 + 16 (whole, `kc`-byte chunks
-    // inside `k`) and packed weight blocks inside `packed` (`nb * k4 * 64` bytes); stores go to
-    // the scratch or, for whole 16-column blocks without `fin`, to `c` rows inside `rows`.
+    // SAFETY (whole body): the tile loads read `A` rows as the caller bounds them and packed
+    // weight blocks inside `packed` (`nb * k4 * 64` bytes); stores go to the scratch or, for
+    // whole 16-column blocks without `fin`, to `c` rows inside `full`.
     unsafe {
         asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
         let mut r0 = 0;
         while r0 < full {
-            let two_rows = r0 + 32 <= full;
+            let Some((a0, s0)) = at(r0) else {
+                skip(r0);
+                r0 += 16;
+                continue;
+            };
+            let second = if r0 + 32 <= full { at(r0 + 16) } else { None };
+            let two_rows = second.is_some();
+            let (a1, s1) = second.unwrap_or((a0, s0));
             let mut b = 0;
             while b < nb {
                 let two_cols = b + 1 < nb;
@@ -167,9 +253,9 @@ pub(super) unsafe fn run(
                     options(nomem, nostack)
                 );
                 for q in 0..chunks {
-                    let ap = a.add(r0 * lda + q * kc);
+                    let off = koff(q);
                     let wp = bp.add((b * k4 + q * kc / 4) * 64);
-                    load!("4", ap, lda);
+                    load!("4", a0.add(off), s0);
                     load!("6", wp, 64usize);
                     dp!("0", "4", "6");
                     if two_cols {
@@ -177,7 +263,7 @@ pub(super) unsafe fn run(
                         dp!("1", "4", "7");
                     }
                     if two_rows {
-                        load!("5", ap.add(16 * lda), lda);
+                        load!("5", a1.add(off), s1);
                         dp!("2", "5", "6");
                         if two_cols {
                             dp!("3", "5", "7");
@@ -236,7 +322,6 @@ pub(super) unsafe fn run(
         }
         asm!("tilerelease", options(nomem, nostack));
     }
-    full
 }
 
 /// One 16 x 16 block of sums: its tile register, first row and column block.
@@ -273,6 +358,19 @@ unsafe fn finish(g: &QGemm, s: &Scratch, f: Fin, r: usize, col: usize) {
 #[cfg(test)]
 mod tests {
     use super::chunk;
+
+    #[test]
+    fn in_place_chunks_stay_inside_a_run() {
+        // Two kernel rows of 48 contiguous bytes each, 1000 bytes apart: 48-byte chunks.
+        let qoff: Vec<u32> = (0..24).map(|q| (q / 12) * 1000 + 4 * (q % 12)).collect();
+        assert_eq!(super::in_place_chunk(96, &qoff), Some(48));
+        // Runs of 36 bytes: 36.
+        let qoff: Vec<u32> = (0..18).map(|q| (q / 9) * 1000 + 4 * (q % 9)).collect();
+        assert_eq!(super::in_place_chunk(72, &qoff), Some(36));
+        // Runs of 12 bytes: none.
+        let qoff: Vec<u32> = (0..9).map(|q| (q / 3) * 1000 + 4 * (q % 3)).collect();
+        assert_eq!(super::in_place_chunk(36, &qoff), None);
+    }
 
     #[test]
     fn chunks_are_whole_tiles_or_none() {
