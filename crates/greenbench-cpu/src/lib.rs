@@ -43,6 +43,7 @@
 // borders), compile out; the x86-64 build (CI) checks that code for dead parts.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_mut))]
 
+mod amx;
 mod buffers;
 mod crew;
 #[cfg(target_arch = "x86_64")]

@@ -110,6 +110,39 @@ proptest! {
         prop_assert!(err < TOL, "err {err} ({cfg})");
     }
 
+    /// Layers wide and long enough for AMX-BF16's 16-pixel groups where the CPU has it
+    /// (`direct::amx`): output rows of 16 and more pixels (groups inside a row, groups that
+    /// would straddle two rows left to the AVX-512 tile), kernel-row runs in 8..32-value
+    /// chunks, a fused residual and ReLU; dense layers of 16 and more rows.
+    #[test]
+    fn bf16_wide_layers_match_reference(
+        h in 1usize..5, w in 14usize..40, cin in prop::sample::select(vec![4usize, 8, 12, 16, 24, 32, 40]),
+        cout in 1usize..70, k in 1usize..4, s in 1usize..3, same in any::<bool>(),
+        residual in any::<bool>(), relu in any::<bool>(), batch in 1usize..3, threads in 1usize..3,
+        dense_k in prop::sample::select(vec![16usize, 24, 64, 96, 200, 1000]),
+    ) {
+        let pad = if same { Padding::Same } else { Padding::Valid };
+        let mut nodes = vec![Node::new("c1", conv(cout, k, s, pad))];
+        if residual && s == 1 && same {
+            nodes.push(Node::with_inputs("skip", conv(cout, 1, 1, Padding::Valid), &["input"]));
+            nodes.push(Node::with_inputs("sum", Op::Add, &["c1", "skip"]));
+        }
+        if relu {
+            nodes.push(Node::new("act", Op::Relu));
+        }
+        let g = image_graph([h, w, cin], nodes);
+        prop_assume!(g.is_ok());
+        let (err, cfg) = bf16_err(&g.unwrap(), batch, 5, threads);
+        prop_assert!(err < TOL, "conv err {err} ({cfg})");
+        let g = Graph::new(
+            "dense",
+            InputSpec { shape: vec![h * 8, dense_k], token_vocab: None, parts: vec![] },
+            vec![Node::new("d", Op::Dense { units: cout, bias: true }), Node::new("r", Op::Relu)],
+        ).unwrap();
+        let (err, cfg) = bf16_err(&g, batch, 9, threads);
+        prop_assert!(err < TOL, "dense err {err} ({cfg})");
+    }
+
     /// Dense layers with odd and even, short and long reductions (past one weight block of
     /// the direct kernel: the bf16 blocks are cut at even lengths).
     #[test]

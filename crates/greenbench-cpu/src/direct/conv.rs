@@ -1,5 +1,6 @@
 //! The direct convolution / GEMM: plans, work units and the `P x 16 V` register tile.
 
+use super::amx::{GROUP, GroupArgs};
 use super::tile::{Init, Mode, TileArgs};
 use super::winograd::{self, Dest, RowGemm, Wino};
 use super::*;
@@ -640,10 +641,60 @@ impl DirectPlan {
                 last: kbi + 1 == nkb,
                 act: self.relu.filter(|_| kbi + 1 == nkb),
             };
-            for tile in t0..t1 {
-                let q0 = tile * self.p;
-                let np = (self.pixels - q0).min(self.p);
-                let off = r0 * row_stride + c0;
+            let out_at = |q: usize| match self.out_pix.is_empty() {
+                true => q * self.cout + b * width,
+                false => self.out_pix[q] + b * width,
+            };
+            let skip_at = |q: usize| match self.skip_pix.is_empty() {
+                true => q * self.cout + b * width,
+                false => self.skip_pix[q] + b * width,
+            };
+            let bias = unsafe { self.bias.as_ptr().add(b * width) };
+            let off = r0 * row_stride + c0;
+            // bf16 on AMX: groups of 16 evenly spaced pixels (`super::amx`), the rest below.
+            let amx = self.bf16.is_some() && super::amx::runs(c1 - c0);
+            let (qa, qb) = (t0 * self.p, (t1 * self.p).min(self.pixels));
+            let mut q0 = qa;
+            while q0 < qb {
+                if amx && q0 + GROUP <= qb {
+                    if let Some(stride) = self.even_pixels(q0) {
+                        let (mut ob, mut sb) = ([0usize; GROUP], [0usize; GROUP]);
+                        for i in 0..GROUP {
+                            ob[i] = out_at(q0 + i);
+                            if self.residual {
+                                sb[i] = skip_at(q0 + i);
+                            }
+                        }
+                        let first = if self.pix.is_empty() {
+                            q0 * g.cin
+                        } else {
+                            self.pix[q0]
+                        };
+                        let ga = GroupArgs {
+                            x: x as *const u16,
+                            base: first + off,
+                            stride,
+                            nr: r1 - r0,
+                            row_stride,
+                            kc: c1 - c0,
+                            w: w as *const u16,
+                            vb,
+                            bias,
+                            y,
+                            obase: &ob,
+                            skip,
+                            sbase: &sb,
+                            ncols,
+                            mode,
+                        };
+                        // SAFETY: `amx` checked `runs`; the same inputs, weights and outputs as
+                        // the tiles of these pixels would read and write.
+                        unsafe { super::amx::group(&ga) };
+                        q0 += GROUP;
+                        continue;
+                    }
+                }
+                let np = (qb - q0).min(self.p);
                 if self.pix.is_empty() {
                     for (pi, o) in base.iter_mut().enumerate().take(np) {
                         *o = (q0 + pi) * g.cin + off;
@@ -653,24 +704,12 @@ impl DirectPlan {
                         *o = w + off;
                     }
                 }
-                if self.out_pix.is_empty() {
-                    for (pi, o) in obase.iter_mut().enumerate().take(np) {
-                        *o = (q0 + pi) * self.cout + b * width;
-                    }
-                } else {
-                    for (o, &w) in obase.iter_mut().zip(&self.out_pix[q0..q0 + np]) {
-                        *o = w + b * width;
-                    }
+                for (pi, o) in obase.iter_mut().enumerate().take(np) {
+                    *o = out_at(q0 + pi);
                 }
                 if self.residual {
-                    if self.skip_pix.is_empty() {
-                        for (pi, o) in sbase.iter_mut().enumerate().take(np) {
-                            *o = (q0 + pi) * self.cout + b * width;
-                        }
-                    } else {
-                        for (o, &w) in sbase.iter_mut().zip(&self.skip_pix[q0..q0 + np]) {
-                            *o = w + b * width;
-                        }
+                    for (pi, o) in sbase.iter_mut().enumerate().take(np) {
+                        *o = skip_at(q0 + pi);
                     }
                 }
                 let a = TileArgs {
@@ -681,7 +720,7 @@ impl DirectPlan {
                     row_stride,
                     kc: c1 - c0,
                     w,
-                    bias: unsafe { self.bias.as_ptr().add(b * width) },
+                    bias,
                     y,
                     skip,
                     sbase: &sbase,
@@ -695,8 +734,22 @@ impl DirectPlan {
                 } else {
                     unsafe { dispatch(vb, np, &a) };
                 }
+                q0 += np;
             }
         }
+    }
+
+    /// The distance between consecutive pixels' inputs when pixels `q0..q0 + GROUP` are evenly
+    /// spaced in the input (one output row of a convolution; every run of a dense layer).
+    fn even_pixels(&self, q0: usize) -> Option<usize> {
+        if self.pix.is_empty() {
+            return Some(self.geo.cin);
+        }
+        let p = &self.pix[q0..q0 + GROUP];
+        let d = p[1].checked_sub(p[0]).filter(|&d| d > 0)?;
+        p.windows(2)
+            .all(|w| w[1].wrapping_sub(w[0]) == d)
+            .then_some(d)
     }
 }
 

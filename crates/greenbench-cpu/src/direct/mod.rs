@@ -30,6 +30,7 @@
 
 #![cfg(target_arch = "x86_64")]
 
+mod amx;
 pub mod bf16;
 mod conv;
 mod depthwise;

@@ -7,117 +7,23 @@
 //! 32..64 bytes (a tile's width); the rows left over, in-place convolutions and other `K`s run
 //! on the VNNI tile (same packing, identical int32 sums: integer arithmetic has one answer).
 //!
-//! Rust has no stable AMX intrinsics, so the tile instructions are inline assembly; the tile
-//! registers are never touched by compiled code, so their state carries from one `asm!` to the
-//! next within a run. Linux hands AMX's 8 KB register state to a process only on request
-//! (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, [`enabled`] asks once); each run
-//! loads its tile configuration and releases the tiles at its end.
-//! `GREENBENCH_NO_AMX` (any value) turns the path off, for measuring with and without it.
+//! Detection, permission and the tile instructions are `crate::amx`'s.
+//! `GREENBENCH_NO_AMX` (any value) turns the path off.
 
 use super::QGemm;
 use super::vnni::Fin;
-use std::arch::asm;
+use crate::amx::{Config, release, tile_dp, tile_load, tile_store, tile_zero};
 use std::arch::x86_64::*;
-use std::sync::OnceLock;
 
-/// Whether this process may run AMX-INT8: the CPU has AMX-TILE and AMX-INT8 (CPUID leaf 7),
-/// the OS saves their state (XCR0 bits 17 and 18), Linux granted the permission, and
-/// `GREENBENCH_NO_AMX` is unset. Asked once per process.
+/// Whether this process runs AMX-INT8 (`crate::amx`).
 pub(in crate::int8) fn enabled() -> bool {
-    static ON: OnceLock<bool> = OnceLock::new();
-    *ON.get_or_init(|| std::env::var_os("GREENBENCH_NO_AMX").is_none() && probe())
-}
-
-fn probe() -> bool {
-    let leaf7 = __cpuid_count(7, 0);
-    let (tile, int8) = (leaf7.edx >> 24 & 1 == 1, leaf7.edx >> 25 & 1 == 1);
-    let osxsave = __cpuid(1).ecx >> 27 & 1 == 1;
-    if !(tile && int8 && osxsave) {
-        return false;
-    }
-    let xcr0: u64;
-    // SAFETY: OSXSAVE (checked) makes `xgetbv` with ECX = 0 valid.
-    unsafe {
-        let (lo, hi): (u32, u32);
-        asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") hi, options(nomem, nostack));
-        xcr0 = (hi as u64) << 32 | lo as u64;
-    }
-    if xcr0 & (3 << 17) != 3 << 17 {
-        return false;
-    }
-    request_permission()
-}
-
-#[cfg(target_os = "linux")]
-fn request_permission() -> bool {
-    const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
-    const XFEATURE_XTILEDATA: i64 = 18;
-    const SYS_ARCH_PRCTL: i64 = 158;
-    let r: i64;
-    // SAFETY: the `arch_prctl` system call with an integer argument; it reads and writes no
-    // memory of ours. `syscall` clobbers rcx and r11.
-    unsafe {
-        asm!("syscall", inlateout("rax") SYS_ARCH_PRCTL => r, in("rdi") ARCH_REQ_XCOMP_PERM,
-             in("rsi") XFEATURE_XTILEDATA, lateout("rcx") _, lateout("r11") _, options(nostack));
-    }
-    r == 0
-}
-
-#[cfg(not(target_os = "linux"))]
-fn request_permission() -> bool {
-    false
+    crate::amx::int8()
 }
 
 /// The tile width in bytes a `k` runs in: the largest multiple of 4 up to 64 dividing it,
 /// when at least 32 (narrower chunks waste most of each tile). `None`: not on AMX.
 pub(super) fn chunk(k: usize) -> Option<usize> {
     (32..=64).rev().step_by(4).find(|c| k.is_multiple_of(*c))
-}
-
-/// The 64-byte tile configuration: `tmm0..3` sums (16 x 16 int32), `tmm4..5` rows of `A`
-/// (16 x `kc` bytes), `tmm6..7` weights (`kc / 4` rows of 64 bytes).
-#[repr(C, align(64))]
-struct Config([u8; 64]);
-
-impl Config {
-    fn new(kc: usize) -> Config {
-        let mut c = [0u8; 64];
-        c[0] = 1; // palette 1
-        let mut set = |t: usize, rows: usize, bytes: usize| {
-            c[16 + 2 * t..18 + 2 * t].copy_from_slice(&(bytes as u16).to_le_bytes());
-            c[48 + t] = rows as u8;
-        };
-        for t in 0..4 {
-            set(t, 16, 64);
-        }
-        set(4, 16, kc);
-        set(5, 16, kc);
-        set(6, kc / 4, 64);
-        set(7, kc / 4, 64);
-        Config(c)
-    }
-}
-
-/// One tile instruction with its register numbers spliced in.
-macro_rules! load {
-    ($t:literal, $p:expr, $stride:expr) => {
-        asm!(concat!("tileloadd tmm", $t, ", [{p} + {s}*1]"), p = in(reg) $p, s = in(reg) $stride,
-             options(nostack, readonly))
-    };
-}
-macro_rules! store {
-    ($t:literal, $p:expr, $stride:expr) => {
-        asm!(concat!("tilestored [{p} + {s}*1], tmm", $t), p = in(reg) $p, s = in(reg) $stride,
-             options(nostack))
-    };
-}
-macro_rules! dp {
-    ($c:literal, $a:literal, $b:literal) => {
-        asm!(
-            concat!("tdpbusd tmm", $c, ", tmm", $a, ", tmm", $b),
-            options(nomem, nostack)
-        )
-    };
 }
 
 /// `C = A W` for the first `rows / 16 * 16` rows of a contiguous `A` (the rest are the
@@ -223,7 +129,9 @@ unsafe fn blocks(
     }
     let (chunks, k4) = (g.k / kc, g.k / 4);
     let nb = g.n.div_ceil(16);
-    let cfg = Config::new(kc);
+    // tmm0..3 sums (16 x 16 int32), tmm4..5 rows of A (16 x kc bytes), tmm6..7 weights.
+    let (c16, a16, w16) = ((16, 64), (16, kc), (kc / 4, 64));
+    let cfg = Config::new([c16, c16, c16, c16, a16, a16, w16, w16]);
     let mut scratch = Scratch([0; 256]);
     let sp = scratch.0.as_mut_ptr();
     let bp = g.packed.as_ptr();
@@ -231,7 +139,7 @@ unsafe fn blocks(
     // weight blocks inside `packed` (`nb * k4 * 64` bytes); stores go to the scratch or, for
     // whole 16-column blocks without `fin`, to `c` rows inside `full`.
     unsafe {
-        asm!("ldtilecfg [{0}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
+        cfg.load();
         let mut r0 = 0;
         while r0 < full {
             let Some((a0, s0)) = at(r0) else {
@@ -245,28 +153,22 @@ unsafe fn blocks(
             let mut b = 0;
             while b < nb {
                 let two_cols = b + 1 < nb;
-                asm!(
-                    "tilezero tmm0",
-                    "tilezero tmm1",
-                    "tilezero tmm2",
-                    "tilezero tmm3",
-                    options(nomem, nostack)
-                );
+                tile_zero!("0", "1", "2", "3");
                 for q in 0..chunks {
                     let off = koff(q);
                     let wp = bp.add((b * k4 + q * kc / 4) * 64);
-                    load!("4", a0.add(off), s0);
-                    load!("6", wp, 64usize);
-                    dp!("0", "4", "6");
+                    tile_load!("4", a0.add(off), s0);
+                    tile_load!("6", wp, 64usize);
+                    tile_dp!("tdpbusd", "0", "4", "6");
                     if two_cols {
-                        load!("7", wp.add(k4 * 64), 64usize);
-                        dp!("1", "4", "7");
+                        tile_load!("7", wp.add(k4 * 64), 64usize);
+                        tile_dp!("tdpbusd", "1", "4", "7");
                     }
                     if two_rows {
-                        load!("5", a1.add(off), s1);
-                        dp!("2", "5", "6");
+                        tile_load!("5", a1.add(off), s1);
+                        tile_dp!("tdpbusd", "2", "5", "6");
                         if two_cols {
-                            dp!("3", "5", "7");
+                            tile_dp!("tdpbusd", "3", "5", "7");
                         }
                     }
                 }
@@ -289,18 +191,18 @@ unsafe fn blocks(
                     if fin.is_none() && whole {
                         let dst = c.add(blk.r * ldc + col);
                         match blk.t {
-                            0 => store!("0", dst, ldc * 4),
-                            1 => store!("1", dst, ldc * 4),
-                            2 => store!("2", dst, ldc * 4),
-                            _ => store!("3", dst, ldc * 4),
+                            0 => tile_store!("0", dst, ldc * 4),
+                            1 => tile_store!("1", dst, ldc * 4),
+                            2 => tile_store!("2", dst, ldc * 4),
+                            _ => tile_store!("3", dst, ldc * 4),
                         }
                         continue;
                     }
                     match blk.t {
-                        0 => store!("0", sp, 64usize),
-                        1 => store!("1", sp, 64usize),
-                        2 => store!("2", sp, 64usize),
-                        _ => store!("3", sp, 64usize),
+                        0 => tile_store!("0", sp, 64usize),
+                        1 => tile_store!("1", sp, 64usize),
+                        2 => tile_store!("2", sp, 64usize),
+                        _ => tile_store!("3", sp, 64usize),
                     }
                     match fin {
                         Some(f) => finish(g, &scratch, f, blk.r, col),
@@ -320,7 +222,7 @@ unsafe fn blocks(
             }
             r0 += if two_rows { 32 } else { 16 };
         }
-        asm!("tilerelease", options(nomem, nostack));
+        release();
     }
 }
 

@@ -1,0 +1,159 @@
+//! The bf16 direct kernels' tile on Intel AMX-BF16 (`tdpbf16ps`): 16 pixels x up to 64
+//! channels per call, one tile instruction multiplying 16 pixels' next `cc` bf16 values (up
+//! to 32) by the weights' `cc / 2` pairs of rows into 16 x 16 fp32 sums, the work of
+//! `16 * cc / 2` `vdpbf16ps`. The weights are read as the AVX-512 BF16 tile packs them
+//! (`[pairs][16 V][2]`: AMX's B layout, a tile per 16 channels at a `64 V`-byte stride) and
+//! the pixels where they lie in the bf16 input (one tile row per pixel, at the pixels' common
+//! stride: a group of 16 pixels of one output row, or 16 rows of a dense layer).
+//!
+//! The sums start at zero; the start (bias, or the partial sums of the reduction blocks
+//! before) is added after the block's products, then on the last block the residual and the
+//! activation, as `super::bf16::tile` does: the same products (exact), fp32 sums in another
+//! order, within the tolerance the bf16 kernels are tested to. Detection, permission and the
+//! tile instructions are `crate::amx`'s.
+
+use super::lane_mask;
+use super::tile::{Init, Mode};
+use crate::amx::{Config, release, tile_dp, tile_load, tile_store, tile_zero};
+use std::arch::x86_64::*;
+
+/// Pixels per AMX group (a tile's rows).
+pub(super) const GROUP: usize = 16;
+
+/// The chunk of bf16 values per tile product for kernel-row runs of `kc` values: the largest
+/// even divisor of `kc` up to 32 (a tile row's 64 bytes), when at least 8. `None`: the run
+/// is too short or too odd for tiles to pay (the AVX-512 BF16 tile takes it).
+pub(super) fn chunk(kc: usize) -> Option<usize> {
+    (8..=32).rev().step_by(2).find(|c| kc.is_multiple_of(*c))
+}
+
+/// One group: 16 pixels whose block input starts at `x + base` and steps by `stride` bf16
+/// values from pixel to pixel, kernel rows `row_stride` apart; outputs and residuals as the
+/// AVX-512 tile's ([`super::tile::TileArgs`]).
+pub(super) struct GroupArgs<'a> {
+    pub(super) x: *const u16,
+    pub(super) base: usize,
+    pub(super) stride: usize,
+    pub(super) nr: usize,
+    pub(super) row_stride: usize,
+    pub(super) kc: usize,
+    /// The block's weights, `[pairs][16 vb][2]` bf16.
+    pub(super) w: *const u16,
+    pub(super) vb: usize,
+    pub(super) bias: *const f32,
+    pub(super) y: *mut f32,
+    pub(super) obase: &'a [usize; GROUP],
+    pub(super) skip: *const f32,
+    pub(super) sbase: &'a [usize; GROUP],
+    pub(super) ncols: usize,
+    pub(super) mode: Mode,
+}
+
+/// One 16 x 16 block of fp32 sums as `tilestored` leaves them.
+#[repr(C, align(64))]
+struct Sums([f32; 256]);
+
+/// Whether the AMX group kernel runs here (AMX-BF16 granted) for runs of `kc` values.
+pub(super) fn runs(kc: usize) -> bool {
+    crate::amx::bf16() && chunk(kc).is_some()
+}
+
+/// The group's products and epilogue.
+///
+/// # Safety
+/// [`runs`]`(a.kc)`; AVX-512F; every pixel's block input (`nr` runs of `kc` values) inside
+/// the input, `vb <= 4`, the outputs (and residuals) at `obase` (`sbase`) inside theirs for
+/// `ncols` channels, `bias` covering `16 vb` values.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn group(a: &GroupArgs<'_>) {
+    let cc = chunk(a.kc).expect("a chunkable run");
+    debug_assert!((1..=4).contains(&a.vb));
+    let (c16, x16, w16) = ((16, 64), (16, 2 * cc), (cc / 2, 64));
+    let cfg = Config::new([c16, c16, c16, c16, x16, w16, w16, (0, 0)]);
+    let (xs, ws) = (2 * a.stride, 64 * a.vb);
+    let mut sums = Sums([0.0; 256]);
+    // SAFETY (whole body): the caller's bounds. Tile loads read 16 pixels' `cc` values of a
+    // kernel row (inside the run) and `cc / 2` weight pairs x 16 channels of vector v (inside
+    // the block); stores go to `sums`; the tiles are released before returning.
+    unsafe {
+        cfg.load();
+        tile_zero!("0", "1", "2", "3");
+        for r in 0..a.nr {
+            for j in (0..a.kc).step_by(cc) {
+                let xp = a.x.add(a.base + r * a.row_stride + j);
+                tile_load!("4", xp, xs);
+                let wp = a.w.add((r * a.kc + j) / 2 * 32 * a.vb);
+                tile_load!("5", wp, ws);
+                tile_dp!("tdpbf16ps", "0", "4", "5");
+                if a.vb > 1 {
+                    tile_load!("6", wp.add(32), ws);
+                    tile_dp!("tdpbf16ps", "1", "4", "6");
+                }
+                if a.vb > 2 {
+                    tile_load!("5", wp.add(64), ws);
+                    tile_dp!("tdpbf16ps", "2", "4", "5");
+                }
+                if a.vb > 3 {
+                    tile_load!("6", wp.add(96), ws);
+                    tile_dp!("tdpbf16ps", "3", "4", "6");
+                }
+            }
+        }
+        for v in 0..a.vb {
+            let sp = sums.0.as_mut_ptr();
+            match v {
+                0 => tile_store!("0", sp, 64usize),
+                1 => tile_store!("1", sp, 64usize),
+                2 => tile_store!("2", sp, 64usize),
+                _ => tile_store!("3", sp, 64usize),
+            }
+            finish(a, &sums, v);
+        }
+        release();
+    }
+}
+
+/// Vector `v`'s 16 x 16 sums through the start, residual and activation into the output.
+///
+/// # Safety
+/// As [`group`]'s.
+#[target_feature(enable = "avx512f")]
+unsafe fn finish(a: &GroupArgs<'_>, s: &Sums, v: usize) {
+    let m = lane_mask(a.ncols, v);
+    if m == 0 {
+        return;
+    }
+    // SAFETY: the caller's bounds (outputs, residuals and bias for `ncols` channels).
+    unsafe {
+        let bias = _mm512_maskz_loadu_ps(m, a.bias.add(16 * v));
+        for i in 0..GROUP {
+            let mut r = _mm512_load_ps(s.0.as_ptr().add(16 * i));
+            let o = a.y.add(a.obase[i] + 16 * v);
+            r = match a.mode.init {
+                Init::Bias => _mm512_add_ps(r, bias),
+                Init::Load => _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, o)),
+            };
+            if a.mode.last && !a.skip.is_null() {
+                let sk = _mm512_maskz_loadu_ps(m, a.skip.add(a.sbase[i] + 16 * v));
+                r = _mm512_add_ps(r, sk);
+            }
+            if let Some(act) = a.mode.act {
+                r = super::act_ps(act, r);
+            }
+            _mm512_mask_storeu_ps(o, m, r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunks_divide_the_run() {
+        assert_eq!(super::chunk(64), Some(32));
+        assert_eq!(super::chunk(48), Some(24));
+        assert_eq!(super::chunk(12), Some(12));
+        assert_eq!(super::chunk(8), Some(8));
+        assert_eq!(super::chunk(6), None);
+        assert_eq!(super::chunk(2 * 37), None);
+    }
+}
