@@ -656,43 +656,45 @@ impl DirectPlan {
             let (qa, qb) = (t0 * self.p, (t1 * self.p).min(self.pixels));
             let mut q0 = qa;
             while q0 < qb {
-                if amx && q0 + GROUP <= qb {
-                    if let Some(stride) = self.even_pixels(q0) {
-                        let (mut ob, mut sb) = ([0usize; GROUP], [0usize; GROUP]);
-                        for i in 0..GROUP {
-                            ob[i] = out_at(q0 + i);
-                            if self.residual {
-                                sb[i] = skip_at(q0 + i);
-                            }
+                let even = match amx && q0 + GROUP <= qb {
+                    true => self.even_pixels(q0),
+                    false => None,
+                };
+                if let Some(stride) = even {
+                    let (mut ob, mut sb) = ([0usize; GROUP], [0usize; GROUP]);
+                    for i in 0..GROUP {
+                        ob[i] = out_at(q0 + i);
+                        if self.residual {
+                            sb[i] = skip_at(q0 + i);
                         }
-                        let first = if self.pix.is_empty() {
-                            q0 * g.cin
-                        } else {
-                            self.pix[q0]
-                        };
-                        let ga = GroupArgs {
-                            x: x as *const u16,
-                            base: first + off,
-                            stride,
-                            nr: r1 - r0,
-                            row_stride,
-                            kc: c1 - c0,
-                            w: w as *const u16,
-                            vb,
-                            bias,
-                            y,
-                            obase: &ob,
-                            skip,
-                            sbase: &sb,
-                            ncols,
-                            mode,
-                        };
-                        // SAFETY: `amx` checked `runs`; the same inputs, weights and outputs as
-                        // the tiles of these pixels would read and write.
-                        unsafe { super::amx::group(&ga) };
-                        q0 += GROUP;
-                        continue;
                     }
+                    let first = if self.pix.is_empty() {
+                        q0 * g.cin
+                    } else {
+                        self.pix[q0]
+                    };
+                    let ga = GroupArgs {
+                        x: x as *const u16,
+                        base: first + off,
+                        stride,
+                        nr: r1 - r0,
+                        row_stride,
+                        kc: c1 - c0,
+                        w: w as *const u16,
+                        vb,
+                        bias,
+                        y,
+                        obase: &ob,
+                        skip,
+                        sbase: &sb,
+                        ncols,
+                        mode,
+                    };
+                    // SAFETY: `amx` checked `runs`; the same inputs, weights and outputs as
+                    // the tiles of these pixels would read and write.
+                    unsafe { super::amx::group(&ga) };
+                    q0 += GROUP;
+                    continue;
                 }
                 let np = (qb - q0).min(self.p);
                 if self.pix.is_empty() {
