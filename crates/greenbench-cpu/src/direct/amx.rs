@@ -14,11 +14,17 @@
 
 use super::lane_mask;
 use super::tile::{Init, Mode};
-use crate::amx::{Config, release, tile_dp, tile_load, tile_store, tile_zero};
+use crate::amx::{Config, tile_dp, tile_load, tile_store, tile_zero};
 use std::arch::x86_64::*;
 
-/// Pixels per AMX group (a tile's rows).
+/// Most pixels in an AMX group (a tile's rows).
 pub(super) const GROUP: usize = 16;
+/// The least tile a group is worth: rows x chunk (of 16 x 32). Measured (resnet8, lenet5,
+/// ds-cnn bf16 at batch 32, 2 threads, Xeon with AMX, 2026-12-04): ds-cnn's first layer (5
+/// pixels x 8 values: a one-channel 10x4 kernel) ran slower on tiles than on the AVX-512 BF16
+/// tile (ds-cnn 16.5 -> 20.5 us), resnet8's 8 x 32 (8-pixel rows) and lenet5's 10 x 30 faster
+/// (resnet8 69 -> 38 us, lenet5 7.7 -> 6.0).
+const MIN_TILE: usize = 128;
 
 /// The chunk of bf16 values per tile product for kernel-row runs of `kc` values: the largest
 /// even divisor of `kc` up to 32 (a tile row's 64 bytes), when at least 8. `None`: the run
@@ -27,10 +33,11 @@ pub(super) fn chunk(kc: usize) -> Option<usize> {
     (8..=32).rev().step_by(2).find(|c| kc.is_multiple_of(*c))
 }
 
-/// One group: 16 pixels whose block input starts at `x + base` and steps by `stride` bf16
+/// One group: `rows` pixels whose block input starts at `x + base` and steps by `stride` bf16
 /// values from pixel to pixel, kernel rows `row_stride` apart; outputs and residuals as the
 /// AVX-512 tile's ([`super::tile::TileArgs`]).
 pub(super) struct GroupArgs<'a> {
+    pub(super) rows: usize,
     pub(super) x: *const u16,
     pub(super) base: usize,
     pub(super) stride: usize,
@@ -53,30 +60,38 @@ pub(super) struct GroupArgs<'a> {
 #[repr(C, align(64))]
 struct Sums([f32; 256]);
 
-/// Whether the AMX group kernel runs here (AMX-BF16 granted) for runs of `kc` values.
-pub(super) fn runs(kc: usize) -> bool {
-    crate::amx::bf16() && chunk(kc).is_some()
+/// Whether the AMX group kernel runs here (AMX-BF16 granted) for groups of `rows` pixels
+/// over runs of `kc` values.
+pub(super) fn runs(kc: usize, rows: usize) -> bool {
+    crate::amx::bf16() && chunk(kc).is_some_and(|cc| rows * cc >= MIN_TILE)
+}
+
+/// The tile configuration of groups of `rows` pixels over runs of `kc` values: `tmm0..3`
+/// sums (`rows` x 16 fp32), `tmm4` pixels (`rows` x `cc` bf16), `tmm5..6` weights (`cc / 2`
+/// pairs x 16 channels). Loaded once for a reduction block's groups ([`Config::load`]; the
+/// caller releases the tiles after them).
+pub(super) fn config(kc: usize, rows: usize) -> Config {
+    let cc = chunk(kc).expect("a chunkable run");
+    let (c, x, w) = ((rows, 64), (rows, 2 * cc), (cc / 2, 64));
+    Config::new([c, c, c, c, x, w, w, (0, 0)])
 }
 
 /// The group's products and epilogue.
 ///
 /// # Safety
-/// [`runs`]`(a.kc)`; AVX-512F; every pixel's block input (`nr` runs of `kc` values) inside
+/// [`runs`]`(a.kc, a.rows)` and [`config`]`(a.kc, a.rows)` loaded; AVX-512F; every pixel's block input (`nr` runs of `kc` values) inside
 /// the input, `vb <= 4`, the outputs (and residuals) at `obase` (`sbase`) inside theirs for
 /// `ncols` channels, `bias` covering `16 vb` values.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn group(a: &GroupArgs<'_>) {
     let cc = chunk(a.kc).expect("a chunkable run");
-    debug_assert!((1..=4).contains(&a.vb));
-    let (c16, x16, w16) = ((16, 64), (16, 2 * cc), (cc / 2, 64));
-    let cfg = Config::new([c16, c16, c16, c16, x16, w16, w16, (0, 0)]);
+    debug_assert!((1..=4).contains(&a.vb) && a.rows <= GROUP);
     let (xs, ws) = (2 * a.stride, 64 * a.vb);
     let mut sums = Sums([0.0; 256]);
     // SAFETY (whole body): the caller's bounds. Tile loads read 16 pixels' `cc` values of a
     // kernel row (inside the run) and `cc / 2` weight pairs x 16 channels of vector v (inside
-    // the block); stores go to `sums`; the tiles are released before returning.
+    // the block); stores go to `sums`.
     unsafe {
-        cfg.load();
         tile_zero!("0", "1", "2", "3");
         for r in 0..a.nr {
             for j in (0..a.kc).step_by(cc) {
@@ -109,7 +124,6 @@ pub(super) unsafe fn group(a: &GroupArgs<'_>) {
             }
             finish(a, &sums, v);
         }
-        release();
     }
 }
 
@@ -126,7 +140,7 @@ unsafe fn finish(a: &GroupArgs<'_>, s: &Sums, v: usize) {
     // SAFETY: the caller's bounds (outputs, residuals and bias for `ncols` channels).
     unsafe {
         let bias = _mm512_maskz_loadu_ps(m, a.bias.add(16 * v));
-        for i in 0..GROUP {
+        for i in 0..a.rows {
             let mut r = _mm512_load_ps(s.0.as_ptr().add(16 * i));
             let o = a.y.add(a.obase[i] + 16 * v);
             r = match a.mode.init {

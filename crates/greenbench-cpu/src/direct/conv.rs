@@ -651,18 +651,28 @@ impl DirectPlan {
             };
             let bias = unsafe { self.bias.as_ptr().add(b * width) };
             let off = r0 * row_stride + c0;
-            // bf16 on AMX: groups of 16 evenly spaced pixels (`super::amx`), the rest below.
-            let amx = self.bf16.is_some() && super::amx::runs(c1 - c0);
+            // bf16 on AMX: groups of evenly spaced pixels (`super::amx`; 16, or one output
+            // row where rows are narrower), the rest below.
             let (qa, qb) = (t0 * self.p, (t1 * self.p).min(self.pixels));
+            let uniform = self.bf16.is_some() && self.uniform_pixels(qa, qb);
+            let rows = match uniform {
+                true => GROUP,
+                false => g.wo.min(GROUP),
+            };
+            let amx = self.bf16.is_some() && super::amx::runs(c1 - c0, rows);
+            if amx {
+                // SAFETY: AMX-BF16 granted (`runs`); released after this block's pixels.
+                unsafe { super::amx::config(c1 - c0, rows).load() };
+            }
             let mut q0 = qa;
             while q0 < qb {
-                let even = match amx && q0 + GROUP <= qb {
-                    true => self.even_pixels(q0),
+                let even = match amx && q0 + rows <= qb {
+                    true => self.even_pixels(q0, rows),
                     false => None,
                 };
                 if let Some(stride) = even {
                     let (mut ob, mut sb) = ([0usize; GROUP], [0usize; GROUP]);
-                    for i in 0..GROUP {
+                    for i in 0..rows {
                         ob[i] = out_at(q0 + i);
                         if self.residual {
                             sb[i] = skip_at(q0 + i);
@@ -674,6 +684,7 @@ impl DirectPlan {
                         self.pix[q0]
                     };
                     let ga = GroupArgs {
+                        rows,
                         x: x as *const u16,
                         base: first + off,
                         stride,
@@ -693,10 +704,14 @@ impl DirectPlan {
                     // SAFETY: `amx` checked `runs`; the same inputs, weights and outputs as
                     // the tiles of these pixels would read and write.
                     unsafe { super::amx::group(&ga) };
-                    q0 += GROUP;
+                    q0 += rows;
                     continue;
                 }
-                let np = (qb - q0).min(self.p);
+                let mut np = (qb - q0).min(self.p);
+                if amx && !uniform {
+                    // Up to the output row's end, so the next group starts a row.
+                    np = np.min(g.wo - q0 % g.wo);
+                }
                 if self.pix.is_empty() {
                     for (pi, o) in base.iter_mut().enumerate().take(np) {
                         *o = (q0 + pi) * g.cin + off;
@@ -738,16 +753,33 @@ impl DirectPlan {
                 }
                 q0 += np;
             }
+            if amx {
+                // SAFETY: loaded above.
+                unsafe { crate::amx::release() };
+            }
         }
     }
 
-    /// The distance between consecutive pixels' inputs when pixels `q0..q0 + GROUP` are evenly
+    /// Whether pixels `qa..qb` are all evenly spaced in the input (a dense layer, a 1x1
+    /// convolution over an unpadded input): groups of 16 then cross output rows.
+    fn uniform_pixels(&self, qa: usize, qb: usize) -> bool {
+        let p = &self.pix[qa.min(self.pix.len())..qb.min(self.pix.len())];
+        match p {
+            [] | [_] => true,
+            [a, b, ..] => {
+                let d = b.wrapping_sub(*a);
+                p.windows(2).all(|w| w[1].wrapping_sub(w[0]) == d)
+            }
+        }
+    }
+
+    /// The distance between consecutive pixels' inputs when pixels `q0..q0 + rows` are evenly
     /// spaced in the input (one output row of a convolution; every run of a dense layer).
-    fn even_pixels(&self, q0: usize) -> Option<usize> {
+    fn even_pixels(&self, q0: usize, rows: usize) -> Option<usize> {
         if self.pix.is_empty() {
             return Some(self.geo.cin);
         }
-        let p = &self.pix[q0..q0 + GROUP];
+        let p = &self.pix[q0..q0 + rows];
         let d = p[1].checked_sub(p[0]).filter(|&d| d > 0)?;
         p.windows(2)
             .all(|w| w[1].wrapping_sub(w[0]) == d)
