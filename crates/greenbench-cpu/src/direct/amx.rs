@@ -56,6 +56,34 @@ pub(super) struct GroupArgs<'a> {
     pub(super) mode: Mode,
 }
 
+/// Whether pixels `qa..qb` (their inputs at `pix`; none: evenly spaced) are all evenly spaced
+/// in the input (a dense layer, a 1x1 convolution over an unpadded input): groups of 16 then
+/// cross output rows.
+pub(super) fn uniform(pix: &[usize], qa: usize, qb: usize) -> bool {
+    let p = &pix[qa.min(pix.len())..qb.min(pix.len())];
+    match p {
+        [] | [_] => true,
+        [a, b, ..] => {
+            let d = b.wrapping_sub(*a);
+            p.windows(2).all(|w| w[1].wrapping_sub(w[0]) == d)
+        }
+    }
+}
+
+/// The distance between consecutive pixels' inputs when pixels `q0..q0 + rows` are evenly
+/// spaced in the input (one output row of a convolution; every run of a dense layer, whose
+/// `pix` is empty and pixels `cin` apart).
+pub(super) fn even(pix: &[usize], cin: usize, q0: usize, rows: usize) -> Option<usize> {
+    if pix.is_empty() {
+        return Some(cin);
+    }
+    let p = &pix[q0..q0 + rows];
+    let d = p[1].checked_sub(p[0]).filter(|&d| d > 0)?;
+    p.windows(2)
+        .all(|w| w[1].wrapping_sub(w[0]) == d)
+        .then_some(d)
+}
+
 /// One 16 x 16 block of fp32 sums as `tilestored` leaves them.
 #[repr(C, align(64))]
 struct Sums([f32; 256]);
@@ -161,6 +189,18 @@ unsafe fn finish(a: &GroupArgs<'_>, s: &Sums, v: usize) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pixels_evenly_spaced_or_not() {
+        // Two output rows of 3 pixels, 2 values each, rows 10 apart.
+        let pix = [0, 2, 4, 10, 12, 14];
+        assert!(!super::uniform(&pix, 0, 6));
+        assert!(super::uniform(&pix, 0, 3));
+        assert!(super::uniform(&[], 0, 64));
+        assert_eq!(super::even(&pix, 2, 0, 3), Some(2));
+        assert_eq!(super::even(&pix, 2, 1, 3), None);
+        assert_eq!(super::even(&[], 7, 5, 16), Some(7));
+    }
+
     #[test]
     fn chunks_divide_the_run() {
         assert_eq!(super::chunk(64), Some(32));

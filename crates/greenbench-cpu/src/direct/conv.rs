@@ -654,7 +654,7 @@ impl DirectPlan {
             // bf16 on AMX: groups of evenly spaced pixels (`super::amx`; 16, or one output
             // row where rows are narrower), the rest below.
             let (qa, qb) = (t0 * self.p, (t1 * self.p).min(self.pixels));
-            let uniform = self.bf16.is_some() && self.uniform_pixels(qa, qb);
+            let uniform = self.bf16.is_some() && super::amx::uniform(&self.pix, qa, qb);
             let rows = match uniform {
                 true => GROUP,
                 false => g.wo.min(GROUP),
@@ -667,7 +667,7 @@ impl DirectPlan {
             let mut q0 = qa;
             while q0 < qb {
                 let even = match amx && q0 + rows <= qb {
-                    true => self.even_pixels(q0, rows),
+                    true => super::amx::even(&self.pix, g.cin, q0, rows),
                     false => None,
                 };
                 if let Some(stride) = even {
@@ -758,32 +758,6 @@ impl DirectPlan {
                 unsafe { crate::amx::release() };
             }
         }
-    }
-
-    /// Whether pixels `qa..qb` are all evenly spaced in the input (a dense layer, a 1x1
-    /// convolution over an unpadded input): groups of 16 then cross output rows.
-    fn uniform_pixels(&self, qa: usize, qb: usize) -> bool {
-        let p = &self.pix[qa.min(self.pix.len())..qb.min(self.pix.len())];
-        match p {
-            [] | [_] => true,
-            [a, b, ..] => {
-                let d = b.wrapping_sub(*a);
-                p.windows(2).all(|w| w[1].wrapping_sub(w[0]) == d)
-            }
-        }
-    }
-
-    /// The distance between consecutive pixels' inputs when pixels `q0..q0 + rows` are evenly
-    /// spaced in the input (one output row of a convolution; every run of a dense layer).
-    fn even_pixels(&self, q0: usize, rows: usize) -> Option<usize> {
-        if self.pix.is_empty() {
-            return Some(self.geo.cin);
-        }
-        let p = &self.pix[q0..q0 + rows];
-        let d = p[1].checked_sub(p[0]).filter(|&d| d > 0)?;
-        p.windows(2)
-            .all(|w| w[1].wrapping_sub(w[0]) == d)
-            .then_some(d)
     }
 }
 
