@@ -516,6 +516,11 @@ impl DirectPlan {
             let want = (4 * threads).div_ceil(nb);
             unit_tiles = unit_tiles.min(tiles.div_ceil(want).max(1));
         }
+        // bf16 on AMX: units of whole 16-pixel groups where they hold several.
+        let m = GROUP / gcd(self.p, GROUP);
+        if self.bf16.is_some() && unit_tiles > m && crate::amx::bf16() {
+            unit_tiles = unit_tiles / m * m;
+        }
         (tiles.div_ceil(unit_tiles), unit_tiles, nb)
     }
 
@@ -655,8 +660,10 @@ impl DirectPlan {
             // row where rows are narrower), the rest below.
             let (qa, qb) = (t0 * self.p, (t1 * self.p).min(self.pixels));
             let uniform = self.bf16.is_some() && super::amx::uniform(&self.pix, qa, qb);
+            // Uniform: groups as equal as 16-row tiles allow (the 9 pixels of a 3x3 image at
+            // sub-batch 1 are one group of 9); else one output row.
             let rows = match uniform {
-                true => GROUP,
+                true => (qb - qa) / (qb - qa).div_ceil(GROUP),
                 false => g.wo.min(GROUP),
             };
             let amx = self.bf16.is_some() && super::amx::runs(c1 - c0, rows);
@@ -870,4 +877,8 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
             unsafe { _mm512_mask_storeu_ps(o, masks[v], r) };
         }
     }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
