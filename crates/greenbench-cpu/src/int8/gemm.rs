@@ -530,7 +530,7 @@ mod vnni {
         }
 
         /// The destination from row `r` on.
-        fn row(self, r: usize) -> Self {
+        pub(super) fn row(self, r: usize) -> Self {
             Fin {
                 y: self.y.wrapping_add(r * self.ldy),
                 ..self

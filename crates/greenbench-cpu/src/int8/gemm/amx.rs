@@ -26,9 +26,12 @@ pub(super) fn chunk(k: usize) -> Option<usize> {
     (32..=64).rev().step_by(4).find(|c| k.is_multiple_of(*c))
 }
 
-/// `C = A W` for the first `rows / 16 * 16` rows of a contiguous `A` (the rest are the
-/// caller's), into `c` (int32, rows `ldc` apart) or, with `fin`, through its epilogue into
-/// uint8. Returns the rows done.
+/// Fewest rows worth a block of tiles (fewer stay on VNNI).
+const MIN_ROWS: usize = 4;
+
+/// `C = A W` for a contiguous `A`: whole 16-row blocks, then the rest as one block when it
+/// holds [`MIN_ROWS`] or more (else the caller's), into `c` (int32, rows `ldc` apart) or, with
+/// `fin`, through its epilogue into uint8. Returns the rows done.
 ///
 /// # Safety
 /// [`enabled`]; AVX-512 F/BW/VL; `g` packed for VNNI with `chunk(g.k)` some; `a` holds `rows`
@@ -49,8 +52,16 @@ pub(super) unsafe fn run(
     let full = rows / 16 * 16;
     let at = |r0: usize| Some((a.wrapping_add(r0 * lda), lda));
     // SAFETY: the caller's bounds: every block's rows are whole rows of `A`.
-    unsafe { blocks(g, full, kc, at, |q| q * kc, c, ldc, fin, |_| {}) };
-    full
+    unsafe { blocks(g, full, 16, kc, at, |q| q * kc, c, ldc, fin, |_| {}) };
+    let rest = rows - full;
+    if rest < MIN_ROWS {
+        return full;
+    }
+    let at = |r0: usize| Some((a.wrapping_add((full + r0) * lda), lda));
+    let (c, fin) = (c.wrapping_add(full * ldc), fin.map(|f| f.row(full)));
+    // SAFETY: as above, rows full..rows.
+    unsafe { blocks(g, rest, rest, kc, at, |q| q * kc, c, ldc, fin, |_| {}) };
+    rows
 }
 
 /// The chunk width an in-place run's `K` takes on AMX: one that divides it and whose every
@@ -66,10 +77,10 @@ pub(super) fn in_place_chunk(k: usize, qoff: &[u32]) -> Option<usize> {
     })
 }
 
-/// [`QGemm::run_in_place`]'s rows on AMX: every 16-row block whose rows are evenly spaced in
-/// `src` (pixels of one output row: the tile loads rows at one stride). Returns the rows it
-/// left to the caller as `(first, count)` ranges: uneven blocks and the rows past the last
-/// whole block.
+/// [`QGemm::run_in_place`]'s rows on AMX: every block of 16 rows (or of one output row where
+/// rows are narrower: the first rows' even run) whose rows are evenly spaced in `src` (the
+/// tile loads rows at one stride). Returns the rows it left to the caller as `(first, count)`
+/// ranges: uneven blocks and the rows past the last whole block.
 ///
 /// # Safety
 /// [`enabled`]; AVX-512 F/BW/VL; `g` VNNI-packed, `kc = in_place_chunk(g.k, qoff)`; reads
@@ -88,9 +99,23 @@ pub(super) unsafe fn run_in_place(
     fin: Option<Fin>,
 ) -> Vec<(usize, usize)> {
     let rows = bases.len();
-    let full = rows / 16 * 16;
+    // Block rows: 16, or the first output row's pixels when fewer (8 in resnet8's last stage).
+    let br = match bases {
+        [b0, b1, ..] if b1 > b0 => {
+            let d = b1 - b0;
+            1 + bases[..rows.min(16)]
+                .windows(2)
+                .take_while(|w| w[1].wrapping_sub(w[0]) == d)
+                .count()
+        }
+        _ => 0,
+    };
+    if br < MIN_ROWS {
+        return vec![(0, rows)];
+    }
+    let full = rows / br * br;
     let at = |r0: usize| {
-        let b = &bases[r0..r0 + 16];
+        let b = &bases[r0..r0 + br];
         let d = b[1].wrapping_sub(b[0]);
         let even = b.windows(2).all(|w| w[1].wrapping_sub(w[0]) == d);
         (even && b[1] > b[0]).then(|| (src.wrapping_add(b[0]), d))
@@ -98,14 +123,18 @@ pub(super) unsafe fn run_in_place(
     let mut left = Vec::new();
     let koff = |q: usize| qoff[q * kc / 4] as usize;
     // SAFETY: the caller's bounds: a block's tile rows read the bytes its quads would.
-    unsafe { blocks(g, full, kc, at, koff, c, ldc, fin, |r0| left.push((r0, 16))) };
+    unsafe {
+        blocks(g, full, br, kc, at, koff, c, ldc, fin, |r0| {
+            left.push((r0, br))
+        })
+    };
     if full < rows {
         left.push((full, rows - full));
     }
     left
 }
 
-/// The tiles over rows `0..full` (a multiple of 16): block `r0`'s 16 rows of `A` from
+/// The tiles over rows `0..full` (a multiple of `br <= 16`): block `r0`'s `br` rows of `A` from
 /// `at(r0)` (its first row and the stride between rows; `None` leaves the block to the
 /// caller, through `skip`), its `K` chunk `q` at byte `koff(q)` of each row.
 ///
@@ -116,6 +145,7 @@ pub(super) unsafe fn run_in_place(
 unsafe fn blocks(
     g: &QGemm,
     full: usize,
+    br: usize,
     kc: usize,
     at: impl Fn(usize) -> Option<(*const u8, usize)>,
     koff: impl Fn(usize) -> usize,
@@ -127,11 +157,12 @@ unsafe fn blocks(
     if full == 0 {
         return;
     }
+    debug_assert!((1..=16).contains(&br) && full.is_multiple_of(br));
     let (chunks, k4) = (g.k / kc, g.k / 4);
     let nb = g.n.div_ceil(16);
-    // tmm0..3 sums (16 x 16 int32), tmm4..5 rows of A (16 x kc bytes), tmm6..7 weights.
-    let (c16, a16, w16) = ((16, 64), (16, kc), (kc / 4, 64));
-    let cfg = Config::new([c16, c16, c16, c16, a16, a16, w16, w16]);
+    // tmm0..3 sums (br x 16 int32), tmm4..5 rows of A (br x kc bytes), tmm6..7 weights.
+    let (cs, as_, ws) = ((br, 64), (br, kc), (kc / 4, 64));
+    let cfg = Config::new([cs, cs, cs, cs, as_, as_, ws, ws]);
     let mut scratch = Scratch([0; 256]);
     let sp = scratch.0.as_mut_ptr();
     let bp = g.packed.as_ptr();
@@ -144,10 +175,14 @@ unsafe fn blocks(
         while r0 < full {
             let Some((a0, s0)) = at(r0) else {
                 skip(r0);
-                r0 += 16;
+                r0 += br;
                 continue;
             };
-            let second = if r0 + 32 <= full { at(r0 + 16) } else { None };
+            let second = if r0 + 2 * br <= full {
+                at(r0 + br)
+            } else {
+                None
+            };
             let two_rows = second.is_some();
             let (a1, s1) = second.unwrap_or((a0, s0));
             let mut b = 0;
@@ -177,8 +212,8 @@ unsafe fn blocks(
                 let mut nblk = 1;
                 for (want, blk) in [
                     (two_cols, out(1, r0, b + 1)),
-                    (two_rows, out(2, r0 + 16, b)),
-                    (two_rows && two_cols, out(3, r0 + 16, b + 1)),
+                    (two_rows, out(2, r0 + br, b)),
+                    (two_rows && two_cols, out(3, r0 + br, b + 1)),
                 ] {
                     if want {
                         blocks[nblk] = blk;
@@ -205,10 +240,10 @@ unsafe fn blocks(
                         _ => tile_store!("3", sp, 64usize),
                     }
                     match fin {
-                        Some(f) => finish(g, &scratch, f, blk.r, col),
+                        Some(f) => finish(g, &scratch, f, blk.r, br, col),
                         None => {
                             let left = g.n - col;
-                            for r in 0..16 {
+                            for r in 0..br {
                                 std::ptr::copy_nonoverlapping(
                                     sp.add(r * 16),
                                     c.add((blk.r + r) * ldc + col),
@@ -220,7 +255,7 @@ unsafe fn blocks(
                 }
                 b += if two_cols { 2 } else { 1 };
             }
-            r0 += if two_rows { 32 } else { 16 };
+            r0 += if two_rows { 2 * br } else { br };
         }
         release();
     }
@@ -238,18 +273,18 @@ struct Block {
 #[repr(C, align(64))]
 struct Scratch([i32; 256]);
 
-/// A block's sums through the epilogue into rows `r..r + 16`, columns `col..` (masked to `n`).
+/// A block's sums through the epilogue into rows `r..r + br`, columns `col..` (masked to `n`).
 ///
 /// # Safety
 /// AVX-512 F/BW/VL; `f`'s destination and arrays as [`run`]'s.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn finish(g: &QGemm, s: &Scratch, f: Fin, r: usize, col: usize) {
+unsafe fn finish(g: &QGemm, s: &Scratch, f: Fin, r: usize, br: usize, col: usize) {
     let m = crate::int8::epilogue::lanes_from(col, g.n);
-    // SAFETY: the caller's bounds (rows r..r + 16, channels col..col + 16 masked to n; the
+    // SAFETY: the caller's bounds (rows r..r + br, channels col..col + 16 masked to n; the
     // epilogue's arrays cover c0 + col + 16).
     unsafe {
         let k = f.epi.regs();
-        for i in 0..16 {
+        for i in 0..br {
             let acc = _mm512_load_si512(s.0.as_ptr().add(16 * i) as *const __m512i);
             let q = _mm512_cvtepi32_epi8(f.epi.vec16(&k, acc, f.c0 + col));
             _mm_mask_storeu_epi8(f.y.add((r + i) * f.ldy + col) as *mut i8, m, q);
