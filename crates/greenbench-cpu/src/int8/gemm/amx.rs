@@ -3,9 +3,12 @@
 //! VNNI layout the weights are already packed in: `[K/4][16 x 4]`) into 16 x 16 int32 sums,
 //! 16 384 multiply-adds per instruction against `vpdpbusd`'s 64.
 //!
-//! Used for the whole 16-row blocks of a contiguous `A` whose `K` splits into equal chunks of
-//! 32..64 bytes (a tile's width); the rows left over, in-place convolutions and other `K`s run
-//! on the VNNI tile (same packing, identical int32 sums: integer arithmetic has one answer).
+//! Used where `K` splits into equal chunks of 12..64 bytes (a tile's width at most), each read
+//! from one contiguous run of a row: a contiguous `A` (dense layers, pointwise convolutions) in
+//! blocks of 16 rows and one shorter block for the rest; an in-place convolution in blocks of
+//! 16 pixels (or one output row, when rows are narrower) whose inputs are evenly spaced. The
+//! rest runs on the VNNI tile (same packing, identical int32 sums: integer arithmetic has one
+//! answer).
 //!
 //! Detection, permission and the tile instructions are `crate::amx`'s.
 //! `GREENBENCH_NO_AMX` (any value) turns the path off.
@@ -20,10 +23,19 @@ pub(in crate::int8) fn enabled() -> bool {
     crate::amx::int8()
 }
 
+/// The narrowest K chunk worth a tile product, in bytes. Measured (int8 b32, 2 threads,
+/// Xeon with AMX, 2026-12-04, alternating rounds): 12 put resnet8's first layer (3 channels:
+/// 12-byte kernel rows) on tiles, 32.9 -> 30.1-31.1 us; 8 also lenet5's (8-byte rows), which
+/// went 4.9-5.2 -> 5.3-6.3 us.
+const MIN_CHUNK: usize = 12;
+
 /// The tile width in bytes a `k` runs in: the largest multiple of 4 up to 64 dividing it,
-/// when at least 32 (narrower chunks waste most of each tile). `None`: not on AMX.
+/// when at least [`MIN_CHUNK`]. `None`: not on AMX.
 pub(super) fn chunk(k: usize) -> Option<usize> {
-    (32..=64).rev().step_by(4).find(|c| k.is_multiple_of(*c))
+    (MIN_CHUNK..=64)
+        .rev()
+        .step_by(4)
+        .find(|c| k.is_multiple_of(*c))
 }
 
 /// Fewest rows worth a block of tiles (fewer stay on VNNI).
@@ -67,7 +79,7 @@ pub(super) unsafe fn run(
 /// The chunk width an in-place run's `K` takes on AMX: one that divides it and whose every
 /// chunk reads one contiguous run of the row (`qoff` consecutive inside it).
 pub(super) fn in_place_chunk(k: usize, qoff: &[u32]) -> Option<usize> {
-    (32..=64).rev().step_by(4).find(|&kc| {
+    (MIN_CHUNK..=64).rev().step_by(4).find(|&kc| {
         k.is_multiple_of(kc)
             && qoff.chunks(kc / 4).all(|ch| {
                 ch.iter()
@@ -304,9 +316,11 @@ mod tests {
         // Runs of 36 bytes: 36.
         let qoff: Vec<u32> = (0..18).map(|q| (q / 9) * 1000 + 4 * (q % 9)).collect();
         assert_eq!(super::in_place_chunk(72, &qoff), Some(36));
-        // Runs of 12 bytes: none.
+        // Runs of 12 bytes: 12; of 8: none.
         let qoff: Vec<u32> = (0..9).map(|q| (q / 3) * 1000 + 4 * (q % 3)).collect();
-        assert_eq!(super::in_place_chunk(36, &qoff), None);
+        assert_eq!(super::in_place_chunk(36, &qoff), Some(12));
+        let qoff: Vec<u32> = (0..6).map(|q| (q / 2) * 1000 + 4 * (q % 2)).collect();
+        assert_eq!(super::in_place_chunk(24, &qoff), None);
     }
 
     #[test]
@@ -319,6 +333,7 @@ mod tests {
         assert_eq!(chunk(72), Some(36));
         assert_eq!(chunk(68), None); // 4 x 17: only 4-byte chunks
         assert_eq!(chunk(25), None);
-        assert_eq!(chunk(16), None);
+        assert_eq!(chunk(16), Some(16));
+        assert_eq!(chunk(8), None);
     }
 }
