@@ -149,6 +149,15 @@ impl Settings {
     }
 }
 
+/// Whether the bf16 kernels run their 16-pixel groups on AMX-BF16 (`tdpbf16ps`) here: the
+/// CPU has it, Linux granted it, `GREENBENCH_NO_AMX` is unset.
+fn amx_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return amx::bf16();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Whether bf16 weight layers run on `vdpbf16ps` (AVX-512F and AVX-512 BF16).
 pub fn bf16_kernels_available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -372,8 +381,16 @@ impl Backend for CpuBackend {
     }
 
     fn precision_note(&self, p: Precision) -> Option<String> {
+        if p == Precision::Int8 {
+            return Some(format!(
+                "int8 matrix products on {}",
+                self.settings.int8_path.name()
+            ));
+        }
         (p == Precision::Bf16).then(|| {
-            if self.uses_bf16_kernels() {
+            if self.uses_bf16_kernels() && amx_bf16() {
+                "bf16 dense layers and ungrouped convolutions on AMX-BF16 (tdpbf16ps tiles) and AVX-512 BF16 (vdpbf16ps) where tiles do not fit, fp32 sums".to_string()
+            } else if self.uses_bf16_kernels() {
                 "bf16 dense layers and ungrouped convolutions on AVX-512 BF16 (vdpbf16ps, fp32 sums)".to_string()
             } else {
                 "bf16 emulated: this CPU has no AVX-512 BF16 (or the direct kernels are off), so weight layers multiply bf16-rounded operands on the fp32 kernels: bf16's numbers, not its speed".to_string()

@@ -185,6 +185,17 @@ fn cpu_features() -> Vec<String> {
             "avx512bf16"
         );
     }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // AMX (Linux names its flags amx_int8, amx_bf16): std has no stable detection of it.
+        let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let flags = flags.lines().find(|l| l.starts_with("flags")).unwrap_or("");
+        for (flag, name) in [("amx_int8", "amx-int8"), ("amx_bf16", "amx-bf16")] {
+            if flags.split_whitespace().any(|w| w == flag) {
+                f.push(name.into());
+            }
+        }
+    }
     #[cfg(target_arch = "aarch64")]
     {
         f.push("neon".into());
