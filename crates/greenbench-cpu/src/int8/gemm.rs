@@ -570,7 +570,7 @@ mod vnni {
         fin: Option<Fin>,
     ) {
         let kc = match g.path {
-            QPath::Amx => amx::in_place_chunk(g.k, qoff),
+            QPath::Amx if amx::worth(g, bases.len()) => amx::in_place_chunk(g.k, qoff),
             _ => None,
         };
         let Some(kc) = kc else {
@@ -640,7 +640,7 @@ mod vnni {
         let nb = g.n.div_ceil(16);
         let ap = a.as_ptr();
         // Whole 16-row blocks on AMX where it runs (this path and K); the rest here.
-        let done = if g.path == QPath::Amx && amx::chunk(g.k).is_some() {
+        let done = if g.path == QPath::Amx && amx::chunk(g.k).is_some() && amx::worth(g, rows) {
             // SAFETY: `Amx` is only `available` where `amx::enabled`; the caller's bounds.
             unsafe { amx::run(g, ap, lda, rows, cp, ldc, fin) }
         } else {

@@ -29,6 +29,22 @@ pub(in crate::int8) fn enabled() -> bool {
 /// went 4.9-5.2 -> 5.3-6.3 us.
 const MIN_CHUNK: usize = 12;
 
+/// The least work (multiply-adds) of one call worth the tiles: a call loads its tile
+/// configuration and releases the tiles, and its product chains are a few tiles deep. Measured
+/// (Xeon with AMX, 2026-12-04, `greenbench run --models lenet5 --batch 1 --precision int8`,
+/// three alternating rounds): lenet5 at batch 1, whose second convolution (100 pixels x 160 x
+/// 16, in halves on the 2-thread team) was its one layer on tiles, took 14.9-15.1 us with
+/// them and 12.0-13.2 without (9.7 -> 10.3 on one thread). Unit tests run every size.
+#[cfg(not(test))]
+const MIN_MACS: usize = 1 << 18;
+#[cfg(test)]
+const MIN_MACS: usize = 0;
+
+/// Whether a call of `rows` rows is worth the tiles ([`MIN_MACS`]).
+pub(super) fn worth(g: &QGemm, rows: usize) -> bool {
+    rows * g.k * g.n >= MIN_MACS
+}
+
 /// The tile width in bytes a `k` runs in: the largest multiple of 4 up to 64 dividing it,
 /// when at least [`MIN_CHUNK`]. `None`: not on AMX.
 pub(super) fn chunk(k: usize) -> Option<usize> {
