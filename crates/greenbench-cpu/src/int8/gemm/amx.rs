@@ -41,6 +41,7 @@ const MIN_MACS: usize = 1 << 18;
 const MIN_MACS: usize = 0;
 
 /// Whether a call of `rows` rows is worth the tiles ([`MIN_MACS`]).
+#[allow(clippy::absurd_extreme_comparisons)] // (always true in unit tests, on purpose)
 pub(super) fn worth(g: &QGemm, rows: usize) -> bool {
     rows * g.k * g.n >= MIN_MACS
 }
