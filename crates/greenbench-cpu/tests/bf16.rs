@@ -83,6 +83,34 @@ fn conv(filters: usize, k: usize, s: usize, padding: Padding) -> Op {
     }
 }
 
+/// A convolution (`same` or valid padding), with a fused residual (a 1x1 convolution of the
+/// same input, where the shapes allow) and a ReLU when asked.
+#[allow(clippy::too_many_arguments)]
+fn conv_graph(
+    hwc: [usize; 3],
+    cout: usize,
+    k: usize,
+    s: usize,
+    same: bool,
+    residual: bool,
+    relu: bool,
+) -> Result<Graph, GraphError> {
+    let pad = if same { Padding::Same } else { Padding::Valid };
+    let mut nodes = vec![Node::new("c1", conv(cout, k, s, pad))];
+    if residual && s == 1 && same {
+        nodes.push(Node::with_inputs(
+            "skip",
+            conv(cout, 1, 1, Padding::Valid),
+            &["input"],
+        ));
+        nodes.push(Node::with_inputs("sum", Op::Add, &["c1", "skip"]));
+    }
+    if relu {
+        nodes.push(Node::new("act", Op::Relu));
+    }
+    image_graph(hwc, nodes)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(40))]
 
@@ -95,16 +123,7 @@ proptest! {
         k in 1usize..4, s in 1usize..3, same in any::<bool>(), residual in any::<bool>(),
         relu in any::<bool>(), batch in 1usize..4, threads in 1usize..3,
     ) {
-        let pad = if same { Padding::Same } else { Padding::Valid };
-        let mut nodes = vec![Node::new("c1", conv(cout, k, s, pad))];
-        if residual && s == 1 && same {
-            nodes.push(Node::with_inputs("skip", conv(cout, 1, 1, Padding::Valid), &["input"]));
-            nodes.push(Node::with_inputs("sum", Op::Add, &["c1", "skip"]));
-        }
-        if relu {
-            nodes.push(Node::new("act", Op::Relu));
-        }
-        let g = image_graph([h, w, cin], nodes);
+        let g = conv_graph([h, w, cin], cout, k, s, same, residual, relu);
         prop_assume!(g.is_ok());
         let (err, cfg) = bf16_err(&g.unwrap(), batch, 5, threads);
         prop_assert!(err < TOL, "err {err} ({cfg})");
@@ -121,16 +140,7 @@ proptest! {
         residual in any::<bool>(), relu in any::<bool>(), batch in 1usize..3, threads in 1usize..3,
         dense_k in prop::sample::select(vec![16usize, 24, 64, 96, 200, 1000]),
     ) {
-        let pad = if same { Padding::Same } else { Padding::Valid };
-        let mut nodes = vec![Node::new("c1", conv(cout, k, s, pad))];
-        if residual && s == 1 && same {
-            nodes.push(Node::with_inputs("skip", conv(cout, 1, 1, Padding::Valid), &["input"]));
-            nodes.push(Node::with_inputs("sum", Op::Add, &["c1", "skip"]));
-        }
-        if relu {
-            nodes.push(Node::new("act", Op::Relu));
-        }
-        let g = image_graph([h, w, cin], nodes);
+        let g = conv_graph([h, w, cin], cout, k, s, same, residual, relu);
         prop_assume!(g.is_ok());
         let (err, cfg) = bf16_err(&g.unwrap(), batch, 5, threads);
         prop_assert!(err < TOL, "conv err {err} ({cfg})");
