@@ -3,15 +3,17 @@
 
 /// The CPU's model name (from /proc/cpuinfo on Linux), or the architecture.
 pub fn cpu_model_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name") || l.starts_with("Model"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+    cpuinfo_field(&["model name", "Model"]).unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// The value of the first /proc/cpuinfo line (the first CPU's) starting with one of `keys`,
+/// trimmed; `None` where there is no such file or line.
+pub fn cpuinfo_field(keys: &[&str]) -> Option<String> {
+    let t = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    t.lines()
+        .find(|l| keys.iter().any(|k| l.starts_with(k)))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
 }
 
 /// Memory the host can give a new allocation now (`MemAvailable` of /proc/meminfo on Linux),

@@ -80,6 +80,19 @@ fn request_permission() -> bool {
     false
 }
 
+/// The common step of `offsets` when they increase evenly (the rows of one tile load, which
+/// takes one stride); `None` for fewer than two or uneven ones.
+pub(crate) fn even_step(offsets: &[usize]) -> Option<usize> {
+    let d = match offsets {
+        [a, b, ..] if b > a => b - a,
+        _ => return None,
+    };
+    offsets
+        .windows(2)
+        .all(|w| w[1].wrapping_sub(w[0]) == d)
+        .then_some(d)
+}
+
 /// A 64-byte tile configuration (palette 1): per register, its rows and bytes per row.
 #[repr(C, align(64))]
 pub(crate) struct Config([u8; 64]);

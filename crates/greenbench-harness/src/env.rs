@@ -188,8 +188,7 @@ fn cpu_features() -> Vec<String> {
     #[cfg(target_arch = "x86_64")]
     {
         // AMX (Linux names its flags amx_int8, amx_bf16): std has no stable detection of it.
-        let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let flags = flags.lines().find(|l| l.starts_with("flags")).unwrap_or("");
+        let flags = greenbench_core::host::cpuinfo_field(&["flags"]).unwrap_or_default();
         for (flag, name) in [("amx_int8", "amx-int8"), ("amx_bf16", "amx-bf16")] {
             if flags.split_whitespace().any(|w| w == flag) {
                 f.push(name.into());

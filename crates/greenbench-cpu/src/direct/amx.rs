@@ -19,11 +19,13 @@ use std::arch::x86_64::*;
 
 /// Most pixels in an AMX group (a tile's rows).
 pub(super) const GROUP: usize = 16;
-/// The least tile a group is worth: rows x chunk (of 16 x 32). Measured (resnet8, lenet5,
-/// ds-cnn bf16 at batch 32, 2 threads, Xeon with AMX, 2026-12-04): ds-cnn's first layer (5
-/// pixels x 8 values: a one-channel 10x4 kernel) ran slower on tiles than on the AVX-512 BF16
-/// tile (ds-cnn 16.5 -> 20.5 us), resnet8's 8 x 32 (8-pixel rows) and lenet5's 10 x 30 faster
-/// (resnet8 69 -> 38 us, lenet5 7.7 -> 6.0).
+/// The least tile a group is worth: rows x chunk (of 16 x 32). It keeps groups of one to
+/// three pixels (batch-1 dense layers) off the tiles; that case was not measured. Against no
+/// minimum (Xeon with AMX, 2026-12-05, `greenbench run --models ds-cnn,mobilenet-v1-0.25,
+/// resnet8,lenet5 --batch 1,32 --precision bf16 --threads 2 --no-peak`, two alternating
+/// rounds) every cell read the same within the spread (resnet8 b32 34.0 / 36.2 us with it,
+/// 33.7 / 35.4 without). (It was added while ds-cnn read 16.5 -> 20.5 us; the cause was its
+/// 1x1 layers in 5-pixel row groups, mended by taking uniform runs whole.)
 const MIN_TILE: usize = 128;
 
 /// The chunk of bf16 values per tile product for kernel-row runs of `kc` values: the largest
@@ -61,13 +63,7 @@ pub(super) struct GroupArgs<'a> {
 /// cross output rows.
 pub(super) fn uniform(pix: &[usize], qa: usize, qb: usize) -> bool {
     let p = &pix[qa.min(pix.len())..qb.min(pix.len())];
-    match p {
-        [] | [_] => true,
-        [a, b, ..] => {
-            let d = b.wrapping_sub(*a);
-            p.windows(2).all(|w| w[1].wrapping_sub(w[0]) == d)
-        }
-    }
+    p.len() < 2 || crate::amx::even_step(p).is_some()
 }
 
 /// The distance between consecutive pixels' inputs when pixels `q0..q0 + rows` are evenly
@@ -77,11 +73,7 @@ pub(super) fn even(pix: &[usize], cin: usize, q0: usize, rows: usize) -> Option<
     if pix.is_empty() {
         return Some(cin);
     }
-    let p = &pix[q0..q0 + rows];
-    let d = p[1].checked_sub(p[0]).filter(|&d| d > 0)?;
-    p.windows(2)
-        .all(|w| w[1].wrapping_sub(w[0]) == d)
-        .then_some(d)
+    crate::amx::even_step(&pix[q0..q0 + rows])
 }
 
 /// One 16 x 16 block of fp32 sums as `tilestored` leaves them.

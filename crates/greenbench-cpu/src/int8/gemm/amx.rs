@@ -29,8 +29,9 @@ pub(in crate::int8) fn enabled() -> bool {
 /// went 4.9-5.2 -> 5.3-6.3 us.
 const MIN_CHUNK: usize = 12;
 
-/// The least work (multiply-adds) of one call worth the tiles: a call loads its tile
-/// configuration and releases the tiles, and its product chains are a few tiles deep. Measured
+/// The least work (multiply-adds) of one call worth the tiles (a call loads its tile
+/// configuration and releases the tiles, and a small one's product chains are a few tiles
+/// deep: the likely costs, not profiled). Measured
 /// (Xeon with AMX, 2026-12-04, `greenbench run --models lenet5 --batch 1 --precision int8`,
 /// three alternating rounds): lenet5 at batch 1, whose second convolution (100 pixels x 160 x
 /// 16, in halves on the 2-thread team) was its one layer on tiles, took 14.9-15.1 us with
@@ -145,9 +146,7 @@ pub(super) unsafe fn run_in_place(
     let full = rows / br * br;
     let at = |r0: usize| {
         let b = &bases[r0..r0 + br];
-        let d = b[1].wrapping_sub(b[0]);
-        let even = b.windows(2).all(|w| w[1].wrapping_sub(w[0]) == d);
-        (even && b[1] > b[0]).then(|| (src.wrapping_add(b[0]), d))
+        crate::amx::even_step(b).map(|d| (src.wrapping_add(b[0]), d))
     };
     let mut left = Vec::new();
     let koff = |q: usize| qoff[q * kc / 4] as usize;
