@@ -186,10 +186,10 @@ pub(super) unsafe fn dw_vnni_row(
             }
         }
         // The epilogue on the lane-permuted sums (the permuted epilogue's arrays meet
-        // register j's values at fs + 16 j), then packed: `vpackssdw` of registers 0 and 1
-        // puts lane L's values 16L .. 16L + 8 together, `vpackuswb` with 2 and 3's adds
-        // 16L + 8 .. 16L + 16: the 64 bytes in order, no transpose. The values are
-        // clamped to uint8 already, so the saturating packs keep them.
+        // register j's values at fs + 16 j), then packed and clamped (`Epi::pack4`):
+        // `vpackssdw` of registers 0 and 1 puts lane L's values 16L .. 16L + 8 together,
+        // `vpackuswb` with 2 and 3's adds 16L + 8 .. 16L + 16: the 64 bytes in order, no
+        // transpose.
         let m: u64 = if len - f >= 64 {
             !0
         } else {
@@ -200,13 +200,11 @@ pub(super) unsafe fn dw_vnni_row(
         unsafe {
             // Four calls, not a closure: a closure lacks this function's target features,
             // so `vec16` would not inline into it.
-            let r0 = epi.vec16(&regs, acc[0], fs);
-            let r1 = epi.vec16(&regs, acc[1], fs + 16);
-            let r2 = epi.vec16(&regs, acc[2], fs + 32);
-            let r3 = epi.vec16(&regs, acc[3], fs + 48);
-            let lo = _mm512_packs_epi32(r0, r1);
-            let hi = _mm512_packs_epi32(r2, r3);
-            let bytes = _mm512_packus_epi16(lo, hi);
+            let r0 = epi.vec16::<false>(&regs, acc[0], fs);
+            let r1 = epi.vec16::<false>(&regs, acc[1], fs + 16);
+            let r2 = epi.vec16::<false>(&regs, acc[2], fs + 32);
+            let r3 = epi.vec16::<false>(&regs, acc[3], fs + 48);
+            let bytes = epi.pack4(&regs, [r0, r1, r2, r3]);
             _mm512_mask_storeu_epi8(q.as_mut_ptr().add(f) as *mut i8, m, bytes);
         }
         f += 64;

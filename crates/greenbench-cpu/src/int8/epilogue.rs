@@ -23,8 +23,10 @@ pub(super) struct Epi {
     pub(super) shift: Vec<u32>,
     /// The fp32 requantizer's multipliers (empty for the fixed-point one).
     pub(super) scale: Vec<f32>,
-    /// The fixed-point requantizer's one shift when every channel shares it and it is at
-    /// least 32 (every real multiplier below 1/2): results then fit 32 bits before the clamp.
+    /// The fixed-point requantizer's one shift when every channel shares it and it is 32..=53
+    /// (every real multiplier below 1/2 and above 2^-23): results then fit 32 bits before the
+    /// clamp, and the zero point rides in the rounding constant (`zy << shift` fits beside
+    /// the products: see [`Self::vec16`]).
     pub(super) common_shift: Option<u32>,
     pub(super) zy: i32,
     pub(super) lo: i32,
@@ -68,7 +70,7 @@ impl Epi {
                 .requant
                 .first()
                 .map(|r| r.shift)
-                .filter(|&s| s >= 32 && l.requant.iter().all(|r| r.shift == s)),
+                .filter(|&s| (32..=53).contains(&s) && l.requant.iter().all(|r| r.shift == s)),
             zy: l.y.zero,
             lo: l.lo as i32,
             hi: l.hi as i32,
@@ -173,7 +175,7 @@ impl Epi {
             // reads the per-channel arrays at c0 + j..c0 + j + 16, inside them (asserted).
             unsafe {
                 let v = _mm512_maskz_loadu_epi32(k, acc.as_ptr().add(j));
-                let r = self.vec16(&regs, v, c0 + j);
+                let r = self.vec16::<true>(&regs, v, c0 + j);
                 _mm_mask_storeu_epi8(
                     out.as_mut_ptr().add(j) as *mut i8,
                     k,
@@ -215,7 +217,11 @@ impl Epi {
             } else {
                 _mm512_set1_epi32(self.hi)
             },
-            half: _mm512_set1_epi64(1i64 << (shift - 1)),
+            // The rounding half plus the zero point at the products' scale (Common only:
+            // shift <= 53, so the sum stays below 2^62 in magnitude with every product).
+            half: _mm512_set1_epi64((1i64 << (shift - 1)) + ((self.zy as i64) << shift)),
+            lo8: _mm512_set1_epi8(self.lo as u8 as i8),
+            hi8: _mm512_set1_epi8(self.hi as u8 as i8),
             even: _mm_cvtsi32_si128(shift as i32),
             odd: _mm_cvtsi32_si128(shift as i32 - 32),
         }
@@ -228,20 +234,26 @@ impl Epi {
     ///
     /// - fp32 requantizer: convert, multiply, clamp, round half to even (`cvtps2dq` under the
     ///   default rounding mode), add the zero point;
-    /// - fixed-point, one shift for every channel of at least 32 (every real multiplier below
-    ///   1/2; `Requant::uniform` gives one shift per layer): `(p + half) >> shift` by one
-    ///   count, even channels' products shifted by `shift` (the result in their low 32 bits),
-    ///   odd channels' by `shift - 32` (the same result in their high 32 bits), blended; the
-    ///   zero point and clamp in 32-bit lanes (the shifted products fit: |p| < 2^62). 13
-    ///   vector instructions;
+    /// - fixed-point, one shift for every channel of 32..=53 (every real multiplier below
+    ///   1/2; `Requant::uniform` gives one shift per layer): `(p + half + (zy << shift)) >>
+    ///   shift` by one count (the zero point added at the products' scale is added to the
+    ///   quotient exactly: `zy << shift` is a multiple of `2^shift`), even channels'
+    ///   products shifted by `shift` (the result in their low 32 bits), odd channels' by
+    ///   `shift - 32` (the same result in their high 32 bits), blended; the clamp in 32-bit
+    ///   lanes (|p| < 2^62, |half + (zy << shift)| < 2^62: no overflow). 11 vector
+    ///   instructions, 9 with `CLAMP` false, where the caller packs four results to bytes and
+    ///   clamps them there ([`Self::pack4`]);
     /// - fixed-point otherwise: the same in 64-bit lanes with a shift per channel.
+    ///
+    /// `CLAMP` false leaves the clamp to [`Self::pack4`] (only the one-shift form skips it;
+    /// the others clamp in any case, the fp32 one before its conversion).
     ///
     /// # Safety
     /// AVX-512 F/BW/VL; `c + 16 <= self.bias.len()`; `k` made by this epilogue's `regs`.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
-    pub(super) unsafe fn vec16(
+    pub(super) unsafe fn vec16<const CLAMP: bool>(
         &self,
         k: &EpiRegs,
         acc: std::arch::x86_64::__m512i,
@@ -270,10 +282,10 @@ impl Epi {
                     let re = _mm512_sra_epi64(_mm512_add_epi64(pe, k.half), k.even);
                     let ro = _mm512_sra_epi64(_mm512_add_epi64(po, k.half), k.odd);
                     let r = _mm512_mask_blend_epi32(0xaaaa, re, ro);
-                    return _mm512_min_epi32(
-                        _mm512_max_epi32(_mm512_add_epi32(r, k.zy), k.lo),
-                        k.hi,
-                    );
+                    if !CLAMP {
+                        return r;
+                    }
+                    return _mm512_min_epi32(_mm512_max_epi32(r, k.lo), k.hi);
                 }
                 Mode::PerChannel => {}
             }
@@ -305,6 +317,35 @@ impl Epi {
     }
 }
 
+impl Epi {
+    /// Four results of [`Self::vec16`] (unclamped or not) as 64 bytes, clamped: `vpackssdw`
+    /// of `r0` and `r1`, of `r2` and `r3` (signed saturation to 16 bits keeps every value's
+    /// clamp), then `vpackuswb` (to 0..=255), then the clamp bounds in bytes: 128-bit lane
+    /// `L` holds values `4L .. 4L + 4` of `r0`, `r1`, `r2`, `r3` in turn (dword `4L + v` is
+    /// register `v`'s; `vpermd` by [`ORDER4`] puts them register by register).
+    ///
+    /// # Safety
+    /// AVX-512 F/BW; `k` made by this epilogue's `regs`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    pub(super) unsafe fn pack4(
+        &self,
+        k: &EpiRegs,
+        r: [std::arch::x86_64::__m512i; 4],
+    ) -> std::arch::x86_64::__m512i {
+        use std::arch::x86_64::*;
+        let lo = _mm512_packs_epi32(r[0], r[1]);
+        let hi = _mm512_packs_epi32(r[2], r[3]);
+        _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(lo, hi), k.lo8), k.hi8)
+    }
+}
+
+/// The `vpermd` indices that put [`Epi::pack4`]'s bytes register by register (dword `4v + L`
+/// from `4L + v`): 16 values of `r0`, then of `r1`, `r2`, `r3`.
+#[cfg(target_arch = "x86_64")]
+pub(super) const ORDER4: [i32; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
+
 /// Which form [`Epi::vec16`] takes.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -326,6 +367,8 @@ pub(super) struct EpiRegs {
     lo: std::arch::x86_64::__m512i,
     hi: std::arch::x86_64::__m512i,
     half: std::arch::x86_64::__m512i,
+    lo8: std::arch::x86_64::__m512i,
+    hi8: std::arch::x86_64::__m512i,
     even: std::arch::x86_64::__m128i,
     odd: std::arch::x86_64::__m128i,
 }
@@ -477,17 +520,24 @@ mod tests {
                     use std::arch::x86_64::*;
                     let regs = qe.regs();
                     for f in (0..acc.len()).step_by(64) {
+                        // As `dw_vnni_row`: four registers unclamped, packed and clamped
+                        // by `pack4`, the 64 bytes in order; and each register clamped.
+                        let mut r = [_mm512_setzero_si512(); 4];
                         for k in 0..4 {
                             let lanes: Vec<i32> =
                                 (0..16).map(|e| acc[f + 16 * (e / 4) + 4 * k + e % 4]).collect();
                             let v = _mm512_loadu_si512(lanes.as_ptr() as *const __m512i);
-                            let mut r = [0i32; 16];
-                            let out = qe.vec16(&regs, v, f % span + 16 * k);
-                            _mm512_storeu_si512(r.as_mut_ptr() as *mut __m512i, out);
-                            for e in 0..16 {
-                                got[f + 16 * (e / 4) + 4 * k + e % 4] = r[e] as u8;
+                            r[k] = qe.vec16::<false>(&regs, v, f % span + 16 * k);
+                            let mut one = [0i32; 16];
+                            let out = qe.vec16::<true>(&regs, v, f % span + 16 * k);
+                            _mm512_storeu_si512(one.as_mut_ptr() as *mut __m512i, out);
+                            for (e, &o) in one.iter().enumerate() {
+                                let j = f + 16 * (e / 4) + 4 * k + e % 4;
+                                prop_assert_eq!(o as u8, want[j], "clamped, value {}", j);
                             }
                         }
+                        let bytes = qe.pack4(&regs, r);
+                        _mm512_storeu_si512(got.as_mut_ptr().add(f) as *mut __m512i, bytes);
                     }
                 }
                 prop_assert_eq!(&got, &want, "quad-permuted, {} channels", ch);

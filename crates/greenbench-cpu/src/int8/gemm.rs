@@ -365,7 +365,7 @@ mod amx;
 #[cfg(target_arch = "x86_64")]
 mod vnni {
     use super::{QGemm, QPath, amx};
-    use crate::int8::epilogue::Epi;
+    use crate::int8::epilogue::{Epi, ORDER4};
     use std::arch::x86_64::*;
 
     /// Four bytes of row `a` from `k0` (fewer past `k`, zero-filled) as one int32.
@@ -443,26 +443,23 @@ mod vnni {
             // SAFETY: AVX-512 F (this function's features).
             let k = unsafe { f.epi.regs() };
             if NV == 4 {
-                // Four vectors of a row packed into one store: `vpackssdw` / `vpackuswb`
-                // leave 128-bit lane L holding each vector's values 4L .. 4L + 4 in turn
-                // (dword 4L + v), `vpermd` puts them in order (dword 4v + L). The values are
-                // clamped to uint8 already, so the saturating packs keep them.
+                // Four vectors of a row packed into one store (`Epi::pack4`, clamped there),
+                // `vpermd` puts them in order.
                 let col = b0 * 16;
                 let left = g.n - col;
                 let m: u64 = if left >= 64 { !0 } else { (1u64 << left) - 1 };
-                let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+                // SAFETY: ORDER4 holds 16 i32.
+                let order = unsafe { _mm512_loadu_si512(ORDER4.as_ptr() as *const __m512i) };
                 for r in 0..MR {
                     // (`% NV`: this branch runs only with NV = 4.)
                     // SAFETY: the caller's bounds: row r's channels col..col + 64 (masked to
                     // n) lie in `y`, and the epilogue's arrays cover c0 + col + 64.
                     unsafe {
-                        let e0 = f.epi.vec16(&k, acc[r][0], f.c0 + col);
-                        let e1 = f.epi.vec16(&k, acc[r][1 % NV], f.c0 + col + 16);
-                        let e2 = f.epi.vec16(&k, acc[r][2 % NV], f.c0 + col + 32);
-                        let e3 = f.epi.vec16(&k, acc[r][3 % NV], f.c0 + col + 48);
-                        let lo = _mm512_packs_epi32(e0, e1);
-                        let hi = _mm512_packs_epi32(e2, e3);
-                        let p = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(lo, hi));
+                        let e0 = f.epi.vec16::<false>(&k, acc[r][0], f.c0 + col);
+                        let e1 = f.epi.vec16::<false>(&k, acc[r][1 % NV], f.c0 + col + 16);
+                        let e2 = f.epi.vec16::<false>(&k, acc[r][2 % NV], f.c0 + col + 32);
+                        let e3 = f.epi.vec16::<false>(&k, acc[r][3 % NV], f.c0 + col + 48);
+                        let p = _mm512_permutexvar_epi32(order, f.epi.pack4(&k, [e0, e1, e2, e3]));
                         _mm512_mask_storeu_epi8(f.y.add(r * f.ldy + col) as *mut i8, m, p);
                     }
                 }
@@ -475,7 +472,8 @@ mod vnni {
                     // SAFETY: the caller's bounds: row r's channels col..col + 16 (masked
                     // to n) lie in `y`, and the epilogue's arrays cover c0 + col + 16.
                     unsafe {
-                        let q = _mm512_cvtepi32_epi8(f.epi.vec16(&k, acc[r][v], f.c0 + col));
+                        let q =
+                            _mm512_cvtepi32_epi8(f.epi.vec16::<true>(&k, acc[r][v], f.c0 + col));
                         _mm_mask_storeu_epi8(f.y.add(r * f.ldy + col) as *mut i8, m, q);
                     }
                 }

@@ -16,6 +16,7 @@
 use super::QGemm;
 use super::vnni::Fin;
 use crate::amx::{Config, release, tile_dp, tile_load, tile_store, tile_zero};
+use crate::int8::epilogue::{EpiRegs, ORDER4};
 use std::arch::x86_64::*;
 
 /// Whether this process runs AMX-INT8 (`crate::amx`).
@@ -192,6 +193,9 @@ unsafe fn blocks(
     let (cs, as_, ws) = ((br, 64), (br, kc), (kc / 4, 64));
     let cfg = Config::new([cs, cs, cs, cs, as_, as_, ws, ws]);
     let mut scratch = Scratch([0; 256]);
+    // The epilogue with its registers, made once per call.
+    // SAFETY: AVX-512 F (this function's features).
+    let fin = fin.map(|f| (f, unsafe { f.epi.regs() }));
     let sp = scratch.0.as_mut_ptr();
     let bp = g.packed.as_ptr();
     // SAFETY (whole body): the tile loads read `A` rows as the caller bounds them and packed
@@ -268,7 +272,7 @@ unsafe fn blocks(
                         _ => tile_store!("3", sp, 64usize),
                     }
                     match fin {
-                        Some(f) => finish(g, &scratch, f, blk.r, br, col),
+                        Some((f, k)) => finish(g, &scratch, f, &k, blk.r, br, col),
                         None => {
                             let left = g.n - col;
                             for r in 0..br {
@@ -306,16 +310,37 @@ struct Scratch([i32; 256]);
 /// # Safety
 /// AVX-512 F/BW/VL; `f`'s destination and arrays as [`run`]'s.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn finish(g: &QGemm, s: &Scratch, f: Fin, r: usize, br: usize, col: usize) {
+#[inline]
+unsafe fn finish(g: &QGemm, s: &Scratch, f: Fin, k: &EpiRegs, r: usize, br: usize, col: usize) {
     let m = crate::int8::epilogue::lanes_from(col, g.n);
     // SAFETY: the caller's bounds (rows r..r + br, channels col..col + 16 masked to n; the
     // epilogue's arrays cover c0 + col + 16).
     unsafe {
-        let k = f.epi.regs();
-        for i in 0..br {
-            let acc = _mm512_load_si512(s.0.as_ptr().add(16 * i) as *const __m512i);
-            let q = _mm512_cvtepi32_epi8(f.epi.vec16(&k, acc, f.c0 + col));
-            _mm_mask_storeu_epi8(f.y.add((r + i) * f.ldy + col) as *mut i8, m, q);
+        let c = f.c0 + col;
+        let row = |i: usize| f.y.add((r + i) * f.ldy + col) as *mut i8;
+        let sums = s.0.as_ptr() as *const __m512i;
+        let acc = |i: usize| _mm512_load_si512(sums.add(i));
+        // Four rows at a time packed to bytes and clamped together (`Epi::pack4`), `vpermd`
+        // puts each row's 16 bytes in a 128-bit lane.
+        let order = _mm512_loadu_si512(ORDER4.as_ptr() as *const __m512i);
+        let mut i = 0;
+        while i + 4 <= br {
+            // (Four calls, not a closure: a closure may not inline `vec16`, see
+            // `dw_vnni_row`.)
+            let e0 = f.epi.vec16::<false>(k, acc(i), c);
+            let e1 = f.epi.vec16::<false>(k, acc(i + 1), c);
+            let e2 = f.epi.vec16::<false>(k, acc(i + 2), c);
+            let e3 = f.epi.vec16::<false>(k, acc(i + 3), c);
+            let p = _mm512_permutexvar_epi32(order, f.epi.pack4(k, [e0, e1, e2, e3]));
+            _mm_mask_storeu_epi8(row(i), m, _mm512_castsi512_si128(p));
+            _mm_mask_storeu_epi8(row(i + 1), m, _mm512_extracti32x4_epi32::<1>(p));
+            _mm_mask_storeu_epi8(row(i + 2), m, _mm512_extracti32x4_epi32::<2>(p));
+            _mm_mask_storeu_epi8(row(i + 3), m, _mm512_extracti32x4_epi32::<3>(p));
+            i += 4;
+        }
+        for i in i..br {
+            let q = _mm512_cvtepi32_epi8(f.epi.vec16::<true>(k, acc(i), c));
+            _mm_mask_storeu_epi8(row(i), m, q);
         }
     }
 }
