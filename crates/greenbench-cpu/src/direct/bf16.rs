@@ -127,26 +127,89 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
 }
 
 /// `src` rounded to bf16 (ties to even, NaN kept quiet: `greenbench_core::bf16::to_bits`
-/// exactly, denormals included) into `dst`, 16 values per step.
+/// exactly, denormals included) into `dst`, 16 values per step: `vcvtneps2bf16` where the CPU
+/// has AVX-512 BF16 (one instruction; it flushes denormal inputs to zero, so a step holding
+/// one rounds in integer arithmetic instead), else integer arithmetic throughout.
 ///
 /// # Safety
 /// The CPU has AVX-512F; `dst` points to `src.len()` writable values.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn round_row(src: &[f32], dst: *mut u16) {
+    if std::arch::is_x86_feature_detected!("avx512bf16")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+    {
+        // SAFETY: the features just detected; the caller's bounds.
+        return unsafe { round_row_cvt(src, dst) };
+    }
+    // SAFETY: AVX-512F; the caller's bounds.
+    unsafe { round_row_int(src, dst) }
+}
+
+/// [`round_row`] in integer arithmetic.
+///
+/// # Safety
+/// As [`round_row`].
+#[target_feature(enable = "avx512f")]
+unsafe fn round_row_int(src: &[f32], dst: *mut u16) {
     let n16 = src.len() / 16 * 16;
+    for i in (0..n16).step_by(16) {
+        // SAFETY: values i..i + 16 of `src` and `dst` (the caller's bounds).
+        unsafe {
+            let r = round16(_mm512_loadu_ps(src.as_ptr().add(i)));
+            _mm256_storeu_si256(dst.add(i) as *mut __m256i, r);
+        }
+    }
+    // SAFETY: the caller's bounds.
+    unsafe { round_tail(src, dst, n16) };
+}
+
+/// [`round_row`] with `vcvtneps2bf16`.
+///
+/// # Safety
+/// AVX-512 F/DQ/BF16; the bounds of [`round_row`].
+#[target_feature(enable = "avx512f,avx512dq,avx512bf16")]
+unsafe fn round_row_cvt(src: &[f32], dst: *mut u16) {
+    let n16 = src.len() / 16 * 16;
+    for i in (0..n16).step_by(16) {
+        // SAFETY: values i..i + 16 of `src` and `dst` (the caller's bounds).
+        unsafe {
+            let x = _mm512_loadu_ps(src.as_ptr().add(i));
+            // fpclass 0x20: denormal.
+            let r = if _mm512_fpclass_ps_mask::<0x20>(x) == 0 {
+                std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(x))
+            } else {
+                round16(x)
+            };
+            _mm256_storeu_si256(dst.add(i) as *mut __m256i, r);
+        }
+    }
+    // SAFETY: the caller's bounds.
+    unsafe { round_tail(src, dst, n16) };
+}
+
+/// 16 values rounded to bf16 in integer arithmetic: add `0x7fff` plus the kept part's lowest
+/// bit, keep the top 16 bits; NaN: its top 16 bits with the quiet bit set.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn round16(x: __m512) -> __m256i {
     let one = _mm512_set1_epi32(1);
     let half = _mm512_set1_epi32(0x7fff);
     let quiet = _mm512_set1_epi32(0x0040);
-    for i in (0..n16).step_by(16) {
-        let x = unsafe { _mm512_loadu_ps(src.as_ptr().add(i)) };
-        let b = _mm512_castps_si512(x);
-        let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(b), one);
-        let r = _mm512_srli_epi32::<16>(_mm512_add_epi32(b, _mm512_add_epi32(half, lsb)));
-        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
-        let r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32::<16>(b), quiet));
-        unsafe { _mm256_storeu_si256(dst.add(i) as *mut __m256i, _mm512_cvtepi32_epi16(r)) };
-    }
-    for (i, &v) in src.iter().enumerate().skip(n16) {
+    let b = _mm512_castps_si512(x);
+    let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(b), one);
+    let r = _mm512_srli_epi32::<16>(_mm512_add_epi32(b, _mm512_add_epi32(half, lsb)));
+    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
+    let r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32::<16>(b), quiet));
+    _mm512_cvtepi32_epi16(r)
+}
+
+/// Values `from..` of `src` rounded one by one.
+///
+/// # Safety
+/// `dst` points to `src.len()` writable values.
+unsafe fn round_tail(src: &[f32], dst: *mut u16, from: usize) {
+    for (i, &v) in src.iter().enumerate().skip(from) {
+        // SAFETY: the caller's bounds (`dst` holds `src.len()` values).
         unsafe { *dst.add(i) = greenbench_core::bf16::to_bits(v) };
     }
 }
@@ -177,15 +240,26 @@ mod tests {
             f32::NEG_INFINITY,
             f32::NAN,
             f32::from_bits(0xffc1_2345),
+            // A signalling NaN (quiet bit clear).
+            f32::from_bits(0x7f81_2345),
             -0.0,
             0.0,
         ];
         x.extend((0..1000u32).map(|i| f32::from_bits(i.wrapping_mul(2_654_435_761))));
-        for len in [0, 5, 16, 17, x.len()] {
-            let mut got = vec![0u16; len];
-            unsafe { round_row(&x[..len], got.as_mut_ptr()) };
-            for (i, (&g, &v)) in got.iter().zip(&x).enumerate() {
-                assert_eq!(g, greenbench_core::bf16::to_bits(v), "value {i}: {v:e}");
+        // Also without the denormals, so the ties and NaNs above meet `vcvtneps2bf16` (a step
+        // holding a denormal rounds in integer arithmetic).
+        let normal: Vec<f32> = x.iter().copied().filter(|v| !v.is_subnormal()).collect();
+        for x in [&x, &normal] {
+            for len in [0, 5, 16, 17, x.len()] {
+                // The dispatched form (`vcvtneps2bf16` where present) and the integer one.
+                let (mut got, mut int) = (vec![0u16; len], vec![0u16; len]);
+                unsafe { round_row(&x[..len], got.as_mut_ptr()) };
+                unsafe { round_row_int(&x[..len], int.as_mut_ptr()) };
+                for (i, ((&g, &n), &v)) in got.iter().zip(&int).zip(x).enumerate() {
+                    let want = greenbench_core::bf16::to_bits(v);
+                    assert_eq!(g, want, "value {i}: {v:e}");
+                    assert_eq!(n, want, "integer path, value {i}: {v:e}");
+                }
             }
         }
     }
