@@ -129,6 +129,35 @@ proptest! {
         prop_assert!(err < TOL, "err {err} ({cfg})");
     }
 
+    /// Convolutions whose kernel rows pair up across pixels (`kw * cin` even with `cin` odd,
+    /// three or five channels under a 2- or 4-wide kernel): the bf16 copy keeps `cin`
+    /// channels a pixel and the kernels pair consecutive values of a kernel row. (One channel
+    /// runs as a rounding step on the fp32 kernels: `plan_bf16::bf16_layer`.)
+    #[test]
+    fn bf16_convolutions_pairing_pixels_match_reference(
+        h in 1usize..12, w in 4usize..12, cin in prop::sample::select(vec![1usize, 3, 5]),
+        cout in 1usize..40, kh in 1usize..5, kw in prop::sample::select(vec![2usize, 4]),
+        s in 1usize..3, same in any::<bool>(), relu in any::<bool>(), batch in 1usize..4,
+        threads in 1usize..3,
+    ) {
+        let pad = if same { Padding::Same } else { Padding::Valid };
+        let mut nodes = vec![Node::new("c1", Op::Conv2d {
+            filters: cout,
+            kernel: [kh, kw],
+            stride: [s, s],
+            padding: pad,
+            groups: 1,
+            bias: true,
+        })];
+        if relu {
+            nodes.push(Node::new("act", Op::Relu));
+        }
+        let g = image_graph([h, w, cin], nodes);
+        prop_assume!(g.is_ok());
+        let (err, cfg) = bf16_err(&g.unwrap(), batch, 5, threads);
+        prop_assert!(err < TOL, "err {err} ({cfg})");
+    }
+
     /// Layers wide and long enough for AMX-BF16's 16-pixel groups where the CPU has it
     /// (`direct::amx`): output rows of 16 and more pixels (groups inside a row, groups that
     /// would straddle two rows left to the AVX-512 tile), kernel-row runs in 8..32-value

@@ -38,7 +38,7 @@ pub(super) fn chunk(kc: usize) -> Option<usize> {
 /// One group: `rows` pixels whose block input starts at `x + base` and steps by `stride` bf16
 /// values from pixel to pixel, kernel rows `row_stride` apart; outputs and residuals as the
 /// AVX-512 tile's ([`super::tile::TileArgs`]).
-pub(super) struct GroupArgs<'a> {
+pub(super) struct GroupArgs {
     pub(super) rows: usize,
     pub(super) x: *const u16,
     pub(super) base: usize,
@@ -51,9 +51,9 @@ pub(super) struct GroupArgs<'a> {
     pub(super) vb: usize,
     pub(super) bias: *const f32,
     pub(super) y: *mut f32,
-    pub(super) obase: &'a [usize; GROUP],
+    pub(super) obase: [usize; GROUP],
     pub(super) skip: *const f32,
-    pub(super) sbase: &'a [usize; GROUP],
+    pub(super) sbase: [usize; GROUP],
     pub(super) ncols: usize,
     pub(super) mode: Mode,
 }
@@ -87,62 +87,155 @@ pub(super) fn runs(kc: usize, rows: usize) -> bool {
 }
 
 /// The tile configuration of groups of `rows` pixels over runs of `kc` values: `tmm0..3`
-/// sums (`rows` x 16 fp32), `tmm4` pixels (`rows` x `cc` bf16), `tmm5..6` weights (`cc / 2`
-/// pairs x 16 channels). Loaded once for a reduction block's groups ([`Config::load`]; the
+/// sums (`rows` x 16 fp32), `tmm4..5` pixels (`rows` x `cc` bf16), `tmm6..7` weights (`cc /
+/// 2` pairs x 16 channels). Loaded once for a reduction block's groups ([`Config::load`]; the
 /// caller releases the tiles after them).
 pub(super) fn config(kc: usize, rows: usize) -> Config {
     let cc = chunk(kc).expect("a chunkable run");
     let (c, x, w) = ((rows, 64), (rows, 2 * cc), (cc / 2, 64));
-    Config::new([c, c, c, c, x, w, w, (0, 0)])
+    Config::new([c, c, c, c, x, x, w, w])
 }
 
-/// The group's products and epilogue.
+/// A reduction block's groups, run two at a time ([`pair`]): a group waits here for the next
+/// one ([`Self::push`]); [`Self::flush`] runs the last one alone (before the block's partial
+/// sums are read, and before the tiles are released).
+#[derive(Default)]
+pub(super) struct Pairs {
+    held: Option<GroupArgs>,
+}
+
+impl Pairs {
+    /// Run `a` with the held group, or hold it.
+    ///
+    /// # Safety
+    /// As [`pair`]'s, for `a` and the held group.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn push(&mut self, a: GroupArgs) {
+        match self.held.take() {
+            // SAFETY: the caller's.
+            Some(h) => unsafe { pair(&h, Some(&a)) },
+            None => self.held = Some(a),
+        }
+    }
+
+    /// Run the held group, if any.
+    ///
+    /// # Safety
+    /// As [`pair`]'s.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn flush(&mut self) {
+        if let Some(h) = self.held.take() {
+            // SAFETY: the caller's.
+            unsafe { pair(&h, None) };
+        }
+    }
+}
+
+/// Two groups' products and epilogues (`b` of the same rows, kernel and weights as `a`; or
+/// `a` alone), two weight vectors at a time: per chunk, each group's pixels in a tile
+/// (`tmm4`, `tmm5`) and each vector's weights (`tmm6`, `tmm7`) loaded once and used twice, the
+/// four products independent (`tmm0..3`: a x v, a x v + 1, b x v, b x v + 1).
 ///
 /// # Safety
-/// [`runs`]`(a.kc, a.rows)` and [`config`]`(a.kc, a.rows)` loaded; AVX-512F; every pixel's block input (`nr` runs of `kc` values) inside
-/// the input, `vb <= 4`, the outputs (and residuals) at `obase` (`sbase`) inside theirs for
-/// `ncols` channels, `bias` covering `16 vb` values.
+/// [`runs`]`(a.kc, a.rows)` and [`config`]`(a.kc, a.rows)` loaded; AVX-512F; for each group,
+/// every pixel's block input (`nr` runs of `kc` values) inside the input, `vb <= 4`, the
+/// outputs (and residuals) at `obase` (`sbase`) inside theirs for `ncols` channels, `bias`
+/// covering `16 vb` values.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn group(a: &GroupArgs<'_>) {
+pub(super) unsafe fn pair(a: &GroupArgs, b: Option<&GroupArgs>) {
     let cc = chunk(a.kc).expect("a chunkable run");
     debug_assert!((1..=4).contains(&a.vb) && a.rows <= GROUP);
-    let (xs, ws) = (2 * a.stride, 64 * a.vb);
+    debug_assert!(b.is_none_or(|b| b.rows == a.rows && b.kc == a.kc && b.vb == a.vb));
+    let ws = 64 * a.vb;
+    let (xa, xb) = (2 * a.stride, 2 * b.map_or(a.stride, |b| b.stride));
     let mut sums = Sums([0.0; 256]);
+    let Some(b) = b else {
+        // SAFETY: the caller's.
+        return unsafe { single(a, cc, &mut sums) };
+    };
     // SAFETY (whole body): the caller's bounds. Tile loads read 16 pixels' `cc` values of a
     // kernel row (inside the run) and `cc / 2` weight pairs x 16 channels of vector v (inside
     // the block); stores go to `sums`.
     unsafe {
+        for v in (0..a.vb).step_by(2) {
+            let two = v + 1 < a.vb;
+            tile_zero!("0", "1", "2", "3");
+            for r in 0..a.nr {
+                for j in (0..a.kc).step_by(cc) {
+                    let at = r * a.row_stride + j;
+                    let wp = a.w.add((r * a.kc + j) / 2 * 32 * a.vb + 32 * v);
+                    tile_load!("4", a.x.add(a.base + at), xa);
+                    tile_load!("6", wp, ws);
+                    tile_dp!("tdpbf16ps", "0", "4", "6");
+                    if two {
+                        tile_load!("7", wp.add(32), ws);
+                        tile_dp!("tdpbf16ps", "1", "4", "7");
+                    }
+                    tile_load!("5", b.x.add(b.base + at), xb);
+                    tile_dp!("tdpbf16ps", "2", "5", "6");
+                    if two {
+                        tile_dp!("tdpbf16ps", "3", "5", "7");
+                    }
+                }
+            }
+            let sp = sums.0.as_mut_ptr();
+            tile_store!("0", sp, 64usize);
+            finish(a, &sums, v);
+            if two {
+                tile_store!("1", sp, 64usize);
+                finish(a, &sums, v + 1);
+            }
+            tile_store!("2", sp, 64usize);
+            finish(b, &sums, v);
+            if two {
+                tile_store!("3", sp, 64usize);
+                finish(b, &sums, v + 1);
+            }
+        }
+    }
+}
+
+/// One group alone: its `vb` vectors' sums at once (`tmm0..3`: four products per chunk, as in
+/// a pair), the pixels in `tmm4` and the weights in `tmm6..7` (in turn: `tmm5` is shaped for
+/// pixels, and a product of mismatched shapes faults).
+///
+/// # Safety
+/// As [`pair`]'s for `a`; `cc = chunk(a.kc)`.
+#[target_feature(enable = "avx512f")]
+unsafe fn single(a: &GroupArgs, cc: usize, sums: &mut Sums) {
+    let (xs, ws) = (2 * a.stride, 64 * a.vb);
+    // SAFETY: as [`pair`]'s body.
+    unsafe {
         tile_zero!("0", "1", "2", "3");
         for r in 0..a.nr {
             for j in (0..a.kc).step_by(cc) {
-                let xp = a.x.add(a.base + r * a.row_stride + j);
-                tile_load!("4", xp, xs);
+                tile_load!("4", a.x.add(a.base + r * a.row_stride + j), xs);
                 let wp = a.w.add((r * a.kc + j) / 2 * 32 * a.vb);
-                tile_load!("5", wp, ws);
-                tile_dp!("tdpbf16ps", "0", "4", "5");
+                tile_load!("6", wp, ws);
+                tile_dp!("tdpbf16ps", "0", "4", "6");
                 if a.vb > 1 {
-                    tile_load!("6", wp.add(32), ws);
-                    tile_dp!("tdpbf16ps", "1", "4", "6");
+                    tile_load!("7", wp.add(32), ws);
+                    tile_dp!("tdpbf16ps", "1", "4", "7");
                 }
                 if a.vb > 2 {
-                    tile_load!("5", wp.add(64), ws);
-                    tile_dp!("tdpbf16ps", "2", "4", "5");
+                    tile_load!("6", wp.add(64), ws);
+                    tile_dp!("tdpbf16ps", "2", "4", "6");
                 }
                 if a.vb > 3 {
-                    tile_load!("6", wp.add(96), ws);
-                    tile_dp!("tdpbf16ps", "3", "4", "6");
+                    tile_load!("7", wp.add(96), ws);
+                    tile_dp!("tdpbf16ps", "3", "4", "7");
                 }
             }
         }
+        let sp = sums.0.as_mut_ptr();
         for v in 0..a.vb {
-            let sp = sums.0.as_mut_ptr();
             match v {
                 0 => tile_store!("0", sp, 64usize),
                 1 => tile_store!("1", sp, 64usize),
                 2 => tile_store!("2", sp, 64usize),
                 _ => tile_store!("3", sp, 64usize),
             }
-            finish(a, &sums, v);
+            finish(a, sums, v);
         }
     }
 }
@@ -152,7 +245,7 @@ pub(super) unsafe fn group(a: &GroupArgs<'_>) {
 /// # Safety
 /// As [`group`]'s.
 #[target_feature(enable = "avx512f")]
-unsafe fn finish(a: &GroupArgs<'_>, s: &Sums, v: usize) {
+unsafe fn finish(a: &GroupArgs, s: &Sums, v: usize) {
     let m = lane_mask(a.ncols, v);
     if m == 0 {
         return;

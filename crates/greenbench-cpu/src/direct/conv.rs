@@ -135,7 +135,8 @@ impl DirectPlan {
     }
 
     /// [`Self::conv`] on bf16 operands (see [`Self::gemm_bf16`]): the input (unbordered NHWC)
-    /// copied into a zero-bordered bf16 buffer, each pixel's channels padded to even.
+    /// copied into a zero-bordered bf16 buffer; each pixel's channels padded to even unless
+    /// a kernel row's values already pair up (`kw * cin` even: pairs may join two pixels).
     pub fn conv_bf16(
         g: &ConvGeom,
         batch: usize,
@@ -144,7 +145,10 @@ impl DirectPlan {
         relu: Relu,
         out_border: Option<Border>,
     ) -> Option<Self> {
-        let cp = g.cin.next_multiple_of(2);
+        let cp = match (g.kw * g.cin).is_multiple_of(2) {
+            true => g.cin,
+            false => g.cin.next_multiple_of(2),
+        };
         let mut gp = *g;
         gp.cin = cp;
         let wp = pad_channels(w, g.kh * g.kw, g.cin, cp, g.cout);
@@ -171,7 +175,7 @@ impl DirectPlan {
         assert!(self.wino.is_none(), "bf16 plans run the direct tile");
         let k = self.geo.kh * self.geo.kw * self.geo.cin;
         assert!(
-            k.is_multiple_of(2) && self.geo.cin.is_multiple_of(2),
+            k.is_multiple_of(2) && (self.geo.kw * self.geo.cin).is_multiple_of(2),
             "bf16: odd reduction"
         );
         let width = 16 * self.v;
@@ -671,6 +675,7 @@ impl DirectPlan {
                 // SAFETY: AMX-BF16 granted (`runs`); released after this block's pixels.
                 unsafe { super::amx::config(c1 - c0, rows).load() };
             }
+            let mut pairs = super::amx::Pairs::default();
             let mut q0 = qa;
             while q0 < qb {
                 let even = match amx && q0 + rows <= qb {
@@ -702,15 +707,15 @@ impl DirectPlan {
                         vb,
                         bias,
                         y,
-                        obase: &ob,
+                        obase: ob,
                         skip,
-                        sbase: &sb,
+                        sbase: sb,
                         ncols,
                         mode,
                     };
                     // SAFETY: `amx` checked `runs`; the same inputs, weights and outputs as
                     // the tiles of these pixels would read and write.
-                    unsafe { super::amx::group(&ga) };
+                    unsafe { pairs.push(ga) };
                     q0 += rows;
                     continue;
                 }
@@ -761,7 +766,8 @@ impl DirectPlan {
                 q0 += np;
             }
             if amx {
-                // SAFETY: loaded above.
+                // SAFETY: loaded above; the last group before the tiles go.
+                unsafe { pairs.flush() };
                 unsafe { crate::amx::release() };
             }
         }
