@@ -137,6 +137,8 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
 pub(super) unsafe fn round_row(src: &[f32], dst: *mut u16) {
     if std::arch::is_x86_feature_detected!("avx512bf16")
         && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
     {
         // SAFETY: the features just detected; the caller's bounds.
         return unsafe { round_row_cvt(src, dst) };
@@ -166,8 +168,8 @@ unsafe fn round_row_int(src: &[f32], dst: *mut u16) {
 /// [`round_row`] with `vcvtneps2bf16`.
 ///
 /// # Safety
-/// AVX-512 F/DQ/BF16; the bounds of [`round_row`].
-#[target_feature(enable = "avx512f,avx512dq,avx512bf16")]
+/// AVX-512 F/BW/VL/DQ/BF16; the bounds of [`round_row`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")]
 unsafe fn round_row_cvt(src: &[f32], dst: *mut u16) {
     let n16 = src.len() / 16 * 16;
     for i in (0..n16).step_by(16) {
@@ -183,8 +185,18 @@ unsafe fn round_row_cvt(src: &[f32], dst: *mut u16) {
             _mm256_storeu_si256(dst.add(i) as *mut __m256i, r);
         }
     }
-    // SAFETY: the caller's bounds.
-    unsafe { round_tail(src, dst, n16) };
+    // The last 1..15 values: masked (the lanes past them load as zeros, not denormals).
+    let m = ((1u32 << (src.len() - n16)) - 1) as u16;
+    // SAFETY: lanes n16..len of `src` and `dst` only (the caller's bounds).
+    unsafe {
+        let x = _mm512_maskz_loadu_ps(m, src.as_ptr().add(n16));
+        if m != 0 && _mm512_fpclass_ps_mask::<0x20>(x) == 0 {
+            let r = std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(x));
+            _mm256_mask_storeu_epi16(dst.add(n16) as *mut i16, m, r);
+            return;
+        }
+        round_tail(src, dst, n16);
+    }
 }
 
 /// 16 values rounded to bf16 in integer arithmetic: add `0x7fff` plus the kept part's lowest
