@@ -1,5 +1,5 @@
-//! The bf16 direct kernels' tile on Intel AMX-BF16 (`tdpbf16ps`): 16 pixels x up to 64
-//! channels per call, one tile instruction multiplying 16 pixels' next `cc` bf16 values (up
+//! The bf16 direct kernels' tile on Intel AMX-BF16 (`tdpbf16ps`): 16 pixels (or two groups of
+//! them, [`Pairs`]) x up to 64 channels per call, one tile instruction multiplying 16 pixels' next `cc` bf16 values (up
 //! to 32) by the weights' `cc / 2` pairs of rows into 16 x 16 fp32 sums, the work of
 //! `16 * cc / 2` `vdpbf16ps`. The weights are read as the AVX-512 BF16 tile packs them
 //! (`[pairs][16 V][2]`: AMX's B layout, a tile per 16 channels at a `64 V`-byte stride) and
@@ -146,13 +146,12 @@ pub(super) unsafe fn pair(a: &GroupArgs, b: Option<&GroupArgs>) {
     let cc = chunk(a.kc).expect("a chunkable run");
     debug_assert!((1..=4).contains(&a.vb) && a.rows <= GROUP);
     debug_assert!(b.is_none_or(|b| b.rows == a.rows && b.kc == a.kc && b.vb == a.vb));
-    let ws = 64 * a.vb;
-    let (xa, xb) = (2 * a.stride, 2 * b.map_or(a.stride, |b| b.stride));
     let mut sums = Sums([0.0; 256]);
     let Some(b) = b else {
         // SAFETY: the caller's.
         return unsafe { single(a, cc, &mut sums) };
     };
+    let (ws, xa, xb) = (64 * a.vb, 2 * a.stride, 2 * b.stride);
     // SAFETY (whole body): the caller's bounds. Tile loads read 16 pixels' `cc` values of a
     // kernel row (inside the run) and `cc / 2` weight pairs x 16 channels of vector v (inside
     // the block); stores go to `sums`.
@@ -243,7 +242,7 @@ unsafe fn single(a: &GroupArgs, cc: usize, sums: &mut Sums) {
 /// Vector `v`'s 16 x 16 sums through the start, residual and activation into the output.
 ///
 /// # Safety
-/// As [`group`]'s.
+/// As [`pair`]'s.
 #[target_feature(enable = "avx512f")]
 unsafe fn finish(a: &GroupArgs, s: &Sums, v: usize) {
     let m = lane_mask(a.ncols, v);

@@ -165,37 +165,30 @@ unsafe fn round_row_int(src: &[f32], dst: *mut u16) {
     unsafe { round_tail(src, dst, n16) };
 }
 
-/// [`round_row`] with `vcvtneps2bf16`.
+/// [`round_row`] with `vcvtneps2bf16`, 16 values a step, the last step masked (its lanes past
+/// the row load as zeros, not denormals); a step holding a denormal rounds by [`round16`].
 ///
 /// # Safety
 /// AVX-512 F/BW/VL/DQ/BF16; the bounds of [`round_row`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")]
 unsafe fn round_row_cvt(src: &[f32], dst: *mut u16) {
-    let n16 = src.len() / 16 * 16;
-    for i in (0..n16).step_by(16) {
-        // SAFETY: values i..i + 16 of `src` and `dst` (the caller's bounds).
+    for i in (0..src.len()).step_by(16) {
+        let m = if src.len() - i >= 16 {
+            u16::MAX
+        } else {
+            ((1u32 << (src.len() - i)) - 1) as u16
+        };
+        // SAFETY: lanes i..min(i + 16, len) of `src` and `dst` only (the caller's bounds).
         unsafe {
-            let x = _mm512_loadu_ps(src.as_ptr().add(i));
+            let x = _mm512_maskz_loadu_ps(m, src.as_ptr().add(i));
             // fpclass 0x20: denormal.
             let r = if _mm512_fpclass_ps_mask::<0x20>(x) == 0 {
                 std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(x))
             } else {
                 round16(x)
             };
-            _mm256_storeu_si256(dst.add(i) as *mut __m256i, r);
+            _mm256_mask_storeu_epi16(dst.add(i) as *mut i16, m, r);
         }
-    }
-    // The last 1..15 values: masked (the lanes past them load as zeros, not denormals).
-    let m = ((1u32 << (src.len() - n16)) - 1) as u16;
-    // SAFETY: lanes n16..len of `src` and `dst` only (the caller's bounds).
-    unsafe {
-        let x = _mm512_maskz_loadu_ps(m, src.as_ptr().add(n16));
-        if m != 0 && _mm512_fpclass_ps_mask::<0x20>(x) == 0 {
-            let r = std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(x));
-            _mm256_mask_storeu_epi16(dst.add(n16) as *mut i16, m, r);
-            return;
-        }
-        round_tail(src, dst, n16);
     }
 }
 

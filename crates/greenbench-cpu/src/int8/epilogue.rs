@@ -315,9 +315,7 @@ impl Epi {
             _mm512_or_si512(clamp(re), _mm512_slli_epi64(clamp(ro), 32))
         }
     }
-}
 
-impl Epi {
     /// Four results of [`Self::vec16`] (unclamped or not) as 64 bytes, clamped: `vpackssdw`
     /// of `r0` and `r1`, of `r2` and `r3` (signed saturation to 16 bits keeps every value's
     /// clamp), then `vpackuswb` (to 0..=255), then the clamp bounds in bytes: 128-bit lane
