@@ -7,8 +7,10 @@ use greenbench_core::graph::{BinOp, ConvGeom, MatMulGeom, MathFn, PoolGeom, Unar
 use greenbench_core::strided::Strided;
 use rayon::prelude::*;
 
+mod aligned;
 mod buf;
 mod movement;
+pub use aligned::{AVec, Zeroable};
 pub use buf::Buf;
 pub use movement::{channel_shuffle, concat_part, shuffle_pixels, transpose};
 

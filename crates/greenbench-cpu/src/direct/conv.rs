@@ -4,6 +4,7 @@ use super::amx::{GROUP, GroupArgs};
 use super::tile::{Init, Mode, TileArgs};
 use super::winograd::{self, Dest, RowGemm, Wino};
 use super::*;
+use crate::kernels::AVec;
 use greenbench_core::graph::ConvGeom;
 use std::arch::x86_64::*;
 
@@ -28,7 +29,7 @@ pub struct DirectPlan {
     /// Pixels per tile for this `v`.
     p: usize,
     /// `[block][k][16 v]` with k in (ky, kx, ci) order, zero-padded past `cout`.
-    w: Vec<f32>,
+    w: AVec<f32>,
     /// Bias padded to whole blocks (zeros when the layer has none).
     bias: Vec<f32>,
     relu: Relu,
@@ -58,7 +59,7 @@ pub struct DirectPlan {
 /// two values of a lane's pair consecutive reduction steps (`vdpbf16ps`'s operand layout).
 struct Bf16Operands {
     copy: PadCopy,
-    w: Vec<u16>,
+    w: AVec<u16>,
 }
 
 /// `w` (`[k][cout]`, k in (tap, channel) order with `cin` channels per tap) with each tap's
@@ -194,11 +195,11 @@ impl DirectPlan {
                 }
             }
         }
-        self.w = Vec::new();
+        self.w = Default::default();
         self.kblocks = reduction_blocks(&self.geo, width, true);
         self.pad = None;
         self.input_len = input_len;
-        self.bf16 = Some(Bf16Operands { copy, w });
+        self.bf16 = Some(Bf16Operands { copy, w: w.into() });
         self
     }
 
@@ -295,10 +296,12 @@ impl DirectPlan {
         if let Some(border) = out_border {
             (plan.out_pix, plan.out_len) = bordered_offsets(batch, g.ho, g.wo, g.cout, border);
         }
-        if let Some(f4_min_tiles) = winograd.filter(|_| winograd::eligible(g)) {
+        if let Some(f4_min_tiles) =
+            winograd.filter(|_| winograd::eligible(g) && winograd::pays(g, batch))
+        {
             let gemm = |rows, k, n, u: &[f32]| Self::gemm(rows, k, n, u, None, None);
             plan.wino = Some(Box::new(Wino::new(g, batch, hp, wp, w, f4_min_tiles, gemm)));
-            plan.w = Vec::new();
+            plan.w = Default::default();
         }
         Some(plan)
     }
@@ -429,7 +432,7 @@ impl DirectPlan {
             pad,
             v,
             p,
-            w: packed,
+            w: packed.into(),
             bias: padded_bias,
             relu,
             kblocks,
@@ -637,10 +640,36 @@ impl DirectPlan {
         let mut base = [0usize; MAX_P];
         let mut obase = [0usize; MAX_P];
         let mut sbase = [0usize; MAX_P];
+        let nb = self.channel_blocks();
+        // The first reduction block's weights of channel block `b`: (offset, floats).
+        let first_block = |b: usize| {
+            let (r0, r1, c0, c1) = self.kblocks[0];
+            let vb = (self.cout - b * width).min(width).div_ceil(16);
+            (b * k * width, (r1 - r0) * (c1 - c0) * 16 * vb)
+        };
         for (kbi, &(r0, r1, c0, c1)) in self.kblocks.iter().enumerate() {
             // Element offset of the block's weights (bf16 weights: the same offset in u16s,
             // handed to the bf16 tile as a float pointer it casts back).
             let wo = b * k * width + (r0 * run + c0) * 16 * vb;
+            // What this thread reads next: the unit's next reduction block, or after the last
+            // one the next channel block's first (the next unit, in the order threads take
+            // them); fp32 only. Fetched into L2 while this block's tiles compute, so the next
+            // block's first tile does not wait on memory for each weight (`tile`).
+            let next = match self.kblocks.get(kbi + 1) {
+                _ if self.bf16.is_some() => None,
+                Some(&(q0, q1, d0, d1)) => Some((
+                    b * k * width + (q0 * run + d0) * 16 * vb,
+                    (q1 - q0) * (d1 - d0) * 16 * vb,
+                )),
+                None if b + 1 < nb => Some(first_block(b + 1)),
+                None => None,
+            };
+            let (pf_at, pf_all) = next.unwrap_or((0, 0));
+            let pf_all = pf_all.div_ceil(16);
+            let steps = (r1 - r0) * (c1 - c0);
+            let tiles = (t1 - t0).max(1);
+            let pf_per = pf_all.div_ceil(tiles).min(2 * steps);
+            let mut pf_done = 0usize;
             let w = match &self.bf16 {
                 Some(h) => unsafe { h.w.as_ptr().add(wo) as *const f32 },
                 None => unsafe { self.w.as_ptr().add(wo) },
@@ -756,7 +785,15 @@ impl DirectPlan {
                     np,
                     ncols,
                     mode,
+                    // Inside `self.w` (the next block's weights) but for a last line's rest:
+                    // wrapping, and only ever prefetched.
+                    pf: self
+                        .w
+                        .as_ptr()
+                        .wrapping_add(pf_at + 16 * pf_done.min(pf_all)),
+                    pf_lines: pf_per.min(pf_all - pf_done.min(pf_all)),
                 };
+                pf_done += pf_per;
                 if self.bf16.is_some() {
                     // SAFETY: bf16 plans are built only where `super::bf16::available()`.
                     unsafe { super::bf16::dispatch(vb, np, &a) };
@@ -844,12 +881,26 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
         }
     }
     let mut w = a.w;
+    let (mut pf, mut pf_left) = (a.pf, a.pf_lines);
+    let mut steps_left = a.nr * a.kc;
     for r in 0..a.nr {
         let mut px = [std::ptr::null::<f32>(); P];
         for (p, ptr) in px.iter_mut().enumerate() {
             *ptr = unsafe { a.x.add(a.base[p] + r * a.row_stride) };
         }
         for c in 0..a.kc {
+            if pf_left > 0 {
+                // A prefetch does not fault; `pf` stays inside the weights all the same.
+                _mm_prefetch::<_MM_HINT_T1>(pf as *const i8);
+                pf_left -= 1;
+                pf = pf.wrapping_add(16);
+                if pf_left > steps_left {
+                    _mm_prefetch::<_MM_HINT_T1>(pf as *const i8);
+                    pf_left -= 1;
+                    pf = pf.wrapping_add(16);
+                }
+            }
+            steps_left = steps_left.saturating_sub(1);
             let mut wv = [_mm512_setzero_ps(); V];
             for (v, wr) in wv.iter_mut().enumerate() {
                 *wr = unsafe { _mm512_loadu_ps(w.add(16 * v)) };

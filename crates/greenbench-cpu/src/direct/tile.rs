@@ -39,4 +39,9 @@ pub(super) struct TileArgs<'a> {
     pub(super) np: usize,
     pub(super) ncols: usize,
     pub(super) mode: Mode,
+    /// Weights the unit reads next (`DirectPlan::unit` shares them out among its tiles): this
+    /// tile asks for `pf_lines` cache lines of them into L2 from `pf`, one or two per
+    /// reduction step, while it computes (fp32 tile only).
+    pub(super) pf: *const f32,
+    pub(super) pf_lines: usize,
 }

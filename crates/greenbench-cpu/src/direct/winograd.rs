@@ -29,7 +29,7 @@
 mod f4;
 
 use super::{act_ps, lane_mask};
-use crate::kernels::Relu;
+use crate::kernels::{AVec, Relu};
 use greenbench_core::graph::ConvGeom;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
@@ -52,6 +52,26 @@ pub(super) fn eligible(g: &ConvGeom) -> bool {
         && g.cout >= 16
         && g.ho >= 2
         && g.wo >= 2
+}
+
+/// Fewest F(2x2, 3x3) tiles in a batch for a layer with streamed weights to take Winograd
+/// (see [`pays`]).
+const MIN_TILES_STREAMED: usize = 32;
+/// Transformed weights (F(2x2, 3x3): `16 x cin x cout` floats) up to this many bytes are taken
+/// to stay cached between runs (half a 2 MiB L2).
+const CACHED_WEIGHT_BYTES: usize = 1 << 20;
+
+/// Whether Winograd pays for an eligible layer at this batch. Each transformed weight serves
+/// one multiply-add per tile (F(2x2, 3x3): 16 / 9 as many weights as the direct kernel's,
+/// each serving 4 times fewer rows), so a layer with few tiles and weights too large to stay
+/// cached waits on memory for them: ResNet-50's 7x7 stage at batch 1 (16 tiles, 16 MiB of
+/// transformed weights per 512-channel layer) ran 1.43 ms a layer on F(2x2, 3x3) against
+/// 1.00 ms for the direct kernel on its stride-2 twin (dev VM, Intel Xeon, 2026-12-05,
+/// `greenbench run --models <ResNet-50> --batch 1 --threads 2`, per-phase timing); the whole
+/// network 28.7-29.0 -> 27.0-28.1 ms (three alternating rounds).
+pub(super) fn pays(g: &ConvGeom, batch: usize) -> bool {
+    let tiles = batch * g.ho.div_ceil(2) * g.wo.div_ceil(2);
+    tiles >= MIN_TILES_STREAMED || 16 * g.cin * g.cout * 4 <= CACHED_WEIGHT_BYTES
 }
 
 /// A GEMM over rows of `k` values into rows of `n`, run by output channel block: what a
@@ -103,7 +123,8 @@ pub(super) struct Dest<'a> {
 
 thread_local! {
     /// A unit's `V` and `M` (grown on a thread's first unit, reused after).
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// On cache lines: the GEMMs store their 16-lane products into it.
+    static SCRATCH: RefCell<AVec<f32>> = RefCell::new(AVec::default());
 }
 
 /// `G g G^T` of one 3x3 kernel (row-major taps), `G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2;
@@ -250,7 +271,7 @@ impl<G: RowGemm> Wino<G> {
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             if s.len() < vlen + mlen {
-                s.resize(vlen + mlen, 0.0);
+                *s = AVec::zeroed(vlen + mlen);
             }
             let (v, m) = s.split_at_mut(vlen);
             // SAFETY: AVX-512F (this function's); every offset is checked or derived from
@@ -442,7 +463,45 @@ impl<G: RowGemm> Wino<G> {
 
 #[cfg(test)]
 mod tests {
-    use super::weight_transform;
+    use super::{ConvGeom, pays, weight_transform};
+
+    /// A 3x3 "same" convolution of a `side x side` image.
+    fn same3x3(side: usize, cin: usize, cout: usize) -> ConvGeom {
+        ConvGeom {
+            h: side,
+            w: side,
+            cin,
+            ho: side,
+            wo: side,
+            cout,
+            kh: 3,
+            kw: 3,
+            sh: 1,
+            sw: 1,
+            pad_top: 1,
+            pad_bottom: 1,
+            pad_left: 1,
+            pad_right: 1,
+            groups: 1,
+        }
+    }
+
+    /// Few tiles and streamed weights keep the direct kernel; many tiles, or weights that
+    /// stay cached, take Winograd.
+    #[test]
+    fn winograd_pays_with_tiles_or_cached_weights() {
+        // ResNet-50's 7x7 stage at batch 1: 16 tiles, 16 MiB of transformed weights.
+        assert!(!pays(&same3x3(7, 512, 512), 1));
+        // ... at batch 2 (32 tiles), and its 14x14 stage (49 tiles, 4 MiB).
+        assert!(pays(&same3x3(7, 512, 512), 2));
+        assert!(pays(&same3x3(14, 256, 256), 1));
+        // resnet8's 8x8 stage at batch 1: 16 tiles, 256 KiB.
+        assert!(pays(&same3x3(8, 64, 64), 1));
+        // 9 tiles: 1 MiB of weights (16 x 128 x 128 floats) counts as cached, a channel
+        // more each way does not.
+        assert!(pays(&same3x3(6, 128, 128), 1));
+        assert!(!pays(&same3x3(6, 129, 129), 1));
+    }
 
     /// F(2, 3) in one dimension, from the transforms: `A^T [(G g) . (B^T d)]` equals the
     /// direct correlation of `d` (4 values) with `g` (3) at both outputs.
