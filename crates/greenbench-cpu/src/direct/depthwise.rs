@@ -19,7 +19,8 @@ const DW_ROWS: usize = 2;
 pub struct DwPlan {
     g: ConvGeom,
     batch: usize,
-    w: Vec<f32>,
+    /// On cache lines: the kernels load 16 channels of a tap at a time.
+    w: crate::kernels::AVec<f32>,
     bias: Option<Vec<f32>>,
     relu: Relu,
     in_padded: bool,
@@ -56,7 +57,7 @@ impl DwPlan {
         DwPlan {
             g: *g,
             batch,
-            w,
+            w: w.into(),
             bias,
             relu,
             in_padded,

@@ -13,6 +13,7 @@
 //! tile (`run_fused`), so a layer's int32 sums never reach memory.
 
 use super::epilogue::Epi;
+use crate::kernels::AVec;
 
 /// Which kernel a [`QGemm`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,9 +81,9 @@ pub struct QGemm {
     pub n: usize,
     path: QPath,
     /// vnni: int8 `[ceil(N/16)][ceil(K/4)][16][4]`; portable: int8 `[K][N]`.
-    packed: Vec<i8>,
+    packed: AVec<i8>,
     /// avx2: int16 `[ceil(N/8)][ceil(K/2)][8][2]`.
-    packed16: Vec<i16>,
+    packed16: AVec<i16>,
     /// Per column: `sum_k w[k, c]` (the zero-point correction's factor).
     pub col_sums: Vec<i32>,
 }
@@ -145,8 +146,8 @@ impl QGemm {
             k,
             n,
             path,
-            packed,
-            packed16,
+            packed: packed.into(),
+            packed16: packed16.into(),
             col_sums,
         }
     }

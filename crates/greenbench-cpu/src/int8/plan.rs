@@ -194,9 +194,9 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                             let lin = Lin::Depthwise {
                                 geom: c,
                                 w,
-                                tiled,
+                                tiled: tiled.into(),
                                 span,
-                                quads,
+                                quads: quads.into(),
                                 qepi,
                             };
                             (lin, epi)

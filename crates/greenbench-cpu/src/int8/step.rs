@@ -4,6 +4,7 @@
 
 use super::epilogue::Epi;
 use super::gemm::QGemm;
+use crate::kernels::AVec;
 use greenbench_core::graph::{ConvGeom, Graph, PoolGeom};
 use greenbench_core::quant::QParams;
 use greenbench_core::strided::Strided;
@@ -27,11 +28,11 @@ pub(super) enum Lin {
     Depthwise {
         geom: ConvGeom,
         w: Vec<i32>,
-        tiled: Vec<i32>,
+        tiled: AVec<i32>,
         span: usize,
         /// For the VNNI stride-1 kernel: the weights of each quad of taps, per 64-value block
         /// offset in `span`, interleaved as `dw_vnni` reads them (empty when not used).
-        quads: Vec<i8>,
+        quads: AVec<i8>,
         /// The step's epilogue in the VNNI rows' lane order (`Epi::quad_permuted` to
         /// `span`), with `quads`.
         qepi: Option<Box<Epi>>,
