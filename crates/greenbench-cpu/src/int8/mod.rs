@@ -124,7 +124,9 @@ impl QPrepared {
             .collect();
         if let Some(t) = &team {
             let cols = &mut workers[0].main.cols;
-            cols.resize(cols.len().max(t.cols_len), 0);
+            if cols.len() < t.cols_len {
+                *cols = crate::kernels::AVec::zeroed(t.cols_len);
+            }
         }
         Ok(QPrepared {
             out: vec![0.0; batch * plan.graph.output_len()],

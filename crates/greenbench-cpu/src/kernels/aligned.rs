@@ -70,6 +70,32 @@ impl<T: Zeroable> AVec<T> {
     }
 }
 
+impl<T: Zeroable> AVec<T> {
+    pub fn as_slice(&self) -> &[T] {
+        self
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        self
+    }
+}
+
+impl<'a, T: Zeroable> IntoIterator for &'a AVec<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<'a, T: Zeroable> IntoIterator for &'a mut AVec<T> {
+    type Item = &'a mut T;
+    type IntoIter = std::slice::IterMut<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter_mut()
+    }
+}
+
 impl<T: Zeroable> Default for AVec<T> {
     fn default() -> Self {
         AVec {
