@@ -56,7 +56,7 @@ pub(crate) struct Buffers {
     #[allow(dead_code)]
     pub(crate) blocks: Vec<Buf>,
     /// im2col patches and attention scores.
-    pub(crate) scratch: Vec<f32>,
+    pub(crate) scratch: Buf,
     /// Zero-bordered input copies of padded direct convolutions.
     pub(crate) pads: Vec<Buf>,
     /// Data pointers of `bufs` and `pads`, refreshed at the start of each team run.
@@ -90,7 +90,7 @@ impl Buffers {
         Buffers {
             bufs,
             blocks,
-            scratch: vec![0.0; scratch_len],
+            scratch: Buf::zeros(scratch_len),
             buf_ptrs: vec![RawBuf::default(); sizes.len()],
             pad_ptrs: vec![RawBuf::default(); pads.len()],
             pads,
