@@ -64,6 +64,7 @@ mod seq;
 mod spin;
 mod step;
 mod team;
+mod team_choice;
 
 use buffers::Buffers;
 use greenbench_core::backend::{
@@ -109,6 +110,9 @@ pub(crate) struct Settings {
     pub(crate) packed_avx2: bool,
     /// Direct steps with at least this much work are split across threads (see `team::Team`).
     pub(crate) team_min_work: u64,
+    /// Keep a planned batch-1 team only where timing both forms at prepare finds it faster
+    /// (`team_choice`); off when a caller set the threshold (tests forcing teams).
+    pub(crate) team_by_timing: bool,
     /// The int8 GEMM kernels.
     pub(crate) int8_path: QPath,
     /// bf16 weight layers on the AVX-512 BF16 direct kernels (`plan_bf16`); without, a bf16
@@ -132,6 +136,7 @@ impl Settings {
             direct: direct_kernels_available(),
             packed_avx2: packed_avx2_available(),
             team_min_work: TEAM_MIN_WORK,
+            team_by_timing: true,
             int8_path: QPath::detect(),
             bf16: bf16_kernels_available(),
             winograd: direct_kernels_available(),
@@ -258,9 +263,11 @@ impl CpuBackend {
 
     /// Split direct steps with at least `min_work` FPO (whole batch) across threads when a
     /// batch is too small to split (default [`TEAM_MIN_WORK`]); tests use 0 to split every
-    /// step.
+    /// step. A team planned this way is kept (without this call, a team is kept only where
+    /// timing both forms at prepare finds it faster: `team_choice`).
     pub fn with_step_split_threshold(mut self, min_work: u64) -> Self {
         self.settings.team_min_work = min_work;
+        self.settings.team_by_timing = false;
         self
     }
 
@@ -360,12 +367,11 @@ impl Backend for CpuBackend {
         let available = greenbench_core::host::available_memory_bytes();
         greenbench_core::memory::check_fits(graph, batch, available)
             .map_err(BackendError::Invalid)?;
-        Ok(Box::new(CpuPrepared::new(
-            graph,
-            weights,
-            batch,
-            &self.settings,
-        )?))
+        let mut p = CpuPrepared::new(graph, weights, batch, &self.settings)?;
+        if self.settings.team_by_timing && p.team.is_some() {
+            p.choose_team()?;
+        }
+        Ok(Box::new(p))
     }
 
     fn prepare_matmul(&self, m: usize, k: usize, n: usize) -> PrepareResult {
@@ -412,6 +418,7 @@ impl CpuBackend {
             self.settings.pool.clone(),
             path,
             self.settings.team_min_work,
+            self.settings.team_by_timing,
         )?))
     }
 
@@ -442,6 +449,8 @@ pub struct CpuPrepared {
     /// Graph nodes run as Winograd (`direct::winograd`) and their output tile side (2 for
     /// F(2x2, 3x3), 4 for F(4x4, 3x3)), for the cell's note.
     pub(crate) winograd_nodes: Vec<(usize, usize)>,
+    /// Set when a planned team was dropped as slower here (`team_choice`), for the note.
+    pub(crate) team_note: Option<String>,
 }
 
 impl CpuPrepared {
@@ -464,7 +473,33 @@ impl CpuPrepared {
             output_len,
             settings: settings.clone(),
             winograd_nodes: Vec::new(),
+            team_note: None,
         }
+    }
+
+    /// Time the planned team against one thread and drop it where it is slower
+    /// (`team_choice`).
+    fn choose_team(&mut self) -> Result<(), BackendError> {
+        let g = self.graph.as_ref().expect("teams are planned for graphs");
+        let input = team_choice::probe_input(self.batch * g.input_len());
+        let team = self.team.take();
+        let mut failed = None;
+        let choice = team_choice::time_both(|with_team| {
+            self.team = if with_team { team.clone() } else { None };
+            if let Err(e) = self.run(&input) {
+                failed = Some(e);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if choice.keep_team() {
+            self.team = team;
+        } else {
+            self.team = None;
+            self.team_note = Some(choice.note(self.settings.threads));
+        }
+        Ok(())
     }
 }
 
@@ -472,7 +507,7 @@ impl Prepared for CpuPrepared {
     fn algorithm_note(&self) -> Option<String> {
         let g = self.graph.as_ref()?;
         if self.winograd_nodes.is_empty() {
-            return None;
+            return self.team_note.clone();
         }
         let cost = greenbench_core::cost::graph_cost(g);
         let total = cost.total.fpo();
@@ -488,12 +523,16 @@ impl Prepared for CpuPrepared {
         if f2 > 0 {
             how.push(format!("{f2} as F(2x2, 3x3): 16 multiplies per 4 outputs where the direct convolution counts 36"));
         }
-        Some(format!(
+        let wino = format!(
             "{} 3x3 stride-1 convolutions ({:.0} % of the counted FPO) ran as Winograd ({}), so GFPO/s (counted FPO per second, FPO.md) can exceed the machine's peak",
             self.winograd_nodes.len(),
             100.0 * wino as f64 / total.max(1) as f64,
             how.join("; ")
-        ))
+        );
+        Some(match &self.team_note {
+            Some(t) => format!("{wino}; {t}"),
+            None => wino,
+        })
     }
 
     fn run(&mut self, input: &[f32]) -> Result<&[f32], BackendError> {

@@ -43,6 +43,9 @@ pub(crate) struct QPrepared {
     out: Vec<f32>,
     pool: Arc<rayon::ThreadPool>,
     batch: usize,
+    threads: usize,
+    /// Set when a planned team was dropped as slower here (`crate::team_choice`).
+    team_note: Option<String>,
 }
 
 /// A worker's memory: it runs its share of the batch `main.batch` examples at a time (a
@@ -87,6 +90,7 @@ impl QPrepared {
         pool: Arc<rayon::ThreadPool>,
         path: QPath,
         min_work: u64,
+        team_by_timing: bool,
     ) -> Result<QPrepared, BackendError> {
         if batch == 0 {
             return Err(BackendError::Invalid("batch must be at least 1".into()));
@@ -128,14 +132,49 @@ impl QPrepared {
                 *cols = crate::kernels::AVec::zeroed(t.cols_len);
             }
         }
-        Ok(QPrepared {
+        let mut p = QPrepared {
             out: vec![0.0; batch * plan.graph.output_len()],
             plan,
             workers,
             team,
             pool,
             batch,
-        })
+            threads,
+            team_note: None,
+        };
+        if team_by_timing && p.team.is_some() {
+            p.choose_team()?;
+        }
+        Ok(p)
+    }
+
+    /// Time the planned team against one thread and drop it where it is slower
+    /// (`crate::team_choice`).
+    fn choose_team(&mut self) -> Result<(), BackendError> {
+        let input = crate::team_choice::probe_input(self.plan.graph.input_len());
+        let team = self.team.take();
+        let mut failed = None;
+        let mut team_slot = team;
+        let choice = crate::team_choice::time_both(|with_team| {
+            if with_team {
+                self.team = team_slot.take();
+            }
+            if let Err(e) = self.run(&input) {
+                failed = Some(e);
+            }
+            if with_team {
+                team_slot = self.team.take();
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if choice.keep_team() {
+            self.team = team_slot;
+        } else {
+            self.team_note = Some(choice.note(self.threads));
+        }
+        Ok(())
     }
 }
 
@@ -146,6 +185,10 @@ fn share(batch: usize, workers: usize, t: usize) -> (usize, usize) {
 }
 
 impl Prepared for QPrepared {
+    fn algorithm_note(&self) -> Option<String> {
+        self.team_note.clone()
+    }
+
     fn run(&mut self, input: &[f32]) -> Result<&[f32], BackendError> {
         let g = &self.plan.graph;
         g.check_input(input, self.batch)
