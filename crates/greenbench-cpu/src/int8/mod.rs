@@ -102,7 +102,8 @@ impl QPrepared {
             )));
         }
         let plan = Arc::new(plan(qm, path)?);
-        // Batches of at least one example per thread split; one example runs as a team.
+        // Batches of at least one example per thread split; one example runs as a team where
+        // the team pays (`choose_team`).
         let nworkers = if batch >= threads { threads } else { 1 }.max(1);
         // The int8 kernels do a step's FPO about four times as fast as the fp32 ones, so a
         // step is worth splitting at a quarter of the fp32 threshold it was measured against
