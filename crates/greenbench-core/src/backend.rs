@@ -64,6 +64,12 @@ pub trait Prepared {
     fn algorithm_note(&self) -> Option<String> {
         None
     }
+    /// How this prepared model uses the machine where that differs from what was asked (e.g.
+    /// a batch-1 run kept on one thread because splitting it measured slower here): shown
+    /// with the cell.
+    fn execution_note(&self) -> Option<String> {
+        None
+    }
     /// Device-only time of the last `run`, where the device can tell (GPU timestamp queries).
     fn device_time(&self) -> Option<Duration> {
         None

@@ -507,7 +507,7 @@ impl Prepared for CpuPrepared {
     fn algorithm_note(&self) -> Option<String> {
         let g = self.graph.as_ref()?;
         if self.winograd_nodes.is_empty() {
-            return self.team_note.clone();
+            return None;
         }
         let cost = greenbench_core::cost::graph_cost(g);
         let total = cost.total.fpo();
@@ -523,16 +523,16 @@ impl Prepared for CpuPrepared {
         if f2 > 0 {
             how.push(format!("{f2} as F(2x2, 3x3): 16 multiplies per 4 outputs where the direct convolution counts 36"));
         }
-        let wino = format!(
+        Some(format!(
             "{} 3x3 stride-1 convolutions ({:.0} % of the counted FPO) ran as Winograd ({}), so GFPO/s (counted FPO per second, FPO.md) can exceed the machine's peak",
             self.winograd_nodes.len(),
             100.0 * wino as f64 / total.max(1) as f64,
             how.join("; ")
-        );
-        Some(match &self.team_note {
-            Some(t) => format!("{wino}; {t}"),
-            None => wino,
-        })
+        ))
+    }
+
+    fn execution_note(&self) -> Option<String> {
+        self.team_note.clone()
     }
 
     fn run(&mut self, input: &[f32]) -> Result<&[f32], BackendError> {

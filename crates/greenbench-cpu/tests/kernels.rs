@@ -528,8 +528,7 @@ proptest! {
             let prepared = cpu.prepare(&g, &generate_weights(&g, 1), batch).unwrap();
             let note = prepared.algorithm_note();
             match want {
-                // (A note may still say the run went to one thread: `team_choice`.)
-                0 => prop_assert!(!note.as_deref().unwrap_or("").contains("Winograd"), "{note:?}"),
+                0 => prop_assert!(note.is_none(), "{note:?}"),
                 n => prop_assert!(note.as_deref().unwrap_or("").starts_with(&format!("{n} ")), "{note:?}"),
             }
         }

@@ -261,6 +261,10 @@ pub struct Cell {
     /// convolution algorithm: fewer multiplies than FPO.md counts for the model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithm_note: Option<String>,
+    /// How the backend used the machine where that differs from the cell's settings (a
+    /// batch-1 run kept on one thread of the `threads` asked for, as faster here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_note: Option<String>,
 }
 
 /// A cell measured again at the end of its backend's cells (see [`crate::recheck`]).

@@ -286,6 +286,7 @@ pub fn measure_cell(
         remeasured: None,
         precision_note: backend.precision_note(precision),
         algorithm_note: None,
+        execution_note: None,
     };
     reset_peak_rss();
     let label = match precision {
@@ -318,6 +319,7 @@ pub fn measure_cell(
     };
     let outcome = prepared.map_err(MeasureError::from).and_then(|mut p| {
         cell.algorithm_note = p.algorithm_note();
+        cell.execution_note = p.execution_note();
         measure(
             p.as_mut(),
             &inputs,

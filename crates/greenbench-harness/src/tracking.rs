@@ -479,6 +479,7 @@ pub fn cell(
         remeasured: None,
         precision_note: None,
         algorithm_note: None,
+        execution_note: None,
     }
 }
 

@@ -185,6 +185,7 @@ pub fn run_sweep(
             remeasured: None,
             precision_note: None,
             algorithm_note: None,
+            execution_note: None,
             accuracy: Some(done.test_accuracy),
             train_passes: Some(passes as u64),
             train: Some(format!(

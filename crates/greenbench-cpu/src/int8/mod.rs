@@ -186,7 +186,7 @@ fn share(batch: usize, workers: usize, t: usize) -> (usize, usize) {
 }
 
 impl Prepared for QPrepared {
-    fn algorithm_note(&self) -> Option<String> {
+    fn execution_note(&self) -> Option<String> {
         self.team_note.clone()
     }
 
