@@ -1,12 +1,11 @@
 //! The direct convolution / GEMM: plans, work units and the `P x 16 V` register tile.
 
 use super::amx::{GROUP, GroupArgs};
-use super::tile::{Init, Mode, TileArgs};
+use super::tile::{Init, Mode, TileArgs, dispatch};
 use super::winograd::{self, Dest, RowGemm, Wino};
 use super::*;
 use crate::kernels::AVec;
 use greenbench_core::graph::ConvGeom;
-use std::arch::x86_64::*;
 
 /// Weights per reduction block (floats): 256 KiB, a block stays in L2 across the tiles of a
 /// unit while each tile's accumulators stay in registers over the whole block. Blocks sized
@@ -825,114 +824,6 @@ impl RowGemm for DirectPlan {
         debug_assert!(self.pix.is_empty() && self.out_pix.is_empty() && rows <= self.pixels);
         // SAFETY: the caller's (AVX-512F, rows inside `x` and `y`).
         unsafe { self.unit(x, y, std::ptr::null(), 0, rows.div_ceil(self.p), b) };
-    }
-}
-
-/// Pick the kernel instance: `V` from the plan, `P` from the pixels left in this tile (so
-/// a batch-1 dense layer runs a 1-pixel kernel, not a full tile of duplicates).
-#[target_feature(enable = "avx512f")]
-unsafe fn dispatch(v: usize, np: usize, a: &TileArgs<'_>) {
-    macro_rules! by_p {
-        ($v:literal, $($p:literal)*) => {
-            match np {
-                $($p => unsafe { tile::<$p, $v>(a) },)*
-                _ => unreachable!("tile of {np} pixels"),
-            }
-        };
-    }
-    match v {
-        1 => by_p!(1, 1 2 3 4 5 6 7 8),
-        2 => by_p!(2, 1 2 3 4 5 6 7 8),
-        3 => by_p!(3, 1 2 3 4 5 6 7 8),
-        _ => by_p!(4, 1 2 3 4 5 6),
-    }
-}
-
-/// The micro-kernel: `P` pixels x `16 V` channels, over one reduction block.
-#[allow(clippy::needless_range_loop)] // index loops keep the accumulators in registers
-#[target_feature(enable = "avx512f")]
-unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
-    let mut acc = [[_mm512_setzero_ps(); V]; P];
-    let mut masks = [0u16; V];
-    for (v, m) in masks.iter_mut().enumerate() {
-        *m = lane_mask(a.ncols, v);
-    }
-    match a.mode.init {
-        Init::Bias => {
-            for v in 0..V {
-                let b = unsafe { _mm512_loadu_ps(a.bias.add(16 * v)) };
-                for row in acc.iter_mut() {
-                    row[v] = b;
-                }
-            }
-        }
-        Init::Load => {
-            // Fixed trip counts (`p < a.np` tested inside) keep the accumulators in
-            // registers: a loop bounded by `np` over the array made LLVM keep it in memory and
-            // store every accumulator after each multiply-add (seen in `perf annotate`).
-            for p in 0..P {
-                if p < a.np {
-                    for v in 0..V {
-                        let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
-                        acc[p][v] = unsafe { _mm512_maskz_loadu_ps(masks[v], o) };
-                    }
-                }
-            }
-        }
-    }
-    let mut w = a.w;
-    let (mut pf, mut pf_left) = (a.pf, a.pf_lines);
-    let mut steps_left = a.nr * a.kc;
-    for r in 0..a.nr {
-        let mut px = [std::ptr::null::<f32>(); P];
-        for (p, ptr) in px.iter_mut().enumerate() {
-            *ptr = unsafe { a.x.add(a.base[p] + r * a.row_stride) };
-        }
-        for c in 0..a.kc {
-            if pf_left > 0 {
-                // A prefetch does not fault; `pf` stays inside the weights all the same.
-                _mm_prefetch::<_MM_HINT_T1>(pf as *const i8);
-                pf_left -= 1;
-                pf = pf.wrapping_add(16);
-                if pf_left > steps_left {
-                    _mm_prefetch::<_MM_HINT_T1>(pf as *const i8);
-                    pf_left -= 1;
-                    pf = pf.wrapping_add(16);
-                }
-            }
-            steps_left = steps_left.saturating_sub(1);
-            let mut wv = [_mm512_setzero_ps(); V];
-            for (v, wr) in wv.iter_mut().enumerate() {
-                *wr = unsafe { _mm512_loadu_ps(w.add(16 * v)) };
-            }
-            for p in 0..P {
-                let xb = _mm512_set1_ps(unsafe { *px[p].add(c) });
-                for v in 0..V {
-                    acc[p][v] = _mm512_fmadd_ps(xb, wv[v], acc[p][v]);
-                }
-            }
-            w = unsafe { w.add(16 * V) };
-        }
-    }
-    for p in 0..P {
-        if p >= a.np {
-            break;
-        }
-        for v in 0..V {
-            if masks[v] == 0 {
-                continue;
-            }
-            let mut r = acc[p][v];
-            if a.mode.last && !a.skip.is_null() {
-                let s = unsafe { _mm512_maskz_loadu_ps(masks[v], a.skip.add(a.sbase[p] + 16 * v)) };
-                r = _mm512_add_ps(r, s);
-            }
-            if let Some(act) = a.mode.act {
-                r = unsafe { super::act_ps(act, r) };
-            }
-            let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
-            unsafe { _mm512_mask_storeu_ps(o, masks[v], r) };
-        }
     }
 }
 
