@@ -16,12 +16,10 @@
 
 use std::time::{Duration, Instant};
 
-/// Most timed runs of each form.
+/// Most trials (a trial: four runs, two of them timed).
 const MAX_TRIALS: usize = 12;
-/// Fewest timed runs of each form.
-const MIN_TRIALS: usize = 3;
-/// The timing's budget at prepare (both forms, all trials), which sets the trials for a
-/// large model (VGG-19 at batch 1: ~90 ms a run, three trials of four runs).
+/// The timing's budget at prepare for the trials after the first, which sets their number: a
+/// large model takes one (VGG-19 at batch 1: ~90 ms a run, four runs in all).
 const BUDGET: Duration = Duration::from_millis(250);
 
 /// Both forms' best times.
@@ -48,8 +46,8 @@ impl Choice {
     }
 }
 
-/// Time `run(true)` (the team) and `run(false)` (one thread) alternately within [`BUDGET`]
-/// (between [`MIN_TRIALS`] and [`MAX_TRIALS`] trials). Each trial times the second of two
+/// Time `run(true)` (the team) and `run(false)` (one thread) alternately: one trial, then as
+/// many more as fit in [`BUDGET`] (at most [`MAX_TRIALS`] in all). Each trial times the second of two
 /// runs of a form, as a benchmark's back-to-back runs find it: a team run straight after a
 /// run alone first wakes its sleeping helpers (tens of microseconds on a VM), which timing
 /// single runs alternately charged to the team (mobilenet-v1-0.25 fp32: 164-171 us a team
@@ -61,12 +59,10 @@ pub(crate) fn time_both(mut run: impl FnMut(bool)) -> Choice {
         run(team);
         t.elapsed()
     };
-    let warm = second(&mut run, true) + second(&mut run, false);
-    let per_trial = (2 * warm).max(Duration::from_nanos(1));
-    let trials =
-        ((BUDGET.as_secs_f64() / per_trial.as_secs_f64()) as usize).clamp(MIN_TRIALS, MAX_TRIALS);
-    let (mut team, mut alone) = (Duration::MAX, Duration::MAX);
-    for _ in 0..trials {
+    let (mut team, mut alone) = (second(&mut run, true), second(&mut run, false));
+    let per_trial = (2 * (team + alone)).max(Duration::from_nanos(1));
+    let trials = ((BUDGET.as_secs_f64() / per_trial.as_secs_f64()) as usize + 1).min(MAX_TRIALS);
+    for _ in 1..trials {
         team = team.min(second(&mut run, true));
         alone = alone.min(second(&mut run, false));
     }
@@ -98,12 +94,12 @@ mod tests {
         };
         let c = time_both(|team| spin(if team { 50 } else { 400 }));
         assert!(c.keep_team(), "{c:?}");
-        assert!((MIN_TRIALS..=MAX_TRIALS).contains(&c.trials));
+        assert!((2..=MAX_TRIALS).contains(&c.trials), "{c:?}");
         let c = time_both(|team| spin(if team { 400 } else { 50 }));
         assert!(!c.keep_team(), "{c:?}");
         assert!(c.note(2).contains("one thread"));
-        // A slow model takes the fewest trials.
-        let c = time_both(|_| spin(20_000));
-        assert_eq!(c.trials, MIN_TRIALS);
+        // A slow model takes one trial.
+        let c = time_both(|_| spin(70_000));
+        assert_eq!(c.trials, 1);
     }
 }
