@@ -245,6 +245,7 @@ fn fast_algorithms_are_named_above_the_peak() {
     let (_dir, out) = scratch();
     let models = models(&["mlp"], 3);
     let note = "2 3x3 stride-1 convolutions (40 % of the counted FPO) ran as Winograd";
+    let exec = "ran on one thread: a team measured slower here";
     let backends: Vec<Box<dyn Backend>> = vec![Box::new(Fake {
         fail: vec![],
         prepares: Arc::default(),
@@ -252,11 +253,15 @@ fn fast_algorithms_are_named_above_the_peak() {
         matmuls: None,
         slow_first: 1,
         note: Some(note.into()),
+        exec_note: Some(exec.into()),
     })];
     let f = run_plain(&backends, &models, &config(out), None);
     assert!(!f.cells.is_empty());
     for c in &f.cells {
         assert_eq!(c.algorithm_note.as_deref(), Some(note));
+        // The execution note travels beside it, in its own field (not a cause of the above-
+        // peak reading).
+        assert_eq!(c.execution_note.as_deref(), Some(exec));
         // The fake's 16^3 matmul takes as long as a whole mlp batch: far "above" the peak.
         assert!(c.pct_of_peak.unwrap() > 100.0);
         let above: Vec<_> = c
@@ -537,6 +542,7 @@ fn the_peak_is_measured_before_and_after_the_cells() {
         matmuls: Some(Arc::default()),
         slow_first: 1,
         note: None,
+        exec_note: None,
     })];
     let changed = run_plain(&backends, &models, &config(out.clone()), None);
     let p = &changed.environment.peaks[0];

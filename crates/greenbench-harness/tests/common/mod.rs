@@ -27,6 +27,8 @@ pub struct Fake {
     pub slow_first: u64,
     /// What its prepared models say of their arithmetic (`Prepared::algorithm_note`).
     pub note: Option<String>,
+    /// What its prepared models say of their use of the machine (`Prepared::execution_note`).
+    pub exec_note: Option<String>,
 }
 
 pub struct FakePrepared {
@@ -35,6 +37,7 @@ pub struct FakePrepared {
     pub drift_us: u64,
     pub calls: u64,
     pub note: Option<String>,
+    pub exec_note: Option<String>,
 }
 
 impl FakePrepared {
@@ -45,6 +48,7 @@ impl FakePrepared {
             drift_us,
             calls: 0,
             note: None,
+            exec_note: None,
         })
     }
 }
@@ -58,6 +62,9 @@ impl Prepared for FakePrepared {
     }
     fn algorithm_note(&self) -> Option<String> {
         self.note.clone()
+    }
+    fn execution_note(&self) -> Option<String> {
+        self.exec_note.clone()
     }
 }
 
@@ -86,6 +93,7 @@ impl Backend for Fake {
             p.base_us *= self.slow_first.max(1);
         }
         p.note = self.note.clone();
+        p.exec_note = self.exec_note.clone();
         Ok(p)
     }
     fn prepare_matmul(&self, m: usize, _k: usize, n: usize) -> PrepareResult {
@@ -192,6 +200,7 @@ pub fn fake(fail: &[&str], prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> 
         matmuls: None,
         slow_first: 1,
         note: None,
+        exec_note: None,
     })]
 }
 
@@ -204,6 +213,7 @@ pub fn slow_first(prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> {
         matmuls: None,
         slow_first: 5,
         note: None,
+        exec_note: None,
     })]
 }
 
@@ -216,6 +226,7 @@ pub fn drifting() -> Vec<Box<dyn Backend>> {
         matmuls: None,
         slow_first: 1,
         note: None,
+        exec_note: None,
     })]
 }
 
