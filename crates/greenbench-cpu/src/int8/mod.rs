@@ -153,9 +153,9 @@ impl QPrepared {
     /// (`crate::team_choice`).
     fn choose_team(&mut self) -> Result<(), BackendError> {
         let input = crate::team_choice::probe_input(self.plan.graph.input_len());
-        let team = self.team.take();
+        // The team is not `Clone`: it moves into `self.team` for each of its runs and back.
+        let mut team_slot = self.team.take();
         let mut failed = None;
-        let mut team_slot = team;
         let choice = crate::team_choice::time_both(|with_team| {
             if with_team {
                 self.team = team_slot.take();

@@ -74,10 +74,6 @@ impl<T: Zeroable> AVec<T> {
     pub fn as_slice(&self) -> &[T] {
         self
     }
-
-    pub fn as_mut_slice(&mut self) -> &mut [T] {
-        self
-    }
 }
 
 impl<'a, T: Zeroable> IntoIterator for &'a AVec<T> {
