@@ -101,18 +101,18 @@ pub(super) fn split_len(c: &ConvGeom) -> usize {
 }
 
 /// The padded image's even columns, then its odd columns, each half `ceil(wp / 2)` pixels
-/// wide, into `out` (for stride-2 depthwise). Returns the halves (and slack), their width and
-/// where the odd half starts.
-pub(super) fn split_columns<'a>(
-    src: &[u8],
-    wp: usize,
+/// wide, into `out` (for stride-2 depthwise), made from the unpadded image `img` (no padded
+/// copy first). Returns the halves (and slack), their width and where the odd half starts.
+pub(super) fn split_image<'a>(
+    img: &[u8],
     c: &ConvGeom,
+    zero: u8,
     out: &'a mut [u8],
 ) -> (&'a [u8], usize, usize) {
     let hp = c.h + c.pad_top + c.pad_bottom;
     let (wq, half) = split_shape(c);
     let (even, odd) = out.split_at_mut(half);
-    split_rows(src, wp, c, 0..hp, even, odd);
+    split_rows(img, c, zero, 0..hp, even, odd);
     (&out[..], wq, half)
 }
 
@@ -126,30 +126,59 @@ pub(super) fn split_shape(c: &ConvGeom) -> (usize, usize) {
     (wq, hp * wq * c.cin)
 }
 
-/// Rows `rows` of the column split: their even pixels into `even`, their odd ones into
-/// `odd` (each from that block's first row).
+/// Padded rows `rows` of the column split, from the unpadded image `img`: the padded row's
+/// even pixels into `even`, its odd ones into `odd` (each from that block's first row), the
+/// border (and an odd-width row's missing last odd pixel) the zero point `zero`.
 #[inline(always)]
 pub(super) fn split_rows(
-    src: &[u8],
-    wp: usize,
+    img: &[u8],
     c: &ConvGeom,
+    zero: u8,
     rows: Range<usize>,
     even: &mut [u8],
     odd: &mut [u8],
 ) {
     let ch = c.cin;
-    let wq = wp.div_ceil(2);
-    for (j, y) in rows.enumerate() {
-        let line = &src[y * wp * ch..(y + 1) * wp * ch];
+    let wq = (c.w + c.pad_left + c.pad_right).div_ceil(2);
+    let hrow = wq * ch;
+    for (j, yp) in rows.enumerate() {
         let (e, o) = (
-            &mut even[j * wq * ch..(j + 1) * wq * ch],
-            &mut odd[j * wq * ch..(j + 1) * wq * ch],
+            &mut even[j * hrow..(j + 1) * hrow],
+            &mut odd[j * hrow..(j + 1) * hrow],
         );
-        for (x, px) in line.chunks_exact(ch).enumerate() {
-            let to = (x / 2) * ch;
-            let half = if x % 2 == 0 { &mut *e } else { &mut *o };
-            half[to..to + ch].copy_from_slice(px);
+        if yp < c.pad_top || yp >= c.pad_top + c.h {
+            e.fill(zero);
+            o.fill(zero);
+            continue;
         }
+        let line = &img[(yp - c.pad_top) * c.w * ch..][..c.w * ch];
+        for xp in 0..2 * wq {
+            let half = if xp % 2 == 0 { &mut *e } else { &mut *o };
+            let to = &mut half[(xp / 2) * ch..(xp / 2 + 1) * ch];
+            match xp.checked_sub(c.pad_left).filter(|&x| x < c.w) {
+                Some(x) => copy_pixel(to, &line[x * ch..(x + 1) * ch]),
+                None => to.fill(zero),
+            }
+        }
+    }
+}
+
+/// A pixel's channels: a fixed-size copy (a few vector moves, inline) for the usual channel
+/// counts, `memcpy` otherwise (a call per pixel cost more than the copy; a loop of 16-byte
+/// moves is turned back into that call by the compiler).
+#[inline(always)]
+fn copy_pixel(to: &mut [u8], from: &[u8]) {
+    fn fixed<const N: usize>(to: &mut [u8], from: &[u8]) {
+        let t: &mut [u8; N] = to.try_into().expect("N channels");
+        *t = from.try_into().expect("N channels");
+    }
+    match to.len() {
+        8 => fixed::<8>(to, from),
+        16 => fixed::<16>(to, from),
+        32 => fixed::<32>(to, from),
+        64 => fixed::<64>(to, from),
+        128 => fixed::<128>(to, from),
+        _ => to.copy_from_slice(from),
     }
 }
 

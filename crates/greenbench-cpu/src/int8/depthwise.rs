@@ -89,30 +89,31 @@ pub(super) fn dw_quads(tiled: &[i32], taps: usize, span: usize) -> Vec<i8> {
 /// tap offsets live in a fixed array); the plan gives larger kernels the plain loops.
 pub(super) const MAX_VNNI_TAPS: usize = 64;
 
-/// One output row of a stride-1 depthwise convolution with `vpdpbusd`: per 64-value block
-/// of the flattened row (as [`depthwise_row_s1`]), the inputs of four taps are interleaved
+/// Output rows `rows` of a depthwise convolution with `vpdpbusd`: per 64-value block of each
+/// flattened row (as [`depthwise_row_s1`]), the inputs of four taps are interleaved
 /// byte by byte (`unpack` 8 then 16 bits) so one instruction sums four taps' products per
 /// value; the four accumulators come out lane-permuted and are put back in order with a
 /// 4 x 4 transpose of 128-bit lanes. The last block reads past the row (into the slack) and
 /// keeps only its own values.
 ///
 /// The values go through the epilogue `epi` (the layer's [`Epi::quad_permuted`] to this
-/// `span`) straight into the row's uint8 outputs `q`: no int32 sums reach memory and no
-/// transpose is made.
+/// `span`) straight into the rows' uint8 outputs `q` (row `rows.start` first): no int32 sums
+/// reach memory and no transpose is made. The taps' offsets and the epilogue's registers are
+/// set up once for all the rows (a row of a small image is only a few blocks).
 ///
 /// # Safety
 /// AVX-512 F/BW/VL/VNNI; `src` holds the padded image plus SLACK bytes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn dw_vnni_row(
+pub(super) unsafe fn dw_vnni_rows(
     src: &[u8],
     wp: usize,
     odd: usize,
     c: &ConvGeom,
     quads: &[i8],
     span: usize,
-    oy: usize,
+    rows: std::ops::Range<usize>,
     epi: &Epi,
     q: &mut [u8],
 ) {
@@ -122,15 +123,17 @@ pub(super) unsafe fn dw_vnni_row(
     let groups = taps.div_ceil(4);
     let blocks = span / 64;
     let len = c.wo * c.cout;
-    let top = oy * c.sh;
+    // Output row `oy` reads from input row `oy * sh`: its taps' offsets are row 0's plus
+    // this (in either half of a column split).
+    let row_step = c.sh * wp * ch;
     // Stride 1: tap (ky, kx) reads the row from column kx. Stride 2 (`odd` > 0): `src` holds
     // the even columns, then from `odd` the odd ones, each `wp` wide, so tap (ky, kx) reads
     // the row from column kx / 2 of its half: consecutive output pixels, consecutive bytes.
     let tap_at = |ky: usize, kx: usize| {
         if odd == 0 {
-            ((top + ky) * wp + kx) * ch
+            (ky * wp + kx) * ch
         } else {
-            (kx % 2) * odd + ((top + ky) * wp + kx / 2) * ch
+            (kx % 2) * odd + (ky * wp + kx / 2) * ch
         }
     };
     // Each tap's offset, once per row (no division per tap and block); the quads' padding
@@ -148,67 +151,74 @@ pub(super) unsafe fn dw_vnni_row(
     for t in taps..groups * 4 {
         offs[t] = offs[0];
     }
-    let offs = &offs[..groups * 4];
-    let last = offs.iter().max().copied().unwrap_or(0) + len.next_multiple_of(64);
+    let offs0 = &offs[..groups * 4];
+    let last = offs0.iter().max().copied().unwrap_or(0)
+        + rows.end.saturating_sub(1) * row_step
+        + len.next_multiple_of(64);
     assert!(src.len() >= last && quads.len() == groups * blocks * 256);
     assert!(
-        q.len() >= len && epi.wide && epi.ch == ch && epi.span == span,
-        "a fused row's outputs, through the quad-permuted epilogue"
+        q.len() >= rows.len() * len && epi.wide && epi.ch == ch && epi.span == span,
+        "fused rows' outputs, through the quad-permuted epilogue"
     );
     // SAFETY: AVX-512 F (this function's features).
     let regs = unsafe { epi.regs() };
-    // `f % span`, kept as f steps by 64.
-    let mut fs = 0;
-    let mut f = 0;
-    while f < len {
-        let b = fs / 64;
-        let mut acc = [_mm512_setzero_si512(); 4];
-        for (g, o) in offs.chunks_exact(4).enumerate() {
-            // SAFETY: every tap's 64 bytes from `f` end by `last` (asserted), the weights'
-            // 256 bytes are inside `quads` (asserted size).
-            unsafe {
-                let ld =
-                    |t: usize| _mm512_loadu_si512(src.as_ptr().add(o[t] + f) as *const __m512i);
-                let (x0, x1, x2, x3) = (ld(0), ld(1), ld(2), ld(3));
-                let (a, bb) = (_mm512_unpacklo_epi8(x0, x1), _mm512_unpackhi_epi8(x0, x1));
-                let (cc, d) = (_mm512_unpacklo_epi8(x2, x3), _mm512_unpackhi_epi8(x2, x3));
-                let xq = [
-                    _mm512_unpacklo_epi16(a, cc),
-                    _mm512_unpackhi_epi16(a, cc),
-                    _mm512_unpacklo_epi16(bb, d),
-                    _mm512_unpackhi_epi16(bb, d),
-                ];
-                let wq = quads.as_ptr().add((g * blocks + b) * 256);
-                for k in 0..4 {
-                    let wv = _mm512_loadu_si512(wq.add(64 * k) as *const __m512i);
-                    acc[k] = _mm512_dpbusd_epi32(acc[k], xq[k], wv);
+    for (j, oy) in rows.enumerate() {
+        let base = oy * row_step;
+        let q = &mut q[j * len..(j + 1) * len];
+        // `f % span`, kept as f steps by 64 (a row starts at channel 0: `len` is whole pixels).
+        let mut fs = 0;
+        let mut f = 0;
+        while f < len {
+            let b = fs / 64;
+            let mut acc = [_mm512_setzero_si512(); 4];
+            for (g, o) in offs0.chunks_exact(4).enumerate() {
+                // SAFETY: every tap's 64 bytes from `base + f` end by `last` (asserted), the weights'
+                // 256 bytes are inside `quads` (asserted size).
+                unsafe {
+                    let ld = |t: usize| {
+                        _mm512_loadu_si512(src.as_ptr().add(base + o[t] + f) as *const __m512i)
+                    };
+                    let (x0, x1, x2, x3) = (ld(0), ld(1), ld(2), ld(3));
+                    let (a, bb) = (_mm512_unpacklo_epi8(x0, x1), _mm512_unpackhi_epi8(x0, x1));
+                    let (cc, d) = (_mm512_unpacklo_epi8(x2, x3), _mm512_unpackhi_epi8(x2, x3));
+                    let xq = [
+                        _mm512_unpacklo_epi16(a, cc),
+                        _mm512_unpackhi_epi16(a, cc),
+                        _mm512_unpacklo_epi16(bb, d),
+                        _mm512_unpackhi_epi16(bb, d),
+                    ];
+                    let wq = quads.as_ptr().add((g * blocks + b) * 256);
+                    for k in 0..4 {
+                        let wv = _mm512_loadu_si512(wq.add(64 * k) as *const __m512i);
+                        acc[k] = _mm512_dpbusd_epi32(acc[k], xq[k], wv);
+                    }
                 }
             }
+            // The epilogue on the lane-permuted sums (the permuted epilogue's arrays meet
+            // register j's values at fs + 16 j), then packed and clamped (`Epi::pack4`):
+            // `vpackssdw` of registers 0 and 1 puts lane L's values 16L .. 16L + 8 together,
+            // `vpackuswb` with 2 and 3's adds 16L + 8 .. 16L + 16: the 64 bytes in order, no
+            // transpose.
+            let m: u64 = if len - f >= 64 {
+                !0
+            } else {
+                (1u64 << (len - f)) - 1
+            };
+            // SAFETY: the epilogue's arrays cover `fs + 64 <= span + 64`; the masked store
+            // writes values f .. min(f + 64, len) of `q` (asserted to hold `len`).
+            unsafe {
+                // Four calls, not a closure: a closure lacks this function's target features,
+                // so `vec16` would not inline into it.
+                let r0 = epi.vec16::<false>(&regs, acc[0], fs);
+                let r1 = epi.vec16::<false>(&regs, acc[1], fs + 16);
+                let r2 = epi.vec16::<false>(&regs, acc[2], fs + 32);
+                let r3 = epi.vec16::<false>(&regs, acc[3], fs + 48);
+                let bytes = epi.pack4(&regs, [r0, r1, r2, r3]);
+                _mm512_mask_storeu_epi8(q.as_mut_ptr().add(f) as *mut i8, m, bytes);
+            }
+            f += 64;
+            fs = if fs + 64 == span { 0 } else { fs + 64 };
         }
-        // The epilogue on the lane-permuted sums (the permuted epilogue's arrays meet
-        // register j's values at fs + 16 j), then packed and clamped (`Epi::pack4`):
-        // `vpackssdw` of registers 0 and 1 puts lane L's values 16L .. 16L + 8 together,
-        // `vpackuswb` with 2 and 3's adds 16L + 8 .. 16L + 16: the 64 bytes in order, no
-        // transpose.
-        let m: u64 = if len - f >= 64 {
-            !0
-        } else {
-            (1u64 << (len - f)) - 1
-        };
-        // SAFETY: the epilogue's arrays cover `fs + 64 <= span + 64`; the masked store
-        // writes values f .. min(f + 64, len) of `q` (asserted to hold `len`).
-        unsafe {
-            // Four calls, not a closure: a closure lacks this function's target features,
-            // so `vec16` would not inline into it.
-            let r0 = epi.vec16::<false>(&regs, acc[0], fs);
-            let r1 = epi.vec16::<false>(&regs, acc[1], fs + 16);
-            let r2 = epi.vec16::<false>(&regs, acc[2], fs + 32);
-            let r3 = epi.vec16::<false>(&regs, acc[3], fs + 48);
-            let bytes = epi.pack4(&regs, [r0, r1, r2, r3]);
-            _mm512_mask_storeu_epi8(q.as_mut_ptr().add(f) as *mut i8, m, bytes);
-        }
-        f += 64;
-        fs = if fs + 64 == span { 0 } else { fs + 64 };
     }
 }
 

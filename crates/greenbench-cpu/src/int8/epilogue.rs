@@ -1,8 +1,8 @@
 //! The integer epilogue of a conv / dense layer (zero-point correction folded into the bias,
 //! fixed-point or fp32 requantization, the activation's clamp), per output channel, in an
-//! AVX-512 form and a plain loop; and the quantize step (fp32 to uint8) at an int8 border.
+//! AVX-512 form and a plain loop (the quantize step at an int8 border is `quantize.rs`).
 
-use greenbench_core::quant::{QLinear, QParams, Requantizer, round_shift_up};
+use greenbench_core::quant::{QLinear, Requantizer, round_shift_up};
 
 /// The integer epilogue of a conv / dense layer, per output channel. Its per-channel arrays
 /// repeat the channels' values cyclically to a length `span + 64`, `span` a multiple of 16
@@ -79,7 +79,7 @@ impl Epi {
     }
 
     /// This epilogue for the VNNI depthwise rows' accumulators, whose 64-value blocks come
-    /// out of `vpdpbusd` lane-permuted (`dw_vnni_row`: register `k`'s lane `L` element `i`
+    /// out of `vpdpbusd` lane-permuted (`dw_vnni_rows`: register `k`'s lane `L` element `i`
     /// holds value `16 L + 4 k + i` of the block): its arrays hold, at position `64 b + 16 k +
     /// 4 L + i`, the channel of value `64 b + 16 L + 4 k + i`, cyclically over `span` (a
     /// multiple of 64 and of the channel count), so register `k` of a block at `f` meets its
@@ -400,48 +400,10 @@ pub(super) fn wide_int8() -> bool {
     }
 }
 
-/// `QParams::quantize` over a slice: 16 at a time with AVX-512 (the same IEEE division,
-/// rounding half to even, NaN to the zero point, clamp), the rest one by one.
-pub(super) fn quantize(x: &[f32], p: QParams, y: &mut [u8], wide: bool) {
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if wide {
-        // SAFETY: AVX-512 F/BW/VL are present.
-        done = unsafe { quantize_avx512(x, p, y) };
-    }
-    for (q, &v) in y[done..].iter_mut().zip(&x[done..]) {
-        *q = p.quantize(v);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) unsafe fn quantize_avx512(x: &[f32], p: QParams, y: &mut [u8]) -> usize {
-    use std::arch::x86_64::*;
-    let n = x.len().min(y.len()) / 16 * 16;
-    let (s, z) = (_mm512_set1_ps(p.scale), _mm512_set1_ps(p.zero as f32));
-    let (lo, hi) = (_mm512_setzero_ps(), _mm512_set1_ps(255.0));
-    for i in (0..n).step_by(16) {
-        // SAFETY: i + 16 <= n, within both slices.
-        unsafe {
-            let v = _mm512_div_ps(_mm512_loadu_ps(x.as_ptr().add(i)), s);
-            // NaN (unordered with itself) becomes 0, i.e. the zero point.
-            let v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
-            let v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            let v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, z), lo), hi);
-            _mm_storeu_si128(
-                y.as_mut_ptr().add(i) as *mut __m128i,
-                _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)),
-            );
-        }
-    }
-    n
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use greenbench_core::quant::Requant;
+    use greenbench_core::quant::{QParams, Requant};
     use proptest::prelude::*;
 
     proptest! {
@@ -518,7 +480,7 @@ mod tests {
                     use std::arch::x86_64::*;
                     let regs = qe.regs();
                     for f in (0..acc.len()).step_by(64) {
-                        // As `dw_vnni_row`: four registers unclamped, packed and clamped
+                        // As `dw_vnni_rows`: four registers unclamped, packed and clamped
                         // by `pack4`, the 64 bytes in order; and each register clamped.
                         let mut r = [_mm512_setzero_si512(); 4];
                         for k in 0..4 {

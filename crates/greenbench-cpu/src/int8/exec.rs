@@ -2,10 +2,11 @@
 //! place, GEMM, epilogue), the uint8 pools and adds, the borders, and the fp32 nodes on this
 //! crate's fp32 kernels.
 
-use super::conv::{SLACK, im2col_u8, pad_image, padded_len, split_columns, split_len};
-use super::depthwise::{depthwise_row_s1, depthwise_u8, dw_vnni_row};
-use super::epilogue::{Epi, quantize};
+use super::conv::{SLACK, im2col_u8, pad_image, padded_len, split_image, split_len};
+use super::depthwise::{depthwise_row_s1, depthwise_u8, dw_vnni_rows};
+use super::epilogue::Epi;
 use super::pool::pool_u8;
+use super::quantize::quantize;
 use super::step::{Lin, Mem, Plan, Step};
 use crate::kernels;
 use greenbench_core::graph::{Graph, MatMulGeom, Op};
@@ -211,29 +212,29 @@ pub(super) fn linear(
             }];
             for n in 0..batch {
                 let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
-                let (src, wp) = pad_image(img, c, zx as u8, pad);
                 let y = &mut out[n * out_len..(n + 1) * out_len];
                 let acc = &mut acc[..out_len];
                 if let Some(qepi) = qepi {
                     // The VNNI rows, their (quad-permuted) epilogue fused (quads exist only
-                    // with the wide epilogue): stride 1 reads the padded image, stride 2 its
-                    // column split.
+                    // with the wide epilogue): stride 1 reads the padded image, stride 2 the
+                    // padded image's column split (made from the image itself).
                     let (src, w, odd) = if c.sw == 1 {
+                        let (src, wp) = pad_image(img, c, zx as u8, pad);
                         (src, wp, 0)
                     } else {
-                        split_columns(src, wp, c, split)
+                        split_image(img, c, zx as u8, split)
                     };
-                    let row = c.wo * c.cout;
+                    // SAFETY: quads are built only where AVX-512 F/BW/VL/VNNI are present
+                    // (the VNNI path); the image and its split have SLACK bytes past their
+                    // ends.
                     #[cfg(target_arch = "x86_64")]
-                    for oy in 0..c.ho {
-                        let q = &mut y[oy * row..(oy + 1) * row];
-                        // SAFETY: quads are built only where AVX-512 F/BW/VL/VNNI are present
-                        // (the VNNI path); the image and its split have SLACK bytes past
-                        // their ends.
-                        unsafe { dw_vnni_row(src, w, odd, c, quads, *span, oy, qepi, q) };
-                    }
+                    unsafe {
+                        dw_vnni_rows(src, w, odd, c, quads, *span, 0..c.ho, qepi, y)
+                    };
                     continue;
-                } else if c.sw == 1 {
+                }
+                let (src, wp) = pad_image(img, c, zx as u8, pad);
+                if c.sw == 1 {
                     for oy in 0..c.ho {
                         let row = &mut acc[oy * c.wo * c.cout..(oy + 1) * c.wo * c.cout];
                         depthwise_row_s1(src, wp, c, tiled, *span, oy, row);

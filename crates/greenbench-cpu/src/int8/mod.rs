@@ -18,6 +18,7 @@ mod exec;
 pub mod gemm;
 mod plan;
 mod pool;
+mod quantize;
 mod step;
 mod team;
 

@@ -12,9 +12,9 @@
 use super::conv::{SLACK, im2col_u8, pad_rows, padded_len, split_len, split_rows, split_shape};
 use super::depthwise::depthwise_row_s1;
 #[cfg(target_arch = "x86_64")]
-use super::depthwise::dw_vnni_row;
-use super::epilogue::quantize;
+use super::depthwise::dw_vnni_rows;
 use super::exec::run_step;
+use super::quantize::quantize;
 use super::step::{Lin, Mem, Plan, Step};
 use crate::crew::Crew;
 use crate::step::step_work;
@@ -471,8 +471,8 @@ impl QTeam {
         }
     }
 
-    /// Rows `r` of the padded image of a split step's input, and of a stride-2 VNNI
-    /// depthwise's column split.
+    /// Rows `r` of the padded image of a split step's input, or of a stride-2 VNNI
+    /// depthwise's column split (made from the input: that step reads no padded image).
     ///
     /// # Safety
     /// No other unit writes rows `r`; the input is a finished phase's.
@@ -488,27 +488,25 @@ impl QTeam {
             Lin::Gemm { .. } => unreachable!("a GEMM reads its input in place"),
         };
         let (x, cols) = (self.ptrs.q[*src], self.ptrs.cols);
-        let prow = (c.w + c.pad_left + c.pad_right) * c.cin;
-        // SAFETY: the input is finished; these padded rows are this unit's.
-        let (img, pad) = unsafe {
-            (
-                x.part(0..x.len),
-                cols.part_mut(r.start * prow..r.end * prow),
-            )
-        };
-        pad_rows(img, c, *zx as u8, r.clone(), pad);
+        // SAFETY: the input is finished.
+        let img = unsafe { x.part(0..x.len) };
         if let Lin::Depthwise { quads, .. } = &**lin
             && c.sw == 2
             && !quads.is_empty()
         {
+            // The VNNI stride-2 rows read only the column split: made from the image.
             let (wq, half) = split_shape(c);
             let (at, n) = (padded_len(c), r.len() * wq * c.cin);
             let (e0, o0) = (at + r.start * wq * c.cin, at + half + r.start * wq * c.cin);
-            // SAFETY: these rows of each half are this unit's; the padded rows just written
-            // are its own.
+            // SAFETY: these rows of each half are this unit's.
             let (even, odd) = unsafe { (cols.part_mut(e0..e0 + n), cols.part_mut(o0..o0 + n)) };
-            split_rows(pad, prow / c.cin, c, 0..r.len(), even, odd);
+            split_rows(img, c, *zx as u8, r, even, odd);
+            return;
         }
+        let prow = (c.w + c.pad_left + c.pad_right) * c.cin;
+        // SAFETY: these padded rows are this unit's.
+        let pad = unsafe { cols.part_mut(r.start * prow..r.end * prow) };
+        pad_rows(img, c, *zx as u8, r.clone(), pad);
     }
 
     /// Rows `r` of a split linear step (unit `u` of `per` rows): its sums and its outputs.
@@ -593,13 +591,12 @@ impl QTeam {
                     let (wq, half) = split_shape(c);
                     (unsafe { cols.part(pl..pl + split_len(c)) }, wq, half)
                 };
+                // SAFETY: quads are built only where AVX-512 F/BW/VL/VNNI are present; the
+                // image and its split have SLACK bytes past their ends.
                 #[cfg(target_arch = "x86_64")]
-                for (j, oy) in r.clone().enumerate() {
-                    let y_row = &mut o[j * row..(j + 1) * row];
-                    // SAFETY: quads are built only where AVX-512 F/BW/VL/VNNI are present;
-                    // the image and its split have SLACK bytes past their ends.
-                    unsafe { dw_vnni_row(src, w, odd, c, quads, *span, oy, qepi, y_row) };
-                }
+                unsafe {
+                    dw_vnni_rows(src, w, odd, c, quads, *span, r.clone(), qepi, o)
+                };
             }
         }
     }

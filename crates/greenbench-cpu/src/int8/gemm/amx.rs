@@ -326,7 +326,7 @@ unsafe fn finish(g: &QGemm, s: &Scratch, f: Fin, k: &EpiRegs, r: usize, br: usiz
         let mut i = 0;
         while i + 4 <= br {
             // (Four calls, not a closure: a closure may not inline `vec16`, see
-            // `dw_vnni_row`.)
+            // `dw_vnni_rows`.)
             let e0 = f.epi.vec16::<false>(k, acc(i), c);
             let e1 = f.epi.vec16::<false>(k, acc(i + 1), c);
             let e2 = f.epi.vec16::<false>(k, acc(i + 2), c);
