@@ -151,34 +151,57 @@ pub(super) fn split_rows(
             o.fill(zero);
             continue;
         }
-        let line = &img[(yp - c.pad_top) * c.w * ch..][..c.w * ch];
-        for xp in 0..2 * wq {
-            let half = if xp % 2 == 0 { &mut *e } else { &mut *o };
-            let to = &mut half[(xp / 2) * ch..(xp / 2 + 1) * ch];
-            match xp.checked_sub(c.pad_left).filter(|&x| x < c.w) {
-                Some(x) => copy_pixel(to, &line[x * ch..(x + 1) * ch]),
-                None => to.fill(zero),
-            }
+        // Padded column xp: even ones to `e`, odd ones to `o`, at xp / 2. Image pixels
+        // cover columns pl .. pl + w: in `e` positions ceil(pl / 2) .. ceil((pl + w) / 2), in
+        // `o` floor(pl / 2) .. floor((pl + w) / 2); the rest is border.
+        let (pl, w) = (c.pad_left, c.w);
+        e[..pl.div_ceil(2) * ch].fill(zero);
+        e[(pl + w).div_ceil(2) * ch..].fill(zero);
+        o[..pl / 2 * ch].fill(zero);
+        o[(pl + w) / 2 * ch..].fill(zero);
+        let line = &img[(yp - c.pad_top) * w * ch..][..w * ch];
+        // Image pixel 2i to column pl + 2i, 2i + 1 to pl + 2i + 1: with pl even the first to
+        // `e` at pl / 2 + i, the second to `o` at the same; with pl odd the first to `o` at
+        // (pl - 1) / 2 + i, the second to `e` at (pl + 1) / 2 + i.
+        let (first, second) = if pl % 2 == 0 { (e, o) } else { (o, e) };
+        let (first, second) = (&mut first[pl / 2 * ch..], &mut second[pl.div_ceil(2) * ch..]);
+        match ch {
+            8 => deal::<8>(line, first, second),
+            16 => deal::<16>(line, first, second),
+            32 => deal::<32>(line, first, second),
+            64 => deal::<64>(line, first, second),
+            128 => deal::<128>(line, first, second),
+            _ => deal_any(ch, line, first, second),
         }
     }
 }
 
-/// A pixel's channels: a fixed-size copy (a few vector moves, inline) for the usual channel
-/// counts, `memcpy` otherwise (a call per pixel cost more than the copy; a loop of 16-byte
-/// moves is turned back into that call by the compiler).
+/// A row's pixels of `N` channels dealt alternately: pixel `2i` to `first`'s pixel `i`, pixel
+/// `2i + 1` to `second`'s (fixed-size copies the compiler keeps inline: a call to `memcpy` per
+/// pixel cost more than the copy).
 #[inline(always)]
-fn copy_pixel(to: &mut [u8], from: &[u8]) {
-    fn fixed<const N: usize>(to: &mut [u8], from: &[u8]) {
-        let t: &mut [u8; N] = to.try_into().expect("N channels");
-        *t = from.try_into().expect("N channels");
+fn deal<const N: usize>(line: &[u8], first: &mut [u8], second: &mut [u8]) {
+    let mut pairs = line.chunks_exact(2 * N);
+    for ((pair, a), b) in (&mut pairs)
+        .zip(first.chunks_exact_mut(N))
+        .zip(second.chunks_exact_mut(N))
+    {
+        let (x0, x1) = pair.split_at(N);
+        <&mut [u8; N]>::try_from(a).expect("N channels").copy_from_slice(x0);
+        <&mut [u8; N]>::try_from(b).expect("N channels").copy_from_slice(x1);
     }
-    match to.len() {
-        8 => fixed::<8>(to, from),
-        16 => fixed::<16>(to, from),
-        32 => fixed::<32>(to, from),
-        64 => fixed::<64>(to, from),
-        128 => fixed::<128>(to, from),
-        _ => to.copy_from_slice(from),
+    let last = pairs.remainder();
+    if !last.is_empty() {
+        let i = line.len() / (2 * N);
+        first[i * N..(i + 1) * N].copy_from_slice(last);
+    }
+}
+
+/// [`deal`] for any channel count.
+fn deal_any(ch: usize, line: &[u8], first: &mut [u8], second: &mut [u8]) {
+    for (x, px) in line.chunks_exact(ch).enumerate() {
+        let half = if x % 2 == 0 { &mut *first } else { &mut *second };
+        half[x / 2 * ch..(x / 2 + 1) * ch].copy_from_slice(px);
     }
 }
 
