@@ -54,6 +54,7 @@ pub(super) unsafe fn quantize_avx512(x: &[f32], p: QParams, y: &mut [u8]) -> usi
     for i in (0..n).step_by(16) {
         // SAFETY: i + 16 <= n, within both slices.
         unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(x.as_ptr().wrapping_add(i + 512) as *const i8);
             let a = _mm512_loadu_ps(x.as_ptr().add(i));
             let ordered = _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q);
             let q = if fast {
