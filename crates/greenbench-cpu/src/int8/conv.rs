@@ -164,7 +164,10 @@ pub(super) fn split_rows(
         // `e` at pl / 2 + i, the second to `o` at the same; with pl odd the first to `o` at
         // (pl - 1) / 2 + i, the second to `e` at (pl + 1) / 2 + i.
         let (first, second) = if pl % 2 == 0 { (e, o) } else { (o, e) };
-        let (first, second) = (&mut first[pl / 2 * ch..], &mut second[pl.div_ceil(2) * ch..]);
+        let (first, second) = (
+            &mut first[pl / 2 * ch..],
+            &mut second[pl.div_ceil(2) * ch..],
+        );
         match ch {
             8 => deal::<8>(line, first, second),
             16 => deal::<16>(line, first, second),
@@ -187,8 +190,12 @@ fn deal<const N: usize>(line: &[u8], first: &mut [u8], second: &mut [u8]) {
         .zip(second.chunks_exact_mut(N))
     {
         let (x0, x1) = pair.split_at(N);
-        <&mut [u8; N]>::try_from(a).expect("N channels").copy_from_slice(x0);
-        <&mut [u8; N]>::try_from(b).expect("N channels").copy_from_slice(x1);
+        <&mut [u8; N]>::try_from(a)
+            .expect("N channels")
+            .copy_from_slice(x0);
+        <&mut [u8; N]>::try_from(b)
+            .expect("N channels")
+            .copy_from_slice(x1);
     }
     let last = pairs.remainder();
     if !last.is_empty() {
@@ -200,7 +207,11 @@ fn deal<const N: usize>(line: &[u8], first: &mut [u8], second: &mut [u8]) {
 /// [`deal`] for any channel count.
 fn deal_any(ch: usize, line: &[u8], first: &mut [u8], second: &mut [u8]) {
     for (x, px) in line.chunks_exact(ch).enumerate() {
-        let half = if x % 2 == 0 { &mut *first } else { &mut *second };
+        let half = if x % 2 == 0 {
+            &mut *first
+        } else {
+            &mut *second
+        };
         half[x / 2 * ch..(x / 2 + 1) * ch].copy_from_slice(px);
     }
 }

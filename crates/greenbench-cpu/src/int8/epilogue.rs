@@ -201,6 +201,8 @@ impl Epi {
         EpiRegs {
             mode: if fp32 {
                 Mode::Fp32
+            } else if self.common_shift.is_some_and(|s| s > 32) {
+                Mode::High
             } else if self.common_shift.is_some() {
                 Mode::Common
             } else {
@@ -224,6 +226,11 @@ impl Epi {
             hi8: _mm512_set1_epi8(self.hi as u8 as i8),
             even: _mm_cvtsi32_si128(shift as i32),
             odd: _mm_cvtsi32_si128(shift as i32 - 32),
+            // High (shift - 32 = t in 1..=21): 2^(t - 1) + zy 2^t < 2^30.
+            half32: _mm512_set1_epi32(
+                ((1i64 << (shift.max(33) - 33)) + ((self.zy as i64) << (shift.max(33) - 32)))
+                    as i32,
+            ),
         }
     }
 
@@ -242,7 +249,9 @@ impl Epi {
     ///   `shift - 32` (the same result in their high 32 bits), blended; the clamp in 32-bit
     ///   lanes (|p| < 2^62, |half + (zy << shift)| < 2^62: no overflow). 11 vector
     ///   instructions, 9 with `CLAMP` false, where the caller packs four results to bytes and
-    ///   clamps them there ([`Self::pack4`]);
+    ///   clamps them there ([`Self::pack4`]); with the shift above 32 (`Mode::High`, every
+    ///   multiplier below 1/4) only the products' high halves count: 7 instructions without
+    ///   the clamp, two of them shuffles rather than 64-bit shifts;
     /// - fixed-point otherwise: the same in 64-bit lanes with a shift per channel.
     ///
     /// `CLAMP` false leaves the clamp to [`Self::pack4`] (only the one-shift form skips it;
@@ -274,6 +283,25 @@ impl Epi {
                     let (lo, hi) = (_mm512_castsi512_ps(k.lo), _mm512_castsi512_ps(k.hi));
                     let f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
                     return _mm512_add_epi32(_mm512_cvtps_epi32(f), k.zy);
+                }
+                Mode::High => {
+                    // Shift s = 32 + t, t >= 1: with the product P = H 2^32 + L (H its signed
+                    // high half, 0 <= L < 2^32) and the rounding constant 2^(s-1) + zy 2^s =
+                    // (2^(t-1) + zy 2^t) 2^32, floor((P + const) / 2^s) = (H + 2^(t-1) + zy
+                    // 2^t) >> t exactly (L / 2^32 < 1 never carries into a quotient of
+                    // integers by 2^t), and |H| < 2^30 keeps the sum in 32 bits. The odd
+                    // lanes' values move down by a shuffle, the even products' high halves
+                    // up into place by a masked shuffle of the odd products: port 5, where
+                    // the 64-bit shifts of `Common` all wait for port 0.
+                    let odd = _mm512_shuffle_epi32::<0xf5>(v);
+                    let pe = _mm512_mul_epi32(v, ld(self.mult.as_ptr()));
+                    let po = _mm512_mul_epi32(odd, ld(self.mult_next.as_ptr()));
+                    let h = _mm512_mask_shuffle_epi32::<0xf5>(po, 0x5555, pe);
+                    let r = _mm512_sra_epi32(_mm512_add_epi32(h, k.half32), k.odd);
+                    if !CLAMP {
+                        return r;
+                    }
+                    return _mm512_min_epi32(_mm512_max_epi32(r, k.lo), k.hi);
                 }
                 Mode::Common => {
                     let pe = _mm512_mul_epi32(v, ld(self.mult.as_ptr()));
@@ -349,8 +377,11 @@ pub(super) const ORDER4: [i32; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3,
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Mode {
     Fp32,
-    /// Fixed-point, one shift of at least 32 for every channel.
+    /// Fixed-point, one shift of exactly 32 for every channel.
     Common,
+    /// Fixed-point, one shift of 33..=53 for every channel: only the products' high halves
+    /// are needed.
+    High,
     /// Fixed-point, a shift per channel.
     PerChannel,
 }
@@ -369,6 +400,7 @@ pub(super) struct EpiRegs {
     hi8: std::arch::x86_64::__m512i,
     even: std::arch::x86_64::__m128i,
     odd: std::arch::x86_64::__m128i,
+    half32: std::arch::x86_64::__m512i,
 }
 
 pub(super) fn gcd(a: usize, b: usize) -> usize {
