@@ -5,12 +5,12 @@
 use super::conv::{SLACK, im2col_u8, pad_image, padded_len, split_image, split_len};
 use super::depthwise::{depthwise_row_s1, depthwise_u8, dw_vnni_rows};
 use super::epilogue::Epi;
-use super::pool::pool_u8;
+use super::pool::{global_avg_u8, pool_u8};
 use super::quantize::quantize;
 use super::step::{Lin, Mem, Plan, Step};
 use crate::kernels;
 use greenbench_core::graph::{Graph, MatMulGeom, Op};
-use greenbench_core::quant::{add_q, avg_round};
+use greenbench_core::quant::add_q;
 use greenbench_core::strided::Strided;
 
 /// The plan's steps over `m`, whose input buffer holds `input` (this sub-batch's), or which
@@ -103,16 +103,9 @@ pub(super) fn execute_step(plan: &Plan, step: &Step, m: &mut Mem, input: &[f32])
             } => {
                 let mut out = std::mem::take(&mut m.q[*dst]);
                 let x = &m.q[*src];
-                let sums = &mut m.sums[..*c];
                 for n in 0..batch {
-                    sums.iter_mut().for_each(|s| *s = 0);
-                    for row in x[n * rows * c..(n + 1) * rows * c].chunks(*c) {
-                        sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v as i64);
-                    }
-                    let off = *rows as i64 * *zero as i64;
-                    for (j, s) in sums.iter().enumerate() {
-                        out[n * c + j] = avg_round(s - off, *rows, *zero);
-                    }
+                    let img = &x[n * rows * c..(n + 1) * rows * c];
+                    global_avg_u8(img, *rows, *c, *zero, &mut m.sums, &mut out[n * c..][..*c]);
                 }
                 m.q[*dst] = out;
             }

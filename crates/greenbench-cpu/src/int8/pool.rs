@@ -58,6 +58,62 @@ pub(super) fn pool_u8(
     }
 }
 
+/// The global average pool of one image (`rows` pixels of `c` channels) with the reference's
+/// rounding: each block of 64 (then 16) channels summed over the pixels in registers (int32:
+/// exact below 2^23 pixels; `sums` holds int64 sums for larger images), not a memory round
+/// trip per pixel.
+#[inline(always)]
+pub(super) fn global_avg_u8(
+    img: &[u8],
+    rows: usize,
+    c: usize,
+    zero: i32,
+    sums: &mut [i64],
+    out: &mut [u8],
+) {
+    let off = rows as i64 * zero as i64;
+    if rows >= 1 << 23 {
+        let sums = &mut sums[..c];
+        sums.fill(0);
+        for row in img.chunks_exact(c) {
+            sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v as i64);
+        }
+        for (o, &s) in out.iter_mut().zip(sums.iter()) {
+            *o = avg_round(s - off, rows, zero);
+        }
+        return;
+    }
+    #[inline(always)]
+    fn block<const N: usize>(img: &[u8], c: usize, j: usize) -> [i32; N] {
+        let mut acc = [0i32; N];
+        for row in img.chunks_exact(c) {
+            let v: &[u8; N] = row[j..j + N].try_into().expect("N channels");
+            for i in 0..N {
+                acc[i] += v[i] as i32;
+            }
+        }
+        acc
+    }
+    let mut j = 0;
+    let mut put = |j: usize, acc: &[i32]| {
+        for (i, &a) in acc.iter().enumerate() {
+            out[j + i] = avg_round(a as i64 - off, rows, zero);
+        }
+    };
+    while j + 64 <= c {
+        put(j, &block::<64>(img, c, j));
+        j += 64;
+    }
+    while j + 16 <= c {
+        put(j, &block::<16>(img, c, j));
+        j += 16;
+    }
+    while j < c {
+        put(j, &block::<1>(img, c, j));
+        j += 1;
+    }
+}
+
 /// Max pooling of 16 channels or more, on uint8 directly: each output pixel starts as its
 /// window's first pixel and takes the byte-wise maximum with the others (a loop over the
 /// channels the compiler vectorises). Exact: max commutes with the monotone dequantization.
