@@ -3,7 +3,9 @@
 //! within one quantization step of its output.
 
 use greenbench_core::graph::{Graph, InputSpec, Node, Op};
-use greenbench_core::quant::{QModel, QNode, QuantConfig, Requantizer, quantize, run_reference_q};
+use greenbench_core::quant::{
+    QModel, QNode, QuantConfig, Requant, Requantizer, quantize, run_reference_q,
+};
 use greenbench_core::{Backend, Model, generate_inputs, generate_weights};
 use greenbench_cpu::{CpuBackend, QPath};
 use greenbench_testkit::{chain, padding, pool_op};
@@ -34,6 +36,37 @@ fn requantized(qm: &QModel, requantizer: Requantizer) -> QModel {
     q
 }
 
+/// The same model with every layer's fixed-point multipliers moved so the kernels' other
+/// epilogue forms run (calibrated multipliers are small: one shift above 32 for the layer):
+/// the largest moved into [1/4, 1/2), one shift of exactly 32 (`common`), or each channel its
+/// own shift (its real multiplier times 1, 2 or 4 by channel). The reference follows the
+/// same multipliers, so the outputs must still agree bit for bit.
+fn reshifted(qm: &QModel, common: bool) -> QModel {
+    let mut q = qm.clone();
+    for n in &mut q.nodes {
+        if let QNode::Linear(l) = n {
+            let reals: Vec<f64> = l
+                .requant
+                .iter()
+                .map(|r| r.multiplier as f64 * 2f64.powi(-(r.shift as i32)))
+                .collect();
+            let top = reals.iter().copied().fold(0.0, f64::max);
+            if top == 0.0 {
+                continue;
+            }
+            l.requant = if common {
+                let moved: Vec<f64> = reals.iter().map(|r| r * 0.375 / top).collect();
+                Requant::uniform(&moved)
+            } else {
+                let each = reals.iter().enumerate();
+                each.map(|(i, &r)| Requant::new(r * (1 << (i % 3)) as f64))
+                    .collect()
+            };
+        }
+    }
+    q
+}
+
 /// The CPU backends a test runs on `threads` threads: as configured, and (with more than one
 /// thread) with every step of a batch-1 run split across the team, however small.
 fn backends(threads: usize) -> Vec<(CpuBackend, &'static str)> {
@@ -52,8 +85,19 @@ fn backends(threads: usize) -> Vec<(CpuBackend, &'static str)> {
 fn exact_on_every_path(qm: &QModel, batch: usize, threads: usize) -> Result<(), TestCaseError> {
     let x = generate_inputs(&qm.graph, batch, 11, 3);
     for (cpu, how) in backends(threads) {
-        for requantizer in [Requantizer::Fixed, Requantizer::Fp32] {
-            let qm = &requantized(qm, requantizer);
+        let variants = [
+            (requantized(qm, Requantizer::Fixed), "fixed"),
+            (requantized(qm, Requantizer::Fp32), "fp32"),
+            (
+                reshifted(&requantized(qm, Requantizer::Fixed), true),
+                "fixed, shift 32",
+            ),
+            (
+                reshifted(&requantized(qm, Requantizer::Fixed), false),
+                "fixed, shift per channel",
+            ),
+        ];
+        for (qm, requantizer) in &variants {
             let want = run_reference_q(qm, &x, batch);
             for path in paths() {
                 let mut p = cpu.prepare_quantized_on(qm, batch, path).unwrap();
@@ -61,7 +105,7 @@ fn exact_on_every_path(qm: &QModel, batch: usize, threads: usize) -> Result<(), 
                 prop_assert_eq!(
                     got,
                     &want[..],
-                    "{:?} {:?}, batch {}, {} threads, {}",
+                    "{} {:?}, batch {}, {} threads, {}",
                     requantizer,
                     path,
                     batch,

@@ -2,6 +2,8 @@
 //! VNNI stride-1 row kernel over quads of taps.
 
 use super::epilogue::Epi;
+#[cfg(target_arch = "x86_64")]
+use super::epilogue::{ANY_MODE, EpiRegs, HIGH_MODE};
 use greenbench_core::graph::ConvGeom;
 
 /// A depthwise convolution of one (padded) image into int32 sums: per output pixel and
@@ -117,7 +119,6 @@ pub(super) unsafe fn dw_vnni_rows(
     epi: &Epi,
     q: &mut [u8],
 ) {
-    use std::arch::x86_64::*;
     let ch = c.cin;
     let taps = c.kh * c.kw;
     let groups = taps.div_ceil(4);
@@ -162,6 +163,65 @@ pub(super) unsafe fn dw_vnni_rows(
     );
     // SAFETY: AVX-512 F (this function's features).
     let regs = unsafe { epi.regs() };
+    let a = RowsArgs {
+        src,
+        quads,
+        offs: offs0,
+        row_step,
+        len,
+        span,
+        blocks,
+        epi,
+    };
+    // SAFETY: the bounds asserted above; this function's features. The epilogue's form
+    // chosen once here (`High`, the usual one, fixed in the loop).
+    unsafe {
+        if regs.is_high() {
+            dw_rows::<HIGH_MODE>(&a, &regs, rows, q)
+        } else {
+            dw_rows::<ANY_MODE>(&a, &regs, rows, q)
+        }
+    }
+}
+
+/// What [`dw_rows`] reads: [`dw_vnni_rows`]'s arguments and the taps' offsets in row 0.
+#[cfg(target_arch = "x86_64")]
+struct RowsArgs<'a> {
+    src: &'a [u8],
+    quads: &'a [i8],
+    offs: &'a [usize],
+    row_step: usize,
+    len: usize,
+    span: usize,
+    blocks: usize,
+    epi: &'a Epi,
+}
+
+/// [`dw_vnni_rows`]'s loop over the rows, with the epilogue's form `M`
+/// ([`Epi::vec16_in`]).
+///
+/// # Safety
+/// As [`dw_vnni_rows`], whose asserts bound every read and write here.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+unsafe fn dw_rows<const M: u8>(
+    a: &RowsArgs<'_>,
+    regs: &EpiRegs,
+    rows: std::ops::Range<usize>,
+    q: &mut [u8],
+) {
+    use std::arch::x86_64::*;
+    let RowsArgs {
+        src,
+        quads,
+        offs: offs0,
+        row_step,
+        len,
+        span,
+        blocks,
+        epi,
+    } = *a;
     for (j, oy) in rows.enumerate() {
         let base = oy * row_step;
         let q = &mut q[j * len..(j + 1) * len];
@@ -209,11 +269,11 @@ pub(super) unsafe fn dw_vnni_rows(
             unsafe {
                 // Four calls, not a closure: a closure lacks this function's target features,
                 // so `vec16` would not inline into it.
-                let r0 = epi.vec16::<false>(&regs, acc[0], fs);
-                let r1 = epi.vec16::<false>(&regs, acc[1], fs + 16);
-                let r2 = epi.vec16::<false>(&regs, acc[2], fs + 32);
-                let r3 = epi.vec16::<false>(&regs, acc[3], fs + 48);
-                let bytes = epi.pack4(&regs, [r0, r1, r2, r3]);
+                let r0 = epi.vec16_in::<false, M>(regs, acc[0], fs);
+                let r1 = epi.vec16_in::<false, M>(regs, acc[1], fs + 16);
+                let r2 = epi.vec16_in::<false, M>(regs, acc[2], fs + 32);
+                let r3 = epi.vec16_in::<false, M>(regs, acc[3], fs + 48);
+                let bytes = epi.pack4(regs, [r0, r1, r2, r3]);
                 _mm512_mask_storeu_epi8(q.as_mut_ptr().add(f) as *mut i8, m, bytes);
             }
             f += 64;

@@ -268,13 +268,34 @@ impl Epi {
         acc: std::arch::x86_64::__m512i,
         c: usize,
     ) -> std::arch::x86_64::__m512i {
+        // SAFETY: the caller's.
+        unsafe { self.vec16_in::<CLAMP, ANY_MODE>(k, acc, c) }
+    }
+
+    /// [`Self::vec16`] with its form fixed at compile time where `M` is [`HIGH_MODE`] (`k`'s
+    /// mode must then be `High`): a kernel that checks the mode once, outside its loop, runs
+    /// the loop without a jump on the mode every 16 values.
+    ///
+    /// # Safety
+    /// As [`Self::vec16`]; with `M == HIGH_MODE`, `k.is_high()`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    pub(super) unsafe fn vec16_in<const CLAMP: bool, const M: u8>(
+        &self,
+        k: &EpiRegs,
+        acc: std::arch::x86_64::__m512i,
+        c: usize,
+    ) -> std::arch::x86_64::__m512i {
         use std::arch::x86_64::*;
         debug_assert!(c + 16 <= self.bias.len());
+        debug_assert!(M != HIGH_MODE || k.is_high());
+        let mode = if M == HIGH_MODE { Mode::High } else { k.mode };
         // SAFETY: every per-channel array has `bias`'s length (the caller's bound).
         unsafe {
             let ld = |p: *const i32| _mm512_loadu_si512(p.add(c) as *const __m512i);
             let v = _mm512_add_epi32(acc, ld(self.bias.as_ptr()));
-            match k.mode {
+            match mode {
                 Mode::Fp32 => {
                     let f = _mm512_mul_ps(
                         _mm512_cvtepi32_ps(v),
@@ -372,6 +393,13 @@ impl Epi {
 #[cfg(target_arch = "x86_64")]
 pub(super) const ORDER4: [i32; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
 
+/// [`Epi::vec16_in`]'s `M`: the form read from the registers at run time.
+#[cfg(target_arch = "x86_64")]
+pub(super) const ANY_MODE: u8 = 0;
+/// [`Epi::vec16_in`]'s `M`: the `High` form, fixed at compile time.
+#[cfg(target_arch = "x86_64")]
+pub(super) const HIGH_MODE: u8 = 1;
+
 /// Which form [`Epi::vec16`] takes.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -401,6 +429,14 @@ pub(super) struct EpiRegs {
     even: std::arch::x86_64::__m128i,
     odd: std::arch::x86_64::__m128i,
     half32: std::arch::x86_64::__m512i,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl EpiRegs {
+    /// Whether these registers are for the `High` form ([`HIGH_MODE`]).
+    pub(super) fn is_high(&self) -> bool {
+        self.mode == Mode::High
+    }
 }
 
 pub(super) fn gcd(a: usize, b: usize) -> usize {

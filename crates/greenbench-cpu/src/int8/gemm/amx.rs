@@ -16,7 +16,7 @@
 use super::QGemm;
 use super::vnni::Fin;
 use crate::amx::{Config, release, tile_dp, tile_load, tile_store, tile_zero};
-use crate::int8::epilogue::{EpiRegs, ORDER4};
+use crate::int8::epilogue::{ANY_MODE, EpiRegs, HIGH_MODE, ORDER4};
 use std::arch::x86_64::*;
 
 /// Whether this process runs AMX-INT8 (`crate::amx`).
@@ -272,7 +272,11 @@ unsafe fn blocks(
                         _ => tile_store!("3", sp, 64usize),
                     }
                     match fin {
-                        Some((f, k)) => finish(g, &scratch, f, &k, blk.r, br, col),
+                        // The epilogue's form fixed in the loop where it is `High`.
+                        Some((f, k)) if k.is_high() => {
+                            finish::<HIGH_MODE>(g, &scratch, f, &k, blk.r, br, col)
+                        }
+                        Some((f, k)) => finish::<ANY_MODE>(g, &scratch, f, &k, blk.r, br, col),
                         None => {
                             let left = g.n - col;
                             for r in 0..br {
@@ -308,10 +312,18 @@ struct Scratch([i32; 256]);
 /// A block's sums through the epilogue into rows `r..r + br`, columns `col..` (masked to `n`).
 ///
 /// # Safety
-/// AVX-512 F/BW/VL; `f`'s destination and arrays as [`run`]'s.
+/// AVX-512 F/BW/VL; `f`'s destination and arrays as [`run`]'s; `M` as [`crate::int8::epilogue::Epi::vec16_in`] allows.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 #[inline]
-unsafe fn finish(g: &QGemm, s: &Scratch, f: Fin, k: &EpiRegs, r: usize, br: usize, col: usize) {
+unsafe fn finish<const M: u8>(
+    g: &QGemm,
+    s: &Scratch,
+    f: Fin,
+    k: &EpiRegs,
+    r: usize,
+    br: usize,
+    col: usize,
+) {
     let m = crate::int8::epilogue::lanes_from(col, g.n);
     // SAFETY: the caller's bounds (rows r..r + br, channels col..col + 16 masked to n; the
     // epilogue's arrays cover c0 + col + 16).
@@ -327,10 +339,10 @@ unsafe fn finish(g: &QGemm, s: &Scratch, f: Fin, k: &EpiRegs, r: usize, br: usiz
         while i + 4 <= br {
             // (Four calls, not a closure: a closure may not inline `vec16`, see
             // `dw_vnni_rows`.)
-            let e0 = f.epi.vec16::<false>(k, acc(i), c);
-            let e1 = f.epi.vec16::<false>(k, acc(i + 1), c);
-            let e2 = f.epi.vec16::<false>(k, acc(i + 2), c);
-            let e3 = f.epi.vec16::<false>(k, acc(i + 3), c);
+            let e0 = f.epi.vec16_in::<false, M>(k, acc(i), c);
+            let e1 = f.epi.vec16_in::<false, M>(k, acc(i + 1), c);
+            let e2 = f.epi.vec16_in::<false, M>(k, acc(i + 2), c);
+            let e3 = f.epi.vec16_in::<false, M>(k, acc(i + 3), c);
             let p = _mm512_permutexvar_epi32(order, f.epi.pack4(k, [e0, e1, e2, e3]));
             _mm_mask_storeu_epi8(row(i), m, _mm512_castsi512_si128(p));
             _mm_mask_storeu_epi8(row(i + 1), m, _mm512_extracti32x4_epi32::<1>(p));
@@ -339,7 +351,7 @@ unsafe fn finish(g: &QGemm, s: &Scratch, f: Fin, k: &EpiRegs, r: usize, br: usiz
             i += 4;
         }
         for i in i..br {
-            let q = _mm512_cvtepi32_epi8(f.epi.vec16::<true>(k, acc(i), c));
+            let q = _mm512_cvtepi32_epi8(f.epi.vec16_in::<true, M>(k, acc(i), c));
             _mm_mask_storeu_epi8(row(i), m, q);
         }
     }
