@@ -206,24 +206,16 @@ struct RowsArgs<'a> {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
 unsafe fn dw_rows<const M: u8>(
-    a: &RowsArgs<'_>,
+    ra: &RowsArgs<'_>,
     regs: &EpiRegs,
     rows: std::ops::Range<usize>,
     q: &mut [u8],
 ) {
     use std::arch::x86_64::*;
-    let RowsArgs {
-        src,
-        quads,
-        offs: offs0,
-        row_step,
-        len,
-        span,
-        blocks,
-        epi,
-    } = *a;
+    let (src, quads, epi) = (ra.src, ra.quads, ra.epi);
+    let (len, span, blocks) = (ra.len, ra.span, ra.blocks);
     for (j, oy) in rows.enumerate() {
-        let base = oy * row_step;
+        let base = oy * ra.row_step;
         let q = &mut q[j * len..(j + 1) * len];
         // `f % span`, kept as f steps by 64 (a row starts at channel 0: `len` is whole pixels).
         let mut fs = 0;
@@ -231,7 +223,7 @@ unsafe fn dw_rows<const M: u8>(
         while f < len {
             let b = fs / 64;
             let mut acc = [_mm512_setzero_si512(); 4];
-            for (g, o) in offs0.chunks_exact(4).enumerate() {
+            for (g, o) in ra.offs.chunks_exact(4).enumerate() {
                 // SAFETY: every tap's 64 bytes from `base + f` end by `last` (asserted), the weights'
                 // 256 bytes are inside `quads` (asserted size).
                 unsafe {
