@@ -248,7 +248,7 @@ impl QGemm {
         // SAFETY: VNNI (and VL, in `detect`) checked in `new`; reads bounded as in `run`,
         // writes by the assert on `y`; the epilogue's arrays cover `c0 + n + 16`.
         unsafe {
-            let fin = vnni::Fin::new(epi, c0, y, ldy);
+            let fin = Fin::new(epi, c0, y, ldy);
             vnni::run(self, a, lda, rows, std::ptr::null_mut(), 0, Some(fin))
         }
     }
@@ -277,7 +277,7 @@ impl QGemm {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as `run_fused`, reads bounded by the assert on `src`.
         unsafe {
-            let fin = vnni::Fin::new(epi, c0, y, ldy);
+            let fin = Fin::new(epi, c0, y, ldy);
             vnni::run_in_place(self, src, bases, qoff, std::ptr::null_mut(), 0, Some(fin))
         }
     }
@@ -357,6 +357,37 @@ fn finish(acc: &[i32], n: usize, epi: &Epi, c0: usize, y: &mut [u8], ldy: usize)
     }
     for (r, a) in acc.chunks(n).enumerate() {
         epi.finish(a, c0, &mut y[r * ldy..r * ldy + n]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+/// A fused run's destination: row `r`'s results through `epi` (channels `c0..`) into
+/// `y + r * ldy` as uint8.
+#[derive(Clone, Copy)]
+pub(super) struct Fin<'a> {
+    pub(super) epi: &'a Epi,
+    pub(super) c0: usize,
+    pub(super) y: *mut u8,
+    pub(super) ldy: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a> Fin<'a> {
+    pub(super) fn new(epi: &'a Epi, c0: usize, y: &mut [u8], ldy: usize) -> Self {
+        Fin {
+            epi,
+            c0,
+            y: y.as_mut_ptr(),
+            ldy,
+        }
+    }
+
+    /// The destination from row `r` on.
+    pub(super) fn row(self, r: usize) -> Self {
+        Fin {
+            y: self.y.wrapping_add(r * self.ldy),
+            ..self
+        }
     }
 }
 

@@ -13,8 +13,8 @@
 //! Detection, permission and the tile instructions are `crate::amx`'s.
 //! `GREENBENCH_NO_AMX` (any value) turns the path off.
 
+use super::Fin;
 use super::QGemm;
-use super::vnni::Fin;
 use crate::amx::{Config, release, tile_dp, tile_load, tile_store, tile_zero};
 use crate::int8::epilogue::{ANY_MODE, EpiRegs, HIGH_MODE, ORDER4};
 use std::arch::x86_64::*;

@@ -1,8 +1,8 @@
 //! The AVX-512 VNNI form of the int8 GEMM (`vpdpbusd` register tiles, a convolution read in
 //! place, the epilogue fused into the tiles), and AMX's dispatch around it.
 
-use super::{QGemm, QPath, amx};
-use crate::int8::epilogue::{ANY_MODE, Epi, EpiRegs, HIGH_MODE, ORDER4};
+use super::{Fin, QGemm, QPath, amx};
+use crate::int8::epilogue::{ANY_MODE, EpiRegs, HIGH_MODE, ORDER4};
 use std::arch::x86_64::*;
 
 /// Four bytes of row `a` from `k0` (fewer past `k`, zero-filled) as one int32.
@@ -172,35 +172,6 @@ pub(super) fn rows_for(nv: usize) -> usize {
         2 => 8,
         3 => 6,
         _ => 5,
-    }
-}
-
-/// A fused run's destination: row `r`'s results through `epi` (channels `c0..`) into
-/// `y + r * ldy` as uint8.
-#[derive(Clone, Copy)]
-pub(super) struct Fin<'a> {
-    pub(super) epi: &'a Epi,
-    pub(super) c0: usize,
-    pub(super) y: *mut u8,
-    pub(super) ldy: usize,
-}
-
-impl<'a> Fin<'a> {
-    pub(super) fn new(epi: &'a Epi, c0: usize, y: &mut [u8], ldy: usize) -> Self {
-        Fin {
-            epi,
-            c0,
-            y: y.as_mut_ptr(),
-            ldy,
-        }
-    }
-
-    /// The destination from row `r` on.
-    pub(super) fn row(self, r: usize) -> Self {
-        Fin {
-            y: self.y.wrapping_add(r * self.ldy),
-            ..self
-        }
     }
 }
 
