@@ -191,6 +191,23 @@ proptest! {
         exact_on_every_path(&quantized(&g.unwrap(), 8, 3), batch, threads)?;
     }
 
+    /// Single-channel convolutions of stride 1 and at most 8 output channels (LeNet-5's first
+    /// layer): the pixels-in-lanes kernel on the VNNI paths where the CPU has AVX-512 VBMI
+    /// (rows of 1 to 40 pixels: whole and partial 16-pixel chunks; 1 to 9 taps a kernel row:
+    /// one to three quads), the in-place GEMM elsewhere and at 9 channels.
+    #[test]
+    fn int8_single_channel_conv_is_bit_exact(
+        h in 1usize..12, w in 1usize..40, cout in 1usize..10, kh in 1usize..6, kw in 1usize..10,
+        pad in padding(), act in 0usize..3, batch in 1usize..3, threads in 1usize..3,
+    ) {
+        let mut ops = vec![Op::Conv2d { filters: cout, kernel: [kh, kw], stride: [1, 1],
+            padding: pad, groups: 1, bias: true }];
+        match act { 1 => ops.push(Op::Relu), 2 => ops.push(Op::Clip { min: 0.0, max: 0.5 }), _ => {} }
+        let g = chain(vec![h, w, 1], ops);
+        prop_assume!(g.is_some());
+        exact_on_every_path(&quantized(&g.unwrap(), 4, 3), batch, threads)?;
+    }
+
     /// Batch 1 on two threads, where the team splits each step: a convolution (in place or
     /// im2col, by pixel ranges, after its padded image by rows), a depthwise convolution of
     /// stride 1 or 2 (by output rows, after its padded image and column split) and a

@@ -2,7 +2,9 @@
 //! point), im2col, the addresses of an in-place (no im2col) VNNI convolution, and the
 //! column split of a padded image for the depthwise kernel.
 
+use super::epilogue::Epi;
 use super::gemm::{QGemm, QPath};
+use super::lanes::PixelLanes;
 use super::step::Lin;
 use greenbench_core::graph::ConvGeom;
 use std::ops::Range;
@@ -14,7 +16,9 @@ pub(super) const SLACK: usize = 64;
 
 /// The [`Lin::InPlace`] form of an ungrouped convolution: its weights with each kernel row's
 /// `kw * Cin` rows padded to a multiple of 4 (zeros), and the reading offsets.
-pub(super) fn in_place_conv(c: ConvGeom, hwio: &[i8], path: QPath) -> Lin {
+/// With a VNNI path, a single-channel layer takes the pixels-in-lanes form where it fits
+/// ([`PixelLanes::new`]).
+pub(super) fn in_place_conv(c: ConvGeom, hwio: &[i8], path: QPath, epi: &Epi) -> Lin {
     let run = c.kw * c.cin;
     let run4 = run.next_multiple_of(4);
     let k = c.kh * run4;
@@ -40,6 +44,11 @@ pub(super) fn in_place_conv(c: ConvGeom, hwio: &[i8], path: QPath) -> Lin {
         gemm: QGemm::new(&w, k, c.cout, 0, c.cout, path),
         bases,
         qoff,
+        lanes: if path.vnni_packed() {
+            PixelLanes::new(c, hwio, epi).map(Box::new)
+        } else {
+            None
+        },
     }
 }
 

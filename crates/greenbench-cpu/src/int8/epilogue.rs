@@ -90,26 +90,42 @@ impl Epi {
         assert!(span.is_multiple_of(64) && span.is_multiple_of(self.ch));
         // Position p of the permuted arrays reads position `src(p)` of these (any copy of
         // the channel: these arrays are cyclic in the channel count).
-        let src = |p: usize| {
+        self.remapped(span, |p| {
             let (b, j) = (p / 64, p % 64);
             let (k, l, i) = (j / 16, (j % 16) / 4, j % 4);
             (b * 64 + 16 * l + 4 * k + i) % span % self.ch
-        };
-        let perm = |v: &[i32]| -> Vec<i32> { (0..span + 64).map(|p| v[src(p)]).collect() };
+        })
+    }
+
+    /// This epilogue for registers whose 16 lanes are 16 pixels of one channel (the
+    /// pixels-in-lanes convolution, `lanes.rs`): position `16 c + i` of its arrays holds
+    /// channel `c`'s values, so [`Self::vec16`] at `16 c` finishes channel `c`'s register.
+    /// Only for `vec16` at those offsets, `c` below 8.
+    pub(super) fn per_lane_block(&self) -> Epi {
+        assert!(
+            self.ch <= 8,
+            "the pixels-in-lanes epilogue holds 8 channels"
+        );
+        self.remapped(128, |p| (p / 16) % self.ch)
+    }
+
+    /// These arrays read through `src` (position p of the new ones: channel `src(p)` of
+    /// these), `span + 64` long; `mult_next` remade from the new `mult`.
+    fn remapped(&self, span: usize, src: impl Fn(usize) -> usize) -> Epi {
+        let len = span + 64;
+        let perm = |v: &[i32]| -> Vec<i32> { (0..len).map(|p| v[src(p)]).collect() };
         let mult = perm(&self.mult);
         Epi {
             ch: self.ch,
             span,
             bias: perm(&self.bias),
-            mult_next: (0..span + 64)
-                .map(|p| mult[(p + 1) % (span + 64)])
-                .collect(),
+            mult_next: (0..len).map(|p| mult[(p + 1) % len]).collect(),
             mult,
-            shift: (0..span + 64).map(|p| self.shift[src(p)]).collect(),
+            shift: (0..len).map(|p| self.shift[src(p)]).collect(),
             scale: if self.scale.is_empty() {
                 vec![]
             } else {
-                (0..span + 64).map(|p| self.scale[src(p)]).collect()
+                (0..len).map(|p| self.scale[src(p)]).collect()
             },
             common_shift: self.common_shift,
             zy: self.zy,

@@ -180,13 +180,17 @@ pub(super) fn linear(
             gemm,
             bases,
             qoff,
+            lanes,
         } => {
             let pad = &mut cols[..padded_len(c)];
             for n in 0..batch {
                 let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
                 let (src, _) = pad_image(img, c, zx as u8, pad);
                 let y = &mut out[n * out_len..(n + 1) * out_len];
-                gemm.run_in_place_epi(src, bases, qoff, acc, epi, 0, y, c.cout);
+                match lanes {
+                    Some(l) => l.run(src, 0..bases.len(), y),
+                    None => gemm.run_in_place_epi(src, bases, qoff, acc, epi, 0, y, c.cout),
+                }
             }
         }
         Lin::Depthwise {

@@ -16,6 +16,7 @@ mod depthwise;
 mod epilogue;
 mod exec;
 pub mod gemm;
+mod lanes;
 mod plan;
 mod pool;
 mod quantize;

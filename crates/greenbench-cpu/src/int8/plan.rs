@@ -216,7 +216,7 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                                 (Lin::Gemm { gemm, k }, epi)
                             } else if wide && c.groups == 1 {
                                 layout.cols_len = layout.cols_len.max(padded_len(&c));
-                                (in_place_conv(c, &l.w, path), epi)
+                                (in_place_conv(c, &l.w, path, &epi), epi)
                             } else {
                                 layout.cols_len = layout
                                     .cols_len

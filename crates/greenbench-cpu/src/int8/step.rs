@@ -4,6 +4,7 @@
 
 use super::epilogue::Epi;
 use super::gemm::QGemm;
+use super::lanes::PixelLanes;
 use crate::kernels::AVec;
 use greenbench_core::graph::{ConvGeom, Graph, PoolGeom};
 use greenbench_core::quant::QParams;
@@ -22,6 +23,9 @@ pub(super) enum Lin {
         gemm: QGemm,
         bases: Vec<usize>,
         qoff: Vec<u32>,
+        /// The pixels-in-lanes form, where it runs (one input channel, stride 1, up to 8
+        /// output channels: `lanes.rs`); the GEMM otherwise.
+        lanes: Option<Box<PixelLanes>>,
     },
     /// Depthwise: weights per tap `[kh * kw][C]`, widened (rows padded to 16 channels); and
     /// for stride-1 rows, each tap's weights repeated to `span` (a multiple of 64 and of C).

@@ -556,10 +556,16 @@ impl QTeam {
                 gemm,
                 bases,
                 qoff,
+                lanes,
             } => {
                 let pad = unsafe { cols.part(0..padded_len(c)) };
                 let (a, o) = out(c.cout);
-                gemm.run_in_place_epi(pad, &bases[r.clone()], qoff, a, epi, 0, o, c.cout);
+                match lanes {
+                    Some(l) => l.run(pad, r.clone(), o),
+                    None => {
+                        gemm.run_in_place_epi(pad, &bases[r.clone()], qoff, a, epi, 0, o, c.cout)
+                    }
+                }
             }
             Lin::Depthwise {
                 geom: c,

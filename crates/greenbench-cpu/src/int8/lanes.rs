@@ -1,0 +1,231 @@
+//! The pixels-in-lanes form of a single-channel convolution (one input channel, stride 1, at
+//! most 8 output channels: LeNet-5's first layer): 16 output pixels of a row in a register's
+//! lanes, each lane's four bytes four neighbouring taps of one kernel row (`vpermb` of one
+//! 64-byte load of the padded image row: lane `j` gets bytes `j + 4g .. j + 4g + 4`), times
+//! each output channel's four weights broadcast (`vpdpbusd`), one accumulator per channel.
+//!
+//! The channels-in-lanes tile ([`super::gemm`]'s in-place VNNI form) fills 6 of its 16 lanes
+//! with LeNet-5's 6 channels and reads one broadcast per pixel and quad; here every lane is a
+//! pixel: `kh * ceil(kw / 4) * cout` `vpdpbusd` per 16 pixels against `16 * kh * ceil(kw / 4)`.
+//! The epilogue runs per channel register ([`Epi::per_lane_block`]), four channels packed to
+//! bytes together ([`Epi::pack4`]), and one `vpermt2b` interleaves them into the pixels'
+//! channel order (NHWC) for the store. Integer sums are exact: bit for bit the GEMM's result.
+
+use super::conv::SLACK;
+use super::epilogue::Epi;
+use greenbench_core::graph::ConvGeom;
+use std::ops::Range;
+
+/// The most output channels this form runs (two 4-channel packs, 128 bytes of table).
+pub(super) const MAX_LANE_CHANNELS: usize = 8;
+
+/// A single-channel convolution's weights and epilogue for the pixels-in-lanes kernel.
+pub(super) struct PixelLanes {
+    geom: ConvGeom,
+    /// Quads per kernel row: `ceil(kw / 4)`.
+    groups: usize,
+    /// Quad `q = ky * groups + g`'s four weights (taps `4g..4g + 4` of kernel row `ky`, zero
+    /// past `kw`) for channel `c` as one int32 at `q * 8 + c` (channels past `cout`: zero).
+    w: Vec<i32>,
+    /// The epilogue in per-channel 16-lane blocks ([`Epi::per_lane_block`]).
+    epi: Epi,
+    /// Byte `i` of a chunk's output (pixel `i / cout`, channel `i % cout`) from the two
+    /// packed registers (`vpermt2b` indices, 128 of them: the first and second 64 bytes).
+    order: [u8; 128],
+}
+
+impl PixelLanes {
+    /// The form for `c` with HWIO weights `hwio` and the layer's epilogue `epi`, where it
+    /// applies and this CPU runs it (AVX-512 F/BW/VL/VNNI/VBMI, the wide epilogue).
+    pub(super) fn new(c: ConvGeom, hwio: &[i8], epi: &Epi) -> Option<PixelLanes> {
+        let fits = c.cin == 1
+            && c.groups == 1
+            && c.sh == 1
+            && c.sw == 1
+            && c.cout <= MAX_LANE_CHANNELS
+            && c.kw <= 48
+            && epi.wide;
+        if !fits || !available() {
+            return None;
+        }
+        let groups = c.kw.div_ceil(4);
+        let mut w = vec![0i32; c.kh * groups * 8];
+        for ky in 0..c.kh {
+            for g in 0..groups {
+                for co in 0..c.cout {
+                    let mut b = [0u8; 4];
+                    for (t, v) in b.iter_mut().enumerate() {
+                        let kx = 4 * g + t;
+                        if kx < c.kw {
+                            *v = hwio[(ky * c.kw + kx) * c.cout + co] as u8;
+                        }
+                    }
+                    w[(ky * groups + g) * 8 + co] = i32::from_le_bytes(b);
+                }
+            }
+        }
+        let mut order = [0u8; 128];
+        for (i, o) in order.iter_mut().enumerate().take(16 * c.cout) {
+            let (p, co) = (i / c.cout, i % c.cout);
+            // `pack4`'s byte of value p of register co % 4: 128-bit lane p / 4, dword
+            // 4 (p / 4) + co % 4, byte p % 4 of it; the second pack (channels 4..8) from 64.
+            *o = ((co / 4) * 64 + 16 * (p / 4) + 4 * (co % 4) + p % 4) as u8;
+        }
+        Some(PixelLanes {
+            geom: c,
+            groups,
+            w,
+            epi: epi.per_lane_block(),
+            order,
+        })
+    }
+
+    /// Output pixels `pixels` (row-major over `ho x wo`) of one image from its padded image
+    /// `src` (single channel, `wp` wide: the zero point around it, [`SLACK`] past it) into
+    /// `y` (pixel `pixels.start` first, `cout` bytes each).
+    pub(super) fn run(&self, src: &[u8], pixels: Range<usize>, y: &mut [u8]) {
+        let c = &self.geom;
+        let wp = c.w + c.pad_left + c.pad_right;
+        let hp = c.h + c.pad_top + c.pad_bottom;
+        // Every 64-byte load starts at most at the last row's `wo - 1`th byte.
+        assert!(src.len() >= (hp - 1) * wp + c.wo - 1 + 64 && c.wo <= wp && hp >= c.ho);
+        assert!(y.len() >= pixels.len() * c.cout && pixels.end <= c.ho * c.wo);
+        const { assert!(SLACK >= 64) };
+        // SAFETY: `new` returned `Some` only where the CPU has the kernel's features; the
+        // loads are inside `src` (asserted above), the stores inside `y`'s pixels.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            match c.cout {
+                1 => self.rows::<1>(src, wp, pixels, y),
+                2 => self.rows::<2>(src, wp, pixels, y),
+                3 => self.rows::<3>(src, wp, pixels, y),
+                4 => self.rows::<4>(src, wp, pixels, y),
+                5 => self.rows::<5>(src, wp, pixels, y),
+                6 => self.rows::<6>(src, wp, pixels, y),
+                7 => self.rows::<7>(src, wp, pixels, y),
+                _ => self.rows::<8>(src, wp, pixels, y),
+            }
+        }
+    }
+
+    /// [`Self::run`] for `C` channels: the epilogue's form chosen once.
+    ///
+    /// # Safety
+    /// As [`Self::run`] checks.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+    unsafe fn rows<const C: usize>(
+        &self,
+        src: &[u8],
+        wp: usize,
+        pixels: Range<usize>,
+        y: &mut [u8],
+    ) {
+        use super::epilogue::{ANY_MODE, HIGH_MODE};
+        // SAFETY: AVX-512 F.
+        let k = unsafe { self.epi.regs() };
+        // SAFETY: the caller's.
+        unsafe {
+            if k.is_high() {
+                self.chunks::<C, HIGH_MODE>(src, wp, pixels, y, &k)
+            } else {
+                self.chunks::<C, ANY_MODE>(src, wp, pixels, y, &k)
+            }
+        }
+    }
+
+    /// The pixels in chunks of up to 16 inside one output row each.
+    ///
+    /// # Safety
+    /// As [`Self::run`] checks; `k` this epilogue's registers, `M` as they allow.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+    #[allow(clippy::needless_range_loop)] // index loops keep the accumulators in registers
+    unsafe fn chunks<const C: usize, const M: u8>(
+        &self,
+        src: &[u8],
+        wp: usize,
+        pixels: Range<usize>,
+        y: &mut [u8],
+        k: &super::epilogue::EpiRegs,
+    ) {
+        use std::arch::x86_64::*;
+        let c = &self.geom;
+        let (groups, wo) = (self.groups, c.wo);
+        // Lane j of slide g: bytes j + 4g .. j + 4g + 4 of the loaded row.
+        let mut slide = [_mm512_setzero_si512(); 12];
+        for (g, s) in slide.iter_mut().enumerate().take(groups) {
+            let mut b = [0u8; 64];
+            for (i, v) in b.iter_mut().enumerate() {
+                *v = ((i / 4) + 4 * g + i % 4) as u8;
+            }
+            // SAFETY: 64 bytes.
+            *s = unsafe { _mm512_loadu_si512(b.as_ptr() as *const __m512i) };
+        }
+        let wq = self.w.as_ptr();
+        let sp = src.as_ptr();
+        // SAFETY (whole body): the loads read `sp + (oy + ky) * wp + ox .. + 64`, inside
+        // `src` (the caller's bound); the stores write the chunk's `n * C` bytes of `y`.
+        unsafe {
+            let order0 = _mm512_loadu_si512(self.order.as_ptr() as *const __m512i);
+            let order1 = _mm512_loadu_si512(self.order.as_ptr().add(64) as *const __m512i);
+            let mut p = pixels.start;
+            while p < pixels.end {
+                let (oy, ox) = (p / wo, p % wo);
+                let n = (wo - ox).min(16).min(pixels.end - p);
+                let mut acc = [_mm512_setzero_si512(); C];
+                for ky in 0..c.kh {
+                    let row = _mm512_loadu_si512(sp.add((oy + ky) * wp + ox) as *const __m512i);
+                    for g in 0..groups {
+                        let x = _mm512_permutexvar_epi8(slide[g], row);
+                        let wg = wq.add((ky * groups + g) * 8);
+                        for co in 0..C {
+                            acc[co] =
+                                _mm512_dpbusd_epi32(acc[co], x, _mm512_set1_epi32(*wg.add(co)));
+                        }
+                    }
+                }
+                let mut e = [_mm512_setzero_si512(); 8];
+                for co in 0..C {
+                    e[co] = self.epi.vec16_in::<false, M>(k, acc[co], 16 * co);
+                }
+                let a = self.epi.pack4(k, [e[0], e[1], e[2], e[3]]);
+                let b = if C > 4 {
+                    self.epi.pack4(k, [e[4], e[5], e[6], e[7]])
+                } else {
+                    a
+                };
+                let bytes = n * C;
+                let out = y.as_mut_ptr().add((p - pixels.start) * C) as *mut i8;
+                let lo = _mm512_permutex2var_epi8(a, order0, b);
+                _mm512_mask_storeu_epi8(out, bytes_mask(bytes), lo);
+                if bytes > 64 {
+                    let hi = _mm512_permutex2var_epi8(a, order1, b);
+                    _mm512_mask_storeu_epi8(out.add(64), bytes_mask(bytes - 64), hi);
+                }
+                p += n;
+            }
+        }
+    }
+}
+
+/// The mask of a register's first `n` bytes (all 64 from 64 on).
+fn bytes_mask(n: usize) -> u64 {
+    if n >= 64 { !0 } else { (1u64 << n) - 1 }
+}
+
+/// Whether this CPU runs the kernel (AVX-512 F/BW/VL/VNNI/VBMI).
+fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+            && std::arch::is_x86_feature_detected!("avx512vbmi")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
