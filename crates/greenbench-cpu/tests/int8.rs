@@ -208,6 +208,23 @@ proptest! {
         exact_on_every_path(&quantized(&g.unwrap(), 4, 3), batch, threads)?;
     }
 
+    /// A max pool as the model's last int8 step (its output compared directly, not through a
+    /// global average that can hide a wrong maximum): narrow channel counts (the vector
+    /// gather form where every window is inside the image and the CPU has AVX-512 VBMI, the
+    /// per-pixel loop otherwise) and wide ones, rows of up to 40 pixels.
+    #[test]
+    fn int8_max_pools_are_bit_exact(
+        h in 1usize..12, w in 1usize..40, c in 1usize..20, k in 1usize..5, s in 1usize..4,
+        pad in padding(), ceil_mode in any::<bool>(), batch in 1usize..3,
+    ) {
+        let ops = vec![Op::Conv2d { filters: c, kernel: [1, 1], stride: [1, 1],
+            padding: greenbench_core::Padding::Valid, groups: 1, bias: true },
+            Op::MaxPool { kernel: [k, k], stride: [s, s], padding: pad, ceil_mode }];
+        let g = chain(vec![h, w, c], ops);
+        prop_assume!(g.is_some());
+        exact_on_every_path(&quantized(&g.unwrap(), 6, 3), batch, 1)?;
+    }
+
     /// Batch 1 on two threads, where the team splits each step: a convolution (in place or
     /// im2col, by pixel ranges, after its padded image by rows), a depthwise convolution of
     /// stride 1 or 2 (by output rows, after its padded image and column split) and a

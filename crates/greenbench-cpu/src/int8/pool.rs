@@ -16,6 +16,11 @@ pub(super) fn pool_u8(
     y: &mut [u8],
 ) {
     if max && p.c < 16 {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(ix) = NarrowIdx::new(p) {
+            // SAFETY: `new` checked the CPU's features and the geometry.
+            return unsafe { max_pool_narrow_vbmi(x, batch, p, &ix, y) };
+        }
         return max_pool_narrow(x, batch, p, y);
     }
     if max {
@@ -208,6 +213,101 @@ fn pool_pixel_narrow(
                 }
             }
             y[o + j] = m;
+        }
+    }
+}
+
+/// The byte gathers of [`max_pool_narrow_vbmi`]: for `per` output pixels of a row (as many
+/// as one 64-byte load of their windows' columns holds), `cols[kx]` puts window column
+/// `kx`'s bytes in the output's order (output byte `i`: pixel `i / c`, channel `i % c`).
+#[cfg(target_arch = "x86_64")]
+pub(super) struct NarrowIdx {
+    per: usize,
+    cols: Vec<[u8; 64]>,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl NarrowIdx {
+    /// Where the vector form runs: max pooling of fewer than 16 channels, every window inside
+    /// the image, `kw` at most 8 and one window's columns within 64 bytes, on a CPU with
+    /// AVX-512 BW and VBMI.
+    fn new(p: &PoolGeom) -> Option<NarrowIdx> {
+        let c = p.c;
+        let fits = p.is_unpadded() && p.kw <= 8 && p.kw * c <= 64 && c > 0 && c < 16;
+        let cpu = std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vbmi");
+        if !fits || !cpu {
+            return None;
+        }
+        // The most pixels whose windows' columns span at most 64 bytes.
+        let per = (1..=64)
+            .take_while(|&n| ((n - 1) * p.sw + p.kw) * c <= 64 && n * c <= 64)
+            .last()
+            .expect("one window fits");
+        let cols = (0..p.kw)
+            .map(|kx| {
+                let mut ix = [0u8; 64];
+                for (i, v) in ix.iter_mut().enumerate().take(per * c) {
+                    *v = (((i / c) * p.sw + kx) * c + i % c) as u8;
+                }
+                ix
+            })
+            .collect();
+        Some(NarrowIdx { per, cols })
+    }
+}
+
+/// Max pooling of fewer than 16 channels, every window inside the image: per output row, the
+/// window rows' byte-wise maximum of one (masked) 64-byte load at a run of `ix.per` output
+/// pixels, then each window column's bytes gathered into output order (`vpermb`) and their
+/// maximum stored (masked): a handful of instructions for several pixels, where
+/// [`max_pool_narrow`] loads a vector per window pixel.
+///
+/// # Safety
+/// The CPU has AVX-512 F/BW/VBMI and `ix` is `NarrowIdx::new(p)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn max_pool_narrow_vbmi(x: &[u8], batch: usize, p: &PoolGeom, ix: &NarrowIdx, y: &mut [u8]) {
+    use std::arch::x86_64::*;
+    let c = p.c;
+    let (img_in, img_out) = (p.h * p.w * c, p.ho * p.wo * c);
+    assert!(x.len() >= batch * img_in && y.len() >= batch * img_out);
+    let mut cols = [_mm512_setzero_si512(); 8];
+    for (v, i) in cols.iter_mut().zip(&ix.cols) {
+        // SAFETY: 64 bytes.
+        *v = unsafe { _mm512_loadu_si512(i.as_ptr() as *const __m512i) };
+    }
+    let mask = |n: usize| -> u64 { if n >= 64 { !0 } else { (1u64 << n) - 1 } };
+    for n in 0..batch {
+        for oy in 0..p.ho {
+            let iy0 = oy * p.sh;
+            let mut ox = 0;
+            while ox < p.wo {
+                let pix = ix.per.min(p.wo - ox);
+                // The bytes of these pixels' windows' columns: inside the row (unpadded).
+                let span = ((pix - 1) * p.sw + p.kw) * c;
+                let at = n * img_in + (iy0 * p.w + ox * p.sw) * c;
+                // SAFETY: the masked loads read `span` bytes of rows iy0..iy0 + kh of this
+                // image, inside `x`; the store writes `pix * c` bytes of output row oy.
+                unsafe {
+                    let m = mask(span);
+                    let mut v = _mm512_maskz_loadu_epi8(m, x.as_ptr().add(at) as *const i8);
+                    for ky in 1..p.kh {
+                        let r = _mm512_maskz_loadu_epi8(
+                            m,
+                            x.as_ptr().add(at + ky * p.w * c) as *const i8,
+                        );
+                        v = _mm512_max_epu8(v, r);
+                    }
+                    let mut o = _mm512_permutexvar_epi8(cols[0], v);
+                    for col in &cols[1..p.kw] {
+                        o = _mm512_max_epu8(o, _mm512_permutexvar_epi8(*col, v));
+                    }
+                    let to = n * img_out + (oy * p.wo + ox) * c;
+                    _mm512_mask_storeu_epi8(y.as_mut_ptr().add(to) as *mut i8, mask(pix * c), o);
+                }
+                ox += pix;
+            }
         }
     }
 }
