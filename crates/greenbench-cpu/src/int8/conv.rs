@@ -52,6 +52,47 @@ pub(super) fn in_place_conv(c: ConvGeom, hwio: &[i8], path: QPath, epi: &Epi) ->
     }
 }
 
+/// A convolution of few output channels as one computing `p` neighbouring output pixels of a
+/// row at once (`p * cout` channels: pixel `ox = p ox' + d`'s channel `co` is channel `d cout +
+/// co` of pixel `ox'`, the same bytes in NHWC): kernel width `kw + (p - 1) sw`, stride `p
+/// sw`, each pixel's weights shifted `d sw` columns (zeros around them). The padded image
+/// and every read of it stay as they were; the GEMM's N grows to `p cout` (up to 16: one
+/// full VNNI register or AMX tile width where `cout` filled half or less) and a kernel row's
+/// run to `(kw + (p - 1) sw) cin` bytes (at most 64: one AMX chunk). MobileNet's first layer
+/// (8 channels, 3x3 stride 2 over 3 channels): 2 pixels, runs of 15 bytes instead of 9.
+/// Returns the geometry, the HWIO weights and `p`, or `None` where no `p >= 2` fits
+/// (`wo` must be a multiple of `p`).
+pub(super) fn widened(c: ConvGeom, hwio: &[i8]) -> Option<(ConvGeom, Vec<i8>, usize)> {
+    if c.groups != 1 || c.cout == 0 {
+        return None;
+    }
+    let p = (2..=16 / c.cout)
+        .rev()
+        .find(|&p| c.wo.is_multiple_of(p) && (c.kw + (p - 1) * c.sw) * c.cin <= 64)?;
+    let kw = c.kw + (p - 1) * c.sw;
+    let cout = p * c.cout;
+    let mut w = vec![0i8; c.kh * kw * c.cin * cout];
+    for ky in 0..c.kh {
+        for d in 0..p {
+            for kx in 0..c.kw {
+                for ci in 0..c.cin {
+                    let from = ((ky * c.kw + kx) * c.cin + ci) * c.cout;
+                    let to = ((ky * kw + kx + d * c.sw) * c.cin + ci) * cout + d * c.cout;
+                    w[to..to + c.cout].copy_from_slice(&hwio[from..from + c.cout]);
+                }
+            }
+        }
+    }
+    let g = ConvGeom {
+        wo: c.wo / p,
+        cout,
+        kw,
+        sw: p * c.sw,
+        ..c
+    };
+    Some((g, w, p))
+}
+
 /// Bytes of a convolution's zero-point-padded input image, with [`SLACK`].
 pub(super) fn padded_len(c: &ConvGeom) -> usize {
     (c.h + c.pad_top + c.pad_bottom) * (c.w + c.pad_left + c.pad_right) * c.cin + SLACK

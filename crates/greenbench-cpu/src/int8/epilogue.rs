@@ -109,6 +109,16 @@ impl Epi {
         self.remapped(128, |p| (p / 16) % self.ch)
     }
 
+    /// This epilogue for `p` neighbouring pixels as one of `p * ch` channels (a widened
+    /// convolution, [`super::conv::widened`]): channel `d * ch + c` is channel `c`.
+    pub(super) fn widened(&self, p: usize) -> Epi {
+        let ch = self.ch * p;
+        let lcm = ch / gcd(ch, 16) * 16;
+        let mut e = self.remapped(lcm * 256usize.div_ceil(lcm), |q| q % self.ch);
+        e.ch = ch;
+        e
+    }
+
     /// These arrays read through `src` (position p of the new ones: channel `src(p)` of
     /// these), `span + 64` long; `mult_next` remade from the new `mult`.
     fn remapped(&self, span: usize, src: impl Fn(usize) -> usize) -> Epi {

@@ -2,7 +2,7 @@
 //! border quantizes or dequantizes, each linear layer's form and epilogue, the buffers'
 //! lengths.
 
-use super::conv::{SLACK, in_place_conv, padded_len, split_len};
+use super::conv::{SLACK, in_place_conv, padded_len, split_len, widened};
 use super::depthwise::{MAX_VNNI_TAPS, dw_quads};
 use super::epilogue::{Epi, gcd, wide_int8};
 use super::gemm::{QGemm, QPath};
@@ -216,7 +216,17 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                                 (Lin::Gemm { gemm, k }, epi)
                             } else if wide && c.groups == 1 {
                                 layout.cols_len = layout.cols_len.max(padded_len(&c));
-                                (in_place_conv(c, &l.w, path, &epi), epi)
+                                let lin = in_place_conv(c, &l.w, path, &epi);
+                                let lanes = matches!(&lin, Lin::InPlace { lanes: Some(_), .. });
+                                // Few channels (not on the pixels-in-lanes kernel): several
+                                // pixels per GEMM row where that fills more of its width.
+                                match widened(c, &l.w).filter(|_| !lanes && path.vnni_packed()) {
+                                    Some((cw, ww, p)) => {
+                                        let epi = epi.widened(p);
+                                        (in_place_conv(cw, &ww, path, &epi), epi)
+                                    }
+                                    None => (lin, epi),
+                                }
                             } else {
                                 layout.cols_len = layout
                                     .cols_len
