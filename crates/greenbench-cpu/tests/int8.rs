@@ -175,6 +175,21 @@ proptest! {
         exact_on_every_path(&quantized(&g, 8, 3), batch, threads)?;
     }
 
+    /// Pointwise convolutions too shallow for AMX tiles (under 12 input channels): on AMX
+    /// paths two to four neighbouring pixels as one GEMM row with block-diagonal weights where
+    /// the image's pixel count allows, the plain GEMM otherwise.
+    #[test]
+    fn int8_shallow_pointwise_is_bit_exact(
+        h in 1usize..9, w in 1usize..12, cin in 1usize..12, cout in 1usize..40,
+        relu in any::<bool>(), batch in 1usize..3, threads in 1usize..3,
+    ) {
+        let mut ops = vec![Op::Conv2d { filters: cout, kernel: [1, 1], stride: [1, 1],
+            padding: greenbench_core::Padding::Valid, groups: 1, bias: true }];
+        if relu { ops.push(Op::Relu); }
+        let g = chain(vec![h, w, cin], ops).unwrap();
+        exact_on_every_path(&quantized(&g, 7, 3), batch, threads)?;
+    }
+
     /// Convolutions read in place over runs of 12..64-byte chunks (AMX-INT8 where the CPU has
     /// it, for calls of 2^18 multiply-adds or more: most of these): output rows of 16 and more
     /// pixels (evenly spaced 16-pixel blocks on the tiles, blocks across two output rows and

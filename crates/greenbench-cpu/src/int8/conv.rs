@@ -3,7 +3,7 @@
 //! column split of a padded image for the depthwise kernel.
 
 use super::epilogue::Epi;
-use super::gemm::{QGemm, QPath};
+use super::gemm::{QGemm, QPath, on_tiles};
 use super::lanes::PixelLanes;
 use super::step::Lin;
 use greenbench_core::graph::ConvGeom;
@@ -91,6 +91,35 @@ pub(super) fn widened(c: ConvGeom, hwio: &[i8]) -> Option<(ConvGeom, Vec<i8>, us
         ..c
     };
     Some((g, w, p))
+}
+
+/// A pointwise convolution (or its GEMM: `k x n` weights, `rows` pixels an image) too
+/// shallow for AMX tiles (`k` below the narrowest chunk) as one over `p` neighbouring pixels
+/// at once: `p k` deep and `p n` wide with the weights block-diagonal (`p` times the
+/// multiply-adds, all on tiles; pixel pairs are contiguous in NHWC, input and output alike).
+/// MobileNet's first pointwise layer (8 -> 16 channels, 48x48) on VNNI was 11 % of its int8
+/// batch-32 time. Returns the GEMM and `p`, or `None` where tiles do not run or no `p` up to
+/// 4 that divides `rows` gives a tile chunk.
+pub(super) fn widened_pointwise(
+    w: &[i8],
+    k: usize,
+    n: usize,
+    rows: usize,
+    path: QPath,
+) -> Option<(QGemm, usize)> {
+    if on_tiles(path, k) || !on_tiles(path, 4 * k) {
+        return None;
+    }
+    let p = (2..=4).find(|&p| rows.is_multiple_of(p) && on_tiles(path, p * k))?;
+    let (kp, np) = (p * k, p * n);
+    let mut wp = vec![0i8; kp * np];
+    for d in 0..p {
+        for kk in 0..k {
+            let to = (d * k + kk) * np + d * n;
+            wp[to..to + n].copy_from_slice(&w[kk * n..(kk + 1) * n]);
+        }
+    }
+    Some((QGemm::new(&wp, kp, np, 0, np, path), p))
 }
 
 /// Bytes of a convolution's zero-point-padded input image, with [`SLACK`].

@@ -394,6 +394,11 @@ impl<'a> Fin<'a> {
 #[cfg(target_arch = "x86_64")]
 mod amx;
 
+/// Whether a GEMM of depth `k` runs on AMX tiles on `path` (its `K` splits into tile chunks).
+pub(super) fn on_tiles(path: QPath, k: usize) -> bool {
+    path == QPath::Amx && amx::chunk(k).is_some()
+}
+
 #[cfg(target_arch = "x86_64")]
 mod vnni;
 

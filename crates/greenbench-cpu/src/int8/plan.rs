@@ -2,7 +2,7 @@
 //! border quantizes or dequantizes, each linear layer's form and epilogue, the buffers'
 //! lengths.
 
-use super::conv::{SLACK, in_place_conv, padded_len, split_len, widened};
+use super::conv::{SLACK, in_place_conv, padded_len, split_len, widened, widened_pointwise};
 use super::depthwise::{MAX_VNNI_TAPS, dw_quads};
 use super::epilogue::{Epi, gcd, wide_int8};
 use super::gemm::{QGemm, QPath};
@@ -213,7 +213,14 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                             let epi = Epi::new(l, Some(&sums), wide);
                             if c.is_pointwise() {
                                 let gemm = gemms.into_iter().next().expect("one group");
-                                (Lin::Gemm { gemm, k }, epi)
+                                let rows = c.ho * c.wo;
+                                match widened_pointwise(&l.w, k, c.cout, rows, path) {
+                                    Some((gemm, p)) => {
+                                        let epi = epi.widened(p);
+                                        (Lin::Gemm { gemm, k: p * k }, epi)
+                                    }
+                                    None => (Lin::Gemm { gemm, k }, epi),
+                                }
                             } else if wide && c.groups == 1 {
                                 layout.cols_len = layout.cols_len.max(padded_len(&c));
                                 let lin = in_place_conv(c, &l.w, path, &epi);
