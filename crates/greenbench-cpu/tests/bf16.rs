@@ -129,6 +129,27 @@ proptest! {
         prop_assert!(err < TOL, "err {err} ({cfg})");
     }
 
+    /// Single-channel convolutions of stride 1 (LeNet-5's first layer): a rounding step, then
+    /// the direct kernels' pixels-in-lanes form on the rounded input, rows of 1 to 40 pixels,
+    /// up to 16 outputs.
+    #[test]
+    fn bf16_single_channel_convolutions_match_reference(
+        h in 1usize..10, w in 1usize..40, cout in 1usize..18, kh in 1usize..6,
+        kw in 1usize..8, same in any::<bool>(), relu in any::<bool>(), batch in 1usize..3,
+        threads in 1usize..3,
+    ) {
+        let pad = if same { Padding::Same } else { Padding::Valid };
+        let mut nodes = vec![Node::new("c1", Op::Conv2d { filters: cout, kernel: [kh, kw],
+            stride: [1, 1], padding: pad, groups: 1, bias: true })];
+        if relu {
+            nodes.push(Node::new("act", Op::Relu));
+        }
+        let g = image_graph([h, w, 1], nodes);
+        prop_assume!(g.is_ok());
+        let (err, cfg) = bf16_err(&g.unwrap(), batch, 6, threads);
+        prop_assert!(err < TOL, "err {err} ({cfg})");
+    }
+
     /// Convolutions whose kernel rows pair up across pixels (`kw * cin` even with `cin` odd,
     /// three or five channels under a 2- or 4-wide kernel): the bf16 copy keeps `cin`
     /// channels a pixel and the kernels pair consecutive values of a kernel row. (One channel

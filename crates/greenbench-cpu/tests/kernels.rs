@@ -117,6 +117,24 @@ proptest! {
         prop_assert!(err < TOL, "err {err}");
     }
 
+    /// Single-channel convolutions of stride 1 and up to 16 outputs (LeNet-5's first layer):
+    /// the direct kernels' pixels-in-lanes form, rows of 1 to 40 pixels (whole and partial
+    /// 16-pixel chunks), every fused activation, a team's pixel ranges.
+    #[test]
+    fn single_channel_convolutions_match_reference(
+        h in 1usize..10, w in 1usize..40, cout in 1usize..18, kh in 1usize..6, kw in 1usize..8,
+        pad in padding(), relu in 0usize..5, batch in 1usize..3, threads in 1usize..3,
+    ) {
+        let op = Op::Conv2d { filters: cout, kernel: [kh, kw], stride: [1, 1], padding: pad,
+            groups: 1, bias: true };
+        let mut ops = vec![op];
+        ops.extend(epilogue(relu));
+        let g = chain(vec![h, w, 1], ops);
+        prop_assume!(g.is_some());
+        let err = max_rel_err(&g.unwrap(), batch, 13, threads);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
     /// Reductions longer than one block of the direct kernel's weights (256 KiB: 1,024 to
     /// 4,096 values for 64 to 16 output channels), so tiles reload their accumulators between
     /// blocks and add the bias, the residual and the activation only after the last one: a

@@ -1,6 +1,7 @@
 //! The direct convolution / GEMM: plans, work units and the `P x 16 V` register tile.
 
 use super::amx::{GROUP, GroupArgs};
+use super::lanes::Lanes;
 use super::tile::{Init, Mode, TileArgs, dispatch};
 use super::winograd::{self, Dest, RowGemm, Wino};
 use super::*;
@@ -52,6 +53,9 @@ pub struct DirectPlan {
     bf16: Option<Bf16Operands>,
     /// Run as Winograd F(2x2, 3x3) (`super::winograd`; `w` emptied).
     wino: Option<Box<Wino<DirectPlan>>>,
+    /// A single-channel convolution's pixels-in-lanes form (`super::lanes`), used where the
+    /// output has no border and no residual is fused.
+    lanes: Option<Box<Lanes>>,
 }
 
 /// A bf16 plan's input conversion and weights: `[block][k / 2][16 V][2]` bf16 bits, the
@@ -301,6 +305,8 @@ impl DirectPlan {
             let gemm = |rows, k, n, u: &[f32]| Self::gemm(rows, k, n, u, None, None);
             plan.wino = Some(Box::new(Wino::new(g, batch, hp, wp, w, f4_min_tiles, gemm)));
             plan.w = Default::default();
+        } else {
+            plan.lanes = Lanes::new(g, w, bias, relu).map(Box::new);
         }
         Some(plan)
     }
@@ -443,6 +449,7 @@ impl DirectPlan {
             out_len: pixels * cout,
             bf16: None,
             wino: None,
+            lanes: None,
         }
     }
 
@@ -575,6 +582,15 @@ impl DirectPlan {
         let (chunk, b) = (u / nb, u % nb);
         let t0 = chunk * unit_tiles;
         let t1 = (t0 + unit_tiles).min(tiles);
+        if let Some(l) = &self.lanes
+            && self.out_pix.is_empty()
+            && !self.residual
+        {
+            // SAFETY: AVX-512F checked; the unit's pixels (one channel block: cout <= 16) are
+            // its own.
+            unsafe { l.run(x, y, t0 * self.p..(t1 * self.p).min(self.pixels)) };
+            return;
+        }
         // SAFETY: AVX-512F checked; unit (chunk, b) writes only its pixels' channels
         // b*width..(b+1)*width, disjoint from every other unit's; every input offset lies
         // inside `x` (the padded geometry covers each pixel's whole window, length checked).

@@ -35,6 +35,7 @@ mod amx;
 pub mod bf16;
 mod conv;
 mod depthwise;
+mod lanes;
 mod pool;
 mod tile;
 mod winograd;
