@@ -5,6 +5,7 @@
 use super::conv::{SLACK, im2col_u8, pad_image, padded_len, split_image, split_len};
 use super::depthwise::{depthwise_row_s1, depthwise_u8, dw_vnni_rows};
 use super::epilogue::Epi;
+use super::gemm::in_burst;
 use super::pool::{global_avg_u8, pool_u8};
 use super::quantize::quantize;
 use super::step::{Lin, Mem, Plan, Step};
@@ -183,15 +184,18 @@ pub(super) fn linear(
             lanes,
         } => {
             let pad = &mut cols[..padded_len(c)];
-            for n in 0..batch {
-                let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
-                let (src, _) = pad_image(img, c, zx as u8, pad);
-                let y = &mut out[n * out_len..(n + 1) * out_len];
-                match lanes {
-                    Some(l) => l.run(src, 0..bases.len(), y),
-                    None => gemm.run_in_place_epi(src, bases, qoff, acc, epi, 0, y, c.cout),
+            // The images' calls follow each other: their work weighed together for AMX.
+            in_burst(batch, || {
+                for n in 0..batch {
+                    let img = &x[n * c.h * c.w * c.cin..(n + 1) * c.h * c.w * c.cin];
+                    let (src, _) = pad_image(img, c, zx as u8, pad);
+                    let y = &mut out[n * out_len..(n + 1) * out_len];
+                    match lanes {
+                        Some(l) => l.run(src, 0..bases.len(), y),
+                        None => gemm.run_in_place_epi(src, bases, qoff, acc, epi, 0, y, c.cout),
+                    }
                 }
-            }
+            });
         }
         Lin::Depthwise {
             geom: c,

@@ -394,6 +394,8 @@ impl<'a> Fin<'a> {
 #[cfg(target_arch = "x86_64")]
 mod amx;
 
+pub(super) use amx::in_burst;
+
 /// Whether a GEMM of depth `k` runs on AMX tiles on `path` (its `K` splits into tile chunks).
 pub(super) fn on_tiles(path: QPath, k: usize) -> bool {
     path == QPath::Amx && amx::chunk(k).is_some()
