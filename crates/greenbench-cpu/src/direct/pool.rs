@@ -67,22 +67,7 @@ struct Narrow {
 
 impl Narrow {
     fn new(p: &PoolGeom, max: bool) -> Option<Narrow> {
-        let c = p.c;
-        if !max || c == 0 || c >= 16 || !p.is_unpadded() || p.kw * c > 32 || p.kw > 8 {
-            return None;
-        }
-        let per = (1..=16)
-            .take_while(|&n| n * c <= 16 && ((n - 1) * p.sw + p.kw) * c <= 32)
-            .last()?;
-        let cols = (0..p.kw)
-            .map(|kx| {
-                let mut ix = [0i32; 16];
-                for (i, v) in ix.iter_mut().enumerate().take(per * c) {
-                    *v = (((i / c) * p.sw + kx) * c + i % c) as i32;
-                }
-                ix
-            })
-            .collect();
+        let (per, cols) = crate::kernels::narrow_pool_gathers(p, 32).filter(|_| max)?;
         Some(Narrow { per, cols })
     }
 }

@@ -11,7 +11,6 @@
 //! bytes together ([`Epi::pack4`]), and one `vpermt2b` interleaves them into the pixels'
 //! channel order (NHWC) for the store. Integer sums are exact: bit for bit the GEMM's result.
 
-use super::conv::SLACK;
 use super::epilogue::Epi;
 use greenbench_core::graph::ConvGeom;
 use std::ops::Range;
@@ -81,7 +80,8 @@ impl PixelLanes {
     }
 
     /// Output pixels `pixels` (row-major over `ho x wo`) of one image from its padded image
-    /// `src` (single channel, `wp` wide: the zero point around it, [`SLACK`] past it) into
+    /// `src` (single channel, `wp` wide: the zero point around it, 64 bytes past the last row's
+    /// last window) into
     /// `y` (pixel `pixels.start` first, `cout` bytes each).
     pub(super) fn run(&self, src: &[u8], pixels: Range<usize>, y: &mut [u8]) {
         let c = &self.geom;
@@ -90,7 +90,6 @@ impl PixelLanes {
         // Every 64-byte load starts at most at the last row's `wo - 1`th byte.
         assert!(src.len() >= (hp - 1) * wp + c.wo - 1 + 64 && c.wo <= wp && hp >= c.ho);
         assert!(y.len() >= pixels.len() * c.cout && pixels.end <= c.ho * c.wo);
-        const { assert!(SLACK >= 64) };
         // SAFETY: `new` returned `Some` only where the CPU has the kernel's features; the
         // loads are inside `src` (asserted above), the stores inside `y`'s pixels.
         #[cfg(target_arch = "x86_64")]

@@ -232,27 +232,9 @@ impl NarrowIdx {
     /// the image, `kw` at most 8 and one window's columns within 64 bytes, on a CPU with
     /// AVX-512 BW and VBMI.
     fn new(p: &PoolGeom) -> Option<NarrowIdx> {
-        let c = p.c;
-        let fits = p.is_unpadded() && p.kw <= 8 && p.kw * c <= 64 && c > 0 && c < 16;
         let cpu = std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vbmi");
-        if !fits || !cpu {
-            return None;
-        }
-        // The most pixels whose windows' columns span at most 64 bytes.
-        let per = (1..=64)
-            .take_while(|&n| ((n - 1) * p.sw + p.kw) * c <= 64 && n * c <= 64)
-            .last()
-            .expect("one window fits");
-        let cols = (0..p.kw)
-            .map(|kx| {
-                let mut ix = [0u8; 64];
-                for (i, v) in ix.iter_mut().enumerate().take(per * c) {
-                    *v = (((i / c) * p.sw + kx) * c + i % c) as u8;
-                }
-                ix
-            })
-            .collect();
+        let (per, cols) = crate::kernels::narrow_pool_gathers(p, 64).filter(|_| cpu)?;
         Some(NarrowIdx { per, cols })
     }
 }
