@@ -444,36 +444,36 @@ fn depthwise_row(a: &DwRow<'_>, r: usize, out_row: &mut [f32]) {
     }
 }
 
-/// The gathers of a max pool over fewer than 16 channels whose windows lie inside the image,
+/// The gathers of a max pool over few channels whose windows lie inside the image,
 /// run a row at a time in registers (`direct::pool` in fp32, `int8::pool` in uint8): how many
 /// output pixels a step takes (`per`: their values fill at most `N` lanes, their windows'
 /// columns span at most `table` input values) and, per window column `kx`, the input position
 /// of each output value (lane `i`: pixel `i / c`, channel `i % c`; 0 past `per * c`) from the
-/// step's first window. `None` where that does not fit (padded or partial windows, 16
-/// channels or more, `kw` above 8).
+/// step's first window (columns past `kw` unused). `None` where that does not fit (padded or partial windows, more than
+/// `max_c` channels, `kw` above 8).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn narrow_pool_gathers<T: TryFrom<usize> + Default + Copy, const N: usize>(
     p: &PoolGeom,
     table: usize,
-) -> Option<(usize, Vec<[T; N]>)> {
+    max_c: usize,
+) -> Option<(usize, [[T; N]; 8])> {
     let c = p.c;
-    if c == 0 || c >= 16 || !p.is_unpadded() || p.kw > 8 || p.kw * c > table {
+    if c == 0 || c > max_c || !p.is_unpadded() || p.kw > 8 || p.kw * c > table {
         return None;
     }
     let per = (1..=N)
         .take_while(|&n| n * c <= N && ((n - 1) * p.sw + p.kw) * c <= table)
         .last()?;
     let at = |kx: usize, i: usize| ((i / c) * p.sw + kx) * c + i % c;
-    let cols = (0..p.kw)
-        .map(|kx| {
-            std::array::from_fn(|i| match i < per * c {
-                true => T::try_from(at(kx, i))
-                    .ok()
-                    .expect("an index inside the table"),
-                false => T::default(),
-            })
+    // On the stack (no allocation where a run calls this).
+    let cols = std::array::from_fn(|kx| {
+        std::array::from_fn(|i| match kx < p.kw && i < per * c {
+            true => T::try_from(at(kx, i))
+                .ok()
+                .expect("an index inside the table"),
+            false => T::default(),
         })
-        .collect();
+    });
     Some((per, cols))
 }
 

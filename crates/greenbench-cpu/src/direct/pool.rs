@@ -62,12 +62,12 @@ pub unsafe fn pool_rows(
 /// values in output order (value `i`: pixel `i / c`, channel `i % c`).
 struct Narrow {
     per: usize,
-    cols: Vec<[i32; 16]>,
+    cols: [[i32; 16]; 8],
 }
 
 impl Narrow {
     fn new(p: &PoolGeom, max: bool) -> Option<Narrow> {
-        let (per, cols) = crate::kernels::narrow_pool_gathers(p, 32).filter(|_| max)?;
+        let (per, cols) = crate::kernels::narrow_pool_gathers(p, 32, 15).filter(|_| max)?;
         Some(Narrow { per, cols })
     }
 }

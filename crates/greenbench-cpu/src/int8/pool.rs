@@ -15,12 +15,12 @@ pub(super) fn pool_u8(
     sums: &mut [i64],
     y: &mut [u8],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(ix) = NarrowIdx::new(p).filter(|_| max) {
+        // SAFETY: `new` checked the CPU's features and the geometry.
+        return unsafe { max_pool_narrow_vbmi(x, batch, p, &ix, y) };
+    }
     if max && p.c < 16 {
-        #[cfg(target_arch = "x86_64")]
-        if let Some(ix) = NarrowIdx::new(p) {
-            // SAFETY: `new` checked the CPU's features and the geometry.
-            return unsafe { max_pool_narrow_vbmi(x, batch, p, &ix, y) };
-        }
         return max_pool_narrow(x, batch, p, y);
     }
     if max {
@@ -223,23 +223,23 @@ fn pool_pixel_narrow(
 #[cfg(target_arch = "x86_64")]
 pub(super) struct NarrowIdx {
     per: usize,
-    cols: Vec<[u8; 64]>,
+    cols: [[u8; 64]; 8],
 }
 
 #[cfg(target_arch = "x86_64")]
 impl NarrowIdx {
-    /// Where the vector form runs: max pooling of fewer than 16 channels, every window inside
-    /// the image, `kw` at most 8 and one window's columns within 64 bytes, on a CPU with
-    /// AVX-512 BW and VBMI.
+    /// Where the vector form runs: max pooling of up to 32 channels, every window inside the
+    /// image, `kw` at most 8 and one window's columns within 64 bytes (LeNet-5's pools of 6
+    /// and 16 channels), on a CPU with AVX-512 BW and VBMI.
     fn new(p: &PoolGeom) -> Option<NarrowIdx> {
         let cpu = std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vbmi");
-        let (per, cols) = crate::kernels::narrow_pool_gathers(p, 64).filter(|_| cpu)?;
+        let (per, cols) = crate::kernels::narrow_pool_gathers(p, 64, 32).filter(|_| cpu)?;
         Some(NarrowIdx { per, cols })
     }
 }
 
-/// Max pooling of fewer than 16 channels, every window inside the image: per output row, the
+/// Max pooling of up to 32 channels, every window inside the image: per output row, the
 /// window rows' byte-wise maximum of one (masked) 64-byte load at a run of `ix.per` output
 /// pixels, then each window column's bytes gathered into output order (`vpermb`) and their
 /// maximum stored (masked): a handful of instructions for several pixels, where
