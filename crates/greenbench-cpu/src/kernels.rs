@@ -451,7 +451,6 @@ fn depthwise_row(a: &DwRow<'_>, r: usize, out_row: &mut [f32]) {
 /// of each output value (lane `i`: pixel `i / c`, channel `i % c`; 0 past `per * c`) from the
 /// step's first window (columns past `kw` unused). `None` where that does not fit (padded or partial windows, more than
 /// `max_c` channels, `kw` above 8).
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn narrow_pool_gathers<T: TryFrom<usize> + Default + Copy, const N: usize>(
     p: &PoolGeom,
     table: usize,

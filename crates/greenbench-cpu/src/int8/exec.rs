@@ -89,10 +89,21 @@ pub(super) fn execute_step(plan: &Plan, step: &Step, m: &mut Mem, input: &[f32])
                 dst,
                 geom,
                 max,
+                gathers,
                 zero,
             } => {
                 let mut out = std::mem::take(&mut m.q[*dst]);
-                pool_u8(&m.q[*src], batch, geom, *max, *zero, &mut m.sums, &mut out);
+                let x = &m.q[*src];
+                pool_u8(
+                    x,
+                    batch,
+                    geom,
+                    *max,
+                    gathers.as_deref(),
+                    *zero,
+                    &mut m.sums,
+                    &mut out,
+                );
                 m.q[*dst] = out;
             }
             Step::GlobalAvg {

@@ -28,6 +28,9 @@ pub(super) struct PixelLanes {
     w: Vec<i32>,
     /// The epilogue in per-channel 16-lane blocks ([`Epi::per_lane_block`]).
     epi: Epi,
+    /// `vpermb` indices, 64 per quad `g` of a row: lane `j` gets bytes `j + 4g .. j + 4g + 4`
+    /// of the loaded row (made here once, not per call).
+    slide: Vec<[u8; 64]>,
     /// Byte `i` of a chunk's output (pixel `i / cout`, channel `i % cout`) from the two
     /// packed registers (`vpermt2b` indices, 128 of them: the first and second 64 bytes).
     order: [u8; 128],
@@ -70,10 +73,14 @@ impl PixelLanes {
             // 4 (p / 4) + co % 4, byte p % 4 of it; the second pack (channels 4..8) from 64.
             *o = ((co / 4) * 64 + 16 * (p / 4) + 4 * (co % 4) + p % 4) as u8;
         }
+        let slide = (0..groups)
+            .map(|g| std::array::from_fn(|i| ((i / 4) + 4 * g + i % 4) as u8))
+            .collect();
         Some(PixelLanes {
             geom: c,
             groups,
             w,
+            slide,
             epi: epi.per_lane_block(),
             order,
         })
@@ -151,13 +158,8 @@ impl PixelLanes {
         use std::arch::x86_64::*;
         let c = &self.geom;
         let (groups, wo) = (self.groups, c.wo);
-        // Lane j of slide g: bytes j + 4g .. j + 4g + 4 of the loaded row.
         let mut slide = [_mm512_setzero_si512(); 12];
-        for (g, s) in slide.iter_mut().enumerate().take(groups) {
-            let mut b = [0u8; 64];
-            for (i, v) in b.iter_mut().enumerate() {
-                *v = ((i / 4) + 4 * g + i % 4) as u8;
-            }
+        for (s, b) in slide.iter_mut().zip(&self.slide) {
             // SAFETY: 64 bytes.
             *s = unsafe { _mm512_loadu_si512(b.as_ptr() as *const __m512i) };
         }
@@ -213,13 +215,12 @@ fn bytes_mask(n: usize) -> u64 {
     if n >= 64 { !0 } else { (1u64 << n) - 1 }
 }
 
-/// Whether this CPU runs the kernel (AVX-512 F/BW/VL/VNNI/VBMI).
+/// Whether this CPU runs the kernel (the wide int8 loops' AVX-512 F/BW/VL/DQ, and VNNI and
+/// VBMI).
 fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vl")
+        super::epilogue::wide_int8()
             && std::arch::is_x86_feature_detected!("avx512vnni")
             && std::arch::is_x86_feature_detected!("avx512vbmi")
     }

@@ -6,6 +6,7 @@ use super::conv::{SLACK, in_place_conv, padded_len, split_len, widened, widened_
 use super::depthwise::{MAX_VNNI_TAPS, dw_quads};
 use super::epilogue::{Epi, gcd, wide_int8};
 use super::gemm::{QGemm, QPath};
+use super::pool::NarrowIdx;
 use super::step::{Layout, Lin, Plan, Step};
 use greenbench_core::backend::BackendError;
 use greenbench_core::graph::Op;
@@ -268,13 +269,17 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                             zero,
                         }
                     }
-                    _ => Step::Pool {
-                        src: q_in(0),
-                        dst,
-                        geom: g.pool_geom(i),
-                        max: matches!(qm.nodes[i], QNode::MaxPool),
-                        zero,
-                    },
+                    _ => {
+                        let (geom, max) = (g.pool_geom(i), matches!(qm.nodes[i], QNode::MaxPool));
+                        Step::Pool {
+                            src: q_in(0),
+                            dst,
+                            geom,
+                            max,
+                            gathers: NarrowIdx::new(&geom).filter(|_| max).map(Box::new),
+                            zero,
+                        }
+                    }
                 }
             }
             QNode::Add {

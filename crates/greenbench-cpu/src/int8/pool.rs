@@ -11,14 +11,15 @@ pub(super) fn pool_u8(
     batch: usize,
     p: &PoolGeom,
     max: bool,
+    gathers: Option<&NarrowIdx>,
     zero: i32,
     sums: &mut [i64],
     y: &mut [u8],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(ix) = NarrowIdx::new(p).filter(|_| max) {
-        // SAFETY: `new` checked the CPU's features and the geometry.
-        return unsafe { max_pool_narrow_vbmi(x, batch, p, &ix, y) };
+    if let Some(ix) = gathers.filter(|_| max) {
+        // SAFETY: `NarrowIdx::new(p)` (the plan's) checked the CPU's features and the geometry.
+        return unsafe { max_pool_narrow_vbmi(x, batch, p, ix, y) };
     }
     if max && p.c < 16 {
         return max_pool_narrow(x, batch, p, y);
@@ -220,20 +221,21 @@ fn pool_pixel_narrow(
 /// The byte gathers of [`max_pool_narrow_vbmi`]: for `per` output pixels of a row (as many
 /// as one 64-byte load of their windows' columns holds), `cols[kx]` puts window column
 /// `kx`'s bytes in the output's order (output byte `i`: pixel `i / c`, channel `i % c`).
-#[cfg(target_arch = "x86_64")]
 pub(super) struct NarrowIdx {
     per: usize,
     cols: [[u8; 64]; 8],
 }
 
-#[cfg(target_arch = "x86_64")]
 impl NarrowIdx {
     /// Where the vector form runs: max pooling of up to 32 channels, every window inside the
     /// image, `kw` at most 8 and one window's columns within 64 bytes (LeNet-5's pools of 6
     /// and 16 channels), on a CPU with AVX-512 BW and VBMI.
-    fn new(p: &PoolGeom) -> Option<NarrowIdx> {
+    pub(super) fn new(p: &PoolGeom) -> Option<NarrowIdx> {
+        #[cfg(target_arch = "x86_64")]
         let cpu = std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vbmi");
+        #[cfg(not(target_arch = "x86_64"))]
+        let cpu = false;
         let (per, cols) = crate::kernels::narrow_pool_gathers(p, 64, 32).filter(|_| cpu)?;
         Some(NarrowIdx { per, cols })
     }
@@ -246,7 +248,7 @@ impl NarrowIdx {
 /// [`max_pool_narrow`] loads a vector per window pixel.
 ///
 /// # Safety
-/// The CPU has AVX-512 F/BW/VBMI and `ix` is `NarrowIdx::new(p)`.
+/// The CPU has AVX-512 F/BW/VBMI and `ix` is `NarrowIdx::new(p)` (made at plan time).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
 unsafe fn max_pool_narrow_vbmi(x: &[u8], batch: usize, p: &PoolGeom, ix: &NarrowIdx, y: &mut [u8]) {

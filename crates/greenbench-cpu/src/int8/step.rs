@@ -5,6 +5,7 @@
 use super::epilogue::Epi;
 use super::gemm::QGemm;
 use super::lanes::PixelLanes;
+use super::pool::NarrowIdx;
 use crate::kernels::AVec;
 use greenbench_core::graph::{ConvGeom, Graph, PoolGeom};
 use greenbench_core::quant::QParams;
@@ -70,6 +71,8 @@ pub(super) enum Step {
         dst: usize,
         geom: PoolGeom,
         max: bool,
+        /// A max pool's row-gather tables where that form runs (made here, not per run).
+        gathers: Option<Box<NarrowIdx>>,
         zero: i32,
     },
     GlobalAvg {

@@ -50,10 +50,11 @@ thread_local! {
 /// Runs `f` with its GEMM calls counted as `n` back-to-back calls of one shape (a worker's
 /// images through one convolution, one call each): [`worth`] weighs their work together, as
 /// the tiles stay warm from one call to the next. Measured (Xeon with AMX, 2026-12-05,
-/// `greenbench run --models lenet5 --batch 1,32 --precision int8 --threads 2`, three
-/// alternating rounds, best): lenet5's second convolution (256 000 multiply-adds an image)
-/// on tiles took the batch-32 cell from 2.60 to 2.14 us; the same threshold lowered for
-/// single calls too put batch 1 at 5.04-8.90 us against 4.82-4.94.
+/// `greenbench run --models lenet5 --batch 1,32 --precision int8 --threads 2`, alternating
+/// builds, best): with this, lenet5's second convolution (256 000 multiply-adds an image)
+/// runs on tiles at batch 32, 2.57 -> 2.07 us (four rounds), batch 1 unchanged (4.56 /
+/// 4.41); `MIN_MACS` halved for every call instead put batch 1 at 5.04, 8.68 and 8.90 us in
+/// three rounds (4.82-4.94 without).
 pub(in crate::int8) fn in_burst<R>(n: usize, f: impl FnOnce() -> R) -> R {
     let before = BURST.with(|b| b.replace(n.max(1)));
     let r = f();
