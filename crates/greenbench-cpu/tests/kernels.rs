@@ -339,7 +339,10 @@ proptest! {
 
     #[test]
     fn depthwise_matches_reference(
-        h in 1usize..14, w in 1usize..14, c in 2usize..20, k in 1usize..5, s in 1usize..3,
+        // Widths past two strips of 12 (stride 1) and 8 (stride 2); channels in whole chunks
+        // of 16-64 with and without a remainder of fewer than 16.
+        h in 1usize..14, w in 1usize..28, c in prop_oneof![2usize..20, 30usize..82],
+        k in 1usize..5, s in 1usize..3,
         pad in padding(), relu in 0usize..5, batch in 1usize..4,
     ) {
         let mut ops = vec![Op::Conv2d { filters: c, kernel: [k, k], stride: [s, s], padding: pad,

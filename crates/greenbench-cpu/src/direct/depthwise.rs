@@ -201,7 +201,12 @@ unsafe fn dw_row(
     let img = &x[n * hp * wp * c..(n + 1) * hp * wp * c];
     let mut ch = 0;
     while ch < c {
-        let nch = (c - ch).min(64);
+        // Whole vectors (up to 4) per chunk, so that only a last chunk of fewer than 16
+        // channels needs masks (`dw3x3` loads whole vectors plainly).
+        let nch = match c - ch {
+            left @ 0..16 => left,
+            left => left.min(64) / 16 * 16,
+        };
         let masks = std::array::from_fn(|v| lane_mask(nch, v));
         let a = DwStrip {
             x: unsafe { img.as_ptr().add(oy * g.sh * wp * c + ch) },
@@ -214,6 +219,42 @@ unsafe fn dw_row(
             relu,
         };
         let nv = nch.div_ceil(16);
+        // 3x3, stride 1 or 2 (every depthwise layer of the zoo): vector by vector, the
+        // weights in registers.
+        if g.kh == 3 && g.kw == 3 && (g.sw == 1 || g.sw == 2) {
+            let mut ox = 0;
+            while ox < g.wo {
+                let s = (g.wo - ox).min(if g.sw == 1 { 12 } else { 8 });
+                macro_rules! by_size {
+                    ($m:literal, $sw:literal) => {
+                        // SAFETY: see `depthwise`.
+                        match s {
+                            1 => unsafe { dw3x3::<1, $m, $sw>(&a, ox, nv) },
+                            2 => unsafe { dw3x3::<2, $m, $sw>(&a, ox, nv) },
+                            3 => unsafe { dw3x3::<3, $m, $sw>(&a, ox, nv) },
+                            4 => unsafe { dw3x3::<4, $m, $sw>(&a, ox, nv) },
+                            5 => unsafe { dw3x3::<5, $m, $sw>(&a, ox, nv) },
+                            6 => unsafe { dw3x3::<6, $m, $sw>(&a, ox, nv) },
+                            7 => unsafe { dw3x3::<7, $m, $sw>(&a, ox, nv) },
+                            8 => unsafe { dw3x3::<8, $m, $sw>(&a, ox, nv) },
+                            9 => unsafe { dw3x3::<9, $m, $sw>(&a, ox, nv) },
+                            10 => unsafe { dw3x3::<10, $m, $sw>(&a, ox, nv) },
+                            11 => unsafe { dw3x3::<11, $m, $sw>(&a, ox, nv) },
+                            _ => unsafe { dw3x3::<12, $m, $sw>(&a, ox, nv) },
+                        }
+                    };
+                }
+                match (nch < 16, g.sw) {
+                    (true, 1) => by_size!(true, 1),
+                    (false, 1) => by_size!(false, 1),
+                    (true, _) => by_size!(true, 2),
+                    (false, _) => by_size!(false, 2),
+                }
+                ox += s;
+            }
+            ch += nch;
+            continue;
+        }
         // Stride 1, 3 taps wide: the sliding-window kernel (S + 2 input loads per kernel row
         // and vector serve 3 S multiply-adds, against 3 S loads in `dw_pixels`).
         let slide = g.sw == 1 && g.kw == 3;
@@ -237,6 +278,9 @@ unsafe fn dw_row(
                     s
                 }};
             }
+            // Masked loads throughout: plain ones for whole vectors measured slower here (the
+            // 3x3 stride-1 form ran 19 -> 22 us an image over eight ds-cnn-shaped layers, one
+            // thread; its profile showed accumulators spilled and loads folded into FMAs).
             ox += match nv {
                 1 => strip!(1, 8 7 6 5 4 3 2 1),
                 2 => strip!(2, 8 7 6 5 4 3 2 1),
@@ -283,6 +327,88 @@ unsafe fn dw_slide3<const S: usize, const G: usize>(a: &DwStrip<'_>, ox: usize) 
         }
     }
     unsafe { a.store(ox, &acc) };
+}
+
+/// A 3x3 depthwise strip of stride `SW` (1 or 2) and `S` output pixels from `ox`, one
+/// vector of 16 channels at a time: its nine weights stay in registers, each of the
+/// `(S - 1) SW + 3` input columns of a kernel row is loaded once and serves every tap that
+/// reads it, and only `S` accumulators are live (the all-vectors-at-once form of
+/// [`dw_slide3`] kept `4 S` and spilled them).
+#[inline]
+#[allow(clippy::needless_range_loop)] // indices into two register arrays at once
+#[target_feature(enable = "avx512f")]
+unsafe fn dw3x3<const S: usize, const M: bool, const SW: usize>(
+    a: &DwStrip<'_>,
+    ox: usize,
+    nv: usize,
+) {
+    let c = a.g.cin;
+    let x0 = unsafe { a.x.add(ox * SW * c) };
+    for v in 0..nv {
+        let m = a.masks[v];
+        let w: [__m512; 9] =
+            std::array::from_fn(|t| unsafe { load::<M>(m, a.w.add(t * c + 16 * v)) });
+        let b = match a.b {
+            Some(b) => unsafe { _mm512_maskz_loadu_ps(m, b.add(16 * v)) },
+            None => _mm512_setzero_ps(),
+        };
+        let mut acc = [b; S];
+        for ky in 0..3 {
+            let xr = unsafe { x0.add(ky * a.row_stride + 16 * v) };
+            let wr = [w[ky * 3], w[ky * 3 + 1], w[ky * 3 + 2]];
+            if SW == 1 {
+                // Input column j is tap kx of pixel j - kx.
+                for j in 0..S + 2 {
+                    let xj = unsafe { load::<M>(m, xr.add(j * c)) };
+                    for kx in 0..3 {
+                        if j >= kx && j - kx < S {
+                            acc[j - kx] = _mm512_fmadd_ps(xj, wr[kx], acc[j - kx]);
+                        }
+                    }
+                }
+            } else {
+                // Column 2q is tap 0 of pixel q and tap 2 of pixel q - 1; column 2q + 1 is
+                // tap 1 of pixel q.
+                for q in 0..=S {
+                    let xe = unsafe { load::<M>(m, xr.add(2 * q * c)) };
+                    if q < S {
+                        acc[q] = _mm512_fmadd_ps(xe, wr[0], acc[q]);
+                    }
+                    if q >= 1 {
+                        acc[q - 1] = _mm512_fmadd_ps(xe, wr[2], acc[q - 1]);
+                    }
+                    if q < S {
+                        let xo = unsafe { load::<M>(m, xr.add((2 * q + 1) * c)) };
+                        acc[q] = _mm512_fmadd_ps(xo, wr[1], acc[q]);
+                    }
+                }
+            }
+        }
+        for (p, &val) in acc.iter().enumerate() {
+            let r = match a.relu {
+                Some(act) => unsafe { super::act_ps(act, val) },
+                None => val,
+            };
+            let o = unsafe { a.out.add((ox + p) * c + 16 * v) };
+            if M {
+                unsafe { _mm512_mask_storeu_ps(o, m, r) };
+            } else {
+                unsafe { _mm512_storeu_ps(o, r) };
+            }
+        }
+    }
+}
+
+/// A vector of 16 channels at `p`: masked to `m` only in the kernels' masked form (`M`, a
+/// chunk of fewer than 16 channels); whole vectors are plain loads.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load<const M: bool>(m: u16, p: *const f32) -> __m512 {
+    if M {
+        unsafe { _mm512_maskz_loadu_ps(m, p) }
+    } else {
+        unsafe { _mm512_loadu_ps(p) }
+    }
 }
 
 impl DwStrip<'_> {
