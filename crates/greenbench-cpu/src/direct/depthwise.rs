@@ -138,14 +138,22 @@ impl DwPlan {
         let [bt, bb, bl, br] = self.out_border;
         let (hb, wb) = (g.ho + bt + bb, g.wo + bl + br);
         let row_len = g.wo * c;
-        for r in u * DW_ROWS..((u + 1) * DW_ROWS).min(self.batch * g.ho) {
+        let end = ((u + 1) * DW_ROWS).min(self.batch * g.ho);
+        let mut r = u * DW_ROWS;
+        while r < end {
             let (n, oy) = (r / g.ho, r % g.ho);
+            // Two rows of one image at once where the 3x3 kernel takes them (they share
+            // input rows); else one.
+            let pair = r + 1 < end && oy + 1 < g.ho && is_3x3(g) && g.sh == g.sw;
             let off = ((n * hb + oy + bt) * wb + bl) * c;
             // SAFETY: row r's interior run [off, off + row_len) is inside `y` and disjoint
-            // from every other row's.
+            // from every other row's; so is row r + 1's, `wb c` further.
             let out = unsafe { std::slice::from_raw_parts_mut(y.add(off), row_len) };
+            let next = pair
+                .then(|| unsafe { std::slice::from_raw_parts_mut(y.add(off + wb * c), row_len) });
             // SAFETY: AVX-512F checked; windows are inside the (padded) image (asserted in
-            // `new`), channels are masked to `c`, writes stay in `out` (one output row).
+            // `new`), channels are masked to `c`, writes stay in `out` and `next` (output
+            // rows r and r + 1).
             unsafe {
                 dw_row(
                     x,
@@ -157,8 +165,10 @@ impl DwPlan {
                     self.relu,
                     r,
                     out,
+                    next,
                 )
             }
+            r += if pair { 2 } else { 1 };
         }
     }
 
@@ -195,6 +205,7 @@ unsafe fn dw_row(
     relu: Relu,
     r: usize,
     out: &mut [f32],
+    next: Option<&mut [f32]>,
 ) {
     let c = g.cin;
     let (n, oy) = (r / g.ho, r % g.ho);
@@ -213,6 +224,9 @@ unsafe fn dw_row(
             w: unsafe { w.as_ptr().add(ch) },
             b: bias.map(|b| unsafe { b.as_ptr().add(ch) }),
             out: unsafe { out.as_mut_ptr().add(ch) },
+            next: next.as_ref().map_or(std::ptr::null_mut(), |o| unsafe {
+                o.as_ptr().add(ch) as *mut f32
+            }),
             row_stride: wp * c,
             g,
             masks,
@@ -220,41 +234,42 @@ unsafe fn dw_row(
         };
         let nv = nch.div_ceil(16);
         // 3x3, stride 1 or 2 (every depthwise layer of the zoo): vector by vector, the
-        // weights in registers.
-        if g.kh == 3 && g.kw == 3 && (g.sw == 1 || g.sw == 2) {
+        // weights in registers, one or two output rows.
+        if is_3x3(g) {
             let mut ox = 0;
             while ox < g.wo {
-                let s = (g.wo - ox).min(if g.sw == 1 { 12 } else { 8 });
+                let s = (g.wo - ox).min(8);
                 macro_rules! by_size {
-                    ($m:literal, $sw:literal) => {
+                    ($m:literal, $sw:literal, $r:literal) => {
                         // SAFETY: see `depthwise`.
                         match s {
-                            1 => unsafe { dw3x3::<1, $m, $sw>(&a, ox, nv) },
-                            2 => unsafe { dw3x3::<2, $m, $sw>(&a, ox, nv) },
-                            3 => unsafe { dw3x3::<3, $m, $sw>(&a, ox, nv) },
-                            4 => unsafe { dw3x3::<4, $m, $sw>(&a, ox, nv) },
-                            5 => unsafe { dw3x3::<5, $m, $sw>(&a, ox, nv) },
-                            6 => unsafe { dw3x3::<6, $m, $sw>(&a, ox, nv) },
-                            7 => unsafe { dw3x3::<7, $m, $sw>(&a, ox, nv) },
-                            8 => unsafe { dw3x3::<8, $m, $sw>(&a, ox, nv) },
-                            9 => unsafe { dw3x3::<9, $m, $sw>(&a, ox, nv) },
-                            10 => unsafe { dw3x3::<10, $m, $sw>(&a, ox, nv) },
-                            11 => unsafe { dw3x3::<11, $m, $sw>(&a, ox, nv) },
-                            _ => unsafe { dw3x3::<12, $m, $sw>(&a, ox, nv) },
+                            1 => unsafe { dw3x3::<1, $m, $sw, $r>(&a, ox, nv) },
+                            2 => unsafe { dw3x3::<2, $m, $sw, $r>(&a, ox, nv) },
+                            3 => unsafe { dw3x3::<3, $m, $sw, $r>(&a, ox, nv) },
+                            4 => unsafe { dw3x3::<4, $m, $sw, $r>(&a, ox, nv) },
+                            5 => unsafe { dw3x3::<5, $m, $sw, $r>(&a, ox, nv) },
+                            6 => unsafe { dw3x3::<6, $m, $sw, $r>(&a, ox, nv) },
+                            7 => unsafe { dw3x3::<7, $m, $sw, $r>(&a, ox, nv) },
+                            _ => unsafe { dw3x3::<8, $m, $sw, $r>(&a, ox, nv) },
                         }
                     };
                 }
-                match (nch < 16, g.sw) {
-                    (true, 1) => by_size!(true, 1),
-                    (false, 1) => by_size!(false, 1),
-                    (true, _) => by_size!(true, 2),
-                    (false, _) => by_size!(false, 2),
+                match (nch < 16, g.sw, next.is_some()) {
+                    (true, 1, false) => by_size!(true, 1, 1),
+                    (false, 1, false) => by_size!(false, 1, 1),
+                    (true, _, false) => by_size!(true, 2, 1),
+                    (false, _, false) => by_size!(false, 2, 1),
+                    (true, 1, true) => by_size!(true, 1, 2),
+                    (false, 1, true) => by_size!(false, 1, 2),
+                    (true, _, true) => by_size!(true, 2, 2),
+                    (false, _, true) => by_size!(false, 2, 2),
                 }
                 ox += s;
             }
             ch += nch;
             continue;
         }
+        assert!(next.is_none(), "depthwise: row pairs are the 3x3 kernel's");
         // Stride 1, 3 taps wide: the sliding-window kernel (S + 2 input loads per kernel row
         // and vector serve 3 S multiply-adds, against 3 S loads in `dw_pixels`).
         let slide = g.sw == 1 && g.kw == 3;
@@ -329,21 +344,32 @@ unsafe fn dw_slide3<const S: usize, const G: usize>(a: &DwStrip<'_>, ox: usize) 
     unsafe { a.store(ox, &acc) };
 }
 
-/// A 3x3 depthwise strip of stride `SW` (1 or 2) and `S` output pixels from `ox`, one
-/// vector of 16 channels at a time: its nine weights stay in registers, each of the
-/// `(S - 1) SW + 3` input columns of a kernel row is loaded once and serves every tap that
-/// reads it, and only `S` accumulators are live (the all-vectors-at-once form of
-/// [`dw_slide3`] kept `4 S` and spilled them).
+/// Whether [`dw3x3`] runs this convolution: 3x3, stride 1 or 2 across.
+fn is_3x3(g: &ConvGeom) -> bool {
+    g.kh == 3 && g.kw == 3 && (g.sw == 1 || g.sw == 2)
+}
+
+/// A 3x3 depthwise strip of stride `SW` (1 or 2) across, `S` output pixels from `ox` of `R`
+/// output rows (1, or 2 where the stride down is `SW` too: `a.out` and `a.next`, which share
+/// input rows), one vector of 16
+/// channels at a time: its nine weights stay in registers, each input column of the rows'
+/// windows is loaded once and serves every tap of either row that reads it, and `R S`
+/// accumulators are live (the all-vectors-at-once form of [`dw_slide3`] kept `4 S` and
+/// spilled them; two rows make twice the independent sums, where one row's nine-deep chains
+/// of multiply-adds waited on each other).
 #[inline]
 #[allow(clippy::needless_range_loop)] // indices into two register arrays at once
 #[target_feature(enable = "avx512f")]
-unsafe fn dw3x3<const S: usize, const M: bool, const SW: usize>(
+unsafe fn dw3x3<const S: usize, const M: bool, const SW: usize, const R: usize>(
     a: &DwStrip<'_>,
     ox: usize,
     nv: usize,
 ) {
     let c = a.g.cin;
+    // Pairs are planned where the stride down is the stride across.
+    debug_assert!(R == 1 || a.g.sh == SW);
     let x0 = unsafe { a.x.add(ox * SW * c) };
+    let relu_only = a.relu == Some(Act::RELU);
     for v in 0..nv {
         let m = a.masks[v];
         let w: [__m512; 9] =
@@ -352,48 +378,105 @@ unsafe fn dw3x3<const S: usize, const M: bool, const SW: usize>(
             Some(b) => unsafe { _mm512_maskz_loadu_ps(m, b.add(16 * v)) },
             None => _mm512_setzero_ps(),
         };
-        let mut acc = [b; S];
-        for ky in 0..3 {
-            let xr = unsafe { x0.add(ky * a.row_stride + 16 * v) };
-            let wr = [w[ky * 3], w[ky * 3 + 1], w[ky * 3 + 2]];
-            if SW == 1 {
-                // Input column j is tap kx of pixel j - kx.
-                for j in 0..S + 2 {
-                    let xj = unsafe { load::<M>(m, xr.add(j * c)) };
-                    for kx in 0..3 {
-                        if j >= kx && j - kx < S {
-                            acc[j - kx] = _mm512_fmadd_ps(xj, wr[kx], acc[j - kx]);
-                        }
-                    }
+        let mut acc = [[b; S]; R];
+        let wr = |ky: usize| [w[3 * ky], w[3 * ky + 1], w[3 * ky + 2]];
+        let row = |i: usize| unsafe { x0.add(i * a.row_stride + 16 * v) };
+        // Input row i is kernel row i - t SW of output row t: written out (the compiler
+        // keeps the accumulators in registers only where every loop unrolls).
+        // SAFETY: the rows' windows are inside the padded image (see `depthwise`).
+        unsafe {
+            let (a0, rest) = acc.split_first_mut().expect("one row or two");
+            if R == 1 {
+                for ky in 0..3 {
+                    taps::<S, M, SW>(m, row(ky), c, a0, wr(ky), None);
                 }
             } else {
-                // Column 2q is tap 0 of pixel q and tap 2 of pixel q - 1; column 2q + 1 is
-                // tap 1 of pixel q.
-                for q in 0..=S {
-                    let xe = unsafe { load::<M>(m, xr.add(2 * q * c)) };
-                    if q < S {
-                        acc[q] = _mm512_fmadd_ps(xe, wr[0], acc[q]);
-                    }
-                    if q >= 1 {
-                        acc[q - 1] = _mm512_fmadd_ps(xe, wr[2], acc[q - 1]);
-                    }
-                    if q < S {
-                        let xo = unsafe { load::<M>(m, xr.add((2 * q + 1) * c)) };
-                        acc[q] = _mm512_fmadd_ps(xo, wr[1], acc[q]);
+                let a1 = &mut rest[0];
+                if SW == 1 {
+                    taps::<S, M, SW>(m, row(0), c, a0, wr(0), None);
+                    taps::<S, M, SW>(m, row(1), c, a0, wr(1), Some((a1, wr(0))));
+                    taps::<S, M, SW>(m, row(2), c, a0, wr(2), Some((a1, wr(1))));
+                    taps::<S, M, SW>(m, row(3), c, a1, wr(2), None);
+                } else {
+                    taps::<S, M, SW>(m, row(0), c, a0, wr(0), None);
+                    taps::<S, M, SW>(m, row(1), c, a0, wr(1), None);
+                    taps::<S, M, SW>(m, row(2), c, a0, wr(2), Some((a1, wr(0))));
+                    taps::<S, M, SW>(m, row(3), c, a1, wr(1), None);
+                    taps::<S, M, SW>(m, row(4), c, a1, wr(2), None);
+                }
+            }
+        }
+        for t in 0..R {
+            let out = if t == 0 { a.out } else { a.next };
+            for (p, &val) in acc[t].iter().enumerate() {
+                let r = match a.relu {
+                    // min(_, +inf) is the identity: ReLU is the max alone.
+                    _ if relu_only => _mm512_max_ps(val, _mm512_setzero_ps()),
+                    Some(act) => unsafe { super::act_ps(act, val) },
+                    None => val,
+                };
+                let o = unsafe { out.add((ox + p) * c + 16 * v) };
+                if M {
+                    unsafe { _mm512_mask_storeu_ps(o, m, r) };
+                } else {
+                    unsafe { _mm512_storeu_ps(o, r) };
+                }
+            }
+        }
+    }
+}
+
+/// One input row's taps for a [`dw3x3`] strip: its columns times kernel row `wa` into the
+/// sums `aa`, and where a second output row reads the same input row, times `wb` into `ab`
+/// (each column loaded once for both).
+#[inline]
+#[allow(clippy::needless_range_loop)] // indices into register arrays
+#[target_feature(enable = "avx512f")]
+unsafe fn taps<const S: usize, const M: bool, const SW: usize>(
+    m: u16,
+    xr: *const f32,
+    c: usize,
+    aa: &mut [__m512; S],
+    wa: [__m512; 3],
+    mut b: Option<(&mut [__m512; S], [__m512; 3])>,
+) {
+    if SW == 1 {
+        // Input column j is tap kx of pixel j - kx.
+        for j in 0..S + 2 {
+            let xj = unsafe { load::<M>(m, xr.add(j * c)) };
+            for kx in 0..3 {
+                if j >= kx && j - kx < S {
+                    let p = j - kx;
+                    aa[p] = _mm512_fmadd_ps(xj, wa[kx], aa[p]);
+                    if let Some((ab, wb)) = b.as_mut() {
+                        ab[p] = _mm512_fmadd_ps(xj, wb[kx], ab[p]);
                     }
                 }
             }
         }
-        for (p, &val) in acc.iter().enumerate() {
-            let r = match a.relu {
-                Some(act) => unsafe { super::act_ps(act, val) },
-                None => val,
-            };
-            let o = unsafe { a.out.add((ox + p) * c + 16 * v) };
-            if M {
-                unsafe { _mm512_mask_storeu_ps(o, m, r) };
-            } else {
-                unsafe { _mm512_storeu_ps(o, r) };
+    } else {
+        // Column 2q is tap 0 of pixel q and tap 2 of pixel q - 1; column 2q + 1 is tap 1 of
+        // pixel q.
+        for q in 0..=S {
+            let xe = unsafe { load::<M>(m, xr.add(2 * q * c)) };
+            if q < S {
+                aa[q] = _mm512_fmadd_ps(xe, wa[0], aa[q]);
+                if let Some((ab, wb)) = b.as_mut() {
+                    ab[q] = _mm512_fmadd_ps(xe, wb[0], ab[q]);
+                }
+            }
+            if q >= 1 {
+                aa[q - 1] = _mm512_fmadd_ps(xe, wa[2], aa[q - 1]);
+                if let Some((ab, wb)) = b.as_mut() {
+                    ab[q - 1] = _mm512_fmadd_ps(xe, wb[2], ab[q - 1]);
+                }
+            }
+            if q < S {
+                let xo = unsafe { load::<M>(m, xr.add((2 * q + 1) * c)) };
+                aa[q] = _mm512_fmadd_ps(xo, wa[1], aa[q]);
+                if let Some((ab, wb)) = b.as_mut() {
+                    ab[q] = _mm512_fmadd_ps(xo, wb[1], ab[q]);
+                }
             }
         }
     }
@@ -452,6 +535,8 @@ struct DwStrip<'a> {
     w: *const f32,
     b: Option<*const f32>,
     out: *mut f32,
+    /// The next output row's first channel, for [`dw3x3`]'s pairs (null without one).
+    next: *mut f32,
     row_stride: usize,
     g: &'a ConvGeom,
     masks: [u16; 4],
