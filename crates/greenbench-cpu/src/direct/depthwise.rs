@@ -12,10 +12,12 @@ const DW_ROWS: usize = 2;
 /// producer stored it with this convolution's padding as [`Border`] (`in_padded`), else
 /// first copied into the plan's pad buffer (borders zero), so every window is whole. The
 /// output is stored with `out_border` when the next convolution wants it so. A compute unit
-/// is a couple of output rows; within a row, up to 64 channels (4 vectors) by a strip of up
-/// to 6 or 8 pixels accumulate every tap in registers and are stored once (the portable
-/// kernel re-reads and re-writes the output row for each tap, and was 36 % of mobilenet's
-/// time).
+/// is a couple of output rows. 3x3 kernels of stride 1 or 2 (`dw3x3`, every depthwise
+/// layer of the zoo) take both rows at once (they share input rows) a vector of 16 channels
+/// at a time, the nine weights in registers, strips of up to 8 pixels; other shapes go row by
+/// row, up to 64 channels (4 vectors) by a strip of up to 6 or 8 pixels. Either way every
+/// tap accumulates in registers and each output is stored once (the portable kernel re-reads
+/// and re-writes the output row for each tap, and was 36 % of mobilenet's time).
 pub struct DwPlan {
     g: ConvGeom,
     batch: usize,
