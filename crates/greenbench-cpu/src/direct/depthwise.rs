@@ -353,12 +353,12 @@ fn is_3x3(g: &ConvGeom) -> bool {
 
 /// A 3x3 depthwise strip of stride `SW` (1 or 2) across, `S` output pixels from `ox` of `R`
 /// output rows (1, or 2 where the stride down is `SW` too: `a.out` and `a.next`, which share
-/// input rows), one vector of 16
-/// channels at a time: its nine weights stay in registers, each input column of the rows'
-/// windows is loaded once and serves every tap of either row that reads it, and `R S`
-/// accumulators are live (the all-vectors-at-once form of [`dw_slide3`] kept `4 S` and
-/// spilled them; two rows make twice the independent sums, where one row's nine-deep chains
-/// of multiply-adds waited on each other).
+/// input rows), one vector of 16 channels at a time: its nine weights stay in registers, each
+/// input column of the rows' windows is loaded once and serves every tap of either row that
+/// reads it, and `R S` accumulators are live. The all-vectors-at-once form of [`dw_slide3`]
+/// kept `4 S` and spilled them (one thread, batch 32, eight ds-cnn-shaped layers: 19.0 ->
+/// 13.9 µs an image with one row, 13.1 with two; four 48x48x8 layers 50 -> 43.4 from one row
+/// to two).
 #[inline]
 #[allow(clippy::needless_range_loop)] // indices into two register arrays at once
 #[target_feature(enable = "avx512f")]
