@@ -143,31 +143,49 @@ fn layer_norm_row(i: &[f32], gamma: &[f32], beta: &[f32], eps: f32, o: &mut [f32
     }
 }
 
-/// One row of attention scores: scaled, the key bias added, keys from `masked_from` on
-/// masked (causal), then the softmax.
+/// Rows of attention scores (`s` keys each, row `r` the query `r`): each scaled, the key bias
+/// added, keys after the query's own masked when `causal`, then its softmax. [`ROW_GROUP`]
+/// rows go through each pass before the next pass starts: the exponentials of one row no
+/// longer wait on the previous row's sum and scaling (a row of 64 is four vectors, and the
+/// reductions between them left the passes short and serial). The same operations on each
+/// value as row by row, so the same results.
 #[inline(always)]
-fn attention_row(
-    row: &mut [f32],
+fn attention_rows(
+    scores: &mut [f32],
+    s: usize,
     scale: f32,
     key_bias: Option<&[f32]>,
-    masked_from: Option<usize>,
+    causal: bool,
 ) {
-    match key_bias {
-        Some(b) => row
-            .iter_mut()
-            .zip(b)
-            .for_each(|(v, &k)| *v = *v * scale + k),
-        None => row.iter_mut().for_each(|v| *v *= scale),
+    for (g, block) in scores.chunks_mut(ROW_GROUP * s).enumerate() {
+        let mut m = [0f32; ROW_GROUP];
+        for (i, row) in block.chunks_mut(s).enumerate() {
+            match key_bias {
+                Some(b) => row
+                    .iter_mut()
+                    .zip(b)
+                    .for_each(|(v, &k)| *v = *v * scale + k),
+                None => row.iter_mut().for_each(|v| *v *= scale),
+            }
+            if causal {
+                // Keys after the query's own row get no weight: exp(-inf - m) = 0.
+                let r = g * ROW_GROUP + i;
+                row[r + 1..].iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
+            }
+            m[i] = lane_max(row);
+        }
+        for (row, &m) in block.chunks_mut(s).zip(&m) {
+            row.iter_mut().for_each(|v| *v = fast_exp(*v - m));
+        }
+        for row in block.chunks_mut(s) {
+            let inv = 1.0 / lane_sum(row);
+            row.iter_mut().for_each(|v| *v *= inv);
+        }
     }
-    if let Some(r) = masked_from {
-        // Keys after the query's own row get no weight: exp(-inf - m) = 0.
-        row[r..].iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
-    }
-    let m = lane_max(row);
-    row.iter_mut().for_each(|v| *v = fast_exp(*v - m));
-    let inv = 1.0 / lane_sum(row);
-    row.iter_mut().for_each(|v| *v *= inv);
 }
+
+/// Rows of scores per pass of [`attention_rows`].
+const ROW_GROUP: usize = 8;
 
 /// Token embedding plus optional positions: `tokens` holds `batch * seq` ids.
 pub fn embedding(
@@ -289,14 +307,7 @@ unsafe fn attention_task(
             };
             sgemm(s, s, d, q, kt, scores, s, Threads::One);
             let key_bias = bias.map(|b| &b[n * s..(n + 1) * s]);
-            for (r, row) in scores.chunks_mut(s).enumerate() {
-                let masked_from = causal.then_some(r + 1);
-                simd(
-                    level,
-                    #[inline(always)]
-                    || attention_row(row, scale, key_bias, masked_from),
-                );
-            }
+            attention_rows(scores, s, scale, key_bias, causal);
             let v = Mat {
                 data: &qkv[base + 2 * h * d + hh * d..],
                 rs: stride,
