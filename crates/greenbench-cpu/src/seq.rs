@@ -67,7 +67,12 @@ pub fn fast_exp(x: f32) -> f32 {
     // Nearest integer by the 1.5 * 2^23 trick (SSE2 arithmetic; `floor` is a libm call on
     // the x86-64 baseline, which a closure outside the AVX-512 wrapper gets).
     const ROUND: f32 = 12_582_912.0;
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND;
+    // n as an integer from t's low mantissa bits (t = 1.5 * 2^23 + n exactly, |n| <= 128):
+    // `n as i32` saturates, which LLVM does lane by lane in scalar code (it was most of the
+    // attention's softmax time).
+    let ni = t.to_bits() as i32 - ROUND.to_bits() as i32;
     let r = xc - n * C1 - n * C2;
     let mut p = 1.987_569_1e-4;
     p = p * r + 1.398_2e-3;
@@ -75,7 +80,7 @@ pub fn fast_exp(x: f32) -> f32 {
     p = p * r + 4.166_579_6e-2;
     p = p * r + 0.166_666_65;
     p = p * r + 0.5;
-    let y = (p * r * r + r + 1.0) * f32::from_bits(((n as i32 + 127) << 23) as u32);
+    let y = (p * r * r + r + 1.0) * f32::from_bits(((ni + 127) << 23) as u32);
     if x.is_nan() {
         x
     } else if x < -87.3 {
