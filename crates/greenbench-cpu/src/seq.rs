@@ -70,8 +70,8 @@ pub fn fast_exp(x: f32) -> f32 {
     let t = xc * LOG2E + ROUND;
     let n = t - ROUND;
     // n as an integer from t's low mantissa bits (t = 1.5 * 2^23 + n exactly, |n| <= 128):
-    // `n as i32` saturates, which LLVM does lane by lane in scalar code (it was most of the
-    // attention's softmax time).
+    // `n as i32` saturates, which LLVM did lane by lane in scalar code (`vucomiss` and
+    // `vpinsrd` per value, the hottest instructions of the attention's softmax in perf).
     let ni = t.to_bits() as i32 - ROUND.to_bits() as i32;
     let r = xc - n * C1 - n * C2;
     let mut p = 1.987_569_1e-4;
@@ -156,10 +156,10 @@ fn layer_norm_row(i: &[f32], gamma: &[f32], beta: &[f32], eps: f32, o: &mut [f32
 
 /// Rows of attention scores (`s` keys each, row `r` the query `r`): each scaled, the key bias
 /// added, keys after the query's own masked when `causal`, then its softmax. [`ROW_GROUP`]
-/// rows go through each pass before the next pass starts: the exponentials of one row no
-/// longer wait on the previous row's sum and scaling (a row of 64 is four vectors, and the
-/// reductions between them left the passes short and serial). The same operations on each
-/// value as row by row, so the same results.
+/// rows go through each pass before the next pass starts, so one row's exponentials need not
+/// wait on the previous row's sum and scaling (tiny-transformer b32 fp32 118.97 -> 113.80 µs
+/// against row by row, three alternating rounds). The same operations on each value as row
+/// by row, so the same results.
 #[inline(always)]
 fn attention_rows(
     scores: &mut [f32],
