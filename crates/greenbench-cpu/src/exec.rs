@@ -198,12 +198,22 @@ impl CpuPrepared {
                 geom,
                 max,
                 direct,
+                #[cfg(target_arch = "x86_64")]
+                narrow,
                 ..
             } => {
                 let batch = out.len() / (geom.ho * geom.wo * geom.c);
                 #[cfg(target_arch = "x86_64")]
                 if *direct {
-                    direct::pool(&bufs[*src], batch, geom, *max, &mut out, par);
+                    direct::pool(
+                        &bufs[*src],
+                        batch,
+                        geom,
+                        *max,
+                        narrow.as_deref(),
+                        &mut out,
+                        par,
+                    );
                 } else {
                     kernels::pool(&bufs[*src], batch, geom, *max, &mut out);
                 }

@@ -444,13 +444,13 @@ fn depthwise_row(a: &DwRow<'_>, r: usize, out_row: &mut [f32]) {
     }
 }
 
-/// The gathers of a max pool over few channels whose windows lie inside the image,
-/// run a row at a time in registers (`direct::pool` in fp32, `int8::pool` in uint8): how many
-/// output pixels a step takes (`per`: their values fill at most `N` lanes, their windows'
-/// columns span at most `table` input values) and, per window column `kx`, the input position
-/// of each output value (lane `i`: pixel `i / c`, channel `i % c`; 0 past `per * c`) from the
-/// step's first window (columns past `kw` unused). `None` where that does not fit (padded or partial windows, more than
-/// `max_c` channels, `kw` above 8).
+/// The gathers of a max pool over few channels whose windows lie inside the image, run a row
+/// at a time in registers (`direct::pool` in fp32, `int8::pool` in uint8; both make them at
+/// plan time): how many output pixels a step takes (`per`: their values fill at most `N`
+/// lanes, their windows' columns span at most `table` input values) and, per window column
+/// `kx`, the input position of each output value (lane `i`: pixel `i / c`, channel `i % c`; 0
+/// past `per * c`) from the step's first window (columns past `kw` unused). `None` where that
+/// does not fit (padded or partial windows, more than `max_c` channels, `kw` above 8).
 pub(crate) fn narrow_pool_gathers<T: TryFrom<usize> + Default + Copy, const N: usize>(
     p: &PoolGeom,
     table: usize,
@@ -464,7 +464,7 @@ pub(crate) fn narrow_pool_gathers<T: TryFrom<usize> + Default + Copy, const N: u
         .take_while(|&n| n * c <= N && ((n - 1) * p.sw + p.kw) * c <= table)
         .last()?;
     let at = |kx: usize, i: usize| ((i / c) * p.sw + kx) * c + i % c;
-    // On the stack (no allocation where a run calls this).
+    // Fixed-size tables (eight window columns at most), held inline by the plans' steps.
     let cols = std::array::from_fn(|kx| {
         std::array::from_fn(|i| match kx < p.kw && i < per * c {
             true => T::try_from(at(kx, i))

@@ -496,13 +496,21 @@ impl CpuPrepared {
                     beta: flat(&t[1]),
                     eps: *eps,
                 },
-                Op::MaxPool { .. } | Op::AvgPool { .. } => Step::Pool {
-                    src,
-                    dst,
-                    geom: g.pool_geom(i),
-                    direct,
-                    max: matches!(op, Op::MaxPool { .. }),
-                },
+                Op::MaxPool { .. } | Op::AvgPool { .. } => {
+                    let (geom, max) = (g.pool_geom(i), matches!(op, Op::MaxPool { .. }));
+                    Step::Pool {
+                        src,
+                        dst,
+                        geom,
+                        direct,
+                        max,
+                        #[cfg(target_arch = "x86_64")]
+                        narrow: (direct && max)
+                            .then(|| crate::direct::Narrow::new(&geom))
+                            .flatten()
+                            .map(Box::new),
+                    }
+                }
                 Op::GlobalAvgPool => Step::GlobalAvgPool {
                     src,
                     dst,

@@ -110,6 +110,9 @@ pub(crate) enum Step {
         max: bool,
         /// On the direct AVX-512 kernel.
         direct: bool,
+        /// That kernel's row gathers for a max pool of few channels (made here, not per run).
+        #[cfg(target_arch = "x86_64")]
+        narrow: Option<Box<crate::direct::Narrow>>,
     },
     GlobalAvgPool {
         src: usize,

@@ -483,6 +483,7 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
                 dst,
                 geom,
                 max,
+                narrow,
                 ..
             } => {
                 let y = p.mem.buf_ptrs[*dst];
@@ -493,6 +494,7 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
                         slice(p.mem.buf_ptrs[*src]),
                         geom,
                         *max,
+                        narrow.as_deref(),
                         part(rows),
                         y.ptr,
                     )

@@ -42,7 +42,7 @@ mod winograd;
 
 pub use conv::DirectPlan;
 pub use depthwise::DwPlan;
-pub use pool::{pool, pool_rows};
+pub use pool::{Narrow, pool, pool_rows};
 
 use crate::kernels::{Act, Relu, SendPtr};
 use rayon::prelude::*;

@@ -9,16 +9,24 @@ use std::arch::x86_64::*;
 /// and ceil-mode pools: padding never wins a max, the average divides by
 /// [`PoolGeom::divisor`]). The portable kernel's per-pixel slice loops ran 4-lane code on
 /// channel counts like 6 and took 31 % of lenet5's time at batch 32.
-pub fn pool(x: &[f32], batch: usize, p: &PoolGeom, max: bool, y: &mut [f32], par: bool) {
+/// `narrow`: the max pool's row gathers ([`Narrow::new`] of `p`, made at plan time).
+pub fn pool(
+    x: &[f32],
+    batch: usize,
+    p: &PoolGeom,
+    max: bool,
+    narrow: Option<&Narrow>,
+    y: &mut [f32],
+    par: bool,
+) {
     assert!(available(), "direct kernels need AVX-512F");
     assert!(x.len() >= batch * p.h * p.w * p.c, "pool: input too short");
     assert!(p.ho > 0 && p.wo > 0);
     let row_len = p.wo * p.c;
-    let narrow = Narrow::new(p, max);
     let body = |(r, out): (usize, &mut [f32])| {
         // SAFETY: AVX-512F checked; windows are clipped to the image (PoolGeom::rows/cols),
         // loads and stores are masked to `c` channels, and `out` is one output row.
-        unsafe { pool_row(x, p, max, narrow.as_ref(), r, out) }
+        unsafe { pool_row(x, p, max, narrow, r, out) }
     };
     let y = &mut y[..batch * p.ho * row_len];
     if par {
@@ -38,6 +46,7 @@ pub unsafe fn pool_rows(
     x: &[f32],
     p: &PoolGeom,
     max: bool,
+    narrow: Option<&Narrow>,
     rows: std::ops::Range<usize>,
     y: *mut f32,
 ) {
@@ -47,27 +56,28 @@ pub unsafe fn pool_rows(
         x.len() >= (rows.end.div_ceil(p.ho)) * p.h * p.w * p.c,
         "pool: input too short"
     );
-    let narrow = Narrow::new(p, max);
     for r in rows {
         // SAFETY: the caller's contract: row r of the output is this call's alone.
         let out = unsafe { std::slice::from_raw_parts_mut(y.add(r * row_len), row_len) };
         // SAFETY: as in `pool`.
-        unsafe { pool_row(x, p, max, narrow.as_ref(), r, out) };
+        unsafe { pool_row(x, p, max, narrow, r, out) };
     }
 }
 
 /// The gathers of a max pool over fewer than 16 channels whose windows lie inside the image:
 /// `per` output pixels at a time (their channels fill at most one register, their windows'
 /// columns at most two), `cols[kx]` the `vpermt2ps` indices putting window column `kx`'s
-/// values in output order (value `i`: pixel `i / c`, channel `i % c`).
-struct Narrow {
+/// values in output order (value `i`: pixel `i / c`, channel `i % c`). Made at plan time
+/// (`Step::Pool`), not per run.
+pub struct Narrow {
     per: usize,
     cols: [[i32; 16]; 8],
 }
 
 impl Narrow {
-    fn new(p: &PoolGeom, max: bool) -> Option<Narrow> {
-        let (per, cols) = crate::kernels::narrow_pool_gathers(p, 32, 15).filter(|_| max)?;
+    /// The gathers of max pool `p`, where that form runs.
+    pub fn new(p: &PoolGeom) -> Option<Narrow> {
+        let (per, cols) = crate::kernels::narrow_pool_gathers(p, 32, 15)?;
         Some(Narrow { per, cols })
     }
 }
@@ -132,7 +142,7 @@ unsafe fn pool_row(
     r: usize,
     out: &mut [f32],
 ) {
-    if let Some(nw) = narrow {
+    if let Some(nw) = narrow.filter(|_| max) {
         // SAFETY: the caller's.
         return unsafe { narrow_row(x, p, nw, r, out) };
     }

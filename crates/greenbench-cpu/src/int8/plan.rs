@@ -276,7 +276,7 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                             dst,
                             geom,
                             max,
-                            gathers: NarrowIdx::new(&geom).filter(|_| max).map(Box::new),
+                            gathers: max.then(|| NarrowIdx::new(&geom)).flatten().map(Box::new),
                             zero,
                         }
                     }
