@@ -371,7 +371,6 @@ unsafe fn dw3x3<const S: usize, const M: bool, const SW: usize, const R: usize>(
     // Pairs are planned where the stride down is the stride across.
     debug_assert!(R == 1 || a.g.sh == SW);
     let x0 = unsafe { a.x.add(ox * SW * c) };
-    let relu_only = a.relu == Some(Act::RELU);
     for v in 0..nv {
         let m = a.masks[v];
         let w: [__m512; 9] =
@@ -412,8 +411,6 @@ unsafe fn dw3x3<const S: usize, const M: bool, const SW: usize, const R: usize>(
             let out = if t == 0 { a.out } else { a.next };
             for (p, &val) in acc[t].iter().enumerate() {
                 let r = match a.relu {
-                    // min(_, +inf) is the identity: ReLU is the max alone.
-                    _ if relu_only => _mm512_max_ps(val, _mm512_setzero_ps()),
                     Some(act) => unsafe { super::act_ps(act, val) },
                     None => val,
                 };
