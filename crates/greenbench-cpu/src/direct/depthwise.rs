@@ -356,9 +356,9 @@ fn is_3x3(g: &ConvGeom) -> bool {
 /// input rows), one vector of 16 channels at a time: its nine weights stay in registers, each
 /// input column of the rows' windows is loaded once and serves every tap of either row that
 /// reads it, and `R S` accumulators are live. The all-vectors-at-once form of [`dw_slide3`]
-/// kept `4 S` and spilled them (one thread, batch 32, eight ds-cnn-shaped layers: 19.0 ->
-/// 13.9 µs an image with one row, 13.1 with two; four 48x48x8 layers 50 -> 43.4 from one row
-/// to two).
+/// kept `4 S` and spilled them (one thread, batch 32, best of four runs of each build: eight
+/// ds-cnn-shaped layers 18.65 -> 13.37 µs an image with one row, 13.11 with two; four 48x48x8
+/// layers 46.2 with one row, 43.4 with two).
 #[inline]
 #[allow(clippy::needless_range_loop)] // indices into two register arrays at once
 #[target_feature(enable = "avx512f")]
