@@ -58,22 +58,46 @@ pub(super) struct GroupArgs {
     pub(super) mode: Mode,
 }
 
-/// Whether pixels `qa..qb` (their inputs at `pix`; none: evenly spaced) are all evenly spaced
-/// in the input (a dense layer, a 1x1 convolution over an unpadded input): groups of 16 then
-/// cross output rows.
-pub(super) fn uniform(pix: &[usize], qa: usize, qb: usize) -> bool {
-    let p = &pix[qa.min(pix.len())..qb.min(pix.len())];
-    p.len() < 2 || crate::amx::even_step(p).is_some()
+/// For each pixel `q`, the end of the run of pixels from `q` whose inputs (`pix`) increase by
+/// one common step: `pix[q..runs[q]]` evenly spaced, `runs[q] >= q + 1`. Empty for an empty
+/// `pix` (every pixel `cin` after the one before).
+pub(super) fn even_runs(pix: &[usize]) -> Vec<usize> {
+    let n = pix.len();
+    let mut runs = vec![n; n];
+    for q in (0..n.saturating_sub(1)).rev() {
+        let d = pix[q + 1].wrapping_sub(pix[q]);
+        runs[q] = if pix[q + 1] <= pix[q] {
+            q + 1
+        } else if q + 2 < n && pix[q + 2] > pix[q + 1] && pix[q + 2] - pix[q + 1] == d {
+            runs[q + 1]
+        } else {
+            q + 2
+        };
+    }
+    runs
+}
+
+/// Whether pixels `qa..qb` (their runs: [`even_runs`]; empty: evenly spaced) are all evenly
+/// spaced in the input (a dense layer, a 1x1 convolution over an unpadded input): groups of
+/// 16 then cross output rows.
+pub(super) fn uniform(runs: &[usize], qa: usize, qb: usize) -> bool {
+    qb <= qa + 1 || runs.is_empty() || runs[qa] >= qb
 }
 
 /// The distance between consecutive pixels' inputs when pixels `q0..q0 + rows` are evenly
 /// spaced in the input (one output row of a convolution; every run of a dense layer, whose
-/// `pix` is empty and pixels `cin` apart).
-pub(super) fn even(pix: &[usize], cin: usize, q0: usize, rows: usize) -> Option<usize> {
+/// `pix` is empty and pixels `cin` apart). `runs`: [`even_runs`] of `pix`.
+pub(super) fn even(
+    pix: &[usize],
+    runs: &[usize],
+    cin: usize,
+    q0: usize,
+    rows: usize,
+) -> Option<usize> {
     if pix.is_empty() {
         return Some(cin);
     }
-    crate::amx::even_step(&pix[q0..q0 + rows])
+    (rows >= 2 && runs[q0] >= q0 + rows).then(|| pix[q0 + 1] - pix[q0])
 }
 
 /// One 16 x 16 block of fp32 sums as `tilestored` leaves them.
@@ -96,26 +120,65 @@ pub(super) fn config(kc: usize, rows: usize) -> Config {
     Config::new([c, c, c, c, x, x, w, w])
 }
 
-/// A reduction block's groups, run two at a time ([`pair`]): a group waits here for the next
-/// one ([`Self::push`]); [`Self::flush`] runs the last one alone (before the block's partial
-/// sums are read, and before the tiles are released).
-#[derive(Default)]
+/// A reduction block's groups, run two at a time ([`pair`]): the caller fills the next group
+/// in place ([`Self::slot`], then [`Self::push`]), and a group waits there for the next one;
+/// [`Self::flush`] runs the last one alone (before the block's partial sums are read, and
+/// before the tiles are released). Filled in place rather than moved in: a group's arguments
+/// are ~340 bytes, and copying them whole read back the caller's just-written fields with
+/// wide loads that waited on those stores (`perf annotate` of `DirectPlan::unit`).
 pub(super) struct Pairs {
-    held: Option<GroupArgs>,
+    slots: [GroupArgs; 2],
+    held: bool,
+}
+
+impl Default for Pairs {
+    fn default() -> Pairs {
+        let empty = || GroupArgs {
+            rows: 0,
+            x: std::ptr::null(),
+            base: 0,
+            stride: 0,
+            nr: 0,
+            row_stride: 0,
+            kc: 0,
+            w: std::ptr::null(),
+            vb: 0,
+            bias: std::ptr::null(),
+            y: std::ptr::null_mut(),
+            obase: [0; GROUP],
+            skip: std::ptr::null(),
+            sbase: [0; GROUP],
+            ncols: 0,
+            mode: Mode {
+                init: Init::Bias,
+                last: false,
+                act: None,
+            },
+        };
+        Pairs {
+            slots: [empty(), empty()],
+            held: false,
+        }
+    }
 }
 
 impl Pairs {
-    /// Run `a` with the held group, or hold it.
+    /// The group to fill next.
+    pub(super) fn slot(&mut self) -> &mut GroupArgs {
+        &mut self.slots[self.held as usize]
+    }
+
+    /// Run the filled group with the held one, or hold it.
     ///
     /// # Safety
-    /// As [`pair`]'s, for `a` and the held group.
+    /// As [`pair`]'s, for the filled group and the held one.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn push(&mut self, a: GroupArgs) {
-        match self.held.take() {
+    pub(super) unsafe fn push(&mut self) {
+        if self.held {
             // SAFETY: the caller's.
-            Some(h) => unsafe { pair(&h, Some(&a)) },
-            None => self.held = Some(a),
+            unsafe { pair(&self.slots[0], Some(&self.slots[1])) };
         }
+        self.held = !self.held;
     }
 
     /// Run the held group, if any.
@@ -124,9 +187,10 @@ impl Pairs {
     /// As [`pair`]'s.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn flush(&mut self) {
-        if let Some(h) = self.held.take() {
+        if self.held {
+            self.held = false;
             // SAFETY: the caller's.
-            unsafe { pair(&h, None) };
+            unsafe { pair(&self.slots[0], None) };
         }
     }
 }
@@ -277,12 +341,21 @@ mod tests {
     fn pixels_evenly_spaced_or_not() {
         // Two output rows of 3 pixels, 2 values each, rows 10 apart.
         let pix = [0, 2, 4, 10, 12, 14];
-        assert!(!super::uniform(&pix, 0, 6));
-        assert!(super::uniform(&pix, 0, 3));
+        let runs = super::even_runs(&pix);
+        assert_eq!(runs, [3, 3, 4, 6, 6, 6]);
+        assert!(!super::uniform(&runs, 0, 6));
+        assert!(super::uniform(&runs, 0, 3));
+        assert!(super::uniform(&runs, 3, 6));
+        assert!(!super::uniform(&runs, 2, 5));
+        assert!(super::uniform(&runs, 2, 3));
         assert!(super::uniform(&[], 0, 64));
-        assert_eq!(super::even(&pix, 2, 0, 3), Some(2));
-        assert_eq!(super::even(&pix, 2, 1, 3), None);
-        assert_eq!(super::even(&[], 7, 5, 16), Some(7));
+        assert_eq!(super::even(&pix, &runs, 2, 0, 3), Some(2));
+        assert_eq!(super::even(&pix, &runs, 2, 1, 3), None);
+        assert_eq!(super::even(&pix, &runs, 2, 3, 3), Some(2));
+        assert_eq!(super::even(&[], &[], 7, 5, 16), Some(7));
+        // Steps that do not increase end a run.
+        assert_eq!(super::even_runs(&[5, 5, 6, 7]), [1, 4, 4, 4]);
+        assert_eq!(super::even_runs(&[9, 3, 6]), [1, 3, 3]);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The direct convolution / GEMM: plans, work units and the `P x 16 V` register tile.
 
-use super::amx::{GROUP, GroupArgs};
+use super::amx::GROUP;
 use super::lanes::Lanes;
 use super::tile::{Init, Mode, TileArgs, dispatch};
 use super::winograd::{self, Dest, RowGemm, Wino};
@@ -63,6 +63,10 @@ pub struct DirectPlan {
 struct Bf16Operands {
     copy: PadCopy,
     w: AVec<u16>,
+    /// `runs[q]`: where the evenly spaced run of pixel inputs from pixel `q` ends
+    /// ([`super::amx::even_runs`]; empty with `pix`), so that finding the AMX groups reads a
+    /// table entry per group instead of every pixel's input offset.
+    runs: Vec<usize>,
 }
 
 /// `w` (`[k][cout]`, k in (tap, channel) order with `cin` channels per tap) with each tap's
@@ -202,7 +206,12 @@ impl DirectPlan {
         self.kblocks = reduction_blocks(&self.geo, width, true);
         self.pad = None;
         self.input_len = input_len;
-        self.bf16 = Some(Bf16Operands { copy, w: w.into() });
+        let runs = super::amx::even_runs(&self.pix);
+        self.bf16 = Some(Bf16Operands {
+            copy,
+            w: w.into(),
+            runs,
+        });
         self
     }
 
@@ -707,7 +716,8 @@ impl DirectPlan {
             // bf16 on AMX: groups of evenly spaced pixels (`super::amx`; 16, or one output
             // row where rows are narrower), the rest below.
             let (qa, qb) = (t0 * self.p, (t1 * self.p).min(self.pixels));
-            let uniform = self.bf16.is_some() && super::amx::uniform(&self.pix, qa, qb);
+            let runs = self.bf16.as_ref().map_or(&[][..], |h| &h.runs[..]);
+            let uniform = self.bf16.is_some() && super::amx::uniform(runs, qa, qb);
             // Uniform: groups as equal as 16-row tiles allow (the 9 pixels of a 3x3 image at
             // sub-batch 1 are one group of 9); else one output row.
             let rows = match uniform {
@@ -723,15 +733,15 @@ impl DirectPlan {
             let mut q0 = qa;
             while q0 < qb {
                 let even = match amx && q0 + rows <= qb {
-                    true => super::amx::even(&self.pix, g.cin, q0, rows),
+                    true => super::amx::even(&self.pix, runs, g.cin, q0, rows),
                     false => None,
                 };
                 if let Some(stride) = even {
-                    let (mut ob, mut sb) = ([0usize; GROUP], [0usize; GROUP]);
+                    let ga = pairs.slot();
                     for i in 0..rows {
-                        ob[i] = out_at(q0 + i);
+                        ga.obase[i] = out_at(q0 + i);
                         if self.residual {
-                            sb[i] = skip_at(q0 + i);
+                            ga.sbase[i] = skip_at(q0 + i);
                         }
                     }
                     let first = if self.pix.is_empty() {
@@ -739,27 +749,23 @@ impl DirectPlan {
                     } else {
                         self.pix[q0]
                     };
-                    let ga = GroupArgs {
-                        rows,
-                        x: x as *const u16,
-                        base: first + off,
-                        stride,
-                        nr: r1 - r0,
-                        row_stride,
-                        kc: c1 - c0,
-                        w: w as *const u16,
-                        vb,
-                        bias,
-                        y,
-                        obase: ob,
-                        skip,
-                        sbase: sb,
-                        ncols,
-                        mode,
-                    };
+                    ga.rows = rows;
+                    ga.x = x as *const u16;
+                    ga.base = first + off;
+                    ga.stride = stride;
+                    ga.nr = r1 - r0;
+                    ga.row_stride = row_stride;
+                    ga.kc = c1 - c0;
+                    ga.w = w as *const u16;
+                    ga.vb = vb;
+                    ga.bias = bias;
+                    ga.y = y;
+                    ga.skip = skip;
+                    ga.ncols = ncols;
+                    ga.mode = mode;
                     // SAFETY: `amx` checked `runs`; the same inputs, weights and outputs as
                     // the tiles of these pixels would read and write.
-                    unsafe { pairs.push(ga) };
+                    unsafe { pairs.push() };
                     q0 += rows;
                     continue;
                 }
