@@ -7,8 +7,8 @@ use crate::kernels::{Act, Relu};
 use greenbench_core::graph::{Graph, Op};
 
 /// The activation a conv or dense node `i` may apply in its epilogue, skipping the next node:
-/// a ReLU, a Clip to `[0, max]` (ReLU6), an h-swish or a sigmoid that is its output's only
-/// consumer.
+/// a ReLU, a Clip to `[0, max]` (ReLU6), an h-swish, a sigmoid or a GELU (tanh form) that is
+/// its output's only consumer.
 pub(crate) fn relu_fusable(g: &Graph, i: usize) -> Relu {
     let v = i + 1;
     let next = g.nodes.get(i + 1)?;
@@ -23,6 +23,7 @@ pub(crate) fn relu_fusable(g: &Graph, i: usize) -> Relu {
         Op::Clip { min, max } if min == 0.0 && max > 0.0 => Some(Act::Clamp(max)),
         Op::HardSwish => Some(Act::HardSwish),
         Op::Sigmoid => Some(Act::Sigmoid),
+        Op::Gelu => Some(Act::Gelu),
         _ => None,
     }
 }

@@ -65,6 +65,7 @@ pub(crate) unsafe fn act_ps(a: Act, r: __m512) -> __m512 {
             let t = _mm512_min_ps(_mm512_max_ps(t, zero), _mm512_set1_ps(1.0));
             _mm512_mul_ps(r, t)
         }
+        Act::Gelu => crate::kernels::gelu16(r),
         Act::Sigmoid => {
             let mut v = [0f32; 16];
             unsafe { _mm512_storeu_ps(v.as_mut_ptr(), r) };
