@@ -5,6 +5,9 @@
 use crate::kernels::{Mat, SendPtr, Simd, Threads, min_len, sgemm, simd};
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+mod rows_avx512;
+
 /// Sums and maxima in 16 lanes, then across them: LLVM keeps a sequential f32 sum scalar
 /// (reordering it changes the rounding, which it may not do on its own), so these are
 /// written in the order a vector unit takes; the result differs from the sequential sum by
@@ -318,7 +321,15 @@ unsafe fn attention_task(
             };
             sgemm(s, s, d, q, kt, scores, s, Threads::One);
             let key_bias = bias.map(|b| &b[n * s..(n + 1) * s]);
-            attention_rows(scores, s, scale, key_bias, causal);
+            match level {
+                // SAFETY: the level is chosen only on CPUs with AVX-512F; `scores` holds
+                // `s` rows of `s`, the key bias `s` values.
+                #[cfg(target_arch = "x86_64")]
+                Simd::Avx512 => unsafe {
+                    rows_avx512::attention_rows(scores, s, scale, key_bias, causal)
+                },
+                _ => attention_rows(scores, s, scale, key_bias, causal),
+            }
             let v = Mat {
                 data: &qkv[base + 2 * h * d + hh * d..],
                 rs: stride,
