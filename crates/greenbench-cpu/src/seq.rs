@@ -127,16 +127,25 @@ fn softmax_row(i: &[f32], o: &mut [f32]) {
 /// Layer norm of each row of length `n`, with affine `gamma`, `beta`.
 pub fn layer_norm_rows(x: &[f32], n: usize, gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32]) {
     let level = Simd::detect();
+    // Groups of rows per task: the AVX-512 form interleaves a group's rows in each pass.
     y[..x.len()]
-        .par_chunks_mut(n)
-        .zip(x.par_chunks(n))
+        .par_chunks_mut(n * ROW_GROUP)
+        .zip(x.par_chunks(n * ROW_GROUP))
         .with_min_len(min_len())
-        .for_each(|(o, i)| {
-            simd(
+        .for_each(|(o, i)| match level {
+            // SAFETY: the level is chosen only on CPUs with AVX-512F; `o` holds the group's
+            // rows, `gamma` and `beta` `n` values (`layer_norm_group` asserts it).
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { rows_avx512::layer_norm_group(i, n, gamma, beta, eps, o) },
+            _ => simd(
                 level,
                 #[inline(always)]
-                || layer_norm_row(i, gamma, beta, eps, o),
-            )
+                || {
+                    for (o, i) in o.chunks_mut(n).zip(i.chunks(n)) {
+                        layer_norm_row(i, gamma, beta, eps, o)
+                    }
+                },
+            ),
         });
 }
 
