@@ -57,7 +57,7 @@ const TOL: f32 = 2e-5;
 const TOL_F4: f32 = 1e-4;
 
 /// The activation after a convolution or dense layer, by number: none, ReLU, a ReLU6-style
-/// Clip(0, max), h-swish, sigmoid (the CPU fuses each into the layer's epilogue).
+/// Clip(0, max), h-swish, sigmoid, GELU (the CPU fuses each into the layer's epilogue).
 fn epilogue(which: usize) -> Option<Op> {
     match which {
         1 => Some(Op::Relu),
@@ -67,6 +67,7 @@ fn epilogue(which: usize) -> Option<Op> {
         }),
         3 => Some(Op::HardSwish),
         4 => Some(Op::Sigmoid),
+        5 => Some(Op::Gelu),
         _ => None,
     }
 }
@@ -103,13 +104,13 @@ proptest! {
     fn conv2d_matches_reference(
         h in 1usize..12, w in 1usize..12, gdiv in 1usize..4, cin_g in 1usize..5,
         cout_g in 1usize..6, kh in 1usize..6, kw in 1usize..6, sh in 1usize..4, sw in 1usize..4,
-        pad in padding(), relu in 0usize..5, batch in 1usize..4, threads in 1usize..3,
+        pad in padding(), relu in 0usize..6, batch in 1usize..4, threads in 1usize..3,
     ) {
         let groups = gdiv;
         let op = Op::Conv2d { filters: cout_g * groups, kernel: [kh, kw], stride: [sh, sw],
             padding: pad, groups, bias: true };
         let mut ops = vec![op];
-        // none, ReLU, ReLU6-style Clip(0, max), h-swish or sigmoid (fused into the epilogue)
+        // none, ReLU, ReLU6-style Clip(0, max), h-swish, sigmoid or GELU (fused into the epilogue)
         ops.extend(epilogue(relu));
         let g = chain(vec![h, w, cin_g * groups], ops);
         prop_assume!(g.is_some());
@@ -123,7 +124,7 @@ proptest! {
     #[test]
     fn single_channel_convolutions_match_reference(
         h in 1usize..10, w in 1usize..40, cout in 1usize..18, kh in 1usize..6, kw in 1usize..8,
-        pad in padding(), relu in 0usize..5, batch in 1usize..3, threads in 1usize..3,
+        pad in padding(), relu in 0usize..6, batch in 1usize..3, threads in 1usize..3,
     ) {
         let op = Op::Conv2d { filters: cout, kernel: [kh, kw], stride: [1, 1], padding: pad,
             groups: 1, bias: true };
@@ -143,7 +144,7 @@ proptest! {
     #[test]
     fn long_reductions_match_reference(
         h in 1usize..4, w in 1usize..4, cin in 340usize..1500, cout in 1usize..70, k in 1usize..4,
-        residual in any::<bool>(), relu in 0usize..5, batch in 1usize..3, threads in 1usize..3,
+        residual in any::<bool>(), relu in 0usize..6, batch in 1usize..3, threads in 1usize..3,
     ) {
         let mut nodes = vec![Node::new("c1", conv_op(cout, k, 1, Padding::Same, 1))];
         if residual {
@@ -168,7 +169,7 @@ proptest! {
     #[test]
     fn concatenated_convolutions_match_reference(
         h in 2usize..9, w in 2usize..9, cin in 1usize..20, c1 in 1usize..40, c2 in 1usize..40,
-        k2 in 1usize..4, act1 in 0usize..5, act2 in 0usize..5, reader in 0usize..3,
+        k2 in 1usize..4, act1 in 0usize..6, act2 in 0usize..6, reader in 0usize..3,
         plain_input in any::<bool>(), batch in 1usize..4, threads in 1usize..3,
     ) {
         let conv = |f, k| conv_op(f, k, 1, Padding::Same, 1);
@@ -257,7 +258,7 @@ proptest! {
     #[test]
     fn grouped_pointwise_matches_reference(
         h in 1usize..8, w in 1usize..8, groups in 2usize..5, cin_g in 1usize..40,
-        cout_g in 1usize..80, relu in 0usize..5, residual in 0usize..3, batch in 1usize..3,
+        cout_g in 1usize..80, relu in 0usize..6, residual in 0usize..3, batch in 1usize..3,
         threads in 1usize..3,
     ) {
         let conv = |f, k, groups, pad| conv_op(f, k, 1, pad, groups);
@@ -343,11 +344,11 @@ proptest! {
         // of 16-64 with and without a remainder of fewer than 16.
         h in 1usize..14, w in 1usize..28, c in prop_oneof![2usize..20, 30usize..82],
         k in 1usize..5, s in 1usize..3,
-        pad in padding(), relu in 0usize..5, batch in 1usize..4,
+        pad in padding(), relu in 0usize..6, batch in 1usize..4,
     ) {
         let mut ops = vec![Op::Conv2d { filters: c, kernel: [k, k], stride: [s, s], padding: pad,
             groups: c, bias: true }];
-        // none, ReLU, ReLU6-style Clip(0, max), h-swish or sigmoid (fused into the epilogue)
+        // none, ReLU, ReLU6-style Clip(0, max), h-swish, sigmoid or GELU (fused into the epilogue)
         ops.extend(epilogue(relu));
         let g = chain(vec![h, w, c], ops);
         prop_assume!(g.is_some());
@@ -358,7 +359,7 @@ proptest! {
     #[test]
     fn dense_and_pointwise_match_reference(
         lead in 1usize..6, k in 1usize..70, units in 1usize..70, bias in any::<bool>(),
-        relu in 0usize..5, batch in 1usize..5, image in any::<bool>(),
+        relu in 0usize..6, batch in 1usize..5, image in any::<bool>(),
     ) {
         let (shape, op) = if image {
             (vec![lead, 3, k], Op::Conv2d { filters: units, kernel: [1, 1], stride: [1, 1],
@@ -367,7 +368,7 @@ proptest! {
             (vec![lead, k], Op::Dense { units, bias })
         };
         let mut ops = vec![op];
-        // none, ReLU, ReLU6-style Clip(0, max), h-swish or sigmoid (fused into the epilogue)
+        // none, ReLU, ReLU6-style Clip(0, max), h-swish, sigmoid or GELU (fused into the epilogue)
         ops.extend(epilogue(relu));
         let err = max_rel_err(&chain(shape, ops).unwrap(), batch, 7, 2);
         prop_assert!(err < TOL, "err {err}");
@@ -512,7 +513,7 @@ proptest! {
     #[test]
     fn winograd_convolutions_match_reference(
         h in 2usize..14, w in 2usize..14, cin in 16usize..40, cout in 16usize..100,
-        pad in padding(), residual in any::<bool>(), act in 0usize..5, next in any::<bool>(),
+        pad in padding(), residual in any::<bool>(), act in 0usize..6, next in any::<bool>(),
         batch in 1usize..4, threads in 1usize..3,
     ) {
         let pad = if residual { Padding::Same } else { pad };
@@ -602,10 +603,10 @@ proptest! {
     #[test]
     fn large_dense_matches_reference(
         rows in 256usize..300, k in 256usize..700, units in 256usize..300,
-        bias in any::<bool>(), relu in 0usize..5, threads in 1usize..4,
+        bias in any::<bool>(), relu in 0usize..6, threads in 1usize..4,
     ) {
         let mut ops = vec![Op::Dense { units, bias }];
-        // none, ReLU, ReLU6-style Clip(0, max), h-swish or sigmoid (fused into the epilogue)
+        // none, ReLU, ReLU6-style Clip(0, max), h-swish, sigmoid or GELU (fused into the epilogue)
         ops.extend(epilogue(relu));
         let err = max_rel_err(&chain(vec![rows, k], ops).unwrap(), 1, 11, threads);
         prop_assert!(err < TOL, "err {err}");

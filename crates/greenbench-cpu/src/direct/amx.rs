@@ -396,7 +396,10 @@ unsafe fn finish_any(
             if skip {
                 r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, a.skip.add(a.sbase[i] + 16 * v)));
             }
-            r = super::act_ps(act, r);
+            r = match act {
+                Act::Gelu => crate::kernels::gelu16(r),
+                _ => super::act_ps(act, r),
+            };
             _mm512_mask_storeu_ps(o, m, r);
         }
     }
