@@ -729,7 +729,8 @@ impl DirectPlan {
                 // SAFETY: AMX-BF16 granted (`runs`); released after this block's pixels.
                 unsafe { super::amx::config(c1 - c0, rows).load() };
             }
-            let mut pairs = super::amx::Pairs::default();
+            // Only where groups run: its two slots are ~700 bytes to set up.
+            let mut pairs = amx.then(super::amx::Pairs::default);
             let mut q0 = qa;
             while q0 < qb {
                 let even = match amx && q0 + rows <= qb {
@@ -737,6 +738,7 @@ impl DirectPlan {
                     false => None,
                 };
                 if let Some(stride) = even {
+                    let pairs = pairs.as_mut().expect("groups run only with `amx`");
                     let ga = pairs.slot();
                     for i in 0..rows {
                         ga.obase[i] = out_at(q0 + i);
@@ -825,7 +827,9 @@ impl DirectPlan {
             }
             if amx {
                 // SAFETY: loaded above; the last group before the tiles go.
-                unsafe { pairs.flush() };
+                if let Some(p) = pairs.as_mut() {
+                    unsafe { p.flush() };
+                }
                 unsafe { crate::amx::release() };
             }
         }
