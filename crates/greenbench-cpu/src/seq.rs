@@ -171,7 +171,8 @@ fn layer_norm_row(i: &[f32], gamma: &[f32], beta: &[f32], eps: f32, o: &mut [f32
 /// rows go through each pass before the next pass starts, so one row's exponentials need not
 /// wait on the previous row's sum and scaling (tiny-transformer b32 fp32 118.97 -> 113.80 µs
 /// against row by row, three alternating rounds). The same operations on each value as row
-/// by row, so the same results.
+/// by row, so the same results. (On AVX-512 the intrinsics form runs instead:
+/// `rows_avx512::attention_rows`.)
 #[inline(always)]
 fn attention_rows(
     scores: &mut [f32],
