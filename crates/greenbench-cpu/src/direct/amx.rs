@@ -26,10 +26,10 @@ pub(super) const GROUP: usize = 16;
 /// resnet8,lenet5 --batch 1,32 --precision bf16 --threads 2 --no-peak`, two alternating
 /// rounds) every cell read the same within the spread (resnet8 b32 34.0 / 36.2 us with it,
 /// 33.7 / 35.4 without). (It was added while ds-cnn read 16.5 -> 20.5 us; the cause was its
-/// 1x1 layers in 5-pixel row groups, mended by taking uniform runs whole.)
+/// 1x1 layers in 5-pixel row groups, mended by taking uniform ends whole.)
 const MIN_TILE: usize = 128;
 
-/// The chunk of bf16 values per tile product for kernel-row runs of `kc` values: the largest
+/// The chunk of bf16 values per tile product for kernel-row ends of `kc` values: the largest
 /// even divisor of `kc` up to 32 (a tile row's 64 bytes), when at least 8. `None`: the run
 /// is too short or too odd for tiles to pay (the AVX-512 BF16 tile takes it).
 pub(super) fn chunk(kc: usize) -> Option<usize> {
@@ -60,37 +60,37 @@ pub(super) struct GroupArgs {
 }
 
 /// For each pixel `q`, the end of the run of pixels from `q` whose inputs (`pix`) increase by
-/// one common step: `pix[q..runs[q]]` evenly spaced, `runs[q] >= q + 1`. Empty for an empty
+/// one common step: `pix[q..ends[q]]` evenly spaced, `ends[q] >= q + 1`. Empty for an empty
 /// `pix` (every pixel `cin` after the one before).
-pub(super) fn even_runs(pix: &[usize]) -> Vec<usize> {
+pub(super) fn even_ends(pix: &[usize]) -> Vec<usize> {
     let n = pix.len();
-    let mut runs = vec![n; n];
+    let mut ends = vec![n; n];
     for q in (0..n.saturating_sub(1)).rev() {
         let d = pix[q + 1].wrapping_sub(pix[q]);
-        runs[q] = if pix[q + 1] <= pix[q] {
+        ends[q] = if pix[q + 1] <= pix[q] {
             q + 1
         } else if q + 2 < n && pix[q + 2] > pix[q + 1] && pix[q + 2] - pix[q + 1] == d {
-            runs[q + 1]
+            ends[q + 1]
         } else {
             q + 2
         };
     }
-    runs
+    ends
 }
 
-/// Whether pixels `qa..qb` (their runs: [`even_runs`]; empty: evenly spaced) are all evenly
-/// spaced in the input (a dense layer, a 1x1 convolution over an unpadded input): groups of
-/// 16 then cross output rows.
-pub(super) fn uniform(runs: &[usize], qa: usize, qb: usize) -> bool {
-    qb <= qa + 1 || runs.is_empty() || runs[qa] >= qb
+/// Whether pixels `qa..qb` (`ends`: [`even_ends`] of their inputs; empty: evenly spaced) are
+/// all evenly spaced in the input (a dense layer, a 1x1 convolution over an unpadded input):
+/// groups of 16 then cross output rows.
+pub(super) fn uniform(ends: &[usize], qa: usize, qb: usize) -> bool {
+    qb <= qa + 1 || ends.is_empty() || ends[qa] >= qb
 }
 
 /// The distance between consecutive pixels' inputs when pixels `q0..q0 + rows` are evenly
 /// spaced in the input (one output row of a convolution; every run of a dense layer, whose
-/// `pix` is empty and pixels `cin` apart). `runs`: [`even_runs`] of `pix`.
+/// `pix` is empty and pixels `cin` apart). `ends`: [`even_ends`] of `pix`.
 pub(super) fn even(
     pix: &[usize],
-    runs: &[usize],
+    ends: &[usize],
     cin: usize,
     q0: usize,
     rows: usize,
@@ -98,20 +98,20 @@ pub(super) fn even(
     if pix.is_empty() {
         return Some(cin);
     }
-    (rows >= 2 && runs[q0] >= q0 + rows).then(|| pix[q0 + 1] - pix[q0])
+    (rows >= 2 && ends[q0] >= q0 + rows).then(|| pix[q0 + 1] - pix[q0])
 }
 
 /// One 16 x 16 block of fp32 sums as `tilestored` leaves them.
 #[repr(C, align(64))]
 struct Sums([f32; 256]);
 
-/// Whether the AMX group kernel runs here (AMX-BF16 granted) for groups of `rows` pixels
-/// over runs of `kc` values.
+/// Whether the AMX group kernel ends here (AMX-BF16 granted) for groups of `rows` pixels
+/// over ends of `kc` values.
 pub(super) fn runs(kc: usize, rows: usize) -> bool {
     crate::amx::bf16() && chunk(kc).is_some_and(|cc| rows * cc >= MIN_TILE)
 }
 
-/// The tile configuration of groups of `rows` pixels over runs of `kc` values: `tmm0..3`
+/// The tile configuration of groups of `rows` pixels over ends of `kc` values: `tmm0..3`
 /// sums (`rows` x 16 fp32), `tmm4..5` pixels (`rows` x `cc` bf16), `tmm6..7` weights (`cc /
 /// 2` pairs x 16 channels). Loaded once for a reduction block's groups ([`Config::load`]; the
 /// caller releases the tiles after them).
@@ -123,7 +123,7 @@ pub(super) fn config(kc: usize, rows: usize) -> Config {
 
 /// A reduction block's groups, run two at a time ([`pair`]): the caller fills the next group
 /// in place ([`Self::slot`], then [`Self::push`]), and a group waits there for the next one;
-/// [`Self::flush`] runs the last one alone (before the block's partial sums are read, and
+/// [`Self::flush`] ends the last one alone (before the block's partial sums are read, and
 /// before the tiles are released). Filled in place rather than moved in: a group's arguments
 /// are ~340 bytes, and copying them whole read back the caller's just-written fields with
 /// wide loads that waited on those stores (`perf annotate` of `DirectPlan::unit`).
@@ -202,8 +202,8 @@ impl Pairs {
 /// four products independent (`tmm0..3`: a x v, a x v + 1, b x v, b x v + 1).
 ///
 /// # Safety
-/// [`runs`]`(a.kc, a.rows)` and [`config`]`(a.kc, a.rows)` loaded; AVX-512F; for each group,
-/// every pixel's block input (`nr` runs of `kc` values) inside the input, `vb <= 4`, the
+/// [`ends`]`(a.kc, a.rows)` and [`config`]`(a.kc, a.rows)` loaded; AVX-512F; for each group,
+/// every pixel's block input (`nr` ends of `kc` values) inside the input, `vb <= 4`, the
 /// outputs (and residuals) at `obase` (`sbase`) inside theirs for `ncols` channels, `bias`
 /// covering `16 vb` values.
 #[target_feature(enable = "avx512f")]
@@ -411,21 +411,21 @@ mod tests {
     fn pixels_evenly_spaced_or_not() {
         // Two output rows of 3 pixels, 2 values each, rows 10 apart.
         let pix = [0, 2, 4, 10, 12, 14];
-        let runs = super::even_runs(&pix);
-        assert_eq!(runs, [3, 3, 4, 6, 6, 6]);
-        assert!(!super::uniform(&runs, 0, 6));
-        assert!(super::uniform(&runs, 0, 3));
-        assert!(super::uniform(&runs, 3, 6));
-        assert!(!super::uniform(&runs, 2, 5));
-        assert!(super::uniform(&runs, 2, 3));
+        let ends = super::even_ends(&pix);
+        assert_eq!(ends, [3, 3, 4, 6, 6, 6]);
+        assert!(!super::uniform(&ends, 0, 6));
+        assert!(super::uniform(&ends, 0, 3));
+        assert!(super::uniform(&ends, 3, 6));
+        assert!(!super::uniform(&ends, 2, 5));
+        assert!(super::uniform(&ends, 2, 3));
         assert!(super::uniform(&[], 0, 64));
-        assert_eq!(super::even(&pix, &runs, 2, 0, 3), Some(2));
-        assert_eq!(super::even(&pix, &runs, 2, 1, 3), None);
-        assert_eq!(super::even(&pix, &runs, 2, 3, 3), Some(2));
+        assert_eq!(super::even(&pix, &ends, 2, 0, 3), Some(2));
+        assert_eq!(super::even(&pix, &ends, 2, 1, 3), None);
+        assert_eq!(super::even(&pix, &ends, 2, 3, 3), Some(2));
         assert_eq!(super::even(&[], &[], 7, 5, 16), Some(7));
         // Steps that do not increase end a run.
-        assert_eq!(super::even_runs(&[5, 5, 6, 7]), [1, 4, 4, 4]);
-        assert_eq!(super::even_runs(&[9, 3, 6]), [1, 3, 3]);
+        assert_eq!(super::even_ends(&[5, 5, 6, 7]), [1, 4, 4, 4]);
+        assert_eq!(super::even_ends(&[9, 3, 6]), [1, 3, 3]);
     }
 
     #[test]

@@ -63,10 +63,10 @@ pub struct DirectPlan {
 struct Bf16Operands {
     copy: PadCopy,
     w: AVec<u16>,
-    /// `runs[q]`: where the evenly spaced run of pixel inputs from pixel `q` ends
-    /// ([`super::amx::even_runs`]; empty with `pix`), so that finding the AMX groups reads a
+    /// `ends[q]`: where the evenly spaced run of pixel inputs from pixel `q` ends
+    /// ([`super::amx::even_ends`]; empty with `pix`), so that finding the AMX groups reads a
     /// table entry per group instead of every pixel's input offset.
-    runs: Vec<usize>,
+    ends: Vec<usize>,
 }
 
 /// `w` (`[k][cout]`, k in (tap, channel) order with `cin` channels per tap) with each tap's
@@ -206,21 +206,21 @@ impl DirectPlan {
         self.kblocks = reduction_blocks(&self.geo, width, true);
         self.pad = None;
         self.input_len = input_len;
-        let runs = super::amx::even_runs(&self.pix);
+        let ends = super::amx::even_ends(&self.pix);
         self.bf16 = Some(Bf16Operands {
             copy,
             w: w.into(),
-            runs,
+            ends,
         });
         self
     }
 
-    /// The output tile side (2 or 4) when this plan runs as Winograd F(m x m, 3x3).
+    /// The output tile side (2 or 4) when this plan ends as Winograd F(m x m, 3x3).
     pub fn winograd_tile(&self) -> Option<usize> {
         self.wino.as_ref().map(|w| w.tile())
     }
 
-    /// Whether this plan runs on bf16 operands.
+    /// Whether this plan ends on bf16 operands.
     pub fn is_bf16(&self) -> bool {
         self.bf16.is_some()
     }
@@ -716,8 +716,8 @@ impl DirectPlan {
             // bf16 on AMX: groups of evenly spaced pixels (`super::amx`; 16, or one output
             // row where rows are narrower), the rest below.
             let (qa, qb) = (t0 * self.p, (t1 * self.p).min(self.pixels));
-            let runs = self.bf16.as_ref().map_or(&[][..], |h| &h.runs[..]);
-            let uniform = self.bf16.is_some() && super::amx::uniform(runs, qa, qb);
+            let ends = self.bf16.as_ref().map_or(&[][..], |h| &h.ends[..]);
+            let uniform = self.bf16.is_some() && super::amx::uniform(ends, qa, qb);
             // Uniform: groups as equal as 16-row tiles allow (the 9 pixels of a 3x3 image at
             // sub-batch 1 are one group of 9); else one output row.
             let rows = match uniform {
@@ -726,7 +726,7 @@ impl DirectPlan {
             };
             let amx = self.bf16.is_some() && super::amx::runs(c1 - c0, rows);
             if amx {
-                // SAFETY: AMX-BF16 granted (`runs`); released after this block's pixels.
+                // SAFETY: AMX-BF16 granted (`ends`); released after this block's pixels.
                 unsafe { super::amx::config(c1 - c0, rows).load() };
             }
             // Only where groups run: its two slots are ~700 bytes to set up.
@@ -734,7 +734,7 @@ impl DirectPlan {
             let mut q0 = qa;
             while q0 < qb {
                 let even = match amx && q0 + rows <= qb {
-                    true => super::amx::even(&self.pix, runs, g.cin, q0, rows),
+                    true => super::amx::even(&self.pix, ends, g.cin, q0, rows),
                     false => None,
                 };
                 if let Some(stride) = even {
@@ -765,7 +765,7 @@ impl DirectPlan {
                     ga.skip = skip;
                     ga.ncols = ncols;
                     ga.mode = mode;
-                    // SAFETY: `amx` checked `runs`; the same inputs, weights and outputs as
+                    // SAFETY: `amx` checked `ends`; the same inputs, weights and outputs as
                     // the tiles of these pixels would read and write.
                     unsafe { pairs.push() };
                     q0 += rows;

@@ -1,11 +1,16 @@
-//! The attention's score rows and layer norm rows on AVX-512 ([`super::attention_rows`]'s operations, written
-//! with intrinsics): per row one pass of scale, key bias and maximum, one of exponentials
-//! and sum, one of scaling, each over whole vectors with the last one masked, and the
-//! 16 lanes of the maximum and the sum folded by shuffles (`_mm512_reduce_*`: four dependent
-//! steps) instead of the portable form's 16 dependent scalar steps per row. The
-//! exponential is [`super::fast_exp`]'s Cephes polynomial with fused multiply-adds (within
-//! a few ulp of it, tested); the sum adds the same values in another order. Groups of
-//! [`super::ROW_GROUP`] rows go through each pass together, as in the portable form.
+//! Row kernels of the transformer steps on AVX-512, written with intrinsics.
+//!
+//! The attention's score rows ([`super::attention_rows`]'s operations): per row one pass of
+//! scale, key bias and maximum, one of exponentials and sum, one of scaling, each over whole
+//! vectors with the last one masked, and the 16 lanes of the maximum and the sum folded by
+//! shuffles (`_mm512_reduce_*`: four dependent steps) instead of the portable form's 16
+//! dependent scalar steps per row. The exponential is [`super::fast_exp`]'s Cephes
+//! polynomial with fused multiply-adds (within a few ulp of it, tested); the sum adds the same
+//! values in another order. Groups of [`super::ROW_GROUP`] rows go through each pass
+//! together, as in the portable form.
+//!
+//! Layer norms ([`layer_norm_group`]): the same folds for the mean and the variance, a group of
+//! rows a pass at a time.
 
 use std::arch::x86_64::*;
 
