@@ -125,7 +125,7 @@ pub(super) fn config(kc: usize, rows: usize) -> Config {
 /// in place ([`Self::slot`], then [`Self::push`]), and a group waits there for the next one;
 /// [`Self::flush`] ends the last one alone (before the block's partial sums are read, and
 /// before the tiles are released). Filled in place rather than moved in: a group's arguments
-/// are ~340 bytes, and copying them whole read back the caller's just-written fields with
+/// are a few hundred bytes, and copying them whole read back the caller's just-written fields with
 /// wide loads that waited on those stores (`perf annotate` of `DirectPlan::unit`).
 pub(super) struct Pairs {
     slots: [GroupArgs; 2],

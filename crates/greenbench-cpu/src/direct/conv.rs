@@ -729,7 +729,7 @@ impl DirectPlan {
                 // SAFETY: AMX-BF16 granted (`ends`); released after this block's pixels.
                 unsafe { super::amx::config(c1 - c0, rows).load() };
             }
-            // Only where groups run: its two slots are ~700 bytes to set up.
+            // Only where groups run: its two slots' arguments are a few hundred bytes each to set up.
             let mut pairs = amx.then(super::amx::Pairs::default);
             let mut q0 = qa;
             while q0 < qb {

@@ -54,11 +54,7 @@ pub(super) mod avx512 {
         let n = x.len();
         let mut i = 0;
         while i < n {
-            let m: u16 = if n - i >= 16 {
-                u16::MAX
-            } else {
-                (1u16 << (n - i)) - 1
-            };
+            let m = crate::direct::lane_mask(n, i / 16);
             // SAFETY: lanes of `m` lie inside `x` and `y`.
             unsafe {
                 let v = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));

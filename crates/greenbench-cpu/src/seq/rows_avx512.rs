@@ -12,6 +12,7 @@
 //! Layer norms ([`layer_norm_group`]): the same folds for the mean and the variance, a group of
 //! rows a pass at a time.
 
+use crate::direct::lane_mask as mask;
 use std::arch::x86_64::*;
 
 /// `e^x` on 16 lanes: [`super::fast_exp`]'s range reduction and polynomial, with FMAs;
@@ -52,17 +53,6 @@ pub(super) fn exp16(x: __m512) -> __m512 {
         s(f32::INFINITY),
     );
     _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), y, x)
-}
-
-/// The lanes of vector `j` of a row of `s` values that lie inside it.
-#[inline(always)]
-fn mask(s: usize, j: usize) -> u16 {
-    let left = s - 16 * j;
-    if left >= 16 {
-        u16::MAX
-    } else {
-        (1u16 << left) - 1
-    }
 }
 
 /// [`super::attention_rows`] on AVX-512: the same scale, key bias and causal mask, the
@@ -106,7 +96,7 @@ pub(super) unsafe fn attention_rows(
                     if let Some(b) = key_bias {
                         v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, b.as_ptr().add(16 * j)));
                     }
-                    let live = if 16 * j >= keys { 0 } else { mask(keys, j) };
+                    let live = mask(keys, j);
                     v = _mm512_mask_blend_ps(live, ninf, v);
                     mx = _mm512_mask_max_ps(mx, live, mx, v);
                     _mm512_mask_storeu_ps(row.add(16 * j), k, v);
