@@ -104,6 +104,7 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
             w = unsafe { w.add(32 * V) };
         }
     }
+    let act = super::ActRegs::new(a.mode.act);
     for p in 0..P {
         if p >= a.np {
             break;
@@ -117,9 +118,7 @@ unsafe fn tile<const P: usize, const V: usize>(a: &TileArgs<'_>) {
                 let s = unsafe { _mm512_maskz_loadu_ps(masks[v], a.skip.add(a.sbase[p] + 16 * v)) };
                 r = _mm512_add_ps(r, s);
             }
-            if let Some(act) = a.mode.act {
-                r = unsafe { super::act_ps(act, r) };
-            }
+            r = act.apply(r);
             let o = unsafe { a.y.add(a.obase[p] + 16 * v) };
             unsafe { _mm512_mask_storeu_ps(o, masks[v], r) };
         }

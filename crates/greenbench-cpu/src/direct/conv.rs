@@ -576,7 +576,8 @@ impl DirectPlan {
         if let Some(wn) = &self.wino {
             let d = Dest {
                 bias: &self.bias,
-                act: self.relu,
+                // SAFETY: AVX-512F checked above.
+                act: unsafe { super::ActRegs::new(self.relu) },
                 y,
                 out_pix: &self.out_pix,
                 skip,

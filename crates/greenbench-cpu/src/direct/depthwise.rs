@@ -232,7 +232,7 @@ unsafe fn dw_row(
             row_stride: wp * c,
             g,
             masks,
-            relu,
+            act: ActRegs::new(relu),
         };
         let nv = nch.div_ceil(16);
         // 3x3, stride 1 or 2 (every depthwise layer of the zoo): vector by vector, the
@@ -410,10 +410,7 @@ unsafe fn dw3x3<const S: usize, const M: bool, const SW: usize, const R: usize>(
         for t in 0..R {
             let out = if t == 0 { a.out } else { a.next };
             for (p, &val) in acc[t].iter().enumerate() {
-                let r = match a.relu {
-                    Some(act) => unsafe { super::act_ps(act, val) },
-                    None => val,
-                };
+                let r = a.act.apply(val);
                 let o = unsafe { out.add((ox + p) * c + 16 * v) };
                 if M {
                     unsafe { _mm512_mask_storeu_ps(o, m, r) };
@@ -516,10 +513,7 @@ impl DwStrip<'_> {
     unsafe fn store<const S: usize, const G: usize>(&self, ox: usize, acc: &[[__m512; G]; S]) {
         for (p, row) in acc.iter().enumerate() {
             for (v, &val) in row.iter().enumerate() {
-                let r = match self.relu {
-                    Some(act) => unsafe { super::act_ps(act, val) },
-                    None => val,
-                };
+                let r = self.act.apply(val);
                 let o = unsafe { self.out.add((ox + p) * self.g.cin + 16 * v) };
                 unsafe { _mm512_mask_storeu_ps(o, self.masks[v], r) };
             }
@@ -539,7 +533,7 @@ struct DwStrip<'a> {
     row_stride: usize,
     g: &'a ConvGeom,
     masks: [u16; 4],
-    relu: Relu,
+    act: ActRegs,
 }
 
 /// `S` output pixels from `ox` by `16 G` channels, every tap accumulated in registers and

@@ -28,8 +28,8 @@
 
 mod f4;
 
-use super::{act_ps, lane_mask};
-use crate::kernels::{AVec, Relu};
+use super::lane_mask;
+use crate::kernels::AVec;
 use greenbench_core::graph::ConvGeom;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
@@ -114,7 +114,7 @@ pub(super) struct Wino<G> {
 /// when empty) and its residual's in `skip` (`skip_pix` likewise; `skip` null when none).
 pub(super) struct Dest<'a> {
     pub(super) bias: &'a [f32],
-    pub(super) act: Relu,
+    pub(super) act: super::ActRegs,
     pub(super) y: *mut f32,
     pub(super) out_pix: &'a [usize],
     pub(super) skip: *const f32,
@@ -457,9 +457,7 @@ impl<G: RowGemm> Wino<G> {
             let sv = unsafe { _mm512_maskz_loadu_ps(mask, d.skip.add(so + cv)) };
             r = _mm512_add_ps(r, sv);
         }
-        if let Some(a) = d.act {
-            r = unsafe { act_ps(a, r) };
-        }
+        r = d.act.apply(r);
         let yo = if d.out_pix.is_empty() {
             q * c
         } else {
