@@ -146,6 +146,42 @@ pub(super) unsafe fn round_row(src: &[f32], dst: *mut u16) {
     unsafe { round_row_int(src, dst) }
 }
 
+/// Three-channel pixels' bf16 values (`src`, `3 n` of them: a first layer's RGB, rounded by
+/// [`round_row`]) spread into slots of four (`dst`, `4 n`: each pixel's three values and a
+/// zero), 8 pixels a step with one `vpermw` (the store per pixel it replaces was 4 % of
+/// mobilenet-v1-0.25's bf16 run, `perf record`, batch 32, one thread).
+///
+/// # Safety
+/// The CPU has AVX-512 F/BW; `dst` points to `4 n` writable values.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn spread_rgb(src: &[u16], dst: *mut u16) {
+    let n = src.len() / 3;
+    // Slot 4p + t of a step's output reads value 3p + t of its input; slot 3 of each stays 0.
+    let idx: [u16; 32] = std::array::from_fn(|j| (3 * (j / 4) + (j % 4).min(2)) as u16);
+    // SAFETY: 32 u16.
+    let idx = unsafe { _mm512_loadu_si512(idx.as_ptr() as *const __m512i) };
+    let mut p = 0;
+    while p < n {
+        let k = (n - p).min(8);
+        // SAFETY: values 3p .. 3(p + k) of `src` (the load's other lanes masked off), slots
+        // 4p .. 4(p + k) of `dst` (the caller's bound).
+        unsafe {
+            let v = _mm512_maskz_loadu_epi16(
+                (1u32 << (3 * k)) - 1,
+                src.as_ptr().add(3 * p) as *const i16,
+            );
+            let o = _mm512_maskz_permutexvar_epi16(0x7777_7777, idx, v);
+            let m = if k == 8 {
+                u32::MAX
+            } else {
+                (1u32 << (4 * k)) - 1
+            };
+            _mm512_mask_storeu_epi16(dst.add(4 * p) as *mut i16, m, o);
+        }
+        p += k;
+    }
+}
+
 /// [`round_row`] in integer arithmetic.
 ///
 /// # Safety

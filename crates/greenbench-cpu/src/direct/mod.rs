@@ -249,7 +249,11 @@ impl PadCopy {
                     let first = o + k * per * self.cp;
                     let px = done.chunks_exact(self.c);
                     // SAFETY: pixel left + k * per + j < wp of row iy + top < hp of image n.
-                    if self.c == 3 {
+                    if self.c == 3 && self.cp == 4 && std::is_x86_feature_detected!("avx512bw") {
+                        // RGB: a pixel's three values and the zero after them, 8 pixels a step.
+                        // SAFETY: AVX-512 F/BW (checked); the chunk's pixels' slots (as below).
+                        unsafe { bf16::spread_rgb(done, d.add(first)) };
+                    } else if self.c == 3 {
                         // RGB: a pixel's three values and the zero after them, one store.
                         for (j, v) in px.enumerate() {
                             let word = v[0] as u64 | (v[1] as u64) << 16 | (v[2] as u64) << 32;
