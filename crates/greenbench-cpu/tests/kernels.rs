@@ -338,6 +338,25 @@ proptest! {
         prop_assert!(err < TOL, "err {err}");
     }
 
+    /// Stride-1 3x3 depthwise layers of 4 or 8 channels (mobilenet-v1-0.25's first depthwise
+    /// layer has 8): the kernel with 16 / c pixels in each vector, rows of 1 to 40 pixels
+    /// (whole and masked last vectors, blocks of up to 8 vectors), every fused activation, row
+    /// pairs, a team's rows.
+    #[test]
+    fn packed_depthwise_matches_reference(
+        h in 1usize..10, w in 1usize..40, c in prop::sample::select(vec![4usize, 8]),
+        sh in 1usize..3, pad in padding(), relu in 0usize..6, batch in 1usize..4,
+        threads in 1usize..3,
+    ) {
+        let mut ops = vec![Op::Conv2d { filters: c, kernel: [3, 3], stride: [sh, 1], padding: pad,
+            groups: c, bias: true }];
+        ops.extend(epilogue(relu));
+        let g = chain(vec![h, w, c], ops);
+        prop_assume!(g.is_some());
+        let err = max_rel_err(&g.unwrap(), batch, 17, threads);
+        prop_assert!(err < TOL, "err {err}");
+    }
+
     #[test]
     fn depthwise_matches_reference(
         // Widths past two strips of 12 (stride 1) and 8 (stride 2); channels in whole chunks

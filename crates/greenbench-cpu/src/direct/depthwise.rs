@@ -212,6 +212,22 @@ unsafe fn dw_row(
     let c = g.cin;
     let (n, oy) = (r / g.ho, r % g.ho);
     let img = &x[n * hp * wp * c..(n + 1) * hp * wp * c];
+    if is_3x3(g) && g.sw == 1 && (c == 4 || c == 8) {
+        let b = bias.map(|b| b.as_ptr());
+        let act = ActRegs::new(relu);
+        let rows = [Some(out), next];
+        for (t, o) in rows.into_iter().enumerate() {
+            if let Some(o) = o {
+                // SAFETY: output row oy + t's windows are inside the padded image (see
+                // `depthwise`); `o` holds the row's `wo c` values.
+                unsafe {
+                    let x0 = img.as_ptr().add((oy + t) * g.sh * wp * c);
+                    dw3x3_packed(x0, wp * c, c, w.as_ptr(), b, act, o.as_mut_ptr(), g.wo);
+                }
+            }
+        }
+        return;
+    }
     let mut ch = 0;
     while ch < c {
         // Whole vectors (up to 4) per chunk, so that only a last chunk of fewer than 16
@@ -344,6 +360,99 @@ unsafe fn dw_slide3<const S: usize, const G: usize>(a: &DwStrip<'_>, ox: usize) 
         }
     }
     unsafe { a.store(ox, &acc) };
+}
+
+/// A stride-1 3x3 depthwise output row of `c` = 4 or 8 channels (mobilenet-v1-0.25's first
+/// depthwise layer has 8) with `16 / c` pixels in each vector: output values `f .. f + 16` of
+/// the flattened row (every channel of `16 / c` pixels) read input values `f + kx c ..` of
+/// each kernel row, so all 16 lanes of each FMA count, where the strips of [`dw3x3`] fill `c`
+/// of them. The weights and bias are repeated to 16 lanes; up to 8 vectors at a time
+/// (independent sums in flight); the row's last vector masked.
+///
+/// # Safety
+/// AVX-512F; `x` at column 0 of the output row's first input row (`row_stride` apart, three
+/// rows), the row's windows inside the padded image; `w` the `9 c` weights (`[tap][c]`), `b`
+/// `c` biases; `out` the row's `wo c` values.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+unsafe fn dw3x3_packed(
+    x: *const f32,
+    row_stride: usize,
+    c: usize,
+    w: *const f32,
+    b: Option<*const f32>,
+    act: ActRegs,
+    out: *mut f32,
+    wo: usize,
+) {
+    debug_assert!(c == 4 || c == 8);
+    let len = wo * c;
+    // Lane l reads channel l mod c.
+    let idx = _mm512_and_si512(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(c as i32 - 1),
+    );
+    // SAFETY: `c` values at `p` (the caller's bounds).
+    let rep = |p: *const f32| unsafe {
+        _mm512_permutexvar_ps(idx, _mm512_maskz_loadu_ps(lane_mask(c, 0), p))
+    };
+    let wr: [__m512; 9] = std::array::from_fn(|t| rep(unsafe { w.add(t * c) }));
+    let bv = b.map_or(_mm512_setzero_ps(), rep);
+    let mut f = 0;
+    while f < len {
+        let nv = (len - f).div_ceil(16);
+        // SAFETY: the caller's; values f .. len of the row.
+        unsafe {
+            match nv {
+                1 => packed_block::<1>(x, row_stride, c, &wr, bv, act, out, f, len),
+                2 => packed_block::<2>(x, row_stride, c, &wr, bv, act, out, f, len),
+                3 => packed_block::<3>(x, row_stride, c, &wr, bv, act, out, f, len),
+                4 => packed_block::<4>(x, row_stride, c, &wr, bv, act, out, f, len),
+                5 => packed_block::<5>(x, row_stride, c, &wr, bv, act, out, f, len),
+                6 => packed_block::<6>(x, row_stride, c, &wr, bv, act, out, f, len),
+                7 => packed_block::<7>(x, row_stride, c, &wr, bv, act, out, f, len),
+                _ => packed_block::<8>(x, row_stride, c, &wr, bv, act, out, f, len),
+            }
+        }
+        f += 16 * nv.min(8);
+    }
+}
+
+/// `N` vectors of [`dw3x3_packed`] from output value `f` (the last one masked to `len`).
+///
+/// # Safety
+/// As [`dw3x3_packed`]; `f + 16 (N - 1) < len`.
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn packed_block<const N: usize>(
+    x: *const f32,
+    row_stride: usize,
+    c: usize,
+    wr: &[__m512; 9],
+    bv: __m512,
+    act: ActRegs,
+    out: *mut f32,
+    f: usize,
+    len: usize,
+) {
+    let masks: [u16; N] = std::array::from_fn(|i| lane_mask(len - f, i));
+    let mut acc = [bv; N];
+    for ky in 0..3 {
+        for kx in 0..3 {
+            // SAFETY: lanes below `len - f` read inside kernel row ky's window run (the
+            // caller's); the others are masked.
+            let p = unsafe { x.add(ky * row_stride + f + kx * c) };
+            for i in 0..N {
+                let xv = unsafe { _mm512_maskz_loadu_ps(masks[i], p.add(16 * i)) };
+                acc[i] = _mm512_fmadd_ps(xv, wr[3 * ky + kx], acc[i]);
+            }
+        }
+    }
+    for i in 0..N {
+        // SAFETY: output values f + 16 i .. (masked to len) of the row.
+        unsafe { _mm512_mask_storeu_ps(out.add(f + 16 * i), masks[i], act.apply(acc[i])) };
+    }
 }
 
 /// Whether [`dw3x3`] runs this convolution: 3x3, stride 1 or 2 across.
