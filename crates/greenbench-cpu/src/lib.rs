@@ -35,7 +35,8 @@
 //! `exec` runs one step on its kernels, `team` shares a run between threads (a team inside
 //! steps, walked by `crew`, or a batch split across workers), `buffers` owns the activation
 //! memory and `reuse` decides which buffers share it; `direct`,
-//! `packed` and `kernels` are the kernels. This file holds the backend and the run dispatch.
+//! `packed` and `kernels` are the kernels (`mask`: the lane masks they share). This file holds
+//! the backend and the run dispatch.
 //!
 //! It knows nothing of timing protocols, energy or tables: that is the harness's job.
 
@@ -51,6 +52,7 @@ pub mod direct;
 mod exec;
 pub mod int8;
 pub mod kernels;
+mod mask;
 #[cfg(target_arch = "x86_64")]
 mod packed;
 #[cfg(target_arch = "x86_64")]

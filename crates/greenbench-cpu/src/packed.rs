@@ -17,8 +17,8 @@
 //! 138 / 282, hence the inline assembly; the `gemm` crate (which packs both operands on every
 //! call and synchronises its threads per block) 158-163 / 285-318.
 
-use crate::direct::lane_mask;
 use crate::kernels::{Buf, Relu, bias_act_row};
+use crate::mask::lane_mask;
 use std::arch::asm;
 use std::arch::x86_64::*;
 

@@ -317,13 +317,5 @@ fn bordered_offsets(
 /// the other plans. Kept by the caller so `run` can take the plan by shared reference.
 pub type PadBuffer = crate::kernels::Buf;
 
-/// The mask of vector `v`'s lanes (16 each) that fall inside the first `ncols` columns.
-#[inline(always)]
-pub(crate) fn lane_mask(ncols: usize, v: usize) -> u16 {
-    let lanes = ncols.saturating_sub(16 * v).min(16);
-    if lanes == 16 {
-        u16::MAX
-    } else {
-        (1u16 << lanes) - 1
-    }
-}
+/// The mask of vector `v`'s lanes (`crate::mask`, re-exported for this module's files).
+pub(crate) use crate::mask::lane_mask;

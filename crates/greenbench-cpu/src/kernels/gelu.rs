@@ -54,7 +54,7 @@ pub(super) mod avx512 {
         let n = x.len();
         let mut i = 0;
         while i < n {
-            let m = crate::direct::lane_mask(n, i / 16);
+            let m = crate::mask::lane_mask(n, i / 16);
             // SAFETY: lanes of `m` lie inside `x` and `y`.
             unsafe {
                 let v = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));

@@ -12,7 +12,7 @@
 //! Layer norms ([`layer_norm_group`]): the same folds for the mean and the variance, a group of
 //! rows a pass at a time.
 
-use crate::direct::lane_mask as mask;
+use crate::mask::lane_mask as mask;
 use std::arch::x86_64::*;
 
 /// `e^x` on 16 lanes: [`super::fast_exp`]'s range reduction and polynomial, with FMAs;
