@@ -17,7 +17,8 @@ fail=0
 for d in tests/fixtures/onnx/*/; do
   "${gb[@]}" verify --models "$d/model.onnx" --test-data "$d/test_data_set_0" | tail -n +3 | grep -v '^compared' || fail=1
 done
-light="$("$py" -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend/test/data/light"))')"
+. scripts/onnx/env.sh
+light="$(onnx_light_dir "$py")"
 work=target/onnx-light
 rm -rf "$work"
 for m in resnet50 squeezenet shufflenet densenet121 vgg19; do

@@ -25,11 +25,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1 (use --threads N, --profile quick|full, --out-dir DIR, --precision fp32,int8, --models FILES, --batch 1,32, --dim NAME=SIZE)" >&2; exit 2 ;;
   esac
 done
-VENV=${VENV:-.venv}
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q -r scripts/onnx/requirements.txt
-fi
+. scripts/onnx/env.sh
+onnx_venv
 mkdir -p "$OUT"
 if [ -n "$MODELS" ]; then
   cargo build --release -q

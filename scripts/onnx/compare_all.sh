@@ -20,17 +20,14 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1 (use --threads N, --profile quick|full, --out-dir DIR)" >&2; exit 2 ;;
   esac
 done
-VENV=${VENV:-.venv}
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q -r scripts/onnx/requirements.txt
-fi
+. scripts/onnx/env.sh
+onnx_venv
 work=target/compare-all
 rm -rf "$work"
 mkdir -p "$work"
 cargo build --release -q
 ./target/release/greenbench export all --out-dir "$work/zoo" >/dev/null
-light="$("$VENV/bin/python" -c 'import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "backend/test/data/light"))')"
+light="$(onnx_light_dir "$VENV/bin/python")"
 files=()
 for m in autoencoder ds-cnn lenet5 mlp mobilenet-v1-0.25 resnet8 tiny-transformer; do
   files+=("$work/zoo/$m/model.onnx")

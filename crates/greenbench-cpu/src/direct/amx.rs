@@ -26,10 +26,10 @@ pub(super) const GROUP: usize = 16;
 /// resnet8,lenet5 --batch 1,32 --precision bf16 --threads 2 --no-peak`, two alternating
 /// rounds) every cell read the same within the spread (resnet8 b32 34.0 / 36.2 us with it,
 /// 33.7 / 35.4 without). (It was added while ds-cnn read 16.5 -> 20.5 us; the cause was its
-/// 1x1 layers in 5-pixel row groups, mended by taking uniform ends whole.)
+/// 1x1 layers in 5-pixel row groups, mended by taking uniform runs whole.)
 const MIN_TILE: usize = 128;
 
-/// The chunk of bf16 values per tile product for kernel-row ends of `kc` values: the largest
+/// The chunk of bf16 values per tile product for kernel-row runs of `kc` values: the largest
 /// even divisor of `kc` up to 32 (a tile row's 64 bytes), when at least 8. `None`: the run
 /// is too short or too odd for tiles to pay (the AVX-512 BF16 tile takes it).
 pub(super) fn chunk(kc: usize) -> Option<usize> {
@@ -105,13 +105,13 @@ pub(super) fn even(
 #[repr(C, align(64))]
 struct Sums([f32; 256]);
 
-/// Whether the AMX group kernel ends here (AMX-BF16 granted) for groups of `rows` pixels
-/// over ends of `kc` values.
+/// Whether the AMX group kernel runs here (AMX-BF16 granted) for groups of `rows` pixels
+/// over runs of `kc` values.
 pub(super) fn runs(kc: usize, rows: usize) -> bool {
     crate::amx::bf16() && chunk(kc).is_some_and(|cc| rows * cc >= MIN_TILE)
 }
 
-/// The tile configuration of groups of `rows` pixels over ends of `kc` values: `tmm0..3`
+/// The tile configuration of groups of `rows` pixels over runs of `kc` values: `tmm0..3`
 /// sums (`rows` x 16 fp32), `tmm4..5` pixels (`rows` x `cc` bf16), `tmm6..7` weights (`cc /
 /// 2` pairs x 16 channels). Loaded once for a reduction block's groups ([`Config::load`]; the
 /// caller releases the tiles after them).
@@ -123,7 +123,7 @@ pub(super) fn config(kc: usize, rows: usize) -> Config {
 
 /// A reduction block's groups, run two at a time ([`pair`]): the caller fills the next group
 /// in place ([`Self::slot`], then [`Self::push`]), and a group waits there for the next one;
-/// [`Self::flush`] ends the last one alone (before the block's partial sums are read, and
+/// [`Self::flush`] runs the last one alone (before the block's partial sums are read, and
 /// before the tiles are released). Filled in place rather than moved in: a group's arguments
 /// are a few hundred bytes, and copying them whole read back the caller's just-written fields with
 /// wide loads that waited on those stores (`perf annotate` of `DirectPlan::unit`).
@@ -202,8 +202,8 @@ impl Pairs {
 /// four products independent (`tmm0..3`: a x v, a x v + 1, b x v, b x v + 1).
 ///
 /// # Safety
-/// [`ends`]`(a.kc, a.rows)` and [`config`]`(a.kc, a.rows)` loaded; AVX-512F; for each group,
-/// every pixel's block input (`nr` ends of `kc` values) inside the input, `vb <= 4`, the
+/// [`runs`]`(a.kc, a.rows)` and [`config`]`(a.kc, a.rows)` loaded; AVX-512F; for each group,
+/// every pixel's block input (`nr` runs of `kc` values) inside the input, `vb <= 4`, the
 /// outputs (and residuals) at `obase` (`sbase`) inside theirs for `ncols` channels, `bias`
 /// covering `16 vb` values.
 #[target_feature(enable = "avx512f")]

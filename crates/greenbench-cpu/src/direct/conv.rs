@@ -215,12 +215,12 @@ impl DirectPlan {
         self
     }
 
-    /// The output tile side (2 or 4) when this plan ends as Winograd F(m x m, 3x3).
+    /// The output tile side (2 or 4) when this plan runs as Winograd F(m x m, 3x3).
     pub fn winograd_tile(&self) -> Option<usize> {
         self.wino.as_ref().map(|w| w.tile())
     }
 
-    /// Whether this plan ends on bf16 operands.
+    /// Whether this plan runs on bf16 operands.
     pub fn is_bf16(&self) -> bool {
         self.bf16.is_some()
     }
@@ -727,10 +727,10 @@ impl DirectPlan {
             };
             let amx = self.bf16.is_some() && super::amx::runs(c1 - c0, rows);
             if amx {
-                // SAFETY: AMX-BF16 granted (`ends`); released after this block's pixels.
+                // SAFETY: AMX-BF16 granted (`runs`); released after this block's pixels.
                 unsafe { super::amx::config(c1 - c0, rows).load() };
             }
-            // Only where groups run: its two slots' arguments are a few hundred bytes each to set up.
+            // Only where groups run: its two slots' arguments are a few hundred bytes each.
             let mut pairs = amx.then(super::amx::Pairs::default);
             let mut q0 = qa;
             while q0 < qb {
@@ -766,7 +766,7 @@ impl DirectPlan {
                     ga.skip = skip;
                     ga.ncols = ncols;
                     ga.mode = mode;
-                    // SAFETY: `amx` checked `ends`; the same inputs, weights and outputs as
+                    // SAFETY: `amx` checked `runs`; the same inputs, weights and outputs as
                     // the tiles of these pixels would read and write.
                     unsafe { pairs.push() };
                     q0 += rows;
