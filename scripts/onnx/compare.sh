@@ -5,7 +5,8 @@
 #   scripts/onnx/compare.sh [--threads N] [--profile quick|full] [--out-dir DIR] [--precision fp32,int8]
 #   scripts/onnx/compare.sh --models a.onnx,b.onnx [--threads N] [--profile P] [--out-dir DIR] [--batch 1,32] [--dim NAME=SIZE]
 # With --models: your own ONNX files, imported by greenbench and run by ONNX Runtime as they are
-# (greenbench CPU / ORT per file and batch; scripts/onnx/ort_files.py).
+# (greenbench CPU / ORT per file and batch; scripts/onnx/ort_files.py), one cell at a time, the
+# two sides alternating.
 # --precision int8 (or fp32,int8): greenbench int8 beside ONNX Runtime running the same quantized
 # model (greenbench's QDQ export: per-channel int8 weights, uint8 activations, ORT fuses it into
 # its QLinear kernels).
@@ -29,13 +30,41 @@ done
 onnx_venv
 mkdir -p "$OUT"
 if [ -n "$MODELS" ]; then
+  # One cell (file, batch) at a time, the two sides back to back, and which side goes first
+  # alternating from cell to cell: a drift of the machine (another tenant, the clock) during
+  # the invocation falls on both sides alike instead of on whichever ran later. Batches a file
+  # fixes otherwise (the light models fix 1) are skipped on both sides. The parts are joined
+  # by `greenbench merge` and `ort_files.py --merge`; % of peak is not measured (--no-peak).
   cargo build --release -q
-  ./target/release/greenbench run --models "$MODELS" --backends cpu --threads "$THREADS" \
-    --profile "$PROFILE" --batch "$BATCH" "${DIMS[@]}" --force \
-    --out "$OUT/greenbench-imported-$PROFILE.json" >/dev/null
+  parts=$(mktemp -d)
+  trap 'rm -rf "$parts"' EXIT
+  PY="$VENV/bin/python"
   IFS=, read -r -a files <<<"$MODELS"
-  "$VENV/bin/python" scripts/onnx/ort_files.py "${files[@]}" --threads "$THREADS" --profile "$PROFILE" \
-    --batch "$BATCH" "${DIMS[@]}" \
+  k=0
+  for f in "${files[@]}"; do
+    batches=$("$PY" scripts/onnx/ort_files.py "$f" --batch "$BATCH" --runnable-batches)
+    [ -n "$batches" ] || echo "$f: fixes a batch outside $BATCH, skipped" >&2
+    for b in $batches; do
+      n=$(printf %04d $k)
+      greenbench_side() {
+        ./target/release/greenbench run --models "$f" --backends cpu --threads "$THREADS" \
+          --profile "$PROFILE" --batch "$b" "${DIMS[@]}" --no-peak --force \
+          --out "$parts/g-$n.json" >/dev/null 2>"$parts/g-$n.log" || { cat "$parts/g-$n.log" >&2; exit 1; }
+        grep '^warning' "$parts/g-$n.log" >&2 || true
+      }
+      ort_side() {
+        "$PY" scripts/onnx/ort_files.py "$f" --threads "$THREADS" --profile "$PROFILE" \
+          --batch "$b" "${DIMS[@]}" --out "$parts/o-$n.json"
+      }
+      if [ $((k % 2)) -eq 0 ]; then greenbench_side; ort_side; else ort_side; greenbench_side; fi
+      echo "cell $((k + 1)): $(basename "$(dirname "$f")")/$(basename "$f") batch $b" >&2
+      k=$((k + 1))
+    done
+  done
+  [ $k -gt 0 ] || { echo "no cell to measure" >&2; exit 1; }
+  ./target/release/greenbench merge --strict "$parts"/g-*.json \
+    --out "$OUT/greenbench-imported-$PROFILE.json" >/dev/null
+  "$PY" scripts/onnx/ort_files.py --merge "$parts"/o-*.json \
     --greenbench "$OUT/greenbench-imported-$PROFILE.json" --out "$OUT/onnxruntime-imported-$PROFILE.json"
   exit 0
 fi

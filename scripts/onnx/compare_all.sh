@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every model greenbench is compared on, in one invocation of scripts/onnx/compare.sh
-# (greenbench CPU time per example / ONNX Runtime's, same threads and profile, greenbench's
-# cells then ONNX Runtime's): the zoo as ONNX files (`greenbench export all`, imported back by
+# (greenbench CPU time per example / ONNX Runtime's, same threads and profile, one cell at a
+# time with the two sides back to back, alternating which goes first): the zoo as ONNX files (`greenbench export all`, imported back by
 # greenbench and run as they are by ONNX Runtime), eight of the committed fixtures (the
 # convolutional blocks and the BERT-style layer of tests/fixtures/onnx, fixed shapes) and the real architectures the onnx package ships as "light" test
 # models (ResNet-50, SqueezeNet, ShuffleNet, DenseNet-121, VGG-19 at 224x224; their weights

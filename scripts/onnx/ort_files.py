@@ -5,6 +5,11 @@ profile): the comparison `scripts/onnx/compare.sh --models a.onnx,b.onnx` prints
 
     python scripts/onnx/ort_files.py a.onnx b.onnx --threads 2 --batch 1,32 \
         --profile quick --greenbench run.json [--out ort.json]
+    python scripts/onnx/ort_files.py a.onnx --batch 1,32 --runnable-batches   # prints "1" for a file fixing batch 1
+    python scripts/onnx/ort_files.py --merge ort-0.json ort-1.json ... --greenbench run.json --out ort.json
+
+compare.sh measures one cell at a time, the two sides alternating (which side goes first
+alternates too), and joins the parts with `greenbench merge` and `--merge` here.
 
 A model is named as greenbench names it (the file stem, or the folder of a `model.onnx`).
 Inputs are seeded uniform [-1, 1) floats; integer inputs by role, as greenbench generates them:
@@ -14,7 +19,7 @@ dimensions other than the batch take the sizes `--dim NAME=SIZE` gives (as green
 `--dim`, one size per name here), and the model is then named as greenbench names it
 (`stem[name=size]`).
 """
-import argparse, json, os, sys
+import argparse, json, math, os, sys
 
 import numpy as np
 import onnxruntime as ort
@@ -38,14 +43,31 @@ def main():
     ap.add_argument("--profile", default="quick", choices=sorted(ob.PROFILES))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--vocab", type=int, default=2)
-    ap.add_argument("--greenbench", required=True, help="greenbench result file of the same files")
+    ap.add_argument("--greenbench", default=None, help="greenbench result file of the same files (without it: no table)")
+    ap.add_argument("--runnable-batches", action="store_true",
+                    help="print the batches of --batch the one file given accepts (a file may fix its batch), and exit")
+    ap.add_argument("--merge", action="store_true",
+                    help="the positional arguments are result files of this script: join their cells (no measuring)")
     ap.add_argument("--out", default=None, help="write ONNX Runtime's medians here (JSON)")
     ap.add_argument("--dim", action="append", default=[], help="NAME=SIZE for a symbolic dimension (repeatable)")
     a = ap.parse_args()
     p = ob.PROFILES[a.profile]
-    g = json.load(open(a.greenbench))
-    mine = {(c["model"], c["batch"]): c for c in g["cells"] if c["backend"] == "cpu" and c["status"] == "ok"}
-    rows, out = [], []
+    batches = [int(x) for x in a.batch.split(",")]
+    if a.runnable_batches:
+        if len(a.files) != 1:
+            ap.error("--runnable-batches takes one file")
+        inps = ob.session(a.files[0], 1).get_inputs()
+        print(" ".join(str(b) for b in batches if fixed_batch_ok(inps, b)))
+        return
+    if a.merge:
+        parts = [json.load(open(f)) for f in a.files]
+        versions = {q["onnxruntime"] for q in parts}
+        if len(versions) > 1:
+            sys.exit(f"--merge: parts from different ONNX Runtime versions {sorted(versions)}")
+        out = [c for q in parts for c in q["cells"]]
+        finish(a, out)
+        return
+    out = []
     dims = {}
     for d in a.dim:
         for part in d.split(","):
@@ -55,8 +77,8 @@ def main():
         sess = ob.session(f, a.threads)
         inps = sess.get_inputs()
         used = {d: dims[d] for inp in inps for d in inp.shape[1:] if isinstance(d, str) and d in dims}
-        for b in [int(x) for x in a.batch.split(",")]:
-            if any(isinstance(inp.shape[0], int) and inp.shape[0] != b for inp in inps):
+        for b in batches:
+            if not fixed_batch_ok(inps, b):
                 print(f"{f}: fixed batch, skipping batch {b}", file=sys.stderr)
                 continue
             rng = np.random.default_rng(a.seed)
@@ -84,17 +106,38 @@ def main():
             if used:
                 name += "[" + ",".join(f"{k}={v}" for k, v in sorted(used.items())) + "]"
             out.append(dict(model=name, file=f, batch=b, threads=a.threads, time_per_example_s=t))
-            m = mine.get((name, b))
-            gt = m["time_per_example_s"]["median"] if m else None
-            rows.append((name, b, gt, t["median"]))
-    print(f"| model | batch | greenbench cpu (us/ex) | onnxruntime {ort.__version__} (us/ex) | greenbench / ORT |")
-    print("|---|---:|---:|---:|---:|")
-    for name, b, gt, ot in rows:
-        ratio = f"{gt / ot:.2f}" if gt else "-"
-        gs = f"{gt * 1e6:.2f}" if gt else "-"
-        print(f"| {name} | {b} | {gs} | {ot * 1e6:.2f} | {ratio} |")
+    finish(a, out)
+
+
+def fixed_batch_ok(inps, b):
+    """Whether every input accepts batch `b` (a symbolic leading dimension, or exactly b)."""
+    return not any(isinstance(inp.shape[0], int) and inp.shape[0] != b for inp in inps)
+
+
+def finish(a, out):
+    """Write ONNX Runtime's cells to --out and, given --greenbench, print greenbench / ORT per cell."""
     if a.out:
         json.dump(dict(onnxruntime=ort.__version__, profile=a.profile, cells=out), open(a.out, "w"), indent=1)
+    if not a.greenbench:
+        return
+    g = json.load(open(a.greenbench))
+    mine = {(c["model"], c["batch"]): c for c in g["cells"] if c["backend"] == "cpu" and c["status"] == "ok"}
+    ratios = []
+    print(f"| model | batch | greenbench cpu (us/ex) | onnxruntime {ort.__version__} (us/ex) | greenbench / ORT |")
+    print("|---|---:|---:|---:|---:|")
+    for c in out:
+        m = mine.get((c["model"], c["batch"]))
+        gt = m["time_per_example_s"]["median"] if m else None
+        ot = c["time_per_example_s"]["median"]
+        ratio = f"{gt / ot:.2f}" if gt else "-"
+        gs = f"{gt * 1e6:.2f}" if gt else "-"
+        print(f"| {c['model']} | {c['batch']} | {gs} | {ot * 1e6:.2f} | {ratio} |")
+        if gt:
+            ratios.append((c["model"], c["batch"], gt / ot))
+    if ratios:
+        gm = math.exp(sum(math.log(r) for _, _, r in ratios) / len(ratios))
+        over = ", ".join(f"{m} b{b} {r:.2f}" for m, b, r in ratios if r > 0.9) or "none"
+        print(f"\ngeometric mean of the {len(ratios)} ratios: {gm:.2f}; cells above 0.9: {over}")
 
 
 if __name__ == "__main__":
