@@ -789,3 +789,58 @@ fn models_too_big_for_memory_are_named_not_aborted() {
         "{stdout}"
     );
 }
+
+#[test]
+fn inspect_time_profiles_the_steps() {
+    // Table: every layer of lenet5 appears, int8's border conversions and rate say so.
+    let (code, out, err) = greenbench(&[
+        "inspect",
+        "lenet5",
+        "--time",
+        "--batch",
+        "4",
+        "--seconds",
+        "0.05",
+        "--precision",
+        "int8",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "conv1",
+        "fc3",
+        "int8 quantize (border)",
+        "Gop/s",
+        "untimed",
+        "not a measured cell",
+    ] {
+        assert!(out.contains(want), "missing `{want}`:\n{out}");
+    }
+    // JSON: shares add up to one, each step has its kernel and layers, times are positive.
+    let (code, out, err) = greenbench(&[
+        "inspect",
+        "ds-cnn",
+        "--time",
+        "--batch",
+        "2",
+        "--seconds",
+        "0.05",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let steps = v["steps"].as_array().unwrap();
+    let share: f64 = steps.iter().map(|s| s["share"].as_f64().unwrap()).sum();
+    assert!((share - 1.0).abs() < 1e-9, "{share}");
+    assert!(
+        steps
+            .iter()
+            .all(|s| s["seconds_per_example"].as_f64().unwrap() > 0.0)
+    );
+    assert!(steps.iter().any(|s| s["layers"][0] == "conv1"), "{out}");
+    assert!(v["untimed_seconds_per_example"].as_f64().unwrap() > 0.0);
+    // The timing flags need --time.
+    let (code, _, err) = greenbench(&["inspect", "lenet5", "--batch", "4"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--time"), "{err}");
+}

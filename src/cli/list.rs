@@ -44,6 +44,22 @@ pub struct InspectArgs {
     /// The leading dimension stays the batch.
     #[arg(long = "dim", value_name = "NAME=SIZE")]
     dim: Vec<String>,
+    /// Time each step of the CPU backend's plan (a step may compute several fused layers):
+    /// where the model's time goes, per example, against the whole run untimed. A diagnosis,
+    /// not a measured cell.
+    #[arg(long)]
+    time: bool,
+    /// With --time: the batch size.
+    #[arg(long, default_value_t = 32, value_parser = super::range::count, requires = "time")]
+    batch: usize,
+    /// With --time: CPU worker threads. With more than one, a batch of at least two examples
+    /// a thread is split across them (each step's time summed over the threads); a smaller
+    /// batch runs as a thread team, whose steps are not timed.
+    #[arg(long, default_value_t = 1, value_parser = super::range::threads, requires = "time")]
+    threads: usize,
+    /// With --time: seconds of runs, untimed and then timed.
+    #[arg(long, default_value_t = 1.0, value_parser = super::range::positive, requires = "time")]
+    seconds: f64,
 }
 
 pub fn list(a: ListArgs) -> Result<i32> {
@@ -101,6 +117,17 @@ pub fn inspect(a: InspectArgs) -> Result<i32> {
         .or(a.model_flag.clone())
         .expect("clap requires one");
     let mut m = super::load_one(&name, 0, None, &a.dim)?;
+    if a.time {
+        let r = super::steps::StepRun {
+            precision: a.precision,
+            batch: a.batch,
+            threads: a.threads,
+            seconds: a.seconds,
+            calibration: a.calibration,
+            format: a.format,
+        };
+        return super::steps::time_steps(&m, &r);
+    }
     if a.precision == Precision::Int8 {
         return inspect_int8(&m, &a);
     }

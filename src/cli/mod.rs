@@ -13,6 +13,7 @@ pub mod peak;
 pub mod results;
 pub mod run;
 pub mod slurm;
+mod steps;
 pub mod track;
 pub mod train;
 pub mod verify;

@@ -53,6 +53,23 @@ pub enum BackendError {
 /// What [`Backend::prepare`] and [`Backend::prepare_matmul`] return.
 pub type PrepareResult = Result<Box<dyn Prepared>, BackendError>;
 
+/// One step of a prepared model's plan with the time its runs spent in it
+/// ([`Prepared::step_times`]): where a model's time goes, by the backend's own steps (a step
+/// may compute several graph nodes, fused; a node folded into another computes in none).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepTime {
+    /// The kernel that ran it, e.g. `direct conv (fp32 tile)`, `depthwise`, `int8 gemm`.
+    pub kernel: String,
+    /// The graph nodes it computes, in graph order (empty for a border step of no node,
+    /// e.g. quantizing the model's input).
+    pub nodes: Vec<usize>,
+    /// Seconds spent in it, summed over the timed runs (and over the threads of a batch split
+    /// across them).
+    pub seconds: f64,
+    /// Examples it computed over those runs.
+    pub examples: u64,
+}
+
 /// A model (or kernel) ready to run at a fixed batch size.
 pub trait Prepared {
     /// Run one batch. `input` is batch-major, flattened, `batch * input_len` values. Returns
@@ -73,6 +90,30 @@ pub trait Prepared {
     /// Device-only time of the last `run`, where the device can tell (GPU timestamp queries).
     fn device_time(&self) -> Option<Duration> {
         None
+    }
+    /// Time each step of the runs from now on (a clock read around every step, which the
+    /// measured cells never pay), or say why this prepared model cannot.
+    fn time_steps(&mut self) -> Result<(), String> {
+        Err("this backend does not time its steps".into())
+    }
+    /// The steps timed since [`Prepared::time_steps`], in plan order; steps of the same
+    /// kernel over the same nodes (the sub-batch plans of a split batch) summed into one.
+    fn step_times(&self) -> Vec<StepTime> {
+        Vec::new()
+    }
+}
+
+/// Adds `t` to `acc`, summed into the entry of the same kernel and nodes if there is one.
+pub fn add_step_time(acc: &mut Vec<StepTime>, t: StepTime) {
+    match acc
+        .iter_mut()
+        .find(|a| a.kernel == t.kernel && a.nodes == t.nodes)
+    {
+        Some(a) => {
+            a.seconds += t.seconds;
+            a.examples += t.examples;
+        }
+        None => acc.push(t),
     }
 }
 

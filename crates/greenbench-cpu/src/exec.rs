@@ -8,6 +8,14 @@ use crate::kernels::{self, Mat, Threads};
 #[cfg(target_arch = "x86_64")]
 use crate::spin::FINISH_SPIN;
 use crate::step::Step;
+use greenbench_core::backend::{StepTime, add_step_time};
+use std::time::{Duration, Instant};
+
+/// The time each step of a plan took over the runs since its clock started.
+pub(crate) struct StepClock {
+    per_step: Vec<Duration>,
+    runs: u64,
+}
 
 impl CpuPrepared {
     /// The reduction length of a prepared matmul (`prepare_matmul`: one GEMM step).
@@ -51,10 +59,60 @@ impl CpuPrepared {
 
     /// Run the steps in order on this thread (each split across the pool when marked).
     pub(crate) fn execute(&mut self) {
+        if self.clock.is_some() {
+            return self.execute_timed();
+        }
         for i in 0..self.steps.len() {
             let par = self.par[i];
             self.exec_step(i, par);
         }
+    }
+
+    /// Time the steps of later runs (`Prepared::time_steps`).
+    pub(crate) fn start_clock(&mut self) {
+        self.clock = Some(StepClock {
+            per_step: vec![Duration::ZERO; self.steps.len()],
+            runs: 0,
+        });
+    }
+
+    /// `execute`, reading the clock around each step.
+    fn execute_timed(&mut self) {
+        let mut clock = self.clock.take().expect("timed runs have a clock");
+        for (i, spent) in clock.per_step.iter_mut().enumerate() {
+            let par = self.par[i];
+            let t0 = Instant::now();
+            self.exec_step(i, par);
+            *spent += t0.elapsed();
+        }
+        clock.runs += 1;
+        self.clock = Some(clock);
+    }
+
+    /// This plan's timed steps, added to `acc` (`greenbench_core::backend::add_step_time`).
+    /// Steps in a row over the same nodes (a grouped 1x1 convolution's one step per group)
+    /// are one entry: each of its examples is computed once.
+    pub(crate) fn clock_into(&self, acc: &mut Vec<StepTime>) {
+        let Some(clock) = &self.clock else { return };
+        let mut mine: Vec<StepTime> = Vec::new();
+        for (i, spent) in clock.per_step.iter().enumerate() {
+            let (first, last) = self.step_nodes[i];
+            let t = StepTime {
+                kernel: self.steps[i].kernel(),
+                nodes: (first..=last).collect(),
+                seconds: spent.as_secs_f64(),
+                examples: clock.runs * self.batch as u64,
+            };
+            match mine.last_mut() {
+                Some(m)
+                    if i > 0 && self.step_nodes[i - 1] == (first, last) && m.kernel == t.kernel =>
+                {
+                    m.seconds += t.seconds
+                }
+                _ => mine.push(t),
+            }
+        }
+        mine.into_iter().for_each(|t| add_step_time(acc, t));
     }
 
     /// Run step `i`, split across the current rayon pool when `par`.

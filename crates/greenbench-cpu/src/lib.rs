@@ -453,6 +453,10 @@ pub struct CpuPrepared {
     pub(crate) winograd_nodes: Vec<(usize, usize)>,
     /// Set when a planned team was dropped as slower here (`team_choice`), for the note.
     pub(crate) team_note: Option<String>,
+    /// Per step: its first and last graph node (the nodes fused into it between).
+    pub(crate) step_nodes: Vec<(usize, usize)>,
+    /// Each step's time over the runs since `time_steps` (`exec`); `None`: not timed.
+    pub(crate) clock: Option<exec::StepClock>,
 }
 
 impl CpuPrepared {
@@ -475,6 +479,8 @@ impl CpuPrepared {
             output_len,
             settings: settings.clone(),
             winograd_nodes: Vec::new(),
+            step_nodes: Vec::new(),
+            clock: None,
             team_note: None,
         }
     }
@@ -535,6 +541,34 @@ impl Prepared for CpuPrepared {
 
     fn execution_note(&self) -> Option<String> {
         self.team_note.clone()
+    }
+
+    fn time_steps(&mut self) -> Result<(), String> {
+        if self.graph.is_none() {
+            return Err("a prepared matmul is one step".into());
+        }
+        if self.team.is_some() {
+            return Err(format!(
+                "at batch {} on {} threads the steps run as a thread team (every thread in \
+                 each step): the steps are not timed in that form; time them on one thread \
+                 (--threads 1), or with at least two examples a thread (the batch split)",
+                self.batch, self.settings.threads
+            ));
+        }
+        match &mut self.split {
+            Some(split) => split.plans_mut().for_each(|p| p.start_clock()),
+            None => self.start_clock(),
+        }
+        Ok(())
+    }
+
+    fn step_times(&self) -> Vec<greenbench_core::backend::StepTime> {
+        let mut acc = Vec::new();
+        match &self.split {
+            Some(split) => split.plans().for_each(|p| p.clock_into(&mut acc)),
+            None => self.clock_into(&mut acc),
+        }
+        acc
     }
 
     fn run(&mut self, input: &[f32]) -> Result<&[f32], BackendError> {

@@ -149,6 +149,8 @@ impl CpuPrepared {
         let mut skip_nodes = 0usize;
         // Graph node of each step (for the team's work estimates).
         let mut step_nodes: Vec<usize> = Vec::new();
+        // The last graph node of each step (the first is `step_nodes`'): nodes fused into it.
+        let mut step_last: Vec<usize> = Vec::new();
         let want_border = if direct {
             wanted_borders(g)
         } else {
@@ -194,6 +196,7 @@ impl CpuPrepared {
                 let b = concat_buf[last_node].expect("a chain's first convolution comes first");
                 if i == chain.nodes[0] {
                     step_nodes.push(i);
+                    step_last.push(i);
                     par.push(threads > 1 && step_work(g, i, batch) >= PAR_MIN_WORK);
                     steps.push(Step::Concat {
                         srcs: vec![(buf_of[chain.base], chain.base_channels)],
@@ -289,6 +292,7 @@ impl CpuPrepared {
             }
             skip_nodes = fused;
             step_nodes.push(i);
+            step_last.push(i + fused);
             let bias = t.get(1).map(flat);
             #[cfg(target_arch = "x86_64")]
             let direct_plan = if direct {
@@ -371,6 +375,7 @@ impl CpuPrepared {
                         });
                         if grp > 0 {
                             step_nodes.push(i);
+                            step_last.push(i + fused);
                         }
                         let work = step_work(g, i, batch) / geom.groups as u64;
                         par.push(threads > 1 && work >= PAR_MIN_WORK);
@@ -693,6 +698,7 @@ impl CpuPrepared {
             par,
             team,
             winograd_nodes,
+            step_nodes: step_nodes.into_iter().zip(step_last).collect(),
             ..Self::empty(s, Some(g.clone()), batch, batch * g.output_len(), mem)
         })
     }

@@ -290,6 +290,48 @@ impl Step {
         }
     }
 
+    /// The kernel that runs this step, for a step profile (`Prepared::step_times`).
+    pub(crate) fn kernel(&self) -> String {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Step::Direct { plan, skip, .. } => format!(
+                "direct ({}){}",
+                plan.form(),
+                if skip.is_some() { " + residual" } else { "" }
+            ),
+            #[cfg(target_arch = "x86_64")]
+            Step::DirectDw { .. } => "direct depthwise".into(),
+            #[cfg(target_arch = "x86_64")]
+            Step::Packed { plan, .. } => match **plan {
+                PackedPlan::Avx512(_) => "packed GEMM (AVX-512)".into(),
+                PackedPlan::Avx2(_) => "packed GEMM (AVX2)".into(),
+            },
+            Step::Gemm { .. } => "GEMM (gemm crate)".into(),
+            Step::Conv { .. } => "im2col + GEMM".into(),
+            Step::Depthwise { .. } => "depthwise (portable)".into(),
+            Step::Relu { .. } => "relu".into(),
+            Step::Gelu { .. } => "gelu".into(),
+            Step::Softmax { .. } => "softmax".into(),
+            Step::LayerNorm { .. } => "layer norm".into(),
+            Step::ScaleShift { .. } => "scale and shift".into(),
+            Step::Pool { .. } => "pool".into(),
+            Step::GlobalAvgPool { .. } => "global average pool".into(),
+            Step::Add { .. } => "add".into(),
+            Step::Unary { .. } => "elementwise".into(),
+            Step::Mul { .. } => "multiply".into(),
+            Step::Concat { .. } => "concatenation copy".into(),
+            Step::ChannelShuffle { .. } => "channel shuffle".into(),
+            Step::Fill { .. } => "fill".into(),
+            Step::Slice { .. } => "slice".into(),
+            Step::Embedding { .. } => "embedding".into(),
+            Step::Attention { .. } => "attention".into(),
+            Step::Binary { .. } => "broadcast binary".into(),
+            Step::BinaryConst { .. } => "binary with a constant".into(),
+            Step::Transpose { .. } => "transpose".into(),
+            Step::MatMul { .. } => "matmul".into(),
+        }
+    }
+
     /// The output tile side (2 or 4) when this step is a convolution run as Winograd
     /// F(m x m, 3x3).
     pub(crate) fn winograd_tile(&self) -> Option<usize> {

@@ -50,6 +50,17 @@ impl Split {
             .map_or_else(Vec::new, |w| w.main.winograd_nodes.clone())
     }
 
+    /// Every plan of every worker (the sub-batch plans and the batch-1 ones for what is left
+    /// over), for timing their steps.
+    pub(crate) fn plans_mut(&mut self) -> impl Iterator<Item = &mut CpuPrepared> {
+        (self.workers.iter_mut()).flat_map(|w| std::iter::once(&mut w.main).chain(w.one.as_mut()))
+    }
+
+    /// As [`Self::plans_mut`], to read.
+    pub(crate) fn plans(&self) -> impl Iterator<Item = &CpuPrepared> {
+        (self.workers.iter()).flat_map(|w| std::iter::once(&w.main).chain(w.one.as_ref()))
+    }
+
     /// Images per sub-batch when `batch` is split across `threads` workers (every thread
     /// gets at least two images), or `None` when it runs as one plan.
     pub(crate) fn sub_batch(g: &Graph, batch: usize, threads: usize) -> Option<usize> {

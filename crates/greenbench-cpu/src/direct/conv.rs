@@ -225,6 +225,19 @@ impl DirectPlan {
         self.bf16.is_some()
     }
 
+    /// Which kernel runs it, for a step profile: Winograd, the bf16 tile (AMX where the
+    /// CPU grants it), the pixels-in-lanes form, or the fp32 register tile.
+    pub fn form(&self) -> &'static str {
+        match (self.winograd_tile(), &self.bf16, &self.lanes) {
+            (Some(4), ..) => "Winograd F(4x4, 3x3)",
+            (Some(_), ..) => "Winograd F(2x2, 3x3)",
+            (None, Some(_), _) if crate::amx::bf16() => "bf16 tile, AMX",
+            (None, Some(_), _) => "bf16 tile",
+            (None, None, Some(_)) => "pixels in lanes",
+            (None, None, None) => "fp32 tile",
+        }
+    }
+
     /// A GEMM `y[rows, n] = x[rows, k] . w[k, n]` (+ bias, ReLU); `w` row-major.
     pub fn gemm(
         rows: usize,

@@ -17,8 +17,36 @@ use greenbench_core::strided::Strided;
 /// The plan's steps over `m`, whose input buffer holds `input` (this sub-batch's), or which
 /// reads it from `input` when the plan's input is direct.
 pub(super) fn execute(plan: &Plan, m: &mut Mem, input: &[f32]) {
+    if let Some((mut per_step, runs)) = m.clock.take() {
+        // Timed (`Prepared::time_steps`): the clock read around each step.
+        for (step, spent) in plan.steps.iter().zip(per_step.iter_mut()) {
+            let t0 = std::time::Instant::now();
+            run_step(plan, step, m, input);
+            *spent += t0.elapsed();
+        }
+        m.clock = Some((per_step, runs + 1));
+        return;
+    }
     for step in &plan.steps {
         run_step(plan, step, m, input);
+    }
+}
+
+/// `m`'s timed steps, added to `acc` (`greenbench_core::backend::add_step_time`).
+pub(super) fn clock_into(plan: &Plan, m: &Mem, acc: &mut Vec<greenbench_core::backend::StepTime>) {
+    let Some((per_step, runs)) = &m.clock else {
+        return;
+    };
+    for ((step, spent), node) in plan.steps.iter().zip(per_step).zip(&plan.step_nodes) {
+        greenbench_core::backend::add_step_time(
+            acc,
+            greenbench_core::backend::StepTime {
+                kernel: step.kernel(&plan.graph),
+                nodes: node.iter().copied().collect(),
+                seconds: spent.as_secs_f64(),
+                examples: runs * m.batch as u64,
+            },
+        );
     }
 }
 

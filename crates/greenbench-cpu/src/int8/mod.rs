@@ -192,6 +192,34 @@ impl Prepared for QPrepared {
         self.team_note.clone()
     }
 
+    fn time_steps(&mut self) -> Result<(), String> {
+        if self.team.is_some() {
+            return Err(format!(
+                "at batch 1 on {} threads the int8 steps run as a thread team (every thread \
+                 in each step): the steps are not timed in that form; time them on one thread \
+                 (--threads 1)",
+                self.threads
+            ));
+        }
+        let n = self.plan.steps.len();
+        for w in &mut self.workers {
+            for m in std::iter::once(&mut w.main).chain(w.rest.as_mut()) {
+                m.clock = Some((vec![std::time::Duration::ZERO; n], 0));
+            }
+        }
+        Ok(())
+    }
+
+    fn step_times(&self) -> Vec<greenbench_core::backend::StepTime> {
+        let mut acc = Vec::new();
+        for w in &self.workers {
+            for m in std::iter::once(&w.main).chain(w.rest.as_ref()) {
+                exec::clock_into(&self.plan, m, &mut acc);
+            }
+        }
+        acc
+    }
+
     fn run(&mut self, input: &[f32]) -> Result<&[f32], BackendError> {
         let g = &self.plan.graph;
         g.check_input(input, self.batch)

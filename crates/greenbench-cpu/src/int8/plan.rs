@@ -73,7 +73,11 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
         layout.input_direct = true;
         layout.f32_len[input] = 0;
     }
+    // The node each step belongs to: the steps pushed while planning node i (its border
+    // conversions included) are node i's.
+    let mut step_nodes: Vec<Option<usize>> = Vec::new();
     for i in 0..g.nodes.len() {
+        step_nodes.resize(steps.len(), i.checked_sub(1));
         let ins = g.node_inputs(i);
         let v = i + 1;
         match &qm.nodes[i] {
@@ -307,6 +311,7 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
         steps.push(step);
     }
     let last = nv - 1;
+    step_nodes.resize(steps.len(), g.nodes.len().checked_sub(1));
     layout.output = match fbuf[last] {
         Some(f) => f,
         None => {
@@ -319,10 +324,13 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
             f
         }
     };
+    // The output's dequantize is the last node's.
+    step_nodes.resize(steps.len(), g.nodes.len().checked_sub(1));
     Ok(Plan {
         graph: g.clone(),
         wide,
         steps,
+        step_nodes,
         layout,
     })
 }

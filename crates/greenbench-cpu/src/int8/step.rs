@@ -135,6 +135,8 @@ pub(super) struct Mem {
     /// Per-channel sums of the uint8 pools.
     pub(super) sums: Vec<i64>,
     pub(super) batch: usize,
+    /// Each step's time over the runs since `time_steps` (and the runs); `None`: not timed.
+    pub(super) clock: Option<(Vec<std::time::Duration>, u64)>,
 }
 
 impl Mem {
@@ -147,6 +149,7 @@ impl Mem {
             scratch: AVec::zeroed(l.scratch_len * batch),
             sums: vec![0; l.sum_len],
             batch,
+            clock: None,
         }
     }
 }
@@ -156,5 +159,33 @@ pub(super) struct Plan {
     /// Run the AVX-512 forms of the integer loops.
     pub(super) wide: bool,
     pub(super) steps: Vec<Step>,
+    /// Per step: the graph node it computes, or whose input or output it converts (a border
+    /// quantize or dequantize); `None` for the model input's quantize.
+    pub(super) step_nodes: Vec<Option<usize>>,
     pub(super) layout: Layout,
+}
+
+impl Step {
+    /// The kernel that runs this step, for a step profile.
+    pub(super) fn kernel(&self, g: &Graph) -> String {
+        match self {
+            Step::Quantize { .. } => "int8 quantize (border)".into(),
+            Step::Dequantize { .. } => "int8 dequantize (border)".into(),
+            Step::Linear { lin, .. } => match &**lin {
+                Lin::Gemm { .. } => "int8 GEMM".into(),
+                Lin::Conv { .. } => "int8 im2col + GEMM".into(),
+                Lin::InPlace { lanes: Some(_), .. } => "int8 conv (pixels in lanes)".into(),
+                Lin::InPlace { .. } => "int8 conv (read in place)".into(),
+                Lin::Depthwise { quads, .. } if !quads.is_empty() => {
+                    "int8 depthwise (VNNI rows)".into()
+                }
+                Lin::Depthwise { .. } => "int8 depthwise".into(),
+            },
+            Step::Pool { max: true, .. } => "int8 max pool".into(),
+            Step::Pool { .. } => "int8 average pool".into(),
+            Step::GlobalAvg { .. } => "int8 global average pool".into(),
+            Step::Add { .. } => "int8 add".into(),
+            Step::Fp32 { node, .. } => format!("fp32 {}", g.nodes[*node].op.kind()),
+        }
+    }
 }
