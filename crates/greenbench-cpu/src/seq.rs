@@ -7,6 +7,8 @@ use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
 mod rows_avx512;
+#[cfg(target_arch = "x86_64")]
+mod small_gemm;
 
 /// Sums and maxima in 16 lanes, then across them: LLVM keeps a sequential f32 sum scalar
 /// (reordering it changes the rounding, which it may not do on its own), so these are
@@ -292,6 +294,107 @@ pub(crate) unsafe fn attention_tasks(
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// A head's `Kᵀ / √d` (`d` rows of `s` keys) and its `s` softmax sums for
+    /// [`attention_task_avx512`]: made on a thread's first attention and kept (grown when a
+    /// longer sequence needs it).
+    static HEAD_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`attention_task`] on AVX-512: `Kᵀ` copied out of the head's key columns with the scale
+/// `1/√d` applied, `Q Kᵀ` on [`small_gemm::gemm`]'s register tiles, the score rows'
+/// exponentials ([`rows_avx512::softmax_rows_unnormalized`]), `P V` on the tiles again, and
+/// each output row divided by its row's sum (`d` values a row instead of `s`). Against the
+/// portable form the scale is applied to the keys before the product and the division after
+/// it: the same values up to rounding.
+///
+/// # Safety
+/// As [`attention_task`]; the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn attention_task_avx512(
+    qkv: &[f32],
+    (s, h, d): (usize, usize, usize),
+    causal: bool,
+    bias: Option<&[f32]>,
+    t: usize,
+    scores: &mut [f32],
+    y: *mut f32,
+    y_len: usize,
+) {
+    use std::arch::x86_64::*;
+    let stride = 3 * h * d;
+    let (n, hh) = (t / h, t % h);
+    let base = n * s * stride;
+    // The head's Q, K and V: rows `stride` apart, `d` values each.
+    let (q, k, v) = (base + hh * d, base + (h + hh) * d, base + (2 * h + hh) * d);
+    assert!(
+        v + (s - 1) * stride + d <= qkv.len(),
+        "head past the qkv rows"
+    );
+    assert!(scores.len() >= s * s);
+    let off = n * s * h * d + hh * d;
+    assert!(off + (s - 1) * h * d + d <= y_len);
+    let scale = 1.0 / (d as f32).sqrt();
+    HEAD_SCRATCH.with_borrow_mut(|buf| {
+        if buf.len() < s * d + s {
+            buf.resize(s * d + s, 0.0);
+        }
+        let (kt, sums) = buf.split_at_mut(s * d);
+        for (j, key) in qkv[k..].chunks(stride).take(s).enumerate() {
+            for (c, &x) in key[..d].iter().enumerate() {
+                kt[c * s + j] = x * scale;
+            }
+        }
+        // SAFETY: Q's `s` rows of `d` lie in `qkv` (checked above), `Kᵀ` is `d x s`, the
+        // scores `s x s`.
+        unsafe {
+            small_gemm::gemm(
+                (s, s, d),
+                qkv.as_ptr().add(q),
+                stride,
+                kt.as_ptr(),
+                s,
+                scores.as_mut_ptr(),
+                s,
+            )
+        };
+        let key_bias = bias.map(|b| &b[n * s..(n + 1) * s]);
+        // SAFETY: AVX-512F; `scores` holds `s` rows of `s`, the key bias `s` values, `sums`
+        // `s` values.
+        unsafe {
+            rows_avx512::softmax_rows_unnormalized(&mut scores[..s * s], s, key_bias, causal, sums)
+        };
+        // SAFETY: task (n, hh) writes only rows n*s..(n+1)*s, columns hh*d..(hh+1)*d of `y`
+        // (checked above to lie inside it); tasks write disjoint elements. V's rows lie in
+        // `qkv` (checked above).
+        unsafe {
+            small_gemm::gemm(
+                (s, d, s),
+                scores.as_ptr(),
+                s,
+                qkv.as_ptr().add(v),
+                stride,
+                y.add(off),
+                h * d,
+            )
+        };
+        for (i, &sum) in sums[..s].iter().enumerate() {
+            let inv = _mm512_set1_ps(1.0 / sum);
+            for c in (0..d).step_by(16) {
+                let m = crate::mask::lane_mask(d, c / 16);
+                // SAFETY: row i's columns c..c + 16 (masked to `d`) of this head in `y`.
+                unsafe {
+                    let p = y.add(off + i * h * d + c);
+                    _mm512_mask_storeu_ps(p, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p), inv));
+                }
+            }
+        }
+    });
+}
+
 /// Task `t` of [`attention`]: `softmax(Q Kᵀ / √d + bias) V` of one example's head into its
 /// columns of `y`, the scores in `scores`.
 ///
@@ -312,6 +415,11 @@ unsafe fn attention_task(
     let level = Simd::detect();
     let stride = 3 * h * d;
     let scale = 1.0 / (d as f32).sqrt();
+    #[cfg(target_arch = "x86_64")]
+    if let Simd::Avx512 = level {
+        // SAFETY: AVX-512F is present (the level); the caller's contract.
+        return unsafe { attention_task_avx512(qkv, (s, h, d), causal, bias, t, scores, y, y_len) };
+    }
     simd(
         level,
         #[inline(always)]

@@ -55,6 +55,113 @@ pub(super) fn exp16(x: __m512) -> __m512 {
     _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), y, x)
 }
 
+/// [`exp16`] for `x <= 0` (a softmax's scores less their row's maximum) or NaN: the same
+/// value where `x >= -87.3` (the same polynomial and scaling, bit for bit), 0 below, NaN for
+/// NaN, without the clamps and the other blends `exp16` needs for any `x`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) fn exp16_nonpositive(x: __m512) -> __m512 {
+    let s = _mm512_set1_ps;
+    const ROUND: f32 = 12_582_912.0;
+    let t = _mm512_fmadd_ps(x, s(std::f32::consts::LOG2_E), s(ROUND));
+    let n = _mm512_sub_ps(t, s(ROUND));
+    let ni = _mm512_sub_epi32(
+        _mm512_castps_si512(t),
+        _mm512_set1_epi32(ROUND.to_bits() as i32),
+    );
+    let r = _mm512_fnmadd_ps(
+        n,
+        s(-2.121_944_4e-4),
+        _mm512_fnmadd_ps(n, s(0.693_359_4), x),
+    );
+    let mut p = _mm512_fmadd_ps(s(1.987_569_1e-4), r, s(1.398_2e-3));
+    p = _mm512_fmadd_ps(p, r, s(8.333_452e-3));
+    p = _mm512_fmadd_ps(p, r, s(4.166_579_6e-2));
+    p = _mm512_fmadd_ps(p, r, s(0.166_666_65));
+    p = _mm512_fmadd_ps(p, r, s(0.5));
+    let pr = _mm512_mul_ps(p, r);
+    let y0 = _mm512_add_ps(_mm512_fmadd_ps(pr, r, r), s(1.0));
+    let two_n = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+        ni,
+        _mm512_set1_epi32(127),
+    )));
+    let y = _mm512_mul_ps(y0, two_n);
+    // NaN compares false and stays NaN (it went through the arithmetic).
+    _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, s(-87.3)), y, s(0.0))
+}
+
+/// The softmax of each score row without its last division: `scores` (already scaled) get
+/// the key bias and the causal mask, then `e^(x - max)` in place, and each row's sum of them
+/// goes to `sums` (the attention divides its output rows by it instead: `d` values a row,
+/// not `s`). Each pass over a group of [`super::ROW_GROUP`] rows before the next.
+///
+/// # Safety
+/// AVX-512F; `scores` holds whole rows of `s` values, `key_bias` (if any) `s` values, `sums`
+/// one value per row.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn softmax_rows_unnormalized(
+    scores: &mut [f32],
+    s: usize,
+    key_bias: Option<&[f32]>,
+    causal: bool,
+    sums: &mut [f32],
+) {
+    assert!(
+        key_bias.is_none_or(|b| b.len() >= s),
+        "attention: key bias too short"
+    );
+    assert!(sums.len() * s >= scores.len(), "a sum for every row");
+    let nv = s.div_ceil(16);
+    let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+    let blocks = scores.chunks_mut(super::ROW_GROUP * s);
+    for (g, (block, sums)) in blocks.zip(sums.chunks_mut(super::ROW_GROUP)).enumerate() {
+        let rows = block.len() / s;
+        let mut m = [0f32; super::ROW_GROUP];
+        let p = block.as_mut_ptr();
+        // SAFETY (both passes): lanes of `mask(s, j)` of row i's vector j lie inside row i
+        // of the block, and inside `key_bias`.
+        unsafe {
+            for (i, mi) in m.iter_mut().enumerate().take(rows) {
+                let row = p.add(i * s);
+                // Causal: keys after query r get no weight (exp(-inf - m) = 0).
+                let keys = if causal {
+                    (g * super::ROW_GROUP + i + 1).min(s)
+                } else {
+                    s
+                };
+                let mut mx = ninf;
+                for j in 0..nv {
+                    let k = mask(s, j);
+                    let mut v = _mm512_maskz_loadu_ps(k, row.add(16 * j));
+                    if let Some(b) = key_bias {
+                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, b.as_ptr().add(16 * j)));
+                    }
+                    let live = mask(keys, j);
+                    if key_bias.is_some() || causal {
+                        v = _mm512_mask_blend_ps(live, ninf, v);
+                        _mm512_mask_storeu_ps(row.add(16 * j), k, v);
+                    }
+                    mx = _mm512_mask_max_ps(mx, live, mx, v);
+                }
+                *mi = _mm512_reduce_max_ps(mx);
+            }
+            for (i, (&mi, si)) in m.iter().zip(sums.iter_mut()).enumerate().take(rows) {
+                let row = p.add(i * s);
+                let mv = _mm512_set1_ps(mi);
+                let mut acc = _mm512_setzero_ps();
+                for j in 0..nv {
+                    let k = mask(s, j);
+                    let x = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, row.add(16 * j)), mv);
+                    let e = exp16_nonpositive(x);
+                    acc = _mm512_mask_add_ps(acc, k, acc, e);
+                    _mm512_mask_storeu_ps(row.add(16 * j), k, e);
+                }
+                *si = _mm512_reduce_add_ps(acc);
+            }
+        }
+    }
+}
+
 /// [`super::attention_rows`] on AVX-512: the same scale, key bias and causal mask, the
 /// softmax of each row.
 ///
@@ -296,6 +403,75 @@ mod tests {
                     got[rows * n..].iter().all(|v| v.is_nan()),
                     "wrote past the group"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn exp16_nonpositive_is_exp16_where_it_applies() {
+        if !avx512() {
+            return;
+        }
+        let mut x: Vec<f32> = (0..=200_000)
+            .map(|i| -110.0 * i as f32 / 200_000.0)
+            .collect();
+        x.extend([
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -87.3,
+            -87.299_99,
+            0.0,
+            -0.0,
+            -1e-30,
+        ]);
+        for c in x.chunks(16) {
+            let mut v = [0f32; 16];
+            v[..c.len()].copy_from_slice(c);
+            let (mut got, mut want) = ([0f32; 16], [0f32; 16]);
+            // SAFETY: AVX-512F checked.
+            unsafe {
+                let xv = _mm512_loadu_ps(v.as_ptr());
+                _mm512_storeu_ps(got.as_mut_ptr(), exp16_nonpositive(xv));
+                _mm512_storeu_ps(want.as_mut_ptr(), exp16(xv));
+            }
+            for ((&x, &g), &w) in v.iter().zip(&got).zip(&want) {
+                assert!(
+                    g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                    "{x}: {g} against {w}"
+                );
+            }
+        }
+    }
+
+    /// The unnormalized rows divided by their sums are the portable softmax rows (scores
+    /// scaled beforehand); every row length 1..70, with and without bias and causal mask.
+    #[test]
+    fn unnormalized_rows_over_their_sums_match_the_portable_form() {
+        if !avx512() {
+            return;
+        }
+        for s in 1..70usize {
+            for (bias, causal) in [(false, false), (true, false), (false, true), (true, true)] {
+                let x: Vec<f32> = (0..s * s)
+                    .map(|i| ((i * 37 % 101) as f32 - 50.0) / 9.0)
+                    .collect();
+                let b: Vec<f32> = (0..s)
+                    .map(|i| if i % 5 == 3 { -1e4 } else { 0.0 })
+                    .collect();
+                let key_bias = bias.then_some(&b[..]);
+                let mut want = x.clone();
+                super::super::attention_rows(&mut want, s, 0.3, key_bias, causal);
+                let mut got: Vec<f32> = x.iter().map(|v| v * 0.3).collect();
+                let mut sums = vec![f32::NAN; s];
+                // SAFETY: AVX-512F checked; `s` rows of `s`, the bias `s` values, `s` sums.
+                unsafe { softmax_rows_unnormalized(&mut got, s, key_bias, causal, &mut sums) };
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    let g = g / sums[i / s];
+                    assert!(
+                        (g - w).abs() <= 1e-6 * w.abs().max(1e-3),
+                        "s {s}, bias {bias}, causal {causal}, [{i}]: {g} against {w}"
+                    );
+                }
             }
         }
     }
