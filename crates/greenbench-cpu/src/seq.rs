@@ -343,9 +343,31 @@ unsafe fn attention_task_avx512(
             buf.resize(s * d + s, 0.0);
         }
         let (kt, sums) = buf.split_at_mut(s * d);
-        for (j, key) in qkv[k..].chunks(stride).take(s).enumerate() {
-            for (c, &x) in key[..d].iter().enumerate() {
-                kt[c * s + j] = x * scale;
+        // Column c of K (16 keys a gather), scaled, is row c of Kᵀ.
+        assert!(
+            s * stride < i32::MAX as usize,
+            "key offsets fit the gather's indices"
+        );
+        let lanes = _mm512_mullo_epi32(
+            _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+            _mm512_set1_epi32(stride as i32),
+        );
+        let sc = _mm512_set1_ps(scale);
+        for j0 in (0..s).step_by(16) {
+            let m = crate::mask::lane_mask(s, j0 / 16);
+            let idx = _mm512_add_epi32(lanes, _mm512_set1_epi32((j0 * stride) as i32));
+            for c in 0..d {
+                // SAFETY: the lanes of `m` address keys j0.. < s, value c < d of each: inside
+                // `qkv` (checked above); row c of `Kᵀ` has `s` values.
+                unsafe {
+                    let x = _mm512_mask_i32gather_ps::<4>(
+                        _mm512_setzero_ps(),
+                        m,
+                        idx,
+                        qkv.as_ptr().add(k + c),
+                    );
+                    _mm512_mask_storeu_ps(kt.as_mut_ptr().add(c * s + j0), m, _mm512_mul_ps(x, sc));
+                }
             }
         }
         // SAFETY: Q's `s` rows of `d` lie in `qkv` (checked above), `Kᵀ` is `d x s`, the
