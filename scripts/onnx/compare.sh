@@ -3,7 +3,7 @@
 # batch, and sgemm 1024^3 GFLOP/s against ONNX Runtime's MatMul, measured back to back with
 # the same thread count and profile.
 #   scripts/onnx/compare.sh [--threads N] [--profile quick|full] [--out-dir DIR] [--precision fp32,int8]
-#   scripts/onnx/compare.sh --models a.onnx,b.onnx [--threads N] [--profile P] [--out-dir DIR] [--batch 1,32] [--dim NAME=SIZE]
+#   scripts/onnx/compare.sh --models a.onnx,b.onnx [--threads N] [--profile P] [--out-dir DIR] [--batch 1,32] [--dim NAME=SIZE] [--rounds N]
 # With --models: your own ONNX files, imported by greenbench and run by ONNX Runtime as they are
 # (greenbench CPU / ORT per file and batch; scripts/onnx/ort_files.py), one cell at a time, the
 # two sides alternating.
@@ -13,7 +13,7 @@
 # Needs a Python with scripts/onnx/requirements.txt (VENV, default .venv; created if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-THREADS=2 PROFILE=quick OUT=results/onnx MODELS="" PRECISION=fp32 BATCH=1,32 DIMS=()
+THREADS=2 PROFILE=quick OUT=results/onnx MODELS="" PRECISION=fp32 BATCH=1,32 DIMS=() ROUNDS=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS=$2; shift 2 ;;
@@ -23,7 +23,8 @@ while [ $# -gt 0 ]; do
     --precision) PRECISION=$2; shift 2 ;;
     --batch) BATCH=$2; shift 2 ;;
     --dim) DIMS+=(--dim "$2"); shift 2 ;;
-    *) echo "unknown argument $1 (use --threads N, --profile quick|full, --out-dir DIR, --precision fp32,int8, --models FILES, --batch 1,32, --dim NAME=SIZE)" >&2; exit 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    *) echo "unknown argument $1 (use --threads N, --profile quick|full, --out-dir DIR, --precision fp32,int8, --models FILES, --batch 1,32, --dim NAME=SIZE, --rounds N)" >&2; exit 2 ;;
   esac
 done
 . scripts/onnx/env.sh
@@ -35,6 +36,9 @@ if [ -n "$MODELS" ]; then
   # the invocation falls on both sides alike instead of on whichever ran later. Batches a file
   # fixes otherwise (the light models fix 1) are skipped on both sides. The parts are joined
   # by `greenbench merge` and `ort_files.py --merge`; % of peak is not measured (--no-peak).
+  # With --rounds N each cell is measured N times that way and each side keeps its fastest round:
+  # on a machine that swings between a fast and a slow mode, one round can catch one side in
+  # each.
   cargo build --release -q
   parts=$(mktemp -d)
   trap 'rm -rf "$parts"' EXIT
@@ -49,22 +53,29 @@ if [ -n "$MODELS" ]; then
       greenbench_side() {
         ./target/release/greenbench run --models "$f" --backends cpu --threads "$THREADS" \
           --profile "$PROFILE" --batch "$b" "${DIMS[@]}" --no-peak --force \
-          --out "$parts/g-$n.json" >/dev/null 2>"$parts/g-$n.log" || { cat "$parts/g-$n.log" >&2; exit 1; }
-        grep '^warning' "$parts/g-$n.log" >&2 || true
+          --out "$gpart" >/dev/null 2>"$gpart.log" || { cat "$gpart.log" >&2; exit 1; }
+        grep '^warning' "$gpart.log" >&2 || true
       }
       ort_side() {
         "$PY" scripts/onnx/ort_files.py "$f" --threads "$THREADS" --profile "$PROFILE" \
-          --batch "$b" "${DIMS[@]}" --out "$parts/o-$n.json"
+          --batch "$b" "${DIMS[@]}" --out "$opart"
       }
-      if [ $((k % 2)) -eq 0 ]; then greenbench_side; ort_side; else ort_side; greenbench_side; fi
+      # --rounds N: the cell N times, the sides alternating within and across rounds; each
+      # side keeps its fastest round (lowest median).
+      for r in $(seq 1 "$ROUNDS"); do
+        gpart="$parts/g-$n-r$r.json" opart="$parts/o-$n-r$r.json"
+        if [ $(((k + r) % 2)) -eq 1 ]; then greenbench_side; ort_side; else ort_side; greenbench_side; fi
+      done
+      cp "$("$PY" scripts/onnx/ort_files.py --fastest "$parts"/g-$n-r*.json)" "$parts/g-$n.json"
+      cp "$("$PY" scripts/onnx/ort_files.py --fastest "$parts"/o-$n-r*.json)" "$parts/o-$n.json"
       echo "cell $((k + 1)): $(basename "$(dirname "$f")")/$(basename "$f") batch $b" >&2
       k=$((k + 1))
     done
   done
   [ $k -gt 0 ] || { echo "no cell to measure" >&2; exit 1; }
-  ./target/release/greenbench merge --strict "$parts"/g-*.json \
+  ./target/release/greenbench merge --strict "$parts"/g-[0-9][0-9][0-9][0-9].json \
     --out "$OUT/greenbench-imported-$PROFILE.json" >/dev/null
-  "$PY" scripts/onnx/ort_files.py --merge "$parts"/o-*.json \
+  "$PY" scripts/onnx/ort_files.py --merge "$parts"/o-[0-9][0-9][0-9][0-9].json \
     --greenbench "$OUT/greenbench-imported-$PROFILE.json" --out "$OUT/onnxruntime-imported-$PROFILE.json"
   exit 0
 fi

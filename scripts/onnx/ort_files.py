@@ -7,6 +7,7 @@ profile): the comparison `scripts/onnx/compare.sh --models a.onnx,b.onnx` prints
         --profile quick --greenbench run.json [--out ort.json]
     python scripts/onnx/ort_files.py a.onnx --batch 1,32 --runnable-batches   # prints "1" for a file fixing batch 1
     python scripts/onnx/ort_files.py --merge ort-0.json ort-1.json ... --greenbench run.json --out ort.json
+    python scripts/onnx/ort_files.py --fastest cell-round1.json cell-round2.json   # prints the faster round's file
 
 compare.sh measures one cell at a time, the two sides alternating (which side goes first
 alternates too), and joins the parts with `greenbench merge` and `--merge` here.
@@ -48,6 +49,9 @@ def main():
                     help="print the batches of --batch the one file given accepts (a file may fix its batch), and exit")
     ap.add_argument("--merge", action="store_true",
                     help="the positional arguments are result files of this script: join their cells (no measuring)")
+    ap.add_argument("--fastest", action="store_true",
+                    help="the positional arguments are one-cell result files (greenbench's or this script's) of one "
+                         "cell's rounds: print the one whose median is lowest, and exit")
     ap.add_argument("--out", default=None, help="write ONNX Runtime's medians here (JSON)")
     ap.add_argument("--dim", action="append", default=[], help="NAME=SIZE for a symbolic dimension (repeatable)")
     a = ap.parse_args()
@@ -58,6 +62,10 @@ def main():
             ap.error("--runnable-batches takes one file")
         inps = ob.session(a.files[0], 1).get_inputs()
         print(" ".join(str(b) for b in batches if fixed_batch_ok(inps, b)))
+        return
+    if a.fastest:
+        med = lambda f: json.load(open(f))["cells"][0]["time_per_example_s"]["median"]
+        print(min(a.files, key=med))
         return
     if a.merge:
         parts = [json.load(open(f)) for f in a.files]
