@@ -103,7 +103,8 @@ fn report(m: &Model, r: &StepRun, steps: &[StepTime], untimed: f64, timed: f64) 
         })
     };
     // With a batch split across threads, each step's time is summed over the threads.
-    let split = r.threads > 1 && r.batch >= 2 * r.threads;
+    let summed = steps.iter().map(|s| s.threads).max().unwrap_or(1);
+    let split = summed > 1;
     if let Format::Json = r.format {
         let rows: Vec<serde_json::Value> = steps
             .iter()
@@ -178,9 +179,8 @@ fn report(m: &Model, r: &StepRun, steps: &[StepTime], untimed: f64, timed: f64) 
     print!("{}", t.render());
     let threads_note = if split {
         format!(
-            "; the batch is split across the {} threads, so a step's time is summed over them \
-             (thread time): the steps add up to about {} times the wall time",
-            r.threads, r.threads
+            "; the batch is split across {summed} threads, so a step's time is summed over them \
+             (thread time): the steps add up to about {summed} times the wall time"
         )
     } else {
         String::new()

@@ -66,6 +66,9 @@ pub struct StepTime {
     /// Seconds spent in it, summed over the timed runs (and over the threads of a batch split
     /// across them).
     pub seconds: f64,
+    /// Threads whose time `seconds` sums: the workers of a batch split across threads, each
+    /// running its own examples; 1 where one thread runs the step at a time.
+    pub threads: usize,
     /// Examples it computed over those runs.
     pub examples: u64,
 }

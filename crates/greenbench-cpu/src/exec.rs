@@ -101,6 +101,7 @@ impl CpuPrepared {
                 kernel: self.steps[i].kernel(),
                 nodes: (first..=last).collect(),
                 seconds: spent.as_secs_f64(),
+                threads: 1,
                 examples: clock.runs * self.batch as u64,
             };
             match mine.last_mut() {

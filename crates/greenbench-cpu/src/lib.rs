@@ -565,7 +565,11 @@ impl Prepared for CpuPrepared {
     fn step_times(&self) -> Vec<greenbench_core::backend::StepTime> {
         let mut acc = Vec::new();
         match &self.split {
-            Some(split) => split.plans().for_each(|p| p.clock_into(&mut acc)),
+            Some(split) => {
+                split.plans().for_each(|p| p.clock_into(&mut acc));
+                // Each worker ran its own examples on its own thread.
+                acc.iter_mut().for_each(|t| t.threads = split.workers());
+            }
             None => self.clock_into(&mut acc),
         }
         acc

@@ -56,6 +56,11 @@ impl Split {
         (self.workers.iter_mut()).flat_map(|w| std::iter::once(&mut w.main).chain(w.one.as_mut()))
     }
 
+    /// Its workers (one a thread).
+    pub(crate) fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
     /// As [`Self::plans_mut`], to read.
     pub(crate) fn plans(&self) -> impl Iterator<Item = &CpuPrepared> {
         (self.workers.iter()).flat_map(|w| std::iter::once(&w.main).chain(w.one.as_ref()))

@@ -71,6 +71,13 @@ fn every_weight_layer_is_in_one_timed_step_per_example() {
                 assert!(!steps.is_empty(), "{what}: no step timed");
                 for s in &steps {
                     assert!(s.seconds > 0.0, "{what}: step `{}` took no time", s.kernel);
+                    // Batches of 5 and 6 split across the threads (one worker each).
+                    let workers = if batch > 1 { threads } else { 1 };
+                    assert_eq!(
+                        s.threads, workers,
+                        "{what}: threads summed in `{}`",
+                        s.kernel
+                    );
                     assert!(!s.kernel.is_empty());
                     assert!(
                         s.nodes.windows(2).all(|w| w[0] < w[1]),

@@ -44,6 +44,7 @@ pub(super) fn clock_into(plan: &Plan, m: &Mem, acc: &mut Vec<greenbench_core::ba
                 kernel: step.kernel(&plan.graph),
                 nodes: node.iter().copied().collect(),
                 seconds: spent.as_secs_f64(),
+                threads: 1,
                 examples: runs * m.batch as u64,
             },
         );

@@ -217,6 +217,8 @@ impl Prepared for QPrepared {
                 exec::clock_into(&self.plan, m, &mut acc);
             }
         }
+        // Each worker ran its own examples on its own thread.
+        acc.iter_mut().for_each(|t| t.threads = self.workers.len());
         acc
     }
 
