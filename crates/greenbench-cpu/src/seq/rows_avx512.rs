@@ -15,52 +15,11 @@
 use crate::mask::lane_mask as mask;
 use std::arch::x86_64::*;
 
-/// `e^x` on 16 lanes: [`super::fast_exp`]'s range reduction and polynomial, with FMAs;
-/// below -87.3 it is 0, above 88.3 infinite, NaN stays NaN.
+/// `e^x` on 16 lanes for `x` in [-87.3, 88.3]: [`super::fast_exp`]'s range reduction and
+/// polynomial, with FMAs; nothing else (NaN goes through the arithmetic and stays NaN).
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub(super) fn exp16(x: __m512) -> __m512 {
-    let s = _mm512_set1_ps;
-    const ROUND: f32 = 12_582_912.0;
-    let xc = _mm512_min_ps(_mm512_max_ps(x, s(-87.3)), s(88.3));
-    let t = _mm512_fmadd_ps(xc, s(std::f32::consts::LOG2_E), s(ROUND));
-    let n = _mm512_sub_ps(t, s(ROUND));
-    let ni = _mm512_sub_epi32(
-        _mm512_castps_si512(t),
-        _mm512_set1_epi32(ROUND.to_bits() as i32),
-    );
-    let r = _mm512_fnmadd_ps(
-        n,
-        s(-2.121_944_4e-4),
-        _mm512_fnmadd_ps(n, s(0.693_359_4), xc),
-    );
-    let mut p = _mm512_fmadd_ps(s(1.987_569_1e-4), r, s(1.398_2e-3));
-    p = _mm512_fmadd_ps(p, r, s(8.333_452e-3));
-    p = _mm512_fmadd_ps(p, r, s(4.166_579_6e-2));
-    p = _mm512_fmadd_ps(p, r, s(0.166_666_65));
-    p = _mm512_fmadd_ps(p, r, s(0.5));
-    let pr = _mm512_mul_ps(p, r);
-    let y0 = _mm512_add_ps(_mm512_fmadd_ps(pr, r, r), s(1.0));
-    let two_n = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
-        ni,
-        _mm512_set1_epi32(127),
-    )));
-    let mut y = _mm512_mul_ps(y0, two_n);
-    y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, s(-87.3)), y, s(0.0));
-    y = _mm512_mask_blend_ps(
-        _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, s(88.3)),
-        y,
-        s(f32::INFINITY),
-    );
-    _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), y, x)
-}
-
-/// [`exp16`] for `x <= 0` (a softmax's scores less their row's maximum) or NaN: the same
-/// value where `x >= -87.3` (the same polynomial and scaling, bit for bit), 0 below, NaN for
-/// NaN, without the clamps and the other blends `exp16` needs for any `x`.
-#[inline]
-#[target_feature(enable = "avx512f")]
-pub(super) fn exp16_nonpositive(x: __m512) -> __m512 {
+fn exp16_in_range(x: __m512) -> __m512 {
     let s = _mm512_set1_ps;
     const ROUND: f32 = 12_582_912.0;
     let t = _mm512_fmadd_ps(x, s(std::f32::consts::LOG2_E), s(ROUND));
@@ -85,9 +44,34 @@ pub(super) fn exp16_nonpositive(x: __m512) -> __m512 {
         ni,
         _mm512_set1_epi32(127),
     )));
-    let y = _mm512_mul_ps(y0, two_n);
-    // NaN compares false and stays NaN (it went through the arithmetic).
-    _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, s(-87.3)), y, s(0.0))
+    _mm512_mul_ps(y0, two_n)
+}
+
+/// `e^x` on 16 lanes: [`exp16_in_range`] of `x` clamped; below -87.3 it is 0, above 88.3
+/// infinite, NaN stays NaN.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) fn exp16(x: __m512) -> __m512 {
+    let s = _mm512_set1_ps;
+    let xc = _mm512_min_ps(_mm512_max_ps(x, s(-87.3)), s(88.3));
+    let mut y = exp16_in_range(xc);
+    y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, s(-87.3)), y, s(0.0));
+    y = _mm512_mask_blend_ps(
+        _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, s(88.3)),
+        y,
+        s(f32::INFINITY),
+    );
+    _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x), y, x)
+}
+
+/// [`exp16`] for `x <= 0` (a softmax's scores less their row's maximum) or NaN: the same
+/// value where `x >= -87.3` (bit for bit), 0 below, NaN for NaN, without the clamps and the
+/// other blends `exp16` needs for any `x`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(super) fn exp16_nonpositive(x: __m512) -> __m512 {
+    let below = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(-87.3));
+    _mm512_mask_blend_ps(below, exp16_in_range(x), _mm512_setzero_ps())
 }
 
 /// The softmax of each score row without its last division: `scores` (already scaled) get
