@@ -174,7 +174,7 @@ fn layer_norm_row(i: &[f32], gamma: &[f32], beta: &[f32], eps: f32, o: &mut [f32
 /// wait on the previous row's sum and scaling (tiny-transformer b32 fp32 118.97 -> 113.80 µs
 /// against row by row, three alternating rounds). The same operations on each value as row
 /// by row, so the same results. (On AVX-512 the intrinsics form runs instead:
-/// `rows_avx512::attention_rows`.)
+/// `rows_avx512::softmax_rows_unnormalized`.)
 #[inline(always)]
 fn attention_rows(
     scores: &mut [f32],
@@ -460,16 +460,9 @@ unsafe fn attention_task(
                 cs: stride,
             };
             sgemm(s, s, d, q, kt, scores, s, Threads::One);
+            // (AVX-512 returned above: `attention_task_avx512`.)
             let key_bias = bias.map(|b| &b[n * s..(n + 1) * s]);
-            match level {
-                // SAFETY: the level is chosen only on CPUs with AVX-512F; `scores` holds
-                // `s` rows of `s`, the key bias `s` values.
-                #[cfg(target_arch = "x86_64")]
-                Simd::Avx512 => unsafe {
-                    rows_avx512::attention_rows(scores, s, scale, key_bias, causal)
-                },
-                _ => attention_rows(scores, s, scale, key_bias, causal),
-            }
+            attention_rows(scores, s, scale, key_bias, causal);
             let v = Mat {
                 data: &qkv[base + 2 * h * d + hh * d..],
                 rs: stride,

@@ -1,13 +1,13 @@
 //! Row kernels of the transformer steps on AVX-512, written with intrinsics.
 //!
-//! The attention's score rows ([`super::attention_rows`]'s operations): per row one pass of
-//! scale, key bias and maximum, one of exponentials and sum, one of scaling, each over whole
-//! vectors with the last one masked, and the 16 lanes of the maximum and the sum folded by
-//! shuffles (`_mm512_reduce_*`: four dependent steps) instead of the portable form's 16
-//! dependent scalar steps per row. The exponential is [`super::fast_exp`]'s Cephes
-//! polynomial with fused multiply-adds (within a few ulp of it, tested); the sum adds the same
-//! values in another order. Groups of [`super::ROW_GROUP`] rows go through each pass
-//! together, as in the portable form.
+//! The attention's score rows ([`super::attention_rows`]'s operations, its division left to
+//! the attention's output rows: [`softmax_rows_unnormalized`]): per row one pass of key bias
+//! and maximum, one of exponentials and sum, each over whole vectors with the last one masked,
+//! and the 16 lanes of the maximum and the sum folded by shuffles (`_mm512_reduce_*`: four
+//! dependent steps) instead of the portable form's 16 dependent scalar steps per row. The
+//! exponential is [`super::fast_exp`]'s Cephes polynomial with fused multiply-adds (within a
+//! few ulp of it, tested); the sum adds the same values in another order. Groups of
+//! [`super::ROW_GROUP`] rows go through each pass together, as in the portable form.
 //!
 //! Layer norms ([`layer_norm_group`]): the same folds for the mean and the variance, a group of
 //! rows a pass at a time.
@@ -48,7 +48,9 @@ fn exp16_in_range(x: __m512) -> __m512 {
 }
 
 /// `e^x` on 16 lanes: [`exp16_in_range`] of `x` clamped; below -87.3 it is 0, above 88.3
-/// infinite, NaN stays NaN.
+/// infinite, NaN stays NaN. Only the tests use it (the kernels' exponentials are of
+/// non-positive arguments: [`exp16_nonpositive`], checked against it).
+#[cfg(test)]
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(super) fn exp16(x: __m512) -> __m512 {
@@ -146,80 +148,6 @@ pub(super) unsafe fn softmax_rows_unnormalized(
     }
 }
 
-/// [`super::attention_rows`] on AVX-512: the same scale, key bias and causal mask, the
-/// softmax of each row.
-///
-/// # Safety
-/// AVX-512F; `scores` holds whole rows of `s` values, `key_bias` (if any) `s` values.
-#[target_feature(enable = "avx512f")]
-pub(super) unsafe fn attention_rows(
-    scores: &mut [f32],
-    s: usize,
-    scale: f32,
-    key_bias: Option<&[f32]>,
-    causal: bool,
-) {
-    assert!(
-        key_bias.is_none_or(|b| b.len() >= s),
-        "attention: key bias too short"
-    );
-    let nv = s.div_ceil(16);
-    let (sc, ninf) = (_mm512_set1_ps(scale), _mm512_set1_ps(f32::NEG_INFINITY));
-    for (g, block) in scores.chunks_mut(super::ROW_GROUP * s).enumerate() {
-        let rows = block.len() / s;
-        let mut m = [0f32; super::ROW_GROUP];
-        let p = block.as_mut_ptr();
-        // SAFETY (all three passes): lanes of `mask(s, j)` of row i's vector j lie inside
-        // row i of the block, and inside `key_bias`.
-        unsafe {
-            for (i, mi) in m.iter_mut().enumerate().take(rows) {
-                let row = p.add(i * s);
-                // Causal: keys after query r get no weight (exp(-inf - m) = 0).
-                let keys = if causal {
-                    (g * super::ROW_GROUP + i + 1).min(s)
-                } else {
-                    s
-                };
-                let mut mx = ninf;
-                for j in 0..nv {
-                    let k = mask(s, j);
-                    let mut v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, row.add(16 * j)), sc);
-                    if let Some(b) = key_bias {
-                        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, b.as_ptr().add(16 * j)));
-                    }
-                    let live = mask(keys, j);
-                    v = _mm512_mask_blend_ps(live, ninf, v);
-                    mx = _mm512_mask_max_ps(mx, live, mx, v);
-                    _mm512_mask_storeu_ps(row.add(16 * j), k, v);
-                }
-                *mi = _mm512_reduce_max_ps(mx);
-            }
-            let mut sums = [0f32; super::ROW_GROUP];
-            for (i, (&mi, si)) in m.iter().zip(sums.iter_mut()).enumerate().take(rows) {
-                let row = p.add(i * s);
-                let mv = _mm512_set1_ps(mi);
-                let mut acc = _mm512_setzero_ps();
-                for j in 0..nv {
-                    let k = mask(s, j);
-                    let e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row.add(16 * j)), mv));
-                    acc = _mm512_mask_add_ps(acc, k, acc, e);
-                    _mm512_mask_storeu_ps(row.add(16 * j), k, e);
-                }
-                *si = _mm512_reduce_add_ps(acc);
-            }
-            for (i, &si) in sums.iter().enumerate().take(rows) {
-                let row = p.add(i * s);
-                let inv = _mm512_set1_ps(1.0 / si);
-                for j in 0..nv {
-                    let k = mask(s, j);
-                    let v = _mm512_maskz_loadu_ps(k, row.add(16 * j));
-                    _mm512_mask_storeu_ps(row.add(16 * j), k, _mm512_mul_ps(v, inv));
-                }
-            }
-        }
-    }
-}
-
 /// [`super::layer_norm_row`] on AVX-512 for each row of `n` values in `x` (at most
 /// [`super::ROW_GROUP`] rows): the mean and the squared deviations summed in vectors and
 /// folded by shuffles, then `(x - mean) * inv * gamma + beta`; each pass over all the rows
@@ -291,6 +219,28 @@ mod tests {
 
     fn avx512() -> bool {
         std::arch::is_x86_feature_detected!("avx512f")
+    }
+
+    /// [`super::super::attention_rows`] from the AVX-512 pieces as the attention task runs
+    /// them: the scores scaled, [`softmax_rows_unnormalized`], each row divided by its sum.
+    ///
+    /// # Safety
+    /// AVX-512F; as [`softmax_rows_unnormalized`].
+    unsafe fn attention_rows(
+        scores: &mut [f32],
+        s: usize,
+        scale: f32,
+        key_bias: Option<&[f32]>,
+        causal: bool,
+    ) {
+        scores.iter_mut().for_each(|v| *v *= scale);
+        let mut sums = vec![0f32; scores.len() / s];
+        // SAFETY: the caller's.
+        unsafe { softmax_rows_unnormalized(scores, s, key_bias, causal, &mut sums) };
+        for (row, sum) in scores.chunks_mut(s).zip(&sums) {
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|v| *v *= inv);
+        }
     }
 
     #[test]
