@@ -223,3 +223,66 @@ fn model_and_backend_flags_take_both_spellings() {
     assert_eq!(code, 0, "{err}");
     assert!(dir.path().join("mlp/model.onnx").exists());
 }
+
+/// `compare` through the binary: every cell of NEW twice as slow as BASE is a regression
+/// (exit 1) beside an unchanged machine reference, and "machine slower" (exit 0) when the
+/// reference matmul timed beside each cell slowed down as much; the table shows the
+/// reference's ratio.
+#[test]
+fn compare_shows_the_machine_reference_and_does_not_blame_the_code_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.json");
+    let (code, _, err) = greenbench(&[
+        "run",
+        "--models",
+        "mlp",
+        "--batch",
+        "1,8",
+        "--threads",
+        "1",
+        "--no-peak",
+        "--out",
+        base.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut f = ResultFile::load(&base).unwrap();
+    assert!(f.cells.iter().all(|c| c.machine_reference.is_some()));
+    for c in &mut f.cells {
+        let t = c.time_per_example_s.as_mut().unwrap();
+        (t.ci95_low, t.ci95_high) = (0.99 * t.median, 1.01 * t.median);
+    }
+    f.save(&base).unwrap();
+    let slower = |machine_too: bool| {
+        let mut n = f.clone();
+        for c in &mut n.cells {
+            let t = c.time_per_example_s.as_mut().unwrap();
+            for v in [&mut t.median, &mut t.ci95_low, &mut t.ci95_high] {
+                *v *= 2.0;
+            }
+            if machine_too {
+                c.machine_reference.as_mut().unwrap().gflops /= 2.0;
+            }
+        }
+        let p = dir.path().join(format!("new-{machine_too}.json"));
+        n.save(&p).unwrap();
+        greenbench(&["compare", base.to_str().unwrap(), p.to_str().unwrap()])
+    };
+    let (code, out, err) = slower(false);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("REGRESSION") && out.contains("machine new / base"),
+        "{out}"
+    );
+    assert!(out.contains("1.000"), "{out}");
+    let (code, out, err) = slower(true);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("REGRESSION"), "{out}");
+    assert!(
+        out.contains("machine slower") && out.contains("2.000"),
+        "{out}"
+    );
+    assert!(
+        out.contains("0 regression(s)") && out.contains("2 machine changed"),
+        "{out}"
+    );
+}

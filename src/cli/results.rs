@@ -236,13 +236,16 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     let n = load(std::slice::from_ref(&a.new), true)?.remove(0);
     let c = greenbench_results::compare::compare(&b, &n, rule).map_err(anyhow::Error::msg)?;
     let margin = 100.0 * rule.margin();
-    let mut t = Table::new("cell|>base time/ex|>new time/ex|>new / base|verdict");
+    let mut t =
+        Table::new("cell|>base time/ex|>new time/ex|>new / base|>machine new / base|verdict");
     for r in &c.rows {
         t.row(vec![
             r.key.clone(),
             duration(r.base_s),
             duration(r.new_s),
             format!("{:.3}", r.ratio),
+            r.reference_ratio
+                .map_or_else(|| "-".to_string(), |m| format!("{m:.3}")),
             format!(
                 "{}{}",
                 match r.verdict {
@@ -250,6 +253,10 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
                     Verdict::Improvement => "faster".to_string(),
                     Verdict::NoChange => format!("no change beyond +-{margin:.0} %"),
                     Verdict::Inconclusive => "inconclusive".to_string(),
+                    Verdict::MachineChanged => format!(
+                        "machine {}: the reference matmul changed as much; re-run both",
+                        if r.ratio > 1.0 { "slower" } else { "faster" }
+                    ),
                 },
                 if r.unstable {
                     " (unstable: see the cells' warnings)"
@@ -267,11 +274,18 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
         println!("only in {}: {k}", a.new.display());
     }
     let r = c.regressions();
+    if c.rows.iter().any(|r| r.reference_ratio.is_some()) {
+        println!(
+            "machine new / base: the time of the reference {}^3 matmul timed beside each cell, new over base (above 1: the machine ran slower for the new file); a change it explains is not a verdict on the code",
+            greenbench_harness::reference::REFERENCE_N
+        );
+    }
     println!(
-        "{r} regression(s), {} improvement(s), {} no change, {} inconclusive: a verdict needs a change beyond +-{margin:.0} % (the larger of --threshold {} % and this machine's run-to-run variation --noise {} %) and disjoint 95 % intervals",
+        "{r} regression(s), {} improvement(s), {} no change, {} inconclusive, {} machine changed: a verdict needs a change beyond +-{margin:.0} % (the larger of --threshold {} % and this machine's run-to-run variation --noise {} %) and disjoint 95 % intervals",
         c.count(Verdict::Improvement),
         c.count(Verdict::NoChange),
         c.count(Verdict::Inconclusive),
+        c.count(Verdict::MachineChanged),
         a.threshold,
         (noise * 10.0).round() / 10.0
     );

@@ -253,6 +253,10 @@ pub struct Cell {
     /// (a slowdown that lasts through the first cell passes every within-cell check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remeasured: Option<Remeasured>,
+    /// The machine's speed during the cell: a fixed reference matmul on the cell's backend,
+    /// timed between its windows ([`crate::reference`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_reference: Option<MachineReference>,
     /// How the backend ran this precision where that is not plain (bf16 on `vdpbf16ps`, or
     /// emulated: operands rounded, fp32 arithmetic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -265,6 +269,21 @@ pub struct Cell {
     /// batch-1 run kept on one thread of the `threads` asked for, as faster here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution_note: Option<String>,
+}
+
+/// A fixed `n x n x n` fp32 matmul on the cell's backend, timed after each of the cell's
+/// windows (the fastest of [`crate::reference::REFERENCE_RUNS`] runs each time): the
+/// machine's speed while the cell was measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineReference {
+    pub n: usize,
+    /// Counted FPO per second at the median time, and its 95 % interval.
+    pub gflops: f64,
+    pub gflops_ci95_low: f64,
+    pub gflops_ci95_high: f64,
+    /// The per-window times, seconds per product.
+    pub time_s: Summary,
 }
 
 /// A cell measured again at the end of its backend's cells (see [`crate::recheck`]).

@@ -5,8 +5,9 @@ use crate::cluster::{Shard, SlurmJob};
 use crate::energy::Energy;
 use crate::env::{Fingerprint, now_utc, peak_rss_bytes, reset_peak_rss};
 use crate::host_load::{HostLoad, STEAL_WARN, steal_share, steal_warning};
+pub use crate::peak::measure_peak;
 use crate::protocol::{MeasureError, Profile, measure};
-use crate::record::{Cell, CellStatus, EnergyEnv, Environment, Peak, ResultFile, RunStatus};
+use crate::record::{Cell, CellStatus, EnergyEnv, Environment, ResultFile, RunStatus};
 use crate::stats::summarize;
 use greenbench_core::quant::{QModel, QuantConfig, quantize};
 use greenbench_core::{Backend, BackendError, Model, Precision, generate_inputs};
@@ -128,61 +129,6 @@ fn has_cell(
     })
 }
 
-/// Measure a backend's attainable peak with an `n x n x n` fp32 matmul.
-pub fn measure_peak(
-    backend: &dyn Backend,
-    n: usize,
-    profile: &Profile,
-    cancel: &AtomicBool,
-    obs: &dyn Observer,
-) -> Result<Peak, MeasureError> {
-    let mut p = backend.prepare_matmul(n, n, n)?;
-    let inputs: Vec<Vec<f32>> = (0..2)
-        .map(|s| {
-            (0..n * n)
-                .map(|i| (((i + s) % 13) as f32 - 6.0) / 6.0)
-                .collect()
-        })
-        .collect();
-    obs.started(
-        &format!("peak {}: {n}^3 matmul", backend.name()),
-        profile.windows,
-    );
-    let m = measure(p.as_mut(), &inputs, 1, profile, None, cancel, &mut |w| {
-        obs.window(w)
-    })?;
-    let (t, time_basis) = match &m.device_per_example_s {
-        Some(d) => (summarize(d), "device"),
-        None => (summarize(&m.per_example_s), "end_to_end"),
-    };
-    let fpo = 2.0 * (n as f64).powi(3);
-    let peak = Peak {
-        backend: backend.name().to_string(),
-        device: backend.device(),
-        m: n,
-        k: n,
-        n,
-        gflops: fpo / t.median / 1e9,
-        best_gflops: t
-            .samples
-            .iter()
-            .copied()
-            .fold(None, |b: Option<f64>, s| Some(b.map_or(s, |b| b.min(s))))
-            .map(|s| fpo / s / 1e9),
-        gflops_ci95_low: fpo / t.ci95_high / 1e9,
-        gflops_ci95_high: fpo / t.ci95_low / 1e9,
-        time_s: t,
-        time_basis: time_basis.to_string(),
-        after: None,
-        warning: None,
-    };
-    obs.finished(&format!(
-        "peak {}: {:.1} GFPO/s ({n}^3 fp32 matmul)",
-        peak.backend, peak.gflops
-    ));
-    Ok(peak)
-}
-
 /// What a cell runs: the model as it is (fp32), its quantized form, or its bf16 form
 /// (`greenbench_core::bf16`); a form that could not be made is the cell's error.
 #[derive(Clone, Copy)]
@@ -284,6 +230,7 @@ pub fn measure_cell(
         cpu_s: None,
         power_series_w: vec![],
         remeasured: None,
+        machine_reference: None,
         precision_note: backend.precision_note(precision),
         algorithm_note: None,
         execution_note: None,
@@ -317,6 +264,12 @@ pub fn measure_cell(
             Err(BackendError::Invalid(why.clone()))
         }
     };
+    // The machine's speed beside the cell (`crate::reference`): a backend that cannot run
+    // the reference product has the cell measured without it.
+    let mut reference = prepared
+        .is_ok()
+        .then(|| crate::reference::Reference::new(backend).ok())
+        .flatten();
     let outcome = prepared.map_err(MeasureError::from).and_then(|mut p| {
         cell.algorithm_note = p.algorithm_note();
         cell.execution_note = p.execution_note();
@@ -327,9 +280,17 @@ pub fn measure_cell(
             profile,
             energy,
             cancel,
-            &mut |w| obs.window(w),
+            &mut |w| {
+                if let Some(r) = reference.as_mut()
+                    && r.sample().is_err()
+                {
+                    reference = None;
+                }
+                obs.window(w)
+            },
         )
     });
+    cell.machine_reference = reference.and_then(|r| r.finish());
     match outcome {
         Ok(m) => {
             let t = summarize(&m.per_example_s);
@@ -806,6 +767,14 @@ pub fn run_suite(
                 Err(_) => break 'outer,
             }
         }
+        // Cells measured while the machine ran slower than beside the fastest of them.
+        for i in crate::reference::flag_slowed_cells(&mut file.cells, &measured_here) {
+            obs.note(&format!(
+                "warning: {}",
+                file.cells[i].warnings.last().expect("pushed with the flag")
+            ));
+        }
+        save(&file)?;
         // The peak again, after the cells: a disturbed measurement shows as disagreement,
         // and % of peak is taken against the better of the two.
         if !resumed_peak && cfg.peak_size > 0 && !measured_here.is_empty() {

@@ -477,6 +477,7 @@ pub fn cell(
         cpu_s: t.cpu_s,
         power_series_w: t.series.clone(),
         remeasured: None,
+        machine_reference: None,
         precision_note: None,
         algorithm_note: None,
         execution_note: None,

@@ -183,6 +183,7 @@ pub fn run_sweep(
             cpu_s: None,
             power_series_w: vec![],
             remeasured: None,
+            machine_reference: None,
             precision_note: None,
             algorithm_note: None,
             execution_note: None,

@@ -254,6 +254,7 @@ fn fast_algorithms_are_named_above_the_peak() {
         slow_first: 1,
         note: Some(note.into()),
         exec_note: Some(exec.into()),
+        slow_cell: None,
     })];
     let f = run_plain(&backends, &models, &config(out), None);
     assert!(!f.cells.is_empty());
@@ -419,6 +420,72 @@ fn a_slow_first_cell_is_flagged_and_a_steady_one_is_not() {
     assert_eq!(saved.cells[0], *first, "flag and second measurement saved");
 }
 
+/// A machine 3x slower during one cell (its windows and the reference matmul beside them
+/// alike: the windows agree, every within-cell check passes): that cell alone is flagged
+/// unstable with the reference warning, saved in the file; a steady run flags none, and
+/// every cell carries its reference.
+#[test]
+fn a_cell_measured_on_a_slowed_machine_is_flagged_and_a_steady_run_is_not() {
+    use greenbench_harness::reference::{REFERENCE_N, REFERENCE_WARNING};
+    let (_dir, out) = scratch();
+    let models = models(&["mlp", "autoencoder"], 3);
+    let mut cfg = config(out.clone());
+    cfg.profile.window_s = 0.02;
+    cfg.peak_size = 0;
+    let flagged =
+        |c: &greenbench_harness::Cell| c.warnings.iter().any(|w| w.starts_with(REFERENCE_WARNING));
+    // A steady run must come out clean in one of three tries (sleeps on a loaded machine
+    // can wake late; a flag that fired on every run would fail all three).
+    let mut tries = 0;
+    let steady = loop {
+        tries += 1;
+        let f = run_plain(&fake(&[], Arc::default()), &models, &cfg, None);
+        if !f.cells.iter().any(flagged) || tries == 3 {
+            break f;
+        }
+    };
+    assert!(
+        !steady.cells.iter().any(flagged),
+        "steady fake flagged in {tries} tries"
+    );
+    for c in &steady.cells {
+        let r = c
+            .machine_reference
+            .as_ref()
+            .expect("a reference beside each cell");
+        assert_eq!(r.n, REFERENCE_N);
+        assert_eq!(r.time_s.samples.len(), 5, "one per window");
+        // The fake's product sleeps 200 us: 2 x 256^3 FPO in >= 200 us.
+        assert!(r.gflops <= 2.0 * (REFERENCE_N as f64).powi(3) / 2e-4 / 1e9);
+    }
+
+    let slow = run_plain(&slowed_machine(2, Arc::default()), &models, &cfg, None);
+    let c = &slow.cells[1];
+    assert!(
+        flagged(c) && c.unstable && c.is_unstable(),
+        "{:?}",
+        c.warnings
+    );
+    let w = c
+        .warnings
+        .iter()
+        .find(|w| w.starts_with(REFERENCE_WARNING))
+        .unwrap();
+    assert!(w.contains("x slower") && w.contains("re-run"), "{w}");
+    let (r, best) = (
+        c.machine_reference.as_ref().unwrap().gflops,
+        slow.cells[0].machine_reference.as_ref().unwrap().gflops,
+    );
+    assert!(best > 2.0 * r, "{best} vs {r}");
+    // Its windows agree (the slowdown lasted through the cell): only the reference shows it.
+    assert!(c.time_per_example_s.as_ref().unwrap().cv < greenbench_harness::stats::UNSTABLE_CV);
+    for (i, c) in slow.cells.iter().enumerate().filter(|(i, _)| *i != 1) {
+        assert!(!flagged(c), "cell {i}: {:?}", c.warnings);
+    }
+    let saved = ResultFile::load(&out).unwrap();
+    assert_eq!(saved.cells[1], *c, "flag and reference saved");
+}
+
 /// A fake /proc/stat whose steal rises while cells run: every cell records the share and
 /// warns; with steal standing still, none does.
 #[test]
@@ -543,6 +610,7 @@ fn the_peak_is_measured_before_and_after_the_cells() {
         slow_first: 1,
         note: None,
         exec_note: None,
+        slow_cell: None,
     })];
     let changed = run_plain(&backends, &models, &config(out.clone()), None);
     let p = &changed.environment.peaks[0];

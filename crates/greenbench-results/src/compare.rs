@@ -71,6 +71,11 @@ pub enum Verdict {
     NoChange,
     /// Neither: the data cannot tell a change beyond the margin from none.
     Inconclusive,
+    /// Slower or faster beyond the margin, but the machine's reference matmul (timed beside
+    /// both cells, `greenbench_harness::reference`) changed speed by as much: once the
+    /// reference's ratio is divided out, what is left lies within the margin. Not counted as
+    /// a regression; re-run both on a steady machine.
+    MachineChanged,
 }
 
 /// How a comparison decides.
@@ -106,6 +111,28 @@ impl Rule {
     }
 }
 
+impl Rule {
+    /// [`Rule::verdict`], then: a regression or an improvement that the machine's change of
+    /// speed explains (`reference_ratio`, new's reference time over base's: the time ratio
+    /// divided by it lies within the margin) is [`Verdict::MachineChanged`].
+    pub fn verdict_beside(
+        &self,
+        b: (f64, f64, f64),
+        n: (f64, f64, f64),
+        reference_ratio: Option<f64>,
+    ) -> Verdict {
+        let v = self.verdict(b, n);
+        match (v, reference_ratio) {
+            (Verdict::Regression | Verdict::Improvement, Some(r))
+                if r > 0.0 && ((n.0 / b.0) / r - 1.0).abs() <= self.margin() =>
+            {
+                Verdict::MachineChanged
+            }
+            _ => v,
+        }
+    }
+}
+
 /// One compared cell.
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -117,6 +144,9 @@ pub struct Row {
     pub verdict: Verdict,
     /// Either side is flagged unstable: a verdict on it says little.
     pub unstable: bool,
+    /// New's reference matmul time over base's, where both cells carry one (above 1: the
+    /// machine ran slower for the new file).
+    pub reference_ratio: Option<f64>,
 }
 
 /// The whole comparison.
@@ -142,33 +172,36 @@ impl Comparison {
 /// Compare `new` against `base` under `rule`. Two files with no cell in common (another
 /// host, other models) are an error: there is nothing to decide.
 pub fn compare(base: &Loaded, new: &Loaded, rule: Rule) -> Result<Comparison, String> {
-    let index = |l: &Loaded| -> BTreeMap<String, ((f64, f64, f64), bool)> {
+    type Entry<'a> = ((f64, f64, f64), bool, &'a greenbench_harness::Cell);
+    fn index(l: &Loaded) -> BTreeMap<String, Entry<'_>> {
         ok_cells(std::slice::from_ref(l))
             .into_iter()
             .map(|(l, c)| {
                 let t = c.time_per_example_s.as_ref().expect("ok cells have times");
                 (
                     key(l, c),
-                    ((t.median, t.ci95_low, t.ci95_high), c.is_unstable()),
+                    ((t.median, t.ci95_low, t.ci95_high), c.is_unstable(), c),
                 )
             })
             .collect()
-    };
+    }
     let b = index(base);
     let n = index(new);
     let mut out = Comparison::default();
-    for (k, &(bt, bu)) in &b {
-        let Some(&(nt, nu)) = n.get(k) else {
+    for (k, &(bt, bu, bc)) in &b {
+        let Some(&(nt, nu, nc)) = n.get(k) else {
             out.only_base.push(k.clone());
             continue;
         };
+        let reference_ratio = greenbench_harness::reference::reference_ratio(bc, nc);
         out.rows.push(Row {
             key: k.clone(),
             base_s: bt.0,
             new_s: nt.0,
             ratio: nt.0 / bt.0,
-            verdict: rule.verdict(bt, nt),
+            verdict: rule.verdict_beside(bt, nt, reference_ratio),
             unstable: bu || nu,
+            reference_ratio,
         });
     }
     out.only_new = n.keys().filter(|k| !b.contains_key(*k)).cloned().collect();

@@ -549,6 +549,73 @@ fn compare_accounts_for_run_to_run_variation() {
     );
 }
 
+/// A slowdown that the machine's reference matmul (timed beside each cell) shows as well is
+/// "machine changed", not a regression; the same slowdown beside an unchanged reference, or
+/// one beyond what the reference explains, is still a regression; an improvement on a
+/// machine that sped up as much is "machine changed" too.
+#[test]
+fn compare_does_not_blame_the_code_for_a_slower_machine() {
+    let b = (1.0, 0.99, 1.01);
+    let slower = (2.0, 1.98, 2.02);
+    assert_eq!(RULE.verdict_beside(b, slower, None), Verdict::Regression);
+    assert_eq!(
+        RULE.verdict_beside(b, slower, Some(1.0)),
+        Verdict::Regression
+    );
+    assert_eq!(
+        RULE.verdict_beside(b, slower, Some(1.95)),
+        Verdict::MachineChanged
+    );
+    // The machine 1.3x slower explains 1.3x, not 2x.
+    assert_eq!(
+        RULE.verdict_beside(b, slower, Some(1.3)),
+        Verdict::Regression
+    );
+    // A faster machine explains no slowdown.
+    assert_eq!(
+        RULE.verdict_beside(b, slower, Some(0.5)),
+        Verdict::Regression
+    );
+    assert_eq!(
+        RULE.verdict_beside(b, (0.5, 0.49, 0.51), Some(0.52)),
+        Verdict::MachineChanged
+    );
+    assert_eq!(
+        RULE.verdict_beside(b, (1.0, 0.99, 1.01), Some(2.0)),
+        Verdict::NoChange
+    );
+
+    // Files: every cell of `new` twice as slow, its references as measured or halved too.
+    let dir = tempfile::tempdir().unwrap();
+    let path = run(dir.path(), "a.json");
+    with_intervals(&path, 0.01);
+    let a = loaded(&path);
+    assert!(
+        (a.file.cells.iter()).all(|c| c.machine_reference.is_some()),
+        "a run records the reference beside each cell"
+    );
+    let twice = |slow_machine: bool| {
+        let mut n = a.clone();
+        for c in &mut n.file.cells {
+            let t = c.time_per_example_s.as_mut().unwrap();
+            for v in [&mut t.median, &mut t.ci95_low, &mut t.ci95_high] {
+                *v *= 2.0;
+            }
+            if slow_machine {
+                c.machine_reference.as_mut().unwrap().gflops /= 2.0;
+            }
+        }
+        compare(&a, &n, RULE).unwrap()
+    };
+    let blamed = twice(false);
+    assert_eq!(blamed.regressions(), blamed.rows.len());
+    assert!(blamed.rows.iter().all(|r| r.reference_ratio == Some(1.0)));
+    let machine = twice(true);
+    assert_eq!(machine.regressions(), 0);
+    assert_eq!(machine.count(Verdict::MachineChanged), machine.rows.len());
+    assert!(machine.rows.iter().all(|r| r.reference_ratio == Some(2.0)));
+}
+
 /// The README's sample table is the committed sample file rendered by this code (columns
 /// included), so it cannot drift from what `greenbench run` prints.
 #[test]

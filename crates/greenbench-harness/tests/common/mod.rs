@@ -10,7 +10,7 @@ use greenbench_harness::env::fingerprint;
 use greenbench_harness::record::ResultFile;
 use greenbench_harness::runner::{Observer, RunConfig, Silent, run_suite};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Returns zeros; fails `prepare` for models named in `fail`; counts prepares. A run takes
 /// 200 us, plus `drift_us` more for every earlier run of the same prepared model (a backend
@@ -29,6 +29,10 @@ pub struct Fake {
     pub note: Option<String>,
     /// What its prepared models say of their use of the machine (`Prepared::execution_note`).
     pub exec_note: Option<String>,
+    /// A machine that runs 3x slower while the model prepared `.0`-th (1-based) is measured:
+    /// every run of the fake — that model's and the reference matmul's beside it — sleeps
+    /// `.1` times as long (3 from that prepare, 1 again from the next).
+    pub slow_cell: Option<(usize, Arc<AtomicU64>)>,
 }
 
 pub struct FakePrepared {
@@ -38,6 +42,8 @@ pub struct FakePrepared {
     pub calls: u64,
     pub note: Option<String>,
     pub exec_note: Option<String>,
+    /// The machine's slowdown factor now (see [`Fake::slow_cell`]).
+    pub machine: Option<Arc<AtomicU64>>,
 }
 
 impl FakePrepared {
@@ -49,13 +55,18 @@ impl FakePrepared {
             calls: 0,
             note: None,
             exec_note: None,
+            machine: None,
         })
     }
 }
 
 impl Prepared for FakePrepared {
     fn run(&mut self, _input: &[f32]) -> Result<&[f32], BackendError> {
-        let us = self.base_us + self.drift_us * self.calls;
+        let factor = self
+            .machine
+            .as_ref()
+            .map_or(1, |m| m.load(Ordering::SeqCst));
+        let us = (self.base_us + self.drift_us * self.calls) * factor;
         self.calls += 1;
         std::thread::sleep(std::time::Duration::from_micros(us));
         Ok(&self.out)
@@ -94,6 +105,11 @@ impl Backend for Fake {
         }
         p.note = self.note.clone();
         p.exec_note = self.exec_note.clone();
+        if let Some((k, factor)) = &self.slow_cell {
+            let n = self.prepares.load(Ordering::SeqCst);
+            factor.store(if n == *k { 3 } else { 1 }, Ordering::SeqCst);
+            p.machine = Some(factor.clone());
+        }
         Ok(p)
     }
     fn prepare_matmul(&self, m: usize, _k: usize, n: usize) -> PrepareResult {
@@ -103,6 +119,7 @@ impl Backend for Fake {
         {
             p.base_us = 2000;
         }
+        p.machine = self.slow_cell.as_ref().map(|(_, f)| f.clone());
         Ok(p)
     }
 }
@@ -201,6 +218,7 @@ pub fn fake(fail: &[&str], prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> 
         slow_first: 1,
         note: None,
         exec_note: None,
+        slow_cell: None,
     })]
 }
 
@@ -214,6 +232,7 @@ pub fn slow_first(prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> {
         slow_first: 5,
         note: None,
         exec_note: None,
+        slow_cell: None,
     })]
 }
 
@@ -227,6 +246,21 @@ pub fn drifting() -> Vec<Box<dyn Backend>> {
         slow_first: 1,
         note: None,
         exec_note: None,
+        slow_cell: None,
+    })]
+}
+
+/// A fake on a machine that runs 3x slower while its `k`-th prepared model is measured.
+pub fn slowed_machine(k: usize, prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> {
+    vec![Box::new(Fake {
+        fail: vec![],
+        prepares,
+        drift_us: 0,
+        matmuls: None,
+        slow_first: 1,
+        note: None,
+        exec_note: None,
+        slow_cell: Some((k, Arc::new(AtomicU64::new(1)))),
     })]
 }
 
