@@ -38,7 +38,8 @@ if [ -n "$MODELS" ]; then
   # by `greenbench merge` and `ort_files.py --merge`; % of peak is not measured (--no-peak).
   # With --rounds N each cell is measured N times that way and each side keeps its fastest round:
   # on a machine that swings between a fast and a slow mode, one round can catch one side in
-  # each.
+  # each. Each side times a reference MatMul after every window (ort_bench.Reference, greenbench's
+  # machine_reference); the joined table marks the cells where either side's ran slow.
   cargo build --release -q
   parts=$(mktemp -d)
   trap 'rm -rf "$parts"' EXIT

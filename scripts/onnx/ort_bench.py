@@ -101,7 +101,81 @@ def inputs_for(meta, batch, sets, seed):
     return [rng.uniform(-1, 1, size=shape).astype(np.float32) for _ in range(sets)]
 
 
-def measure(sess, xs, batch, p):
+# The machine's reference beside each cell, as greenbench's (crates/greenbench-harness/src/
+# reference.rs): a fixed 256^3 fp32 MatMul, three runs after each window, the fastest kept.
+REFERENCE_N = 256
+REFERENCE_RUNS = 3
+# A cell whose reference median is more than this below its side's fastest is flagged.
+REFERENCE_TOLERANCE = 0.15
+
+
+class Reference:
+    """The reference MatMul in ONNX Runtime with the cells' thread count, and its times so
+    far (per window: the fastest of REFERENCE_RUNS runs)."""
+
+    def __init__(self, threads, seed=0):
+        self.sess = matmul_session(REFERENCE_N, threads, seed)
+        rng = np.random.default_rng(seed + 1)
+        self.x = {"input": rng.uniform(-1, 1, size=(REFERENCE_N, REFERENCE_N)).astype(np.float32)}
+        self.sess.run(None, self.x)
+        self.times = []
+
+    def sample(self):
+        best = math.inf
+        for _ in range(REFERENCE_RUNS):
+            t = time.perf_counter()
+            self.sess.run(None, self.x)
+            best = min(best, time.perf_counter() - t)
+        self.times.append(best)
+
+    def take(self):
+        """The samples since the last take, in greenbench's `MachineReference` schema."""
+        times, self.times = self.times, []
+        if not times:
+            return None
+        t = summarize(times)
+        fpo = 2 * REFERENCE_N ** 3
+        return dict(n=REFERENCE_N, gflops=fpo / t["median"] / 1e9,
+                    gflops_ci95_low=fpo / t["ci95_high"] / 1e9,
+                    gflops_ci95_high=fpo / t["ci95_low"] / 1e9, time_s=t)
+
+
+def slowed(cells):
+    """Indices of the cells (dicts with an optional `machine_reference`) whose reference median
+    is more than REFERENCE_TOLERANCE below the fastest of them, with their slowdown."""
+    refs = [c.get("machine_reference") for c in cells]
+    best = max((r["gflops"] for r in refs if r), default=None)
+    if best is None:
+        return {}
+    return {i: best / r["gflops"] for i, r in enumerate(refs)
+            if r and best > (1 + REFERENCE_TOLERANCE) * r["gflops"]}
+
+
+MACHINE_NOTE = ("\nmachine: each side's reference 256^3 MatMul, timed after each window of the cell "
+                "(greenbench's CPU matmul on its side, ONNX Runtime's on this one): `slower: SIDE x` "
+                "where it ran more than 15 % below that side's fastest cell here (the machine changed "
+                "speed: that side's time reads high, so the ratio is suspect); `-` where a side has no "
+                "reference (an older result file)")
+
+
+def machine_marks(pairs):
+    """Per (greenbench cell, ORT cell) pair: `ok`, `-` (a side without a reference), or which
+    side's reference ran slow (see `slowed`, each side against its own fastest)."""
+    g = slowed([m for m, _ in pairs])
+    o = slowed([c for _, c in pairs])
+    out = []
+    for i, (m, c) in enumerate(pairs):
+        if not (m.get("machine_reference") and c.get("machine_reference")):
+            out.append("-")
+            continue
+        slow = [f"{side} {s:.2f}x" for side, s in (("greenbench", g.get(i)), ("ORT", o.get(i))) if s]
+        out.append("slower: " + ", ".join(slow) if slow else "ok")
+    return out
+
+
+def measure(sess, xs, batch, p, reference=None):
+    """Warm up, then `p["windows"]` windows; with a `Reference`, it is sampled after each
+    window (outside the window's time)."""
     i = 0
     t0 = time.perf_counter()
     warm = 0
@@ -117,13 +191,13 @@ def measure(sess, xs, batch, p):
                 break
         per_example.append((time.perf_counter() - t) / (n * batch))
         batches.append(n)
+        if reference is not None:
+            reference.sample()
     return per_example, batches, warm
 
 
-def matmul_peak(n, threads, p, seed):
-    """sgemm n x n x n in ONNX Runtime: a MatMul whose right-hand side is an initializer (as
-    greenbench's peak, whose right-hand side is prepared once), timed with the same
-    protocol; returned in greenbench's `Peak` schema."""
+def matmul_session(n, threads, seed):
+    """An n x n x n fp32 MatMul session whose right-hand side is an initializer."""
     from onnx import TensorProto, helper
     rng = np.random.default_rng(seed)
     b = rng.uniform(-1, 1, size=(n, n)).astype(np.float32)
@@ -138,7 +212,15 @@ def matmul_peak(n, threads, p, seed):
     o.inter_op_num_threads = 1
     o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(model.SerializeToString(), o, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), o, providers=["CPUExecutionProvider"])
+
+
+def matmul_peak(n, threads, p, seed):
+    """sgemm n x n x n in ONNX Runtime: a MatMul whose right-hand side is an initializer (as
+    greenbench's peak, whose right-hand side is prepared once), timed with the same
+    protocol; returned in greenbench's `Peak` schema."""
+    sess = matmul_session(n, threads, seed)
+    rng = np.random.default_rng(seed + 1)
     xs = [rng.uniform(-1, 1, size=(n, n)).astype(np.float32) for _ in range(2)]
     per_call, _, _ = measure(sess, xs, 1, p)
     t = summarize(per_call)
@@ -221,12 +303,13 @@ def main():
     batches = [int(b) for b in a.batch.split(",")]
     started = now()
     cells = []
+    reference = Reference(a.threads, a.seed)
     for d in dirs:
         meta = json.load(open(os.path.join(d, "greenbench.json")))
         sess = session(os.path.join(d, "model.onnx"), a.threads)
         for b in batches:
             xs = inputs_for(meta, b, p["input_sets"], a.seed)
-            per_ex, nb, warm = measure(sess, xs, b, p)
+            per_ex, nb, warm = measure(sess, xs, b, p, reference)
             t = summarize(per_ex)
             print(f"  {meta['name']} onnxruntime-cpu b{b} {meta.get('precision', 'fp32')}: {t['median'] * 1e6:.2f} us/example", file=sys.stderr)
             precision = meta.get("precision", "fp32")
@@ -247,7 +330,7 @@ def main():
                 energy_samples_j=[], avg_power_w=None, fpo_per_joule=None, co2e_g_per_million=None,
                 cost_usd_per_million=None, other_cpu_cores=None, warnings=[], peak_rss_bytes=None,
                 weights_seed=meta["weights_seed"], weights_fingerprint=meta["weights_fingerprint"],
-                warmup_batches=warm, window_batches=nb))
+                warmup_batches=warm, window_batches=nb, machine_reference=reference.take()))
     peaks = []
     if a.matmul > 0:
         peak = matmul_peak(a.matmul, a.threads, p, a.seed)
@@ -278,13 +361,15 @@ def main():
         g = json.load(open(a.greenbench))
         mine = {(c["model"], c["batch"], c.get("precision", "fp32")): c
                 for c in g["cells"] if c["backend"] == "cpu" and c["status"] == "ok"}
-        print("| model | batch | precision | greenbench cpu (us/ex) | onnxruntime (us/ex) | greenbench / ORT |")
-        print("|---|---|---|---|---|---|")
-        for c in cells:
-            m = mine.get((c["model"], c["batch"], c["precision"]))
-            if m:
-                gt, ot = m["time_per_example_s"]["median"], c["time_per_example_s"]["median"]
-                print(f"| {c['model']} | {c['batch']} | {c['precision']} | {gt * 1e6:.2f} | {ot * 1e6:.2f} | {gt / ot:.2f} |")
+        print("| model | batch | precision | greenbench cpu (us/ex) | onnxruntime (us/ex) | greenbench / ORT | machine |")
+        print("|---|---|---|---|---|---|---|")
+        pairs = [(mine[k], c) for c in cells
+                 if (k := (c["model"], c["batch"], c["precision"])) in mine]
+        marks = machine_marks(pairs)
+        for (m, c), mark in zip(pairs, marks):
+            gt, ot = m["time_per_example_s"]["median"], c["time_per_example_s"]["median"]
+            print(f"| {c['model']} | {c['batch']} | {c['precision']} | {gt * 1e6:.2f} | {ot * 1e6:.2f} | {gt / ot:.2f} | {mark} |")
+        print(MACHINE_NOTE)
         gp = [q for q in g["environment"].get("peaks", []) if q["backend"] == "cpu"]
         if gp and peaks:
             gg, og = gp[0]["gflops"], peaks[0]["gflops"]

@@ -77,6 +77,7 @@ def main():
         return
     out = []
     dims = {}
+    reference = ob.Reference(a.threads, a.seed)
     for d in a.dim:
         for part in d.split(","):
             k, v = part.split("=")
@@ -108,12 +109,13 @@ def main():
             class S:  # ort_bench.measure feeds {"input": x}: here x is the whole feed
                 def run(self, o, feed):
                     return sess.run(o, feed["input"])
-            per_ex, _, _ = ob.measure(S(), xs, b, p)
+            per_ex, _, _ = ob.measure(S(), xs, b, p, reference)
             t = ob.summarize(per_ex)
             name = name_of(f)
             if used:
                 name += "[" + ",".join(f"{k}={v}" for k, v in sorted(used.items())) + "]"
-            out.append(dict(model=name, file=f, batch=b, threads=a.threads, time_per_example_s=t))
+            out.append(dict(model=name, file=f, batch=b, threads=a.threads, time_per_example_s=t,
+                            machine_reference=reference.take()))
     finish(a, out)
 
 
@@ -131,21 +133,28 @@ def finish(a, out):
     g = json.load(open(a.greenbench))
     mine = {(c["model"], c["batch"]): c for c in g["cells"] if c["backend"] == "cpu" and c["status"] == "ok"}
     ratios = []
-    print(f"| model | batch | greenbench cpu (us/ex) | onnxruntime {ort.__version__} (us/ex) | greenbench / ORT |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"| model | batch | greenbench cpu (us/ex) | onnxruntime {ort.__version__} (us/ex) | greenbench / ORT | machine |")
+    print("|---|---:|---:|---:|---:|---|")
+    pairs = [(mine[k], c) for c in out if (k := (c["model"], c["batch"])) in mine]
+    marks = dict(zip((id(c) for _, c in pairs), ob.machine_marks(pairs)))
     for c in out:
         m = mine.get((c["model"], c["batch"]))
         gt = m["time_per_example_s"]["median"] if m else None
         ot = c["time_per_example_s"]["median"]
         ratio = f"{gt / ot:.2f}" if gt else "-"
         gs = f"{gt * 1e6:.2f}" if gt else "-"
-        print(f"| {c['model']} | {c['batch']} | {gs} | {ot * 1e6:.2f} | {ratio} |")
+        mark = marks.get(id(c), "-")
+        print(f"| {c['model']} | {c['batch']} | {gs} | {ot * 1e6:.2f} | {ratio} | {mark} |")
         if gt:
-            ratios.append((c["model"], c["batch"], gt / ot))
+            ratios.append((c["model"], c["batch"], gt / ot, mark.startswith("slower")))
+    print(ob.MACHINE_NOTE)
     if ratios:
-        gm = math.exp(sum(math.log(r) for _, _, r in ratios) / len(ratios))
-        over = ", ".join(f"{m} b{b} {r:.2f}" for m, b, r in ratios if r > 0.9) or "none"
+        gm = math.exp(sum(math.log(r) for _, _, r, _ in ratios) / len(ratios))
+        over = ", ".join(f"{m} b{b} {r:.2f}" for m, b, r, _ in ratios if r > 0.9) or "none"
         print(f"\ngeometric mean of the {len(ratios)} ratios: {gm:.2f}; cells above 0.9: {over}")
+        suspect = [f"{m} b{b}" for m, b, _, s in ratios if s]
+        if suspect:
+            print(f"cells measured while a side's machine ran slower (re-measure them): {', '.join(suspect)}")
 
 
 if __name__ == "__main__":
