@@ -77,7 +77,7 @@ def main():
         return
     out = []
     dims = {}
-    reference = ob.Reference(a.threads, a.seed)
+    reference = ob.Reference(a.seed)
     for d in a.dim:
         for part in d.split(","):
             k, v = part.split("=")

@@ -132,6 +132,14 @@ pub trait Backend {
     /// (used to measure the backend's attainable peak): value `i` (row-major) is
     /// `((i % 17) - 8) / 8`. Input is the `[m, k]` matrix.
     fn prepare_matmul(&self, m: usize, k: usize, n: usize) -> PrepareResult;
+    /// The `n x n x n` product of [`Backend::prepare_matmul`] as the reference of the
+    /// machine's speed timed beside each cell (`greenbench_harness::reference`): on one
+    /// thread where the backend has threads, so that it reads the machine, not the state of
+    /// the cells' thread pool (a 2-thread reference read up to 1.47x slower after a batch-1
+    /// cell than after a batch-32 one on the dev VM, 2026-12-06).
+    fn prepare_reference(&self, n: usize) -> PrepareResult {
+        self.prepare_matmul(n, n, n)
+    }
     /// The precisions this backend runs.
     fn precisions(&self) -> Vec<Precision> {
         vec![Precision::Fp32]

@@ -380,6 +380,13 @@ impl Backend for CpuBackend {
         Ok(Box::new(CpuPrepared::matmul(m, k, n, &self.settings)))
     }
 
+    /// On a pool of its own with one thread.
+    fn prepare_reference(&self, n: usize) -> PrepareResult {
+        let mut one = CpuBackend::new(1)?;
+        one.settings.direct = self.settings.direct;
+        one.prepare_matmul(n, n, n)
+    }
+
     fn precisions(&self) -> Vec<Precision> {
         Precision::ALL.to_vec()
     }

@@ -632,18 +632,26 @@ proptest! {
     }
 
     /// The peak's prepared matmul (packed GEMM on AVX-512, the `gemm` crate elsewhere) at
-    /// any size, including fewer rows than threads and than one tile.
+    /// any size, including fewer rows than threads and than one tile; square ones against the
+    /// machine reference's (`prepare_reference`) too, bit for bit.
     #[test]
     fn prepared_matmul_matches_reference(
         m in 1usize..40, k in 1usize..600, n in 1usize..300, threads in 1usize..4,
+        square in proptest::bool::weighted(0.3),
     ) {
+        let (k, n) = if square { (m, m) } else { (k, n) };
         let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 23) as f32 - 11.0) / 11.0).collect();
         // The right-hand side `prepare_matmul` documents: value i is ((i % 17) - 8) / 8.
         let b: Vec<f64> = (0..k * n).map(|i| ((i % 17) as f64 - 8.0) / 8.0).collect();
         for (config, cpu) in configurations(threads) {
             let mut p = cpu.prepare_matmul(m, k, n).unwrap();
-            let got = p.run(&a).unwrap();
+            let got = p.run(&a).unwrap().to_vec();
             prop_assert_eq!(got.len(), m * n);
+            if m == k && k == n {
+                // The machine reference (one thread, a pool of its own): the same product.
+                let mut r = cpu.prepare_reference(n).unwrap();
+                prop_assert_eq!(r.run(&a).unwrap(), &got[..], "{}: reference", config);
+            }
             for i in 0..m {
                 for j in 0..n {
                     let want: f64 = (0..k).map(|t| a[i * k + t] as f64 * b[t * n + j]).sum();

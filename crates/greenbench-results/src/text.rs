@@ -333,7 +333,7 @@ pub fn peak_item(p: &Peak, host: &str) -> String {
 }
 
 /// The footnote under a table with `unstable` cells.
-pub const UNSTABLE_NOTE: &str = "(!) unstable: the measurement windows disagree by more than 10 % (CV), the run's first cell disagrees with its measurement after the other cells, or the machine's reference matmul (timed beside each cell) ran more than 15 % slower than beside the run's fastest cell; the cell's warning says which and names the likely causes. Do not publish it as it stands.";
+pub const UNSTABLE_NOTE: &str = "(!) unstable: the measurement windows disagree by more than 10 % (CV), the run's first cell disagrees with its measurement after the other cells, or the machine's reference matmul (timed beside each cell) ran more than 20 % slower than beside the run's fastest cell; the cell's warning says which and names the likely causes. Do not publish it as it stands.";
 
 /// The run table's columns (a leading `>`: a figure, right-aligned).
 pub const RUN_COLUMNS: &str = "model|backend|device|>batch|precision|>MACs/ex|>FPO/ex|>int ops/ex|>time/ex (median)|>95% interval|>device time/ex|>ex/s|>GFPO/s|>% peak|>energy/ex";
