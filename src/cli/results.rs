@@ -63,9 +63,14 @@ pub struct CompareArgs {
     /// yours the same way.
     #[arg(long, default_value_t = 100.0 * greenbench_results::compare::DEFAULT_NOISE, value_parser = super::range::non_negative, conflicts_with = "noise_from")]
     noise: f64,
-    /// Measure --noise from these result files instead: repeated runs of one suite on this
-    /// machine, in the order they ran (the largest change of any cell between a run and the
-    /// next).
+    /// The run-to-run variation, in percent, of cells whose machine references (timed beside
+    /// each cell) agree within 5 %: their margin when below --noise. Default: measured on
+    /// the dev VM (docs/COMPARE.md).
+    #[arg(long, default_value_t = 100.0 * greenbench_results::compare::DEFAULT_STEADY_NOISE, value_parser = super::range::non_negative, conflicts_with = "noise_from")]
+    steady_noise: f64,
+    /// Measure --noise and --steady-noise from these result files instead: repeated runs of
+    /// one suite on this machine, in the order they ran (the largest change of any cell
+    /// between a run and the next; of cells whose references agree, for the steady one).
     #[arg(long, num_args = 2..)]
     noise_from: Vec<PathBuf>,
 }
@@ -215,22 +220,39 @@ fn write_report(
 }
 
 pub fn compare(a: CompareArgs) -> Result<i32> {
-    let noise = if a.noise_from.is_empty() {
-        a.noise
+    let (noise, steady) = if a.noise_from.is_empty() {
+        (a.noise, a.steady_noise)
     } else {
+        use greenbench_results::compare::{run_to_run_noise, steady_run_to_run_noise};
         let runs = load(&a.noise_from, true)?;
-        let (n, pairs) = greenbench_results::compare::run_to_run_noise(&runs)
+        let (n, pairs) = run_to_run_noise(&runs)
             .context("--noise-from: the files share no cell; give repeated runs of one suite")?;
         println!(
             "run-to-run variation: {:.1} % (the largest of {pairs} cell pairs of {} runs)",
             100.0 * n,
             runs.len()
         );
-        100.0 * n
+        let steady = match steady_run_to_run_noise(&runs) {
+            Some((s, pairs)) => {
+                println!(
+                    "run-to-run variation with agreeing machine references: {:.1} % (the largest of {pairs} such pairs)",
+                    100.0 * s
+                );
+                s
+            }
+            None => {
+                println!(
+                    "no cell pair with agreeing machine references (files without them, or a machine that never held its speed): every cell gets the margin of the run-to-run variation"
+                );
+                n
+            }
+        };
+        (100.0 * n, 100.0 * steady)
     };
     let rule = greenbench_results::compare::Rule {
         threshold: a.threshold / 100.0,
         noise: noise / 100.0,
+        steady_noise: steady / 100.0,
     };
     let b = load(std::slice::from_ref(&a.base), true)?.remove(0);
     let n = load(std::slice::from_ref(&a.new), true)?.remove(0);
@@ -251,7 +273,7 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
                 match r.verdict {
                     Verdict::Regression => "REGRESSION".to_string(),
                     Verdict::Improvement => "faster".to_string(),
-                    Verdict::NoChange => format!("no change beyond +-{margin:.0} %"),
+                    Verdict::NoChange => format!("no change beyond +-{:.0} %", 100.0 * r.margin),
                     Verdict::Inconclusive => "inconclusive".to_string(),
                     Verdict::MachineChanged => format!(
                         "machine {}: the reference matmul changed as much; re-run both",
@@ -276,8 +298,10 @@ pub fn compare(a: CompareArgs) -> Result<i32> {
     let r = c.regressions();
     if c.rows.iter().any(|r| r.reference_ratio.is_some()) {
         println!(
-            "machine new / base: the time of the reference {}^3 matmul timed beside each cell, new over base (above 1: the machine ran slower for the new file); a change it explains is not a verdict on the code",
-            greenbench_harness::reference::REFERENCE_N
+            "machine new / base: the time of the reference {}^3 matmul timed beside each cell, new over base (above 1: the machine ran slower for the new file); a change it explains is not a verdict on the code; where it is within 5 % of 1 the margin is +-{:.0} % (the larger of --threshold and --steady-noise {:.1} %, the run-to-run variation when the machine held its speed)",
+            greenbench_harness::reference::REFERENCE_N,
+            100.0 * rule.margin_for(Some(1.0)),
+            (steady * 10.0).round() / 10.0
         );
     }
     println!(

@@ -19,6 +19,16 @@ use std::collections::BTreeMap;
 /// Measure yours with `compare --noise-from`.
 pub const DEFAULT_NOISE: f64 = 0.745;
 
+/// Two cells' machine references agree when their ratio is within this of 1
+/// (`greenbench_harness::reference`): the machine ran at the same speed for both.
+pub const REFERENCE_AGREE: f64 = 0.05;
+
+/// Run-to-run variation of cells whose machine references agree ([`REFERENCE_AGREE`]): the
+/// largest |new / base - 1| over such pairs of two batches of 10 back-to-back quick suites
+/// (Xeon with AMX, 2026-12-06): 41.6 % over the first batch's 48, 47.4 % over the second's 79
+/// (all 140 pairs of each: 92.9 % and 73.2 %) ([`steady_run_to_run_noise`]; docs/COMPARE.md).
+pub const DEFAULT_STEADY_NOISE: f64 = 0.474;
+
 /// The run-to-run variation shown by repeated runs of one suite (`files`, in the order they
 /// ran): the largest |next / this - 1| of any cell's median over each run and the next (the
 /// last with the first), and how many pairs it rests on. The largest, not a percentile: a
@@ -26,31 +36,48 @@ pub const DEFAULT_NOISE: f64 = 0.745;
 /// largest is exceeded by about one identical pair in 140, so by about one compare in 20
 /// (measured: docs/COMPARE.md). `None` with fewer than two files or no cell in common.
 pub fn run_to_run_noise(files: &[Loaded]) -> Option<(f64, usize)> {
-    let medians: Vec<BTreeMap<String, f64>> = files
+    largest_change(files, false)
+}
+
+/// As [`run_to_run_noise`], over the pairs of cells whose machine references agree
+/// ([`REFERENCE_AGREE`]): the variation left when the machine ran at the same speed.
+pub fn steady_run_to_run_noise(files: &[Loaded]) -> Option<(f64, usize)> {
+    largest_change(files, true)
+}
+
+/// The largest |next / this - 1| of the cells' medians over consecutive files (the last
+/// with the first), of every pair or of those whose references agree (`steady`).
+fn largest_change(files: &[Loaded], steady: bool) -> Option<(f64, usize)> {
+    let cells: Vec<BTreeMap<String, &greenbench_harness::Cell>> = files
         .iter()
         .map(|l| {
             ok_cells(std::slice::from_ref(l))
                 .into_iter()
-                .map(|(l, c)| {
-                    let t = c.time_per_example_s.as_ref().expect("ok cells have times");
-                    (key(l, c), t.median)
-                })
+                .map(|(l, c)| (key(l, c), c))
                 .collect()
         })
         .collect();
-    if medians.len() < 2 {
+    if cells.len() < 2 {
         return None;
     }
+    let median = |c: &greenbench_harness::Cell| {
+        c.time_per_example_s
+            .as_ref()
+            .expect("ok cells have times")
+            .median
+    };
     let mut devs: Vec<f64> = Vec::new();
-    for i in 0..medians.len() {
-        let (a, b) = (&medians[i], &medians[(i + 1) % medians.len()]);
-        if medians.len() == 2 && i == 1 {
+    for i in 0..cells.len() {
+        let (a, b) = (&cells[i], &cells[(i + 1) % cells.len()]);
+        if cells.len() == 2 && i == 1 {
             break;
         }
-        devs.extend(
-            a.iter()
-                .filter_map(|(k, x)| b.get(k).map(|y| (y / x - 1.0).abs())),
-        );
+        devs.extend(a.iter().filter_map(|(k, x)| {
+            let y = b.get(k)?;
+            let agree = greenbench_harness::reference::reference_ratio(x, y)
+                .is_some_and(|r| (r - 1.0).abs() <= REFERENCE_AGREE);
+            (!steady || agree).then(|| (median(y) / median(x) - 1.0).abs())
+        }));
     }
     if devs.is_empty() {
         return None;
@@ -85,6 +112,9 @@ pub struct Rule {
     pub threshold: f64,
     /// Run-to-run variation of this machine, as a fraction ([`DEFAULT_NOISE`] on the dev VM).
     pub noise: f64,
+    /// Run-to-run variation of cells whose machine references agree
+    /// ([`DEFAULT_STEADY_NOISE`]): the margin's share for them, when below `noise`.
+    pub steady_noise: f64,
 }
 
 impl Rule {
@@ -93,21 +123,37 @@ impl Rule {
         self.threshold.max(self.noise)
     }
 
+    /// The margin for a cell whose references' ratio is `reference_ratio`: with agreeing
+    /// references ([`REFERENCE_AGREE`]) the larger of threshold and the steady noise (never
+    /// above [`Rule::margin`]), else [`Rule::margin`].
+    pub fn margin_for(&self, reference_ratio: Option<f64>) -> f64 {
+        match reference_ratio {
+            Some(r) if (r - 1.0).abs() <= REFERENCE_AGREE => {
+                self.threshold.max(self.steady_noise.min(self.noise))
+            }
+            _ => self.margin(),
+        }
+    }
+
     /// The verdict on base and new medians and 95 % intervals `(median, low, high)`.
     pub fn verdict(&self, b: (f64, f64, f64), n: (f64, f64, f64)) -> Verdict {
-        let ratio = n.0 / b.0;
-        let m = self.margin();
-        // The range of the ratio the two intervals allow.
-        let (lo, hi) = (n.1 / b.2, n.2 / b.1);
-        if ratio > 1.0 + m && n.1 > b.2 {
-            Verdict::Regression
-        } else if ratio < 1.0 - m && n.2 < b.1 {
-            Verdict::Improvement
-        } else if lo >= 1.0 - m && hi <= 1.0 + m {
-            Verdict::NoChange
-        } else {
-            Verdict::Inconclusive
-        }
+        verdict_within(self.margin(), b, n)
+    }
+}
+
+/// [`Rule::verdict`] with margin `m`.
+fn verdict_within(m: f64, b: (f64, f64, f64), n: (f64, f64, f64)) -> Verdict {
+    let ratio = n.0 / b.0;
+    // The range of the ratio the two intervals allow.
+    let (lo, hi) = (n.1 / b.2, n.2 / b.1);
+    if ratio > 1.0 + m && n.1 > b.2 {
+        Verdict::Regression
+    } else if ratio < 1.0 - m && n.2 < b.1 {
+        Verdict::Improvement
+    } else if lo >= 1.0 - m && hi <= 1.0 + m {
+        Verdict::NoChange
+    } else {
+        Verdict::Inconclusive
     }
 }
 
@@ -121,10 +167,11 @@ impl Rule {
         n: (f64, f64, f64),
         reference_ratio: Option<f64>,
     ) -> Verdict {
-        let v = self.verdict(b, n);
+        let m = self.margin_for(reference_ratio);
+        let v = verdict_within(m, b, n);
         match (v, reference_ratio) {
             (Verdict::Regression | Verdict::Improvement, Some(r))
-                if r > 0.0 && ((n.0 / b.0) / r - 1.0).abs() <= self.margin() =>
+                if r > 0.0 && ((n.0 / b.0) / r - 1.0).abs() <= m =>
             {
                 Verdict::MachineChanged
             }
@@ -147,6 +194,8 @@ pub struct Row {
     /// New's reference matmul time over base's, where both cells carry one (above 1: the
     /// machine ran slower for the new file).
     pub reference_ratio: Option<f64>,
+    /// The margin the verdict used ([`Rule::margin_for`]).
+    pub margin: f64,
 }
 
 /// The whole comparison.
@@ -202,6 +251,7 @@ pub fn compare(base: &Loaded, new: &Loaded, rule: Rule) -> Result<Comparison, St
             verdict: rule.verdict_beside(bt, nt, reference_ratio),
             unstable: bu || nu,
             reference_ratio,
+            margin: rule.margin_for(reference_ratio),
         });
     }
     out.only_new = n.keys().filter(|k| !b.contains_key(*k)).cloned().collect();

@@ -12,6 +12,7 @@ use greenbench_results::compare::{Rule, Verdict, compare};
 const RULE: Rule = Rule {
     threshold: 0.05,
     noise: 0.0,
+    steady_noise: 0.0,
 };
 use greenbench_results::cost::{CostQuery, EnergyBasis, Pricing, price, price_measured_sweep};
 use greenbench_results::{Loaded, load_many};
@@ -527,6 +528,7 @@ fn compare_accounts_for_run_to_run_variation() {
     let noisy = Rule {
         threshold: 0.05,
         noise: 0.10,
+        steady_noise: 0.10,
     };
     let b = (1.0, 0.99, 1.01);
     assert_eq!(RULE.verdict(b, (1.07, 1.06, 1.08)), Verdict::Regression);
@@ -614,6 +616,64 @@ fn compare_does_not_blame_the_code_for_a_slower_machine() {
     assert_eq!(machine.regressions(), 0);
     assert_eq!(machine.count(Verdict::MachineChanged), machine.rows.len());
     assert!(machine.rows.iter().all(|r| r.reference_ratio == Some(2.0)));
+}
+
+/// Cells whose machine references agree get the steady margin: on a machine whose runs vary
+/// by 90 % but by 40 % when the references agree, a 1.6x slowdown is a regression beside
+/// agreeing references, and no change beyond +-90 % without references or beside ones 20 %
+/// apart; the
+/// margin is never widened by it. The steady noise is measured from repeated runs' pairs whose
+/// references agree.
+#[test]
+fn agreeing_references_narrow_the_margin() {
+    let rule = Rule {
+        threshold: 0.05,
+        noise: 0.90,
+        steady_noise: 0.40,
+    };
+    let (b, slower) = ((1.0, 0.99, 1.01), (1.6, 1.58, 1.62));
+    assert_eq!(rule.margin_for(Some(1.03)), 0.40);
+    assert_eq!(rule.margin_for(Some(1.2)), 0.90);
+    assert_eq!(rule.margin_for(None), 0.90);
+    assert_eq!(
+        rule.verdict_beside(b, slower, Some(1.0)),
+        Verdict::Regression
+    );
+    // Within +-90 %: no change beyond it.
+    assert_eq!(rule.verdict_beside(b, slower, None), Verdict::NoChange);
+    assert_eq!(rule.verdict_beside(b, slower, Some(1.2)), Verdict::NoChange);
+    let wide = Rule {
+        steady_noise: 2.0,
+        ..rule
+    };
+    assert_eq!(wide.margin_for(Some(1.0)), 0.90, "never above the margin");
+
+    // Three runs: every cell 10 % slower each run, references agreeing in the first pair and
+    // 30 % apart in the second: the steady noise is the first pair's change alone.
+    let dir = tempfile::tempdir().unwrap();
+    let path = run(dir.path(), "a.json");
+    let a = loaded(&path);
+    let step = |k: f64, machine: f64| {
+        let mut n = a.clone();
+        for c in &mut n.file.cells {
+            c.time_per_example_s.as_mut().unwrap().median *= k;
+            c.machine_reference.as_mut().unwrap().gflops /= machine;
+        }
+        n
+    };
+    let runs = [a.clone(), step(1.1, 1.0), step(1.21 * 1.3, 1.3)];
+    let (all, pairs) = greenbench_results::compare::run_to_run_noise(&runs).unwrap();
+    let (steady, steady_pairs) =
+        greenbench_results::compare::steady_run_to_run_noise(&runs).unwrap();
+    let cells = a
+        .file
+        .cells
+        .iter()
+        .filter(|c| c.time_per_example_s.is_some())
+        .count();
+    assert_eq!((pairs, steady_pairs), (3 * cells, cells));
+    assert!((steady - 0.1).abs() < 1e-9, "{steady}");
+    assert!((all - (1.21 * 1.3 / 1.1 - 1.0)).abs() < 1e-9, "{all}");
 }
 
 /// The README's sample table is the committed sample file rendered by this code (columns
