@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod energy;
 pub mod env;
 pub mod host_load;
+pub mod observer;
 pub mod parity;
 pub mod peak;
 pub mod presence;

@@ -1,9 +1,9 @@
 //! A backend's attainable peak: an `n x n x n` fp32 matmul measured by the protocol, before
 //! a backend's cells and again after them (`crate::recheck`).
 
+use crate::observer::Observer;
 use crate::protocol::{MeasureError, Profile, measure};
 use crate::record::Peak;
-use crate::runner::Observer;
 use crate::stats::summarize;
 use greenbench_core::Backend;
 use std::sync::atomic::AtomicBool;

@@ -5,6 +5,7 @@ use crate::cluster::{Shard, SlurmJob};
 use crate::energy::Energy;
 use crate::env::{Fingerprint, now_utc, peak_rss_bytes, reset_peak_rss};
 use crate::host_load::{HostLoad, STEAL_WARN, steal_share, steal_warning};
+pub use crate::observer::{Observer, Silent};
 pub use crate::peak::measure_peak;
 use crate::protocol::{MeasureError, Profile, measure};
 use crate::record::{Cell, CellStatus, EnergyEnv, Environment, ResultFile, RunStatus};
@@ -19,22 +20,6 @@ pub const NO_ENERGY_METER: &str = "none: no energy source configured for this ru
 
 /// Other processes keeping more than this many cores busy make a window not quiet.
 const QUIET_OTHER_CORES: f64 = 0.1;
-
-/// Progress callbacks (the CLI draws bars from them; tests ignore them).
-pub trait Observer {
-    /// A measurement of `windows` windows starts; `label` names it.
-    fn started(&self, _label: &str, _windows: usize) {}
-    /// `done` windows of the current measurement are finished.
-    fn window(&self, _done: usize) {}
-    /// The current measurement ended (its cell or peak is recorded).
-    fn finished(&self, _summary: &str) {}
-    /// A one-line note for the user.
-    fn note(&self, _msg: &str) {}
-}
-
-/// Observes nothing.
-pub struct Silent;
-impl Observer for Silent {}
 
 /// What to run and where to write it.
 pub struct RunConfig {
