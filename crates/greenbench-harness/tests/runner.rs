@@ -412,12 +412,24 @@ fn a_slow_first_cell_is_flagged_and_a_steady_one_is_not() {
         .find(|w| w.starts_with(FIRST_CELL_WARNING))
         .expect("warned");
     assert!(w.contains("slower at the start"), "{w}");
+    // The fake's reference product was not slowed with its first model: the warning says so.
+    assert!(
+        w.contains("machine reference") && w.contains("not the whole machine's speed"),
+        "{w}"
+    );
     assert!(
         (slow.cells[1..].iter())
             .all(|c| !c.warnings.iter().any(|w| w.starts_with(FIRST_CELL_WARNING)))
     );
     let saved = ResultFile::load(&out).unwrap();
     assert_eq!(saved.cells[0], *first, "flag and second measurement saved");
+
+    // The whole machine 3x slower during the first cell (its reference too): said so.
+    let machine = run_plain(&slowed_machine(1, Arc::default()), &models, &cfg, None);
+    let w = (machine.cells[0].warnings.iter())
+        .find(|w| w.starts_with(FIRST_CELL_WARNING))
+        .expect("warned");
+    assert!(w.contains("the whole machine was slower"), "{w}");
 }
 
 /// A machine 3x slower during one cell (its windows and the reference matmul beside them
