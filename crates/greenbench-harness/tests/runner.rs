@@ -247,14 +247,9 @@ fn fast_algorithms_are_named_above_the_peak() {
     let note = "2 3x3 stride-1 convolutions (40 % of the counted FPO) ran as Winograd";
     let exec = "ran on one thread: a team measured slower here";
     let backends: Vec<Box<dyn Backend>> = vec![Box::new(Fake {
-        fail: vec![],
-        prepares: Arc::default(),
-        drift_us: 0,
-        matmuls: None,
-        slow_first: 1,
         note: Some(note.into()),
         exec_note: Some(exec.into()),
-        slow_cell: None,
+        ..Fake::plain(Arc::default())
     })];
     let f = run_plain(&backends, &models, &config(out), None);
     assert!(!f.cells.is_empty());
@@ -615,14 +610,8 @@ fn the_peak_is_measured_before_and_after_the_cells() {
     let p = &steady.environment.peaks[0];
     assert!(p.after.is_some(), "measured again");
     let backends: Vec<Box<dyn Backend>> = vec![Box::new(Fake {
-        fail: vec![],
-        prepares: Arc::default(),
-        drift_us: 0,
         matmuls: Some(Arc::default()),
-        slow_first: 1,
-        note: None,
-        exec_note: None,
-        slow_cell: None,
+        ..Fake::plain(Arc::default())
     })];
     let changed = run_plain(&backends, &models, &config(out.clone()), None);
     let p = &changed.environment.peaks[0];

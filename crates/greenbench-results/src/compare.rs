@@ -139,28 +139,11 @@ impl Rule {
     pub fn verdict(&self, b: (f64, f64, f64), n: (f64, f64, f64)) -> Verdict {
         verdict_within(self.margin(), b, n)
     }
-}
 
-/// [`Rule::verdict`] with margin `m`.
-fn verdict_within(m: f64, b: (f64, f64, f64), n: (f64, f64, f64)) -> Verdict {
-    let ratio = n.0 / b.0;
-    // The range of the ratio the two intervals allow.
-    let (lo, hi) = (n.1 / b.2, n.2 / b.1);
-    if ratio > 1.0 + m && n.1 > b.2 {
-        Verdict::Regression
-    } else if ratio < 1.0 - m && n.2 < b.1 {
-        Verdict::Improvement
-    } else if lo >= 1.0 - m && hi <= 1.0 + m {
-        Verdict::NoChange
-    } else {
-        Verdict::Inconclusive
-    }
-}
-
-impl Rule {
-    /// [`Rule::verdict`], then: a regression or an improvement that the machine's change of
-    /// speed explains (`reference_ratio`, new's reference time over base's: the time ratio
-    /// divided by it lies within the margin) is [`Verdict::MachineChanged`].
+    /// The verdict with [`Rule::margin_for`]'s margin, then: a regression or an improvement
+    /// that the machine's change of speed explains (`reference_ratio`, new's reference time
+    /// over base's: the time ratio divided by it lies within the margin) is
+    /// [`Verdict::MachineChanged`].
     pub fn verdict_beside(
         &self,
         b: (f64, f64, f64),
@@ -177,6 +160,22 @@ impl Rule {
             }
             _ => v,
         }
+    }
+}
+
+/// [`Rule::verdict`] with margin `m`.
+fn verdict_within(m: f64, b: (f64, f64, f64), n: (f64, f64, f64)) -> Verdict {
+    let ratio = n.0 / b.0;
+    // The range of the ratio the two intervals allow.
+    let (lo, hi) = (n.1 / b.2, n.2 / b.1);
+    if ratio > 1.0 + m && n.1 > b.2 {
+        Verdict::Regression
+    } else if ratio < 1.0 - m && n.2 < b.1 {
+        Verdict::Improvement
+    } else if lo >= 1.0 - m && hi <= 1.0 + m {
+        Verdict::NoChange
+    } else {
+        Verdict::Inconclusive
     }
 }
 

@@ -209,58 +209,50 @@ pub fn run_plain(
     .unwrap()
 }
 
+impl Fake {
+    /// Nothing failing, drifting or slowed; `prepares` counts its prepares.
+    pub fn plain(prepares: Arc<AtomicUsize>) -> Fake {
+        Fake {
+            fail: vec![],
+            prepares,
+            drift_us: 0,
+            matmuls: None,
+            slow_first: 1,
+            note: None,
+            exec_note: None,
+            slow_cell: None,
+        }
+    }
+}
+
 pub fn fake(fail: &[&str], prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> {
     vec![Box::new(Fake {
         fail: fail.iter().map(|s| s.to_string()).collect(),
-        prepares,
-        drift_us: 0,
-        matmuls: None,
-        slow_first: 1,
-        note: None,
-        exec_note: None,
-        slow_cell: None,
+        ..Fake::plain(prepares)
     })]
 }
 
 /// A fake whose first prepared model runs 5x slower than everything after it.
 pub fn slow_first(prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> {
     vec![Box::new(Fake {
-        fail: vec![],
-        prepares,
-        drift_us: 0,
-        matmuls: None,
         slow_first: 5,
-        note: None,
-        exec_note: None,
-        slow_cell: None,
+        ..Fake::plain(prepares)
     })]
 }
 
 /// A fake whose runs slow down by 40 us per call.
 pub fn drifting() -> Vec<Box<dyn Backend>> {
     vec![Box::new(Fake {
-        fail: vec![],
-        prepares: Arc::default(),
         drift_us: 40,
-        matmuls: None,
-        slow_first: 1,
-        note: None,
-        exec_note: None,
-        slow_cell: None,
+        ..Fake::plain(Arc::default())
     })]
 }
 
 /// A fake on a machine that runs 3x slower while its `k`-th prepared model is measured.
 pub fn slowed_machine(k: usize, prepares: Arc<AtomicUsize>) -> Vec<Box<dyn Backend>> {
     vec![Box::new(Fake {
-        fail: vec![],
-        prepares,
-        drift_us: 0,
-        matmuls: None,
-        slow_first: 1,
-        note: None,
-        exec_note: None,
         slow_cell: Some((k, Arc::new(AtomicU64::new(1)))),
+        ..Fake::plain(prepares)
     })]
 }
 
