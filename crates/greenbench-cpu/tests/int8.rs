@@ -149,6 +149,20 @@ proptest! {
         exact_on_every_path(&quantized(&g.unwrap(), 2, 2), batch, 2)?;
     }
 
+    /// Tall, flat and wide kernels (up to 27 taps: seven quads of taps in the VNNI rows),
+    /// channel counts whose cycle with 64 values is long (e.g. 48, 72), both strides.
+    #[test]
+    fn int8_depthwise_tall_kernels_are_bit_exact(
+        h in 1usize..16, w in 1usize..14, c in 1usize..80, kh in 1usize..10, kw in 1usize..4,
+        sh in 1usize..3, sw in 1usize..3, pad in padding(), batch in 1usize..3,
+        threads in 1usize..3,
+    ) {
+        let g = chain(vec![h, w, c], vec![Op::Conv2d { filters: c, kernel: [kh, kw],
+            stride: [sh, sw], padding: pad, groups: c, bias: true }]);
+        prop_assume!(g.is_some());
+        exact_on_every_path(&quantized(&g.unwrap(), 4, 2), batch, threads)?;
+    }
+
     #[test]
     fn int8_dense_is_bit_exact(
         rows in 1usize..4, k in 1usize..200, units in 1usize..150, relu in any::<bool>(),
