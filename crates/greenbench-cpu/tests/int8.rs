@@ -300,6 +300,43 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    /// A unary elementwise node between two int8 convolutions (both its input and output held
+    /// as uint8: the int8 plan's table of 256 results, `lut.rs`) bit for bit against the
+    /// quantized reference, for every unary activation the graph has; channels on both sides
+    /// of 64 (the table's 64-byte blocks and their masked tail), one and two threads.
+    #[test]
+    fn int8_unary_nodes_between_int8_layers_are_bit_exact(
+        h in 1usize..8, w in 1usize..8, c in 1usize..80, op in 0usize..8, batch in 1usize..3,
+        threads in 1usize..3,
+    ) {
+        let unary = [
+            Op::Gelu,
+            Op::Sigmoid,
+            Op::Tanh,
+            Op::HardSwish,
+            Op::HardSigmoid { alpha: 0.2, beta: 0.5 },
+            Op::LeakyRelu { alpha: 0.1 },
+            Op::GeluErf,
+            Op::Math { f: greenbench_core::graph::MathFn::Abs },
+        ];
+        let conv = |f| Op::Conv2d { filters: f, kernel: [1, 1], stride: [1, 1],
+            padding: greenbench_core::Padding::Same, groups: 1, bias: true };
+        let nodes = vec![
+            Node::new("a", conv(c)),
+            Node::new("act", unary[op].clone()),
+            Node::new("b", conv(c)),
+        ];
+        let g = Graph::new("unary", InputSpec { shape: vec![h, w, c], token_vocab: None, parts: vec![] }, nodes).unwrap();
+        let qm = quantized(&g, 4, 3);
+        // The activation's input and output are uint8: the plan's table runs it.
+        prop_assert!(qm.values[1].is_some() && qm.values[2].is_some(), "{:?}", qm.values);
+        exact_on_every_path(&qm, batch, threads)?;
+    }
+}
+
 /// Every zoo model, at batch 1 and 32 (split across two threads): within one quantization
 /// step of the last uint8 value before the output (fp32 nodes run on the CPU's kernels and
 /// the reference in f64, so a value can round to the neighbouring step), on every path.

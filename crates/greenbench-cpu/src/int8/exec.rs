@@ -83,6 +83,11 @@ pub(super) fn execute_step(plan: &Plan, step: &Step, m: &mut Mem, input: &[f32])
                 };
                 quantize(x, *p, &mut m.q[*dst], plan.wide)
             }
+            Step::Lut { src, dst, table } => {
+                let mut out = std::mem::take(&mut m.q[*dst]);
+                super::lut::lookup(&m.q[*src], table, &mut out);
+                m.q[*dst] = out;
+            }
             Step::Dequantize { src, dst, p } => {
                 let (x, y) = (&m.q[*src], &mut m.f[*dst]);
                 let (s, z) = (p.scale, p.zero);

@@ -17,6 +17,7 @@ mod epilogue;
 mod exec;
 pub mod gemm;
 mod lanes;
+mod lut;
 mod plan;
 mod pool;
 mod quantize;

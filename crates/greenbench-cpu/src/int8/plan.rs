@@ -86,6 +86,13 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                 continue;
             }
             QNode::Fp32 => {
+                // A unary elementwise node from uint8 to uint8: one lookup, no fp32 between.
+                if let (Some(table), Some(src)) = (super::lut::table(qm, i), qbuf[ins[0]]) {
+                    let dst = new_q(&mut layout, len(v));
+                    steps.push(Step::Lut { src, dst, table });
+                    qbuf[v] = Some(dst);
+                    continue;
+                }
                 let mut srcs = Vec::with_capacity(ins.len());
                 for &u in ins {
                     let f = match fbuf[u] {

@@ -55,6 +55,13 @@ pub(super) enum Step {
         dst: usize,
         p: QParams,
     },
+    /// A unary elementwise node between two uint8 values as its table of 256 results
+    /// (`lut.rs`): from uint8 buffer `src` to uint8 buffer `dst`.
+    Lut {
+        src: usize,
+        dst: usize,
+        table: Box<[u8; 256]>,
+    },
     Linear {
         /// The graph node (for the team's work estimate).
         node: usize,
@@ -171,6 +178,7 @@ impl Step {
         match self {
             Step::Quantize { .. } => "int8 quantize (border)".into(),
             Step::Dequantize { .. } => "int8 dequantize (border)".into(),
+            Step::Lut { .. } => "int8 table (dequantize, op, quantize)".into(),
             Step::Linear { lin, .. } => match &**lin {
                 Lin::Gemm { .. } => "int8 GEMM".into(),
                 Lin::Conv { .. } => "int8 im2col + GEMM".into(),
