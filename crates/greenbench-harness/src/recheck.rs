@@ -86,14 +86,18 @@ pub fn recheck_first_cell(first: &mut Cell, again: &Cell) {
         us(after.ci95_low),
         us(after.ci95_high),
     ));
-    if let (Some(a), Some(b)) = (&first.machine_reference, &again.machine_reference) {
+    if let (Some(a), Some(b), Some(slower)) = (
+        &first.machine_reference,
+        &again.machine_reference,
+        // The first measurement's reference time over the second's.
+        crate::reference::reference_ratio(again, first),
+    ) {
         let w = first.warnings.last_mut().expect("pushed above");
-        let slower = b.gflops / a.gflops;
         w.push_str(&format!(
             "; the machine reference ({n}^3 matmul beside the windows) read {:.1} GFPO/s during the first measurement and {:.1} during the second ({slower:.2}x): {}",
             a.gflops,
             b.gflops,
-            if slower > 1.0 + crate::reference::REFERENCE_TOLERANCE {
+            if crate::reference::beyond_tolerance(slower) {
                 "the whole machine was slower"
             } else {
                 "not the whole machine's speed, so rather this cell's start (a cold cache, page faults, the clock of its cores, another process)"

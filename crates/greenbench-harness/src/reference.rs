@@ -110,7 +110,7 @@ pub fn flag_slowed_cells(cells: &mut [Cell], idx: &[usize]) -> Vec<usize> {
         let Some(r) = &c.machine_reference else {
             continue;
         };
-        let slower = best.gflops > (1.0 + REFERENCE_TOLERANCE) * r.gflops;
+        let slower = beyond_tolerance(best.gflops / r.gflops);
         if !slower || c.warnings.iter().any(|w| w.starts_with(REFERENCE_WARNING)) {
             continue;
         }
@@ -130,6 +130,12 @@ pub fn flag_slowed_cells(cells: &mut [Cell], idx: &[usize]) -> Vec<usize> {
         flagged.push(i);
     }
     flagged
+}
+
+/// Whether a ratio of two machine references' speeds (the faster's over the slower's, or a
+/// [`reference_ratio`]) says the machine changed speed: more than [`REFERENCE_TOLERANCE`] apart.
+pub fn beyond_tolerance(ratio: f64) -> bool {
+    ratio > 1.0 + REFERENCE_TOLERANCE
 }
 
 /// New's reference time over base's for one cell (above 1: the machine ran slower in the
