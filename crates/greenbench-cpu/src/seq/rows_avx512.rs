@@ -235,6 +235,33 @@ pub(super) unsafe fn layer_norm_group(
         gamma.len() >= n && beta.len() >= n && o.len() >= x.len(),
         "layer norm: affine or output too short"
     );
+    // SAFETY: the asserts above. Rows of whole vectors take the form without lane masks
+    // (one made per vector cost as much as in the softmax: `softmax_rows_whole`).
+    unsafe {
+        if n.is_multiple_of(16) {
+            layer_norm_rows::<true>(x, n, rows, gamma, beta, eps, o)
+        } else {
+            layer_norm_rows::<false>(x, n, rows, gamma, beta, eps, o)
+        }
+    }
+}
+
+/// [`layer_norm_group`]'s passes; `WHOLE`: `n` is a multiple of 16 (every lane mask full).
+///
+/// # Safety
+/// As [`layer_norm_group`], whose asserts hold.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn layer_norm_rows<const WHOLE: bool>(
+    x: &[f32],
+    n: usize,
+    rows: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    o: &mut [f32],
+) {
+    let mask = |n: usize, j: usize| if WHOLE { u16::MAX } else { mask(n, j) };
     let nv = n.div_ceil(16);
     let xp = x.as_ptr();
     let (mut mean, mut inv) = ([0f32; super::ROW_GROUP], [0f32; super::ROW_GROUP]);
