@@ -64,7 +64,9 @@ mod plan_fuse;
 mod reuse;
 mod seq;
 mod spin;
+mod split;
 mod step;
+mod tail;
 mod team;
 mod team_choice;
 
@@ -80,7 +82,8 @@ use std::sync::Arc;
 use step::Step;
 pub use team::TEAM_MIN_WORK;
 
-use team::{Split, Team};
+use split::Split;
+use team::Team;
 
 /// The fewest 4x4 output tiles (over the batch) for which a layer runs on F(4x4, 3x3)
 /// rather than F(2x2, 3x3): each of its 36 GEMMs reads a `cin x cout` weight matrix for

@@ -14,10 +14,11 @@ use crate::kernels::{Act, Buf, Relu};
 use crate::plan_concat::Concats;
 use crate::plan_fuse::{bn_chain, relu_fusable, residual_fusable, wanted_borders};
 use crate::reuse::Reuse;
+use crate::split::Split;
 #[cfg(target_arch = "x86_64")]
 use crate::step::PackedPlan;
 use crate::step::{Lines, Step, step_work};
-use crate::team::{Split, Team};
+use crate::team::Team;
 use crate::{CpuPrepared, Settings};
 use greenbench_core::backend::BackendError;
 use greenbench_core::graph::{Graph, MatMulGeom, Op};
