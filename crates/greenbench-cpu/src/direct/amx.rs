@@ -101,6 +101,13 @@ pub(super) fn even(
     (rows >= 2 && ends[q0] >= q0 + rows).then(|| pix[q0 + 1] - pix[q0])
 }
 
+/// Pixels per AMX group along one output row of `wo` pixels (not evenly spaced across rows):
+/// as equal as groups of at most 16 allow (28 -> 14 + 14, where 16 + 12 would leave 12 pixels
+/// to a second tile configuration or to the AVX-512 BF16 tile).
+pub(super) fn row_group(wo: usize) -> usize {
+    wo / wo.div_ceil(GROUP)
+}
+
 /// One 16 x 16 block of fp32 sums as `tilestored` leaves them.
 #[repr(C, align(64))]
 struct Sums([f32; 256]);
