@@ -242,10 +242,25 @@ impl CpuPrepared {
                 _ => (0, false),
             };
             // The value this step finally produces (after the fused add and ReLU).
-            let fused = usize::from(residual.is_some())
+            let mut fused = usize::from(residual.is_some())
                 + usize::from(fuse_relu.is_some())
                 + bn_more
                 + usize::from(bn_relu);
+            let winograd = (s.winograd && !crate::plan_bf16::is_bf16_rounding(g, ins[0]))
+                .then_some(s.winograd_f4_min_tiles);
+            // A 2x2 max pool after a single-channel convolution, pooled as it stores.
+            #[cfg(target_arch = "x86_64")]
+            let pool2 = direct
+                && matches!(op, Op::Conv2d { .. })
+                && residual.is_none()
+                && concats.slots[i].is_none()
+                && !fused_round[ins[0]]
+                && crate::plan_fuse::max_pool2_after(g, i + fused)
+                && want_border[v + fused + 1].is_none()
+                && direct::DirectPlan::takes_max_pool2(&g.conv_geom(i), batch, winograd);
+            #[cfg(not(target_arch = "x86_64"))]
+            let pool2 = false;
+            fused += usize::from(pool2);
             let in_padded = buf_border[src].is_some();
             // Store the output with the border its consumers want, if this step can.
             let out_border = match op {
@@ -282,7 +297,9 @@ impl CpuPrepared {
                     }
                 },
                 None => {
-                    let b = bordered(&mut sizes, i, out_border);
+                    // The last fused node's shape: the pool's where one is fused (the others
+                    // keep the node's).
+                    let b = bordered(&mut sizes, i + fused, out_border);
                     buf_border.push(out_border);
                     buf_layout.push(out_border.map(|bd| layout_key(bd, g.out_shape(i))));
                     b
@@ -328,9 +345,12 @@ impl CpuPrepared {
                         fuse_relu,
                         in_padded,
                         out_border,
-                        (s.winograd && !crate::plan_bf16::is_bf16_rounding(g, ins[0]))
-                            .then_some(s.winograd_f4_min_tiles),
-                    ),
+                        winograd,
+                    )
+                    .map(|p| match pool2 {
+                        true => p.with_max_pool2().expect("checked by takes_max_pool2"),
+                        false => p,
+                    }),
                     _ => None,
                 }
                 // A convolution's fused residual, and its place in a concatenation.

@@ -5,7 +5,7 @@
 use greenbench_core::graph::{BinOp, Graph, GraphError, InputSpec, Node, Op, Padding};
 use greenbench_core::reference::diff;
 use greenbench_core::zoo::zoo_model;
-use greenbench_core::{Backend, generate_weights};
+use greenbench_core::{Backend, Model, generate_inputs, generate_weights};
 use greenbench_cpu::CpuBackend;
 use greenbench_testkit::{
     self as testkit, chain, clipped_math_ops, data_movement_case, padding, pool_op, reference_case,
@@ -120,16 +120,23 @@ proptest! {
 
     /// Single-channel convolutions of stride 1 and up to 16 outputs (LeNet-5's first layer):
     /// the direct kernels' pixels-in-lanes form, rows of 1 to 40 pixels (whole and partial
-    /// 16-pixel chunks), every fused activation, a team's pixel ranges.
+    /// 16-pixel chunks), every fused activation, a team's pixel ranges; with a 2x2 stride-2
+    /// max pool after them (LeNet-5's conv1 -> pool1), pooled as the form stores where the
+    /// output's sides are even and the channels at most 12, else a step of its own.
     #[test]
     fn single_channel_convolutions_match_reference(
-        h in 1usize..10, w in 1usize..40, cout in 1usize..18, kh in 1usize..6, kw in 1usize..8,
-        pad in padding(), relu in 0usize..6, batch in 1usize..3, threads in 1usize..3,
+        h in 1usize..12, w in 1usize..40, cout in 1usize..18, kh in 1usize..6, kw in 1usize..8,
+        pad in padding(), relu in 0usize..6, pool in any::<bool>(), batch in 1usize..3,
+        threads in 1usize..3,
     ) {
         let op = Op::Conv2d { filters: cout, kernel: [kh, kw], stride: [1, 1], padding: pad,
             groups: 1, bias: true };
         let mut ops = vec![op];
         ops.extend(epilogue(relu));
+        if pool {
+            ops.push(Op::MaxPool { kernel: [2, 2], stride: [2, 2], padding: Padding::Valid,
+                ceil_mode: false });
+        }
         let g = chain(vec![h, w, 1], ops);
         prop_assume!(g.is_some());
         let err = max_rel_err(&g.unwrap(), batch, 13, threads);
@@ -678,6 +685,28 @@ fn zoo_models_match_reference_at_batch_1_and_32() {
                 );
             }
         }
+    }
+}
+
+/// LeNet-5's first layer takes its pool: one step computes conv1, its ReLU and pool1 (the
+/// step profile's nodes), in fp32 and in bf16 (where it runs on the rounded input).
+#[test]
+fn lenet5_first_layer_pools_as_it_stores() {
+    let m = Model::load("lenet5", 0).unwrap();
+    let b = greenbench_core::bf16::model(&m).unwrap();
+    for (g, w) in [(&m.graph, &m.weights), (&b.graph, &b.weights)] {
+        let mut p = CpuBackend::new(1).unwrap().prepare(g, w, 2).unwrap();
+        p.time_steps().unwrap();
+        p.run(&generate_inputs(g, 2, 0, 0)).unwrap();
+        let names = |s: &greenbench_core::backend::StepTime| -> Vec<String> {
+            s.nodes.iter().map(|&n| g.nodes[n].name.clone()).collect()
+        };
+        let steps: Vec<Vec<String>> = p.step_times().iter().map(names).collect();
+        assert!(
+            steps.iter().any(|s| s == &["conv1", "relu1", "pool1"]),
+            "{}: {steps:?}",
+            g.nodes.len()
+        );
     }
 }
 

@@ -8,6 +8,8 @@ use super::*;
 use crate::kernels::AVec;
 use greenbench_core::graph::ConvGeom;
 
+mod pooled;
+
 /// Weights per reduction block (floats): 256 KiB, a block stays in L2 across the tiles of a
 /// unit while each tile's accumulators stay in registers over the whole block. Blocks sized
 /// for L1 (24 KiB, as before) cost more in accumulator reloads than they saved: ResNet-50
@@ -538,6 +540,9 @@ impl DirectPlan {
         if let Some(wn) = &self.wino {
             return wn.compute_units(threads);
         }
+        if let Some((per, pairs)) = self.pooled_layout(threads) {
+            return pairs.div_ceil(per);
+        }
         let (chunks, _, nb) = self.layout(threads);
         chunks * nb
     }
@@ -613,6 +618,10 @@ impl DirectPlan {
             // SAFETY: AVX-512F checked; `d` is this plan's output layout, `y` as documented.
             unsafe { wn.compute_unit(x, &d, u, threads) };
             return;
+        }
+        if self.pooled_layout(threads).is_some() {
+            // SAFETY: AVX-512F checked; `y` as documented.
+            return unsafe { self.pooled_unit(x, y, u, threads) };
         }
         let (_, unit_tiles, nb) = self.layout(threads);
         let tiles = self.pixels.div_ceil(self.p);
