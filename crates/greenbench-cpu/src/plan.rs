@@ -246,6 +246,7 @@ impl CpuPrepared {
                 + usize::from(fuse_relu.is_some())
                 + bn_more
                 + usize::from(bn_relu);
+            #[cfg(target_arch = "x86_64")]
             let winograd = (s.winograd && !crate::plan_bf16::is_bf16_rounding(g, ins[0]))
                 .then_some(s.winograd_f4_min_tiles);
             // A 2x2 max pool after a single-channel convolution, pooled as it stores.

@@ -68,14 +68,7 @@ impl Split {
         if batch == 0 || batch < 2 * threads || (threads == 1 && batch == 1) {
             return None;
         }
-        let per_image = (0..g.nodes.len())
-            .map(|i| {
-                let ins: usize = g.value_shape(g.node_inputs(i)[0]).iter().product();
-                ins + g.out_shape(i).iter().product::<usize>()
-            })
-            .max()
-            .unwrap_or(1)
-            * std::mem::size_of::<f32>();
+        let per_image = crate::tail::example_bytes(g, 0..g.nodes.len()).max(1);
         let per_thread = batch / threads;
         let mut sub = 1;
         while sub * 2 <= per_thread && sub * 2 * per_image <= SUB_BATCH_BYTES {

@@ -52,15 +52,21 @@ pub(crate) fn start(g: &Graph, examples: usize) -> Option<usize> {
         t -= 1;
     }
     let dense = (t..n).any(|i| matches!(g.nodes[i].op, Op::Dense { .. }));
-    let bytes = (t..n)
+    let bytes = example_bytes(g, t..n) * examples;
+    (t > 0 && t < n && dense && bytes <= TAIL_BYTES).then_some(t)
+}
+
+/// The largest activation bytes one example's step among `nodes` holds at once (its first
+/// input and its output, fp32): what the split's sub-batch and the tail are sized by.
+pub(crate) fn example_bytes(g: &Graph, nodes: std::ops::Range<usize>) -> usize {
+    nodes
         .map(|i| {
-            g.value_shape(i).iter().product::<usize>() + g.out_shape(i).iter().product::<usize>()
+            let ins: usize = g.value_shape(g.node_inputs(i)[0]).iter().product();
+            ins + g.out_shape(i).iter().product::<usize>()
         })
         .max()
         .unwrap_or(0)
         * std::mem::size_of::<f32>()
-        * examples;
-    (t > 0 && t < n && dense && bytes <= TAIL_BYTES).then_some(t)
 }
 
 /// `g` cut before node `t`: the head (nodes `..t`, its output value `t`) and the tail (nodes
