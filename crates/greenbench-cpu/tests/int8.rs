@@ -237,6 +237,27 @@ proptest! {
         exact_on_every_path(&quantized(&g.unwrap(), 4, 3), batch, threads)?;
     }
 
+    /// Single-channel convolutions with a 2x2 stride-2 max pool after them (through a ReLU, a
+    /// clip or nothing): the pool fused into the pixels-in-lanes kernel on the VNNI paths
+    /// where the CPU has AVX-512 VBMI and both output sides are even (pooled rows of 1 to 35
+    /// pixels: one to three 16-pixel chunks, whole and partial; the team's pixel ranges at
+    /// batch 1 on two threads), the pool step elsewhere (odd sides: the pool's last row or
+    /// column dropped).
+    #[test]
+    fn int8_single_channel_conv_max_pool_is_bit_exact(
+        h in 2usize..14, w in 2usize..72, cout in 1usize..10, kh in 1usize..6, kw in 1usize..10,
+        pad in padding(), act in 0usize..3, batch in 1usize..3, threads in 1usize..3,
+    ) {
+        let mut ops = vec![Op::Conv2d { filters: cout, kernel: [kh, kw], stride: [1, 1],
+            padding: pad, groups: 1, bias: true }];
+        match act { 1 => ops.push(Op::Relu), 2 => ops.push(Op::Clip { min: 0.0, max: 0.5 }), _ => {} }
+        ops.push(Op::MaxPool { kernel: [2, 2], stride: [2, 2],
+            padding: greenbench_core::Padding::Valid, ceil_mode: false });
+        let g = chain(vec![h, w, 1], ops);
+        prop_assume!(g.is_some());
+        exact_on_every_path(&quantized(&g.unwrap(), 4, 3), batch, threads)?;
+    }
+
     /// A max pool as the model's last int8 step (its output compared directly, not through a
     /// global average that can hide a wrong maximum): narrow channel counts (the vector
     /// gather form where every window is inside the image and the CPU has AVX-512 VBMI, the

@@ -112,6 +112,35 @@ fn every_weight_layer_is_in_one_timed_step_per_example() {
     }
 }
 
+/// LeNet-5's first max pool runs inside its first convolution's step where the int8
+/// pixels-in-lanes kernel runs (AVX-512 with VNNI and VBMI), as its own step elsewhere.
+#[test]
+fn lenet5_int8_pools_in_its_first_convolution_where_the_lanes_kernel_runs() {
+    let cpu = CpuBackend::new(1).expect("cpu");
+    let m = Model::load("lenet5", 0).expect("zoo model");
+    let mut p = prepared(&cpu, &m, "int8", 2);
+    p.time_steps().expect("one thread times its steps");
+    p.run(&generate_inputs(&m.graph, 2, 0, 0)).expect("runs");
+    let steps = p.step_times();
+    let node = |name: &str| m.graph.nodes.iter().position(|n| n.name == name).unwrap();
+    let (conv1, pool1) = (node("conv1"), node("pool1"));
+    let step = steps
+        .iter()
+        .find(|s| s.nodes.contains(&conv1))
+        .expect("conv1 timed");
+    #[cfg(target_arch = "x86_64")]
+    let lanes = std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vnni")
+        && std::arch::is_x86_feature_detected!("avx512vbmi");
+    #[cfg(not(target_arch = "x86_64"))]
+    let lanes = false;
+    assert_eq!(step.nodes.contains(&pool1), lanes, "{step:?}");
+    assert_eq!(step.kernel.contains("max pool"), lanes, "{}", step.kernel);
+}
+
 #[test]
 fn untimed_plans_report_no_steps() {
     let cpu = CpuBackend::new(1).expect("cpu");

@@ -109,6 +109,14 @@ impl Epi {
         self.remapped(128, |p| (p / 16) % self.ch)
     }
 
+    /// Whether the result never falls as the sum rises, channel by channel (every multiplier
+    /// non-negative; the rounding and the clamp are monotone): then the epilogue of the
+    /// largest of several sums is the largest of their epilogues, and a max pool can run on
+    /// the sums.
+    pub(super) fn monotone(&self) -> bool {
+        self.mult.iter().all(|&m| m >= 0) && self.scale.iter().all(|&s| s >= 0.0)
+    }
+
     /// This epilogue for `p` neighbouring pixels as one of `p * ch` channels (a widened
     /// convolution, [`super::conv::widened`]): channel `d * ch + c` is channel `c`.
     pub(super) fn widened(&self, p: usize) -> Epi {

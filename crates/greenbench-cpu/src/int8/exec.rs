@@ -42,7 +42,10 @@ pub(super) fn clock_into(plan: &Plan, m: &Mem, acc: &mut Vec<greenbench_core::ba
             acc,
             greenbench_core::backend::StepTime {
                 kernel: step.kernel(&plan.graph),
-                nodes: node.iter().copied().collect(),
+                nodes: match step {
+                    Step::Linear { node, last, .. } => (*node..=*last).collect(),
+                    _ => node.iter().copied().collect(),
+                },
                 seconds: spent.as_secs_f64(),
                 threads: 1,
                 examples: runs * m.batch as u64,
@@ -236,7 +239,7 @@ pub(super) fn linear(
                     let (src, _) = pad_image(img, c, zx as u8, pad);
                     let y = &mut out[n * out_len..(n + 1) * out_len];
                     match lanes {
-                        Some(l) => l.run(src, 0..bases.len(), y),
+                        Some(l) => l.run(src, 0..l.pixels(), y),
                         None => gemm.run_in_place_epi(src, bases, qoff, acc, epi, 0, y, c.cout),
                     }
                 }

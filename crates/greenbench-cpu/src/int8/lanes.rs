@@ -10,6 +10,13 @@
 //! The epilogue runs per channel register ([`Epi::per_lane_block`]), four channels packed to
 //! bytes together ([`Epi::pack4`]), and one `vpermt2b` interleaves them into the pixels'
 //! channel order (NHWC) for the store. Integer sums are exact: bit for bit the GEMM's result.
+//!
+//! A 2x2 stride-2 max pool after the layer (LeNet-5's pool1) fuses in ([`PixelLanes::pool2`]):
+//! the kernel computes two output rows of up to 32 pixels, takes the larger integer sum of
+//! each 2x2 window in registers, and finishes only the pooled sums. The requantizing epilogue
+//! is monotone (non-negative multipliers, a clamp), so the epilogue of the largest sum is the
+//! largest of the four epilogues: bit for bit the pool of the layer's output, with a quarter
+//! of the epilogues, a quarter of the stores and no pool step.
 
 use super::epilogue::Epi;
 use greenbench_core::graph::ConvGeom;
@@ -34,6 +41,8 @@ pub(super) struct PixelLanes {
     /// Byte `i` of a chunk's output (pixel `i / cout`, channel `i % cout`) from the two
     /// packed registers (`vpermt2b` indices, 128 of them: the first and second 64 bytes).
     order: [u8; 128],
+    /// A 2x2 stride-2 max pool fused: outputs are pooled pixels.
+    pool: bool,
 }
 
 impl PixelLanes {
@@ -83,10 +92,39 @@ impl PixelLanes {
             slide,
             epi: epi.per_lane_block(),
             order,
+            pool: false,
         })
     }
 
-    /// Output pixels `pixels` (row-major over `ho x wo`) of one image from its padded image
+    /// Fuse a 2x2 stride-2 max pool (no padding) of this layer's output: `false` (and no
+    /// change) where the output's sides are odd or the epilogue is not monotone in the sums
+    /// ([`Epi::monotone`]), where the pool's window would not be a max of the epilogues.
+    pub(super) fn pool2(&mut self) -> bool {
+        let c = &self.geom;
+        if !c.ho.is_multiple_of(2) || !c.wo.is_multiple_of(2) || !self.epi.monotone() {
+            return false;
+        }
+        self.pool = true;
+        true
+    }
+
+    /// Whether a 2x2 max pool is fused ([`Self::pool2`]).
+    pub(super) fn pooled(&self) -> bool {
+        self.pool
+    }
+
+    /// The output pixels of one image: `ho * wo`, or the pooled image's with a fused pool.
+    pub(super) fn pixels(&self) -> usize {
+        let c = &self.geom;
+        if self.pool {
+            (c.ho / 2) * (c.wo / 2)
+        } else {
+            c.ho * c.wo
+        }
+    }
+
+    /// Output pixels `pixels` (row-major over `ho x wo`, or over the pooled image's
+    /// `ho / 2 x wo / 2` with a fused pool: [`Self::pixels`]) of one image from its padded image
     /// `src` (single channel, `wp` wide: the zero point around it, 64 bytes past the last row's
     /// last window) into
     /// `y` (pixel `pixels.start` first, `cout` bytes each).
@@ -96,7 +134,7 @@ impl PixelLanes {
         let hp = c.h + c.pad_top + c.pad_bottom;
         // Every 64-byte load starts at most at the last row's `wo - 1`th byte.
         assert!(src.len() >= (hp - 1) * wp + c.wo - 1 + 64 && c.wo <= wp && hp >= c.ho);
-        assert!(y.len() >= pixels.len() * c.cout && pixels.end <= c.ho * c.wo);
+        assert!(y.len() >= pixels.len() * c.cout && pixels.end <= self.pixels());
         // SAFETY: `new` returned `Some` only where the CPU has the kernel's features; the
         // loads are inside `src` (asserted above), the stores inside `y`'s pixels.
         #[cfg(target_arch = "x86_64")]
@@ -132,10 +170,11 @@ impl PixelLanes {
         let k = unsafe { self.epi.regs() };
         // SAFETY: the caller's.
         unsafe {
-            if k.is_high() {
-                self.chunks::<C, HIGH_MODE>(src, wp, pixels, y, &k)
-            } else {
-                self.chunks::<C, ANY_MODE>(src, wp, pixels, y, &k)
+            match (self.pool, k.is_high()) {
+                (false, true) => self.chunks::<C, HIGH_MODE>(src, wp, pixels, y, &k),
+                (false, false) => self.chunks::<C, ANY_MODE>(src, wp, pixels, y, &k),
+                (true, true) => self.pooled_chunks::<C, HIGH_MODE>(src, wp, pixels, y, &k),
+                (true, false) => self.pooled_chunks::<C, ANY_MODE>(src, wp, pixels, y, &k),
             }
         }
     }
@@ -190,21 +229,139 @@ impl PixelLanes {
                 for co in 0..C {
                     e[co] = self.epi.vec16_in::<false, M>(k, acc[co], 16 * co);
                 }
-                let a = self.epi.pack4(k, [e[0], e[1], e[2], e[3]]);
-                let b = if C > 4 {
-                    self.epi.pack4(k, [e[4], e[5], e[6], e[7]])
-                } else {
-                    a
-                };
-                let bytes = n * C;
                 let out = y.as_mut_ptr().add((p - pixels.start) * C) as *mut i8;
-                let lo = _mm512_permutex2var_epi8(a, order0, b);
-                _mm512_mask_storeu_epi8(out, bytes_mask(bytes), lo);
-                if bytes > 64 {
-                    let hi = _mm512_permutex2var_epi8(a, order1, b);
-                    _mm512_mask_storeu_epi8(out.add(64), bytes_mask(bytes - 64), hi);
-                }
+                self.store::<C>(k, &e, n * C, out, order0, order1);
                 p += n;
+            }
+        }
+    }
+
+    /// [`Self::chunks`] with the 2x2 max pool fused: pooled pixels in chunks of up to 16
+    /// inside one pooled row, each from two output rows of up to 32 pixels (two registers a
+    /// row and channel). Each input row's slides feed both output rows (kernel rows `r` and
+    /// `r - 1`); the two rows' sums meet in a `vpmaxsd`, then the even and odd pixels of the
+    /// 32 in another, and only the pooled sums are finished.
+    ///
+    /// # Safety
+    /// As [`Self::run`] checks (with a fused pool); `k` this epilogue's registers, `M` as
+    /// they allow.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+    #[allow(clippy::needless_range_loop)] // index loops keep the accumulators in registers
+    unsafe fn pooled_chunks<const C: usize, const M: u8>(
+        &self,
+        src: &[u8],
+        wp: usize,
+        pixels: Range<usize>,
+        y: &mut [u8],
+        k: &super::epilogue::EpiRegs,
+    ) {
+        use std::arch::x86_64::*;
+        let c = &self.geom;
+        let (groups, pw, kh) = (self.groups, c.wo / 2, c.kh);
+        let mut slide = [_mm512_setzero_si512(); 12];
+        for (s, b) in slide.iter_mut().zip(&self.slide) {
+            // SAFETY: 64 bytes.
+            *s = unsafe { _mm512_loadu_si512(b.as_ptr() as *const __m512i) };
+        }
+        let wq = self.w.as_ptr();
+        let sp = src.as_ptr();
+        // SAFETY (whole body): the loads read `sp + (oy + r) * wp + ox .. + 64` for output
+        // rows `oy, oy + 1` (`oy + r <= ho - 2 + kh = hp - 1`) and `ox <= wo - 1`, inside
+        // `src` (the caller's bound); the stores write the chunk's `n * C` bytes of `y`.
+        unsafe {
+            let order0 = _mm512_loadu_si512(self.order.as_ptr() as *const __m512i);
+            let order1 = _mm512_loadu_si512(self.order.as_ptr().add(64) as *const __m512i);
+            let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+            let mut q = pixels.start;
+            while q < pixels.end {
+                let (py, px) = (q / pw, q % pw);
+                let n = (pw - px).min(16).min(pixels.end - q);
+                let oy = 2 * py;
+                // Per half (output pixels `2 px + 16 h ..`): the larger of the two rows' sums.
+                let mut top = [[_mm512_setzero_si512(); C]; 2];
+                for h in 0..1 + usize::from(n > 8) {
+                    let ox = 2 * px + 16 * h;
+                    let (mut a0, mut a1) =
+                        ([_mm512_setzero_si512(); C], [_mm512_setzero_si512(); C]);
+                    for r in 0..=kh {
+                        let row = _mm512_loadu_si512(sp.add((oy + r) * wp + ox) as *const __m512i);
+                        for g in 0..groups {
+                            let x = _mm512_permutexvar_epi8(slide[g], row);
+                            if r < kh {
+                                let wg = wq.add((r * groups + g) * 8);
+                                for co in 0..C {
+                                    a0[co] = _mm512_dpbusd_epi32(
+                                        a0[co],
+                                        x,
+                                        _mm512_set1_epi32(*wg.add(co)),
+                                    );
+                                }
+                            }
+                            if r > 0 {
+                                let wg = wq.add(((r - 1) * groups + g) * 8);
+                                for co in 0..C {
+                                    a1[co] = _mm512_dpbusd_epi32(
+                                        a1[co],
+                                        x,
+                                        _mm512_set1_epi32(*wg.add(co)),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    for co in 0..C {
+                        top[h][co] = _mm512_max_epi32(a0[co], a1[co]);
+                    }
+                }
+                let mut e = [_mm512_setzero_si512(); 8];
+                for co in 0..C {
+                    let (t0, t1) = (top[0][co], top[1][co]);
+                    let m = _mm512_max_epi32(
+                        _mm512_permutex2var_epi32(t0, even, t1),
+                        _mm512_permutex2var_epi32(t0, odd, t1),
+                    );
+                    e[co] = self.epi.vec16_in::<false, M>(k, m, 16 * co);
+                }
+                let out = y.as_mut_ptr().add((q - pixels.start) * C) as *mut i8;
+                self.store::<C>(k, &e, n * C, out, order0, order1);
+                q += n;
+            }
+        }
+    }
+
+    /// Pack `C` finished channel registers to bytes and store `bytes` of them, pixel by
+    /// pixel (NHWC), at `out`.
+    ///
+    /// # Safety
+    /// AVX-512 F/BW/VBMI; `out` holds `bytes` bytes; `order0` / `order1` the `order` table.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi")]
+    #[inline]
+    unsafe fn store<const C: usize>(
+        &self,
+        k: &super::epilogue::EpiRegs,
+        e: &[std::arch::x86_64::__m512i; 8],
+        bytes: usize,
+        out: *mut i8,
+        order0: std::arch::x86_64::__m512i,
+        order1: std::arch::x86_64::__m512i,
+    ) {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's.
+        unsafe {
+            let a = self.epi.pack4(k, [e[0], e[1], e[2], e[3]]);
+            let b = if C > 4 {
+                self.epi.pack4(k, [e[4], e[5], e[6], e[7]])
+            } else {
+                a
+            };
+            let lo = _mm512_permutex2var_epi8(a, order0, b);
+            _mm512_mask_storeu_epi8(out, bytes_mask(bytes), lo);
+            if bytes > 64 {
+                let hi = _mm512_permutex2var_epi8(a, order1, b);
+                _mm512_mask_storeu_epi8(out.add(64), bytes_mask(bytes - 64), hi);
             }
         }
     }

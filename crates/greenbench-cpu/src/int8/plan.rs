@@ -17,6 +17,25 @@ pub(super) fn flat(t: &ndarray::ArrayD<f32>) -> Vec<f32> {
     t.iter().copied().collect()
 }
 
+/// For an int8 linear node `i`: the 2x2 stride-2 max pool (no padding) that reads its output
+/// (through its fused activation, if any) as that output's only reader, if there is one.
+fn fusable_max_pool2(qm: &QModel, i: usize) -> Option<usize> {
+    let g = &qm.graph;
+    let mut last = i;
+    // The activation the quantization folded into the clamp (an alias of the output).
+    while matches!(qm.nodes.get(last + 1), Some(QNode::Alias))
+        && matches!(g.nodes[last + 1].op, Op::Relu | Op::Clip { .. })
+        && g.node_inputs(last + 1) == [last + 1]
+        && g.consumers(last + 1) == 1
+    {
+        last += 1;
+    }
+    (crate::plan_fuse::max_pool2_after(g, last)
+        && matches!(qm.nodes[last + 1], QNode::MaxPool)
+        && g.consumers(i + 1) == 1)
+        .then_some(last + 1)
+}
+
 /// Turn the quantized model into steps over fp32 and uint8 buffers.
 pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
     // The AVX-512 loops and epilogues go with the VNNI path; forcing the AVX2 or portable
@@ -76,8 +95,13 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
     // The node each step belongs to: the steps pushed while planning node i (its border
     // conversions included) are node i's.
     let mut step_nodes: Vec<Option<usize>> = Vec::new();
+    // Nodes below this were fused into an earlier node's step (a pool into its convolution).
+    let mut fused_to = 0;
     for i in 0..g.nodes.len() {
         step_nodes.resize(steps.len(), i.checked_sub(1));
+        if i < fused_to {
+            continue;
+        }
         let ins = g.node_inputs(i);
         let v = i + 1;
         match &qm.nodes[i] {
@@ -255,14 +279,28 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                         }
                     }
                 };
+                let (mut lin, mut last) = (lin, i);
+                // A 2x2 max pool after a pixels-in-lanes convolution (and its activation):
+                // pooled in the kernel, the step's output the pool's.
+                if let Some(j) = fusable_max_pool2(qm, i)
+                    && let Lin::InPlace {
+                        lanes: Some(lanes), ..
+                    } = &mut lin
+                    && lanes.pool2()
+                {
+                    layout.u8_len[dst] = len(j + 1);
+                    qbuf[j + 1] = Some(dst);
+                    (fused_to, last) = (j + 1, j);
+                }
                 Step::Linear {
                     node: i,
+                    last,
                     src: q_in(0),
                     dst,
                     zx: l.x.zero,
                     lin: Box::new(lin),
                     epi,
-                    out_len: len(v),
+                    out_len: len(last + 1),
                 }
             }
             QNode::MaxPool | QNode::AvgPool => {

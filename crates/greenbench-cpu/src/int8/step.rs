@@ -65,6 +65,9 @@ pub(super) enum Step {
     Linear {
         /// The graph node (for the team's work estimate).
         node: usize,
+        /// The last graph node it computes: `node`, or a max pool fused into it (and the
+        /// activation between).
+        last: usize,
         src: usize,
         dst: usize,
         zx: i32,
@@ -182,6 +185,9 @@ impl Step {
             Step::Linear { lin, .. } => match &**lin {
                 Lin::Gemm { .. } => "int8 GEMM".into(),
                 Lin::Conv { .. } => "int8 im2col + GEMM".into(),
+                Lin::InPlace { lanes: Some(l), .. } if l.pooled() => {
+                    "int8 conv + max pool (pixels in lanes)".into()
+                }
                 Lin::InPlace { lanes: Some(_), .. } => "int8 conv (pixels in lanes)".into(),
                 Lin::InPlace { .. } => "int8 conv (read in place)".into(),
                 Lin::Depthwise { quads, .. } if !quads.is_empty() => {

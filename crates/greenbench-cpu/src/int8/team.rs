@@ -214,7 +214,15 @@ impl QTeam {
                     let k = c.kh * c.kw * c.cin;
                     (c.ho * c.wo, gemms[0].tile_rows(), true, k)
                 }
-                Lin::InPlace { geom: c, gemm, .. } => (c.ho * c.wo, gemm.tile_rows(), true, 0),
+                Lin::InPlace {
+                    geom: c,
+                    gemm,
+                    lanes,
+                    ..
+                } => {
+                    let pixels = lanes.as_ref().map_or(c.ho * c.wo, |l| l.pixels());
+                    (pixels, gemm.tile_rows(), true, 0)
+                }
                 // The row kernels (VNNI, or stride 1); the plain loop runs whole.
                 Lin::Depthwise { geom: c, quads, .. }
                     if c.sw == 1 || (c.sw == 2 && !quads.is_empty()) =>
