@@ -237,6 +237,25 @@ proptest! {
         exact_on_every_path(&quantized(&g.unwrap(), 4, 3), batch, threads)?;
     }
 
+    /// Convolutions of few input channels and at most 8 output channels over wide rows
+    /// (MobileNet's first layer: 3x3 stride 2 over 3 channels, 8 outputs): the pixels-in-lanes
+    /// kernel where 16 pixels' windows fit 128 bytes (one 64-byte load and `vpermb`, or two
+    /// and `vpermt2b`, the second masked at the image's end), the GEMM forms elsewhere; rows
+    /// of 16 to 47 pixels (whole and partial 16-pixel chunks).
+    #[test]
+    fn int8_few_channel_conv_is_bit_exact(
+        h in 1usize..7, w in 16usize..48, cin in 1usize..5, cout in 1usize..10,
+        kh in 1usize..4, kw in 1usize..5, s in 1usize..3, pad in padding(), act in 0usize..2,
+        batch in 1usize..3, threads in 1usize..3,
+    ) {
+        let mut ops = vec![Op::Conv2d { filters: cout, kernel: [kh, kw], stride: [s, s],
+            padding: pad, groups: 1, bias: true }];
+        if act == 1 { ops.push(Op::Relu); }
+        let g = chain(vec![h, w, cin], ops);
+        prop_assume!(g.is_some());
+        exact_on_every_path(&quantized(&g.unwrap(), 9, 3), batch, threads)?;
+    }
+
     /// Single-channel convolutions with a 2x2 stride-2 max pool after them (through a ReLU, a
     /// clip or nothing): the pool fused into the pixels-in-lanes kernel on the VNNI paths
     /// where the CPU has AVX-512 VBMI and both output sides are even (pooled rows of 1 to 35

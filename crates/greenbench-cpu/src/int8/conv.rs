@@ -16,7 +16,7 @@ pub(super) const SLACK: usize = 64;
 
 /// The [`Lin::InPlace`] form of an ungrouped convolution: its weights with each kernel row's
 /// `kw * Cin` rows padded to a multiple of 4 (zeros), and the reading offsets.
-/// With a VNNI path, a single-channel layer takes the pixels-in-lanes form where it fits
+/// With a VNNI path, a layer of few channels takes the pixels-in-lanes form where it fits
 /// ([`PixelLanes::new`]).
 pub(super) fn in_place_conv(c: ConvGeom, hwio: &[i8], path: QPath, epi: &Epi) -> Lin {
     let run = c.kw * c.cin;

@@ -1,12 +1,16 @@
-//! The pixels-in-lanes form of a single-channel convolution (one input channel, stride 1, at
-//! most 8 output channels: LeNet-5's first layer): 16 output pixels of a row in a register's
-//! lanes, each lane's four bytes four neighbouring taps of one kernel row (`vpermb` of one
-//! 64-byte load of the padded image row: lane `j` gets bytes `j + 4g .. j + 4g + 4`), times
-//! each output channel's four weights broadcast (`vpdpbusd`), one accumulator per channel.
+//! The pixels-in-lanes form of a convolution of few output channels (at most 8) over few
+//! input bytes per kernel row (LeNet-5's first layer: one channel, 5x5, stride 1;
+//! MobileNet's: three channels, 3x3, stride 2): 16 output pixels of a row in a register's
+//! lanes, each lane's four bytes four neighbouring bytes of its window's kernel row (taps
+//! times input channels: lane `j` gets bytes `j sw cin + 4g .. + 4` by `vpermb` of one
+//! 64-byte load of the padded image row, or `vpermt2b` of two where 16 windows span more
+//! than 64 bytes), times each output channel's four weights broadcast (`vpdpbusd`), one
+//! accumulator per channel.
 //!
 //! The channels-in-lanes tile ([`super::gemm`]'s in-place VNNI form) fills 6 of its 16 lanes
 //! with LeNet-5's 6 channels and reads one broadcast per pixel and quad; here every lane is a
-//! pixel: `kh * ceil(kw / 4) * cout` `vpdpbusd` per 16 pixels against `16 * kh * ceil(kw / 4)`.
+//! pixel: `kh * ceil(kw cin / 4) * cout` `vpdpbusd` per 16 pixels against
+//! `16 * kh * ceil(kw cin / 4)`.
 //! The epilogue runs per channel register ([`Epi::per_lane_block`]), four channels packed to
 //! bytes together ([`Epi::pack4`]), and one `vpermt2b` interleaves them into the pixels'
 //! channel order (NHWC) for the store. Integer sums are exact: bit for bit the GEMM's result.
@@ -25,50 +29,56 @@ use std::ops::Range;
 /// The most output channels this form runs (two 4-channel packs, 128 bytes of table).
 pub(super) const MAX_LANE_CHANNELS: usize = 8;
 
-/// A single-channel convolution's weights and epilogue for the pixels-in-lanes kernel.
+/// A few-channel convolution's weights and epilogue for the pixels-in-lanes kernel.
 pub(super) struct PixelLanes {
     geom: ConvGeom,
-    /// Quads per kernel row: `ceil(kw / 4)`.
+    /// Quads per kernel row: `ceil(kw cin / 4)`.
     groups: usize,
-    /// Quad `q = ky * groups + g`'s four weights (taps `4g..4g + 4` of kernel row `ky`, zero
-    /// past `kw`) for channel `c` as one int32 at `q * 8 + c` (channels past `cout`: zero).
+    /// Quad `q = ky * groups + g`'s four weights (bytes `4g..4g + 4` of kernel row `ky`'s
+    /// `kw cin` (tap, input channel) run, zero past it) for channel `c` as one int32 at
+    /// `q * 8 + c` (channels past `cout`: zero).
     w: Vec<i32>,
     /// The epilogue in per-channel 16-lane blocks ([`Epi::per_lane_block`]).
     epi: Epi,
-    /// `vpermb` indices, 64 per quad `g` of a row: lane `j` gets bytes `j + 4g .. j + 4g + 4`
-    /// of the loaded row (made here once, not per call).
+    /// `vpermb` (`vpermt2b`) indices, 64 per quad `g` of a row: lane `j` gets bytes
+    /// `j sw cin + 4g .. + 4` of the loaded 64 (128) bytes (made here once, not per call).
     slide: Vec<[u8; 64]>,
     /// Byte `i` of a chunk's output (pixel `i / cout`, channel `i % cout`) from the two
     /// packed registers (`vpermt2b` indices, 128 of them: the first and second 64 bytes).
     order: [u8; 128],
     /// A 2x2 stride-2 max pool fused: outputs are pooled pixels.
     pool: bool,
+    /// 16 pixels' windows span more than 64 bytes: two loads and `vpermt2b`.
+    two: bool,
 }
 
 impl PixelLanes {
     /// The form for `c` with HWIO weights `hwio` and the layer's epilogue `epi`, where it
     /// applies and this CPU runs it (AVX-512 F/BW/VL/VNNI/VBMI, the wide epilogue).
     pub(super) fn new(c: ConvGeom, hwio: &[i8], epi: &Epi) -> Option<PixelLanes> {
-        let fits = c.cin == 1
-            && c.groups == 1
-            && c.sh == 1
-            && c.sw == 1
+        // A kernel row's bytes (`kw * cin`, in quads) and the bytes 16 pixels' windows span
+        // (`15 sw cin` on from the first pixel's): one 64-byte load, or two.
+        let run = c.kw * c.cin;
+        let groups = run.div_ceil(4);
+        let window = 15 * c.sw * c.cin + 4 * groups;
+        let fits = c.groups == 1
             && c.cout <= MAX_LANE_CHANNELS
-            && c.kw <= 48
+            && groups <= 12
+            && window <= 128
             && epi.wide;
         if !fits || !available() {
             return None;
         }
-        let groups = c.kw.div_ceil(4);
         let mut w = vec![0i32; c.kh * groups * 8];
         for ky in 0..c.kh {
             for g in 0..groups {
                 for co in 0..c.cout {
                     let mut b = [0u8; 4];
                     for (t, v) in b.iter_mut().enumerate() {
-                        let kx = 4 * g + t;
-                        if kx < c.kw {
-                            *v = hwio[(ky * c.kw + kx) * c.cout + co] as u8;
+                        // Byte 4g + t of the kernel row's run: tap kx, input channel ci.
+                        let j = 4 * g + t;
+                        if j < run {
+                            *v = hwio[(ky * run + j) * c.cout + co] as u8;
                         }
                     }
                     w[(ky * groups + g) * 8 + co] = i32::from_le_bytes(b);
@@ -82,8 +92,9 @@ impl PixelLanes {
             // 4 (p / 4) + co % 4, byte p % 4 of it; the second pack (channels 4..8) from 64.
             *o = ((co / 4) * 64 + 16 * (p / 4) + 4 * (co % 4) + p % 4) as u8;
         }
+        // Lane j's four bytes: its pixel's window from `j sw cin` on, quad g.
         let slide = (0..groups)
-            .map(|g| std::array::from_fn(|i| ((i / 4) + 4 * g + i % 4) as u8))
+            .map(|g| std::array::from_fn(|i| ((i / 4) * c.sw * c.cin + 4 * g + i % 4) as u8))
             .collect();
         Some(PixelLanes {
             geom: c,
@@ -93,6 +104,7 @@ impl PixelLanes {
             epi: epi.per_lane_block(),
             order,
             pool: false,
+            two: window > 64,
         })
     }
 
@@ -101,7 +113,8 @@ impl PixelLanes {
     /// ([`Epi::monotone`]), where the pool's window would not be a max of the epilogues.
     pub(super) fn pool2(&mut self) -> bool {
         let c = &self.geom;
-        if !c.ho.is_multiple_of(2) || !c.wo.is_multiple_of(2) || !self.epi.monotone() {
+        let single = c.cin == 1 && c.sh == 1 && c.sw == 1;
+        if !single || !c.ho.is_multiple_of(2) || !c.wo.is_multiple_of(2) || !self.epi.monotone() {
             return false;
         }
         self.pool = true;
@@ -125,15 +138,18 @@ impl PixelLanes {
 
     /// Output pixels `pixels` (row-major over `ho x wo`, or over the pooled image's
     /// `ho / 2 x wo / 2` with a fused pool: [`Self::pixels`]) of one image from its padded image
-    /// `src` (single channel, `wp` wide: the zero point around it, 64 bytes past the last row's
-    /// last window) into
+    /// `src` (NHWC, the zero point around it, 64 bytes past the last row's last window)
+    /// into
     /// `y` (pixel `pixels.start` first, `cout` bytes each).
     pub(super) fn run(&self, src: &[u8], pixels: Range<usize>, y: &mut [u8]) {
         let c = &self.geom;
-        let wp = c.w + c.pad_left + c.pad_right;
+        // A padded row's bytes.
+        let wp = (c.w + c.pad_left + c.pad_right) * c.cin;
         let hp = c.h + c.pad_top + c.pad_bottom;
-        // Every 64-byte load starts at most at the last row's `wo - 1`th byte.
-        assert!(src.len() >= (hp - 1) * wp + c.wo - 1 + 64 && c.wo <= wp && hp >= c.ho);
+        // The last chunk's loads start at the last output pixel's window (a second load, with
+        // `two`, is masked to the image's end).
+        let last = ((c.ho - 1) * c.sh + c.kh - 1) * wp + (c.wo - 1) * c.sw * c.cin;
+        assert!(src.len() >= last + 64 && (c.ho - 1) * c.sh + c.kh <= hp);
         assert!(y.len() >= pixels.len() * c.cout && pixels.end <= self.pixels());
         // SAFETY: `new` returned `Some` only where the CPU has the kernel's features; the
         // loads are inside `src` (asserted above), the stores inside `y`'s pixels.
@@ -171,8 +187,14 @@ impl PixelLanes {
         // SAFETY: the caller's.
         unsafe {
             match (self.pool, k.is_high()) {
-                (false, true) => self.chunks::<C, HIGH_MODE>(src, wp, pixels, y, &k),
-                (false, false) => self.chunks::<C, ANY_MODE>(src, wp, pixels, y, &k),
+                (false, true) if self.two => {
+                    self.chunks::<C, HIGH_MODE, true>(src, wp, pixels, y, &k)
+                }
+                (false, false) if self.two => {
+                    self.chunks::<C, ANY_MODE, true>(src, wp, pixels, y, &k)
+                }
+                (false, true) => self.chunks::<C, HIGH_MODE, false>(src, wp, pixels, y, &k),
+                (false, false) => self.chunks::<C, ANY_MODE, false>(src, wp, pixels, y, &k),
                 (true, true) => self.pooled_chunks::<C, HIGH_MODE>(src, wp, pixels, y, &k),
                 (true, false) => self.pooled_chunks::<C, ANY_MODE>(src, wp, pixels, y, &k),
             }
@@ -186,7 +208,7 @@ impl PixelLanes {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
     #[allow(clippy::needless_range_loop)] // index loops keep the accumulators in registers
-    unsafe fn chunks<const C: usize, const M: u8>(
+    unsafe fn chunks<const C: usize, const M: u8, const TWO: bool>(
         &self,
         src: &[u8],
         wp: usize,
@@ -204,8 +226,10 @@ impl PixelLanes {
         }
         let wq = self.w.as_ptr();
         let sp = src.as_ptr();
-        // SAFETY (whole body): the loads read `sp + (oy + ky) * wp + ox .. + 64`, inside
-        // `src` (the caller's bound); the stores write the chunk's `n * C` bytes of `y`.
+        let (sh, step) = (c.sh, c.sw * c.cin);
+        // SAFETY (whole body): the loads read `sp + (oy sh + ky) wp + ox sw cin .. + 64`,
+        // inside `src` (the caller's bound), and with `TWO` the 64 bytes after them masked to
+        // `src`'s end; the stores write the chunk's `n * C` bytes of `y`.
         unsafe {
             let order0 = _mm512_loadu_si512(self.order.as_ptr() as *const __m512i);
             let order1 = _mm512_loadu_si512(self.order.as_ptr().add(64) as *const __m512i);
@@ -215,9 +239,20 @@ impl PixelLanes {
                 let n = (wo - ox).min(16).min(pixels.end - p);
                 let mut acc = [_mm512_setzero_si512(); C];
                 for ky in 0..c.kh {
-                    let row = _mm512_loadu_si512(sp.add((oy + ky) * wp + ox) as *const __m512i);
+                    let at = (oy * sh + ky) * wp + ox * step;
+                    let row = _mm512_loadu_si512(sp.add(at) as *const __m512i);
+                    let next = if TWO {
+                        let left = src.len() - (at + 64);
+                        _mm512_maskz_loadu_epi8(bytes_mask(left), sp.add(at + 64) as *const i8)
+                    } else {
+                        row
+                    };
                     for g in 0..groups {
-                        let x = _mm512_permutexvar_epi8(slide[g], row);
+                        let x = if TWO {
+                            _mm512_permutex2var_epi8(row, slide[g], next)
+                        } else {
+                            _mm512_permutexvar_epi8(slide[g], row)
+                        };
                         let wg = wq.add((ky * groups + g) * 8);
                         for co in 0..C {
                             acc[co] =
