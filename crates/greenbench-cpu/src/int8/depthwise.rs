@@ -62,8 +62,34 @@ pub(super) fn depthwise_row_s1(
 /// The VNNI kernel's weights: for each quad of taps `g` and each 64-value block offset `a`
 /// in `span`, four 64-byte vectors `k = 0..4` whose 32-bit lane `4L + i` holds the four taps'
 /// weights of value `a + 16L + 4k + i` (the order `unpack` leaves the interleaved inputs in).
+/// Quads of four consecutive taps (row by row): `ceil(taps / 4)` of them.
 pub(super) fn dw_quads(tiled: &[i32], taps: usize, span: usize) -> Vec<i8> {
-    let groups = taps.div_ceil(4);
+    quads_by(tiled, span, taps.div_ceil(4), |g, t| {
+        Some(4 * g + t).filter(|&tap| tap < taps)
+    })
+}
+
+/// [`dw_quads`] with a quad per kernel row (kernels `kw <= 4` wide: [`takes_row_pairs`]):
+/// quad `ky` holds taps `(ky, 0..kw)`, zeros after.
+pub(super) fn dw_row_quads(tiled: &[i32], kh: usize, kw: usize, span: usize) -> Vec<i8> {
+    assert!(kw <= 4);
+    quads_by(tiled, span, kh, |g, t| (t < kw).then_some(g * kw + t))
+}
+
+/// Whether the row-pair form ([`dw_vnni_rows`] with `rows_quads`) takes a depthwise kernel
+/// `kh x kw`: rows of three or four taps (one quad a row, as many quads as four taps at a
+/// time would need for three rows of three).
+pub(super) fn takes_row_pairs(kh: usize, kw: usize) -> bool {
+    (3..=4).contains(&kw) && kh * 4 <= MAX_VNNI_TAPS
+}
+
+/// The quads' weight vectors, quad `g`'s slot `t` holding tap `tap(g, t)` (or zeros).
+fn quads_by(
+    tiled: &[i32],
+    span: usize,
+    groups: usize,
+    tap: impl Fn(usize, usize) -> Option<usize>,
+) -> Vec<i8> {
     let blocks = span / 64;
     let mut q = vec![0i8; groups * blocks * 256];
     for g in 0..groups {
@@ -73,8 +99,7 @@ pub(super) fn dw_quads(tiled: &[i32], taps: usize, span: usize) -> Vec<i8> {
                     for i in 0..4 {
                         let value = b * 64 + 16 * lane + 4 * k + i;
                         for t in 0..4 {
-                            let tap = 4 * g + t;
-                            if tap < taps {
+                            if let Some(tap) = tap(g, t) {
                                 let at = (((g * blocks + b) * 4 + k) * 16 + 4 * lane + i) * 4 + t;
                                 q[at] = tiled[tap * span + value] as i8;
                             }
@@ -117,11 +142,12 @@ pub(super) unsafe fn dw_vnni_rows(
     span: usize,
     rows: std::ops::Range<usize>,
     epi: &Epi,
+    rows_quads: bool,
     q: &mut [u8],
 ) {
     let ch = c.cin;
     let taps = c.kh * c.kw;
-    let groups = taps.div_ceil(4);
+    let groups = if rows_quads { c.kh } else { taps.div_ceil(4) };
     let blocks = span / 64;
     let len = c.wo * c.cout;
     // Output row `oy` reads from input row `oy * sh`: its taps' offsets are row 0's plus
@@ -144,13 +170,23 @@ pub(super) unsafe fn dw_vnni_rows(
         "planned only up to {MAX_VNNI_TAPS} taps"
     );
     let mut offs = [0usize; MAX_VNNI_TAPS];
-    for ky in 0..c.kh {
-        for kx in 0..c.kw {
-            offs[ky * c.kw + kx] = tap_at(ky, kx);
+    if rows_quads {
+        // Quad ky: the row's taps, then its first tap again (zero weights).
+        assert!(takes_row_pairs(c.kh, c.kw));
+        for ky in 0..c.kh {
+            for t in 0..4 {
+                offs[4 * ky + t] = tap_at(ky, if t < c.kw { t } else { 0 });
+            }
         }
-    }
-    for t in taps..groups * 4 {
-        offs[t] = offs[0];
+    } else {
+        for ky in 0..c.kh {
+            for kx in 0..c.kw {
+                offs[ky * c.kw + kx] = tap_at(ky, kx);
+            }
+        }
+        for t in taps..groups * 4 {
+            offs[t] = offs[0];
+        }
     }
     let offs0 = &offs[..groups * 4];
     let last = offs0.iter().max().copied().unwrap_or(0)
@@ -168,6 +204,9 @@ pub(super) unsafe fn dw_vnni_rows(
         quads,
         offs: offs0,
         row_step,
+        row_bytes: wp * ch,
+        kh: c.kh,
+        sh: c.sh,
         len,
         span,
         blocks,
@@ -176,25 +215,31 @@ pub(super) unsafe fn dw_vnni_rows(
     // SAFETY: the bounds asserted above; this function's features. The epilogue's form
     // chosen once here (`High`, the usual one, fixed in the loop).
     unsafe {
-        if regs.is_high() {
-            dw_rows::<HIGH_MODE>(&a, &regs, rows, q)
-        } else {
-            dw_rows::<ANY_MODE>(&a, &regs, rows, q)
+        match (rows_quads, regs.is_high()) {
+            (true, true) => super::dw_pairs::dw_row_pairs::<HIGH_MODE>(&a, &regs, rows, q),
+            (true, false) => super::dw_pairs::dw_row_pairs::<ANY_MODE>(&a, &regs, rows, q),
+            (false, true) => dw_rows::<HIGH_MODE>(&a, &regs, rows, q),
+            (false, false) => dw_rows::<ANY_MODE>(&a, &regs, rows, q),
         }
     }
 }
 
 /// What [`dw_rows`] reads: [`dw_vnni_rows`]'s arguments and the taps' offsets in row 0.
 #[cfg(target_arch = "x86_64")]
-struct RowsArgs<'a> {
-    src: &'a [u8],
-    quads: &'a [i8],
-    offs: &'a [usize],
-    row_step: usize,
-    len: usize,
-    span: usize,
-    blocks: usize,
-    epi: &'a Epi,
+pub(super) struct RowsArgs<'a> {
+    pub(super) src: &'a [u8],
+    pub(super) quads: &'a [i8],
+    pub(super) offs: &'a [usize],
+    /// Bytes from one output row's first input row to the next's (`sh` input rows).
+    pub(super) row_step: usize,
+    /// Bytes of one input row (of the padded image, or of either half of its split).
+    pub(super) row_bytes: usize,
+    pub(super) kh: usize,
+    pub(super) sh: usize,
+    pub(super) len: usize,
+    pub(super) span: usize,
+    pub(super) blocks: usize,
+    pub(super) epi: &'a Epi,
 }
 
 /// [`dw_vnni_rows`]'s loop over the rows, with the epilogue's form `M`
@@ -205,7 +250,7 @@ struct RowsArgs<'a> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline]
-unsafe fn dw_rows<const M: u8>(
+pub(super) unsafe fn dw_rows<const M: u8>(
     ra: &RowsArgs<'_>,
     regs: &EpiRegs,
     rows: std::ops::Range<usize>,
@@ -230,15 +275,7 @@ unsafe fn dw_rows<const M: u8>(
                     let ld = |t: usize| {
                         _mm512_loadu_si512(src.as_ptr().add(base + o[t] + f) as *const __m512i)
                     };
-                    let (x0, x1, x2, x3) = (ld(0), ld(1), ld(2), ld(3));
-                    let (a, bb) = (_mm512_unpacklo_epi8(x0, x1), _mm512_unpackhi_epi8(x0, x1));
-                    let (cc, d) = (_mm512_unpacklo_epi8(x2, x3), _mm512_unpackhi_epi8(x2, x3));
-                    let xq = [
-                        _mm512_unpacklo_epi16(a, cc),
-                        _mm512_unpackhi_epi16(a, cc),
-                        _mm512_unpacklo_epi16(bb, d),
-                        _mm512_unpackhi_epi16(bb, d),
-                    ];
+                    let xq = interleave4([ld(0), ld(1), ld(2), ld(3)]);
                     let wq = quads.as_ptr().add((g * blocks + b) * 256);
                     for k in 0..4 {
                         let wv = _mm512_loadu_si512(wq.add(64 * k) as *const __m512i);
@@ -246,31 +283,75 @@ unsafe fn dw_rows<const M: u8>(
                     }
                 }
             }
-            // The epilogue on the lane-permuted sums (the permuted epilogue's arrays meet
-            // register j's values at fs + 16 j), then packed and clamped (`Epi::pack4`):
-            // `vpackssdw` of registers 0 and 1 puts lane L's values 16L .. 16L + 8 together,
-            // `vpackuswb` with 2 and 3's adds 16L + 8 .. 16L + 16: the 64 bytes in order, no
-            // transpose.
-            let m: u64 = if len - f >= 64 {
-                !0
-            } else {
-                (1u64 << (len - f)) - 1
-            };
-            // SAFETY: the epilogue's arrays cover `fs + 64 <= span + 64`; the masked store
-            // writes values f .. min(f + 64, len) of `q` (asserted to hold `len`).
-            unsafe {
-                // Four calls, not a closure: a closure lacks this function's target features,
-                // so `vec16` would not inline into it.
-                let r0 = epi.vec16_in::<false, M>(regs, acc[0], fs);
-                let r1 = epi.vec16_in::<false, M>(regs, acc[1], fs + 16);
-                let r2 = epi.vec16_in::<false, M>(regs, acc[2], fs + 32);
-                let r3 = epi.vec16_in::<false, M>(regs, acc[3], fs + 48);
-                let bytes = epi.pack4(regs, [r0, r1, r2, r3]);
-                _mm512_mask_storeu_epi8(q.as_mut_ptr().add(f) as *mut i8, m, bytes);
-            }
+            // SAFETY: the epilogue's arrays cover `fs + 64 <= span + 64`; values f ..
+            // min(f + 64, len) of `q` (asserted to hold `len`).
+            unsafe { finish_block::<M>(epi, regs, &acc, fs, &mut q[f..]) };
             f += 64;
             fs = if fs + 64 == span { 0 } else { fs + 64 };
         }
+    }
+}
+
+/// Four taps' 64 bytes interleaved byte by byte (`unpack` 8 then 16 bits): register `k`'s
+/// 32-bit lane `4 L + i` holds the four taps' bytes of value `16 L + 4 k + i`.
+///
+/// # Safety
+/// AVX-512 BW.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+pub(super) unsafe fn interleave4(
+    x: [std::arch::x86_64::__m512i; 4],
+) -> [std::arch::x86_64::__m512i; 4] {
+    use std::arch::x86_64::*;
+    let (a, b) = (
+        _mm512_unpacklo_epi8(x[0], x[1]),
+        _mm512_unpackhi_epi8(x[0], x[1]),
+    );
+    let (c, d) = (
+        _mm512_unpacklo_epi8(x[2], x[3]),
+        _mm512_unpackhi_epi8(x[2], x[3]),
+    );
+    [
+        _mm512_unpacklo_epi16(a, c),
+        _mm512_unpackhi_epi16(a, c),
+        _mm512_unpacklo_epi16(b, d),
+        _mm512_unpackhi_epi16(b, d),
+    ]
+}
+
+/// One 64-value block of lane-permuted sums (`acc`, as [`interleave4`] leaves four taps'
+/// products) through the quad-permuted epilogue at `fs` (its arrays meet register `j`'s
+/// values at `fs + 16 j`), packed and clamped (`Epi::pack4`: `vpackssdw` of registers 0 and 1
+/// puts lane L's values 16L .. 16L + 8 together, `vpackuswb` with 2 and 3's adds 16L + 8 ..
+/// 16L + 16: the 64 bytes in order, no transpose) into `q`'s first `min(64, q.len())`
+/// bytes.
+///
+/// # Safety
+/// AVX-512 F/BW/VL; `regs` made by `epi`, `M` as they allow; `fs + 64 <= epi.span + 64`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+pub(super) unsafe fn finish_block<const M: u8>(
+    epi: &Epi,
+    regs: &EpiRegs,
+    acc: &[std::arch::x86_64::__m512i; 4],
+    fs: usize,
+    q: &mut [u8],
+) {
+    use std::arch::x86_64::*;
+    let n = q.len().min(64);
+    let m: u64 = if n == 64 { !0 } else { (1u64 << n) - 1 };
+    // SAFETY: the caller's; the masked store writes `n` bytes of `q`.
+    unsafe {
+        // Four calls, not a closure: a closure lacks this function's target features, so
+        // `vec16` would not inline into it.
+        let r0 = epi.vec16_in::<false, M>(regs, acc[0], fs);
+        let r1 = epi.vec16_in::<false, M>(regs, acc[1], fs + 16);
+        let r2 = epi.vec16_in::<false, M>(regs, acc[2], fs + 32);
+        let r3 = epi.vec16_in::<false, M>(regs, acc[3], fs + 48);
+        let bytes = epi.pack4(regs, [r0, r1, r2, r3]);
+        _mm512_mask_storeu_epi8(q.as_mut_ptr() as *mut i8, m, bytes);
     }
 }
 

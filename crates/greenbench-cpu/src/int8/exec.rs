@@ -251,6 +251,7 @@ pub(super) fn linear(
             tiled,
             span,
             quads,
+            rows_quads,
             qepi,
         } => {
             let (pad, rest) = cols.split_at_mut(padded_len(c));
@@ -278,7 +279,7 @@ pub(super) fn linear(
                     // ends.
                     #[cfg(target_arch = "x86_64")]
                     unsafe {
-                        dw_vnni_rows(src, w, odd, c, quads, *span, 0..c.ho, qepi, y)
+                        dw_vnni_rows(src, w, odd, c, quads, *span, 0..c.ho, qepi, *rows_quads, y)
                     };
                     continue;
                 }

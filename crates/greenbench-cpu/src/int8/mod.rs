@@ -13,6 +13,7 @@
 
 mod conv;
 mod depthwise;
+mod dw_pairs;
 mod epilogue;
 mod exec;
 pub mod gemm;

@@ -3,7 +3,7 @@
 //! lengths.
 
 use super::conv::{SLACK, in_place_conv, padded_len, split_len, widened, widened_pointwise};
-use super::depthwise::{MAX_VNNI_TAPS, dw_quads};
+use super::depthwise::{MAX_VNNI_TAPS, dw_quads, dw_row_quads, takes_row_pairs};
 use super::epilogue::{Epi, gcd, wide_int8};
 use super::gemm::{QGemm, QPath};
 use super::pool::NarrowIdx;
@@ -215,7 +215,12 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                                 .flat_map(|t| (0..span).map(move |j| (t, j % c.cout)))
                                 .map(|(t, ch)| w[t * chp + ch])
                                 .collect();
-                            let quads = if wide && c.sw <= 2 && c.kh * c.kw <= MAX_VNNI_TAPS {
+                            let vnni = wide && c.sw <= 2 && c.kh * c.kw <= MAX_VNNI_TAPS;
+                            // Rows of 3 or 4 taps: a quad a kernel row, rows run in pairs.
+                            let rows_quads = vnni && takes_row_pairs(c.kh, c.kw);
+                            let quads = if rows_quads {
+                                dw_row_quads(&tiled, c.kh, c.kw, span)
+                            } else if vnni {
                                 dw_quads(&tiled, c.kh * c.kw, span)
                             } else {
                                 vec![]
@@ -233,6 +238,7 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                                 tiled: tiled.into(),
                                 span,
                                 quads: quads.into(),
+                                rows_quads,
                                 qepi,
                             };
                             (lin, epi)

@@ -580,6 +580,7 @@ impl QTeam {
                 tiled,
                 span,
                 quads,
+                rows_quads,
                 qepi,
                 ..
             } => {
@@ -609,7 +610,18 @@ impl QTeam {
                 // image and its split have SLACK bytes past their ends.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    dw_vnni_rows(src, w, odd, c, quads, *span, r.clone(), qepi, o)
+                    dw_vnni_rows(
+                        src,
+                        w,
+                        odd,
+                        c,
+                        quads,
+                        *span,
+                        r.clone(),
+                        qepi,
+                        *rows_quads,
+                        o,
+                    )
                 };
             }
         }
