@@ -219,11 +219,8 @@ impl PixelLanes {
         use std::arch::x86_64::*;
         let c = &self.geom;
         let (groups, wo) = (self.groups, c.wo);
-        let mut slide = [_mm512_setzero_si512(); 12];
-        for (s, b) in slide.iter_mut().zip(&self.slide) {
-            // SAFETY: 64 bytes.
-            *s = unsafe { _mm512_loadu_si512(b.as_ptr() as *const __m512i) };
-        }
+        // SAFETY: this function's features.
+        let (slide, order0, order1) = unsafe { self.tables() };
         let wq = self.w.as_ptr();
         let sp = src.as_ptr();
         let (sh, step) = (c.sh, c.sw * c.cin);
@@ -231,8 +228,6 @@ impl PixelLanes {
         // inside `src` (the caller's bound), and with `TWO` the 64 bytes after them masked to
         // `src`'s end; the stores write the chunk's `n * C` bytes of `y`.
         unsafe {
-            let order0 = _mm512_loadu_si512(self.order.as_ptr() as *const __m512i);
-            let order1 = _mm512_loadu_si512(self.order.as_ptr().add(64) as *const __m512i);
             let mut p = pixels.start;
             while p < pixels.end {
                 let (oy, ox) = (p / wo, p % wo);
@@ -294,19 +289,14 @@ impl PixelLanes {
         use std::arch::x86_64::*;
         let c = &self.geom;
         let (groups, pw, kh) = (self.groups, c.wo / 2, c.kh);
-        let mut slide = [_mm512_setzero_si512(); 12];
-        for (s, b) in slide.iter_mut().zip(&self.slide) {
-            // SAFETY: 64 bytes.
-            *s = unsafe { _mm512_loadu_si512(b.as_ptr() as *const __m512i) };
-        }
+        // SAFETY: this function's features.
+        let (slide, order0, order1) = unsafe { self.tables() };
         let wq = self.w.as_ptr();
         let sp = src.as_ptr();
         // SAFETY (whole body): the loads read `sp + (oy + r) * wp + ox .. + 64` for output
         // rows `oy, oy + 1` (`oy + r <= ho - 2 + kh = hp - 1`) and `ox <= wo - 1`, inside
         // `src` (the caller's bound); the stores write the chunk's `n * C` bytes of `y`.
         unsafe {
-            let order0 = _mm512_loadu_si512(self.order.as_ptr() as *const __m512i);
-            let order1 = _mm512_loadu_si512(self.order.as_ptr().add(64) as *const __m512i);
             let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
             let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
             let mut q = pixels.start;
@@ -363,6 +353,34 @@ impl PixelLanes {
                 self.store::<C>(k, &e, n * C, out, order0, order1);
                 q += n;
             }
+        }
+    }
+
+    /// The kernels' index registers: the quads' slides (up to 12) and the two halves of
+    /// the output order.
+    ///
+    /// # Safety
+    /// AVX-512 F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn tables(
+        &self,
+    ) -> (
+        [std::arch::x86_64::__m512i; 12],
+        std::arch::x86_64::__m512i,
+        std::arch::x86_64::__m512i,
+    ) {
+        use std::arch::x86_64::*;
+        let mut slide = [_mm512_setzero_si512(); 12];
+        // SAFETY: 64 bytes each (`slide` entries and both halves of `order`).
+        unsafe {
+            for (s, b) in slide.iter_mut().zip(&self.slide) {
+                *s = _mm512_loadu_si512(b.as_ptr() as *const __m512i);
+            }
+            let order0 = _mm512_loadu_si512(self.order.as_ptr() as *const __m512i);
+            let order1 = _mm512_loadu_si512(self.order.as_ptr().add(64) as *const __m512i);
+            (slide, order0, order1)
         }
     }
 
