@@ -3,7 +3,7 @@
 
 use super::epilogue::Epi;
 #[cfg(target_arch = "x86_64")]
-use super::epilogue::{ANY_MODE, EpiRegs, HIGH_MODE};
+use super::epilogue::EpiRegs;
 use greenbench_core::graph::ConvGeom;
 
 /// A depthwise convolution of one (padded) image into int32 sums: per output pixel and
@@ -115,114 +115,6 @@ fn quads_by(
 /// The most taps (rounded up to whole quads) the VNNI depthwise kernel takes, 8 x 8 (its
 /// tap offsets live in a fixed array); the plan gives larger kernels the plain loops.
 pub(super) const MAX_VNNI_TAPS: usize = 64;
-
-/// Output rows `rows` of a depthwise convolution with `vpdpbusd`: per 64-value block of each
-/// flattened row (as [`depthwise_row_s1`]), the inputs of four taps are interleaved
-/// byte by byte (`unpack` 8 then 16 bits) so one instruction sums four taps' products per
-/// value; the four accumulators come out lane-permuted and are put back in order with a
-/// 4 x 4 transpose of 128-bit lanes. The last block reads past the row (into the slack) and
-/// keeps only its own values.
-///
-/// The values go through the epilogue `epi` (the layer's [`Epi::quad_permuted`] to this
-/// `span`) straight into the rows' uint8 outputs `q` (row `rows.start` first): no int32 sums
-/// reach memory and no transpose is made. The taps' offsets and the epilogue's registers are
-/// set up once for all the rows (a row of a small image is only a few blocks).
-///
-/// # Safety
-/// AVX-512 F/BW/VL/VNNI; `src` holds the padded image plus SLACK bytes.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn dw_vnni_rows(
-    src: &[u8],
-    wp: usize,
-    odd: usize,
-    c: &ConvGeom,
-    quads: &[i8],
-    span: usize,
-    rows: std::ops::Range<usize>,
-    epi: &Epi,
-    rows_quads: bool,
-    q: &mut [u8],
-) {
-    let ch = c.cin;
-    let taps = c.kh * c.kw;
-    let groups = if rows_quads { c.kh } else { taps.div_ceil(4) };
-    let blocks = span / 64;
-    let len = c.wo * c.cout;
-    // Output row `oy` reads from input row `oy * sh`: its taps' offsets are row 0's plus
-    // this (in either half of a column split).
-    let row_step = c.sh * wp * ch;
-    // Stride 1: tap (ky, kx) reads the row from column kx. Stride 2 (`odd` > 0): `src` holds
-    // the even columns, then from `odd` the odd ones, each `wp` wide, so tap (ky, kx) reads
-    // the row from column kx / 2 of its half: consecutive output pixels, consecutive bytes.
-    let tap_at = |ky: usize, kx: usize| {
-        if odd == 0 {
-            (ky * wp + kx) * ch
-        } else {
-            (kx % 2) * odd + (ky * wp + kx / 2) * ch
-        }
-    };
-    // Each tap's offset, once per row (no division per tap and block); the quads' padding
-    // taps (past `taps`, zero weights) read tap 0's bytes.
-    assert!(
-        groups * 4 <= MAX_VNNI_TAPS,
-        "planned only up to {MAX_VNNI_TAPS} taps"
-    );
-    let mut offs = [0usize; MAX_VNNI_TAPS];
-    if rows_quads {
-        // Quad ky: the row's taps, then its first tap again (zero weights).
-        assert!(takes_row_pairs(c.kh, c.kw));
-        for ky in 0..c.kh {
-            for t in 0..4 {
-                offs[4 * ky + t] = tap_at(ky, if t < c.kw { t } else { 0 });
-            }
-        }
-    } else {
-        for ky in 0..c.kh {
-            for kx in 0..c.kw {
-                offs[ky * c.kw + kx] = tap_at(ky, kx);
-            }
-        }
-        for t in taps..groups * 4 {
-            offs[t] = offs[0];
-        }
-    }
-    let offs0 = &offs[..groups * 4];
-    let last = offs0.iter().max().copied().unwrap_or(0)
-        + rows.end.saturating_sub(1) * row_step
-        + len.next_multiple_of(64);
-    assert!(src.len() >= last && quads.len() == groups * blocks * 256);
-    assert!(
-        q.len() >= rows.len() * len && epi.wide && epi.ch == ch && epi.span == span,
-        "fused rows' outputs, through the quad-permuted epilogue"
-    );
-    // SAFETY: AVX-512 F (this function's features).
-    let regs = unsafe { epi.regs() };
-    let a = RowsArgs {
-        src,
-        quads,
-        offs: offs0,
-        row_step,
-        row_bytes: wp * ch,
-        kh: c.kh,
-        sh: c.sh,
-        len,
-        span,
-        blocks,
-        epi,
-    };
-    // SAFETY: the bounds asserted above; this function's features. The epilogue's form
-    // chosen once here (`High`, the usual one, fixed in the loop).
-    unsafe {
-        match (rows_quads, regs.is_high()) {
-            (true, true) => super::dw_pairs::dw_row_pairs::<HIGH_MODE>(&a, &regs, rows, q),
-            (true, false) => super::dw_pairs::dw_row_pairs::<ANY_MODE>(&a, &regs, rows, q),
-            (false, true) => dw_rows::<HIGH_MODE>(&a, &regs, rows, q),
-            (false, false) => dw_rows::<ANY_MODE>(&a, &regs, rows, q),
-        }
-    }
-}
 
 /// What [`dw_rows`] reads: [`dw_vnni_rows`]'s arguments and the taps' offsets in row 0.
 #[cfg(target_arch = "x86_64")]

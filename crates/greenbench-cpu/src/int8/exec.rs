@@ -3,7 +3,9 @@
 //! crate's fp32 kernels.
 
 use super::conv::{SLACK, im2col_u8, pad_image, padded_len, split_image, split_len};
-use super::depthwise::{depthwise_row_s1, depthwise_u8, dw_vnni_rows};
+use super::depthwise::{depthwise_row_s1, depthwise_u8};
+#[cfg(target_arch = "x86_64")]
+use super::dw_vnni::dw_vnni_rows;
 use super::epilogue::Epi;
 use super::gemm::in_burst;
 use super::pool::{global_avg_u8, pool_u8};

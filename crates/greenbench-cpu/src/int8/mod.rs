@@ -13,7 +13,7 @@
 
 mod conv;
 mod depthwise;
-mod dw_pairs;
+mod dw_vnni;
 mod epilogue;
 mod exec;
 pub mod gemm;

@@ -39,7 +39,7 @@ pub(super) enum Lin {
         /// offset in `span`, interleaved as `dw_vnni` reads them (empty when not used).
         quads: AVec<i8>,
         /// `quads` are a kernel row each (`dw_row_quads`) and the rows run in pairs
-        /// (`dw_pairs.rs`), not four consecutive taps each.
+        /// (`dw_vnni.rs`), not four consecutive taps each.
         rows_quads: bool,
         /// The step's epilogue in the VNNI rows' lane order (`Epi::quad_permuted` to
         /// `span`), with `quads`.

@@ -12,7 +12,7 @@
 use super::conv::{SLACK, im2col_u8, pad_rows, padded_len, split_len, split_rows, split_shape};
 use super::depthwise::depthwise_row_s1;
 #[cfg(target_arch = "x86_64")]
-use super::depthwise::dw_vnni_rows;
+use super::dw_vnni::dw_vnni_rows;
 use super::exec::run_step;
 use super::quantize::quantize;
 use super::step::{Lin, Mem, Plan, Step};
