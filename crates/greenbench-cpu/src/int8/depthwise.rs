@@ -76,7 +76,7 @@ pub(super) fn dw_row_quads(tiled: &[i32], kh: usize, kw: usize, span: usize) -> 
     quads_by(tiled, span, kh, |g, t| (t < kw).then_some(g * kw + t))
 }
 
-/// Whether the row-pair form ([`dw_vnni_rows`] with `rows_quads`) takes a depthwise kernel
+/// Whether the row-pair form of `dw_vnni_rows` (`dw_vnni.rs`) takes a depthwise kernel
 /// `kh x kw`: rows of three or four taps (one quad a row, as many quads as four taps at a
 /// time would need for three rows of three).
 pub(super) fn takes_row_pairs(kh: usize, kw: usize) -> bool {

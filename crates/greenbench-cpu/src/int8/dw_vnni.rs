@@ -47,11 +47,13 @@ pub(super) unsafe fn dw_vnni_rows(
     span: usize,
     rows: std::ops::Range<usize>,
     epi: &Epi,
-    rows_quads: bool,
     q: &mut [u8],
 ) {
     let ch = c.cin;
     let taps = c.kh * c.kw;
+    // Kernel rows of 3 or 4 taps run as row pairs, a quad a kernel row (the plan built
+    // their weights so: `dw_row_quads`); others in quads of four consecutive taps.
+    let rows_quads = takes_row_pairs(c.kh, c.kw);
     let groups = if rows_quads { c.kh } else { taps.div_ceil(4) };
     let blocks = span / 64;
     let len = c.wo * c.cout;
@@ -77,7 +79,6 @@ pub(super) unsafe fn dw_vnni_rows(
     let mut offs = [0usize; MAX_VNNI_TAPS];
     if rows_quads {
         // Quad ky: the row's taps, then its first tap again (zero weights).
-        assert!(takes_row_pairs(c.kh, c.kw));
         for ky in 0..c.kh {
             for t in 0..4 {
                 offs[4 * ky + t] = tap_at(ky, if t < c.kw { t } else { 0 });
@@ -171,18 +172,21 @@ pub(super) unsafe fn dw_row_pairs<const M: u8>(
                     let at = src.as_ptr().add(base + r * ra.row_bytes + f);
                     let ld = |t: usize| _mm512_loadu_si512(at.add(o[t]) as *const __m512i);
                     let xq = interleave4([ld(0), ld(1), ld(2), ld(3)]);
-                    let dot = |acc: &mut [__m512i; 4], ky: usize| {
-                        let wq = quads.as_ptr().add((ky * blocks + b) * 256);
+                    // Kernel row `r` of the first output row, `r - sh` of the second (loops,
+                    // not a closure: a closure lacks this function's target features).
+                    if r < kh {
+                        let wq = quads.as_ptr().add((r * blocks + b) * 256);
                         for k in 0..4 {
                             let wv = _mm512_loadu_si512(wq.add(64 * k) as *const __m512i);
-                            acc[k] = _mm512_dpbusd_epi32(acc[k], xq[k], wv);
+                            a0[k] = _mm512_dpbusd_epi32(a0[k], xq[k], wv);
                         }
-                    };
-                    if r < kh {
-                        dot(&mut a0, r);
                     }
                     if r >= sh && r - sh < kh {
-                        dot(&mut a1, r - sh);
+                        let wq = quads.as_ptr().add(((r - sh) * blocks + b) * 256);
+                        for k in 0..4 {
+                            let wv = _mm512_loadu_si512(wq.add(64 * k) as *const __m512i);
+                            a1[k] = _mm512_dpbusd_epi32(a1[k], xq[k], wv);
+                        }
                     }
                 }
             }

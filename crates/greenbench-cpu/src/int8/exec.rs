@@ -253,7 +253,6 @@ pub(super) fn linear(
             tiled,
             span,
             quads,
-            rows_quads,
             qepi,
         } => {
             let (pad, rest) = cols.split_at_mut(padded_len(c));
@@ -281,7 +280,7 @@ pub(super) fn linear(
                     // ends.
                     #[cfg(target_arch = "x86_64")]
                     unsafe {
-                        dw_vnni_rows(src, w, odd, c, quads, *span, 0..c.ho, qepi, *rows_quads, y)
+                        dw_vnni_rows(src, w, odd, c, quads, *span, 0..c.ho, qepi, y)
                     };
                     continue;
                 }

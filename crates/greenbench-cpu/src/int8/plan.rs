@@ -30,9 +30,9 @@ fn fusable_max_pool2(qm: &QModel, i: usize) -> Option<usize> {
     {
         last += 1;
     }
-    (crate::plan_fuse::max_pool2_after(g, last)
-        && matches!(qm.nodes[last + 1], QNode::MaxPool)
-        && g.consumers(i + 1) == 1)
+    // `max_pool2_after` checks the pool is the only reader of the value it reads (the loop,
+    // of each value before it).
+    (crate::plan_fuse::max_pool2_after(g, last) && matches!(qm.nodes[last + 1], QNode::MaxPool))
         .then_some(last + 1)
 }
 
@@ -238,7 +238,6 @@ pub(super) fn plan(qm: &QModel, path: QPath) -> Result<Plan, BackendError> {
                                 tiled: tiled.into(),
                                 span,
                                 quads: quads.into(),
-                                rows_quads,
                                 qepi,
                             };
                             (lin, epi)

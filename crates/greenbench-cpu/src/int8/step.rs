@@ -2,6 +2,7 @@
 //! uint8 buffers (`Step`), the buffers' per-example lengths (`Layout`), a worker's memory
 //! (`Mem`) and the plan itself. The planner writes these, the executor reads them.
 
+use super::depthwise::takes_row_pairs;
 use super::epilogue::Epi;
 use super::gemm::QGemm;
 use super::lanes::PixelLanes;
@@ -38,9 +39,6 @@ pub(super) enum Lin {
         /// For the VNNI stride-1 kernel: the weights of each quad of taps, per 64-value block
         /// offset in `span`, interleaved as `dw_vnni` reads them (empty when not used).
         quads: AVec<i8>,
-        /// `quads` are a kernel row each (`dw_row_quads`) and the rows run in pairs
-        /// (`dw_vnni.rs`), not four consecutive taps each.
-        rows_quads: bool,
         /// The step's epilogue in the VNNI rows' lane order (`Epi::quad_permuted` to
         /// `span`), with `quads`.
         qepi: Option<Box<Epi>>,
@@ -193,9 +191,11 @@ impl Step {
                 }
                 Lin::InPlace { lanes: Some(_), .. } => "int8 conv (pixels in lanes)".into(),
                 Lin::InPlace { .. } => "int8 conv (read in place)".into(),
-                Lin::Depthwise {
-                    rows_quads: true, ..
-                } => "int8 depthwise (VNNI row pairs)".into(),
+                Lin::Depthwise { geom, quads, .. }
+                    if !quads.is_empty() && takes_row_pairs(geom.kh, geom.kw) =>
+                {
+                    "int8 depthwise (VNNI row pairs)".into()
+                }
                 Lin::Depthwise { quads, .. } if !quads.is_empty() => {
                     "int8 depthwise (VNNI rows)".into()
                 }

@@ -580,7 +580,6 @@ impl QTeam {
                 tiled,
                 span,
                 quads,
-                rows_quads,
                 qepi,
                 ..
             } => {
@@ -610,18 +609,7 @@ impl QTeam {
                 // image and its split have SLACK bytes past their ends.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    dw_vnni_rows(
-                        src,
-                        w,
-                        odd,
-                        c,
-                        quads,
-                        *span,
-                        r.clone(),
-                        qepi,
-                        *rows_quads,
-                        o,
-                    )
+                    dw_vnni_rows(src, w, odd, c, quads, *span, r.clone(), qepi, o)
                 };
             }
         }
