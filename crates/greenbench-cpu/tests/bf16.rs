@@ -85,8 +85,8 @@ fn conv(filters: usize, k: usize, s: usize, padding: Padding) -> Op {
 
 /// A convolution (`same` or valid padding), with a fused residual (a 1x1 convolution of the
 /// same input, where the shapes allow) and an activation: `act` 0 none, 1 ReLU, 2 a clip to
-/// 0..0.25 (ReLU6 with a bound these small outputs reach), 3 h-swish (each fused into the
-/// convolution's epilogue).
+/// 0..0.25 (ReLU6 with a bound these small outputs reach), 3 h-swish, 4 GELU (each fused into
+/// the convolution's epilogue).
 #[allow(clippy::too_many_arguments)]
 fn conv_graph(
     hwc: [usize; 3],
@@ -117,7 +117,8 @@ fn conv_graph(
                 max: 0.25,
             },
         )),
-        _ => nodes.push(Node::new("act", Op::HardSwish)),
+        3 => nodes.push(Node::new("act", Op::HardSwish)),
+        _ => nodes.push(Node::new("act", Op::Gelu)),
     }
     image_graph(hwc, nodes)
 }
@@ -127,12 +128,12 @@ proptest! {
 
     /// Convolutions over odd and even channel counts (the bf16 copy pads a pixel's channels
     /// to even), strides, paddings, output widths past one vector block, a fused residual
-    /// (another convolution of the same rounded input) and an activation (ReLU, a clip, h-swish).
+    /// (another convolution of the same rounded input) and an activation (ReLU, a clip, h-swish, GELU).
     #[test]
     fn bf16_convolutions_match_reference(
         h in 1usize..10, w in 1usize..10, cin in 1usize..20, cout in 1usize..70,
         k in 1usize..4, s in 1usize..3, same in any::<bool>(), residual in any::<bool>(),
-        act in 0usize..4, batch in 1usize..4, threads in 1usize..3,
+        act in 0usize..5, batch in 1usize..4, threads in 1usize..3,
     ) {
         let g = conv_graph([h, w, cin], cout, k, s, same, residual, act);
         prop_assume!(g.is_ok());
@@ -193,12 +194,13 @@ proptest! {
     /// Layers wide and long enough for AMX-BF16's 16-pixel groups where the CPU has it
     /// (`direct::amx`): output rows of 16 and more pixels (groups inside a row, groups that
     /// would straddle two rows left to the AVX-512 tile), kernel-row runs in 8..32-value
-    /// chunks, a fused residual and an activation; dense layers of 16 and more rows.
+    /// chunks, a fused residual and an activation (GELU among them: the AMX epilogue's own
+    /// form, four rows at a time); dense layers of 16 and more rows, with ReLU or GELU.
     #[test]
     fn bf16_wide_layers_match_reference(
         h in 1usize..5, w in 14usize..40, cin in prop::sample::select(vec![4usize, 8, 12, 16, 24, 32, 40]),
         cout in 1usize..70, k in 1usize..4, s in 1usize..3, same in any::<bool>(),
-        residual in any::<bool>(), act in 0usize..4, batch in 1usize..3, threads in 1usize..3,
+        residual in any::<bool>(), act in 0usize..5, batch in 1usize..3, threads in 1usize..3,
         dense_k in prop::sample::select(vec![16usize, 24, 64, 96, 200, 1000]),
     ) {
         let g = conv_graph([h, w, cin], cout, k, s, same, residual, act);
@@ -208,7 +210,10 @@ proptest! {
         let g = Graph::new(
             "dense",
             InputSpec { shape: vec![h * 8, dense_k], token_vocab: None, parts: vec![] },
-            vec![Node::new("d", Op::Dense { units: cout, bias: true }), Node::new("r", Op::Relu)],
+            vec![
+                Node::new("d", Op::Dense { units: cout, bias: true }),
+                Node::new("r", if act == 4 { Op::Gelu } else { Op::Relu }),
+            ],
         ).unwrap();
         let (err, cfg) = bf16_err(&g, batch, 9, threads);
         prop_assert!(err < TOL, "dense err {err} ({cfg})");

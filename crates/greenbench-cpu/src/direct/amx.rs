@@ -333,6 +333,7 @@ unsafe fn finish(a: &GroupArgs, s: *const f32, v: usize) {
                     ($l, $s, Some(Act::Clamp(hi))) => unsafe {
                         finish_rows::<$l, $s, true>(a, s, v, m, Some(hi))
                     },
+                    ($l, $s, Some(Act::Gelu)) => unsafe { finish_gelu::<$l, $s>(a, s, v, m) },
                 )*
                 (l, k, Some(act)) => unsafe { finish_any(a, s, v, m, l, k, act) },
             }
@@ -372,6 +373,47 @@ unsafe fn finish_rows<const LOAD: bool, const SKIP: bool, const CLAMP: bool>(
                 r = _mm512_min_ps(_mm512_max_ps(r, zero), hi);
             }
             _mm512_mask_storeu_ps(o, m, r);
+        }
+    }
+}
+
+/// [`finish`]'s rows through GELU (tiny-transformer's first feed-forward layers), four rows
+/// at a time: four independent [`gelu16`](crate::kernels::gelu16) chains side by side.
+///
+/// # Safety
+/// As [`finish_rows`].
+#[inline(always)]
+unsafe fn finish_gelu<const LOAD: bool, const SKIP: bool>(
+    a: &GroupArgs,
+    s: *const f32,
+    v: usize,
+    m: u16,
+) {
+    const R: usize = 4;
+    // SAFETY: the caller's bounds (outputs, residuals and bias for `ncols` channels).
+    unsafe {
+        let bias = _mm512_maskz_loadu_ps(m, a.bias.add(16 * v));
+        let start = |i: usize| {
+            let mut r = _mm512_load_ps(s.add(16 * i));
+            r = match LOAD {
+                false => _mm512_add_ps(r, bias),
+                true => _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, a.y.add(a.obase[i] + 16 * v))),
+            };
+            if SKIP {
+                r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, a.skip.add(a.sbase[i] + 16 * v)));
+            }
+            r
+        };
+        let store = |i: usize, g: __m512| _mm512_mask_storeu_ps(a.y.add(a.obase[i] + 16 * v), m, g);
+        let mut i = 0;
+        while i + R <= a.rows {
+            let r: [__m512; R] = std::array::from_fn(|j| start(i + j));
+            let g: [__m512; R] = std::array::from_fn(|j| crate::kernels::gelu16(r[j]));
+            g.into_iter().enumerate().for_each(|(j, g)| store(i + j, g));
+            i += R;
+        }
+        for i in i..a.rows {
+            store(i, crate::kernels::gelu16(start(i)));
         }
     }
 }
