@@ -143,18 +143,23 @@ proptest! {
 
     /// Single-channel convolutions of stride 1 (LeNet-5's first layer): a rounding step, then
     /// the direct kernels' pixels-in-lanes form on the rounded input, rows of 1 to 40 pixels,
-    /// up to 16 outputs.
+    /// up to 16 outputs, one to four rows at once, a 2x2 max pool after it (fused where the
+    /// output's sides are even, 12 channels at most).
     #[test]
     fn bf16_single_channel_convolutions_match_reference(
         h in 1usize..10, w in 1usize..40, cout in 1usize..18, kh in 1usize..6,
-        kw in 1usize..8, same in any::<bool>(), relu in any::<bool>(), batch in 1usize..3,
-        threads in 1usize..3,
+        kw in 1usize..8, same in any::<bool>(), relu in any::<bool>(), pool in any::<bool>(),
+        batch in 1usize..3, threads in 1usize..3,
     ) {
         let pad = if same { Padding::Same } else { Padding::Valid };
         let mut nodes = vec![Node::new("c1", Op::Conv2d { filters: cout, kernel: [kh, kw],
             stride: [1, 1], padding: pad, groups: 1, bias: true })];
         if relu {
             nodes.push(Node::new("act", Op::Relu));
+        }
+        if pool {
+            nodes.push(Node::new("pool", Op::MaxPool { kernel: [2, 2], stride: [2, 2],
+                padding: Padding::Valid, ceil_mode: false }));
         }
         let g = image_graph([h, w, 1], nodes);
         prop_assume!(g.is_ok());

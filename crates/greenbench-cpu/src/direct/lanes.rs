@@ -15,7 +15,14 @@
 //! A bf16 graph's single-channel layer runs here too, on its rounded input (the same exact
 //! products). A `vdpbf16ps` form (a kernel row's taps in pairs, `vpermw` of the row converted
 //! to bf16) measured slower: lenet5 bf16 batch 32 4.56 us against 3.56 with this one (2
-//! threads, four alternating rounds, best; Xeon with AMX, 2026-12-05).
+//! threads, four alternating rounds, best; Xeon with AMX, 2026-12-05). So did an AMX-BF16
+//! form (2026-12-06): the output channels as the tile's rows (`A`, the weights), the 16
+//! pixels as its columns (`B`: per pair of taps two shifted-row loads, `vcvtne2ps2bf16`,
+//! `vpermw`, a store), rows built eight at a time before their products: lenet5 bf16 conv1
+//! (with its pool) 4.5-5.0 us an example against this form's 2.2-3.0 (`inspect --time`,
+//! batch 32, one thread, alternating). A C microbenchmark put building one row's `B` (13
+//! pairs) at 46-56 ns alone, more than this form's whole row of 16 pixels (~41 ns), and the
+//! tile load, product and store at ~20 ns a row.
 
 use super::{act_ps, lane_mask};
 use crate::kernels::{Act, Relu};
