@@ -149,6 +149,21 @@ proptest! {
         exact_on_every_path(&quantized(&g.unwrap(), 2, 2), batch, 2)?;
     }
 
+    /// Stride-2 depthwise convolutions over 8, 16 and 32 channels (the column split's
+    /// fixed-size copies, `int8/conv.rs` `deal`) and 24 (its general copy): rows of up to 40
+    /// pixels, odd and even left padding (which swap the halves), odd widths (a last pixel
+    /// with no pair).
+    #[test]
+    fn int8_stride2_depthwise_column_split_is_bit_exact(
+        h in 1usize..8, w in 1usize..40, c in prop::sample::select(vec![8usize, 16, 24, 32]),
+        k in 1usize..4, pad in padding(), batch in 1usize..3, threads in 1usize..3,
+    ) {
+        let g = chain(vec![h, w, c], vec![Op::Conv2d { filters: c, kernel: [k, k],
+            stride: [2, 2], padding: pad, groups: c, bias: true }]);
+        prop_assume!(g.is_some());
+        exact_on_every_path(&quantized(&g.unwrap(), 4, 2), batch, threads)?;
+    }
+
     /// Tall, flat and wide kernels (up to 27 taps: seven quads of taps in the VNNI rows),
     /// channel counts whose cycle with 64 values is long (e.g. 48, 72), both strides.
     #[test]
