@@ -120,8 +120,9 @@ pub(super) fn runs(kc: usize, rows: usize) -> bool {
 
 /// The tile configuration of groups of `rows` pixels over runs of `kc` values: `tmm0..3`
 /// sums (`rows` x 16 fp32), `tmm4..5` pixels (`rows` x `cc` bf16), `tmm6..7` weights (`cc /
-/// 2` pairs x 16 channels). Loaded once for a reduction block's groups ([`Config::load`]; the
-/// caller releases the tiles after them).
+/// 2` pairs x 16 channels). Loaded for a reduction block's groups ([`Config::load`], skipped
+/// where this thread's tiles hold it already; the caller's `release` after them executes
+/// nothing: `crate::amx`).
 pub(super) fn config(kc: usize, rows: usize) -> Config {
     let cc = chunk(kc).expect("a chunkable run");
     let (c, x, w) = ((rows, 64), (rows, 2 * cc), (cc / 2, 64));

@@ -763,7 +763,8 @@ impl DirectPlan {
             };
             let amx = self.bf16.is_some() && super::amx::runs(c1 - c0, rows);
             if amx {
-                // SAFETY: AMX-BF16 granted (`runs`); released after this block's pixels.
+                // SAFETY: AMX-BF16 granted (`runs`); `release` after this block's pixels (the
+                // configuration stays loaded for the next block: `crate::amx`).
                 unsafe { super::amx::config(c1 - c0, rows).load() };
             }
             // Only where groups run: its two slots' arguments are a few hundred bytes each.

@@ -30,8 +30,9 @@ pub(in crate::int8) fn enabled() -> bool {
 /// went 4.9-5.2 -> 5.3-6.3 us.
 const MIN_CHUNK: usize = 12;
 
-/// The least work (multiply-adds) of one call worth the tiles (a call loads its tile
-/// configuration and releases the tiles, and a small one's product chains are a few tiles
+/// The least work (multiply-adds) of one call worth the tiles (when this was measured a call
+/// loaded its tile configuration and released the tiles — now a load of the configuration a
+/// thread holds is skipped, `crate::amx` — and a small one's product chains are a few tiles
 /// deep: the likely costs, not profiled). Measured
 /// (Xeon with AMX, 2026-12-04, `greenbench run --models lenet5 --batch 1 --precision int8`,
 /// three alternating rounds): lenet5 at batch 1, whose second convolution (100 pixels x 160 x
