@@ -116,8 +116,7 @@ impl Config {
     /// tile before it reads one.
     ///
     /// # Safety
-    /// AMX granted ([`int8`] or [`bf16`]); the caller calls [`release`] when it is done with
-    /// the tiles.
+    /// AMX granted ([`int8`] or [`bf16`]).
     #[inline]
     pub(crate) unsafe fn load(&self) {
         if HELD.get() == Some(self.0) {
@@ -134,20 +133,12 @@ thread_local! {
     /// configuration stays loaded between kernel calls, and loading the one held is skipped:
     /// `ldtilecfg` after `tilerelease` for every reduction block's groups took 3.5 % of
     /// mobilenet-v1-0.25 bf16 (batch 32, one thread: `perf annotate` of
-    /// `DirectPlan::unit`, the samples on the instruction after it), a block's
-    /// `tilerelease` more. The cost: a thread that has run a tile kernel keeps AMX's 8 KB
-    /// register state in use, which the OS saves at its context switches.
+    /// `DirectPlan::unit`, the samples on the instruction after it). No kernel releases the
+    /// tiles (`tilerelease`): each loads or zeroes every tile it reads. The cost: a thread
+    /// that has run a tile kernel keeps AMX's 8 KB register state in use, which the OS saves
+    /// at its context switches.
     static HELD: std::cell::Cell<Option<[u8; 64]>> = const { std::cell::Cell::new(None) };
 }
-
-/// The end of a kernel's use of the tiles. Nothing is executed: the tiles stay configured for
-/// the next kernel on this thread ([`HELD`]); `tilerelease` (their initial state) is not
-/// needed between kernels, which load or zero every tile they read.
-///
-/// # Safety
-/// AMX granted.
-#[inline]
-pub(crate) unsafe fn release() {}
 
 /// `tileloadd tmm{t}, [p + stride]`: rows of the configured width, `stride` bytes apart.
 macro_rules! tile_load {

@@ -199,8 +199,8 @@ proptest! {
     /// Layers wide and long enough for AMX-BF16's 16-pixel groups where the CPU has it
     /// (`direct::amx`): output rows of 16 and more pixels (groups inside a row, groups that
     /// would straddle two rows left to the AVX-512 tile), kernel-row runs in 8..32-value
-    /// chunks, a fused residual and an activation (GELU among them: the AMX epilogue's own
-    /// form, four rows at a time); dense layers of 16 and more rows, with ReLU or GELU.
+    /// chunks, a fused residual and an activation (GELU among them: the AMX epilogue runs the
+    /// vector form, `kernels::gelu16`); dense layers of 16 and more rows, with ReLU or GELU.
     #[test]
     fn bf16_wide_layers_match_reference(
         h in 1usize..5, w in 14usize..40, cin in prop::sample::select(vec![4usize, 8, 12, 16, 24, 32, 40]),

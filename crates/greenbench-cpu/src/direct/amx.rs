@@ -121,8 +121,7 @@ pub(super) fn runs(kc: usize, rows: usize) -> bool {
 /// The tile configuration of groups of `rows` pixels over runs of `kc` values: `tmm0..3`
 /// sums (`rows` x 16 fp32), `tmm4..5` pixels (`rows` x `cc` bf16), `tmm6..7` weights (`cc /
 /// 2` pairs x 16 channels). Loaded for a reduction block's groups ([`Config::load`], skipped
-/// where this thread's tiles hold it already; the caller's `release` after them executes
-/// nothing: `crate::amx`).
+/// where this thread's tiles hold it already: `crate::amx`).
 pub(super) fn config(kc: usize, rows: usize) -> Config {
     let cc = chunk(kc).expect("a chunkable run");
     let (c, x, w) = ((rows, 64), (rows, 2 * cc), (cc / 2, 64));
@@ -131,8 +130,7 @@ pub(super) fn config(kc: usize, rows: usize) -> Config {
 
 /// A reduction block's groups, run two at a time ([`pair`]): the caller fills the next group
 /// in place ([`Self::slot`], then [`Self::push`]), and a group waits there for the next one;
-/// [`Self::flush`] runs the last one alone (before the block's partial sums are read, and
-/// before the tiles are released). Filled in place rather than moved in: a group's arguments
+/// [`Self::flush`] runs the last one alone (before the block's partial sums are read). Filled in place rather than moved in: a group's arguments
 /// are a few hundred bytes, and copying them whole read back the caller's just-written fields with
 /// wide loads that waited on those stores (`perf annotate` of `DirectPlan::unit`).
 pub(super) struct Pairs {
@@ -334,7 +332,6 @@ unsafe fn finish(a: &GroupArgs, s: *const f32, v: usize) {
                     ($l, $s, Some(Act::Clamp(hi))) => unsafe {
                         finish_rows::<$l, $s, true>(a, s, v, m, Some(hi))
                     },
-                    ($l, $s, Some(Act::Gelu)) => unsafe { finish_gelu::<$l, $s>(a, s, v, m) },
                 )*
                 (l, k, Some(act)) => unsafe { finish_any(a, s, v, m, l, k, act) },
             }
@@ -374,47 +371,6 @@ unsafe fn finish_rows<const LOAD: bool, const SKIP: bool, const CLAMP: bool>(
                 r = _mm512_min_ps(_mm512_max_ps(r, zero), hi);
             }
             _mm512_mask_storeu_ps(o, m, r);
-        }
-    }
-}
-
-/// [`finish`]'s rows through GELU (tiny-transformer's first feed-forward layers), four rows
-/// at a time: four independent [`gelu16`](crate::kernels::gelu16) chains side by side.
-///
-/// # Safety
-/// As [`finish_rows`].
-#[inline(always)]
-unsafe fn finish_gelu<const LOAD: bool, const SKIP: bool>(
-    a: &GroupArgs,
-    s: *const f32,
-    v: usize,
-    m: u16,
-) {
-    const R: usize = 4;
-    // SAFETY: the caller's bounds (outputs, residuals and bias for `ncols` channels).
-    unsafe {
-        let bias = _mm512_maskz_loadu_ps(m, a.bias.add(16 * v));
-        let start = |i: usize| {
-            let mut r = _mm512_load_ps(s.add(16 * i));
-            r = match LOAD {
-                false => _mm512_add_ps(r, bias),
-                true => _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, a.y.add(a.obase[i] + 16 * v))),
-            };
-            if SKIP {
-                r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m, a.skip.add(a.sbase[i] + 16 * v)));
-            }
-            r
-        };
-        let store = |i: usize, g: __m512| _mm512_mask_storeu_ps(a.y.add(a.obase[i] + 16 * v), m, g);
-        let mut i = 0;
-        while i + R <= a.rows {
-            let r: [__m512; R] = std::array::from_fn(|j| start(i + j));
-            let g: [__m512; R] = std::array::from_fn(|j| crate::kernels::gelu16(r[j]));
-            g.into_iter().enumerate().for_each(|(j, g)| store(i + j, g));
-            i += R;
-        }
-        for i in i..a.rows {
-            store(i, crate::kernels::gelu16(start(i)));
         }
     }
 }

@@ -763,8 +763,8 @@ impl DirectPlan {
             };
             let amx = self.bf16.is_some() && super::amx::runs(c1 - c0, rows);
             if amx {
-                // SAFETY: AMX-BF16 granted (`runs`); `release` after this block's pixels (the
-                // configuration stays loaded for the next block: `crate::amx`).
+                // SAFETY: AMX-BF16 granted (`runs`); the configuration stays loaded after this
+                // block's pixels (`crate::amx`).
                 unsafe { super::amx::config(c1 - c0, rows).load() };
             }
             // Only where groups run: its two slots' arguments are a few hundred bytes each.
@@ -863,12 +863,10 @@ impl DirectPlan {
                 }
                 q0 += np;
             }
-            if amx {
-                // SAFETY: loaded above; the last group before the tiles go.
-                if let Some(p) = pairs.as_mut() {
-                    unsafe { p.flush() };
-                }
-                unsafe { crate::amx::release() };
+            // SAFETY: the configuration loaded above; the last group before the next block's
+            // (the tiles stay configured: `crate::amx`).
+            if let Some(p) = pairs.as_mut() {
+                unsafe { p.flush() };
             }
         }
     }

@@ -19,7 +19,7 @@
 //! form (2026-12-06): the output channels as the tile's rows (`A`, the weights), the 16
 //! pixels as its columns (`B`: per pair of taps two shifted-row loads, `vcvtne2ps2bf16`,
 //! `vpermw`, a store), rows built eight at a time before their products: lenet5 bf16 conv1
-//! (with its pool) 4.5-5.0 us an example against this form's 2.2-3.0 (`inspect --time`,
+//! (with its pool) 4.5-5.0 us an example against this form's 2.4-3.0 (`inspect --time`,
 //! batch 32, one thread, alternating). A C microbenchmark put building one row's `B` (13
 //! pairs) at 46-56 ns alone, more than this form's whole row of 16 pixels (~41 ns), and the
 //! tile load, product and store at ~20 ns a row.

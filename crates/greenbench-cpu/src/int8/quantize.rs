@@ -75,10 +75,11 @@ pub(super) unsafe fn quantize_avx512(x: &[f32], p: QParams, y: &mut [u8]) -> usi
                 )
             };
             // NaN (unordered with itself) becomes 0, i.e. the zero point. The quotient (within
-            // ±512: beyond, every zero point gives 0 or 255) to the nearest integer, ties to even (`vcvtps2dq` in the default rounding
-            // mode, as `roundscale` to nearest), the zero point added in integers, then the
-            // clamp to 0..255 as a maximum with 0 and the unsigned saturation of the narrowing:
-            // two operations fewer a vector than rounding, adding and clamping in floats.
+            // ±512: beyond, every zero point gives 0 or 255) to the nearest integer, ties to
+            // even (`vcvtps2dq` in the default rounding mode, as `roundscale` to nearest), the
+            // zero point added in integers, then the clamp to 0..255 as a maximum with 0 and
+            // the unsigned saturation of the narrowing: two operations fewer a vector than
+            // rounding, adding and clamping in floats.
             let q = _mm512_cvtps_epi32(_mm512_maskz_mov_ps(ordered, q));
             let q = _mm512_max_epi32(_mm512_add_epi32(q, zi), _mm512_setzero_si512());
             _mm_storeu_si128(

@@ -15,7 +15,7 @@
 
 use super::Fin;
 use super::QGemm;
-use crate::amx::{Config, release, tile_dp, tile_load, tile_store, tile_zero};
+use crate::amx::{Config, tile_dp, tile_load, tile_store, tile_zero};
 use crate::int8::epilogue::{ANY_MODE, EpiRegs, HIGH_MODE, ORDER4};
 use std::arch::x86_64::*;
 
@@ -31,8 +31,8 @@ pub(in crate::int8) fn enabled() -> bool {
 const MIN_CHUNK: usize = 12;
 
 /// The least work (multiply-adds) of one call worth the tiles (when this was measured a call
-/// loaded its tile configuration and released the tiles — now a load of the configuration a
-/// thread holds is skipped, `crate::amx` — and a small one's product chains are a few tiles
+/// loaded its tile configuration and released the tiles — now neither where the thread's
+/// tiles hold it already, `crate::amx` — and a small one's product chains are a few tiles
 /// deep: the likely costs, not profiled). Measured
 /// (Xeon with AMX, 2026-12-04, `greenbench run --models lenet5 --batch 1 --precision int8`,
 /// three alternating rounds): lenet5 at batch 1, whose second convolution (100 pixels x 160 x
@@ -315,7 +315,6 @@ unsafe fn blocks(
             }
             r0 += if two_rows { 2 * br } else { br };
         }
-        release();
     }
 }
 
