@@ -87,7 +87,7 @@ fn estimate_is_labelled_everywhere() {
             c.energy_source
         );
         assert!(c.energy_source.contains("TDP 30 W"));
-        // The fake backend sleeps: little CPU time, so a small but non-negative estimate.
+        // The fake backend keeps at most one core busy: a small but non-negative estimate.
         let j = c.energy_per_example_j.unwrap();
         assert!(j >= 0.0 && j < 15.0 * c.time_per_example_s.as_ref().unwrap().median * 2.0 + 1e-3);
         assert!(c.co2e_g_per_million.is_some() && c.cost_usd_per_million.is_some());

@@ -12,6 +12,7 @@ use common::*;
 
 #[test]
 fn full_run_writes_every_cell_and_reloads() {
+    let _timing = common::timing();
     let (dir, out) = scratch();
     let models = models(&["mlp", "lenet5"], 3);
     let backends = fake(&["lenet5"], Arc::default());
@@ -27,7 +28,7 @@ fn full_run_writes_every_cell_and_reloads() {
     );
     let t = mlp1.time_per_example_s.as_ref().unwrap();
     assert_eq!(t.samples.len(), 5);
-    // >= 200 us of sleep per batch of 1.
+    // >= 200 us of waiting per batch of 1.
     assert!(t.median >= 2e-4, "{t:?}");
     assert_eq!(mlp1.fpo_per_example, 538_672);
     assert!(mlp1.energy_per_example_j.is_none());
@@ -47,6 +48,7 @@ fn full_run_writes_every_cell_and_reloads() {
 
 #[test]
 fn interrupted_run_keeps_finished_cells() {
+    let _timing = common::timing();
     let (_dir, out) = scratch();
     let models = models(&["mlp", "autoencoder"], 3);
     let prepares = Arc::new(AtomicUsize::new(0));
@@ -76,6 +78,7 @@ fn interrupted_run_keeps_finished_cells() {
 
 #[test]
 fn bad_result_files_name_path_and_field() {
+    let _timing = common::timing();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.json");
     std::fs::write(&p, "{\"schema_version\": 99}").unwrap();
@@ -111,6 +114,7 @@ fn bad_result_files_name_path_and_field() {
 /// per-process estimate would stay.
 #[test]
 fn shards_and_shared_nodes() {
+    let _timing = common::timing();
     use greenbench_harness::cluster::{Shard, SlurmJob};
     let (_dir, out) = scratch();
     let models = models(&["mlp", "autoencoder"], 3);
@@ -161,6 +165,7 @@ fn shards_and_shared_nodes() {
 /// file ends complete. A different seed or a complete file is refused, saying why.
 #[test]
 fn resume_keeps_finished_cells_and_measures_the_rest() {
+    let _timing = common::timing();
     use greenbench_harness::runner::resumable;
     let (_dir, out) = scratch();
     let models = models(&["mlp", "autoencoder"], 3);
@@ -242,6 +247,7 @@ fn resume_keeps_finished_cells_and_measures_the_rest() {
 /// names that cause instead of blaming the peak.
 #[test]
 fn fast_algorithms_are_named_above_the_peak() {
+    let _timing = common::timing();
     let (_dir, out) = scratch();
     let models = models(&["mlp"], 3);
     let note = "2 3x3 stride-1 convolutions (40 % of the counted FPO) ran as Winograd";
@@ -279,12 +285,13 @@ fn fast_algorithms_are_named_above_the_peak() {
 /// peak window.
 #[test]
 fn unstable_cells_and_impossible_peaks_are_flagged() {
+    let _timing = common::timing();
     let (_dir, out) = scratch();
     let models = models(&["mlp"], 3);
-    // Long windows (about 250 runs each) average out timer jitter and parallel tests. The
-    // fake sleeps, and a loaded machine (the whole test suite beside a fuzzer) can wake it
-    // late often enough to make one run noisy: a steady run must come out clean in one of
-    // three tries (a flag that fired on every run would fail all three).
+    // Long windows (about 250 runs each) average out timer jitter. The fake spins to its
+    // deadline, but a loaded machine (the whole test suite beside a fuzzer) can still take
+    // its core often enough to make one run noisy: a steady run must come out clean in one
+    // of three tries (a flag that fired on every run would fail all three).
     let mut cfg = config(out.clone());
     cfg.profile.window_s = 0.05;
     let clean = |f: &ResultFile| f.cells.iter().all(|c| !c.is_unstable() && !c.unstable);
@@ -349,13 +356,14 @@ fn unstable_cells_and_impossible_peaks_are_flagged() {
 /// and compare; a steady run records the second measurement and flags nothing.
 #[test]
 fn a_slow_first_cell_is_flagged_and_a_steady_one_is_not() {
+    let _timing = common::timing();
     use greenbench_harness::recheck::FIRST_CELL_WARNING;
     let (_dir, out) = scratch();
     let models = models(&["mlp", "autoencoder"], 3);
     let mut cfg = config(out.clone());
     cfg.profile.window_s = 0.02;
-    // A steady run must come out clean in one of three tries (sleeps on a loaded machine can
-    // wake late; a flag that fired on every run would fail all three).
+    // A steady run must come out clean in one of three tries (a loaded machine can take the
+    // fake's core; a flag that fired on every run would fail all three).
     let mut tries = 0;
     let steady = loop {
         tries += 1;
@@ -433,6 +441,7 @@ fn a_slow_first_cell_is_flagged_and_a_steady_one_is_not() {
 /// every cell carries its reference.
 #[test]
 fn a_cell_measured_on_a_slowed_machine_is_flagged_and_a_steady_run_is_not() {
+    let _timing = common::timing();
     use greenbench_harness::reference::{REFERENCE_N, REFERENCE_WARNING};
     let (_dir, out) = scratch();
     let models = models(&["mlp", "autoencoder"], 3);
@@ -441,8 +450,8 @@ fn a_cell_measured_on_a_slowed_machine_is_flagged_and_a_steady_run_is_not() {
     cfg.peak_size = 0;
     let flagged =
         |c: &greenbench_harness::Cell| c.warnings.iter().any(|w| w.starts_with(REFERENCE_WARNING));
-    // A steady run must come out clean in one of three tries (sleeps on a loaded machine
-    // can wake late; a flag that fired on every run would fail all three).
+    // A steady run must come out clean in one of three tries (a loaded machine can take
+    // the fake's core; a flag that fired on every run would fail all three).
     let mut tries = 0;
     let steady = loop {
         tries += 1;
@@ -462,7 +471,7 @@ fn a_cell_measured_on_a_slowed_machine_is_flagged_and_a_steady_run_is_not() {
             .expect("a reference beside each cell");
         assert_eq!(r.n, REFERENCE_N);
         assert_eq!(r.time_s.samples.len(), 5, "one per window");
-        // The fake's product sleeps 200 us: 2 x 256^3 FPO in >= 200 us.
+        // The fake's product takes 200 us: 2 x 256^3 FPO in >= 200 us.
         assert!(r.gflops <= 2.0 * (REFERENCE_N as f64).powi(3) / 2e-4 / 1e9);
     }
 
@@ -497,6 +506,7 @@ fn a_cell_measured_on_a_slowed_machine_is_flagged_and_a_steady_run_is_not() {
 /// warns; with steal standing still, none does.
 #[test]
 fn steal_time_is_recorded_and_warned() {
+    let _timing = common::timing();
     let dir = tempfile::tempdir().unwrap();
     let stat = dir.path().join("stat");
     let write = |total: u64, steal: u64| {
@@ -561,6 +571,7 @@ fn steal_time_is_recorded_and_warned() {
 /// (10x the profile's windows), records that it did not settle, and says so.
 #[test]
 fn until_stable_adds_windows_until_the_interval_is_narrow() {
+    let _timing = common::timing();
     let (_dir, out) = scratch();
     let models = models(&["mlp"], 3);
     let mut cfg = config(out.clone());
@@ -599,6 +610,7 @@ fn until_stable_adds_windows_until_the_interval_is_narrow() {
 /// against the better, and a warning when the two intervals do not overlap.
 #[test]
 fn the_peak_is_measured_before_and_after_the_cells() {
+    let _timing = common::timing();
     let (_dir, out) = scratch();
     let models = models(&["mlp"], 3);
     let steady = run_plain(
@@ -646,6 +658,7 @@ fn the_peak_is_measured_before_and_after_the_cells() {
 /// precisions too; a version 1 file (no precision field) reads as fp32.
 #[test]
 fn precisions_are_cells_of_their_own() {
+    let _timing = common::timing();
     use greenbench_core::Precision;
     let (_dir, out) = scratch();
     let models = models(&["mlp"], 3);

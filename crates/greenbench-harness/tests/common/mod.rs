@@ -12,6 +12,27 @@ use greenbench_harness::runner::{Observer, RunConfig, Silent, run_suite};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+/// Takes `us` microseconds: a sleep for all but the last millisecond, then a spin to the
+/// deadline. A sleep alone wakes late by 0.1 ms on an idle VM and by more under load, which
+/// made a steady fake look noisy (CV 0.06-0.14 on one development VM) and shrank the ratios
+/// the tests assert.
+pub fn wait_us(us: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_micros(us);
+    if us > 1500 {
+        std::thread::sleep(std::time::Duration::from_micros(us - 1000));
+    }
+    while std::time::Instant::now() < deadline {
+        std::hint::spin_loop();
+    }
+}
+
+/// Held by each test that times the fake, so that two of them never share the two cores
+/// of a small machine (the fakes spin; a test that waits for a core reads as noise).
+pub fn timing() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Returns zeros; fails `prepare` for models named in `fail`; counts prepares. A run takes
 /// 200 us, plus `drift_us` more for every earlier run of the same prepared model (a backend
 /// that slows down call after call: its windows disagree).
@@ -30,7 +51,7 @@ pub struct Fake {
     /// What its prepared models say of their use of the machine (`Prepared::execution_note`).
     pub exec_note: Option<String>,
     /// A machine that runs 3x slower while the model prepared `.0`-th (1-based) is measured:
-    /// every run of the fake — that model's and the reference matmul's beside it — sleeps
+    /// every run of the fake — that model's and the reference matmul's beside it — takes
     /// `.1` times as long (3 from that prepare, 1 again from the next).
     pub slow_cell: Option<(usize, Arc<AtomicU64>)>,
 }
@@ -68,7 +89,7 @@ impl Prepared for FakePrepared {
             .map_or(1, |m| m.load(Ordering::SeqCst));
         let us = (self.base_us + self.drift_us * self.calls) * factor;
         self.calls += 1;
-        std::thread::sleep(std::time::Duration::from_micros(us));
+        wait_us(us);
         Ok(&self.out)
     }
     fn algorithm_note(&self) -> Option<String> {
