@@ -2,6 +2,7 @@
 //! place, GEMM, epilogue), the uint8 pools and adds, the borders, and the fp32 nodes on this
 //! crate's fp32 kernels.
 
+use super::add::add_u8;
 use super::conv::{SLACK, im2col_u8, pad_image, padded_len, split_image, split_len};
 use super::depthwise::{depthwise_row_s1, depthwise_u8};
 #[cfg(target_arch = "x86_64")]
@@ -13,7 +14,6 @@ use super::quantize::quantize;
 use super::step::{Lin, Mem, Plan, Step};
 use crate::kernels;
 use greenbench_core::graph::{Graph, MatMulGeom, Op};
-use greenbench_core::quant::add_q;
 use greenbench_core::strided::Strided;
 
 /// The plan's steps over `m`, whose input buffer holds `input` (this sub-batch's), or which
@@ -162,9 +162,7 @@ pub(super) fn execute_step(plan: &Plan, step: &Step, m: &mut Mem, input: &[f32])
             }
             Step::Add { a, b, dst, z, node } => {
                 let mut out = std::mem::take(&mut m.q[*dst]);
-                out.iter_mut()
-                    .zip(m.q[*a].iter().zip(&m.q[*b]))
-                    .for_each(|(o, (&p, &r))| *o = add_q(p, r, z.0, z.1, z.2, *node));
+                add_u8(&m.q[*a], &m.q[*b], &mut out, (*z, *node), plan.wide);
                 m.q[*dst] = out;
             }
             Step::Fp32 {

@@ -11,6 +11,7 @@
 //! memory is allocated in `prepare`, none in `run`. The arithmetic is `greenbench_core::quant`'s, bit for bit
 //! (tested against `run_reference_q`).
 
+mod add;
 mod conv;
 mod depthwise;
 mod dw_vnni;
