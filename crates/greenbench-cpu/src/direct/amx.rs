@@ -128,11 +128,12 @@ pub(super) fn config(kc: usize, rows: usize) -> Config {
     Config::new([c, c, c, c, x, x, w, w])
 }
 
-/// A reduction block's groups, run two at a time ([`pair`]): the caller fills the next group
-/// in place ([`Self::slot`], then [`Self::push`]), and a group waits there for the next one;
-/// [`Self::flush`] runs the last one alone (before the block's partial sums are read). Filled in place rather than moved in: a group's arguments
-/// are a few hundred bytes, and copying them whole read back the caller's just-written fields with
-/// wide loads that waited on those stores (`perf annotate` of `DirectPlan::unit`).
+/// A reduction block's groups, run two at a time ([`pair`]): the caller fills the next group in
+/// place ([`Self::slot`], then [`Self::push`]), and a group waits there for the next one;
+/// [`Self::flush`] runs the last one alone (before the block's partial sums are read). Filled in
+/// place rather than moved in: a group's arguments are a few hundred bytes, and copying them whole
+/// read back the caller's just-written fields with wide loads that waited on those stores (`perf
+/// annotate` of `DirectPlan::unit`).
 pub(super) struct Pairs {
     slots: [GroupArgs; 2],
     held: bool,

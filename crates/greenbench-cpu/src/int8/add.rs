@@ -36,8 +36,8 @@ pub(super) fn add_u8(a: &[u8], b: &[u8], out: &mut [u8], node: AddNode, wide: bo
 
 /// Whether the vector form is exact for these constants: multipliers that `vpmuludq` takes
 /// (31-bit), a shift of at least 1 and at most 54, zero points of a byte, and the folded
-/// constant and sums well inside 63 bits (true of every add the quantizer makes: 30-bit
-/// multipliers).
+/// constant and sums well inside 63 bits (the quantizer's adds have 30-bit multipliers; a
+/// shift above 54, from an input-to-output scale ratio below 2^-24, takes the scalar loop).
 fn vector_fits(((za, zb, zy), (ma, mb, s, _, _)): AddNode) -> bool {
     let m31 = |m: i64| (0..1i64 << 31).contains(&m);
     let z8 = |z: i32| (0..=255).contains(&z);
@@ -77,7 +77,7 @@ unsafe fn add_avx512(a: &[u8], b: &[u8], out: &mut [u8], node: AddNode) -> usize
         unsafe {
             let va = _mm512_cvtepu8_epi64(_mm_loadl_epi64(a.as_ptr().add(i) as *const __m128i));
             let vb = _mm512_cvtepu8_epi64(_mm_loadl_epi64(b.as_ptr().add(i) as *const __m128i));
-            // a ma + b mb: exact unsigned 32 x 32 -> 64-bit products (bytes, multipliers below 2^31).
+            // a ma + b mb: exact unsigned 32 x 32 -> 64-bit products (bytes, multipliers < 2^31).
             let s0 = _mm512_add_epi64(_mm512_mul_epu32(va, vma), _mm512_mul_epu32(vb, vmb));
             let negative = _mm512_cmplt_epi64_mask(s0, vk);
             let t = _mm512_add_epi64(s0, vc);
@@ -95,17 +95,8 @@ unsafe fn add_avx512(a: &[u8], b: &[u8], out: &mut [u8], node: AddNode) -> usize
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::int8::epilogue::wide_int8 as wide;
     use proptest::prelude::*;
-
-    fn wide() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        return std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-            && std::arch::is_x86_feature_detected!("avx512dq");
-        #[cfg(not(target_arch = "x86_64"))]
-        false
-    }
 
     proptest! {
         /// Bit for bit the reference's `add_q` over every value pair's neighbourhood, for

@@ -80,20 +80,19 @@ pub(super) mod avx512 {
         }
     }
 
-    /// Sixteen values' GELU, tanh form, as `v sigmoid(2u)` (the same function:
-    /// `0.5 (1 + tanh u) = 1 / (1 + e^(-2u))`): `e^(-2u)` as `2^z` with `z = -2u log2(e)`
-    /// split into the nearest integer `n` (`vrndscaleps`) and `f` in [-0.5, 0.5], `2^f` by its
-    /// degree-6 Taylor polynomial (relative error at most 1.6e-7 there, evaluated in f64 over
-    /// the interval) and `2^n` applied by
-    /// `vscalefps` (0 below the range, no integer tricks), then the quotient `v / (1 + e)` as
-    /// `v r` with `r` the reciprocal estimate refined by one Newton step. About 20 vector
-    /// operations where the rational tanh took about 30: a loop of GELUs is bound by them
-    /// (the operations of four vectors waiting in the scheduler together) — 16,384 values
-    /// read 6.0-6.8 ns a vector in the rational form, 4.8-5.6 in this one, four at a time
-    /// (2026-12-06, Xeon with AMX). `z` is capped at 64 (reached at `v` = -7.66; GELU there
-    /// and below is under `|v| 2^-64`, which is what the capped form returns) so that `1 + e`
-    /// stays finite for the Newton step. Within 1e-6 of `0.5 |v|` of the portable formula, whose rational tanh is
-    /// itself within 2e-6 of tanh (tested: [`tests`]).
+    /// Sixteen values' GELU, tanh form, as `v sigmoid(2u)` (the same function: `0.5 (1 + tanh u) =
+    /// 1 / (1 + e^(-2u))`): `e^(-2u)` as `2^z` with `z = -2u log2(e)` split into the nearest
+    /// integer `n` (`vrndscaleps`) and `f` in [-0.5, 0.5], `2^f` by its degree-6 Taylor polynomial
+    /// (relative error at most 1.6e-7 there, evaluated in f64 over the interval) and `2^n` applied
+    /// by `vscalefps` (0 below the range, no integer tricks), then the quotient `v / (1 + e)` as `v
+    /// r` with `r` the reciprocal estimate refined by one Newton step. About 20 vector operations
+    /// where the rational tanh took about 30: a loop of GELUs is bound by them (the operations of
+    /// four vectors waiting in the scheduler together) — 16,384 values read 6.0-6.8 ns a vector in
+    /// the rational form, 4.8-5.6 in this one, four at a time (2026-12-06, Xeon with AMX). `z` is
+    /// capped at 64 (reached at `v` = -7.66; GELU there and below is under `|v| 2^-64`, which is
+    /// what the capped form returns) so that `1 + e` stays finite for the Newton step. Within 1e-6
+    /// of `0.5 |v|` of the portable formula, whose rational tanh is itself within 2e-6 of tanh
+    /// (tested: [`tests`]).
     #[inline]
     #[target_feature(enable = "avx512f")]
     pub(crate) fn gelu16(v: __m512) -> __m512 {
