@@ -94,6 +94,12 @@ use team::Team;
 /// 38.1-40.8 and 40.1-46.3; docs/ONNX.md has VGG-19.
 pub const WINOGRAD_F4_MIN_TILES: usize = 32;
 
+/// A max pool after a convolution on the fp32 tile runs band by band inside it
+/// (`direct/conv/pool_fused.rs`) where the convolution's output over the batch has at least
+/// this many floats (1 MiB, beyond a core's L2 on the machines measured: below it the separate
+/// pool step reads the output from cache).
+pub const FUSED_POOL_MIN_FLOATS: usize = 1 << 18;
+
 /// The CPU backend.
 pub struct CpuBackend {
     settings: Settings,
@@ -128,6 +134,9 @@ pub(crate) struct Settings {
     /// Winograd layers with at least this many 4x4 output tiles run F(4x4, 3x3), the others
     /// F(2x2, 3x3) ([`WINOGRAD_F4_MIN_TILES`] by default).
     pub(crate) winograd_f4_min_tiles: usize,
+    /// Max pools fused into the fp32 tile's convolution from this output size (floats)
+    /// ([`FUSED_POOL_MIN_FLOATS`] by default).
+    pub(crate) fused_pool_min: usize,
     /// Activation buffers used at different steps share memory (`reuse`).
     pub(crate) reuse: bool,
 }
@@ -146,6 +155,7 @@ impl Settings {
             bf16: bf16_kernels_available(),
             winograd: direct_kernels_available(),
             winograd_f4_min_tiles: WINOGRAD_F4_MIN_TILES,
+            fused_pool_min: FUSED_POOL_MIN_FLOATS,
             reuse: true,
         }
     }
@@ -296,6 +306,14 @@ impl CpuBackend {
     /// to check both forms on one machine.
     pub fn with_winograd_f4_min_tiles(mut self, tiles: usize) -> Self {
         self.settings.winograd_f4_min_tiles = tiles;
+        self
+    }
+
+    /// Fuse a max pool into the fp32 tile's convolution before it from an output of `floats`
+    /// values over the batch (0: every one; `usize::MAX`: none). Tests use this to run the
+    /// fused form on small shapes.
+    pub fn with_fused_pool_min(mut self, floats: usize) -> Self {
+        self.settings.fused_pool_min = floats;
         self
     }
 

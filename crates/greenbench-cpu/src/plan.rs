@@ -249,19 +249,34 @@ impl CpuPrepared {
             #[cfg(target_arch = "x86_64")]
             let winograd = (s.winograd && !crate::plan_bf16::is_bf16_rounding(g, ins[0]))
                 .then_some(s.winograd_f4_min_tiles);
-            // A 2x2 max pool after a single-channel convolution, pooled as it stores.
+            // A max pool after a convolution, pooled as it stores: a single-channel
+            // convolution's 2x2 pool in lanes (`pool2`), or any max pool after the fp32 tile
+            // band by band (`tpool`).
             #[cfg(target_arch = "x86_64")]
-            let pool2 = direct
+            let pool_ok = direct
                 && matches!(op, Op::Conv2d { .. })
                 && residual.is_none()
                 && concats.slots[i].is_none()
-                && !fused_round[ins[0]]
+                && !fused_round[ins[0]];
+            #[cfg(target_arch = "x86_64")]
+            let pool2 = pool_ok
                 && crate::plan_fuse::max_pool2_after(g, i + fused)
                 && want_border[v + fused + 1].is_none()
                 && direct::DirectPlan::takes_max_pool2(&g.conv_geom(i), batch, winograd);
+            #[cfg(target_arch = "x86_64")]
+            let tpool = pool_ok
+                && !pool2
+                && crate::plan_fuse::max_pool_after(g, i + fused)
+                && want_border[v + fused + 1].is_none()
+                && direct::DirectPlan::takes_max_pool(
+                    &g.conv_geom(i),
+                    batch,
+                    winograd,
+                    s.fused_pool_min,
+                );
             #[cfg(not(target_arch = "x86_64"))]
-            let pool2 = false;
-            fused += usize::from(pool2);
+            let (pool2, tpool) = (false, false);
+            fused += usize::from(pool2 || tpool);
             let in_padded = buf_border[src].is_some();
             // Store the output with the border its consumers want, if this step can.
             let out_border = match op {
@@ -348,9 +363,12 @@ impl CpuPrepared {
                         out_border,
                         winograd,
                     )
-                    .map(|p| match pool2 {
-                        true => p.with_max_pool2().expect("checked by takes_max_pool2"),
-                        false => p,
+                    .map(|p| match (pool2, tpool) {
+                        (true, _) => p.with_max_pool2().expect("checked by takes_max_pool2"),
+                        (_, true) => p
+                            .with_max_pool(g.pool_geom(i + fused))
+                            .expect("checked by takes_max_pool"),
+                        _ => p,
                     }),
                     _ => None,
                 }

@@ -48,6 +48,16 @@ pub(crate) fn max_pool2_after(g: &Graph, last: usize) -> bool {
     })
 }
 
+/// Whether the node after node `last` is a max pool (any window, stride and padding)
+/// reading only `last`'s output, its only reader: a pool the fp32 tile's convolution ending
+/// at `last` may run band by band on its rows (`direct::DirectPlan::with_max_pool`).
+pub(crate) fn max_pool_after(g: &Graph, last: usize) -> bool {
+    let v = last + 1;
+    g.nodes.get(v).is_some_and(|next| {
+        g.node_inputs(v) == [v] && g.consumers(v) == 1 && matches!(next.op, Op::MaxPool { .. })
+    })
+}
+
 /// For batch norm node `i`: how many batch norms follow it in a chain (each the only
 /// reader of the value before it), and whether a ReLU, the only reader of the chain's
 /// output, follows them.

@@ -423,6 +423,58 @@ proptest! {
         prop_assert!(err < TOL, "err {err}");
     }
 
+    /// A max pool (any window, stride, padding, ceil mode) after a convolution on the fp32
+    /// tile, run band by band inside it (`direct/conv/pool_fused.rs`): forced on every size
+    /// (`with_fused_pool_min(0)`), with one and two threads and every step split, against
+    /// the reference; and the pool is in the convolution's step wherever that form runs.
+    #[test]
+    fn max_pools_fused_into_convolutions_match_reference(
+        h in 1usize..14, w in 1usize..14, cin in 2usize..5, cout in 1usize..80, k in 1usize..4,
+        s in 1usize..3, pad in padding(), relu in 0usize..3, pool in pool_op(),
+        batch in 1usize..4,
+    ) {
+        let pool = match pool {
+            Op::AvgPool { kernel, stride, padding, ceil_mode, .. } =>
+                Op::MaxPool { kernel, stride, padding, ceil_mode },
+            p => p,
+        };
+        let conv = Op::Conv2d { filters: cout, kernel: [k, k], stride: [s, s], padding: pad,
+            groups: 1, bias: true };
+        let mut ops = vec![conv];
+        ops.extend(epilogue(relu));
+        ops.push(pool);
+        let g = chain(vec![h, w, cin], ops);
+        prop_assume!(g.is_some());
+        let g = g.unwrap();
+        let case = reference_case(&g, batch, 5);
+        for threads in 1..3 {
+            let cpu = || CpuBackend::new(threads).unwrap().with_fused_pool_min(0);
+            let mut backends = vec![cpu()];
+            if threads > 1 {
+                backends.push(cpu().with_step_split_threshold(0));
+            }
+            for cpu in backends {
+                let err = testkit::max_rel_err(&run_case(&cpu, &g, &case, batch), &case.want);
+                prop_assert!(err < TOL, "err {err}, {threads} threads");
+            }
+        }
+        // The plan (one thread: a team's steps are not timed) puts the pool in the
+        // convolution's step.
+        if greenbench_cpu::direct_kernels_available() {
+            let cpu = CpuBackend::new(1).unwrap().with_fused_pool_min(0);
+            let mut p = cpu.prepare(&g, &generate_weights(&g, 5), batch).unwrap();
+            p.time_steps().unwrap();
+            p.run(&generate_inputs(&g, batch, 0, 0)).unwrap();
+            let last = g.nodes.len() - 1;
+            let times = p.step_times();
+            let fused = times.iter().find(|t| t.nodes.contains(&last)).unwrap();
+            prop_assert!(
+                fused.nodes.contains(&0) && fused.kernel.contains("max pool fused"),
+                "{:?}: {}", fused.nodes, fused.kernel
+            );
+        }
+    }
+
     #[test]
     fn activations_match_reference(
         rows in 1usize..9, n in 1usize..70, op in unary_op(), batch in 1usize..4,

@@ -8,6 +8,8 @@ use super::*;
 use crate::kernels::AVec;
 use greenbench_core::graph::ConvGeom;
 
+mod bf16_plan;
+mod pool_fused;
 mod pooled;
 
 /// Weights per reduction block (floats): 256 KiB, a block stays in L2 across the tiles of a
@@ -58,6 +60,9 @@ pub struct DirectPlan {
     /// A single-channel convolution's pixels-in-lanes form (`super::lanes`), used where the
     /// output has no border and no residual is fused.
     lanes: Option<Box<Lanes>>,
+    /// A max pool after the fp32 tile, run band by band on the rows it computes into a
+    /// per-thread scratch (`pool_fused`): its output is the pooled image.
+    tpool: Option<Box<pool_fused::TilePool>>,
 }
 
 /// A bf16 plan's input conversion and weights: `[block][k / 2][16 V][2]` bf16 bits, the
@@ -116,107 +121,6 @@ fn reduction_blocks(geo: &Geometry, width: usize, even: bool) -> Vec<(usize, usi
 }
 
 impl DirectPlan {
-    /// [`Self::gemm`] on bf16 operands: `x` rounded to bf16 as it is copied in (each row's
-    /// `k` values padded to even), `w` rounded (callers pass weights already bf16), products
-    /// exact, sums fp32. Needs AVX-512 BF16 ([`super::bf16::available`]).
-    pub fn gemm_bf16(
-        rows: usize,
-        k: usize,
-        n: usize,
-        w: &[f32],
-        bias: Option<&[f32]>,
-        relu: Relu,
-    ) -> Self {
-        let kp = k.next_multiple_of(2);
-        let plan = Self::gemm(rows, kp, n, &pad_channels(w, 1, k, kp, n), bias, relu);
-        let copy = PadCopy {
-            batch: rows,
-            h: 1,
-            w: 1,
-            c: k,
-            top: 0,
-            left: 0,
-            hp: 1,
-            wp: 1,
-            cp: kp,
-            bf16: true,
-        };
-        plan.into_bf16(copy, rows * k)
-    }
-
-    /// [`Self::conv`] on bf16 operands (see [`Self::gemm_bf16`]): the input (unbordered NHWC)
-    /// copied into a zero-bordered bf16 buffer; each pixel's channels padded to even unless
-    /// a kernel row's values already pair up (`kw * cin` even: pairs may join two pixels).
-    pub fn conv_bf16(
-        g: &ConvGeom,
-        batch: usize,
-        w: &[f32],
-        bias: Option<&[f32]>,
-        relu: Relu,
-        out_border: Option<Border>,
-    ) -> Option<Self> {
-        let cp = match (g.kw * g.cin).is_multiple_of(2) {
-            true => g.cin,
-            false => g.cin.next_multiple_of(2),
-        };
-        let mut gp = *g;
-        gp.cin = cp;
-        let wp = pad_channels(w, g.kh * g.kw, g.cin, cp, g.cout);
-        // Built as over an input stored padded: the copy below pads.
-        let plan = Self::conv(&gp, batch, &wp, bias, relu, true, out_border, None)?;
-        let copy = PadCopy {
-            batch,
-            h: g.h,
-            w: g.w,
-            c: g.cin,
-            top: g.pad_top,
-            left: g.pad_left,
-            hp: plan.geo.hp,
-            wp: plan.geo.wp,
-            cp,
-            bf16: true,
-        };
-        Some(plan.into_bf16(copy, batch * g.h * g.w * g.cin))
-    }
-
-    /// This plan (built over `copy`'s buffer geometry, fp32 weights) on bf16 operands, reading
-    /// an fp32 input of `input_len` values through `copy`.
-    fn into_bf16(mut self, copy: PadCopy, input_len: usize) -> Self {
-        assert!(self.wino.is_none(), "bf16 plans run the direct tile");
-        let k = self.geo.kh * self.geo.kw * self.geo.cin;
-        assert!(
-            k.is_multiple_of(2) && (self.geo.kw * self.geo.cin).is_multiple_of(2),
-            "bf16: odd reduction"
-        );
-        let width = 16 * self.v;
-        let nb = self.cout.div_ceil(width);
-        let v_last = (self.cout - (nb - 1) * width).div_ceil(16);
-        let mut w = vec![0u16; self.w.len()];
-        for b in 0..nb {
-            let wb = if b + 1 == nb { 16 * v_last } else { width };
-            let base = b * k * width;
-            for kk in (0..k).step_by(2) {
-                for j in 0..wb {
-                    let (lo, hi) = (self.w[base + kk * wb + j], self.w[base + (kk + 1) * wb + j]);
-                    let o = base + kk * wb + 2 * j;
-                    w[o] = greenbench_core::bf16::to_bits(lo);
-                    w[o + 1] = greenbench_core::bf16::to_bits(hi);
-                }
-            }
-        }
-        self.w = Default::default();
-        self.kblocks = reduction_blocks(&self.geo, width, true);
-        self.pad = None;
-        self.input_len = input_len;
-        let ends = super::amx::even_ends(&self.pix);
-        self.bf16 = Some(Bf16Operands {
-            copy,
-            w: w.into(),
-            ends,
-        });
-        self
-    }
-
     /// The output tile side (2 or 4) when this plan runs as Winograd F(m x m, 3x3).
     pub fn winograd_tile(&self) -> Option<usize> {
         self.wino.as_ref().map(|w| w.tile())
@@ -236,6 +140,7 @@ impl DirectPlan {
             (None, Some(_), _) if crate::amx::bf16() => "bf16 tile, AMX",
             (None, Some(_), _) => "bf16 tile",
             (None, None, Some(_)) => "pixels in lanes",
+            (None, None, None) if self.tpool.is_some() => "fp32 tile, max pool fused",
             (None, None, None) => "fp32 tile",
         }
     }
@@ -474,6 +379,7 @@ impl DirectPlan {
             bf16: None,
             wino: None,
             lanes: None,
+            tpool: None,
         }
     }
 
@@ -542,6 +448,9 @@ impl DirectPlan {
         }
         if let Some((per, pairs)) = self.pooled_layout(threads) {
             return pairs.div_ceil(per);
+        }
+        if let Some(tp) = &self.tpool {
+            return tp.units(threads);
         }
         let (chunks, _, nb) = self.layout(threads);
         chunks * nb
@@ -623,6 +532,10 @@ impl DirectPlan {
             // SAFETY: AVX-512F checked; `y` as documented.
             return unsafe { self.pooled_unit(x, y, u, threads) };
         }
+        if self.tpool.is_some() {
+            // SAFETY: AVX-512F checked; `y` as documented.
+            return unsafe { self.tile_pooled_unit(x, y, u, threads) };
+        }
         let (_, unit_tiles, nb) = self.layout(threads);
         let tiles = self.pixels.div_ceil(self.p);
         let (chunk, b) = (u / nb, u % nb);
@@ -637,10 +550,11 @@ impl DirectPlan {
             unsafe { l.run(x, y, t0 * self.p..(t1 * self.p).min(self.pixels)) };
             return;
         }
+        let px = t0 * self.p..(t1 * self.p).min(self.pixels);
         // SAFETY: AVX-512F checked; unit (chunk, b) writes only its pixels' channels
         // b*width..(b+1)*width, disjoint from every other unit's; every input offset lies
         // inside `x` (the padded geometry covers each pixel's whole window, length checked).
-        unsafe { self.unit(x.as_ptr(), y, skip, t0, t1, b) };
+        unsafe { self.unit(x.as_ptr(), y, skip, px, 0, b) };
     }
 
     /// Run on `x` into `y`, splitting across the current rayon pool when `par`; `padbuf`
@@ -678,15 +592,16 @@ impl DirectPlan {
         }
     }
 
+    /// Output pixels `px` of channel block `b`: pixel `q`'s channels stored at `y + q cout
+    /// - out_shift` (`out_shift` 0 but for a fused pool's band, `pool_fused`).
     #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn unit(
         &self,
         x: *const f32,
         y: *mut f32,
         skip: *const f32,
-        t0: usize,
-        t1: usize,
+        px: std::ops::Range<usize>,
+        out_shift: usize,
         b: usize,
     ) {
         let g = self.geo;
@@ -728,7 +643,7 @@ impl DirectPlan {
             let (pf_at, pf_all) = next.unwrap_or((0, 0));
             let pf_all = pf_all.div_ceil(16);
             let steps = (r1 - r0) * (c1 - c0);
-            let tiles = (t1 - t0).max(1);
+            let tiles = px.len().div_ceil(self.p).max(1);
             let pf_per = pf_all.div_ceil(tiles).min(2 * steps);
             let mut pf_done = 0usize;
             let w = match &self.bf16 {
@@ -741,7 +656,7 @@ impl DirectPlan {
                 act: self.relu.filter(|_| kbi + 1 == nkb),
             };
             let out_at = |q: usize| match self.out_pix.is_empty() {
-                true => q * self.cout + b * width,
+                true => q * self.cout + b * width - out_shift,
                 false => self.out_pix[q] + b * width,
             };
             let skip_at = |q: usize| match self.skip_pix.is_empty() {
@@ -752,7 +667,7 @@ impl DirectPlan {
             let off = r0 * row_stride + c0;
             // bf16 on AMX: groups of evenly spaced pixels (`super::amx`; 16, or one output
             // row where rows are narrower), the rest below.
-            let (qa, qb) = (t0 * self.p, (t1 * self.p).min(self.pixels));
+            let (qa, qb) = (px.start, px.end);
             let ends = self.bf16.as_ref().map_or(&[][..], |h| &h.ends[..]);
             let uniform = self.bf16.is_some() && super::amx::uniform(ends, qa, qb);
             // Uniform: groups as equal as 16-row tiles allow (the 9 pixels of a 3x3 image at
@@ -885,7 +800,8 @@ impl RowGemm for DirectPlan {
     unsafe fn gemm_rows(&self, x: *const f32, y: *mut f32, rows: usize, b: usize) {
         debug_assert!(self.pix.is_empty() && self.out_pix.is_empty() && rows <= self.pixels);
         // SAFETY: the caller's (AVX-512F, rows inside `x` and `y`).
-        unsafe { self.unit(x, y, std::ptr::null(), 0, rows.div_ceil(self.p), b) };
+        let px = 0..(rows.div_ceil(self.p) * self.p).min(self.pixels);
+        unsafe { self.unit(x, y, std::ptr::null(), px, 0, b) };
     }
 }
 

@@ -20,8 +20,10 @@
 //! dev VM (2-core Xeon with AVX-512, quick profile, 2 threads): see the commit that made
 //! this the default and `results/onnx/README.md`.
 //!
-//! Files: `conv` (dense layers and ungrouped convolutions: plans, units), `tile` (the fp32
-//! register tile and what a tile is given),
+//! Files: `conv` (dense layers and ungrouped convolutions: plans, units; under it `bf16_plan`
+//! the bf16 constructors, `pooled` a single-channel layer's 2x2 pool in lanes, `pool_fused`
+//! any max pool after the fp32 tile, band by band), `tile` (the fp32 register tile and what
+//! a tile is given),
 //! `winograd` (3x3 stride-1 convolutions as Winograd F(2x2, 3x3) or F(4x4, 3x3): transforms
 //! around 16 or 36 of `conv`'s GEMMs), `depthwise` (depthwise plans and strip kernels), `pool` (max/average
 //! pooling); this one holds what they share: padded-input copies, stored borders, lane masks.

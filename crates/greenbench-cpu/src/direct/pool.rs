@@ -26,7 +26,7 @@ pub fn pool(
     let body = |(r, out): (usize, &mut [f32])| {
         // SAFETY: AVX-512F checked; windows are clipped to the image (PoolGeom::rows/cols),
         // loads and stores are masked to `c` channels, and `out` is one output row.
-        unsafe { pool_row(x, p, max, narrow, r, out) }
+        unsafe { pool_row(image(x, p, r), 0, p, max, narrow, r % p.ho, out) }
     };
     let y = &mut y[..batch * p.ho * row_len];
     if par {
@@ -60,7 +60,39 @@ pub unsafe fn pool_rows(
         // SAFETY: the caller's contract: row r of the output is this call's alone.
         let out = unsafe { std::slice::from_raw_parts_mut(y.add(r * row_len), row_len) };
         // SAFETY: as in `pool`.
-        unsafe { pool_row(x, p, max, narrow, r, out) };
+        unsafe { pool_row(image(x, p, r), 0, p, max, narrow, r % p.ho, out) };
+    }
+}
+
+/// Image `r / ho` of `x` (output row `r` of the whole batch reads it).
+fn image(x: &[f32], p: &PoolGeom, r: usize) -> *const f32 {
+    let len = p.h * p.w * p.c;
+    x[(r / p.ho) * len..][..len].as_ptr()
+}
+
+/// Output rows `oys` of one image's max pool whose input rows `row0..` are at `img` (a
+/// band of the image: a convolution's rows computed into a scratch, `conv/pool_fused.rs`),
+/// written at `y` (the image's first output row).
+///
+/// # Safety
+/// AVX-512F; `img` holds the input rows under every window of `oys` (from `row0`), `y`
+/// the image's `ho * wo * c` outputs.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn max_pool_band(
+    img: *const f32,
+    row0: usize,
+    p: &PoolGeom,
+    narrow: Option<&Narrow>,
+    oys: std::ops::Range<usize>,
+    y: *mut f32,
+) {
+    let row_len = p.wo * p.c;
+    for oy in oys {
+        // SAFETY: the caller's.
+        unsafe {
+            let out = std::slice::from_raw_parts_mut(y.add(oy * row_len), row_len);
+            pool_row(img, row0, p, true, narrow, oy, out);
+        }
     }
 }
 
@@ -88,12 +120,18 @@ impl Narrow {
 /// fp32 samples at batch 32).
 ///
 /// # Safety
-/// AVX-512F; `nw` made for `p`; image `r / ho` is inside `x`, `out` is one output row.
+/// AVX-512F; `nw` made for `p`; `img` holds the image's rows under output row `oy`'s
+/// windows from row `row0` on, `out` is one output row.
 #[target_feature(enable = "avx512f")]
-unsafe fn narrow_row(x: &[f32], p: &PoolGeom, nw: &Narrow, r: usize, out: &mut [f32]) {
-    let (n, oy) = (r / p.ho, r % p.ho);
+unsafe fn narrow_row(
+    img: *const f32,
+    row0: usize,
+    p: &PoolGeom,
+    nw: &Narrow,
+    oy: usize,
+    out: &mut [f32],
+) {
     let c = p.c;
-    let img = unsafe { x.as_ptr().add(n * p.h * p.w * c) };
     let mut cols = [_mm512_setzero_si512(); 8];
     for (v, i) in cols.iter_mut().zip(&nw.cols) {
         // SAFETY: 16 i32.
@@ -106,7 +144,7 @@ unsafe fn narrow_row(x: &[f32], p: &PoolGeom, nw: &Narrow, r: usize, out: &mut [
             ((1u32 << n) - 1) as u16
         }
     };
-    let iy0 = oy * p.sh;
+    let iy0 = oy * p.sh - row0;
     let mut ox = 0;
     while ox < p.wo {
         let pix = nw.per.min(p.wo - ox);
@@ -133,53 +171,110 @@ unsafe fn narrow_row(x: &[f32], p: &PoolGeom, nw: &Narrow, r: usize, out: &mut [
     }
 }
 
+/// Output row `oy` of one image, its input rows from `row0` on at `img`.
+///
+/// # Safety
+/// AVX-512F; `img` holds the rows under the row's windows (clipped to the image), `out` is
+/// one output row.
 #[target_feature(enable = "avx512f")]
 unsafe fn pool_row(
-    x: &[f32],
+    img: *const f32,
+    row0: usize,
     p: &PoolGeom,
     max: bool,
     narrow: Option<&Narrow>,
-    r: usize,
+    oy: usize,
     out: &mut [f32],
 ) {
     if let Some(nw) = narrow.filter(|_| max) {
         // SAFETY: the caller's.
-        return unsafe { narrow_row(x, p, nw, r, out) };
+        return unsafe { narrow_row(img, row0, p, nw, oy, out) };
     }
-    let (n, oy) = (r / p.ho, r % p.ho);
-    let img = unsafe { x.as_ptr().add(n * p.h * p.w * p.c) };
-    let init = _mm512_set1_ps(if max { f32::NEG_INFINITY } else { 0.0 });
-    let rows = p.rows(oy);
+    // The window's rows from the band's first (none where the window is all padding).
+    let rows = match p.rows(oy) {
+        r if r.is_empty() => 0..0,
+        r => r.start - row0..r.end - row0,
+    };
     // Output pixels outermost, their channels inside: a window's pixels are read whole while
     // in L1 (channel blocks outermost streamed a large input from L3 once per 16 channels:
     // SqueezeNet's 111x111x64 pool took 11 % of its time).
     for ox in 0..p.wo {
-        let cols = p.cols(ox);
-        let scale = _mm512_set1_ps(if max {
-            1.0
-        } else {
-            1.0 / p.divisor(oy, ox) as f32
-        });
+        let w = Window {
+            img,
+            at: ox * p.c,
+            rows: rows.clone(),
+            cols: p.cols(ox),
+            max,
+            scale: if max {
+                1.0
+            } else {
+                1.0 / p.divisor(oy, ox) as f32
+            },
+        };
+        // Up to four vectors of channels at a time, each its own chain of maxima (or sums):
+        // with one, every tap waited on the one before (`vmaxps`'s latency): SqueezeNet's
+        // 55x55x64 pool read ~200 us from L2.
         let mut ch = 0;
         while ch < p.c {
-            let m = lane_mask(p.c - ch, 0);
-            let mut acc = init;
-            for iy in rows.clone() {
-                for ix in cols.clone() {
-                    let off = (iy * p.w + ix) * p.c + ch;
-                    let v = unsafe { _mm512_maskz_loadu_ps(m, img.add(off)) };
-                    acc = if max {
-                        _mm512_max_ps(acc, v)
+            let left = (p.c - ch).div_ceil(16);
+            // SAFETY: the caller's; the chunk's loads and stores masked to the channels.
+            unsafe {
+                match left {
+                    1 => w.chunk::<1>(p, ch, out),
+                    2 => w.chunk::<2>(p, ch, out),
+                    3 => w.chunk::<3>(p, ch, out),
+                    _ => w.chunk::<4>(p, ch, out),
+                }
+            }
+            ch += 64;
+        }
+    }
+}
+
+/// One output pixel's window (its rows relative to the band's first), for [`Window::chunk`].
+struct Window {
+    img: *const f32,
+    /// The pixel's first value in the output row.
+    at: usize,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    max: bool,
+    scale: f32,
+}
+
+impl Window {
+    /// Channels `ch .. ch + 16 V` (masked to `p.c`) of the pixel: `V` chains over the taps.
+    ///
+    /// # Safety
+    /// AVX-512F; the window's rows and columns inside `img`, the pixel inside `out`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn chunk<const V: usize>(&self, p: &PoolGeom, ch: usize, out: &mut [f32]) {
+        let m: [u16; V] = std::array::from_fn(|j| lane_mask(p.c - ch, j));
+        let mut acc = [_mm512_set1_ps(if self.max { f32::NEG_INFINITY } else { 0.0 }); V];
+        for iy in self.rows.clone() {
+            for ix in self.cols.clone() {
+                let off = (iy * p.w + ix) * p.c + ch;
+                for j in 0..V {
+                    // SAFETY: the caller's (masked to the channels).
+                    let v = unsafe { _mm512_maskz_loadu_ps(m[j], self.img.add(off + 16 * j)) };
+                    acc[j] = if self.max {
+                        _mm512_max_ps(acc[j], v)
                     } else {
-                        _mm512_add_ps(acc, v)
+                        _mm512_add_ps(acc[j], v)
                     };
                 }
             }
-            if !max {
-                acc = _mm512_mul_ps(acc, scale);
+        }
+        for j in 0..V {
+            if !self.max {
+                acc[j] = _mm512_mul_ps(acc[j], _mm512_set1_ps(self.scale));
             }
-            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(ox * p.c + ch), m, acc) };
-            ch += 16;
+            // SAFETY: the caller's.
+            unsafe {
+                let o = out.as_mut_ptr().add(self.at + ch + 16 * j);
+                _mm512_mask_storeu_ps(o, m[j], acc[j]);
+            }
         }
     }
 }
