@@ -14,7 +14,9 @@
 //!   register tile in inline assembly). 3x3 stride-1 convolutions of 16+ channels run as
 //!   Winograd F(2x2, 3x3), or F(4x4, 3x3) where the batch has tiles enough
 //!   ([`WINOGRAD_F4_MIN_TILES`]) (`direct::winograd`: transforms around 16 or 36 GEMMs on
-//!   the same tile; the cells say so, `Prepared::algorithm_note`).
+//!   the same tile; the cells say so, `Prepared::algorithm_note`). A max pool after a
+//!   convolution on the tile runs inside it band by band where the output would leave L2
+//!   ([`FUSED_POOL_MIN_FLOATS`]).
 //! - **portable** (every other CPU, or [`CpuBackend::with_direct_kernels`]`(false)`): im2col +
 //!   the `gemm` crate (run-time AVX2/FMA or NEON kernels), a row-streamed depthwise kernel,
 //!   fused bias/ReLU.
@@ -24,7 +26,8 @@
 //! through the whole graph in L2-sized sub-batches; smaller batches run as a *team* (see
 //! `Team` in the source) in which every thread takes the same pixel range of each large step and spins
 //! between steps. Every activation buffer is allocated in `prepare`, none in `run` (the one
-//! exception: Winograd's per-thread scratch, allocated on a thread's first run and kept), and
+//! exception: Winograd's and the fused pools' per-thread scratch, allocated on a thread's first
+//! run and kept), and
 //! buffers used at different steps share memory (`reuse`: ResNet-50 at batch 1 holds 13.6 MB
 //! of activations instead of 47 MB, so they stay in cache). The
 //! choices were made by measurement against ONNX Runtime on the dev VM; the figures are
