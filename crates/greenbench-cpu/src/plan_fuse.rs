@@ -32,20 +32,16 @@ pub(crate) fn relu_fusable(g: &Graph, i: usize) -> Relu {
 /// only `last`'s output, its only reader: a pool a convolution ending at `last` (itself, or
 /// its fused activation) may apply as it stores (`direct::DirectPlan::with_max_pool2`).
 pub(crate) fn max_pool2_after(g: &Graph, last: usize) -> bool {
-    let v = last + 1;
-    g.nodes.get(v).is_some_and(|next| {
-        g.node_inputs(v) == [v]
-            && g.consumers(v) == 1
-            && matches!(
-                next.op,
-                Op::MaxPool {
-                    kernel: [2, 2],
-                    stride: [2, 2],
-                    padding: greenbench_core::graph::Padding::Valid,
-                    ..
-                }
-            )
-    })
+    max_pool_after(g, last)
+        && matches!(
+            g.nodes[last + 1].op,
+            Op::MaxPool {
+                kernel: [2, 2],
+                stride: [2, 2],
+                padding: greenbench_core::graph::Padding::Valid,
+                ..
+            }
+        )
 }
 
 /// Whether the node after node `last` is a max pool (any window, stride and padding)

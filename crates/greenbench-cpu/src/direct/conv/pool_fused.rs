@@ -22,11 +22,13 @@ thread_local! {
 }
 
 /// The fused max pool: its geometry over the convolution's output, its gathers (where
-/// the narrow form runs) and the batch.
+/// the narrow form runs), the batch, and the most pool rows a band may hold.
 pub(crate) struct TilePool {
     g: PoolGeom,
     narrow: Option<Narrow>,
     batch: usize,
+    /// The largest band whose convolution rows fit [`BAND_FLOATS`] (set at plan time).
+    max_band: usize,
 }
 
 impl TilePool {
@@ -42,17 +44,22 @@ impl TilePool {
         if lo < hi { lo..hi } else { 0..0 }
     }
 
-    /// (pool rows per band, bands per image) for `threads`: the largest band whose rows fit
-    /// [`BAND_FLOATS`]; where the batch's bands are few, as many more as make their count a
-    /// multiple of the threads (a team's threads take equal runs of units).
-    fn layout(&self, threads: usize) -> (usize, usize) {
-        let ho = self.g.ho;
-        let row = self.g.w * self.g.c;
+    /// The largest band (pool rows) whose convolution rows fit [`BAND_FLOATS`], at least 1.
+    fn max_band(&self) -> usize {
+        let (ho, row) = (self.g.ho, self.g.w * self.g.c);
         let mut band = 1;
         while band < ho && self.conv_rows(0..band + 1).len() * row <= BAND_FLOATS {
             band += 1;
         }
-        let mut per = ho.div_ceil(band);
+        band
+    }
+
+    /// (pool rows per band, bands per image) for `threads`: bands of at most `max_band`
+    /// rows; where the batch's bands are few, as many more as make their count a multiple of
+    /// the threads (a team's threads take equal runs of units).
+    fn layout(&self, threads: usize) -> (usize, usize) {
+        let ho = self.g.ho;
+        let mut per = ho.div_ceil(self.max_band);
         while threads > 1 && per < ho && self.batch * per < 8 * threads {
             if (self.batch * per).is_multiple_of(threads) {
                 break;
@@ -80,11 +87,8 @@ impl DirectPlan {
         winograd: Option<usize>,
         min_floats: usize,
     ) -> bool {
-        let wino = winograd.is_some()
-            && crate::direct::winograd::eligible(g)
-            && crate::direct::winograd::pays(g, batch);
         g.groups == 1
-            && !wino
+            && !Self::runs_winograd(g, batch, winograd)
             && !crate::direct::lanes::Lanes::fits(g)
             && batch * g.ho * g.wo * g.cout >= min_floats
     }
@@ -105,11 +109,14 @@ impl DirectPlan {
         }
         let batch = self.pixels / (g.ho * g.wo);
         self.out_len = batch * p.ho * p.wo * p.c;
-        self.tpool = Some(Box::new(TilePool {
+        let mut tp = TilePool {
             narrow: Narrow::new(&p),
             g: p,
             batch,
-        }));
+            max_band: 1,
+        };
+        tp.max_band = tp.max_band();
+        self.tpool = Some(Box::new(tp));
         Some(self)
     }
 

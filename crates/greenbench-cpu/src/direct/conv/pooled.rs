@@ -14,8 +14,13 @@ impl DirectPlan {
     /// no residual), a plan that takes a fused 2x2 stride-2 max pool
     /// ([`Self::with_max_pool2`]): the pixels-in-lanes form with even output sides.
     pub fn takes_max_pool2(g: &ConvGeom, batch: usize, winograd: Option<usize>) -> bool {
-        let wino = winograd.is_some() && winograd::eligible(g) && winograd::pays(g, batch);
-        !wino && Lanes::fits(g) && Lanes::pools(g)
+        !Self::runs_winograd(g, batch, winograd) && Lanes::fits(g) && Lanes::pools(g)
+    }
+
+    /// Whether [`DirectPlan::conv`] with `winograd` runs `g` as Winograd (a fused pool
+    /// needs another form).
+    pub(super) fn runs_winograd(g: &ConvGeom, batch: usize, winograd: Option<usize>) -> bool {
+        winograd.is_some() && winograd::eligible(g) && winograd::pays(g, batch)
     }
 
     /// This plan with the max pool fused: its output is the pooled image. `None` where it
