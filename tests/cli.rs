@@ -839,6 +839,33 @@ fn inspect_time_profiles_the_steps() {
     );
     assert!(steps.iter().any(|s| s["layers"][0] == "conv1"), "{out}");
     assert!(v["untimed_seconds_per_example"].as_f64().unwrap() > 0.0);
+    // A team (batch 1 on two threads, every step split): wall and busy time by thread.
+    let (code, out, err) = greenbench(&[
+        "inspect",
+        "resnet8",
+        "--time",
+        "--batch",
+        "1",
+        "--threads",
+        "2",
+        "--seconds",
+        "0.05",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // The team is kept where timing both forms at prepare finds it faster; dropped, the
+    // profile is one thread's and says why.
+    let wants: &[&str] = if out.contains("so the team was dropped") {
+        &["note: ran on one thread", "us/ex"]
+    } else {
+        &[
+            "busy us/ex by thread",
+            "use",
+            "a team of 2 threads shared each step",
+        ]
+    };
+    for want in wants {
+        assert!(out.contains(want), "missing `{want}`:\n{out}");
+    }
     // The timing flags need --time.
     let (code, _, err) = greenbench(&["inspect", "lenet5", "--batch", "4"]);
     assert_eq!(code, 2);

@@ -80,7 +80,10 @@ pub fn time_steps(m: &Model, r: &StepRun) -> Result<i32> {
     if steps.is_empty() {
         bail!("the CPU backend timed no step of {}", m.name);
     }
-    report(shown, r, &steps, untimed, timed)
+    // E.g. a batch-1 team dropped at prepare as slower here: the steps ran on one thread.
+    let note = p.execution_note();
+    report(shown, r, &steps, (untimed, timed), note.as_deref())?;
+    Ok(0)
 }
 
 /// Per example seconds of a step.
@@ -88,7 +91,16 @@ fn per_example(s: &StepTime) -> f64 {
     s.seconds / s.examples.max(1) as f64
 }
 
-fn report(m: &Model, r: &StepRun, steps: &[StepTime], untimed: f64, timed: f64) -> Result<i32> {
+/// The step table (or JSON) of `steps`; `(untimed, timed)`: whole runs' time per example
+/// without and with the clock; `note`: how the plan used the machine, where it differs from
+/// what was asked.
+fn report(
+    m: &Model,
+    r: &StepRun,
+    steps: &[StepTime],
+    (untimed, timed): (f64, f64),
+    note: Option<&str>,
+) -> Result<()> {
     let sum: f64 = steps.iter().map(per_example).sum();
     let layers = |s: &StepTime| -> Vec<String> {
         s.nodes
@@ -105,6 +117,20 @@ fn report(m: &Model, r: &StepRun, steps: &[StepTime], untimed: f64, timed: f64) 
     // With a batch split across threads, each step's time is summed over the threads.
     let summed = steps.iter().map(|s| s.threads).max().unwrap_or(1);
     let split = summed > 1;
+    // A thread team shared the steps: each step's wall time, and each thread's time in it.
+    let team = steps.iter().map(|s| s.thread_busy.len()).max().unwrap_or(0);
+    let busy_per_example = |s: &StepTime| -> Vec<f64> {
+        let mut b: Vec<f64> = s
+            .thread_busy
+            .iter()
+            .map(|b| b / s.examples.max(1) as f64)
+            .collect();
+        b.resize(team, 0.0);
+        b
+    };
+    // The team's use of its threads in a step: their busy time over threads x wall time.
+    let team_use =
+        |s: &StepTime| busy_per_example(s).iter().sum::<f64>() / (team as f64 * per_example(s));
     if let Format::Json = r.format {
         let rows: Vec<serde_json::Value> = steps
             .iter()
@@ -118,6 +144,7 @@ fn report(m: &Model, r: &StepRun, steps: &[StepTime], untimed: f64, timed: f64) 
                     "fpo_per_example": fpo,
                     "seconds_per_example": per_example(s),
                     "share": per_example(s) / sum,
+                    "thread_busy_seconds_per_example": busy_per_example(s),
                 })
             })
             .collect();
@@ -127,13 +154,15 @@ fn report(m: &Model, r: &StepRun, steps: &[StepTime], untimed: f64, timed: f64) 
             "batch": r.batch,
             "threads": r.threads,
             "thread_time": split,
+            "team_threads": team,
+            "execution_note": note,
             "untimed_seconds_per_example": untimed,
             "timed_seconds_per_example": timed,
             "steps_seconds_per_example": sum,
             "steps": rows,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(0);
+        return Ok(());
     }
     let per = if split { "thread-us/ex" } else { "us/ex" };
     // int8 layers do integer operations: their rate is of the fp32 model's counted work.
@@ -142,14 +171,19 @@ fn report(m: &Model, r: &StepRun, steps: &[StepTime], untimed: f64, timed: f64) 
     } else {
         "GFPO/s"
     };
+    let team_cols = if team > 0 {
+        "|>busy us/ex by thread|>use"
+    } else {
+        ""
+    };
     let mut t = Table::new(&format!(
-        "step|kernel|layers|output|>MACs/ex|>{per}|>share|>{rate}"
+        "step|kernel|layers|output|>MACs/ex|>{per}|>share|>{rate}{team_cols}"
     ));
     for (k, s) in steps.iter().enumerate() {
         let (macs, fpo) = cost(s);
         let ls = layers(s);
         let t_ex = per_example(s);
-        t.row(vec![
+        let mut row = vec![
             k.to_string(),
             s.kernel.clone(),
             if ls.is_empty() {
@@ -169,7 +203,20 @@ fn report(m: &Model, r: &StepRun, steps: &[StepTime], untimed: f64, timed: f64) 
             } else {
                 "-".into()
             },
-        ]);
+        ];
+        if team > 0 {
+            let b: Vec<String> = busy_per_example(s)
+                .iter()
+                .map(|b| format!("{:.2}", b * 1e6))
+                .collect();
+            row.push(b.join(" / "));
+            row.push(if t_ex > 0.0 {
+                format!("{:.0} %", 100.0 * team_use(s))
+            } else {
+                "-".into()
+            });
+        }
+        t.row(row);
     }
     println!(
         "{} — {}, CPU backend, batch {}, {} thread(s): time per step of the backend's plan, \
@@ -181,6 +228,15 @@ fn report(m: &Model, r: &StepRun, steps: &[StepTime], untimed: f64, timed: f64) 
         format!(
             "; the batch is split across {summed} threads, so a step's time is summed over them \
              (thread time): the steps add up to about {summed} times the wall time"
+        )
+    } else if team > 0 {
+        format!(
+            "; a team of {team} threads shared each step (the batch is too small to split): \
+             us/ex is the team's wall time in the step, busy the time each thread (the calling \
+             thread first) spent computing its parts of it, use their sum over {team} x the \
+             wall time (a step run whole by one thread while the others wait reads at most \
+             {:.0} %)",
+            100.0 / team as f64
         )
     } else {
         String::new()
@@ -200,5 +256,8 @@ fn report(m: &Model, r: &StepRun, steps: &[StepTime], untimed: f64, timed: f64) 
         duration(timed),
         duration(untimed),
     );
-    Ok(0)
+    if let Some(note) = note {
+        println!("note: {note}");
+    }
+    Ok(())
 }

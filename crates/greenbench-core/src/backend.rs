@@ -71,6 +71,12 @@ pub struct StepTime {
     pub threads: usize,
     /// Examples it computed over those runs.
     pub examples: u64,
+    /// A step shared by a thread team (every thread takes parts of it, a batch too small to
+    /// split): each thread's time inside its parts (seconds, summed over the runs; the calling
+    /// thread first), while `seconds` is the team's wall time in the step. Empty where one
+    /// thread ran each step (or each worker its own examples).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thread_busy: Vec<f64>,
 }
 
 /// A model (or kernel) ready to run at a fixed batch size.
@@ -115,6 +121,13 @@ pub fn add_step_time(acc: &mut Vec<StepTime>, t: StepTime) {
         Some(a) => {
             a.seconds += t.seconds;
             a.examples += t.examples;
+            if a.thread_busy.len() < t.thread_busy.len() {
+                a.thread_busy.resize(t.thread_busy.len(), 0.0);
+            }
+            a.thread_busy
+                .iter_mut()
+                .zip(&t.thread_busy)
+                .for_each(|(a, t)| *a += t);
         }
         None => acc.push(t),
     }

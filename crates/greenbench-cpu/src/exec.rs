@@ -2,6 +2,7 @@
 //! the portable im2col + `gemm` crate path), and the peak's matmul on the caller's operand.
 
 use crate::CpuPrepared;
+use crate::crew::StepSeconds;
 #[cfg(target_arch = "x86_64")]
 use crate::direct;
 use crate::kernels::{self, Mat, Threads};
@@ -90,25 +91,41 @@ impl CpuPrepared {
     }
 
     /// This plan's timed steps, added to `acc` (`greenbench_core::backend::add_step_time`).
-    /// Steps in a row over the same nodes (a grouped 1x1 convolution's one step per group)
-    /// are one entry: each of its examples is computed once.
     pub(crate) fn clock_into(&self, acc: &mut Vec<StepTime>) {
         let Some(clock) = &self.clock else { return };
+        let per_step: Vec<_> = clock
+            .per_step
+            .iter()
+            .map(|d| (d.as_secs_f64(), Vec::new()))
+            .collect();
+        self.steps_into(&per_step, clock.runs, acc);
+    }
+
+    /// Each step's (seconds, each team thread's busy seconds) over `runs` runs, added to `acc`
+    /// (`greenbench_core::backend::add_step_time`). Steps in a row over the same nodes (a
+    /// grouped 1x1 convolution's one step per group) are one entry: each of its examples is
+    /// computed once.
+    pub(crate) fn steps_into(&self, per_step: &[StepSeconds], runs: u64, acc: &mut Vec<StepTime>) {
         let mut mine: Vec<StepTime> = Vec::new();
-        for (i, spent) in clock.per_step.iter().enumerate() {
+        for (i, (seconds, busy)) in per_step.iter().enumerate() {
             let (first, last) = self.step_nodes[i];
             let t = StepTime {
                 kernel: self.steps[i].kernel(),
                 nodes: (first..=last).collect(),
-                seconds: spent.as_secs_f64(),
+                seconds: *seconds,
                 threads: 1,
-                examples: clock.runs * self.batch as u64,
+                examples: runs * self.batch as u64,
+                thread_busy: busy.clone(),
             };
             match mine.last_mut() {
                 Some(m)
                     if i > 0 && self.step_nodes[i - 1] == (first, last) && m.kernel == t.kernel =>
                 {
-                    m.seconds += t.seconds
+                    m.seconds += t.seconds;
+                    m.thread_busy
+                        .iter_mut()
+                        .zip(&t.thread_busy)
+                        .for_each(|(m, t)| *m += t);
                 }
                 _ => mine.push(t),
             }

@@ -578,13 +578,9 @@ impl Prepared for CpuPrepared {
         if self.graph.is_none() {
             return Err("a prepared matmul is one step".into());
         }
-        if self.team.is_some() {
-            return Err(format!(
-                "at batch {} on {} threads the steps run as a thread team (every thread in \
-                 each step): the steps are not timed in that form; time them on one thread \
-                 (--threads 1), or with at least two examples a thread (the batch split)",
-                self.batch, self.settings.threads
-            ));
+        if let Some(team) = &self.team {
+            team.start_clock();
+            return Ok(());
         }
         match &mut self.split {
             Some(split) => split.plans_mut().for_each(|p| p.start_clock()),
@@ -595,6 +591,14 @@ impl Prepared for CpuPrepared {
 
     fn step_times(&self) -> Vec<greenbench_core::backend::StepTime> {
         let mut acc = Vec::new();
+        if let Some((runs, per_step)) = self
+            .team
+            .as_ref()
+            .and_then(|t| t.step_seconds(self.steps.len()))
+        {
+            self.steps_into(&per_step, runs, &mut acc);
+            return acc;
+        }
         match &self.split {
             Some(split) => {
                 split.plans().for_each(|p| p.clock_into(&mut acc));

@@ -11,6 +11,7 @@
 use crate::CpuPrepared;
 use crate::buffers::RawBuf;
 use crate::crew::Crew;
+use crate::crew::StepSeconds;
 use crate::step::{Step, step_work};
 use greenbench_core::graph::Graph;
 use std::sync::Arc;
@@ -175,6 +176,20 @@ impl Team {
             threads,
         );
         Some(Team { phases, crew })
+    }
+}
+
+impl Team {
+    /// Time the team's steps from the next run on (`Prepared::time_steps`).
+    pub(crate) fn start_clock(&self) {
+        self.crew.start_clock();
+    }
+
+    /// The timed runs and each step's wall and per-thread busy seconds
+    /// ([`Crew::step_seconds`]); `None` when the clock was not started.
+    pub(crate) fn step_seconds(&self, steps: usize) -> Option<(u64, Vec<StepSeconds>)> {
+        self.crew
+            .step_seconds(self.phases.iter().map(|p| p.step), steps)
     }
 }
 

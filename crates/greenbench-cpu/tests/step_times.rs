@@ -1,7 +1,8 @@
 //! The step profile (`Prepared::time_steps` / `step_times`, shown by `greenbench inspect
 //! --time`): on every zoo model and precision, each computing graph node is in exactly one
 //! timed step per example, the times are real (positive), the timed plan still computes the
-//! same outputs, and a plan whose steps a thread team shares says it cannot be timed.
+//! same outputs; a plan whose steps a thread team shares reports the team's wall time and each
+//! thread's busy time in every step.
 
 use greenbench_core::backend::StepTime;
 use greenbench_core::graph::Op;
@@ -151,7 +152,7 @@ fn untimed_plans_report_no_steps() {
 }
 
 #[test]
-fn team_plans_say_they_cannot_be_timed() {
+fn team_plans_time_each_threads_part() {
     // Every step split across the two threads of a batch-1 run (a team), fp32 and int8.
     let cpu = CpuBackend::new(2)
         .expect("cpu")
@@ -160,15 +161,56 @@ fn team_plans_say_they_cannot_be_timed() {
         return; // teams are planned for the direct kernels only
     }
     let m = Model::load("resnet8", 0).expect("zoo model");
+    let x = generate_inputs(&m.graph, 1, 0, 0);
     for precision in ["fp32", "int8"] {
         let mut p = prepared(&cpu, &m, precision, 1);
-        let err = p.time_steps().expect_err("a team's steps are not timed");
+        let want = p.run(&x).expect("runs").to_vec();
+        p.run(&x).expect("runs");
+        assert!(p.step_times().is_empty(), "no clock started");
+        p.time_steps().expect("a team times its steps");
+        for _ in 0..RUNS {
+            assert_eq!(
+                p.run(&x).expect("runs"),
+                &want[..],
+                "{precision}: timing changed the outputs"
+            );
+        }
+        let steps = p.step_times();
+        assert!(!steps.is_empty(), "{precision}: no step timed");
+        let (mut wall, mut busy) = (0.0, [0.0; 2]);
+        for s in &steps {
+            let what = format!("{precision} `{}` {:?}", s.kernel, s.nodes);
+            assert_eq!(s.thread_busy.len(), 2, "{what}: a busy time per thread");
+            assert_eq!(s.threads, 1, "{what}: a wall time, not summed threads");
+            assert_eq!(s.examples, RUNS, "{what}");
+            assert!(s.seconds > 0.0, "{what}: took no time");
+            // The calling thread computes its parts inside the step's wall time.
+            assert!(s.thread_busy[0] <= s.seconds, "{what}: {s:?}");
+            assert!(
+                s.thread_busy.iter().sum::<f64>() > 0.0,
+                "{what}: nobody computed it"
+            );
+            wall += s.seconds;
+            busy.iter_mut()
+                .zip(&s.thread_busy)
+                .for_each(|(a, b)| *a += b);
+        }
+        // Both threads' work lies inside the runs' wall time.
         assert!(
-            err.contains("team") && err.contains("--threads 1"),
-            "{precision}: {err}"
+            busy.iter().all(|&b| b <= wall * (1.0 + 1e-9)),
+            "{precision}: {busy:?} of {wall}"
         );
-        p.run(&generate_inputs(&m.graph, 1, 0, 0))
-            .expect("still runs");
-        assert!(p.step_times().is_empty());
+        let per = examples_per_node(&steps, m.graph.nodes.len());
+        for (i, node) in m.graph.nodes.iter().enumerate() {
+            assert!(
+                per[i] <= RUNS,
+                "{precision}: `{}` in {} examples",
+                node.name,
+                per[i]
+            );
+            if weight_layer(&node.op) {
+                assert_eq!(per[i], RUNS, "{precision}: `{}` untimed", node.name);
+            }
+        }
     }
 }

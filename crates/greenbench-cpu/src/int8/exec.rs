@@ -12,6 +12,7 @@ use super::gemm::in_burst;
 use super::pool::{global_avg_u8, pool_u8};
 use super::quantize::quantize;
 use super::step::{Lin, Mem, Plan, Step};
+use crate::crew::StepSeconds;
 use crate::kernels;
 use greenbench_core::graph::{Graph, MatMulGeom, Op};
 use greenbench_core::strided::Strided;
@@ -39,7 +40,22 @@ pub(super) fn clock_into(plan: &Plan, m: &Mem, acc: &mut Vec<greenbench_core::ba
     let Some((per_step, runs)) = &m.clock else {
         return;
     };
-    for ((step, spent), node) in plan.steps.iter().zip(per_step).zip(&plan.step_nodes) {
+    let per_step: Vec<_> = per_step
+        .iter()
+        .map(|d| (d.as_secs_f64(), Vec::new()))
+        .collect();
+    steps_into(plan, &per_step, *runs * m.batch as u64, acc);
+}
+
+/// Each step's (seconds, each team thread's busy seconds) over runs of `examples` examples in
+/// all, added to `acc` (`greenbench_core::backend::add_step_time`).
+pub(super) fn steps_into(
+    plan: &Plan,
+    per_step: &[StepSeconds],
+    examples: u64,
+    acc: &mut Vec<greenbench_core::backend::StepTime>,
+) {
+    for ((step, (seconds, busy)), node) in plan.steps.iter().zip(per_step).zip(&plan.step_nodes) {
         greenbench_core::backend::add_step_time(
             acc,
             greenbench_core::backend::StepTime {
@@ -48,9 +64,10 @@ pub(super) fn clock_into(plan: &Plan, m: &Mem, acc: &mut Vec<greenbench_core::ba
                     Step::Linear { node, last, .. } => (*node..=*last).collect(),
                     _ => node.iter().copied().collect(),
                 },
-                seconds: spent.as_secs_f64(),
+                seconds: *seconds,
                 threads: 1,
-                examples: runs * m.batch as u64,
+                examples,
+                thread_busy: busy.clone(),
             },
         );
     }

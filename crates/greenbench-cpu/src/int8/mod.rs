@@ -196,13 +196,9 @@ impl Prepared for QPrepared {
     }
 
     fn time_steps(&mut self) -> Result<(), String> {
-        if self.team.is_some() {
-            return Err(format!(
-                "at batch 1 on {} threads the int8 steps run as a thread team (every thread \
-                 in each step): the steps are not timed in that form; time them on one thread \
-                 (--threads 1)",
-                self.threads
-            ));
+        if let Some(team) = &self.team {
+            team.start_clock();
+            return Ok(());
         }
         let n = self.plan.steps.len();
         for w in &mut self.workers {
@@ -215,6 +211,14 @@ impl Prepared for QPrepared {
 
     fn step_times(&self) -> Vec<greenbench_core::backend::StepTime> {
         let mut acc = Vec::new();
+        if let Some((runs, per_step)) = self
+            .team
+            .as_ref()
+            .and_then(|t| t.step_seconds(self.plan.steps.len()))
+        {
+            exec::steps_into(&self.plan, &per_step, runs, &mut acc);
+            return acc;
+        }
         for w in &self.workers {
             for m in std::iter::once(&w.main).chain(w.rest.as_ref()) {
                 exec::clock_into(&self.plan, m, &mut acc);

@@ -17,6 +17,7 @@ use super::exec::run_step;
 use super::quantize::quantize;
 use super::step::{Lin, Mem, Plan, Step};
 use crate::crew::Crew;
+use crate::crew::StepSeconds;
 use crate::step::step_work;
 use greenbench_core::graph::{Graph, Op};
 use std::ops::Range;
@@ -306,6 +307,18 @@ impl QTeam {
             },
             cols_len,
         })
+    }
+
+    /// Time the team's steps from the next run on (`Prepared::time_steps`).
+    pub(super) fn start_clock(&self) {
+        self.crew.start_clock();
+    }
+
+    /// The timed runs and each step's wall and per-thread busy seconds
+    /// (`Crew::step_seconds`); `None` when the clock was not started.
+    pub(super) fn step_seconds(&self, steps: usize) -> Option<(u64, Vec<StepSeconds>)> {
+        self.crew
+            .step_seconds(self.phases.iter().map(|p| p.step), steps)
     }
 
     /// Run `plan` over `m` (one example, its input loaded) on the current rayon pool's
