@@ -72,6 +72,9 @@ pub(crate) struct Buffers {
     pub(crate) input_border: Option<([usize; 4], [usize; 3])>,
 }
 
+/// Values a line of an input without a border (`Buffers::input_lines`).
+pub(crate) const INPUT_LINE: usize = 4096;
+
 impl Buffers {
     /// Zeroed buffers of the given lengths, those `reuse` shares as views of its blocks;
     /// scratch and pads.
@@ -120,6 +123,51 @@ impl Buffers {
             ptr: self.scratch.as_mut_ptr(),
             len: self.scratch.len(),
         };
+    }
+
+    /// Lines of the input a team's input phase splits (`load_input_lines`): image rows where
+    /// the input has a border, else blocks of [`INPUT_LINE`] values.
+    pub(crate) fn input_lines(&self) -> usize {
+        match self.input_border {
+            None => self.bufs[self.input].len().div_ceil(INPUT_LINE),
+            Some((_, [h, w, c])) => self.bufs[self.input].len() / self.bordered_len(h, w, c) * h,
+        }
+    }
+
+    /// Values of one example stored with the border.
+    fn bordered_len(&self, h: usize, w: usize, c: usize) -> usize {
+        let [t, b, l, r] = self.input_border.map_or([0; 4], |(border, _)| border);
+        (h + t + b) * (w + l + r) * c
+    }
+
+    /// Copy lines `lines` (of [`Self::input_lines`]) of `x` (already checked) into the input
+    /// buffer through `buf_ptrs`, inside its border if it has one: a team unit's part.
+    ///
+    /// # Safety
+    /// `buf_ptrs` are fresh; units copy disjoint lines while nothing reads the input buffer.
+    pub(crate) unsafe fn load_input_lines(&self, x: &[f32], lines: std::ops::Range<usize>) {
+        let y = self.buf_ptrs[self.input];
+        let (dst, src, len) = match self.input_border {
+            None => {
+                let r = lines.start * INPUT_LINE..(lines.end * INPUT_LINE).min(x.len());
+                (r.start, r.start, r.len())
+            }
+            Some(([t, b, l, r], [h, w, c])) => {
+                let (hp, wp) = (h + t + b, w + l + r);
+                for line in lines {
+                    let (n, iy) = (line / h, line % h);
+                    let o = ((n * hp + iy + t) * wp + l) * c;
+                    let row = &x[line * w * c..(line + 1) * w * c];
+                    assert!(o + row.len() <= y.len, "input line past its buffer");
+                    // SAFETY: inside the buffer (checked); units write disjoint lines.
+                    unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), y.ptr.add(o), row.len()) };
+                }
+                return;
+            }
+        };
+        assert!(dst + len <= y.len, "input lines past their buffer");
+        // SAFETY: inside the buffer (checked); units write disjoint lines.
+        unsafe { std::ptr::copy_nonoverlapping(x.as_ptr().add(src), y.ptr.add(dst), len) };
     }
 
     /// Copy `x` (already checked) into the input buffer, inside its border if it has one.

@@ -591,11 +591,22 @@ impl Prepared for CpuPrepared {
 
     fn step_times(&self) -> Vec<greenbench_core::backend::StepTime> {
         let mut acc = Vec::new();
-        if let Some((runs, per_step)) = self
-            .team
-            .as_ref()
-            .and_then(|t| t.step_seconds(self.steps.len()))
+        if let Some(team) = &self.team
+            && let Some((runs, mut per_step)) = team.step_seconds(self.steps.len())
         {
+            // The input's copy, the team's first phase (where the steps do not read the
+            // caller's input in place).
+            let (seconds, busy) = per_step.pop().expect("the input's entry");
+            if team.copies_input() {
+                acc.push(greenbench_core::backend::StepTime {
+                    kernel: "input copy".into(),
+                    nodes: Vec::new(),
+                    seconds,
+                    threads: 1,
+                    examples: runs * self.batch as u64,
+                    thread_busy: busy,
+                });
+            }
             self.steps_into(&per_step, runs, &mut acc);
             return acc;
         }
@@ -639,8 +650,7 @@ impl Prepared for CpuPrepared {
         } else if self.graph.is_none() {
             self.execute_matmul(input);
         } else if let Some(team) = self.team.clone() {
-            self.mem.load_input(input);
-            pool.install(|| self.execute_team(&team));
+            pool.install(|| self.execute_team(&team, input));
         } else {
             self.mem.load_input(input);
             pool.install(|| self.execute());

@@ -712,7 +712,16 @@ impl CpuPrepared {
         }
         #[cfg(target_arch = "x86_64")]
         let team = if direct && threads > 1 {
-            Team::plan(g, &steps, &step_nodes, batch, threads, s.team_min_work).map(Arc::new)
+            Team::plan(
+                g,
+                &steps,
+                &step_nodes,
+                batch,
+                threads,
+                s.team_min_work,
+                input_border.is_some(),
+            )
+            .map(Arc::new)
         } else {
             None
         };

@@ -34,6 +34,9 @@ enum PhaseKind {
     Compute,
     /// Ranges of output rows of a direct pool, or of outer blocks of a concatenation.
     Rows,
+    /// Lines of the caller's input copied into the input buffer (`Buffers::input_lines`),
+    /// the run's first phase: loaded after the helpers are called, their wake-up overlaps it.
+    Input,
 }
 
 #[derive(Debug)]
@@ -63,6 +66,10 @@ pub const TEAM_MIN_WORK: u64 = 100_000;
 /// dense layers) keeps its team.
 const TEAM_MIN_TOTAL: u64 = 3;
 
+/// Inputs of at least this many values (the whole batch) are copied into the input buffer by
+/// every thread of a team, in parts; smaller ones by one unit.
+const INPUT_SPLIT_MIN: usize = 16 * 1024;
+
 /// Units per thread of a pool or concatenation split by rows (enough for the faster thread to
 /// take over the slower one's tail).
 const ROW_UNITS_PER_THREAD: usize = 4;
@@ -73,6 +80,8 @@ const ROW_UNITS_PER_THREAD: usize = 4;
 pub(crate) struct Team {
     phases: Vec<Phase>,
     crew: Crew,
+    /// The steps read the input where the caller holds it (no copy; see [`Team::plan`]).
+    input_direct: bool,
 }
 
 impl Team {
@@ -86,8 +95,20 @@ impl Team {
         batch: usize,
         threads: usize,
         min_work: u64,
+        bordered_input: bool,
     ) -> Option<Team> {
-        let mut phases = Vec::new();
+        // The input's copy, split into lines where it is large (SqueezeNet's 150 k values:
+        // ~600 KB); dropped below where the steps read the caller's input in place.
+        let input = batch * g.input_len();
+        let mut phases = vec![Phase {
+            step: steps.len(),
+            kind: PhaseKind::Input,
+            units: if input >= INPUT_SPLIT_MIN {
+                ROW_UNITS_PER_THREAD * threads
+            } else {
+                1
+            },
+        }];
         let mut split_work = 0u64;
         for ((i, step), &node) in steps.iter().enumerate().zip(step_nodes) {
             let work = step_work(g, node, batch);
@@ -164,9 +185,26 @@ impl Team {
             }
         }
         if split_work < TEAM_MIN_TOTAL * min_work
-            || !phases.iter().any(|p| !matches!(p.kind, PhaseKind::Whole))
+            || !phases
+                .iter()
+                .any(|p| !matches!(p.kind, PhaseKind::Whole | PhaseKind::Input))
         {
             return None;
+        }
+        // The input: read where the caller holds it when it has no border and every step
+        // reading it is split (units read through the run's pointers, which then point at the
+        // caller's input; a whole step reads the buffer itself). Else copied by the first
+        // phase, after the helpers are called, so that their wake-up overlaps it (a helper
+        // woken after the copy joined SqueezeNet's first step 30-40 us late on the Ice Lake
+        // VM).
+        let input_direct = !bordered_input
+            && phases.iter().all(|p| {
+                !matches!(p.kind, PhaseKind::Whole)
+                    || p.step >= steps.len()
+                    || !steps[p.step].reads().contains(&0)
+            });
+        if input_direct {
+            phases.remove(0);
         }
         let crew = Crew::new(
             phases
@@ -175,29 +213,53 @@ impl Team {
                 .collect(),
             threads,
         );
-        Some(Team { phases, crew })
+        Some(Team {
+            phases,
+            crew,
+            input_direct,
+        })
     }
 }
 
 impl Team {
+    /// Whether the run's first phase copies the input (else the steps read it in place).
+    pub(crate) fn copies_input(&self) -> bool {
+        !self.input_direct
+    }
+
     /// Time the team's steps from the next run on (`Prepared::time_steps`).
     pub(crate) fn start_clock(&self) {
         self.crew.start_clock();
     }
 
     /// The timed runs and each step's wall and per-thread busy seconds
-    /// ([`Crew::step_seconds`]); `None` when the clock was not started.
+    /// ([`Crew::step_seconds`]), the input's copy after the `steps` steps; `None` when the
+    /// clock was not started.
     pub(crate) fn step_seconds(&self, steps: usize) -> Option<(u64, Vec<StepSeconds>)> {
         self.crew
-            .step_seconds(self.phases.iter().map(|p| p.step), steps)
+            .step_seconds(self.phases.iter().map(|p| p.step), steps + 1)
     }
 }
 
 impl CpuPrepared {
     /// Run the steps as a team of `threads` threads (see [`Team`]): the calling thread
     /// starts at once; the others join when rayon wakes them.
-    pub(crate) fn execute_team(&mut self, team: &Arc<Team>) {
+    /// `input` (checked) is loaded by the run's first phase.
+    pub(crate) fn execute_team(&mut self, team: &Arc<Team>, input: &[f32]) {
         self.mem.refresh_ptrs();
+        if team.input_direct {
+            let buf = &mut self.mem.buf_ptrs[self.mem.input];
+            assert_eq!(
+                buf.len,
+                input.len(),
+                "a direct input is the input buffer's size"
+            );
+            // Only ever read: no step writes the input buffer (`Team::plan`).
+            *buf = RawBuf {
+                ptr: input.as_ptr().cast_mut(),
+                len: input.len(),
+            };
+        }
         let this = PlanPtr(self as *mut CpuPrepared);
         let threads = team.crew.threads();
         // SAFETY: `this` points to a plan that outlives the run and that nothing else touches
@@ -207,7 +269,7 @@ impl CpuPrepared {
         // writes at the same time, and a whole step runs on one thread while the others
         // spin without touching the plan.
         team.crew
-            .run(&|k, u| unsafe { team_unit(this, &team.phases[k], u, threads) });
+            .run(&|k, u| unsafe { team_unit(this, &team.phases[k], u, threads, input) });
     }
 }
 
@@ -319,8 +381,8 @@ unsafe fn seq_rows(p: &CpuPrepared, step: &Step, part: &dyn Fn(usize) -> std::op
     }
 }
 
-/// Unit `u` of phase `ph`. Safety: as in `execute_team`.
-unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
+/// Unit `u` of phase `ph`; `input`: the caller's. Safety: as in `execute_team`.
+unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize, input: &[f32]) {
     if let PhaseKind::Whole = ph.kind {
         // SAFETY: this thread alone runs the phase; the others only spin on atomics.
         let p = unsafe { &mut *this.0 };
@@ -329,6 +391,15 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize) {
     }
     // SAFETY: shared access; writes go through raw pointers to disjoint parts.
     let p = unsafe { &*this.0 };
+    if let PhaseKind::Input = ph.kind {
+        let lines = p.mem.input_lines();
+        // SAFETY: units copy disjoint lines; no phase reads the input buffer meanwhile.
+        unsafe {
+            p.mem
+                .load_input_lines(input, u * lines / ph.units..(u + 1) * lines / ph.units)
+        };
+        return;
+    }
     // SAFETY: the crew's phase ordering: nothing writes what a unit reads.
     let slice = |b: RawBuf| unsafe { b.slice() };
     if let PhaseKind::Rows = ph.kind {
