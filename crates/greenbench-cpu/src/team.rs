@@ -66,8 +66,9 @@ pub const TEAM_MIN_WORK: u64 = 100_000;
 /// dense layers) keeps its team.
 const TEAM_MIN_TOTAL: u64 = 3;
 
-/// Inputs of at least this many values (the whole batch) are copied into the input buffer by
-/// every thread of a team, in parts; smaller ones by one unit.
+/// Inputs of at least this many values (the whole batch) that the steps cannot read in place
+/// are copied into the input buffer by the team's first phase, in parts; smaller ones by the
+/// calling thread before the crew starts.
 const INPUT_SPLIT_MIN: usize = 16 * 1024;
 
 /// Units per thread of a pool or concatenation split by rows (enough for the faster thread to
@@ -80,8 +81,19 @@ const ROW_UNITS_PER_THREAD: usize = 4;
 pub(crate) struct Team {
     phases: Vec<Phase>,
     crew: Crew,
-    /// The steps read the input where the caller holds it (no copy; see [`Team::plan`]).
-    input_direct: bool,
+    /// How a run's input reaches the steps (see [`Team::plan`]).
+    input: InputLoad,
+}
+
+/// How a team run's input reaches its steps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum InputLoad {
+    /// Read where the caller holds it: no copy.
+    InPlace,
+    /// Copied by the run's first phase, split in lines.
+    Phase,
+    /// Copied by the calling thread before the crew starts (small inputs).
+    Before,
 }
 
 impl Team {
@@ -103,11 +115,7 @@ impl Team {
         let mut phases = vec![Phase {
             step: steps.len(),
             kind: PhaseKind::Input,
-            units: if input >= INPUT_SPLIT_MIN {
-                ROW_UNITS_PER_THREAD * threads
-            } else {
-                1
-            },
+            units: ROW_UNITS_PER_THREAD * threads,
         }];
         let mut split_work = 0u64;
         for ((i, step), &node) in steps.iter().enumerate().zip(step_nodes) {
@@ -193,17 +201,26 @@ impl Team {
         }
         // The input: read where the caller holds it when it has no border and every step
         // reading it is split (units read through the run's pointers, which then point at the
-        // caller's input; a whole step reads the buffer itself). Else copied by the first
-        // phase, after the helpers are called, so that their wake-up overlaps it (a helper
-        // woken after the copy joined SqueezeNet's first step 30-40 us late on the Ice Lake
-        // VM).
-        let input_direct = !bordered_input
+        // caller's input; a whole step reads the buffer itself). Else a large input is
+        // copied by the first phase, after the helpers are called, so that their wake-up
+        // overlaps it (a helper woken after the copy joined the first step 30-40 us late:
+        // SqueezeNet, Ice Lake VM, the team profile), and a small one before the crew starts.
+        let in_place = !bordered_input
             && phases.iter().all(|p| {
                 !matches!(p.kind, PhaseKind::Whole)
                     || p.step >= steps.len()
                     || !steps[p.step].reads().contains(&0)
             });
-        if input_direct {
+        let input_load = if in_place {
+            InputLoad::InPlace
+        } else if input >= INPUT_SPLIT_MIN {
+            InputLoad::Phase
+        } else {
+            // ds-cnn's 490 values: a phase (one more wait between phases) cost more than
+            // the copy it shares.
+            InputLoad::Before
+        };
+        if input_load != InputLoad::Phase {
             phases.remove(0);
         }
         let crew = Crew::new(
@@ -216,7 +233,7 @@ impl Team {
         Some(Team {
             phases,
             crew,
-            input_direct,
+            input: input_load,
         })
     }
 }
@@ -224,7 +241,7 @@ impl Team {
 impl Team {
     /// Whether the run's first phase copies the input (else the steps read it in place).
     pub(crate) fn copies_input(&self) -> bool {
-        !self.input_direct
+        self.input == InputLoad::Phase
     }
 
     /// Time the team's steps from the next run on (`Prepared::time_steps`).
@@ -246,8 +263,11 @@ impl CpuPrepared {
     /// starts at once; the others join when rayon wakes them.
     /// `input` (checked) is loaded by the run's first phase.
     pub(crate) fn execute_team(&mut self, team: &Arc<Team>, input: &[f32]) {
+        if team.input == InputLoad::Before {
+            self.mem.load_input(input);
+        }
         self.mem.refresh_ptrs();
-        if team.input_direct {
+        if team.input == InputLoad::InPlace {
             let buf = &mut self.mem.buf_ptrs[self.mem.input];
             assert_eq!(
                 buf.len,
