@@ -239,7 +239,8 @@ impl Team {
 }
 
 impl Team {
-    /// Whether the run's first phase copies the input (else the steps read it in place).
+    /// Whether the run's first phase copies the input (a timed phase; else the steps read it
+    /// in place, or the calling thread copied it before the crew started).
     pub(crate) fn copies_input(&self) -> bool {
         self.input == InputLoad::Phase
     }
@@ -261,7 +262,8 @@ impl Team {
 impl CpuPrepared {
     /// Run the steps as a team of `threads` threads (see [`Team`]): the calling thread
     /// starts at once; the others join when rayon wakes them.
-    /// `input` (checked) is loaded by the run's first phase.
+    /// `input` (checked) is read in place, copied by the run's first phase, or copied here
+    /// before the crew starts ([`InputLoad`]).
     pub(crate) fn execute_team(&mut self, team: &Arc<Team>, input: &[f32]) {
         if team.input == InputLoad::Before {
             self.mem.load_input(input);
