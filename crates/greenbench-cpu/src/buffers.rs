@@ -125,19 +125,13 @@ impl Buffers {
         };
     }
 
-    /// Lines of the input a team's input phase splits (`load_input_lines`): image rows where
-    /// the input has a border, else blocks of [`INPUT_LINE`] values.
-    pub(crate) fn input_lines(&self) -> usize {
+    /// Lines of an input of `len` values (already checked) as `load_input_lines` splits it:
+    /// image rows where the input has a border, else blocks of [`INPUT_LINE`] values.
+    pub(crate) fn input_lines(&self, len: usize) -> usize {
         match self.input_border {
-            None => self.bufs[self.input].len().div_ceil(INPUT_LINE),
-            Some((_, [h, w, c])) => self.bufs[self.input].len() / self.bordered_len(h, w, c) * h,
+            None => len.div_ceil(INPUT_LINE),
+            Some((_, [_, w, c])) => len / (w * c),
         }
-    }
-
-    /// Values of one example stored with the border.
-    fn bordered_len(&self, h: usize, w: usize, c: usize) -> usize {
-        let [t, b, l, r] = self.input_border.map_or([0; 4], |(border, _)| border);
-        (h + t + b) * (w + l + r) * c
     }
 
     /// Copy lines `lines` (of [`Self::input_lines`]) of `x` (already checked) into the input
@@ -146,44 +140,39 @@ impl Buffers {
     /// # Safety
     /// `buf_ptrs` are fresh; units copy disjoint lines while nothing reads the input buffer.
     pub(crate) unsafe fn load_input_lines(&self, x: &[f32], lines: std::ops::Range<usize>) {
-        let y = self.buf_ptrs[self.input];
-        let (dst, src, len) = match self.input_border {
-            None => {
-                let r = lines.start * INPUT_LINE..(lines.end * INPUT_LINE).min(x.len());
-                (r.start, r.start, r.len())
-            }
-            Some(([t, b, l, r], [h, w, c])) => {
-                let (hp, wp) = (h + t + b, w + l + r);
-                for line in lines {
-                    let (n, iy) = (line / h, line % h);
-                    let o = ((n * hp + iy + t) * wp + l) * c;
-                    let row = &x[line * w * c..(line + 1) * w * c];
-                    assert!(o + row.len() <= y.len, "input line past its buffer");
-                    // SAFETY: inside the buffer (checked); units write disjoint lines.
-                    unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), y.ptr.add(o), row.len()) };
-                }
-                return;
-            }
-        };
-        assert!(dst + len <= y.len, "input lines past their buffer");
-        // SAFETY: inside the buffer (checked); units write disjoint lines.
-        unsafe { std::ptr::copy_nonoverlapping(x.as_ptr().add(src), y.ptr.add(dst), len) };
+        // SAFETY: the caller's contract.
+        unsafe { self.copy_lines(self.buf_ptrs[self.input], x, lines) }
     }
 
     /// Copy `x` (already checked) into the input buffer, inside its border if it has one.
     pub(crate) fn load_input(&mut self, x: &[f32]) {
-        let buf = &mut self.bufs[self.input];
-        match self.input_border {
-            None => buf.copy_from_slice(x),
-            Some(([t, b, l, r], [h, w, c])) => {
-                let (hp, wp) = (h + t + b, w + l + r);
-                for (n, img) in x.chunks(h * w * c).enumerate() {
-                    for (iy, row) in img.chunks(w * c).enumerate() {
-                        let o = ((n * hp + iy + t) * wp + l) * c;
-                        buf[o..o + w * c].copy_from_slice(row);
-                    }
-                }
-            }
+        let y = RawBuf::of(&mut self.bufs[self.input]);
+        // SAFETY: `y` is the input buffer, borrowed mutably through `self` for the call.
+        unsafe { self.copy_lines(y, x, 0..self.input_lines(x.len())) }
+    }
+
+    /// Lines `lines` of `x` into `y` (the input buffer), inside its border if it has one.
+    ///
+    /// # Safety
+    /// `y` is the input buffer's memory, which no one else reads or writes in these lines.
+    unsafe fn copy_lines(&self, y: RawBuf, x: &[f32], lines: std::ops::Range<usize>) {
+        let Some(([t, b, l, r], [h, w, c])) = self.input_border else {
+            let r = lines.start * INPUT_LINE..(lines.end * INPUT_LINE).min(x.len());
+            assert!(r.end <= y.len, "input lines past their buffer");
+            // SAFETY: inside the buffer (checked); callers copy disjoint lines.
+            unsafe {
+                std::ptr::copy_nonoverlapping(x.as_ptr().add(r.start), y.ptr.add(r.start), r.len())
+            };
+            return;
+        };
+        let (hp, wp) = (h + t + b, w + l + r);
+        for line in lines {
+            let (n, iy) = (line / h, line % h);
+            let o = ((n * hp + iy + t) * wp + l) * c;
+            let row = &x[line * w * c..(line + 1) * w * c];
+            assert!(o + row.len() <= y.len, "input line past its buffer");
+            // SAFETY: inside the buffer (checked); callers copy disjoint lines.
+            unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), y.ptr.add(o), row.len()) };
         }
     }
 }

@@ -203,8 +203,9 @@ impl Team {
         // reading it is split (units read through the run's pointers, which then point at the
         // caller's input; a whole step reads the buffer itself). Else a large input is
         // copied by the first phase, after the helpers are called, so that their wake-up
-        // overlaps it (a helper woken after the copy joined the first step 30-40 us late:
-        // SqueezeNet, Ice Lake VM, the team profile), and a small one before the crew starts.
+        // overlaps it (woken after the copy, the helper started 45-57 us after the run began,
+        // SqueezeNet, Ice Lake VM, a temporary build clocking each thread's start), and a small
+        // one before the crew starts.
         let in_place = !bordered_input
             && phases.iter().all(|p| {
                 !matches!(p.kind, PhaseKind::Whole)
@@ -414,7 +415,7 @@ unsafe fn team_unit(this: PlanPtr, ph: &Phase, u: usize, threads: usize, input: 
     // SAFETY: shared access; writes go through raw pointers to disjoint parts.
     let p = unsafe { &*this.0 };
     if let PhaseKind::Input = ph.kind {
-        let lines = p.mem.input_lines();
+        let lines = p.mem.input_lines(input.len());
         // SAFETY: units copy disjoint lines; no phase reads the input buffer meanwhile.
         unsafe {
             p.mem
