@@ -587,7 +587,7 @@ proptest! {
     /// layer) and off: output sizes of every residue mod 4
     /// (tiles past the image's edge), every padding, a fused residual, an activation, an
     /// output stored with the border of a second Winograd convolution that reads it, 1 to 3
-    /// images; two threads split one image's tiles and output channels across a team.
+    /// images; two threads split one image's tiles across a team.
     #[test]
     fn winograd_convolutions_match_reference(
         h in 2usize..14, w in 2usize..14, cin in 16usize..40, cout in 16usize..100,

@@ -793,10 +793,6 @@ impl RowGemm for DirectPlan {
         self.cout.div_ceil(16 * self.v)
     }
 
-    fn block_width(&self) -> usize {
-        16 * self.v
-    }
-
     unsafe fn gemm_rows(&self, x: *const f32, y: *mut f32, rows: usize, b: usize) {
         debug_assert!(self.pix.is_empty() && self.out_pix.is_empty() && rows <= self.pixels);
         // SAFETY: the caller's (AVX-512F, rows inside `x` and `y`).

@@ -79,8 +79,6 @@ pub(super) fn pays(g: &ConvGeom, batch: usize) -> bool {
 pub(super) trait RowGemm {
     /// Output channel blocks (units per row range).
     fn channel_blocks(&self) -> usize;
-    /// Channels per block (the last block may hold fewer).
-    fn block_width(&self) -> usize;
     /// Rows `0..rows` of block `b`: row `r` of `x` at `r * k`, of `y` at `r * n`.
     ///
     /// # Safety
@@ -215,32 +213,25 @@ impl<G: RowGemm> Wino<G> {
         }
     }
 
-    /// Units for `threads` threads: (tiles per unit, output channel groups). One thread:
-    /// `chunk` tiles, all channels. A team (batch 1) wants about four units a thread: the
-    /// output channels split into groups first (each unit transforms its tiles' inputs, then
-    /// multiplies and stores only its group's channels: the transform is repeated, the
-    /// weights are not), then, where the groups are fewer than two a thread, the tiles, down
-    /// to 8 a unit (resnet8's 8x8 layers: 16 tiles).
-    fn layout(&self, threads: usize) -> (usize, usize) {
+    /// Tiles per unit for `threads` threads. One thread: `chunk`. A team (batch 1): the
+    /// tiles split evenly into as few units as the scratch allows, a multiple of `threads`
+    /// (one unit a thread where `chunk` holds half the tiles), each unit with every output
+    /// channel: its tiles' inputs are transformed once and the transformed weights read once a
+    /// unit. The earlier layout split the output channels into groups first (each unit
+    /// transformed its tiles again for its group): ResNet-50's 28x28 and 14x14 layers at
+    /// batch 1 on two threads take 23-29 % less time this way (dev VM, Intel Ice Lake,
+    /// 2026-12-07, `inspect --time`, each step's best of six alternating rounds: 632-737 ->
+    /// 456-571 us at 28x28, 843-1017 -> 626-722 at 14x14; docs/ONNX.md).
+    fn layout(&self, threads: usize) -> usize {
         let tiles = self.batch * self.th * self.tw;
         if threads <= 1 {
-            return (self.chunk, 1);
+            return self.chunk;
         }
-        let want = 4 * threads;
-        let groups = self.gemms[0].channel_blocks().min(want);
-        if groups >= 2 * threads {
-            // Two units a thread from the channel groups alone: the tiles stay whole, so each
-            // group's transformed weights are read once, not once per run of tiles. ResNet-50's
-            // 14x14 layers at batch 1 (49 tiles, 4 groups, 2 threads; dev VM, Intel Xeon,
-            // 2026-12-05, per-phase timing of two alternating runs): 3640 / 3637 -> 3435 /
-            // 3432 us for the five.
-            return (tiles.min(self.chunk), groups);
+        let mut units = threads;
+        while tiles.div_ceil(units) > self.chunk {
+            units += threads;
         }
-        let per = tiles
-            .div_ceil(want.div_ceil(groups))
-            .next_multiple_of(8)
-            .min(self.chunk);
-        (per, groups)
+        tiles.div_ceil(units)
     }
 
     /// The output tile side: 2 (F(2x2, 3x3)) or 4 (F(4x4, 3x3)).
@@ -249,8 +240,7 @@ impl<G: RowGemm> Wino<G> {
     }
 
     pub(super) fn compute_units(&self, threads: usize) -> usize {
-        let (per, groups) = self.layout(threads);
-        (self.batch * self.th * self.tw).div_ceil(per) * groups
+        (self.batch * self.th * self.tw).div_ceil(self.layout(threads))
     }
 
     /// Unit `u` (of [`Self::compute_units`] for `threads`): its tiles' inputs from `x` (the
@@ -265,16 +255,10 @@ impl<G: RowGemm> Wino<G> {
             x.len() >= self.batch * self.hp * self.wp * self.cin,
             "winograd: input too short"
         );
-        let (per, groups) = self.layout(threads);
-        let tiles = self.batch * self.th * self.tw;
-        let (chunk, group) = (u / groups, u % groups);
-        let t0 = chunk * per;
-        let nt = (tiles - t0).min(per);
-        // This unit's GEMM channel blocks, and the output channels they hold.
+        let per = self.layout(threads);
+        let t0 = u * per;
+        let nt = (self.batch * self.th * self.tw - t0).min(per);
         let blocks = self.gemms[0].channel_blocks();
-        let (b0, b1) = (group * blocks / groups, (group + 1) * blocks / groups);
-        let width = self.gemms[0].block_width();
-        let chans = (b0 * width, (b1 * width).min(self.cout));
         let nxi = self.gemms.len();
         let (vlen, mlen) = (nxi * self.vstride(), nxi * self.mstride());
         SCRATCH.with(|s| {
@@ -294,14 +278,14 @@ impl<G: RowGemm> Wino<G> {
                 for (xi, gm) in self.gemms.iter().enumerate() {
                     let vx = v.as_ptr().add(xi * self.vstride());
                     let mx = m.as_mut_ptr().add(xi * self.mstride());
-                    for b in b0..b1 {
+                    for b in 0..blocks {
                         gm.gemm_rows(vx, mx, nt, b);
                     }
                 }
                 if self.m == 4 {
-                    self.output_transform4(t0, nt, chans, m.as_ptr(), d);
+                    self.output_transform4(t0, nt, m.as_ptr(), d);
                 } else {
-                    self.output_transform(t0, nt, chans, m.as_ptr(), d);
+                    self.output_transform(t0, nt, m.as_ptr(), d);
                 }
             }
         });
@@ -381,23 +365,15 @@ impl<G: RowGemm> Wino<G> {
     }
 
     /// `A^T m A` of each tile's 16 products (`A^T = [1 1 1 0; 0 1 -1 -1]`), plus bias,
-    /// residual and activation, stored for the tile's output pixels inside the image:
-    /// channels `c0..c1` (`c0` a multiple of 16).
+    /// residual and activation, stored for the tile's output pixels inside the image.
     #[target_feature(enable = "avx512f")]
-    unsafe fn output_transform(
-        &self,
-        t0: usize,
-        nt: usize,
-        (c0, c1): (usize, usize),
-        m: *const f32,
-        d: &Dest<'_>,
-    ) {
+    unsafe fn output_transform(&self, t0: usize, nt: usize, m: *const f32, d: &Dest<'_>) {
         let c = self.cout;
         for lt in 0..nt {
             let (n, ty, tx) = self.tile_pos(t0 + lt);
-            let mut cv = c0;
-            while cv < c1 {
-                let mask = lane_mask(c1 - cv, 0);
+            let mut cv = 0;
+            while cv < c {
+                let mask = lane_mask(c - cv, 0);
                 let mut mm = [[_mm512_setzero_ps(); 4]; 4];
                 for i in 0..4 {
                     for j in 0..4 {

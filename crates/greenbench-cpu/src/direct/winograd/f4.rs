@@ -129,22 +129,21 @@ impl<G: RowGemm> Wino<G> {
     }
 
     /// `A^T m A` of each tile's 36 products, plus bias, residual and activation, stored for
-    /// the tile's output pixels inside the image: channels `c0..c1` (`c0` a multiple of 16).
+    /// the tile's output pixels inside the image.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn output_transform4(
         &self,
         t0: usize,
         nt: usize,
-        (c0, c1): (usize, usize),
         m: *const f32,
         d: &Dest<'_>,
     ) {
         let c = self.cout;
         for lt in 0..nt {
             let (n, ty, tx) = self.tile_pos(t0 + lt);
-            let mut cv = c0;
-            while cv < c1 {
-                let mask = lane_mask(c1 - cv, 0);
+            let mut cv = 0;
+            while cv < c {
+                let mask = lane_mask(c - cv, 0);
                 // Columns: s[k][j] = (A^T m)[k][j].
                 let mut s = [[_mm512_setzero_ps(); 6]; 4];
                 for j in 0..6 {
