@@ -213,6 +213,11 @@ impl<G: RowGemm> Wino<G> {
         }
     }
 
+    /// Output tiles over the batch.
+    fn tiles(&self) -> usize {
+        self.batch * self.th * self.tw
+    }
+
     /// Tiles per unit for `threads` threads. One thread: `chunk`. A team (batch 1): the
     /// tiles split evenly into as few units as the scratch allows, a multiple of `threads`
     /// (one unit a thread where `chunk` holds half the tiles), each unit with every output
@@ -223,7 +228,7 @@ impl<G: RowGemm> Wino<G> {
     /// 2026-12-07, `inspect --time`, each step's best of six alternating rounds: 632-737 ->
     /// 456-571 us at 28x28, 843-1017 -> 626-722 at 14x14; docs/ONNX.md).
     fn layout(&self, threads: usize) -> usize {
-        let tiles = self.batch * self.th * self.tw;
+        let tiles = self.tiles();
         if threads <= 1 {
             return self.chunk;
         }
@@ -240,7 +245,7 @@ impl<G: RowGemm> Wino<G> {
     }
 
     pub(super) fn compute_units(&self, threads: usize) -> usize {
-        (self.batch * self.th * self.tw).div_ceil(self.layout(threads))
+        self.tiles().div_ceil(self.layout(threads))
     }
 
     /// Unit `u` (of [`Self::compute_units`] for `threads`): its tiles' inputs from `x` (the
@@ -257,7 +262,7 @@ impl<G: RowGemm> Wino<G> {
         );
         let per = self.layout(threads);
         let t0 = u * per;
-        let nt = (self.batch * self.th * self.tw - t0).min(per);
+        let nt = (self.tiles() - t0).min(per);
         let blocks = self.gemms[0].channel_blocks();
         let nxi = self.gemms.len();
         let (vlen, mlen) = (nxi * self.vstride(), nxi * self.mstride());
