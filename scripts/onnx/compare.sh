@@ -3,7 +3,7 @@
 # batch, and sgemm 1024^3 GFLOP/s against ONNX Runtime's MatMul, measured back to back with
 # the same thread count and profile.
 #   scripts/onnx/compare.sh [--threads N] [--profile quick|full] [--out-dir DIR] [--precision fp32,int8]
-#   scripts/onnx/compare.sh --models a.onnx,b.onnx [--threads N] [--profile P] [--out-dir DIR] [--batch 1,32] [--dim NAME=SIZE] [--rounds N]
+#   scripts/onnx/compare.sh --models a.onnx,b.onnx [--threads N] [--profile P] [--out-dir DIR] [--batch 1,32] [--dim NAME=SIZE] [--rounds N] [--remeasure N]
 # With --models: your own ONNX files, imported by greenbench and run by ONNX Runtime as they are
 # (greenbench CPU / ORT per file and batch; scripts/onnx/ort_files.py), one cell at a time, the
 # two sides alternating.
@@ -13,7 +13,7 @@
 # Needs a Python with scripts/onnx/requirements.txt (VENV, default .venv; created if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-THREADS=2 PROFILE=quick OUT=results/onnx MODELS="" PRECISION=fp32 BATCH=1,32 DIMS=() ROUNDS=1
+THREADS=2 PROFILE=quick OUT=results/onnx MODELS="" PRECISION=fp32 BATCH=1,32 DIMS=() ROUNDS=1 REMEASURE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS=$2; shift 2 ;;
@@ -24,9 +24,13 @@ while [ $# -gt 0 ]; do
     --batch) BATCH=$2; shift 2 ;;
     --dim) DIMS+=(--dim "$2"); shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
-    *) echo "unknown argument $1 (use --threads N, --profile quick|full, --out-dir DIR, --precision fp32,int8, --models FILES, --batch 1,32, --dim NAME=SIZE, --rounds N)" >&2; exit 2 ;;
+    --remeasure) REMEASURE=$2; shift 2 ;;
+    *) echo "unknown argument $1 (use --threads N, --profile quick|full, --out-dir DIR, --precision fp32,int8, --models FILES, --batch 1,32, --dim NAME=SIZE, --rounds N, --remeasure N)" >&2; exit 2 ;;
   esac
 done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "--rounds takes a whole number of rounds, 1 or more (got $ROUNDS)" >&2; exit 2; }
+[[ $REMEASURE =~ ^[0-9]+$ ]] || { echo "--remeasure takes a whole number of passes, 0 for none (got $REMEASURE)" >&2; exit 2; }
+[ -n "$MODELS" ] || [ "$REMEASURE" = 0 ] || { echo "--remeasure goes with --models (the zoo comparison measures each side once, not cell by cell)" >&2; exit 2; }
 . scripts/onnx/env.sh
 onnx_venv
 mkdir -p "$OUT"
@@ -39,39 +43,59 @@ if [ -n "$MODELS" ]; then
   # With --rounds N each cell is measured N times that way and each side keeps its fastest round:
   # on a machine that swings between a fast and a slow mode, one round can catch one side in
   # each. Each side times a reference MatMul after every window (ort_bench.Reference, greenbench's
-  # machine_reference); the joined table marks the cells where either side's ran slow.
+  # machine_reference); the joined table marks the cells where either side's ran slow, and with
+  # --remeasure N those cells are measured again first (up to N more rounds each, below).
   cargo build --release -q
   parts=$(mktemp -d)
   trap 'rm -rf "$parts"' EXIT
   PY="$VENV/bin/python"
   IFS=, read -r -a files <<<"$MODELS"
+  greenbench_side() {
+    ./target/release/greenbench run --models "$f" --backends cpu --threads "$THREADS" \
+      --profile "$PROFILE" --batch "$b" "${DIMS[@]}" --no-peak --force \
+      --out "$gpart" >/dev/null 2>"$gpart.log" || { cat "$gpart.log" >&2; exit 1; }
+    grep '^warning' "$gpart.log" >&2 || true
+  }
+  ort_side() {
+    "$PY" scripts/onnx/ort_files.py "$f" --threads "$THREADS" --profile "$PROFILE" \
+      --batch "$b" "${DIMS[@]}" --out "$opart"
+  }
+  # Round r of cell k: the two sides back to back, which goes first alternating with k + r;
+  # then each side's fastest round so far (lowest median) kept as g-NNNN.json / o-NNNN.json.
+  cell_file=() cell_batch=()
+  measure_round() {
+    local k=$1 r=$2
+    local n f b gpart opart
+    n=$(printf %04d "$k") f=${cell_file[$k]} b=${cell_batch[$k]}
+    gpart="$parts/g-$n-r$r.json" opart="$parts/o-$n-r$r.json"
+    if [ $(((k + r) % 2)) -eq 1 ]; then greenbench_side; ort_side; else ort_side; greenbench_side; fi
+    cp "$("$PY" scripts/onnx/ort_files.py --fastest "$parts"/g-$n-r*.json)" "$parts/g-$n.json"
+    cp "$("$PY" scripts/onnx/ort_files.py --fastest "$parts"/o-$n-r*.json)" "$parts/o-$n.json"
+  }
   k=0
   for f in "${files[@]}"; do
     batches=$("$PY" scripts/onnx/ort_files.py "$f" --batch "$BATCH" --runnable-batches)
     [ -n "$batches" ] || echo "$f: fixes a batch outside $BATCH, skipped" >&2
     for b in $batches; do
-      n=$(printf %04d $k)
-      greenbench_side() {
-        ./target/release/greenbench run --models "$f" --backends cpu --threads "$THREADS" \
-          --profile "$PROFILE" --batch "$b" "${DIMS[@]}" --no-peak --force \
-          --out "$gpart" >/dev/null 2>"$gpart.log" || { cat "$gpart.log" >&2; exit 1; }
-        grep '^warning' "$gpart.log" >&2 || true
-      }
-      ort_side() {
-        "$PY" scripts/onnx/ort_files.py "$f" --threads "$THREADS" --profile "$PROFILE" \
-          --batch "$b" "${DIMS[@]}" --out "$opart"
-      }
+      cell_file[k]=$f cell_batch[k]=$b
       # --rounds N: the cell N times, the sides alternating within and across rounds; each
       # side keeps its fastest round (lowest median).
-      for r in $(seq 1 "$ROUNDS"); do
-        gpart="$parts/g-$n-r$r.json" opart="$parts/o-$n-r$r.json"
-        if [ $(((k + r) % 2)) -eq 1 ]; then greenbench_side; ort_side; else ort_side; greenbench_side; fi
-      done
-      cp "$("$PY" scripts/onnx/ort_files.py --fastest "$parts"/g-$n-r*.json)" "$parts/g-$n.json"
-      cp "$("$PY" scripts/onnx/ort_files.py --fastest "$parts"/o-$n-r*.json)" "$parts/o-$n.json"
+      for r in $(seq 1 "$ROUNDS"); do measure_round "$k" "$r"; done
       echo "cell $((k + 1)): $(basename "$(dirname "$f")")/$(basename "$f") batch $b" >&2
       k=$((k + 1))
     done
+  done
+  # --remeasure N: up to N passes over the cells the joined table would mark `slower` (a side's
+  # machine reference more than 20 % below its fastest of the invocation: that side's time is
+  # suspect), each measured one round more and its sides' fastest rounds kept again; a pass can
+  # also mark a cell that was not (a faster reference raises the bar), hence passes. What is still
+  # marked after them stays marked in the table.
+  for pass in $(seq 1 "$REMEASURE"); do
+    flagged=$("$PY" scripts/onnx/ort_files.py --flagged "$parts")
+    [ -n "$flagged" ] || break
+    echo "re-measuring $(wc -w <<<"$flagged") cell(s) a side's machine ran slower for, pass $pass of $REMEASURE:" \
+      "$(for n in $flagged; do echo -n "$((10#$n + 1)) "; done)" >&2
+    for n in $flagged; do measure_round "$((10#$n))" "$((ROUNDS + pass))"; done
   done
   [ $k -gt 0 ] || { echo "no cell to measure" >&2; exit 1; }
   ./target/release/greenbench merge --strict "$parts"/g-[0-9][0-9][0-9][0-9].json \

@@ -7,19 +7,21 @@
 # models (ResNet-50, SqueezeNet, ShuffleNet, DenseNet-121, VGG-19 at 224x224; their weights
 # replaced by seeded random ones, scripts/onnx/ort_test_data.py). Batch 1 and 32; the light
 # models' files fix batch 1, so they have no batch-32 row.
-#   scripts/onnx/compare_all.sh [--threads N] [--profile quick|full] [--out-dir DIR] [--rounds N]
-# (--rounds N: each cell N times, each side's fastest round kept; see compare.sh)
+#   scripts/onnx/compare_all.sh [--threads N] [--profile quick|full] [--out-dir DIR] [--rounds N] [--remeasure N]
+# (--rounds N: each cell N times, each side's fastest round kept; --remeasure N, default 2: up to
+# N more passes over the cells a side's machine ran slower for, 0 for none; see compare.sh)
 # Needs a Python with scripts/onnx/requirements.txt (VENV, default .venv; created if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-THREADS=2 PROFILE=quick OUT=results/onnx/all ROUNDS=1
+THREADS=2 PROFILE=quick OUT=results/onnx/all ROUNDS=1 REMEASURE=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) THREADS=$2; shift 2 ;;
     --profile) PROFILE=$2; shift 2 ;;
     --out-dir) OUT=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
-    *) echo "unknown argument $1 (use --threads N, --profile quick|full, --out-dir DIR, --rounds N)" >&2; exit 2 ;;
+    --remeasure) REMEASURE=$2; shift 2 ;;
+    *) echo "unknown argument $1 (use --threads N, --profile quick|full, --out-dir DIR, --rounds N, --remeasure N)" >&2; exit 2 ;;
   esac
 done
 . scripts/onnx/env.sh
@@ -45,4 +47,4 @@ for m in resnet50 squeezenet shufflenet densenet121 vgg19; do
 done
 models=$(IFS=,; echo "${files[*]}")
 exec scripts/onnx/compare.sh --models "$models" --threads "$THREADS" --profile "$PROFILE" \
-  --out-dir "$OUT" --batch 1,32 --rounds "$ROUNDS"
+  --out-dir "$OUT" --batch 1,32 --rounds "$ROUNDS" --remeasure "$REMEASURE"

@@ -8,6 +8,7 @@ profile): the comparison `scripts/onnx/compare.sh --models a.onnx,b.onnx` prints
     python scripts/onnx/ort_files.py a.onnx --batch 1,32 --runnable-batches   # prints "1" for a file fixing batch 1
     python scripts/onnx/ort_files.py --merge ort-0.json ort-1.json ... --greenbench run.json --out ort.json
     python scripts/onnx/ort_files.py --fastest cell-round1.json cell-round2.json   # prints the faster round's file
+    python scripts/onnx/ort_files.py --flagged PARTS_DIR   # prints the kept cells the table would mark `slower`
 
 compare.sh measures one cell at a time, the two sides alternating (which side goes first
 alternates too), and joins the parts with `greenbench merge` and `--merge` here.
@@ -20,7 +21,7 @@ dimensions other than the batch take the sizes `--dim NAME=SIZE` gives (as green
 `--dim`, one size per name here), and the model is then named as greenbench names it
 (`stem[name=size]`).
 """
-import argparse, json, math, os, sys
+import argparse, json, math, os, re, sys
 
 import numpy as np
 import onnxruntime as ort
@@ -52,6 +53,10 @@ def main():
     ap.add_argument("--fastest", action="store_true",
                     help="the positional arguments are one-cell result files (greenbench's or this script's) of one "
                          "cell's rounds: print the one whose median is lowest, and exit")
+    ap.add_argument("--flagged", action="store_true",
+                    help="the one positional argument is compare.sh's folder of kept cell parts (g-NNNN.json, "
+                         "o-NNNN.json): print the NNNN of the cells the joined table would mark `slower` (either "
+                         "side's machine reference more than 20 %% below that side's fastest there), and exit")
     ap.add_argument("--out", default=None, help="write ONNX Runtime's medians here (JSON)")
     ap.add_argument("--dim", action="append", default=[], help="NAME=SIZE for a symbolic dimension (repeatable)")
     a = ap.parse_args()
@@ -62,6 +67,11 @@ def main():
             ap.error("--runnable-batches takes one file")
         inps = ob.session(a.files[0], 1).get_inputs()
         print(" ".join(str(b) for b in batches if fixed_batch_ok(inps, b)))
+        return
+    if a.flagged:
+        if len(a.files) != 1:
+            ap.error("--flagged takes one folder")
+        print(" ".join(flagged_cells(a.files[0])))
         return
     if a.fastest:
         med = lambda f: json.load(open(f))["cells"][0]["time_per_example_s"]["median"]
@@ -117,6 +127,21 @@ def main():
             out.append(dict(model=name, file=f, batch=b, threads=a.threads, time_per_example_s=t,
                             machine_reference=reference.take()))
     finish(a, out)
+
+
+def flagged_cells(folder):
+    """The NNNN of compare.sh's kept parts (`g-NNNN.json` greenbench's, `o-NNNN.json` ONNX
+    Runtime's, one cell each) that the joined table marks `slower` (`ob.machine_marks`, over
+    all the kept cells as the table takes them), in order."""
+    names = sorted(n[2:6] for n in os.listdir(folder) if re.fullmatch(r"g-\d{4}\.json", n))
+    pairs = []
+    for n in names:
+        g = json.load(open(os.path.join(folder, f"g-{n}.json")))["cells"]
+        o = json.load(open(os.path.join(folder, f"o-{n}.json")))["cells"]
+        if len(g) != 1 or len(o) != 1:
+            sys.exit(f"--flagged: part {n} holds {len(g)} greenbench and {len(o)} ONNX Runtime cells, not one each")
+        pairs.append((g[0], o[0]))
+    return [n for n, m in zip(names, ob.machine_marks(pairs)) if m.startswith("slower")]
 
 
 def fixed_batch_ok(inps, b):
