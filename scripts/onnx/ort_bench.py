@@ -161,6 +161,25 @@ MACHINE_NOTE = ("\nmachine: each side's reference 256^3 MatMul on one thread, ti
                 "reference (an older result file)")
 
 
+def reference_span(pairs):
+    """One line: each side's reference GFLOP/s across the pairs (slowest to fastest), the
+    machine's one-thread speed in absolute terms. The marks compare a cell with the
+    invocation's fastest only, so an invocation slow throughout marks nothing; this line shows
+    it against another invocation's. A slowdown of parallel work alone (the VM's second vCPU
+    sharing a core) does not show in it: measured 2026-12-07, the 256^3 references' fastest
+    read 160 GFLOP/s in two invocations while greenbench's 2-thread 1024^3 peak read 273 in
+    the first and 169-173 in the second."""
+    parts = []
+    for side, k in (("greenbench", 0), ("ONNX Runtime", 1)):
+        g = [p[k]["machine_reference"]["gflops"] for p in pairs if p[k].get("machine_reference")]
+        if g:
+            parts.append(f"{side} {min(g):.1f}-{max(g):.1f}")
+    if not parts:
+        return None
+    return ("machine references in this invocation (256^3 MatMul, one thread, GFLOP/s, slowest-fastest): "
+            + "; ".join(parts))
+
+
 def machine_marks(pairs):
     """Per (greenbench cell, ORT cell) pair: `ok`, `-` (a side without a reference), or which
     side's reference ran slow (see `slowed`, each side against its own fastest)."""

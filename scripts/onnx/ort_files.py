@@ -173,6 +173,9 @@ def finish(a, out):
         if gt:
             ratios.append((c["model"], c["batch"], gt / ot, mark.startswith("slower")))
     print(ob.MACHINE_NOTE)
+    span = ob.reference_span([(mine[(c["model"], c["batch"])], c) for c in out if (c["model"], c["batch"]) in mine])
+    if span:
+        print(span)
     if ratios:
         gm = math.exp(sum(math.log(r) for _, _, r, _ in ratios) / len(ratios))
         over = ", ".join(f"{m} b{b} {r:.2f}" for m, b, r, _ in ratios if r > 0.9) or "none"

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Tests of ort_files.py's bookkeeping (no ONNX Runtime session is made): `--flagged`, which
-cells compare.sh measures again. Run: python scripts/onnx/test_ort_files.py"""
+cells compare.sh measures again, and the line of each side's machine references under the
+table. Run: python scripts/onnx/test_ort_files.py"""
 import json, os, subprocess, sys, tempfile, unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -69,6 +70,18 @@ class Flagged(unittest.TestCase):
             with self.assertRaises(SystemExit) as e:
                 ort_files.flagged_cells(d)
             self.assertIn("not one each", str(e.exception))
+
+
+class ReferenceSpan(unittest.TestCase):
+    def test_each_sides_slowest_and_fastest(self):
+        pairs = [({"machine_reference": ref(g)} if g else {}, {"machine_reference": ref(o)} if o else {})
+                 for g, o in [(100, 80), (60, 90), (None, 30)]]
+        line = ort_files.ob.reference_span(pairs)
+        self.assertIn("greenbench 60.0-100.0", line)
+        self.assertIn("ONNX Runtime 30.0-90.0", line)
+
+    def test_no_reference_no_line(self):
+        self.assertIsNone(ort_files.ob.reference_span([({}, {})]))
 
 
 if __name__ == "__main__":
