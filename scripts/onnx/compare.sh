@@ -45,6 +45,7 @@ if [ -n "$MODELS" ]; then
   # each. Each side times a reference MatMul after every window (ort_bench.Reference, greenbench's
   # machine_reference); the joined table marks the cells where either side's ran slow, and with
   # --remeasure N those cells are measured again first (up to N more rounds each, below).
+  # greenbench's peak on one thread and on --threads, before and after the cells, ends the output.
   cargo build --release -q
   parts=$(mktemp -d)
   trap 'rm -rf "$parts"' EXIT
@@ -72,6 +73,15 @@ if [ -n "$MODELS" ]; then
     cp "$("$PY" scripts/onnx/ort_files.py --fastest "$parts"/g-$n-r*.json)" "$parts/g-$n.json"
     cp "$("$PY" scripts/onnx/ort_files.py --fastest "$parts"/o-$n-r*.json)" "$parts/o-$n.json"
   }
+  # The machine's attainable speed on one thread and on the cells' threads, before the cells and
+  # after them (`greenbench peak`, 1024^3 fp32 matmul): the one-thread references beside each
+  # cell do not see a slowdown of parallel work alone (the VM's second vCPU sharing a core).
+  peak() {
+    ./target/release/greenbench peak --threads "$1" 2>/dev/null | sed -nE 's/^peak cpu .*: ([0-9.]+) GFPO\/s.*/\1/p' || true
+  }
+  peak_threads=$(printf '%s\n' 1 "$THREADS" | sort -un)
+  declare -A peak_before
+  for t in $peak_threads; do peak_before[$t]=$(peak "$t"); done
   k=0
   for f in "${files[@]}"; do
     batches=$("$PY" scripts/onnx/ort_files.py "$f" --batch "$BATCH" --runnable-batches)
@@ -102,6 +112,11 @@ if [ -n "$MODELS" ]; then
     --out "$OUT/greenbench-imported-$PROFILE.json" >/dev/null
   "$PY" scripts/onnx/ort_files.py --merge "$parts"/o-[0-9][0-9][0-9][0-9].json \
     --greenbench "$OUT/greenbench-imported-$PROFILE.json" --out "$OUT/onnxruntime-imported-$PROFILE.json"
+  line=""
+  for t in $peak_threads; do
+    line+="${line:+; }$t thread(s) ${peak_before[$t]:-?} before the cells, $(peak "$t" | grep . || echo ?) after"
+  done
+  echo "greenbench peak (1024^3 fp32 matmul, GFPO/s): $line"
   exit 0
 fi
 EXPORT=$(mktemp -d)
