@@ -136,8 +136,10 @@ def flagged_cells(folder):
     names = sorted(n[2:6] for n in os.listdir(folder) if re.fullmatch(r"g-\d{4}\.json", n))
     pairs = []
     for n in names:
-        g = json.load(open(os.path.join(folder, f"g-{n}.json")))["cells"]
-        o = json.load(open(os.path.join(folder, f"o-{n}.json")))["cells"]
+        with open(os.path.join(folder, f"g-{n}.json")) as f:
+            g = json.load(f)["cells"]
+        with open(os.path.join(folder, f"o-{n}.json")) as f:
+            o = json.load(f)["cells"]
         if len(g) != 1 or len(o) != 1:
             sys.exit(f"--flagged: part {n} holds {len(g)} greenbench and {len(o)} ONNX Runtime cells, not one each")
         pairs.append((g[0], o[0]))

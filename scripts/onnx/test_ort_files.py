@@ -13,6 +13,11 @@ def ref(gflops):
     return None if gflops is None else {"n": 256, "gflops": gflops}
 
 
+def dump(obj, path):
+    with open(path, "w") as f:
+        json.dump(obj, f)
+
+
 def write_parts(folder, cells, rounds=False):
     """cells: (greenbench reference GFLOP/s, ORT's) per cell, as compare.sh's kept parts; with
     `rounds`, also a per-round file beside each (which --flagged must not read)."""
@@ -25,12 +30,12 @@ def write_parts(folder, cells, rounds=False):
             gc["machine_reference"] = ref(g)
         if o is not None:
             oc["machine_reference"] = ref(o)
-        json.dump({"cells": [gc]}, open(os.path.join(folder, f"g-{n}.json"), "w"))
-        json.dump({"onnxruntime": "x", "cells": [oc]}, open(os.path.join(folder, f"o-{n}.json"), "w"))
+        dump({"cells": [gc]}, os.path.join(folder, f"g-{n}.json"))
+        dump({"onnxruntime": "x", "cells": [oc]}, os.path.join(folder, f"o-{n}.json"))
         if rounds:
             # A slow round that was not kept: reading it would flag cell k.
             slow = dict(gc, machine_reference=ref(1.0))
-            json.dump({"cells": [slow]}, open(os.path.join(folder, f"g-{n}-r1.json"), "w"))
+            dump({"cells": [slow]}, os.path.join(folder, f"g-{n}-r1.json"))
 
 
 class Flagged(unittest.TestCase):
@@ -64,9 +69,10 @@ class Flagged(unittest.TestCase):
     def test_a_part_with_two_cells_is_refused(self):
         with tempfile.TemporaryDirectory() as d:
             write_parts(d, [(100, 80)])
-            g = json.load(open(os.path.join(d, "g-0000.json")))
+            with open(os.path.join(d, "g-0000.json")) as f:
+                g = json.load(f)
             g["cells"].append(g["cells"][0])
-            json.dump(g, open(os.path.join(d, "g-0000.json"), "w"))
+            dump(g, os.path.join(d, "g-0000.json"))
             with self.assertRaises(SystemExit) as e:
                 ort_files.flagged_cells(d)
             self.assertIn("not one each", str(e.exception))
