@@ -75,7 +75,7 @@ if [ -n "$MODELS" ]; then
   }
   # The machine's attainable speed on one thread and on the cells' threads, before the cells and
   # after them (`greenbench peak`, 1024^3 fp32 matmul): the one-thread references beside each
-  # cell do not see a slowdown of parallel work alone (the VM's second vCPU sharing a core).
+  # cell do not see a slowdown of parallel work alone (for instance the VM's second vCPU sharing a core: a guess).
   peak() {
     ./target/release/greenbench peak --threads "$1" 2>/dev/null | sed -nE 's/^peak cpu .*: ([0-9.]+) GFPO\/s.*/\1/p' || true
   }
