@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[test]
 fn measured_energy_gross_net_and_idle() {
+    let _timing = timing();
     let (_dir, out) = scratch();
     let models = models(&["mlp"], 3);
     let backends = fake(&[], Arc::default());
@@ -45,6 +46,7 @@ fn measured_energy_gross_net_and_idle() {
 
 #[test]
 fn failing_meter_gives_no_number_and_says_why() {
+    let _timing = timing();
     let (_dir, out) = scratch();
     let models = models(&["mlp"], 3);
     let backends = fake(&[], Arc::default());
@@ -64,7 +66,8 @@ fn failing_meter_gives_no_number_and_says_why() {
 fn estimate_is_labelled_everywhere() {
     // The bound below is the fake's one busy core at the full TDP: another test's fake
     // spinning beside it in this process doubled the process CPU time the estimate reads
-    // (CI failed once so, 2026-12-07).
+    // (CI failed once so, 2026-12-07, and again when only this test held the lock: every
+    // test here that runs a fake holds it).
     let _timing = timing();
     let (_dir, out) = scratch();
     let models = models(&["mlp"], 3);
@@ -161,6 +164,7 @@ impl greenbench_energy::Meter for StepPower {
 /// resting on the idle measured before (issue: idle was measured once, unchecked).
 #[test]
 fn idle_is_measured_again_after_the_cells() {
+    let _timing = timing();
     let run = |after: f64| {
         let (_dir, out) = scratch();
         let models = models(&["mlp"], 3);
