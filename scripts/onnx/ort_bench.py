@@ -165,10 +165,8 @@ def reference_span(pairs):
     """One line: each side's reference GFLOP/s across the pairs (slowest to fastest), the
     machine's one-thread speed in absolute terms. The marks compare a cell with the
     invocation's fastest only, so an invocation slow throughout marks nothing; this line shows
-    it against another invocation's. A slowdown of parallel work alone (for instance the VM's
-    second vCPU sharing a core: a guess) does not show in it: measured 2026-12-07, the 256^3 references' fastest
-    read 160 GFLOP/s in two invocations while greenbench's 2-thread 1024^3 peak read 169-173
-    right after the second (273 in an earlier session on this VM class)."""
+    it against another invocation's. A slowdown of parallel work alone does not show in it
+    (measured: docs/ONNX.md, "Speed"); compare.sh's peak line does."""
     parts = []
     for side, k in (("greenbench", 0), ("ONNX Runtime", 1)):
         g = [p[k]["machine_reference"]["gflops"] for p in pairs if p[k].get("machine_reference")]

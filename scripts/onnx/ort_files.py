@@ -175,7 +175,7 @@ def finish(a, out):
         if gt:
             ratios.append((c["model"], c["batch"], gt / ot, mark.startswith("slower")))
     print(ob.MACHINE_NOTE)
-    span = ob.reference_span([(mine[(c["model"], c["batch"])], c) for c in out if (c["model"], c["batch"]) in mine])
+    span = ob.reference_span(pairs)
     if span:
         print(span)
     if ratios:
